@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Sets up a fresh machine for aiocr, idempotently:
+#   1. Debian packages the build, the tests and the benchmarks need;
+#   2. the ddddocr 1.6.1 models and charsets, and ONNX Runtime's shared library, from PyPI wheels
+#      into $AIOCR_MODEL_DIR (default ./models);
+#   3. a release build of every binary.
+# Every step is skipped when its result is already there, so running it again is cheap.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+MODEL_DIR="${AIOCR_MODEL_DIR:-./models}"
+DDDDOCR_VERSION="1.6.1"
+ORT_VERSION="1.32.0"
+
+# Packages: cmake+nasm build the bundled libjpeg-turbo (Pillow decodes JPEG with libjpeg-turbo;
+# exact answers need the same decoder), nginx+wrk are the reference peers in tests and benchmarks,
+# shellcheck lints the operator scripts.
+APT_PACKAGES=(cmake nasm pkg-config unzip nginx wrk shellcheck python3-venv)
+
+install_packages() {
+    local missing=()
+    for pkg in "${APT_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "setup: installing Debian packages: ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # The nginx package starts a system nginx on port 80; aiocr's tests run their own.
+    if command -v systemctl >/dev/null 2>&1; then $sudo systemctl disable --now nginx >/dev/null 2>&1 || true; fi
+    $sudo nginx -s stop >/dev/null 2>&1 || true
+}
+
+fetch_models() {
+    mkdir -p "$MODEL_DIR"
+    if [ -f "$MODEL_DIR/common_old.onnx" ] && [ -f "$MODEL_DIR/common.onnx" ] \
+        && [ -f "$MODEL_DIR/charset_old.json" ] && [ -f "$MODEL_DIR/charset_beta.json" ] \
+        && [ -f "$MODEL_DIR/libonnxruntime.so" ]; then
+        return 0
+    fi
+    local wheels="$MODEL_DIR/.wheels"
+    mkdir -p "$wheels"
+    echo "setup: fetching ddddocr==$DDDDOCR_VERSION and onnxruntime==$ORT_VERSION wheels from PyPI"
+    python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$wheels" \
+        "ddddocr==$DDDDOCR_VERSION" "onnxruntime==$ORT_VERSION"
+    local tmp
+    tmp="$(mktemp -d)"
+    unzip -q -o "$wheels"/ddddocr-"$DDDDOCR_VERSION"-*.whl \
+        'ddddocr/common_old.onnx' 'ddddocr/common.onnx' 'ddddocr/models/charset_manager.py' -d "$tmp"
+    unzip -q -o "$wheels"/onnxruntime-"$ORT_VERSION"-*.whl 'onnxruntime/capi/libonnxruntime.so*' -d "$tmp"
+    python3 scripts/extract_charsets.py "$tmp/ddddocr/models/charset_manager.py" "$MODEL_DIR"
+    mv "$tmp/ddddocr/common_old.onnx" "$tmp/ddddocr/common.onnx" "$MODEL_DIR/"
+    local lib
+    lib="$(ls "$tmp"/onnxruntime/capi/libonnxruntime.so.* | head -n 1)"
+    mv "$lib" "$MODEL_DIR/libonnxruntime.so"
+    rm -rf "$tmp" "$wheels"
+    echo "setup: models and ONNX Runtime are in $MODEL_DIR"
+}
+
+build() {
+    cargo build --release --workspace --quiet
+}
+
+install_packages
+fetch_models
+build

@@ -1,0 +1,1 @@
+//! The recognition engine (placeholder).

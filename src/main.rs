@@ -1,0 +1,46 @@
+//! `aiocr`: the captcha OCR platform's single binary. This file only dispatches;
+//! every command lives in its own module.
+
+use clap::{Parser, Subcommand};
+
+mod admin_cmd;
+mod doctor;
+mod engine;
+mod ocr_cmd;
+mod server;
+
+#[derive(Parser)]
+#[command(name = "aiocr", version, about = "Captcha OCR API platform (ddddocr models, thread-per-core server)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP API server.
+    Serve(server::ServeArgs),
+    /// Recognise image files with the ddddocr models, or benchmark the engine.
+    Ocr(ocr_cmd::OcrArgs),
+    /// Manage users (operators).
+    User(admin_cmd::UserArgs),
+    /// Add or remove points (operators).
+    Points(admin_cmd::PointsArgs),
+    /// Check the points ledger.
+    Ledger(admin_cmd::LedgerArgs),
+    /// Check that this host is ready to run aiocr.
+    Doctor(doctor::DoctorArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let exit_code = match cli.command {
+        Command::Serve(args) => server::run(args),
+        Command::Ocr(args) => ocr_cmd::run(args),
+        Command::User(args) => admin_cmd::run_user(args),
+        Command::Points(args) => admin_cmd::run_points(args),
+        Command::Ledger(args) => admin_cmd::run_ledger(args),
+        Command::Doctor(args) => doctor::run(args),
+    };
+    std::process::exit(exit_code);
+}
