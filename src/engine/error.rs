@@ -1,0 +1,44 @@
+//! Why an image could not be recognised. Every variant maps to one code of the API contract.
+
+use std::fmt;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImageError {
+    /// Zero bytes.
+    Empty,
+    /// Not a PNG, JPEG, GIF or BMP (by its magic bytes).
+    NotAnImage,
+    /// A known format in a variant aiocr does not decode (e.g. CMYK JPEG, RLE BMP).
+    Unsupported(String),
+    /// Truncated or corrupt data.
+    Corrupt(String),
+    /// The header declares a width/height beyond the configured bounds.
+    DimensionsOutOfBounds { width: u32, height: u32 },
+}
+
+impl ImageError {
+    /// The contract's `code` for this error (see docs/api.md in the shared docs).
+    pub fn api_code(&self) -> u32 {
+        match self {
+            ImageError::Empty => 3001,
+            ImageError::NotAnImage | ImageError::Unsupported(_) | ImageError::Corrupt(_) => 3003,
+            ImageError::DimensionsOutOfBounds { .. } => 3004,
+        }
+    }
+}
+
+impl fmt::Display for ImageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ImageError::Empty => write!(f, "empty image"),
+            ImageError::NotAnImage => write!(f, "not a PNG, JPEG, GIF or BMP image"),
+            ImageError::Unsupported(what) => write!(f, "unsupported image: {what}"),
+            ImageError::Corrupt(what) => write!(f, "corrupt image: {what}"),
+            ImageError::DimensionsOutOfBounds { width, height } => {
+                write!(f, "image dimensions {width}x{height} out of bounds")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ImageError {}
