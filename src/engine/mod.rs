@@ -5,13 +5,24 @@
 //! - [`probe_image`]: format and dimensions from the header only (no pixel decoding), with the
 //!   configured bounds checked; the server calls it before accepting an upload.
 //! - [`RecognizeOptions`]: the per-request options of the contract.
-//! - `Engine` (see `recognizer.rs`): one ONNX Runtime session per model, used by one thread.
+//! - [`Engine`]: one ONNX Runtime session per model, used by one thread, with a batch API.
 
+mod batch_model;
+mod ctc;
+mod decode;
 mod error;
+mod model;
+mod pillow;
+mod pixels;
+mod preprocess;
 mod probe;
+mod recognizer;
 
 pub use error::ImageError;
+pub use model::{available_models, ModelError, RUNTIME_LIBRARY, SETUP_HINT};
+pub use preprocess::StageNanos;
 pub use probe::{probe_image, ImageFormat, ImageInfo, ImageLimits};
+pub use recognizer::{Engine, RecognizeError};
 
 /// `charset_range` as ddddocr's `set_ranges` takes it: an integer `n` keeps the first `n + 1`
 /// charset entries; a string keeps the characters it contains.

@@ -1,0 +1,83 @@
+//! From the model's output to text, as ddddocr 1.6.1's `_process_text_output`: argmax per step,
+//! CTC collapse at the index level (drop repeats, drop index 0), then the `charset_range`
+//! filter, then the characters.
+
+use std::collections::HashSet;
+
+use super::model::ModelSpec;
+use super::CharsetRange;
+
+/// The output scores of one image: `steps` rows of `classes` scores.
+pub struct Scores<'a> {
+    pub data: &'a [f32],
+    pub steps: usize,
+    pub classes: usize,
+    /// Distance between consecutive steps in `data` (the batch size for `[seq, N, C]` output).
+    pub step_stride: usize,
+}
+
+impl Scores<'_> {
+    fn step(&self, t: usize) -> &[f32] {
+        let at = t * self.step_stride * self.classes;
+        &self.data[at..at + self.classes]
+    }
+}
+
+/// numpy's argmax: the first maximum.
+fn argmax(row: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in row.iter().enumerate() {
+        if v > row[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// The indices `charset_range` keeps, exactly as CharsetManager.set_ranges computes them
+/// (entries deduplicated, "" added, each mapped to its FIRST index in the charset).
+pub fn allowed_indices(spec: &ModelSpec, range: &CharsetRange) -> HashSet<usize> {
+    let mut entries: Vec<String> = match range {
+        CharsetRange::FirstEntries(n) if *n < spec.charset.len() => spec.charset[..=*n].to_vec(),
+        CharsetRange::FirstEntries(_) => Vec::new(),
+        CharsetRange::Characters(text) => text.chars().map(String::from).collect(),
+    };
+    entries.push(String::new());
+    entries.iter().filter_map(|entry| spec.first_index.get(entry).copied()).collect()
+}
+
+pub fn decode_text(spec: &ModelSpec, scores: &Scores, allowed: Option<&HashSet<usize>>) -> String {
+    let mut text = String::new();
+    let mut previous = None;
+    for t in 0..scores.steps {
+        let index = argmax(scores.step(t));
+        let is_repeat = previous == Some(index);
+        previous = Some(index);
+        if is_repeat || index == 0 {
+            continue;
+        }
+        if allowed.is_some_and(|allowed| !allowed.contains(&index)) {
+            continue;
+        }
+        if let Some(entry) = spec.charset.get(index) {
+            text.push_str(entry);
+        }
+    }
+    text
+}
+
+/// ddddocr's `confidence`: the mean over steps of the largest softmax probability, which is
+/// 1 / sum(exp(x - max)) for each step.
+pub fn confidence(scores: &Scores) -> f32 {
+    if scores.steps == 0 {
+        return 0.0;
+    }
+    let mut total = 0.0f64;
+    for t in 0..scores.steps {
+        let row = scores.step(t);
+        let max = row[argmax(row)];
+        let sum: f64 = row.iter().map(|&v| ((v - max) as f64).exp()).sum();
+        total += 1.0 / sum;
+    }
+    (total / scores.steps as f64) as f32
+}

@@ -1,0 +1,29 @@
+//! JPEG through libjpeg-turbo with its default (ISLOW DCT, fancy upsampling) settings, as
+//! Pillow decodes: gray files stay L, YCbCr/RGB files become RGB.
+
+use turbojpeg::{Colorspace, Decompressor, Image, PixelFormat};
+
+use crate::engine::pixels::{Mode, Pixels};
+use crate::engine::ImageError;
+
+pub fn decode(bytes: &[u8]) -> Result<Pixels, ImageError> {
+    let mut decompressor = Decompressor::new().map_err(corrupt)?;
+    let header = decompressor.read_header(bytes).map_err(corrupt)?;
+    let (mode, format) = match header.colorspace {
+        Colorspace::Gray => (Mode::L, PixelFormat::GRAY),
+        Colorspace::YCbCr | Colorspace::RGB => (Mode::Rgb, PixelFormat::RGB),
+        other => return Err(ImageError::Unsupported(format!("JPEG colorspace {other:?}"))),
+    };
+    let (width, height) = (header.width, header.height);
+    let pitch = width * mode.channels();
+    let mut data = vec![0u8; pitch * height];
+    let image = Image { pixels: data.as_mut_slice(), width, pitch, height, format };
+    // Any libjpeg warning (truncated data included) is an error here, as Pillow refuses
+    // truncated files unless told otherwise.
+    decompressor.decompress(bytes, image).map_err(corrupt)?;
+    Ok(Pixels::new(mode, width, height, data, None))
+}
+
+fn corrupt(error: turbojpeg::Error) -> ImageError {
+    ImageError::Corrupt(format!("JPEG: {error}"))
+}

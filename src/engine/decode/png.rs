@@ -1,0 +1,76 @@
+//! PNG in Pillow's modes (PngImagePlugin's `_MODES`): 1-bit gray is bilevel, 2/4-bit gray is
+//! scaled to L, 16-bit samples keep their high byte, palettes stay palettes, gray+alpha is LA.
+
+use std::borrow::Cow;
+use std::io::Cursor;
+
+use super::unpack_bits;
+use crate::engine::pixels::{palette_from_rgb, Mode, Pixels};
+use crate::engine::ImageError;
+
+pub fn decode(bytes: &[u8]) -> Result<Pixels, ImageError> {
+    let mut decoder = ::png::Decoder::new(Cursor::new(bytes));
+    // Raw samples: every mode decision below is Pillow's, not the png crate's.
+    decoder.set_transformations(::png::Transformations::IDENTITY);
+    let mut reader = decoder.read_info().map_err(corrupt)?;
+    let mut raw = vec![0u8; reader.output_buffer_size()];
+    let frame = reader.next_frame(&mut raw).map_err(corrupt)?;
+    let (width, height) = (frame.width as usize, frame.height as usize);
+    let bits = frame.bit_depth as usize;
+    let rows = raw.chunks_exact(frame.line_size).take(height);
+    use ::png::ColorType::*;
+    let (mode, data) = match (frame.color_type, bits) {
+        (Grayscale, 1) => (Mode::Bilevel, unpack_rows(rows, 1, width, |v| v * 255)),
+        (Grayscale, 2) => (Mode::L, unpack_rows(rows, 2, width, |v| v * 85)),
+        (Grayscale, 4) => (Mode::L, unpack_rows(rows, 4, width, |v| v * 17)),
+        (Grayscale, 8) => (Mode::L, raw[..width * height].to_vec()),
+        (Grayscale, 16) => {
+            // Pillow opens these as I;16 and its conversion to L saturates; not supported here.
+            return Err(ImageError::Unsupported("16-bit grayscale PNG".into()));
+        }
+        (Rgb, 8) => (Mode::Rgb, raw[..width * height * 3].to_vec()),
+        (Rgba, 8) => (Mode::Rgba, raw[..width * height * 4].to_vec()),
+        (GrayscaleAlpha, 8) => (Mode::La, raw[..width * height * 2].to_vec()),
+        (Rgb, 16) => (Mode::Rgb, high_bytes(&raw[..width * height * 6])),
+        (Rgba, 16) => (Mode::Rgba, high_bytes(&raw[..width * height * 8])),
+        // Pillow's "LA;16B" raw mode opens as RGBA.
+        (GrayscaleAlpha, 16) => {
+            let la = high_bytes(&raw[..width * height * 4]);
+            (Mode::Rgba, la.chunks_exact(2).flat_map(|p| [p[0], p[0], p[0], p[1]]).collect())
+        }
+        (Indexed, 1 | 2 | 4 | 8) => {
+            let palette = reader.info().palette.clone().unwrap_or(Cow::Borrowed(&[]));
+            let indices = unpack_rows(rows, bits, width, |v| v);
+            return Ok(Pixels::new(Mode::P, width, height, indices, Some(palette_from_rgb(&palette))));
+        }
+        (color, depth) => return Err(ImageError::Unsupported(format!("PNG {color:?} at {depth} bits"))),
+    };
+    Ok(Pixels::new(mode, width, height, data, None))
+}
+
+fn corrupt(error: ::png::DecodingError) -> ImageError {
+    ImageError::Corrupt(format!("PNG: {error}"))
+}
+
+fn unpack_rows<'a>(
+    rows: impl Iterator<Item = &'a [u8]>,
+    bits: usize,
+    width: usize,
+    scale: impl Fn(u8) -> u8,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    for row in rows {
+        if bits == 8 {
+            out.extend_from_slice(&row[..width]);
+        } else {
+            unpack_bits(row, bits, width, &mut out);
+        }
+    }
+    out.iter_mut().for_each(|v| *v = scale(*v));
+    out
+}
+
+/// 16-bit big-endian samples to their high byte (Pillow's ";16B" raw modes).
+fn high_bytes(samples: &[u8]) -> Vec<u8> {
+    samples.chunks_exact(2).map(|pair| pair[0]).collect()
+}

@@ -1,0 +1,143 @@
+//! The models aiocr can run and where they come from.
+//!
+//! Every model is an ONNX file plus a description in ddddocr's custom-model format
+//! (`charset`, `word`, `image`, `channel`); set-up writes the built-in ones that way too:
+//! - `old`  = `common_old.onnx` + `charset_old.json` (ddddocr's default),
+//! - `beta` = `common.onnx` + `charset_beta.json` (ddddocr's `beta=True`),
+//! - `NAME` = `custom/NAME.onnx` + `custom/NAME.json` (ddddocr's `import_onnx_path` /
+//!   `charsets_path`).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The name of ONNX Runtime's library inside the model directory.
+pub const RUNTIME_LIBRARY: &str = "libonnxruntime.so";
+pub const SETUP_HINT: &str = "run scripts/setup.sh (it fetches the ddddocr models and ONNX Runtime)";
+
+/// How images are sized for a model: ddddocr's `image` field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sizing {
+    /// `[-1, h]` and `word: false`: height `h`, width `int(w * (h / height))`.
+    KeepAspect { height: usize },
+    /// `[-1, h]` and `word: true`: an `h` x `h` square.
+    Square { side: usize },
+    /// `[w, h]`: exactly that.
+    Fixed { width: usize, height: usize },
+}
+
+#[derive(Debug)]
+pub struct ModelSpec {
+    pub name: String,
+    pub onnx_path: PathBuf,
+    pub charset: Vec<String>,
+    /// First index of every charset entry, for `charset_range` (ddddocr uses `list.index`).
+    pub first_index: HashMap<String, usize>,
+    pub sizing: Sizing,
+    /// 1 (gray) or 3 (RGB).
+    pub channels: usize,
+    /// Whether several images of equal width may run as one tensor with identical answers.
+    /// True only for `beta` (common.onnx); `old` is dynamically quantized over the whole batch.
+    pub batchable: bool,
+}
+
+/// ddddocr's charset file.
+#[derive(Deserialize)]
+struct Description {
+    charset: Vec<String>,
+    word: bool,
+    image: [i64; 2],
+    channel: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("unknown model '{0}'")]
+    Unknown(String),
+    #[error("{path}: missing ({hint})", hint = SETUP_HINT)]
+    Missing { path: PathBuf },
+    #[error("{path}: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+    #[error("ONNX Runtime: {0}")]
+    Runtime(String),
+}
+
+/// Resolves a model name to its files in `model_dir` and reads its description.
+pub fn load_spec(model_dir: &Path, name: &str) -> Result<ModelSpec, ModelError> {
+    let (onnx, description, batchable) = match name {
+        "old" => (model_dir.join("common_old.onnx"), model_dir.join("charset_old.json"), false),
+        "beta" => (model_dir.join("common.onnx"), model_dir.join("charset_beta.json"), true),
+        custom if is_valid_custom_name(custom) => {
+            let dir = model_dir.join("custom");
+            (dir.join(format!("{custom}.onnx")), dir.join(format!("{custom}.json")), false)
+        }
+        _ => return Err(ModelError::Unknown(name.to_string())),
+    };
+    let is_builtin = matches!(name, "old" | "beta");
+    for path in [&onnx, &description] {
+        if !path.exists() {
+            return Err(if is_builtin {
+                ModelError::Missing { path: path.clone() }
+            } else {
+                ModelError::Unknown(name.to_string())
+            });
+        }
+    }
+    let text = std::fs::read_to_string(&description)
+        .map_err(|e| ModelError::Invalid { path: description.clone(), reason: e.to_string() })?;
+    let parsed: Description = serde_json::from_str(&text)
+        .map_err(|e| ModelError::Invalid { path: description.clone(), reason: e.to_string() })?;
+    let invalid = |reason: &str| ModelError::Invalid { path: description.clone(), reason: reason.to_string() };
+    let sizing = match parsed.image {
+        [-1, h] if h > 0 && parsed.word => Sizing::Square { side: h as usize },
+        [-1, h] if h > 0 => Sizing::KeepAspect { height: h as usize },
+        [w, h] if w > 0 && h > 0 => Sizing::Fixed { width: w as usize, height: h as usize },
+        _ => return Err(invalid("`image` must be [-1, height] or [width, height]")),
+    };
+    if parsed.channel != 1 && parsed.channel != 3 {
+        return Err(invalid("`channel` must be 1 or 3"));
+    }
+    if parsed.charset.is_empty() {
+        return Err(invalid("empty `charset`"));
+    }
+    let mut first_index = HashMap::with_capacity(parsed.charset.len());
+    for (i, entry) in parsed.charset.iter().enumerate() {
+        first_index.entry(entry.clone()).or_insert(i);
+    }
+    Ok(ModelSpec {
+        name: name.to_string(),
+        onnx_path: onnx,
+        charset: parsed.charset,
+        first_index,
+        sizing,
+        channels: parsed.channel as usize,
+        batchable,
+    })
+}
+
+/// Custom model names become file names: keep them to a safe alphabet.
+fn is_valid_custom_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// The models present in `model_dir`: `old`, `beta` and every complete custom model.
+pub fn available_models(model_dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = ["old", "beta"]
+        .into_iter()
+        .filter(|name| load_spec(model_dir, name).is_ok())
+        .map(str::to_string)
+        .collect();
+    if let Ok(entries) = std::fs::read_dir(model_dir.join("custom")) {
+        let mut custom: Vec<String> = entries
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter_map(|f| f.strip_suffix(".onnx").map(str::to_string))
+            .filter(|name| load_spec(model_dir, name).is_ok())
+            .collect();
+        custom.sort();
+        names.extend(custom);
+    }
+    names
+}

@@ -1,0 +1,330 @@
+//! Pillow's own arithmetic, ported for bit-identical results: LANCZOS resampling with 22-bit
+//! fixed-point coefficients and an 8-bit clipped intermediate (libImaging/Resample.c), NEAREST
+//! scaling (Geometry.c, ImagingScaleAffine), alpha premultiplication (Convert.c), the ITU-R 601-2
+//! gray conversion, and pasting on white through the alpha band (Paste.c).
+
+use super::pixels::{Mode, Pixels};
+
+/// `Image.resize(size, LANCZOS)` as Pillow does it, including its mode rules.
+pub fn resize_lanczos(image: &Pixels, width: usize, height: usize) -> Pixels {
+    assert!(width > 0 && height > 0, "resize to an empty image");
+    if image.width == width && image.height == height {
+        return image.clone();
+    }
+    match image.mode {
+        // Pillow resizes palette and bilevel images with NEAREST whatever was asked.
+        Mode::P | Mode::Bilevel => resize_nearest(image, width, height),
+        // LA/RGBA are premultiplied by alpha, resized, then un-premultiplied.
+        Mode::La | Mode::Rgba => {
+            let mut premultiplied = image.clone();
+            premultiply(&mut premultiplied.data, image.mode.channels());
+            let mut resized = resample(&premultiplied, width, height);
+            unpremultiply(&mut resized.data, image.mode.channels());
+            resized
+        }
+        Mode::L | Mode::Rgb => resample(image, width, height),
+    }
+}
+
+/// Lanczos support in source pixels at scale 1.
+const LANCZOS_SUPPORT: f64 = 3.0;
+/// 8 bits for the result, 2 for overflow of negative lobes (Resample.c's PRECISION_BITS).
+const PRECISION_BITS: u32 = 32 - 8 - 2;
+
+fn sinc(x: f64) -> f64 {
+    if x == 0.0 {
+        return 1.0;
+    }
+    let x = x * std::f64::consts::PI;
+    x.sin() / x
+}
+
+fn lanczos(x: f64) -> f64 {
+    if (-LANCZOS_SUPPORT..LANCZOS_SUPPORT).contains(&x) {
+        sinc(x) * sinc(x / 3.0)
+    } else {
+        0.0
+    }
+}
+
+/// Per output pixel: the first input pixel and the fixed-point weights of the inputs it uses.
+struct Coefficients {
+    /// `(first_input, input_count)` per output pixel.
+    bounds: Vec<(usize, usize)>,
+    /// `kernel_size` weights per output pixel.
+    weights: Vec<i32>,
+    kernel_size: usize,
+}
+
+/// Resample.c's `precompute_coeffs` + `normalize_coeffs_8bpc` for a box of the whole input.
+fn coefficients(in_size: usize, out_size: usize) -> Coefficients {
+    // Pillow passes the box as C floats; whole-image boxes are exact in f32.
+    let in0 = 0.0f32;
+    let in1 = in_size as f32;
+    let scale = (in1 - in0) as f64 / out_size as f64;
+    let filter_scale = scale.max(1.0);
+    let support = LANCZOS_SUPPORT * filter_scale;
+    let kernel_size = support.ceil() as usize * 2 + 1;
+    let inv_filter_scale = 1.0 / filter_scale;
+
+    let mut bounds = Vec::with_capacity(out_size);
+    let mut weights = vec![0i32; out_size * kernel_size];
+    let mut k = vec![0f64; kernel_size];
+    for xx in 0..out_size {
+        let center = in0 as f64 + (xx as f64 + 0.5) * scale;
+        // C's (int) cast truncates toward zero, as `as i64` does.
+        let xmin = ((center - support + 0.5) as i64).max(0);
+        let xmax = ((center + support + 0.5) as i64).min(in_size as i64) - xmin;
+        let count = xmax.max(0) as usize;
+        let mut sum = 0.0;
+        for (x, weight) in k.iter_mut().enumerate().take(count) {
+            let w = lanczos((x as f64 + xmin as f64 - center + 0.5) * inv_filter_scale);
+            *weight = w;
+            sum += w;
+        }
+        let row = &mut weights[xx * kernel_size..(xx + 1) * kernel_size];
+        for (fixed, &w) in row.iter_mut().zip(&k[..count]) {
+            let w = if sum != 0.0 { w / sum } else { w };
+            let scaled = w * (1u32 << PRECISION_BITS) as f64;
+            *fixed = if w < 0.0 { (-0.5 + scaled) as i32 } else { (0.5 + scaled) as i32 };
+        }
+        bounds.push((xmin as usize, count));
+    }
+    Coefficients { bounds, weights, kernel_size }
+}
+
+/// Resample.c's clip8: the accumulator's integer part clamped to a byte.
+#[inline]
+fn clip8(accumulator: i32) -> u8 {
+    (accumulator >> PRECISION_BITS).clamp(0, 255) as u8
+}
+
+const ROUNDING: i32 = 1 << (PRECISION_BITS - 1);
+
+/// ImagingResampleInner: horizontal pass (only over the rows the vertical pass needs) into an
+/// 8-bit intermediate, then the vertical pass; each pass only when its size changes.
+fn resample(image: &Pixels, width: usize, height: usize) -> Pixels {
+    let channels = image.mode.channels();
+    let vertical = coefficients(image.height, height);
+    let first_row = vertical.bounds[0].0;
+    let (last_first, last_count) = vertical.bounds[height - 1];
+    let last_row = last_first + last_count;
+
+    let mut current = image.clone();
+    let mut row_offset = 0;
+    if width != image.width {
+        current = horizontal_pass(image, width, first_row, last_row);
+        row_offset = first_row;
+    }
+    if height != image.height {
+        current = vertical_pass(&current, &vertical, row_offset);
+    }
+    debug_assert_eq!(current.data.len(), width * height * channels);
+    current
+}
+
+fn horizontal_pass(image: &Pixels, width: usize, first_row: usize, last_row: usize) -> Pixels {
+    let channels = image.mode.channels();
+    let coeffs = coefficients(image.width, width);
+    let rows = last_row - first_row;
+    let in_stride = image.width * channels;
+    let mut out = vec![0u8; width * rows * channels];
+    for (y, out_row) in out.chunks_exact_mut(width * channels).enumerate() {
+        let in_row = &image.data[(y + first_row) * in_stride..(y + first_row + 1) * in_stride];
+        for (xx, &(xmin, count)) in coeffs.bounds.iter().enumerate() {
+            let k = &coeffs.weights[xx * coeffs.kernel_size..][..count];
+            for c in 0..channels {
+                let mut acc = ROUNDING;
+                for (x, &weight) in k.iter().enumerate() {
+                    acc += in_row[(xmin + x) * channels + c] as i32 * weight;
+                }
+                out_row[xx * channels + c] = clip8(acc);
+            }
+        }
+    }
+    Pixels { mode: image.mode, width, height: rows, data: out, palette: None }
+}
+
+/// `row_offset`: the first input row `image` holds (the horizontal pass skipped rows above it).
+fn vertical_pass(image: &Pixels, coeffs: &Coefficients, row_offset: usize) -> Pixels {
+    let channels = image.mode.channels();
+    let stride = image.width * channels;
+    let height = coeffs.bounds.len();
+    let mut out = vec![0u8; stride * height];
+    for (yy, out_row) in out.chunks_exact_mut(stride).enumerate() {
+        let (ymin, count) = coeffs.bounds[yy];
+        let ymin = ymin - row_offset;
+        let k = &coeffs.weights[yy * coeffs.kernel_size..][..count];
+        for (i, sample) in out_row.iter_mut().enumerate() {
+            let mut acc = ROUNDING;
+            for (y, &weight) in k.iter().enumerate() {
+                acc += image.data[(ymin + y) * stride + i] as i32 * weight;
+            }
+            *sample = clip8(acc);
+        }
+    }
+    Pixels { mode: image.mode, width: image.width, height, data: out, palette: None }
+}
+
+/// ImagingScaleAffine with Pillow's resize matrix: positions accumulate by repeated addition
+/// (not multiplication), exactly as the C loop does, and are truncated.
+pub fn resize_nearest(image: &Pixels, width: usize, height: usize) -> Pixels {
+    let channels = image.mode.channels();
+    let x_step = image.width as f64 / width as f64;
+    let y_step = image.height as f64 / height as f64;
+    // A source position outside the image (never hit in practice) leaves the pixel 0,
+    // as Pillow's zero-filled output row does.
+    let mut x_source = Vec::with_capacity(width);
+    let mut xo = x_step * 0.5;
+    for _ in 0..width {
+        x_source.push(Some(xo as usize).filter(|&x| x < image.width));
+        xo += x_step;
+    }
+    let mut out = vec![0u8; width * height * channels];
+    let mut yo = y_step * 0.5;
+    for out_row in out.chunks_exact_mut(width * channels) {
+        let y = yo as usize;
+        yo += y_step;
+        if y >= image.height {
+            continue;
+        }
+        let row = &image.data[y * image.width * channels..(y + 1) * image.width * channels];
+        for (out_pixel, x) in out_row.chunks_exact_mut(channels).zip(&x_source) {
+            if let Some(x) = x {
+                out_pixel.copy_from_slice(&row[x * channels..(x + 1) * channels]);
+            }
+        }
+    }
+    Pixels { mode: image.mode, width, height, data: out, palette: image.palette.clone() }
+}
+
+/// Convert.c's MULDIV255: (a * b + 127) / 255 the way Pillow rounds it.
+#[inline]
+fn mul_div_255(a: u32, b: u32) -> u8 {
+    let tmp = a * b + 128;
+    (((tmp >> 8) + tmp) >> 8) as u8
+}
+
+/// RGBA -> RGBa, LA -> La (rgbA2rgba / lA2la): color samples times alpha.
+fn premultiply(data: &mut [u8], channels: usize) {
+    for pixel in data.chunks_exact_mut(channels) {
+        let (color, alpha) = pixel.split_at_mut(channels - 1);
+        for sample in color {
+            *sample = mul_div_255(*sample as u32, alpha[0] as u32);
+        }
+    }
+}
+
+/// RGBa -> RGBA, La -> LA (rgba2rgbA / la2lA): divided back, except at alpha 0 and 255.
+fn unpremultiply(data: &mut [u8], channels: usize) {
+    for pixel in data.chunks_exact_mut(channels) {
+        let alpha = pixel[channels - 1] as u32;
+        if alpha == 0 || alpha == 255 {
+            continue;
+        }
+        for sample in &mut pixel[..channels - 1] {
+            *sample = ((255 * *sample as u32) / alpha).min(255) as u8;
+        }
+    }
+}
+
+/// ITU-R 601-2 luma in Pillow's fixed point (Convert.c's L24).
+#[inline]
+fn luma(r: u8, g: u8, b: u8) -> u8 {
+    ((r as u32 * 19595 + g as u32 * 38470 + b as u32 * 7471 + 0x8000) >> 16) as u8
+}
+
+/// `Image.convert("L")`: alpha is dropped, palettes are looked up.
+pub fn to_gray(image: &Pixels) -> Vec<u8> {
+    match image.mode {
+        Mode::L | Mode::Bilevel => image.data.clone(),
+        Mode::La => image.data.chunks_exact(2).map(|p| p[0]).collect(),
+        Mode::Rgb => image.data.chunks_exact(3).map(|p| luma(p[0], p[1], p[2])).collect(),
+        Mode::Rgba => image.data.chunks_exact(4).map(|p| luma(p[0], p[1], p[2])).collect(),
+        Mode::P => {
+            let palette = image.palette.as_ref().expect("mode P has a palette");
+            let gray: Vec<u8> = palette.iter().map(|&[r, g, b]| luma(r, g, b)).collect();
+            image.data.iter().map(|&i| gray[i as usize]).collect()
+        }
+    }
+}
+
+/// `Image.convert("RGB")` for the modes decoders produce (used by 3-channel custom models).
+pub fn to_rgb(image: &Pixels) -> Vec<u8> {
+    match image.mode {
+        Mode::Rgb => image.data.clone(),
+        Mode::Rgba => image.data.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect(),
+        Mode::L | Mode::Bilevel => image.data.iter().flat_map(|&v| [v, v, v]).collect(),
+        Mode::La => image.data.chunks_exact(2).flat_map(|p| [p[0], p[0], p[0]]).collect(),
+        Mode::P => {
+            let palette = image.palette.as_ref().expect("mode P has a palette");
+            image.data.iter().flat_map(|&i| palette[i as usize]).collect()
+        }
+    }
+}
+
+/// ddddocr's `png_rgba_black_preprocess`: despite its name it pastes the RGBA image on a WHITE
+/// RGB background through its own alpha band (Paste.c's BLEND with DIV255 rounding).
+pub fn paste_on_white(image: &Pixels) -> Pixels {
+    assert_eq!(image.mode, Mode::Rgba);
+    let mut out = Vec::with_capacity(image.width * image.height * 3);
+    for pixel in image.data.chunks_exact(4) {
+        let alpha = pixel[3] as u32;
+        for &sample in &pixel[..3] {
+            let blended = 255 * (255 - alpha) + sample as u32 * alpha;
+            let tmp = blended + 128;
+            out.push((((tmp >> 8) + tmp) >> 8) as u8);
+        }
+    }
+    Pixels::new(Mode::Rgb, image.width, image.height, out, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gray(width: usize, height: usize, data: Vec<u8>) -> Pixels {
+        Pixels::new(Mode::L, width, height, data, None)
+    }
+
+    #[test]
+    fn lanczos_weights_sum_to_one_in_fixed_point() {
+        for (input, output) in [(60, 64), (160, 170), (37, 5), (5, 37)] {
+            let c = coefficients(input, output);
+            for row in c.weights.chunks_exact(c.kernel_size) {
+                let sum: i32 = row.iter().sum();
+                assert!((sum - (1 << PRECISION_BITS)).abs() <= c.kernel_size as i32, "{sum}");
+            }
+        }
+    }
+
+    #[test]
+    fn flat_image_stays_flat() {
+        let image = gray(30, 20, vec![77; 600]);
+        let resized = resize_lanczos(&image, 96, 64);
+        assert!(resized.data.iter().all(|&v| v == 77));
+    }
+
+    #[test]
+    fn nearest_picks_pixel_centres() {
+        let image = gray(4, 1, vec![10, 20, 30, 40]);
+        let up = resize_nearest(&image, 8, 1);
+        assert_eq!(up.data, vec![10, 10, 20, 20, 30, 30, 40, 40]);
+        let down = resize_nearest(&image, 2, 1);
+        assert_eq!(down.data, vec![20, 40]);
+    }
+
+    #[test]
+    fn luma_matches_pillow_constants() {
+        assert_eq!(luma(255, 255, 255), 255);
+        assert_eq!(luma(0, 0, 0), 0);
+        // (255*19595 + 0x8000) >> 16 = 76
+        assert_eq!(luma(255, 0, 0), 76);
+    }
+
+    #[test]
+    fn transparent_pixels_become_white() {
+        let rgba = Pixels::new(Mode::Rgba, 2, 1, vec![0, 0, 0, 0, 10, 20, 30, 255], None);
+        assert_eq!(paste_on_white(&rgba).data, vec![255, 255, 255, 10, 20, 30]);
+    }
+}

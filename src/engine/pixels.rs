@@ -1,0 +1,62 @@
+//! An image held the way Pillow holds it after `Image.open`: in the file's own mode.
+//!
+//! ddddocr never converts to RGB before resizing, and Pillow's resize depends on the mode
+//! (palette and bilevel images are resized with NEAREST whatever was asked, images with alpha
+//! are premultiplied), so the mode is part of what decides the answer.
+
+/// Pillow's image modes that aiocr's decoders produce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// 8-bit gray.
+    L,
+    /// 8-bit gray + alpha.
+    La,
+    Rgb,
+    Rgba,
+    /// 8-bit palette indices; the palette is in [`Pixels::palette`].
+    P,
+    /// Bilevel ("1"); stored one byte per pixel as 0 or 255, as Pillow does.
+    Bilevel,
+}
+
+impl Mode {
+    pub fn channels(self) -> usize {
+        match self {
+            Mode::L | Mode::P | Mode::Bilevel => 1,
+            Mode::La => 2,
+            Mode::Rgb => 3,
+            Mode::Rgba => 4,
+        }
+    }
+}
+
+/// 256 RGB entries. Entries a file does not define are gray (i, i, i), as a new Pillow palette.
+pub type Palette = Box<[[u8; 3]; 256]>;
+
+/// Builds a palette from packed RGB triplets (at most 256 are used).
+pub fn palette_from_rgb(rgb: &[u8]) -> Palette {
+    let mut palette: Palette = Box::new(std::array::from_fn(|i| [i as u8; 3]));
+    for (entry, triplet) in palette.iter_mut().zip(rgb.chunks_exact(3)) {
+        entry.copy_from_slice(triplet);
+    }
+    palette
+}
+
+/// Interleaved 8-bit samples, `mode.channels()` per pixel, rows top to bottom without padding.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pixels {
+    pub mode: Mode,
+    pub width: usize,
+    pub height: usize,
+    pub data: Vec<u8>,
+    /// Present exactly when `mode` is [`Mode::P`].
+    pub palette: Option<Palette>,
+}
+
+impl Pixels {
+    pub fn new(mode: Mode, width: usize, height: usize, data: Vec<u8>, palette: Option<Palette>) -> Pixels {
+        assert_eq!(data.len(), width * height * mode.channels(), "pixel buffer size");
+        assert_eq!(palette.is_some(), mode == Mode::P, "palette iff mode P");
+        Pixels { mode, width, height, data, palette }
+    }
+}

@@ -1,0 +1,247 @@
+//! `Engine`: the ONNX Runtime sessions of one recognition thread, and the batch API.
+//!
+//! One `Engine` per thread: `Session::run` takes `&mut self`. Sessions run with one intra-op
+//! thread; parallelism comes from running several engines (the accelerator's threads).
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use ort::session::Session;
+use ort::value::TensorRef;
+
+use super::batch_model::load_dynamic_batch;
+use super::ctc::{allowed_indices, confidence, decode_text, Scores};
+use super::model::{load_spec, ModelError, ModelSpec, RUNTIME_LIBRARY, SETUP_HINT};
+use super::preprocess::{elapsed_nanos, preprocess, StageNanos, Tensor};
+use super::{Answer, ImageError, ImageLimits, RecognizeOptions};
+
+/// Why one image got no answer. `api_code` maps it to the contract.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RecognizeError {
+    #[error("{0}")]
+    Image(#[from] ImageError),
+    #[error("unknown model '{0}'")]
+    UnknownModel(String),
+    #[error("recognition failed: {0}")]
+    Model(String),
+}
+
+impl RecognizeError {
+    pub fn api_code(&self) -> u32 {
+        match self {
+            RecognizeError::Image(e) => e.api_code(),
+            RecognizeError::UnknownModel(_) => 3005,
+            RecognizeError::Model(_) => 5003,
+        }
+    }
+}
+
+struct LoadedModel {
+    spec: Arc<ModelSpec>,
+    session: Session,
+    input_name: String,
+}
+
+pub struct Engine {
+    model_dir: PathBuf,
+    models: HashMap<String, LoadedModel>,
+    limits: ImageLimits,
+    /// Whether equal-width images of batchable models run as one tensor.
+    batching: bool,
+}
+
+static RUNTIME: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
+
+/// Loads ONNX Runtime from the model directory, once per process.
+fn runtime(model_dir: &Path) -> Result<ort::environment::Environment, ModelError> {
+    let result = RUNTIME.get_or_init(|| {
+        let library = model_dir.join(RUNTIME_LIBRARY);
+        if !library.exists() {
+            return Err(format!("{}: missing ({SETUP_HINT})", library.display()));
+        }
+        let builder = ort::init_from(&library).map_err(|e| format!("{}: {e}", library.display()))?;
+        builder.with_name("aiocr").build().map_err(|e| e.to_string())
+    });
+    result.clone().map_err(ModelError::Runtime)
+}
+
+impl Engine {
+    /// Loads the named models from `model_dir` (each gets its own session).
+    pub fn load(model_dir: &Path, names: &[String], limits: ImageLimits) -> Result<Engine, ModelError> {
+        let environment = runtime(model_dir)?;
+        let mut models = HashMap::new();
+        for name in names {
+            let spec = Arc::new(load_spec(model_dir, name)?);
+            let session = open_session(&environment, &spec)?;
+            let input_name = session.inputs().first().map(|i| i.name().to_string()).unwrap_or_default();
+            models.insert(name.clone(), LoadedModel { spec, session, input_name });
+        }
+        Ok(Engine { model_dir: model_dir.to_path_buf(), models, limits, batching: true })
+    }
+
+    /// Turns tensor batching off (every image runs alone); for tests and comparisons.
+    pub fn set_batching(&mut self, enabled: bool) {
+        self.batching = enabled;
+    }
+
+    pub fn model_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.models.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    pub fn model_dir(&self) -> &Path {
+        &self.model_dir
+    }
+
+    pub fn recognize(&mut self, image: &[u8], options: &RecognizeOptions) -> Result<Answer, RecognizeError> {
+        let mut times = StageNanos::default();
+        self.recognize_batch_timed(&[(image, options)], &mut times).pop().expect("one answer per image")
+    }
+
+    pub fn recognize_batch(&mut self, items: &[(&[u8], &RecognizeOptions)]) -> Vec<Result<Answer, RecognizeError>> {
+        let mut times = StageNanos::default();
+        self.recognize_batch_timed(items, &mut times)
+    }
+
+    /// One answer per item, in order. Images of a batchable model with equal input sizes run
+    /// as one tensor; everything else runs one by one.
+    pub fn recognize_batch_timed(
+        &mut self,
+        items: &[(&[u8], &RecognizeOptions)],
+        times: &mut StageNanos,
+    ) -> Vec<Result<Answer, RecognizeError>> {
+        let mut answers: Vec<Option<Result<Answer, RecognizeError>>> = vec![None; items.len()];
+        let mut prepared: Vec<(usize, Tensor)> = Vec::with_capacity(items.len());
+        for (i, (image, options)) in items.iter().enumerate() {
+            match self.prepare(image, options, times) {
+                Ok(tensor) => prepared.push((i, tensor)),
+                Err(e) => answers[i] = Some(Err(e)),
+            }
+        }
+        for group in self.group(items, prepared) {
+            let model = &items[group[0].0].1.model;
+            let results = self.run_group(model, &group, items, times);
+            for ((i, _), result) in group.iter().zip(results) {
+                answers[*i] = Some(result);
+            }
+        }
+        answers.into_iter().map(|a| a.expect("every item answered")).collect()
+    }
+
+    fn prepare(&self, image: &[u8], options: &RecognizeOptions, times: &mut StageNanos) -> Result<Tensor, RecognizeError> {
+        let model = self.models.get(&options.model).ok_or_else(|| RecognizeError::UnknownModel(options.model.clone()))?;
+        Ok(preprocess(image, &model.spec, options.png_fix, &self.limits, times)?)
+    }
+
+    /// Groups prepared tensors that may share one model run: same batchable model, same size.
+    fn group(&self, items: &[(&[u8], &RecognizeOptions)], prepared: Vec<(usize, Tensor)>) -> Vec<Vec<(usize, Tensor)>> {
+        let mut groups: Vec<Vec<(usize, Tensor)>> = Vec::new();
+        for (i, tensor) in prepared {
+            let model = &items[i].1.model;
+            let batchable = self.batching && self.models[model].spec.batchable;
+            let joinable = groups.iter_mut().find(|g| {
+                let (j, first) = &g[0];
+                batchable && items[*j].1.model == *model && first.width == tensor.width && first.height == tensor.height
+            });
+            match joinable {
+                Some(group) => group.push((i, tensor)),
+                None => groups.push(vec![(i, tensor)]),
+            }
+        }
+        groups
+    }
+
+    fn run_group(
+        &mut self,
+        model: &str,
+        group: &[(usize, Tensor)],
+        items: &[(&[u8], &RecognizeOptions)],
+        times: &mut StageNanos,
+    ) -> Vec<Result<Answer, RecognizeError>> {
+        let loaded = self.models.get_mut(model).expect("grouped by a loaded model");
+        let first = &group[0].1;
+        let shape = [group.len(), first.channels, first.height, first.width];
+        let mut input = Vec::with_capacity(shape.iter().product());
+        for (_, tensor) in group {
+            input.extend_from_slice(&tensor.data);
+        }
+        let started = Instant::now();
+        let outcome = run_session(loaded, shape, &input);
+        times.model += elapsed_nanos(started);
+        let (output_shape, output) = match outcome {
+            Ok(output) => output,
+            Err(reason) => return group.iter().map(|_| Err(RecognizeError::Model(reason.clone()))).collect(),
+        };
+        let started = Instant::now();
+        let spec = &loaded.spec;
+        let answers = group
+            .iter()
+            .enumerate()
+            .map(|(b, (i, _))| {
+                let scores = scores_of(&output_shape, &output, b, group.len())?;
+                Ok(answer(spec, &scores, items[*i].1))
+            })
+            .collect();
+        times.output += elapsed_nanos(started);
+        answers
+    }
+}
+
+fn open_session(environment: &ort::environment::Environment, spec: &ModelSpec) -> Result<Session, ModelError> {
+    let runtime_error = |e: ort::Error| ModelError::Runtime(format!("{}: {e}", spec.onnx_path.display()));
+    let mut builder = Session::builder(environment)
+        .map_err(runtime_error)?
+        .with_intra_threads(1)
+        .map_err(|e| runtime_error(e.into()))?;
+    if spec.batchable {
+        let bytes = std::fs::read(&spec.onnx_path)
+            .map_err(|e| ModelError::Invalid { path: spec.onnx_path.clone(), reason: e.to_string() })?;
+        let model = load_dynamic_batch(&bytes)
+            .map_err(|reason| ModelError::Invalid { path: spec.onnx_path.clone(), reason })?;
+        builder.commit_from_memory(&model).map_err(runtime_error)
+    } else {
+        builder.commit_from_file(&spec.onnx_path).map_err(runtime_error)
+    }
+}
+
+fn run_session(loaded: &mut LoadedModel, shape: [usize; 4], input: &[f32]) -> Result<(Vec<usize>, Vec<f32>), String> {
+    let tensor = TensorRef::from_array_view((shape, input)).map_err(|e| e.to_string())?;
+    let outputs = loaded
+        .session
+        .run(ort::inputs![loaded.input_name.as_str() => tensor])
+        .map_err(|e| e.to_string())?;
+    let (output_shape, data) = outputs[0].try_extract_tensor::<f32>().map_err(|e| e.to_string())?;
+    let dims = output_shape.iter().map(|&d| d.max(0) as usize).collect();
+    Ok((dims, data.to_vec()))
+}
+
+/// The scores of batch item `b` of `batch`, read the way ddddocr reads a single output:
+/// `[seq, 1, C]` (what the ddddocr models really return), `[1, seq, C]`, `[seq, C]`, `[C]`.
+/// A batched run returns `[seq, batch, C]`.
+fn scores_of<'a>(shape: &[usize], data: &'a [f32], b: usize, batch: usize) -> Result<Scores<'a>, RecognizeError> {
+    let bad_shape = || RecognizeError::Model(format!("unexpected output shape {shape:?}"));
+    let scores = match *shape {
+        [steps, n, classes] if n == batch => Scores { data: &data[b * classes..], steps, classes, step_stride: batch },
+        [1, steps, classes] if batch == 1 => Scores { data, steps, classes, step_stride: 1 },
+        // ddddocr: "default to the first batch" for any other 3-D shape.
+        [_, steps, classes] if batch == 1 => Scores { data, steps, classes, step_stride: 1 },
+        [steps, classes] if batch == 1 => Scores { data, steps, classes, step_stride: 1 },
+        [classes] if batch == 1 => Scores { data, steps: 1, classes, step_stride: 1 },
+        _ => return Err(bad_shape()),
+    };
+    let extent = scores.steps.saturating_sub(1) * scores.step_stride * scores.classes + scores.classes;
+    if scores.classes == 0 || scores.data.len() < extent {
+        return Err(bad_shape());
+    }
+    Ok(scores)
+}
+
+fn answer(spec: &ModelSpec, scores: &Scores, options: &RecognizeOptions) -> Answer {
+    let allowed: Option<HashSet<usize>> = options.charset_range.as_ref().map(|r| allowed_indices(spec, r));
+    let text = decode_text(spec, scores, allowed.as_ref());
+    let confidence = options.probability.then(|| confidence(scores));
+    Answer { text, confidence }
+}
