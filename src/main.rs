@@ -10,7 +10,11 @@ mod ocr_cmd;
 mod server;
 
 #[derive(Parser)]
-#[command(name = "aiocr", version, about = "Captcha OCR API platform (ddddocr models, thread-per-core server)")]
+#[command(
+    name = "aiocr",
+    version,
+    about = "Captcha OCR API platform (ddddocr models, thread-per-core server)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -50,7 +50,11 @@ pub fn run(args: OcrArgs) -> i32 {
             return 2;
         }
     };
-    let result = if args.bench { bench(&args, &options) } else { recognise_files(&args, &options) };
+    let result = if args.bench {
+        bench(&args, &options)
+    } else {
+        recognise_files(&args, &options)
+    };
     result.unwrap_or_else(|message| {
         eprintln!("aiocr ocr: {message}");
         2
@@ -62,11 +66,21 @@ fn options_of(args: &OcrArgs) -> Result<RecognizeOptions, String> {
         Some(value) => Some(CharsetRange::parse(value).ok_or("--charset-range must not be empty")?),
         None => None,
     };
-    Ok(RecognizeOptions { model: args.model.clone(), png_fix: args.png_fix, probability: args.probability, charset_range })
+    Ok(RecognizeOptions {
+        model: args.model.clone(),
+        png_fix: args.png_fix,
+        probability: args.probability,
+        charset_range,
+    })
 }
 
 fn load_engine(args: &OcrArgs) -> Result<Engine, String> {
-    Engine::load(&args.model_dir, std::slice::from_ref(&args.model), ImageLimits::default()).map_err(|e| e.to_string())
+    Engine::load(
+        &args.model_dir,
+        std::slice::from_ref(&args.model),
+        ImageLimits::default(),
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// One line per file: `FILE<TAB>TEXT[<TAB>CONFIDENCE]`, or `FILE<TAB>error: ...`.
@@ -76,10 +90,16 @@ fn recognise_files(args: &OcrArgs, options: &RecognizeOptions) -> Result<i32, St
     for file in &args.files {
         let answer = std::fs::read(file)
             .map_err(|e| e.to_string())
-            .and_then(|bytes| engine.recognize(&bytes, options).map_err(|e| format!("{e} (code {})", e.api_code())));
+            .and_then(|bytes| {
+                engine
+                    .recognize(&bytes, options)
+                    .map_err(|e| format!("{e} (code {})", e.api_code()))
+            });
         match answer {
             Ok(answer) => match answer.confidence {
-                Some(confidence) => println!("{}\t{}\t{confidence:.6}", file.display(), answer.text),
+                Some(confidence) => {
+                    println!("{}\t{}\t{confidence:.6}", file.display(), answer.text)
+                }
                 None => println!("{}\t{}", file.display(), answer.text),
             },
             Err(message) => {
@@ -99,12 +119,23 @@ fn read_corpus(dir: &Path) -> Result<Corpus, String> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| format!("{}: {e}", dir.display()))?
         .filter_map(|entry| Some(entry.ok()?.path()))
-        .filter(|path| engine::probe_image(&std::fs::read(path).unwrap_or_default(), &ImageLimits::default()).is_ok())
+        .filter(|path| {
+            engine::probe_image(
+                &std::fs::read(path).unwrap_or_default(),
+                &ImageLimits::default(),
+            )
+            .is_ok()
+        })
         .collect();
     paths.sort();
     let images: Vec<(String, Vec<u8>)> = paths
         .iter()
-        .map(|path| Ok((path.display().to_string(), std::fs::read(path).map_err(|e| e.to_string())?)))
+        .map(|path| {
+            Ok((
+                path.display().to_string(),
+                std::fs::read(path).map_err(|e| e.to_string())?,
+            ))
+        })
         .collect::<Result<_, String>>()?;
     if images.is_empty() {
         return Err(format!("{}: no PNG/JPEG/GIF/BMP images", dir.display()));
@@ -123,11 +154,15 @@ fn bench(args: &OcrArgs, options: &RecognizeOptions) -> Result<i32, String> {
         return Err("--bench takes one directory".into());
     };
     let corpus = Arc::new(read_corpus(dir)?);
-    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let batch = args.batch.max(1);
     let duration = Duration::from_secs_f64(args.seconds.max(0.1));
     // Sessions are created before the clock starts (~50-150 ms each).
-    let engines: Vec<Engine> = (0..threads).map(|_| load_engine(args)).collect::<Result<_, _>>()?;
+    let engines: Vec<Engine> = (0..threads)
+        .map(|_| load_engine(args))
+        .collect::<Result<_, _>>()?;
     let started = Instant::now();
     let handles: Vec<_> = engines
         .into_iter()
@@ -135,10 +170,15 @@ fn bench(args: &OcrArgs, options: &RecognizeOptions) -> Result<i32, String> {
         .map(|(t, engine)| {
             let corpus = Arc::clone(&corpus);
             let options = options.clone();
-            std::thread::spawn(move || bench_thread(engine, &corpus, &options, t, batch, started + duration))
+            std::thread::spawn(move || {
+                bench_thread(engine, &corpus, &options, t, batch, started + duration)
+            })
         })
         .collect();
-    let reports: Vec<ThreadReport> = handles.into_iter().map(|h| h.join().expect("bench thread")).collect();
+    let reports: Vec<ThreadReport> = handles
+        .into_iter()
+        .map(|h| h.join().expect("bench thread"))
+        .collect();
     let elapsed = started.elapsed().as_secs_f64();
     print_bench(&corpus, args, threads, batch, elapsed, &reports);
     let pre_post = pre_post_of_each(args, options, &corpus)?;
@@ -154,12 +194,20 @@ fn bench_thread(
     batch: usize,
     deadline: Instant,
 ) -> ThreadReport {
-    let mut report = ThreadReport { images: 0, stages: StageNanos::default() };
+    let mut report = ThreadReport {
+        images: 0,
+        stages: StageNanos::default(),
+    };
     // Threads start at different images so they do not run the same widths in lockstep.
     let mut next = thread * corpus.images.len() / 8 % corpus.images.len();
     while Instant::now() < deadline {
         let items: Vec<(&[u8], &RecognizeOptions)> = (0..batch)
-            .map(|i| (corpus.images[(next + i) % corpus.images.len()].1.as_slice(), options))
+            .map(|i| {
+                (
+                    corpus.images[(next + i) % corpus.images.len()].1.as_slice(),
+                    options,
+                )
+            })
             .collect();
         next = (next + batch) % corpus.images.len();
         let answers = engine.recognize_batch_timed(&items, &mut report.stages);
@@ -168,7 +216,14 @@ fn bench_thread(
     report
 }
 
-fn print_bench(corpus: &Corpus, args: &OcrArgs, threads: usize, batch: usize, elapsed_s: f64, reports: &[ThreadReport]) {
+fn print_bench(
+    corpus: &Corpus,
+    args: &OcrArgs,
+    threads: usize,
+    batch: usize,
+    elapsed_s: f64,
+    reports: &[ThreadReport],
+) {
     let images: u64 = reports.iter().map(|r| r.images).sum();
     let mut stages = StageNanos::default();
     reports.iter().for_each(|r| stages += r.stages);
@@ -182,19 +237,31 @@ fn print_bench(corpus: &Corpus, args: &OcrArgs, threads: usize, batch: usize, el
     println!("images/s: {:.1}", images as f64 / elapsed_s);
     println!("per image, ms of one thread's time:");
     println!("  decode  {:.3}", per_image_ms(stages.decode));
-    println!("  resize  {:.3}  (resize + gray + tensor)", per_image_ms(stages.resize));
+    println!(
+        "  resize  {:.3}  (resize + gray + tensor)",
+        per_image_ms(stages.resize)
+    );
     println!("  model   {:.3}", per_image_ms(stages.model));
-    println!("  output  {:.3}  (argmax + CTC)", per_image_ms(stages.output));
+    println!(
+        "  output  {:.3}  (argmax + CTC)",
+        per_image_ms(stages.output)
+    );
 }
 
 /// Pre- and post-processing alone (decode, resize, CTC), per image kind, measured one thread
 /// at a time on a warm engine: the figure to compare with Python ddddocr's ~0.8 ms.
-fn pre_post_of_each(args: &OcrArgs, options: &RecognizeOptions, corpus: &Corpus) -> Result<Vec<(String, u64, f64)>, String> {
+fn pre_post_of_each(
+    args: &OcrArgs,
+    options: &RecognizeOptions,
+    corpus: &Corpus,
+) -> Result<Vec<(String, u64, f64)>, String> {
     let mut engine = load_engine(args)?;
     let limits = ImageLimits::default();
     let mut groups: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
     for (_, bytes) in &corpus.images {
-        let Ok(info) = engine::probe_image(bytes, &limits) else { continue };
+        let Ok(info) = engine::probe_image(bytes, &limits) else {
+            continue;
+        };
         let mut stages = StageNanos::default();
         engine.recognize_batch_timed(&[(bytes, options)], &mut stages);
         let key = format!("{:?} {}x{}", info.format, info.width, info.height);
@@ -202,8 +269,10 @@ fn pre_post_of_each(args: &OcrArgs, options: &RecognizeOptions, corpus: &Corpus)
         entry.0 += 1;
         entry.1 += stages.decode + stages.resize + stages.output;
     }
-    let mut rows: Vec<(String, u64, f64)> =
-        groups.into_iter().map(|(key, (count, nanos))| (key, count, nanos as f64 / count as f64 / 1e6)).collect();
+    let mut rows: Vec<(String, u64, f64)> = groups
+        .into_iter()
+        .map(|(key, (count, nanos))| (key, count, nanos as f64 / count as f64 / 1e6))
+        .collect();
     rows.sort_by(|a, b| b.1.cmp(&a.1));
     Ok(rows)
 }

@@ -22,7 +22,17 @@ const WIRE_I32: u64 = 5;
 
 pub fn load_dynamic_batch(model: &[u8]) -> Result<Vec<u8>, String> {
     let mut changed = 0;
-    let out = rewrite(model, &[MODEL_GRAPH, GRAPH_INPUT, VALUE_INFO_TYPE, TYPE_TENSOR, TENSOR_SHAPE], &mut changed)?;
+    let out = rewrite(
+        model,
+        &[
+            MODEL_GRAPH,
+            GRAPH_INPUT,
+            VALUE_INFO_TYPE,
+            TYPE_TENSOR,
+            TENSOR_SHAPE,
+        ],
+        &mut changed,
+    )?;
     if changed == 0 {
         return Err("no fixed batch dimension found in the model's inputs".into());
     }
@@ -85,7 +95,13 @@ fn fields(message: &[u8]) -> Result<Vec<Field>, String> {
         if at > message.len() {
             return Err("truncated field".into());
         }
-        out.push(Field { number, wire, start, end: at, payload });
+        out.push(Field {
+            number,
+            wire,
+            start,
+            end: at,
+            payload,
+        });
     }
     Ok(out)
 }

@@ -43,7 +43,10 @@ pub fn allowed_indices(spec: &ModelSpec, range: &CharsetRange) -> HashSet<usize>
         CharsetRange::Characters(text) => text.chars().map(String::from).collect(),
     };
     entries.push(String::new());
-    entries.iter().filter_map(|entry| spec.first_index.get(entry).copied()).collect()
+    entries
+        .iter()
+        .filter_map(|entry| spec.first_index.get(entry).copied())
+        .collect()
 }
 
 pub fn decode_text(spec: &ModelSpec, scores: &Scores, allowed: Option<&HashSet<usize>>) -> String {

@@ -60,7 +60,12 @@ pub struct RecognizeOptions {
 
 impl Default for RecognizeOptions {
     fn default() -> Self {
-        RecognizeOptions { model: "old".to_string(), png_fix: false, probability: false, charset_range: None }
+        RecognizeOptions {
+            model: "old".to_string(),
+            png_fix: false,
+            probability: false,
+            charset_range: None,
+        }
     }
 }
 

@@ -14,7 +14,8 @@ use serde::Deserialize;
 
 /// The name of ONNX Runtime's library inside the model directory.
 pub const RUNTIME_LIBRARY: &str = "libonnxruntime.so";
-pub const SETUP_HINT: &str = "run scripts/setup.sh (it fetches the ddddocr models and ONNX Runtime)";
+pub const SETUP_HINT: &str =
+    "run scripts/setup.sh (it fetches the ddddocr models and ONNX Runtime)";
 
 /// How images are sized for a model: ddddocr's `image` field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,11 +67,23 @@ pub enum ModelError {
 /// Resolves a model name to its files in `model_dir` and reads its description.
 pub fn load_spec(model_dir: &Path, name: &str) -> Result<ModelSpec, ModelError> {
     let (onnx, description, batchable) = match name {
-        "old" => (model_dir.join("common_old.onnx"), model_dir.join("charset_old.json"), false),
-        "beta" => (model_dir.join("common.onnx"), model_dir.join("charset_beta.json"), true),
+        "old" => (
+            model_dir.join("common_old.onnx"),
+            model_dir.join("charset_old.json"),
+            false,
+        ),
+        "beta" => (
+            model_dir.join("common.onnx"),
+            model_dir.join("charset_beta.json"),
+            true,
+        ),
         custom if is_valid_custom_name(custom) => {
             let dir = model_dir.join("custom");
-            (dir.join(format!("{custom}.onnx")), dir.join(format!("{custom}.json")), false)
+            (
+                dir.join(format!("{custom}.onnx")),
+                dir.join(format!("{custom}.json")),
+                false,
+            )
         }
         _ => return Err(ModelError::Unknown(name.to_string())),
     };
@@ -84,15 +97,25 @@ pub fn load_spec(model_dir: &Path, name: &str) -> Result<ModelSpec, ModelError> 
             });
         }
     }
-    let text = std::fs::read_to_string(&description)
-        .map_err(|e| ModelError::Invalid { path: description.clone(), reason: e.to_string() })?;
-    let parsed: Description = serde_json::from_str(&text)
-        .map_err(|e| ModelError::Invalid { path: description.clone(), reason: e.to_string() })?;
-    let invalid = |reason: &str| ModelError::Invalid { path: description.clone(), reason: reason.to_string() };
+    let text = std::fs::read_to_string(&description).map_err(|e| ModelError::Invalid {
+        path: description.clone(),
+        reason: e.to_string(),
+    })?;
+    let parsed: Description = serde_json::from_str(&text).map_err(|e| ModelError::Invalid {
+        path: description.clone(),
+        reason: e.to_string(),
+    })?;
+    let invalid = |reason: &str| ModelError::Invalid {
+        path: description.clone(),
+        reason: reason.to_string(),
+    };
     let sizing = match parsed.image {
         [-1, h] if h > 0 && parsed.word => Sizing::Square { side: h as usize },
         [-1, h] if h > 0 => Sizing::KeepAspect { height: h as usize },
-        [w, h] if w > 0 && h > 0 => Sizing::Fixed { width: w as usize, height: h as usize },
+        [w, h] if w > 0 && h > 0 => Sizing::Fixed {
+            width: w as usize,
+            height: h as usize,
+        },
         _ => return Err(invalid("`image` must be [-1, height] or [width, height]")),
     };
     if parsed.channel != 1 && parsed.channel != 3 {
@@ -120,7 +143,9 @@ pub fn load_spec(model_dir: &Path, name: &str) -> Result<ModelSpec, ModelError> 
 fn is_valid_custom_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// The models present in `model_dir`: `old`, `beta` and every complete custom model.

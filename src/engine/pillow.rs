@@ -86,11 +86,19 @@ fn coefficients(in_size: usize, out_size: usize) -> Coefficients {
         for (fixed, &w) in row.iter_mut().zip(&k[..count]) {
             let w = if sum != 0.0 { w / sum } else { w };
             let scaled = w * (1u32 << PRECISION_BITS) as f64;
-            *fixed = if w < 0.0 { (-0.5 + scaled) as i32 } else { (0.5 + scaled) as i32 };
+            *fixed = if w < 0.0 {
+                (-0.5 + scaled) as i32
+            } else {
+                (0.5 + scaled) as i32
+            };
         }
         bounds.push((xmin as usize, count));
     }
-    Coefficients { bounds, weights, kernel_size }
+    Coefficients {
+        bounds,
+        weights,
+        kernel_size,
+    }
 }
 
 /// Resample.c's clip8: the accumulator's integer part clamped to a byte.
@@ -142,7 +150,13 @@ fn horizontal_pass(image: &Pixels, width: usize, first_row: usize, last_row: usi
             }
         }
     }
-    Pixels { mode: image.mode, width, height: rows, data: out, palette: None }
+    Pixels {
+        mode: image.mode,
+        width,
+        height: rows,
+        data: out,
+        palette: None,
+    }
 }
 
 /// `row_offset`: the first input row `image` holds (the horizontal pass skipped rows above it).
@@ -163,7 +177,13 @@ fn vertical_pass(image: &Pixels, coeffs: &Coefficients, row_offset: usize) -> Pi
             *sample = clip8(acc);
         }
     }
-    Pixels { mode: image.mode, width: image.width, height, data: out, palette: None }
+    Pixels {
+        mode: image.mode,
+        width: image.width,
+        height,
+        data: out,
+        palette: None,
+    }
 }
 
 /// ImagingScaleAffine with Pillow's resize matrix: positions accumulate by repeated addition
@@ -195,7 +215,13 @@ pub fn resize_nearest(image: &Pixels, width: usize, height: usize) -> Pixels {
             }
         }
     }
-    Pixels { mode: image.mode, width, height, data: out, palette: image.palette.clone() }
+    Pixels {
+        mode: image.mode,
+        width,
+        height,
+        data: out,
+        palette: image.palette.clone(),
+    }
 }
 
 /// Convert.c's MULDIV255: (a * b + 127) / 255 the way Pillow rounds it.
@@ -239,8 +265,16 @@ pub fn to_gray(image: &Pixels) -> Vec<u8> {
     match image.mode {
         Mode::L | Mode::Bilevel => image.data.clone(),
         Mode::La => image.data.chunks_exact(2).map(|p| p[0]).collect(),
-        Mode::Rgb => image.data.chunks_exact(3).map(|p| luma(p[0], p[1], p[2])).collect(),
-        Mode::Rgba => image.data.chunks_exact(4).map(|p| luma(p[0], p[1], p[2])).collect(),
+        Mode::Rgb => image
+            .data
+            .chunks_exact(3)
+            .map(|p| luma(p[0], p[1], p[2]))
+            .collect(),
+        Mode::Rgba => image
+            .data
+            .chunks_exact(4)
+            .map(|p| luma(p[0], p[1], p[2]))
+            .collect(),
         Mode::P => {
             let palette = image.palette.as_ref().expect("mode P has a palette");
             let gray: Vec<u8> = palette.iter().map(|&[r, g, b]| luma(r, g, b)).collect();
@@ -253,12 +287,24 @@ pub fn to_gray(image: &Pixels) -> Vec<u8> {
 pub fn to_rgb(image: &Pixels) -> Vec<u8> {
     match image.mode {
         Mode::Rgb => image.data.clone(),
-        Mode::Rgba => image.data.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect(),
+        Mode::Rgba => image
+            .data
+            .chunks_exact(4)
+            .flat_map(|p| [p[0], p[1], p[2]])
+            .collect(),
         Mode::L | Mode::Bilevel => image.data.iter().flat_map(|&v| [v, v, v]).collect(),
-        Mode::La => image.data.chunks_exact(2).flat_map(|p| [p[0], p[0], p[0]]).collect(),
+        Mode::La => image
+            .data
+            .chunks_exact(2)
+            .flat_map(|p| [p[0], p[0], p[0]])
+            .collect(),
         Mode::P => {
             let palette = image.palette.as_ref().expect("mode P has a palette");
-            image.data.iter().flat_map(|&i| palette[i as usize]).collect()
+            image
+                .data
+                .iter()
+                .flat_map(|&i| palette[i as usize])
+                .collect()
         }
     }
 }
@@ -293,7 +339,10 @@ mod tests {
             let c = coefficients(input, output);
             for row in c.weights.chunks_exact(c.kernel_size) {
                 let sum: i32 = row.iter().sum();
-                assert!((sum - (1 << PRECISION_BITS)).abs() <= c.kernel_size as i32, "{sum}");
+                assert!(
+                    (sum - (1 << PRECISION_BITS)).abs() <= c.kernel_size as i32,
+                    "{sum}"
+                );
             }
         }
     }

@@ -54,9 +54,25 @@ pub struct Pixels {
 }
 
 impl Pixels {
-    pub fn new(mode: Mode, width: usize, height: usize, data: Vec<u8>, palette: Option<Palette>) -> Pixels {
-        assert_eq!(data.len(), width * height * mode.channels(), "pixel buffer size");
+    pub fn new(
+        mode: Mode,
+        width: usize,
+        height: usize,
+        data: Vec<u8>,
+        palette: Option<Palette>,
+    ) -> Pixels {
+        assert_eq!(
+            data.len(),
+            width * height * mode.channels(),
+            "pixel buffer size"
+        );
         assert_eq!(palette.is_some(), mode == Mode::P, "palette iff mode P");
-        Pixels { mode, width, height, data, palette }
+        Pixels {
+            mode,
+            width,
+            height,
+            data,
+            palette,
+        }
     }
 }

@@ -42,9 +42,10 @@ pub fn elapsed_nanos(since: Instant) -> u64 {
 /// The size ddddocr resizes to. Python computes `int(w * (h_target / h))` in doubles.
 fn target_size(sizing: Sizing, width: usize, height: usize) -> (usize, usize) {
     match sizing {
-        Sizing::KeepAspect { height: target } => {
-            ((width as f64 * (target as f64 / height as f64)) as usize, target)
-        }
+        Sizing::KeepAspect { height: target } => (
+            (width as f64 * (target as f64 / height as f64)) as usize,
+            target,
+        ),
         Sizing::Square { side } => (side, side),
         Sizing::Fixed { width, height } => (width, height),
     }
@@ -68,7 +69,10 @@ pub fn preprocess(
     let (width, height) = target_size(spec.sizing, image.width, image.height);
     if width == 0 || width > limits.max_model_width {
         // Pillow refuses a zero width; a very wide one would make one huge model run.
-        return Err(ImageError::DimensionsOutOfBounds { width: image.width as u32, height: image.height as u32 });
+        return Err(ImageError::DimensionsOutOfBounds {
+            width: image.width as u32,
+            height: image.height as u32,
+        });
     }
     let resized = pillow::resize_lanczos(&image, width, height);
     let samples = match spec.channels {
@@ -77,7 +81,12 @@ pub fn preprocess(
     };
     let data = samples.iter().map(|&v| v as f32 / 255.0f32).collect();
     times.resize += elapsed_nanos(started);
-    Ok(Tensor { data, channels: spec.channels, height, width })
+    Ok(Tensor {
+        data,
+        channels: spec.channels,
+        height,
+        width,
+    })
 }
 
 /// HWC to CHW, as ddddocr's `transpose(2, 0, 1)`.

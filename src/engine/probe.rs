@@ -31,7 +31,11 @@ pub struct ImageLimits {
 
 impl Default for ImageLimits {
     fn default() -> Self {
-        ImageLimits { max_pixels: 2_000_000, max_side: 4096, max_model_width: 4096 }
+        ImageLimits {
+            max_pixels: 2_000_000,
+            max_side: 4096,
+            max_model_width: 4096,
+        }
     }
 }
 
@@ -51,7 +55,11 @@ pub fn probe_image(bytes: &[u8], limits: &ImageLimits) -> Result<ImageInfo, Imag
     if width > limits.max_side || height > limits.max_side || pixels > limits.max_pixels {
         return Err(ImageError::DimensionsOutOfBounds { width, height });
     }
-    Ok(ImageInfo { format, width, height })
+    Ok(ImageInfo {
+        format,
+        width,
+        height,
+    })
 }
 
 /// The format from the magic bytes (what Pillow's `_accept` functions check).
@@ -170,22 +178,49 @@ mod tests {
     fn refuses_huge_declared_dimensions_from_the_header_alone() {
         let limits = ImageLimits::default();
         let err = probe_image(&png_header(100_000, 100_000), &limits).unwrap_err();
-        assert_eq!(err, ImageError::DimensionsOutOfBounds { width: 100_000, height: 100_000 });
+        assert_eq!(
+            err,
+            ImageError::DimensionsOutOfBounds {
+                width: 100_000,
+                height: 100_000
+            }
+        );
         assert_eq!(err.api_code(), 3004);
         // Sides within 4096 but 4096 x 1000 pixels > 2,000,000.
         assert!(probe_image(&png_header(4096, 1000), &limits).is_err());
-        assert_eq!(probe_image(&png_header(160, 60), &limits).unwrap().width, 160);
+        assert_eq!(
+            probe_image(&png_header(160, 60), &limits).unwrap().width,
+            160
+        );
     }
 
     #[test]
     fn classifies_junk() {
         let limits = ImageLimits::default();
         assert_eq!(probe_image(b"", &limits).unwrap_err(), ImageError::Empty);
-        assert_eq!(probe_image(b"hello world", &limits).unwrap_err(), ImageError::NotAnImage);
-        assert!(matches!(probe_image(b"\x89PNG\r\n\x1a\n", &limits), Err(ImageError::Corrupt(_))));
-        assert!(matches!(probe_image(&[0xFF, 0xD8, 0xFF, 0xE0, 0], &limits), Err(ImageError::Corrupt(_))));
-        assert!(matches!(probe_image(b"GIF89a\x01", &limits), Err(ImageError::Corrupt(_))));
-        assert!(matches!(probe_image(b"BM\0\0", &limits), Err(ImageError::Corrupt(_))));
-        assert!(matches!(probe_image(&png_header(0, 10), &limits), Err(ImageError::Corrupt(_))));
+        assert_eq!(
+            probe_image(b"hello world", &limits).unwrap_err(),
+            ImageError::NotAnImage
+        );
+        assert!(matches!(
+            probe_image(b"\x89PNG\r\n\x1a\n", &limits),
+            Err(ImageError::Corrupt(_))
+        ));
+        assert!(matches!(
+            probe_image(&[0xFF, 0xD8, 0xFF, 0xE0, 0], &limits),
+            Err(ImageError::Corrupt(_))
+        ));
+        assert!(matches!(
+            probe_image(b"GIF89a\x01", &limits),
+            Err(ImageError::Corrupt(_))
+        ));
+        assert!(matches!(
+            probe_image(b"BM\0\0", &limits),
+            Err(ImageError::Corrupt(_))
+        ));
+        assert!(matches!(
+            probe_image(&png_header(0, 10), &limits),
+            Err(ImageError::Corrupt(_))
+        ));
     }
 }

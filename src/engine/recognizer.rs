@@ -61,24 +61,48 @@ fn runtime(model_dir: &Path) -> Result<ort::environment::Environment, ModelError
         if !library.exists() {
             return Err(format!("{}: missing ({SETUP_HINT})", library.display()));
         }
-        let builder = ort::init_from(&library).map_err(|e| format!("{}: {e}", library.display()))?;
-        builder.with_name("aiocr").build().map_err(|e| e.to_string())
+        let builder =
+            ort::init_from(&library).map_err(|e| format!("{}: {e}", library.display()))?;
+        builder
+            .with_name("aiocr")
+            .build()
+            .map_err(|e| e.to_string())
     });
     result.clone().map_err(ModelError::Runtime)
 }
 
 impl Engine {
     /// Loads the named models from `model_dir` (each gets its own session).
-    pub fn load(model_dir: &Path, names: &[String], limits: ImageLimits) -> Result<Engine, ModelError> {
+    pub fn load(
+        model_dir: &Path,
+        names: &[String],
+        limits: ImageLimits,
+    ) -> Result<Engine, ModelError> {
         let environment = runtime(model_dir)?;
         let mut models = HashMap::new();
         for name in names {
             let spec = Arc::new(load_spec(model_dir, name)?);
             let session = open_session(&environment, &spec)?;
-            let input_name = session.inputs().first().map(|i| i.name().to_string()).unwrap_or_default();
-            models.insert(name.clone(), LoadedModel { spec, session, input_name });
+            let input_name = session
+                .inputs()
+                .first()
+                .map(|i| i.name().to_string())
+                .unwrap_or_default();
+            models.insert(
+                name.clone(),
+                LoadedModel {
+                    spec,
+                    session,
+                    input_name,
+                },
+            );
         }
-        Ok(Engine { model_dir: model_dir.to_path_buf(), models, limits, batching: true })
+        Ok(Engine {
+            model_dir: model_dir.to_path_buf(),
+            models,
+            limits,
+            batching: true,
+        })
     }
 
     /// Turns tensor batching off (every image runs alone); for tests and comparisons.
@@ -96,12 +120,21 @@ impl Engine {
         &self.model_dir
     }
 
-    pub fn recognize(&mut self, image: &[u8], options: &RecognizeOptions) -> Result<Answer, RecognizeError> {
+    pub fn recognize(
+        &mut self,
+        image: &[u8],
+        options: &RecognizeOptions,
+    ) -> Result<Answer, RecognizeError> {
         let mut times = StageNanos::default();
-        self.recognize_batch_timed(&[(image, options)], &mut times).pop().expect("one answer per image")
+        self.recognize_batch_timed(&[(image, options)], &mut times)
+            .pop()
+            .expect("one answer per image")
     }
 
-    pub fn recognize_batch(&mut self, items: &[(&[u8], &RecognizeOptions)]) -> Vec<Result<Answer, RecognizeError>> {
+    pub fn recognize_batch(
+        &mut self,
+        items: &[(&[u8], &RecognizeOptions)],
+    ) -> Vec<Result<Answer, RecognizeError>> {
         let mut times = StageNanos::default();
         self.recognize_batch_timed(items, &mut times)
     }
@@ -128,23 +161,47 @@ impl Engine {
                 answers[*i] = Some(result);
             }
         }
-        answers.into_iter().map(|a| a.expect("every item answered")).collect()
+        answers
+            .into_iter()
+            .map(|a| a.expect("every item answered"))
+            .collect()
     }
 
-    fn prepare(&self, image: &[u8], options: &RecognizeOptions, times: &mut StageNanos) -> Result<Tensor, RecognizeError> {
-        let model = self.models.get(&options.model).ok_or_else(|| RecognizeError::UnknownModel(options.model.clone()))?;
-        Ok(preprocess(image, &model.spec, options.png_fix, &self.limits, times)?)
+    fn prepare(
+        &self,
+        image: &[u8],
+        options: &RecognizeOptions,
+        times: &mut StageNanos,
+    ) -> Result<Tensor, RecognizeError> {
+        let model = self
+            .models
+            .get(&options.model)
+            .ok_or_else(|| RecognizeError::UnknownModel(options.model.clone()))?;
+        Ok(preprocess(
+            image,
+            &model.spec,
+            options.png_fix,
+            &self.limits,
+            times,
+        )?)
     }
 
     /// Groups prepared tensors that may share one model run: same batchable model, same size.
-    fn group(&self, items: &[(&[u8], &RecognizeOptions)], prepared: Vec<(usize, Tensor)>) -> Vec<Vec<(usize, Tensor)>> {
+    fn group(
+        &self,
+        items: &[(&[u8], &RecognizeOptions)],
+        prepared: Vec<(usize, Tensor)>,
+    ) -> Vec<Vec<(usize, Tensor)>> {
         let mut groups: Vec<Vec<(usize, Tensor)>> = Vec::new();
         for (i, tensor) in prepared {
             let model = &items[i].1.model;
             let batchable = self.batching && self.models[model].spec.batchable;
             let joinable = groups.iter_mut().find(|g| {
                 let (j, first) = &g[0];
-                batchable && items[*j].1.model == *model && first.width == tensor.width && first.height == tensor.height
+                batchable
+                    && items[*j].1.model == *model
+                    && first.width == tensor.width
+                    && first.height == tensor.height
             });
             match joinable {
                 Some(group) => group.push((i, tensor)),
@@ -161,7 +218,10 @@ impl Engine {
         items: &[(&[u8], &RecognizeOptions)],
         times: &mut StageNanos,
     ) -> Vec<Result<Answer, RecognizeError>> {
-        let loaded = self.models.get_mut(model).expect("grouped by a loaded model");
+        let loaded = self
+            .models
+            .get_mut(model)
+            .expect("grouped by a loaded model");
         let first = &group[0].1;
         let shape = [group.len(), first.channels, first.height, first.width];
         let mut input = Vec::with_capacity(shape.iter().product());
@@ -173,7 +233,12 @@ impl Engine {
         times.model += elapsed_nanos(started);
         let (output_shape, output) = match outcome {
             Ok(output) => output,
-            Err(reason) => return group.iter().map(|_| Err(RecognizeError::Model(reason.clone()))).collect(),
+            Err(reason) => {
+                return group
+                    .iter()
+                    .map(|_| Err(RecognizeError::Model(reason.clone())))
+                    .collect()
+            }
         };
         let started = Instant::now();
         let spec = &loaded.spec;
@@ -190,30 +255,46 @@ impl Engine {
     }
 }
 
-fn open_session(environment: &ort::environment::Environment, spec: &ModelSpec) -> Result<Session, ModelError> {
-    let runtime_error = |e: ort::Error| ModelError::Runtime(format!("{}: {e}", spec.onnx_path.display()));
+fn open_session(
+    environment: &ort::environment::Environment,
+    spec: &ModelSpec,
+) -> Result<Session, ModelError> {
+    let runtime_error =
+        |e: ort::Error| ModelError::Runtime(format!("{}: {e}", spec.onnx_path.display()));
     let mut builder = Session::builder(environment)
         .map_err(runtime_error)?
         .with_intra_threads(1)
         .map_err(|e| runtime_error(e.into()))?;
     if spec.batchable {
-        let bytes = std::fs::read(&spec.onnx_path)
-            .map_err(|e| ModelError::Invalid { path: spec.onnx_path.clone(), reason: e.to_string() })?;
-        let model = load_dynamic_batch(&bytes)
-            .map_err(|reason| ModelError::Invalid { path: spec.onnx_path.clone(), reason })?;
+        let bytes = std::fs::read(&spec.onnx_path).map_err(|e| ModelError::Invalid {
+            path: spec.onnx_path.clone(),
+            reason: e.to_string(),
+        })?;
+        let model = load_dynamic_batch(&bytes).map_err(|reason| ModelError::Invalid {
+            path: spec.onnx_path.clone(),
+            reason,
+        })?;
         builder.commit_from_memory(&model).map_err(runtime_error)
     } else {
-        builder.commit_from_file(&spec.onnx_path).map_err(runtime_error)
+        builder
+            .commit_from_file(&spec.onnx_path)
+            .map_err(runtime_error)
     }
 }
 
-fn run_session(loaded: &mut LoadedModel, shape: [usize; 4], input: &[f32]) -> Result<(Vec<usize>, Vec<f32>), String> {
+fn run_session(
+    loaded: &mut LoadedModel,
+    shape: [usize; 4],
+    input: &[f32],
+) -> Result<(Vec<usize>, Vec<f32>), String> {
     let tensor = TensorRef::from_array_view((shape, input)).map_err(|e| e.to_string())?;
     let outputs = loaded
         .session
         .run(ort::inputs![loaded.input_name.as_str() => tensor])
         .map_err(|e| e.to_string())?;
-    let (output_shape, data) = outputs[0].try_extract_tensor::<f32>().map_err(|e| e.to_string())?;
+    let (output_shape, data) = outputs[0]
+        .try_extract_tensor::<f32>()
+        .map_err(|e| e.to_string())?;
     let dims = output_shape.iter().map(|&d| d.max(0) as usize).collect();
     Ok((dims, data.to_vec()))
 }
@@ -221,18 +302,49 @@ fn run_session(loaded: &mut LoadedModel, shape: [usize; 4], input: &[f32]) -> Re
 /// The scores of batch item `b` of `batch`, read the way ddddocr reads a single output:
 /// `[seq, 1, C]` (what the ddddocr models really return), `[1, seq, C]`, `[seq, C]`, `[C]`.
 /// A batched run returns `[seq, batch, C]`.
-fn scores_of<'a>(shape: &[usize], data: &'a [f32], b: usize, batch: usize) -> Result<Scores<'a>, RecognizeError> {
+fn scores_of<'a>(
+    shape: &[usize],
+    data: &'a [f32],
+    b: usize,
+    batch: usize,
+) -> Result<Scores<'a>, RecognizeError> {
     let bad_shape = || RecognizeError::Model(format!("unexpected output shape {shape:?}"));
     let scores = match *shape {
-        [steps, n, classes] if n == batch => Scores { data: &data[b * classes..], steps, classes, step_stride: batch },
-        [1, steps, classes] if batch == 1 => Scores { data, steps, classes, step_stride: 1 },
+        [steps, n, classes] if n == batch => Scores {
+            data: &data[b * classes..],
+            steps,
+            classes,
+            step_stride: batch,
+        },
+        [1, steps, classes] if batch == 1 => Scores {
+            data,
+            steps,
+            classes,
+            step_stride: 1,
+        },
         // ddddocr: "default to the first batch" for any other 3-D shape.
-        [_, steps, classes] if batch == 1 => Scores { data, steps, classes, step_stride: 1 },
-        [steps, classes] if batch == 1 => Scores { data, steps, classes, step_stride: 1 },
-        [classes] if batch == 1 => Scores { data, steps: 1, classes, step_stride: 1 },
+        [_, steps, classes] if batch == 1 => Scores {
+            data,
+            steps,
+            classes,
+            step_stride: 1,
+        },
+        [steps, classes] if batch == 1 => Scores {
+            data,
+            steps,
+            classes,
+            step_stride: 1,
+        },
+        [classes] if batch == 1 => Scores {
+            data,
+            steps: 1,
+            classes,
+            step_stride: 1,
+        },
         _ => return Err(bad_shape()),
     };
-    let extent = scores.steps.saturating_sub(1) * scores.step_stride * scores.classes + scores.classes;
+    let extent =
+        scores.steps.saturating_sub(1) * scores.step_stride * scores.classes + scores.classes;
     if scores.classes == 0 || scores.data.len() < extent {
         return Err(bad_shape());
     }
@@ -240,8 +352,131 @@ fn scores_of<'a>(shape: &[usize], data: &'a [f32], b: usize, batch: usize) -> Re
 }
 
 fn answer(spec: &ModelSpec, scores: &Scores, options: &RecognizeOptions) -> Answer {
-    let allowed: Option<HashSet<usize>> = options.charset_range.as_ref().map(|r| allowed_indices(spec, r));
+    let allowed: Option<HashSet<usize>> = options
+        .charset_range
+        .as_ref()
+        .map(|r| allowed_indices(spec, r));
     let text = decode_text(spec, scores, allowed.as_ref());
     let confidence = options.probability.then(|| confidence(scores));
     Answer { text, confidence }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model_dir() -> PathBuf {
+        std::env::var_os("AIOCR_MODEL_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("models"))
+    }
+
+    fn fixture_images() -> Vec<Vec<u8>> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/captcha");
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e != "tsv"))
+            .collect();
+        paths.sort();
+        paths.iter().map(|p| std::fs::read(p).unwrap()).collect()
+    }
+
+    fn engine(models: &[&str]) -> Engine {
+        let names: Vec<String> = models.iter().map(|m| m.to_string()).collect();
+        Engine::load(&model_dir(), &names, ImageLimits::default())
+            .expect("models installed by scripts/setup.sh")
+    }
+
+    #[test]
+    fn batched_answers_equal_single_answers() {
+        let images = fixture_images();
+        let mut batched = engine(&["old", "beta"]);
+        let mut single = engine(&["old", "beta"]);
+        single.set_batching(false);
+        for model in ["beta", "old"] {
+            let options = RecognizeOptions {
+                model: model.into(),
+                probability: true,
+                ..Default::default()
+            };
+            // Sorting by size puts equal widths next to each other, so beta really batches.
+            let mut sorted: Vec<&Vec<u8>> = images.iter().collect();
+            sorted.sort_by_key(|bytes| bytes.len() % 7);
+            for chunk in sorted.chunks(16) {
+                let items: Vec<(&[u8], &RecognizeOptions)> =
+                    chunk.iter().map(|b| (b.as_slice(), &options)).collect();
+                let together = batched.recognize_batch(&items);
+                let alone: Vec<_> = items.iter().map(|(b, o)| single.recognize(b, o)).collect();
+                assert_eq!(together, alone, "model {model}");
+            }
+        }
+        // And groups really formed: 240 images of few distinct widths.
+        let options = RecognizeOptions {
+            model: "beta".into(),
+            ..Default::default()
+        };
+        let items: Vec<(&[u8], &RecognizeOptions)> =
+            images.iter().map(|b| (b.as_slice(), &options)).collect();
+        let mut times = StageNanos::default();
+        let prepared: Vec<(usize, Tensor)> = items
+            .iter()
+            .enumerate()
+            .map(|(i, (b, o))| (i, batched.prepare(b, o, &mut times).unwrap()))
+            .collect();
+        assert!(batched.group(&items, prepared).len() < images.len() / 4);
+    }
+
+    #[test]
+    fn mixed_models_and_failures_in_one_batch_keep_their_order() {
+        let images = fixture_images();
+        let mut engine = engine(&["old", "beta"]);
+        let old = RecognizeOptions::default();
+        let beta = RecognizeOptions {
+            model: "beta".into(),
+            ..Default::default()
+        };
+        let unknown = RecognizeOptions {
+            model: "nope".into(),
+            ..Default::default()
+        };
+        let items: Vec<(&[u8], &RecognizeOptions)> = vec![
+            (&images[1], &old),
+            (b"junk", &beta),
+            (&images[1], &beta),
+            (&images[1], &unknown),
+        ];
+        let answers = engine.recognize_batch(&items);
+        assert_eq!(answers[0].as_ref().unwrap().text, "lspznk");
+        assert_eq!(answers[1].as_ref().unwrap_err().api_code(), 3003);
+        assert_eq!(answers[2].as_ref().unwrap().text, "lspznk");
+        assert_eq!(answers[3].as_ref().unwrap_err().api_code(), 3005);
+    }
+
+    #[test]
+    fn corrupted_images_never_panic() {
+        let images = fixture_images();
+        let mut engine = engine(&["old"]);
+        let options = RecognizeOptions::default();
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut random = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for image in images.iter().step_by(6) {
+            for cut in [1, 8, 16, 30, image.len() / 3, image.len() - 1] {
+                let _ = engine.recognize(&image[..cut.min(image.len())], &options);
+            }
+            for _ in 0..20 {
+                let mut damaged = image.clone();
+                for _ in 0..4 {
+                    let at = random() as usize % damaged.len();
+                    damaged[at] = random() as u8;
+                }
+                let _ = engine.recognize(&damaged, &options);
+            }
+        }
+    }
 }

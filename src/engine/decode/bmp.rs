@@ -32,18 +32,30 @@ pub fn decode(bytes: &[u8]) -> Result<Pixels, ImageError> {
         return Err(ImageError::Corrupt("truncated BMP pixel data".into()));
     }
     let row = |y: usize| {
-        let file_row = if header.top_down { y } else { header.height - 1 - y };
+        let file_row = if header.top_down {
+            y
+        } else {
+            header.height - 1 - y
+        };
         &bytes[header.pixel_offset + file_row * stride..][..stride]
     };
     let (width, height) = (header.width, header.height);
     match header.bits {
         24 => {
-            let data = (0..height).flat_map(|y| bgr_to_rgb(row(y), width, 3, false)).collect();
+            let data = (0..height)
+                .flat_map(|y| bgr_to_rgb(row(y), width, 3, false))
+                .collect();
             Ok(Pixels::new(Mode::Rgb, width, height, data, None))
         }
         32 => {
-            let mode = if header.has_alpha_mask { Mode::Rgba } else { Mode::Rgb };
-            let data = (0..height).flat_map(|y| bgr_to_rgb(row(y), width, 4, header.has_alpha_mask)).collect();
+            let mode = if header.has_alpha_mask {
+                Mode::Rgba
+            } else {
+                Mode::Rgb
+            };
+            let data = (0..height)
+                .flat_map(|y| bgr_to_rgb(row(y), width, 4, header.has_alpha_mask))
+                .collect();
             Ok(Pixels::new(mode, width, height, data, None))
         }
         1 | 4 | 8 => decode_palette(bytes, &header, row),
@@ -71,7 +83,9 @@ fn parse_header(bytes: &[u8]) -> Result<Header, ImageError> {
         });
     }
     if header_size < 40 {
-        return Err(ImageError::Unsupported(format!("BMP header of {header_size} bytes")));
+        return Err(ImageError::Unsupported(format!(
+            "BMP header of {header_size} bytes"
+        )));
     }
     let raw_height = le_u32(bytes, 22).ok_or_else(truncated)? as i32;
     let bits = le_u16(bytes, 28).ok_or_else(truncated)? as usize;
@@ -84,22 +98,36 @@ fn parse_header(bytes: &[u8]) -> Result<Header, ImageError> {
     let has_alpha_mask = if has_masks {
         let (r, g, b) = (mask(0)?, mask(1)?, mask(2)?);
         if bits != 32 || (r, g, b) != (0xFF0000, 0xFF00, 0xFF) {
-            return Err(ImageError::Unsupported("BMP bit masks other than 8-8-8(-8)".into()));
+            return Err(ImageError::Unsupported(
+                "BMP bit masks other than 8-8-8(-8)".into(),
+            ));
         }
         header_size >= 56 && mask(3)? == 0xFF00_0000
     } else if compression != BI_RGB {
-        return Err(ImageError::Unsupported(format!("BMP compression {compression}")));
+        return Err(ImageError::Unsupported(format!(
+            "BMP compression {compression}"
+        )));
     } else {
         false
     };
-    let palette_offset = 14 + header_size + if has_masks && header_size == 40 { 12 } else { 0 };
+    let palette_offset = 14
+        + header_size
+        + if has_masks && header_size == 40 {
+            12
+        } else {
+            0
+        };
     Ok(Header {
         width: le_u32(bytes, 18).ok_or_else(truncated)? as usize,
         height: raw_height.unsigned_abs() as usize,
         top_down: raw_height < 0,
         bits,
         compression,
-        colors: if colors_used == 0 { 1 << bits.min(8) } else { colors_used },
+        colors: if colors_used == 0 {
+            1 << bits.min(8)
+        } else {
+            colors_used
+        },
         palette_entry_size: 4,
         palette_offset,
         pixel_offset,
@@ -119,18 +147,28 @@ fn bgr_to_rgb(row: &[u8], width: usize, bytes_per_pixel: usize, keep_alpha: bool
     out
 }
 
-fn decode_palette<'a>(bytes: &[u8], header: &Header, row: impl Fn(usize) -> &'a [u8]) -> Result<Pixels, ImageError>
+fn decode_palette<'a>(
+    bytes: &[u8],
+    header: &Header,
+    row: impl Fn(usize) -> &'a [u8],
+) -> Result<Pixels, ImageError>
 where
 {
     debug_assert_eq!(header.compression, BI_RGB);
     if header.colors == 0 || header.colors > 256 {
-        return Err(ImageError::Unsupported(format!("BMP palette of {} colours", header.colors)));
+        return Err(ImageError::Unsupported(format!(
+            "BMP palette of {} colours",
+            header.colors
+        )));
     }
     let entry = header.palette_entry_size;
     let table = bytes
         .get(header.palette_offset..header.palette_offset + entry * header.colors)
         .ok_or_else(|| ImageError::Corrupt("truncated BMP palette".into()))?;
-    let rgb: Vec<u8> = table.chunks_exact(entry).flat_map(|e| [e[2], e[1], e[0]]).collect();
+    let rgb: Vec<u8> = table
+        .chunks_exact(entry)
+        .flat_map(|e| [e[2], e[1], e[0]])
+        .collect();
 
     let mut indices = Vec::with_capacity(header.width * header.height);
     for y in 0..header.height {
@@ -138,14 +176,32 @@ where
     }
     let (width, height) = (header.width, header.height);
     // Pillow ditches a gray-ramp palette: (0, 255) for 2 colours, (i, i, i) otherwise.
-    let ramp = |i: usize| if header.colors == 2 { [0u8, 255][i] } else { i as u8 };
-    let is_gray_ramp = rgb.chunks_exact(3).enumerate().all(|(i, c)| c.iter().all(|&v| v == ramp(i)));
+    let ramp = |i: usize| {
+        if header.colors == 2 {
+            [0u8, 255][i]
+        } else {
+            i as u8
+        }
+    };
+    let is_gray_ramp = rgb
+        .chunks_exact(3)
+        .enumerate()
+        .all(|(i, c)| c.iter().all(|&v| v == ramp(i)));
     if is_gray_ramp && header.colors == 2 {
-        let data = indices.iter().map(|&i| if i == 0 { 0 } else { 255 }).collect();
+        let data = indices
+            .iter()
+            .map(|&i| if i == 0 { 0 } else { 255 })
+            .collect();
         return Ok(Pixels::new(Mode::Bilevel, width, height, data, None));
     }
     if is_gray_ramp {
         return Ok(Pixels::new(Mode::L, width, height, indices, None));
     }
-    Ok(Pixels::new(Mode::P, width, height, indices, Some(palette_from_rgb(&rgb))))
+    Ok(Pixels::new(
+        Mode::P,
+        width,
+        height,
+        indices,
+        Some(palette_from_rgb(&rgb)),
+    ))
 }

@@ -31,16 +31,29 @@ pub fn decode(bytes: &[u8]) -> Result<Pixels, ImageError> {
         indices[y * width + left..y * width + left + visible].copy_from_slice(&row[..visible]);
     }
 
-    let palette = frame.palette.clone().or(global_palette).filter(|p| is_palette_needed(p));
+    let palette = frame
+        .palette
+        .clone()
+        .or(global_palette)
+        .filter(|p| is_palette_needed(p));
     Ok(match palette {
-        Some(palette) => Pixels::new(Mode::P, width, height, indices, Some(palette_from_rgb(&palette))),
+        Some(palette) => Pixels::new(
+            Mode::P,
+            width,
+            height,
+            indices,
+            Some(palette_from_rgb(&palette)),
+        ),
         None => Pixels::new(Mode::L, width, height, indices, None),
     })
 }
 
 /// False when entry i is (i, i, i) for every entry: Pillow then reads the indices as gray.
 fn is_palette_needed(palette: &[u8]) -> bool {
-    palette.chunks(3).enumerate().any(|(i, rgb)| rgb.iter().any(|&v| v as usize != i))
+    palette
+        .chunks(3)
+        .enumerate()
+        .any(|(i, rgb)| rgb.iter().any(|&v| v as usize != i))
 }
 
 fn corrupt(error: ::gif::DecodingError) -> ImageError {

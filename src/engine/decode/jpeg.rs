@@ -12,12 +12,22 @@ pub fn decode(bytes: &[u8]) -> Result<Pixels, ImageError> {
     let (mode, format) = match header.colorspace {
         Colorspace::Gray => (Mode::L, PixelFormat::GRAY),
         Colorspace::YCbCr | Colorspace::RGB => (Mode::Rgb, PixelFormat::RGB),
-        other => return Err(ImageError::Unsupported(format!("JPEG colorspace {other:?}"))),
+        other => {
+            return Err(ImageError::Unsupported(format!(
+                "JPEG colorspace {other:?}"
+            )))
+        }
     };
     let (width, height) = (header.width, header.height);
     let pitch = width * mode.channels();
     let mut data = vec![0u8; pitch * height];
-    let image = Image { pixels: data.as_mut_slice(), width, pitch, height, format };
+    let image = Image {
+        pixels: data.as_mut_slice(),
+        width,
+        pitch,
+        height,
+        format,
+    };
     // Any libjpeg warning (truncated data included) is an error here, as Pillow refuses
     // truncated files unless told otherwise.
     decompressor.decompress(bytes, image).map_err(corrupt)?;

@@ -36,14 +36,29 @@ pub fn decode(bytes: &[u8]) -> Result<Pixels, ImageError> {
         // Pillow's "LA;16B" raw mode opens as RGBA.
         (GrayscaleAlpha, 16) => {
             let la = high_bytes(&raw[..width * height * 4]);
-            (Mode::Rgba, la.chunks_exact(2).flat_map(|p| [p[0], p[0], p[0], p[1]]).collect())
+            (
+                Mode::Rgba,
+                la.chunks_exact(2)
+                    .flat_map(|p| [p[0], p[0], p[0], p[1]])
+                    .collect(),
+            )
         }
         (Indexed, 1 | 2 | 4 | 8) => {
             let palette = reader.info().palette.clone().unwrap_or(Cow::Borrowed(&[]));
             let indices = unpack_rows(rows, bits, width, |v| v);
-            return Ok(Pixels::new(Mode::P, width, height, indices, Some(palette_from_rgb(&palette))));
+            return Ok(Pixels::new(
+                Mode::P,
+                width,
+                height,
+                indices,
+                Some(palette_from_rgb(&palette)),
+            ));
         }
-        (color, depth) => return Err(ImageError::Unsupported(format!("PNG {color:?} at {depth} bits"))),
+        (color, depth) => {
+            return Err(ImageError::Unsupported(format!(
+                "PNG {color:?} at {depth} bits"
+            )))
+        }
     };
     Ok(Pixels::new(mode, width, height, data, None))
 }

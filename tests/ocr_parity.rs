@@ -1,0 +1,194 @@
+//! `aiocr ocr` against ddddocr 1.6.1's own answers for every fixture image, with both models:
+//! identical strings, no tolerance. Also the command's error lines and exit codes.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/captcha")
+}
+
+fn model_dir() -> PathBuf {
+    std::env::var_os("AIOCR_MODEL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("models"))
+}
+
+/// (file, ddddocr_old, ddddocr_beta) for every row of the manifest.
+fn manifest() -> Vec<(String, String, String)> {
+    let text = std::fs::read_to_string(fixtures().join("manifest.tsv")).expect("manifest");
+    let rows: Vec<_> = text
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let cols: Vec<&str> = line.split('\t').collect();
+            (
+                cols[0].to_string(),
+                cols[4].to_string(),
+                cols[5].to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(rows.len(), 240, "the fixture set has 240 images");
+    rows
+}
+
+fn aiocr_ocr(args: &[&str], files: &[PathBuf]) -> (i32, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_aiocr"))
+        .arg("ocr")
+        .args(args)
+        .args(files)
+        .env("AIOCR_MODEL_DIR", model_dir())
+        .output()
+        .expect("run aiocr");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8(output.stdout).expect("utf-8 output"),
+    )
+}
+
+fn check_model(model: &str, expected: impl Fn(&(String, String, String)) -> &String) {
+    let rows = manifest();
+    let files: Vec<PathBuf> = rows.iter().map(|r| fixtures().join(&r.0)).collect();
+    let (code, stdout) = aiocr_ocr(&["--model", model], &files);
+    assert_eq!(code, 0, "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), rows.len());
+    let mismatches: Vec<String> = rows
+        .iter()
+        .zip(&lines)
+        .filter_map(|(row, line)| {
+            let text = line.split('\t').nth(1).unwrap_or("");
+            (text != expected(row))
+                .then(|| format!("{}: ddddocr {:?}, aiocr {:?}", row.0, expected(row), text))
+        })
+        .collect();
+    assert!(
+        mismatches.is_empty(),
+        "{} of 240 differ:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
+}
+
+#[test]
+fn default_model_answers_exactly_as_ddddocr() {
+    check_model("old", |row| &row.1);
+}
+
+#[test]
+fn beta_model_answers_exactly_as_ddddocr() {
+    check_model("beta", |row| &row.2);
+}
+
+#[test]
+fn bad_files_get_an_error_line_and_a_failing_exit_code() {
+    let dir = tempdir("bad-files");
+    let good = fixtures().join("0001.png");
+    let png = std::fs::read(&good).unwrap();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("empty.png", vec![], "code 3001"),
+        ("text.png", b"hello, not an image".to_vec(), "code 3003"),
+        ("truncated.png", png[..png.len() / 2].to_vec(), "code 3003"),
+        ("huge.png", huge_png_header(), "code 3004"),
+    ];
+    let mut files = vec![good.clone()];
+    for (name, bytes, _) in &cases {
+        std::fs::write(dir.join(name), bytes).unwrap();
+        files.push(dir.join(name));
+    }
+    let (code, stdout) = aiocr_ocr(&[], &files);
+    assert_eq!(code, 1, "some files failed: {stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], format!("{}\tlspznk", good.display()));
+    for ((_, _, expected), line) in cases.iter().zip(&lines[1..]) {
+        assert!(
+            line.contains("\terror: ") && line.contains(expected),
+            "{line} should contain {expected}"
+        );
+    }
+}
+
+#[test]
+fn probability_prints_a_confidence_between_0_and_1() {
+    let (code, stdout) = aiocr_ocr(&["--probability"], &[fixtures().join("0001.png")]);
+    assert_eq!(code, 0);
+    let cols: Vec<&str> = stdout.trim_end().split('\t').collect();
+    assert_eq!(cols[1], "lspznk");
+    let confidence: f32 = cols[2].parse().unwrap();
+    assert!(confidence > 0.0 && confidence <= 1.0, "{confidence}");
+}
+
+#[test]
+fn charset_range_keeps_only_the_given_characters() {
+    // ddddocr reads 0001.png as "lspznk"; keeping only "lpz" drops the others.
+    let (code, stdout) = aiocr_ocr(&["--charset-range", "lpz"], &[fixtures().join("0001.png")]);
+    assert_eq!(code, 0);
+    assert_eq!(stdout.trim_end().split('\t').nth(1), Some("lpz"));
+}
+
+#[test]
+fn missing_models_name_the_setup_command() {
+    let empty = tempdir("no-models");
+    let output = Command::new(env!("CARGO_BIN_EXE_aiocr"))
+        .args(["ocr", "--model-dir"])
+        .arg(&empty)
+        .arg(fixtures().join("0001.png"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("scripts/setup.sh"), "{stderr}");
+}
+
+#[test]
+fn custom_model_in_ddddocr_format_is_loaded_by_name() {
+    // A custom model is an ONNX file plus ddddocr's charset JSON; reuse common_old.onnx and
+    // its charset under another name: it must answer as the default model does.
+    let dir = tempdir("custom-model");
+    std::fs::create_dir_all(dir.join("custom")).unwrap();
+    std::os::unix::fs::symlink(
+        model_dir().join("libonnxruntime.so"),
+        dir.join("libonnxruntime.so"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(
+        model_dir().join("common_old.onnx"),
+        dir.join("custom/mine.onnx"),
+    )
+    .unwrap();
+    std::fs::copy(
+        model_dir().join("charset_old.json"),
+        dir.join("custom/mine.json"),
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_aiocr"))
+        .args(["ocr", "--model", "mine", "--model-dir"])
+        .arg(&dir)
+        .arg(fixtures().join("0002.jpg"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).ends_with("\t工b0\n"));
+}
+
+/// A PNG signature and IHDR declaring 100000 x 100000 pixels, and nothing else.
+fn huge_png_header() -> Vec<u8> {
+    let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+    bytes.extend_from_slice(&100_000u32.to_be_bytes());
+    bytes.extend_from_slice(&100_000u32.to_be_bytes());
+    bytes.extend_from_slice(&[8, 2, 0, 0, 0, 0, 0, 0, 0]);
+    bytes
+}
+
+fn tempdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("aiocr-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
