@@ -5,9 +5,9 @@ use clap::{Parser, Subcommand};
 
 mod admin_cmd;
 mod doctor;
-mod engine;
-mod ocr_cmd;
 mod server;
+
+use aiocr::ocr_cmd;
 
 #[derive(Parser)]
 #[command(

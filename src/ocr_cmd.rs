@@ -273,7 +273,7 @@ fn pre_post_of_each(
         .into_iter()
         .map(|(key, (count, nanos))| (key, count, nanos as f64 / count as f64 / 1e6))
         .collect();
-    rows.sort_by(|a, b| b.1.cmp(&a.1));
+    rows.sort_by_key(|row| std::cmp::Reverse(row.1));
     Ok(rows)
 }
 

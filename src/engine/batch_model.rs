@@ -110,7 +110,7 @@ fn fields(message: &[u8]) -> Result<Vec<Field>, String> {
 /// TensorShapeProto) the first dimension becomes dynamic.
 fn rewrite(message: &[u8], path: &[u64], changed: &mut usize) -> Result<Vec<u8>, String> {
     let Some((&next, rest)) = path.split_first() else {
-        return Ok(with_dynamic_first_dim(message, changed)?);
+        return with_dynamic_first_dim(message, changed);
     };
     let mut out = Vec::with_capacity(message.len());
     for field in fields(message)? {

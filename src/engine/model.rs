@@ -30,7 +30,6 @@ pub enum Sizing {
 
 #[derive(Debug)]
 pub struct ModelSpec {
-    pub name: String,
     pub onnx_path: PathBuf,
     pub charset: Vec<String>,
     /// First index of every charset entry, for `charset_range` (ddddocr uses `list.index`).
@@ -129,7 +128,6 @@ pub fn load_spec(model_dir: &Path, name: &str) -> Result<ModelSpec, ModelError> 
         first_index.entry(entry.clone()).or_insert(i);
     }
     Ok(ModelSpec {
-        name: name.to_string(),
         onnx_path: onnx,
         charset: parsed.charset,
         first_index,

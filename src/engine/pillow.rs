@@ -3,6 +3,9 @@
 //! scaling (Geometry.c, ImagingScaleAffine), alpha premultiplication (Convert.c), the ITU-R 601-2
 //! gray conversion, and pasting on white through the alpha band (Paste.c).
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use super::pixels::{Mode, Pixels};
 
 /// `Image.resize(size, LANCZOS)` as Pillow does it, including its mode rules.
@@ -56,8 +59,34 @@ struct Coefficients {
     kernel_size: usize,
 }
 
+/// Most callers resize images of a handful of sizes (one captcha site, one size), so each
+/// thread keeps the coefficients of the sizes it met last: they cost ~3,000 `sin` calls.
+const COEFFICIENT_CACHE_ENTRIES: usize = 32;
+
+/// `((input size, output size), coefficients)`, oldest first.
+type CoefficientCache = Vec<((usize, usize), Rc<Coefficients>)>;
+
+thread_local! {
+    static COEFFICIENT_CACHE: RefCell<CoefficientCache> = const { RefCell::new(Vec::new()) };
+}
+
+fn coefficients(in_size: usize, out_size: usize) -> Rc<Coefficients> {
+    COEFFICIENT_CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some((_, found)) = cache.iter().find(|(key, _)| *key == (in_size, out_size)) {
+            return found.clone();
+        }
+        let computed = Rc::new(compute_coefficients(in_size, out_size));
+        if cache.len() == COEFFICIENT_CACHE_ENTRIES {
+            cache.remove(0);
+        }
+        cache.push(((in_size, out_size), computed.clone()));
+        computed
+    })
+}
+
 /// Resample.c's `precompute_coeffs` + `normalize_coeffs_8bpc` for a box of the whole input.
-fn coefficients(in_size: usize, out_size: usize) -> Coefficients {
+fn compute_coefficients(in_size: usize, out_size: usize) -> Coefficients {
     // Pillow passes the box as C floats; whole-image boxes are exact in f32.
     let in0 = 0.0f32;
     let in1 = in_size as f32;
@@ -102,35 +131,54 @@ fn coefficients(in_size: usize, out_size: usize) -> Coefficients {
 }
 
 /// Resample.c's clip8: the accumulator's integer part clamped to a byte.
-#[inline]
+#[inline(always)]
 fn clip8(accumulator: i32) -> u8 {
     (accumulator >> PRECISION_BITS).clamp(0, 255) as u8
 }
 
 const ROUNDING: i32 = 1 << (PRECISION_BITS - 1);
 
+/// Runs [`resample_passes`] compiled for AVX2 where the CPU has it (the integer sums are the
+/// same; only the vector width differs), else for the baseline x86-64 / other targets.
+fn resample(image: &Pixels, width: usize, height: usize) -> Pixels {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        return unsafe { resample_avx2(image, width, height) };
+    }
+    resample_passes(image, width, height)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn resample_avx2(image: &Pixels, width: usize, height: usize) -> Pixels {
+    resample_passes(image, width, height)
+}
+
 /// ImagingResampleInner: horizontal pass (only over the rows the vertical pass needs) into an
 /// 8-bit intermediate, then the vertical pass; each pass only when its size changes.
-fn resample(image: &Pixels, width: usize, height: usize) -> Pixels {
-    let channels = image.mode.channels();
+#[inline(always)]
+fn resample_passes(image: &Pixels, width: usize, height: usize) -> Pixels {
     let vertical = coefficients(image.height, height);
     let first_row = vertical.bounds[0].0;
     let (last_first, last_count) = vertical.bounds[height - 1];
     let last_row = last_first + last_count;
 
-    let mut current = image.clone();
-    let mut row_offset = 0;
-    if width != image.width {
-        current = horizontal_pass(image, width, first_row, last_row);
-        row_offset = first_row;
-    }
-    if height != image.height {
-        current = vertical_pass(&current, &vertical, row_offset);
-    }
-    debug_assert_eq!(current.data.len(), width * height * channels);
-    current
+    let resized = match (width != image.width, height != image.height) {
+        (true, true) => vertical_pass(
+            &horizontal_pass(image, width, first_row, last_row),
+            &vertical,
+            first_row,
+        ),
+        (true, false) => horizontal_pass(image, width, 0, image.height),
+        (false, true) => vertical_pass(image, &vertical, 0),
+        (false, false) => image.clone(),
+    };
+    debug_assert_eq!(resized.data.len(), width * height * image.mode.channels());
+    resized
 }
 
+#[inline(always)]
 fn horizontal_pass(image: &Pixels, width: usize, first_row: usize, last_row: usize) -> Pixels {
     let channels = image.mode.channels();
     let coeffs = coefficients(image.width, width);
@@ -139,15 +187,11 @@ fn horizontal_pass(image: &Pixels, width: usize, first_row: usize, last_row: usi
     let mut out = vec![0u8; width * rows * channels];
     for (y, out_row) in out.chunks_exact_mut(width * channels).enumerate() {
         let in_row = &image.data[(y + first_row) * in_stride..(y + first_row + 1) * in_stride];
-        for (xx, &(xmin, count)) in coeffs.bounds.iter().enumerate() {
-            let k = &coeffs.weights[xx * coeffs.kernel_size..][..count];
-            for c in 0..channels {
-                let mut acc = ROUNDING;
-                for (x, &weight) in k.iter().enumerate() {
-                    acc += in_row[(xmin + x) * channels + c] as i32 * weight;
-                }
-                out_row[xx * channels + c] = clip8(acc);
-            }
+        match channels {
+            1 => horizontal_row::<1>(in_row, out_row, &coeffs),
+            2 => horizontal_row::<2>(in_row, out_row, &coeffs),
+            3 => horizontal_row::<3>(in_row, out_row, &coeffs),
+            _ => horizontal_row::<4>(in_row, out_row, &coeffs),
         }
     }
     Pixels {
@@ -159,22 +203,48 @@ fn horizontal_pass(image: &Pixels, width: usize, first_row: usize, last_row: usi
     }
 }
 
+/// One row of the horizontal pass; `C` channels accumulate side by side, as Pillow's ss0..ss3.
+#[inline(always)]
+fn horizontal_row<const C: usize>(in_row: &[u8], out_row: &mut [u8], coeffs: &Coefficients) {
+    for (out_pixel, (xx, &(xmin, count))) in out_row
+        .chunks_exact_mut(C)
+        .zip(coeffs.bounds.iter().enumerate())
+    {
+        let k = &coeffs.weights[xx * coeffs.kernel_size..][..count];
+        let taps = &in_row[xmin * C..(xmin + count) * C];
+        let mut acc = [ROUNDING; C];
+        for (pixel, &weight) in taps.chunks_exact(C).zip(k) {
+            for c in 0..C {
+                acc[c] += pixel[c] as i32 * weight;
+            }
+        }
+        for c in 0..C {
+            out_pixel[c] = clip8(acc[c]);
+        }
+    }
+}
+
 /// `row_offset`: the first input row `image` holds (the horizontal pass skipped rows above it).
+/// Whole rows accumulate at once, which the compiler vectorizes; the sums are Pillow's.
+#[inline(always)]
 fn vertical_pass(image: &Pixels, coeffs: &Coefficients, row_offset: usize) -> Pixels {
-    let channels = image.mode.channels();
-    let stride = image.width * channels;
+    let stride = image.width * image.mode.channels();
     let height = coeffs.bounds.len();
     let mut out = vec![0u8; stride * height];
+    let mut acc = vec![0i32; stride];
     for (yy, out_row) in out.chunks_exact_mut(stride).enumerate() {
         let (ymin, count) = coeffs.bounds[yy];
         let ymin = ymin - row_offset;
         let k = &coeffs.weights[yy * coeffs.kernel_size..][..count];
-        for (i, sample) in out_row.iter_mut().enumerate() {
-            let mut acc = ROUNDING;
-            for (y, &weight) in k.iter().enumerate() {
-                acc += image.data[(ymin + y) * stride + i] as i32 * weight;
+        acc.fill(ROUNDING);
+        for (y, &weight) in k.iter().enumerate() {
+            let in_row = &image.data[(ymin + y) * stride..(ymin + y + 1) * stride];
+            for (sum, &sample) in acc.iter_mut().zip(in_row) {
+                *sum += sample as i32 * weight;
             }
-            *sample = clip8(acc);
+        }
+        for (sample, &sum) in out_row.iter_mut().zip(&acc) {
+            *sample = clip8(sum);
         }
     }
     Pixels {
@@ -336,7 +406,7 @@ mod tests {
     #[test]
     fn lanczos_weights_sum_to_one_in_fixed_point() {
         for (input, output) in [(60, 64), (160, 170), (37, 5), (5, 37)] {
-            let c = coefficients(input, output);
+            let c = compute_coefficients(input, output);
             for row in c.weights.chunks_exact(c.kernel_size) {
                 let sum: i32 = row.iter().sum();
                 assert!(
