@@ -1,0 +1,320 @@
+//! The recognition threads: pinned, optionally at low scheduling priority, one `Engine` (one
+//! ONNX Runtime session per model) each, fed by the shared bounded job queue.
+//!
+//! Batching works like Triton's dynamic batcher: a thread blocks for the first job, takes
+//! whatever else is already queued up to `max_batch`, and may wait up to `max_queue_delay_us`
+//! for more. The engine then runs equal-width images of batchable models as one tensor, and
+//! everything else one by one, so answers never depend on the batch.
+
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+
+use super::{Job, JobResult, ResultSink, WorkerContext};
+use crate::engine::{available_models, Engine, ImageLimits, RecognizeOptions};
+
+/// How the recognition threads are laid out and how they batch.
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// One recognition thread per entry, pinned to that core.
+    pub cores: Vec<usize>,
+    /// Most jobs one engine call takes.
+    pub max_batch: usize,
+    /// How long a thread holding fewer than `max_batch` jobs waits for more (0: never).
+    pub max_queue_delay_us: u64,
+    /// A job older than this when a thread takes it fails without running (and is refunded).
+    pub max_queue_wait_ms: u64,
+    /// Nice value of the recognition threads (0..=19). Where they share cores with the
+    /// reactors, a high value keeps the reactors' latency while the threads still use every
+    /// idle cycle.
+    pub nice: i32,
+    pub limits: ImageLimits,
+}
+
+/// Starts one thread per configured core; returns once every thread has loaded its models, or
+/// the first loading error (missing models, broken ONNX Runtime).
+pub fn start(context: WorkerContext, config: WorkerConfig) -> Result<Vec<JoinHandle<()>>, String> {
+    assert!(!config.cores.is_empty(), "at least one recognition thread");
+    assert!(config.max_batch >= 1, "max_batch >= 1");
+    let models = available_models(&context.model_dir);
+    if models.is_empty() {
+        return Err(format!("no models in {}", context.model_dir.display()));
+    }
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+    let mut handles = Vec::with_capacity(config.cores.len());
+    for (index, &core) in config.cores.iter().enumerate() {
+        let jobs = context.jobs.clone();
+        let results = context.results.clone();
+        let (model_dir, models, config, ready) = (
+            context.model_dir.clone(),
+            models.clone(),
+            config.clone(),
+            ready_tx.clone(),
+        );
+        let handle = std::thread::Builder::new()
+            .name(format!("aiocr-accel-{index}"))
+            .spawn(move || {
+                place_thread(core, config.nice);
+                match Engine::load(&model_dir, &models, config.limits) {
+                    Ok(engine) => {
+                        let _ = ready.send(Ok(()));
+                        serve_jobs(engine, &jobs, &results, &config);
+                    }
+                    Err(e) => {
+                        let _ = ready.send(Err(e.to_string()));
+                    }
+                }
+            })
+            .map_err(|e| format!("cannot start a recognition thread: {e}"))?;
+        handles.push(handle);
+    }
+    drop(ready_tx);
+    for _ in 0..handles.len() {
+        ready_rx
+            .recv()
+            .map_err(|_| "a recognition thread died while loading".to_string())??;
+    }
+    Ok(handles)
+}
+
+/// Pins the calling thread to `core` and sets its nice value. Both are best effort: a core
+/// that does not exist or a refused priority change leaves the thread where the kernel put it.
+fn place_thread(core: usize, nice: i32) {
+    core_affinity::set_for_current(core_affinity::CoreId { id: core });
+    if nice != 0 {
+        // On Linux, PRIO_PROCESS with a thread id changes that thread only.
+        // SAFETY: plain syscalls on the calling thread's own id.
+        unsafe {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            libc::setpriority(libc::PRIO_PROCESS, tid, nice);
+        }
+    }
+}
+
+/// Runs until every `JobQueue` is dropped (the server is stopping).
+fn serve_jobs(
+    mut engine: Engine,
+    jobs: &Receiver<Job>,
+    results: &ResultSink,
+    config: &WorkerConfig,
+) {
+    let max_wait = Duration::from_millis(config.max_queue_wait_ms);
+    while let Some(batch) = next_batch(jobs, config) {
+        let taken_at = Instant::now();
+        let (fresh, stale): (Vec<Job>, Vec<Job>) = batch
+            .into_iter()
+            .partition(|job| taken_at.duration_since(job.enqueued_at) <= max_wait);
+        for job in stale {
+            let queued_us = micros(taken_at.duration_since(job.enqueued_at));
+            let reason = format!("waited {} ms in the recognition queue", queued_us / 1000);
+            results.deliver(result_of(&job, Err(reason), queued_us, 0, 0));
+        }
+        if fresh.is_empty() {
+            continue;
+        }
+        let items: Vec<(&[u8], &RecognizeOptions)> = fresh
+            .iter()
+            .map(|j| (j.image.as_slice(), &j.options))
+            .collect();
+        let answers = engine.recognize_batch(&items);
+        let recognize_us = micros(taken_at.elapsed());
+        let batch_size = fresh.len() as u32;
+        for (job, answer) in fresh.iter().zip(answers) {
+            let queued_us = micros(taken_at.duration_since(job.enqueued_at));
+            let outcome = answer.map_err(|e| e.to_string());
+            results.deliver(result_of(job, outcome, queued_us, recognize_us, batch_size));
+        }
+    }
+}
+
+/// Blocks for one job, then gathers up to `max_batch` (waiting at most `max_queue_delay_us`).
+/// None when the queue is closed and empty.
+fn next_batch(jobs: &Receiver<Job>, config: &WorkerConfig) -> Option<Vec<Job>> {
+    let first = jobs.recv().ok()?;
+    let mut batch = Vec::with_capacity(config.max_batch);
+    batch.push(first);
+    let deadline = Instant::now() + Duration::from_micros(config.max_queue_delay_us);
+    while batch.len() < config.max_batch {
+        if let Ok(job) = jobs.try_recv() {
+            batch.push(job);
+            continue;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        match jobs.recv_timeout(deadline - now) {
+            Ok(job) => batch.push(job),
+            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    Some(batch)
+}
+
+fn result_of(
+    job: &Job,
+    outcome: Result<crate::engine::Answer, String>,
+    queued_us: u64,
+    recognize_us: u64,
+    batch_size: u32,
+) -> JobResult {
+    JobResult {
+        upload_id: job.upload_id,
+        user_id: job.user_id,
+        owner_shard: job.owner_shard,
+        outcome,
+        cache_hit: false,
+        queued_us,
+        recognize_us,
+        batch_size,
+    }
+}
+
+fn micros(duration: Duration) -> u64 {
+    duration.as_micros() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+    use crate::accel::JobQueue;
+
+    fn model_dir() -> PathBuf {
+        std::env::var_os("AIOCR_MODEL_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("models"))
+    }
+
+    /// (file bytes, ddddocr_old, ddddocr_beta) of the first `count` fixtures.
+    fn fixtures(count: usize) -> Vec<(Vec<u8>, String, String)> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/captcha");
+        let manifest = std::fs::read_to_string(dir.join("manifest.tsv")).unwrap();
+        manifest
+            .lines()
+            .skip(1)
+            .take(count)
+            .map(|line| {
+                let cols: Vec<&str> = line.split('\t').collect();
+                (
+                    std::fs::read(dir.join(cols[0])).unwrap(),
+                    cols[4].to_string(),
+                    cols[5].to_string(),
+                )
+            })
+            .collect()
+    }
+
+    fn config(max_queue_wait_ms: u64) -> WorkerConfig {
+        WorkerConfig {
+            cores: vec![0, 1],
+            max_batch: 8,
+            max_queue_delay_us: 500,
+            max_queue_wait_ms,
+            nice: 10,
+            limits: ImageLimits::default(),
+        }
+    }
+
+    fn job(upload_id: u64, image: Vec<u8>, model: &str, enqueued_at: Instant) -> Job {
+        let options = RecognizeOptions {
+            model: model.into(),
+            ..Default::default()
+        };
+        Job {
+            upload_id,
+            user_id: 42,
+            owner_shard: (upload_id % 2) as u16,
+            image,
+            options,
+            enqueued_at,
+        }
+    }
+
+    #[test]
+    fn every_job_is_answered_on_its_owner_shard_as_ddddocr_would() {
+        let (queue, receiver) = JobQueue::bounded(256);
+        let (sink, inboxes) = ResultSink::new(2);
+        let context = WorkerContext {
+            jobs: receiver,
+            results: sink,
+            model_dir: model_dir(),
+            shard_cores: vec![0, 1],
+        };
+        let handles = start(context, config(60_000)).expect("models installed by scripts/setup.sh");
+        let samples = fixtures(40);
+        let mut expected = std::collections::HashMap::new();
+        for (i, (image, old, beta)) in samples.into_iter().enumerate() {
+            let (model, text) = if i % 2 == 0 {
+                ("old", old)
+            } else {
+                ("beta", beta)
+            };
+            queue
+                .try_submit(job(i as u64, image, model, Instant::now()))
+                .unwrap();
+            expected.insert(i as u64, text);
+        }
+        queue
+            .try_submit(job(1000, b"GIF89a-broken".to_vec(), "old", Instant::now()))
+            .unwrap();
+        drop(queue); // the threads finish the queue, then exit
+        for handle in handles {
+            handle.join().unwrap();
+        }
+        let mut answered = 0;
+        for (shard, inbox) in inboxes.iter().enumerate() {
+            while let Ok(result) = inbox.try_recv() {
+                assert_eq!(result.owner_shard as usize, shard);
+                assert!(result.batch_size >= 1);
+                match expected.get(&result.upload_id) {
+                    Some(text) => assert_eq!(&result.outcome.unwrap().text, text),
+                    None => assert!(result.outcome.is_err(), "the broken GIF fails"),
+                }
+                answered += 1;
+            }
+        }
+        assert_eq!(answered, 41);
+    }
+
+    #[test]
+    fn a_job_that_waited_too_long_fails_without_running() {
+        let (queue, receiver) = JobQueue::bounded(4);
+        let (sink, inboxes) = ResultSink::new(2);
+        let context = WorkerContext {
+            jobs: receiver,
+            results: sink,
+            model_dir: model_dir(),
+            shard_cores: vec![0],
+        };
+        let handles = start(context, config(1)).unwrap();
+        let long_ago = Instant::now() - Duration::from_secs(5);
+        let (image, _, _) = fixtures(1).pop().unwrap();
+        queue.try_submit(job(7, image, "old", long_ago)).unwrap();
+        drop(queue);
+        handles.into_iter().for_each(|h| h.join().unwrap());
+        let result = inboxes[1].try_recv().unwrap();
+        assert!(result.outcome.unwrap_err().contains("recognition queue"));
+        assert_eq!(result.recognize_us, 0);
+    }
+
+    #[test]
+    fn missing_models_are_a_start_error() {
+        let (_queue, receiver) = JobQueue::bounded(4);
+        let (sink, _inboxes) = ResultSink::new(1);
+        let empty = std::env::temp_dir().join(format!("aiocr-no-models-{}", std::process::id()));
+        std::fs::create_dir_all(&empty).unwrap();
+        let context = WorkerContext {
+            jobs: receiver,
+            results: sink,
+            model_dir: empty,
+            shard_cores: vec![0],
+        };
+        assert!(start(context, config(1000))
+            .unwrap_err()
+            .contains("no models"));
+    }
+}
