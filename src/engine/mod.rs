@@ -11,10 +11,10 @@ mod batch_model;
 mod ctc;
 mod decode;
 mod error;
-mod model;
+pub mod model;
 mod pillow;
 mod pixels;
-mod preprocess;
+pub mod preprocess;
 mod probe;
 mod recognizer;
 
