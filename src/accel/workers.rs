@@ -26,11 +26,42 @@ pub struct WorkerConfig {
     pub max_queue_delay_us: u64,
     /// A job older than this when a thread takes it fails without running (and is refunded).
     pub max_queue_wait_ms: u64,
-    /// Nice value of the recognition threads (0..=19). Where they share cores with the
-    /// reactors, a high value keeps the reactors' latency while the threads still use every
-    /// idle cycle.
-    pub nice: i32,
+    /// Scheduling priority of the recognition threads.
+    pub priority: ThreadPriority,
     pub limits: ImageLimits,
+}
+
+/// How recognition threads are scheduled next to the reactors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ThreadPriority {
+    /// Like any thread: for recognition cores of their own.
+    Normal,
+    /// A nice value (1..=19): a lower share of a contended core.
+    Nice(i32),
+    /// SCHED_IDLE: runs only when the core has nothing else to run, and any waking reactor
+    /// preempts it at once. The default where recognition shares the shard cores: it still
+    /// uses every idle cycle, and a request never waits behind a model run.
+    Idle,
+}
+
+impl std::str::FromStr for ThreadPriority {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "normal" => Ok(ThreadPriority::Normal),
+            "idle" => Ok(ThreadPriority::Idle),
+            nice => match nice
+                .strip_prefix("nice:")
+                .and_then(|n| n.parse::<i32>().ok())
+            {
+                Some(n) if (1..=19).contains(&n) => Ok(ThreadPriority::Nice(n)),
+                _ => Err(format!(
+                    "'{text}': expected normal, idle or nice:N (1..=19)"
+                )),
+            },
+        }
+    }
 }
 
 /// Starts one thread per configured core; returns once every thread has loaded its models, or
@@ -56,7 +87,7 @@ pub fn start(context: WorkerContext, config: WorkerConfig) -> Result<Vec<JoinHan
         let handle = std::thread::Builder::new()
             .name(format!("aiocr-accel-{index}"))
             .spawn(move || {
-                place_thread(core, config.nice);
+                place_thread(core, config.priority);
                 match Engine::load(&model_dir, &models, config.limits) {
                     Ok(engine) => {
                         let _ = ready.send(Ok(()));
@@ -79,16 +110,23 @@ pub fn start(context: WorkerContext, config: WorkerConfig) -> Result<Vec<JoinHan
     Ok(handles)
 }
 
-/// Pins the calling thread to `core` and sets its nice value. Both are best effort: a core
+/// Pins the calling thread to `core` and sets its priority. Both are best effort: a core
 /// that does not exist or a refused priority change leaves the thread where the kernel put it.
-fn place_thread(core: usize, nice: i32) {
+fn place_thread(core: usize, priority: ThreadPriority) {
     core_affinity::set_for_current(core_affinity::CoreId { id: core });
-    if nice != 0 {
-        // On Linux, PRIO_PROCESS with a thread id changes that thread only.
-        // SAFETY: plain syscalls on the calling thread's own id.
-        unsafe {
-            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-            libc::setpriority(libc::PRIO_PROCESS, tid, nice);
+    // SAFETY: plain syscalls about the calling thread itself (Linux applies PRIO_PROCESS and
+    // sched_setscheduler with a thread id to that thread only).
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::pid_t;
+        match priority {
+            ThreadPriority::Normal => {}
+            ThreadPriority::Nice(nice) => {
+                libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice);
+            }
+            ThreadPriority::Idle => {
+                let param = libc::sched_param { sched_priority: 0 };
+                libc::sched_setscheduler(tid, libc::SCHED_IDLE, &param);
+            }
         }
     }
 }
@@ -214,7 +252,7 @@ mod tests {
             max_batch: 8,
             max_queue_delay_us: 500,
             max_queue_wait_ms,
-            nice: 10,
+            priority: ThreadPriority::Idle,
             limits: ImageLimits::default(),
         }
     }
@@ -299,6 +337,15 @@ mod tests {
         let result = inboxes[1].try_recv().unwrap();
         assert!(result.outcome.unwrap_err().contains("recognition queue"));
         assert_eq!(result.recognize_us, 0);
+    }
+
+    #[test]
+    fn priorities_parse_from_config_text() {
+        assert_eq!("idle".parse(), Ok(ThreadPriority::Idle));
+        assert_eq!("normal".parse(), Ok(ThreadPriority::Normal));
+        assert_eq!("nice:19".parse(), Ok(ThreadPriority::Nice(19)));
+        assert!("nice:0".parse::<ThreadPriority>().is_err());
+        assert!("fast".parse::<ThreadPriority>().is_err());
     }
 
     #[test]
