@@ -14,7 +14,7 @@ ORT_VERSION="1.32.0"
 
 # Packages: cmake+nasm build the bundled libjpeg-turbo (Pillow decodes JPEG with libjpeg-turbo;
 # exact answers need the same decoder), nginx+wrk are the reference peers in tests and benchmarks,
-# shellcheck lints the operator scripts.
+# and the linter of the operator scripts (package shellcheck).
 APT_PACKAGES=(cmake nasm pkg-config unzip nginx wrk shellcheck python3-venv)
 
 install_packages() {
@@ -52,9 +52,8 @@ fetch_models() {
     unzip -q -o "$wheels"/onnxruntime-"$ORT_VERSION"-*.whl 'onnxruntime/capi/libonnxruntime.so*' -d "$tmp"
     python3 scripts/extract_charsets.py "$tmp/ddddocr/models/charset_manager.py" "$MODEL_DIR"
     mv "$tmp/ddddocr/common_old.onnx" "$tmp/ddddocr/common.onnx" "$MODEL_DIR/"
-    local lib
-    lib="$(ls "$tmp"/onnxruntime/capi/libonnxruntime.so.* | head -n 1)"
-    mv "$lib" "$MODEL_DIR/libonnxruntime.so"
+    local libs=("$tmp"/onnxruntime/capi/libonnxruntime.so.*)
+    mv "${libs[0]}" "$MODEL_DIR/libonnxruntime.so"
     rm -rf "$tmp" "$wheels"
     echo "setup: models and ONNX Runtime are in $MODEL_DIR"
 }

@@ -7,5 +7,6 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 export AIOCR_MODEL_DIR="${AIOCR_MODEL_DIR:-$PWD/models}"
 cargo test --release --workspace
-shellcheck scripts/*.sh .ci/run $(ls tuning/*.sh bench/*.sh 2>/dev/null)
+shopt -s nullglob
+shellcheck scripts/*.sh .ci/run tuning/*.sh bench/*.sh
 echo "scripts/test.sh: all tests passed"
