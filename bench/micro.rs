@@ -11,11 +11,18 @@ use aiocr::engine::preprocess::{preprocess, StageNanos};
 use aiocr::engine::ImageLimits;
 
 fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/captcha").join(name)).unwrap()
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/captcha")
+            .join(name),
+    )
+    .unwrap()
 }
 
 fn model_dir() -> PathBuf {
-    std::env::var_os("AIOCR_MODEL_DIR").map(PathBuf::from).unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("models"))
+    std::env::var_os("AIOCR_MODEL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("models"))
 }
 
 /// A 160x60 PNG from the fixtures (the `captcha` library's default size).
@@ -23,10 +30,19 @@ const PNG_160X60: &str = "0054.png";
 
 fn base64_decode(c: &mut Criterion) {
     // ~6 KB of image, as uploads carry it.
-    let image: Vec<u8> = fixture(PNG_160X60).iter().cycle().take(6 * 1024).copied().collect();
+    let image: Vec<u8> = fixture(PNG_160X60)
+        .iter()
+        .cycle()
+        .take(6 * 1024)
+        .copied()
+        .collect();
     let encoded = base64::engine::general_purpose::STANDARD.encode(&image);
     c.bench_function("base64 decode 6 KB image", |b| {
-        b.iter(|| base64::engine::general_purpose::STANDARD.decode(black_box(&encoded)).unwrap())
+        b.iter(|| {
+            base64::engine::general_purpose::STANDARD
+                .decode(black_box(&encoded))
+                .unwrap()
+        })
     });
 }
 
