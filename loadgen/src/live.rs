@@ -58,14 +58,27 @@ impl LivePrinter {
     }
 
     pub fn line(&mut self, now: Instant) -> String {
-        let ops: u64 = self.shared.iter().map(|s| s.ops_done.load(Ordering::Relaxed)).sum();
-        let errors: u64 = self.shared.iter().map(|s| s.errors.load(Ordering::Relaxed)).sum();
+        let ops: u64 = self
+            .shared
+            .iter()
+            .map(|s| s.ops_done.load(Ordering::Relaxed))
+            .sum();
+        let errors: u64 = self
+            .shared
+            .iter()
+            .map(|s| s.errors.load(Ordering::Relaxed))
+            .sum();
         self.merged_us.reset();
         for shared in &self.shared {
-            let part = shared.latencies_us.lock().unwrap_or_else(|e| e.into_inner());
+            let part = shared
+                .latencies_us
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             self.merged_us.add(&*part).expect("same histogram bounds");
         }
-        let span = now.duration_since(self.last_at).max(Duration::from_millis(1));
+        let span = now
+            .duration_since(self.last_at)
+            .max(Duration::from_millis(1));
         let rate = (ops - self.last_ops) as f64 / span.as_secs_f64();
         self.last_at = now;
         self.last_ops = ops;

@@ -128,7 +128,11 @@ impl Summary {
         };
         Summary {
             target: result.target.url.clone(),
-            mode: if args.rate.is_some() { "open" } else { "closed" },
+            mode: if args.rate.is_some() {
+                "open"
+            } else {
+                "closed"
+            },
             rate_target_per_s: args.rate,
             threads: result.threads,
             connections: result.connections,
@@ -186,7 +190,10 @@ impl Summary {
             "Target:                 {} ({rate}, {} threads, {} connections, pipeline {})",
             self.target, self.threads, self.connections, self.pipeline
         ));
-        line(format!("Time taken for tests:   {:.3} seconds", self.elapsed_s));
+        line(format!(
+            "Time taken for tests:   {:.3} seconds",
+            self.elapsed_s
+        ));
         line(format!("Complete requests:      {}", self.requests));
         line(format!(
             "Failed requests:        {} (never answered: {})",

@@ -201,20 +201,18 @@ impl ResponseParser {
             closes: framing.closes,
         };
         let no_body = expect.head_request || status == 204 || status == 304;
-        self.state = if no_body {
+        if no_body || (!framing.chunked && framing.content_length == Some(0)) {
             return Ok((head_bytes, self.finish()));
-        } else if framing.chunked {
-            State::ChunkSize
-        } else if let Some(length) = framing.content_length {
-            if length == 0 {
-                return Ok((head_bytes, self.finish()));
-            }
-            State::Body {
+        }
+        self.state = match (framing.chunked, framing.content_length) {
+            (true, _) => State::ChunkSize,
+            (false, Some(length)) => State::Body {
                 remaining_bytes: length,
+            },
+            (false, None) => {
+                self.meta.closes = true;
+                State::UntilClose
             }
-        } else {
-            self.meta.closes = true;
-            State::UntilClose
         };
         Ok((head_bytes, Progress::NeedMore))
     }
@@ -269,7 +267,9 @@ fn find_crlf(input: &[u8]) -> Option<usize> {
 
 /// Takes up to `limit` body bytes from `input`, keeping them if asked.
 fn take(input: &[u8], limit: u64, expect: Expect, body: &mut Vec<u8>) -> Result<usize, ParseError> {
-    let used = input.len().min(usize::try_from(limit).unwrap_or(usize::MAX));
+    let used = input
+        .len()
+        .min(usize::try_from(limit).unwrap_or(usize::MAX));
     if expect.keep_body {
         if body.len() + used > expect.max_body_bytes {
             return Err(ParseError::BodyTooLarge);

@@ -44,7 +44,9 @@ pub fn run(args: &Args) -> Result<RunResult> {
     preflight(&target, args.timeout.min(PREFLIGHT_TIMEOUT))?;
 
     let connections = match args.requests {
-        Some(n) => args.connections.min(usize::try_from(n).unwrap_or(usize::MAX)),
+        Some(n) => args
+            .connections
+            .min(usize::try_from(n).unwrap_or(usize::MAX)),
         None => args.connections,
     };
     let threads = args.threads.min(connections);
@@ -115,9 +117,9 @@ fn workload_spec(args: &Args) -> Result<WorkloadSpec> {
         None => Vec::new(),
     };
     let body = match &args.body_file {
-        Some(path) => Some(
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
-        ),
+        Some(path) => {
+            Some(std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?)
+        }
         None => None,
     };
     Ok(WorkloadSpec {

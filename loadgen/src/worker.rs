@@ -122,7 +122,11 @@ pub struct Worker<'a> {
 }
 
 impl<'a> Worker<'a> {
-    pub fn new(plan: WorkerPlan, workload: &'a Workload, live: Arc<LiveShared>) -> io::Result<Self> {
+    pub fn new(
+        plan: WorkerPlan,
+        workload: &'a Workload,
+        live: Arc<LiveShared>,
+    ) -> io::Result<Self> {
         let conns = plan
             .conns
             .iter()
@@ -243,6 +247,9 @@ impl<'a> Worker<'a> {
         if conn.socket.is_none() && conn.reconnect_at.is_some_and(|at| at <= now) {
             if self.wants_connection(index, now) {
                 self.connect(index, now);
+            } else {
+                // Nothing left to do on it: no reconnect, and no wake-ups for it.
+                self.conns[index].reconnect_at = None;
             }
             return;
         }
@@ -252,8 +259,7 @@ impl<'a> Worker<'a> {
     /// A connection is only (re)opened while it still has work.
     fn wants_connection(&self, index: usize, now: Instant) -> bool {
         let conn = &self.conns[index];
-        !conn.retired
-            && (conn.active_ops > 0 || (conn.budget_left() && now < self.plan.end))
+        !conn.retired && (conn.active_ops > 0 || (conn.budget_left() && now < self.plan.end))
     }
 
     /// The next instant this connection needs attention without a socket event.
@@ -431,9 +437,14 @@ impl<'a> Worker<'a> {
         let verdict = self.workload.judge(kind, meta.status, &conn.body);
         match exchange.role {
             Role::Login => self.on_login(index, verdict),
-            Role::Start(op) | Role::Poll(op) => {
-                self.on_op_answer(index, op, kind, verdict, matches!(exchange.role, Role::Start(_)), now)
-            }
+            Role::Start(op) | Role::Poll(op) => self.on_op_answer(
+                index,
+                op,
+                kind,
+                verdict,
+                matches!(exchange.role, Role::Start(_)),
+                now,
+            ),
         }
         if meta.closes {
             let kind = (!self.conns[index].inflight.is_empty()).then_some(ErrorKind::Closed);
@@ -582,7 +593,8 @@ impl<'a> Worker<'a> {
                     if let Some(interval_ns) = self.plan.interval_ns {
                         let offset_ns = conn.plan.first_at.as_nanos() as f64
                             + conn.ops_started as f64 * interval_ns;
-                        conn.next_intended = self.plan.start + Duration::from_nanos(offset_ns as u64);
+                        conn.next_intended =
+                            self.plan.start + Duration::from_nanos(offset_ns as u64);
                     }
                 } else {
                     break;
@@ -604,7 +616,13 @@ impl<'a> Worker<'a> {
         self.drop_conn(index, Some(kind), now, backoff);
     }
 
-    fn drop_conn(&mut self, index: usize, kind: Option<ErrorKind>, now: Instant, backoff: Duration) {
+    fn drop_conn(
+        &mut self,
+        index: usize,
+        kind: Option<ErrorKind>,
+        now: Instant,
+        backoff: Duration,
+    ) {
         let conn = &mut self.conns[index];
         if let Some(socket) = conn.socket.take() {
             socket.close(self.poll.registry());
@@ -618,7 +636,7 @@ impl<'a> Worker<'a> {
                 self.conns[index].active_ops -= 1;
                 if let Some(kind) = kind {
                     self.stats.count_error(kind);
-                    }
+                }
                 self.lose_op(op);
             }
         }

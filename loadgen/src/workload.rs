@@ -176,8 +176,7 @@ struct AnswerData {
 impl Workload {
     pub fn build(target: &Target, spec: WorkloadSpec) -> Result<Workload> {
         let scenario = spec.mix[0].0 != OpKind::Plain;
-        if scenario && spec.users.is_empty() && spec.mix.iter().any(|(k, _)| *k != OpKind::Login)
-        {
+        if scenario && spec.users.is_empty() && spec.mix.iter().any(|(k, _)| *k != OpKind::Login) {
             bail!("aiocr scenarios need at least one --user NAME:PASSWORD or --users-file");
         }
         if spec.mix.iter().any(|(k, _)| *k == OpKind::Login) && spec.users.is_empty() {
@@ -422,7 +421,8 @@ pub fn load_corpus(dir: &Path) -> Result<Vec<Vec<u8>>> {
         if size == 0 || size > MAX_IMAGE_BYTES {
             continue;
         }
-        images.push(std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?);
+        images
+            .push(std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?);
     }
     if images.is_empty() {
         bail!("no usable images in {}", dir.display());
@@ -497,7 +497,10 @@ mod tests {
         };
         let w = Workload::build(&target(), spec).unwrap();
         let pending = br#"{"code":0,"msg":"ok","data":{"id":"42","status":"pending"}}"#;
-        assert_eq!(w.judge(OpKind::DecodeAsync, 200, pending), Verdict::Pending(42));
+        assert_eq!(
+            w.judge(OpKind::DecodeAsync, 200, pending),
+            Verdict::Pending(42)
+        );
         let busy = br#"{"code":5001,"msg":"busy","data":{}}"#;
         assert_eq!(
             w.judge(OpKind::DecodeAsync, 503, busy),
@@ -508,7 +511,10 @@ mod tests {
             Verdict::Failed(ErrorKind::Status(502))
         );
         let token = br#"{"code":0,"msg":"ok","data":{"token":"t.k.n"}}"#;
-        assert_eq!(w.judge(OpKind::Login, 200, token), Verdict::Token("t.k.n".into()));
+        assert_eq!(
+            w.judge(OpKind::Login, 200, token),
+            Verdict::Token("t.k.n".into())
+        );
         let mut out = Vec::new();
         w.write_poll(42, b"Authorization: Bearer x\r\n", &mut out);
         assert!(out.starts_with(b"GET /v2/result?id=42 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n"));

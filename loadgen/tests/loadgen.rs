@@ -26,8 +26,16 @@ fn closed_loop_sends_exactly_n_requests() {
 fn pipelining_keeps_exact_counts() {
     let server = TestServer::start(Faults::default());
     let url = server.url("/plain");
-    let (code, summary, stderr) =
-        loadgen(&[&url, "-c", "3", "--pipeline", "8", "-n", "1001", "--no-live"]);
+    let (code, summary, stderr) = loadgen(&[
+        &url,
+        "-c",
+        "3",
+        "--pipeline",
+        "8",
+        "-n",
+        "1001",
+        "--no-live",
+    ]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(u(&summary["ok"]), 1001);
     assert_eq!(u(&summary["http_responses"]), 1001);
@@ -83,12 +91,15 @@ fn a_stall_shows_in_corrected_latency_only() {
         stall: Some((300, stall)),
     });
     let url = server.url("/plain");
-    let (code, summary, stderr) =
-        loadgen(&[&url, "-c", "1", "-R", "500", "-d", "4s", "--no-live"]);
+    let (code, summary, stderr) = loadgen(&[&url, "-c", "1", "-R", "500", "-d", "4s", "--no-live"]);
     assert_eq!(code, 0, "{stderr}");
     let corrected_p99 = summary["latency_ms"]["corrected"]["p99"].as_f64().unwrap();
-    let uncorrected_p99 = summary["latency_ms"]["uncorrected"]["p99"].as_f64().unwrap();
-    let uncorrected_max = summary["latency_ms"]["uncorrected"]["max"].as_f64().unwrap();
+    let uncorrected_p99 = summary["latency_ms"]["uncorrected"]["p99"]
+        .as_f64()
+        .unwrap();
+    let uncorrected_max = summary["latency_ms"]["uncorrected"]["max"]
+        .as_f64()
+        .unwrap();
     // The stalled request itself took the whole stall, whichever way it is measured.
     assert!(uncorrected_max >= 900.0, "{summary}");
     // About 500 requests were due during the stall: their corrected latencies spread over
@@ -249,7 +260,16 @@ fn wrong_password_retires_connections_and_exits_non_zero() {
     let server = TestServer::start(Faults::default());
     let url = server.url("/");
     let (code, summary, _) = loadgen(&[
-        &url, "-s", "point", "--user", "alice:nope", "-c", "2", "-n", "10", "--no-live",
+        &url,
+        "-s",
+        "point",
+        "--user",
+        "alice:nope",
+        "-c",
+        "2",
+        "-n",
+        "10",
+        "--no-live",
     ]);
     assert_eq!(code, 1);
     assert_eq!(u(&summary["errors"]["code_1004"]), 2);
@@ -290,7 +310,10 @@ fn hdr_log_holds_both_histograms() {
     }
     assert_eq!(
         tags,
-        vec![Some("corrected".to_string()), Some("uncorrected".to_string())]
+        vec![
+            Some("corrected".to_string()),
+            Some("uncorrected".to_string())
+        ]
     );
     let _ = std::fs::remove_file(path);
 }

@@ -101,7 +101,8 @@ struct Answer {
 }
 
 fn json(status: u16, code: i64, data: serde_json::Value) -> Answer {
-    let body = serde_json::json!({"code": code, "msg": if code == 0 {"ok"} else {"error"}, "data": data});
+    let body =
+        serde_json::json!({"code": code, "msg": if code == 0 {"ok"} else {"error"}, "data": data});
     Answer {
         status,
         body: body.to_string(),
@@ -122,7 +123,8 @@ fn serve(mut stream: TcpStream, counters: &Counters, faults: &Faults) {
                 }
             }
             let answer = route(&request, counters);
-            let head = format!(
+            let head =
+                format!(
                 "HTTP/1.1 {} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{}\r\n",
                 answer.status,
                 answer.body.len(),
@@ -151,7 +153,12 @@ fn parse_request(buf: &[u8]) -> Option<(Request, usize)> {
     let headers: Vec<(String, String)> = parsed
         .headers
         .iter()
-        .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).to_string()))
+        .map(|h| {
+            (
+                h.name.to_string(),
+                String::from_utf8_lossy(h.value).to_string(),
+            )
+        })
         .collect();
     let length: usize = headers
         .iter()
@@ -302,7 +309,11 @@ fn upload(request: &Request, image: &[u8], counters: &Counters) -> Answer {
         .lock()
         .unwrap()
         .insert(id, (user, PENDING_POLLS));
-    json(200, 0, serde_json::json!({"id": id.to_string(), "status": "pending"}))
+    json(
+        200,
+        0,
+        serde_json::json!({"id": id.to_string(), "status": "pending"}),
+    )
 }
 
 fn result(request: &Request, counters: &Counters) -> Answer {
@@ -318,7 +329,11 @@ fn result(request: &Request, counters: &Counters) -> Answer {
         Some((owner, _)) if *owner != user => json(404, 4001, serde_json::json!({})),
         Some((_, polls_left)) if *polls_left > 0 => {
             *polls_left -= 1;
-            json(200, 0, serde_json::json!({"id": id.to_string(), "status": "pending"}))
+            json(
+                200,
+                0,
+                serde_json::json!({"id": id.to_string(), "status": "pending"}),
+            )
         }
         Some(_) => json(
             200,
@@ -347,7 +362,8 @@ pub fn loadgen(args: &[&str]) -> (i32, serde_json::Value, String) {
 
 /// A directory of test "images" (the test server only tells BAD_IMAGE apart).
 pub fn image_dir(name: &str, images: &[&[u8]]) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("aiocr-loadgen-test-{name}-{}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("aiocr-loadgen-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     for (i, image) in images.iter().enumerate() {
