@@ -68,13 +68,28 @@ done
 url="http://127.0.0.1:$port/"
 echo "nginx $(nginx -v 2>&1 | sed 's/.*\///') on $url (1 worker); $ROUNDS rounds of $DURATION, -t1 -c$CONNS"
 
+# Runs a tool, keeping its stdout in $workdir/out and its CPU seconds (user+system) in $cpu_s.
+run_timed() {
+    local TIMEFORMAT='%3U %3S'
+    { time "$@" >"$workdir/out" 2>/dev/null; } 2>"$workdir/time"
+    cpu_s="$(awk '{printf "%.3f", $1 + $2}' "$workdir/time")"
+}
+
+# CPU microseconds per request: how much of the machine each tool needs for the same work,
+# which a busy shared machine disturbs less than the rate itself.
+cpu_us_per_request() { awk -v cpu="$1" -v n="$2" 'BEGIN {printf "%.2f", cpu * 1e6 / n}'; }
+
 wrk_rates=()
 loadgen_rates=()
 for round in $(seq "$ROUNDS"); do
-    wrk_rate="$(wrk -t1 -c"$CONNS" -d"$DURATION" "$url" | awk '/^Requests\/sec:/ {print $2}')"
-    loadgen_rate="$("$LOADGEN" -t1 -c"$CONNS" -d"$DURATION" --no-live "$url" \
-        | awk '/^Requests per second:/ {print $4}')"
-    printf 'round %s: wrk %s req/s, aiocr-loadgen %s req/s\n' "$round" "$wrk_rate" "$loadgen_rate"
+    run_timed wrk -t1 -c"$CONNS" -d"$DURATION" "$url"
+    wrk_rate="$(awk '/^Requests\/sec:/ {print $2}' "$workdir/out")"
+    wrk_cpu="$(cpu_us_per_request "$cpu_s" "$(awk '/requests in/ {print $1}' "$workdir/out")")"
+    run_timed "$LOADGEN" -t1 -c"$CONNS" -d"$DURATION" --no-live "$url"
+    loadgen_rate="$(awk '/^Requests per second:/ {print $4}' "$workdir/out")"
+    loadgen_cpu="$(cpu_us_per_request "$cpu_s" "$(awk '/^Complete requests:/ {print $3}' "$workdir/out")")"
+    printf 'round %s: wrk %s req/s (%s CPU us/req), aiocr-loadgen %s req/s (%s CPU us/req)\n' \
+        "$round" "$wrk_rate" "$wrk_cpu" "$loadgen_rate" "$loadgen_cpu"
     wrk_rates+=("$wrk_rate")
     loadgen_rates+=("$loadgen_rate")
 done
