@@ -317,3 +317,59 @@ fn hdr_log_holds_both_histograms() {
     );
     let _ = std::fs::remove_file(path);
 }
+
+#[test]
+fn open_loop_with_n_sends_exactly_n() {
+    let server = TestServer::start(Faults::default());
+    let url = server.url("/plain");
+    let (code, summary, stderr) =
+        loadgen(&[&url, "-c", "3", "-R", "2000", "-n", "500", "--no-live"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(u(&summary["requests"]), 500);
+    assert_eq!(server.counters.route("/plain"), 500);
+}
+
+#[test]
+fn unanswered_requests_time_out_and_are_counted() {
+    let server = TestServer::start(Faults::default());
+    let url = server.url("/hang");
+    let (code, summary, stderr) = loadgen(&[
+        &url,
+        "-c",
+        "1",
+        "-n",
+        "3",
+        "--timeout",
+        "100ms",
+        "--no-live",
+    ]);
+    // Nothing succeeded: the run says so with its exit code.
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(u(&summary["errors"]["timeout"]), 3, "{summary}");
+    assert_eq!(u(&summary["lost"]), 3);
+    assert_eq!(u(&summary["reconnects"]), 2);
+    assert_eq!(server.counters.route("/hang"), 3);
+}
+
+#[test]
+fn chunked_answers_are_read_and_checked() {
+    let server = TestServer::start(Faults::default());
+    let url = server.url("/");
+    let (code, summary, stderr) = loadgen(&[
+        &url,
+        "-s",
+        "point",
+        "--user",
+        "alice:pw",
+        "-H",
+        "X-Chunked: yes",
+        "-c",
+        "2",
+        "-n",
+        "20",
+        "--no-live",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(u(&summary["ok"]), 20, "{summary}");
+    assert_eq!(server.counters.route("/v2/user/point"), 20);
+}

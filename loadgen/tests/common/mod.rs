@@ -94,10 +94,15 @@ impl Request {
     }
 }
 
+#[derive(Default)]
 struct Answer {
     status: u16,
     body: String,
     close: bool,
+    /// Send the body chunked (in two chunks) instead of with Content-Length.
+    chunked: bool,
+    /// Never answer (and keep the connection open until the client goes).
+    hang: bool,
 }
 
 fn json(status: u16, code: i64, data: serde_json::Value) -> Answer {
@@ -106,7 +111,7 @@ fn json(status: u16, code: i64, data: serde_json::Value) -> Answer {
     Answer {
         status,
         body: body.to_string(),
-        close: false,
+        ..Answer::default()
     }
 }
 
@@ -123,16 +128,11 @@ fn serve(mut stream: TcpStream, counters: &Counters, faults: &Faults) {
                 }
             }
             let answer = route(&request, counters);
-            let head =
-                format!(
-                "HTTP/1.1 {} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{}\r\n",
-                answer.status,
-                answer.body.len(),
-                if answer.close { "Connection: close\r\n" } else { "" }
-            );
-            let mut wire = head.into_bytes();
-            wire.extend_from_slice(answer.body.as_bytes());
-            if stream.write_all(&wire).is_err() || answer.close {
+            if answer.hang {
+                while matches!(stream.read(&mut chunk), Ok(n) if n > 0) {}
+                return;
+            }
+            if stream.write_all(&wire(&answer)).is_err() || answer.close {
                 return;
             }
         }
@@ -141,6 +141,34 @@ fn serve(mut stream: TcpStream, counters: &Counters, faults: &Faults) {
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     }
+}
+
+fn wire(answer: &Answer) -> Vec<u8> {
+    let framing = if answer.chunked {
+        "Transfer-Encoding: chunked\r\n".to_string()
+    } else {
+        format!("Content-Length: {}\r\n", answer.body.len())
+    };
+    let mut out = format!(
+        "HTTP/1.1 {} X\r\nContent-Type: application/json\r\n{framing}{}\r\n",
+        answer.status,
+        if answer.close {
+            "Connection: close\r\n"
+        } else {
+            ""
+        }
+    )
+    .into_bytes();
+    if answer.chunked {
+        let (first, second) = answer.body.split_at(answer.body.len() / 2);
+        for part in [first, second] {
+            out.extend_from_slice(format!("{:x}\r\n{part}\r\n", part.len()).as_bytes());
+        }
+        out.extend_from_slice(b"0\r\n\r\n");
+    } else {
+        out.extend_from_slice(answer.body.as_bytes());
+    }
+    out
 }
 
 fn parse_request(buf: &[u8]) -> Option<(Request, usize)> {
@@ -194,18 +222,28 @@ fn route(request: &Request, counters: &Counters) -> Answer {
         ("GET", "/plain") => Answer {
             status: 200,
             body: "ok".into(),
-            close: false,
+            ..Answer::default()
         },
         ("GET", "/close") => Answer {
             status: 200,
             body: "bye".into(),
             close: true,
+            ..Answer::default()
         },
         ("GET", "/missing") => Answer {
             status: 404,
             body: "no".into(),
-            close: false,
+            ..Answer::default()
         },
+        ("GET", "/hang") => Answer {
+            hang: true,
+            ..Answer::default()
+        },
+        ("GET", "/v2/user/point") if request.header("x-chunked").is_some() => {
+            let mut answer = json(200, 0, serde_json::json!({"points": 1000, "reserved": 0}));
+            answer.chunked = true;
+            answer
+        }
         ("POST", "/v2/user/login") => login(request),
         ("GET", "/v2/user/point") => match user_of(request) {
             Ok(_) => json(200, 0, serde_json::json!({"points": 1000, "reserved": 0})),
