@@ -4,9 +4,6 @@
 use crate::cli::Args;
 use crate::run::RunResult;
 use crate::stats::OpStats;
-use anyhow::{Context, Result};
-use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
-use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -251,36 +248,14 @@ impl Summary {
     }
 }
 
-/// Prints the summary and writes the histogram log if asked.
-pub fn emit(args: &Args, summary: &Summary, result: &RunResult) -> Result<()> {
+/// Prints the summary (the histogram log was written during the run).
+pub fn emit(args: &Args, summary: &Summary) {
     if args.json {
-        println!("{}", serde_json::to_string_pretty(summary)?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(summary).expect("a summary always serializes")
+        );
     } else {
         print!("{}", summary.text());
     }
-    if let Some(path) = &args.hdr_out {
-        write_hdr_log(path, result).with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    Ok(())
-}
-
-/// An HdrHistogram interval log (readable by HistogramLogProcessor and friends) with the
-/// whole run as one interval, tagged `corrected` and `uncorrected`; values in microseconds.
-fn write_hdr_log(path: &std::path::Path, result: &RunResult) -> Result<()> {
-    let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
-    let mut serializer = V2DeflateSerializer::new();
-    let mut log = IntervalLogWriterBuilder::new()
-        .add_comment("aiocr-loadgen latency log, values in microseconds")
-        .with_start_time(std::time::SystemTime::now() - result.elapsed)
-        .begin_log_with(&mut file, &mut serializer)?;
-    for (tag, hist) in [
-        ("corrected", &result.stats.all.corrected_us),
-        ("uncorrected", &result.stats.all.uncorrected_us),
-    ] {
-        log.write_histogram(hist, Duration::ZERO, result.elapsed, Tag::new(tag))
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
-    drop(log);
-    std::io::Write::flush(&mut file)?;
-    Ok(())
 }

@@ -2,13 +2,18 @@
 //! workers, print the live line, merge what they measured.
 
 use crate::cli::{Args, Pin};
-use crate::live::{LivePrinter, LiveShared};
+use crate::live::{LiveShared, Monitor};
 use crate::stats::Stats;
 use crate::target::Target;
 use crate::worker::{ConnPlan, Worker, WorkerPlan};
 use crate::workload::{self, OpKind, Workload, WorkloadSpec};
 use anyhow::{anyhow, Context, Result};
+use hdrhistogram::serialization::interval_log::{IntervalLogWriter, IntervalLogWriterBuilder, Tag};
+use hdrhistogram::serialization::V2DeflateSerializer;
+use std::fs::File;
+use std::io::{BufWriter, Write as _};
 use std::net::TcpStream;
+use std::time::SystemTime;
 use std::time::{Duration, Instant};
 
 /// Longest wait of the reachability check before the run.
@@ -60,6 +65,30 @@ pub fn run(args: &Args) -> Result<RunResult> {
     let plans = plan_workers(args, &target, connections, threads, start, end, stop);
     let shared: Vec<_> = plans.iter().map(|_| LiveShared::new()).collect();
 
+    // Created before the run: a bad path fails now, not after a long run.
+    let mut hdr_file = match &args.hdr_out {
+        Some(path) => {
+            Some(BufWriter::new(File::create(path).with_context(|| {
+                format!("cannot create {}", path.display())
+            })?))
+        }
+        None => None,
+    };
+    let mut serializer = V2DeflateSerializer::new();
+    let mut hdr_log = match hdr_file.as_mut() {
+        Some(file) => Some(
+            IntervalLogWriterBuilder::new()
+                .add_comment(
+                    "aiocr-loadgen latency log: values in microseconds, one interval a second",
+                )
+                .add_comment(&format!("target {}", target.url))
+                .with_start_time(SystemTime::now())
+                .with_base_time(SystemTime::now())
+                .begin_log_with(file, &mut serializer)?,
+        ),
+        None => None,
+    };
+
     let results = std::thread::scope(|scope| -> Result<Vec<_>> {
         let handles: Vec<_> = plans
             .into_iter()
@@ -72,7 +101,7 @@ pub fn run(args: &Args) -> Result<RunResult> {
                     .spawn_scoped(scope, move || Worker::new(plan, workload, live)?.run())
             })
             .collect::<std::io::Result<_>>()?;
-        watch(&handles, &shared, start, !args.no_live);
+        let watched = watch(&handles, &shared, start, !args.no_live, hdr_log.as_mut());
         handles
             .into_iter()
             .map(|h| {
@@ -80,8 +109,13 @@ pub fn run(args: &Args) -> Result<RunResult> {
                     .map_err(|_| anyhow!("a worker thread panicked"))?
                     .context("worker event loop failed")
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()
+            .and_then(|results| watched.map(|()| results))
     })?;
+    drop(hdr_log);
+    if let Some(mut file) = hdr_file {
+        file.flush().context("cannot write the histogram log")?;
+    }
 
     let mut stats = Stats::new(workload.mix.len());
     let mut last_done = start;
@@ -202,21 +236,42 @@ fn plan_workers(
         .collect()
 }
 
-/// Waits for the workers, printing the live line once a second.
+/// Where --hdr-out goes while the run goes on.
+type HdrLog<'a, 'b> = IntervalLogWriter<'a, 'b, BufWriter<File>, V2DeflateSerializer>;
+
+/// Waits for the workers; once a second prints the live line and logs the second's
+/// histograms. The last, partial interval is taken after the workers' final publication.
 fn watch<T>(
     handles: &[std::thread::ScopedJoinHandle<'_, T>],
     shared: &[std::sync::Arc<LiveShared>],
     start: Instant,
     print_live: bool,
-) {
-    let mut printer = LivePrinter::new(shared.to_vec(), start);
-    let mut next_line = start + Duration::from_secs(1);
-    while !handles.iter().all(|h| h.is_finished()) {
-        std::thread::sleep(Duration::from_millis(20));
+    mut hdr_log: Option<&mut HdrLog<'_, '_>>,
+) -> Result<()> {
+    let mut monitor = Monitor::new(shared.to_vec(), start);
+    let mut next_tick = start + Duration::from_secs(1);
+    loop {
+        let finished = handles.iter().all(|h| h.is_finished());
         let now = Instant::now();
-        if print_live && now >= next_line {
-            eprintln!("{}", printer.line(now));
-            next_line += Duration::from_secs(1);
+        if finished || now >= next_tick {
+            let (interval, line) = monitor.tick(now);
+            if let Some(log) = hdr_log.as_deref_mut() {
+                for (tag, hist) in [
+                    ("corrected", &interval.latencies.corrected_us),
+                    ("uncorrected", &interval.latencies.uncorrected_us),
+                ] {
+                    log.write_histogram(hist, interval.start, interval.length, Tag::new(tag))
+                        .map_err(|e| anyhow!("cannot write the histogram log: {e}"))?;
+                }
+            }
+            if print_live && !finished {
+                eprintln!("{line}");
+            }
+            next_tick += Duration::from_secs(1);
         }
+        if finished {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -5,9 +5,9 @@
 //! send (uncorrected).
 
 use crate::conn::{ReadOutcome, Socket};
-use crate::live::LiveShared;
+use crate::live::{Batch, LiveShared};
 use crate::response::{Expect, Progress, ResponseMeta, ResponseParser};
-use crate::stats::{new_histogram, ErrorKind, Stats};
+use crate::stats::{ErrorKind, Stats};
 use crate::workload::{auth_header, MixPicker, OpKind, Verdict, Workload, MAX_ANSWER_BYTES};
 use mio::{Events, Poll, Token};
 use std::collections::VecDeque;
@@ -117,7 +117,7 @@ pub struct Worker<'a> {
     poll: Poll,
     conns: Vec<Conn>,
     stats: Stats,
-    live_hist: hdrhistogram::Histogram<u64>,
+    recorded: Batch,
     image_cursor: usize,
     last_done: Instant,
 }
@@ -153,7 +153,7 @@ impl<'a> Worker<'a> {
             image_cursor: plan.thread_index,
             last_done: plan.start,
             stats: Stats::new(workload.mix.len()),
-            live_hist: new_histogram(),
+            recorded: Batch::new(),
             poll: Poll::new()?,
             conns,
             plan,
@@ -245,7 +245,7 @@ impl<'a> Worker<'a> {
     }
 
     fn publish(&mut self) {
-        self.live.publish(&self.stats, &mut self.live_hist);
+        self.live.publish(&self.stats, &mut self.recorded);
     }
 
     /// Timeouts, reconnects and sends due by time; returns when to look again.
@@ -545,7 +545,12 @@ impl<'a> Worker<'a> {
         let uncorrected_us = now.duration_since(op.first_sent).as_micros() as u64;
         self.stats.all.record(ok, corrected_us, uncorrected_us);
         self.stats.per_kind[op.slot].record(ok, corrected_us, uncorrected_us);
-        self.live_hist.saturating_record(corrected_us.max(1));
+        self.recorded
+            .corrected_us
+            .saturating_record(corrected_us.max(1));
+        self.recorded
+            .uncorrected_us
+            .saturating_record(uncorrected_us.max(1));
         self.last_done = now;
     }
 
