@@ -9,6 +9,7 @@ pub const MAX_THREADS: usize = 256;
 pub const MAX_CONNECTIONS: usize = 65_536;
 pub const MAX_PIPELINE: usize = 1024;
 pub const MAX_RATE_PER_S: f64 = 100_000_000.0;
+pub const MAX_ANSWER_BYTES_LIMIT: usize = 64 << 20;
 pub const MAX_REQUESTS: u64 = 1_000_000_000_000;
 /// No run may last longer than this, whatever the options say.
 pub const MAX_RUN: Duration = Duration::from_secs(24 * 3600);
@@ -84,6 +85,9 @@ pub struct Args {
     /// Hard cap on the run's length, also with -n (at most 24h).
     #[arg(long, default_value = "600s", value_parser = parse_duration)]
     pub max_duration: Duration,
+    /// Largest answer body kept to check a scenario's JSON answer (larger: bad_http).
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_answer_bytes: usize,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -106,6 +110,12 @@ impl Args {
         check_range("threads (-t)", self.threads, 1, MAX_THREADS)?;
         check_range("connections (-c)", self.connections, 1, MAX_CONNECTIONS)?;
         check_range("pipeline", self.pipeline, 1, MAX_PIPELINE)?;
+        check_range(
+            "--max-answer-bytes",
+            self.max_answer_bytes,
+            1,
+            MAX_ANSWER_BYTES_LIMIT,
+        )?;
         if let Some(n) = self.requests {
             if n == 0 || n > MAX_REQUESTS {
                 bail!("requests (-n) must be 1..={MAX_REQUESTS}");

@@ -231,6 +231,7 @@ fn plan_workers(
                 pipeline: args.pipeline,
                 timeout: args.timeout,
                 poll_interval: args.poll_interval,
+                max_answer_bytes: args.max_answer_bytes,
             }
         })
         .collect()

@@ -8,7 +8,7 @@ use crate::conn::{ReadOutcome, Socket};
 use crate::live::{Batch, LiveShared};
 use crate::response::{Expect, Progress, ResponseMeta, ResponseParser};
 use crate::stats::{ErrorKind, Stats};
-use crate::workload::{auth_header, MixPicker, OpKind, Verdict, Workload, MAX_ANSWER_BYTES};
+use crate::workload::{auth_header, MixPicker, OpKind, Verdict, Workload};
 use mio::{Events, Poll, Token};
 use std::collections::VecDeque;
 use std::io;
@@ -50,6 +50,8 @@ pub struct WorkerPlan {
     pub pipeline: usize,
     pub timeout: Duration,
     pub poll_interval: Duration,
+    /// Largest answer body kept for checking.
+    pub max_answer_bytes: usize,
 }
 
 pub struct WorkerResult {
@@ -107,6 +109,102 @@ struct Conn {
 impl Conn {
     fn budget_left(&self) -> bool {
         self.ops_started < self.plan.op_budget
+    }
+}
+
+/// What a connection needs from its worker to queue requests.
+struct SendContext<'w> {
+    workload: &'w Workload,
+    plan: &'w WorkerPlan,
+    now: Instant,
+}
+
+impl Conn {
+    /// Appends to the write buffer what may be sent now; returns how many requests.
+    fn queue_requests(&mut self, ctx: &SendContext, image_cursor: &mut usize) -> u64 {
+        if ctx.workload.needs_login() && self.auth.is_empty() {
+            return self.queue_login(ctx);
+        }
+        let mut queued = 0;
+        while self.inflight.len() < ctx.plan.pipeline
+            && (self.queue_due_poll(ctx) || self.queue_new_op(ctx, image_cursor))
+        {
+            queued += 1;
+        }
+        queued
+    }
+
+    /// Nothing else goes out before the login answer (every request needs the token).
+    fn queue_login(&mut self, ctx: &SendContext) -> u64 {
+        if !self.inflight.is_empty() {
+            return 0;
+        }
+        let out = self.socket.as_mut().expect("connected").outgoing();
+        ctx.workload.write_login(self.plan.global_index, out);
+        self.inflight.push_back(Exchange {
+            role: Role::Login,
+            sent_at: ctx.now,
+            head_request: false,
+        });
+        1
+    }
+
+    fn queue_due_poll(&mut self, ctx: &SendContext) -> bool {
+        if self.followups.front().is_none_or(|f| f.due > ctx.now) {
+            return false;
+        }
+        let followup = self.followups.pop_front().expect("checked above");
+        let out = self.socket.as_mut().expect("connected").outgoing();
+        ctx.workload.write_poll(followup.upload_id, &self.auth, out);
+        self.inflight.push_back(Exchange {
+            role: Role::Poll(followup.op),
+            sent_at: ctx.now,
+            head_request: false,
+        });
+        true
+    }
+
+    /// The intended send time of the next operation, if it may start now.
+    fn next_op_due(&self, ctx: &SendContext) -> Option<Instant> {
+        let intended = match ctx.plan.interval_ns {
+            Some(_) => self.next_intended,
+            None => ctx.now,
+        };
+        let may_start = self.active_ops < ctx.plan.pipeline
+            && self.budget_left()
+            && intended <= ctx.now
+            && intended < ctx.plan.end;
+        may_start.then_some(intended)
+    }
+
+    fn queue_new_op(&mut self, ctx: &SendContext, image_cursor: &mut usize) -> bool {
+        let Some(intended) = self.next_op_due(ctx) else {
+            return false;
+        };
+        let slot = self.picker.next(&ctx.workload.mix);
+        let out = self.socket.as_mut().expect("connected").outgoing();
+        ctx.workload
+            .write_op(slot, &self.auth, self.plan.global_index, *image_cursor, out);
+        *image_cursor = image_cursor.wrapping_add(1);
+        let op = Op {
+            slot,
+            intended,
+            first_sent: ctx.now,
+        };
+        self.inflight.push_back(Exchange {
+            role: Role::Start(op),
+            sent_at: ctx.now,
+            head_request: ctx.workload.is_head_request(ctx.workload.mix[slot].0),
+        });
+        self.active_ops += 1;
+        self.ops_started += 1;
+        if let Some(interval_ns) = ctx.plan.interval_ns {
+            // From the start, not from the previous send: rounding never accumulates.
+            let offset_ns =
+                self.plan.first_at.as_nanos() as f64 + self.ops_started as f64 * interval_ns;
+            self.next_intended = ctx.plan.start + Duration::from_nanos(offset_ns as u64);
+        }
+        true
     }
 }
 
@@ -414,7 +512,7 @@ impl<'a> Worker<'a> {
             let expect = Expect {
                 head_request: front.head_request,
                 keep_body: self.workload.is_scenario(),
-                max_body_bytes: MAX_ANSWER_BYTES,
+                max_body_bytes: self.plan.max_answer_bytes,
             };
             match conn.parser.feed(input, expect, &mut conn.body) {
                 Ok((used, progress)) => {
@@ -563,82 +661,21 @@ impl<'a> Worker<'a> {
 
     /// Sends what may be sent now: due polls first, then new operations.
     fn pump(&mut self, index: usize, now: Instant) {
-        let pipeline = self.plan.pipeline;
+        let ctx = SendContext {
+            workload: self.workload,
+            plan: &self.plan,
+            now,
+        };
         let conn = &mut self.conns[index];
-        let Some(socket) = conn.socket.as_mut() else {
+        let Some(socket) = conn.socket.as_ref() else {
             return;
         };
         if !socket.connected || conn.retired {
             return;
         }
-        if self.workload.needs_login() && conn.auth.is_empty() {
-            if conn.inflight.is_empty() {
-                self.workload
-                    .write_login(conn.plan.global_index, socket.outgoing());
-                conn.inflight.push_back(Exchange {
-                    role: Role::Login,
-                    sent_at: now,
-                    head_request: false,
-                });
-                self.stats.http_requests += 1;
-            }
-        } else {
-            while conn.inflight.len() < pipeline {
-                if conn.followups.front().is_some_and(|f| f.due <= now) {
-                    let followup = conn.followups.pop_front().expect("checked above");
-                    self.workload
-                        .write_poll(followup.upload_id, &conn.auth, socket.outgoing());
-                    conn.inflight.push_back(Exchange {
-                        role: Role::Poll(followup.op),
-                        sent_at: now,
-                        head_request: false,
-                    });
-                } else if conn.active_ops < pipeline
-                    && conn.ops_started < conn.plan.op_budget
-                    && now < self.plan.end
-                    && (self.plan.interval_ns.is_none() || conn.next_intended <= now)
-                {
-                    let slot = conn.picker.next(&self.workload.mix);
-                    let intended = match self.plan.interval_ns {
-                        Some(_) => conn.next_intended,
-                        None => now,
-                    };
-                    if intended >= self.plan.end {
-                        break;
-                    }
-                    self.workload.write_op(
-                        slot,
-                        &conn.auth,
-                        conn.plan.global_index,
-                        self.image_cursor,
-                        socket.outgoing(),
-                    );
-                    self.image_cursor = self.image_cursor.wrapping_add(1);
-                    let op = Op {
-                        slot,
-                        intended,
-                        first_sent: now,
-                    };
-                    conn.inflight.push_back(Exchange {
-                        role: Role::Start(op),
-                        sent_at: now,
-                        head_request: self.workload.is_head_request(self.workload.mix[slot].0),
-                    });
-                    conn.active_ops += 1;
-                    conn.ops_started += 1;
-                    if let Some(interval_ns) = self.plan.interval_ns {
-                        let offset_ns = conn.plan.first_at.as_nanos() as f64
-                            + conn.ops_started as f64 * interval_ns;
-                        conn.next_intended =
-                            self.plan.start + Duration::from_nanos(offset_ns as u64);
-                    }
-                } else {
-                    break;
-                }
-                self.stats.http_requests += 1;
-            }
-        }
-        match socket.flush() {
+        self.stats.http_requests += conn.queue_requests(&ctx, &mut self.image_cursor);
+        let flushed = conn.socket.as_mut().expect("checked above").flush();
+        match flushed {
             Ok(written) => self.stats.bytes_written += written as u64,
             Err(_) => self.break_conn(index, ErrorKind::Write, now, Duration::ZERO),
         }

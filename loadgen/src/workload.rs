@@ -11,8 +11,6 @@ use serde::Deserialize;
 use std::io::Write as _;
 use std::path::Path;
 
-/// Largest answer body kept for checking; larger is counted as a bad answer.
-pub const MAX_ANSWER_BYTES: usize = 1 << 20;
 /// Largest image read from the corpus (the server's default limit is 512 KiB; larger ones
 /// are still sent, to test that limit, up to this).
 const MAX_IMAGE_BYTES: u64 = 16 << 20;
