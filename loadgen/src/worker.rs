@@ -704,12 +704,13 @@ impl<'a> Worker<'a> {
         conn.body.clear();
         let lost: Vec<Exchange> = conn.inflight.drain(..).collect();
         conn.reconnect_at = Some(now + backoff);
+        // One error per unanswered request (a lost login too: it is retried on reconnect).
         for exchange in lost {
+            if let Some(kind) = kind {
+                self.stats.count_error(kind);
+            }
             if let Role::Start(op) | Role::Poll(op) = exchange.role {
                 self.conns[index].active_ops -= 1;
-                if let Some(kind) = kind {
-                    self.stats.count_error(kind);
-                }
                 self.lose_op(op);
             }
         }
