@@ -22,6 +22,8 @@ const MAX_POLL_WAIT: Duration = Duration::from_millis(100);
 /// Wait before dialing again after a failed connect (a down server is not hammered).
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(100);
 const LIVE_PUBLISH_EVERY: Duration = Duration::from_millis(250);
+/// The contract's code for "token invalid or expired" (docs/api.md).
+const TOKEN_INVALID_OR_EXPIRED: i64 = 1003;
 
 /// What one connection of a worker must do.
 #[derive(Debug, Clone)]
@@ -630,6 +632,10 @@ impl<'a> Worker<'a> {
             }
             Verdict::Failed(error) => {
                 self.stats.count_error(error);
+                if error == ErrorKind::Api(TOKEN_INVALID_OR_EXPIRED) && kind != OpKind::Login {
+                    // Log in again before the next request (long runs outlive a token).
+                    self.conns[index].auth.clear();
+                }
                 self.finish_op(index, op, false, now);
             }
         }

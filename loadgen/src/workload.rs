@@ -183,7 +183,15 @@ impl Workload {
         if spec.mix.iter().any(|(k, _)| k.needs_image()) && spec.images.is_empty() {
             bail!("upload and decode scenarios need --images DIR with at least one image");
         }
-        let mut common_headers = format!("Host: {}\r\n", target.host_header).into_bytes();
+        let user_sets_host = spec.headers.iter().any(|h| {
+            h.split_once(':')
+                .is_some_and(|(name, _)| name.trim().eq_ignore_ascii_case("host"))
+        });
+        let mut common_headers = if user_sets_host {
+            Vec::new()
+        } else {
+            format!("Host: {}\r\n", target.host_header).into_bytes()
+        };
         for header in &spec.headers {
             if !header.contains(':') || header.contains(['\r', '\n']) {
                 bail!("bad header {header:?}: expected \"Name: value\"");

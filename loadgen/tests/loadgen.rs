@@ -384,3 +384,28 @@ fn chunked_answers_are_read_and_checked() {
     assert_eq!(u(&summary["ok"]), 20, "{summary}");
     assert_eq!(server.counters.route("/v2/user/point"), 20);
 }
+
+#[test]
+fn an_expired_token_means_a_new_login() {
+    let server = TestServer::start(Faults::default());
+    let url = server.url("/");
+    let (code, summary, stderr) = loadgen(&[
+        &url,
+        "-s",
+        "point",
+        "--user",
+        "short:pw",
+        "-c",
+        "1",
+        "-n",
+        "10",
+        "--no-live",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    // Each token: 3 good answers, then 1003 and a new login. 10 operations: 3 ok, fail,
+    // 3 ok, fail, 2 ok.
+    assert_eq!(u(&summary["ok"]), 8, "{summary}");
+    assert_eq!(u(&summary["errors"]["code_1003"]), 2);
+    assert_eq!(u(&summary["logins"]), 3);
+    assert_eq!(server.counters.route("/v2/user/login"), 3);
+}

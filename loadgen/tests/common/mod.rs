@@ -15,6 +15,8 @@ use std::time::Duration;
 
 /// Image bytes the server refuses as undecodable (code 3003).
 pub const BAD_IMAGE: &[u8] = b"BAD-IMAGE";
+/// Requests a token of user "short" is good for; then it answers 1003 (expired).
+pub const SHORT_TOKEN_USES: u32 = 3;
 /// Polls of /v2/result answered `pending` before `done`.
 pub const PENDING_POLLS: u32 = 2;
 
@@ -31,6 +33,9 @@ pub struct Counters {
     pub per_route: Mutex<HashMap<String, u64>>,
     pub uploads: Mutex<HashMap<u64, (String, u32)>>,
     pub next_id: AtomicU64,
+    pub logins: AtomicU64,
+    /// Requests seen per token of user "short" (whose tokens expire after SHORT_TOKEN_USES).
+    pub short_token_uses: Mutex<HashMap<String, u32>>,
 }
 
 impl Counters {
@@ -244,8 +249,11 @@ fn route(request: &Request, counters: &Counters) -> Answer {
             answer.chunked = true;
             answer
         }
-        ("POST", "/v2/user/login") => login(request),
+        ("POST", "/v2/user/login") => login(request, counters),
         ("GET", "/v2/user/point") => match user_of(request) {
+            Ok(user) if user.starts_with("short.") && !short_token_valid(&user, counters) => {
+                json(401, 1003, serde_json::json!({}))
+            }
             Ok(_) => json(200, 0, serde_json::json!({"points": 1000, "reserved": 0})),
             Err(answer) => answer,
         },
@@ -264,7 +272,14 @@ fn route(request: &Request, counters: &Counters) -> Answer {
 
 /// Users: every name's password is "pw". "poor" has no points (2001 on upload), "busy" always
 /// finds the queue full (5001).
-fn login(request: &Request) -> Answer {
+fn short_token_valid(user: &str, counters: &Counters) -> bool {
+    let mut uses = counters.short_token_uses.lock().unwrap();
+    let used = uses.entry(user.to_string()).or_insert(0);
+    *used += 1;
+    *used <= SHORT_TOKEN_USES
+}
+
+fn login(request: &Request, counters: &Counters) -> Answer {
     let Ok(body) = serde_json::from_slice::<serde_json::Value>(&request.body) else {
         return json(400, 1001, serde_json::json!({}));
     };
@@ -272,10 +287,17 @@ fn login(request: &Request) -> Answer {
     if name.is_empty() || body["password"].as_str() != Some("pw") {
         return json(401, 1004, serde_json::json!({}));
     }
+    let number = counters.logins.fetch_add(1, Ordering::SeqCst);
+    // Every login of "short" gets a fresh token with a small budget of requests.
+    let token = if name == "short" {
+        format!("tok-short.{number}")
+    } else {
+        format!("tok-{name}")
+    };
     json(
         200,
         0,
-        serde_json::json!({"token": format!("tok-{name}"), "expires_at": 0, "user_id": "1"}),
+        serde_json::json!({"token": token, "expires_at": 0, "user_id": "1"}),
     )
 }
 
