@@ -46,7 +46,6 @@ pub fn run(args: &Args) -> Result<RunResult> {
     let run_length = args.validate()?;
     let target = Target::parse(&args.url)?;
     let workload = Workload::build(&target, workload_spec(args)?)?;
-    preflight(&target, args.timeout.min(PREFLIGHT_TIMEOUT))?;
 
     let connections = match args.requests {
         Some(n) => args
@@ -54,6 +53,8 @@ pub fn run(args: &Args) -> Result<RunResult> {
             .min(usize::try_from(n).unwrap_or(usize::MAX)),
         None => args.connections,
     };
+    ensure_fd_limit(connections)?;
+    preflight(&target, args.timeout.min(PREFLIGHT_TIMEOUT))?;
     let threads = args.threads.min(connections);
     let start = Instant::now() + START_DELAY;
     let end = start + run_length;
@@ -165,6 +166,38 @@ fn workload_spec(args: &Args) -> Result<WorkloadSpec> {
         images,
         upload_query: args.upload_query.clone(),
     })
+}
+
+/// Descriptors kept free for everything that is not a connection (epoll, files, stdio).
+const SPARE_FDS: u64 = 64;
+
+/// Raises the soft open-file limit to fit the connections, or says why the run cannot.
+fn ensure_fd_limit(connections: usize) -> Result<()> {
+    let needed = connections as u64 + SPARE_FDS;
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to an rlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Ok(());
+    }
+    if limit.rlim_cur >= needed {
+        return Ok(());
+    }
+    if limit.rlim_max < needed {
+        anyhow::bail!(
+            "{connections} connections need {needed} open files but the hard limit is {} \
+             (raise it with ulimit -Hn, or use fewer connections)",
+            limit.rlim_max
+        );
+    }
+    limit.rlim_cur = needed;
+    // SAFETY: as above.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+        anyhow::bail!("cannot raise the open-file limit to {needed}");
+    }
+    Ok(())
 }
 
 fn preflight(target: &Target, timeout: Duration) -> Result<()> {

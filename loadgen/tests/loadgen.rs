@@ -70,7 +70,7 @@ fn open_loop_holds_its_rate_within_two_percent() {
     let url = server.url("/plain");
     let rate = 400.0;
     let seconds = 5.0;
-    let (code, summary, stderr) = loadgen(&[&url, "-c", "4", "-R", "400", "-d", "5s"]);
+    let (code, summary, stderr) = loadgen(&[&url, "-t", "2", "-c", "4", "-R", "400", "-d", "5s"]);
     assert_eq!(code, 0, "{stderr}");
     let expected = rate * seconds;
     let sent = server.counters.route("/plain") as f64;
