@@ -420,8 +420,23 @@ pub fn loadgen(args: &[&str]) -> (i32, serde_json::Value, String) {
     )
 }
 
-/// A directory of test "images" (the test server only tells BAD_IMAGE apart).
-pub fn image_dir(name: &str, images: &[&[u8]]) -> std::path::PathBuf {
+/// A directory of test "images" (the test server only tells BAD_IMAGE apart), removed when
+/// dropped.
+pub struct ImageDir(std::path::PathBuf);
+
+impl ImageDir {
+    pub fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for ImageDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn image_dir(name: &str, images: &[&[u8]]) -> ImageDir {
     let dir =
         std::env::temp_dir().join(format!("aiocr-loadgen-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -429,5 +444,5 @@ pub fn image_dir(name: &str, images: &[&[u8]]) -> std::path::PathBuf {
     for (i, image) in images.iter().enumerate() {
         std::fs::write(dir.join(format!("{i:04}.png")), image).unwrap();
     }
-    dir
+    ImageDir(dir)
 }
