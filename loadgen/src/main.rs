@@ -1,4 +1,5 @@
+//! `aiocr-loadgen`: thin binary; everything lives in the library (see lib.rs).
+
 fn main() {
-    eprintln!("aiocr-loadgen: not built yet (issue 5)");
-    std::process::exit(2);
+    std::process::exit(aiocr_loadgen::run_cli());
 }

@@ -1,0 +1,529 @@
+//! What each connection sends: a plain request (any URL, method, headers, body file) or aiocr
+//! scenarios (login, point, uploads, sync and async decodes) in a weighted mix. Request bytes
+//! are formatted once at start; per request only slices are copied into the connection's
+//! reused write buffer (the token header is per connection, the image part per image).
+
+use crate::stats::ErrorKind;
+use crate::target::Target;
+use anyhow::{bail, Context, Result};
+use base64::Engine as _;
+use serde::Deserialize;
+use std::io::Write as _;
+use std::path::Path;
+
+/// Largest image read from the corpus (the server's default limit is 512 KiB; larger ones
+/// are still sent, to test that limit, up to this).
+const MAX_IMAGE_BYTES: u64 = 16 << 20;
+/// Most images loaded from a corpus directory.
+const MAX_IMAGES: usize = 100_000;
+const MULTIPART_BOUNDARY: &str = "aiocrloadgen7f3a9c";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpKind {
+    Plain,
+    Login,
+    Point,
+    UploadBase64,
+    Upload,
+    DecodeSync,
+    DecodeAsync,
+}
+
+impl OpKind {
+    pub const SCENARIOS: [OpKind; 6] = [
+        OpKind::Login,
+        OpKind::Point,
+        OpKind::UploadBase64,
+        OpKind::Upload,
+        OpKind::DecodeSync,
+        OpKind::DecodeAsync,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            OpKind::Plain => "plain",
+            OpKind::Login => "login",
+            OpKind::Point => "point",
+            OpKind::UploadBase64 => "upload-base64",
+            OpKind::Upload => "upload",
+            OpKind::DecodeSync => "decode-sync",
+            OpKind::DecodeAsync => "decode-async",
+        }
+    }
+
+    pub fn parse(name: &str) -> Result<OpKind> {
+        std::iter::once(OpKind::Plain)
+            .chain(OpKind::SCENARIOS)
+            .find(|kind| kind.name() == name)
+            .with_context(|| format!("unknown scenario {name:?}"))
+    }
+
+    fn needs_image(self) -> bool {
+        matches!(
+            self,
+            OpKind::UploadBase64 | OpKind::Upload | OpKind::DecodeSync | OpKind::DecodeAsync
+        )
+    }
+}
+
+/// Parses `point=8,decode-sync=2` into kinds with weights.
+pub fn parse_mix(text: &str) -> Result<Vec<(OpKind, u32)>> {
+    let mut mix = Vec::new();
+    for part in text.split(',').filter(|p| !p.trim().is_empty()) {
+        let (name, weight) = part.split_once('=').unwrap_or((part, "1"));
+        let kind = OpKind::parse(name.trim())?;
+        let weight: u32 = weight
+            .trim()
+            .parse()
+            .with_context(|| format!("bad weight in mix part {part:?}"))?;
+        if weight == 0 || weight > 1_000_000 {
+            bail!("mix weight must be 1..=1000000 (got {weight} for {name})");
+        }
+        if kind == OpKind::Plain && !mix.is_empty() {
+            bail!("plain cannot be mixed with aiocr scenarios");
+        }
+        mix.push((kind, weight));
+    }
+    if mix.is_empty() {
+        bail!("empty mix");
+    }
+    Ok(mix)
+}
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub name: String,
+    pub password: String,
+}
+
+pub fn parse_user(text: &str) -> Result<User> {
+    match text.split_once(':') {
+        Some((name, password)) if !name.is_empty() => Ok(User {
+            name: name.to_string(),
+            password: password.to_string(),
+        }),
+        _ => bail!("a user is NAME:PASSWORD (got {text:?})"),
+    }
+}
+
+pub fn read_users_file(path: &Path) -> Result<Vec<User>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read users file {}", path.display()))?;
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(parse_user)
+        .collect()
+}
+
+/// Everything needed to build a workload.
+pub struct WorkloadSpec {
+    pub mix: Vec<(OpKind, u32)>,
+    pub method: String,
+    pub headers: Vec<String>,
+    pub body: Option<Vec<u8>>,
+    pub users: Vec<User>,
+    pub images: Vec<Vec<u8>>,
+    /// Extra upload options appended to upload URLs (`model=beta&soft_id=7`).
+    pub upload_query: String,
+}
+
+/// Per image, the end of each upload request (Content-Length, blank line, body).
+struct ImageTails {
+    base64_json: Vec<u8>,
+    multipart: Vec<u8>,
+}
+
+pub struct Workload {
+    pub mix: Vec<(OpKind, u32)>,
+    plain_request: Vec<u8>,
+    plain_is_head: bool,
+    /// Request line + Host + user headers, per scenario kind (index = position in the mix).
+    heads: Vec<Vec<u8>>,
+    poll_head_prefix: Vec<u8>,
+    common_headers: Vec<u8>,
+    login_requests: Vec<Vec<u8>>,
+    images: Vec<ImageTails>,
+}
+
+/// What an answer means for the operation that got it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Ok,
+    /// Login succeeded: the bearer token.
+    Token(String),
+    /// The upload is accepted but not done: poll this id.
+    Pending(u64),
+    Failed(ErrorKind),
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    code: i64,
+    #[serde(default)]
+    data: Option<AnswerData>,
+}
+
+#[derive(Deserialize, Default)]
+struct AnswerData {
+    token: Option<String>,
+    id: Option<String>,
+    status: Option<String>,
+}
+
+impl Workload {
+    pub fn build(target: &Target, spec: WorkloadSpec) -> Result<Workload> {
+        let scenario = spec.mix[0].0 != OpKind::Plain;
+        if scenario && spec.users.is_empty() && spec.mix.iter().any(|(k, _)| *k != OpKind::Login) {
+            bail!("aiocr scenarios need at least one --user NAME:PASSWORD or --users-file");
+        }
+        if spec.mix.iter().any(|(k, _)| *k == OpKind::Login) && spec.users.is_empty() {
+            bail!("the login scenario needs --user or --users-file");
+        }
+        if spec.mix.iter().any(|(k, _)| k.needs_image()) && spec.images.is_empty() {
+            bail!("upload and decode scenarios need --images DIR with at least one image");
+        }
+        let user_sets_host = spec.headers.iter().any(|h| {
+            h.split_once(':')
+                .is_some_and(|(name, _)| name.trim().eq_ignore_ascii_case("host"))
+        });
+        let mut common_headers = if user_sets_host {
+            Vec::new()
+        } else {
+            format!("Host: {}\r\n", target.host_header).into_bytes()
+        };
+        for header in &spec.headers {
+            if !header.contains(':') || header.contains(['\r', '\n']) {
+                bail!("bad header {header:?}: expected \"Name: value\"");
+            }
+            common_headers.extend_from_slice(header.trim().as_bytes());
+            common_headers.extend_from_slice(b"\r\n");
+        }
+        let prefix = target.route_prefix();
+        let heads = spec
+            .mix
+            .iter()
+            .map(|(kind, _)| scenario_head(*kind, prefix, &spec.upload_query, &common_headers))
+            .collect();
+        Ok(Workload {
+            plain_request: plain_request(target, &spec, &common_headers),
+            plain_is_head: spec.method.eq_ignore_ascii_case("HEAD"),
+            heads,
+            poll_head_prefix: format!("GET {prefix}/v2/result?id=").into_bytes(),
+            login_requests: spec
+                .users
+                .iter()
+                .map(|user| login_request(prefix, user, &common_headers))
+                .collect(),
+            images: spec.images.iter().map(|image| image_tails(image)).collect(),
+            common_headers,
+            mix: spec.mix,
+        })
+    }
+
+    pub fn is_scenario(&self) -> bool {
+        self.mix[0].0 != OpKind::Plain
+    }
+
+    pub fn needs_login(&self) -> bool {
+        self.mix.iter().any(|(kind, _)| *kind != OpKind::Login) && self.is_scenario()
+    }
+
+    pub fn user_count(&self) -> usize {
+        self.login_requests.len()
+    }
+
+    pub fn image_count(&self) -> usize {
+        self.images.len()
+    }
+
+    pub fn is_head_request(&self, kind: OpKind) -> bool {
+        kind == OpKind::Plain && self.plain_is_head
+    }
+
+    pub fn write_login(&self, user: usize, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.login_requests[user % self.login_requests.len()]);
+    }
+
+    /// Appends the request that starts an operation of mix entry `slot`.
+    pub fn write_op(&self, slot: usize, auth: &[u8], user: usize, image: usize, out: &mut Vec<u8>) {
+        let kind = self.mix[slot].0;
+        match kind {
+            OpKind::Plain => out.extend_from_slice(&self.plain_request),
+            OpKind::Login => self.write_login(user, out),
+            OpKind::Point => {
+                out.extend_from_slice(&self.heads[slot]);
+                out.extend_from_slice(auth);
+                out.extend_from_slice(b"\r\n");
+            }
+            OpKind::Upload => {
+                out.extend_from_slice(&self.heads[slot]);
+                out.extend_from_slice(auth);
+                out.extend_from_slice(&self.images[image % self.images.len()].multipart);
+            }
+            OpKind::UploadBase64 | OpKind::DecodeSync | OpKind::DecodeAsync => {
+                out.extend_from_slice(&self.heads[slot]);
+                out.extend_from_slice(auth);
+                out.extend_from_slice(&self.images[image % self.images.len()].base64_json);
+            }
+        }
+    }
+
+    pub fn write_poll(&self, upload_id: u64, auth: &[u8], out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.poll_head_prefix);
+        // Writing into a Vec cannot fail.
+        let _ = write!(out, "{upload_id} HTTP/1.1\r\n");
+        out.extend_from_slice(&self.common_headers);
+        out.extend_from_slice(auth);
+        out.extend_from_slice(b"\r\n");
+    }
+
+    /// Judges the answer to an operation's request (or to a poll of it).
+    pub fn judge(&self, kind: OpKind, status: u16, body: &[u8]) -> Verdict {
+        if kind == OpKind::Plain {
+            return Verdict::Ok;
+        }
+        let Ok(answer) = serde_json::from_slice::<Answer>(body) else {
+            return Verdict::Failed(if (200..300).contains(&status) {
+                ErrorKind::BadJson
+            } else {
+                ErrorKind::Status(status)
+            });
+        };
+        if answer.code != 0 {
+            return Verdict::Failed(ErrorKind::Api(answer.code));
+        }
+        if !(200..300).contains(&status) {
+            return Verdict::Failed(ErrorKind::Status(status));
+        }
+        let data = answer.data.unwrap_or_default();
+        match kind {
+            OpKind::Login => match data.token {
+                Some(token) if !token.is_empty() && !token.contains(['\r', '\n']) => {
+                    Verdict::Token(token)
+                }
+                _ => Verdict::Failed(ErrorKind::BadJson),
+            },
+            OpKind::Plain | OpKind::Point | OpKind::UploadBase64 | OpKind::Upload => Verdict::Ok,
+            OpKind::DecodeSync | OpKind::DecodeAsync => match data.status.as_deref() {
+                Some("done") => Verdict::Ok,
+                Some("failed") => Verdict::Failed(ErrorKind::DecodeFailed),
+                Some("pending") => match data.id.as_deref().map(str::parse::<u64>) {
+                    Some(Ok(id)) => Verdict::Pending(id),
+                    _ => Verdict::Failed(ErrorKind::BadJson),
+                },
+                _ => Verdict::Failed(ErrorKind::BadJson),
+            },
+        }
+    }
+}
+
+/// The `Authorization` header line for a token.
+pub fn auth_header(token: &str) -> Vec<u8> {
+    format!("Authorization: Bearer {token}\r\n").into_bytes()
+}
+
+fn plain_request(target: &Target, spec: &WorkloadSpec, common_headers: &[u8]) -> Vec<u8> {
+    let mut out = format!("{} {} HTTP/1.1\r\n", spec.method, target.path_and_query).into_bytes();
+    out.extend_from_slice(common_headers);
+    let sends_body = spec.body.is_some()
+        || ["POST", "PUT", "PATCH"]
+            .iter()
+            .any(|m| spec.method.eq_ignore_ascii_case(m));
+    if sends_body {
+        let body = spec.body.as_deref().unwrap_or(&[]);
+        out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+        out.extend_from_slice(body);
+    } else {
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+fn scenario_head(kind: OpKind, prefix: &str, upload_query: &str, common: &[u8]) -> Vec<u8> {
+    let query = |wait: bool| {
+        let mut parts: Vec<&str> = Vec::new();
+        if wait {
+            parts.push("wait=1");
+        }
+        if !upload_query.is_empty() {
+            parts.push(upload_query);
+        }
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", parts.join("&"))
+        }
+    };
+    let (line, content_type) = match kind {
+        OpKind::Plain | OpKind::Login => return Vec::new(),
+        OpKind::Point => (format!("GET {prefix}/v2/user/point"), String::new()),
+        OpKind::UploadBase64 | OpKind::DecodeAsync => (
+            format!("POST {prefix}/v2/decode/upload-base64{}", query(false)),
+            "Content-Type: application/json\r\n".to_string(),
+        ),
+        OpKind::DecodeSync => (
+            format!("POST {prefix}/v2/decode/upload-base64{}", query(true)),
+            "Content-Type: application/json\r\n".to_string(),
+        ),
+        OpKind::Upload => (
+            format!("POST {prefix}/v2/decode/upload{}", query(false)),
+            format!("Content-Type: multipart/form-data; boundary={MULTIPART_BOUNDARY}\r\n"),
+        ),
+    };
+    let mut out = format!("{line} HTTP/1.1\r\n").into_bytes();
+    out.extend_from_slice(common);
+    out.extend_from_slice(content_type.as_bytes());
+    out
+}
+
+fn login_request(prefix: &str, user: &User, common: &[u8]) -> Vec<u8> {
+    let body = serde_json::json!({"username": user.name, "password": user.password}).to_string();
+    let mut out = format!("POST {prefix}/v2/user/login HTTP/1.1\r\n").into_bytes();
+    out.extend_from_slice(common);
+    out.extend_from_slice(
+        format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    out
+}
+
+fn image_tails(image: &[u8]) -> ImageTails {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(image);
+    let json = format!("{{\"file\":\"{encoded}\"}}");
+    let mut multipart = format!(
+        "--{MULTIPART_BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; \
+         filename=\"captcha\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    multipart.extend_from_slice(image);
+    multipart.extend_from_slice(format!("\r\n--{MULTIPART_BOUNDARY}--\r\n").as_bytes());
+    let with_length = |body: &[u8]| {
+        let mut out = format!("Content-Length: {}\r\n\r\n", body.len()).into_bytes();
+        out.extend_from_slice(body);
+        out
+    };
+    ImageTails {
+        base64_json: with_length(json.as_bytes()),
+        multipart: with_length(&multipart),
+    }
+}
+
+/// Reads every regular file of `dir` (sorted by name, so runs are repeatable).
+pub fn load_corpus(dir: &Path) -> Result<Vec<Vec<u8>>> {
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read image directory {}", dir.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.is_file())
+        .collect();
+    paths.sort();
+    paths.truncate(MAX_IMAGES);
+    let mut images = Vec::with_capacity(paths.len());
+    for path in paths {
+        let size = std::fs::metadata(&path)?.len();
+        if size == 0 || size > MAX_IMAGE_BYTES {
+            continue;
+        }
+        images
+            .push(std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?);
+    }
+    if images.is_empty() {
+        bail!("no usable images in {}", dir.display());
+    }
+    Ok(images)
+}
+
+/// Smooth weighted round robin (as nginx balances upstreams): deterministic, spreads each
+/// kind evenly through the sequence, no random numbers.
+#[derive(Debug, Clone)]
+pub struct MixPicker {
+    current: Vec<i64>,
+}
+
+impl MixPicker {
+    pub fn new(entries: usize) -> MixPicker {
+        MixPicker {
+            current: vec![0; entries],
+        }
+    }
+
+    /// The mix slot of the next operation.
+    pub fn next(&mut self, mix: &[(OpKind, u32)]) -> usize {
+        debug_assert_eq!(mix.len(), self.current.len());
+        let total: i64 = mix.iter().map(|(_, w)| i64::from(*w)).sum();
+        let mut best = 0;
+        for (slot, (_, weight)) in mix.iter().enumerate() {
+            self.current[slot] += i64::from(*weight);
+            if self.current[slot] > self.current[best] {
+                best = slot;
+            }
+        }
+        self.current[best] -= total;
+        best
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target() -> Target {
+        Target::parse("http://127.0.0.1:9/").unwrap()
+    }
+
+    #[test]
+    fn mix_picker_follows_weights() {
+        let mix = parse_mix("point=8,decode-sync=2").unwrap();
+        let mut picker = MixPicker::new(mix.len());
+        let picks: Vec<usize> = (0..100).map(|_| picker.next(&mix)).collect();
+        assert_eq!(picks.iter().filter(|&&s| s == 0).count(), 80);
+        assert_eq!(picks.iter().filter(|&&s| s == 1).count(), 20);
+    }
+
+    #[test]
+    fn mix_refuses_nonsense() {
+        assert!(parse_mix("point=0").is_err());
+        assert!(parse_mix("nope=1").is_err());
+        assert!(parse_mix("point=1,plain=1").is_err());
+    }
+
+    #[test]
+    fn judges_contract_answers() {
+        let spec = WorkloadSpec {
+            mix: vec![(OpKind::DecodeAsync, 1)],
+            method: "GET".into(),
+            headers: vec![],
+            body: None,
+            users: vec![parse_user("a:b").unwrap()],
+            images: vec![b"img".to_vec()],
+            upload_query: String::new(),
+        };
+        let w = Workload::build(&target(), spec).unwrap();
+        let pending = br#"{"code":0,"msg":"ok","data":{"id":"42","status":"pending"}}"#;
+        assert_eq!(
+            w.judge(OpKind::DecodeAsync, 200, pending),
+            Verdict::Pending(42)
+        );
+        let busy = br#"{"code":5001,"msg":"busy","data":{}}"#;
+        assert_eq!(
+            w.judge(OpKind::DecodeAsync, 503, busy),
+            Verdict::Failed(ErrorKind::Api(5001))
+        );
+        assert_eq!(
+            w.judge(OpKind::Point, 502, b"<html>"),
+            Verdict::Failed(ErrorKind::Status(502))
+        );
+        let token = br#"{"code":0,"msg":"ok","data":{"token":"t.k.n"}}"#;
+        assert_eq!(
+            w.judge(OpKind::Login, 200, token),
+            Verdict::Token("t.k.n".into())
+        );
+        let mut out = Vec::new();
+        w.write_poll(42, b"Authorization: Bearer x\r\n", &mut out);
+        assert!(out.starts_with(b"GET /v2/result?id=42 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n"));
+        assert!(out.ends_with(b"Bearer x\r\n\r\n"));
+    }
+}
