@@ -139,7 +139,7 @@ fn serve_jobs(
     config: &WorkerConfig,
 ) {
     let max_wait = Duration::from_millis(config.max_queue_wait_ms);
-    while let Some(batch) = next_batch(jobs, config) {
+    while let Some(batch) = next_batch(jobs, config, |model| engine.batchable(model)) {
         let taken_at = Instant::now();
         let (fresh, stale): (Vec<Job>, Vec<Job>) = batch
             .into_iter()
@@ -167,12 +167,21 @@ fn serve_jobs(
     }
 }
 
-/// Blocks for one job, then gathers up to `max_batch` (waiting at most `max_queue_delay_us`).
-/// None when the queue is closed and empty.
-fn next_batch(jobs: &Receiver<Job>, config: &WorkerConfig) -> Option<Vec<Job>> {
+/// Blocks for one job; when its model can batch, gathers up to `max_batch` (waiting at most
+/// `max_queue_delay_us`). A job of a model that cannot batch runs alone, leaving the queue to
+/// the other threads. None when the queue is closed and empty.
+fn next_batch(
+    jobs: &Receiver<Job>,
+    config: &WorkerConfig,
+    batchable: impl Fn(&str) -> bool,
+) -> Option<Vec<Job>> {
     let first = jobs.recv().ok()?;
+    let gather = batchable(&first.options.model);
     let mut batch = Vec::with_capacity(config.max_batch);
     batch.push(first);
+    if !gather {
+        return Some(batch);
+    }
     let deadline = Instant::now() + Duration::from_micros(config.max_queue_delay_us);
     while batch.len() < config.max_batch {
         if let Ok(job) = jobs.try_recv() {

@@ -110,6 +110,12 @@ impl Engine {
         self.batching = enabled;
     }
 
+    /// Whether images of `model` can share one model run (only then is gathering a batch
+    /// worth a wait; otherwise jobs held back would only queue behind each other).
+    pub fn batchable(&self, model: &str) -> bool {
+        self.batching && self.models.get(model).is_some_and(|m| m.spec.batchable)
+    }
+
     pub fn model_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.models.keys().cloned().collect();
         names.sort();
