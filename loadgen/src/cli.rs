@@ -57,7 +57,8 @@ pub struct Args {
     /// Body of plain requests, read from this file.
     #[arg(long)]
     pub body_file: Option<PathBuf>,
-    /// plain, login, point, upload-base64, upload, decode-sync or decode-async.
+    /// plain, login, point, upload-base64, upload, decode-sync, decode-async or post-image
+    /// (each image as multipart field `file` to the URL itself, no login: for other servers).
     #[arg(short = 's', long, default_value = "plain")]
     pub scenario: String,
     /// Weighted scenario mix, e.g. point=8,decode-sync=2 (replaces --scenario).

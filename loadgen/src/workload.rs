@@ -27,16 +27,20 @@ pub enum OpKind {
     Upload,
     DecodeSync,
     DecodeAsync,
+    /// POST each corpus image as multipart field `file` to the URL itself, without logging in:
+    /// for servers outside the aiocr API (e.g. ddddocr served by FastAPI at `/ocr`).
+    PostImage,
 }
 
 impl OpKind {
-    pub const SCENARIOS: [OpKind; 6] = [
+    pub const SCENARIOS: [OpKind; 7] = [
         OpKind::Login,
         OpKind::Point,
         OpKind::UploadBase64,
         OpKind::Upload,
         OpKind::DecodeSync,
         OpKind::DecodeAsync,
+        OpKind::PostImage,
     ];
 
     pub fn name(self) -> &'static str {
@@ -48,6 +52,7 @@ impl OpKind {
             OpKind::Upload => "upload",
             OpKind::DecodeSync => "decode-sync",
             OpKind::DecodeAsync => "decode-async",
+            OpKind::PostImage => "post-image",
         }
     }
 
@@ -61,8 +66,17 @@ impl OpKind {
     fn needs_image(self) -> bool {
         matches!(
             self,
-            OpKind::UploadBase64 | OpKind::Upload | OpKind::DecodeSync | OpKind::DecodeAsync
+            OpKind::UploadBase64
+                | OpKind::Upload
+                | OpKind::DecodeSync
+                | OpKind::DecodeAsync
+                | OpKind::PostImage
         )
+    }
+
+    /// Sent with a bearer token from a login.
+    fn needs_auth(self) -> bool {
+        !matches!(self, OpKind::Plain | OpKind::Login | OpKind::PostImage)
     }
 }
 
@@ -174,7 +188,7 @@ struct AnswerData {
 impl Workload {
     pub fn build(target: &Target, spec: WorkloadSpec) -> Result<Workload> {
         let scenario = spec.mix[0].0 != OpKind::Plain;
-        if scenario && spec.users.is_empty() && spec.mix.iter().any(|(k, _)| *k != OpKind::Login) {
+        if scenario && spec.users.is_empty() && spec.mix.iter().any(|(k, _)| k.needs_auth()) {
             bail!("aiocr scenarios need at least one --user NAME:PASSWORD or --users-file");
         }
         if spec.mix.iter().any(|(k, _)| *k == OpKind::Login) && spec.users.is_empty() {
@@ -203,7 +217,10 @@ impl Workload {
         let heads = spec
             .mix
             .iter()
-            .map(|(kind, _)| scenario_head(*kind, prefix, &spec.upload_query, &common_headers))
+            .map(|(kind, _)| match kind {
+                OpKind::PostImage => post_image_head(target, &common_headers),
+                _ => scenario_head(*kind, prefix, &spec.upload_query, &common_headers),
+            })
             .collect();
         Ok(Workload {
             plain_request: plain_request(target, &spec, &common_headers),
@@ -226,7 +243,7 @@ impl Workload {
     }
 
     pub fn needs_login(&self) -> bool {
-        self.mix.iter().any(|(kind, _)| *kind != OpKind::Login) && self.is_scenario()
+        self.mix.iter().any(|(kind, _)| kind.needs_auth())
     }
 
     pub fn user_count(&self) -> usize {
@@ -256,7 +273,7 @@ impl Workload {
                 out.extend_from_slice(auth);
                 out.extend_from_slice(b"\r\n");
             }
-            OpKind::Upload => {
+            OpKind::Upload | OpKind::PostImage => {
                 out.extend_from_slice(&self.heads[slot]);
                 out.extend_from_slice(auth);
                 out.extend_from_slice(&self.images[image % self.images.len()].multipart);
@@ -283,6 +300,9 @@ impl Workload {
         if kind == OpKind::Plain {
             return Verdict::Ok;
         }
+        if kind == OpKind::PostImage {
+            return judge_foreign_answer(status, body);
+        }
         let Ok(answer) = serde_json::from_slice::<Answer>(body) else {
             return Verdict::Failed(if (200..300).contains(&status) {
                 ErrorKind::BadJson
@@ -304,7 +324,11 @@ impl Workload {
                 }
                 _ => Verdict::Failed(ErrorKind::BadJson),
             },
-            OpKind::Plain | OpKind::Point | OpKind::UploadBase64 | OpKind::Upload => Verdict::Ok,
+            OpKind::Plain
+            | OpKind::Point
+            | OpKind::UploadBase64
+            | OpKind::Upload
+            | OpKind::PostImage => Verdict::Ok,
             OpKind::DecodeSync | OpKind::DecodeAsync => match data.status.as_deref() {
                 Some("done") => Verdict::Ok,
                 Some("failed") => Verdict::Failed(ErrorKind::DecodeFailed),
@@ -340,6 +364,35 @@ fn plain_request(target: &Target, spec: &WorkloadSpec, common_headers: &[u8]) ->
     out
 }
 
+/// A 2xx answer whose JSON `code`, if any, says success: 0 (aiocr's contract) or 200 (the
+/// `{code, message, data}` answers of ddddocr-fastapi, which reports errors with HTTP 200).
+fn judge_foreign_answer(status: u16, body: &[u8]) -> Verdict {
+    if !(200..300).contains(&status) {
+        return Verdict::Failed(ErrorKind::Status(status));
+    }
+    #[derive(Deserialize)]
+    struct Coded {
+        code: Option<i64>,
+    }
+    match serde_json::from_slice::<Coded>(body) {
+        Ok(Coded {
+            code: Some(0 | 200) | None,
+        })
+        | Err(_) => Verdict::Ok,
+        Ok(Coded { code: Some(code) }) => Verdict::Failed(ErrorKind::Api(code)),
+    }
+}
+
+/// `POST <the URL's own path and query>` with a multipart body.
+fn post_image_head(target: &Target, common: &[u8]) -> Vec<u8> {
+    let mut out = format!("POST {} HTTP/1.1\r\n", target.path_and_query).into_bytes();
+    out.extend_from_slice(common);
+    out.extend_from_slice(
+        format!("Content-Type: multipart/form-data; boundary={MULTIPART_BOUNDARY}\r\n").as_bytes(),
+    );
+    out
+}
+
 fn scenario_head(kind: OpKind, prefix: &str, upload_query: &str, common: &[u8]) -> Vec<u8> {
     let query = |wait: bool| {
         let mut parts: Vec<&str> = Vec::new();
@@ -356,7 +409,7 @@ fn scenario_head(kind: OpKind, prefix: &str, upload_query: &str, common: &[u8]) 
         }
     };
     let (line, content_type) = match kind {
-        OpKind::Plain | OpKind::Login => return Vec::new(),
+        OpKind::Plain | OpKind::Login | OpKind::PostImage => return Vec::new(),
         OpKind::Point => (format!("GET {prefix}/v2/user/point"), String::new()),
         OpKind::UploadBase64 | OpKind::DecodeAsync => (
             format!("POST {prefix}/v2/decode/upload-base64{}", query(false)),

@@ -201,6 +201,30 @@ fn image_corpus_is_used_round_robin() {
 }
 
 #[test]
+fn post_image_sends_the_corpus_without_login_and_checks_foreign_codes() {
+    let server = TestServer::start(Faults::default());
+    let images = image_dir("peer", &[b"img-a", BAD_IMAGE, b"img-c"]);
+    let url = server.url("/ocr");
+    let (code, summary, stderr) = loadgen(&[
+        &url,
+        "-s",
+        "post-image",
+        "--images",
+        images.path(),
+        "-c",
+        "3",
+        "-n",
+        "30",
+        "--no-live",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(u(&summary["ok"]), 20, "{summary}");
+    assert_eq!(u(&summary["errors"]["code_500"]), 10, "{summary}");
+    assert_eq!(server.counters.route("/ocr"), 30);
+    assert_eq!(server.counters.route("/v2/user/login"), 0);
+}
+
+#[test]
 fn decode_async_polls_until_done() {
     let server = TestServer::start(Faults::default());
     let images = image_dir("async", &[b"img-a", b"img-b"]);

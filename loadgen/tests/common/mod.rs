@@ -266,6 +266,11 @@ fn route(request: &Request, counters: &Counters) -> Answer {
             Err(answer) => answer,
         },
         ("GET", "/v2/result") => result(request, counters),
+        // Like ddddocr-fastapi: no login, HTTP 200 always, the outcome in `code` (200 or 500).
+        ("POST", "/ocr") => match multipart_image(request) {
+            Ok(image) if image != BAD_IMAGE => json(200, 200, serde_json::json!("ab12")),
+            _ => json(200, 500, serde_json::json!(null)),
+        },
         _ => json(404, 1006, serde_json::json!({})),
     }
 }
