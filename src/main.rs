@@ -4,8 +4,10 @@
 use clap::{Parser, Subcommand};
 
 mod admin_cmd;
+mod config;
 mod doctor;
 mod engine;
+mod http;
 mod ocr_cmd;
 mod server;
 
