@@ -4,12 +4,15 @@
 use clap::{Parser, Subcommand};
 
 mod admin_cmd;
+mod auth;
 mod config;
 mod doctor;
 mod engine;
 mod http;
 mod ocr_cmd;
+mod ratelimit;
 mod server;
+mod store;
 
 #[derive(Parser)]
 #[command(name = "aiocr", version, about = "Captcha OCR API platform (ddddocr models, thread-per-core server)")]
