@@ -149,11 +149,16 @@ const KEYS: &[(&str, Kind)] = &[
 
 /// Environment names that differ from `AIOCR_<KEY>` because they are shared with other
 /// commands (the engine reads AIOCR_MODEL_DIR, operators expect AIOCR_DATA).
-const ENV_ALIASES: &[(&str, &str)] = &[("AIOCR_DATA", "data_dir"), ("AIOCR_MODEL_DIR", "model_dir")];
+const ENV_ALIASES: &[(&str, &str)] =
+    &[("AIOCR_DATA", "data_dir"), ("AIOCR_MODEL_DIR", "model_dir")];
 
 impl Config {
     /// Defaults <- file <- environment <- `flags` (key, value) pairs.
-    pub fn load(file: Option<&Path>, env: &[(String, String)], flags: &[(&str, String)]) -> Result<Config, String> {
+    pub fn load(
+        file: Option<&Path>,
+        env: &[(String, String)],
+        flags: &[(&str, String)],
+    ) -> Result<Config, String> {
         let mut table = match file {
             Some(path) => read_table(path)?,
             None => toml::Table::new(),
@@ -166,28 +171,66 @@ impl Config {
         for (key, value) in flags {
             table.insert(key.to_string(), typed_value(key, value)?);
         }
-        let config: Config = toml::Value::Table(table).try_into().map_err(|e| format!("config: {e}"))?;
+        let config: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e| format!("config: {e}"))?;
         config.validate()?;
         Ok(config)
     }
 
     fn validate(&self) -> Result<(), String> {
         let checks: &[(bool, &str)] = &[
-            (self.listen.parse::<SocketAddr>().is_ok(), "listen must be an IP:port"),
-            (self.shards <= 16, "shards must be at most 16 (4 shard bits in ids)"),
-            (self.node_id < 64, "node_id must be below 64 (6 bits in ids)"),
-            (self.max_connections_per_shard > 0, "max_connections_per_shard must be positive"),
-            (self.max_header_bytes >= 256, "max_header_bytes must be at least 256"),
-            (self.max_uri_bytes >= 64, "max_uri_bytes must be at least 64"),
-            (self.max_uri_bytes < self.max_header_bytes, "max_uri_bytes must be below max_header_bytes"),
+            (
+                self.listen.parse::<SocketAddr>().is_ok(),
+                "listen must be an IP:port",
+            ),
+            (
+                self.shards <= 16,
+                "shards must be at most 16 (4 shard bits in ids)",
+            ),
+            (
+                self.node_id < 64,
+                "node_id must be below 64 (6 bits in ids)",
+            ),
+            (
+                self.max_connections_per_shard > 0,
+                "max_connections_per_shard must be positive",
+            ),
+            (
+                self.max_header_bytes >= 256,
+                "max_header_bytes must be at least 256",
+            ),
+            (
+                self.max_uri_bytes >= 64,
+                "max_uri_bytes must be at least 64",
+            ),
+            (
+                self.max_uri_bytes < self.max_header_bytes,
+                "max_uri_bytes must be below max_header_bytes",
+            ),
             (self.max_image_bytes > 0, "max_image_bytes must be positive"),
-            (self.max_body_bytes >= self.max_image_bytes, "max_body_bytes must be at least max_image_bytes"),
+            (
+                self.max_body_bytes >= self.max_image_bytes,
+                "max_body_bytes must be at least max_image_bytes",
+            ),
             (self.queue_len > 0, "queue_len must be positive"),
-            (self.rate_limit_per_sec > 0 && self.rate_limit_burst > 0, "rate limits must be positive"),
+            (
+                self.rate_limit_per_sec > 0 && self.rate_limit_burst > 0,
+                "rate limits must be positive",
+            ),
             (self.upload_cost >= 0, "upload_cost must not be negative"),
-            (self.wait_timeout_ms_default <= self.wait_timeout_ms_max, "wait_timeout_ms_default above the max"),
-            (self.header_read_timeout_ms > 0 && self.idle_timeout_ms > 0, "timeouts must be positive"),
-            (self.body_read_timeout_ms > 0 && self.write_timeout_ms > 0, "timeouts must be positive"),
+            (
+                self.wait_timeout_ms_default <= self.wait_timeout_ms_max,
+                "wait_timeout_ms_default above the max",
+            ),
+            (
+                self.header_read_timeout_ms > 0 && self.idle_timeout_ms > 0,
+                "timeouts must be positive",
+            ),
+            (
+                self.body_read_timeout_ms > 0 && self.write_timeout_ms > 0,
+                "timeouts must be positive",
+            ),
             (self.token_ttl_secs > 0, "token_ttl_secs must be positive"),
         ];
         match checks.iter().find(|(ok, _)| !ok) {
@@ -218,8 +261,10 @@ impl Config {
 }
 
 fn read_table(path: &Path) -> Result<toml::Table, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("config {}: {e}", path.display()))?;
-    text.parse::<toml::Table>().map_err(|e| format!("config {}: {e}", path.display()))
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("config {}: {e}", path.display()))?;
+    text.parse::<toml::Table>()
+        .map_err(|e| format!("config {}: {e}", path.display()))
 }
 
 fn env_key(name: &str) -> Option<&'static str> {
@@ -231,11 +276,18 @@ fn env_key(name: &str) -> Option<&'static str> {
 }
 
 fn typed_value(key: &str, text: &str) -> Result<toml::Value, String> {
-    let kind = KEYS.iter().find(|(name, _)| *name == key).map(|(_, kind)| *kind);
+    let kind = KEYS
+        .iter()
+        .find(|(name, _)| *name == key)
+        .map(|(_, kind)| *kind);
     let bad = || format!("config: {key}={text:?} is not valid");
     match kind {
         Some(Kind::Text) => Ok(toml::Value::String(text.to_string())),
-        Some(Kind::Number) => text.trim().parse::<i64>().map(toml::Value::Integer).map_err(|_| bad()),
+        Some(Kind::Number) => text
+            .trim()
+            .parse::<i64>()
+            .map(toml::Value::Integer)
+            .map_err(|_| bad()),
         Some(Kind::Flag) => match text.trim() {
             "1" | "true" | "yes" | "on" => Ok(toml::Value::Boolean(true)),
             "0" | "false" | "no" | "off" => Ok(toml::Value::Boolean(false)),
@@ -278,7 +330,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("aiocr-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("aiocr.toml");
-        std::fs::write(&file, "shards = 3\nqueue_len = 7\nlisten = \"127.0.0.1:9000\"\n").unwrap();
+        std::fs::write(
+            &file,
+            "shards = 3\nqueue_len = 7\nlisten = \"127.0.0.1:9000\"\n",
+        )
+        .unwrap();
         let env = vec![
             ("AIOCR_QUEUE_LEN".to_string(), "9".to_string()),
             ("AIOCR_DATA".to_string(), "/tmp/d".to_string()),
@@ -304,7 +360,9 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("aiocr.toml");
         std::fs::write(&file, "shard = 3\n").unwrap();
-        assert!(Config::load(Some(&file), &[], &[]).unwrap_err().contains("unknown field"));
+        assert!(Config::load(Some(&file), &[], &[])
+            .unwrap_err()
+            .contains("unknown field"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

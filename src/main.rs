@@ -3,12 +3,16 @@
 
 use clap::{Parser, Subcommand};
 
+// Job fields and ResultSink are read by the recognition threads (the engine side).
+#[allow(dead_code)]
+mod accel;
 mod admin_cmd;
 mod auth;
 mod config;
 mod doctor;
 mod engine;
 mod http;
+mod metrics;
 mod ocr_cmd;
 mod ratelimit;
 mod server;

@@ -49,7 +49,10 @@ impl BodyDecoder {
         let state = match framing {
             Framing::Empty => State::Done,
             Framing::Length(length) => {
-                assert!(length <= max_body_bytes, "the head parser refuses larger Content-Length");
+                assert!(
+                    length <= max_body_bytes,
+                    "the head parser refuses larger Content-Length"
+                );
                 State::Remaining(length)
             }
             Framing::Chunked => State::ChunkSize,
@@ -58,7 +61,11 @@ impl BodyDecoder {
             Framing::Length(length) => length,
             _ => 0,
         };
-        BodyDecoder { state, max_body_bytes, body: Vec::with_capacity(capacity) }
+        BodyDecoder {
+            state,
+            max_body_bytes,
+            body: Vec::with_capacity(capacity),
+        }
     }
 
     pub fn is_complete(&self) -> bool {
@@ -78,9 +85,13 @@ impl BodyDecoder {
             let rest = &input[at..];
             let used = match self.state {
                 State::Done => return Ok(BodyProgress::Complete(at)),
-                State::Remaining(left) => self.take_data(rest, left, State::Remaining, State::Done)?,
+                State::Remaining(left) => {
+                    self.take_data(rest, left, State::Remaining, State::Done)?
+                }
                 State::ChunkSize => self.chunk_size_line(rest)?,
-                State::ChunkData(left) => self.take_data(rest, left, State::ChunkData, State::ChunkDataEnd)?,
+                State::ChunkData(left) => {
+                    self.take_data(rest, left, State::ChunkData, State::ChunkDataEnd)?
+                }
                 State::ChunkDataEnd => self.chunk_data_end(rest)?,
                 State::Trailers(seen) => self.trailers(rest, seen)?,
             };
@@ -125,7 +136,10 @@ impl BodyDecoder {
         let line = &rest[..line_end];
         let size_text = line.split(|&b| b == b';').next().unwrap_or(b"");
         let size_text = trim_spaces(size_text);
-        if size_text.is_empty() || size_text.len() > 15 || !size_text.iter().all(u8::is_ascii_hexdigit) {
+        if size_text.is_empty()
+            || size_text.len() > 15
+            || !size_text.iter().all(u8::is_ascii_hexdigit)
+        {
             return Err(ProtocolError::BadRequest);
         }
         let text = std::str::from_utf8(size_text).map_err(|_| ProtocolError::BadRequest)?;
@@ -133,7 +147,11 @@ impl BodyDecoder {
         if self.body.len().saturating_add(size) > self.max_body_bytes {
             return Err(ProtocolError::BodyTooLarge);
         }
-        self.state = if size == 0 { State::Trailers(0) } else { State::ChunkData(size) };
+        self.state = if size == 0 {
+            State::Trailers(0)
+        } else {
+            State::ChunkData(size)
+        };
         Ok(Step::Advance(line_end + 2))
     }
 
@@ -175,8 +193,14 @@ fn find_crlf(bytes: &[u8]) -> Option<usize> {
 }
 
 fn trim_spaces(bytes: &[u8]) -> &[u8] {
-    let start = bytes.iter().position(|&b| b != b' ' && b != b'\t').unwrap_or(bytes.len());
-    let end = bytes.iter().rposition(|&b| b != b' ' && b != b'\t').map_or(start, |at| at + 1);
+    let start = bytes
+        .iter()
+        .position(|&b| b != b' ' && b != b'\t')
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|&b| b != b' ' && b != b'\t')
+        .map_or(start, |at| at + 1);
     &bytes[start..end]
 }
 
@@ -186,7 +210,11 @@ mod tests {
 
     /// Feeds `raw` split at every possible point into two or three reads, the way a
     /// connection buffer does: unconsumed bytes stay and are fed again with the next read.
-    fn decode_split(framing: Framing, raw: &[u8], cuts: &[usize]) -> Result<(Vec<u8>, usize), ProtocolError> {
+    fn decode_split(
+        framing: Framing,
+        raw: &[u8],
+        cuts: &[usize],
+    ) -> Result<(Vec<u8>, usize), ProtocolError> {
         let mut decoder = BodyDecoder::new(framing, 64);
         let mut pending: Vec<u8> = Vec::new();
         let mut consumed_total = 0;
@@ -232,10 +260,22 @@ mod tests {
 
     #[test]
     fn chunked_errors() {
-        assert_eq!(decode_split(Framing::Chunked, b"zz\r\n", &[]).unwrap_err(), ProtocolError::BadRequest);
-        assert_eq!(decode_split(Framing::Chunked, b"2\r\nabX\r\n", &[]).unwrap_err(), ProtocolError::BadRequest);
-        assert_eq!(decode_split(Framing::Chunked, b"41\r\n", &[]).unwrap_err(), ProtocolError::BodyTooLarge);
+        assert_eq!(
+            decode_split(Framing::Chunked, b"zz\r\n", &[]).unwrap_err(),
+            ProtocolError::BadRequest
+        );
+        assert_eq!(
+            decode_split(Framing::Chunked, b"2\r\nabX\r\n", &[]).unwrap_err(),
+            ProtocolError::BadRequest
+        );
+        assert_eq!(
+            decode_split(Framing::Chunked, b"41\r\n", &[]).unwrap_err(),
+            ProtocolError::BodyTooLarge
+        );
         let two_chunks = b"20\r\n01234567890123456789012345678901\r\n21\r\n";
-        assert_eq!(decode_split(Framing::Chunked, two_chunks, &[5]).unwrap_err(), ProtocolError::BodyTooLarge);
+        assert_eq!(
+            decode_split(Framing::Chunked, two_chunks, &[5]).unwrap_err(),
+            ProtocolError::BodyTooLarge
+        );
     }
 }

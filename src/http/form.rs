@@ -28,8 +28,14 @@ pub fn percent_decode(bytes: &[u8]) -> Result<String, BadForm> {
         match bytes[at] {
             b'+' => decoded.push(b' '),
             b'%' => {
-                let high = bytes.get(at + 1).and_then(|&b| hex_value(b)).ok_or(BadForm)?;
-                let low = bytes.get(at + 2).and_then(|&b| hex_value(b)).ok_or(BadForm)?;
+                let high = bytes
+                    .get(at + 1)
+                    .and_then(|&b| hex_value(b))
+                    .ok_or(BadForm)?;
+                let low = bytes
+                    .get(at + 2)
+                    .and_then(|&b| hex_value(b))
+                    .ok_or(BadForm)?;
                 decoded.push(high << 4 | low);
                 at += 2;
             }
@@ -52,7 +58,10 @@ mod tests {
     fn decodes_pairs() {
         let pairs = parse_urlencoded(b"a=1&&b=x%20y+z&flag&c=%2B%3D").unwrap();
         let expected = [("a", "1"), ("b", "x y z"), ("flag", ""), ("c", "+=")];
-        let expected: Vec<(String, String)> = expected.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let expected: Vec<(String, String)> = expected
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         assert_eq!(pairs, expected);
     }
 

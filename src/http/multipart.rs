@@ -22,7 +22,10 @@ pub struct BadMultipart;
 /// The `boundary` parameter of a `multipart/form-data` content type.
 pub fn boundary(content_type: &str) -> Option<String> {
     let (media_type, params) = content_type.split_once(';')?;
-    if !media_type.trim().eq_ignore_ascii_case("multipart/form-data") {
+    if !media_type
+        .trim()
+        .eq_ignore_ascii_case("multipart/form-data")
+    {
         return None;
     }
     let boundary = header_param(params, "boundary")?;
@@ -97,7 +100,14 @@ fn read_part_headers(bytes: &[u8]) -> Result<(PartHeaders, usize), BadMultipart>
         }
     }
     let name = name.ok_or(BadMultipart)?;
-    Ok((PartHeaders { name, filename, content_type }, len))
+    Ok((
+        PartHeaders {
+            name,
+            filename,
+            content_type,
+        },
+        len,
+    ))
 }
 
 /// The value of `key` in `; a=b; key="c d"` (quotes removed, `\"` unescaped).
@@ -172,7 +182,10 @@ mod tests {
     fn parses_fields_and_files() {
         let parts = parse(BODY, "XyZ").unwrap();
         assert_eq!(parts.len(), 2);
-        assert_eq!((parts[0].name.as_str(), parts[0].data), ("model", &b"beta"[..]));
+        assert_eq!(
+            (parts[0].name.as_str(), parts[0].data),
+            ("model", &b"beta"[..])
+        );
         assert_eq!(parts[1].name, "file");
         assert_eq!(parts[1].filename.as_deref(), Some("a \"b\".png"));
         assert_eq!(parts[1].content_type.as_deref(), Some("image/png"));
@@ -181,8 +194,14 @@ mod tests {
 
     #[test]
     fn boundary_from_content_type() {
-        assert_eq!(boundary("multipart/form-data; boundary=XyZ").as_deref(), Some("XyZ"));
-        assert_eq!(boundary("Multipart/Form-Data; charset=x; boundary=\"a b\"").as_deref(), Some("a b"));
+        assert_eq!(
+            boundary("multipart/form-data; boundary=XyZ").as_deref(),
+            Some("XyZ")
+        );
+        assert_eq!(
+            boundary("Multipart/Form-Data; charset=x; boundary=\"a b\"").as_deref(),
+            Some("a b")
+        );
         assert_eq!(boundary("application/json"), None);
         assert_eq!(boundary("multipart/form-data"), None);
     }

@@ -71,9 +71,13 @@ pub struct RequestHead {
 
 /// Parses one request head from the front of `buf`. `Ok(None)`: not complete yet (read more).
 /// `Ok(Some((head, head_len)))`: the head occupies `buf[..head_len]`.
-pub fn parse_head(buf: &[u8], limits: &HeadLimits) -> Result<Option<(RequestHead, usize)>, ProtocolError> {
+pub fn parse_head(
+    buf: &[u8],
+    limits: &HeadLimits,
+) -> Result<Option<(RequestHead, usize)>, ProtocolError> {
     // RFC 9112 §2.2: ignore at least one empty line before a request line (some clients
     // send a stray CRLF after a POST body).
+    let whole = buf;
     let skipped = leading_blank_lines(buf);
     let buf = &buf[skipped..];
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADER_COUNT];
@@ -85,7 +89,8 @@ pub fn parse_head(buf: &[u8], limits: &HeadLimits) -> Result<Option<(RequestHead
         Err(_) => return Err(ProtocolError::BadRequest),
     };
     let head_len = match status {
-        httparse::Status::Partial => return partial_verdict(buf, limits),
+        // Judged on the whole buffer: blank lines count against the header limit too.
+        httparse::Status::Partial => return partial_verdict(whole, limits),
         httparse::Status::Complete(len) => len,
     };
     if head_len > limits.max_header_bytes {
@@ -106,7 +111,10 @@ fn leading_blank_lines(buf: &[u8]) -> usize {
 /// httparse reports `Version` for anything but HTTP/1.0 and HTTP/1.1. A well-formed
 /// `HTTP/x.y` of another version is a 505; garbage is a 400.
 fn version_error(buf: &[u8]) -> ProtocolError {
-    let line_end = buf.iter().position(|&b| b == b'\r' || b == b'\n').unwrap_or(buf.len());
+    let line_end = buf
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(buf.len());
     let line = &buf[..line_end];
     let version = line.rsplit(|&b| b == b' ').next().unwrap_or(b"");
     let looks_like_http = version.len() == 8
@@ -122,7 +130,10 @@ fn version_error(buf: &[u8]) -> ProtocolError {
 }
 
 /// An incomplete head that already exceeds a limit is refused now rather than buffered on.
-fn partial_verdict(buf: &[u8], limits: &HeadLimits) -> Result<Option<(RequestHead, usize)>, ProtocolError> {
+fn partial_verdict(
+    buf: &[u8],
+    limits: &HeadLimits,
+) -> Result<Option<(RequestHead, usize)>, ProtocolError> {
     let request_line_done = buf.contains(&b'\n');
     // "GET " + target + " HTTP/1.1": allow the method and version around the URI limit.
     if !request_line_done && buf.len() > limits.max_uri_bytes + 32 {
@@ -134,7 +145,10 @@ fn partial_verdict(buf: &[u8], limits: &HeadLimits) -> Result<Option<(RequestHea
     Ok(None)
 }
 
-fn build_head(request: &httparse::Request, limits: &HeadLimits) -> Result<RequestHead, ProtocolError> {
+fn build_head(
+    request: &httparse::Request,
+    limits: &HeadLimits,
+) -> Result<RequestHead, ProtocolError> {
     let method = Method::parse(request.method.unwrap_or(""));
     let target = request.path.unwrap_or("");
     if target.len() > limits.max_uri_bytes {
@@ -200,7 +214,9 @@ fn build_head(request: &httparse::Request, limits: &HeadLimits) -> Result<Reques
         (Some(_), true) => return Err(ProtocolError::BadRequest),
         (None, true) if version_minor == 0 => return Err(ProtocolError::BadRequest),
         (None, true) => Framing::Chunked,
-        (Some(length), false) if length > limits.max_body_bytes => return Err(ProtocolError::BodyTooLarge),
+        (Some(length), false) if length > limits.max_body_bytes => {
+            return Err(ProtocolError::BodyTooLarge)
+        }
         (Some(0), false) | (None, false) => Framing::Empty,
         (Some(length), false) => Framing::Length(length),
     };
@@ -234,8 +250,14 @@ fn header_text(value: &[u8]) -> Result<String, ProtocolError> {
 }
 
 fn trimmed(value: &[u8]) -> &[u8] {
-    let start = value.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(value.len());
-    let end = value.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |at| at + 1);
+    let start = value
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(value.len());
+    let end = value
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |at| at + 1);
     &value[start..end]
 }
 
@@ -243,7 +265,11 @@ fn trimmed(value: &[u8]) -> &[u8] {
 mod tests {
     use super::*;
 
-    const LIMITS: HeadLimits = HeadLimits { max_header_bytes: 1024, max_uri_bytes: 128, max_body_bytes: 4096 };
+    const LIMITS: HeadLimits = HeadLimits {
+        max_header_bytes: 1024,
+        max_uri_bytes: 128,
+        max_body_bytes: 4096,
+    };
 
     fn parse_all(bytes: &[u8]) -> Result<Option<(RequestHead, usize)>, ProtocolError> {
         parse_head(bytes, &LIMITS)
@@ -284,7 +310,9 @@ Content-Type: application/json\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\
     fn http10_defaults_to_close() {
         let (head, _) = parse_all(b"GET / HTTP/1.0\r\n\r\n").unwrap().unwrap();
         assert!(!head.keep_alive);
-        let (head, _) = parse_all(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").unwrap().unwrap();
+        let (head, _) = parse_all(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            .unwrap()
+            .unwrap();
         assert!(head.keep_alive);
     }
 
@@ -328,18 +356,36 @@ Content-Type: application/json\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\
             many.extend(b"A: b\r\n");
         }
         many.extend(b"\r\n");
-        let roomy = HeadLimits { max_header_bytes: 1 << 20, ..LIMITS };
-        assert_eq!(parse_head(&many, &roomy).unwrap_err(), ProtocolError::HeadersTooLarge);
+        let roomy = HeadLimits {
+            max_header_bytes: 1 << 20,
+            ..LIMITS
+        };
+        assert_eq!(
+            parse_head(&many, &roomy).unwrap_err(),
+            ProtocolError::HeadersTooLarge
+        );
+    }
+
+    #[test]
+    fn endless_blank_lines_hit_the_header_limit() {
+        let raw = b"\r\n".repeat(LIMITS.max_header_bytes);
+        assert_eq!(parse_all(&raw).unwrap_err(), ProtocolError::HeadersTooLarge);
     }
 
     #[test]
     fn chunked_and_empty_framing() {
         let (head, _) =
-            parse_all(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n").unwrap().unwrap();
+            parse_all(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n")
+                .unwrap()
+                .unwrap();
         assert_eq!(head.framing, Framing::Chunked);
-        let (head, _) = parse_all(b"POST / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap().unwrap();
+        let (head, _) = parse_all(b"POST / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap()
+            .unwrap();
         assert_eq!(head.framing, Framing::Empty);
-        let (head, len) = parse_all(b"\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap().unwrap();
+        let (head, len) = parse_all(b"\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap()
+            .unwrap();
         assert_eq!((head.method, len), (Method::Get, 29));
     }
 }

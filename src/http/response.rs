@@ -16,11 +16,23 @@ pub struct Response {
 
 impl Response {
     pub fn json(status: u16, body: Vec<u8>) -> Response {
-        Response { status, content_type: "application/json", extra_headers: Vec::new(), body, close: false }
+        Response {
+            status,
+            content_type: "application/json",
+            extra_headers: Vec::new(),
+            body,
+            close: false,
+        }
     }
 
     pub fn plain(status: u16, body: Vec<u8>) -> Response {
-        Response { status, content_type: "text/plain; charset=utf-8", extra_headers: Vec::new(), body, close: false }
+        Response {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            extra_headers: Vec::new(),
+            body,
+            close: false,
+        }
     }
 
     pub fn with_header(mut self, name: &'static str, value: String) -> Response {
@@ -108,6 +120,8 @@ mod tests {
         let mut head_only = Vec::new();
         answer.write_to(&mut head_only, true, false);
         let text = String::from_utf8(head_only).unwrap();
-        assert!(text.ends_with("Connection: close\r\n\r\n") && text.contains("Content-Length: 2\r\n"));
+        assert!(
+            text.ends_with("Connection: close\r\n\r\n") && text.contains("Content-Length: 2\r\n")
+        );
     }
 }
