@@ -48,7 +48,11 @@ enum PointsCommand {
     Add {
         #[arg(long, env = "AIOCR_DATA", default_value = "./data")]
         data: PathBuf,
-        #[arg(long, conflicts_with = "username", required_unless_present = "username")]
+        #[arg(
+            long,
+            conflicts_with = "username",
+            required_unless_present = "username"
+        )]
         user_id: Option<u64>,
         #[arg(long)]
         username: Option<String>,
@@ -77,21 +81,56 @@ enum LedgerCommand {
 }
 
 pub fn run_user(args: UserArgs) -> i32 {
-    let UserCommand::Add { data, username, password, role, points, shards, node_id } = args.command;
+    let UserCommand::Add {
+        data,
+        username,
+        password,
+        role,
+        points,
+        shards,
+        node_id,
+    } = args.command;
     let Some(role) = Role::parse(&role) else {
         eprintln!("aiocr user add: --role must be user, developer or admin");
         return 2;
     };
     let result = add_user(&data, &username, &password, role, points, shards, node_id);
-    report_outcome("user add", result.map(|user_id| println!("created user {username:?} with id {user_id} ({} points)", points)))
+    report_outcome(
+        "user add",
+        result.map(|user_id| {
+            println!(
+                "created user {username:?} with id {user_id} ({} points)",
+                points
+            )
+        }),
+    )
 }
 
 pub fn run_points(args: PointsArgs) -> i32 {
-    let PointsCommand::Add { data, user_id, username, points, reason, node_id } = args.command;
-    let result = add_points(&data, user_id, username.as_deref(), points, &reason, node_id);
+    let PointsCommand::Add {
+        data,
+        user_id,
+        username,
+        points,
+        reason,
+        node_id,
+    } = args.command;
+    let result = add_points(
+        &data,
+        user_id,
+        username.as_deref(),
+        points,
+        &reason,
+        node_id,
+    );
     report_outcome(
         "points add",
-        result.map(|(user_id, balance)| println!("user {user_id}: points {} reserved {}", balance.points, balance.reserved)),
+        result.map(|(user_id, balance)| {
+            println!(
+                "user {user_id}: points {} reserved {}",
+                balance.points, balance.reserved
+            )
+        }),
     )
 }
 
@@ -104,7 +143,11 @@ pub fn run_ledger(args: LedgerArgs) -> i32 {
             }
             println!(
                 "ledger {}: {} shard(s), {} user(s), {} journal entries, {} problem(s)",
-                if report.is_clean() { "clean" } else { "NOT clean" },
+                if report.is_clean() {
+                    "clean"
+                } else {
+                    "NOT clean"
+                },
                 report.shards_checked,
                 report.users_checked,
                 report.entries_replayed,
@@ -129,22 +172,47 @@ fn report_outcome(command: &str, result: Result<(), String>) -> i32 {
     }
 }
 
-fn add_user(data: &Path, username: &str, password: &str, role: Role, points: i64, shards: Option<u16>, node_id: u16) -> Result<u64, String> {
+fn add_user(
+    data: &Path,
+    username: &str,
+    password: &str,
+    role: Role,
+    points: i64,
+    shards: Option<u16>,
+    node_id: u16,
+) -> Result<u64, String> {
     let shard_count = match (meta_shard_count(data).map_err(|e| e.to_string())?, shards) {
         (Some(recorded), _) => recorded,
         (None, Some(requested)) => requested,
-        (None, None) => return Err(format!("{} is not a data directory yet: pass --shards N to create it", data.display())),
+        (None, None) => {
+            return Err(format!(
+                "{} is not a data directory yet: pass --shards N to create it",
+                data.display()
+            ))
+        }
     };
     let hash = crate::auth::hash_password(password).map_err(|e| e.to_string())?;
     let shard = ids::shard_for_username(username, shard_count);
-    let mut store = ShardStore::open(data, shard, shard_count, node_id).map_err(|e| e.to_string())?;
-    let user_id = store.create_user(username, &hash, role, points).map_err(|e| e.to_string())?;
+    let mut store =
+        ShardStore::open(data, shard, shard_count, node_id).map_err(|e| e.to_string())?;
+    let user_id = store
+        .create_user(username, &hash, role, points)
+        .map_err(|e| e.to_string())?;
     store.flusher().flush().map_err(|e| e.to_string())?;
     Ok(user_id)
 }
 
-fn add_points(data: &Path, user_id: Option<u64>, username: Option<&str>, points: i64, reason: &str, node_id: u16) -> Result<(u64, crate::store::Balance), String> {
-    let shard_count = meta_shard_count(data).map_err(|e| e.to_string())?.ok_or_else(|| format!("{} is not a data directory", data.display()))?;
+fn add_points(
+    data: &Path,
+    user_id: Option<u64>,
+    username: Option<&str>,
+    points: i64,
+    reason: &str,
+    node_id: u16,
+) -> Result<(u64, crate::store::Balance), String> {
+    let shard_count = meta_shard_count(data)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("{} is not a data directory", data.display()))?;
     let shard = match (user_id, username) {
         (Some(user_id), _) => ids::shard_of(user_id),
         (None, Some(username)) => ids::shard_for_username(username, shard_count),
@@ -153,14 +221,19 @@ fn add_points(data: &Path, user_id: Option<u64>, username: Option<&str>, points:
     if shard >= shard_count {
         return Err(StoreError::UserNotFound.to_string());
     }
-    let mut store = ShardStore::open(data, shard, shard_count, node_id).map_err(|e| e.to_string())?;
+    let mut store =
+        ShardStore::open(data, shard, shard_count, node_id).map_err(|e| e.to_string())?;
     let user = match (user_id, username) {
         (Some(user_id), _) => store.user(user_id),
         (None, Some(username)) => store.user_by_name(username),
         (None, None) => unreachable!("checked above"),
     };
-    let user = user.map_err(|e| e.to_string())?.ok_or_else(|| StoreError::UserNotFound.to_string())?;
-    let balance = store.adjust_points(user.id, points, reason).map_err(|e| e.to_string())?;
+    let user = user
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| StoreError::UserNotFound.to_string())?;
+    let balance = store
+        .adjust_points(user.id, points, reason)
+        .map_err(|e| e.to_string())?;
     store.flusher().flush().map_err(|e| e.to_string())?;
     Ok((user.id, balance))
 }

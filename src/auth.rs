@@ -57,18 +57,27 @@ pub struct Claims {
 impl Keys {
     pub fn from_secret(secret: &[u8]) -> Result<Keys, AuthError> {
         if secret.len() < MIN_SECRET_BYTES {
-            return Err(AuthError::Secret(format!("shorter than {MIN_SECRET_BYTES} bytes")));
+            return Err(AuthError::Secret(format!(
+                "shorter than {MIN_SECRET_BYTES} bytes"
+            )));
         }
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         validation.validate_exp = true;
         validation.set_required_spec_claims(&["exp", "sub"]);
-        Ok(Keys { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret), validation })
+        Ok(Keys {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+        })
     }
 }
 
 /// Keys from the configured secret, else from `<data>/jwt.secret` (created on first use).
-pub fn load_or_create_keys(data_dir: &Path, configured_secret: Option<&str>) -> Result<Keys, AuthError> {
+pub fn load_or_create_keys(
+    data_dir: &Path,
+    configured_secret: Option<&str>,
+) -> Result<Keys, AuthError> {
     match configured_secret {
         Some(secret) => Keys::from_secret(secret.as_bytes()),
         None => Keys::from_secret(&load_or_create_secret_file(data_dir)?),
@@ -77,35 +86,59 @@ pub fn load_or_create_keys(data_dir: &Path, configured_secret: Option<&str>) -> 
 
 fn load_or_create_secret_file(data_dir: &Path) -> Result<Vec<u8>, AuthError> {
     let path = data_dir.join(SECRET_FILE);
-    let fail = |what: &str, error: std::io::Error| AuthError::Secret(format!("{what} {}: {error}", path.display()));
+    let fail = |what: &str, error: std::io::Error| {
+        AuthError::Secret(format!("{what} {}: {error}", path.display()))
+    };
     std::fs::create_dir_all(data_dir).map_err(|e| fail("creating the directory of", e))?;
     let mut random = [0u8; SECRET_BYTES];
-    getrandom::getrandom(&mut random).map_err(|e| AuthError::Secret(format!("random bytes: {e}")))?;
+    getrandom::getrandom(&mut random)
+        .map_err(|e| AuthError::Secret(format!("random bytes: {e}")))?;
     // create_new: of two processes starting at once, one creates and both then read it.
-    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+    {
         Ok(mut file) => {
-            file.write_all(hex(&random).as_bytes()).and_then(|_| file.sync_all()).map_err(|e| fail("writing", e))?;
+            file.write_all(hex(&random).as_bytes())
+                .and_then(|_| file.sync_all())
+                .map_err(|e| fail("writing", e))?;
         }
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(error) => return Err(fail("creating", error)),
     }
-    let mode = std::fs::metadata(&path).map_err(|e| fail("reading", e))?.permissions().mode();
+    let mode = std::fs::metadata(&path)
+        .map_err(|e| fail("reading", e))?
+        .permissions()
+        .mode();
     if mode & 0o077 != 0 {
-        return Err(AuthError::Secret(format!("{} has mode {:o}; it must be 0600", path.display(), mode & 0o777)));
+        return Err(AuthError::Secret(format!(
+            "{} has mode {:o}; it must be 0600",
+            path.display(),
+            mode & 0o777
+        )));
     }
     let text = std::fs::read_to_string(&path).map_err(|e| fail("reading", e))?;
-    unhex(text.trim()).filter(|secret| secret.len() == SECRET_BYTES).ok_or_else(|| AuthError::Secret(format!("{} is not 64 hex characters", path.display())))
+    unhex(text.trim())
+        .filter(|secret| secret.len() == SECRET_BYTES)
+        .ok_or_else(|| AuthError::Secret(format!("{} is not 64 hex characters", path.display())))
 }
 
 pub fn hash_password(password: &str) -> Result<String, AuthError> {
     if password.len() > MAX_PASSWORD_BYTES {
-        return Err(AuthError::Hash(format!("password longer than {MAX_PASSWORD_BYTES} bytes")));
+        return Err(AuthError::Hash(format!(
+            "password longer than {MAX_PASSWORD_BYTES} bytes"
+        )));
     }
     let mut salt_bytes = [0u8; 16];
-    getrandom::getrandom(&mut salt_bytes).map_err(|e| AuthError::Hash(format!("random salt: {e}")))?;
+    getrandom::getrandom(&mut salt_bytes)
+        .map_err(|e| AuthError::Hash(format!("random salt: {e}")))?;
     let salt = SaltString::encode_b64(&salt_bytes).map_err(|e| AuthError::Hash(e.to_string()))?;
     // Argon2::default() is argon2id v19, m=19 MiB, t=2, p=1 (the OWASP minimum).
-    let hash = Argon2::default().hash_password(password.as_bytes(), &salt).map_err(|e| AuthError::Hash(e.to_string()))?;
+    let hash = Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map_err(|e| AuthError::Hash(e.to_string()))?;
     Ok(hash.to_string())
 }
 
@@ -115,7 +148,9 @@ pub fn verify_password(hash: &str, password: &str) -> bool {
         return false;
     }
     match PasswordHash::new(hash) {
-        Ok(parsed) => Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
+        Ok(parsed) => Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
         Err(_) => false,
     }
 }
@@ -134,27 +169,46 @@ pub fn dummy_hash() -> String {
 }
 
 /// A token for `user_id` valid `ttl_secs` from now: `(token, expires_at_unix_secs)`.
-pub fn issue_token(keys: &Keys, user_id: u64, role: Role, ttl_secs: u64) -> Result<(String, u64), AuthError> {
+pub fn issue_token(
+    keys: &Keys,
+    user_id: u64,
+    role: Role,
+    ttl_secs: u64,
+) -> Result<(String, u64), AuthError> {
     let expires_at = unix_now_secs() + ttl_secs;
-    let claims = Claims { sub: user_id.to_string(), role, exp: expires_at };
+    let claims = Claims {
+        sub: user_id.to_string(),
+        role,
+        exp: expires_at,
+    };
     Ok((encode_claims(keys, &claims)?, expires_at))
 }
 
 fn encode_claims(keys: &Keys, claims: &Claims) -> Result<String, AuthError> {
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &keys.encoding).map_err(|e| AuthError::InvalidToken(e.to_string()))
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &keys.encoding)
+        .map_err(|e| AuthError::InvalidToken(e.to_string()))
 }
 
 /// Checks alg (HS256 only), signature and `exp`; returns the claims.
 pub fn verify_token(keys: &Keys, token: &str) -> Result<Claims, AuthError> {
     match jsonwebtoken::decode::<Claims>(token, &keys.decoding, &keys.validation) {
         Ok(data) => Ok(data.claims),
-        Err(error) if matches!(error.kind(), jsonwebtoken::errors::ErrorKind::ExpiredSignature) => Err(AuthError::Expired),
+        Err(error)
+            if matches!(
+                error.kind(),
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature
+            ) =>
+        {
+            Err(AuthError::Expired)
+        }
         Err(error) => Err(AuthError::InvalidToken(error.to_string())),
     }
 }
 
 fn unix_now_secs() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs())
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -162,10 +216,13 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
-    (0..text.len()).step_by(2).map(|index| u8::from_str_radix(text.get(index..index + 2)?, 16).ok()).collect()
+    (0..text.len())
+        .step_by(2)
+        .map(|index| u8::from_str_radix(text.get(index..index + 2)?, 16).ok())
+        .collect()
 }
 
 #[cfg(test)]
@@ -195,29 +252,59 @@ mod tests {
     fn token_round_trip() {
         let (token, expires_at) = issue_token(&keys(), 42, Role::Developer, 3600).unwrap();
         let claims = verify_token(&keys(), &token).unwrap();
-        assert_eq!(claims, Claims { sub: "42".into(), role: Role::Developer, exp: expires_at });
+        assert_eq!(
+            claims,
+            Claims {
+                sub: "42".into(),
+                role: Role::Developer,
+                exp: expires_at
+            }
+        );
     }
 
     #[test]
     fn expired_token_is_refused() {
-        let claims = Claims { sub: "1".into(), role: Role::User, exp: unix_now_secs() - 1 };
+        let claims = Claims {
+            sub: "1".into(),
+            role: Role::User,
+            exp: unix_now_secs() - 1,
+        };
         let token = encode_claims(&keys(), &claims).unwrap();
-        assert!(matches!(verify_token(&keys(), &token), Err(AuthError::Expired)));
+        assert!(matches!(
+            verify_token(&keys(), &token),
+            Err(AuthError::Expired)
+        ));
     }
 
     #[test]
     fn other_key_alg_none_and_other_algs_are_refused() {
         let (token, _) = issue_token(&keys(), 1, Role::Admin, 60).unwrap();
         let other = Keys::from_secret(&[8u8; 32]).unwrap();
-        assert!(matches!(verify_token(&other, &token), Err(AuthError::InvalidToken(_))));
+        assert!(matches!(
+            verify_token(&other, &token),
+            Err(AuthError::InvalidToken(_))
+        ));
 
-        let payload = b64(format!(r#"{{"sub":"1","role":"admin","exp":{}}}"#, unix_now_secs() + 600).as_bytes());
+        let payload = b64(format!(
+            r#"{{"sub":"1","role":"admin","exp":{}}}"#,
+            unix_now_secs() + 600
+        )
+        .as_bytes());
         let none_token = format!("{}.{payload}.", b64(br#"{"alg":"none","typ":"JWT"}"#));
         assert!(verify_token(&keys(), &none_token).is_err());
 
         // Same secret, HS512: a valid signature under another alg is still refused.
-        let claims = Claims { sub: "1".into(), role: Role::Admin, exp: unix_now_secs() + 600 };
-        let hs512 = jsonwebtoken::encode(&Header::new(Algorithm::HS512), &claims, &EncodingKey::from_secret(&[7u8; 32])).unwrap();
+        let claims = Claims {
+            sub: "1".into(),
+            role: Role::Admin,
+            exp: unix_now_secs() + 600,
+        };
+        let hs512 = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS512),
+            &claims,
+            &EncodingKey::from_secret(&[7u8; 32]),
+        )
+        .unwrap();
         assert!(verify_token(&keys(), &hs512).is_err());
 
         // A tampered payload breaks the signature.
@@ -233,13 +320,29 @@ mod tests {
         let first = load_or_create_secret_file(dir.path()).unwrap();
         let second = load_or_create_secret_file(dir.path()).unwrap();
         assert_eq!(first, second);
-        let mode = std::fs::metadata(dir.path().join(SECRET_FILE)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join(SECRET_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
-        let (token, _) = issue_token(&load_or_create_keys(dir.path(), None).unwrap(), 5, Role::User, 60).unwrap();
+        let (token, _) = issue_token(
+            &load_or_create_keys(dir.path(), None).unwrap(),
+            5,
+            Role::User,
+            60,
+        )
+        .unwrap();
         assert!(verify_token(&load_or_create_keys(dir.path(), None).unwrap(), &token).is_ok());
 
-        std::fs::set_permissions(dir.path().join(SECRET_FILE), std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(matches!(load_or_create_keys(dir.path(), None), Err(AuthError::Secret(_))));
+        std::fs::set_permissions(
+            dir.path().join(SECRET_FILE),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        assert!(matches!(
+            load_or_create_keys(dir.path(), None),
+            Err(AuthError::Secret(_))
+        ));
     }
 
     #[test]

@@ -34,7 +34,13 @@ impl RateLimiter {
     }
 
     pub fn with_capacity(rate_per_sec: u32, burst: u32, max_tracked_users: usize) -> Self {
-        RateLimiter { rate_per_sec, burst: burst.max(1), max_tracked_users: max_tracked_users.max(1), buckets: HashMap::new(), started: Instant::now() }
+        RateLimiter {
+            rate_per_sec,
+            burst: burst.max(1),
+            max_tracked_users: max_tracked_users.max(1),
+            buckets: HashMap::new(),
+            started: Instant::now(),
+        }
     }
 
     /// Takes a token for `user_id` now (monotonic clock). `Err(retry_after_secs)` when empty.
@@ -54,7 +60,10 @@ impl RateLimiter {
         }
         let capacity = u64::from(self.burst) * MILLI;
         let rate = u64::from(self.rate_per_sec);
-        let bucket = self.buckets.entry(user_id).or_insert(Bucket { milli_tokens: capacity, updated_ms: now_ms });
+        let bucket = self.buckets.entry(user_id).or_insert(Bucket {
+            milli_tokens: capacity,
+            updated_ms: now_ms,
+        });
         let elapsed_ms = now_ms.saturating_sub(bucket.updated_ms);
         bucket.milli_tokens = capacity.min(bucket.milli_tokens + elapsed_ms.saturating_mul(rate));
         bucket.updated_ms = bucket.updated_ms.max(now_ms);
@@ -70,7 +79,13 @@ impl RateLimiter {
     fn evict_full(&mut self, now_ms: u64) {
         let capacity = u64::from(self.burst) * MILLI;
         let rate = u64::from(self.rate_per_sec);
-        self.buckets.retain(|_, bucket| bucket.milli_tokens + now_ms.saturating_sub(bucket.updated_ms).saturating_mul(rate) < capacity);
+        self.buckets.retain(|_, bucket| {
+            bucket.milli_tokens
+                + now_ms
+                    .saturating_sub(bucket.updated_ms)
+                    .saturating_mul(rate)
+                < capacity
+        });
     }
 
     #[allow(dead_code)]
@@ -99,7 +114,11 @@ mod tests {
         let mut limiter = RateLimiter::new(2, 1);
         assert_eq!(limiter.check_at(1, 0), Ok(()));
         assert!(limiter.check_at(1, 499).is_err());
-        assert_eq!(limiter.check_at(1, 500), Ok(()), "2/s refills one token in 500 ms");
+        assert_eq!(
+            limiter.check_at(1, 500),
+            Ok(()),
+            "2/s refills one token in 500 ms"
+        );
         assert!(limiter.check_at(1, 500).is_err());
         // A long pause refills only up to the burst.
         assert_eq!(limiter.check_at(1, 100_000), Ok(()));
@@ -135,6 +154,10 @@ mod tests {
             // Each user arrives 1 s after the previous one: earlier buckets are full again.
             assert_eq!(limiter.check_at(user, user * 1000), Ok(()));
         }
-        assert!(limiter.tracked_users() <= 100, "{}", limiter.tracked_users());
+        assert!(
+            limiter.tracked_users() <= 100,
+            "{}",
+            limiter.tracked_users()
+        );
     }
 }

@@ -17,7 +17,12 @@ pub fn day_before(unix_ms: u64, days_back: u32) -> DayNumber {
 
 /// `20261123` -> `"2026-11-23"`.
 pub fn display(day: DayNumber) -> String {
-    format!("{:04}-{:02}-{:02}", day / 10_000, day / 100 % 100, day % 100)
+    format!(
+        "{:04}-{:02}-{:02}",
+        day / 10_000,
+        day / 100 % 100,
+        day % 100
+    )
 }
 
 /// Days since 1970-01-01 -> `YYYYMMDD` (Howard Hinnant's civil_from_days).
@@ -25,11 +30,16 @@ fn day_number_of_epoch_day(epoch_day: i64) -> DayNumber {
     let shifted = epoch_day + 719_468;
     let era = shifted.div_euclid(146_097);
     let day_of_era = shifted.rem_euclid(146_097);
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let month_index = (5 * day_of_year + 2) / 153;
     let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     assert!((0..=9999).contains(&year));
     (year * 10_000 + month * 100 + day) as DayNumber

@@ -45,7 +45,10 @@ pub fn unix_ms_of(id: u64) -> u64 {
 /// The shard that owns `username`: FNV-1a 64 of the UTF-8 bytes, modulo the shard count.
 /// Stable forever (it decides where existing users live): never change it.
 pub fn shard_for_username(name: &str, shard_count: u16) -> u16 {
-    assert!(shard_count >= 1 && shard_count <= MAX_SHARDS, "shard count {shard_count} out of range");
+    assert!(
+        (1..=MAX_SHARDS).contains(&shard_count),
+        "shard count {shard_count} out of range"
+    );
     const FNV_OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
     const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
     let mut hash = FNV_OFFSET_BASIS;
@@ -58,7 +61,10 @@ pub fn shard_for_username(name: &str, shard_count: u16) -> u16 {
 
 /// Composes an id; every part must fit its bits.
 pub fn compose(timestamp_ms: u64, node_id: u16, shard: u16, sequence: u64) -> u64 {
-    assert!(timestamp_ms <= MAX_TIMESTAMP_MS, "snowflake timestamp overflow");
+    assert!(
+        timestamp_ms <= MAX_TIMESTAMP_MS,
+        "snowflake timestamp overflow"
+    );
     assert!(node_id <= MAX_NODE_ID && shard < MAX_SHARDS && sequence <= MAX_SEQUENCE);
     (timestamp_ms << TIMESTAMP_SHIFT)
         | (u64::from(node_id) << NODE_SHIFT)
@@ -108,15 +114,33 @@ pub struct IdGenerator {
 }
 
 impl IdGenerator {
-    pub fn new(node_id: u16, shard: u16, clock: Clock, high_water: Box<dyn HighWaterStore>) -> Result<Self, StoreError> {
+    pub fn new(
+        node_id: u16,
+        shard: u16,
+        clock: Clock,
+        high_water: Box<dyn HighWaterStore>,
+    ) -> Result<Self, StoreError> {
         if node_id > MAX_NODE_ID {
-            return Err(StoreError::InvalidConfig(format!("node id {node_id} above {MAX_NODE_ID}")));
+            return Err(StoreError::InvalidConfig(format!(
+                "node id {node_id} above {MAX_NODE_ID}"
+            )));
         }
         if shard >= MAX_SHARDS {
-            return Err(StoreError::InvalidConfig(format!("shard {shard} above {}", MAX_SHARDS - 1)));
+            return Err(StoreError::InvalidConfig(format!(
+                "shard {shard} above {}",
+                MAX_SHARDS - 1
+            )));
         }
         let high_water_ms = high_water.load()?;
-        Ok(IdGenerator { node_id, shard, clock, high_water, last_ms: high_water_ms, next_sequence: 0, high_water_ms })
+        Ok(IdGenerator {
+            node_id,
+            shard,
+            clock,
+            high_water,
+            last_ms: high_water_ms,
+            next_sequence: 0,
+            high_water_ms,
+        })
     }
 
     /// The next id of this shard. Fails only when the high-water mark cannot be written.
@@ -180,19 +204,29 @@ mod tests {
     #[test]
     fn username_shard_is_stable_and_spread() {
         // FNV-1a 64 of "" is the offset basis; of "a" it is 0xaf63dc4c8601ec8c.
-        assert_eq!(shard_for_username("", 16), (0xcbf2_9ce4_8422_2325u64 % 16) as u16);
-        assert_eq!(shard_for_username("a", 7), (0xaf63_dc4c_8601_ec8cu64 % 7) as u16);
+        assert_eq!(
+            shard_for_username("", 16),
+            (0xcbf2_9ce4_8422_2325u64 % 16) as u16
+        );
+        assert_eq!(
+            shard_for_username("a", 7),
+            (0xaf63_dc4c_8601_ec8cu64 % 7) as u16
+        );
         let mut seen = [0u32; 4];
         for index in 0..1000 {
             seen[usize::from(shard_for_username(&format!("user{index}"), 4))] += 1;
         }
-        assert!(seen.iter().all(|count| *count > 150), "poor spread {seen:?}");
+        assert!(
+            seen.iter().all(|count| *count > 150),
+            "poor spread {seen:?}"
+        );
     }
 
     #[test]
     fn clock_stepping_back_never_repeats_and_stays_ordered() {
         let time = Arc::new(AtomicU64::new(EPOCH_UNIX_MS + 1_000_000));
-        let mut generator = IdGenerator::new(1, 2, clock_at(&time), Box::new(MemoryMark::default())).unwrap();
+        let mut generator =
+            IdGenerator::new(1, 2, clock_at(&time), Box::new(MemoryMark::default())).unwrap();
         let mut seen = HashSet::new();
         let mut previous = 0;
         for step in 0..20_000u64 {
@@ -213,7 +247,8 @@ mod tests {
     #[test]
     fn full_sequence_borrows_the_next_millisecond() {
         let time = Arc::new(AtomicU64::new(EPOCH_UNIX_MS + 50));
-        let mut generator = IdGenerator::new(0, 0, clock_at(&time), Box::new(MemoryMark::default())).unwrap();
+        let mut generator =
+            IdGenerator::new(0, 0, clock_at(&time), Box::new(MemoryMark::default())).unwrap();
         let ids: Vec<u64> = (0..4097).map(|_| generator.next_id().unwrap()).collect();
         assert_eq!(unix_ms_of(ids[4095]), EPOCH_UNIX_MS + 50);
         assert_eq!(unix_ms_of(ids[4096]), EPOCH_UNIX_MS + 51);
@@ -225,9 +260,13 @@ mod tests {
         let mark = MemoryMark::default();
         let mut seen = HashSet::new();
         for restart in 0..5 {
-            let mut generator = IdGenerator::new(3, 1, clock_at(&time), Box::new(mark.clone())).unwrap();
+            let mut generator =
+                IdGenerator::new(3, 1, clock_at(&time), Box::new(mark.clone())).unwrap();
             for _ in 0..3_000 {
-                assert!(seen.insert(generator.next_id().unwrap()), "repeat after restart {restart}");
+                assert!(
+                    seen.insert(generator.next_id().unwrap()),
+                    "repeat after restart {restart}"
+                );
             }
             // The machine comes back with its clock an hour behind.
             time.fetch_sub(3_600_000, Ordering::SeqCst);
@@ -240,7 +279,9 @@ mod tests {
         let time = Arc::new(AtomicU64::new(EPOCH_UNIX_MS + 7));
         let mut seen = HashSet::new();
         for shard in 0..MAX_SHARDS {
-            let mut generator = IdGenerator::new(0, shard, clock_at(&time), Box::new(MemoryMark::default())).unwrap();
+            let mut generator =
+                IdGenerator::new(0, shard, clock_at(&time), Box::new(MemoryMark::default()))
+                    .unwrap();
             for _ in 0..1000 {
                 assert!(seen.insert(generator.next_id().unwrap()));
             }

@@ -26,26 +26,52 @@ where
 }
 
 /// The entry to append for one movement.
-pub fn entry(id: u64, user_id: u64, kind: EntryKind, delta: i64, upload_id: u64, at_ms: u64, reason: &str) -> JournalEntry {
-    JournalEntry { id, user_id, delta, kind, upload_id, at_ms, reason: reason.to_string() }
+pub fn entry(
+    id: u64,
+    user_id: u64,
+    kind: EntryKind,
+    delta: i64,
+    upload_id: u64,
+    at_ms: u64,
+    reason: &str,
+) -> JournalEntry {
+    JournalEntry {
+        id,
+        user_id,
+        delta,
+        kind,
+        upload_id,
+        at_ms,
+        reason: reason.to_string(),
+    }
 }
 
 /// Applies `entry` to its user's balance and appends it to the journal. Aborts with
 /// `UserNotFound` for an unknown user, `InsufficientPoints` if points would go negative.
-pub fn apply_movement(balances: &TransactionalTree, journal: &TransactionalTree, entry: &JournalEntry) -> TxResult<Balance> {
+pub fn apply_movement(
+    balances: &TransactionalTree,
+    journal: &TransactionalTree,
+    entry: &JournalEntry,
+) -> TxResult<Balance> {
     let key = entry.user_id.to_be_bytes();
     let current: Balance = match balances.get(key)? {
         Some(bytes) => decode_tx(&bytes)?,
         None => return abort(StoreError::UserNotFound),
     };
     let (points_change, reserved_change) = entry.kind.effect(entry.delta);
-    let next = Balance { points: current.points + points_change, reserved: current.reserved + reserved_change };
+    let next = Balance {
+        points: current.points + points_change,
+        reserved: current.reserved + reserved_change,
+    };
     if next.points < 0 {
         return abort(StoreError::InsufficientPoints);
     }
     if next.reserved < 0 {
         // Only a bug or a damaged database gets here: refuse rather than write a bad balance.
-        return abort(StoreError::Corrupt(format!("user {} reserved would become {}", entry.user_id, next.reserved)));
+        return abort(StoreError::Corrupt(format!(
+            "user {} reserved would become {}",
+            entry.user_id, next.reserved
+        )));
     }
     balances.insert(&key, encode(&next))?;
     let previous = journal.insert(&entry.id.to_be_bytes(), encode(entry))?;

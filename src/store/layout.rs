@@ -47,12 +47,18 @@ pub fn soft_stats_key(soft_id: &str) -> Vec<u8> {
     key
 }
 
-/// Opens a shard's database; a lock held by another process becomes `Locked`.
+/// Opens a shard's database; a lock held by another opener (a running server) is `Locked`.
 pub fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
-    std::fs::create_dir_all(path).map_err(|error| StoreError::Io(format!("creating {}: {error}", path.display())))?;
-    let config = sled::Config::new().path(path).cache_capacity(super::CACHE_CAPACITY_BYTES);
+    std::fs::create_dir_all(path)
+        .map_err(|error| StoreError::Io(format!("creating {}: {error}", path.display())))?;
+    let config = sled::Config::new()
+        .path(path)
+        .cache_capacity(super::CACHE_CAPACITY_BYTES);
     config.open().map_err(|error| match error {
-        sled::Error::Io(ref io) if io.to_string().contains("could not acquire lock") => StoreError::Locked(path.to_path_buf()),
+        // sled reports a held lock only as this io::Error text.
+        sled::Error::Io(ref io) if io.to_string().contains("could not acquire lock") => {
+            StoreError::Locked(path.to_path_buf())
+        }
         other => StoreError::Db(other),
     })
 }
@@ -86,18 +92,25 @@ pub fn existing_days(db: &sled::Db) -> BTreeSet<DayNumber> {
     db.tree_names()
         .iter()
         .filter_map(|name| std::str::from_utf8(name).ok())
-        .filter_map(|name| name.strip_prefix(UPLOADS_PREFIX).or_else(|| name.strip_prefix(STATS_PREFIX)))
+        .filter_map(|name| {
+            name.strip_prefix(UPLOADS_PREFIX)
+                .or_else(|| name.strip_prefix(STATS_PREFIX))
+        })
         .filter_map(|day| day.parse().ok())
         .collect()
 }
 
 pub fn u64_key(bytes: &[u8]) -> Result<u64, StoreError> {
-    let array: [u8; 8] = bytes.try_into().map_err(|_| StoreError::Corrupt(format!("{}-byte id key", bytes.len())))?;
+    let array: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt(format!("{}-byte id key", bytes.len())))?;
     Ok(u64::from_be_bytes(array))
 }
 
 pub fn day_value(bytes: &[u8]) -> Result<DayNumber, StoreError> {
-    let array: [u8; 4] = bytes.try_into().map_err(|_| StoreError::Corrupt(format!("{}-byte day value", bytes.len())))?;
+    let array: [u8; 4] = bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt(format!("{}-byte day value", bytes.len())))?;
     Ok(DayNumber::from_be_bytes(array))
 }
 
@@ -113,7 +126,8 @@ impl HighWaterStore for SledHighWater {
     }
 
     fn save(&mut self, high_water_ms: u64) -> Result<(), StoreError> {
-        self.0.insert(HIGH_WATER_KEY, &high_water_ms.to_be_bytes())?;
+        self.0
+            .insert(HIGH_WATER_KEY, &high_water_ms.to_be_bytes())?;
         Ok(())
     }
 }

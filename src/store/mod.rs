@@ -32,9 +32,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 // The public surface of the state layer; not every item is used by the binary yet.
+pub use meta::read_shard_count as meta_shard_count;
 #[allow(unused_imports)]
 pub use records::{Balance, EntryKind, JournalEntry, Role, UploadRecord, UploadStatus, User};
-pub use meta::read_shard_count as meta_shard_count;
 #[allow(unused_imports)]
 pub use verify::{verify_ledger, LedgerProblem, VerifyReport};
 
@@ -72,8 +72,14 @@ pub enum StoreError {
     /// Bad argument from the caller (contract 1001 when it comes from a request).
     #[error("invalid input: {0}")]
     InvalidInput(String),
-    #[error("data directory {data_dir} holds {recorded} shard(s); it cannot be opened with {requested}")]
-    ShardCountMismatch { data_dir: PathBuf, recorded: u16, requested: u16 },
+    #[error(
+        "data directory {data_dir} holds {recorded} shard(s); it cannot be opened with {requested}"
+    )]
+    ShardCountMismatch {
+        data_dir: PathBuf,
+        recorded: u16,
+        requested: u16,
+    },
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
     /// Another process (a running server?) holds the shard's database.
@@ -111,7 +117,11 @@ pub struct NewUpload {
 #[derive(Clone, Debug)]
 pub enum Outcome {
     /// Posts the reservation.
-    Done { text: String, confidence: f32, cache_hit: bool },
+    Done {
+        text: String,
+        confidence: f32,
+        cache_hit: bool,
+    },
     /// Voids the reservation (the points go back).
     Failed { reason: String },
 }
@@ -152,7 +162,10 @@ pub struct Flusher {
 impl Flusher {
     /// Writes sled's buffers and fsyncs them (blocks for the fsync, typically milliseconds).
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush().map(|_| ()).map_err(|error| StoreError::Io(error.to_string()))
+        self.db
+            .flush()
+            .map(|_| ())
+            .map_err(|error| StoreError::Io(error.to_string()))
     }
 }
 
@@ -160,8 +173,19 @@ impl ShardStore {
     /// Opens (creating on first use) shard `shard` of `data_dir`. The first open of a data
     /// directory records `shard_count` in `<data>/meta.json`; another count later is
     /// `ShardCountMismatch`. Another process holding the shard gives `Locked`.
-    pub fn open(data_dir: &Path, shard: u16, shard_count: u16, node_id: u16) -> Result<ShardStore, StoreError> {
-        Self::open_with_clock(data_dir, shard, shard_count, node_id, Box::new(ids::system_clock_ms))
+    pub fn open(
+        data_dir: &Path,
+        shard: u16,
+        shard_count: u16,
+        node_id: u16,
+    ) -> Result<ShardStore, StoreError> {
+        Self::open_with_clock(
+            data_dir,
+            shard,
+            shard_count,
+            node_id,
+            Box::new(ids::system_clock_ms),
+        )
     }
 
     /// `open` with an injected wall clock for the id generator (tests).
@@ -173,17 +197,34 @@ impl ShardStore {
         clock: ids::Clock,
     ) -> Result<ShardStore, StoreError> {
         if shard_count == 0 || shard_count > ids::MAX_SHARDS {
-            return Err(StoreError::InvalidConfig(format!("shard count {shard_count} not in 1..={}", ids::MAX_SHARDS)));
+            return Err(StoreError::InvalidConfig(format!(
+                "shard count {shard_count} not in 1..={}",
+                ids::MAX_SHARDS
+            )));
         }
         if shard >= shard_count {
-            return Err(StoreError::InvalidConfig(format!("shard {shard} not below shard count {shard_count}")));
+            return Err(StoreError::InvalidConfig(format!(
+                "shard {shard} not below shard count {shard_count}"
+            )));
         }
         meta::ensure_shard_count(data_dir, shard_count)?;
         let db = layout::open_db(&layout::shard_dir(data_dir, shard))?;
         let trees = Trees::open(&db)?;
-        let ids = IdGenerator::new(node_id, shard, clock, Box::new(layout::SledHighWater(trees.meta.clone())))?;
+        let ids = IdGenerator::new(
+            node_id,
+            shard,
+            clock,
+            Box::new(layout::SledHighWater(trees.meta.clone())),
+        )?;
         let days = layout::existing_days(&db);
-        Ok(ShardStore { shard, shard_count, db, trees, ids, days })
+        Ok(ShardStore {
+            shard,
+            shard_count,
+            db,
+            trees,
+            ids,
+            days,
+        })
     }
 
     #[allow(dead_code)]
@@ -203,7 +244,9 @@ impl ShardStore {
 
     /// The handle the server's flush task uses.
     pub fn flusher(&self) -> Flusher {
-        Flusher { db: self.db.clone() }
+        Flusher {
+            db: self.db.clone(),
+        }
     }
 }
 

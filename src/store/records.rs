@@ -5,7 +5,18 @@ use super::StoreError;
 use rkyv::{Archive, Deserialize, Serialize};
 
 /// A user's role. Stored as part of the user record and carried in the JWT.
-#[derive(Archive, Serialize, Deserialize, serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(
+    Archive,
+    Serialize,
+    Deserialize,
+    serde::Serialize,
+    serde::Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     User,
@@ -130,7 +141,11 @@ pub struct DayCounters {
     pub cache_hits: u64,
 }
 
-type Serializer<'a> = rkyv::api::high::HighSerializer<rkyv::util::AlignedVec, rkyv::ser::allocator::ArenaHandle<'a>, rkyv::rancor::Error>;
+type Serializer<'a> = rkyv::api::high::HighSerializer<
+    rkyv::util::AlignedVec,
+    rkyv::ser::allocator::ArenaHandle<'a>,
+    rkyv::rancor::Error,
+>;
 
 /// A record as the bytes stored in sled.
 pub fn encode<T>(value: &T) -> Vec<u8>
@@ -138,7 +153,9 @@ where
     T: for<'a> Serialize<Serializer<'a>>,
 {
     // Serializing plain owned data into a growable buffer cannot fail.
-    rkyv::to_bytes::<rkyv::rancor::Error>(value).expect("rkyv serialization of an owned record").to_vec()
+    rkyv::to_bytes::<rkyv::rancor::Error>(value)
+        .expect("rkyv serialization of an owned record")
+        .to_vec()
 }
 
 /// Validates and reads a stored record; bad bytes are `Corrupt`, never a panic.
@@ -148,6 +165,11 @@ where
     T::Archived: for<'a> rkyv::bytecheck::CheckBytes<rkyv::api::high::HighValidator<'a, rkyv::rancor::Error>>
         + Deserialize<T, rkyv::rancor::Strategy<rkyv::de::Pool, rkyv::rancor::Error>>,
 {
-    rkyv::from_bytes::<T, rkyv::rancor::Error>(bytes)
-        .map_err(|error| StoreError::Corrupt(format!("{} ({} bytes): {error}", std::any::type_name::<T>(), bytes.len())))
+    rkyv::from_bytes::<T, rkyv::rancor::Error>(bytes).map_err(|error| {
+        StoreError::Corrupt(format!(
+            "{} ({} bytes): {error}",
+            std::any::type_name::<T>(),
+            bytes.len()
+        ))
+    })
 }

@@ -11,7 +11,12 @@ use sled::transaction::TransactionalTree;
 pub const MAX_STATS_DAYS: u32 = 366;
 
 /// Adds `change` to the counters of the upload's user and (if any) soft_id.
-pub fn bump(stats: &TransactionalTree, user_id: u64, soft_id: Option<&str>, change: impl Fn(&mut DayCounters)) -> TxResult<()> {
+pub fn bump(
+    stats: &TransactionalTree,
+    user_id: u64,
+    soft_id: Option<&str>,
+    change: impl Fn(&mut DayCounters),
+) -> TxResult<()> {
     let mut keys = vec![user_stats_key(user_id)];
     keys.extend(soft_id.map(soft_stats_key));
     for key in keys {
@@ -27,21 +32,36 @@ pub fn bump(stats: &TransactionalTree, user_id: u64, soft_id: Option<&str>, chan
 
 impl ShardStore {
     /// The user's rows for the `days` UTC days ending today (oldest first, zero rows included).
-    pub fn user_stats(&self, user_id: u64, days: u32, now_ms: u64) -> Result<Vec<DayStats>, StoreError> {
+    pub fn user_stats(
+        &self,
+        user_id: u64,
+        days: u32,
+        now_ms: u64,
+    ) -> Result<Vec<DayStats>, StoreError> {
         self.day_rows(&user_stats_key(user_id), days, now_ms)
     }
 
     /// This shard's part of a soft_id's rows (uploads by this shard's users); the server sums
     /// the parts of all shards per day.
-    pub fn soft_stats(&self, soft_id: &str, days: u32, now_ms: u64) -> Result<Vec<DayStats>, StoreError> {
+    pub fn soft_stats(
+        &self,
+        soft_id: &str,
+        days: u32,
+        now_ms: u64,
+    ) -> Result<Vec<DayStats>, StoreError> {
         self.day_rows(&soft_stats_key(soft_id), days, now_ms)
     }
 
     fn day_rows(&self, key: &[u8], days: u32, now_ms: u64) -> Result<Vec<DayStats>, StoreError> {
         if days == 0 || days > MAX_STATS_DAYS {
-            return Err(StoreError::InvalidInput(format!("days must be 1..={MAX_STATS_DAYS}")));
+            return Err(StoreError::InvalidInput(format!(
+                "days must be 1..={MAX_STATS_DAYS}"
+            )));
         }
-        (0..days).rev().map(|days_back| self.day_row(day::day_before(now_ms, days_back), key)).collect()
+        (0..days)
+            .rev()
+            .map(|days_back| self.day_row(day::day_before(now_ms, days_back), key))
+            .collect()
     }
 
     fn day_row(&self, day_number: DayNumber, key: &[u8]) -> Result<DayStats, StoreError> {

@@ -11,10 +11,22 @@ use sled::transaction::{abort, Transactional, TransactionalTree};
 impl ShardStore {
     /// Reserves `req.cost` and records the upload as pending, in one transaction.
     /// `Err(InsufficientPoints)` (contract 2001) writes nothing.
-    pub fn accept_upload(&mut self, user_id: u64, req: NewUpload) -> Result<UploadRecord, StoreError> {
+    pub fn accept_upload(
+        &mut self,
+        user_id: u64,
+        req: NewUpload,
+    ) -> Result<UploadRecord, StoreError> {
         validate_new_upload(&req)?;
         let upload_id = self.next_id()?;
-        let reserve = entry(self.next_id()?, user_id, EntryKind::Reserve, -req.cost, upload_id, req.now_ms, "");
+        let reserve = entry(
+            self.next_id()?,
+            user_id,
+            EntryKind::Reserve,
+            -req.cost,
+            upload_id,
+            req.now_ms,
+            "",
+        );
         let record = UploadRecord {
             id: upload_id,
             user_id,
@@ -35,22 +47,37 @@ impl ShardStore {
         let (uploads, stats) = self.day_trees(day_number)?;
         let record_bytes = encode(&record);
         let t = &self.trees;
-        (&t.balances, &t.journal, &t.upload_days, &t.pending, &uploads, &stats)
-            .transaction(|(balances, journal, upload_days, pending, uploads, stats)| {
-                apply_movement(balances, journal, &reserve)?;
-                let key = upload_id.to_be_bytes();
-                uploads.insert(&key, record_bytes.as_slice())?;
-                upload_days.insert(&key, &day_number.to_be_bytes())?;
-                pending.insert(&key, &day_number.to_be_bytes())?;
-                bump(stats, user_id, record.soft_id.as_deref(), |counters| counters.uploads += 1)
-            })
+        (
+            &t.balances,
+            &t.journal,
+            &t.upload_days,
+            &t.pending,
+            &uploads,
+            &stats,
+        )
+            .transaction(
+                |(balances, journal, upload_days, pending, uploads, stats)| {
+                    apply_movement(balances, journal, &reserve)?;
+                    let key = upload_id.to_be_bytes();
+                    uploads.insert(&key, record_bytes.as_slice())?;
+                    upload_days.insert(&key, &day_number.to_be_bytes())?;
+                    pending.insert(&key, &day_number.to_be_bytes())?;
+                    bump(stats, user_id, record.soft_id.as_deref(), |counters| {
+                        counters.uploads += 1
+                    })
+                },
+            )
             .map_err(from_tx)?;
         Ok(record)
     }
 
     /// Posts (Done) or voids (Failed) the upload's reservation and stores the outcome.
     /// Idempotent: an upload already finished is returned unchanged. `Err(NotFound)` if unknown.
-    pub fn finish_upload(&mut self, upload_id: u64, outcome: Outcome) -> Result<UploadRecord, StoreError> {
+    pub fn finish_upload(
+        &mut self,
+        upload_id: u64,
+        outcome: Outcome,
+    ) -> Result<UploadRecord, StoreError> {
         let (day_number, record) = self.locate(upload_id)?.ok_or(StoreError::NotFound)?;
         if record.status != UploadStatus::Pending {
             return Ok(record);
@@ -61,7 +88,15 @@ impl ShardStore {
             UploadStatus::Done => (EntryKind::Post, -finished.cost),
             _ => (EntryKind::Void, finished.cost),
         };
-        let movement = entry(self.next_id()?, finished.user_id, kind, delta, upload_id, now_ms, "");
+        let movement = entry(
+            self.next_id()?,
+            finished.user_id,
+            kind,
+            delta,
+            upload_id,
+            now_ms,
+            "",
+        );
         let (uploads, stats) = self.day_trees(day_number)?;
         let finished_bytes = encode(&finished);
         let t = &self.trees;
@@ -76,7 +111,12 @@ impl ShardStore {
                 apply_movement(balances, journal, &movement)?;
                 uploads.insert(&key, finished_bytes.as_slice())?;
                 pending.remove(&key)?;
-                bump(stats, finished.user_id, finished.soft_id.as_deref(), |counters| count_finish(counters, &finished))?;
+                bump(
+                    stats,
+                    finished.user_id,
+                    finished.soft_id.as_deref(),
+                    |counters| count_finish(counters, &finished),
+                )?;
                 Ok(finished.clone())
             })
             .map_err(from_tx)
@@ -84,18 +124,35 @@ impl ShardStore {
 
     /// The upload if it exists and belongs to `user_id` (else `None`: contract 4001).
     pub fn upload(&self, user_id: u64, upload_id: u64) -> Result<Option<UploadRecord>, StoreError> {
-        Ok(self.locate(upload_id)?.map(|(_, record)| record).filter(|record| record.user_id == user_id))
+        Ok(self
+            .locate(upload_id)?
+            .map(|(_, record)| record)
+            .filter(|record| record.user_id == user_id))
     }
 
     /// Refunds a done upload once, if `now_ms` is within `window_ms` of its finish.
     /// Errors: NotFound (4001, also another user's), NotReportable (4002), WindowClosed (4003).
-    pub fn report(&mut self, user_id: u64, upload_id: u64, now_ms: u64, window_ms: u64) -> Result<(UploadRecord, Balance), StoreError> {
+    pub fn report(
+        &mut self,
+        user_id: u64,
+        upload_id: u64,
+        now_ms: u64,
+        window_ms: u64,
+    ) -> Result<(UploadRecord, Balance), StoreError> {
         let (day_number, record) = self.locate(upload_id)?.ok_or(StoreError::NotFound)?;
         if record.user_id != user_id {
             return Err(StoreError::NotFound);
         }
         check_reportable(&record, now_ms, window_ms)?;
-        let refund = entry(self.next_id()?, user_id, EntryKind::Refund, record.cost, upload_id, now_ms, "");
+        let refund = entry(
+            self.next_id()?,
+            user_id,
+            EntryKind::Refund,
+            record.cost,
+            upload_id,
+            now_ms,
+            "",
+        );
         let (uploads, stats) = self.day_trees(day_number)?;
         let mut reported = record;
         reported.reported = true;
@@ -122,8 +179,15 @@ impl ShardStore {
         let mut records = Vec::new();
         for item in self.trees.pending.iter() {
             let (key, day_bytes) = item?;
-            let tree = self.db.open_tree(layout::uploads_tree_name(day_value(&day_bytes)?))?;
-            let bytes = tree.get(&key)?.ok_or_else(|| StoreError::Corrupt(format!("pending upload {} has no record", u64_key(&key).unwrap_or(0))))?;
+            let tree = self
+                .db
+                .open_tree(layout::uploads_tree_name(day_value(&day_bytes)?))?;
+            let bytes = tree.get(&key)?.ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "pending upload {} has no record",
+                    u64_key(&key).unwrap_or(0)
+                ))
+            })?;
             records.push(decode(&bytes)?);
         }
         Ok(records)
@@ -150,7 +214,12 @@ impl ShardStore {
             let (key, bytes) = item?;
             let record: UploadRecord = decode(&bytes)?;
             if record.status == UploadStatus::Pending {
-                self.finish_upload(record.id, Outcome::Failed { reason: "dropped by retention".into() })?;
+                self.finish_upload(
+                    record.id,
+                    Outcome::Failed {
+                        reason: "dropped by retention".into(),
+                    },
+                )?;
             }
             index_removals.remove(key);
             count += 1;
@@ -191,8 +260,15 @@ fn validate_new_upload(req: &NewUpload) -> Result<(), StoreError> {
     if req.cost < 0 {
         return Err(StoreError::InvalidInput("cost must not be negative".into()));
     }
-    if req.soft_id.as_ref().is_some_and(|soft_id| soft_id.len() > MAX_UPLOAD_TEXT_BYTES) || req.model.len() > MAX_UPLOAD_TEXT_BYTES {
-        return Err(StoreError::InvalidInput(format!("soft_id and model must be at most {MAX_UPLOAD_TEXT_BYTES} bytes")));
+    if req
+        .soft_id
+        .as_ref()
+        .is_some_and(|soft_id| soft_id.len() > MAX_UPLOAD_TEXT_BYTES)
+        || req.model.len() > MAX_UPLOAD_TEXT_BYTES
+    {
+        return Err(StoreError::InvalidInput(format!(
+            "soft_id and model must be at most {MAX_UPLOAD_TEXT_BYTES} bytes"
+        )));
     }
     Ok(())
 }
@@ -207,7 +283,11 @@ fn stored_upload(uploads: &TransactionalTree, key: &[u8]) -> TxResult<UploadReco
 fn finished_record(mut record: UploadRecord, outcome: &Outcome, now_ms: u64) -> UploadRecord {
     record.finished_at_ms = Some(now_ms);
     match outcome {
-        Outcome::Done { text, confidence, cache_hit } => {
+        Outcome::Done {
+            text,
+            confidence,
+            cache_hit,
+        } => {
             record.status = UploadStatus::Done;
             record.result = Some(truncated(text));
             record.confidence = Some(*confidence);
