@@ -351,4 +351,29 @@ mod tests {
         assert!(load_or_create_keys(dir.path(), Some("short")).is_err());
         assert!(load_or_create_keys(dir.path(), Some(&"x".repeat(32))).is_ok());
     }
+
+    /// Micro-benchmark of the hot-path token check (`cargo test --release -- --ignored
+    /// --nocapture auth_bench`).
+    #[test]
+    #[ignore]
+    fn auth_bench_verify_token() {
+        let keys = keys();
+        let (token, _) = issue_token(&keys, 123_456_789, Role::User, 3600).unwrap();
+        const CHECKS: u32 = 200_000;
+        let started = std::time::Instant::now();
+        for _ in 0..CHECKS {
+            assert_eq!(verify_token(&keys, &token).unwrap().role, Role::User);
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        println!(
+            "auth_bench verify_token: {CHECKS} in {seconds:.3} s = {:.0} checks/s",
+            f64::from(CHECKS) / seconds
+        );
+        let started = std::time::Instant::now();
+        assert!(verify_password(&hash_password("pw").unwrap(), "pw"));
+        println!(
+            "auth_bench argon2id hash+verify: {:.1} ms",
+            started.elapsed().as_secs_f64() * 1000.0
+        );
+    }
 }

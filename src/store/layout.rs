@@ -47,20 +47,35 @@ pub fn soft_stats_key(soft_id: &str) -> Vec<u8> {
     key
 }
 
-/// Opens a shard's database; a lock held by another opener (a running server) is `Locked`.
+/// How long `open_db` retries a held lock. sled's background io threads may still hold the
+/// database file for a moment after the last handle of this process is dropped (seen when a
+/// process closes and reopens a shard); a lock held by another process stays held.
+const LOCK_RETRY_MS: u64 = 1_000;
+const LOCK_RETRY_STEP_MS: u64 = 10;
+
+/// Opens a shard's database; a lock still held after the retry period (a running server)
+/// is `Locked`.
 pub fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
     std::fs::create_dir_all(path)
         .map_err(|error| StoreError::Io(format!("creating {}: {error}", path.display())))?;
     let config = sled::Config::new()
         .path(path)
         .cache_capacity(super::CACHE_CAPACITY_BYTES);
-    config.open().map_err(|error| match error {
-        // sled reports a held lock only as this io::Error text.
-        sled::Error::Io(ref io) if io.to_string().contains("could not acquire lock") => {
-            StoreError::Locked(path.to_path_buf())
+    let mut waited_ms = 0;
+    loop {
+        match config.open() {
+            Ok(db) => return Ok(db),
+            // sled reports a held lock only as this io::Error text.
+            Err(sled::Error::Io(ref io)) if io.to_string().contains("could not acquire lock") => {
+                if waited_ms >= LOCK_RETRY_MS {
+                    return Err(StoreError::Locked(path.to_path_buf()));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(LOCK_RETRY_STEP_MS));
+                waited_ms += LOCK_RETRY_STEP_MS;
+            }
+            Err(other) => return Err(StoreError::Db(other)),
         }
-        other => StoreError::Db(other),
-    })
+    }
 }
 
 pub struct Trees {

@@ -814,3 +814,127 @@ fn store_bench_reserve_post() {
     drop((store, flusher)); // the flusher shares the database handle (and its lock)
     assert!(verify_ledger(dir.path()).unwrap().is_clean());
 }
+
+const CRASH_CHILD_DIR_ENV: &str = "AIOCR_STORE_CRASH_CHILD_DIR";
+const CRASH_USER: &str = "crashuser";
+
+/// The child half of `acknowledged_reservations_survive_kill_9`: accepts uploads forever,
+/// printing `ack <upload id>` only after a flush covered it (what the server's 200 means).
+#[test]
+#[ignore]
+fn crash_child_accepts_until_killed() {
+    let Ok(dir) = std::env::var(CRASH_CHILD_DIR_ENV) else {
+        return;
+    };
+    let mut store = open(Path::new(&dir), 0, 1);
+    let user_id = store.user_by_name(CRASH_USER).unwrap().unwrap().id;
+    let flusher = store.flusher();
+    let mut stdout = std::io::stdout();
+    loop {
+        let batch: Vec<u64> = (0..8)
+            .map(|index| {
+                let record = store
+                    .accept_upload(user_id, upload_request(1, None, now_ms()))
+                    .unwrap();
+                if index % 2 == 0 {
+                    store.finish_upload(record.id, done("x")).unwrap();
+                }
+                record.id
+            })
+            .collect();
+        flusher.flush().unwrap();
+        for upload_id in batch {
+            use std::io::Write;
+            writeln!(stdout, "ack {upload_id}").unwrap();
+        }
+        std::io::Write::flush(&mut stdout).unwrap();
+    }
+}
+
+/// A child process writes and flushes uploads until SIGKILL; after reopening, every upload it
+/// acknowledged is there with its reservation, and the ledger replays exactly.
+#[test]
+fn acknowledged_reservations_survive_kill_9() {
+    use std::io::BufRead;
+    const ACKS_BEFORE_KILL: usize = 400;
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut store = open(dir.path(), 0, 1);
+        store
+            .create_user(CRASH_USER, "h", Role::User, 1_000_000)
+            .unwrap();
+        store.flusher().flush().unwrap();
+    }
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "store::tests::crash_child_accepts_until_killed",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CRASH_CHILD_DIR_ENV, dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut acknowledged = Vec::new();
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+        if let Some(id) = line.unwrap().strip_prefix("ack ") {
+            acknowledged.push(id.parse::<u64>().unwrap());
+            if acknowledged.len() == ACKS_BEFORE_KILL {
+                break;
+            }
+        }
+    }
+    child.kill().unwrap(); // SIGKILL, mid-write
+    child.wait().unwrap();
+    assert_eq!(
+        acknowledged.len(),
+        ACKS_BEFORE_KILL,
+        "the child stopped early"
+    );
+
+    let store = open(dir.path(), 0, 1);
+    let user_id = store.user_by_name(CRASH_USER).unwrap().unwrap().id;
+    for upload_id in &acknowledged {
+        assert!(
+            store.upload(user_id, *upload_id).unwrap().is_some(),
+            "acknowledged upload {upload_id} lost"
+        );
+    }
+    let pending = store.pending_uploads().unwrap().len() as i64;
+    let (points, reserved) = balance(&store, user_id);
+    assert_eq!(
+        reserved, pending,
+        "every pending upload holds exactly its reservation"
+    );
+    assert!(
+        points <= 1_000_000 - ACKS_BEFORE_KILL as i64 / 2,
+        "posted acknowledged uploads stay spent"
+    );
+    drop(store);
+    let report = verify_ledger(dir.path()).unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
+}
+
+/// Micro-benchmark of the `GET /v2/user/point` state work (balance read), run like
+/// `store_bench_reserve_post`.
+#[test]
+#[ignore]
+fn store_bench_balance_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path(), 0, 1);
+    let user_id = new_user(&mut store, "bench", 100);
+    const READS: u32 = 1_000_000;
+    let started = std::time::Instant::now();
+    let mut total = 0i64;
+    for _ in 0..READS {
+        total += store.balance(user_id).unwrap().points;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    assert_eq!(total, 100 * i64::from(READS));
+    println!(
+        "store_bench balance read: {READS} in {seconds:.3} s = {:.0} reads/s",
+        f64::from(READS) / seconds
+    );
+}
