@@ -747,6 +747,34 @@ fn a_balance_changed_by_hand_is_found() {
     assert_eq!(report.problems[0].user_id, user_id);
 }
 
+/// An upload record flipped from done to failed by hand (no journal entry) is found.
+#[test]
+fn an_upload_record_that_disagrees_with_the_journal_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let user_id = ledger_with_one_done_upload(dir.path());
+    {
+        let db = layout::open_db(&layout::shard_dir(dir.path(), 0)).unwrap();
+        let only_day = *layout::existing_days(&db).iter().next().unwrap();
+        let uploads = db.open_tree(layout::uploads_tree_name(only_day)).unwrap();
+        let (key, bytes) = uploads.iter().next().unwrap().unwrap();
+        let mut record: UploadRecord = decode(&bytes).unwrap();
+        assert_eq!(record.status, UploadStatus::Done);
+        record.status = UploadStatus::Failed;
+        uploads.insert(key, encode(&record)).unwrap();
+        db.flush().unwrap();
+    }
+    let report = verify_ledger(dir.path()).unwrap();
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert_eq!(report.problems[0].user_id, user_id);
+    assert!(
+        report.problems[0]
+            .detail
+            .contains("the journal says Posted"),
+        "{}",
+        report.problems[0]
+    );
+}
+
 #[test]
 fn garbage_records_are_corrupt_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();
