@@ -173,3 +173,16 @@ where
         ))
     })
 }
+
+/// A stored balance read in place (validated, no deserialization): the
+/// `GET /v2/user/point` hot path.
+pub fn read_balance(bytes: &[u8]) -> Result<Balance, StoreError> {
+    let archived =
+        rkyv::access::<ArchivedBalance, rkyv::rancor::Error>(bytes).map_err(|error| {
+            StoreError::Corrupt(format!("balance ({} bytes): {error}", bytes.len()))
+        })?;
+    Ok(Balance {
+        points: archived.points.to_native(),
+        reserved: archived.reserved.to_native(),
+    })
+}

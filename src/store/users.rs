@@ -1,7 +1,7 @@
 //! Users and their balances.
 
 use super::journal::{apply_movement, entry, from_tx};
-use super::records::{decode, encode, Balance, EntryKind, Role, User};
+use super::records::{decode, encode, read_balance, Balance, EntryKind, Role, User};
 use super::{ids, layout, ShardStore, StoreError, MAX_REASON_BYTES, MAX_USERNAME_BYTES};
 use sled::transaction::{abort, Transactional};
 
@@ -82,7 +82,7 @@ impl ShardStore {
     /// `Err(UserNotFound)` for an unknown user.
     pub fn balance(&self, user_id: u64) -> Result<Balance, StoreError> {
         match self.trees.balances.get(user_id.to_be_bytes())? {
-            Some(bytes) => decode(&bytes),
+            Some(bytes) => read_balance(&bytes),
             None => Err(StoreError::UserNotFound),
         }
     }
