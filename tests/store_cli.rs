@@ -172,3 +172,29 @@ fn ledger_verify_refuses_a_directory_that_is_not_a_data_directory() {
     assert_eq!(verified.status.code(), Some(2));
     assert!(text(&verified).contains("meta.json"), "{}", text(&verified));
 }
+
+/// While another process holds a shard (as a running server does), the commands refuse.
+#[test]
+fn commands_refuse_a_data_directory_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    assert_eq!(
+        user_add(data, "dave", &["--points", "1", "--shards", "1"])
+            .status
+            .code(),
+        Some(0)
+    );
+    let _held = sled::open(data.join("shard-0")).unwrap();
+    for output in [
+        points_add(data, "dave", "1"),
+        ledger_verify(data),
+        user_add(data, "erin", &[]),
+    ] {
+        assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+        assert!(
+            text(&output).contains("in use by another process"),
+            "{}",
+            text(&output)
+        );
+    }
+}
