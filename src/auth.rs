@@ -202,6 +202,53 @@ pub fn verify_token(keys: &Keys, token: &str) -> Result<Claims, AuthError> {
     }
 }
 
+/// Tokens kept by a [`TokenCache`] before it starts over (bounds its memory).
+#[cfg_attr(not(test), allow(dead_code))]
+pub const DEFAULT_TOKEN_CACHE_ENTRIES: usize = 10_000;
+
+/// Optional per-shard memo of verified tokens: a client reuses its token for many requests,
+/// and a hit skips the base64/JSON/HMAC work of [`verify_token`]. Only tokens that passed
+/// full verification are kept, keyed by their exact text, and `exp` is checked again on every
+/// hit, so a hit answers exactly what `verify_token` would. Single-threaded (one per shard).
+#[cfg_attr(not(test), allow(dead_code))] // offered to the server's hot path
+pub struct TokenCache {
+    max_entries: usize,
+    verified: std::collections::HashMap<String, Claims>,
+}
+
+#[cfg_attr(not(test), allow(dead_code))]
+impl TokenCache {
+    pub fn new(max_entries: usize) -> TokenCache {
+        TokenCache {
+            max_entries: max_entries.max(1),
+            verified: std::collections::HashMap::new(),
+        }
+    }
+
+    /// `verify_token` with the memo.
+    pub fn verify(&mut self, keys: &Keys, token: &str) -> Result<Claims, AuthError> {
+        self.verify_at(keys, token, unix_now_secs())
+    }
+
+    fn verify_at(&mut self, keys: &Keys, token: &str, now_secs: u64) -> Result<Claims, AuthError> {
+        if let Some(claims) = self.verified.get(token) {
+            // jsonwebtoken refuses once exp < now (no leeway): the same rule here.
+            if claims.exp >= now_secs {
+                return Ok(claims.clone());
+            }
+            self.verified.remove(token);
+            return Err(AuthError::Expired);
+        }
+        let claims = verify_token(keys, token)?;
+        if self.verified.len() >= self.max_entries {
+            // Starting over is simpler than LRU and costs one full check per active client.
+            self.verified.clear();
+        }
+        self.verified.insert(token.to_string(), claims.clone());
+        Ok(claims)
+    }
+}
+
 fn unix_now_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -365,6 +412,16 @@ mod tests {
             assert_eq!(verify_token(&keys, &token).unwrap().role, Role::User);
         }
         let seconds = started.elapsed().as_secs_f64();
+        let mut cache = TokenCache::new(DEFAULT_TOKEN_CACHE_ENTRIES);
+        let started = std::time::Instant::now();
+        for _ in 0..CHECKS {
+            assert_eq!(cache.verify(&keys, &token).unwrap().role, Role::User);
+        }
+        let cached_seconds = started.elapsed().as_secs_f64();
+        println!(
+            "auth_bench TokenCache::verify: {:.0} checks/s",
+            f64::from(CHECKS) / cached_seconds
+        );
         println!(
             "auth_bench verify_token: {CHECKS} in {seconds:.3} s = {:.0} checks/s",
             f64::from(CHECKS) / seconds
@@ -375,5 +432,36 @@ mod tests {
             "auth_bench argon2id hash+verify: {:.1} ms",
             started.elapsed().as_secs_f64() * 1000.0
         );
+    }
+
+    #[test]
+    fn token_cache_answers_like_verify_token() {
+        let keys = keys();
+        let mut cache = TokenCache::new(2);
+        let (token, expires_at) = issue_token(&keys, 9, Role::User, 60).unwrap();
+        for _ in 0..3 {
+            assert_eq!(cache.verify(&keys, &token).unwrap().sub, "9");
+        }
+        assert!(matches!(
+            cache.verify_at(&keys, &token, expires_at + 1),
+            Err(AuthError::Expired)
+        ));
+        assert!(cache.verify(&keys, "a.b.c").is_err());
+        assert!(cache
+            .verify(&Keys::from_secret(&[1u8; 32]).unwrap(), "a.b.c")
+            .is_err());
+        // A token signed with another key is never served from the cache.
+        let other = Keys::from_secret(&[8u8; 32]).unwrap();
+        let (forged, _) = issue_token(&other, 1, Role::Admin, 60).unwrap();
+        assert!(cache.verify(&keys, &forged).is_err());
+        // Bounded: more distinct tokens than entries still verify.
+        for user_id in 0..5 {
+            let (token, _) = issue_token(&keys, user_id, Role::User, 60).unwrap();
+            assert_eq!(
+                cache.verify(&keys, &token).unwrap().sub,
+                user_id.to_string()
+            );
+            assert!(cache.verified.len() <= 2);
+        }
     }
 }
