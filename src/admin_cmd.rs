@@ -183,7 +183,13 @@ fn add_user(
 ) -> Result<u64, String> {
     let shard_count = match (meta_shard_count(data).map_err(|e| e.to_string())?, shards) {
         (Some(recorded), _) => recorded,
-        (None, Some(requested)) => requested,
+        (None, Some(requested)) if (1..=ids::MAX_SHARDS).contains(&requested) => requested,
+        (None, Some(requested)) => {
+            return Err(format!(
+                "--shards must be 1..={}, not {requested}",
+                ids::MAX_SHARDS
+            ))
+        }
         (None, None) => {
             return Err(format!(
                 "{} is not a data directory yet: pass --shards N to create it",

@@ -68,6 +68,14 @@ fn users_and_points_from_the_command_line_keep_the_ledger_clean() {
         text(&refused)
     );
 
+    assert_eq!(
+        user_add(&data, "alice", &["--shards", "0"]).status.code(),
+        Some(2)
+    );
+    assert_eq!(
+        user_add(&data, "alice", &["--shards", "17"]).status.code(),
+        Some(2)
+    );
     let created = user_add(
         &data,
         "alice",

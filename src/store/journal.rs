@@ -59,10 +59,13 @@ pub fn apply_movement(
         None => return abort(StoreError::UserNotFound),
     };
     let (points_change, reserved_change) = entry.kind.effect(entry.delta);
-    let next = Balance {
-        points: current.points + points_change,
-        reserved: current.reserved + reserved_change,
+    let (Some(points), Some(reserved)) = (
+        current.points.checked_add(points_change),
+        current.reserved.checked_add(reserved_change),
+    ) else {
+        return abort(StoreError::InvalidInput("balance would overflow".into()));
     };
+    let next = Balance { points, reserved };
     if next.points < 0 {
         return abort(StoreError::InsufficientPoints);
     }

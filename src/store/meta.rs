@@ -34,6 +34,13 @@ pub fn read_shard_count(data_dir: &Path) -> Result<Option<u16>, StoreError> {
             meta.format
         )));
     }
+    if meta.shard_count == 0 || meta.shard_count > super::ids::MAX_SHARDS {
+        return Err(StoreError::Corrupt(format!(
+            "{}: shard count {}",
+            path.display(),
+            meta.shard_count
+        )));
+    }
     Ok(Some(meta.shard_count))
 }
 

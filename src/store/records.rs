@@ -84,7 +84,7 @@ impl EntryKind {
     pub fn effect(self, delta: i64) -> (i64, i64) {
         match self {
             EntryKind::Grant | EntryKind::Adjust | EntryKind::Refund => (delta, 0),
-            EntryKind::Reserve | EntryKind::Void => (delta, -delta),
+            EntryKind::Reserve | EntryKind::Void => (delta, delta.saturating_neg()),
             EntryKind::Post => (0, delta),
         }
     }

@@ -97,8 +97,8 @@ fn verify_shard(
         }
         let balance = replayed.entry(entry.user_id).or_default();
         let (points_change, reserved_change) = entry.kind.effect(entry.delta);
-        balance.points += points_change;
-        balance.reserved += reserved_change;
+        balance.points = balance.points.saturating_add(points_change);
+        balance.reserved = balance.reserved.saturating_add(reserved_change);
         if balance.points < 0 || balance.reserved < 0 {
             problem(format!(
                 "replay goes negative at entry {}: {balance:?}",
@@ -161,7 +161,10 @@ fn check_upload_step(
         (EntryKind::Grant | EntryKind::Adjust, _) => {
             return (upload_id != 0).then(|| format!("entry {} names upload {upload_id}", entry.id))
         }
-        (EntryKind::Reserve, None) => (UploadLedger::Reserved(-entry.delta), entry.delta <= 0),
+        (EntryKind::Reserve, None) => (
+            UploadLedger::Reserved(entry.delta.saturating_neg()),
+            entry.delta <= 0,
+        ),
         (EntryKind::Post, Some(UploadLedger::Reserved(cost))) => {
             (UploadLedger::Posted(cost), entry.delta == -cost)
         }
