@@ -268,24 +268,22 @@ fn insufficient_points_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = open(dir.path(), 0, 1);
     let user_id = new_user(&mut store, "u", 1);
+    let at_ms = now_ms(); // one instant: the stats rows compared below are of one day
     store
-        .accept_upload(user_id, upload_request(1, Some("soft"), now_ms()))
+        .accept_upload(user_id, upload_request(1, Some("soft"), at_ms))
         .unwrap();
     let entries = journal_len(&store);
-    let stats_before = store.user_stats(user_id, 1, now_ms()).unwrap();
+    let stats_before = store.user_stats(user_id, 1, at_ms).unwrap();
     assert!(matches!(
-        store.accept_upload(user_id, upload_request(1, Some("soft"), now_ms())),
+        store.accept_upload(user_id, upload_request(1, Some("soft"), at_ms)),
         Err(StoreError::InsufficientPoints)
     ));
     assert_eq!(journal_len(&store), entries);
     assert_eq!(balance(&store, user_id), (0, 1));
     assert_eq!(store.pending_uploads().unwrap().len(), 1);
-    assert_eq!(
-        store.user_stats(user_id, 1, now_ms()).unwrap(),
-        stats_before
-    );
+    assert_eq!(store.user_stats(user_id, 1, at_ms).unwrap(), stats_before);
     assert!(matches!(
-        store.accept_upload(777, upload_request(1, None, now_ms())),
+        store.accept_upload(777, upload_request(1, None, at_ms)),
         Err(StoreError::UserNotFound)
     ));
 }
@@ -492,16 +490,17 @@ fn expired_days_are_dropped_and_their_pending_uploads_voided() {
 #[test]
 fn everything_flushed_survives_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
+    let at_ms = now_ms(); // one instant, so the stats row read back is of the same day
     let (user_id, posted, pending, name) = {
         let mut store = open(dir.path(), 0, 1);
         let name = name_on(0, 1, "keep");
         let user_id = store.create_user(&name, "h", Role::Admin, 20).unwrap();
         let posted = store
-            .accept_upload(user_id, upload_request(3, Some("7"), now_ms()))
+            .accept_upload(user_id, upload_request(3, Some("7"), at_ms))
             .unwrap();
         let posted = store.finish_upload(posted.id, done("zz")).unwrap();
         let pending = store
-            .accept_upload(user_id, upload_request(4, None, now_ms()))
+            .accept_upload(user_id, upload_request(4, None, at_ms))
             .unwrap();
         store.flusher().flush().unwrap();
         (user_id, posted, pending, name)
@@ -514,10 +513,7 @@ fn everything_flushed_survives_a_reopen() {
     assert_eq!(balance(&store, user_id), (13, 4));
     assert_eq!(store.upload(user_id, posted.id).unwrap().unwrap(), posted);
     assert_eq!(store.pending_uploads().unwrap(), vec![pending.clone()]);
-    assert_eq!(
-        store.user_stats(user_id, 1, now_ms()).unwrap()[0].uploads,
-        2
-    );
+    assert_eq!(store.user_stats(user_id, 1, at_ms).unwrap()[0].uploads, 2);
     let next = store.next_id().unwrap();
     assert!(next > pending.id, "ids keep increasing after a reopen");
     // Start-up voids what the previous run left pending.
