@@ -226,3 +226,27 @@ fn sigterm_exits_zero() {
     assert_eq!(client.get("/health", None).status, 200);
     assert_eq!(server.terminate(), 0);
 }
+
+/// SO_REUSEPORT must not let a second server silently share a port that is in use.
+#[test]
+fn a_second_server_on_a_used_port_refuses_to_start() {
+    let server = Server::start(1, &[]);
+    let data_dir = common::fresh_data_dir("second");
+    let output = std::process::Command::new(common::BIN)
+        .args([
+            "serve",
+            "--listen",
+            &server.addr(),
+            "--shards",
+            "1",
+            "--data",
+        ])
+        .arg(&data_dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot listen on"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&data_dir);
+    assert_eq!(server.client().get("/health", None).status, 200);
+}

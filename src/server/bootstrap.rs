@@ -126,21 +126,17 @@ fn open_stores(config: &Config, shard_count: u16) -> Result<Vec<ShardStore>, Str
 /// With port 0, binds (without listening) a SO_REUSEPORT socket to learn a free port and
 /// rewrites `listen` with it; the socket is kept until every shard listens on that port, so
 /// nothing else can take it meanwhile. A socket that does not listen receives no connections.
+///
+/// With a fixed port, first checks that no other process listens there: SO_REUSEPORT would
+/// otherwise let a second server silently share the port (and split the traffic).
 fn resolve_listen_port(config: &mut Config) -> Result<Option<socket2::Socket>, String> {
     let address = config.listen_addr();
     if address.port() != 0 {
+        bind_probe(address, false).map_err(|e| format!("cannot listen on {address}: {e}"))?;
         return Ok(None);
     }
     let bind = || -> std::io::Result<(socket2::Socket, SocketAddr)> {
-        use socket2::{Domain, Protocol, Socket, Type};
-        let domain = if address.is_ipv6() {
-            Domain::IPV6
-        } else {
-            Domain::IPV4
-        };
-        let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
-        socket.set_reuse_port(true)?;
-        socket.bind(&address.into())?;
+        let socket = bind_probe(address, true)?;
         let bound = socket
             .local_addr()?
             .as_socket()
@@ -150,6 +146,22 @@ fn resolve_listen_port(config: &mut Config) -> Result<Option<socket2::Socket>, S
     let (socket, bound) = bind().map_err(|e| format!("resolving port 0 of {address}: {e}"))?;
     config.listen = bound.to_string();
     Ok(Some(socket))
+}
+
+/// A bound, not listening TCP socket on `address` (SO_REUSEADDR so TIME_WAIT leftovers do not
+/// count; a listening socket of another process still makes the bind fail).
+fn bind_probe(address: SocketAddr, reuse_port: bool) -> std::io::Result<socket2::Socket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let domain = if address.is_ipv6() {
+        Domain::IPV6
+    } else {
+        Domain::IPV4
+    };
+    let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(reuse_port)?;
+    socket.bind(&address.into())?;
+    Ok(socket)
 }
 
 /// Shard `i` runs on the i-th allowed core (wrapping when there are more shards than cores).

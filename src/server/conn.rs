@@ -14,6 +14,7 @@ use crate::http::{
 };
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
+use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -23,12 +24,10 @@ const READ_CHUNK_BYTES: usize = 16 * 1024;
 const FLUSH_AT_BYTES: usize = 64 * 1024;
 
 enum ReadEnd {
-    /// The client closed its side (or reset).
+    /// The client closed its side (or reset), or the shard shut an idle connection down.
     Closed,
     /// The deadline passed.
     TimedOut,
-    /// The shard is stopping and the connection had no request in progress.
-    Stopped,
 }
 
 /// Why the request loop ended; only used to decide what to write last.
@@ -45,11 +44,14 @@ pub struct Connection {
     end: usize,
     /// Serialised answers not written yet.
     out: Vec<u8>,
-    /// When the first byte of the request head being received arrived.
+    /// When the request head being received was first seen incomplete (the header timeout
+    /// runs from then; a head that arrives in one read never reads the clock).
     head_started: Option<Instant>,
+    /// Set while waiting between requests; the shard shuts idle connections down on SIGTERM.
+    idle: Rc<Cell<bool>>,
 }
 
-pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
+pub async fn serve(shard: Rc<Shard>, stream: TcpStream, idle: Rc<Cell<bool>>) {
     let _ = stream.set_nodelay(true);
     let write_timeout = Duration::from_millis(shard.config.write_timeout_ms);
     let _ = stream.set_write_timeout(Some(write_timeout));
@@ -61,6 +63,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         end: 0,
         out: Vec::with_capacity(4096),
         head_started: None,
+        idle,
     };
     let ending = connection.request_loop(&shard).await;
     if let Ok(Ending::Refused(error)) = ending {
@@ -99,10 +102,6 @@ impl Connection {
                 Ok(body) => body,
                 Err(ending) => return Ok(ending),
             };
-            if self.start < self.end {
-                // The next pipelined request has started arriving.
-                self.head_started = Some(Instant::now());
-            }
             let keep_alive = self.answer(shard, &head, body).await;
             if !keep_alive {
                 return Ok(Ending::Done);
@@ -132,22 +131,25 @@ impl Connection {
     async fn wait_for_head(&mut self, shard: &Rc<Shard>) -> std::io::Result<Option<Ending>> {
         self.flush_out().await?;
         let idle = self.start == self.end;
-        let deadline = if idle {
-            Instant::now() + Duration::from_millis(shard.config.idle_timeout_ms)
+        let timeout = if idle {
+            // Marked idle before checking the stop: a stop after the check shuts us down.
+            self.idle.set(true);
+            if shard.stop.is_stopped() {
+                return Ok(Some(Ending::Done));
+            }
+            Duration::from_millis(shard.config.idle_timeout_ms)
         } else {
             let started = *self.head_started.get_or_insert_with(Instant::now);
-            started + Duration::from_millis(shard.config.header_read_timeout_ms)
-        };
-        if idle && shard.stop.is_stopped() {
-            return Ok(Some(Ending::Done));
-        }
-        match self.read_more(deadline, idle.then_some(shard)).await? {
-            Ok(()) => {
-                if idle {
-                    self.head_started = Some(Instant::now());
-                }
-                Ok(None)
+            let deadline = started + Duration::from_millis(shard.config.header_read_timeout_ms);
+            match time_left(deadline) {
+                Some(left) => left,
+                None => return Ok(Some(Ending::Refused(ProtocolError::Timeout))),
             }
+        };
+        let read = self.read_more(timeout).await?;
+        self.idle.set(false);
+        match read {
+            Ok(()) => Ok(None),
             Err(ReadEnd::TimedOut) if !idle => Ok(Some(Ending::Refused(ProtocolError::Timeout))),
             Err(_) => Ok(Some(Ending::Done)),
         }
@@ -180,7 +182,10 @@ impl Connection {
                 continue_sent = true;
             }
             self.flush_out().await?;
-            match self.read_more(deadline, None).await? {
+            let Some(left) = time_left(deadline) else {
+                return Ok(Err(Ending::Refused(ProtocolError::Timeout)));
+            };
+            match self.read_more(left).await? {
                 Ok(()) => {}
                 Err(ReadEnd::TimedOut) => return Ok(Err(Ending::Refused(ProtocolError::Timeout))),
                 Err(_) => return Ok(Err(Ending::Done)),
@@ -188,33 +193,11 @@ impl Connection {
         }
     }
 
-    /// Reads at least one byte into the buffer before `deadline`. With `interruptible`, a
-    /// shard stop ends the wait too (only used between requests).
-    async fn read_more(
-        &mut self,
-        deadline: Instant,
-        interruptible: Option<&Rc<Shard>>,
-    ) -> std::io::Result<Result<(), ReadEnd>> {
+    /// Reads at least one byte into the buffer within `timeout`.
+    async fn read_more(&mut self, timeout: Duration) -> std::io::Result<Result<(), ReadEnd>> {
         self.make_room();
-        let Some(remaining) = deadline
-            .checked_duration_since(Instant::now())
-            .filter(|d| !d.is_zero())
-        else {
-            return Ok(Err(ReadEnd::TimedOut));
-        };
-        self.stream.set_read_timeout(Some(remaining))?;
-        let read = self.stream.read(&mut self.buf[self.end..]);
-        let result = match interruptible {
-            Some(shard) => {
-                let stop = async {
-                    shard.stop.wait().await;
-                    Err(std::io::Error::other("stopping"))
-                };
-                futures_lite::future::or(read, stop).await
-            }
-            None => read.await,
-        };
-        match result {
+        self.stream.set_read_timeout(Some(timeout))?;
+        match self.stream.read(&mut self.buf[self.end..]).await {
             Ok(0) => Ok(Err(ReadEnd::Closed)),
             Ok(count) => {
                 self.end += count;
@@ -222,9 +205,6 @@ impl Connection {
             }
             Err(error) if error.kind() == std::io::ErrorKind::TimedOut => {
                 Ok(Err(ReadEnd::TimedOut))
-            }
-            Err(_) if interruptible.is_some_and(|shard| shard.stop.is_stopped()) => {
-                Ok(Err(ReadEnd::Stopped))
             }
             Err(error) if is_disconnect(&error) => Ok(Err(ReadEnd::Closed)),
             Err(error) => Err(error),
@@ -256,6 +236,13 @@ impl Connection {
         self.out.clear();
         result
     }
+}
+
+/// Time until `deadline`, `None` once it passed.
+fn time_left(deadline: Instant) -> Option<Duration> {
+    deadline
+        .checked_duration_since(Instant::now())
+        .filter(|left| !left.is_zero())
 }
 
 fn is_disconnect(error: &std::io::Error) -> bool {

@@ -96,7 +96,11 @@ async fn dispatch(route: Route, call: Call<'_>) -> ApiResult {
 /// The JWT from `Authorization: Bearer` or `?token=`, verified (1002 absent, 1003 invalid).
 pub fn authenticate(call: &Call) -> Result<Caller, Refusal> {
     let token = bearer_token(call.head)?;
-    let claims = crate::auth::verify_token(&call.shard.shared.keys, &token)
+    let claims = call
+        .shard
+        .token_cache
+        .borrow_mut()
+        .verify(&call.shard.shared.keys, &token)
         .map_err(|_| Refusal::from(ApiError::BadToken))?;
     let user_id: u64 = claims
         .sub
@@ -114,17 +118,18 @@ pub fn authenticate(call: &Call) -> Result<Caller, Refusal> {
     })
 }
 
-fn bearer_token(head: &RequestHead) -> Result<String, Refusal> {
+fn bearer_token(head: &RequestHead) -> Result<std::borrow::Cow<'_, str>, Refusal> {
     if let Some(value) = &head.authorization {
         let (scheme, token) = value.split_once(' ').unwrap_or((value.as_str(), ""));
-        if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        let token = token.trim();
+        if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
             return Err(ApiError::BadToken.into());
         }
-        return Ok(token.trim().to_string());
+        return Ok(std::borrow::Cow::Borrowed(token));
     }
     let query = crate::http::form::parse_urlencoded(head.query.as_bytes()).unwrap_or_default();
     match query.into_iter().find(|(key, _)| key == "token") {
-        Some((_, token)) if !token.is_empty() => Ok(token),
+        Some((_, token)) if !token.is_empty() => Ok(std::borrow::Cow::Owned(token)),
         _ => Err(ApiError::NoToken.into()),
     }
 }

@@ -6,7 +6,7 @@ use super::commit::GroupCommit;
 use super::conn;
 use super::stop::StopSignal;
 use crate::accel::{JobQueue, JobResult};
-use crate::auth::Keys;
+use crate::auth::{Keys, TokenCache, DEFAULT_TOKEN_CACHE_ENTRIES};
 use crate::config::Config;
 use crate::engine::ImageLimits;
 use crate::metrics::Registry;
@@ -16,7 +16,7 @@ use glommio::net::TcpListener;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::Future;
-use std::os::fd::{FromRawFd, IntoRawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -31,6 +31,9 @@ pub enum ShardMessage {
     /// SIGTERM: stop accepting, drain, void pending uploads, flush, exit.
     Stop,
 }
+
+/// A registered connection: its socket and its "waiting between requests" flag.
+pub type OpenConnection = (RawFd, Rc<Cell<bool>>);
 
 /// What every shard shares (read-only after start).
 pub struct Shared {
@@ -65,6 +68,12 @@ pub struct Shard {
     /// `wait=1` requests waiting for an upload's result, by upload id.
     pub result_waiters: RefCell<HashMap<u64, Vec<flume::Sender<UploadRecord>>>>,
     pub connections: Cell<usize>,
+    /// Open connections by id: their socket and whether they wait between requests (those
+    /// are shut down at once on SIGTERM; the others finish their request first).
+    pub open_connections: RefCell<HashMap<u64, OpenConnection>>,
+    next_connection_id: Cell<u64>,
+    /// Verified JWTs, so a client reusing its token skips the HMAC/JSON work.
+    pub token_cache: RefCell<TokenCache>,
     pub stop: StopSignal,
     pub image_limits: ImageLimits,
 }
@@ -159,6 +168,19 @@ impl Shard {
         }
     }
 
+    /// Ends connections waiting between requests: shutting the read side down makes their
+    /// pending read return end-of-stream. Connections inside a request finish it first and
+    /// then see the stop (conn.rs checks it before waiting again).
+    fn close_idle_connections(&self) {
+        for (fd, idle) in self.open_connections.borrow().values() {
+            if idle.get() {
+                // SAFETY: the fd belongs to a connection that is still open (its entry is
+                // removed when its task ends); shutdown does not close or reuse the fd.
+                unsafe { libc::shutdown(*fd, libc::SHUT_RD) };
+            }
+        }
+    }
+
     /// Voids every pending upload of this shard (start-up and shutdown: the jobs will not run).
     pub fn void_pending(store: &mut ShardStore, reason: &str) -> Result<usize, String> {
         let pending = store.pending_uploads().map_err(|e| e.to_string())?;
@@ -199,6 +221,9 @@ pub async fn run(seed: ShardSeed, on_listening: impl FnOnce()) -> Result<(), Str
         commit: GroupCommit::new(flusher, config.durable_acks),
         result_waiters: RefCell::new(HashMap::new()),
         connections: Cell::new(0),
+        open_connections: RefCell::new(HashMap::new()),
+        next_connection_id: Cell::new(0),
+        token_cache: RefCell::new(TokenCache::new(DEFAULT_TOKEN_CACHE_ENTRIES)),
         stop: StopSignal::default(),
         image_limits: image_limits(&config),
     });
@@ -284,9 +309,21 @@ async fn accept_loop(shard: &Rc<Shard>, listener: &TcpListener) {
             metrics.connections_accepted += 1;
             metrics.connections_open = shard.connections.get() as u64;
         }
+        let connection_id = shard.next_connection_id.get();
+        shard.next_connection_id.set(connection_id + 1);
+        let idle = Rc::new(Cell::new(false));
+        let registration = (stream.as_raw_fd(), idle.clone());
+        shard
+            .open_connections
+            .borrow_mut()
+            .insert(connection_id, registration);
         let task_shard = shard.clone();
         glommio::spawn_local(async move {
-            conn::serve(task_shard.clone(), stream).await;
+            conn::serve(task_shard.clone(), stream, idle).await;
+            task_shard
+                .open_connections
+                .borrow_mut()
+                .remove(&connection_id);
             task_shard.connections.set(task_shard.connections.get() - 1);
             task_shard.metrics.shard(task_shard.id).connections_open =
                 task_shard.connections.get() as u64;
@@ -301,7 +338,10 @@ async fn inbox_loop(shard: Rc<Shard>, inbox: flume::Receiver<ShardMessage>) {
             ShardMessage::Run(task) => {
                 glommio::spawn_local(task(shard.clone())).detach();
             }
-            ShardMessage::Stop => shard.stop.stop(),
+            ShardMessage::Stop => {
+                shard.stop.stop();
+                shard.close_idle_connections();
+            }
         }
     }
 }
