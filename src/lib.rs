@@ -2,5 +2,14 @@
 //! parses the command line and dispatches; integration tests and benchmarks use these modules.
 
 pub mod accel;
+pub mod admin_cmd;
+pub mod auth;
+pub mod config;
+pub mod doctor;
 pub mod engine;
+pub mod http;
+pub mod metrics;
 pub mod ocr_cmd;
+pub mod ratelimit;
+pub mod server;
+pub mod store;

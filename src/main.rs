@@ -3,11 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
-mod admin_cmd;
-mod doctor;
-mod server;
-
-use aiocr::ocr_cmd;
+use aiocr::{admin_cmd, doctor, ocr_cmd, server};
 
 #[derive(Parser)]
 #[command(

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# GET /v2/user/point on `aiocr serve --shards 1` (JWT checked, balance read from sled) against
+# nginx (Debian package, 1 worker, a static JSON answer of the same size) on this machine, with
+# the same load generator settings in the same run. Both servers run on CPU 0, wrk on CPU 1.
+# Prints both requests/s and the ratio (goal: aiocr >= 80% of nginx).
+# The two are measured in alternating rounds and the medians compared, so that load from other
+# processes on the machine hits both alike.
+#
+# Usage: bench/point_vs_nginx.sh [duration_s=5] [connections=64] [rounds=5]
+# Needs: nginx, wrk, a release build (cargo build --release).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+duration_s="${1:-5}"
+connections="${2:-64}"
+rounds="${3:-5}"
+aiocr_bin="target/release/aiocr"
+nginx_port=18481
+aiocr_port=18482
+server_cpu=0
+wrk_cpu=1
+
+for tool in nginx wrk taskset; do
+    command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 2; }
+done
+[ -x "$aiocr_bin" ] || { echo "build first: cargo build --release" >&2; exit 2; }
+
+work_dir="$(mktemp -d /tmp/aiocr-bench.XXXXXX)"
+nginx_pid=""
+aiocr_pid=""
+cleanup() {
+    [ -n "$aiocr_pid" ] && kill "$aiocr_pid" 2>/dev/null && wait "$aiocr_pid" 2>/dev/null
+    [ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null && wait "$nginx_pid" 2>/dev/null
+    rm -rf "$work_dir"
+}
+trap cleanup EXIT
+
+answer='{"code":0,"msg":"ok","data":{"points":1000,"reserved":0}}'
+cat >"$work_dir/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $work_dir/nginx.pid;
+error_log $work_dir/nginx-error.log;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $work_dir;
+    proxy_temp_path $work_dir;
+    fastcgi_temp_path $work_dir;
+    uwsgi_temp_path $work_dir;
+    scgi_temp_path $work_dir;
+    keepalive_requests 1000000;
+    server {
+        listen 127.0.0.1:$nginx_port;
+        location / {
+            default_type application/json;
+            return 200 '$answer';
+        }
+    }
+}
+CONF
+taskset -c "$server_cpu" nginx -c "$work_dir/nginx.conf" -p "$work_dir" &
+nginx_pid=$!
+
+# One shard on CPU 0 (the executor pins itself there); demo user created on first start.
+"$aiocr_bin" serve --listen "127.0.0.1:$aiocr_port" --shards 1 --data "$work_dir/data" \
+    >"$work_dir/aiocr.out" 2>"$work_dir/aiocr.err" &
+aiocr_pid=$!
+for _ in $(seq 1 100); do
+    grep -q "listening on" "$work_dir/aiocr.out" 2>/dev/null && break
+    sleep 0.1
+done
+password="$(sed -nE 's/.*demo user +demo \/ ([^ ]+) .*/\1/p' "$work_dir/aiocr.out")"
+token="$(curl -sf "http://127.0.0.1:$aiocr_port/v2/user/login" -H 'Content-Type: application/json' \
+    -d "{\"username\":\"demo\",\"password\":\"$password\"}" | sed -E 's/.*"token":"([^"]+)".*/\1/')"
+curl -sf -H "Authorization: Bearer $token" "http://127.0.0.1:$aiocr_port/v2/user/point" >/dev/null
+curl -sf "http://127.0.0.1:$nginx_port/" >/dev/null
+
+cpu_ticks() { # pid -> user+system clock ticks of the whole process so far
+    awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+
+run_wrk() { # url pid -> "requests/s requests-per-CPU-second" of that server process
+    local before after output requests rps
+    before="$(cpu_ticks "$2")"
+    output="$(taskset -c "$wrk_cpu" wrk -t1 -c"$connections" -d"${duration_s}s" \
+        -H "Authorization: Bearer $token" "$1")"
+    after="$(cpu_ticks "$2")"
+    echo "$output" >>"$work_dir/wrk.log"
+    requests="$(echo "$output" | sed -nE 's/^ *([0-9]+) requests in .*/\1/p')"
+    rps="$(echo "$output" | sed -nE 's/^Requests\/sec: *([0-9.]+).*/\1/p')"
+    awk -v r="$requests" -v rps="$rps" -v t="$((after - before))" -v hz="$(getconf CLK_TCK)" \
+        'BEGIN { printf "%s %.0f\n", rps, (t > 0) ? r * hz / t : 0 }'
+}
+
+# Warm both up, then measure each (same settings, same run).
+taskset -c "$wrk_cpu" wrk -t1 -c"$connections" -d2s "http://127.0.0.1:$nginx_port/" >/dev/null
+taskset -c "$wrk_cpu" wrk -t1 -c"$connections" -d2s -H "Authorization: Bearer $token" \
+    "http://127.0.0.1:$aiocr_port/v2/user/point" >/dev/null
+median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+: >"$work_dir/nginx.rps"
+: >"$work_dir/aiocr.rps"
+nginx_worker="$(pgrep -P "$nginx_pid" | head -1)"
+for round in $(seq 1 "$rounds"); do
+    read -r nginx_round nginx_cpu_round < <(run_wrk "http://127.0.0.1:$nginx_port/v2/user/point" "$nginx_worker")
+    read -r aiocr_round aiocr_cpu_round < <(run_wrk "http://127.0.0.1:$aiocr_port/v2/user/point" "$aiocr_pid")
+    echo "$nginx_round $nginx_cpu_round" >>"$work_dir/nginx.rps"
+    echo "$aiocr_round $aiocr_cpu_round" >>"$work_dir/aiocr.rps"
+    echo "round $round: nginx $nginx_round requests/s ($nginx_cpu_round per CPU-second)," \
+        "aiocr $aiocr_round requests/s ($aiocr_cpu_round per CPU-second)"
+done
+column_median() { awk -v c="$1" '{ print $c }' "$2" | median; }
+nginx_rps="$(column_median 1 "$work_dir/nginx.rps")"
+aiocr_rps="$(column_median 1 "$work_dir/aiocr.rps")"
+nginx_per_cpu="$(column_median 2 "$work_dir/nginx.rps")"
+aiocr_per_cpu="$(column_median 2 "$work_dir/aiocr.rps")"
+percent() { awk -v a="$1" -v n="$2" 'BEGIN { printf "%.1f", 100 * a / n }'; }
+echo "wrk -t1 -c$connections -d${duration_s}s x $rounds alternating rounds, servers on CPU $server_cpu, wrk on CPU $wrk_cpu"
+echo "nginx (1 worker, static answer):       median $nginx_rps requests/s, $nginx_per_cpu requests per CPU-second"
+echo "aiocr --shards 1 (JWT + sled balance): median $aiocr_rps requests/s, $aiocr_per_cpu requests per CPU-second"
+echo "aiocr / nginx: $(percent "$aiocr_rps" "$nginx_rps") % of requests/s," \
+    "$(percent "$aiocr_per_cpu" "$nginx_per_cpu") % of requests per CPU-second"

@@ -1,0 +1,281 @@
+//! Request bodies: Content-Length and chunked, decoded incrementally from the connection
+//! buffer into one owned `Vec<u8>` bounded by the body limit.
+
+use super::{Framing, ProtocolError};
+
+/// A chunk-size line longer than this (hex digits plus extensions) is refused.
+const MAX_CHUNK_LINE_BYTES: usize = 1024;
+/// Trailer section bytes accepted after the last chunk (trailers are read and dropped).
+const MAX_TRAILER_BYTES: usize = 8 * 1024;
+
+#[derive(Debug)]
+pub struct BodyDecoder {
+    state: State,
+    max_body_bytes: usize,
+    body: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Content-Length: bytes still to come.
+    Remaining(usize),
+    /// Chunked: reading a chunk-size line.
+    ChunkSize,
+    /// Chunked: bytes of the current chunk still to come.
+    ChunkData(usize),
+    /// Chunked: the CRLF after a chunk's data.
+    ChunkDataEnd,
+    /// Chunked: trailer lines after the last chunk, bytes seen so far.
+    Trailers(usize),
+    Done,
+}
+
+/// One decoding step: consumed `n` bytes and can go on, or consumed `n` and needs more input.
+enum Step {
+    Advance(usize),
+    Wait(usize),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum BodyProgress {
+    /// Consumed this many bytes; more are needed.
+    NeedMore(usize),
+    /// Consumed this many bytes; the body is complete.
+    Complete(usize),
+}
+
+impl BodyDecoder {
+    pub fn new(framing: Framing, max_body_bytes: usize) -> BodyDecoder {
+        let state = match framing {
+            Framing::Empty => State::Done,
+            Framing::Length(length) => {
+                assert!(
+                    length <= max_body_bytes,
+                    "the head parser refuses larger Content-Length"
+                );
+                State::Remaining(length)
+            }
+            Framing::Chunked => State::ChunkSize,
+        };
+        let capacity = match framing {
+            Framing::Length(length) => length,
+            _ => 0,
+        };
+        BodyDecoder {
+            state,
+            max_body_bytes,
+            body: Vec::with_capacity(capacity),
+        }
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.state == State::Done
+    }
+
+    /// The decoded body; only meaningful once complete.
+    pub fn into_body(self) -> Vec<u8> {
+        assert!(self.is_complete());
+        self.body
+    }
+
+    /// Consumes as much of `input` as belongs to this body.
+    pub fn feed(&mut self, input: &[u8]) -> Result<BodyProgress, ProtocolError> {
+        let mut at = 0;
+        loop {
+            let rest = &input[at..];
+            let used = match self.state {
+                State::Done => return Ok(BodyProgress::Complete(at)),
+                State::Remaining(left) => {
+                    self.take_data(rest, left, State::Remaining, State::Done)?
+                }
+                State::ChunkSize => self.chunk_size_line(rest)?,
+                State::ChunkData(left) => {
+                    self.take_data(rest, left, State::ChunkData, State::ChunkDataEnd)?
+                }
+                State::ChunkDataEnd => self.chunk_data_end(rest)?,
+                State::Trailers(seen) => self.trailers(rest, seen)?,
+            };
+            match used {
+                Step::Advance(used) => at += used,
+                Step::Wait(used) => return Ok(BodyProgress::NeedMore(at + used)),
+            }
+        }
+    }
+
+    /// Copies up to `left` data bytes.
+    fn take_data(
+        &mut self,
+        rest: &[u8],
+        left: usize,
+        more: fn(usize) -> State,
+        finished: State,
+    ) -> Result<Step, ProtocolError> {
+        let take = left.min(rest.len());
+        if self.body.len() + take > self.max_body_bytes {
+            return Err(ProtocolError::BodyTooLarge);
+        }
+        self.body.extend_from_slice(&rest[..take]);
+        if take == left {
+            self.state = finished;
+            Ok(Step::Advance(take))
+        } else {
+            self.state = more(left - take);
+            Ok(Step::Wait(take))
+        }
+    }
+
+    /// A line split across reads is not consumed: the caller keeps its bytes and feeds them
+    /// again with what follows.
+    fn chunk_size_line(&mut self, rest: &[u8]) -> Result<Step, ProtocolError> {
+        let Some(line_end) = find_crlf(rest) else {
+            if rest.len() > MAX_CHUNK_LINE_BYTES {
+                return Err(ProtocolError::BadRequest);
+            }
+            return Ok(Step::Wait(0));
+        };
+        let line = &rest[..line_end];
+        let size_text = line.split(|&b| b == b';').next().unwrap_or(b"");
+        let size_text = trim_spaces(size_text);
+        if size_text.is_empty()
+            || size_text.len() > 15
+            || !size_text.iter().all(u8::is_ascii_hexdigit)
+        {
+            return Err(ProtocolError::BadRequest);
+        }
+        let text = std::str::from_utf8(size_text).map_err(|_| ProtocolError::BadRequest)?;
+        let size = usize::from_str_radix(text, 16).map_err(|_| ProtocolError::BadRequest)?;
+        if self.body.len().saturating_add(size) > self.max_body_bytes {
+            return Err(ProtocolError::BodyTooLarge);
+        }
+        self.state = if size == 0 {
+            State::Trailers(0)
+        } else {
+            State::ChunkData(size)
+        };
+        Ok(Step::Advance(line_end + 2))
+    }
+
+    fn chunk_data_end(&mut self, rest: &[u8]) -> Result<Step, ProtocolError> {
+        if rest.len() < 2 {
+            if rest.first().is_some_and(|&b| b != b'\r') {
+                return Err(ProtocolError::BadRequest);
+            }
+            return Ok(Step::Wait(0));
+        }
+        if &rest[..2] != b"\r\n" {
+            return Err(ProtocolError::BadRequest);
+        }
+        self.state = State::ChunkSize;
+        Ok(Step::Advance(2))
+    }
+
+    fn trailers(&mut self, rest: &[u8], seen: usize) -> Result<Step, ProtocolError> {
+        let Some(line_end) = find_crlf(rest) else {
+            if seen + rest.len() > MAX_TRAILER_BYTES {
+                return Err(ProtocolError::HeadersTooLarge);
+            }
+            return Ok(Step::Wait(0));
+        };
+        if line_end == 0 {
+            self.state = State::Done;
+        } else {
+            if seen + line_end > MAX_TRAILER_BYTES {
+                return Err(ProtocolError::HeadersTooLarge);
+            }
+            self.state = State::Trailers(seen + line_end + 2);
+        }
+        Ok(Step::Advance(line_end + 2))
+    }
+}
+
+fn find_crlf(bytes: &[u8]) -> Option<usize> {
+    bytes.windows(2).position(|pair| pair == b"\r\n")
+}
+
+fn trim_spaces(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|&b| b != b' ' && b != b'\t')
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|&b| b != b' ' && b != b'\t')
+        .map_or(start, |at| at + 1);
+    &bytes[start..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `raw` split at every possible point into two or three reads, the way a
+    /// connection buffer does: unconsumed bytes stay and are fed again with the next read.
+    fn decode_split(
+        framing: Framing,
+        raw: &[u8],
+        cuts: &[usize],
+    ) -> Result<(Vec<u8>, usize), ProtocolError> {
+        let mut decoder = BodyDecoder::new(framing, 64);
+        let mut pending: Vec<u8> = Vec::new();
+        let mut consumed_total = 0;
+        let mut previous = 0;
+        for &cut in cuts.iter().chain(std::iter::once(&raw.len())) {
+            pending.extend_from_slice(&raw[previous..cut]);
+            previous = cut;
+            match decoder.feed(&pending)? {
+                BodyProgress::Complete(used) => {
+                    consumed_total += used;
+                    return Ok((decoder.into_body(), consumed_total));
+                }
+                BodyProgress::NeedMore(used) => {
+                    consumed_total += used;
+                    pending.drain(..used);
+                }
+            }
+        }
+        panic!("body incomplete after all input");
+    }
+
+    #[test]
+    fn content_length_split_anywhere() {
+        let raw = b"0123456789NEXT";
+        for cut in 0..=10 {
+            let (body, used) = decode_split(Framing::Length(10), raw, &[cut]).unwrap();
+            assert_eq!((body.as_slice(), used), (&b"0123456789"[..], 10));
+        }
+    }
+
+    #[test]
+    fn chunked_split_anywhere() {
+        let raw = b"4;ext=1\r\nWiki\r\n5\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\nTrailer: x\r\n\r\nGET";
+        let end = raw.len() - 3;
+        for first in 0..end {
+            for second in first..end {
+                let (body, used) = decode_split(Framing::Chunked, raw, &[first, second]).unwrap();
+                assert_eq!(body, b"Wikipedia in\r\n\r\nchunks.");
+                assert_eq!(used, end, "cuts {first} {second}");
+            }
+        }
+    }
+
+    #[test]
+    fn chunked_errors() {
+        assert_eq!(
+            decode_split(Framing::Chunked, b"zz\r\n", &[]).unwrap_err(),
+            ProtocolError::BadRequest
+        );
+        assert_eq!(
+            decode_split(Framing::Chunked, b"2\r\nabX\r\n", &[]).unwrap_err(),
+            ProtocolError::BadRequest
+        );
+        assert_eq!(
+            decode_split(Framing::Chunked, b"41\r\n", &[]).unwrap_err(),
+            ProtocolError::BodyTooLarge
+        );
+        let two_chunks = b"20\r\n01234567890123456789012345678901\r\n21\r\n";
+        assert_eq!(
+            decode_split(Framing::Chunked, two_chunks, &[5]).unwrap_err(),
+            ProtocolError::BodyTooLarge
+        );
+    }
+}

@@ -1,0 +1,391 @@
+//! Request heads: parsed with `httparse` from the front of the connection buffer, with every
+//! limit checked before anything is allocated for the request.
+
+use super::ProtocolError;
+
+/// Header count accepted in one request (beyond it: 431).
+pub const MAX_HEADER_COUNT: usize = 64;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeadLimits {
+    /// Request line plus all headers, including the blank line.
+    pub max_header_bytes: usize,
+    /// The request target (path and query).
+    pub max_uri_bytes: usize,
+    /// The request body after de-chunking.
+    pub max_body_bytes: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Put,
+    Delete,
+    Patch,
+    Options,
+    Other,
+}
+
+impl Method {
+    fn parse(name: &str) -> Method {
+        match name {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "DELETE" => Method::Delete,
+            "PATCH" => Method::Patch,
+            "OPTIONS" => Method::Options,
+            _ => Method::Other,
+        }
+    }
+}
+
+/// How the request body is delimited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// No body (no Content-Length, no Transfer-Encoding: RFC 9112 §6.3 says length zero).
+    Empty,
+    Length(usize),
+    Chunked,
+}
+
+/// The parts of a request head aiocr uses; every other header is skipped without allocating.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestHead {
+    pub method: Method,
+    /// The target's path, without the query.
+    pub path: String,
+    /// The raw query string after `?` (may be empty).
+    pub query: String,
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub version_minor: u8,
+    pub framing: Framing,
+    pub keep_alive: bool,
+    pub expect_continue: bool,
+    pub authorization: Option<String>,
+    pub content_type: Option<String>,
+}
+
+/// Parses one request head from the front of `buf`. `Ok(None)`: not complete yet (read more).
+/// `Ok(Some((head, head_len)))`: the head occupies `buf[..head_len]`.
+pub fn parse_head(
+    buf: &[u8],
+    limits: &HeadLimits,
+) -> Result<Option<(RequestHead, usize)>, ProtocolError> {
+    // RFC 9112 §2.2: ignore at least one empty line before a request line (some clients
+    // send a stray CRLF after a POST body).
+    let whole = buf;
+    let skipped = leading_blank_lines(buf);
+    let buf = &buf[skipped..];
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADER_COUNT];
+    let mut request = httparse::Request::new(&mut headers);
+    let status = match request.parse(buf) {
+        Ok(status) => status,
+        Err(httparse::Error::TooManyHeaders) => return Err(ProtocolError::HeadersTooLarge),
+        Err(httparse::Error::Version) => return Err(version_error(buf)),
+        Err(_) => return Err(ProtocolError::BadRequest),
+    };
+    let head_len = match status {
+        // Judged on the whole buffer: blank lines count against the header limit too.
+        httparse::Status::Partial => return partial_verdict(whole, limits),
+        httparse::Status::Complete(len) => len,
+    };
+    if head_len > limits.max_header_bytes {
+        return Err(ProtocolError::HeadersTooLarge);
+    }
+    let head = build_head(&request, limits)?;
+    Ok(Some((head, skipped + head_len)))
+}
+
+fn leading_blank_lines(buf: &[u8]) -> usize {
+    let mut at = 0;
+    while buf[at..].starts_with(b"\r\n") {
+        at += 2;
+    }
+    at
+}
+
+/// httparse reports `Version` for anything but HTTP/1.0 and HTTP/1.1. A well-formed
+/// `HTTP/x.y` of another version is a 505; garbage is a 400.
+fn version_error(buf: &[u8]) -> ProtocolError {
+    let line_end = buf
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(buf.len());
+    let line = &buf[..line_end];
+    let version = line.rsplit(|&b| b == b' ').next().unwrap_or(b"");
+    let looks_like_http = version.len() == 8
+        && version.starts_with(b"HTTP/")
+        && version[5].is_ascii_digit()
+        && version[6] == b'.'
+        && version[7].is_ascii_digit();
+    if looks_like_http {
+        ProtocolError::VersionNotSupported
+    } else {
+        ProtocolError::BadRequest
+    }
+}
+
+/// An incomplete head that already exceeds a limit is refused now rather than buffered on.
+fn partial_verdict(
+    buf: &[u8],
+    limits: &HeadLimits,
+) -> Result<Option<(RequestHead, usize)>, ProtocolError> {
+    let request_line_done = buf.contains(&b'\n');
+    // "GET " + target + " HTTP/1.1": allow the method and version around the URI limit.
+    if !request_line_done && buf.len() > limits.max_uri_bytes + 32 {
+        return Err(ProtocolError::UriTooLong);
+    }
+    if buf.len() > limits.max_header_bytes {
+        return Err(ProtocolError::HeadersTooLarge);
+    }
+    Ok(None)
+}
+
+fn build_head(
+    request: &httparse::Request,
+    limits: &HeadLimits,
+) -> Result<RequestHead, ProtocolError> {
+    let method = Method::parse(request.method.unwrap_or(""));
+    let target = request.path.unwrap_or("");
+    if target.len() > limits.max_uri_bytes {
+        return Err(ProtocolError::UriTooLong);
+    }
+    if !target.starts_with('/') {
+        // Absolute-form and asterisk-form targets are for proxies and OPTIONS; aiocr serves
+        // origin-form only.
+        return Err(ProtocolError::BadRequest);
+    }
+    let (path, query) = match target.split_once('?') {
+        Some((path, query)) => (path, query),
+        None => (target, ""),
+    };
+    let version_minor = request.version.unwrap_or(1);
+    let mut head = RequestHead {
+        method,
+        path: path.to_string(),
+        query: query.to_string(),
+        version_minor,
+        framing: Framing::Empty,
+        keep_alive: version_minor == 1,
+        expect_continue: false,
+        authorization: None,
+        content_type: None,
+    };
+    let mut content_length: Option<usize> = None;
+    let mut chunked = false;
+    let mut has_host = false;
+    for header in request.headers.iter() {
+        let name = header.name;
+        let value = header.value;
+        if name.eq_ignore_ascii_case("content-length") {
+            let length = parse_content_length(value)?;
+            if content_length.is_some_and(|earlier| earlier != length) {
+                return Err(ProtocolError::BadRequest);
+            }
+            content_length = Some(length);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            if chunked || !trimmed(value).eq_ignore_ascii_case(b"chunked") {
+                // gzip, deflate, or chunked twice: framing aiocr does not implement.
+                return Err(ProtocolError::NotImplemented);
+            }
+            chunked = true;
+        } else if name.eq_ignore_ascii_case("connection") {
+            apply_connection(&mut head, value);
+        } else if name.eq_ignore_ascii_case("expect") {
+            head.expect_continue = trimmed(value).eq_ignore_ascii_case(b"100-continue");
+        } else if name.eq_ignore_ascii_case("authorization") {
+            head.authorization = Some(header_text(value)?);
+        } else if name.eq_ignore_ascii_case("content-type") {
+            head.content_type = Some(header_text(value)?);
+        } else if name.eq_ignore_ascii_case("host") {
+            has_host = true;
+        }
+    }
+    if version_minor == 1 && !has_host {
+        // RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without Host.
+        return Err(ProtocolError::BadRequest);
+    }
+    head.framing = match (content_length, chunked) {
+        // Both present is the classic request-smuggling setup: refuse rather than pick one.
+        (Some(_), true) => return Err(ProtocolError::BadRequest),
+        (None, true) if version_minor == 0 => return Err(ProtocolError::BadRequest),
+        (None, true) => Framing::Chunked,
+        (Some(length), false) if length > limits.max_body_bytes => {
+            return Err(ProtocolError::BodyTooLarge)
+        }
+        (Some(0), false) | (None, false) => Framing::Empty,
+        (Some(length), false) => Framing::Length(length),
+    };
+    Ok(head)
+}
+
+fn parse_content_length(value: &[u8]) -> Result<usize, ProtocolError> {
+    let digits = trimmed(value);
+    if digits.is_empty() || digits.len() > 18 || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(ProtocolError::BadRequest);
+    }
+    // At most 18 ASCII digits: fits in u64 and so in usize on 64-bit targets.
+    let text = std::str::from_utf8(digits).map_err(|_| ProtocolError::BadRequest)?;
+    text.parse::<usize>().map_err(|_| ProtocolError::BadRequest)
+}
+
+fn apply_connection(head: &mut RequestHead, value: &[u8]) {
+    for token in value.split(|&b| b == b',') {
+        let token = trimmed(token);
+        if token.eq_ignore_ascii_case(b"close") {
+            head.keep_alive = false;
+        } else if token.eq_ignore_ascii_case(b"keep-alive") {
+            head.keep_alive = true;
+        }
+    }
+}
+
+fn header_text(value: &[u8]) -> Result<String, ProtocolError> {
+    let text = std::str::from_utf8(trimmed(value)).map_err(|_| ProtocolError::BadRequest)?;
+    Ok(text.to_string())
+}
+
+fn trimmed(value: &[u8]) -> &[u8] {
+    let start = value
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(value.len());
+    let end = value
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |at| at + 1);
+    &value[start..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: HeadLimits = HeadLimits {
+        max_header_bytes: 1024,
+        max_uri_bytes: 128,
+        max_body_bytes: 4096,
+    };
+
+    fn parse_all(bytes: &[u8]) -> Result<Option<(RequestHead, usize)>, ProtocolError> {
+        parse_head(bytes, &LIMITS)
+    }
+
+    /// Feeding the head byte by byte gives `None` until the last byte, then the same head.
+    #[test]
+    fn byte_split_heads_parse_identically() {
+        let raw = b"POST /v2/report?id=42 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer abc\r\n\
+Content-Type: application/json\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello";
+        let head_end = raw.len() - 5;
+        for cut in 0..head_end {
+            assert_eq!(parse_all(&raw[..cut]).unwrap(), None, "cut at {cut}");
+        }
+        let (head, len) = parse_all(raw).unwrap().unwrap();
+        assert_eq!(len, head_end);
+        assert_eq!(head.method, Method::Post);
+        assert_eq!(head.path, "/v2/report");
+        assert_eq!(head.query, "id=42");
+        assert_eq!(head.framing, Framing::Length(5));
+        assert!(head.expect_continue && head.keep_alive);
+        assert_eq!(head.authorization.as_deref(), Some("Bearer abc"));
+        assert_eq!(head.content_type.as_deref(), Some("application/json"));
+    }
+
+    #[test]
+    fn pipelined_heads_parse_one_at_a_time() {
+        let raw = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        let (first, len) = parse_all(raw).unwrap().unwrap();
+        assert_eq!(first.path, "/a");
+        let (second, len2) = parse_all(&raw[len..]).unwrap().unwrap();
+        assert_eq!(second.path, "/b");
+        assert!(!second.keep_alive);
+        assert_eq!(len + len2, raw.len());
+    }
+
+    #[test]
+    fn http10_defaults_to_close() {
+        let (head, _) = parse_all(b"GET / HTTP/1.0\r\n\r\n").unwrap().unwrap();
+        assert!(!head.keep_alive);
+        let (head, _) = parse_all(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(head.keep_alive);
+    }
+
+    #[test]
+    fn refusals_map_to_contract_statuses() {
+        let cases: &[(&[u8], u16)] = &[
+            (b"GARBAGE\r\n\r\n", 400),
+            (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+            (b"GET / HTTP/1.1\r\n\r\n", 400),
+            (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", 400),
+            (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400),
+            (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+            (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", 400),
+            (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4097\r\n\r\n", 413),
+            (b"GET http://example.com/ HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        ];
+        for (raw, status) in cases {
+            let error = parse_all(raw).unwrap_err();
+            assert_eq!(error.status(), *status, "{}", String::from_utf8_lossy(raw));
+        }
+    }
+
+    #[test]
+    fn long_uri_is_414_even_before_the_line_ends() {
+        let mut raw = b"GET /".to_vec();
+        raw.extend(std::iter::repeat_n(b'a', 200));
+        assert_eq!(parse_all(&raw).unwrap_err(), ProtocolError::UriTooLong);
+        raw.extend(b" HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(parse_all(&raw).unwrap_err(), ProtocolError::UriTooLong);
+    }
+
+    #[test]
+    fn large_head_is_431_before_it_completes() {
+        let mut raw = b"GET / HTTP/1.1\r\nHost: x\r\n".to_vec();
+        while raw.len() <= LIMITS.max_header_bytes {
+            raw.extend(b"X-Filler: 0123456789\r\n");
+        }
+        assert_eq!(parse_all(&raw).unwrap_err(), ProtocolError::HeadersTooLarge);
+        let mut many = b"GET / HTTP/1.1\r\nHost: x\r\n".to_vec();
+        for _ in 0..MAX_HEADER_COUNT {
+            many.extend(b"A: b\r\n");
+        }
+        many.extend(b"\r\n");
+        let roomy = HeadLimits {
+            max_header_bytes: 1 << 20,
+            ..LIMITS
+        };
+        assert_eq!(
+            parse_head(&many, &roomy).unwrap_err(),
+            ProtocolError::HeadersTooLarge
+        );
+    }
+
+    #[test]
+    fn endless_blank_lines_hit_the_header_limit() {
+        let raw = b"\r\n".repeat(LIMITS.max_header_bytes);
+        assert_eq!(parse_all(&raw).unwrap_err(), ProtocolError::HeadersTooLarge);
+    }
+
+    #[test]
+    fn chunked_and_empty_framing() {
+        let (head, _) =
+            parse_all(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n")
+                .unwrap()
+                .unwrap();
+        assert_eq!(head.framing, Framing::Chunked);
+        let (head, _) = parse_all(b"POST / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(head.framing, Framing::Empty);
+        let (head, len) = parse_all(b"\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!((head.method, len), (Method::Get, 29));
+    }
+}

@@ -1,0 +1,384 @@
+//! Server metrics in the Prometheus text format. Each shard records into its own
+//! `ShardMetrics` (a mutex only that shard takes, except for the moment a scrape reads it),
+//! so recording never contends across cores; a scrape merges the shards' HDR histograms.
+
+use hdrhistogram::Histogram;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The routes latency is recorded for (index into per-route arrays).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    Servers,
+    Login,
+    Point,
+    UploadBase64,
+    Upload,
+    Result,
+    Report,
+    UserStats,
+    DeveloperStats,
+    AdminUsers,
+    AdminPoints,
+    Health,
+    Metrics,
+    Unknown,
+}
+
+pub const ROUTE_COUNT: usize = 14;
+
+impl Route {
+    pub const ALL: [Route; ROUTE_COUNT] = [
+        Route::Servers,
+        Route::Login,
+        Route::Point,
+        Route::UploadBase64,
+        Route::Upload,
+        Route::Result,
+        Route::Report,
+        Route::UserStats,
+        Route::DeveloperStats,
+        Route::AdminUsers,
+        Route::AdminPoints,
+        Route::Health,
+        Route::Metrics,
+        Route::Unknown,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Route::Servers => "servers",
+            Route::Login => "login",
+            Route::Point => "point",
+            Route::UploadBase64 => "upload_base64",
+            Route::Upload => "upload",
+            Route::Result => "result",
+            Route::Report => "report",
+            Route::UserStats => "user_stats",
+            Route::DeveloperStats => "developer_stats",
+            Route::AdminUsers => "admin_users",
+            Route::AdminPoints => "admin_points",
+            Route::Health => "health",
+            Route::Metrics => "metrics",
+            Route::Unknown => "unknown",
+        }
+    }
+
+    fn index(self) -> usize {
+        Route::ALL
+            .iter()
+            .position(|route| *route == self)
+            .expect("every route is in ALL")
+    }
+}
+
+/// Latencies are recorded in microseconds, 1 µs .. 10 min, 3 significant digits.
+fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 600_000_000, 3).expect("static bounds are valid")
+}
+
+pub struct ShardMetrics {
+    pub route_latency_us: Vec<Histogram<u64>>,
+    /// Answers by HTTP status class: index 1..=5 for 1xx..5xx.
+    pub route_status_classes: Vec<[u64; 6]>,
+    pub connections_open: u64,
+    pub connections_accepted: u64,
+    /// Closed at once because the shard was at its connection limit.
+    pub connections_refused: u64,
+    /// Protocol refusals (400/408/413/414/431/501/505) by status.
+    pub protocol_errors: Vec<(u16, u64)>,
+    pub forwarded_out: u64,
+    pub forwarded_in: u64,
+    pub fsync_us: Histogram<u64>,
+    /// Durability waiters released per fsync (the group size).
+    pub fsync_group_size: Histogram<u64>,
+    pub uploads_accepted: u64,
+    pub uploads_queue_full: u64,
+    pub results_done: u64,
+    pub results_failed: u64,
+    pub results_cache_hits: u64,
+    pub recognize_us: Histogram<u64>,
+    pub queued_us: Histogram<u64>,
+    pub batch_size: Histogram<u64>,
+}
+
+impl ShardMetrics {
+    fn new() -> ShardMetrics {
+        ShardMetrics {
+            route_latency_us: (0..ROUTE_COUNT).map(|_| latency_histogram()).collect(),
+            route_status_classes: vec![[0; 6]; ROUTE_COUNT],
+            connections_open: 0,
+            connections_accepted: 0,
+            connections_refused: 0,
+            protocol_errors: Vec::new(),
+            forwarded_out: 0,
+            forwarded_in: 0,
+            fsync_us: latency_histogram(),
+            fsync_group_size: Histogram::new_with_bounds(1, 1_000_000, 2).expect("static bounds"),
+            uploads_accepted: 0,
+            uploads_queue_full: 0,
+            results_done: 0,
+            results_failed: 0,
+            results_cache_hits: 0,
+            recognize_us: latency_histogram(),
+            queued_us: latency_histogram(),
+            batch_size: Histogram::new_with_bounds(1, 4096, 2).expect("static bounds"),
+        }
+    }
+
+    pub fn record_request(&mut self, route: Route, status: u16, latency_us: u64) {
+        let index = route.index();
+        self.route_latency_us[index].saturating_record(latency_us.max(1));
+        let class = usize::from(status / 100).min(5);
+        self.route_status_classes[index][class] += 1;
+    }
+
+    pub fn record_protocol_error(&mut self, status: u16) {
+        match self
+            .protocol_errors
+            .iter_mut()
+            .find(|(code, _)| *code == status)
+        {
+            Some((_, count)) => *count += 1,
+            None => self.protocol_errors.push((status, 1)),
+        }
+    }
+}
+
+/// Reads one per-shard counter (for rendering).
+type ReadCounter = fn(&ShardMetrics) -> u64;
+
+/// Every shard's metrics; cloned into each shard.
+#[derive(Clone)]
+pub struct Registry {
+    shards: Arc<Vec<Mutex<ShardMetrics>>>,
+}
+
+impl Registry {
+    pub fn new(shard_count: u16) -> Registry {
+        let shards = (0..shard_count)
+            .map(|_| Mutex::new(ShardMetrics::new()))
+            .collect();
+        Registry {
+            shards: Arc::new(shards),
+        }
+    }
+
+    /// The shard's own metrics, for recording.
+    pub fn shard(&self, shard: u16) -> MutexGuard<'_, ShardMetrics> {
+        // A poisoned lock only means a panic elsewhere mid-record; the counters are still usable.
+        self.shards[usize::from(shard)]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The Prometheus text exposition of all shards; `queue_depth` and `queue_capacity` come
+    /// from the recognition queue.
+    pub fn render(&self, queue_depth: usize, queue_capacity: usize) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        self.render_routes(&mut out);
+        self.render_shards(&mut out);
+        self.render_protocol_errors(&mut out);
+        self.render_storage_and_uploads(&mut out);
+        let _ = writeln!(
+            out,
+            "# HELP aiocr_queue_depth Jobs waiting for recognition."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE aiocr_queue_depth gauge\naiocr_queue_depth {queue_depth}"
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE aiocr_queue_capacity gauge\naiocr_queue_capacity {queue_capacity}"
+        );
+        out
+    }
+
+    fn render_routes(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "# HELP aiocr_request_duration_us Request latency per route (HDR histogram)."
+        );
+        let _ = writeln!(out, "# TYPE aiocr_request_duration_us summary");
+        let mut counts_by_class = Vec::new();
+        for route in Route::ALL {
+            let mut merged = latency_histogram();
+            let mut classes = [0u64; 6];
+            for shard in self.shards.iter() {
+                let shard = shard
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                let _ = merged.add(&shard.route_latency_us[route.index()]);
+                for (total, count) in classes
+                    .iter_mut()
+                    .zip(shard.route_status_classes[route.index()])
+                {
+                    *total += count;
+                }
+            }
+            write_summary(
+                out,
+                "aiocr_request_duration_us",
+                &format!("route=\"{}\"", route.label()),
+                &merged,
+            );
+            counts_by_class.push((route, classes));
+        }
+        let _ = writeln!(
+            out,
+            "# HELP aiocr_requests_total Answers per route and status class."
+        );
+        let _ = writeln!(out, "# TYPE aiocr_requests_total counter");
+        for (route, classes) in counts_by_class {
+            for (class, count) in classes.iter().enumerate().filter(|(_, count)| **count > 0) {
+                let label = route.label();
+                let _ = writeln!(
+                    out,
+                    "aiocr_requests_total{{route=\"{label}\",status=\"{class}xx\"}} {count}"
+                );
+            }
+        }
+    }
+
+    fn render_shards(&self, out: &mut String) {
+        let gauges: [(&str, &str, ReadCounter); 6] = [
+            ("aiocr_connections_open", "gauge", |m| m.connections_open),
+            ("aiocr_connections_accepted_total", "counter", |m| {
+                m.connections_accepted
+            }),
+            ("aiocr_connections_refused_total", "counter", |m| {
+                m.connections_refused
+            }),
+            ("aiocr_forwarded_out_total", "counter", |m| m.forwarded_out),
+            ("aiocr_forwarded_in_total", "counter", |m| m.forwarded_in),
+            ("aiocr_uploads_accepted_total", "counter", |m| {
+                m.uploads_accepted
+            }),
+        ];
+        for (name, kind, read) in gauges {
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            for (index, shard) in self.shards.iter().enumerate() {
+                let value = read(
+                    &shard
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner()),
+                );
+                let _ = writeln!(out, "{name}{{shard=\"{index}\"}} {value}");
+            }
+        }
+    }
+
+    fn render_protocol_errors(&self, out: &mut String) {
+        let _ = writeln!(out, "# TYPE aiocr_protocol_errors_total counter");
+        let mut totals: Vec<(u16, u64)> = Vec::new();
+        for shard in self.shards.iter() {
+            let shard = shard
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            for (status, count) in &shard.protocol_errors {
+                match totals.iter_mut().find(|(code, _)| code == status) {
+                    Some((_, total)) => *total += count,
+                    None => totals.push((*status, *count)),
+                }
+            }
+        }
+        totals.sort_unstable();
+        for (status, count) in totals {
+            let _ = writeln!(
+                out,
+                "aiocr_protocol_errors_total{{status=\"{status}\"}} {count}"
+            );
+        }
+    }
+
+    fn render_storage_and_uploads(&self, out: &mut String) {
+        let mut fsync = latency_histogram();
+        let mut group = Histogram::<u64>::new_with_bounds(1, 1_000_000, 2).expect("static bounds");
+        let mut recognize = latency_histogram();
+        let mut queued = latency_histogram();
+        let mut batch = Histogram::<u64>::new_with_bounds(1, 4096, 2).expect("static bounds");
+        let mut counters = [0u64; 4];
+        for shard in self.shards.iter() {
+            let shard = shard
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let _ = fsync.add(&shard.fsync_us);
+            let _ = group.add(&shard.fsync_group_size);
+            let _ = recognize.add(&shard.recognize_us);
+            let _ = queued.add(&shard.queued_us);
+            let _ = batch.add(&shard.batch_size);
+            counters[0] += shard.uploads_queue_full;
+            counters[1] += shard.results_done;
+            counters[2] += shard.results_failed;
+            counters[3] += shard.results_cache_hits;
+        }
+        let _ = writeln!(
+            out,
+            "# HELP aiocr_fsync_duration_us Group-commit fsync time."
+        );
+        let _ = writeln!(out, "# TYPE aiocr_fsync_duration_us summary");
+        write_summary(out, "aiocr_fsync_duration_us", "", &fsync);
+        let _ = writeln!(out, "# TYPE aiocr_fsync_group_size summary");
+        write_summary(out, "aiocr_fsync_group_size", "", &group);
+        let _ = writeln!(out, "# TYPE aiocr_recognize_duration_us summary");
+        write_summary(out, "aiocr_recognize_duration_us", "", &recognize);
+        let _ = writeln!(out, "# TYPE aiocr_queue_wait_us summary");
+        write_summary(out, "aiocr_queue_wait_us", "", &queued);
+        let _ = writeln!(out, "# TYPE aiocr_batch_size summary");
+        write_summary(out, "aiocr_batch_size", "", &batch);
+        let names = [
+            "aiocr_uploads_queue_full_total",
+            "aiocr_results_done_total",
+            "aiocr_results_failed_total",
+            "aiocr_cache_hits_total",
+        ];
+        for (name, value) in names.iter().zip(counters) {
+            let _ = writeln!(out, "# TYPE {name} counter\n{name} {value}");
+        }
+    }
+}
+
+fn write_summary(out: &mut String, name: &str, labels: &str, histogram: &Histogram<u64>) {
+    let separator = if labels.is_empty() { "" } else { "," };
+    for quantile in [0.5, 0.9, 0.99, 0.999] {
+        let value = histogram.value_at_quantile(quantile);
+        let _ = writeln!(
+            out,
+            "{name}{{{labels}{separator}quantile=\"{quantile}\"}} {value}"
+        );
+    }
+    let braces = if labels.is_empty() {
+        String::new()
+    } else {
+        format!("{{{labels}}}")
+    };
+    let _ = writeln!(out, "{name}_count{braces} {}", histogram.len());
+    let sum = histogram.mean() * histogram.len() as f64;
+    let _ = writeln!(out, "{name}_sum{braces} {sum:.0}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_merged_quantiles() {
+        let registry = Registry::new(2);
+        registry.shard(0).record_request(Route::Point, 200, 100);
+        registry.shard(1).record_request(Route::Point, 401, 300);
+        registry.shard(1).record_protocol_error(431);
+        registry.shard(0).connections_open = 3;
+        let text = registry.render(5, 1024);
+        assert!(
+            text.contains("aiocr_request_duration_us_count{route=\"point\"} 2"),
+            "{text}"
+        );
+        assert!(text.contains("aiocr_requests_total{route=\"point\",status=\"2xx\"} 1"));
+        assert!(text.contains("aiocr_requests_total{route=\"point\",status=\"4xx\"} 1"));
+        assert!(text.contains("aiocr_request_duration_us{route=\"point\",quantile=\"0.99\"} 300"));
+        assert!(text.contains("aiocr_protocol_errors_total{status=\"431\"} 1"));
+        assert!(text.contains("aiocr_connections_open{shard=\"0\"} 3"));
+        assert!(text.contains("aiocr_queue_depth 5"));
+    }
+}

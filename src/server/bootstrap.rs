@@ -1,0 +1,365 @@
+//! Start-up and shutdown of the whole server: open every shard's store (voiding uploads a
+//! previous run left pending), create the demo users on a fresh data directory, start the
+//! recognition workers and one pinned executor per shard, wait for SIGTERM/SIGINT.
+
+use super::shard::{self, ShardMessage, ShardSeed, Shared};
+use crate::accel::{self, JobQueue, ResultSink, WorkerContext};
+use crate::config::Config;
+use crate::metrics::Registry;
+use crate::store::{ids, Role, ShardStore};
+use glommio::{LocalExecutorBuilder, Placement};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{mpsc, Arc};
+
+/// io_uring buffer memory per executor. aiocr does socket I/O only (no DMA file I/O), so the
+/// default 10 MiB would only count against RLIMIT_MEMLOCK.
+const IO_MEMORY_BYTES: usize = 512 * 1024;
+/// Points the demo user starts with.
+const DEMO_POINTS: i64 = 1000;
+
+/// What a shard thread reports to the main thread.
+enum ShardEvent {
+    Listening,
+    Finished(u16, Result<(), String>),
+}
+
+pub fn serve(mut config: Config) -> Result<(), String> {
+    let shard_count = config.shard_count();
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| format!("data dir {}: {e}", config.data_dir.display()))?;
+    let fresh = !config.data_dir.join("meta.json").exists();
+    let mut stores = open_stores(&config, shard_count)?;
+    let keys = crate::auth::load_or_create_keys(&config.data_dir, non_empty(&config.jwt_secret))
+        .map_err(|e| format!("jwt secret: {e}"))?;
+    // Port 0 (tests) must resolve to one port for every shard's SO_REUSEPORT socket.
+    let port_holder = resolve_listen_port(&mut config)?;
+    let demo = if fresh && config.create_demo_users {
+        Some(create_demo_users(&mut stores, shard_count)?)
+    } else {
+        None
+    };
+    let config = Arc::new(config);
+    let (queue, jobs) = JobQueue::bounded(config.queue_len);
+    let (results, result_inboxes) = ResultSink::new(shard_count);
+    let (peers, inboxes): (Vec<_>, Vec<_>) = (0..shard_count).map(|_| flume::unbounded()).unzip();
+    let shard_cores = shard_cores(shard_count);
+    // Held until shutdown so the queue stays connected (and fills up, answering 5001) even
+    // when no recognition thread runs.
+    let jobs_receiver_keepalive = jobs.clone();
+    let workers = accel::start_workers(WorkerContext {
+        jobs,
+        results,
+        model_dir: config.model_dir.clone(),
+        shard_cores: shard_cores.clone(),
+    });
+    let shared = Arc::new(Shared {
+        config: config.clone(),
+        keys: Arc::new(keys),
+        queue,
+        peers: peers.into(),
+        metrics: Registry::new(shard_count),
+        models: installed_models(&config.model_dir).into(),
+        accel_threads: workers.len(),
+    });
+    let (events, event_receiver) = mpsc::channel();
+    let seeds = stores
+        .into_iter()
+        .zip(inboxes)
+        .zip(result_inboxes)
+        .enumerate();
+    for (index, ((store, inbox), results)) in seeds {
+        let seed = ShardSeed {
+            id: index as u16,
+            store,
+            inbox,
+            results,
+            shared: shared.clone(),
+        };
+        start_shard(seed, shard_cores[index], events.clone())?;
+    }
+    drop(events);
+    let outcome = supervise(
+        &shared,
+        shard_count,
+        &event_receiver,
+        port_holder,
+        demo.as_ref(),
+    );
+    drop(shared);
+    drop(jobs_receiver_keepalive);
+    for worker in workers {
+        let _ = worker.join();
+    }
+    outcome
+}
+
+fn non_empty(text: &str) -> Option<&str> {
+    (!text.is_empty()).then_some(text)
+}
+
+fn open_stores(config: &Config, shard_count: u16) -> Result<Vec<ShardStore>, String> {
+    let mut stores = Vec::with_capacity(usize::from(shard_count));
+    for shard in 0..shard_count {
+        let mut store = ShardStore::open(&config.data_dir, shard, shard_count, config.node_id)
+            .map_err(|e| {
+                format!(
+                    "opening shard {shard} in {}: {e}",
+                    config.data_dir.display()
+                )
+            })?;
+        let voided = shard::Shard::void_pending(&mut store, "server stopped before recognition")?;
+        if voided > 0 {
+            eprintln!(
+                "aiocr: shard {shard}: voided {voided} upload(s) left pending by the previous run"
+            );
+        }
+        store
+            .flusher()
+            .flush()
+            .map_err(|e| format!("flushing shard {shard}: {e}"))?;
+        stores.push(store);
+    }
+    Ok(stores)
+}
+
+/// With port 0, binds (without listening) a SO_REUSEPORT socket to learn a free port and
+/// rewrites `listen` with it; the socket is kept until every shard listens on that port, so
+/// nothing else can take it meanwhile. A socket that does not listen receives no connections.
+///
+/// With a fixed port, first checks that no other process listens there: SO_REUSEPORT would
+/// otherwise let a second server silently share the port (and split the traffic).
+fn resolve_listen_port(config: &mut Config) -> Result<Option<socket2::Socket>, String> {
+    let address = config.listen_addr();
+    if address.port() != 0 {
+        bind_probe(address, false).map_err(|e| format!("cannot listen on {address}: {e}"))?;
+        return Ok(None);
+    }
+    let bind = || -> std::io::Result<(socket2::Socket, SocketAddr)> {
+        let socket = bind_probe(address, true)?;
+        let bound = socket
+            .local_addr()?
+            .as_socket()
+            .ok_or_else(|| std::io::Error::other("not an IP address"))?;
+        Ok((socket, bound))
+    };
+    let (socket, bound) = bind().map_err(|e| format!("resolving port 0 of {address}: {e}"))?;
+    config.listen = bound.to_string();
+    Ok(Some(socket))
+}
+
+/// A bound, not listening TCP socket on `address` (SO_REUSEADDR so TIME_WAIT leftovers do not
+/// count; a listening socket of another process still makes the bind fail).
+fn bind_probe(address: SocketAddr, reuse_port: bool) -> std::io::Result<socket2::Socket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let domain = if address.is_ipv6() {
+        Domain::IPV6
+    } else {
+        Domain::IPV4
+    };
+    let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(reuse_port)?;
+    socket.bind(&address.into())?;
+    Ok(socket)
+}
+
+/// Shard `i` runs on the i-th allowed core (wrapping when there are more shards than cores).
+fn shard_cores(shard_count: u16) -> Vec<usize> {
+    let mut cores: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    if cores.is_empty() {
+        cores.push(0);
+    }
+    (0..usize::from(shard_count))
+        .map(|index| cores[index % cores.len()])
+        .collect()
+}
+
+fn start_shard(
+    seed: ShardSeed,
+    core: usize,
+    events: mpsc::Sender<ShardEvent>,
+) -> Result<(), String> {
+    let id = seed.id;
+    let builder = LocalExecutorBuilder::new(Placement::Fixed(core))
+        .name(&format!("aiocr-shard-{id}"))
+        .io_memory(IO_MEMORY_BYTES);
+    let spawned = builder.spawn(move || async move {
+        let ready = events.clone();
+        let result = shard::run(seed, move || {
+            let _ = ready.send(ShardEvent::Listening);
+        })
+        .await;
+        let _ = events.send(ShardEvent::Finished(id, result));
+    });
+    // The thread reports through `events`; its handle is not needed.
+    spawned
+        .map(drop)
+        .map_err(|e| format!("starting shard {id} on core {core}: {e}"))
+}
+
+/// Waits for every shard to listen (then announces the server), then for SIGTERM/SIGINT or a
+/// shard failure, then for every shard to finish.
+fn supervise(
+    shared: &Shared,
+    shard_count: u16,
+    events: &mpsc::Receiver<ShardEvent>,
+    mut port_holder: Option<socket2::Socket>,
+    demo: Option<&DemoUsers>,
+) -> Result<(), String> {
+    let signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])
+    .map_err(|e| format!("signal handler: {e}"))?;
+    let signal_handle = signals.handle();
+    let peers = shared.peers.clone();
+    let signal_thread = std::thread::Builder::new()
+        .name("aiocr-signals".into())
+        .spawn(move || {
+            let mut signals = signals;
+            if signals.forever().next().is_some() {
+                eprintln!("aiocr: stopping: draining connections");
+                for peer in peers.iter() {
+                    let _ = peer.send(ShardMessage::Stop);
+                }
+            }
+        })
+        .map_err(|e| format!("signal thread: {e}"))?;
+    let mut listening = 0;
+    let mut finished = 0;
+    let mut failure: Option<String> = None;
+    while finished < shard_count {
+        let Ok(event) = events.recv() else { break };
+        match event {
+            ShardEvent::Listening => {
+                listening += 1;
+                if listening == shard_count {
+                    drop(port_holder.take());
+                    announce(&shared.config, shard_count, demo);
+                }
+            }
+            ShardEvent::Finished(id, result) => {
+                finished += 1;
+                if let Err(error) = result {
+                    failure.get_or_insert(format!("shard {id}: {error}"));
+                    for peer in shared.peers.iter() {
+                        let _ = peer.send(ShardMessage::Stop);
+                    }
+                }
+            }
+        }
+    }
+    signal_handle.close();
+    let _ = signal_thread.join();
+    match failure {
+        Some(error) => Err(error),
+        None => {
+            eprintln!("aiocr: stopped cleanly");
+            Ok(())
+        }
+    }
+}
+
+struct DemoUsers {
+    demo_password: String,
+    admin_password: String,
+}
+
+fn create_demo_users(stores: &mut [ShardStore], shard_count: u16) -> Result<DemoUsers, String> {
+    let demo = DemoUsers {
+        demo_password: random_password()?,
+        admin_password: random_password()?,
+    };
+    let users = [
+        ("demo", &demo.demo_password, Role::User, DEMO_POINTS),
+        ("admin", &demo.admin_password, Role::Admin, 0),
+    ];
+    for (username, password, role, points) in users {
+        let hash = crate::auth::hash_password(password).map_err(|e| format!("hashing: {e}"))?;
+        let store = &mut stores[usize::from(ids::shard_for_username(username, shard_count))];
+        store
+            .create_user(username, &hash, role, points)
+            .map_err(|e| format!("creating {username}: {e}"))?;
+        store
+            .flusher()
+            .flush()
+            .map_err(|e| format!("flushing: {e}"))?;
+    }
+    Ok(demo)
+}
+
+/// 16 characters from the OS random source (base64url alphabet: 96 bits).
+fn random_password() -> Result<String, String> {
+    let mut bytes = [0u8; 12];
+    let mut urandom =
+        std::fs::File::open("/dev/urandom").map_err(|e| format!("/dev/urandom: {e}"))?;
+    std::io::Read::read_exact(&mut urandom, &mut bytes)
+        .map_err(|e| format!("/dev/urandom: {e}"))?;
+    Ok(base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        bytes,
+    ))
+}
+
+/// Prints the listening line (tests wait for it) and, on first start, the demo credentials.
+fn announce(config: &Config, shard_count: u16, demo: Option<&DemoUsers>) {
+    let url = local_url(&config.listen_addr());
+    if let Some(demo) = demo {
+        println!(
+            "aiocr: created demo user   demo / {}  ({DEMO_POINTS} points)",
+            demo.demo_password
+        );
+        println!("aiocr: created admin user  admin / {}", demo.admin_password);
+        println!("aiocr: try it:");
+        println!(
+            "  TOKEN=$(curl -s {url}/v2/user/login -H 'Content-Type: application/json' \\\n    \
+             -d '{{\"username\":\"demo\",\"password\":\"{}\"}}' | sed -E 's/.*\"token\":\"([^\"]+)\".*/\\1/')",
+            demo.demo_password
+        );
+        println!("  curl -s -H \"Authorization: Bearer $TOKEN\" {url}/v2/user/point");
+        println!("  curl -s -H \"Authorization: Bearer $TOKEN\" -F file=@captcha.png '{url}/v2/decode/upload?wait=1'");
+    }
+    println!("aiocr: listening on {url} with {shard_count} shard(s)");
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+}
+
+/// A URL a local client can use (0.0.0.0 is not connectable everywhere).
+fn local_url(address: &SocketAddr) -> String {
+    match address {
+        SocketAddr::V4(v4) if v4.ip().is_unspecified() => format!("http://127.0.0.1:{}", v4.port()),
+        SocketAddr::V6(v6) if v6.ip().is_unspecified() => format!("http://[::1]:{}", v6.port()),
+        other => format!("http://{other}"),
+    }
+}
+
+/// `old` and `beta` always (the engine reports missing files); plus every custom model
+/// installed as `<name>.onnx` with `charset_<name>.json` in the model directory.
+fn installed_models(model_dir: &Path) -> Vec<String> {
+    let mut models = vec!["old".to_string(), "beta".to_string()];
+    let Ok(entries) = std::fs::read_dir(model_dir) else {
+        return models;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let (Some(stem), Some("onnx")) = (
+            path.file_stem().and_then(|s| s.to_str()),
+            path.extension().and_then(|e| e.to_str()),
+        ) else {
+            continue;
+        };
+        let is_builtin = stem == "common" || stem == "common_old";
+        if !is_builtin
+            && model_dir.join(format!("charset_{stem}.json")).exists()
+            && !models.iter().any(|m| m == stem)
+        {
+            models.push(stem.to_string());
+        }
+    }
+    models
+}

@@ -1,0 +1,254 @@
+//! One client connection: read, parse, answer in order, until the client or a limit ends it.
+//!
+//! The connection buffer only ever holds request heads and body bytes on their way into the
+//! body decoder, so its size is bounded by the header limit plus one read. Pipelined requests
+//! are answered in order: answers accumulate in `out` and are written when no complete request
+//! is left in the buffer (or `out` grows past `FLUSH_AT_BYTES`). Every wait for the client has a
+//! deadline (header, body, idle, write), so a slow or silent client costs one task and a
+//! buffer, never the shard's progress.
+
+use super::routes;
+use super::shard::Shard;
+use crate::http::{
+    parse_head, BodyDecoder, BodyProgress, Framing, HeadLimits, Method, ProtocolError, RequestHead,
+};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// Bytes read from the socket at a time.
+const READ_CHUNK_BYTES: usize = 16 * 1024;
+/// Pending pipelined answers are written once they exceed this.
+const FLUSH_AT_BYTES: usize = 64 * 1024;
+
+enum ReadEnd {
+    /// The client closed its side (or reset), or the shard shut an idle connection down.
+    Closed,
+    /// The deadline passed.
+    TimedOut,
+}
+
+/// Why the request loop ended; only used to decide what to write last.
+enum Ending {
+    Done,
+    Refused(ProtocolError),
+}
+
+pub struct Connection {
+    stream: TcpStream,
+    /// Received bytes; `buf[start..end]` is not consumed yet.
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// Serialised answers not written yet.
+    out: Vec<u8>,
+    /// When the request head being received was first seen incomplete (the header timeout
+    /// runs from then; a head that arrives in one read never reads the clock).
+    head_started: Option<Instant>,
+    /// Set while waiting between requests; the shard shuts idle connections down on SIGTERM.
+    idle: Rc<Cell<bool>>,
+}
+
+pub async fn serve(shard: Rc<Shard>, stream: TcpStream, idle: Rc<Cell<bool>>) {
+    let _ = stream.set_nodelay(true);
+    let write_timeout = Duration::from_millis(shard.config.write_timeout_ms);
+    let _ = stream.set_write_timeout(Some(write_timeout));
+    let capacity = shard.config.max_header_bytes + READ_CHUNK_BYTES;
+    let mut connection = Connection {
+        stream,
+        buf: vec![0; capacity],
+        start: 0,
+        end: 0,
+        out: Vec::with_capacity(4096),
+        head_started: None,
+        idle,
+    };
+    let ending = connection.request_loop(&shard).await;
+    if let Ok(Ending::Refused(error)) = ending {
+        shard
+            .metrics
+            .shard(shard.id)
+            .record_protocol_error(error.status());
+        error.response().write_to(&mut connection.out, false, false);
+    }
+    // Best effort: the client may already be gone.
+    let _ = connection.flush_out().await;
+    let _ = connection.stream.close().await;
+}
+
+impl Connection {
+    async fn request_loop(&mut self, shard: &Rc<Shard>) -> std::io::Result<Ending> {
+        let limits = HeadLimits {
+            max_header_bytes: shard.config.max_header_bytes,
+            max_uri_bytes: shard.config.max_uri_bytes,
+            max_body_bytes: shard.config.max_body_bytes,
+        };
+        loop {
+            let parsed = match parse_head(&self.buf[self.start..self.end], &limits) {
+                Ok(parsed) => parsed,
+                Err(error) => return Ok(Ending::Refused(error)),
+            };
+            let Some((head, head_len)) = parsed else {
+                if let Some(ending) = self.wait_for_head(shard).await? {
+                    return Ok(ending);
+                }
+                continue;
+            };
+            self.start += head_len;
+            self.head_started = None;
+            let body = match self.read_body(shard, &head).await? {
+                Ok(body) => body,
+                Err(ending) => return Ok(ending),
+            };
+            let keep_alive = self.answer(shard, &head, body).await;
+            if !keep_alive {
+                return Ok(Ending::Done);
+            }
+            if self.out.len() >= FLUSH_AT_BYTES {
+                self.flush_out().await?;
+            }
+        }
+    }
+
+    /// Runs the request and queues its answer; returns whether the connection stays open.
+    async fn answer(&mut self, shard: &Rc<Shard>, head: &RequestHead, body: Vec<u8>) -> bool {
+        let started = Instant::now();
+        let (route, answer) = routes::handle(shard, head, body).await;
+        let latency_us = started.elapsed().as_micros() as u64;
+        shard
+            .metrics
+            .shard(shard.id)
+            .record_request(route, answer.status, latency_us);
+        let keep_alive = head.keep_alive && !answer.close && !shard.stop.is_stopped();
+        answer.write_to(&mut self.out, head.method == Method::Head, keep_alive);
+        keep_alive
+    }
+
+    /// Writes pending answers, then reads more of a request head. `Some(ending)` ends the
+    /// connection: a silent close when no request was in progress, 408 when one was.
+    async fn wait_for_head(&mut self, shard: &Rc<Shard>) -> std::io::Result<Option<Ending>> {
+        self.flush_out().await?;
+        let idle = self.start == self.end;
+        let timeout = if idle {
+            // Marked idle before checking the stop: a stop after the check shuts us down.
+            self.idle.set(true);
+            if shard.stop.is_stopped() {
+                return Ok(Some(Ending::Done));
+            }
+            Duration::from_millis(shard.config.idle_timeout_ms)
+        } else {
+            let started = *self.head_started.get_or_insert_with(Instant::now);
+            let deadline = started + Duration::from_millis(shard.config.header_read_timeout_ms);
+            match time_left(deadline) {
+                Some(left) => left,
+                None => return Ok(Some(Ending::Refused(ProtocolError::Timeout))),
+            }
+        };
+        let read = self.read_more(timeout).await?;
+        self.idle.set(false);
+        match read {
+            Ok(()) => Ok(None),
+            Err(ReadEnd::TimedOut) if !idle => Ok(Some(Ending::Refused(ProtocolError::Timeout))),
+            Err(_) => Ok(Some(Ending::Done)),
+        }
+    }
+
+    /// Reads the body of `head`; `Ok(Err(ending))` ends the connection.
+    async fn read_body(
+        &mut self,
+        shard: &Rc<Shard>,
+        head: &RequestHead,
+    ) -> std::io::Result<Result<Vec<u8>, Ending>> {
+        if head.framing == Framing::Empty {
+            return Ok(Ok(Vec::new()));
+        }
+        let mut decoder = BodyDecoder::new(head.framing, shard.config.max_body_bytes);
+        let deadline = Instant::now() + Duration::from_millis(shard.config.body_read_timeout_ms);
+        let mut continue_sent = false;
+        loop {
+            match decoder.feed(&self.buf[self.start..self.end]) {
+                Ok(BodyProgress::Complete(used)) => {
+                    self.start += used;
+                    return Ok(Ok(decoder.into_body()));
+                }
+                Ok(BodyProgress::NeedMore(used)) => self.start += used,
+                Err(error) => return Ok(Err(Ending::Refused(error))),
+            }
+            if head.expect_continue && !continue_sent {
+                // Earlier pipelined answers go first; then invite the body.
+                self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+                continue_sent = true;
+            }
+            self.flush_out().await?;
+            let Some(left) = time_left(deadline) else {
+                return Ok(Err(Ending::Refused(ProtocolError::Timeout)));
+            };
+            match self.read_more(left).await? {
+                Ok(()) => {}
+                Err(ReadEnd::TimedOut) => return Ok(Err(Ending::Refused(ProtocolError::Timeout))),
+                Err(_) => return Ok(Err(Ending::Done)),
+            }
+        }
+    }
+
+    /// Reads at least one byte into the buffer within `timeout`.
+    async fn read_more(&mut self, timeout: Duration) -> std::io::Result<Result<(), ReadEnd>> {
+        self.make_room();
+        self.stream.set_read_timeout(Some(timeout))?;
+        match self.stream.read(&mut self.buf[self.end..]).await {
+            Ok(0) => Ok(Err(ReadEnd::Closed)),
+            Ok(count) => {
+                self.end += count;
+                Ok(Ok(()))
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::TimedOut => {
+                Ok(Err(ReadEnd::TimedOut))
+            }
+            Err(error) if is_disconnect(&error) => Ok(Err(ReadEnd::Closed)),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Moves unconsumed bytes to the front so a read has room. The buffer is sized so that a
+    /// full buffer without a complete head is already over the header limit (431).
+    fn make_room(&mut self) {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        } else if self.start > 0 && self.end == self.buf.len() {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        assert!(
+            self.end < self.buf.len(),
+            "parse_head refuses heads beyond the header limit"
+        );
+    }
+
+    async fn flush_out(&mut self) -> std::io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let result = self.stream.write_all(&self.out).await;
+        self.out.clear();
+        result
+    }
+}
+
+/// Time until `deadline`, `None` once it passed.
+fn time_left(deadline: Instant) -> Option<Duration> {
+    deadline
+        .checked_duration_since(Instant::now())
+        .filter(|left| !left.is_zero())
+}
+
+fn is_disconnect(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+    matches!(
+        error.kind(),
+        ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
+    )
+}

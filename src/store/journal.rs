@@ -1,0 +1,83 @@
+//! Points movements inside sled transactions: every change of a balance writes its journal
+//! entry in the same transaction, so a balance always equals the replay of its journal.
+
+use super::records::{decode, encode, Balance, EntryKind, JournalEntry};
+use super::StoreError;
+use sled::transaction::{abort, ConflictableTransactionError, TransactionError, TransactionalTree};
+
+pub type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+/// A transaction's error as a store error (an abort carries ours).
+pub fn from_tx(error: TransactionError<StoreError>) -> StoreError {
+    match error {
+        TransactionError::Abort(error) => error,
+        TransactionError::Storage(error) => StoreError::Db(error),
+    }
+}
+
+/// A decode failure inside a transaction aborts it.
+pub fn decode_tx<T>(bytes: &[u8]) -> TxResult<T>
+where
+    T: rkyv::Archive,
+    T::Archived: for<'a> rkyv::bytecheck::CheckBytes<rkyv::api::high::HighValidator<'a, rkyv::rancor::Error>>
+        + rkyv::Deserialize<T, rkyv::rancor::Strategy<rkyv::de::Pool, rkyv::rancor::Error>>,
+{
+    decode(bytes).or_else(abort)
+}
+
+/// The entry to append for one movement.
+pub fn entry(
+    id: u64,
+    user_id: u64,
+    kind: EntryKind,
+    delta: i64,
+    upload_id: u64,
+    at_ms: u64,
+    reason: &str,
+) -> JournalEntry {
+    JournalEntry {
+        id,
+        user_id,
+        delta,
+        kind,
+        upload_id,
+        at_ms,
+        reason: reason.to_string(),
+    }
+}
+
+/// Applies `entry` to its user's balance and appends it to the journal. Aborts with
+/// `UserNotFound` for an unknown user, `InsufficientPoints` if points would go negative.
+pub fn apply_movement(
+    balances: &TransactionalTree,
+    journal: &TransactionalTree,
+    entry: &JournalEntry,
+) -> TxResult<Balance> {
+    let key = entry.user_id.to_be_bytes();
+    let current: Balance = match balances.get(key)? {
+        Some(bytes) => decode_tx(&bytes)?,
+        None => return abort(StoreError::UserNotFound),
+    };
+    let (points_change, reserved_change) = entry.kind.effect(entry.delta);
+    let (Some(points), Some(reserved)) = (
+        current.points.checked_add(points_change),
+        current.reserved.checked_add(reserved_change),
+    ) else {
+        return abort(StoreError::InvalidInput("balance would overflow".into()));
+    };
+    let next = Balance { points, reserved };
+    if next.points < 0 {
+        return abort(StoreError::InsufficientPoints);
+    }
+    if next.reserved < 0 {
+        // Only a bug or a damaged database gets here: refuse rather than write a bad balance.
+        return abort(StoreError::Corrupt(format!(
+            "user {} reserved would become {}",
+            entry.user_id, next.reserved
+        )));
+    }
+    balances.insert(&key, encode(&next))?;
+    let previous = journal.insert(&entry.id.to_be_bytes(), encode(entry))?;
+    assert!(previous.is_none(), "journal entry ids are unique");
+    Ok(next)
+}

@@ -1,0 +1,148 @@
+//! Where things live inside a shard's sled database.
+//!
+//! Fixed trees (keys are big-endian u64 ids unless said otherwise):
+//! - `meta`: `id_high_water_ms` -> u64 (the id generator's persisted mark)
+//! - `users`: user id -> `User`;  `usernames`: username bytes -> user id
+//! - `balances`: user id -> `Balance`
+//! - `journal`: entry id -> `JournalEntry` (append-only)
+//! - `upload_days`: upload id -> day (u32 `YYYYMMDD`), the index to the day trees
+//! - `pending`: upload id -> day, the uploads not finished yet
+//!
+//! Day trees: `uploads-YYYYMMDD` (upload id -> `UploadRecord`) and `stats-YYYYMMDD`
+//! (`u` + user id, or `s` + soft_id bytes -> `DayCounters`). Dropping a day drops both.
+
+use super::day::DayNumber;
+use super::ids::HighWaterStore;
+use super::StoreError;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+const HIGH_WATER_KEY: &[u8] = b"id_high_water_ms";
+const UPLOADS_PREFIX: &str = "uploads-";
+const STATS_PREFIX: &str = "stats-";
+
+pub fn shard_dir(data_dir: &Path, shard: u16) -> PathBuf {
+    data_dir.join(format!("shard-{shard}"))
+}
+
+pub fn uploads_tree_name(day: DayNumber) -> String {
+    format!("{UPLOADS_PREFIX}{day}")
+}
+
+pub fn stats_tree_name(day: DayNumber) -> String {
+    format!("{STATS_PREFIX}{day}")
+}
+
+pub fn user_stats_key(user_id: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(9);
+    key.push(b'u');
+    key.extend_from_slice(&user_id.to_be_bytes());
+    key
+}
+
+pub fn soft_stats_key(soft_id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + soft_id.len());
+    key.push(b's');
+    key.extend_from_slice(soft_id.as_bytes());
+    key
+}
+
+/// How long `open_db` retries a held lock. sled's background io threads may still hold the
+/// database file for a moment after the last handle of this process is dropped (seen when a
+/// process closes and reopens a shard); a lock held by another process stays held.
+const LOCK_RETRY_MS: u64 = 1_000;
+const LOCK_RETRY_STEP_MS: u64 = 10;
+
+/// Opens a shard's database; a lock still held after the retry period (a running server)
+/// is `Locked`.
+pub fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
+    std::fs::create_dir_all(path)
+        .map_err(|error| StoreError::Io(format!("creating {}: {error}", path.display())))?;
+    let config = sled::Config::new()
+        .path(path)
+        .cache_capacity(super::CACHE_CAPACITY_BYTES);
+    let mut waited_ms = 0;
+    loop {
+        match config.open() {
+            Ok(db) => return Ok(db),
+            // sled reports a held lock only as this io::Error text.
+            Err(sled::Error::Io(ref io)) if io.to_string().contains("could not acquire lock") => {
+                if waited_ms >= LOCK_RETRY_MS {
+                    return Err(StoreError::Locked(path.to_path_buf()));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(LOCK_RETRY_STEP_MS));
+                waited_ms += LOCK_RETRY_STEP_MS;
+            }
+            Err(other) => return Err(StoreError::Db(other)),
+        }
+    }
+}
+
+pub struct Trees {
+    pub meta: sled::Tree,
+    pub users: sled::Tree,
+    pub usernames: sled::Tree,
+    pub balances: sled::Tree,
+    pub journal: sled::Tree,
+    pub upload_days: sled::Tree,
+    pub pending: sled::Tree,
+}
+
+impl Trees {
+    pub fn open(db: &sled::Db) -> Result<Trees, StoreError> {
+        Ok(Trees {
+            meta: db.open_tree("meta")?,
+            users: db.open_tree("users")?,
+            usernames: db.open_tree("usernames")?,
+            balances: db.open_tree("balances")?,
+            journal: db.open_tree("journal")?,
+            upload_days: db.open_tree("upload_days")?,
+            pending: db.open_tree("pending")?,
+        })
+    }
+}
+
+/// The days that have an uploads or stats tree.
+pub fn existing_days(db: &sled::Db) -> BTreeSet<DayNumber> {
+    db.tree_names()
+        .iter()
+        .filter_map(|name| std::str::from_utf8(name).ok())
+        .filter_map(|name| {
+            name.strip_prefix(UPLOADS_PREFIX)
+                .or_else(|| name.strip_prefix(STATS_PREFIX))
+        })
+        .filter_map(|day| day.parse().ok())
+        .collect()
+}
+
+pub fn u64_key(bytes: &[u8]) -> Result<u64, StoreError> {
+    let array: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt(format!("{}-byte id key", bytes.len())))?;
+    Ok(u64::from_be_bytes(array))
+}
+
+pub fn day_value(bytes: &[u8]) -> Result<DayNumber, StoreError> {
+    let array: [u8; 4] = bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt(format!("{}-byte day value", bytes.len())))?;
+    Ok(DayNumber::from_be_bytes(array))
+}
+
+/// The id generator's mark in the `meta` tree.
+pub struct SledHighWater(pub sled::Tree);
+
+impl HighWaterStore for SledHighWater {
+    fn load(&self) -> Result<u64, StoreError> {
+        match self.0.get(HIGH_WATER_KEY)? {
+            Some(bytes) => u64_key(&bytes),
+            None => Ok(0),
+        }
+    }
+
+    fn save(&mut self, high_water_ms: u64) -> Result<(), StoreError> {
+        self.0
+            .insert(HIGH_WATER_KEY, &high_water_ms.to_be_bytes())?;
+        Ok(())
+    }
+}

@@ -1,0 +1,254 @@
+//! The state of one shard: users, balances, the append-only journal of every points movement,
+//! uploads in per-day trees, per-day stats. One sled database per shard at `<data>/shard-<n>/`;
+//! records are rkyv archives under big-endian id keys (so sled iterates in id order).
+//!
+//! Everything here is synchronous and owned by the shard's thread (`&mut self` for writes).
+//! Writes are not fsynced: [`Flusher::flush`] does that for everything written before it starts
+//! (group commit, run off the reactor by the server).
+//!
+//! Choices the contract leaves open (kept here so callers can rely on them):
+//! - `Balance::points` is the spendable balance; `Balance::reserved` is held by pending uploads.
+//!   An upload's cost moves points -> reserved at acceptance; posting removes it from reserved
+//!   (spent); voiding moves it back to points; a report refunds it to points.
+//! - A developer's `soft_id` is the developer's own user id in decimal.
+//! - The report window counts from the upload's `finished_at_ms`.
+//! - Stats are counted on the UTC day the upload was accepted (its day tree), also when it
+//!   finishes or is reported later. `points_spent` is net: posted costs minus refunds.
+//! - Retention: `drop_expired(now, N)` keeps today and the N days before it; an upload still
+//!   pending in a dropped day is voided first. The journal is never dropped (it is the ledger).
+
+pub mod day;
+pub mod ids;
+mod journal;
+mod layout;
+mod meta;
+mod records;
+mod stats;
+mod uploads;
+mod users;
+mod verify;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+// The public surface of the state layer; not every item is used by the binary yet.
+pub use meta::read_shard_count as meta_shard_count;
+#[allow(unused_imports)]
+pub use records::{Balance, EntryKind, JournalEntry, Role, UploadRecord, UploadStatus, User};
+#[allow(unused_imports)]
+pub use verify::{verify_ledger, LedgerProblem, VerifyReport};
+
+use day::DayNumber;
+use ids::IdGenerator;
+use layout::Trees;
+
+/// Longest username accepted, in bytes.
+pub const MAX_USERNAME_BYTES: usize = 64;
+/// Longest admin reason kept in the journal, in bytes.
+pub const MAX_REASON_BYTES: usize = 256;
+/// Longest soft_id, result text or error text kept with an upload, in bytes.
+pub const MAX_UPLOAD_TEXT_BYTES: usize = 256;
+/// sled page cache per shard (sled's default of 1 GiB is too much for many shards).
+pub const CACHE_CAPACITY_BYTES: u64 = 64 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Contract 2001: nothing was written.
+    #[error("not enough points")]
+    InsufficientPoints,
+    #[error("username already exists")]
+    UserExists,
+    #[error("no such user")]
+    UserNotFound,
+    /// Contract 4001.
+    #[error("no such upload")]
+    NotFound,
+    /// Contract 4002: pending, failed, or already reported.
+    #[error("upload not reportable (pending, failed or already reported)")]
+    NotReportable,
+    /// Contract 4003.
+    #[error("report window closed")]
+    WindowClosed,
+    /// Bad argument from the caller (contract 1001 when it comes from a request).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    #[error(
+        "data directory {data_dir} holds {recorded} shard(s); it cannot be opened with {requested}"
+    )]
+    ShardCountMismatch {
+        data_dir: PathBuf,
+        recorded: u16,
+        requested: u16,
+    },
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    /// Another process (a running server?) holds the shard's database.
+    #[error("{0} is in use by another process (stop the server first)")]
+    Locked(PathBuf),
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+    #[error("database: {0}")]
+    Db(sled::Error),
+    /// File-system or durability failure (also used by the server for a failed group commit).
+    #[error("I/O: {0}")]
+    Io(String),
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(error: sled::Error) -> Self {
+        StoreError::Db(error)
+    }
+}
+
+/// What `accept_upload` needs to know about a new upload.
+#[derive(Clone, Debug)]
+pub struct NewUpload {
+    /// Points reserved now; must be >= 0.
+    pub cost: i64,
+    pub model: String,
+    pub soft_id: Option<String>,
+    /// Hash of the image bytes (the server uses xxh3-128), kept for caching and audits.
+    pub image_hash: [u8; 16],
+    /// Acceptance time in Unix milliseconds; decides the upload's day.
+    pub now_ms: u64,
+}
+
+/// How a recognition ended.
+#[derive(Clone, Debug)]
+pub enum Outcome {
+    /// Posts the reservation.
+    Done {
+        text: String,
+        confidence: f32,
+        cache_hit: bool,
+    },
+    /// Voids the reservation (the points go back).
+    Failed { reason: String },
+}
+
+/// One day's counters for a user or a soft_id.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DayStats {
+    /// `YYYY-MM-DD` (UTC).
+    pub day: String,
+    pub uploads: u64,
+    pub done: u64,
+    pub failed: u64,
+    pub reported: u64,
+    /// Posted costs minus refunds.
+    pub points_spent: i64,
+    pub cache_hits: u64,
+}
+
+/// One shard's state. Not `Sync`: it belongs to its shard's thread.
+pub struct ShardStore {
+    shard: u16,
+    shard_count: u16,
+    db: sled::Db,
+    trees: Trees,
+    ids: IdGenerator,
+    /// Days that have upload/stats trees (loaded at open, kept current by the writers), so
+    /// readers never create empty trees.
+    days: BTreeSet<DayNumber>,
+}
+
+/// Makes everything written before `flush` starts durable. Cheap to clone, `Send + Sync`:
+/// the server calls it on a blocking thread.
+#[derive(Clone)]
+pub struct Flusher {
+    db: sled::Db,
+}
+
+impl Flusher {
+    /// Writes sled's buffers and fsyncs them (blocks for the fsync, typically milliseconds).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db
+            .flush()
+            .map(|_| ())
+            .map_err(|error| StoreError::Io(error.to_string()))
+    }
+}
+
+impl ShardStore {
+    /// Opens (creating on first use) shard `shard` of `data_dir`. The first open of a data
+    /// directory records `shard_count` in `<data>/meta.json`; another count later is
+    /// `ShardCountMismatch`. Another process holding the shard gives `Locked`.
+    pub fn open(
+        data_dir: &Path,
+        shard: u16,
+        shard_count: u16,
+        node_id: u16,
+    ) -> Result<ShardStore, StoreError> {
+        Self::open_with_clock(
+            data_dir,
+            shard,
+            shard_count,
+            node_id,
+            Box::new(ids::system_clock_ms),
+        )
+    }
+
+    /// `open` with an injected wall clock for the id generator (tests).
+    pub fn open_with_clock(
+        data_dir: &Path,
+        shard: u16,
+        shard_count: u16,
+        node_id: u16,
+        clock: ids::Clock,
+    ) -> Result<ShardStore, StoreError> {
+        if shard_count == 0 || shard_count > ids::MAX_SHARDS {
+            return Err(StoreError::InvalidConfig(format!(
+                "shard count {shard_count} not in 1..={}",
+                ids::MAX_SHARDS
+            )));
+        }
+        if shard >= shard_count {
+            return Err(StoreError::InvalidConfig(format!(
+                "shard {shard} not below shard count {shard_count}"
+            )));
+        }
+        meta::ensure_shard_count(data_dir, shard_count)?;
+        let db = layout::open_db(&layout::shard_dir(data_dir, shard))?;
+        let trees = Trees::open(&db)?;
+        let ids = IdGenerator::new(
+            node_id,
+            shard,
+            clock,
+            Box::new(layout::SledHighWater(trees.meta.clone())),
+        )?;
+        let days = layout::existing_days(&db);
+        Ok(ShardStore {
+            shard,
+            shard_count,
+            db,
+            trees,
+            ids,
+            days,
+        })
+    }
+
+    #[allow(dead_code)]
+    pub fn shard(&self) -> u16 {
+        self.shard
+    }
+
+    #[allow(dead_code)]
+    pub fn shard_count(&self) -> u16 {
+        self.shard_count
+    }
+
+    /// A fresh snowflake id of this shard (fails only if the id high-water mark cannot be written).
+    pub fn next_id(&mut self) -> Result<u64, StoreError> {
+        self.ids.next_id()
+    }
+
+    /// The handle the server's flush task uses.
+    pub fn flusher(&self) -> Flusher {
+        Flusher {
+            db: self.db.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

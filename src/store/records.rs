@@ -1,0 +1,188 @@
+//! The records kept in sled, as rkyv archives (validated with bytecheck when read; the crate
+//! is built with rkyv's `unaligned` format so sled's unaligned buffers can be read in place).
+
+use super::StoreError;
+use rkyv::{Archive, Deserialize, Serialize};
+
+/// A user's role. Stored as part of the user record and carried in the JWT.
+#[derive(
+    Archive,
+    Serialize,
+    Deserialize,
+    serde::Serialize,
+    serde::Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    User,
+    /// May read `/v2/developer/stats` for its soft_id (= its own user id in decimal).
+    Developer,
+    Admin,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Developer => "developer",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Role> {
+        match name {
+            "user" => Some(Role::User),
+            "developer" => Some(Role::Developer),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct User {
+    /// Snowflake issued by the owner shard: `ids::shard_of(id)` is that shard.
+    pub id: u64,
+    pub username: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    pub role: Role,
+    pub created_at_ms: u64,
+}
+
+/// `points` is spendable; `reserved` is held by pending uploads. Both are never negative.
+#[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Balance {
+    pub points: i64,
+    pub reserved: i64,
+}
+
+/// The kind of a points movement; [`EntryKind::effect`] says what it does to a balance.
+#[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    /// Initial points of a new user: points += delta.
+    Grant,
+    /// Operator/admin adjustment (may be negative): points += delta.
+    Adjust,
+    /// Upload accepted: delta = -cost; points += delta, reserved -= delta.
+    Reserve,
+    /// Result done: delta = -cost; reserved += delta (the points are spent).
+    Post,
+    /// Upload failed/dropped/never ran: delta = +cost; points += delta, reserved -= delta.
+    Void,
+    /// Report of a wrong result: delta = +cost; points += delta.
+    Refund,
+}
+
+impl EntryKind {
+    /// `(change of points, change of reserved)` for a movement of `delta`.
+    pub fn effect(self, delta: i64) -> (i64, i64) {
+        match self {
+            EntryKind::Grant | EntryKind::Adjust | EntryKind::Refund => (delta, 0),
+            EntryKind::Reserve | EntryKind::Void => (delta, delta.saturating_neg()),
+            EntryKind::Post => (0, delta),
+        }
+    }
+}
+
+/// One points movement. The journal tree holds them under their id (issued in application
+/// order, so key order is replay order) and is append-only.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct JournalEntry {
+    pub id: u64,
+    pub user_id: u64,
+    pub delta: i64,
+    pub kind: EntryKind,
+    /// The upload it belongs to; 0 for Grant/Adjust.
+    pub upload_id: u64,
+    pub at_ms: u64,
+    /// Operator's reason for Adjust; empty otherwise.
+    pub reason: String,
+}
+
+#[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UploadStatus {
+    Pending,
+    Done,
+    Failed,
+}
+
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct UploadRecord {
+    pub id: u64,
+    pub user_id: u64,
+    pub status: UploadStatus,
+    pub result: Option<String>,
+    pub confidence: Option<f32>,
+    pub error: Option<String>,
+    pub cost: i64,
+    pub created_at_ms: u64,
+    pub finished_at_ms: Option<u64>,
+    pub reported: bool,
+    pub soft_id: Option<String>,
+    pub cache_hit: bool,
+    pub model: String,
+    pub image_hash: [u8; 16],
+}
+
+/// Per-day counters of one user or soft_id (the stored form of `DayStats`).
+#[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DayCounters {
+    pub uploads: u64,
+    pub done: u64,
+    pub failed: u64,
+    pub reported: u64,
+    pub points_spent: i64,
+    pub cache_hits: u64,
+}
+
+type Serializer<'a> = rkyv::api::high::HighSerializer<
+    rkyv::util::AlignedVec,
+    rkyv::ser::allocator::ArenaHandle<'a>,
+    rkyv::rancor::Error,
+>;
+
+/// A record as the bytes stored in sled.
+pub fn encode<T>(value: &T) -> Vec<u8>
+where
+    T: for<'a> Serialize<Serializer<'a>>,
+{
+    // Serializing plain owned data into a growable buffer cannot fail.
+    rkyv::to_bytes::<rkyv::rancor::Error>(value)
+        .expect("rkyv serialization of an owned record")
+        .to_vec()
+}
+
+/// Validates and reads a stored record; bad bytes are `Corrupt`, never a panic.
+pub fn decode<T>(bytes: &[u8]) -> Result<T, StoreError>
+where
+    T: Archive,
+    T::Archived: for<'a> rkyv::bytecheck::CheckBytes<rkyv::api::high::HighValidator<'a, rkyv::rancor::Error>>
+        + Deserialize<T, rkyv::rancor::Strategy<rkyv::de::Pool, rkyv::rancor::Error>>,
+{
+    rkyv::from_bytes::<T, rkyv::rancor::Error>(bytes).map_err(|error| {
+        StoreError::Corrupt(format!(
+            "{} ({} bytes): {error}",
+            std::any::type_name::<T>(),
+            bytes.len()
+        ))
+    })
+}
+
+/// A stored balance read in place (validated, no deserialization): the
+/// `GET /v2/user/point` hot path.
+pub fn read_balance(bytes: &[u8]) -> Result<Balance, StoreError> {
+    let archived =
+        rkyv::access::<ArchivedBalance, rkyv::rancor::Error>(bytes).map_err(|error| {
+            StoreError::Corrupt(format!("balance ({} bytes): {error}", bytes.len()))
+        })?;
+    Ok(Balance {
+        points: archived.points.to_native(),
+        reserved: archived.reserved.to_native(),
+    })
+}

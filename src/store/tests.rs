@@ -1,0 +1,964 @@
+//! Store tests on real sled databases in temporary directories.
+
+use super::records::{decode, encode, JournalEntry};
+use super::*;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+const NODE: u16 = 1;
+const WINDOW_MS: u64 = 600_000;
+
+fn now_ms() -> u64 {
+    ids::system_clock_ms()
+}
+
+fn open(dir: &Path, shard: u16, shard_count: u16) -> ShardStore {
+    ShardStore::open(dir, shard, shard_count, NODE).unwrap()
+}
+
+/// A username owned by `shard`.
+fn name_on(shard: u16, shard_count: u16, tag: &str) -> String {
+    (0..)
+        .map(|index| format!("{tag}{index}"))
+        .find(|name| ids::shard_for_username(name, shard_count) == shard)
+        .unwrap()
+}
+
+fn new_user(store: &mut ShardStore, tag: &str, points: i64) -> u64 {
+    let name = name_on(store.shard(), store.shard_count(), tag);
+    store
+        .create_user(&name, "$argon2id$not-a-real-hash", Role::User, points)
+        .unwrap()
+}
+
+fn upload_request(cost: i64, soft_id: Option<&str>, at_ms: u64) -> NewUpload {
+    NewUpload {
+        cost,
+        model: "old".into(),
+        soft_id: soft_id.map(str::to_string),
+        image_hash: [9; 16],
+        now_ms: at_ms,
+    }
+}
+
+fn done(text: &str) -> Outcome {
+    Outcome::Done {
+        text: text.into(),
+        confidence: 0.9,
+        cache_hit: false,
+    }
+}
+
+fn failed() -> Outcome {
+    Outcome::Failed {
+        reason: "model error".into(),
+    }
+}
+
+fn balance(store: &ShardStore, user_id: u64) -> (i64, i64) {
+    let balance = store.balance(user_id).unwrap();
+    (balance.points, balance.reserved)
+}
+
+fn journal_len(store: &ShardStore) -> usize {
+    store.trees.journal.len()
+}
+
+#[test]
+fn ids_stay_unique_across_shards_restarts_and_a_clock_stepping_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let time = Arc::new(AtomicU64::new(now_ms()));
+    let mut seen = HashSet::new();
+    for restart in 0..3 {
+        for shard in 0..4u16 {
+            let clock_time = time.clone();
+            let clock: ids::Clock = Box::new(move || clock_time.load(Ordering::SeqCst));
+            let mut store = ShardStore::open_with_clock(dir.path(), shard, 4, NODE, clock).unwrap();
+            for _ in 0..2_000 {
+                let id = store.next_id().unwrap();
+                assert_eq!(ids::shard_of(id), shard);
+                assert!(
+                    seen.insert(id),
+                    "id repeated after restart {restart} on shard {shard}"
+                );
+            }
+            // Closing without a flush: the high-water mark is still in sled's log for the
+            // reopen in this process (a crash is covered by sled's prefix recovery).
+        }
+        time.fetch_sub(3_600_000, Ordering::SeqCst); // every restart, the clock is an hour behind
+    }
+    assert_eq!(seen.len(), 3 * 4 * 2_000);
+}
+
+#[test]
+fn shard_count_is_fixed_by_the_first_open() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(dir.path(), 0, 2));
+    match ShardStore::open(dir.path(), 0, 3, NODE) {
+        Err(StoreError::ShardCountMismatch {
+            recorded: 2,
+            requested: 3,
+            ..
+        }) => {}
+        Err(other) => panic!("expected ShardCountMismatch, got {other}"),
+        Ok(_) => panic!("expected ShardCountMismatch, got a store"),
+    }
+    assert_eq!(meta_shard_count(dir.path()).unwrap(), Some(2));
+    assert!(matches!(
+        ShardStore::open(dir.path(), 2, 2, NODE),
+        Err(StoreError::InvalidConfig(_))
+    ));
+}
+
+#[test]
+fn a_shard_held_by_another_opener_is_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    let _held = open(dir.path(), 0, 1);
+    assert!(matches!(
+        ShardStore::open(dir.path(), 0, 1, NODE),
+        Err(StoreError::Locked(_))
+    ));
+    assert!(matches!(
+        verify_ledger(dir.path()),
+        Err(StoreError::Locked(_))
+    ));
+}
+
+#[test]
+fn users_live_on_their_username_shard() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path(), 1, 2);
+    let name = name_on(1, 2, "alice");
+    let user_id = store
+        .create_user(&name, "hash", Role::Developer, 50)
+        .unwrap();
+    assert_eq!(ids::shard_of(user_id), 1);
+    let user = store.user_by_name(&name).unwrap().unwrap();
+    assert_eq!(
+        (user.id, user.role, user.password_hash.as_str()),
+        (user_id, Role::Developer, "hash")
+    );
+    assert_eq!(store.user(user_id).unwrap().unwrap().username, name);
+    assert_eq!(balance(&store, user_id), (50, 0));
+    assert!(matches!(
+        store.create_user(&name, "other", Role::User, 0),
+        Err(StoreError::UserExists)
+    ));
+    let foreign = name_on(0, 2, "bob");
+    assert!(matches!(
+        store.create_user(&foreign, "h", Role::User, 0),
+        Err(StoreError::InvalidInput(_))
+    ));
+    assert!(matches!(
+        store.create_user("", "h", Role::User, 0),
+        Err(StoreError::InvalidInput(_))
+    ));
+    assert!(store.user_by_name("nobody").unwrap().is_none());
+    assert!(matches!(
+        store.balance(12345),
+        Err(StoreError::UserNotFound)
+    ));
+}
+
+#[test]
+fn adjust_points_journals_and_refuses_to_go_negative() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path(), 0, 1);
+    let user_id = new_user(&mut store, "u", 10);
+    assert_eq!(store.adjust_points(user_id, 5, "promo").unwrap().points, 15);
+    assert_eq!(
+        store
+            .adjust_points(user_id, -15, "refund request")
+            .unwrap()
+            .points,
+        0
+    );
+    let entries = journal_len(&store);
+    assert!(matches!(
+        store.adjust_points(user_id, -1, "x"),
+        Err(StoreError::InsufficientPoints)
+    ));
+    assert!(matches!(
+        store.adjust_points(user_id, 0, "x"),
+        Err(StoreError::InvalidInput(_))
+    ));
+    assert!(matches!(
+        store.adjust_points(999, 1, "x"),
+        Err(StoreError::UserNotFound)
+    ));
+    assert_eq!(
+        journal_len(&store),
+        entries,
+        "refused adjustments write nothing"
+    );
+    drop(store);
+    assert!(verify_ledger(dir.path()).unwrap().is_clean());
+}
+
+#[test]
+fn reserve_then_post_spends_and_void_gives_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path(), 0, 1);
+    let user_id = new_user(&mut store, "u", 3);
+    let first = store
+        .accept_upload(user_id, upload_request(1, None, now_ms()))
+        .unwrap();
+    assert_eq!(first.status, UploadStatus::Pending);
+    assert_eq!(balance(&store, user_id), (2, 1));
+    let second = store
+        .accept_upload(user_id, upload_request(2, None, now_ms()))
+        .unwrap();
+    assert_eq!(balance(&store, user_id), (0, 3));
+    assert_eq!(
+        store
+            .pending_uploads()
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect::<Vec<_>>(),
+        vec![first.id, second.id]
+    );
+
+    let posted = store.finish_upload(first.id, done("ab12")).unwrap();
+    assert_eq!(
+        (posted.status, posted.result.as_deref(), posted.confidence),
+        (UploadStatus::Done, Some("ab12"), Some(0.9))
+    );
+    assert!(posted.finished_at_ms.is_some());
+    assert_eq!(balance(&store, user_id), (0, 2));
+    let voided = store.finish_upload(second.id, failed()).unwrap();
+    assert_eq!(
+        (voided.status, voided.error.as_deref()),
+        (UploadStatus::Failed, Some("model error"))
+    );
+    assert_eq!(balance(&store, user_id), (2, 0));
+    assert!(store.pending_uploads().unwrap().is_empty());
+    assert_eq!(store.upload(user_id, first.id).unwrap().unwrap(), posted);
+    drop(store);
+    assert!(verify_ledger(dir.path()).unwrap().is_clean());
+}
+
+#[test]
+fn finish_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path(), 0, 1);
+    let user_id = new_user(&mut store, "u", 5);
+    let record = store
+        .accept_upload(user_id, upload_request(1, None, now_ms()))
+        .unwrap();
+    let posted = store.finish_upload(record.id, done("x")).unwrap();
+    let entries = journal_len(&store);
+    assert_eq!(store.finish_upload(record.id, done("y")).unwrap(), posted);
+    assert_eq!(
+        store.finish_upload(record.id, failed()).unwrap(),
+        posted,
+        "a late failure does not void a posted upload"
+    );
+    assert_eq!(journal_len(&store), entries);
+    assert_eq!(balance(&store, user_id), (4, 0));
+    assert!(matches!(
+        store.finish_upload(424242, done("z")),
+        Err(StoreError::NotFound)
+    ));
+}
+
+#[test]
+fn insufficient_points_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path(), 0, 1);
+    let user_id = new_user(&mut store, "u", 1);
+    let at_ms = now_ms(); // one instant: the stats rows compared below are of one day
+    store
+        .accept_upload(user_id, upload_request(1, Some("soft"), at_ms))
+        .unwrap();
+    let entries = journal_len(&store);
+    let stats_before = store.user_stats(user_id, 1, at_ms).unwrap();
+    assert!(matches!(
+        store.accept_upload(user_id, upload_request(1, Some("soft"), at_ms)),
+        Err(StoreError::InsufficientPoints)
+    ));
+    assert_eq!(journal_len(&store), entries);
+    assert_eq!(balance(&store, user_id), (0, 1));
+    assert_eq!(store.pending_uploads().unwrap().len(), 1);
+    assert_eq!(store.user_stats(user_id, 1, at_ms).unwrap(), stats_before);
+    assert!(matches!(
+        store.accept_upload(777, upload_request(1, None, at_ms)),
+        Err(StoreError::UserNotFound)
+    ));
+}
+
+#[test]
+fn report_refunds_once_within_the_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path(), 0, 1);
+    let user_id = new_user(&mut store, "u", 10);
+    let other_id = new_user(&mut store, "v", 10);
+    let pending = store
+        .accept_upload(user_id, upload_request(2, None, now_ms()))
+        .unwrap();
+    assert!(matches!(
+        store.report(user_id, pending.id, now_ms(), WINDOW_MS),
+        Err(StoreError::NotReportable)
+    ));
+
+    let posted = store.finish_upload(pending.id, done("ok")).unwrap();
+    let finished_at_ms = posted.finished_at_ms.unwrap();
+    assert!(matches!(
+        store.report(other_id, posted.id, finished_at_ms, WINDOW_MS),
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.report(user_id, 31337, finished_at_ms, WINDOW_MS),
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.report(
+            user_id,
+            posted.id,
+            finished_at_ms + WINDOW_MS + 1,
+            WINDOW_MS
+        ),
+        Err(StoreError::WindowClosed)
+    ));
+
+    let (reported, after) = store
+        .report(user_id, posted.id, finished_at_ms + WINDOW_MS, WINDOW_MS)
+        .unwrap();
+    assert!(reported.reported);
+    assert_eq!(
+        (after.points, after.reserved),
+        (10, 0),
+        "the cost came back"
+    );
+    assert!(matches!(
+        store.report(user_id, posted.id, finished_at_ms, WINDOW_MS),
+        Err(StoreError::NotReportable)
+    ));
+    assert!(store.upload(user_id, posted.id).unwrap().unwrap().reported);
+
+    let failed_upload = store
+        .accept_upload(user_id, upload_request(1, None, now_ms()))
+        .unwrap();
+    store.finish_upload(failed_upload.id, failed()).unwrap();
+    assert!(matches!(
+        store.report(user_id, failed_upload.id, now_ms(), WINDOW_MS),
+        Err(StoreError::NotReportable)
+    ));
+    assert_eq!(balance(&store, user_id), (10, 0));
+    assert!(
+        store.upload(other_id, posted.id).unwrap().is_none(),
+        "another user's upload is invisible"
+    );
+    drop(store);
+    assert!(verify_ledger(dir.path()).unwrap().is_clean());
+}
+
+#[test]
+fn stats_per_user_and_soft_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path(), 0, 1);
+    let user_id = new_user(&mut store, "u", 100);
+    let today_ms = now_ms();
+    let yesterday_ms = today_ms - day::MS_PER_DAY;
+    let old = store
+        .accept_upload(user_id, upload_request(1, Some("42"), yesterday_ms))
+        .unwrap();
+    store.finish_upload(old.id, done("a")).unwrap();
+    let cached = store
+        .accept_upload(user_id, upload_request(2, Some("42"), today_ms))
+        .unwrap();
+    let posted = store
+        .finish_upload(
+            cached.id,
+            Outcome::Done {
+                text: "b".into(),
+                confidence: 1.0,
+                cache_hit: true,
+            },
+        )
+        .unwrap();
+    let lost = store
+        .accept_upload(user_id, upload_request(1, None, today_ms))
+        .unwrap();
+    store.finish_upload(lost.id, failed()).unwrap();
+    store
+        .accept_upload(user_id, upload_request(1, Some("42"), today_ms))
+        .unwrap(); // still pending
+    store
+        .report(
+            user_id,
+            posted.id,
+            posted.finished_at_ms.unwrap(),
+            WINDOW_MS,
+        )
+        .unwrap();
+
+    let rows = store.user_stats(user_id, 3, today_ms).unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(
+        rows[0],
+        DayStats {
+            day: day::display(day::day_before(today_ms, 2)),
+            ..DayStats::default()
+        }
+    );
+    assert_eq!(
+        (rows[1].uploads, rows[1].done, rows[1].points_spent),
+        (1, 1, 1)
+    );
+    let today = &rows[2];
+    assert_eq!(today.day, day::display(day::day_of_ms(today_ms)));
+    assert_eq!(
+        (
+            today.uploads,
+            today.done,
+            today.failed,
+            today.reported,
+            today.cache_hits,
+            today.points_spent
+        ),
+        (3, 1, 1, 1, 1, 0)
+    );
+
+    let soft = store.soft_stats("42", 2, today_ms).unwrap();
+    assert_eq!((soft[0].uploads, soft[0].done), (1, 1));
+    assert_eq!(
+        (
+            soft[1].uploads,
+            soft[1].done,
+            soft[1].failed,
+            soft[1].reported
+        ),
+        (2, 1, 0, 1)
+    );
+    assert!(store
+        .soft_stats("nobody", 2, today_ms)
+        .unwrap()
+        .iter()
+        .all(|row| row.uploads == 0));
+    assert!(matches!(
+        store.user_stats(user_id, 0, today_ms),
+        Err(StoreError::InvalidInput(_))
+    ));
+}
+
+#[test]
+fn expired_days_are_dropped_and_their_pending_uploads_voided() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path(), 0, 1);
+    let user_id = new_user(&mut store, "u", 10);
+    let today_ms = now_ms();
+    let ten_days_ago_ms = today_ms - 10 * day::MS_PER_DAY;
+    let seven_days_ago_ms = today_ms - 7 * day::MS_PER_DAY;
+    let old_done = store
+        .accept_upload(user_id, upload_request(1, None, ten_days_ago_ms))
+        .unwrap();
+    store.finish_upload(old_done.id, done("a")).unwrap();
+    let old_pending = store
+        .accept_upload(user_id, upload_request(1, None, ten_days_ago_ms))
+        .unwrap();
+    let kept = store
+        .accept_upload(user_id, upload_request(1, None, seven_days_ago_ms))
+        .unwrap();
+    assert_eq!(balance(&store, user_id), (7, 2));
+
+    assert_eq!(store.drop_expired(today_ms, 7).unwrap(), 2);
+    assert!(store.upload(user_id, old_done.id).unwrap().is_none());
+    assert!(store.upload(user_id, old_pending.id).unwrap().is_none());
+    assert!(matches!(
+        store.report(user_id, old_done.id, today_ms, WINDOW_MS),
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(
+        store.upload(user_id, kept.id).unwrap().unwrap().status,
+        UploadStatus::Pending
+    );
+    assert_eq!(
+        balance(&store, user_id),
+        (8, 1),
+        "the dropped pending upload was voided"
+    );
+    assert_eq!(store.pending_uploads().unwrap().len(), 1);
+    assert_eq!(store.drop_expired(today_ms, 7).unwrap(), 0);
+    assert!(!store.db.tree_names().iter().any(|name| name.as_ref()
+        == layout::uploads_tree_name(day::day_of_ms(ten_days_ago_ms)).as_bytes()));
+    drop(store);
+    assert!(verify_ledger(dir.path()).unwrap().is_clean());
+}
+
+#[test]
+fn everything_flushed_survives_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let at_ms = now_ms(); // one instant, so the stats row read back is of the same day
+    let (user_id, posted, pending, name) = {
+        let mut store = open(dir.path(), 0, 1);
+        let name = name_on(0, 1, "keep");
+        let user_id = store.create_user(&name, "h", Role::Admin, 20).unwrap();
+        let posted = store
+            .accept_upload(user_id, upload_request(3, Some("7"), at_ms))
+            .unwrap();
+        let posted = store.finish_upload(posted.id, done("zz")).unwrap();
+        let pending = store
+            .accept_upload(user_id, upload_request(4, None, at_ms))
+            .unwrap();
+        store.flusher().flush().unwrap();
+        (user_id, posted, pending, name)
+    };
+    let mut store = open(dir.path(), 0, 1);
+    assert_eq!(
+        store.user_by_name(&name).unwrap().unwrap().role,
+        Role::Admin
+    );
+    assert_eq!(balance(&store, user_id), (13, 4));
+    assert_eq!(store.upload(user_id, posted.id).unwrap().unwrap(), posted);
+    assert_eq!(store.pending_uploads().unwrap(), vec![pending.clone()]);
+    assert_eq!(store.user_stats(user_id, 1, at_ms).unwrap()[0].uploads, 2);
+    let next = store.next_id().unwrap();
+    assert!(next > pending.id, "ids keep increasing after a reopen");
+    // Start-up voids what the previous run left pending.
+    store
+        .finish_upload(
+            pending.id,
+            Outcome::Failed {
+                reason: "server stopped".into(),
+            },
+        )
+        .unwrap();
+    assert_eq!(balance(&store, user_id), (17, 0));
+    drop(store);
+    assert!(verify_ledger(dir.path()).unwrap().is_clean());
+}
+
+/// Each shard on its own thread (as in the server) runs a random mix of uploads, results and
+/// reports; afterwards every balance equals both the journal replay and an independent model.
+#[test]
+fn many_uploads_on_all_shards_keep_the_ledger_exact() {
+    const SHARDS: u16 = 4;
+    const USERS_PER_SHARD: usize = 8;
+    const STEPS: usize = 1_500;
+    let dir = tempfile::tempdir().unwrap();
+    let workers: Vec<_> = (0..SHARDS)
+        .map(|shard| {
+            let path = dir.path().to_path_buf();
+            std::thread::spawn(move || run_random_mix(&path, shard, SHARDS, USERS_PER_SHARD, STEPS))
+        })
+        .collect();
+    let mut accepted = 0;
+    for worker in workers {
+        accepted += worker.join().unwrap();
+    }
+    assert!(
+        accepted > 1_000,
+        "the mix must exercise uploads ({accepted})"
+    );
+    let report = verify_ledger(dir.path()).unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
+    assert_eq!(report.shards_checked, SHARDS);
+    assert_eq!(
+        report.users_checked,
+        u64::from(SHARDS) * USERS_PER_SHARD as u64
+    );
+}
+
+/// Returns the number of uploads accepted. Checks each balance against a model as it goes.
+fn run_random_mix(dir: &Path, shard: u16, shard_count: u16, users: usize, steps: usize) -> usize {
+    let mut store = open(dir, shard, shard_count);
+    let mut random = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(shard);
+    let mut next_random = move || {
+        random ^= random << 13;
+        random ^= random >> 7;
+        random ^= random << 17;
+        random
+    };
+    let user_ids: Vec<u64> = (0..users)
+        .map(|index| new_user(&mut store, &format!("s{shard}u{index}_"), 40))
+        .collect();
+    let mut model: Vec<(i64, i64)> = vec![(40, 0); users];
+    let mut pending: Vec<(usize, UploadRecord)> = Vec::new();
+    let mut posted: Vec<(usize, UploadRecord)> = Vec::new();
+    let mut accepted = 0;
+    for _ in 0..steps {
+        let who = (next_random() % users as u64) as usize;
+        match next_random() % 10 {
+            0..=4 => {
+                let cost = (next_random() % 3) as i64 + 1;
+                match store
+                    .accept_upload(user_ids[who], upload_request(cost, Some("soft"), now_ms()))
+                {
+                    Ok(record) => {
+                        model[who] = (model[who].0 - cost, model[who].1 + cost);
+                        pending.push((who, record));
+                        accepted += 1;
+                    }
+                    Err(StoreError::InsufficientPoints) => assert!(model[who].0 < cost),
+                    Err(other) => panic!("accept: {other}"),
+                }
+            }
+            5..=7 if !pending.is_empty() => {
+                let (owner, record) =
+                    pending.swap_remove((next_random() % pending.len() as u64) as usize);
+                if next_random() % 4 == 0 {
+                    store.finish_upload(record.id, failed()).unwrap();
+                    model[owner] = (model[owner].0 + record.cost, model[owner].1 - record.cost);
+                } else {
+                    let finished = store.finish_upload(record.id, done("r")).unwrap();
+                    model[owner].1 -= record.cost;
+                    posted.push((owner, finished));
+                }
+            }
+            8 if !posted.is_empty() => {
+                let (owner, record) =
+                    posted.swap_remove((next_random() % posted.len() as u64) as usize);
+                store
+                    .report(
+                        user_ids[owner],
+                        record.id,
+                        record.finished_at_ms.unwrap(),
+                        WINDOW_MS,
+                    )
+                    .unwrap();
+                model[owner].0 += record.cost;
+            }
+            _ => {
+                store.adjust_points(user_ids[who], 5, "top-up").unwrap();
+                model[who].0 += 5;
+            }
+        }
+        assert_eq!(balance(&store, user_ids[who]), model[who]);
+    }
+    for (index, user_id) in user_ids.iter().enumerate() {
+        assert_eq!(balance(&store, *user_id), model[index]);
+    }
+    store.flusher().flush().unwrap();
+    accepted
+}
+
+/// Rewrites one stored journal entry with `change` applied, bypassing the store.
+fn tamper_with_journal(dir: &Path, change: impl Fn(&mut JournalEntry) -> bool) {
+    let db = layout::open_db(&layout::shard_dir(dir, 0)).unwrap();
+    let journal = db.open_tree("journal").unwrap();
+    for item in journal.iter() {
+        let (key, bytes) = item.unwrap();
+        let mut entry: JournalEntry = decode(&bytes).unwrap();
+        if change(&mut entry) {
+            journal.insert(key, encode(&entry)).unwrap();
+            db.flush().unwrap();
+            return;
+        }
+    }
+    panic!("no journal entry matched");
+}
+
+fn ledger_with_one_done_upload(dir: &Path) -> u64 {
+    let mut store = open(dir, 0, 1);
+    let user_id = new_user(&mut store, "u", 10);
+    let record = store
+        .accept_upload(user_id, upload_request(2, None, now_ms()))
+        .unwrap();
+    store.finish_upload(record.id, done("x")).unwrap();
+    store.adjust_points(user_id, 3, "bonus").unwrap();
+    store.flusher().flush().unwrap();
+    drop(store);
+    assert!(
+        verify_ledger(dir).unwrap().is_clean(),
+        "clean before tampering"
+    );
+    user_id
+}
+
+#[test]
+fn a_journal_amount_changed_by_hand_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let user_id = ledger_with_one_done_upload(dir.path());
+    assert!(verify_ledger(dir.path()).unwrap().is_clean());
+    tamper_with_journal(dir.path(), |entry| {
+        let hit = entry.kind == EntryKind::Adjust;
+        entry.delta = 300;
+        hit
+    });
+    let report = verify_ledger(dir.path()).unwrap();
+    assert!(!report.is_clean());
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|problem| problem.user_id == user_id && problem.detail.contains("replays to")),
+        "{:?}",
+        report.problems
+    );
+}
+
+#[test]
+fn a_journal_entry_deleted_by_hand_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    ledger_with_one_done_upload(dir.path());
+    {
+        let db = layout::open_db(&layout::shard_dir(dir.path(), 0)).unwrap();
+        let journal = db.open_tree("journal").unwrap();
+        let reserve_key = journal
+            .iter()
+            .map(Result::unwrap)
+            .find(|(_, bytes)| decode::<JournalEntry>(bytes).unwrap().kind == EntryKind::Reserve)
+            .unwrap()
+            .0;
+        journal.remove(reserve_key).unwrap();
+        db.flush().unwrap();
+    }
+    let report = verify_ledger(dir.path()).unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|problem| problem.detail.contains("out of order")),
+        "{:?}",
+        report.problems
+    );
+    assert!(report
+        .problems
+        .iter()
+        .any(|problem| problem.detail.contains("replays to")));
+}
+
+#[test]
+fn a_balance_changed_by_hand_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let user_id = ledger_with_one_done_upload(dir.path());
+    {
+        let db = layout::open_db(&layout::shard_dir(dir.path(), 0)).unwrap();
+        let balances = db.open_tree("balances").unwrap();
+        balances
+            .insert(
+                user_id.to_be_bytes(),
+                encode(&Balance {
+                    points: 1_000,
+                    reserved: 0,
+                }),
+            )
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let report = verify_ledger(dir.path()).unwrap();
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert_eq!(report.problems[0].user_id, user_id);
+}
+
+/// An upload record flipped from done to failed by hand (no journal entry) is found.
+#[test]
+fn an_upload_record_that_disagrees_with_the_journal_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let user_id = ledger_with_one_done_upload(dir.path());
+    {
+        let db = layout::open_db(&layout::shard_dir(dir.path(), 0)).unwrap();
+        let only_day = *layout::existing_days(&db).iter().next().unwrap();
+        let uploads = db.open_tree(layout::uploads_tree_name(only_day)).unwrap();
+        let (key, bytes) = uploads.iter().next().unwrap().unwrap();
+        let mut record: UploadRecord = decode(&bytes).unwrap();
+        assert_eq!(record.status, UploadStatus::Done);
+        record.status = UploadStatus::Failed;
+        uploads.insert(key, encode(&record)).unwrap();
+        db.flush().unwrap();
+    }
+    let report = verify_ledger(dir.path()).unwrap();
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert_eq!(report.problems[0].user_id, user_id);
+    assert!(
+        report.problems[0]
+            .detail
+            .contains("the journal says Posted"),
+        "{}",
+        report.problems[0]
+    );
+}
+
+#[test]
+fn garbage_records_are_corrupt_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let user_id = ledger_with_one_done_upload(dir.path());
+    {
+        let db = layout::open_db(&layout::shard_dir(dir.path(), 0)).unwrap();
+        db.open_tree("balances")
+            .unwrap()
+            .insert(user_id.to_be_bytes(), &b"\xff\x01"[..])
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let store = open(dir.path(), 0, 1);
+    assert!(matches!(
+        store.balance(user_id),
+        Err(StoreError::Corrupt(_))
+    ));
+    drop(store);
+    assert!(matches!(
+        verify_ledger(dir.path()),
+        Err(StoreError::Corrupt(_))
+    ));
+}
+
+#[test]
+fn verify_refuses_a_directory_without_meta() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(matches!(
+        verify_ledger(dir.path()),
+        Err(StoreError::InvalidConfig(_))
+    ));
+}
+
+/// Micro-benchmark (run with `cargo test --release -- --ignored --nocapture store_bench`):
+/// reserve+post pairs per second with no flush, a flush after every pair, and a flush per
+/// group of 64 pairs (what group commit amortises to under load).
+#[test]
+#[ignore]
+fn store_bench_reserve_post() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path(), 0, 1);
+    let user_id = new_user(&mut store, "bench", 10_000_000);
+    let flusher = store.flusher();
+    for (label, pairs, flush_every) in [
+        ("no flush", 20_000, 0),
+        ("flush every pair", 300, 1),
+        ("flush every 64 pairs", 6_400, 64),
+    ] {
+        let started = std::time::Instant::now();
+        for index in 0..pairs {
+            let record = store
+                .accept_upload(user_id, upload_request(1, Some("bench"), now_ms()))
+                .unwrap();
+            store.finish_upload(record.id, done("ab12")).unwrap();
+            if flush_every > 0 && (index + 1) % flush_every == 0 {
+                flusher.flush().unwrap();
+            }
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        println!(
+            "store_bench {label:>22}: {pairs:>6} reserve+post in {seconds:.3} s = {:>9.0} pairs/s",
+            pairs as f64 / seconds
+        );
+    }
+    drop((store, flusher)); // the flusher shares the database handle (and its lock)
+    assert!(verify_ledger(dir.path()).unwrap().is_clean());
+}
+
+const CRASH_CHILD_DIR_ENV: &str = "AIOCR_STORE_CRASH_CHILD_DIR";
+const CRASH_USER: &str = "crashuser";
+
+/// The child half of `acknowledged_reservations_survive_kill_9`: accepts uploads forever,
+/// printing `ack <upload id>` only after a flush covered it (what the server's 200 means).
+#[test]
+#[ignore]
+fn crash_child_accepts_until_killed() {
+    let Ok(dir) = std::env::var(CRASH_CHILD_DIR_ENV) else {
+        return;
+    };
+    let mut store = open(Path::new(&dir), 0, 1);
+    let user_id = store.user_by_name(CRASH_USER).unwrap().unwrap().id;
+    let flusher = store.flusher();
+    let mut stdout = std::io::stdout();
+    loop {
+        let batch: Vec<u64> = (0..8)
+            .map(|index| {
+                let record = store
+                    .accept_upload(user_id, upload_request(1, None, now_ms()))
+                    .unwrap();
+                if index % 2 == 0 {
+                    store.finish_upload(record.id, done("x")).unwrap();
+                }
+                record.id
+            })
+            .collect();
+        flusher.flush().unwrap();
+        for upload_id in batch {
+            use std::io::Write;
+            writeln!(stdout, "ack {upload_id}").unwrap();
+        }
+        std::io::Write::flush(&mut stdout).unwrap();
+    }
+}
+
+/// A child process writes and flushes uploads until SIGKILL; after reopening, every upload it
+/// acknowledged is there with its reservation, and the ledger replays exactly.
+#[test]
+fn acknowledged_reservations_survive_kill_9() {
+    use std::io::BufRead;
+    const ACKS_BEFORE_KILL: usize = 400;
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut store = open(dir.path(), 0, 1);
+        store
+            .create_user(CRASH_USER, "h", Role::User, 1_000_000)
+            .unwrap();
+        store.flusher().flush().unwrap();
+    }
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "store::tests::crash_child_accepts_until_killed",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CRASH_CHILD_DIR_ENV, dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut acknowledged = Vec::new();
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+        if let Some(id) = line.unwrap().strip_prefix("ack ") {
+            acknowledged.push(id.parse::<u64>().unwrap());
+            if acknowledged.len() == ACKS_BEFORE_KILL {
+                break;
+            }
+        }
+    }
+    child.kill().unwrap(); // SIGKILL, mid-write
+    child.wait().unwrap();
+    assert_eq!(
+        acknowledged.len(),
+        ACKS_BEFORE_KILL,
+        "the child stopped early"
+    );
+
+    let store = open(dir.path(), 0, 1);
+    let user_id = store.user_by_name(CRASH_USER).unwrap().unwrap().id;
+    for upload_id in &acknowledged {
+        assert!(
+            store.upload(user_id, *upload_id).unwrap().is_some(),
+            "acknowledged upload {upload_id} lost"
+        );
+    }
+    let pending = store.pending_uploads().unwrap().len() as i64;
+    let (points, reserved) = balance(&store, user_id);
+    assert_eq!(
+        reserved, pending,
+        "every pending upload holds exactly its reservation"
+    );
+    assert!(
+        points <= 1_000_000 - ACKS_BEFORE_KILL as i64 / 2,
+        "posted acknowledged uploads stay spent"
+    );
+    drop(store);
+    let report = verify_ledger(dir.path()).unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
+}
+
+/// Micro-benchmark of the `GET /v2/user/point` state work (balance read), run like
+/// `store_bench_reserve_post`.
+#[test]
+#[ignore]
+fn store_bench_balance_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path(), 0, 1);
+    let user_id = new_user(&mut store, "bench", 100);
+    const READS: u32 = 1_000_000;
+    let started = std::time::Instant::now();
+    let mut total = 0i64;
+    for _ in 0..READS {
+        total += store.balance(user_id).unwrap().points;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    assert_eq!(total, 100 * i64::from(READS));
+    println!(
+        "store_bench balance read: {READS} in {seconds:.3} s = {:.0} reads/s",
+        f64::from(READS) / seconds
+    );
+}

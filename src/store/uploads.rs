@@ -1,0 +1,333 @@
+//! Uploads: accept (reserve), finish (post or void), report (refund), retention.
+
+use super::day::{self, DayNumber};
+use super::journal::{apply_movement, decode_tx, entry, from_tx, TxResult};
+use super::layout::{self, day_value, u64_key};
+use super::records::{decode, encode, Balance, EntryKind, UploadRecord, UploadStatus};
+use super::stats::bump;
+use super::{NewUpload, Outcome, ShardStore, StoreError, MAX_UPLOAD_TEXT_BYTES};
+use sled::transaction::{abort, Transactional, TransactionalTree};
+
+impl ShardStore {
+    /// Reserves `req.cost` and records the upload as pending, in one transaction.
+    /// `Err(InsufficientPoints)` (contract 2001) writes nothing.
+    pub fn accept_upload(
+        &mut self,
+        user_id: u64,
+        req: NewUpload,
+    ) -> Result<UploadRecord, StoreError> {
+        validate_new_upload(&req)?;
+        let upload_id = self.next_id()?;
+        let reserve = entry(
+            self.next_id()?,
+            user_id,
+            EntryKind::Reserve,
+            -req.cost,
+            upload_id,
+            req.now_ms,
+            "",
+        );
+        let record = UploadRecord {
+            id: upload_id,
+            user_id,
+            status: UploadStatus::Pending,
+            result: None,
+            confidence: None,
+            error: None,
+            cost: req.cost,
+            created_at_ms: req.now_ms,
+            finished_at_ms: None,
+            reported: false,
+            soft_id: req.soft_id,
+            cache_hit: false,
+            model: req.model,
+            image_hash: req.image_hash,
+        };
+        let day_number = day::day_of_ms(req.now_ms);
+        let (uploads, stats) = self.day_trees(day_number)?;
+        let record_bytes = encode(&record);
+        let t = &self.trees;
+        (
+            &t.balances,
+            &t.journal,
+            &t.upload_days,
+            &t.pending,
+            &uploads,
+            &stats,
+        )
+            .transaction(
+                |(balances, journal, upload_days, pending, uploads, stats)| {
+                    apply_movement(balances, journal, &reserve)?;
+                    let key = upload_id.to_be_bytes();
+                    uploads.insert(&key, record_bytes.as_slice())?;
+                    upload_days.insert(&key, &day_number.to_be_bytes())?;
+                    pending.insert(&key, &day_number.to_be_bytes())?;
+                    bump(stats, user_id, record.soft_id.as_deref(), |counters| {
+                        counters.uploads += 1
+                    })
+                },
+            )
+            .map_err(from_tx)?;
+        Ok(record)
+    }
+
+    /// Posts (Done) or voids (Failed) the upload's reservation and stores the outcome.
+    /// Idempotent: an upload already finished is returned unchanged. `Err(NotFound)` if unknown.
+    pub fn finish_upload(
+        &mut self,
+        upload_id: u64,
+        outcome: Outcome,
+    ) -> Result<UploadRecord, StoreError> {
+        let (day_number, record) = self.locate(upload_id)?.ok_or(StoreError::NotFound)?;
+        if record.status != UploadStatus::Pending {
+            return Ok(record);
+        }
+        let now_ms = super::ids::system_clock_ms().max(record.created_at_ms);
+        let finished = finished_record(record, &outcome, now_ms);
+        let (kind, delta) = match finished.status {
+            UploadStatus::Done => (EntryKind::Post, -finished.cost),
+            _ => (EntryKind::Void, finished.cost),
+        };
+        let movement = entry(
+            self.next_id()?,
+            finished.user_id,
+            kind,
+            delta,
+            upload_id,
+            now_ms,
+            "",
+        );
+        let (uploads, stats) = self.day_trees(day_number)?;
+        let finished_bytes = encode(&finished);
+        let t = &self.trees;
+        (&t.balances, &t.journal, &t.pending, &uploads, &stats)
+            .transaction(|(balances, journal, pending, uploads, stats)| {
+                let key = upload_id.to_be_bytes();
+                // Re-checked inside the transaction: the record is the source of truth.
+                let stored: UploadRecord = stored_upload(uploads, &key)?;
+                if stored.status != UploadStatus::Pending {
+                    return Ok(stored);
+                }
+                apply_movement(balances, journal, &movement)?;
+                uploads.insert(&key, finished_bytes.as_slice())?;
+                pending.remove(&key)?;
+                bump(
+                    stats,
+                    finished.user_id,
+                    finished.soft_id.as_deref(),
+                    |counters| count_finish(counters, &finished),
+                )?;
+                Ok(finished.clone())
+            })
+            .map_err(from_tx)
+    }
+
+    /// The upload if it exists and belongs to `user_id` (else `None`: contract 4001).
+    pub fn upload(&self, user_id: u64, upload_id: u64) -> Result<Option<UploadRecord>, StoreError> {
+        Ok(self
+            .locate(upload_id)?
+            .map(|(_, record)| record)
+            .filter(|record| record.user_id == user_id))
+    }
+
+    /// Refunds a done upload once, if `now_ms` is within `window_ms` of its finish.
+    /// Errors: NotFound (4001, also another user's), NotReportable (4002), WindowClosed (4003).
+    pub fn report(
+        &mut self,
+        user_id: u64,
+        upload_id: u64,
+        now_ms: u64,
+        window_ms: u64,
+    ) -> Result<(UploadRecord, Balance), StoreError> {
+        let (day_number, record) = self.locate(upload_id)?.ok_or(StoreError::NotFound)?;
+        if record.user_id != user_id {
+            return Err(StoreError::NotFound);
+        }
+        check_reportable(&record, now_ms, window_ms)?;
+        let refund = entry(
+            self.next_id()?,
+            user_id,
+            EntryKind::Refund,
+            record.cost,
+            upload_id,
+            now_ms,
+            "",
+        );
+        let (uploads, stats) = self.day_trees(day_number)?;
+        let mut reported = record;
+        reported.reported = true;
+        let reported_bytes = encode(&reported);
+        let t = &self.trees;
+        let balance = (&t.balances, &t.journal, &uploads, &stats)
+            .transaction(|(balances, journal, uploads, stats)| {
+                let stored = stored_upload(uploads, &upload_id.to_be_bytes())?;
+                check_reportable(&stored, now_ms, window_ms).or_else(abort)?;
+                let balance = apply_movement(balances, journal, &refund)?;
+                uploads.insert(&upload_id.to_be_bytes(), reported_bytes.as_slice())?;
+                bump(stats, user_id, stored.soft_id.as_deref(), |counters| {
+                    counters.reported += 1;
+                    counters.points_spent -= stored.cost;
+                })?;
+                Ok(balance)
+            })
+            .map_err(from_tx)?;
+        Ok((reported, balance))
+    }
+
+    /// Every upload not finished yet, in id order (at start-up the server voids them).
+    pub fn pending_uploads(&self) -> Result<Vec<UploadRecord>, StoreError> {
+        let mut records = Vec::new();
+        for item in self.trees.pending.iter() {
+            let (key, day_bytes) = item?;
+            let tree = self
+                .db
+                .open_tree(layout::uploads_tree_name(day_value(&day_bytes)?))?;
+            let bytes = tree.get(&key)?.ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "pending upload {} has no record",
+                    u64_key(&key).unwrap_or(0)
+                ))
+            })?;
+            records.push(decode(&bytes)?);
+        }
+        Ok(records)
+    }
+
+    /// Drops the day trees older than `retention_days` days before today (today and the
+    /// `retention_days` days before it are kept). Pending uploads of a dropped day are voided
+    /// first. Returns the number of uploads dropped.
+    pub fn drop_expired(&mut self, now_ms: u64, retention_days: u32) -> Result<u32, StoreError> {
+        let oldest_kept = day::day_before(now_ms, retention_days);
+        let expired: Vec<DayNumber> = self.days.range(..oldest_kept).copied().collect();
+        let mut dropped = 0u32;
+        for day_number in expired {
+            dropped += self.drop_day(day_number)?;
+        }
+        Ok(dropped)
+    }
+
+    fn drop_day(&mut self, day_number: DayNumber) -> Result<u32, StoreError> {
+        let uploads = self.db.open_tree(layout::uploads_tree_name(day_number))?;
+        let mut index_removals = sled::Batch::default();
+        let mut count = 0u32;
+        for item in uploads.iter() {
+            let (key, bytes) = item?;
+            let record: UploadRecord = decode(&bytes)?;
+            if record.status == UploadStatus::Pending {
+                self.finish_upload(
+                    record.id,
+                    Outcome::Failed {
+                        reason: "dropped by retention".into(),
+                    },
+                )?;
+            }
+            index_removals.remove(key);
+            count += 1;
+        }
+        self.trees.upload_days.apply_batch(index_removals)?;
+        self.db.drop_tree(layout::uploads_tree_name(day_number))?;
+        self.db.drop_tree(layout::stats_tree_name(day_number))?;
+        self.days.remove(&day_number);
+        Ok(count)
+    }
+
+    /// The day and record of an upload of this shard.
+    fn locate(&self, upload_id: u64) -> Result<Option<(DayNumber, UploadRecord)>, StoreError> {
+        let Some(day_bytes) = self.trees.upload_days.get(upload_id.to_be_bytes())? else {
+            return Ok(None);
+        };
+        let day_number = day_value(&day_bytes)?;
+        if !self.days.contains(&day_number) {
+            return Ok(None);
+        }
+        let tree = self.db.open_tree(layout::uploads_tree_name(day_number))?;
+        match tree.get(upload_id.to_be_bytes())? {
+            Some(bytes) => Ok(Some((day_number, decode(&bytes)?))),
+            None => Ok(None),
+        }
+    }
+
+    /// The day's uploads and stats trees, created on first use.
+    fn day_trees(&mut self, day_number: DayNumber) -> Result<(sled::Tree, sled::Tree), StoreError> {
+        let uploads = self.db.open_tree(layout::uploads_tree_name(day_number))?;
+        let stats = self.db.open_tree(layout::stats_tree_name(day_number))?;
+        self.days.insert(day_number);
+        Ok((uploads, stats))
+    }
+}
+
+fn validate_new_upload(req: &NewUpload) -> Result<(), StoreError> {
+    if req.cost < 0 {
+        return Err(StoreError::InvalidInput("cost must not be negative".into()));
+    }
+    if req
+        .soft_id
+        .as_ref()
+        .is_some_and(|soft_id| soft_id.len() > MAX_UPLOAD_TEXT_BYTES)
+        || req.model.len() > MAX_UPLOAD_TEXT_BYTES
+    {
+        return Err(StoreError::InvalidInput(format!(
+            "soft_id and model must be at most {MAX_UPLOAD_TEXT_BYTES} bytes"
+        )));
+    }
+    Ok(())
+}
+
+fn stored_upload(uploads: &TransactionalTree, key: &[u8]) -> TxResult<UploadRecord> {
+    match uploads.get(key)? {
+        Some(bytes) => decode_tx(&bytes),
+        None => abort(StoreError::NotFound),
+    }
+}
+
+fn finished_record(mut record: UploadRecord, outcome: &Outcome, now_ms: u64) -> UploadRecord {
+    record.finished_at_ms = Some(now_ms);
+    match outcome {
+        Outcome::Done {
+            text,
+            confidence,
+            cache_hit,
+        } => {
+            record.status = UploadStatus::Done;
+            record.result = Some(truncated(text));
+            record.confidence = Some(*confidence);
+            record.cache_hit = *cache_hit;
+        }
+        Outcome::Failed { reason } => {
+            record.status = UploadStatus::Failed;
+            record.error = Some(truncated(reason));
+        }
+    }
+    record
+}
+
+fn count_finish(counters: &mut super::records::DayCounters, finished: &UploadRecord) {
+    match finished.status {
+        UploadStatus::Done => {
+            counters.done += 1;
+            counters.points_spent += finished.cost;
+            counters.cache_hits += u64::from(finished.cache_hit);
+        }
+        _ => counters.failed += 1,
+    }
+}
+
+fn check_reportable(record: &UploadRecord, now_ms: u64, window_ms: u64) -> Result<(), StoreError> {
+    if record.status != UploadStatus::Done || record.reported {
+        return Err(StoreError::NotReportable);
+    }
+    let finished_at_ms = record.finished_at_ms.unwrap_or(record.created_at_ms);
+    if now_ms > finished_at_ms.saturating_add(window_ms) {
+        return Err(StoreError::WindowClosed);
+    }
+    Ok(())
+}
+
+/// Bounds stored texts (a result or an error message) at a char boundary.
+fn truncated(text: &str) -> String {
+    let mut end = text.len().min(MAX_UPLOAD_TEXT_BYTES);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
+}

@@ -1,0 +1,136 @@
+//! Users and their balances.
+
+use super::journal::{apply_movement, entry, from_tx};
+use super::records::{decode, encode, read_balance, Balance, EntryKind, Role, User};
+use super::{ids, layout, ShardStore, StoreError, MAX_REASON_BYTES, MAX_USERNAME_BYTES};
+use sled::transaction::{abort, Transactional};
+
+impl ShardStore {
+    /// Creates a user on this shard (which must be `shard_for_username(username)`), with
+    /// `points` initial points journaled as a Grant. `Err(UserExists)` if the name is taken.
+    pub fn create_user(
+        &mut self,
+        username: &str,
+        password_hash: &str,
+        role: Role,
+        points: i64,
+    ) -> Result<u64, StoreError> {
+        validate_username(username)?;
+        if points < 0 {
+            return Err(StoreError::InvalidInput(
+                "initial points must not be negative".into(),
+            ));
+        }
+        let owner = ids::shard_for_username(username, self.shard_count);
+        if owner != self.shard {
+            return Err(StoreError::InvalidInput(format!(
+                "user {username:?} belongs to shard {owner}, not {}",
+                self.shard
+            )));
+        }
+        if self.trees.usernames.contains_key(username.as_bytes())? {
+            return Err(StoreError::UserExists);
+        }
+        let user_id = self.next_id()?;
+        let grant_id = self.next_id()?;
+        let now_ms = ids::system_clock_ms();
+        let user = User {
+            id: user_id,
+            username: username.to_string(),
+            password_hash: password_hash.to_string(),
+            role,
+            created_at_ms: now_ms,
+        };
+        let user_bytes = encode(&user);
+        let zero = encode(&Balance::default());
+        let grant = entry(grant_id, user_id, EntryKind::Grant, points, 0, now_ms, "");
+        let t = &self.trees;
+        (&t.users, &t.usernames, &t.balances, &t.journal)
+            .transaction(|(users, usernames, balances, journal)| {
+                if usernames
+                    .insert(username.as_bytes(), &user_id.to_be_bytes())?
+                    .is_some()
+                {
+                    return abort(StoreError::UserExists);
+                }
+                users.insert(&user_id.to_be_bytes(), user_bytes.as_slice())?;
+                balances.insert(&user_id.to_be_bytes(), zero.as_slice())?;
+                if points > 0 {
+                    apply_movement(balances, journal, &grant)?;
+                }
+                Ok(())
+            })
+            .map_err(from_tx)?;
+        Ok(user_id)
+    }
+
+    pub fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError> {
+        match self.trees.usernames.get(username.as_bytes())? {
+            Some(id_bytes) => self.user(layout::u64_key(&id_bytes)?),
+            None => Ok(None),
+        }
+    }
+
+    pub fn user(&self, user_id: u64) -> Result<Option<User>, StoreError> {
+        self.trees
+            .users
+            .get(user_id.to_be_bytes())?
+            .map(|bytes| decode(&bytes))
+            .transpose()
+    }
+
+    /// `Err(UserNotFound)` for an unknown user.
+    pub fn balance(&self, user_id: u64) -> Result<Balance, StoreError> {
+        match self.trees.balances.get(user_id.to_be_bytes())? {
+            Some(bytes) => read_balance(&bytes),
+            None => Err(StoreError::UserNotFound),
+        }
+    }
+
+    /// Operator/admin movement of `delta` points (journaled as Adjust with `reason`).
+    /// `Err(InsufficientPoints)` if spendable points would go negative (nothing written).
+    pub fn adjust_points(
+        &mut self,
+        user_id: u64,
+        delta: i64,
+        reason: &str,
+    ) -> Result<Balance, StoreError> {
+        if delta == 0 {
+            return Err(StoreError::InvalidInput("points must not be 0".into()));
+        }
+        if reason.len() > MAX_REASON_BYTES {
+            return Err(StoreError::InvalidInput(format!(
+                "reason longer than {MAX_REASON_BYTES} bytes"
+            )));
+        }
+        let adjust = entry(
+            self.next_id()?,
+            user_id,
+            EntryKind::Adjust,
+            delta,
+            0,
+            ids::system_clock_ms(),
+            reason,
+        );
+        (&self.trees.balances, &self.trees.journal)
+            .transaction(|(balances, journal)| apply_movement(balances, journal, &adjust))
+            .map_err(from_tx)
+    }
+}
+
+fn validate_username(username: &str) -> Result<(), StoreError> {
+    if username.is_empty() || username.len() > MAX_USERNAME_BYTES {
+        return Err(StoreError::InvalidInput(format!(
+            "username must be 1..={MAX_USERNAME_BYTES} bytes"
+        )));
+    }
+    if username
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(StoreError::InvalidInput(
+            "username must not contain spaces or control characters".into(),
+        ));
+    }
+    Ok(())
+}
