@@ -2,6 +2,7 @@
 //! `AIOCR_<KEY>` environment variables, then command-line flags; the later wins. Every limit
 //! the server enforces is a key here; docs/server.md lists them with their defaults.
 
+use crate::accel::workers::ThreadPriority;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -64,6 +65,22 @@ pub struct Config {
     pub create_demo_users: bool,
     /// On SIGTERM, how long in-flight requests may take before the server stops anyway.
     pub drain_timeout_ms: u64,
+    /// Widest model input after resizing to the model's height (3004 beyond).
+    pub max_model_width: usize,
+    /// Cores of the recognition threads, one thread each: empty means every core (sharing
+    /// the shard cores, at `accel_priority`), else a comma list such as "2,3".
+    pub accel_cores: String,
+    /// `idle` (SCHED_IDLE), `normal`, or `nice:N`; empty means `idle` when a recognition core
+    /// is also a shard core, else `normal`.
+    pub accel_priority: String,
+    /// Most jobs one recognition call takes (only models that batch exactly gather more).
+    pub max_batch: usize,
+    /// How long a recognition thread holding fewer than `max_batch` jobs waits for more.
+    pub max_queue_delay_us: u64,
+    /// A job older than this when a thread takes it fails without running (refunded).
+    pub max_queue_wait_ms: u64,
+    /// Answers kept per shard for uploads of identical bytes and options (0 disables).
+    pub cache_entries: usize,
 }
 
 impl Default for Config {
@@ -100,6 +117,13 @@ impl Default for Config {
             durable_acks: true,
             create_demo_users: true,
             drain_timeout_ms: 10_000,
+            max_model_width: 4096,
+            accel_cores: String::new(),
+            accel_priority: String::new(),
+            max_batch: 8,
+            max_queue_delay_us: 0,
+            max_queue_wait_ms: 30_000,
+            cache_entries: 4096,
         }
     }
 }
@@ -145,6 +169,13 @@ const KEYS: &[(&str, Kind)] = &[
     ("durable_acks", Kind::Flag),
     ("create_demo_users", Kind::Flag),
     ("drain_timeout_ms", Kind::Number),
+    ("max_model_width", Kind::Number),
+    ("accel_cores", Kind::Text),
+    ("accel_priority", Kind::Text),
+    ("max_batch", Kind::Number),
+    ("max_queue_delay_us", Kind::Number),
+    ("max_queue_wait_ms", Kind::Number),
+    ("cache_entries", Kind::Number),
 ];
 
 /// Environment names that differ from `AIOCR_<KEY>` because they are shared with other
@@ -176,6 +207,34 @@ impl Config {
             .map_err(|e| format!("config: {e}"))?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// The recognition cores: those configured, or else every core the process may use.
+    pub fn accel_cores(&self, usable_cores: &[usize]) -> Vec<usize> {
+        match self.parse_accel_cores() {
+            Ok(cores) if !cores.is_empty() => cores,
+            _ if usable_cores.is_empty() => vec![0],
+            _ => usable_cores.to_vec(),
+        }
+    }
+
+    fn parse_accel_cores(&self) -> Result<Vec<usize>, std::num::ParseIntError> {
+        self.accel_cores
+            .split(',')
+            .map(str::trim)
+            .filter(|core| !core.is_empty())
+            .map(str::parse)
+            .collect()
+    }
+
+    /// The configured priority, or else SCHED_IDLE where recognition shares a shard's core
+    /// (the reactors keep their latency) and normal on cores of its own.
+    pub fn accel_priority(&self, shares_shard_cores: bool) -> ThreadPriority {
+        match self.accel_priority.parse() {
+            Ok(priority) => priority,
+            Err(_) if shares_shard_cores => ThreadPriority::Idle,
+            Err(_) => ThreadPriority::Normal,
+        }
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -232,6 +291,24 @@ impl Config {
                 "timeouts must be positive",
             ),
             (self.token_ttl_secs > 0, "token_ttl_secs must be positive"),
+            (self.max_model_width > 0, "max_model_width must be positive"),
+            (
+                (1..=256).contains(&self.max_batch),
+                "max_batch must be 1..=256",
+            ),
+            (
+                self.max_queue_wait_ms > 0,
+                "max_queue_wait_ms must be positive",
+            ),
+            (
+                self.parse_accel_cores().is_ok(),
+                "accel_cores must be empty or a comma list of core numbers",
+            ),
+            (
+                self.accel_priority.is_empty()
+                    || self.accel_priority.parse::<ThreadPriority>().is_ok(),
+                "accel_priority must be empty, idle, normal or nice:N (1..=19)",
+            ),
         ];
         match checks.iter().find(|(ok, _)| !ok) {
             Some((_, message)) => Err(format!("config: {message}")),

@@ -10,7 +10,8 @@
 //!   wakes a sleeping reactor through its eventfd), so a result wakes the shard without any
 //!   polling. The shard then posts or voids the reservation, stores the result, wakes a
 //!   waiting `wait=1` request and counts the day's stats.
-//! - [`start_workers`] starts the recognition threads; the engine side fills it in.
+//! - [`start_workers`] starts the recognition threads (`workers.rs`); `cache.rs` is each
+//!   shard's answer cache, filled from results and read before a job is queued.
 
 pub mod cache;
 pub mod workers;
@@ -30,6 +31,8 @@ pub struct Job {
     /// The decoded image bytes (already probed: a known format within the bounds).
     pub image: Vec<u8>,
     pub options: RecognizeOptions,
+    /// BLAKE3 of `image`: with `options`, the answer cache's key.
+    pub digest: cache::ImageDigest,
     pub enqueued_at: Instant,
 }
 
@@ -49,6 +52,9 @@ pub struct JobResult {
     pub recognize_us: u64,
     /// Images in the batch this job ran in (1 when not batched, 0 for a cache hit).
     pub batch_size: u32,
+    /// The job's cache key, so the owner shard can keep the answer.
+    pub digest: cache::ImageDigest,
+    pub options: RecognizeOptions,
 }
 
 /// The bounded recognition queue, shared by every shard (cheap to clone).
@@ -130,16 +136,19 @@ pub struct WorkerContext {
     pub model_dir: PathBuf,
     /// The cores the shards are pinned to, in shard order.
     pub shard_cores: Vec<usize>,
+    /// Disconnected (its sender dropped) when the server stops: the threads then exit at once,
+    /// whatever still holds a `JobQueue` (the shards voided what was pending).
+    pub stop: crossbeam_channel::Receiver<()>,
 }
 
-/// Starts the recognition threads and returns their handles; they exit when every
-/// `JobQueue` clone is dropped (the server drops them when its shards stop).
-///
-/// Filled in by the engine side (issue 4). Until then no thread consumes the queue:
-/// accepted uploads stay `pending`, and the queue fills up and answers 5001.
-pub fn start_workers(context: WorkerContext) -> Vec<std::thread::JoinHandle<()>> {
-    drop(context);
-    Vec::new()
+/// Starts the recognition threads (see `workers.rs`) and returns their handles once every
+/// one has loaded its models; they exit when `WorkerContext::stop` disconnects or every
+/// `JobQueue` clone is dropped.
+pub fn start_workers(
+    context: WorkerContext,
+    config: workers::WorkerConfig,
+) -> Result<Vec<std::thread::JoinHandle<()>>, String> {
+    workers::start(context, config)
 }
 
 #[cfg(test)]
@@ -153,6 +162,7 @@ mod tests {
             owner_shard: 1,
             image: vec![1, 2, 3],
             options: RecognizeOptions::default(),
+            digest: [0; 32],
             enqueued_at: Instant::now(),
         }
     }
@@ -186,6 +196,8 @@ mod tests {
                 queued_us: 0,
                 recognize_us: 0,
                 batch_size: 1,
+                digest: [0; 32],
+                options: RecognizeOptions::default(),
             };
             sink.deliver(result)
         });

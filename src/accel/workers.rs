@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::{Job, JobResult, ResultSink, WorkerContext};
-use crate::engine::{available_models, Engine, ImageLimits, RecognizeOptions};
+use crate::engine::{available_models, Engine, ImageLimits, RecognizeOptions, SETUP_HINT};
 
 /// How the recognition threads are laid out and how they batch.
 #[derive(Clone, Debug)]
@@ -71,12 +71,15 @@ pub fn start(context: WorkerContext, config: WorkerConfig) -> Result<Vec<JoinHan
     assert!(config.max_batch >= 1, "max_batch >= 1");
     let models = available_models(&context.model_dir);
     if models.is_empty() {
-        return Err(format!("no models in {}", context.model_dir.display()));
+        return Err(format!(
+            "no models in {} ({SETUP_HINT})",
+            context.model_dir.display()
+        ));
     }
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
     let mut handles = Vec::with_capacity(config.cores.len());
     for (index, &core) in config.cores.iter().enumerate() {
-        let jobs = context.jobs.clone();
+        let (jobs, stop) = (context.jobs.clone(), context.stop.clone());
         let results = context.results.clone();
         let (model_dir, models, config, ready) = (
             context.model_dir.clone(),
@@ -91,7 +94,7 @@ pub fn start(context: WorkerContext, config: WorkerConfig) -> Result<Vec<JoinHan
                 match Engine::load(&model_dir, &models, config.limits) {
                     Ok(engine) => {
                         let _ = ready.send(Ok(()));
-                        serve_jobs(engine, &jobs, &results, &config);
+                        serve_jobs(engine, &jobs, &stop, &results, &config);
                     }
                     Err(e) => {
                         let _ = ready.send(Err(e.to_string()));
@@ -131,15 +134,16 @@ fn place_thread(core: usize, priority: ThreadPriority) {
     }
 }
 
-/// Runs until every `JobQueue` is dropped (the server is stopping).
+/// Runs until `stop` disconnects or every `JobQueue` is dropped (the server is stopping).
 fn serve_jobs(
     mut engine: Engine,
     jobs: &Receiver<Job>,
+    stop: &Receiver<()>,
     results: &ResultSink,
     config: &WorkerConfig,
 ) {
     let max_wait = Duration::from_millis(config.max_queue_wait_ms);
-    while let Some(batch) = next_batch(jobs, config, |model| engine.batchable(model)) {
+    while let Some(batch) = next_batch(jobs, stop, config, |model| engine.batchable(model)) {
         let taken_at = Instant::now();
         let (fresh, stale): (Vec<Job>, Vec<Job>) = batch
             .into_iter()
@@ -172,10 +176,14 @@ fn serve_jobs(
 /// the other threads. None when the queue is closed and empty.
 fn next_batch(
     jobs: &Receiver<Job>,
+    stop: &Receiver<()>,
     config: &WorkerConfig,
     batchable: impl Fn(&str) -> bool,
 ) -> Option<Vec<Job>> {
-    let first = jobs.recv().ok()?;
+    let first = crossbeam_channel::select! {
+        recv(jobs) -> job => job.ok()?,
+        recv(stop) -> _ => return None,
+    };
     let gather = batchable(&first.options.model);
     let mut batch = Vec::with_capacity(config.max_batch);
     batch.push(first);
@@ -216,6 +224,8 @@ fn result_of(
         queued_us,
         recognize_us,
         batch_size,
+        digest: job.digest,
+        options: job.options.clone(),
     }
 }
 
@@ -275,6 +285,7 @@ mod tests {
             upload_id,
             user_id: 42,
             owner_shard: (upload_id % 2) as u16,
+            digest: crate::accel::cache::digest(&image),
             image,
             options,
             enqueued_at,
@@ -290,6 +301,7 @@ mod tests {
             results: sink,
             model_dir: model_dir(),
             shard_cores: vec![0, 1],
+            stop: crossbeam_channel::never(),
         };
         let handles = start(context, config(60_000)).expect("models installed by scripts/setup.sh");
         let samples = fixtures(40);
@@ -336,6 +348,7 @@ mod tests {
             results: sink,
             model_dir: model_dir(),
             shard_cores: vec![0],
+            stop: crossbeam_channel::never(),
         };
         let handles = start(context, config(1)).unwrap();
         let long_ago = Instant::now() - Duration::from_secs(5);
@@ -368,6 +381,7 @@ mod tests {
             results: sink,
             model_dir: empty,
             shard_cores: vec![0],
+            stop: crossbeam_channel::never(),
         };
         assert!(start(context, config(1000))
             .unwrap_err()

@@ -3,13 +3,13 @@
 //! recognition workers and one pinned executor per shard, wait for SIGTERM/SIGINT.
 
 use super::shard::{self, ShardMessage, ShardSeed, Shared};
+use crate::accel::workers::WorkerConfig;
 use crate::accel::{self, JobQueue, ResultSink, WorkerContext};
 use crate::config::Config;
 use crate::metrics::Registry;
 use crate::store::{ids, Role, ShardStore};
 use glommio::{LocalExecutorBuilder, Placement};
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::{mpsc, Arc};
 
 /// io_uring buffer memory per executor. aiocr does socket I/O only (no DMA file I/O), so the
@@ -44,22 +44,26 @@ pub fn serve(mut config: Config) -> Result<(), String> {
     let (results, result_inboxes) = ResultSink::new(shard_count);
     let (peers, inboxes): (Vec<_>, Vec<_>) = (0..shard_count).map(|_| flume::unbounded()).unzip();
     let shard_cores = shard_cores(shard_count);
-    // Held until shutdown so the queue stays connected (and fills up, answering 5001) even
-    // when no recognition thread runs.
-    let jobs_receiver_keepalive = jobs.clone();
-    let workers = accel::start_workers(WorkerContext {
-        jobs,
-        results,
-        model_dir: config.model_dir.clone(),
-        shard_cores: shard_cores.clone(),
-    });
+    let worker_config = worker_config(&config, &shard_cores);
+    let (stop_workers, workers_stop) = crossbeam_channel::bounded::<()>(0);
+    let workers = accel::start_workers(
+        WorkerContext {
+            jobs,
+            results,
+            model_dir: config.model_dir.clone(),
+            shard_cores: shard_cores.clone(),
+            stop: workers_stop,
+        },
+        worker_config,
+    )
+    .map_err(|e| format!("recognition: {e}"))?;
     let shared = Arc::new(Shared {
         config: config.clone(),
         keys: Arc::new(keys),
         queue,
         peers: peers.into(),
         metrics: Registry::new(shard_count),
-        models: installed_models(&config.model_dir).into(),
+        models: crate::engine::available_models(&config.model_dir).into(),
         accel_threads: workers.len(),
     });
     let (events, event_receiver) = mpsc::channel();
@@ -86,8 +90,9 @@ pub fn serve(mut config: Config) -> Result<(), String> {
         port_holder,
         demo.as_ref(),
     );
+    // The shards have stopped and voided what was pending: the recognition threads stop now.
+    drop(stop_workers);
     drop(shared);
-    drop(jobs_receiver_keepalive);
     for worker in workers {
         let _ = worker.join();
     }
@@ -165,6 +170,26 @@ fn bind_probe(address: SocketAddr, reuse_port: bool) -> std::io::Result<socket2:
 }
 
 /// Shard `i` runs on the i-th allowed core (wrapping when there are more shards than cores).
+/// The recognition layout: `accel_cores` (default every usable core, one thread each), at
+/// SCHED_IDLE where they share a shard's core unless `accel_priority` says otherwise.
+fn worker_config(config: &Config, shard_cores: &[usize]) -> WorkerConfig {
+    let usable: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    let cores = config.accel_cores(&usable);
+    let shares_shard_cores = cores.iter().any(|core| shard_cores.contains(core));
+    WorkerConfig {
+        priority: config.accel_priority(shares_shard_cores),
+        cores,
+        max_batch: config.max_batch,
+        max_queue_delay_us: config.max_queue_delay_us,
+        max_queue_wait_ms: config.max_queue_wait_ms,
+        limits: super::shard::image_limits(config),
+    }
+}
+
 fn shard_cores(shard_count: u16) -> Vec<usize> {
     let mut cores: Vec<usize> = core_affinity::get_core_ids()
         .unwrap_or_default()
@@ -336,30 +361,4 @@ fn local_url(address: &SocketAddr) -> String {
         SocketAddr::V6(v6) if v6.ip().is_unspecified() => format!("http://[::1]:{}", v6.port()),
         other => format!("http://{other}"),
     }
-}
-
-/// `old` and `beta` always (the engine reports missing files); plus every custom model
-/// installed as `<name>.onnx` with `charset_<name>.json` in the model directory.
-fn installed_models(model_dir: &Path) -> Vec<String> {
-    let mut models = vec!["old".to_string(), "beta".to_string()];
-    let Ok(entries) = std::fs::read_dir(model_dir) else {
-        return models;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let (Some(stem), Some("onnx")) = (
-            path.file_stem().and_then(|s| s.to_str()),
-            path.extension().and_then(|e| e.to_str()),
-        ) else {
-            continue;
-        };
-        let is_builtin = stem == "common" || stem == "common_old";
-        if !is_builtin
-            && model_dir.join(format!("charset_{stem}.json")).exists()
-            && !models.iter().any(|m| m == stem)
-        {
-            models.push(stem.to_string());
-        }
-    }
-    models
 }

@@ -5,6 +5,7 @@
 use super::commit::GroupCommit;
 use super::conn;
 use super::stop::StopSignal;
+use crate::accel::cache::AnswerCache;
 use crate::accel::{JobQueue, JobResult};
 use crate::auth::{Keys, TokenCache, DEFAULT_TOKEN_CACHE_ENTRIES};
 use crate::config::Config;
@@ -67,6 +68,8 @@ pub struct Shard {
     pub commit: GroupCommit,
     /// `wait=1` requests waiting for an upload's result, by upload id.
     pub result_waiters: RefCell<HashMap<u64, Vec<flume::Sender<UploadRecord>>>>,
+    /// Answers by image digest and options (no locks: one cache per shard).
+    pub answer_cache: RefCell<AnswerCache>,
     pub connections: Cell<usize>,
     /// Open connections by id: their socket and whether they wait between requests (those
     /// are shut down at once on SIGTERM; the others finish their request first).
@@ -117,8 +120,15 @@ impl Shard {
             .map_or(0, |d| d.as_millis() as u64)
     }
 
-    /// Applies a recognition result: posts or voids the reservation, wakes `wait=1` waiters.
-    fn apply_result(&self, result: JobResult) {
+    /// Applies a recognition result: posts or voids the reservation, keeps a fresh answer in
+    /// the cache, wakes `wait=1` waiters.
+    pub(super) fn apply_result(&self, result: JobResult) {
+        if let (Ok(answer), false) = (&result.outcome, result.cache_hit) {
+            let options = result.options.clone();
+            self.answer_cache
+                .borrow_mut()
+                .insert(result.digest, options, answer.clone());
+        }
         let outcome = match &result.outcome {
             // The store keeps an f32; NaN marks "not computed" (no `probability` asked) and is
             // left out of answers.
@@ -220,6 +230,7 @@ pub async fn run(seed: ShardSeed, on_listening: impl FnOnce()) -> Result<(), Str
         )),
         commit: GroupCommit::new(flusher, config.durable_acks),
         result_waiters: RefCell::new(HashMap::new()),
+        answer_cache: RefCell::new(AnswerCache::new(config.cache_entries)),
         connections: Cell::new(0),
         open_connections: RefCell::new(HashMap::new()),
         next_connection_id: Cell::new(0),
@@ -253,11 +264,12 @@ pub async fn run(seed: ShardSeed, on_listening: impl FnOnce()) -> Result<(), Str
 /// The engine's bounds with the configured values (other fields keep the engine's defaults;
 /// assigned field by field so new engine fields need no change here).
 #[allow(clippy::field_reassign_with_default)]
-fn image_limits(config: &Config) -> ImageLimits {
-    let mut limits = ImageLimits::default();
-    limits.max_pixels = config.max_image_pixels;
-    limits.max_side = config.max_image_side;
-    limits
+pub(crate) fn image_limits(config: &Config) -> ImageLimits {
+    ImageLimits {
+        max_pixels: config.max_image_pixels,
+        max_side: config.max_image_side,
+        max_model_width: config.max_model_width,
+    }
 }
 
 /// One SO_REUSEPORT socket per shard (the kernel spreads connections over them), with the

@@ -8,7 +8,7 @@ use super::api::{internal, ok, ApiError, ApiResult, Refusal};
 use super::fields::{body_kind, malformed, BodyKind, Fields};
 use super::routes::{shard_gone, Call, Caller};
 use super::shard::Shard;
-use crate::accel::Job;
+use crate::accel::{cache, Job, JobResult};
 use crate::engine::{probe_image, CharsetRange, RecognizeOptions};
 use crate::store::{NewUpload, Outcome, UploadRecord, UploadStatus};
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
@@ -184,15 +184,53 @@ async fn accept_on_owner(shard: Rc<Shard>, user_id: u64, request: UploadRequest)
     if let Err(retry_after_secs) = shard.limiter.borrow_mut().check(user_id) {
         return Err(Refusal::from(ApiError::RateLimited).retry_after(retry_after_secs));
     }
-    if !shard.shared.queue.has_room() {
+    let digest = cache::digest(&request.image);
+    // A cached answer needs neither a queue slot nor a model run; it is still charged.
+    let cached = shard
+        .answer_cache
+        .borrow_mut()
+        .get(&digest, &request.options);
+    if cached.is_none() && !shard.shared.queue.has_room() {
         shard.metrics.shard(shard.id).uploads_queue_full += 1;
         return Err(busy());
     }
+    let record = reserve(&shard, user_id, &request, &digest).await?;
+    let (wait, timeout_ms) = (request.wait, request.timeout_ms);
+    let waiter = wait.then(|| register_waiter(&shard, record.id));
+    match cached {
+        Some(answer) => shard.apply_result(JobResult {
+            upload_id: record.id,
+            user_id,
+            owner_shard: shard.id,
+            outcome: Ok(answer),
+            cache_hit: true,
+            queued_us: 0,
+            recognize_us: 0,
+            batch_size: 0,
+            digest,
+            options: request.options,
+        }),
+        None => submit(&shard, &record, user_id, request, digest)?,
+    }
+    shard.metrics.shard(shard.id).uploads_accepted += 1;
+    match waiter {
+        None => Ok(pending_answer(&record)),
+        Some(waiter) => wait_for_result(&shard, &record, waiter, timeout_ms).await,
+    }
+}
+
+/// Reserves the upload's cost with a pending record, durably (group commit) before any answer.
+async fn reserve(
+    shard: &Rc<Shard>,
+    user_id: u64,
+    request: &UploadRequest,
+    digest: &cache::ImageDigest,
+) -> Result<UploadRecord, Refusal> {
     let new_upload = NewUpload {
         cost: shard.config.upload_cost,
         model: request.options.model.clone(),
         soft_id: request.soft_id.clone(),
-        image_hash: digest_prefix(&request.image),
+        image_hash: digest[..16].try_into().expect("a 32-byte digest"),
         now_ms: Shard::now_ms(),
     };
     let record = shard
@@ -201,36 +239,37 @@ async fn accept_on_owner(shard: Rc<Shard>, user_id: u64, request: UploadRequest)
         .accept_upload(user_id, new_upload)
         .map_err(store_refusal)?;
     if let Err(error) = shard.commit.durable().await {
-        void(&shard, record.id, "reservation could not be made durable");
+        void(shard, record.id, "reservation could not be made durable");
         return Err(internal("group commit", error));
     }
-    let waiter = request.wait.then(|| register_waiter(&shard, record.id));
+    Ok(record)
+}
+
+/// Queues the job; when another shard took the last slot since `has_room`, gives the points
+/// back and answers busy.
+fn submit(
+    shard: &Rc<Shard>,
+    record: &UploadRecord,
+    user_id: u64,
+    request: UploadRequest,
+    digest: cache::ImageDigest,
+) -> Result<(), Refusal> {
     let job = Job {
         upload_id: record.id,
         user_id,
         owner_shard: shard.id,
         image: request.image,
         options: request.options,
+        digest,
         enqueued_at: Instant::now(),
     };
     if shard.shared.queue.try_submit(job).is_err() {
-        // Another shard took the last slot since `has_room`: give the points back.
         shard.result_waiters.borrow_mut().remove(&record.id);
-        void(&shard, record.id, "recognition queue full");
+        void(shard, record.id, "recognition queue full");
         shard.metrics.shard(shard.id).uploads_queue_full += 1;
         return Err(busy());
     }
-    shard.metrics.shard(shard.id).uploads_accepted += 1;
-    match waiter {
-        None => Ok(pending_answer(&record)),
-        Some(waiter) => wait_for_result(&shard, &record, waiter, request.timeout_ms).await,
-    }
-}
-
-/// The first 16 bytes of the image's BLAKE3 digest, kept with the upload record.
-fn digest_prefix(image: &[u8]) -> [u8; 16] {
-    let digest = crate::accel::cache::digest(image);
-    digest[..16].try_into().expect("a 32-byte digest")
+    Ok(())
 }
 
 fn busy() -> Refusal {
