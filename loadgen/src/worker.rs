@@ -104,6 +104,10 @@ struct Conn {
     auth: Vec<u8>,
     retired: bool,
     ops_started: u64,
+    /// Open loop: where this connection's schedule counts from: the run's start, or the
+    /// answer to its first login (logging in is set-up, not load: argon2 is slow on purpose,
+    /// and counting it would show as false lateness of the first requests).
+    schedule_origin: Instant,
     next_intended: Instant,
     picker: MixPicker,
 }
@@ -204,7 +208,7 @@ impl Conn {
             // From the start, not from the previous send: rounding never accumulates.
             let offset_ns =
                 self.plan.first_at.as_nanos() as f64 + self.ops_started as f64 * interval_ns;
-            self.next_intended = ctx.plan.start + Duration::from_nanos(offset_ns as u64);
+            self.next_intended = self.schedule_origin + Duration::from_nanos(offset_ns as u64);
         }
         true
     }
@@ -245,6 +249,7 @@ impl<'a> Worker<'a> {
                 auth: Vec::new(),
                 retired: false,
                 ops_started: 0,
+                schedule_origin: plan.start,
                 next_intended: plan.start + conn_plan.first_at,
                 picker: MixPicker::new(workload.mix.len()),
             })
@@ -591,6 +596,10 @@ impl<'a> Worker<'a> {
             Verdict::Token(token) => {
                 conn.auth = auth_header(&token);
                 self.stats.logins += 1;
+                if conn.ops_started == 0 {
+                    conn.schedule_origin = Instant::now();
+                    conn.next_intended = conn.schedule_origin + conn.plan.first_at;
+                }
             }
             Verdict::Failed(kind) => {
                 // Without a token nothing this connection sends can succeed.

@@ -113,6 +113,39 @@ fn a_stall_shows_in_corrected_latency_only() {
 }
 
 #[test]
+fn a_slow_first_login_is_set_up_not_lateness() {
+    // The first request of the run is the login; it takes 2 s. The connection's open-loop
+    // schedule starts when the login answers, so no request counts those 2 s as lateness
+    // (before the fix, the ~400 requests due during the login showed corrected latencies
+    // spread up to 2 s).
+    let server = TestServer::start(Faults {
+        stall: Some((1, Duration::from_millis(2000))),
+    });
+    let url = server.url("/");
+    let (code, summary, stderr) = loadgen(&[
+        &url,
+        "-s",
+        "point",
+        "--user",
+        "alice:pw",
+        "-c",
+        "1",
+        "-R",
+        "200",
+        "-d",
+        "4s",
+        "--no-live",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(server.counters.route("/v2/user/login"), 1);
+    let corrected_p99 = summary["latency_ms"]["corrected"]["p99"].as_f64().unwrap();
+    assert!(
+        corrected_p99 < 1000.0,
+        "corrected p99 {corrected_p99} ms: {summary}"
+    );
+}
+
+#[test]
 fn unreachable_target_is_an_error() {
     let port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Shared pieces of the bench/ scripts: starting `aiocr serve` on a fresh data directory,
+# reading the demo/admin passwords it prints on first start, logging in, and reading the
+# loadgen's JSON summaries. Source it; it defines functions only.
+
+AIOCR_BIN="${AIOCR_BIN:-target/release/aiocr}"
+LOADGEN_BIN="${LOADGEN_BIN:-target/release/aiocr-loadgen}"
+
+# start_aiocr PORT DATA_DIR [serve args...]: starts the server in the background, sets
+# AIOCR_PID, waits until it listens (or fails). Its stdout/stderr go to DATA_DIR.out/.err.
+start_aiocr() {
+    local port="$1" data_dir="$2"
+    shift 2
+    "$AIOCR_BIN" serve --listen "127.0.0.1:$port" --data "$data_dir" "$@" \
+        >"$data_dir.out" 2>"$data_dir.err" &
+    AIOCR_PID=$!
+    for _ in $(seq 1 300); do
+        grep -q "listening on" "$data_dir.out" 2>/dev/null && return 0
+        kill -0 "$AIOCR_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "aiocr serve did not start:" >&2
+    cat "$data_dir.err" >&2
+    return 1
+}
+
+# stop_aiocr: SIGTERM and wait (the server drains, voids what is pending, flushes).
+stop_aiocr() {
+    if [ -n "${AIOCR_PID:-}" ]; then
+        kill "$AIOCR_PID" 2>/dev/null || true
+        wait "$AIOCR_PID" 2>/dev/null || true
+        AIOCR_PID=""
+    fi
+}
+
+# aiocr_password DATA_DIR USER: the password the first start printed for USER (demo, admin).
+aiocr_password() {
+    sed -nE "s/.* $2 user +$2 \/ ([^ ]+).*/\1/p" "$1.out"
+}
+
+# aiocr_token PORT USER PASSWORD: a JWT.
+aiocr_token() {
+    curl -sf "http://127.0.0.1:$1/v2/user/login" -H 'Content-Type: application/json' \
+        -d "{\"username\":\"$2\",\"password\":\"$3\"}" | sed -E 's/.*"token":"([^"]+)".*/\1/'
+}
+
+# aiocr_grant PORT ADMIN_TOKEN USER POINTS: adds points (benchmarks need more than 1000).
+aiocr_grant() {
+    curl -sf "http://127.0.0.1:$1/v2/admin/points" -H "Authorization: Bearer $2" \
+        -H 'Content-Type: application/json' \
+        -d "{\"username\":\"$3\",\"points\":$4,\"reason\":\"benchmark\"}" >/dev/null
+}
+
+# json_field FILE EXPRESSION: a value from a loadgen --json summary, e.g.
+# json_field run.json "['latency_ms']['corrected']['p99']".
+json_field() {
+    python3 -c "import json,sys; print(json.load(open(sys.argv[1]))$2)" "$1"
+}
+
+# ratio A B: A / B with 3 decimals.
+ratio() {
+    python3 -c "import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); print(f'{a / b:.3f}' if b else 'n/a')" "$1" "$2"
+}
