@@ -13,12 +13,13 @@ source bench/lib.sh
 
 seconds="${1:-10}"
 point_rate="${2:-200}"
-corpus="tests/fixtures/captcha"
 port=18491
 export AIOCR_MODEL_DIR="${AIOCR_MODEL_DIR:-$PWD/models}"
 work="$(mktemp -d /tmp/aiocr-decode-bench.XXXXXX)"
 cleanup() { stop_aiocr; rm -rf "$work"; }
 trap cleanup EXIT
+corpus="$work/corpus"
+image_corpus "$corpus"
 
 model_limit="$("$AIOCR_BIN" ocr --bench --seconds "$seconds" "$corpus" | sed -nE 's/^images\/s: ([0-9.]+)/\1/p')"
 

@@ -51,6 +51,16 @@ aiocr_grant() {
         -d "{\"username\":\"$3\",\"points\":$4,\"reason\":\"benchmark\"}" >/dev/null
 }
 
+# image_corpus DIR: links the fixture images (not the manifest) into DIR, for --images.
+image_corpus() {
+    mkdir -p "$1"
+    local image
+    for image in "$PWD"/tests/fixtures/captcha/*.png "$PWD"/tests/fixtures/captcha/*.jpg \
+        "$PWD"/tests/fixtures/captcha/*.gif "$PWD"/tests/fixtures/captcha/*.bmp; do
+        ln -sf "$image" "$1/"
+    done
+}
+
 # json_field FILE EXPRESSION: a value from a loadgen --json summary, e.g.
 # json_field run.json "['latency_ms']['corrected']['p99']".
 json_field() {

@@ -43,6 +43,10 @@ pub struct OcrArgs {
 }
 
 pub fn run(args: OcrArgs) -> i32 {
+    // A closed stdout (`aiocr ocr ... | head`) ends the command quietly, as for other
+    // command-line tools, instead of a panic on the failed print.
+    // SAFETY: restoring a signal's default disposition, before any thread is started.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let options = match options_of(&args) {
         Ok(options) => options,
         Err(message) => {
