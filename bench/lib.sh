@@ -24,13 +24,18 @@ start_aiocr() {
     return 1
 }
 
+# stop_pid PID: SIGTERM and wait, if PID is set.
+stop_pid() {
+    if [ -n "$1" ]; then
+        kill "$1" 2>/dev/null || true
+        wait "$1" 2>/dev/null || true
+    fi
+}
+
 # stop_aiocr: SIGTERM and wait (the server drains, voids what is pending, flushes).
 stop_aiocr() {
-    if [ -n "${AIOCR_PID:-}" ]; then
-        kill "$AIOCR_PID" 2>/dev/null || true
-        wait "$AIOCR_PID" 2>/dev/null || true
-        AIOCR_PID=""
-    fi
+    stop_pid "${AIOCR_PID:-}"
+    AIOCR_PID=""
 }
 
 # aiocr_password DATA_DIR USER: the password the first start printed for USER (demo, admin).
@@ -59,6 +64,45 @@ image_corpus() {
         "$PWD"/tests/fixtures/captcha/*.gif "$PWD"/tests/fixtures/captcha/*.bmp; do
         ln -sf "$image" "$1/"
     done
+}
+
+# start_nginx PORT DIR ANSWER: nginx (Debian package) with one worker answering ANSWER to
+# every request, in the foreground of a background job; sets NGINX_PID.
+start_nginx() {
+    local port="$1" dir="$2" answer="$3"
+    mkdir -p "$dir"
+    cat >"$dir/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/nginx-error.log;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $dir;
+    proxy_temp_path $dir;
+    fastcgi_temp_path $dir;
+    uwsgi_temp_path $dir;
+    scgi_temp_path $dir;
+    keepalive_requests 1000000;
+    server {
+        listen 127.0.0.1:$port;
+        location / {
+            default_type application/json;
+            return 200 '$answer';
+        }
+    }
+}
+CONF
+    nginx -c "$dir/nginx.conf" -p "$dir" &
+    # shellcheck disable=SC2034 # read by the scripts that source this file
+    NGINX_PID=$!
+    for _ in $(seq 1 50); do
+        curl -sf "http://127.0.0.1:$port/" >/dev/null && return 0
+        sleep 0.1
+    done
+    echo "nginx did not start" >&2
+    return 1
 }
 
 # json_field FILE EXPRESSION: a value from a loadgen --json summary, e.g.
