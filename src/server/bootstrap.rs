@@ -86,11 +86,12 @@ pub fn serve(mut config: Config) -> Result<(), String> {
         port_holder,
         demo.as_ref(),
     );
-    drop(shared);
+    // The recognition threads are not joined: they block on the job queue, whose senders
+    // live in shard tasks that glommio does not drop when a stopped executor returns. Nothing
+    // is lost by leaving them to the process exit: every shard has already voided its pending
+    // uploads and flushed, and a result delivered now finds no shard and is dropped.
+    drop(workers);
     drop(jobs_receiver_keepalive);
-    for worker in workers {
-        let _ = worker.join();
-    }
     outcome
 }
 
