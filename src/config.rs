@@ -61,6 +61,10 @@ pub struct Config {
     /// the cost of durability: a crash may then lose acknowledged reservations.
     pub durable_acks: bool,
     /// Create a demo user and an admin when the data directory is new.
+    /// `false` starts no recognition threads: uploads are accepted, charged and queued but
+    /// stay pending (the queue fills up and answers 5001). For tests of backpressure and the
+    /// ledger, and for measuring the HTTP/ledger path alone.
+    pub start_recognition: bool,
     pub create_demo_users: bool,
     /// On SIGTERM, how long in-flight requests may take before the server stops anyway.
     pub drain_timeout_ms: u64,
@@ -98,6 +102,7 @@ impl Default for Config {
             token_ttl_secs: 24 * 3600,
             jwt_secret: String::new(),
             durable_acks: true,
+            start_recognition: true,
             create_demo_users: true,
             drain_timeout_ms: 10_000,
         }
@@ -143,6 +148,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("token_ttl_secs", Kind::Number),
     ("jwt_secret", Kind::Text),
     ("durable_acks", Kind::Flag),
+    ("start_recognition", Kind::Flag),
     ("create_demo_users", Kind::Flag),
     ("drain_timeout_ms", Kind::Number),
 ];

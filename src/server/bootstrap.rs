@@ -47,12 +47,17 @@ pub fn serve(mut config: Config) -> Result<(), String> {
     // Held until shutdown so the queue stays connected (and fills up, answering 5001) even
     // when no recognition thread runs.
     let jobs_receiver_keepalive = jobs.clone();
-    let workers = accel::start_workers(WorkerContext {
+    let context = WorkerContext {
         jobs,
         results,
         model_dir: config.model_dir.clone(),
         shard_cores: shard_cores.clone(),
-    });
+    };
+    let workers = if config.start_recognition {
+        accel::start_workers(context)
+    } else {
+        Vec::new()
+    };
     let shared = Arc::new(Shared {
         config: config.clone(),
         keys: Arc::new(keys),

@@ -71,6 +71,9 @@ impl Server {
             .env_remove("AIOCR_LISTEN")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        // These suites test HTTP, accounts and the ledger up to the recognition queue: no
+        // recognition threads, so accepted uploads stay pending (a later --set may override).
+        command.args(["--set", "start_recognition=false"]);
         for setting in &settings {
             command.args(["--set", setting]);
         }
