@@ -423,6 +423,17 @@ fn rate_limit_is_429_with_retry_after() {
     );
     let accepted = answers.iter().filter(|a| a.status == 200).count() as i64;
     assert_eq!(server.balance(&token), (1000 - accepted, accepted));
+    // Login attempts have their own bucket: guessing fills it, uploads are not affected.
+    let wrong = r#"{"username":"demo","password":"not-the-password"}"#;
+    let attempts: Vec<_> = (0..10)
+        .map(|_| client.post_json("/v2/user/login", None, wrong))
+        .collect();
+    let limited = attempts
+        .iter()
+        .find(|a| a.status == 429)
+        .expect("login attempts are limited");
+    assert_eq!(limited.code(), 5002);
+    assert!(attempts.iter().all(|a| a.status == 429 || a.code() == 1004));
 }
 
 #[test]

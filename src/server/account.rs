@@ -85,7 +85,7 @@ async fn login_on_owner(
         verify_off_reactor(crate::auth::dummy_hash(), password).await;
         return Err(ApiError::BadCredentials.into());
     };
-    if let Err(retry_after_secs) = shard.limiter.borrow_mut().check(user.id) {
+    if let Err(retry_after_secs) = shard.login_limiter.borrow_mut().check(user.id) {
         return Err(Refusal::from(ApiError::RateLimited).retry_after(retry_after_secs));
     }
     if !verify_off_reactor(user.password_hash.clone(), password).await {

@@ -64,7 +64,11 @@ pub struct Shard {
     pub shared: Arc<Shared>,
     pub metrics: Registry,
     pub store: RefCell<ShardStore>,
+    /// Per-user token buckets for uploads.
     pub limiter: RefCell<RateLimiter>,
+    /// Per-user token buckets for login attempts (separate, so guessing a user's password
+    /// does not also use up that user's uploads).
+    pub login_limiter: RefCell<RateLimiter>,
     pub commit: GroupCommit,
     /// `wait=1` requests waiting for an upload's result, by upload id.
     pub result_waiters: RefCell<HashMap<u64, Vec<flume::Sender<UploadRecord>>>>,
@@ -225,6 +229,10 @@ pub async fn run(seed: ShardSeed, on_listening: impl FnOnce()) -> Result<(), Str
         shared: shared.clone(),
         store: RefCell::new(seed.store),
         limiter: RefCell::new(RateLimiter::new(
+            config.rate_limit_per_sec,
+            config.rate_limit_burst,
+        )),
+        login_limiter: RefCell::new(RateLimiter::new(
             config.rate_limit_per_sec,
             config.rate_limit_burst,
         )),
