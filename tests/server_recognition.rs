@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{base64, fixture, ledger_verify, multipart, Client, Server};
+use common::{base64, fixture, ledger_verify, multipart, poll_until_finished, Client, Server};
 use serde_json::json;
 
 /// (file, ddddocr_old, ddddocr_beta) from the fixtures' manifest.
@@ -24,21 +24,6 @@ fn manifest() -> Vec<(String, String, String)> {
             )
         })
         .collect()
-}
-
-/// Polls `/v2/result` until the upload is no longer pending (bounded: 3000 polls of 10 ms).
-fn poll_until_finished(client: &mut Client, token: &str, id: &str) -> serde_json::Value {
-    for _ in 0..3000 {
-        let data = client
-            .get(&format!("/v2/result?id={id}"), Some(token))
-            .json()["data"]
-            .clone();
-        if data["status"] != "pending" {
-            return data;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    panic!("upload {id} still pending");
 }
 
 fn metric(metrics: &str, name: &str) -> f64 {
@@ -228,6 +213,8 @@ fn a_full_queue_answers_503_and_charges_nothing() {
     assert_eq!(accepted + busy, 48, "{answers:?}");
     assert!(busy > 0, "a queue of one must overflow: {answers:?}");
     assert_eq!(server.balance(&token), (1000 - accepted, 0));
+    let full = format!("aiocr_uploads_queue_full_total {busy}");
+    assert!(server.metrics().contains(&full), "{full}");
     assert_eq!(server.terminate(), 0);
     assert_eq!(ledger_verify(&server.data_dir).0, 0);
 }

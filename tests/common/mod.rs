@@ -425,6 +425,21 @@ impl Client {
 }
 
 /// A fixture image from tests/fixtures/captcha.
+/// Polls `/v2/result` until the upload is no longer pending (bounded: 3000 polls 10 ms apart).
+pub fn poll_until_finished(client: &mut Client, token: &str, id: &str) -> serde_json::Value {
+    for _ in 0..3000 {
+        let data = client
+            .get(&format!("/v2/result?id={id}"), Some(token))
+            .json()["data"]
+            .clone();
+        if data["status"] != "pending" {
+            return data;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("upload {id} still pending");
+}
+
 pub fn fixture(name: &str) -> Vec<u8> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/captcha")
