@@ -412,26 +412,33 @@ fn rate_limit_is_429_with_retry_after() {
 }
 
 #[test]
-fn results_and_reports_of_pending_and_foreign_uploads() {
+fn results_and_reports_of_failed_and_foreign_uploads() {
     let server = server();
     let admin = server.admin_token();
     let token = server.demo_token();
     let (_, other) = server.create_user(&admin, "other-user", 10, "user");
     let mut client = server.client();
-    let body = json!({ "file": base64(&fixture("0001.png")) }).to_string();
+    // A PNG cut in half passes the header check and fails to decode: a failed upload (as a
+    // pending one) is not reportable.
+    let png = fixture("0001.png");
+    let body = json!({ "file": base64(&png[..png.len() / 2]) }).to_string();
     let id = client
         .post_json("/v2/decode/upload-base64", Some(&token), &body)
         .json()["data"]["id"]
         .as_str()
         .unwrap()
         .to_string();
-    let pending = client.request(
+    assert_eq!(
+        poll_until_finished(&mut client, &token, &id)["status"],
+        "failed"
+    );
+    let failed = client.request(
         "POST",
         &format!("/v2/report?id={id}"),
         &[("Authorization", &format!("Bearer {token}"))],
         b"",
     );
-    assert_eq!((pending.status, pending.code()), (409, 4002));
+    assert_eq!((failed.status, failed.code()), (409, 4002));
     let foreign = client.get(&format!("/v2/result?id={id}"), Some(&other));
     assert_eq!((foreign.status, foreign.code()), (404, 4001));
     let foreign = client.post_json("/v2/report", Some(&other), &json!({ "id": id }).to_string());

@@ -181,6 +181,22 @@ fn a_cache_hit_is_charged_but_does_not_run_the_model() {
 }
 
 #[test]
+fn a_report_after_the_window_is_4003_and_refunds_nothing() {
+    let server = Server::start(1, &["report_window_secs=0"]);
+    let token = server.demo_token();
+    let mut client = server.client();
+    let body = json!({ "file": base64(&fixture("0001.png")) }).to_string();
+    let done = client
+        .post_json("/v2/decode/upload-base64?wait=1", Some(&token), &body)
+        .json();
+    let id = done["data"]["id"].as_str().unwrap().to_string();
+    std::thread::sleep(std::time::Duration::from_millis(5)); // past a window of 0 s
+    let late = client.post_json(&format!("/v2/report?id={id}"), Some(&token), "{}");
+    assert_eq!((late.status, late.code()), (410, 4003), "{}", late.text());
+    assert_eq!(server.balance(&token), (999, 0));
+}
+
+#[test]
 fn a_full_queue_answers_503_and_charges_nothing() {
     // One recognition thread and a queue of one: 48 uploads of distinct images at once
     // cannot all fit.
