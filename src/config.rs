@@ -81,6 +81,9 @@ pub struct Config {
     pub max_queue_wait_ms: u64,
     /// Answers kept per shard for uploads of identical bytes and options (0 disables).
     pub cache_entries: usize,
+    /// Threads of one model run when a job arrives to an idle accelerator (lower latency at
+    /// low load): 0 means one per recognition core, 1 turns it off.
+    pub accel_wide_threads: usize,
 }
 
 impl Default for Config {
@@ -124,6 +127,7 @@ impl Default for Config {
             max_queue_delay_us: 0,
             max_queue_wait_ms: 30_000,
             cache_entries: 4096,
+            accel_wide_threads: 0,
         }
     }
 }
@@ -176,6 +180,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("max_queue_delay_us", Kind::Number),
     ("max_queue_wait_ms", Kind::Number),
     ("cache_entries", Kind::Number),
+    ("accel_wide_threads", Kind::Number),
 ];
 
 /// Environment names that differ from `AIOCR_<KEY>` because they are shared with other
@@ -292,6 +297,10 @@ impl Config {
             ),
             (self.token_ttl_secs > 0, "token_ttl_secs must be positive"),
             (self.max_model_width > 0, "max_model_width must be positive"),
+            (
+                self.accel_wide_threads <= 64,
+                "accel_wide_threads must be at most 64",
+            ),
             (
                 (1..=256).contains(&self.max_batch),
                 "max_batch must be 1..=256",

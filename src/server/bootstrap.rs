@@ -180,8 +180,13 @@ fn worker_config(config: &Config, shard_cores: &[usize]) -> WorkerConfig {
         .collect();
     let cores = config.accel_cores(&usable);
     let shares_shard_cores = cores.iter().any(|core| shard_cores.contains(core));
+    let wide_threads = match config.accel_wide_threads {
+        0 => cores.len(),
+        threads => threads,
+    };
     WorkerConfig {
         priority: config.accel_priority(shares_shard_cores),
+        wide_threads,
         cores,
         max_batch: config.max_batch,
         max_queue_delay_us: config.max_queue_delay_us,
