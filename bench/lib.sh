@@ -66,10 +66,13 @@ image_corpus() {
     done
 }
 
-# start_nginx PORT DIR ANSWER: nginx (Debian package) with one worker answering ANSWER to
-# every request, in the foreground of a background job; sets NGINX_PID.
+# start_nginx PORT DIR ANSWER [CPU]: nginx (Debian package) with one worker answering ANSWER
+# to every request, in the foreground of a background job (pinned to CPU if given); sets
+# NGINX_PID.
 start_nginx() {
-    local port="$1" dir="$2" answer="$3"
+    local port="$1" dir="$2" answer="$3" cpu="${4:-}"
+    local pin=()
+    [ -n "$cpu" ] && pin=(taskset -c "$cpu")
     mkdir -p "$dir"
     cat >"$dir/nginx.conf" <<CONF
 worker_processes 1;
@@ -94,7 +97,7 @@ http {
     }
 }
 CONF
-    nginx -c "$dir/nginx.conf" -p "$dir" &
+    "${pin[@]}" nginx -c "$dir/nginx.conf" -p "$dir" &
     # shellcheck disable=SC2034 # read by the scripts that source this file
     NGINX_PID=$!
     for _ in $(seq 1 50); do

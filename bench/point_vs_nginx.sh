@@ -26,55 +26,25 @@ done
 [ -x "$aiocr_bin" ] || { echo "build first: cargo build --release" >&2; exit 2; }
 
 work_dir="$(mktemp -d /tmp/aiocr-bench.XXXXXX)"
-nginx_pid=""
-aiocr_pid=""
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+NGINX_PID=""
 cleanup() {
-    [ -n "$aiocr_pid" ] && kill "$aiocr_pid" 2>/dev/null && wait "$aiocr_pid" 2>/dev/null
-    [ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null && wait "$nginx_pid" 2>/dev/null
+    stop_aiocr
+    stop_pid "$NGINX_PID"
     rm -rf "$work_dir"
 }
 trap cleanup EXIT
 
 answer='{"code":0,"msg":"ok","data":{"points":1000,"reserved":0}}'
-cat >"$work_dir/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $work_dir/nginx.pid;
-error_log $work_dir/nginx-error.log;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $work_dir;
-    proxy_temp_path $work_dir;
-    fastcgi_temp_path $work_dir;
-    uwsgi_temp_path $work_dir;
-    scgi_temp_path $work_dir;
-    keepalive_requests 1000000;
-    server {
-        listen 127.0.0.1:$nginx_port;
-        location / {
-            default_type application/json;
-            return 200 '$answer';
-        }
-    }
-}
-CONF
-taskset -c "$server_cpu" nginx -c "$work_dir/nginx.conf" -p "$work_dir" &
-nginx_pid=$!
+start_nginx "$nginx_port" "$work_dir/nginx" "$answer" "$server_cpu"
+nginx_pid="$NGINX_PID"
 
 # One shard on CPU 0 (the executor pins itself there); demo user created on first start.
-"$aiocr_bin" serve --listen "127.0.0.1:$aiocr_port" --shards 1 --data "$work_dir/data" \
-    >"$work_dir/aiocr.out" 2>"$work_dir/aiocr.err" &
-aiocr_pid=$!
-for _ in $(seq 1 100); do
-    grep -q "listening on" "$work_dir/aiocr.out" 2>/dev/null && break
-    sleep 0.1
-done
-password="$(sed -nE 's/.*demo user +demo \/ ([^ ]+) .*/\1/p' "$work_dir/aiocr.out")"
-token="$(curl -sf "http://127.0.0.1:$aiocr_port/v2/user/login" -H 'Content-Type: application/json' \
-    -d "{\"username\":\"demo\",\"password\":\"$password\"}" | sed -E 's/.*"token":"([^"]+)".*/\1/')"
+AIOCR_BIN="$aiocr_bin" start_aiocr "$aiocr_port" "$work_dir/data" --shards 1
+aiocr_pid="$AIOCR_PID"
+token="$(aiocr_token "$aiocr_port" demo "$(aiocr_password "$work_dir/data" demo)")"
 curl -sf -H "Authorization: Bearer $token" "http://127.0.0.1:$aiocr_port/v2/user/point" >/dev/null
-curl -sf "http://127.0.0.1:$nginx_port/" >/dev/null
 
 cpu_ticks() { # pid -> user+system clock ticks of the whole process so far
     awk '{ print $14 + $15 }' "/proc/$1/stat"

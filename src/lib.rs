@@ -13,3 +13,5 @@ pub mod ocr_cmd;
 pub mod ratelimit;
 pub mod server;
 pub mod store;
+#[cfg(test)]
+mod test_support;

@@ -1,34 +1,20 @@
 //! `aiocr ocr` against ddddocr 1.6.1's own answers for every fixture image, with both models:
 //! identical strings, no tolerance. Also the command's error lines and exit codes.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use common::{manifest, model_dir};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/captcha")
 }
 
-fn model_dir() -> PathBuf {
-    std::env::var_os("AIOCR_MODEL_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("models"))
-}
-
-/// (file, ddddocr_old, ddddocr_beta) for every row of the manifest.
-fn manifest() -> Vec<(String, String, String)> {
-    let text = std::fs::read_to_string(fixtures().join("manifest.tsv")).expect("manifest");
-    let rows: Vec<_> = text
-        .lines()
-        .skip(1)
-        .map(|line| {
-            let cols: Vec<&str> = line.split('\t').collect();
-            (
-                cols[0].to_string(),
-                cols[4].to_string(),
-                cols[5].to_string(),
-            )
-        })
-        .collect();
+/// The manifest, checked to hold the whole fixture set.
+fn full_manifest() -> Vec<(String, String, String)> {
+    let rows = manifest();
     assert_eq!(rows.len(), 240, "the fixture set has 240 images");
     rows
 }
@@ -48,7 +34,7 @@ fn aiocr_ocr(args: &[&str], files: &[PathBuf]) -> (i32, String) {
 }
 
 fn check_model(model: &str, expected: impl Fn(&(String, String, String)) -> &String) {
-    let rows = manifest();
+    let rows = full_manifest();
     let files: Vec<PathBuf> = rows.iter().map(|r| fixtures().join(&r.0)).collect();
     let (code, stdout) = aiocr_ocr(&["--model", model], &files);
     assert_eq!(code, 0, "{stdout}");

@@ -4,27 +4,10 @@
 
 mod common;
 
-use common::{base64, fixture, ledger_verify, multipart, poll_until_finished, Client, Server};
+use common::{
+    base64, fixture, ledger_verify, manifest, multipart, poll_until_finished, Client, Server,
+};
 use serde_json::json;
-
-/// (file, ddddocr_old, ddddocr_beta) from the fixtures' manifest.
-fn manifest() -> Vec<(String, String, String)> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/captcha/manifest.tsv");
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .skip(1)
-        .map(|line| {
-            let cols: Vec<&str> = line.split('\t').collect();
-            (
-                cols[0].to_string(),
-                cols[4].to_string(),
-                cols[5].to_string(),
-            )
-        })
-        .collect()
-}
 
 fn metric(metrics: &str, name: &str) -> f64 {
     metrics

@@ -325,33 +325,16 @@ fn micros(duration: Duration) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use std::path::{Path, PathBuf};
-
     use super::*;
     use crate::accel::JobQueue;
-
-    fn model_dir() -> PathBuf {
-        std::env::var_os("AIOCR_MODEL_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("models"))
-    }
+    use crate::test_support::model_dir;
 
     /// (file bytes, ddddocr_old, ddddocr_beta) of the first `count` fixtures.
     fn fixtures(count: usize) -> Vec<(Vec<u8>, String, String)> {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/captcha");
-        let manifest = std::fs::read_to_string(dir.join("manifest.tsv")).unwrap();
-        manifest
-            .lines()
-            .skip(1)
+        crate::test_support::fixtures()
+            .into_iter()
             .take(count)
-            .map(|line| {
-                let cols: Vec<&str> = line.split('\t').collect();
-                (
-                    std::fs::read(dir.join(cols[0])).unwrap(),
-                    cols[4].to_string(),
-                    cols[5].to_string(),
-                )
-            })
+            .map(|f| (f.image, f.ddddocr_old, f.ddddocr_beta))
             .collect()
     }
 

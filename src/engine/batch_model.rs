@@ -71,6 +71,13 @@ fn write_varint(mut value: u64, out: &mut Vec<u8>) {
     out.push(value as u8);
 }
 
+/// A length-delimited field: key, length, payload.
+fn write_len_field(number: u64, payload: &[u8], out: &mut Vec<u8>) {
+    write_varint(number << 3 | WIRE_LEN, out);
+    write_varint(payload.len() as u64, out);
+    out.extend_from_slice(payload);
+}
+
 fn fields(message: &[u8]) -> Result<Vec<Field>, String> {
     let mut out = Vec::new();
     let mut at = 0;
@@ -116,9 +123,7 @@ fn rewrite(message: &[u8], path: &[u64], changed: &mut usize) -> Result<Vec<u8>,
     for field in fields(message)? {
         if field.number == next && field.wire == WIRE_LEN {
             let inner = rewrite(&message[field.payload.0..field.payload.1], rest, changed)?;
-            write_varint(next << 3 | WIRE_LEN, &mut out);
-            write_varint(inner.len() as u64, &mut out);
-            out.extend_from_slice(&inner);
+            write_len_field(next, &inner, &mut out);
         } else {
             out.extend_from_slice(&message[field.start..field.end]);
         }
@@ -133,9 +138,7 @@ fn with_dynamic_first_dim(shape: &[u8], changed: &mut usize) -> Result<Vec<u8>, 
         if first && field.number == SHAPE_DIM && field.wire == WIRE_LEN {
             first = false;
             let mut dim = Vec::new();
-            write_varint(DIM_PARAM << 3 | WIRE_LEN, &mut dim);
-            write_varint(b"batch".len() as u64, &mut dim);
-            dim.extend_from_slice(b"batch");
+            write_len_field(DIM_PARAM, b"batch", &mut dim);
             // Keep everything but the fixed value (e.g. a denotation).
             let inner = &shape[field.payload.0..field.payload.1];
             for dim_field in fields(inner)? {
@@ -143,9 +146,7 @@ fn with_dynamic_first_dim(shape: &[u8], changed: &mut usize) -> Result<Vec<u8>, 
                     dim.extend_from_slice(&inner[dim_field.start..dim_field.end]);
                 }
             }
-            write_varint(SHAPE_DIM << 3 | WIRE_LEN, &mut out);
-            write_varint(dim.len() as u64, &mut out);
-            out.extend_from_slice(&dim);
+            write_len_field(SHAPE_DIM, &dim, &mut out);
             *changed += 1;
         } else {
             out.extend_from_slice(&shape[field.start..field.end]);

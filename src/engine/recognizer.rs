@@ -387,22 +387,13 @@ fn answer(spec: &ModelSpec, scores: &Scores, options: &RecognizeOptions) -> Answ
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn model_dir() -> PathBuf {
-        std::env::var_os("AIOCR_MODEL_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("models"))
-    }
+    use crate::test_support::model_dir;
 
     fn fixture_images() -> Vec<Vec<u8>> {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/captcha");
-        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e != "tsv"))
-            .collect();
-        paths.sort();
-        paths.iter().map(|p| std::fs::read(p).unwrap()).collect()
+        crate::test_support::fixtures()
+            .into_iter()
+            .map(|f| f.image)
+            .collect()
     }
 
     fn engine(models: &[&str]) -> Engine {

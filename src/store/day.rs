@@ -25,24 +25,11 @@ pub fn display(day: DayNumber) -> String {
     )
 }
 
-/// Days since 1970-01-01 -> `YYYYMMDD` (Howard Hinnant's civil_from_days).
+/// Days since 1970-01-01 -> `YYYYMMDD`.
 fn day_number_of_epoch_day(epoch_day: i64) -> DayNumber {
-    let shifted = epoch_day + 719_468;
-    let era = shifted.div_euclid(146_097);
-    let day_of_era = shifted.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = crate::http::date::civil_from_days(epoch_day);
     assert!((0..=9999).contains(&year));
-    (year * 10_000 + month * 100 + day) as DayNumber
+    (year * 10_000 + i64::from(month) * 100 + i64::from(day)) as DayNumber
 }
 
 #[cfg(test)]

@@ -440,6 +440,25 @@ pub fn poll_until_finished(client: &mut Client, token: &str, id: &str) -> serde_
     panic!("upload {id} still pending");
 }
 
+/// (file, ddddocr_old, ddddocr_beta) for every row of the fixtures' manifest: what ddddocr
+/// 1.6.1 itself read from each image with its default model and with `beta=True`.
+pub fn manifest() -> Vec<(String, String, String)> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/captcha/manifest.tsv");
+    std::fs::read_to_string(path)
+        .expect("manifest")
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let cols: Vec<&str> = line.split('\t').collect();
+            (
+                cols[0].to_string(),
+                cols[4].to_string(),
+                cols[5].to_string(),
+            )
+        })
+        .collect()
+}
+
 pub fn fixture(name: &str) -> Vec<u8> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/captcha")
