@@ -14,7 +14,6 @@ impl ProcSys {
         ProcSys { root: root.into() }
     }
 
-    #[allow(dead_code)] // used by startup (see mod.rs)
     pub fn real() -> ProcSys {
         ProcSys::new("/proc/sys")
     }
@@ -56,7 +55,6 @@ pub fn rlimit(resource: libc::__rlimit_resource_t) -> Result<Limit, String> {
     })
 }
 
-#[allow(dead_code)] // used by startup (see mod.rs)
 pub fn set_rlimit(resource: libc::__rlimit_resource_t, limit: Limit) -> Result<(), String> {
     let value = libc::rlimit {
         rlim_cur: limit.soft,

@@ -7,12 +7,9 @@ mod checks;
 mod host;
 mod needs;
 mod report;
-// Called by `aiocr serve` at start-up; until the server is wired to them only tests use them.
-#[allow(dead_code)]
 mod startup;
 mod uring;
 
-#[allow(unused_imports)]
 pub use startup::{preflight, raise_nofile_limit};
 
 use report::{Check, Settings};

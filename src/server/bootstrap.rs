@@ -26,6 +26,10 @@ enum ShardEvent {
 
 pub fn serve(mut config: Config) -> Result<(), String> {
     let shard_count = config.shard_count();
+    // One descriptor per connection: take the whole hard limit, then refuse clearly (pointing
+    // at tuning/ and `aiocr doctor`) where io_uring or locked memory cannot carry the shards.
+    crate::doctor::raise_nofile_limit().map_err(|e| format!("open files limit: {e}"))?;
+    crate::doctor::preflight(usize::from(shard_count), config.max_connections_per_shard)?;
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("data dir {}: {e}", config.data_dir.display()))?;
     let fresh = !config.data_dir.join("meta.json").exists();

@@ -194,7 +194,7 @@ async fn accept_on_owner(shard: Rc<Shard>, user_id: u64, request: UploadRequest)
         shard.metrics.shard(shard.id).uploads_queue_full += 1;
         return Err(busy());
     }
-    let record = reserve(&shard, user_id, &request, &digest).await?;
+    let record = reserve(&shard, user_id, &request, &digest)?;
     let (wait, timeout_ms) = (request.wait, request.timeout_ms);
     let waiter = wait.then(|| register_waiter(&shard, record.id));
     match cached {
@@ -212,6 +212,13 @@ async fn accept_on_owner(shard: Rc<Shard>, user_id: u64, request: UploadRequest)
         }),
         None => submit(&shard, &record, user_id, request, digest)?,
     }
+    // A 200 means the reservation is on disk, so the answer waits for the group commit; the
+    // recognition already runs meanwhile (a sync answer pays max(fsync, model), not the sum).
+    if let Err(error) = shard.commit.durable().await {
+        shard.result_waiters.borrow_mut().remove(&record.id);
+        void(&shard, record.id, "reservation could not be made durable");
+        return Err(internal("group commit", error));
+    }
     shard.metrics.shard(shard.id).uploads_accepted += 1;
     match waiter {
         None => Ok(pending_answer(&record)),
@@ -219,8 +226,9 @@ async fn accept_on_owner(shard: Rc<Shard>, user_id: u64, request: UploadRequest)
     }
 }
 
-/// Reserves the upload's cost with a pending record, durably (group commit) before any answer.
-async fn reserve(
+/// Reserves the upload's cost with a pending record (made durable by the group commit the
+/// caller awaits before answering).
+fn reserve(
     shard: &Rc<Shard>,
     user_id: u64,
     request: &UploadRequest,
@@ -238,10 +246,6 @@ async fn reserve(
         .borrow_mut()
         .accept_upload(user_id, new_upload)
         .map_err(store_refusal)?;
-    if let Err(error) = shard.commit.durable().await {
-        void(shard, record.id, "reservation could not be made durable");
-        return Err(internal("group commit", error));
-    }
     Ok(record)
 }
 

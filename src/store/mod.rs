@@ -107,7 +107,7 @@ pub struct NewUpload {
     pub cost: i64,
     pub model: String,
     pub soft_id: Option<String>,
-    /// Hash of the image bytes (the server uses xxh3-128), kept for caching and audits.
+    /// Hash of the image bytes (the server keeps the first 16 bytes of BLAKE3), for audits.
     pub image_hash: [u8; 16],
     /// Acceptance time in Unix milliseconds; decides the upload's day.
     pub now_ms: u64,
