@@ -103,15 +103,13 @@ pub fn start(context: WorkerContext, config: WorkerConfig) -> Result<Vec<JoinHan
         let handle = std::thread::Builder::new()
             .name(format!("aiocr-accel-{index}"))
             .spawn(move || {
+                set_priority(config.priority);
                 // ONNX Runtime's pool threads start with the session and inherit the creating
-                // thread's affinity and priority: the wide engine is made while this thread
-                // may run on every recognition core at normal priority (its pool threads only
-                // work while no other recognition thread is busy), then the thread pins itself
-                // and takes the configured priority.
+                // thread's affinity (and priority): the wide engine is made while this thread
+                // may run on every recognition core, then the thread pins itself.
                 set_affinity(&all_cores);
                 let wide = Engines::load_wide(&model_dir, &models, config.limits, wide_threads);
                 set_affinity(&[core]);
-                set_priority(config.priority);
                 match wide.and_then(|wide| Engines::load(&model_dir, &models, config.limits, wide))
                 {
                     Ok(engines) => {
