@@ -123,24 +123,18 @@ fn read_corpus(dir: &Path) -> Result<Corpus, String> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| format!("{}: {e}", dir.display()))?
         .filter_map(|entry| Some(entry.ok()?.path()))
-        .filter(|path| {
-            engine::probe_image(
-                &std::fs::read(path).unwrap_or_default(),
-                &ImageLimits::default(),
-            )
-            .is_ok()
-        })
         .collect();
     paths.sort();
+    // Each file is read once; what is not an image within the bounds is left out.
+    let limits = ImageLimits::default();
     let images: Vec<(String, Vec<u8>)> = paths
         .iter()
-        .map(|path| {
-            Ok((
-                path.display().to_string(),
-                std::fs::read(path).map_err(|e| e.to_string())?,
-            ))
+        .filter_map(|path| {
+            let bytes = std::fs::read(path).ok()?;
+            engine::probe_image(&bytes, &limits).ok()?;
+            Some((path.display().to_string(), bytes))
         })
-        .collect::<Result<_, String>>()?;
+        .collect();
     if images.is_empty() {
         return Err(format!("{}: no PNG/JPEG/GIF/BMP images", dir.display()));
     }

@@ -4,7 +4,7 @@
 //! thread; parallelism comes from running several engines (the accelerator's threads).
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -45,7 +45,6 @@ struct LoadedModel {
 }
 
 pub struct Engine {
-    model_dir: PathBuf,
     models: HashMap<String, LoadedModel>,
     limits: ImageLimits,
     /// Whether equal-width images of batchable models run as one tensor.
@@ -110,7 +109,6 @@ impl Engine {
             );
         }
         Ok(Engine {
-            model_dir: model_dir.to_path_buf(),
             models,
             limits,
             batching: true,
@@ -126,16 +124,6 @@ impl Engine {
     /// worth a wait; otherwise jobs held back would only queue behind each other).
     pub fn batchable(&self, model: &str) -> bool {
         self.batching && self.models.get(model).is_some_and(|m| m.spec.batchable)
-    }
-
-    pub fn model_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.models.keys().cloned().collect();
-        names.sort();
-        names
-    }
-
-    pub fn model_dir(&self) -> &Path {
-        &self.model_dir
     }
 
     pub fn recognize(
