@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 
 /// The oldest kernel glommio 0.9 supports (its README; it probes for 5.8's operations).
 const MIN_KERNEL: (u32, u32) = (5, 8);
+/// IORING_SETUP_COOP_TASKRUN, which the shards' main rings ask for (vendor/README.md); older
+/// kernels get rings that interrupt the shard thread with an IPI per socket completion.
+const COOP_TASKRUN_KERNEL: (u32, u32) = (5, 19);
 /// Below this much free space on the data file system the doctor warns.
 const MIN_FREE_DATA_BYTES: u64 = 1 << 30;
 pub const MODEL_FILES: [&str; 2] = ["common_old.onnx", "common.onnx"];
@@ -37,9 +40,17 @@ fn uname_release() -> String {
 
 pub fn kernel(release: &str) -> Check {
     match host::kernel_version(release) {
-        Some(version) if version >= MIN_KERNEL => {
+        Some(version) if version >= COOP_TASKRUN_KERNEL => {
             Check::ok("kernel", format!("Linux {release} (glommio needs 5.8+)"))
         }
+        Some(version) if version >= MIN_KERNEL => Check::warn(
+            "kernel",
+            format!(
+                "Linux {release} runs glommio, but its rings cannot skip the IPI per socket \
+                 completion (IORING_SETUP_COOP_TASKRUN is 5.19+): expect fewer requests/s"
+            ),
+            "upgrade the kernel to 5.19 or newer",
+        ),
         Some(_) => Check::fail(
             "kernel",
             format!(
@@ -441,4 +452,21 @@ fn existing_ancestor(path: &Path) -> PathBuf {
         .find(|candidate| candidate.exists())
         .unwrap_or(Path::new("/"))
         .to_path_buf()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doctor::report::Status;
+
+    #[test]
+    fn kernel_verdicts_follow_glommio_and_coop_taskrun() {
+        assert_eq!(kernel("6.18.44-fc-v595").status, Status::Ok);
+        assert_eq!(kernel("5.19.0").status, Status::Ok);
+        let without_coop = kernel("5.15.0-91-generic");
+        assert_eq!(without_coop.status, Status::Warn);
+        assert!(without_coop.detail.contains("COOP_TASKRUN"));
+        assert_eq!(kernel("5.4.0-150-generic").status, Status::Fail);
+        assert_eq!(kernel("not-a-release").status, Status::Warn);
+    }
 }
