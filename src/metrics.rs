@@ -99,6 +99,8 @@ pub struct ShardMetrics {
     pub results_done: u64,
     pub results_failed: u64,
     pub results_cache_hits: u64,
+    /// Uploads that looked the answer cache up (cache on) and found nothing.
+    pub cache_misses: u64,
     pub recognize_us: Histogram<u64>,
     pub queued_us: Histogram<u64>,
     pub batch_size: Histogram<u64>,
@@ -122,6 +124,7 @@ impl ShardMetrics {
             results_done: 0,
             results_failed: 0,
             results_cache_hits: 0,
+            cache_misses: 0,
             recognize_us: latency_histogram(),
             queued_us: latency_histogram(),
             batch_size: Histogram::new_with_bounds(1, 4096, 2).expect("static bounds"),
@@ -300,7 +303,7 @@ impl Registry {
         let mut recognize = latency_histogram();
         let mut queued = latency_histogram();
         let mut batch = Histogram::<u64>::new_with_bounds(1, 4096, 2).expect("static bounds");
-        let mut counters = [0u64; 4];
+        let mut counters = [0u64; 5];
         for shard in self.shards.iter() {
             let shard = shard
                 .lock()
@@ -314,6 +317,7 @@ impl Registry {
             counters[1] += shard.results_done;
             counters[2] += shard.results_failed;
             counters[3] += shard.results_cache_hits;
+            counters[4] += shard.cache_misses;
         }
         let _ = writeln!(
             out,
@@ -334,6 +338,7 @@ impl Registry {
             "aiocr_results_done_total",
             "aiocr_results_failed_total",
             "aiocr_cache_hits_total",
+            "aiocr_cache_misses_total",
         ];
         for (name, value) in names.iter().zip(counters) {
             let _ = writeln!(out, "# TYPE {name} counter\n{name} {value}");

@@ -143,6 +143,7 @@ fn a_cache_hit_is_charged_but_does_not_run_the_model() {
         recognised_once
     );
     assert_eq!(metric(&metrics, "aiocr_cache_hits_total"), 1.0);
+    assert_eq!(metric(&metrics, "aiocr_cache_misses_total"), 1.0);
     // Other options are another answer: the model runs again.
     let beta = client
         .post_json(

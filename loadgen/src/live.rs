@@ -3,51 +3,19 @@
 //! the batches once a second, prints the live line on stderr and, with --hdr-out, appends the
 //! second's corrected and uncorrected histograms to the HdrHistogram interval log.
 
-use crate::stats::{new_histogram, Stats};
+use crate::stats::{new_histogram, Latencies, Stats};
 use hdrhistogram::Histogram;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// Latencies (µs) recorded since the monitor last took them.
-pub struct Batch {
-    pub corrected_us: Histogram<u64>,
-    pub uncorrected_us: Histogram<u64>,
-}
+/// Latencies recorded since the monitor last took them.
+pub type Batch = Latencies;
 
-impl Batch {
-    pub fn new() -> Batch {
-        Batch {
-            corrected_us: new_histogram(),
-            uncorrected_us: new_histogram(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.corrected_us.is_empty() && self.uncorrected_us.is_empty()
-    }
-
-    /// Moves everything of `other` into this batch.
-    pub fn take_from(&mut self, other: &mut Batch) {
-        self.corrected_us
-            .add(&other.corrected_us)
-            .expect("same histogram bounds");
-        self.uncorrected_us
-            .add(&other.uncorrected_us)
-            .expect("same histogram bounds");
-        other.reset();
-    }
-
-    pub fn reset(&mut self) {
-        self.corrected_us.reset();
-        self.uncorrected_us.reset();
-    }
-}
-
-impl Default for Batch {
-    fn default() -> Self {
-        Batch::new()
-    }
+/// Moves everything of `from` into `into`.
+fn take_batch(into: &mut Batch, from: &mut Batch) {
+    into.add(from);
+    from.reset();
 }
 
 pub struct LiveShared {
@@ -72,7 +40,7 @@ impl LiveShared {
             .store(stats.all.ok + stats.all.failed, Ordering::Relaxed);
         self.errors.store(stats.error_total(), Ordering::Relaxed);
         if !recorded.is_empty() {
-            self.lock_batch().take_from(recorded);
+            take_batch(&mut self.lock_batch(), recorded);
         }
     }
 
@@ -115,7 +83,7 @@ impl Monitor {
     pub fn tick(&mut self, now: Instant) -> (Interval<'_>, String) {
         self.interval.reset();
         for shared in &self.shared {
-            self.interval.take_from(&mut shared.lock_batch());
+            take_batch(&mut self.interval, &mut shared.lock_batch());
         }
         self.corrected_so_far_us
             .add(&self.interval.corrected_us)

@@ -66,8 +66,8 @@ pub struct Latency {
 impl Latency {
     fn of(op: &OpStats) -> Latency {
         Latency {
-            corrected: Percentiles::of(&op.corrected_us),
-            uncorrected: Percentiles::of(&op.uncorrected_us),
+            corrected: Percentiles::of(&op.latencies.corrected_us),
+            uncorrected: Percentiles::of(&op.latencies.uncorrected_us),
         }
     }
 }

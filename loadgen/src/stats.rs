@@ -55,15 +55,60 @@ impl fmt::Display for ErrorKind {
     }
 }
 
+/// The latencies of a set of operations, measured both ways.
+#[derive(Clone)]
+pub struct Latencies {
+    /// Latency from the intended send time (coordinated-omission corrected), µs.
+    pub corrected_us: Histogram<u64>,
+    /// Latency from the actual send time, µs.
+    pub uncorrected_us: Histogram<u64>,
+}
+
+impl Latencies {
+    pub fn new() -> Latencies {
+        Latencies {
+            corrected_us: new_histogram(),
+            uncorrected_us: new_histogram(),
+        }
+    }
+
+    pub fn record(&mut self, corrected_us: u64, uncorrected_us: u64) {
+        debug_assert!(corrected_us >= uncorrected_us);
+        self.corrected_us.saturating_record(corrected_us.max(1));
+        self.uncorrected_us.saturating_record(uncorrected_us.max(1));
+    }
+
+    pub fn add(&mut self, other: &Latencies) {
+        self.corrected_us
+            .add(&other.corrected_us)
+            .expect("same histogram bounds");
+        self.uncorrected_us
+            .add(&other.uncorrected_us)
+            .expect("same histogram bounds");
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.corrected_us.is_empty() && self.uncorrected_us.is_empty()
+    }
+
+    pub fn reset(&mut self) {
+        self.corrected_us.reset();
+        self.uncorrected_us.reset();
+    }
+}
+
+impl Default for Latencies {
+    fn default() -> Self {
+        Latencies::new()
+    }
+}
+
 /// Counters and latencies of one operation kind (or of everything).
 #[derive(Clone)]
 pub struct OpStats {
     pub ok: u64,
     pub failed: u64,
-    /// Latency from the intended send time (coordinated-omission corrected), µs.
-    pub corrected_us: Histogram<u64>,
-    /// Latency from the actual send time, µs.
-    pub uncorrected_us: Histogram<u64>,
+    pub latencies: Latencies,
 }
 
 impl OpStats {
@@ -71,31 +116,23 @@ impl OpStats {
         OpStats {
             ok: 0,
             failed: 0,
-            corrected_us: new_histogram(),
-            uncorrected_us: new_histogram(),
+            latencies: Latencies::new(),
         }
     }
 
     pub fn record(&mut self, ok: bool, corrected_us: u64, uncorrected_us: u64) {
-        debug_assert!(corrected_us >= uncorrected_us);
         if ok {
             self.ok += 1;
         } else {
             self.failed += 1;
         }
-        self.corrected_us.saturating_record(corrected_us.max(1));
-        self.uncorrected_us.saturating_record(uncorrected_us.max(1));
+        self.latencies.record(corrected_us, uncorrected_us);
     }
 
     pub fn merge(&mut self, other: &OpStats) {
         self.ok += other.ok;
         self.failed += other.failed;
-        self.corrected_us
-            .add(&other.corrected_us)
-            .expect("same histogram bounds");
-        self.uncorrected_us
-            .add(&other.uncorrected_us)
-            .expect("same histogram bounds");
+        self.latencies.add(&other.latencies);
     }
 }
 
@@ -182,7 +219,7 @@ mod tests {
         b.count_error(ErrorKind::Api(5001));
         a.merge(&b);
         assert_eq!((a.all.ok, a.all.failed), (1, 1));
-        assert_eq!(a.all.corrected_us.len(), 2);
+        assert_eq!(a.all.latencies.corrected_us.len(), 2);
         assert_eq!(a.per_kind[1].ok, 1);
         assert_eq!(a.errors[&ErrorKind::Api(5001)], 2);
         assert_eq!(ErrorKind::Api(5001).to_string(), "code_5001");

@@ -658,12 +658,7 @@ impl<'a> Worker<'a> {
         let uncorrected_us = now.duration_since(op.first_sent).as_micros() as u64;
         self.stats.all.record(ok, corrected_us, uncorrected_us);
         self.stats.per_kind[op.slot].record(ok, corrected_us, uncorrected_us);
-        self.recorded
-            .corrected_us
-            .saturating_record(corrected_us.max(1));
-        self.recorded
-            .uncorrected_us
-            .saturating_record(uncorrected_us.max(1));
+        self.recorded.record(corrected_us, uncorrected_us);
         self.last_done = now;
     }
 

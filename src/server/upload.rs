@@ -9,7 +9,7 @@ use super::fields::{body_kind, malformed, BodyKind, Fields};
 use super::routes::{shard_gone, Call, Caller};
 use super::shard::Shard;
 use crate::accel::{cache, Job, JobResult};
-use crate::engine::{probe_image, CharsetRange, RecognizeOptions};
+use crate::engine::{probe_image, Answer, CharsetRange, RecognizeOptions};
 use crate::store::{NewUpload, Outcome, UploadRecord, UploadStatus};
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use serde_json::json;
@@ -179,6 +179,21 @@ fn bad_base64() -> Refusal {
     Refusal::new(ApiError::NotAnImage, "bad base64")
 }
 
+/// The answer cached for these bytes and options. A miss is counted here
+/// (`aiocr_cache_misses_total`); a hit is counted when its result is applied.
+fn cached_answer(
+    shard: &Shard,
+    digest: &cache::ImageDigest,
+    options: &RecognizeOptions,
+) -> Option<Answer> {
+    let mut cache = shard.answer_cache.borrow_mut();
+    let found = cache.get(digest, options);
+    if found.is_none() && cache.is_enabled() {
+        shard.metrics.shard(shard.id).cache_misses += 1;
+    }
+    found
+}
+
 /// Runs on the owner shard: everything that touches the user's points.
 async fn accept_on_owner(shard: Rc<Shard>, user_id: u64, request: UploadRequest) -> ApiResult {
     if let Err(retry_after_secs) = shard.limiter.borrow_mut().check(user_id) {
@@ -186,10 +201,7 @@ async fn accept_on_owner(shard: Rc<Shard>, user_id: u64, request: UploadRequest)
     }
     let digest = cache::digest(&request.image);
     // A cached answer needs neither a queue slot nor a model run; it is still charged.
-    let cached = shard
-        .answer_cache
-        .borrow_mut()
-        .get(&digest, &request.options);
+    let cached = cached_answer(&shard, &digest, &request.options);
     if cached.is_none() && !shard.shared.queue.has_room() {
         shard.metrics.shard(shard.id).uploads_queue_full += 1;
         return Err(busy());
