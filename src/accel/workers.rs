@@ -32,10 +32,11 @@ pub struct WorkerConfig {
     pub priority: ThreadPriority,
     /// Threads inside one model run of each recognition thread's extra "wide" engine, used
     /// when a job arrives while no other recognition thread is busy and nothing else is
-    /// queued: one image then uses every recognition core (6.2 instead of 9.4 ms of model
-    /// time on this 2-core machine). Under load every thread runs its single-threaded engine,
-    /// which gives the most images/s. Costs one more session per model per thread (~155 MB
-    /// for `old` + `beta`). Below 2: no wide engines.
+    /// queued: one image then uses every recognition core (on a 2-core VM: 3.8 instead of
+    /// 5.0 ms per recognition at one connection, its pool thread spinning only during a
+    /// run). Under load every thread runs its single-threaded engine, which gives the most
+    /// images/s. Costs one more session per model per thread (~155 MB for `old` + `beta`).
+    /// Below 2: no wide engines.
     pub wide_threads: usize,
     pub limits: ImageLimits,
 }

@@ -272,9 +272,13 @@ fn open_session(
         .map_err(runtime_error)?
         .with_intra_threads(intra_threads)
         .map_err(|e| runtime_error(e.into()))?
-        // Pool threads spinning between runs would take the cores from the other recognition
-        // threads and the reactors (measured: one image at a time got slower, not faster).
-        .with_intra_op_spinning(false)
+        // Pool threads spin while a run hands them one operator after another (a sleeping
+        // pool thread costs a wake-up per operator), and stop spinning when the run ends:
+        // ONNX Runtime's default spins on for tens of milliseconds after each run, taking the
+        // cores from the other recognition threads and the reactors.
+        .with_intra_op_spinning(intra_threads > 1)
+        .map_err(|e| runtime_error(e.into()))?
+        .with_config_entry("session.force_spinning_stop", "1")
         .map_err(|e| runtime_error(e.into()))?;
     if spec.batchable {
         let bytes = std::fs::read(&spec.onnx_path).map_err(|e| ModelError::Invalid {
