@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 pub struct Config {
     /// Address every shard listens on (one SO_REUSEPORT socket per shard).
     pub listen: String,
+    /// Address of a listener of its own for `/metrics` (and `/health`), run by shard 0; the
+    /// API listener then answers `/metrics` with 404. Empty: `/metrics` is on `listen`.
+    pub metrics_listen: String,
     /// URL clients are told to use in /v2/servers; empty means `http://<listen>`.
     pub public_url: String,
     /// Shard (reactor) count; 0 means one per available core. Fixed at data creation.
@@ -90,6 +93,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: "0.0.0.0:8080".to_string(),
+            metrics_listen: String::new(),
             public_url: String::new(),
             shards: 0,
             node_id: 0,
@@ -143,6 +147,7 @@ enum Kind {
 /// `every_key_is_a_field` keeps this list and the struct in step.
 const KEYS: &[(&str, Kind)] = &[
     ("listen", Kind::Text),
+    ("metrics_listen", Kind::Text),
     ("public_url", Kind::Text),
     ("shards", Kind::Number),
     ("node_id", Kind::Number),
@@ -249,6 +254,10 @@ impl Config {
                 "listen must be an IP:port",
             ),
             (
+                self.metrics_listen.is_empty() || self.metrics_listen.parse::<SocketAddr>().is_ok(),
+                "metrics_listen must be empty or an IP:port",
+            ),
+            (
                 self.shards <= 16,
                 "shards must be at most 16 (4 shard bits in ids)",
             ),
@@ -327,6 +336,12 @@ impl Config {
 
     pub fn listen_addr(&self) -> SocketAddr {
         self.listen.parse().expect("validated in load")
+    }
+
+    /// The address of the separate /metrics listener, if one is configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        (!self.metrics_listen.is_empty())
+            .then(|| self.metrics_listen.parse().expect("validated in load"))
     }
 
     /// The shard count to run: the configured one, else one per core.
@@ -442,6 +457,17 @@ mod tests {
         assert!(Config::load(None, &bad_env, &[]).is_err());
         assert!(Config::load(None, &[], &[("shards", "17".to_string())]).is_err());
         assert!(Config::load(None, &[], &[("listen", "nowhere".to_string())]).is_err());
+        assert!(Config::load(None, &[], &[("metrics_listen", "nowhere".to_string())]).is_err());
+        let separate = Config::load(
+            None,
+            &[],
+            &[("metrics_listen", "127.0.0.1:9100".to_string())],
+        );
+        assert_eq!(
+            separate.unwrap().metrics_addr(),
+            Some("127.0.0.1:9100".parse().unwrap())
+        );
+        assert_eq!(Config::default().metrics_addr(), None);
         let dir = std::env::temp_dir().join(format!("aiocr-config-bad-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("aiocr.toml");

@@ -201,6 +201,30 @@ fn unknown_route_and_wrong_method() {
 }
 
 #[test]
+fn metrics_on_their_own_address() {
+    // A free port for the monitoring listener (released at once; the server binds it next).
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|probe| probe.local_addr())
+        .unwrap()
+        .port();
+    let setting = format!("metrics_listen=127.0.0.1:{metrics_port}");
+    let mut server = Server::start(2, &[&setting]);
+    let mut api = server.client();
+    let hidden = api.get("/metrics", None);
+    assert_eq!((hidden.status, hidden.code()), (404, 1006));
+    assert_eq!(api.get("/health", None).status, 200);
+
+    let mut monitoring = Client::connect(metrics_port);
+    let metrics = monitoring.get("/metrics", None);
+    assert_eq!(metrics.status, 200);
+    assert!(metrics.text().contains("aiocr_request_duration_us"));
+    assert_eq!(monitoring.get("/health", None).status, 200);
+    let api_route = monitoring.get("/v2/servers", None);
+    assert_eq!((api_route.status, api_route.code()), (404, 1006));
+    assert_eq!(server.terminate(), 0);
+}
+
+#[test]
 fn connection_limit_per_shard() {
     let server = Server::start(1, &["max_connections_per_shard=2"]);
     let mut first = server.client();

@@ -358,6 +358,9 @@ fn announce(config: &Config, shard_count: u16, demo: Option<&DemoUsers>) {
         println!("  curl -s -H \"Authorization: Bearer $TOKEN\" {url}/v2/user/point");
         println!("  curl -s -H \"Authorization: Bearer $TOKEN\" -F file=@captcha.png '{url}/v2/decode/upload?wait=1'");
     }
+    if let Some(address) = config.metrics_addr() {
+        println!("aiocr: metrics on {}/metrics", local_url(&address));
+    }
     println!("aiocr: listening on {url} with {shard_count} shard(s)");
     use std::io::Write;
     let _ = std::io::stdout().flush();

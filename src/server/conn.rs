@@ -7,7 +7,7 @@
 //! deadline (header, body, idle, write), so a slow or silent client costs one task and a
 //! buffer, never the shard's progress.
 
-use super::routes;
+use super::routes::{self, Surface};
 use super::shard::Shard;
 use crate::http::{
     parse_head, BodyDecoder, BodyProgress, Framing, HeadLimits, Method, ProtocolError, RequestHead,
@@ -54,9 +54,11 @@ pub struct Connection {
     head_started: Option<Instant>,
     /// Set while waiting between requests; the shard shuts idle connections down on SIGTERM.
     idle: Rc<Cell<bool>>,
+    /// The listener it came in on (what it may ask for).
+    surface: Surface,
 }
 
-pub async fn serve(shard: Rc<Shard>, stream: TcpStream, idle: Rc<Cell<bool>>) {
+pub async fn serve(shard: Rc<Shard>, stream: TcpStream, idle: Rc<Cell<bool>>, surface: Surface) {
     let _ = stream.set_nodelay(true);
     let write_timeout = Duration::from_millis(shard.config.write_timeout_ms);
     let _ = stream.set_write_timeout(Some(write_timeout));
@@ -70,6 +72,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, idle: Rc<Cell<bool>>) {
         out: Vec::new(),
         head_started: None,
         idle,
+        surface,
     };
     let ending = connection.request_loop(&shard).await;
     if let Ok(Ending::Refused(error)) = ending {
@@ -121,7 +124,7 @@ impl Connection {
     /// Runs the request and queues its answer; returns whether the connection stays open.
     async fn answer(&mut self, shard: &Rc<Shard>, head: &RequestHead, body: Vec<u8>) -> bool {
         let started = Instant::now();
-        let (route, answer) = routes::handle(shard, head, body).await;
+        let (route, answer) = routes::handle(shard, self.surface, head, body).await;
         let latency_us = started.elapsed().as_micros() as u64;
         shard
             .metrics

@@ -25,6 +25,24 @@ pub struct Caller {
     pub owner: u16,
 }
 
+/// Which listener a connection came in on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Surface {
+    /// `listen`: the whole API, and `/metrics` unless `metrics_listen` moved it away.
+    Api,
+    /// `metrics_listen`: `/metrics` and `/health` only.
+    Monitoring,
+}
+
+impl Surface {
+    fn serves(self, route: Route, metrics_elsewhere: bool) -> bool {
+        match self {
+            Surface::Api => !(route == Route::Metrics && metrics_elsewhere),
+            Surface::Monitoring => matches!(route, Route::Metrics | Route::Health),
+        }
+    }
+}
+
 /// Which methods a route takes (HEAD is implied by GET).
 fn resolve(path: &str) -> Option<(Route, Method)> {
     let route = match path {
@@ -46,8 +64,16 @@ fn resolve(path: &str) -> Option<(Route, Method)> {
     Some(route)
 }
 
-pub async fn handle(shard: &Rc<Shard>, head: &RequestHead, body: Vec<u8>) -> (Route, Response) {
-    let Some((route, method)) = resolve(&head.path) else {
+pub async fn handle(
+    shard: &Rc<Shard>,
+    surface: Surface,
+    head: &RequestHead,
+    body: Vec<u8>,
+) -> (Route, Response) {
+    let metrics_elsewhere = !shard.config.metrics_listen.is_empty();
+    let resolved =
+        resolve(&head.path).filter(|(route, _)| surface.serves(*route, metrics_elsewhere));
+    let Some((route, method)) = resolved else {
         return (
             Route::Unknown,
             Refusal::from(ApiError::NoRoute).into_response(),

@@ -4,6 +4,7 @@
 
 use super::commit::GroupCommit;
 use super::conn;
+use super::routes::Surface;
 use super::stop::StopSignal;
 use crate::accel::cache::AnswerCache;
 use crate::accel::{JobQueue, JobResult};
@@ -219,6 +220,14 @@ pub async fn run(seed: ShardSeed, on_listening: impl FnOnce()) -> Result<(), Str
     let config = shared.config.clone();
     let listener =
         bind_listener(&config).map_err(|e| format!("listen on {}: {e}", config.listen))?;
+    // One monitoring listener for the whole server, on shard 0 (/metrics sums every shard).
+    let metrics_listener = match config.metrics_addr() {
+        Some(address) if seed.id == 0 => Some(
+            bind_metrics_listener(address)
+                .map_err(|e| format!("listen on {address} (metrics_listen): {e}"))?,
+        ),
+        _ => None,
+    };
     on_listening();
     let flusher = seed.store.flusher();
     let shard = Rc::new(Shard {
@@ -261,7 +270,14 @@ pub async fn run(seed: ShardSeed, on_listening: impl FnOnce()) -> Result<(), Str
     glommio::spawn_local(inbox_loop(shard.clone(), seed.inbox)).detach();
     glommio::spawn_local(results_loop(shard.clone(), seed.results)).detach();
     glommio::spawn_local(retention_loop(shard.clone())).detach();
-    accept_loop(&shard, &listener).await;
+    if let Some(metrics_listener) = metrics_listener {
+        let shard = shard.clone();
+        glommio::spawn_local(async move {
+            accept_loop(&shard, &metrics_listener, Surface::Monitoring).await
+        })
+        .detach();
+    }
+    accept_loop(&shard, &listener, Surface::Api).await;
     drop(listener);
     drain(&shard).await;
     commit_stop.stop();
@@ -283,23 +299,37 @@ pub(crate) fn image_limits(config: &Config) -> ImageLimits {
 /// One SO_REUSEPORT socket per shard (the kernel spreads connections over them), with the
 /// configured backlog.
 fn bind_listener(config: &Config) -> std::io::Result<TcpListener> {
+    listen_socket(config.listen_addr(), config.backlog, true)
+}
+
+/// The `metrics_listen` socket: one, without SO_REUSEPORT, so that a second server on the
+/// same address fails to start instead of taking half of the scrapes.
+fn bind_metrics_listener(address: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    const METRICS_BACKLOG: u32 = 64;
+    listen_socket(address, METRICS_BACKLOG, false)
+}
+
+fn listen_socket(
+    address: std::net::SocketAddr,
+    backlog: u32,
+    reuse_port: bool,
+) -> std::io::Result<TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
-    let address = config.listen_addr();
     let domain = if address.is_ipv6() {
         Domain::IPV6
     } else {
         Domain::IPV4
     };
     let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_port(true)?;
+    socket.set_reuse_port(reuse_port)?;
     socket.set_reuse_address(true)?;
     socket.bind(&address.into())?;
-    socket.listen(config.backlog as i32)?;
+    socket.listen(backlog as i32)?;
     // SAFETY: the fd is a listening TCP socket we own; ownership moves into the listener.
     Ok(unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) })
 }
 
-async fn accept_loop(shard: &Rc<Shard>, listener: &TcpListener) {
+async fn accept_loop(shard: &Rc<Shard>, listener: &TcpListener, surface: Surface) {
     loop {
         let accepted = async { Some(listener.accept().await) };
         let stopped = async {
@@ -339,7 +369,7 @@ async fn accept_loop(shard: &Rc<Shard>, listener: &TcpListener) {
             .insert(connection_id, registration);
         let task_shard = shard.clone();
         glommio::spawn_local(async move {
-            conn::serve(task_shard.clone(), stream, idle).await;
+            conn::serve(task_shard.clone(), stream, idle, surface).await;
             task_shard
                 .open_connections
                 .borrow_mut()
