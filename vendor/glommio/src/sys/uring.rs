@@ -1313,7 +1313,7 @@ impl Reactor {
 
         // aiocr patch: the main ring carries every socket poll. Without COOP_TASKRUN each
         // completion that arrives while this thread runs costs a reschedule IPI (measured:
-        // ~0.4-0.8 per HTTP request under load); with it the completion waits for the
+        // 0.14-0.52 per HTTP request under load); with it the completion waits for the
         // thread's next syscall, which on a busy shard is microseconds away. A sleeping
         // thread is still woken at once. The latency ring keeps the default so that
         // preemption timers still interrupt.
