@@ -424,7 +424,6 @@ impl Client {
     }
 }
 
-/// A fixture image from tests/fixtures/captcha.
 /// Polls `/v2/result` until the upload is no longer pending (bounded: 3000 polls 10 ms apart).
 pub fn poll_until_finished(client: &mut Client, token: &str, id: &str) -> serde_json::Value {
     for _ in 0..3000 {
@@ -459,6 +458,7 @@ pub fn manifest() -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// A fixture image from tests/fixtures/captcha.
 pub fn fixture(name: &str) -> Vec<u8> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/captcha")
