@@ -40,9 +40,10 @@ fn uname_release() -> String {
 
 pub fn kernel(release: &str) -> Check {
     match host::kernel_version(release) {
-        Some(version) if version >= COOP_TASKRUN_KERNEL => {
-            Check::ok("kernel", format!("Linux {release} (glommio needs 5.8+)"))
-        }
+        Some(version) if version >= COOP_TASKRUN_KERNEL => Check::ok(
+            "kernel",
+            format!("Linux {release} (glommio needs 5.8+, COOP_TASKRUN rings 5.19+)"),
+        ),
         Some(version) if version >= MIN_KERNEL => Check::warn(
             "kernel",
             format!(
