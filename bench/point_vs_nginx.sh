@@ -7,14 +7,15 @@
 # processes on the machine hits both alike.
 #
 # Usage: bench/point_vs_nginx.sh [duration_s=5] [connections=64] [rounds=5]
-# Needs: nginx, wrk, a release build (cargo build --release).
+# Needs: nginx, wrk, a release build (cargo build --release; AIOCR_BIN=path measures another
+# build, e.g. one without vendor/glommio's patch).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 duration_s="${1:-5}"
 connections="${2:-64}"
 rounds="${3:-5}"
-aiocr_bin="target/release/aiocr"
+aiocr_bin="${AIOCR_BIN:-target/release/aiocr}"
 nginx_port=18481
 aiocr_port=18482
 server_cpu=0
