@@ -89,7 +89,13 @@ fn store_with_user(points: i64) -> (tempfile::TempDir, ShardStore, u64) {
     let dir = tempfile::tempdir().unwrap();
     let mut store = ShardStore::open(dir.path(), 0, 1, 0).unwrap();
     let user = store
-        .create_user("bench", "not-a-hash", Role::User, points)
+        .create_user(
+            "bench",
+            "not-a-hash",
+            Role::User,
+            points,
+            aiocr::clock::unix_now_ms(),
+        )
         .unwrap();
     (dir, store, user)
 }
@@ -115,7 +121,9 @@ fn reserve_and_post(store: &mut ShardStore, user: u64) {
         confidence: f32::NAN,
         cache_hit: false,
     };
-    store.finish_upload(record.id, done).unwrap();
+    store
+        .finish_upload(record.id, done, aiocr::clock::unix_now_ms())
+        .unwrap();
 }
 
 fn ledger(c: &mut Criterion) {

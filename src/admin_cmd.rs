@@ -197,12 +197,14 @@ fn add_user(
             ))
         }
     };
+    crate::store::check_username(username)?;
+    crate::auth::check_new_password(password)?;
     let hash = crate::auth::hash_password(password).map_err(|e| e.to_string())?;
     let shard = ids::shard_for_username(username, shard_count);
     let mut store =
         ShardStore::open(data, shard, shard_count, node_id).map_err(|e| e.to_string())?;
     let user_id = store
-        .create_user(username, &hash, role, points)
+        .create_user(username, &hash, role, points, crate::clock::unix_now_ms())
         .map_err(|e| e.to_string())?;
     store.flusher().flush().map_err(|e| e.to_string())?;
     Ok(user_id)
@@ -238,7 +240,7 @@ fn add_points(
         .map_err(|e| e.to_string())?
         .ok_or_else(|| StoreError::UserNotFound.to_string())?;
     let balance = store
-        .adjust_points(user.id, points, reason)
+        .adjust_points(user.id, points, reason, crate::clock::unix_now_ms())
         .map_err(|e| e.to_string())?;
     store.flusher().flush().map_err(|e| e.to_string())?;
     Ok((user.id, balance))

@@ -20,8 +20,13 @@ pub const SECRET_FILE: &str = "jwt.secret";
 const SECRET_BYTES: usize = 32;
 /// A configured secret shorter than this is refused (HS256 wants 256 bits of key).
 pub const MIN_SECRET_BYTES: usize = 32;
-/// Longest password hashed (argon2 cost does not depend on it, but requests are bounded).
-pub const MAX_PASSWORD_BYTES: usize = 1024;
+/// Longest password accepted anywhere, creation and login alike, in bytes (argon2's cost does
+/// not depend on it, but what a request may make the server hash is bounded).
+pub const MAX_PASSWORD_BYTES: usize = 256;
+/// Shortest password accepted for new users, in characters.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+/// Random bytes in a generated password (96 bits: 16 base64url characters).
+const GENERATED_PASSWORD_BYTES: usize = 12;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -124,6 +129,26 @@ fn load_or_create_secret_file(data_dir: &Path) -> Result<Vec<u8>, AuthError> {
         .ok_or_else(|| AuthError::Secret(format!("{} is not 64 hex characters", path.display())))
 }
 
+/// The rule for new passwords, wherever a user is created (API, `aiocr user add`).
+pub fn check_new_password(password: &str) -> Result<(), String> {
+    let chars = password.chars().count();
+    if chars < MIN_PASSWORD_CHARS || password.len() > MAX_PASSWORD_BYTES {
+        return Err(format!(
+            "password must be {MIN_PASSWORD_CHARS}..={MAX_PASSWORD_BYTES} characters"
+        ));
+    }
+    Ok(())
+}
+
+/// A password for a generated account (the demo users): 16 characters of the OS's CSPRNG.
+pub fn random_password() -> Result<String, AuthError> {
+    let mut bytes = [0u8; GENERATED_PASSWORD_BYTES];
+    getrandom::getrandom(&mut bytes).map_err(|e| AuthError::Hash(format!("random bytes: {e}")))?;
+    let password = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes);
+    assert!(check_new_password(&password).is_ok());
+    Ok(password)
+}
+
 pub fn hash_password(password: &str) -> Result<String, AuthError> {
     if password.len() > MAX_PASSWORD_BYTES {
         return Err(AuthError::Hash(format!(
@@ -172,7 +197,7 @@ pub fn issue_token(
     role: Role,
     ttl_secs: u64,
 ) -> Result<(String, u64), AuthError> {
-    let expires_at = unix_now_secs() + ttl_secs;
+    let expires_at = crate::clock::unix_now_secs() + ttl_secs;
     let claims = Claims {
         sub: user_id.to_string(),
         role,
@@ -203,20 +228,17 @@ pub fn verify_token(keys: &Keys, token: &str) -> Result<Claims, AuthError> {
 }
 
 /// Tokens kept by a [`TokenCache`] before it starts over (bounds its memory).
-#[cfg_attr(not(test), allow(dead_code))]
 pub const DEFAULT_TOKEN_CACHE_ENTRIES: usize = 10_000;
 
 /// Optional per-shard memo of verified tokens: a client reuses its token for many requests,
 /// and a hit skips the base64/JSON/HMAC work of [`verify_token`]. Only tokens that passed
 /// full verification are kept, keyed by their exact text, and `exp` is checked again on every
 /// hit, so a hit answers exactly what `verify_token` would. Single-threaded (one per shard).
-#[cfg_attr(not(test), allow(dead_code))] // offered to the server's hot path
 pub struct TokenCache {
     max_entries: usize,
     verified: std::collections::HashMap<String, Claims>,
 }
 
-#[cfg_attr(not(test), allow(dead_code))]
 impl TokenCache {
     pub fn new(max_entries: usize) -> TokenCache {
         TokenCache {
@@ -227,7 +249,7 @@ impl TokenCache {
 
     /// `verify_token` with the memo.
     pub fn verify(&mut self, keys: &Keys, token: &str) -> Result<Claims, AuthError> {
-        self.verify_at(keys, token, unix_now_secs())
+        self.verify_at(keys, token, crate::clock::unix_now_secs())
     }
 
     fn verify_at(&mut self, keys: &Keys, token: &str, now_secs: u64) -> Result<Claims, AuthError> {
@@ -247,12 +269,6 @@ impl TokenCache {
         self.verified.insert(token.to_string(), claims.clone());
         Ok(claims)
     }
-}
-
-fn unix_now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -314,7 +330,7 @@ mod tests {
         let claims = Claims {
             sub: "1".into(),
             role: Role::User,
-            exp: unix_now_secs() - 1,
+            exp: crate::clock::unix_now_secs() - 1,
         };
         let token = encode_claims(&keys(), &claims).unwrap();
         assert!(matches!(
@@ -334,7 +350,7 @@ mod tests {
 
         let payload = b64(format!(
             r#"{{"sub":"1","role":"admin","exp":{}}}"#,
-            unix_now_secs() + 600
+            crate::clock::unix_now_secs() + 600
         )
         .as_bytes());
         let none_token = format!("{}.{payload}.", b64(br#"{"alg":"none","typ":"JWT"}"#));
@@ -344,7 +360,7 @@ mod tests {
         let claims = Claims {
             sub: "1".into(),
             role: Role::Admin,
-            exp: unix_now_secs() + 600,
+            exp: crate::clock::unix_now_secs() + 600,
         };
         let hs512 = jsonwebtoken::encode(
             &Header::new(Algorithm::HS512),

@@ -1,9 +1,15 @@
-//! `aiocr serve` configuration: built-in defaults, then one TOML file (`--config`), then
-//! `AIOCR_<KEY>` environment variables, then command-line flags; the later wins. Every limit
-//! the server enforces is a key here; docs/server.md lists them with their defaults.
+//! The server's configuration, in one place: built-in defaults, then one TOML file
+//! (`--config`), then `AIOCR_<KEY>` environment variables, then command-line flags; the later
+//! wins. Every limit the server enforces is a key here; docs/server.md lists them with their
+//! defaults. Values are parsed into their types at load (addresses, core lists, priorities,
+//! image limits, the caps that the id layout sets), so nothing downstream parses again.
+//!
+//! `aiocr serve` and `aiocr doctor` both take [`ConfigArgs`] and load the same configuration.
 
-use crate::accel::workers::ThreadPriority;
-use serde::Deserialize;
+use crate::engine::ImageLimits;
+use crate::recognition::ThreadPriority;
+use crate::store::ids;
+use serde::{Deserialize, Deserializer};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -11,15 +17,17 @@ use std::path::{Path, PathBuf};
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Address every shard listens on (one SO_REUSEPORT socket per shard).
-    pub listen: String,
+    #[serde(deserialize_with = "socket_address")]
+    pub listen: SocketAddr,
     /// Address of a listener of its own for `/metrics` (and `/health`), run by shard 0; the
-    /// API listener then answers `/metrics` with 404. Empty: `/metrics` is on `listen`.
-    pub metrics_listen: String,
+    /// API listener then answers `/metrics` with 404. Empty (None): `/metrics` is on `listen`.
+    #[serde(deserialize_with = "optional_socket_address")]
+    pub metrics_listen: Option<SocketAddr>,
     /// URL clients are told to use in /v2/servers; empty means `http://<listen>`.
     pub public_url: String,
     /// Shard (reactor) count; 0 means one per available core. Fixed at data creation.
     pub shards: u16,
-    /// Node id written into snowflake ids (0..=63).
+    /// Node id written into snowflake ids (0..=ids::MAX_NODE_ID).
     pub node_id: u16,
     pub data_dir: PathBuf,
     pub model_dir: PathBuf,
@@ -37,6 +45,8 @@ pub struct Config {
     /// Width x height checked from the header (3004 beyond).
     pub max_image_pixels: u64,
     pub max_image_side: u32,
+    /// Widest model input after resizing to the model's height (3004 beyond).
+    pub max_model_width: usize,
     /// A request head must arrive within this time from its first byte (408).
     pub header_read_timeout_ms: u64,
     /// A request body must arrive within this time after its head (408).
@@ -47,6 +57,12 @@ pub struct Config {
     pub write_timeout_ms: u64,
     /// Recognition queue length shared by all shards (5001 when full).
     pub queue_len: usize,
+    /// Length of each shard's inbox of work forwarded by the other shards. A forward to a
+    /// full inbox is answered 5001 (busy, `Retry-After`) before anything ran on the owner.
+    pub shard_inbox_len: usize,
+    /// `wait=1` requests one shard holds at once; beyond it an upload is answered 5001 before
+    /// its points are reserved.
+    pub max_waiters_per_shard: usize,
     /// Per-user token bucket: sustained requests per second and burst.
     pub rate_limit_per_sec: u32,
     pub rate_limit_burst: u32,
@@ -68,14 +84,17 @@ pub struct Config {
     pub create_demo_users: bool,
     /// On SIGTERM, how long in-flight requests may take before the server stops anyway.
     pub drain_timeout_ms: u64,
-    /// Widest model input after resizing to the model's height (3004 beyond).
-    pub max_model_width: usize,
-    /// Cores of the recognition threads, one thread each: empty means every core (sharing
-    /// the shard cores, at `accel_priority`), else a comma list such as "2,3".
-    pub accel_cores: String,
-    /// `idle` (SCHED_IDLE), `normal`, or `nice:N`; empty means `idle` when a recognition core
-    /// is also a shard core, else `normal`.
-    pub accel_priority: String,
+    /// Cores of the recognition threads, one thread each: empty means every usable core
+    /// (sharing the shard cores, at `recognition_priority`), else a comma list such as "2,3".
+    #[serde(deserialize_with = "core_list")]
+    pub recognition_cores: Vec<usize>,
+    /// `idle` (SCHED_IDLE), `normal`, or `nice:N`; empty (None) means `idle` when a
+    /// recognition core is also a shard core, else `normal`.
+    #[serde(deserialize_with = "optional_priority")]
+    pub recognition_priority: Option<ThreadPriority>,
+    /// Threads of one model run when a job arrives while no other recognition thread is busy
+    /// (lower latency at low load): 0 means one per recognition core, 1 turns it off.
+    pub recognition_wide_threads: usize,
     /// Most jobs one recognition call takes (only models that batch exactly gather more).
     pub max_batch: usize,
     /// How long a recognition thread holding fewer than `max_batch` jobs waits for more.
@@ -84,16 +103,13 @@ pub struct Config {
     pub max_queue_wait_ms: u64,
     /// Answers kept per shard for uploads of identical bytes and options (0 disables).
     pub cache_entries: usize,
-    /// Threads of one model run when a job arrives to an idle accelerator (lower latency at
-    /// low load): 0 means one per recognition core, 1 turns it off.
-    pub accel_wide_threads: usize,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
-            listen: "0.0.0.0:8080".to_string(),
-            metrics_listen: String::new(),
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            metrics_listen: None,
             public_url: String::new(),
             shards: 0,
             node_id: 0,
@@ -107,11 +123,14 @@ impl Default for Config {
             max_image_bytes: 512 * 1024,
             max_image_pixels: 2_000_000,
             max_image_side: 4096,
+            max_model_width: 4096,
             header_read_timeout_ms: 10_000,
             body_read_timeout_ms: 30_000,
             idle_timeout_ms: 60_000,
             write_timeout_ms: 30_000,
             queue_len: 1024,
+            shard_inbox_len: 4096,
+            max_waiters_per_shard: 16_384,
             rate_limit_per_sec: 100,
             rate_limit_burst: 200,
             upload_cost: 1,
@@ -124,15 +143,67 @@ impl Default for Config {
             durable_acks: true,
             create_demo_users: true,
             drain_timeout_ms: 10_000,
-            max_model_width: 4096,
-            accel_cores: String::new(),
-            accel_priority: String::new(),
+            recognition_cores: Vec::new(),
+            recognition_priority: None,
+            recognition_wide_threads: 0,
             max_batch: 8,
             max_queue_delay_us: 0,
             max_queue_wait_ms: 30_000,
             cache_entries: 4096,
-            accel_wide_threads: 0,
         }
+    }
+}
+
+/// How `aiocr serve` and `aiocr doctor` are told where the configuration is and what to
+/// override. Both load it with [`ConfigArgs::load`], so they can never disagree.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct ConfigArgs {
+    /// TOML configuration file (every key is documented in docs/server.md).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on, e.g. 127.0.0.1:8080 (config key `listen`).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Shard (reactor) count; 0 = one per core (config key `shards`).
+    #[arg(long)]
+    pub shards: Option<u16>,
+    /// Data directory (config key `data_dir`, env AIOCR_DATA).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Model directory (config key `model_dir`, env AIOCR_MODEL_DIR).
+    #[arg(long)]
+    pub model_dir: Option<PathBuf>,
+    /// Any other config key, e.g. `--set queue_len=64` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+impl ConfigArgs {
+    /// The configuration these arguments name, with the process environment, plus `extra`
+    /// (key, value) flags of the calling command (they win over `--set`).
+    pub fn load(&self, extra: &[(&str, String)]) -> Result<Config, String> {
+        let mut flags: Vec<(&str, String)> = Vec::new();
+        if let Some(listen) = &self.listen {
+            flags.push(("listen", listen.clone()));
+        }
+        if let Some(shards) = self.shards {
+            flags.push(("shards", shards.to_string()));
+        }
+        if let Some(data) = &self.data {
+            flags.push(("data_dir", data.display().to_string()));
+        }
+        if let Some(model_dir) = &self.model_dir {
+            flags.push(("model_dir", model_dir.display().to_string()));
+        }
+        for pair in &self.set {
+            let (key, value) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("--set {pair:?}: expected KEY=VALUE"))?;
+            flags.push((key.trim(), value.to_string()));
+        }
+        flags.extend(extra.iter().cloned());
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Config::load(self.config.as_deref(), &env, &flags)
     }
 }
 
@@ -143,8 +214,8 @@ enum Kind {
     Flag,
 }
 
-/// Every key, for the environment overrides (`AIOCR_` + upper case). The unit test
-/// `every_key_is_a_field` keeps this list and the struct in step.
+/// Every key, for the environment overrides (`AIOCR_` + upper case) and `--set`. The unit
+/// test `every_key_is_a_field` keeps this list and the struct in step.
 const KEYS: &[(&str, Kind)] = &[
     ("listen", Kind::Text),
     ("metrics_listen", Kind::Text),
@@ -161,11 +232,14 @@ const KEYS: &[(&str, Kind)] = &[
     ("max_image_bytes", Kind::Number),
     ("max_image_pixels", Kind::Number),
     ("max_image_side", Kind::Number),
+    ("max_model_width", Kind::Number),
     ("header_read_timeout_ms", Kind::Number),
     ("body_read_timeout_ms", Kind::Number),
     ("idle_timeout_ms", Kind::Number),
     ("write_timeout_ms", Kind::Number),
     ("queue_len", Kind::Number),
+    ("shard_inbox_len", Kind::Number),
+    ("max_waiters_per_shard", Kind::Number),
     ("rate_limit_per_sec", Kind::Number),
     ("rate_limit_burst", Kind::Number),
     ("upload_cost", Kind::Number),
@@ -178,20 +252,30 @@ const KEYS: &[(&str, Kind)] = &[
     ("durable_acks", Kind::Flag),
     ("create_demo_users", Kind::Flag),
     ("drain_timeout_ms", Kind::Number),
-    ("max_model_width", Kind::Number),
-    ("accel_cores", Kind::Text),
-    ("accel_priority", Kind::Text),
+    ("recognition_cores", Kind::Text),
+    ("recognition_priority", Kind::Text),
+    ("recognition_wide_threads", Kind::Number),
     ("max_batch", Kind::Number),
     ("max_queue_delay_us", Kind::Number),
     ("max_queue_wait_ms", Kind::Number),
     ("cache_entries", Kind::Number),
-    ("accel_wide_threads", Kind::Number),
 ];
 
-/// Environment names that differ from `AIOCR_<KEY>` because they are shared with other
-/// commands (the engine reads AIOCR_MODEL_DIR, operators expect AIOCR_DATA).
-const ENV_ALIASES: &[(&str, &str)] =
-    &[("AIOCR_DATA", "data_dir"), ("AIOCR_MODEL_DIR", "model_dir")];
+/// Earlier names of keys, still accepted everywhere a key is (file, environment, `--set`).
+const KEY_ALIASES: &[(&str, &str)] = &[
+    ("accel_cores", "recognition_cores"),
+    ("accel_priority", "recognition_priority"),
+    ("accel_wide_threads", "recognition_wide_threads"),
+];
+
+/// Environment names that differ from `AIOCR_<KEY>`: shared with other commands (the engine
+/// reads AIOCR_MODEL_DIR, operators expect AIOCR_DATA) or shorter. `AIOCR_<KEY>` wins when
+/// both are set.
+const ENV_ALIASES: &[(&str, &str)] = &[
+    ("AIOCR_DATA", "data_dir"),
+    ("AIOCR_MODEL_DIR", "model_dir"),
+    ("AIOCR_MAX_CONNECTIONS", "max_connections_per_shard"),
+];
 
 impl Config {
     /// Defaults <- file <- environment <- `flags` (key, value) pairs.
@@ -200,16 +284,25 @@ impl Config {
         env: &[(String, String)],
         flags: &[(&str, String)],
     ) -> Result<Config, String> {
-        let mut table = match file {
-            Some(path) => read_table(path)?,
-            None => toml::Table::new(),
-        };
-        for (name, value) in env {
-            if let Some(key) = env_key(name) {
-                table.insert(key.to_string(), typed_value(key, value)?);
+        let mut table = toml::Table::new();
+        if let Some(path) = file {
+            for (key, value) in read_table(path)? {
+                table.insert(canonical_key(&key).to_string(), value);
             }
         }
+        // Aliases first, so that the key's own name wins when both are set.
+        let aliased = env.iter().filter_map(|(name, value)| {
+            let (_, key) = ENV_ALIASES.iter().find(|(alias, _)| alias == name)?;
+            Some((*key, value))
+        });
+        let named = env
+            .iter()
+            .filter_map(|(name, value)| Some((env_key(name)?, value)));
+        for (key, value) in aliased.chain(named) {
+            table.insert(key.to_string(), typed_value(key, value)?);
+        }
         for (key, value) in flags {
+            let key = canonical_key(key);
             table.insert(key.to_string(), typed_value(key, value)?);
         }
         let config: Config = toml::Value::Table(table)
@@ -219,50 +312,60 @@ impl Config {
         Ok(config)
     }
 
-    /// The recognition cores: those configured, or else every core the process may use.
-    pub fn accel_cores(&self, usable_cores: &[usize]) -> Vec<usize> {
-        match self.parse_accel_cores() {
-            Ok(cores) if !cores.is_empty() => cores,
-            _ if usable_cores.is_empty() => vec![0],
-            _ => usable_cores.to_vec(),
+    /// The shard count to run: the configured one, else one per usable core, at most
+    /// `ids::MAX_SHARDS` (the shard lives in 4 bits of every id).
+    pub fn shard_count(&self) -> u16 {
+        if self.shards > 0 {
+            return self.shards;
         }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        cores.min(usize::from(ids::MAX_SHARDS)) as u16
     }
 
-    fn parse_accel_cores(&self) -> Result<Vec<usize>, std::num::ParseIntError> {
-        self.accel_cores
-            .split(',')
-            .map(str::trim)
-            .filter(|core| !core.is_empty())
-            .map(str::parse)
-            .collect()
+    /// The recognition cores: those configured, or else every usable core.
+    pub fn recognition_cores(&self, usable_cores: &[usize]) -> Vec<usize> {
+        match (self.recognition_cores.is_empty(), usable_cores.is_empty()) {
+            (false, _) => self.recognition_cores.clone(),
+            (true, true) => vec![0],
+            (true, false) => usable_cores.to_vec(),
+        }
     }
 
     /// The configured priority, or else SCHED_IDLE where recognition shares a shard's core
     /// (the reactors keep their latency) and normal on cores of its own.
-    pub fn accel_priority(&self, shares_shard_cores: bool) -> ThreadPriority {
-        match self.accel_priority.parse() {
-            Ok(priority) => priority,
-            Err(_) if shares_shard_cores => ThreadPriority::Idle,
-            Err(_) => ThreadPriority::Normal,
+    pub fn recognition_priority(&self, shares_shard_cores: bool) -> ThreadPriority {
+        match self.recognition_priority {
+            Some(priority) => priority,
+            None if shares_shard_cores => ThreadPriority::Idle,
+            None => ThreadPriority::Normal,
         }
+    }
+
+    /// The engine's bounds on images and model inputs.
+    pub fn image_limits(&self) -> ImageLimits {
+        ImageLimits {
+            max_pixels: self.max_image_pixels,
+            max_side: self.max_image_side,
+            max_model_width: self.max_model_width,
+        }
+    }
+
+    /// The URL clients are told to use (`/v2/servers`).
+    pub fn public_url(&self) -> String {
+        if !self.public_url.is_empty() {
+            return self.public_url.clone();
+        }
+        format!("http://{}", self.listen)
     }
 
     fn validate(&self) -> Result<(), String> {
         let checks: &[(bool, &str)] = &[
             (
-                self.listen.parse::<SocketAddr>().is_ok(),
-                "listen must be an IP:port",
-            ),
-            (
-                self.metrics_listen.is_empty() || self.metrics_listen.parse::<SocketAddr>().is_ok(),
-                "metrics_listen must be empty or an IP:port",
-            ),
-            (
-                self.shards <= 16,
+                self.shards <= ids::MAX_SHARDS,
                 "shards must be at most 16 (4 shard bits in ids)",
             ),
             (
-                self.node_id < 64,
+                self.node_id <= ids::MAX_NODE_ID,
                 "node_id must be below 64 (6 bits in ids)",
             ),
             (
@@ -287,6 +390,11 @@ impl Config {
                 "max_body_bytes must be at least max_image_bytes",
             ),
             (self.queue_len > 0, "queue_len must be positive"),
+            (self.shard_inbox_len > 0, "shard_inbox_len must be positive"),
+            (
+                self.max_waiters_per_shard > 0,
+                "max_waiters_per_shard must be positive",
+            ),
             (
                 self.rate_limit_per_sec > 0 && self.rate_limit_burst > 0,
                 "rate limits must be positive",
@@ -307,8 +415,8 @@ impl Config {
             (self.token_ttl_secs > 0, "token_ttl_secs must be positive"),
             (self.max_model_width > 0, "max_model_width must be positive"),
             (
-                self.accel_wide_threads <= 64,
-                "accel_wide_threads must be at most 64",
+                self.recognition_wide_threads <= 64,
+                "recognition_wide_threads must be at most 64",
             ),
             (
                 (1..=256).contains(&self.max_batch),
@@ -318,47 +426,55 @@ impl Config {
                 self.max_queue_wait_ms > 0,
                 "max_queue_wait_ms must be positive",
             ),
-            (
-                self.parse_accel_cores().is_ok(),
-                "accel_cores must be empty or a comma list of core numbers",
-            ),
-            (
-                self.accel_priority.is_empty()
-                    || self.accel_priority.parse::<ThreadPriority>().is_ok(),
-                "accel_priority must be empty, idle, normal or nice:N (1..=19)",
-            ),
         ];
         match checks.iter().find(|(ok, _)| !ok) {
             Some((_, message)) => Err(format!("config: {message}")),
             None => Ok(()),
         }
     }
+}
 
-    pub fn listen_addr(&self) -> SocketAddr {
-        self.listen.parse().expect("validated in load")
-    }
+fn socket_address<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    text.parse()
+        .map_err(|_| serde::de::Error::custom(format!("{text:?} is not an IP:port")))
+}
 
-    /// The address of the separate /metrics listener, if one is configured.
-    pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        (!self.metrics_listen.is_empty())
-            .then(|| self.metrics_listen.parse().expect("validated in load"))
+fn optional_socket_address<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<SocketAddr>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    if text.is_empty() {
+        return Ok(None);
     }
+    text.parse()
+        .map(Some)
+        .map_err(|_| serde::de::Error::custom(format!("{text:?} is not empty or an IP:port")))
+}
 
-    /// The shard count to run: the configured one, else one per core.
-    pub fn shard_count(&self) -> u16 {
-        if self.shards > 0 {
-            return self.shards;
-        }
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        cores.min(16) as u16
-    }
+fn core_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<usize>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    text.split(',')
+        .map(str::trim)
+        .filter(|core| !core.is_empty())
+        .map(|core| {
+            core.parse().map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "{text:?} is not empty or a comma list of core numbers"
+                ))
+            })
+        })
+        .collect()
+}
 
-    pub fn public_url(&self) -> String {
-        if !self.public_url.is_empty() {
-            return self.public_url.clone();
-        }
-        format!("http://{}", self.listen)
+fn optional_priority<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<ThreadPriority>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    if text.is_empty() {
+        return Ok(None);
     }
+    text.parse().map(Some).map_err(serde::de::Error::custom)
 }
 
 fn read_table(path: &Path) -> Result<toml::Table, String> {
@@ -368,12 +484,19 @@ fn read_table(path: &Path) -> Result<toml::Table, String> {
         .map_err(|e| format!("config {}: {e}", path.display()))
 }
 
+/// The key's own name for an earlier spelling; any other name unchanged.
+fn canonical_key(name: &str) -> &str {
+    KEY_ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == name)
+        .map_or(name, |(_, key)| key)
+}
+
+/// The key of an `AIOCR_<KEY>` variable (aliases of keys included).
 fn env_key(name: &str) -> Option<&'static str> {
-    if let Some((_, key)) = ENV_ALIASES.iter().find(|(alias, _)| *alias == name) {
-        return Some(key);
-    }
     let lower = name.strip_prefix("AIOCR_")?.to_ascii_lowercase();
-    KEYS.iter().map(|(key, _)| *key).find(|key| *key == lower)
+    let key = canonical_key(&lower);
+    KEYS.iter().map(|(key, _)| *key).find(|known| *known == key)
 }
 
 fn typed_value(key: &str, text: &str) -> Result<toml::Value, String> {
@@ -406,7 +529,9 @@ mod tests {
     fn defaults_validate() {
         let config = Config::load(None, &[], &[]).unwrap();
         assert_eq!(config, Config::default());
-        assert_eq!(config.listen_addr().port(), 8080);
+        assert_eq!(config.listen.port(), 8080);
+        assert_eq!(config.metrics_listen, None);
+        assert_eq!(config.image_limits().max_pixels, 2_000_000);
     }
 
     #[test]
@@ -415,15 +540,20 @@ mod tests {
         // catches a key in KEYS that is not a field).
         let mut table = toml::Table::new();
         for (key, kind) in KEYS {
-            let value = match kind {
-                Kind::Text => toml::Value::String("127.0.0.1:1".into()),
-                Kind::Number => toml::Value::Integer(1),
-                Kind::Flag => toml::Value::Boolean(true),
+            let value = match (key, kind) {
+                (&"recognition_cores", _) => toml::Value::String("1".into()),
+                (&"recognition_priority", _) => toml::Value::String("idle".into()),
+                (_, Kind::Text) => toml::Value::String("127.0.0.1:1".into()),
+                (_, Kind::Number) => toml::Value::Integer(1),
+                (_, Kind::Flag) => toml::Value::Boolean(true),
             };
             table.insert(key.to_string(), value);
         }
         let parsed: Result<Config, _> = toml::Value::Table(table).try_into();
         assert!(parsed.is_ok(), "{parsed:?}");
+        for (_, key) in KEY_ALIASES.iter().chain(ENV_ALIASES) {
+            assert!(KEYS.iter().any(|(known, _)| known == key), "{key}");
+        }
     }
 
     #[test]
@@ -433,41 +563,77 @@ mod tests {
         let file = dir.join("aiocr.toml");
         std::fs::write(
             &file,
-            "shards = 3\nqueue_len = 7\nlisten = \"127.0.0.1:9000\"\n",
+            "shards = 3\nqueue_len = 7\nlisten = \"127.0.0.1:9000\"\naccel_cores = \"1, 2\"\n",
         )
         .unwrap();
         let env = vec![
             ("AIOCR_QUEUE_LEN".to_string(), "9".to_string()),
             ("AIOCR_DATA".to_string(), "/tmp/d".to_string()),
             ("AIOCR_JWT_SECRET".to_string(), "12345".to_string()),
+            (
+                "AIOCR_MAX_CONNECTIONS_PER_SHARD".to_string(),
+                "55".to_string(),
+            ),
+            ("AIOCR_MAX_CONNECTIONS".to_string(), "77".to_string()),
             ("OTHER".to_string(), "x".to_string()),
         ];
         let flags = [("shards", "2".to_string())];
         let config = Config::load(Some(&file), &env, &flags).unwrap();
         assert_eq!((config.shards, config.queue_len), (2, 9));
-        assert_eq!(config.listen, "127.0.0.1:9000");
+        assert_eq!(
+            config.listen,
+            "127.0.0.1:9000".parse::<SocketAddr>().unwrap()
+        );
         assert_eq!(config.data_dir, PathBuf::from("/tmp/d"));
         assert_eq!(config.jwt_secret, "12345");
+        assert_eq!(config.recognition_cores, vec![1, 2]);
+        // The key's own environment name wins over the short alias, whatever the order.
+        assert_eq!(config.max_connections_per_shard, 55);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn typed_values_and_their_defaults() {
+        let config = Config::load(
+            None,
+            &[],
+            &[
+                ("accel_priority", "nice:5".to_string()),
+                ("recognition_cores", "".to_string()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.recognition_priority, Some(ThreadPriority::Nice(5)));
+        assert_eq!(config.recognition_cores(&[0, 1]), vec![0, 1]);
+        assert_eq!(config.recognition_cores(&[]), vec![0]);
+        assert_eq!(
+            Config::default().recognition_priority(true),
+            ThreadPriority::Idle
+        );
+        assert_eq!(
+            Config::default().recognition_priority(false),
+            ThreadPriority::Normal
+        );
+        assert!(Config::default().shard_count() <= ids::MAX_SHARDS);
     }
 
     #[test]
     fn refuses_bad_values() {
         let bad_env = vec![("AIOCR_SHARDS".to_string(), "many".to_string())];
         assert!(Config::load(None, &bad_env, &[]).is_err());
-        assert!(Config::load(None, &[], &[("shards", "17".to_string())]).is_err());
-        assert!(Config::load(None, &[], &[("listen", "nowhere".to_string())]).is_err());
-        assert!(Config::load(None, &[], &[("metrics_listen", "nowhere".to_string())]).is_err());
-        let separate = Config::load(
-            None,
-            &[],
-            &[("metrics_listen", "127.0.0.1:9100".to_string())],
-        );
+        let refused = |key: &str, value: &str| Config::load(None, &[], &[(key, value.into())]);
+        assert!(refused("shards", "17").is_err());
+        assert!(refused("node_id", "64").is_err());
+        assert!(refused("listen", "nowhere").is_err());
+        assert!(refused("metrics_listen", "nowhere").is_err());
+        assert!(refused("recognition_cores", "1,x").is_err());
+        assert!(refused("recognition_priority", "nice:40").is_err());
+        assert!(refused("shard_inbox_len", "0").is_err());
+        let separate = refused("metrics_listen", "127.0.0.1:9100").unwrap();
         assert_eq!(
-            separate.unwrap().metrics_addr(),
+            separate.metrics_listen,
             Some("127.0.0.1:9100".parse().unwrap())
         );
-        assert_eq!(Config::default().metrics_addr(), None);
         let dir = std::env::temp_dir().join(format!("aiocr-config-bad-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("aiocr.toml");

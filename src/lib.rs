@@ -1,16 +1,38 @@
 //! aiocr as a library: every concern in its own module. The `aiocr` binary (src/main.rs) only
 //! parses the command line and dispatches; integration tests and benchmarks use these modules.
+//!
+//! # Map
+//!
+//! A request's path, in the order data flows:
+//!
+//! | step | module | what it does |
+//! |---|---|---|
+//! | 1 | [`server`] `listener`, `shard_loops` | one SO_REUSEPORT listener per shard core accepts |
+//! | 2 | [`server`] `conn`, [`http`] | reads and parses the request (no I/O in `http`), answers in order |
+//! | 3 | [`server`] `router`, `call` | route table; fields; the caller from the JWT ([`auth`]) |
+//! | 4 | [`server`] `endpoints/*`, `upload/` | one family per file: a typed request, parsed off the owner |
+//! | 5 | [`server`] `owner`, `shard` | the hop to the shard that owns the user's data |
+//! | 6 | [`store`], [`ratelimit`] | on the owner: the user's ledger, uploads, stats; rate buckets |
+//! | 7 | [`recognition`], [`engine`] | uploads only: the bounded job queue, the recognition threads, the model |
+//! | 8 | [`server`] `upload/finish`, `reply` | the result back on the owner: post or void, wake the waiter, answer |
+//!
+//! Beside the path: [`config`] (one configuration, parsed into types at load), [`contract`]
+//! (the API's error codes and the mapping of every layer's errors onto them), [`metrics`],
+//! [`clock`] (the one wall clock). Commands: `server::run` (`aiocr serve`), [`ocr_cmd`]
+//! (`aiocr ocr`), [`admin_cmd`] (`aiocr user|points|ledger`), [`doctor`] (`aiocr doctor`).
 
-pub mod accel;
 pub mod admin_cmd;
 pub mod auth;
+pub mod clock;
 pub mod config;
+pub mod contract;
 pub mod doctor;
 pub mod engine;
 pub mod http;
 pub mod metrics;
 pub mod ocr_cmd;
 pub mod ratelimit;
+pub mod recognition;
 pub mod server;
 pub mod store;
 #[cfg(test)]

@@ -1,80 +1,17 @@
 //! Server metrics in the Prometheus text format. Each shard records into its own
 //! `ShardMetrics` (a mutex only that shard takes, except for the moment a scrape reads it),
 //! so recording never contends across cores; a scrape merges the shards' HDR histograms.
+//!
+//! Routes are known by their index in the route table (server/router.rs); the registry is
+//! given the table's labels once, at start, and knows nothing else about routing.
 
 use hdrhistogram::Histogram;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// The routes latency is recorded for (index into per-route arrays).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Route {
-    Servers,
-    Login,
-    Point,
-    UploadBase64,
-    Upload,
-    Result,
-    Report,
-    UserStats,
-    DeveloperStats,
-    AdminUsers,
-    AdminPoints,
-    Health,
-    Metrics,
-    Unknown,
-}
-
-pub const ROUTE_COUNT: usize = 14;
-
-impl Route {
-    pub const ALL: [Route; ROUTE_COUNT] = [
-        Route::Servers,
-        Route::Login,
-        Route::Point,
-        Route::UploadBase64,
-        Route::Upload,
-        Route::Result,
-        Route::Report,
-        Route::UserStats,
-        Route::DeveloperStats,
-        Route::AdminUsers,
-        Route::AdminPoints,
-        Route::Health,
-        Route::Metrics,
-        Route::Unknown,
-    ];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Route::Servers => "servers",
-            Route::Login => "login",
-            Route::Point => "point",
-            Route::UploadBase64 => "upload_base64",
-            Route::Upload => "upload",
-            Route::Result => "result",
-            Route::Report => "report",
-            Route::UserStats => "user_stats",
-            Route::DeveloperStats => "developer_stats",
-            Route::AdminUsers => "admin_users",
-            Route::AdminPoints => "admin_points",
-            Route::Health => "health",
-            Route::Metrics => "metrics",
-            Route::Unknown => "unknown",
-        }
-    }
-
-    fn index(self) -> usize {
-        Route::ALL
-            .iter()
-            .position(|route| *route == self)
-            .expect("every route is in ALL")
-    }
-}
-
 /// Latencies are recorded in microseconds, 1 µs .. 10 min, 2 significant digits (quantiles
-/// within 1 %): about 60 KB per histogram, where 3 digits would take about 500 KB, times 18
-/// histograms per shard.
+/// within 1 %): about 60 KB per histogram, where 3 digits would take about 500 KB, times one
+/// histogram per route and a few more per shard.
 fn latency_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 600_000_000, 2).expect("static bounds are valid")
 }
@@ -91,11 +28,15 @@ pub struct ShardMetrics {
     pub protocol_errors: Vec<(u16, u64)>,
     pub forwarded_out: u64,
     pub forwarded_in: u64,
+    /// Forwards refused (5001) because the owner shard's inbox was full.
+    pub forwards_refused: u64,
     pub fsync_us: Histogram<u64>,
     /// Durability waiters released per fsync (the group size).
     pub fsync_group_size: Histogram<u64>,
     pub uploads_accepted: u64,
     pub uploads_queue_full: u64,
+    /// `wait=1` uploads refused (5001) because the shard's waiter table was full.
+    pub uploads_waiters_full: u64,
     pub results_done: u64,
     pub results_failed: u64,
     pub results_cache_hits: u64,
@@ -107,20 +48,22 @@ pub struct ShardMetrics {
 }
 
 impl ShardMetrics {
-    fn new() -> ShardMetrics {
+    fn new(route_count: usize) -> ShardMetrics {
         ShardMetrics {
-            route_latency_us: (0..ROUTE_COUNT).map(|_| latency_histogram()).collect(),
-            route_status_classes: vec![[0; 6]; ROUTE_COUNT],
+            route_latency_us: (0..route_count).map(|_| latency_histogram()).collect(),
+            route_status_classes: vec![[0; 6]; route_count],
             connections_open: 0,
             connections_accepted: 0,
             connections_refused: 0,
             protocol_errors: Vec::new(),
             forwarded_out: 0,
             forwarded_in: 0,
+            forwards_refused: 0,
             fsync_us: latency_histogram(),
             fsync_group_size: Histogram::new_with_bounds(1, 1_000_000, 2).expect("static bounds"),
             uploads_accepted: 0,
             uploads_queue_full: 0,
+            uploads_waiters_full: 0,
             results_done: 0,
             results_failed: 0,
             results_cache_hits: 0,
@@ -131,11 +74,15 @@ impl ShardMetrics {
         }
     }
 
-    pub fn record_request(&mut self, route: Route, status: u16, latency_us: u64) {
-        let index = route.index();
-        self.route_latency_us[index].saturating_record(latency_us.max(1));
+    /// One answer of the route at `route_index` in the route table.
+    pub fn record_request(&mut self, route_index: usize, status: u16, latency_us: u64) {
+        assert!(
+            route_index < self.route_latency_us.len(),
+            "route {route_index} is in the table the registry was made with"
+        );
+        self.route_latency_us[route_index].saturating_record(latency_us.max(1));
         let class = usize::from(status / 100).min(5);
-        self.route_status_classes[index][class] += 1;
+        self.route_status_classes[route_index][class] += 1;
     }
 
     pub fn record_protocol_error(&mut self, status: u16) {
@@ -157,15 +104,18 @@ type ReadCounter = fn(&ShardMetrics) -> u64;
 #[derive(Clone)]
 pub struct Registry {
     shards: Arc<Vec<Mutex<ShardMetrics>>>,
+    /// The route table's labels, by route index.
+    route_labels: &'static [&'static str],
 }
 
 impl Registry {
-    pub fn new(shard_count: u16) -> Registry {
+    pub fn new(shard_count: u16, route_labels: &'static [&'static str]) -> Registry {
         let shards = (0..shard_count)
-            .map(|_| Mutex::new(ShardMetrics::new()))
+            .map(|_| Mutex::new(ShardMetrics::new(route_labels.len())))
             .collect();
         Registry {
             shards: Arc::new(shards),
+            route_labels,
         }
     }
 
@@ -207,17 +157,17 @@ impl Registry {
         );
         let _ = writeln!(out, "# TYPE aiocr_request_duration_us summary");
         let mut counts_by_class = Vec::new();
-        for route in Route::ALL {
+        for (route_index, label) in self.route_labels.iter().enumerate() {
             let mut merged = latency_histogram();
             let mut classes = [0u64; 6];
             for shard in self.shards.iter() {
                 let shard = shard
                     .lock()
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
-                let _ = merged.add(&shard.route_latency_us[route.index()]);
+                let _ = merged.add(&shard.route_latency_us[route_index]);
                 for (total, count) in classes
                     .iter_mut()
-                    .zip(shard.route_status_classes[route.index()])
+                    .zip(shard.route_status_classes[route_index])
                 {
                     *total += count;
                 }
@@ -225,19 +175,18 @@ impl Registry {
             write_summary(
                 out,
                 "aiocr_request_duration_us",
-                &format!("route=\"{}\"", route.label()),
+                &format!("route=\"{label}\""),
                 &merged,
             );
-            counts_by_class.push((route, classes));
+            counts_by_class.push((label, classes));
         }
         let _ = writeln!(
             out,
             "# HELP aiocr_requests_total Answers per route and status class."
         );
         let _ = writeln!(out, "# TYPE aiocr_requests_total counter");
-        for (route, classes) in counts_by_class {
+        for (label, classes) in counts_by_class {
             for (class, count) in classes.iter().enumerate().filter(|(_, count)| **count > 0) {
-                let label = route.label();
                 let _ = writeln!(
                     out,
                     "aiocr_requests_total{{route=\"{label}\",status=\"{class}xx\"}} {count}"
@@ -247,7 +196,7 @@ impl Registry {
     }
 
     fn render_shards(&self, out: &mut String) {
-        let gauges: [(&str, &str, ReadCounter); 6] = [
+        let gauges: [(&str, &str, ReadCounter); 7] = [
             ("aiocr_connections_open", "gauge", |m| m.connections_open),
             ("aiocr_connections_accepted_total", "counter", |m| {
                 m.connections_accepted
@@ -257,6 +206,9 @@ impl Registry {
             }),
             ("aiocr_forwarded_out_total", "counter", |m| m.forwarded_out),
             ("aiocr_forwarded_in_total", "counter", |m| m.forwarded_in),
+            ("aiocr_forwards_refused_total", "counter", |m| {
+                m.forwards_refused
+            }),
             ("aiocr_uploads_accepted_total", "counter", |m| {
                 m.uploads_accepted
             }),
@@ -303,7 +255,7 @@ impl Registry {
         let mut recognize = latency_histogram();
         let mut queued = latency_histogram();
         let mut batch = Histogram::<u64>::new_with_bounds(1, 4096, 2).expect("static bounds");
-        let mut counters = [0u64; 5];
+        let mut counters = [0u64; 6];
         for shard in self.shards.iter() {
             let shard = shard
                 .lock()
@@ -318,6 +270,7 @@ impl Registry {
             counters[2] += shard.results_failed;
             counters[3] += shard.results_cache_hits;
             counters[4] += shard.cache_misses;
+            counters[5] += shard.uploads_waiters_full;
         }
         let _ = writeln!(
             out,
@@ -339,6 +292,7 @@ impl Registry {
             "aiocr_results_failed_total",
             "aiocr_cache_hits_total",
             "aiocr_cache_misses_total",
+            "aiocr_uploads_waiters_full_total",
         ];
         for (name, value) in names.iter().zip(counters) {
             let _ = writeln!(out, "# TYPE {name} counter\n{name} {value}");
@@ -371,9 +325,9 @@ mod tests {
 
     #[test]
     fn renders_merged_quantiles() {
-        let registry = Registry::new(2);
-        registry.shard(0).record_request(Route::Point, 200, 100);
-        registry.shard(1).record_request(Route::Point, 401, 300);
+        let registry = Registry::new(2, &["login", "point"]);
+        registry.shard(0).record_request(1, 200, 100);
+        registry.shard(1).record_request(1, 401, 300);
         registry.shard(1).record_protocol_error(431);
         registry.shard(0).connections_open = 3;
         let text = registry.render(5, 1024);

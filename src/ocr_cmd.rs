@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::contract;
 use crate::engine::{self, CharsetRange, Engine, ImageLimits, RecognizeOptions, StageNanos};
 
 #[derive(clap::Args)]
@@ -97,7 +98,7 @@ fn recognise_files(args: &OcrArgs, options: &RecognizeOptions) -> Result<i32, St
             .and_then(|bytes| {
                 engine
                     .recognize(&bytes, options)
-                    .map_err(|e| format!("{e} (code {})", e.api_code()))
+                    .map_err(|e| format!("{e} (code {})", contract::of_recognize(&e).code()))
             });
         match answer {
             Ok(answer) => match answer.confidence {

@@ -88,7 +88,6 @@ impl RateLimiter {
         });
     }
 
-    #[allow(dead_code)]
     pub fn tracked_users(&self) -> usize {
         self.buckets.len()
     }

@@ -186,7 +186,11 @@ fn a_full_queue_answers_503_and_charges_nothing() {
     // cannot all fit.
     let mut server = Server::start(
         2,
-        &["queue_len=1", "accel_cores=0", "rate_limit_burst=1000"],
+        &[
+            "queue_len=1",
+            "recognition_cores=0",
+            "rate_limit_burst=1000",
+        ],
     );
     let token = server.demo_token();
     let files: Vec<String> = manifest().into_iter().take(48).map(|row| row.0).collect();
@@ -221,7 +225,7 @@ fn a_full_queue_answers_503_and_charges_nothing() {
 
 #[test]
 fn uploads_in_flight_at_shutdown_are_refunded() {
-    let mut server = Server::start(2, &["accel_cores=0", "rate_limit_burst=1000"]);
+    let mut server = Server::start(2, &["recognition_cores=0", "rate_limit_burst=1000"]);
     let token = server.demo_token();
     let mut client = server.client();
     let mut ids = Vec::new();
@@ -276,4 +280,64 @@ fn missing_models_stop_the_server_with_the_setup_command() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("scripts/setup.sh"), "{stderr}");
+}
+
+#[test]
+fn a_full_waiter_table_answers_503_and_charges_nothing() {
+    // One waiting request per shard. The first `wait=1` upload waits behind 300 queued jobs
+    // on one recognition thread (seconds of work), so the second finds the table full.
+    let mut server = Server::start(
+        1,
+        &[
+            "max_waiters_per_shard=1",
+            "recognition_cores=0",
+            "cache_entries=0",
+            "rate_limit_burst=10000",
+        ],
+    );
+    let token = server.demo_token();
+    let files: Vec<String> = manifest().into_iter().map(|row| row.0).collect();
+    let mut client = server.client();
+    for file in files.iter().cycle().take(300) {
+        let body = json!({ "file": base64(&fixture(file)) }).to_string();
+        let answer = client.post_json("/v2/decode/upload-base64", Some(&token), &body);
+        assert_eq!(answer.code(), 0);
+    }
+    assert_eq!(server.balance(&token).0, 700);
+    let waiting = std::thread::spawn({
+        let (port, token) = (server.port, token.clone());
+        let body = json!({ "file": base64(&fixture(&files[0])) }).to_string();
+        move || {
+            Client::connect(port).post_json(
+                "/v2/decode/upload-base64?wait=1&timeout_ms=30000",
+                Some(&token),
+                &body,
+            )
+        }
+    });
+    // Its reservation shows once it was accepted, and it registers as a waiter in the same
+    // step (no await between the two on the owner shard).
+    while server.balance(&token).0 != 699 {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let body = json!({ "file": base64(&fixture(&files[1])) }).to_string();
+    let refused = client.post_json(
+        "/v2/decode/upload-base64?wait=1&timeout_ms=30000",
+        Some(&token),
+        &body,
+    );
+    assert_eq!((refused.status, refused.code()), (503, 5001));
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert_eq!(
+        server.balance(&token).0,
+        699,
+        "the refused upload cost nothing"
+    );
+    let waited = waiting.join().unwrap();
+    assert_eq!(waited.json()["data"]["status"], "done", "{}", waited.text());
+    assert!(server
+        .metrics()
+        .contains("aiocr_uploads_waiters_full_total 1"));
+    assert_eq!(server.terminate(), 0);
+    assert_eq!(ledger_verify(&server.data_dir).0, 0);
 }

@@ -22,8 +22,8 @@ const MAX_POLL_WAIT: Duration = Duration::from_millis(100);
 /// Wait before dialing again after a failed connect (a down server is not hammered).
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(100);
 const LIVE_PUBLISH_EVERY: Duration = Duration::from_millis(250);
-/// The contract's code for "token invalid or expired" (docs/api.md).
-const TOKEN_INVALID_OR_EXPIRED: i64 = 1003;
+/// The contract's code for "token invalid or expired": log in again.
+const TOKEN_INVALID_OR_EXPIRED: i64 = aiocr_contract::ApiError::BadToken.code() as i64;
 
 /// What one connection of a worker must do.
 #[derive(Debug, Clone)]

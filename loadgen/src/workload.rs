@@ -522,6 +522,7 @@ impl MixPicker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aiocr_contract::ApiError;
 
     fn target() -> Target {
         Target::parse("http://127.0.0.1:9/").unwrap()
@@ -560,10 +561,14 @@ mod tests {
             w.judge(OpKind::DecodeAsync, 200, pending),
             Verdict::Pending(42)
         );
-        let busy = br#"{"code":5001,"msg":"busy","data":{}}"#;
+        let busy = format!(
+            r#"{{"code":{},"msg":"busy","data":{{}}}}"#,
+            ApiError::Busy.code()
+        );
+        let busy = busy.as_bytes();
         assert_eq!(
             w.judge(OpKind::DecodeAsync, 503, busy),
-            Verdict::Failed(ErrorKind::Api(5001))
+            Verdict::Failed(ErrorKind::Api(i64::from(ApiError::Busy.code())))
         );
         assert_eq!(
             w.judge(OpKind::Point, 502, b"<html>"),

@@ -1,6 +1,7 @@
 //! `aiocr doctor`: checks that this host can run aiocr as configured (kernel, io_uring,
 //! locked memory, open files, listen queues, cores, models, data directory) and says how to
-//! fix what is not. Also the start-up checks `aiocr serve` runs (`raise_nofile_limit`,
+//! fix what is not. It reads the configuration exactly as `aiocr serve` does (`--config`,
+//! `AIOCR_*`, `--set`: `config::ConfigArgs`), so the two cannot disagree. Also the start-up checks `aiocr serve` runs (`raise_nofile_limit`,
 //! `preflight`). Operator documentation: docs/operations.md; host settings: tuning/.
 
 mod checks;
@@ -12,33 +13,25 @@ mod uring;
 
 pub use startup::{preflight, raise_nofile_limit};
 
+use crate::config::{Config, ConfigArgs};
 use report::{Check, Settings};
 use std::path::PathBuf;
-
-/// `aiocr serve`'s default for open connections per shard (AIOCR_MAX_CONNECTIONS_PER_SHARD).
-const DEFAULT_MAX_CONNECTIONS_PER_SHARD: usize = 10_000;
 
 #[derive(clap::Args)]
 pub struct DoctorArgs {
     /// Print the report as JSON (for monitoring and scripts).
     #[arg(long)]
     json: bool,
-    /// Shards the server will run; 0 = one per usable core (as `aiocr serve`).
-    #[arg(long, env = "AIOCR_SHARDS", default_value_t = 0)]
-    shards: usize,
-    /// Open connections per shard [env: AIOCR_MAX_CONNECTIONS_PER_SHARD, or AIOCR_MAX_CONNECTIONS]
-    /// [default: 10000].
-    #[arg(long, env = "AIOCR_MAX_CONNECTIONS_PER_SHARD", hide_env = true)]
+    /// The server's configuration, loaded as `aiocr serve` loads it (file, environment,
+    /// flags).
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Open connections per shard (config key `max_connections_per_shard`).
+    #[arg(long)]
     max_connections_per_shard: Option<usize>,
-    /// Listen backlog of each shard's socket.
-    #[arg(long, env = "AIOCR_BACKLOG", default_value_t = 1024)]
-    backlog: u32,
-    /// Directory with the ddddocr models, charsets and libonnxruntime.so.
-    #[arg(long, env = "AIOCR_MODEL_DIR", default_value = "./models")]
-    model_dir: PathBuf,
-    /// The server's data directory (per-shard ledgers).
-    #[arg(long = "data", env = "AIOCR_DATA", default_value = "./data")]
-    data_dir: PathBuf,
+    /// Listen backlog of each shard's socket (config key `backlog`).
+    #[arg(long)]
+    backlog: Option<u32>,
     /// Where sysctl values are read from; tests point it at a fake tree.
     #[arg(
         long,
@@ -50,8 +43,15 @@ pub struct DoctorArgs {
 }
 
 pub fn run(args: DoctorArgs) -> i32 {
-    let settings = resolve_settings(&args);
-    let checks = run_checks(&args, &settings);
+    let config = match load_config(&args) {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("aiocr doctor: {message}");
+            return 2;
+        }
+    };
+    let settings = settings(&config);
+    let checks = run_checks(&args, &config, &settings);
     if args.json {
         println!("{}", report::to_json(&settings, &checks));
     } else {
@@ -60,26 +60,29 @@ pub fn run(args: DoctorArgs) -> i32 {
     i32::from(report::has_failure(&checks))
 }
 
-fn resolve_settings(args: &DoctorArgs) -> Settings {
-    let max_connections_per_shard = args
-        .max_connections_per_shard
-        .or_else(|| std::env::var("AIOCR_MAX_CONNECTIONS").ok()?.parse().ok())
-        .unwrap_or(DEFAULT_MAX_CONNECTIONS_PER_SHARD);
-    let shards = if args.shards == 0 {
-        host::usable_cores()
-    } else {
-        args.shards
-    };
+/// The configuration `aiocr serve` would run with these arguments.
+fn load_config(args: &DoctorArgs) -> Result<Config, String> {
+    let mut extra: Vec<(&str, String)> = Vec::new();
+    if let Some(connections) = args.max_connections_per_shard {
+        extra.push(("max_connections_per_shard", connections.to_string()));
+    }
+    if let Some(backlog) = args.backlog {
+        extra.push(("backlog", backlog.to_string()));
+    }
+    args.config.load(&extra)
+}
+
+fn settings(config: &Config) -> Settings {
     Settings {
-        shards,
-        max_connections_per_shard,
-        backlog: args.backlog,
-        model_dir: args.model_dir.display().to_string(),
-        data_dir: args.data_dir.display().to_string(),
+        shards: usize::from(config.shard_count()),
+        max_connections_per_shard: config.max_connections_per_shard,
+        backlog: config.backlog,
+        model_dir: config.model_dir.display().to_string(),
+        data_dir: config.data_dir.display().to_string(),
     }
 }
 
-fn run_checks(args: &DoctorArgs, settings: &Settings) -> Vec<Check> {
+fn run_checks(args: &DoctorArgs, config: &Config, settings: &Settings) -> Vec<Check> {
     let proc_sys = host::ProcSys::new(&args.proc_sys);
     let release = checks::kernel_release(&proc_sys);
     let kernel_version = host::kernel_version(&release);
@@ -93,9 +96,9 @@ fn run_checks(args: &DoctorArgs, settings: &Settings) -> Vec<Check> {
             &proc_sys,
         ),
         checks::backlog(settings.backlog, &proc_sys),
-        checks::cores(settings.shards, args.shards),
-        checks::models(&args.model_dir),
-        checks::onnxruntime(&args.model_dir),
-        checks::data_dir(&args.data_dir),
+        checks::cores(settings.shards, usize::from(config.shards)),
+        checks::models(&config.model_dir),
+        checks::onnxruntime(&config.model_dir),
+        checks::data_dir(&config.data_dir),
     ]
 }

@@ -1,4 +1,5 @@
-//! Why an image could not be recognised. Every variant maps to one code of the API contract.
+//! Why an image could not be recognised. The server maps each variant to one code of the API
+//! contract (src/contract.rs); the engine itself knows nothing of the contract.
 
 use std::fmt;
 
@@ -14,17 +15,6 @@ pub enum ImageError {
     Corrupt(String),
     /// The header declares a width/height beyond the configured bounds.
     DimensionsOutOfBounds { width: u32, height: u32 },
-}
-
-impl ImageError {
-    /// The contract's `code` for this error (see docs/api.md in the shared docs).
-    pub fn api_code(&self) -> u32 {
-        match self {
-            ImageError::Empty => 3001,
-            ImageError::NotAnImage | ImageError::Unsupported(_) | ImageError::Corrupt(_) => 3003,
-            ImageError::DimensionsOutOfBounds { .. } => 3004,
-        }
-    }
 }
 
 impl fmt::Display for ImageError {

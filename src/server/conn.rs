@@ -7,14 +7,16 @@
 //! deadline (header, body, idle, write), so a slow or silent client costs one task and a
 //! buffer, never the shard's progress.
 
-use super::routes::{self, Surface};
+use super::router::{self, Surface};
 use super::shard::Shard;
 use crate::http::{
     parse_head, BodyDecoder, BodyProgress, Framing, HeadLimits, Method, ProtocolError, RequestHead,
 };
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -58,11 +60,83 @@ pub struct Connection {
     surface: Surface,
 }
 
-pub async fn serve(shard: Rc<Shard>, stream: TcpStream, idle: Rc<Cell<bool>>, surface: Surface) {
+/// A registered connection: its socket and its "waiting between requests" flag.
+type OpenConnection = (RawFd, Rc<Cell<bool>>);
+
+/// A shard's open connections: their sockets and whether each waits between requests (those
+/// are shut down at once on SIGTERM; the others finish their request first).
+#[derive(Default)]
+pub struct ConnectionSet {
+    open: RefCell<HashMap<u64, OpenConnection>>,
+    next_id: Cell<u64>,
+}
+
+impl ConnectionSet {
+    pub fn count(&self) -> usize {
+        self.open.borrow().len()
+    }
+
+    /// Registers a just-accepted connection's socket (before its task starts, so the
+    /// count the accept loop checks includes it).
+    pub fn add(&self, fd: RawFd) -> Registration {
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        let idle = Rc::new(Cell::new(false));
+        let earlier = self.open.borrow_mut().insert(id, (fd, idle.clone()));
+        assert!(earlier.is_none(), "connection ids are not reused");
+        Registration { id, idle }
+    }
+
+    fn remove(&self, id: u64) {
+        let removed = self.open.borrow_mut().remove(&id);
+        assert!(removed.is_some(), "a connection is removed once");
+    }
+
+    /// Ends connections waiting between requests: shutting the read side down makes their
+    /// pending read return end-of-stream. Connections inside a request finish it first and
+    /// then see the stop (the request loop checks it before waiting again).
+    pub fn close_idle(&self) {
+        for (fd, idle) in self.open.borrow().values() {
+            if idle.get() {
+                // SAFETY: the fd belongs to a connection that is still open (its entry is
+                // removed when its task ends); shutdown does not close or reuse the fd.
+                unsafe { libc::shutdown(*fd, libc::SHUT_RD) };
+            }
+        }
+    }
+}
+
+/// A connection's entry in its shard's `ConnectionSet`.
+pub struct Registration {
+    id: u64,
+    /// Set while the connection waits between requests.
+    idle: Rc<Cell<bool>>,
+}
+
+/// Serves one accepted, registered connection until the client or a limit ends it, then
+/// removes it from the shard's connection set.
+pub async fn serve(
+    shard: Rc<Shard>,
+    stream: TcpStream,
+    registration: Registration,
+    surface: Surface,
+) {
+    let Registration { id, idle } = registration;
+    serve_registered(&shard, stream, idle, surface).await;
+    shard.connections.remove(id);
+    shard.metrics().connections_open = shard.connections.count() as u64;
+}
+
+async fn serve_registered(
+    shard: &Rc<Shard>,
+    stream: TcpStream,
+    idle: Rc<Cell<bool>>,
+    surface: Surface,
+) {
     let _ = stream.set_nodelay(true);
-    let write_timeout = Duration::from_millis(shard.config.write_timeout_ms);
+    let write_timeout = Duration::from_millis(shard.config().write_timeout_ms);
     let _ = stream.set_write_timeout(Some(write_timeout));
-    let buffer_limit = shard.config.max_header_bytes + READ_CHUNK_BYTES;
+    let buffer_limit = shard.config().max_header_bytes + READ_CHUNK_BYTES;
     let mut connection = Connection {
         stream,
         buf: vec![0; INITIAL_BUFFER_BYTES.min(buffer_limit)],
@@ -74,12 +148,9 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, idle: Rc<Cell<bool>>, su
         idle,
         surface,
     };
-    let ending = connection.request_loop(&shard).await;
+    let ending = connection.request_loop(shard).await;
     if let Ok(Ending::Refused(error)) = ending {
-        shard
-            .metrics
-            .shard(shard.id)
-            .record_protocol_error(error.status());
+        shard.metrics().record_protocol_error(error.status());
         error.response().write_to(&mut connection.out, false, false);
     }
     // Best effort: the client may already be gone.
@@ -89,10 +160,11 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, idle: Rc<Cell<bool>>, su
 
 impl Connection {
     async fn request_loop(&mut self, shard: &Rc<Shard>) -> std::io::Result<Ending> {
+        let config = shard.config();
         let limits = HeadLimits {
-            max_header_bytes: shard.config.max_header_bytes,
-            max_uri_bytes: shard.config.max_uri_bytes,
-            max_body_bytes: shard.config.max_body_bytes,
+            max_header_bytes: config.max_header_bytes,
+            max_uri_bytes: config.max_uri_bytes,
+            max_body_bytes: config.max_body_bytes,
         };
         loop {
             let parsed = match parse_head(&self.buf[self.start..self.end], &limits) {
@@ -124,12 +196,11 @@ impl Connection {
     /// Runs the request and queues its answer; returns whether the connection stays open.
     async fn answer(&mut self, shard: &Rc<Shard>, head: &RequestHead, body: Vec<u8>) -> bool {
         let started = Instant::now();
-        let (route, answer) = routes::handle(shard, self.surface, head, body).await;
+        let (route, answer) = router::handle(shard, self.surface, head, body).await;
         let latency_us = started.elapsed().as_micros() as u64;
         shard
-            .metrics
-            .shard(shard.id)
-            .record_request(route, answer.status, latency_us);
+            .metrics()
+            .record_request(route.index(), answer.status, latency_us);
         let keep_alive = head.keep_alive && !answer.close && !shard.stop.is_stopped();
         answer.write_to(&mut self.out, head.method == Method::Head, keep_alive);
         keep_alive
@@ -146,10 +217,10 @@ impl Connection {
             if shard.stop.is_stopped() {
                 return Ok(Some(Ending::Done));
             }
-            Duration::from_millis(shard.config.idle_timeout_ms)
+            Duration::from_millis(shard.config().idle_timeout_ms)
         } else {
             let started = *self.head_started.get_or_insert_with(Instant::now);
-            let deadline = started + Duration::from_millis(shard.config.header_read_timeout_ms);
+            let deadline = started + Duration::from_millis(shard.config().header_read_timeout_ms);
             match time_left(deadline) {
                 Some(left) => left,
                 None => return Ok(Some(Ending::Refused(ProtocolError::Timeout))),
@@ -173,14 +244,14 @@ impl Connection {
         if head.framing == Framing::Empty {
             return Ok(Ok(Vec::new()));
         }
-        let mut decoder = BodyDecoder::new(head.framing, shard.config.max_body_bytes);
+        let mut decoder = BodyDecoder::new(head.framing, shard.config().max_body_bytes);
         let large_body =
             !matches!(head.framing, Framing::Length(length) if length <= self.buf.len());
         if large_body && self.buf.len() < self.buffer_limit {
             // Bodies larger than the buffer are read in chunks of the full size.
             self.buf.resize(self.buffer_limit, 0);
         }
-        let deadline = Instant::now() + Duration::from_millis(shard.config.body_read_timeout_ms);
+        let deadline = Instant::now() + Duration::from_millis(shard.config().body_read_timeout_ms);
         let mut continue_sent = false;
         loop {
             match decoder.feed(&self.buf[self.start..self.end]) {

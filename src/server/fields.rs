@@ -2,7 +2,7 @@
 //! object, urlencoded form, or multipart form. Body fields win over query fields of the
 //! same name.
 
-use super::api::{ApiError, Refusal};
+use super::reply::{malformed, Refusal};
 use crate::http::{form, multipart};
 
 #[derive(Default, Debug)]
@@ -182,13 +182,10 @@ impl Fields {
     }
 }
 
-pub fn malformed(message: impl Into<String>) -> Refusal {
-    Refusal::new(ApiError::Malformed, message)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::contract::ApiError;
 
     #[test]
     fn body_beats_query_and_kinds_are_sniffed() {

@@ -1,81 +1,66 @@
-//! `aiocr serve`: start-up (config, stores, demo users, recognition workers), one pinned
-//! glommio executor per shard, SIGTERM handling. The per-request path lives in `conn`
-//! (HTTP), `routes` (dispatch and auth), `account` and `upload` (the endpoints); the
-//! per-shard machinery in `shard` (listener, inbox, results) and `commit` (group commit).
+//! `aiocr serve`: the HTTP API server, one pinned glommio executor per shard.
+//!
+//! A request's path, in the order data flows (each step one module):
+//!
+//! 1. `listener` — each shard's SO_REUSEPORT socket; the kernel picks the shard, whose
+//!    `shard_loops::accept_loop` accepts.
+//! 2. `conn` — the connection: reads, parses the head and body (src/http, no I/O there),
+//!    answers pipelined requests in order, enforces every timeout.
+//! 3. `router` — the route table: path and method to an endpoint; `call` gives the endpoint
+//!    its fields and authenticated caller.
+//! 4. `endpoints/*` and `upload/` — one file (or folder) per endpoint family: a typed request
+//!    is parsed and checked on the shard the connection is on...
+//! 5. `owner` — ...and runs on the shard that owns the data (`shard::Shard::submit_to`, the
+//!    one cross-shard call), with the hop's failures mapped onto the contract.
+//! 6. There, the store (src/store) and, for uploads, recognition (src/recognition): the
+//!    result comes back through `shard_loops::results_loop` into `upload::apply_result`.
+//! 7. `reply` — the contract's envelope, back to `conn`.
+//!
+//! Around them: `boot` (start-up and shutdown), `shard` (one shard's state), `shard_loops`
+//! (its tasks), `commit` (group commit: a 200 means the writes are on disk), `stop`.
 
-mod account;
-mod api;
-mod bootstrap;
+mod boot;
+mod call;
 mod commit;
 mod conn;
+mod endpoints;
 mod fields;
-mod routes;
+mod listener;
+mod owner;
+mod reply;
+mod router;
 mod shard;
+mod shard_loops;
 mod stop;
 mod upload;
 
-use crate::config::Config;
-use std::path::PathBuf;
+use crate::config::ConfigArgs;
+
+/// Why an upload's reservation was given back when the server stopped (or crashed) before
+/// its job ran.
+const STOPPED_BEFORE_RECOGNITION: &str = "server stopped before recognition";
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
-    /// TOML configuration file (every key is documented in docs/server.md).
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// Address to listen on, e.g. 127.0.0.1:8080 (config key `listen`).
-    #[arg(long)]
-    pub listen: Option<String>,
-    /// Shard (reactor) count; default one per core (config key `shards`).
-    #[arg(long)]
-    pub shards: Option<u16>,
-    /// Data directory (config key `data_dir`, env AIOCR_DATA).
-    #[arg(long)]
-    pub data: Option<PathBuf>,
-    /// Model directory (config key `model_dir`, env AIOCR_MODEL_DIR).
-    #[arg(long)]
-    pub model_dir: Option<PathBuf>,
-    /// Any other config key, e.g. `--set queue_len=64` (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub set: Vec<String>,
+    #[command(flatten)]
+    pub config: ConfigArgs,
 }
 
+/// The `aiocr serve` command: 0 after a clean stop, 1 when the server failed, 2 when the
+/// configuration is refused.
 pub fn run(args: ServeArgs) -> i32 {
-    let config = match load_config(&args) {
+    let config = match args.config.load(&[]) {
         Ok(config) => config,
         Err(message) => {
             eprintln!("aiocr serve: {message}");
             return 2;
         }
     };
-    match bootstrap::serve(config) {
+    match boot::run_until_stopped(config) {
         Ok(()) => 0,
         Err(message) => {
             eprintln!("aiocr serve: {message}");
             1
         }
     }
-}
-
-fn load_config(args: &ServeArgs) -> Result<Config, String> {
-    let mut flags: Vec<(&str, String)> = Vec::new();
-    if let Some(listen) = &args.listen {
-        flags.push(("listen", listen.clone()));
-    }
-    if let Some(shards) = args.shards {
-        flags.push(("shards", shards.to_string()));
-    }
-    if let Some(data) = &args.data {
-        flags.push(("data_dir", data.display().to_string()));
-    }
-    if let Some(model_dir) = &args.model_dir {
-        flags.push(("model_dir", model_dir.display().to_string()));
-    }
-    for pair in &args.set {
-        let (key, value) = pair
-            .split_once('=')
-            .ok_or_else(|| format!("--set {pair:?}: expected KEY=VALUE"))?;
-        flags.push((key.trim(), value.to_string()));
-    }
-    let env: Vec<(String, String)> = std::env::vars().collect();
-    Config::load(args.config.as_deref(), &env, &flags)
 }

@@ -31,13 +31,11 @@ pub fn shard_of(id: u64) -> u16 {
 }
 
 /// The node an id was issued by.
-#[allow(dead_code)]
 pub fn node_of(id: u64) -> u16 {
     ((id >> NODE_SHIFT) & u64::from(MAX_NODE_ID)) as u16
 }
 
 /// Unix milliseconds encoded in an id (the generator's clock, possibly borrowed ahead).
-#[allow(dead_code)]
 pub fn unix_ms_of(id: u64) -> u64 {
     (id >> TIMESTAMP_SHIFT) + EPOCH_UNIX_MS
 }
@@ -82,13 +80,6 @@ pub trait HighWaterStore: Send {
 
 /// A wall clock in Unix milliseconds; injectable for tests.
 pub type Clock = Box<dyn Fn() -> u64 + Send>;
-
-/// The system wall clock in Unix milliseconds.
-pub fn system_clock_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as u64)
-}
 
 /// Issues the ids of one shard. Never repeats, even across restarts and when the wall clock
 /// steps back:

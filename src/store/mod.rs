@@ -28,14 +28,16 @@ mod uploads;
 mod users;
 mod verify;
 
+pub use users::check_username;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-// The public surface of the state layer; not every item is used by the binary yet.
+// The public surface of the state layer.
 pub use meta::read_shard_count as meta_shard_count;
-#[allow(unused_imports)]
-pub use records::{Balance, EntryKind, JournalEntry, Role, UploadRecord, UploadStatus, User};
-#[allow(unused_imports)]
+pub use records::{
+    Balance, DayCounters, EntryKind, JournalEntry, Role, UploadRecord, UploadStatus, User,
+};
 pub use verify::{verify_ledger, LedgerProblem, VerifyReport};
 
 use day::DayNumber;
@@ -126,18 +128,13 @@ pub enum Outcome {
     Failed { reason: String },
 }
 
-/// One day's counters for a user or a soft_id.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// One day's counters for a user or a soft_id, as the contract shows them.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct DayStats {
     /// `YYYY-MM-DD` (UTC).
     pub day: String,
-    pub uploads: u64,
-    pub done: u64,
-    pub failed: u64,
-    pub reported: u64,
-    /// Posted costs minus refunds.
-    pub points_spent: i64,
-    pub cache_hits: u64,
+    #[serde(flatten)]
+    pub counters: DayCounters,
 }
 
 /// One shard's state. Not `Sync`: it belongs to its shard's thread.
@@ -184,7 +181,7 @@ impl ShardStore {
             shard,
             shard_count,
             node_id,
-            Box::new(ids::system_clock_ms),
+            Box::new(crate::clock::unix_now_ms),
         )
     }
 
@@ -227,12 +224,10 @@ impl ShardStore {
         })
     }
 
-    #[allow(dead_code)]
     pub fn shard(&self) -> u16 {
         self.shard
     }
 
-    #[allow(dead_code)]
     pub fn shard_count(&self) -> u16 {
         self.shard_count
     }

@@ -130,8 +130,11 @@ pub struct UploadRecord {
     pub image_hash: [u8; 16],
 }
 
-/// Per-day counters of one user or soft_id (the stored form of `DayStats`).
-#[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Per-day counters of one user or soft_id: stored per day (rkyv), and the numbers of a
+/// `DayStats` row (serde, for answers).
+#[derive(
+    Archive, Serialize, Deserialize, serde::Serialize, Clone, Copy, Debug, Default, PartialEq, Eq,
+)]
 pub struct DayCounters {
     pub uploads: u64,
     pub done: u64,
@@ -139,6 +142,19 @@ pub struct DayCounters {
     pub reported: u64,
     pub points_spent: i64,
     pub cache_hits: u64,
+}
+
+impl DayCounters {
+    /// Adds another part of the same day (the server sums one soft_id's parts of every
+    /// shard).
+    pub fn add(&mut self, other: &DayCounters) {
+        self.uploads += other.uploads;
+        self.done += other.done;
+        self.failed += other.failed;
+        self.reported += other.reported;
+        self.points_spent += other.points_spent;
+        self.cache_hits += other.cache_hits;
+    }
 }
 
 type Serializer<'a> = rkyv::api::high::HighSerializer<

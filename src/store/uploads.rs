@@ -71,18 +71,21 @@ impl ShardStore {
         Ok(record)
     }
 
-    /// Posts (Done) or voids (Failed) the upload's reservation and stores the outcome.
-    /// Idempotent: an upload already finished is returned unchanged. `Err(NotFound)` if unknown.
+    /// Posts (Done) or voids (Failed) the upload's reservation and stores the outcome, as of
+    /// `now_ms`. Idempotent: an upload already finished is returned unchanged.
+    /// `Err(NotFound)` if unknown.
     pub fn finish_upload(
         &mut self,
         upload_id: u64,
         outcome: Outcome,
+        now_ms: u64,
     ) -> Result<UploadRecord, StoreError> {
         let (day_number, record) = self.locate(upload_id)?.ok_or(StoreError::NotFound)?;
         if record.status != UploadStatus::Pending {
             return Ok(record);
         }
-        let now_ms = super::ids::system_clock_ms().max(record.created_at_ms);
+        // A clock stepped back must not finish an upload before it was created.
+        let now_ms = now_ms.max(record.created_at_ms);
         let finished = finished_record(record, &outcome, now_ms);
         let (kind, delta) = match finished.status {
             UploadStatus::Done => (EntryKind::Post, -finished.cost),
@@ -120,6 +123,36 @@ impl ShardStore {
                 Ok(finished.clone())
             })
             .map_err(from_tx)
+    }
+
+    /// Gives the upload's points back and marks it failed with `reason` (a job that will not
+    /// run: queue full, server stopping, a reservation that could not be made durable).
+    /// Idempotent like `finish_upload`.
+    pub fn void_upload(
+        &mut self,
+        upload_id: u64,
+        reason: &str,
+        now_ms: u64,
+    ) -> Result<UploadRecord, StoreError> {
+        let failed = Outcome::Failed {
+            reason: reason.to_string(),
+        };
+        self.finish_upload(upload_id, failed, now_ms)
+    }
+
+    /// Voids every pending upload of this shard (start-up and shutdown: their jobs will not
+    /// run). Returns how many there were.
+    pub fn void_pending(&mut self, reason: &str, now_ms: u64) -> Result<usize, StoreError> {
+        let pending = self.pending_uploads()?;
+        for record in &pending {
+            let voided = self.void_upload(record.id, reason, now_ms)?;
+            assert_ne!(
+                voided.status,
+                UploadStatus::Pending,
+                "voided uploads are final"
+            );
+        }
+        Ok(pending.len())
     }
 
     /// The upload if it exists and belongs to `user_id` (else `None`: contract 4001).
@@ -201,12 +234,12 @@ impl ShardStore {
         let expired: Vec<DayNumber> = self.days.range(..oldest_kept).copied().collect();
         let mut dropped = 0u32;
         for day_number in expired {
-            dropped += self.drop_day(day_number)?;
+            dropped += self.drop_day(day_number, now_ms)?;
         }
         Ok(dropped)
     }
 
-    fn drop_day(&mut self, day_number: DayNumber) -> Result<u32, StoreError> {
+    fn drop_day(&mut self, day_number: DayNumber, now_ms: u64) -> Result<u32, StoreError> {
         let uploads = self.db.open_tree(layout::uploads_tree_name(day_number))?;
         let mut index_removals = sled::Batch::default();
         let mut count = 0u32;
@@ -214,12 +247,7 @@ impl ShardStore {
             let (key, bytes) = item?;
             let record: UploadRecord = decode(&bytes)?;
             if record.status == UploadStatus::Pending {
-                self.finish_upload(
-                    record.id,
-                    Outcome::Failed {
-                        reason: "dropped by retention".into(),
-                    },
-                )?;
+                self.void_upload(record.id, "dropped by retention", now_ms)?;
             }
             index_removals.remove(key);
             count += 1;

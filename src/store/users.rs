@@ -7,15 +7,17 @@ use sled::transaction::{abort, Transactional};
 
 impl ShardStore {
     /// Creates a user on this shard (which must be `shard_for_username(username)`), with
-    /// `points` initial points journaled as a Grant. `Err(UserExists)` if the name is taken.
+    /// `points` initial points journaled as a Grant at `now_ms`. `Err(UserExists)` if the
+    /// name is taken.
     pub fn create_user(
         &mut self,
         username: &str,
         password_hash: &str,
         role: Role,
         points: i64,
+        now_ms: u64,
     ) -> Result<u64, StoreError> {
-        validate_username(username)?;
+        check_username(username).map_err(StoreError::InvalidInput)?;
         if points < 0 {
             return Err(StoreError::InvalidInput(
                 "initial points must not be negative".into(),
@@ -33,7 +35,6 @@ impl ShardStore {
         }
         let user_id = self.next_id()?;
         let grant_id = self.next_id()?;
-        let now_ms = ids::system_clock_ms();
         let user = User {
             id: user_id,
             username: username.to_string(),
@@ -87,13 +88,15 @@ impl ShardStore {
         }
     }
 
-    /// Operator/admin movement of `delta` points (journaled as Adjust with `reason`).
-    /// `Err(InsufficientPoints)` if spendable points would go negative (nothing written).
+    /// Operator/admin movement of `delta` points (journaled as Adjust with `reason` at
+    /// `now_ms`). `Err(InsufficientPoints)` if spendable points would go negative (nothing
+    /// written).
     pub fn adjust_points(
         &mut self,
         user_id: u64,
         delta: i64,
         reason: &str,
+        now_ms: u64,
     ) -> Result<Balance, StoreError> {
         if delta == 0 {
             return Err(StoreError::InvalidInput("points must not be 0".into()));
@@ -109,7 +112,7 @@ impl ShardStore {
             EntryKind::Adjust,
             delta,
             0,
-            ids::system_clock_ms(),
+            now_ms,
             reason,
         );
         (&self.trees.balances, &self.trees.journal)
@@ -118,18 +121,14 @@ impl ShardStore {
     }
 }
 
-fn validate_username(username: &str) -> Result<(), StoreError> {
-    if username.is_empty() || username.len() > MAX_USERNAME_BYTES {
-        return Err(StoreError::InvalidInput(format!(
-            "username must be 1..={MAX_USERNAME_BYTES} bytes"
-        )));
-    }
-    if username
-        .chars()
-        .any(|c| c.is_control() || c.is_whitespace())
+/// The rule for new usernames, wherever a user is created (API, `aiocr user add`):
+/// 1..=`MAX_USERNAME_BYTES` of `A-Z a-z 0-9 . _ - @`. Existing names are never re-checked.
+pub fn check_username(username: &str) -> Result<(), String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "._-@".contains(c);
+    if username.is_empty() || username.len() > MAX_USERNAME_BYTES || !username.chars().all(allowed)
     {
-        return Err(StoreError::InvalidInput(
-            "username must not contain spaces or control characters".into(),
+        return Err(format!(
+            "username must be 1..={MAX_USERNAME_BYTES} of A-Z a-z 0-9 . _ - @"
         ));
     }
     Ok(())

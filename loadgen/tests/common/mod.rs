@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+use aiocr_contract::ApiError;
 use base64::Engine as _;
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -108,6 +109,15 @@ struct Answer {
     chunked: bool,
     /// Never answer (and keep the connection open until the client goes).
     hang: bool,
+}
+
+/// The contract's answer for `error` (its HTTP status and code, from the shared definition).
+fn refused(error: ApiError) -> Answer {
+    json(
+        error.status(),
+        i64::from(error.code()),
+        serde_json::json!({}),
+    )
 }
 
 fn json(status: u16, code: i64, data: serde_json::Value) -> Answer {
@@ -252,7 +262,7 @@ fn route(request: &Request, counters: &Counters) -> Answer {
         ("POST", "/v2/user/login") => login(request, counters),
         ("GET", "/v2/user/point") => match user_of(request) {
             Ok(user) if user.starts_with("short.") && !short_token_valid(&user, counters) => {
-                json(401, 1003, serde_json::json!({}))
+                refused(ApiError::BadToken)
             }
             Ok(_) => json(200, 0, serde_json::json!({"points": 1000, "reserved": 0})),
             Err(answer) => answer,
@@ -271,7 +281,7 @@ fn route(request: &Request, counters: &Counters) -> Answer {
             Ok(image) if image != BAD_IMAGE => json(200, 200, serde_json::json!("ab12")),
             _ => json(200, 500, serde_json::json!(null)),
         },
-        _ => json(404, 1006, serde_json::json!({})),
+        _ => refused(ApiError::NoRoute),
     }
 }
 
@@ -286,11 +296,11 @@ fn short_token_valid(user: &str, counters: &Counters) -> bool {
 
 fn login(request: &Request, counters: &Counters) -> Answer {
     let Ok(body) = serde_json::from_slice::<serde_json::Value>(&request.body) else {
-        return json(400, 1001, serde_json::json!({}));
+        return refused(ApiError::Malformed);
     };
     let name = body["username"].as_str().unwrap_or("");
     if name.is_empty() || body["password"].as_str() != Some("pw") {
-        return json(401, 1004, serde_json::json!({}));
+        return refused(ApiError::BadCredentials);
     }
     let number = counters.logins.fetch_add(1, Ordering::SeqCst);
     // Every login of "short" gets a fresh token with a small budget of requests.
@@ -308,29 +318,29 @@ fn login(request: &Request, counters: &Counters) -> Answer {
 
 fn user_of(request: &Request) -> Result<String, Answer> {
     let Some(value) = request.header("authorization") else {
-        return Err(json(401, 1002, serde_json::json!({})));
+        return Err(refused(ApiError::NoToken));
     };
     match value.strip_prefix("Bearer tok-") {
         Some(name) if !name.is_empty() => Ok(name.to_string()),
-        _ => Err(json(401, 1003, serde_json::json!({}))),
+        _ => Err(refused(ApiError::BadToken)),
     }
 }
 
 fn base64_image(request: &Request) -> Result<Vec<u8>, Answer> {
-    let body: serde_json::Value = serde_json::from_slice(&request.body)
-        .map_err(|_| json(400, 1001, serde_json::json!({})))?;
+    let body: serde_json::Value =
+        serde_json::from_slice(&request.body).map_err(|_| refused(ApiError::Malformed))?;
     let text = body["file"]
         .as_str()
-        .ok_or_else(|| json(400, 3001, serde_json::json!({})))?;
+        .ok_or_else(|| refused(ApiError::NoImage))?;
     base64::engine::general_purpose::STANDARD
         .decode(text)
-        .map_err(|_| json(415, 3003, serde_json::json!({})))
+        .map_err(|_| refused(ApiError::NotAnImage))
 }
 
 fn multipart_image(request: &Request) -> Result<Vec<u8>, Answer> {
     let content_type = request.header("content-type").unwrap_or("");
     let Some(boundary) = content_type.split("boundary=").nth(1) else {
-        return Err(json(400, 1001, serde_json::json!({})));
+        return Err(refused(ApiError::Malformed));
     };
     let body = &request.body;
     let opening = format!("--{boundary}\r\n");
@@ -340,10 +350,10 @@ fn multipart_image(request: &Request) -> Result<Vec<u8>, Answer> {
         && body.ends_with(closing.as_bytes())
         && body.windows(field.len()).any(|w| w == field);
     let Some(start) = body.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return Err(json(400, 3001, serde_json::json!({})));
+        return Err(refused(ApiError::NoImage));
     };
     if !ok {
-        return Err(json(400, 3001, serde_json::json!({})));
+        return Err(refused(ApiError::NoImage));
     }
     Ok(body[start + 4..body.len() - closing.len()].to_vec())
 }
@@ -354,12 +364,12 @@ fn upload(request: &Request, image: &[u8], counters: &Counters) -> Answer {
         Err(answer) => return answer,
     };
     match user.as_str() {
-        "poor" => return json(402, 2001, serde_json::json!({})),
-        "busy" => return json(503, 5001, serde_json::json!({})),
+        "poor" => return refused(ApiError::NoPoints),
+        "busy" => return refused(ApiError::Busy),
         _ => {}
     }
     if image.is_empty() || image == BAD_IMAGE {
-        return json(415, 3003, serde_json::json!({}));
+        return refused(ApiError::NotAnImage);
     }
     let id = counters.next_id.fetch_add(1, Ordering::SeqCst);
     if request.query_param("wait") == Some("1") {
@@ -387,11 +397,11 @@ fn result(request: &Request, counters: &Counters) -> Answer {
         Err(answer) => return answer,
     };
     let Some(Ok(id)) = request.query_param("id").map(str::parse::<u64>) else {
-        return json(400, 1001, serde_json::json!({}));
+        return refused(ApiError::Malformed);
     };
     let mut uploads = counters.uploads.lock().unwrap();
     match uploads.get_mut(&id) {
-        Some((owner, _)) if *owner != user => json(404, 4001, serde_json::json!({})),
+        Some((owner, _)) if *owner != user => refused(ApiError::NoSuchUpload),
         Some((_, polls_left)) if *polls_left > 0 => {
             *polls_left -= 1;
             json(
@@ -405,7 +415,7 @@ fn result(request: &Request, counters: &Counters) -> Answer {
             0,
             serde_json::json!({"id": id.to_string(), "status": "done", "result": "ab12", "cost": 1}),
         ),
-        None => json(404, 4001, serde_json::json!({})),
+        None => refused(ApiError::NoSuchUpload),
     }
 }
 

@@ -14,12 +14,12 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
-use super::{Job, JobResult, ResultSink, WorkerContext};
-use crate::engine::{available_models, Engine, ImageLimits, RecognizeOptions, SETUP_HINT};
+use super::{Job, JobFailure, JobResult, ResultSink, ThreadContext};
+use crate::engine::{available_models, Answer, Engine, ImageLimits, RecognizeOptions, SETUP_HINT};
 
 /// How the recognition threads are laid out and how they batch.
 #[derive(Clone, Debug)]
-pub struct WorkerConfig {
+pub struct ThreadConfig {
     /// One recognition thread per entry, pinned to that core.
     pub cores: Vec<usize>,
     /// Most jobs one engine call takes.
@@ -74,9 +74,29 @@ impl std::str::FromStr for ThreadPriority {
     }
 }
 
+/// The running recognition threads.
+pub struct RecognitionThreads {
+    handles: Vec<JoinHandle<()>>,
+}
+
+impl RecognitionThreads {
+    pub fn count(&self) -> usize {
+        self.handles.len()
+    }
+
+    /// Waits for every thread to exit (after `ThreadContext::stop` disconnected, or every
+    /// `JobQueue` was dropped).
+    pub fn join(self) {
+        for handle in self.handles {
+            let _ = handle.join();
+        }
+    }
+}
+
 /// Starts one thread per configured core; returns once every thread has loaded its models, or
-/// the first loading error (missing models, broken ONNX Runtime).
-pub fn start(context: WorkerContext, config: WorkerConfig) -> Result<Vec<JoinHandle<()>>, String> {
+/// the first loading error (missing models, broken ONNX Runtime). The threads exit when
+/// `ThreadContext::stop` disconnects or every `JobQueue` clone is dropped.
+pub fn start(context: ThreadContext, config: ThreadConfig) -> Result<RecognitionThreads, String> {
     assert!(!config.cores.is_empty(), "at least one recognition thread");
     assert!(config.max_batch >= 1, "max_batch >= 1");
     let models = available_models(&context.model_dir);
@@ -102,7 +122,7 @@ pub fn start(context: WorkerContext, config: WorkerConfig) -> Result<Vec<JoinHan
             ready_tx.clone(),
         );
         let handle = std::thread::Builder::new()
-            .name(format!("aiocr-accel-{index}"))
+            .name(format!("aiocr-recog-{index}"))
             .spawn(move || {
                 set_priority(config.priority);
                 // ONNX Runtime's pool threads start with the session and inherit the creating
@@ -121,7 +141,7 @@ pub fn start(context: WorkerContext, config: WorkerConfig) -> Result<Vec<JoinHan
                             results: &results,
                             busy: &busy,
                         };
-                        serve_jobs(engines, queues, &config);
+                        recognize_jobs(engines, queues, &config);
                     }
                     Err(e) => {
                         let _ = ready.send(Err(e.to_string()));
@@ -137,7 +157,7 @@ pub fn start(context: WorkerContext, config: WorkerConfig) -> Result<Vec<JoinHan
             .recv()
             .map_err(|_| "a recognition thread died while loading".to_string())??;
     }
-    Ok(handles)
+    Ok(RecognitionThreads { handles })
 }
 
 /// Lets the calling thread run on `cores` only (best effort: a refused change leaves it where
@@ -174,7 +194,7 @@ fn set_priority(priority: ThreadPriority) {
 }
 
 /// One recognition thread's engines: single-threaded, and possibly a wide one (see
-/// `WorkerConfig::wide_threads`).
+/// `ThreadConfig::wide_threads`).
 struct Engines {
     narrow: Engine,
     wide: Option<Engine>,
@@ -223,7 +243,7 @@ struct Queues<'a> {
 }
 
 /// Runs until `stop` disconnects or every `JobQueue` is dropped (the server is stopping).
-fn serve_jobs(mut engines: Engines, queues: Queues, config: &WorkerConfig) {
+fn recognize_jobs(mut engines: Engines, queues: Queues, config: &ThreadConfig) {
     let Queues {
         jobs,
         stop,
@@ -239,8 +259,10 @@ fn serve_jobs(mut engines: Engines, queues: Queues, config: &WorkerConfig) {
             .partition(|job| taken_at.duration_since(job.enqueued_at) <= max_wait);
         for job in stale {
             let queued_us = micros(taken_at.duration_since(job.enqueued_at));
-            let reason = format!("waited {} ms in the recognition queue", queued_us / 1000);
-            results.deliver(result_of(&job, Err(reason), queued_us, 0, 0));
+            let failure = JobFailure::WaitedTooLong {
+                waited_ms: queued_us / 1000,
+            };
+            results.deliver(result_of(&job, Err(failure), queued_us, 0, 0));
         }
         if fresh.is_empty() {
             continue;
@@ -251,12 +273,14 @@ fn serve_jobs(mut engines: Engines, queues: Queues, config: &WorkerConfig) {
             .collect();
         let alone = busy.fetch_add(1, Ordering::SeqCst) == 0 && jobs.is_empty();
         let answers = engines.pick(alone).recognize_batch(&items);
-        busy.fetch_sub(1, Ordering::SeqCst);
+        assert_eq!(answers.len(), fresh.len(), "one answer per job");
+        let was_busy = busy.fetch_sub(1, Ordering::SeqCst);
+        assert!(was_busy >= 1, "busy counts this thread while it runs");
         let recognize_us = micros(taken_at.elapsed());
         let batch_size = fresh.len() as u32;
         for (job, answer) in fresh.iter().zip(answers) {
             let queued_us = micros(taken_at.duration_since(job.enqueued_at));
-            let outcome = answer.map_err(|e| e.to_string());
+            let outcome = answer.map_err(JobFailure::Recognize);
             results.deliver(result_of(job, outcome, queued_us, recognize_us, batch_size));
         }
     }
@@ -268,7 +292,7 @@ fn serve_jobs(mut engines: Engines, queues: Queues, config: &WorkerConfig) {
 fn next_batch(
     jobs: &Receiver<Job>,
     stop: &Receiver<()>,
-    config: &WorkerConfig,
+    config: &ThreadConfig,
     batchable: impl Fn(&str) -> bool,
 ) -> Option<Vec<Job>> {
     let first = crossbeam_channel::select! {
@@ -301,14 +325,13 @@ fn next_batch(
 
 fn result_of(
     job: &Job,
-    outcome: Result<crate::engine::Answer, String>,
+    outcome: Result<Answer, JobFailure>,
     queued_us: u64,
     recognize_us: u64,
     batch_size: u32,
 ) -> JobResult {
     JobResult {
         upload_id: job.upload_id,
-        user_id: job.user_id,
         owner_shard: job.owner_shard,
         outcome,
         cache_hit: false,
@@ -327,7 +350,7 @@ fn micros(duration: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::accel::JobQueue;
+    use crate::recognition::JobQueue;
     use crate::test_support::model_dir;
 
     /// (file bytes, ddddocr_old, ddddocr_beta) of the first `count` fixtures.
@@ -339,8 +362,8 @@ mod tests {
             .collect()
     }
 
-    fn config(max_queue_wait_ms: u64) -> WorkerConfig {
-        WorkerConfig {
+    fn config(max_queue_wait_ms: u64) -> ThreadConfig {
+        ThreadConfig {
             cores: vec![0, 1],
             max_batch: 8,
             max_queue_delay_us: 500,
@@ -358,9 +381,8 @@ mod tests {
         };
         Job {
             upload_id,
-            user_id: 42,
             owner_shard: (upload_id % 2) as u16,
-            digest: crate::accel::cache::digest(&image),
+            digest: crate::recognition::cache::digest(&image),
             image,
             options,
             enqueued_at,
@@ -370,15 +392,14 @@ mod tests {
     #[test]
     fn every_job_is_answered_on_its_owner_shard_as_ddddocr_would() {
         let (queue, receiver) = JobQueue::bounded(256);
-        let (sink, inboxes) = ResultSink::new(2);
-        let context = WorkerContext {
+        let (sink, inboxes) = ResultSink::new(2, 256);
+        let context = ThreadContext {
             jobs: receiver,
             results: sink,
             model_dir: model_dir(),
-            shard_cores: vec![0, 1],
             stop: crossbeam_channel::never(),
         };
-        let handles = start(context, config(60_000)).expect("models installed by scripts/setup.sh");
+        let threads = start(context, config(60_000)).expect("models installed by scripts/setup.sh");
         let samples = fixtures(40);
         let mut expected = std::collections::HashMap::new();
         for (i, (image, old, beta)) in samples.into_iter().enumerate() {
@@ -396,9 +417,7 @@ mod tests {
             .try_submit(job(1000, b"GIF89a-broken".to_vec(), "old", Instant::now()))
             .unwrap();
         drop(queue); // the threads finish the queue, then exit
-        for handle in handles {
-            handle.join().unwrap();
-        }
+        threads.join();
         let mut answered = 0;
         for (shard, inbox) in inboxes.iter().enumerate() {
             while let Ok(result) = inbox.try_recv() {
@@ -417,22 +436,24 @@ mod tests {
     #[test]
     fn a_job_that_waited_too_long_fails_without_running() {
         let (queue, receiver) = JobQueue::bounded(4);
-        let (sink, inboxes) = ResultSink::new(2);
-        let context = WorkerContext {
+        let (sink, inboxes) = ResultSink::new(2, 4);
+        let context = ThreadContext {
             jobs: receiver,
             results: sink,
             model_dir: model_dir(),
-            shard_cores: vec![0],
             stop: crossbeam_channel::never(),
         };
-        let handles = start(context, config(1)).unwrap();
+        let threads = start(context, config(1)).unwrap();
         let long_ago = Instant::now() - Duration::from_secs(5);
         let (image, _, _) = fixtures(1).pop().unwrap();
         queue.try_submit(job(7, image, "old", long_ago)).unwrap();
         drop(queue);
-        handles.into_iter().for_each(|h| h.join().unwrap());
+        threads.join();
         let result = inboxes[1].try_recv().unwrap();
-        assert!(result.outcome.unwrap_err().contains("recognition queue"));
+        assert!(matches!(
+            result.outcome.unwrap_err(),
+            JobFailure::WaitedTooLong { waited_ms } if waited_ms >= 5000
+        ));
         assert_eq!(result.recognize_us, 0);
     }
 
@@ -448,18 +469,18 @@ mod tests {
     #[test]
     fn missing_models_are_a_start_error() {
         let (_queue, receiver) = JobQueue::bounded(4);
-        let (sink, _inboxes) = ResultSink::new(1);
+        let (sink, _inboxes) = ResultSink::new(1, 4);
         let empty = std::env::temp_dir().join(format!("aiocr-no-models-{}", std::process::id()));
         std::fs::create_dir_all(&empty).unwrap();
-        let context = WorkerContext {
+        let context = ThreadContext {
             jobs: receiver,
             results: sink,
             model_dir: empty,
-            shard_cores: vec![0],
             stop: crossbeam_channel::never(),
         };
-        assert!(start(context, config(1000))
-            .unwrap_err()
-            .contains("no models"));
+        let refused = start(context, config(1000))
+            .err()
+            .expect("no models, no threads");
+        assert!(refused.contains("no models"), "{refused}");
     }
 }

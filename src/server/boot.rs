@@ -1,12 +1,16 @@
 //! Start-up and shutdown of the whole server: open every shard's store (voiding uploads a
 //! previous run left pending), create the demo users on a fresh data directory, start the
-//! recognition workers and one pinned executor per shard, wait for SIGTERM/SIGINT.
+//! recognition threads and one pinned executor per shard, wait for SIGTERM/SIGINT, stop.
 
-use super::shard::{self, ShardMessage, ShardSeed, Shared};
-use crate::accel::workers::WorkerConfig;
-use crate::accel::{self, JobQueue, ResultSink, WorkerContext};
+use super::listener;
+use super::router::ROUTE_LABELS;
+use super::shard::{ShardMessage, ShardSeed, Shared};
+use super::shard_loops;
 use crate::config::Config;
 use crate::metrics::Registry;
+use crate::recognition::{
+    self, JobQueue, RecognitionThreads, ResultSink, ThreadConfig, ThreadContext,
+};
 use crate::store::{ids, Role, ShardStore};
 use glommio::{LocalExecutorBuilder, Placement};
 use std::net::SocketAddr;
@@ -24,7 +28,8 @@ enum ShardEvent {
     Finished(u16, Result<(), String>),
 }
 
-pub fn serve(mut config: Config) -> Result<(), String> {
+/// Runs the server until SIGTERM/SIGINT (or a shard fails), then stops it cleanly.
+pub fn run_until_stopped(mut config: Config) -> Result<(), String> {
     let shard_count = config.shard_count();
     // One descriptor per connection: take the whole hard limit, then refuse clearly (pointing
     // at tuning/ and `aiocr doctor`) where io_uring or locked memory cannot carry the shards.
@@ -37,46 +42,43 @@ pub fn serve(mut config: Config) -> Result<(), String> {
     let keys = crate::auth::load_or_create_keys(&config.data_dir, non_empty(&config.jwt_secret))
         .map_err(|e| format!("jwt secret: {e}"))?;
     // Port 0 (tests) must resolve to one port for every shard's SO_REUSEPORT socket.
-    let port_holder = resolve_listen_port(&mut config)?;
+    let port_holder = listener::claim_port(&mut config)?;
     let demo = if fresh && config.create_demo_users {
         Some(create_demo_users(&mut stores, shard_count)?)
     } else {
         None
     };
     let config = Arc::new(config);
-    let (queue, jobs) = JobQueue::bounded(config.queue_len);
-    let (results, result_inboxes) = ResultSink::new(shard_count);
-    let (peers, inboxes): (Vec<_>, Vec<_>) = (0..shard_count).map(|_| flume::unbounded()).unzip();
     let shard_cores = shard_cores(shard_count);
-    let worker_config = worker_config(&config, &shard_cores);
-    let (stop_workers, workers_stop) = crossbeam_channel::bounded::<()>(0);
-    let workers = accel::start_workers(
-        WorkerContext {
-            jobs,
-            results,
-            model_dir: config.model_dir.clone(),
-            shard_cores: shard_cores.clone(),
-            stop: workers_stop,
-        },
-        worker_config,
-    )
-    .map_err(|e| format!("recognition: {e}"))?;
+    let thread_config = thread_config(&config, &shard_cores);
+    let (queue, jobs) = JobQueue::bounded(config.queue_len);
+    // Results exist only for queued or running jobs: this bounds what one inbox can hold.
+    let result_inbox_len = config.queue_len + thread_config.cores.len() * config.max_batch;
+    let (results, result_inboxes) = ResultSink::new(shard_count, result_inbox_len);
+    let (peers, inboxes): (Vec<_>, Vec<_>) = (0..shard_count)
+        .map(|_| flume::bounded(config.shard_inbox_len))
+        .unzip();
+    let (stop_threads, threads_stop) = crossbeam_channel::bounded::<()>(0);
+    let context = ThreadContext {
+        jobs,
+        results,
+        model_dir: config.model_dir.clone(),
+        stop: threads_stop,
+    };
+    let threads: RecognitionThreads =
+        recognition::start(context, thread_config).map_err(|e| format!("recognition: {e}"))?;
     let shared = Arc::new(Shared {
         config: config.clone(),
         keys: Arc::new(keys),
         queue,
         peers: peers.into(),
-        metrics: Registry::new(shard_count),
+        metrics: Registry::new(shard_count, &ROUTE_LABELS),
         models: crate::engine::available_models(&config.model_dir).into(),
-        accel_threads: workers.len(),
+        recognition_threads: threads.count(),
     });
     let (events, event_receiver) = mpsc::channel();
-    let seeds = stores
-        .into_iter()
-        .zip(inboxes)
-        .zip(result_inboxes)
-        .enumerate();
-    for (index, ((store, inbox), results)) in seeds {
+    let seeds = stores.into_iter().zip(inboxes).zip(result_inboxes);
+    for (index, ((store, inbox), results)) in seeds.enumerate() {
         let seed = ShardSeed {
             id: index as u16,
             store,
@@ -95,11 +97,9 @@ pub fn serve(mut config: Config) -> Result<(), String> {
         demo.as_ref(),
     );
     // The shards have stopped and voided what was pending: the recognition threads stop now.
-    drop(stop_workers);
+    drop(stop_threads);
     drop(shared);
-    for worker in workers {
-        let _ = worker.join();
-    }
+    threads.join();
     outcome
 }
 
@@ -110,14 +110,18 @@ fn non_empty(text: &str) -> Option<&str> {
 fn open_stores(config: &Config, shard_count: u16) -> Result<Vec<ShardStore>, String> {
     let mut stores = Vec::with_capacity(usize::from(shard_count));
     for shard in 0..shard_count {
+        let opening = |e: crate::store::StoreError| {
+            format!(
+                "opening shard {shard} in {}: {e}",
+                config.data_dir.display()
+            )
+        };
         let mut store = ShardStore::open(&config.data_dir, shard, shard_count, config.node_id)
-            .map_err(|e| {
-                format!(
-                    "opening shard {shard} in {}: {e}",
-                    config.data_dir.display()
-                )
-            })?;
-        let voided = shard::Shard::void_pending(&mut store, "server stopped before recognition")?;
+            .map_err(opening)?;
+        let now_ms = crate::clock::unix_now_ms();
+        let voided = store
+            .void_pending(super::STOPPED_BEFORE_RECOGNITION, now_ms)
+            .map_err(opening)?;
         if voided > 0 {
             eprintln!(
                 "aiocr: shard {shard}: voided {voided} upload(s) left pending by the previous run"
@@ -132,79 +136,38 @@ fn open_stores(config: &Config, shard_count: u16) -> Result<Vec<ShardStore>, Str
     Ok(stores)
 }
 
-/// With port 0, binds (without listening) a SO_REUSEPORT socket to learn a free port and
-/// rewrites `listen` with it; the socket is kept until every shard listens on that port, so
-/// nothing else can take it meanwhile. A socket that does not listen receives no connections.
-///
-/// With a fixed port, first checks that no other process listens there: SO_REUSEPORT would
-/// otherwise let a second server silently share the port (and split the traffic).
-fn resolve_listen_port(config: &mut Config) -> Result<Option<socket2::Socket>, String> {
-    let address = config.listen_addr();
-    if address.port() != 0 {
-        bind_probe(address, false).map_err(|e| format!("cannot listen on {address}: {e}"))?;
-        return Ok(None);
-    }
-    let bind = || -> std::io::Result<(socket2::Socket, SocketAddr)> {
-        let socket = bind_probe(address, true)?;
-        let bound = socket
-            .local_addr()?
-            .as_socket()
-            .ok_or_else(|| std::io::Error::other("not an IP address"))?;
-        Ok((socket, bound))
-    };
-    let (socket, bound) = bind().map_err(|e| format!("resolving port 0 of {address}: {e}"))?;
-    config.listen = bound.to_string();
-    Ok(Some(socket))
-}
-
-/// A bound, not listening TCP socket on `address` (SO_REUSEADDR so TIME_WAIT leftovers do not
-/// count; a listening socket of another process still makes the bind fail).
-fn bind_probe(address: SocketAddr, reuse_port: bool) -> std::io::Result<socket2::Socket> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let domain = if address.is_ipv6() {
-        Domain::IPV6
-    } else {
-        Domain::IPV4
-    };
-    let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(reuse_port)?;
-    socket.bind(&address.into())?;
-    Ok(socket)
-}
-
-/// Shard `i` runs on the i-th allowed core (wrapping when there are more shards than cores).
-/// The recognition layout: `accel_cores` (default every usable core, one thread each), at
-/// SCHED_IDLE where they share a shard's core unless `accel_priority` says otherwise.
-fn worker_config(config: &Config, shard_cores: &[usize]) -> WorkerConfig {
-    let usable: Vec<usize> = core_affinity::get_core_ids()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|c| c.id)
-        .collect();
-    let cores = config.accel_cores(&usable);
+/// The recognition layout: `recognition_cores` (default every usable core, one thread each),
+/// at SCHED_IDLE where they share a shard's core unless `recognition_priority` says otherwise.
+fn thread_config(config: &Config, shard_cores: &[usize]) -> ThreadConfig {
+    let cores = config.recognition_cores(&usable_cores());
     let shares_shard_cores = cores.iter().any(|core| shard_cores.contains(core));
-    let wide_threads = match config.accel_wide_threads {
+    let wide_threads = match config.recognition_wide_threads {
         0 => cores.len(),
         threads => threads,
     };
-    WorkerConfig {
-        priority: config.accel_priority(shares_shard_cores),
+    ThreadConfig {
+        priority: config.recognition_priority(shares_shard_cores),
         wide_threads,
         cores,
         max_batch: config.max_batch,
         max_queue_delay_us: config.max_queue_delay_us,
         max_queue_wait_ms: config.max_queue_wait_ms,
-        limits: super::shard::image_limits(config),
+        limits: config.image_limits(),
     }
 }
 
-fn shard_cores(shard_count: u16) -> Vec<usize> {
-    let mut cores: Vec<usize> = core_affinity::get_core_ids()
+/// The cores this process may run on.
+fn usable_cores() -> Vec<usize> {
+    core_affinity::get_core_ids()
         .unwrap_or_default()
         .into_iter()
-        .map(|c| c.id)
-        .collect();
+        .map(|core| core.id)
+        .collect()
+}
+
+/// Shard `i` runs on the i-th usable core (wrapping when there are more shards than cores).
+fn shard_cores(shard_count: u16) -> Vec<usize> {
+    let mut cores = usable_cores();
     if cores.is_empty() {
         cores.push(0);
     }
@@ -224,7 +187,7 @@ fn start_shard(
         .io_memory(IO_MEMORY_BYTES);
     let spawned = builder.spawn(move || async move {
         let ready = events.clone();
-        let result = shard::run(seed, move || {
+        let result = shard_loops::shard_main(seed, move || {
             let _ = ready.send(ShardEvent::Listening);
         })
         .await;
@@ -234,6 +197,14 @@ fn start_shard(
     spawned
         .map(drop)
         .map_err(|e| format!("starting shard {id} on core {core}: {e}"))
+}
+
+/// Asks every shard to stop. A blocking send: `Stop` must not be lost to a full inbox (the
+/// shards keep draining their inboxes, so room comes).
+fn stop_all(peers: &[flume::Sender<ShardMessage>]) {
+    for peer in peers {
+        let _ = peer.send(ShardMessage::Stop);
+    }
 }
 
 /// Waits for every shard to listen (then announces the server), then for SIGTERM/SIGINT or a
@@ -258,9 +229,7 @@ fn supervise(
             let mut signals = signals;
             if signals.forever().next().is_some() {
                 eprintln!("aiocr: stopping: draining connections");
-                for peer in peers.iter() {
-                    let _ = peer.send(ShardMessage::Stop);
-                }
+                stop_all(&peers);
             }
         })
         .map_err(|e| format!("signal thread: {e}"))?;
@@ -281,9 +250,7 @@ fn supervise(
                 finished += 1;
                 if let Err(error) = result {
                     failure.get_or_insert(format!("shard {id}: {error}"));
-                    for peer in shared.peers.iter() {
-                        let _ = peer.send(ShardMessage::Stop);
-                    }
+                    stop_all(&shared.peers);
                 }
             }
         }
@@ -305,9 +272,10 @@ struct DemoUsers {
 }
 
 fn create_demo_users(stores: &mut [ShardStore], shard_count: u16) -> Result<DemoUsers, String> {
+    let random = || crate::auth::random_password().map_err(|e| e.to_string());
     let demo = DemoUsers {
-        demo_password: random_password()?,
-        admin_password: random_password()?,
+        demo_password: random()?,
+        admin_password: random()?,
     };
     let users = [
         ("demo", &demo.demo_password, Role::User, DEMO_POINTS),
@@ -316,8 +284,9 @@ fn create_demo_users(stores: &mut [ShardStore], shard_count: u16) -> Result<Demo
     for (username, password, role, points) in users {
         let hash = crate::auth::hash_password(password).map_err(|e| format!("hashing: {e}"))?;
         let store = &mut stores[usize::from(ids::shard_for_username(username, shard_count))];
+        let now_ms = crate::clock::unix_now_ms();
         store
-            .create_user(username, &hash, role, points)
+            .create_user(username, &hash, role, points, now_ms)
             .map_err(|e| format!("creating {username}: {e}"))?;
         store
             .flusher()
@@ -327,22 +296,9 @@ fn create_demo_users(stores: &mut [ShardStore], shard_count: u16) -> Result<Demo
     Ok(demo)
 }
 
-/// 16 characters from the OS random source (base64url alphabet: 96 bits).
-fn random_password() -> Result<String, String> {
-    let mut bytes = [0u8; 12];
-    let mut urandom =
-        std::fs::File::open("/dev/urandom").map_err(|e| format!("/dev/urandom: {e}"))?;
-    std::io::Read::read_exact(&mut urandom, &mut bytes)
-        .map_err(|e| format!("/dev/urandom: {e}"))?;
-    Ok(base64::Engine::encode(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-        bytes,
-    ))
-}
-
 /// Prints the listening line (tests wait for it) and, on first start, the demo credentials.
 fn announce(config: &Config, shard_count: u16, demo: Option<&DemoUsers>) {
-    let url = local_url(&config.listen_addr());
+    let url = local_url(&config.listen);
     if let Some(demo) = demo {
         println!(
             "aiocr: created demo user   demo / {}  ({DEMO_POINTS} points)",
@@ -358,7 +314,7 @@ fn announce(config: &Config, shard_count: u16, demo: Option<&DemoUsers>) {
         println!("  curl -s -H \"Authorization: Bearer $TOKEN\" {url}/v2/user/point");
         println!("  curl -s -H \"Authorization: Bearer $TOKEN\" -F file=@captcha.png '{url}/v2/decode/upload?wait=1'");
     }
-    if let Some(address) = config.metrics_addr() {
+    if let Some(address) = config.metrics_listen {
         println!("aiocr: metrics on {}/metrics", local_url(&address));
     }
     println!("aiocr: listening on {url} with {shard_count} shard(s)");

@@ -1,0 +1,176 @@
+//! Recognition: the bounded queue between the shards and the recognition threads, the threads
+//! themselves, and each shard's answer cache.
+//!
+//! - Shards submit [`Job`]s into one bounded [`JobQueue`] (`queue.rs`, a crossbeam MPMC
+//!   channel). A shard checks [`JobQueue::has_room`] before it reserves points, and if
+//!   [`JobQueue::try_submit`] still fails after reserving, it voids the reservation: a full
+//!   queue never charges.
+//! - Recognition threads (`threads.rs`) take jobs, run the engine, and hand each
+//!   [`JobResult`] to [`ResultSink::deliver`], which sends it to the owner shard's result inbox
+//!   (a bounded flume channel). The shard awaits that inbox with `recv_async`; glommio wakers
+//!   are thread-safe (a wake from a foreign thread is queued on the executor's notifier, which
+//!   wakes a sleeping reactor through its eventfd), so a result wakes the shard without any
+//!   polling. The shard then finishes the upload (server/upload/finish.rs).
+//! - `cache.rs` is each shard's answer cache, filled from results and read before a job is
+//!   queued.
+
+pub mod cache;
+mod queue;
+mod threads;
+
+pub use queue::JobQueue;
+pub use threads::{start, RecognitionThreads, ThreadConfig, ThreadPriority};
+
+use crate::engine::{Answer, RecognizeError, RecognizeOptions};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// One accepted upload to recognise. Its points are reserved (and durable by the time its
+/// upload is acknowledged).
+#[derive(Debug)]
+pub struct Job {
+    pub upload_id: u64,
+    /// The shard whose ledger holds the reservation; the result must go back there.
+    pub owner_shard: u16,
+    /// The decoded image bytes (already probed: a known format within the bounds).
+    pub image: Vec<u8>,
+    pub options: RecognizeOptions,
+    /// BLAKE3 of `image`: with `options`, the answer cache's key.
+    pub digest: cache::ImageDigest,
+    pub enqueued_at: Instant,
+}
+
+/// Why a job got no answer. Its reservation is voided either way; the server decides what
+/// the client is told (server/upload/finish.rs).
+#[derive(Clone, Debug, PartialEq)]
+pub enum JobFailure {
+    /// The engine refused the image or the model failed.
+    Recognize(RecognizeError),
+    /// The job waited longer than `max_queue_wait_ms` before a thread took it.
+    WaitedTooLong { waited_ms: u64 },
+}
+
+impl std::fmt::Display for JobFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JobFailure::Recognize(error) => write!(f, "{error}"),
+            JobFailure::WaitedTooLong { waited_ms } => {
+                write!(f, "waited {waited_ms} ms in the recognition queue")
+            }
+        }
+    }
+}
+
+/// What became of one job.
+#[derive(Debug)]
+pub struct JobResult {
+    pub upload_id: u64,
+    pub owner_shard: u16,
+    /// The recognised text, or why there is none (the reservation is then voided).
+    pub outcome: Result<Answer, JobFailure>,
+    /// Answered from the cache without running the model (still charged).
+    pub cache_hit: bool,
+    /// Time from submission until a recognition thread took the job.
+    pub queued_us: u64,
+    /// Time in the model (0 for a cache hit).
+    pub recognize_us: u64,
+    /// Images in the batch this job ran in (1 when not batched, 0 for a cache hit).
+    pub batch_size: u32,
+    /// The job's cache key, so the owner shard can keep the answer.
+    pub digest: cache::ImageDigest,
+    pub options: RecognizeOptions,
+}
+
+/// Routes results to their owner shard's inbox. `Clone + Send`: every recognition thread
+/// holds one.
+#[derive(Clone)]
+pub struct ResultSink {
+    shard_inboxes: Arc<[flume::Sender<JobResult>]>,
+}
+
+impl ResultSink {
+    /// The sink and one receiver per shard (index = shard number), each holding at most
+    /// `inbox_len` results. A result exists only for a job that was queued or is running, so
+    /// `queue_len + threads x max_batch` bounds what can ever wait in one inbox; the caller
+    /// passes that, and a thread that still finds an inbox full waits for room rather than
+    /// drop a result (a dropped result would hold its points reserved until a restart).
+    pub fn new(
+        shard_count: u16,
+        inbox_len: usize,
+    ) -> (ResultSink, Vec<flume::Receiver<JobResult>>) {
+        assert!(shard_count > 0 && inbox_len > 0);
+        let (senders, receivers): (Vec<_>, Vec<_>) =
+            (0..shard_count).map(|_| flume::bounded(inbox_len)).unzip();
+        (
+            ResultSink {
+                shard_inboxes: senders.into(),
+            },
+            receivers,
+        )
+    }
+
+    /// Sends the result to its owner shard. Returns false when the shard has stopped: it
+    /// voided its pending uploads on the way out, and voids any left at the next start, so
+    /// the result is not lost money, only lost work.
+    pub fn deliver(&self, result: JobResult) -> bool {
+        let shard = usize::from(result.owner_shard);
+        assert!(
+            shard < self.shard_inboxes.len(),
+            "owner shard {shard} out of range"
+        );
+        self.shard_inboxes[shard].send(result).is_ok()
+    }
+}
+
+/// What the recognition threads get at start.
+pub struct ThreadContext {
+    pub jobs: crossbeam_channel::Receiver<Job>,
+    pub results: ResultSink,
+    pub model_dir: PathBuf,
+    /// Disconnected (its sender dropped) when the server stops: the threads then exit at once,
+    /// whatever still holds a `JobQueue` (the shards voided what was pending).
+    pub stop: crossbeam_channel::Receiver<()>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_reach_their_owner_shard_from_another_thread() {
+        let (sink, inboxes) = ResultSink::new(2, 4);
+        let worker = std::thread::spawn(move || {
+            let answer = Answer {
+                text: "ab12".into(),
+                confidence: None,
+            };
+            let result = JobResult {
+                upload_id: 7,
+                owner_shard: 1,
+                outcome: Ok(answer),
+                cache_hit: false,
+                queued_us: 0,
+                recognize_us: 0,
+                batch_size: 1,
+                digest: [0; 32],
+                options: RecognizeOptions::default(),
+            };
+            sink.deliver(result)
+        });
+        assert!(worker.join().unwrap());
+        assert!(inboxes[0].try_recv().is_err());
+        assert_eq!(inboxes[1].recv().unwrap().upload_id, 7);
+    }
+
+    #[test]
+    fn failures_say_why() {
+        let waited = JobFailure::WaitedTooLong { waited_ms: 31_000 };
+        assert_eq!(
+            waited.to_string(),
+            "waited 31000 ms in the recognition queue"
+        );
+        let unknown = JobFailure::Recognize(RecognizeError::UnknownModel("x".into()));
+        assert_eq!(unknown.to_string(), "unknown model 'x'");
+    }
+}

@@ -1,0 +1,175 @@
+//! Operators over HTTP: `POST /v2/admin/users` (create a user) and `POST /v2/admin/points`
+//! (add or remove points with a reason). Admin role only.
+
+use crate::server::call::Call;
+use crate::server::owner::{run_on_owner, OwnerCommand};
+use crate::server::reply::{internal, malformed, ok, ApiResult, Refusal};
+use crate::server::shard::Shard;
+use crate::store::{ids, Balance, Role, StoreError};
+use serde_json::json;
+use std::rc::Rc;
+
+/// `POST /v2/admin/users`: the password is hashed where the request arrived (off the
+/// owner's reactor, on the blocking pool), the user created on the shard its name maps to.
+struct CreateUser {
+    username: String,
+    password_hash: String,
+    role: Role,
+    points: i64,
+    owner: u16,
+}
+
+impl CreateUser {
+    async fn parse(call: &Call<'_>) -> Result<CreateUser, Refusal> {
+        call.caller_with_role(&[Role::Admin])?;
+        let fields = call.fields()?;
+        let username = fields.required("username")?.to_string();
+        crate::store::check_username(&username).map_err(malformed)?;
+        let password = fields.required("password")?.to_string();
+        crate::auth::check_new_password(&password).map_err(malformed)?;
+        let role = match fields.text("role").unwrap_or("user") {
+            "user" => Role::User,
+            "developer" => Role::Developer,
+            "admin" => Role::Admin,
+            _ => return Err(malformed("role must be user, developer or admin")),
+        };
+        let points = fields
+            .text("points")
+            .unwrap_or("0")
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|points| *points >= 0)
+            .ok_or_else(|| malformed("points must be a non-negative integer"))?;
+        let password_hash = glommio::executor()
+            .spawn_blocking(move || crate::auth::hash_password(&password))
+            .await
+            .map_err(|e| internal("hash_password", e))?;
+        Ok(CreateUser {
+            owner: ids::shard_for_username(&username, call.shard.shard_count()),
+            username,
+            password_hash,
+            role,
+            points,
+        })
+    }
+}
+
+impl OwnerCommand for CreateUser {
+    type Output = u64;
+
+    fn owner(&self) -> u16 {
+        self.owner
+    }
+
+    async fn apply(self, shard: Rc<Shard>) -> Result<u64, Refusal> {
+        let user_id = shard.store.borrow_mut().create_user(
+            &self.username,
+            &self.password_hash,
+            self.role,
+            self.points,
+            crate::clock::unix_now_ms(),
+        )?;
+        shard.commit.durable().await.map_err(StoreError::Io)?;
+        Ok(user_id)
+    }
+}
+
+pub async fn create_user(call: &Call<'_>) -> ApiResult {
+    let user_id = run_on_owner(call.shard, CreateUser::parse(call).await?).await?;
+    Ok(ok(&json!({ "user_id": user_id.to_string() })))
+}
+
+/// `POST /v2/admin/points`: the user by `user_id`, or by `username` (one more hop to find
+/// the id).
+struct AdjustPoints {
+    user_id: u64,
+    delta: i64,
+    reason: String,
+}
+
+impl AdjustPoints {
+    async fn parse(call: &Call<'_>) -> Result<AdjustPoints, Refusal> {
+        call.caller_with_role(&[Role::Admin])?;
+        let fields = call.fields()?;
+        let delta = fields
+            .required("points")?
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|delta| *delta != 0)
+            .ok_or_else(|| malformed("points must be a non-zero integer"))?;
+        let reason = fields.required("reason")?.to_string();
+        let user_id = match fields.text("user_id") {
+            Some(_) => fields.id("user_id")?,
+            None => {
+                let username = fields.required("username")?.to_string();
+                let lookup = UserIdByName {
+                    owner: ids::shard_for_username(&username, call.shard.shard_count()),
+                    username,
+                };
+                run_on_owner(call.shard, lookup).await?
+            }
+        };
+        if ids::shard_of(user_id) >= call.shard.shard_count() {
+            return Err(malformed("no such user"));
+        }
+        Ok(AdjustPoints {
+            user_id,
+            delta,
+            reason,
+        })
+    }
+}
+
+impl OwnerCommand for AdjustPoints {
+    type Output = Balance;
+
+    fn owner(&self) -> u16 {
+        ids::shard_of(self.user_id)
+    }
+
+    async fn apply(self, shard: Rc<Shard>) -> Result<Balance, Refusal> {
+        if shard.store.borrow().user(self.user_id)?.is_none() {
+            return Err(StoreError::UserNotFound.into());
+        }
+        let now_ms = crate::clock::unix_now_ms();
+        let balance = shard.store.borrow_mut().adjust_points(
+            self.user_id,
+            self.delta,
+            &self.reason,
+            now_ms,
+        )?;
+        shard.commit.durable().await.map_err(StoreError::Io)?;
+        Ok(balance)
+    }
+}
+
+/// The id of the user called `username` (1001 "no such user" when there is none).
+struct UserIdByName {
+    username: String,
+    owner: u16,
+}
+
+impl OwnerCommand for UserIdByName {
+    type Output = u64;
+
+    fn owner(&self) -> u16 {
+        self.owner
+    }
+
+    async fn apply(self, shard: Rc<Shard>) -> Result<u64, Refusal> {
+        let user = shard.store.borrow().user_by_name(&self.username)?;
+        user.map(|user| user.id)
+            .ok_or_else(|| malformed("no such user"))
+    }
+}
+
+pub async fn points(call: &Call<'_>) -> ApiResult {
+    let request = AdjustPoints::parse(call).await?;
+    let user_id = request.user_id;
+    let balance = run_on_owner(call.shard, request).await?;
+    Ok(ok(
+        &json!({ "user_id": user_id.to_string(), "points": balance.points, "reserved": balance.reserved }),
+    ))
+}

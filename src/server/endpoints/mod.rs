@@ -1,0 +1,10 @@
+//! The endpoint families of the `/v2` contract, one file each. Every endpoint that touches a
+//! user's data has a typed request: parsed and checked here, on the shard the connection is
+//! on, then run on the shard that owns the data (`owner::OwnerCommand`). Uploads, the largest
+//! family, have a module of their own (`server/upload/`).
+
+pub mod admin;
+pub mod node;
+pub mod results;
+pub mod stats;
+pub mod user;

@@ -1,0 +1,37 @@
+//! The node itself: `/v2/servers` (the nodes a client may use), `/health`, `/metrics`. No
+//! authentication, no owner shard.
+
+use crate::http::Response;
+use crate::server::call::Call;
+use crate::server::reply::{ok, ApiResult};
+use serde_json::json;
+
+pub fn servers(call: &Call) -> ApiResult {
+    let shard = call.shard;
+    let shared = &shard.shared;
+    let server = json!({
+        "id": shared.config.node_id.to_string(),
+        "url": shared.config.public_url(),
+        "shards": shard.shard_count(),
+        "accel": shared.recognition_threads,
+        "queue": shared.queue.depth(),
+        "status": if shard.stop.is_stopped() { "draining" } else { "ok" },
+    });
+    Ok(ok(&json!({ "servers": [server] })))
+}
+
+pub fn health() -> Response {
+    ok(&json!({"status": "ok"}))
+}
+
+pub fn metrics(call: &Call) -> Response {
+    let queue = &call.shard.shared.queue;
+    let text = call
+        .shard
+        .shared
+        .metrics
+        .render(queue.depth(), queue.capacity());
+    let mut answer = Response::plain(200, text.into_bytes());
+    answer.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    answer
+}

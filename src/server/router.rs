@@ -1,0 +1,230 @@
+//! The route table: path and method to an endpoint, which listener serves it, and the label
+//! its metrics carry. A new endpoint family adds its routes here and its handlers in a file
+//! of its own (`endpoints/`, `upload/`).
+
+use super::call::Call;
+use super::endpoints::{admin, node, results, stats, user};
+use super::reply::{ApiResult, Refusal};
+use super::shard::Shard;
+use super::upload;
+use crate::contract::ApiError;
+use crate::http::{Method, RequestHead, Response};
+use std::rc::Rc;
+
+/// A route's key: its index in [`TABLE`] (and in the metrics' per-route arrays).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    Servers,
+    Login,
+    Point,
+    UploadBase64,
+    Upload,
+    Result,
+    Report,
+    UserStats,
+    DeveloperStats,
+    AdminUsers,
+    AdminPoints,
+    Health,
+    Metrics,
+    /// No route matched (404); counted like the others.
+    Unknown,
+}
+
+struct RouteSpec {
+    route: Route,
+    path: &'static str,
+    /// HEAD is implied by GET.
+    method: Method,
+    /// The `route` label of its metrics.
+    label: &'static str,
+}
+
+pub const ROUTE_COUNT: usize = 14;
+
+/// Every route, in the order of [`Route`].
+const TABLE: [RouteSpec; ROUTE_COUNT] = [
+    spec(Route::Servers, "/v2/servers", Method::Get, "servers"),
+    spec(Route::Login, "/v2/user/login", Method::Post, "login"),
+    spec(Route::Point, "/v2/user/point", Method::Get, "point"),
+    spec(
+        Route::UploadBase64,
+        "/v2/decode/upload-base64",
+        Method::Post,
+        "upload_base64",
+    ),
+    spec(Route::Upload, "/v2/decode/upload", Method::Post, "upload"),
+    spec(Route::Result, "/v2/result", Method::Get, "result"),
+    spec(Route::Report, "/v2/report", Method::Post, "report"),
+    spec(
+        Route::UserStats,
+        "/v2/user/stats",
+        Method::Get,
+        "user_stats",
+    ),
+    spec(
+        Route::DeveloperStats,
+        "/v2/developer/stats",
+        Method::Get,
+        "developer_stats",
+    ),
+    spec(
+        Route::AdminUsers,
+        "/v2/admin/users",
+        Method::Post,
+        "admin_users",
+    ),
+    spec(
+        Route::AdminPoints,
+        "/v2/admin/points",
+        Method::Post,
+        "admin_points",
+    ),
+    spec(Route::Health, "/health", Method::Get, "health"),
+    spec(Route::Metrics, "/metrics", Method::Get, "metrics"),
+    // Never matched by path: the empty path is not a valid request target.
+    spec(Route::Unknown, "", Method::Get, "unknown"),
+];
+
+const fn spec(route: Route, path: &'static str, method: Method, label: &'static str) -> RouteSpec {
+    RouteSpec {
+        route,
+        path,
+        method,
+        label,
+    }
+}
+
+/// The metrics labels, by route index (what `metrics::Registry` is made with).
+pub const ROUTE_LABELS: [&str; ROUTE_COUNT] = {
+    let mut labels = [""; ROUTE_COUNT];
+    let mut index = 0;
+    while index < ROUTE_COUNT {
+        labels[index] = TABLE[index].label;
+        index += 1;
+    }
+    labels
+};
+
+impl Route {
+    /// The route's index in the table and in the metrics.
+    pub fn index(self) -> usize {
+        let index = self as usize;
+        debug_assert!(TABLE[index].route == self);
+        index
+    }
+}
+
+/// Which listener a connection came in on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Surface {
+    /// `listen`: the whole API, and `/metrics` unless `metrics_listen` moved it away.
+    Api,
+    /// `metrics_listen`: `/metrics` and `/health` only.
+    Monitoring,
+}
+
+impl Surface {
+    fn serves(self, route: Route, metrics_elsewhere: bool) -> bool {
+        match self {
+            Surface::Api => !(route == Route::Metrics && metrics_elsewhere),
+            Surface::Monitoring => matches!(route, Route::Metrics | Route::Health),
+        }
+    }
+}
+
+/// The route of `path`, if any (never `Unknown`).
+fn resolve(path: &str) -> Option<&'static RouteSpec> {
+    TABLE
+        .iter()
+        .take(ROUTE_COUNT - 1)
+        .find(|spec| spec.path == path)
+}
+
+/// Answers one request: route, method check (405 with `Allow`), then the endpoint.
+pub async fn handle(
+    shard: &Rc<Shard>,
+    surface: Surface,
+    head: &RequestHead,
+    body: Vec<u8>,
+) -> (Route, Response) {
+    let metrics_elsewhere = shard.config().metrics_listen.is_some();
+    let resolved = resolve(&head.path).filter(|spec| surface.serves(spec.route, metrics_elsewhere));
+    let Some(spec) = resolved else {
+        return (
+            Route::Unknown,
+            Refusal::from(ApiError::NoRoute).into_response(),
+        );
+    };
+    let method_ok =
+        head.method == spec.method || (spec.method == Method::Get && head.method == Method::Head);
+    if !method_ok {
+        return (spec.route, method_not_allowed(spec.method));
+    }
+    let call = Call { shard, head, body };
+    let result = dispatch(spec.route, call).await;
+    (spec.route, result.unwrap_or_else(Refusal::into_response))
+}
+
+fn method_not_allowed(allowed: Method) -> Response {
+    let allow = if allowed == Method::Get {
+        "GET, HEAD"
+    } else {
+        "POST"
+    };
+    let refusal = Refusal::new(ApiError::NoRoute, "method not allowed");
+    let mut answer = refusal
+        .into_response()
+        .with_header("Allow", allow.to_string());
+    answer.status = 405;
+    answer
+}
+
+async fn dispatch(route: Route, call: Call<'_>) -> ApiResult {
+    match route {
+        Route::Servers => node::servers(&call),
+        Route::Health => Ok(node::health()),
+        Route::Metrics => Ok(node::metrics(&call)),
+        Route::Login => user::login(&call).await,
+        Route::Point => user::point(&call).await,
+        Route::UploadBase64 => upload::upload(call, upload::Encoding::Base64).await,
+        Route::Upload => upload::upload(call, upload::Encoding::FileOrRaw).await,
+        Route::Result => results::result(&call).await,
+        Route::Report => results::report(&call).await,
+        Route::UserStats => stats::user_stats(&call).await,
+        Route::DeveloperStats => stats::developer_stats(&call).await,
+        Route::AdminUsers => admin::create_user(&call).await,
+        Route::AdminPoints => admin::points(&call).await,
+        Route::Unknown => Err(ApiError::NoRoute.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_is_in_route_order_with_unique_paths_and_labels() {
+        for (index, spec) in TABLE.iter().enumerate() {
+            assert_eq!(spec.route as usize, index, "{}", spec.label);
+            assert_eq!(ROUTE_LABELS[index], spec.label);
+        }
+        for (index, spec) in TABLE.iter().enumerate() {
+            for other in &TABLE[index + 1..] {
+                assert_ne!(spec.path, other.path);
+                assert_ne!(spec.label, other.label);
+            }
+        }
+        assert_eq!(resolve("/v2/user/point").unwrap().route, Route::Point);
+        assert!(resolve("").is_none() && resolve("/v2/nothing").is_none());
+    }
+
+    #[test]
+    fn the_monitoring_listener_serves_only_metrics_and_health() {
+        assert!(Surface::Monitoring.serves(Route::Metrics, true));
+        assert!(Surface::Monitoring.serves(Route::Health, true));
+        assert!(!Surface::Monitoring.serves(Route::Point, true));
+        assert!(!Surface::Api.serves(Route::Metrics, true));
+        assert!(Surface::Api.serves(Route::Metrics, false));
+    }
+}

@@ -1,0 +1,176 @@
+//! The tasks that drive one shard, from start to stop: accept connections, run work other
+//! shards forward, apply recognition results, drop expired days, and at the end drain the
+//! connections, void what is still pending and flush.
+
+use super::conn;
+use super::listener;
+use super::router::Surface;
+use super::shard::{Shard, ShardMessage, ShardSeed};
+use super::stop::StopSignal;
+use super::upload;
+use crate::recognition::JobResult;
+use glommio::net::TcpListener;
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// How often expired per-day upload trees are dropped.
+const RETENTION_PERIOD: Duration = Duration::from_secs(3600);
+/// How long accepting pauses after an accept error (EMFILE and friends), instead of spinning.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(10);
+/// How often the drain checks whether connections are done.
+const DRAIN_POLL: Duration = Duration::from_millis(5);
+
+/// The shard's executor body: calls `on_listening` once its socket listens, returns when the
+/// shard has stopped and flushed.
+pub async fn shard_main(seed: ShardSeed, on_listening: impl FnOnce()) -> Result<(), String> {
+    let config = seed.shared.config.clone();
+    let listener =
+        listener::api_listener(&config).map_err(|e| format!("listen on {}: {e}", config.listen))?;
+    // One monitoring listener for the whole server, on shard 0 (/metrics sums every shard).
+    let metrics_listener = match config.metrics_listen {
+        Some(address) if seed.id == 0 => Some(
+            listener::metrics_listener(address)
+                .map_err(|e| format!("listen on {address} (metrics_listen): {e}"))?,
+        ),
+        _ => None,
+    };
+    on_listening();
+    let shard = Rc::new(Shard::new(seed.id, seed.store, seed.shared));
+    // The flush loop outlives the drain: requests finishing during it still need fsyncs.
+    let commit_stop = StopSignal::default();
+    let commit_loop = glommio::spawn_local({
+        let (shard, commit_stop) = (shard.clone(), commit_stop.clone());
+        async move {
+            let metrics = shard.shared.metrics.clone();
+            shard.commit.run(metrics, shard.id, commit_stop).await
+        }
+    });
+    glommio::spawn_local(inbox_loop(shard.clone(), seed.inbox)).detach();
+    glommio::spawn_local(results_loop(shard.clone(), seed.results)).detach();
+    glommio::spawn_local(retention_loop(shard.clone())).detach();
+    if let Some(metrics_listener) = metrics_listener {
+        let shard = shard.clone();
+        glommio::spawn_local(async move {
+            accept_loop(&shard, &metrics_listener, Surface::Monitoring).await
+        })
+        .detach();
+    }
+    accept_loop(&shard, &listener, Surface::Api).await;
+    drop(listener);
+    drain(&shard).await;
+    commit_stop.stop();
+    commit_loop.await;
+    finish(&shard).await
+}
+
+async fn accept_loop(shard: &Rc<Shard>, listener: &TcpListener, surface: Surface) {
+    loop {
+        let accepted = async { Some(listener.accept().await) };
+        let stopped = async {
+            shard.stop.wait().await;
+            None
+        };
+        let Some(accepted) = futures_lite::future::or(accepted, stopped).await else {
+            return;
+        };
+        let stream = match accepted {
+            Ok(stream) => stream,
+            Err(error) => {
+                eprintln!("aiocr: shard {}: accept: {error}", shard.id);
+                glommio::timer::sleep(ACCEPT_ERROR_PAUSE).await;
+                continue;
+            }
+        };
+        if shard.connections.count() >= shard.config().max_connections_per_shard {
+            shard.metrics().connections_refused += 1;
+            drop(stream);
+            continue;
+        }
+        let registration = shard.connections.add(stream.as_raw_fd());
+        {
+            let mut metrics = shard.metrics();
+            metrics.connections_accepted += 1;
+            metrics.connections_open = shard.connections.count() as u64;
+        }
+        glommio::spawn_local(conn::serve(shard.clone(), stream, registration, surface)).detach();
+    }
+}
+
+/// Runs the work other shards forward; on `Stop`, stops accepting and closes idle
+/// connections.
+async fn inbox_loop(shard: Rc<Shard>, inbox: flume::Receiver<ShardMessage>) {
+    while let Ok(message) = inbox.recv_async().await {
+        match message {
+            ShardMessage::Run(task) => {
+                glommio::spawn_local(task(shard.clone())).detach();
+            }
+            ShardMessage::Stop => {
+                shard.stop.stop();
+                shard.connections.close_idle();
+            }
+        }
+    }
+}
+
+/// Applies recognition results as they come back.
+async fn results_loop(shard: Rc<Shard>, results: flume::Receiver<JobResult>) {
+    while let Ok(result) = results.recv_async().await {
+        upload::apply_result(&shard, result);
+    }
+}
+
+/// Drops expired per-day upload trees once an hour.
+async fn retention_loop(shard: Rc<Shard>) {
+    loop {
+        let now_ms = crate::clock::unix_now_ms();
+        let retention_days = shard.config().retention_days;
+        let dropped = shard
+            .store
+            .borrow_mut()
+            .drop_expired(now_ms, retention_days);
+        if let Err(error) = dropped {
+            eprintln!("aiocr: shard {}: retention: {error}", shard.id);
+        }
+        let stopped = async {
+            shard.stop.wait().await;
+            true
+        };
+        let slept = async {
+            glommio::timer::sleep(RETENTION_PERIOD).await;
+            false
+        };
+        if futures_lite::future::or(stopped, slept).await {
+            return;
+        }
+    }
+}
+
+/// Waits for open connections to finish their current request (bounded by the drain timeout).
+async fn drain(shard: &Rc<Shard>) {
+    let deadline = Instant::now() + Duration::from_millis(shard.config().drain_timeout_ms);
+    while shard.connections.count() > 0 && Instant::now() < deadline {
+        glommio::timer::sleep(DRAIN_POLL).await;
+    }
+}
+
+/// Voids what is still pending (its jobs will not run in this process) and flushes.
+async fn finish(shard: &Rc<Shard>) -> Result<(), String> {
+    let now_ms = crate::clock::unix_now_ms();
+    let voided = shard
+        .store
+        .borrow_mut()
+        .void_pending(super::STOPPED_BEFORE_RECOGNITION, now_ms)
+        .map_err(|e| e.to_string())?;
+    if voided > 0 {
+        eprintln!(
+            "aiocr: shard {}: voided {voided} pending upload(s)",
+            shard.id
+        );
+    }
+    shard
+        .commit
+        .flush_once(&shard.shared.metrics, shard.id)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,163 @@
+//! Step 2 of an upload, on the owner shard: everything that touches the user's points.
+//! In order: rate limit, answer cache, room (queue, waiters), reserve, submit (or apply the
+//! cached answer), wait for the reservation to be on disk, then answer (pending, or the
+//! result with `wait=1`).
+
+use super::finish::{apply_result, void};
+use super::request::UploadRequest;
+use super::wait::{pending_answer, wait_for_result, Waiter};
+use crate::contract::ApiError;
+use crate::engine::{Answer, RecognizeOptions};
+use crate::http::Response;
+use crate::recognition::cache::{self, ImageDigest};
+use crate::recognition::{Job, JobResult};
+use crate::server::call::Caller;
+use crate::server::owner::OwnerCommand;
+use crate::server::reply::{busy, internal, Refusal};
+use crate::server::shard::Shard;
+use crate::store::{NewUpload, UploadRecord};
+use std::rc::Rc;
+use std::time::Instant;
+
+pub struct Accept {
+    pub caller: Caller,
+    pub request: UploadRequest,
+}
+
+impl OwnerCommand for Accept {
+    type Output = Response;
+
+    fn owner(&self) -> u16 {
+        self.caller.owner
+    }
+
+    async fn apply(self, shard: Rc<Shard>) -> Result<Response, Refusal> {
+        accept(shard, self.caller.user_id, self.request).await
+    }
+}
+
+async fn accept(
+    shard: Rc<Shard>,
+    user_id: u64,
+    request: UploadRequest,
+) -> Result<Response, Refusal> {
+    if let Err(retry_after_secs) = shard.upload_limiter.borrow_mut().check(user_id) {
+        return Err(Refusal::from(ApiError::RateLimited).retry_after(retry_after_secs));
+    }
+    let digest = cache::digest(&request.image);
+    // A cached answer needs neither a queue slot nor a model run; it is still charged.
+    let cached = cached_answer(&shard, &digest, &request.options);
+    if cached.is_none() && !shard.shared.queue.has_room() {
+        shard.metrics().uploads_queue_full += 1;
+        return Err(busy());
+    }
+    if request.wait && !shard.waiters.has_room() {
+        shard.metrics().uploads_waiters_full += 1;
+        return Err(busy());
+    }
+    let record = reserve(&shard, user_id, &request, &digest)?;
+    let (wait, timeout_ms) = (request.wait, request.timeout_ms);
+    // No await since `has_room`: the place is still free.
+    let waiter: Option<Waiter> = wait.then(|| shard.waiters.register(record.id));
+    match cached {
+        Some(answer) => apply_result(
+            &shard,
+            cache_hit(&shard, &record, digest, request.options, answer),
+        ),
+        None => submit(&shard, &record, request, digest)?,
+    }
+    // A 200 means the reservation is on disk, so the answer waits for the group commit; the
+    // recognition already runs meanwhile (a sync answer pays max(fsync, model), not the sum).
+    if let Err(error) = shard.commit.durable().await {
+        void(&shard, record.id, "reservation could not be made durable");
+        return Err(internal("group commit", error));
+    }
+    shard.metrics().uploads_accepted += 1;
+    match waiter {
+        None => Ok(pending_answer(&record)),
+        Some(waiter) => wait_for_result(&shard.waiters, &record, waiter, timeout_ms).await,
+    }
+}
+
+/// The answer cached for these bytes and options. A miss is counted here
+/// (`aiocr_cache_misses_total`); a hit is counted when its result is applied.
+fn cached_answer(
+    shard: &Shard,
+    digest: &ImageDigest,
+    options: &RecognizeOptions,
+) -> Option<Answer> {
+    let mut cache = shard.answer_cache.borrow_mut();
+    let found = cache.get(digest, options);
+    if found.is_none() && cache.is_enabled() {
+        shard.metrics().cache_misses += 1;
+    }
+    found
+}
+
+/// Reserves the upload's cost with a pending record (made durable by the group commit the
+/// caller awaits before answering).
+fn reserve(
+    shard: &Shard,
+    user_id: u64,
+    request: &UploadRequest,
+    digest: &ImageDigest,
+) -> Result<UploadRecord, Refusal> {
+    let new_upload = NewUpload {
+        cost: shard.config().upload_cost,
+        model: request.options.model.clone(),
+        soft_id: request.soft_id.clone(),
+        image_hash: digest[..16].try_into().expect("a 32-byte digest"),
+        now_ms: crate::clock::unix_now_ms(),
+    };
+    let record = shard
+        .store
+        .borrow_mut()
+        .accept_upload(user_id, new_upload)?;
+    assert_eq!(record.user_id, user_id);
+    Ok(record)
+}
+
+/// Queues the job; when another shard took the last slot since `has_room`, gives the points
+/// back and answers busy.
+fn submit(
+    shard: &Shard,
+    record: &UploadRecord,
+    request: UploadRequest,
+    digest: ImageDigest,
+) -> Result<(), Refusal> {
+    let job = Job {
+        upload_id: record.id,
+        owner_shard: shard.id,
+        image: request.image,
+        options: request.options,
+        digest,
+        enqueued_at: Instant::now(),
+    };
+    if shard.shared.queue.try_submit(job).is_err() {
+        void(shard, record.id, "recognition queue full");
+        shard.metrics().uploads_queue_full += 1;
+        return Err(busy());
+    }
+    Ok(())
+}
+
+/// The result of an upload answered from the cache.
+fn cache_hit(
+    shard: &Shard,
+    record: &UploadRecord,
+    digest: ImageDigest,
+    options: RecognizeOptions,
+    answer: Answer,
+) -> JobResult {
+    JobResult {
+        upload_id: record.id,
+        owner_shard: shard.id,
+        outcome: Ok(answer),
+        cache_hit: true,
+        queued_us: 0,
+        recognize_us: 0,
+        batch_size: 0,
+        digest,
+        options,
+    }
+}

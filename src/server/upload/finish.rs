@@ -1,0 +1,87 @@
+//! Step 3 of an upload: its result is back (from a recognition thread, through the shard's
+//! result inbox, or at once from the answer cache). Post or void the reservation, keep a
+//! fresh answer in the cache, count it, wake the waiting request.
+
+use crate::recognition::JobResult;
+use crate::server::shard::Shard;
+use crate::store::{Outcome, UploadStatus};
+
+/// Applies a result on the upload's owner shard.
+pub fn apply_result(shard: &Shard, result: JobResult) {
+    assert_eq!(
+        result.owner_shard, shard.id,
+        "results are applied on their owner"
+    );
+    if let (Ok(answer), false) = (&result.outcome, result.cache_hit) {
+        shard.answer_cache.borrow_mut().insert(
+            result.digest,
+            result.options.clone(),
+            answer.clone(),
+        );
+    }
+    let outcome = match &result.outcome {
+        // The store keeps an f32; NaN marks "not computed" (no `probability` asked) and is
+        // left out of answers.
+        Ok(answer) => Outcome::Done {
+            text: answer.text.clone(),
+            confidence: answer.confidence.unwrap_or(f32::NAN),
+            cache_hit: result.cache_hit,
+        },
+        Err(failure) => Outcome::Failed {
+            reason: failure.to_string(),
+        },
+    };
+    count(shard, &result);
+    let now_ms = crate::clock::unix_now_ms();
+    let finished = shard
+        .store
+        .borrow_mut()
+        .finish_upload(result.upload_id, outcome, now_ms);
+    match finished {
+        Ok(record) => {
+            assert_ne!(record.status, UploadStatus::Pending);
+            shard.waiters.wake(&record);
+        }
+        // Still pending in the store: voided at the next start; its waiter times out.
+        Err(error) => eprintln!(
+            "aiocr: shard {}: finishing upload {} failed: {error}",
+            shard.id, result.upload_id
+        ),
+    }
+}
+
+/// Gives an accepted upload's points back because its job will not run (queue full after
+/// all, a reservation that could not be made durable), and lets its waiter go.
+pub fn void(shard: &Shard, upload_id: u64, reason: &str) {
+    shard.waiters.forget(upload_id);
+    let now_ms = crate::clock::unix_now_ms();
+    let voided = shard
+        .store
+        .borrow_mut()
+        .void_upload(upload_id, reason, now_ms);
+    if let Err(error) = voided {
+        // Still pending in the store: voided at the next start.
+        eprintln!(
+            "aiocr: shard {}: voiding upload {upload_id}: {error}",
+            shard.id
+        );
+    }
+}
+
+fn count(shard: &Shard, result: &JobResult) {
+    let mut metrics = shard.metrics();
+    match &result.outcome {
+        Ok(_) => metrics.results_done += 1,
+        Err(_) => metrics.results_failed += 1,
+    }
+    metrics.results_cache_hits += u64::from(result.cache_hit);
+    metrics.queued_us.saturating_record(result.queued_us.max(1));
+    if !result.cache_hit {
+        metrics
+            .recognize_us
+            .saturating_record(result.recognize_us.max(1));
+        metrics
+            .batch_size
+            .saturating_record(u64::from(result.batch_size.max(1)));
+    }
+}

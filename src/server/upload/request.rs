@@ -1,0 +1,212 @@
+//! Step 1 of an upload: read the request where it arrived, check it, and hand the owner a
+//! typed [`UploadRequest`]. Everything here is refused before anything is charged.
+
+use super::Encoding;
+use crate::contract::{self, ApiError};
+use crate::engine::{probe_image, CharsetRange, RecognizeOptions};
+use crate::server::call::Call;
+use crate::server::fields::{body_kind, BodyKind, Fields};
+use crate::server::reply::{malformed, Refusal};
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+
+/// Longest `soft_id` accepted.
+const MAX_SOFT_ID_BYTES: usize = 64;
+/// Fields that may carry the image (the original platform's name, then ddddocr's).
+const IMAGE_FIELDS: [&str; 2] = ["file", "image"];
+
+/// A checked upload, ready for the owner shard: a known image format within the bounds
+/// (from its header), a known model, valid options.
+pub struct UploadRequest {
+    pub image: Vec<u8>,
+    pub options: RecognizeOptions,
+    pub soft_id: Option<String>,
+    pub wait: bool,
+    /// Already capped at `wait_timeout_ms_max`.
+    pub timeout_ms: u64,
+}
+
+impl UploadRequest {
+    pub fn parse(call: &Call, encoding: Encoding) -> Result<UploadRequest, Refusal> {
+        let config = call.shard.config();
+        let (fields, image) = read_fields_and_image(call, encoding)?;
+        if image.is_empty() {
+            return Err(ApiError::NoImage.into());
+        }
+        if image.len() > config.max_image_bytes {
+            return Err(too_large(config.max_image_bytes));
+        }
+        let options = recognize_options(&fields, &call.shard.shared.models)?;
+        let soft_id = soft_id(&fields)?;
+        let timeout_ms = fields
+            .number("timeout_ms")?
+            .unwrap_or(config.wait_timeout_ms_default);
+        let wait = fields.flag("wait", false)?;
+        probe_image(&image, &config.image_limits())
+            .map_err(|error| Refusal::new(contract::of_image(&error), error.to_string()))?;
+        Ok(UploadRequest {
+            image,
+            options,
+            soft_id,
+            wait,
+            timeout_ms: timeout_ms.min(config.wait_timeout_ms_max),
+        })
+    }
+}
+
+/// The request's fields and its image: the raw body on the file route when the body is not
+/// a form (its options then come from the query), else a file part or a base64 field.
+fn read_fields_and_image(call: &Call, encoding: Encoding) -> Result<(Fields, Vec<u8>), Refusal> {
+    let kind = body_kind(call.head.content_type.as_deref(), &call.body);
+    if kind == BodyKind::Other && encoding == Encoding::FileOrRaw {
+        return Ok((Fields::from_query(&call.head.query)?, call.body.clone()));
+    }
+    let mut fields = call.fields()?;
+    let image = image_from_fields(&mut fields, call.shard.config().max_image_bytes)?;
+    Ok((fields, image))
+}
+
+fn recognize_options(fields: &Fields, models: &[String]) -> Result<RecognizeOptions, Refusal> {
+    let model = fields
+        .text("model")
+        .filter(|m| !m.is_empty())
+        .unwrap_or("old")
+        .to_string();
+    if !models.contains(&model) {
+        return Err(Refusal::new(
+            ApiError::UnknownModel,
+            format!("unknown model {model:?}"),
+        ));
+    }
+    let charset_range = match fields.text("charset_range") {
+        None => None,
+        Some(text) => Some(
+            CharsetRange::parse(text)
+                .ok_or_else(|| malformed("charset_range must not be empty"))?,
+        ),
+    };
+    Ok(RecognizeOptions {
+        model,
+        png_fix: fields.flag("png_fix", false)?,
+        probability: fields.flag("probability", false)?,
+        charset_range,
+    })
+}
+
+fn soft_id(fields: &Fields) -> Result<Option<String>, Refusal> {
+    let soft_id = fields.text("soft_id").filter(|s| !s.is_empty());
+    if soft_id.is_some_and(|s| s.len() > MAX_SOFT_ID_BYTES) {
+        return Err(malformed(format!(
+            "soft_id longer than {MAX_SOFT_ID_BYTES} bytes"
+        )));
+    }
+    Ok(soft_id.map(str::to_string))
+}
+
+fn too_large(max_image_bytes: usize) -> Refusal {
+    Refusal::new(
+        ApiError::TooLarge,
+        format!("image larger than {max_image_bytes} bytes"),
+    )
+}
+
+/// A binary file part named `file`/`image`, else a base64 text field of that name.
+fn image_from_fields(fields: &mut Fields, max_image_bytes: usize) -> Result<Vec<u8>, Refusal> {
+    for name in IMAGE_FIELDS {
+        if let Some(bytes) = fields.take_file(name) {
+            return Ok(bytes);
+        }
+    }
+    for name in IMAGE_FIELDS {
+        if let Some(text) = fields.text(name) {
+            return decode_base64_image(text, max_image_bytes);
+        }
+    }
+    Err(ApiError::NoImage.into())
+}
+
+/// Base64 or a `data:image/...;base64,` URI. Line breaks are ignored, spaces are read as `+`
+/// (a form that was not percent-encoded turns `+` into spaces), the URL-safe alphabet and
+/// missing padding are accepted.
+pub fn decode_base64_image(text: &str, max_image_bytes: usize) -> Result<Vec<u8>, Refusal> {
+    let payload = match text.strip_prefix("data:") {
+        Some(uri) => {
+            let (header, data) = uri.split_once(',').ok_or_else(bad_base64)?;
+            if !header.ends_with(";base64") {
+                return Err(bad_base64());
+            }
+            data
+        }
+        None => text,
+    };
+    let cleaned: Vec<u8> = payload
+        .bytes()
+        .filter(|b| !matches!(b, b'\r' | b'\n' | b'\t'))
+        .map(|b| match b {
+            b' ' | b'-' => b'+',
+            b'_' => b'/',
+            other => other,
+        })
+        .collect();
+    if cleaned.is_empty() {
+        return Err(ApiError::NoImage.into());
+    }
+    // Refuse before decoding: 4 base64 characters carry 3 bytes.
+    if cleaned.len() / 4 * 3 > max_image_bytes + 3 {
+        return Err(too_large(max_image_bytes));
+    }
+    let config = GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true);
+    let engine = GeneralPurpose::new(&base64::alphabet::STANDARD, config);
+    base64::Engine::decode(&engine, &cleaned).map_err(|_| bad_base64())
+}
+
+fn bad_base64() -> Refusal {
+    Refusal::new(ApiError::NotAnImage, "bad base64")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_variants_decode_to_the_same_bytes() {
+        let bytes: Vec<u8> = (0u8..=255).collect();
+        let standard = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &bytes);
+        let url_safe =
+            base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &bytes);
+        let spaced = standard.replace('+', " ");
+        let wrapped: String = standard
+            .as_bytes()
+            .chunks(76)
+            .map(|line| String::from_utf8_lossy(line) + "\r\n")
+            .collect();
+        let data_uri = format!("data:image/png;base64,{standard}");
+        for text in [standard.as_str(), &url_safe, &spaced, &wrapped, &data_uri] {
+            assert_eq!(decode_base64_image(text, 1024).unwrap(), bytes, "{text}");
+        }
+    }
+
+    #[test]
+    fn base64_refusals() {
+        assert_eq!(
+            decode_base64_image("!!!!", 1024).unwrap_err().error,
+            ApiError::NotAnImage
+        );
+        assert_eq!(
+            decode_base64_image("data:image/png,abcd", 1024)
+                .unwrap_err()
+                .error,
+            ApiError::NotAnImage
+        );
+        assert_eq!(
+            decode_base64_image("", 1024).unwrap_err().error,
+            ApiError::NoImage
+        );
+        let big = "A".repeat(2000);
+        assert_eq!(
+            decode_base64_image(&big, 1024).unwrap_err().error,
+            ApiError::TooLarge
+        );
+    }
+}

@@ -1,0 +1,141 @@
+//! Step 4 of an upload with `wait=1`: the shard's table of requests waiting for a result, and
+//! the wait itself. The table is bounded (`max_waiters_per_shard`): an upload that would need
+//! a place when none is left is refused 5001 before its points are reserved.
+
+use crate::contract::ApiError;
+use crate::server::reply::{ok, ApiResult, Refusal};
+use crate::store::{UploadRecord, UploadStatus};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::upload_json;
+use crate::http::Response;
+use serde_json::json;
+
+/// The requests waiting for their upload's result, one per upload (the request that made it).
+pub struct ResultWaiters {
+    max_waiters: usize,
+    by_upload: RefCell<HashMap<u64, flume::Sender<UploadRecord>>>,
+}
+
+/// A registered waiter's end: resolves with the finished record.
+pub type Waiter = flume::Receiver<UploadRecord>;
+
+impl ResultWaiters {
+    pub fn new(max_waiters: usize) -> ResultWaiters {
+        assert!(max_waiters > 0);
+        ResultWaiters {
+            max_waiters,
+            by_upload: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// Whether one more request may wait right now (checked before reserving points; the
+    /// shard runs one task at a time between awaits, so the place is still there when
+    /// `register` follows without an await in between).
+    pub fn has_room(&self) -> bool {
+        self.by_upload.borrow().len() < self.max_waiters
+    }
+
+    /// Registers the upload's waiter. The caller checked `has_room` with no await since.
+    pub fn register(&self, upload_id: u64) -> Waiter {
+        let (sender, receiver) = flume::bounded(1);
+        let mut by_upload = self.by_upload.borrow_mut();
+        assert!(by_upload.len() < self.max_waiters, "checked by has_room");
+        let earlier = by_upload.insert(upload_id, sender);
+        assert!(earlier.is_none(), "one waiter per upload");
+        receiver
+    }
+
+    /// Removes the upload's waiter (it stopped waiting, or its upload was voided).
+    pub fn forget(&self, upload_id: u64) {
+        self.by_upload.borrow_mut().remove(&upload_id);
+    }
+
+    /// Hands the finished record to its waiter, if one waits.
+    pub fn wake(&self, record: &UploadRecord) {
+        assert_ne!(
+            record.status,
+            UploadStatus::Pending,
+            "only finished uploads wake"
+        );
+        if let Some(waiter) = self.by_upload.borrow_mut().remove(&record.id) {
+            let _ = waiter.try_send(record.clone());
+        }
+    }
+}
+
+/// The answer to an upload that is still pending: poll `/v2/result`.
+pub fn pending_answer(record: &UploadRecord) -> Response {
+    ok(&json!({ "id": record.id.to_string(), "status": "pending" }))
+}
+
+/// Waits up to `timeout_ms` for the upload's result: done, failed (5003, refunded), or still
+/// pending when the time is up (the upload goes on; the client polls).
+pub async fn wait_for_result(
+    waiters: &ResultWaiters,
+    record: &UploadRecord,
+    waiter: Waiter,
+    timeout_ms: u64,
+) -> ApiResult {
+    let arrived = async { waiter.recv_async().await.ok() };
+    let timed_out = async {
+        glommio::timer::sleep(Duration::from_millis(timeout_ms)).await;
+        None
+    };
+    let Some(finished) = futures_lite::future::or(arrived, timed_out).await else {
+        waiters.forget(record.id);
+        return Ok(pending_answer(record));
+    };
+    match finished.status {
+        UploadStatus::Done => Ok(ok(&upload_json(&finished))),
+        UploadStatus::Failed => {
+            let reason = finished.error.unwrap_or_else(|| "unknown".to_string());
+            Err(Refusal::new(
+                ApiError::RecognitionFailed,
+                format!("recognition failed (refunded): {reason}"),
+            ))
+        }
+        UploadStatus::Pending => unreachable!("waiters are woken with finished uploads"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: u64, status: UploadStatus) -> UploadRecord {
+        UploadRecord {
+            id,
+            user_id: 1,
+            status,
+            result: None,
+            confidence: None,
+            error: None,
+            cost: 1,
+            created_at_ms: 0,
+            finished_at_ms: None,
+            reported: false,
+            soft_id: None,
+            cache_hit: false,
+            model: "old".into(),
+            image_hash: [0; 16],
+        }
+    }
+
+    #[test]
+    fn the_table_is_bounded_and_wakes_once() {
+        let waiters = ResultWaiters::new(2);
+        let first = waiters.register(1);
+        let _second = waiters.register(2);
+        assert!(!waiters.has_room(), "two of two places taken");
+        waiters.wake(&record(1, UploadStatus::Done));
+        assert_eq!(first.try_recv().unwrap().id, 1);
+        assert!(waiters.has_room());
+        waiters.forget(2);
+        assert!(waiters.by_upload.borrow().is_empty());
+        // A result with nobody waiting (an async upload) is fine.
+        waiters.wake(&record(3, UploadStatus::Failed));
+    }
+}
