@@ -53,6 +53,12 @@ pub fn apply_movement(
     journal: &TransactionalTree,
     entry: &JournalEntry,
 ) -> TxResult<Balance> {
+    assert!(
+        entry.kind.allows(entry.delta),
+        "a {:?} movement of {} points",
+        entry.kind,
+        entry.delta
+    );
     let key = entry.user_id.to_be_bytes();
     let current: Balance = match balances.get(key)? {
         Some(bytes) => decode_tx(&bytes)?,

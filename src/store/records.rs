@@ -88,6 +88,16 @@ impl EntryKind {
             EntryKind::Post => (0, delta),
         }
     }
+
+    /// Whether `delta` has the sign this kind of movement has: reservations and posts take
+    /// points away, voids, refunds and grants give them, adjustments go either way.
+    pub fn allows(self, delta: i64) -> bool {
+        match self {
+            EntryKind::Reserve | EntryKind::Post => delta <= 0,
+            EntryKind::Void | EntryKind::Refund | EntryKind::Grant => delta >= 0,
+            EntryKind::Adjust => delta != 0,
+        }
+    }
 }
 
 /// One points movement. The journal tree holds them under their id (issued in application
