@@ -1,5 +1,5 @@
 //! Operator commands that open the data directory directly: `aiocr user add`,
-//! `aiocr points add`, `aiocr ledger verify`. A running server holds the shards' locks, so
+//! `aiocr user key`, `aiocr points add`, `aiocr ledger verify`. A running server holds the shards' locks, so
 //! these refuse clearly while it runs. Exit codes: 0 done/clean, 1 ledger problems found,
 //! 2 usage or store error.
 
@@ -33,6 +33,16 @@ enum UserCommand {
         shards: Option<u16>,
         #[arg(long, default_value_t = 0)]
         node_id: u16,
+    },
+    /// Create or replace a user's API key and print it (alone, on stdout), or revoke it.
+    Key {
+        #[arg(long, env = "AIOCR_DATA", default_value = "./data")]
+        data: PathBuf,
+        #[arg(long)]
+        username: String,
+        /// Remove the user's key instead.
+        #[arg(long)]
+        revoke: bool,
     },
 }
 
@@ -81,20 +91,49 @@ enum LedgerCommand {
 }
 
 pub fn run_user(args: UserArgs) -> i32 {
-    let UserCommand::Add {
-        data,
-        username,
-        password,
-        role,
-        points,
-        shards,
-        node_id,
-    } = args.command;
-    let Some(role) = Role::parse(&role) else {
+    match args.command {
+        UserCommand::Key {
+            data,
+            username,
+            revoke,
+        } => run_user_key(&data, &username, revoke),
+        UserCommand::Add {
+            data,
+            username,
+            password,
+            role,
+            points,
+            shards,
+            node_id,
+        } => run_user_add(&data, &username, &password, &role, points, shards, node_id),
+    }
+}
+
+fn run_user_key(data: &Path, username: &str, revoke: bool) -> i32 {
+    let result = user_key(data, username, revoke);
+    report_outcome(
+        "user key",
+        result.map(|key| match key {
+            Some(key) => println!("{key}"),
+            None => eprintln!("aiocr user key: the key of {username:?} is revoked"),
+        }),
+    )
+}
+
+fn run_user_add(
+    data: &Path,
+    username: &str,
+    password: &str,
+    role: &str,
+    points: i64,
+    shards: Option<u16>,
+    node_id: u16,
+) -> i32 {
+    let Some(role) = Role::parse(role) else {
         eprintln!("aiocr user add: --role must be user, developer or admin");
         return 2;
     };
-    let result = add_user(&data, &username, &password, role, points, shards, node_id);
+    let result = add_user(data, username, password, role, points, shards, node_id);
     report_outcome(
         "user add",
         result.map(|user_id| {
@@ -208,6 +247,34 @@ fn add_user(
         .map_err(|e| e.to_string())?;
     store.flusher().flush().map_err(|e| e.to_string())?;
     Ok(user_id)
+}
+
+/// Creates or replaces the user's key (`Some(key)`), or revokes it (`None`).
+fn user_key(data: &Path, username: &str, revoke: bool) -> Result<Option<String>, String> {
+    let shard_count = meta_shard_count(data)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("{} is not a data directory", data.display()))?;
+    let shard = ids::shard_for_username(username, shard_count);
+    // The node id only matters for new ids; reading and writing keys issues none.
+    let mut store = ShardStore::open(data, shard, shard_count, 0).map_err(|e| e.to_string())?;
+    let user = store
+        .user_by_name(username)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| StoreError::UserNotFound.to_string())?;
+    let key = if revoke {
+        store.revoke_api_key(user.id).map_err(|e| e.to_string())?;
+        None
+    } else {
+        let key = crate::auth::new_api_key(ids::node_of(user.id), shard, shard_count)
+            .map_err(|e| e.to_string())?;
+        let hash = crate::auth::api_key_hash(&key);
+        store
+            .set_api_key(user.id, &hash, crate::clock::unix_now_ms())
+            .map_err(|e| e.to_string())?;
+        Some(key)
+    };
+    store.flusher().flush().map_err(|e| e.to_string())?;
+    Ok(key)
 }
 
 fn add_points(

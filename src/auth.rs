@@ -7,6 +7,10 @@
 //!   signature must match, `exp` is required and has no leeway.
 //! - The secret comes from config, else from `<data>/jwt.secret` (64 hex chars = 32 random
 //!   bytes), created once with mode 0600; a secret file readable by others is refused.
+//! - API keys (`new_api_key`): 32 lowercase hex characters from the OS's CSPRNG, stored only
+//!   as their BLAKE3 hash. A key is drawn until its hash routes to its user's node and shard
+//!   (`api_key_route`), so a key finds its user's shard the way a token's user id does,
+//!   without a platform-wide index; that costs at most log2(64 x 16) = 10 of its 128 bits.
 
 use crate::store::Role;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -127,6 +131,56 @@ fn load_or_create_secret_file(data_dir: &Path) -> Result<Vec<u8>, AuthError> {
     unhex(text.trim())
         .filter(|secret| secret.len() == SECRET_BYTES)
         .ok_or_else(|| AuthError::Secret(format!("{} is not 64 hex characters", path.display())))
+}
+
+/// Characters of an API key (lowercase hex).
+pub const API_KEY_CHARS: usize = 32;
+/// Random bytes behind an API key.
+const API_KEY_BYTES: usize = API_KEY_CHARS / 2;
+/// Keys drawn at once while looking for one that routes to the user's node and shard.
+const API_KEY_DRAW_BATCH: usize = 64;
+/// Draws before giving up; the expected number is nodes x shards (at most 1024).
+const API_KEY_MAX_DRAWS: usize = 1 << 16;
+
+/// An API key as stored: its BLAKE3 hash (the key itself is shown once, never stored).
+pub type ApiKeyHash = [u8; 32];
+
+pub fn api_key_hash(key: &str) -> ApiKeyHash {
+    *blake3::hash(key.as_bytes()).as_bytes()
+}
+
+/// Whether a credential has an API key's shape (a JWT has dots and is longer).
+pub fn is_api_key_shaped(text: &str) -> bool {
+    text.len() == API_KEY_CHARS && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// The node and shard whose user an API key belongs to, from its hash alone.
+pub fn api_key_route(hash: &ApiKeyHash, shard_count: u16) -> (u16, u16) {
+    assert!(shard_count > 0);
+    let node = u16::from(hash[0]) & crate::store::ids::MAX_NODE_ID;
+    let shard = u16::from_be_bytes([hash[1], hash[2]]) % shard_count;
+    (node, shard)
+}
+
+/// A fresh API key for a user of `node` and `shard`: random keys are drawn until one's hash
+/// routes there.
+pub fn new_api_key(node: u16, shard: u16, shard_count: u16) -> Result<String, AuthError> {
+    assert!(node <= crate::store::ids::MAX_NODE_ID && shard < shard_count);
+    let mut random = [0u8; API_KEY_BYTES * API_KEY_DRAW_BATCH];
+    for _ in 0..API_KEY_MAX_DRAWS / API_KEY_DRAW_BATCH {
+        getrandom::getrandom(&mut random)
+            .map_err(|e| AuthError::Secret(format!("random bytes: {e}")))?;
+        for candidate in random.chunks_exact(API_KEY_BYTES) {
+            let key = hex(candidate);
+            if api_key_route(&api_key_hash(&key), shard_count) == (node, shard) {
+                assert!(is_api_key_shaped(&key));
+                return Ok(key);
+            }
+        }
+    }
+    Err(AuthError::Secret(
+        "no API key routed to this shard (random source broken?)".into(),
+    ))
 }
 
 /// The rule for new passwords, wherever a user is created (API, `aiocr user add`).
@@ -271,6 +325,54 @@ impl TokenCache {
     }
 }
 
+/// The holder of an API key, as a shard remembers it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyHolder {
+    pub user_id: u64,
+    pub role: Role,
+}
+
+/// Per-shard memo of API keys already looked up on their owner shard, so a client reusing
+/// its key does not pay a hop per request. Entries expire after `ttl` (a safety net); a
+/// replaced or revoked key is forgotten at once on every shard (`forget`).
+pub struct KeyCache {
+    max_entries: usize,
+    ttl: std::time::Duration,
+    holders: std::collections::HashMap<ApiKeyHash, (KeyHolder, std::time::Instant)>,
+}
+
+impl KeyCache {
+    pub fn new(max_entries: usize, ttl: std::time::Duration) -> KeyCache {
+        KeyCache {
+            max_entries: max_entries.max(1),
+            ttl,
+            holders: std::collections::HashMap::new(),
+        }
+    }
+
+    pub fn get(&mut self, hash: &ApiKeyHash) -> Option<KeyHolder> {
+        let (holder, remembered_at) = *self.holders.get(hash)?;
+        if remembered_at.elapsed() > self.ttl {
+            self.holders.remove(hash);
+            return None;
+        }
+        Some(holder)
+    }
+
+    pub fn remember(&mut self, hash: ApiKeyHash, holder: KeyHolder) {
+        if self.holders.len() >= self.max_entries {
+            // Starting over is simpler than LRU and costs one lookup per active client.
+            self.holders.clear();
+        }
+        self.holders
+            .insert(hash, (holder, std::time::Instant::now()));
+    }
+
+    pub fn forget(&mut self, hash: &ApiKeyHash) {
+        self.holders.remove(hash);
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
@@ -288,6 +390,44 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_cache_forgets_and_expires() {
+        let holder = KeyHolder {
+            user_id: 7,
+            role: Role::User,
+        };
+        let mut cache = KeyCache::new(2, std::time::Duration::from_secs(60));
+        cache.remember([1; 32], holder);
+        assert_eq!(cache.get(&[1; 32]), Some(holder));
+        cache.forget(&[1; 32]);
+        assert_eq!(cache.get(&[1; 32]), None);
+        let mut expired = KeyCache::new(2, std::time::Duration::ZERO);
+        expired.remember([1; 32], holder);
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        assert_eq!(expired.get(&[1; 32]), None, "older than the ttl");
+        for byte in 0..3u8 {
+            cache.remember([byte; 32], holder);
+        }
+        assert!(cache.holders.len() <= 2, "bounded");
+    }
+
+    #[test]
+    fn api_keys_route_to_their_users_shard_and_node() {
+        for (node, shard, shard_count) in [(0, 0, 1), (0, 1, 2), (5, 15, 16), (63, 3, 4)] {
+            let key = new_api_key(node, shard, shard_count).unwrap();
+            assert!(is_api_key_shaped(&key), "{key}");
+            assert_eq!(
+                api_key_route(&api_key_hash(&key), shard_count),
+                (node, shard)
+            );
+        }
+        let first = new_api_key(0, 0, 1).unwrap();
+        assert_ne!(first, new_api_key(0, 0, 1).unwrap(), "keys are random");
+        assert!(!is_api_key_shaped("eyJhbGciOiJIUzI1NiJ9.e30.abc"));
+        assert!(!is_api_key_shaped(&first.to_uppercase()));
+        assert!(!is_api_key_shaped(&first[1..]));
+    }
     use base64::Engine;
 
     fn keys() -> Keys {

@@ -75,6 +75,13 @@ pub struct Config {
     pub wait_timeout_ms_max: u64,
     /// JWT lifetime.
     pub token_ttl_secs: u64,
+    /// Per client address and shard: API key lookups that find nothing, per second
+    /// sustained and at once; beyond them 5002 (`Retry-After`) without a lookup.
+    pub failed_auth_per_sec: u32,
+    pub failed_auth_burst: u32,
+    /// How long a shard remembers an API key it looked up (a replaced or revoked key is
+    /// forgotten at once anyway).
+    pub api_key_cache_secs: u64,
     /// HS256 secret; empty means generated once into `<data_dir>/jwt.secret` (mode 0600).
     pub jwt_secret: String,
     /// `false` acknowledges uploads before their reservation is fsynced. Only for measuring
@@ -139,6 +146,9 @@ impl Default for Config {
             wait_timeout_ms_default: 3_000,
             wait_timeout_ms_max: 30_000,
             token_ttl_secs: 24 * 3600,
+            failed_auth_per_sec: 5,
+            failed_auth_burst: 20,
+            api_key_cache_secs: 60,
             jwt_secret: String::new(),
             durable_acks: true,
             create_demo_users: true,
@@ -248,6 +258,9 @@ const KEYS: &[(&str, Kind)] = &[
     ("wait_timeout_ms_default", Kind::Number),
     ("wait_timeout_ms_max", Kind::Number),
     ("token_ttl_secs", Kind::Number),
+    ("failed_auth_per_sec", Kind::Number),
+    ("failed_auth_burst", Kind::Number),
+    ("api_key_cache_secs", Kind::Number),
     ("jwt_secret", Kind::Text),
     ("durable_acks", Kind::Flag),
     ("create_demo_users", Kind::Flag),
@@ -413,6 +426,10 @@ impl Config {
                 "timeouts must be positive",
             ),
             (self.token_ttl_secs > 0, "token_ttl_secs must be positive"),
+            (
+                self.failed_auth_per_sec > 0 && self.failed_auth_burst > 0,
+                "failed_auth_per_sec and failed_auth_burst must be positive",
+            ),
             (self.max_model_width > 0, "max_model_width must be positive"),
             (
                 self.recognition_wide_threads <= 64,

@@ -75,6 +75,27 @@ impl RateLimiter {
         Err(missing_ms.div_ceil(1000).max(1))
     }
 
+    /// Whether `id`'s bucket holds a token now, without taking it (a gate checked before
+    /// work whose failures alone take tokens).
+    pub fn has_token(&self, id: u64) -> bool {
+        let now_ms = self.started.elapsed().as_millis() as u64;
+        self.has_token_at(id, now_ms)
+    }
+
+    pub fn has_token_at(&self, id: u64, now_ms: u64) -> bool {
+        if self.rate_per_sec == 0 {
+            return true;
+        }
+        let Some(bucket) = self.buckets.get(&id) else {
+            return true;
+        };
+        let capacity = u64::from(self.burst) * MILLI;
+        let elapsed_ms = now_ms.saturating_sub(bucket.updated_ms);
+        let refilled =
+            bucket.milli_tokens + elapsed_ms.saturating_mul(u64::from(self.rate_per_sec));
+        capacity.min(refilled) >= MILLI
+    }
+
     /// Forgets buckets that have refilled completely (they behave exactly like new ones).
     fn evict_full(&mut self, now_ms: u64) {
         let capacity = u64::from(self.burst) * MILLI;
@@ -96,6 +117,27 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn peeking_takes_nothing() {
+        let mut limiter = RateLimiter::new(1, 2);
+        assert!(
+            limiter.has_token_at(9, 0),
+            "an unknown id has a full bucket"
+        );
+        limiter.check_at(9, 0).unwrap();
+        limiter.check_at(9, 0).unwrap();
+        assert!(!limiter.has_token_at(9, 0));
+        assert!(!limiter.has_token_at(9, 999));
+        assert!(
+            limiter.has_token_at(9, 1000),
+            "one token back after a second"
+        );
+        assert!(
+            limiter.has_token_at(9, 1000),
+            "peeking again finds it still there"
+        );
+    }
 
     #[test]
     fn burst_then_refusal_with_retry_after() {

@@ -1,13 +1,16 @@
 //! One request as endpoints see it: the shard it arrived on, its head and body, its fields,
-//! and the authenticated caller.
+//! and the authenticated caller — by token (JWT) or by API key.
 
 use super::fields::{body_kind, Fields};
+use super::owner::{run_on_owner, OwnerCommand};
 use super::reply::Refusal;
 use super::shard::Shard;
+use crate::auth::{self, ApiKeyHash, KeyHolder};
 use crate::contract::ApiError;
 use crate::http::RequestHead;
 use crate::store::{ids, Role};
 use std::borrow::Cow;
+use std::net::IpAddr;
 use std::rc::Rc;
 
 pub struct Call<'a> {
@@ -15,6 +18,17 @@ pub struct Call<'a> {
     pub shard: &'a Rc<Shard>,
     pub head: &'a RequestHead,
     pub body: Vec<u8>,
+    /// The client's address (the connection's peer).
+    pub peer: IpAddr,
+}
+
+/// How the caller proved who it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Credential {
+    /// A JWT from `/v2/user/login`.
+    Token,
+    /// The user's API key.
+    ApiKey,
 }
 
 /// The authenticated caller.
@@ -24,6 +38,7 @@ pub struct Caller {
     pub role: Role,
     /// The shard that owns the caller's data.
     pub owner: u16,
+    pub via: Credential,
 }
 
 impl Call<'_> {
@@ -39,15 +54,23 @@ impl Call<'_> {
         Ok(fields)
     }
 
-    /// The JWT from `Authorization: Bearer` or `?token=`, verified (1002 absent, 1003
-    /// invalid or for a user this deployment cannot own).
-    pub fn caller(&self) -> Result<Caller, Refusal> {
-        let token = bearer_token(self.head)?;
+    /// The caller from `Authorization: Bearer` or `?token=`: a JWT, or an API key (1002
+    /// absent, 1003 invalid or for a user this deployment cannot own, 5002 for an address
+    /// that keeps trying keys that do not exist).
+    pub async fn caller(&self) -> Result<Caller, Refusal> {
+        let credential = bearer_token(self.head)?;
+        if auth::is_api_key_shaped(&credential) {
+            return self.caller_by_key(&credential).await;
+        }
+        self.caller_by_token(&credential)
+    }
+
+    fn caller_by_token(&self, token: &str) -> Result<Caller, Refusal> {
         let claims = self
             .shard
             .token_cache
             .borrow_mut()
-            .verify(&self.shard.shared.keys, &token)
+            .verify(&self.shard.shared.keys, token)
             .map_err(|_| Refusal::from(ApiError::BadToken))?;
         let user_id: u64 = claims
             .sub
@@ -62,12 +85,46 @@ impl Call<'_> {
             user_id,
             role: claims.role,
             owner,
+            via: Credential::Token,
         })
     }
 
+    /// An API key: remembered on this shard, else looked up on the shard its hash routes
+    /// to. Lookups that find nothing count against the client's address; once its budget is
+    /// spent (`failed_auth_per_sec`), it gets 5002 without a lookup. A wrong key costs the
+    /// same lookup whatever it is, so its timing says nothing.
+    async fn caller_by_key(&self, key: &str) -> Result<Caller, Refusal> {
+        let hash = auth::api_key_hash(key);
+        let shard = self.shard;
+        if let Some(holder) = shard.key_cache.borrow_mut().get(&hash) {
+            return Ok(key_caller(holder, Credential::ApiKey));
+        }
+        let address = address_id(self.peer);
+        if !shard.failed_auth.borrow().has_token(address) {
+            return Err(too_many_failures(1));
+        }
+        let (node, owner) = auth::api_key_route(&hash, shard.shard_count());
+        let holder = if node == shard.config().node_id {
+            run_on_owner(shard, ResolveKey { hash, owner }).await?
+        } else {
+            None // not a key of this node
+        };
+        let Some(holder) = holder else {
+            if let Err(retry_after_secs) = shard.failed_auth.borrow_mut().check(address) {
+                return Err(too_many_failures(retry_after_secs));
+            }
+            return Err(Refusal::new(
+                ApiError::BadToken,
+                "API key invalid or revoked",
+            ));
+        };
+        shard.key_cache.borrow_mut().remember(hash, holder);
+        Ok(key_caller(holder, Credential::ApiKey))
+    }
+
     /// The caller, if it has one of `roles` (1005 otherwise).
-    pub fn caller_with_role(&self, roles: &[Role]) -> Result<Caller, Refusal> {
-        let caller = self.caller()?;
+    pub async fn caller_with_role(&self, roles: &[Role]) -> Result<Caller, Refusal> {
+        let caller = self.caller().await?;
         if !roles.contains(&caller.role) {
             return Err(ApiError::Forbidden.into());
         }
@@ -88,5 +145,62 @@ fn bearer_token(head: &RequestHead) -> Result<Cow<'_, str>, Refusal> {
     match query.into_iter().find(|(key, _)| key == "token") {
         Some((_, token)) if !token.is_empty() => Ok(Cow::Owned(token)),
         _ => Err(ApiError::NoToken.into()),
+    }
+}
+
+fn key_caller(holder: KeyHolder, via: Credential) -> Caller {
+    Caller {
+        user_id: holder.user_id,
+        role: holder.role,
+        owner: ids::shard_of(holder.user_id),
+        via,
+    }
+}
+
+/// A client address as a rate-limiter key (IPv4 as its mapped IPv6 form, so one host is
+/// one key).
+fn address_id(peer: IpAddr) -> u64 {
+    let octets = match peer {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        IpAddr::V6(v6) => v6.octets(),
+    };
+    u64::from_be_bytes(
+        *blake3::hash(&octets)
+            .as_bytes()
+            .first_chunk()
+            .expect("32 bytes"),
+    )
+}
+
+fn too_many_failures(retry_after_secs: u64) -> Refusal {
+    Refusal::new(ApiError::RateLimited, "too many failed attempts").retry_after(retry_after_secs)
+}
+
+/// Looks an API key's hash up on the shard it routes to.
+struct ResolveKey {
+    hash: ApiKeyHash,
+    owner: u16,
+}
+
+impl OwnerCommand for ResolveKey {
+    type Output = Option<KeyHolder>;
+
+    fn owner(&self) -> u16 {
+        self.owner
+    }
+
+    async fn apply(self, shard: Rc<Shard>) -> Result<Option<KeyHolder>, Refusal> {
+        let user = shard.store.borrow().user_by_api_key(&self.hash)?;
+        Ok(user.map(|user| {
+            assert_eq!(
+                ids::shard_of(user.id),
+                shard.id,
+                "keys route to their user's shard"
+            );
+            KeyHolder {
+                user_id: user.id,
+                role: user.role,
+            }
+        }))
     }
 }

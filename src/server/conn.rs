@@ -58,6 +58,8 @@ pub struct Connection {
     idle: Rc<Cell<bool>>,
     /// The listener it came in on (what it may ask for).
     surface: Surface,
+    /// The client's address.
+    peer: std::net::IpAddr,
 }
 
 /// A registered connection: its socket and its "waiting between requests" flag.
@@ -137,6 +139,11 @@ async fn serve_registered(
     let write_timeout = Duration::from_millis(shard.config().write_timeout_ms);
     let _ = stream.set_write_timeout(Some(write_timeout));
     let buffer_limit = shard.config().max_header_bytes + READ_CHUNK_BYTES;
+    let peer = stream
+        .peer_addr()
+        .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |address| {
+            address.ip()
+        });
     let mut connection = Connection {
         stream,
         buf: vec![0; INITIAL_BUFFER_BYTES.min(buffer_limit)],
@@ -147,6 +154,7 @@ async fn serve_registered(
         head_started: None,
         idle,
         surface,
+        peer,
     };
     let ending = connection.request_loop(shard).await;
     if let Ok(Ending::Refused(error)) = ending {
@@ -196,7 +204,7 @@ impl Connection {
     /// Runs the request and queues its answer; returns whether the connection stays open.
     async fn answer(&mut self, shard: &Rc<Shard>, head: &RequestHead, body: Vec<u8>) -> bool {
         let started = Instant::now();
-        let (route, answer) = router::handle(shard, self.surface, head, body).await;
+        let (route, answer) = router::handle(shard, self.surface, self.peer, head, body).await;
         let latency_us = started.elapsed().as_micros() as u64;
         shard
             .metrics()

@@ -3,7 +3,7 @@
 //! of its own (`endpoints/`, `upload/`).
 
 use super::call::Call;
-use super::endpoints::{admin, node, results, stats, user};
+use super::endpoints::{admin, apikey, node, results, stats, user};
 use super::reply::{ApiResult, Refusal};
 use super::shard::Shard;
 use super::upload;
@@ -25,6 +25,10 @@ pub enum Route {
     DeveloperStats,
     AdminUsers,
     AdminPoints,
+    ApiKeyStatus,
+    ApiKeyCreate,
+    ApiKeyRevoke,
+    AdminApiKeyRevoke,
     Health,
     Metrics,
     /// No route matched (404); counted like the others.
@@ -40,7 +44,7 @@ struct RouteSpec {
     label: &'static str,
 }
 
-pub const ROUTE_COUNT: usize = 14;
+pub const ROUTE_COUNT: usize = 18;
 
 /// Every route, in the order of [`Route`].
 const TABLE: [RouteSpec; ROUTE_COUNT] = [
@@ -79,6 +83,31 @@ const TABLE: [RouteSpec; ROUTE_COUNT] = [
         "/v2/admin/points",
         Method::Post,
         "admin_points",
+    ),
+    spec(
+        Route::ApiKeyStatus,
+        "/v2/user/apikey",
+        Method::Get,
+        "apikey",
+    ),
+    // The same path answers GET (status) and POST (create): see `resolve`.
+    spec(
+        Route::ApiKeyCreate,
+        "/v2/user/apikey",
+        Method::Post,
+        "apikey_create",
+    ),
+    spec(
+        Route::ApiKeyRevoke,
+        "/v2/user/apikey/revoke",
+        Method::Post,
+        "apikey_revoke",
+    ),
+    spec(
+        Route::AdminApiKeyRevoke,
+        "/v2/admin/apikey/revoke",
+        Method::Post,
+        "admin_apikey_revoke",
     ),
     spec(Route::Health, "/health", Method::Get, "health"),
     spec(Route::Metrics, "/metrics", Method::Get, "metrics"),
@@ -133,49 +162,72 @@ impl Surface {
     }
 }
 
-/// The route of `path`, if any (never `Unknown`).
-fn resolve(path: &str) -> Option<&'static RouteSpec> {
-    TABLE
+/// What the table says about a request's path and method.
+enum Resolved {
+    Route(&'static RouteSpec),
+    /// The path exists on this listener, with other methods (405 with `Allow`).
+    WrongMethod(Route, String),
+    Unknown,
+}
+
+/// The route of `path` and `method` among the routes `surface` serves (never `Unknown`).
+fn resolve(path: &str, method: Method, serves: impl Fn(Route) -> bool) -> Resolved {
+    let mut same_path = TABLE
         .iter()
         .take(ROUTE_COUNT - 1)
-        .find(|spec| spec.path == path)
+        .filter(|spec| spec.path == path && serves(spec.route))
+        .peekable();
+    let Some(first) = same_path.peek().map(|spec| spec.route) else {
+        return Resolved::Unknown;
+    };
+    let mut allowed = Vec::new();
+    for spec in same_path {
+        let takes = method == spec.method || (spec.method == Method::Get && method == Method::Head);
+        if takes {
+            return Resolved::Route(spec);
+        }
+        allowed.push(if spec.method == Method::Get {
+            "GET, HEAD"
+        } else {
+            "POST"
+        });
+    }
+    Resolved::WrongMethod(first, allowed.join(", "))
 }
 
 /// Answers one request: route, method check (405 with `Allow`), then the endpoint.
 pub async fn handle(
     shard: &Rc<Shard>,
     surface: Surface,
+    peer: std::net::IpAddr,
     head: &RequestHead,
     body: Vec<u8>,
 ) -> (Route, Response) {
     let metrics_elsewhere = shard.config().metrics_listen.is_some();
-    let resolved = resolve(&head.path).filter(|spec| surface.serves(spec.route, metrics_elsewhere));
-    let Some(spec) = resolved else {
-        return (
-            Route::Unknown,
-            Refusal::from(ApiError::NoRoute).into_response(),
-        );
+    let serves = |route| surface.serves(route, metrics_elsewhere);
+    let spec = match resolve(&head.path, head.method, serves) {
+        Resolved::Route(spec) => spec,
+        Resolved::WrongMethod(route, allow) => return (route, method_not_allowed(allow)),
+        Resolved::Unknown => {
+            return (
+                Route::Unknown,
+                Refusal::from(ApiError::NoRoute).into_response(),
+            )
+        }
     };
-    let method_ok =
-        head.method == spec.method || (spec.method == Method::Get && head.method == Method::Head);
-    if !method_ok {
-        return (spec.route, method_not_allowed(spec.method));
-    }
-    let call = Call { shard, head, body };
+    let call = Call {
+        shard,
+        head,
+        body,
+        peer,
+    };
     let result = dispatch(spec.route, call).await;
     (spec.route, result.unwrap_or_else(Refusal::into_response))
 }
 
-fn method_not_allowed(allowed: Method) -> Response {
-    let allow = if allowed == Method::Get {
-        "GET, HEAD"
-    } else {
-        "POST"
-    };
+fn method_not_allowed(allow: String) -> Response {
     let refusal = Refusal::new(ApiError::NoRoute, "method not allowed");
-    let mut answer = refusal
-        .into_response()
-        .with_header("Allow", allow.to_string());
+    let mut answer = refusal.into_response().with_header("Allow", allow);
     answer.status = 405;
     answer
 }
@@ -195,6 +247,10 @@ async fn dispatch(route: Route, call: Call<'_>) -> ApiResult {
         Route::DeveloperStats => stats::developer_stats(&call).await,
         Route::AdminUsers => admin::create_user(&call).await,
         Route::AdminPoints => admin::points(&call).await,
+        Route::ApiKeyStatus => apikey::status(&call).await,
+        Route::ApiKeyCreate => apikey::create(&call).await,
+        Route::ApiKeyRevoke => apikey::revoke(&call).await,
+        Route::AdminApiKeyRevoke => apikey::admin_revoke(&call).await,
         Route::Unknown => Err(ApiError::NoRoute.into()),
     }
 }
@@ -211,12 +267,39 @@ mod tests {
         }
         for (index, spec) in TABLE.iter().enumerate() {
             for other in &TABLE[index + 1..] {
-                assert_ne!(spec.path, other.path);
+                assert!((spec.path, spec.method) != (other.path, other.method));
                 assert_ne!(spec.label, other.label);
             }
         }
-        assert_eq!(resolve("/v2/user/point").unwrap().route, Route::Point);
-        assert!(resolve("").is_none() && resolve("/v2/nothing").is_none());
+        let all = |_| true;
+        let route_of = |path, method| match resolve(path, method, all) {
+            Resolved::Route(spec) => Some(spec.route),
+            _ => None,
+        };
+        assert_eq!(route_of("/v2/user/point", Method::Get), Some(Route::Point));
+        assert_eq!(route_of("/v2/user/point", Method::Head), Some(Route::Point));
+        assert_eq!(
+            route_of("/v2/user/apikey", Method::Get),
+            Some(Route::ApiKeyStatus)
+        );
+        assert_eq!(
+            route_of("/v2/user/apikey", Method::Post),
+            Some(Route::ApiKeyCreate)
+        );
+        assert!(matches!(
+            resolve("/v2/user/apikey", Method::Delete, all),
+            Resolved::WrongMethod(Route::ApiKeyStatus, ref allow) if allow == "GET, HEAD, POST"
+        ));
+        assert!(matches!(resolve("", Method::Get, all), Resolved::Unknown));
+        assert!(matches!(
+            resolve("/v2/nothing", Method::Get, all),
+            Resolved::Unknown
+        ));
+        let monitoring = |route| Surface::Monitoring.serves(route, true);
+        assert!(matches!(
+            resolve("/v2/user/point", Method::Get, monitoring),
+            Resolved::Unknown
+        ));
     }
 
     #[test]

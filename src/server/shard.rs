@@ -11,7 +11,7 @@ use super::commit::GroupCommit;
 use super::conn::ConnectionSet;
 use super::stop::StopSignal;
 use super::upload::ResultWaiters;
-use crate::auth::{Keys, TokenCache, DEFAULT_TOKEN_CACHE_ENTRIES};
+use crate::auth::{KeyCache, Keys, TokenCache, DEFAULT_TOKEN_CACHE_ENTRIES};
 use crate::config::Config;
 use crate::metrics::{Registry, ShardMetrics};
 use crate::ratelimit::RateLimiter;
@@ -75,6 +75,10 @@ pub struct Shard {
     pub connections: ConnectionSet,
     /// Verified JWTs, so a client reusing its token skips the HMAC/JSON work.
     pub token_cache: RefCell<TokenCache>,
+    /// API keys looked up on their owner shard (forgotten on every shard when replaced).
+    pub key_cache: RefCell<KeyCache>,
+    /// Per client address: API key lookups that found nothing (5002 once spent).
+    pub failed_auth: RefCell<RateLimiter>,
     pub stop: StopSignal,
 }
 
@@ -112,6 +116,14 @@ impl Shard {
             answer_cache: RefCell::new(AnswerCache::new(config.cache_entries)),
             connections: ConnectionSet::default(),
             token_cache: RefCell::new(TokenCache::new(DEFAULT_TOKEN_CACHE_ENTRIES)),
+            key_cache: RefCell::new(KeyCache::new(
+                DEFAULT_TOKEN_CACHE_ENTRIES,
+                std::time::Duration::from_secs(config.api_key_cache_secs),
+            )),
+            failed_auth: RefCell::new(RateLimiter::new(
+                config.failed_auth_per_sec,
+                config.failed_auth_burst,
+            )),
             stop: StopSignal::default(),
             shared,
         }

@@ -7,6 +7,7 @@
 //! - `journal`: entry id -> `JournalEntry` (append-only)
 //! - `upload_days`: upload id -> day (u32 `YYYYMMDD`), the index to the day trees
 //! - `pending`: upload id -> day, the uploads not finished yet
+//! - `api_keys`: API key hash -> user id; `user_api_keys`: user id -> key hash + created at
 //!
 //! Day trees: `uploads-YYYYMMDD` (upload id -> `UploadRecord`) and `stats-YYYYMMDD`
 //! (`u` + user id, or `s` + soft_id bytes -> `DayCounters`). Dropping a day drops both.
@@ -86,6 +87,8 @@ pub struct Trees {
     pub journal: sled::Tree,
     pub upload_days: sled::Tree,
     pub pending: sled::Tree,
+    pub api_keys: sled::Tree,
+    pub user_api_keys: sled::Tree,
 }
 
 impl Trees {
@@ -98,6 +101,8 @@ impl Trees {
             journal: db.open_tree("journal")?,
             upload_days: db.open_tree("upload_days")?,
             pending: db.open_tree("pending")?,
+            api_keys: db.open_tree("api_keys")?,
+            user_api_keys: db.open_tree("user_api_keys")?,
         })
     }
 }

@@ -17,6 +17,7 @@
 //! - Retention: `drop_expired(now, N)` keeps today and the N days before it; an upload still
 //!   pending in a dropped day is voided first. The journal is never dropped (it is the ledger).
 
+mod api_keys;
 pub mod day;
 pub mod ids;
 mod journal;

@@ -902,3 +902,35 @@ fn store_bench_balance_read() {
         f64::from(READS) / seconds
     );
 }
+
+#[test]
+fn api_keys_replace_and_revoke() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path(), 0, 1);
+    let user_id = new_user(&mut store, "keyed", 0);
+    let (first, second) = ([1u8; 32], [2u8; 32]);
+    assert_eq!(store.set_api_key(user_id, &first, 1_000).unwrap(), None);
+    assert_eq!(store.user_by_api_key(&first).unwrap().unwrap().id, user_id);
+    assert_eq!(store.api_key_created_at(user_id).unwrap(), Some(1_000));
+    // Replacing revokes the first key.
+    assert_eq!(
+        store.set_api_key(user_id, &second, 2_000).unwrap(),
+        Some(first)
+    );
+    assert!(store.user_by_api_key(&first).unwrap().is_none());
+    assert_eq!(store.user_by_api_key(&second).unwrap().unwrap().id, user_id);
+    assert_eq!(store.api_key_created_at(user_id).unwrap(), Some(2_000));
+    assert_eq!(store.revoke_api_key(user_id).unwrap(), Some(second));
+    assert!(store.user_by_api_key(&second).unwrap().is_none());
+    assert_eq!(store.revoke_api_key(user_id).unwrap(), None);
+    assert_eq!(store.api_key_created_at(user_id).unwrap(), None);
+    assert!(matches!(
+        store.set_api_key(424242, &first, 3_000),
+        Err(StoreError::UserNotFound)
+    ));
+    // Survives a reopen.
+    store.set_api_key(user_id, &first, 4_000).unwrap();
+    drop(store);
+    let store = open(dir.path(), 0, 1);
+    assert_eq!(store.user_by_api_key(&first).unwrap().unwrap().id, user_id);
+}

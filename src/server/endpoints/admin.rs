@@ -21,7 +21,7 @@ struct CreateUser {
 
 impl CreateUser {
     async fn parse(call: &Call<'_>) -> Result<CreateUser, Refusal> {
-        call.caller_with_role(&[Role::Admin])?;
+        call.caller_with_role(&[Role::Admin]).await?;
         let fields = call.fields()?;
         let username = fields.required("username")?.to_string();
         crate::store::check_username(&username).map_err(malformed)?;
@@ -90,7 +90,7 @@ struct AdjustPoints {
 
 impl AdjustPoints {
     async fn parse(call: &Call<'_>) -> Result<AdjustPoints, Refusal> {
-        call.caller_with_role(&[Role::Admin])?;
+        call.caller_with_role(&[Role::Admin]).await?;
         let fields = call.fields()?;
         let delta = fields
             .required("points")?
@@ -102,14 +102,7 @@ impl AdjustPoints {
         let reason = fields.required("reason")?.to_string();
         let user_id = match fields.text("user_id") {
             Some(_) => fields.id("user_id")?,
-            None => {
-                let username = fields.required("username")?.to_string();
-                let lookup = UserIdByName {
-                    owner: ids::shard_for_username(&username, call.shard.shard_count()),
-                    username,
-                };
-                run_on_owner(call.shard, lookup).await?
-            }
+            None => user_id_by_name(call, fields.required("username")?).await?,
         };
         if ids::shard_of(user_id) >= call.shard.shard_count() {
             return Err(malformed("no such user"));
@@ -146,6 +139,14 @@ impl OwnerCommand for AdjustPoints {
 }
 
 /// The id of the user called `username` (1001 "no such user" when there is none).
+pub async fn user_id_by_name(call: &Call<'_>, username: &str) -> Result<u64, Refusal> {
+    let lookup = UserIdByName {
+        owner: ids::shard_for_username(username, call.shard.shard_count()),
+        username: username.to_string(),
+    };
+    run_on_owner(call.shard, lookup).await
+}
+
 struct UserIdByName {
     username: String,
     owner: u16,

@@ -4,6 +4,7 @@
 //! family, have a module of their own (`server/upload/`).
 
 pub mod admin;
+pub mod apikey;
 pub mod node;
 pub mod results;
 pub mod stats;

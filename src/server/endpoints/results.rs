@@ -20,8 +20,8 @@ struct UploadRef {
 }
 
 impl UploadRef {
-    fn parse(call: &Call) -> Result<UploadRef, Refusal> {
-        let caller = call.caller()?;
+    async fn parse(call: &Call<'_>) -> Result<UploadRef, Refusal> {
+        let caller = call.caller().await?;
         let upload_id = call.fields()?.id("id")?;
         // Uploads live on their user's shard; an id whose shard bits are out of range
         // cannot be anyone's upload.
@@ -57,7 +57,7 @@ impl OwnerCommand for ResultQuery {
 }
 
 pub async fn result(call: &Call<'_>) -> ApiResult {
-    let record = run_on_owner(call.shard, ResultQuery(UploadRef::parse(call)?)).await?;
+    let record = run_on_owner(call.shard, ResultQuery(UploadRef::parse(call).await?)).await?;
     Ok(ok(&upload_json(&record)))
 }
 
@@ -90,7 +90,7 @@ impl OwnerCommand for Report {
 }
 
 pub async fn report(call: &Call<'_>) -> ApiResult {
-    let upload = UploadRef::parse(call)?;
+    let upload = UploadRef::parse(call).await?;
     if upload.owner != ids::shard_of(upload.user_id) {
         // Another shard's upload cannot be the caller's.
         return Err(ApiError::NoSuchUpload.into());

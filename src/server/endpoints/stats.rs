@@ -56,7 +56,7 @@ fn stats_days(call: &Call) -> Result<u32, Refusal> {
 }
 
 pub async fn user_stats(call: &Call<'_>) -> ApiResult {
-    let caller = call.caller()?;
+    let caller = call.caller().await?;
     let request = DayRows {
         subject: Subject::User(caller.user_id),
         days: stats_days(call)?,
@@ -69,7 +69,9 @@ pub async fn user_stats(call: &Call<'_>) -> ApiResult {
 /// A developer's `soft_id` is their own user id (decimal); an admin may name any with
 /// `?soft_id=`. Each shard counts its users' part; the parts are summed per day here.
 pub async fn developer_stats(call: &Call<'_>) -> ApiResult {
-    let caller = call.caller_with_role(&[Role::Developer, Role::Admin])?;
+    let caller = call
+        .caller_with_role(&[Role::Developer, Role::Admin])
+        .await?;
     let days = stats_days(call)?;
     let fields = call.fields()?;
     let soft_id = match (caller.role, fields.text("soft_id")) {

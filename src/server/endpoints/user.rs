@@ -102,7 +102,7 @@ impl OwnerCommand for Point {
 }
 
 pub async fn point(call: &Call<'_>) -> ApiResult {
-    let caller = call.caller()?;
+    let caller = call.caller().await?;
     let request = Point {
         user_id: caller.user_id,
         owner: caller.owner,

@@ -38,7 +38,7 @@ pub enum Encoding {
 
 /// `POST /v2/decode/upload` and `/v2/decode/upload-base64`.
 pub async fn upload(call: Call<'_>, encoding: Encoding) -> ApiResult {
-    let caller = call.caller()?;
+    let caller = call.caller().await?;
     let request = request::UploadRequest::parse(&call, encoding)?;
     run_on_owner(call.shard, accept::Accept { caller, request }).await
 }
