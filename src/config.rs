@@ -7,6 +7,7 @@
 //! `aiocr serve` and `aiocr doctor` both take [`ConfigArgs`] and load the same configuration.
 
 use crate::engine::ImageLimits;
+use crate::money::PointPrice;
 use crate::recognition::ThreadPriority;
 use crate::store::ids;
 use serde::{Deserialize, Deserializer};
@@ -110,6 +111,26 @@ pub struct Config {
     pub max_queue_wait_ms: u64,
     /// Answers kept per shard for uploads of identical bytes and options (0 disables).
     pub cache_entries: usize,
+    /// What one point is worth where the captcha protocols show money (balances, prices):
+    /// a decimal with at most 6 decimals, e.g. "0.001".
+    #[serde(deserialize_with = "point_price")]
+    pub price_per_point: PointPrice,
+    /// The model the captcha protocols' uploads run.
+    pub compat_model: String,
+    /// How long `/in.php`, `/createTask` and `/ocr` wait for the answer before they answer
+    /// (so that the client's first poll finds it); 0 answers at once.
+    pub compat_wait_ms: u64,
+    /// ddddocr-fastapi's `/ocr` without a key charges this user; empty: a key is required.
+    pub fastapi_account: String,
+    /// Where callbacks (`pingback`, `callbackUrl`) may go: a comma list of `host:port`;
+    /// empty (the default) refuses every callback.
+    #[serde(deserialize_with = "host_port_list")]
+    pub callback_allow: Vec<(String, u16)>,
+    /// One callback attempt's deadline (connect, send, read the status line).
+    pub callback_timeout_ms: u64,
+    /// Attempts per callback, and the pause between them.
+    pub callback_attempts: u32,
+    pub callback_retry_ms: u64,
 }
 
 impl Default for Config {
@@ -160,6 +181,14 @@ impl Default for Config {
             max_queue_delay_us: 0,
             max_queue_wait_ms: 30_000,
             cache_entries: 4096,
+            price_per_point: PointPrice { micros: 1000 },
+            compat_model: "old".to_string(),
+            compat_wait_ms: 3_000,
+            fastapi_account: String::new(),
+            callback_allow: Vec::new(),
+            callback_timeout_ms: 2_000,
+            callback_attempts: 3,
+            callback_retry_ms: 1_000,
         }
     }
 }
@@ -272,6 +301,14 @@ const KEYS: &[(&str, Kind)] = &[
     ("max_queue_delay_us", Kind::Number),
     ("max_queue_wait_ms", Kind::Number),
     ("cache_entries", Kind::Number),
+    ("price_per_point", Kind::Text),
+    ("compat_model", Kind::Text),
+    ("compat_wait_ms", Kind::Number),
+    ("fastapi_account", Kind::Text),
+    ("callback_allow", Kind::Text),
+    ("callback_timeout_ms", Kind::Number),
+    ("callback_attempts", Kind::Number),
+    ("callback_retry_ms", Kind::Number),
 ];
 
 /// Earlier names of keys, still accepted everywhere a key is (file, environment, `--set`).
@@ -443,6 +480,14 @@ impl Config {
                 self.max_queue_wait_ms > 0,
                 "max_queue_wait_ms must be positive",
             ),
+            (
+                self.compat_wait_ms <= self.wait_timeout_ms_max,
+                "compat_wait_ms must be at most wait_timeout_ms_max",
+            ),
+            (
+                (1..=10).contains(&self.callback_attempts) && self.callback_timeout_ms > 0,
+                "callback_attempts must be 1..=10 and callback_timeout_ms positive",
+            ),
         ];
         match checks.iter().find(|(ok, _)| !ok) {
             Some((_, message)) => Err(format!("config: {message}")),
@@ -492,6 +537,34 @@ fn optional_priority<'de, D: Deserializer<'de>>(
         return Ok(None);
     }
     text.parse().map(Some).map_err(serde::de::Error::custom)
+}
+
+fn point_price<'de, D: Deserializer<'de>>(deserializer: D) -> Result<PointPrice, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    PointPrice::parse(&text).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "{text:?} is not a price: a decimal with at most 6 decimals, at most 1000"
+        ))
+    })
+}
+
+fn host_port_list<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<(String, u16)>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    text.split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            let parsed = entry
+                .rsplit_once(':')
+                .and_then(|(host, port)| Some((host, port.parse::<u16>().ok()?)))
+                .filter(|(host, _)| !host.is_empty());
+            parsed
+                .map(|(host, port)| (host.to_ascii_lowercase(), port))
+                .ok_or_else(|| serde::de::Error::custom(format!("{entry:?} is not host:port")))
+        })
+        .collect()
 }
 
 fn read_table(path: &Path) -> Result<toml::Table, String> {
@@ -560,6 +633,7 @@ mod tests {
             let value = match (key, kind) {
                 (&"recognition_cores", _) => toml::Value::String("1".into()),
                 (&"recognition_priority", _) => toml::Value::String("idle".into()),
+                (&"price_per_point", _) => toml::Value::String("0.5".into()),
                 (_, Kind::Text) => toml::Value::String("127.0.0.1:1".into()),
                 (_, Kind::Number) => toml::Value::Integer(1),
                 (_, Kind::Flag) => toml::Value::Boolean(true),
@@ -646,6 +720,16 @@ mod tests {
         assert!(refused("recognition_cores", "1,x").is_err());
         assert!(refused("recognition_priority", "nice:40").is_err());
         assert!(refused("shard_inbox_len", "0").is_err());
+        assert!(refused("price_per_point", "0.0000001").is_err());
+        assert!(refused("callback_allow", "nohost").is_err());
+        let callbacks = refused("callback_allow", "127.0.0.1:9000, Hooks.Local:80").unwrap();
+        assert_eq!(
+            callbacks.callback_allow,
+            vec![
+                ("127.0.0.1".to_string(), 9000),
+                ("hooks.local".to_string(), 80)
+            ]
+        );
         let separate = refused("metrics_listen", "127.0.0.1:9100").unwrap();
         assert_eq!(
             separate.metrics_listen,

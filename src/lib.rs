@@ -18,7 +18,8 @@
 //!
 //! Beside the path: [`config`] (one configuration, parsed into types at load), [`contract`]
 //! (the API's error codes and the mapping of every layer's errors onto them), [`metrics`],
-//! [`clock`] (the one wall clock). Commands: `server::run` (`aiocr serve`), [`ocr_cmd`]
+//! [`clock`] (the one wall clock), [`money`] (points as the decimal amounts the captcha
+//! protocols show). Commands: `server::run` (`aiocr serve`), [`ocr_cmd`]
 //! (`aiocr ocr`), [`admin_cmd`] (`aiocr user|points|ledger`), [`doctor`] (`aiocr doctor`).
 
 pub mod admin_cmd;
@@ -30,6 +31,7 @@ pub mod doctor;
 pub mod engine;
 pub mod http;
 pub mod metrics;
+pub mod money;
 pub mod ocr_cmd;
 pub mod ratelimit;
 pub mod recognition;

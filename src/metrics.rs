@@ -42,6 +42,9 @@ pub struct ShardMetrics {
     pub results_cache_hits: u64,
     /// Uploads that looked the answer cache up (cache on) and found nothing.
     pub cache_misses: u64,
+    /// Callbacks (pingback, callbackUrl) answered 2xx, and given up after every attempt.
+    pub callbacks_delivered: u64,
+    pub callbacks_failed: u64,
     pub recognize_us: Histogram<u64>,
     pub queued_us: Histogram<u64>,
     pub batch_size: Histogram<u64>,
@@ -68,6 +71,8 @@ impl ShardMetrics {
             results_failed: 0,
             results_cache_hits: 0,
             cache_misses: 0,
+            callbacks_delivered: 0,
+            callbacks_failed: 0,
             recognize_us: latency_histogram(),
             queued_us: latency_histogram(),
             batch_size: Histogram::new_with_bounds(1, 4096, 2).expect("static bounds"),
@@ -255,7 +260,7 @@ impl Registry {
         let mut recognize = latency_histogram();
         let mut queued = latency_histogram();
         let mut batch = Histogram::<u64>::new_with_bounds(1, 4096, 2).expect("static bounds");
-        let mut counters = [0u64; 6];
+        let mut counters = [0u64; 8];
         for shard in self.shards.iter() {
             let shard = shard
                 .lock()
@@ -271,6 +276,8 @@ impl Registry {
             counters[3] += shard.results_cache_hits;
             counters[4] += shard.cache_misses;
             counters[5] += shard.uploads_waiters_full;
+            counters[6] += shard.callbacks_delivered;
+            counters[7] += shard.callbacks_failed;
         }
         let _ = writeln!(
             out,
@@ -293,6 +300,8 @@ impl Registry {
             "aiocr_cache_hits_total",
             "aiocr_cache_misses_total",
             "aiocr_uploads_waiters_full_total",
+            "aiocr_callbacks_delivered_total",
+            "aiocr_callbacks_failed_total",
         ];
         for (name, value) in names.iter().zip(counters) {
             let _ = writeln!(out, "# TYPE {name} counter\n{name} {value}");

@@ -76,3 +76,47 @@ pub struct Answer {
     /// Present when `probability` was asked for.
     pub confidence: Option<f32>,
 }
+
+/// What an answer must satisfy to count, besides having been read: the hints the captcha
+/// services' protocols carry (length, digits and letters, a minimum confidence). ddddocr
+/// reads the image the same way whatever they say; an answer that fails them is
+/// "unsolvable" and is not charged. The default constrains nothing.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AnswerConstraints {
+    /// Fewest characters (0: no minimum).
+    pub min_chars: usize,
+    /// Most characters (0: no maximum).
+    pub max_chars: usize,
+    /// At least one ASCII digit.
+    pub needs_digit: bool,
+    /// At least one letter.
+    pub needs_letter: bool,
+    /// Lowest confidence, 0.0..=1.0 (needs `probability`).
+    pub min_confidence: Option<f32>,
+}
+
+impl AnswerConstraints {
+    /// `Err` says which constraint the answer fails.
+    pub fn check(&self, answer: &Answer) -> Result<(), String> {
+        let chars = answer.text.chars().count();
+        if chars < self.min_chars {
+            return Err(format!("{chars} characters, fewer than {}", self.min_chars));
+        }
+        if self.max_chars > 0 && chars > self.max_chars {
+            return Err(format!("{chars} characters, more than {}", self.max_chars));
+        }
+        if self.needs_digit && !answer.text.chars().any(|c| c.is_ascii_digit()) {
+            return Err("no digit".into());
+        }
+        if self.needs_letter && !answer.text.chars().any(char::is_alphabetic) {
+            return Err("no letter".into());
+        }
+        if let Some(minimum) = self.min_confidence {
+            let confidence = answer.confidence.unwrap_or(0.0);
+            if confidence < minimum {
+                return Err(format!("confidence {confidence:.3} below {minimum:.3}"));
+            }
+        }
+        Ok(())
+    }
+}

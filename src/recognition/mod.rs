@@ -21,7 +21,7 @@ mod threads;
 pub use queue::JobQueue;
 pub use threads::{start, RecognitionThreads, ThreadConfig, ThreadPriority};
 
-use crate::engine::{Answer, RecognizeError, RecognizeOptions};
+use crate::engine::{Answer, AnswerConstraints, RecognizeError, RecognizeOptions};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -38,6 +38,8 @@ pub struct Job {
     pub options: RecognizeOptions,
     /// BLAKE3 of `image`: with `options`, the answer cache's key.
     pub digest: cache::ImageDigest,
+    /// Checked by the owner shard when the answer is back (passed through untouched).
+    pub constraints: AnswerConstraints,
     pub enqueued_at: Instant,
 }
 
@@ -80,6 +82,8 @@ pub struct JobResult {
     /// The job's cache key, so the owner shard can keep the answer.
     pub digest: cache::ImageDigest,
     pub options: RecognizeOptions,
+    /// The job's constraints, for the owner shard to check.
+    pub constraints: AnswerConstraints,
 }
 
 /// Routes results to their owner shard's inbox. `Clone + Send`: every recognition thread
@@ -155,6 +159,7 @@ mod tests {
                 batch_size: 1,
                 digest: [0; 32],
                 options: RecognizeOptions::default(),
+                constraints: AnswerConstraints::default(),
             };
             sink.deliver(result)
         });

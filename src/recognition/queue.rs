@@ -58,6 +58,7 @@ mod tests {
             image: vec![1, 2, 3],
             options: RecognizeOptions::default(),
             digest: [0; 32],
+            constraints: Default::default(),
             enqueued_at: Instant::now(),
         }
     }

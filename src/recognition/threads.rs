@@ -340,6 +340,7 @@ fn result_of(
         batch_size,
         digest: job.digest,
         options: job.options.clone(),
+        constraints: job.constraints.clone(),
     }
 }
 
@@ -383,6 +384,7 @@ mod tests {
             upload_id,
             owner_shard: (upload_id % 2) as u16,
             digest: crate::recognition::cache::digest(&image),
+            constraints: Default::default(),
             image,
             options,
             enqueued_at,

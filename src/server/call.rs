@@ -59,10 +59,24 @@ impl Call<'_> {
     /// that keeps trying keys that do not exist).
     pub async fn caller(&self) -> Result<Caller, Refusal> {
         let credential = bearer_token(self.head)?;
-        if auth::is_api_key_shaped(&credential) {
-            return self.caller_by_key(&credential).await;
+        self.caller_with(&credential).await
+    }
+
+    /// The caller a credential names (a JWT or an API key), from wherever the protocol
+    /// carries it.
+    pub async fn caller_with(&self, credential: &str) -> Result<Caller, Refusal> {
+        if auth::is_api_key_shaped(credential) {
+            return self.caller_by_key(credential).await;
         }
-        self.caller_by_token(&credential)
+        self.caller_by_token(credential)
+    }
+
+    /// The credential of `Authorization: Bearer`, if the request has one.
+    pub fn bearer(&self) -> Option<&str> {
+        let value = self.head.authorization.as_deref()?;
+        let (scheme, token) = value.split_once(' ')?;
+        let token = token.trim();
+        (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
     }
 
     fn caller_by_token(&self, token: &str) -> Result<Caller, Refusal> {

@@ -146,6 +146,15 @@ impl Fields {
         Some(self.files.swap_remove(at).1)
     }
 
+    /// The only binary multipart part, whatever its name (clients name uploads freely), if
+    /// there is exactly one.
+    pub fn take_any_file(&mut self) -> Option<Vec<u8>> {
+        if self.files.len() != 1 {
+            return None;
+        }
+        self.files.pop().map(|(_, bytes)| bytes)
+    }
+
     /// A boolean option: absent means `default`; 1/true/yes/on and 0/false/no/off.
     pub fn flag(&self, name: &str, default: bool) -> Result<bool, Refusal> {
         match self

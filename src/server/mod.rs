@@ -22,6 +22,7 @@
 mod boot;
 mod call;
 mod commit;
+pub mod compat;
 mod conn;
 mod endpoints;
 mod fields;

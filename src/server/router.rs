@@ -3,6 +3,7 @@
 //! of its own (`endpoints/`, `upload/`).
 
 use super::call::Call;
+use super::compat::{fastapi, tasks, twocaptcha};
 use super::endpoints::{admin, apikey, node, results, stats, user};
 use super::reply::{ApiResult, Refusal};
 use super::shard::Shard;
@@ -29,6 +30,16 @@ pub enum Route {
     ApiKeyCreate,
     ApiKeyRevoke,
     AdminApiKeyRevoke,
+    TwoCaptchaIn,
+    TwoCaptchaRes,
+    TwoCaptchaResPost,
+    CreateTask,
+    GetTaskResult,
+    GetBalance,
+    ReportIncorrect,
+    ReportIncorrectImageCaptcha,
+    ReportCorrect,
+    FastapiOcr,
     Health,
     Metrics,
     /// No route matched (404); counted like the others.
@@ -44,7 +55,7 @@ struct RouteSpec {
     label: &'static str,
 }
 
-pub const ROUTE_COUNT: usize = 18;
+pub const ROUTE_COUNT: usize = 28;
 
 /// Every route, in the order of [`Route`].
 const TABLE: [RouteSpec; ROUTE_COUNT] = [
@@ -109,6 +120,57 @@ const TABLE: [RouteSpec; ROUTE_COUNT] = [
         Method::Post,
         "admin_apikey_revoke",
     ),
+    // The protocols other clients speak (server/compat/).
+    spec(Route::TwoCaptchaIn, "/in.php", Method::Post, "2captcha_in"),
+    spec(
+        Route::TwoCaptchaRes,
+        "/res.php",
+        Method::Get,
+        "2captcha_res",
+    ),
+    spec(
+        Route::TwoCaptchaResPost,
+        "/res.php",
+        Method::Post,
+        "2captcha_res_post",
+    ),
+    spec(
+        Route::CreateTask,
+        "/createTask",
+        Method::Post,
+        "create_task",
+    ),
+    spec(
+        Route::GetTaskResult,
+        "/getTaskResult",
+        Method::Post,
+        "get_task_result",
+    ),
+    spec(
+        Route::GetBalance,
+        "/getBalance",
+        Method::Post,
+        "get_balance",
+    ),
+    spec(
+        Route::ReportIncorrect,
+        "/reportIncorrect",
+        Method::Post,
+        "report_incorrect",
+    ),
+    spec(
+        Route::ReportIncorrectImageCaptcha,
+        "/reportIncorrectImageCaptcha",
+        Method::Post,
+        "report_incorrect_image",
+    ),
+    spec(
+        Route::ReportCorrect,
+        "/reportCorrect",
+        Method::Post,
+        "report_correct",
+    ),
+    spec(Route::FastapiOcr, "/ocr", Method::Post, "fastapi_ocr"),
     spec(Route::Health, "/health", Method::Get, "health"),
     spec(Route::Metrics, "/metrics", Method::Get, "metrics"),
     // Never matched by path: the empty path is not a valid request target.
@@ -251,6 +313,16 @@ async fn dispatch(route: Route, call: Call<'_>) -> ApiResult {
         Route::ApiKeyCreate => apikey::create(&call).await,
         Route::ApiKeyRevoke => apikey::revoke(&call).await,
         Route::AdminApiKeyRevoke => apikey::admin_revoke(&call).await,
+        Route::TwoCaptchaIn => twocaptcha::submit_image(&call).await,
+        Route::TwoCaptchaRes | Route::TwoCaptchaResPost => twocaptcha::results(&call).await,
+        Route::CreateTask => tasks::create_task(&call).await,
+        Route::GetTaskResult => tasks::get_task_result(&call).await,
+        Route::GetBalance => tasks::get_balance(&call).await,
+        Route::ReportIncorrect | Route::ReportIncorrectImageCaptcha => {
+            tasks::report_incorrect(&call).await
+        }
+        Route::ReportCorrect => tasks::report_correct(&call).await,
+        Route::FastapiOcr => fastapi::ocr(&call).await,
         Route::Unknown => Err(ApiError::NoRoute.into()),
     }
 }

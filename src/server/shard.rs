@@ -8,6 +8,7 @@
 //! results, retention, drain) are in `shard_loops.rs`.
 
 use super::commit::GroupCommit;
+use super::compat::callbacks::CallbackTable;
 use super::conn::ConnectionSet;
 use super::stop::StopSignal;
 use super::upload::ResultWaiters;
@@ -69,6 +70,8 @@ pub struct Shard {
     pub commit: GroupCommit,
     /// `wait=1` requests waiting for an upload's result (bounded).
     pub waiters: ResultWaiters,
+    /// Callbacks waiting for their upload's result (bounded).
+    pub callbacks: CallbackTable,
     /// Answers by image digest and options (no locks: one cache per shard).
     pub answer_cache: RefCell<AnswerCache>,
     /// Open connections (closed at once on SIGTERM when idle).
@@ -113,6 +116,7 @@ impl Shard {
             )),
             commit: GroupCommit::new(flusher, config.durable_acks),
             waiters: ResultWaiters::new(config.max_waiters_per_shard),
+            callbacks: CallbackTable::new(config.max_waiters_per_shard),
             answer_cache: RefCell::new(AnswerCache::new(config.cache_entries)),
             connections: ConnectionSet::default(),
             token_cache: RefCell::new(TokenCache::new(DEFAULT_TOKEN_CACHE_ENTRIES)),

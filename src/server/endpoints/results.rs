@@ -1,5 +1,6 @@
 //! One upload after the fact: `GET /v2/result?id=` (its state) and `POST /v2/report?id=`
-//! (the answer was wrong: refund once, within the report window).
+//! (the answer was wrong: refund once, within the report window). `upload_of` and
+//! `report_upload` serve the other protocols' result and report calls too.
 
 use crate::contract::ApiError;
 use crate::server::call::Call;
@@ -11,7 +12,8 @@ use crate::store::{ids, Balance, StoreError, UploadRecord};
 use serde_json::json;
 use std::rc::Rc;
 
-/// The caller's upload `id`, checked to be one this deployment can hold.
+/// A user's upload, by id.
+#[derive(Clone, Copy)]
 struct UploadRef {
     user_id: u64,
     upload_id: u64,
@@ -20,24 +22,21 @@ struct UploadRef {
 }
 
 impl UploadRef {
-    async fn parse(call: &Call<'_>) -> Result<UploadRef, Refusal> {
-        let caller = call.caller().await?;
-        let upload_id = call.fields()?.id("id")?;
-        // Uploads live on their user's shard; an id whose shard bits are out of range
-        // cannot be anyone's upload.
+    /// 4001 for an id whose shard bits are out of range: it cannot be anyone's upload.
+    fn new(shard: &Shard, user_id: u64, upload_id: u64) -> Result<UploadRef, Refusal> {
         let owner = ids::shard_of(upload_id);
-        if owner >= call.shard.shard_count() {
+        if owner >= shard.shard_count() {
             return Err(ApiError::NoSuchUpload.into());
         }
         Ok(UploadRef {
-            user_id: caller.user_id,
+            user_id,
             upload_id,
             owner,
         })
     }
 }
 
-/// `GET /v2/result`: reads the record on the shard the id names (4001 if not the caller's).
+/// Reads the record on the shard the id names (4001 if not the user's).
 struct ResultQuery(UploadRef);
 
 impl OwnerCommand for ResultQuery {
@@ -56,12 +55,24 @@ impl OwnerCommand for ResultQuery {
     }
 }
 
+/// The user's upload `upload_id` (4001 when it is not theirs or does not exist).
+pub async fn upload_of(
+    shard: &Rc<Shard>,
+    user_id: u64,
+    upload_id: u64,
+) -> Result<UploadRecord, Refusal> {
+    let upload = UploadRef::new(shard, user_id, upload_id)?;
+    run_on_owner(shard, ResultQuery(upload)).await
+}
+
 pub async fn result(call: &Call<'_>) -> ApiResult {
-    let record = run_on_owner(call.shard, ResultQuery(UploadRef::parse(call).await?)).await?;
+    let caller = call.caller().await?;
+    let upload_id = call.fields()?.id("id")?;
+    let record = upload_of(call.shard, caller.user_id, upload_id).await?;
     Ok(ok(&upload_json(&record)))
 }
 
-/// `POST /v2/report`: refunds once, durably, on the caller's own shard.
+/// Refunds once, durably, on the user's own shard.
 struct Report {
     upload: UploadRef,
     window_ms: u64,
@@ -89,17 +100,27 @@ impl OwnerCommand for Report {
     }
 }
 
-pub async fn report(call: &Call<'_>) -> ApiResult {
-    let upload = UploadRef::parse(call).await?;
-    if upload.owner != ids::shard_of(upload.user_id) {
-        // Another shard's upload cannot be the caller's.
+/// Reports the user's upload as wrongly answered: the refunded record and the balance.
+/// 4001 unknown or not the user's, 4002 not reportable (pending, failed, already
+/// reported), 4003 after the report window.
+pub async fn report_upload(
+    shard: &Rc<Shard>,
+    user_id: u64,
+    upload_id: u64,
+) -> Result<(UploadRecord, Balance), Refusal> {
+    let upload = UploadRef::new(shard, user_id, upload_id)?;
+    if upload.owner != ids::shard_of(user_id) {
+        // Another shard's upload cannot be the user's.
         return Err(ApiError::NoSuchUpload.into());
     }
-    let request = Report {
-        upload,
-        window_ms: call.shard.config().report_window_secs * 1000,
-    };
-    let (record, balance) = run_on_owner(call.shard, request).await?;
+    let window_ms = shard.config().report_window_secs * 1000;
+    run_on_owner(shard, Report { upload, window_ms }).await
+}
+
+pub async fn report(call: &Call<'_>) -> ApiResult {
+    let caller = call.caller().await?;
+    let upload_id = call.fields()?.id("id")?;
+    let (record, balance) = report_upload(call.shard, caller.user_id, upload_id).await?;
     Ok(ok(
         &json!({ "refunded": record.cost, "points": balance.points }),
     ))

@@ -4,7 +4,7 @@
 use crate::auth::MAX_PASSWORD_BYTES;
 use crate::contract::ApiError;
 use crate::http::Response;
-use crate::server::call::Call;
+use crate::server::call::{Call, Caller};
 use crate::server::owner::{run_on_owner, OwnerCommand};
 use crate::server::reply::{internal, ok, ApiResult, Refusal};
 use crate::server::shard::Shard;
@@ -101,13 +101,18 @@ impl OwnerCommand for Point {
     }
 }
 
-pub async fn point(call: &Call<'_>) -> ApiResult {
-    let caller = call.caller().await?;
+/// The caller's balance (read on its owner shard).
+pub async fn balance_of(shard: &Rc<Shard>, caller: &Caller) -> Result<Balance, Refusal> {
     let request = Point {
         user_id: caller.user_id,
         owner: caller.owner,
     };
-    let balance = run_on_owner(call.shard, request).await?;
+    run_on_owner(shard, request).await
+}
+
+pub async fn point(call: &Call<'_>) -> ApiResult {
+    let caller = call.caller().await?;
+    let balance = balance_of(call.shard, &caller).await?;
     // The hot path of the API: formatted directly (same bytes as `ok(&json!(..))`).
     let body = format!(
         r#"{{"code":0,"msg":"ok","data":{{"points":{},"reserved":{}}}}}"#,

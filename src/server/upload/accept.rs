@@ -5,10 +5,10 @@
 
 use super::finish::{apply_result, void};
 use super::request::UploadRequest;
-use super::wait::{pending_answer, wait_for_result, Waiter};
+use super::wait::{wait_for_result, Waiter};
+use super::Accepted;
 use crate::contract::ApiError;
 use crate::engine::{Answer, RecognizeOptions};
-use crate::http::Response;
 use crate::recognition::cache::{self, ImageDigest};
 use crate::recognition::{Job, JobResult};
 use crate::server::call::Caller;
@@ -25,13 +25,13 @@ pub struct Accept {
 }
 
 impl OwnerCommand for Accept {
-    type Output = Response;
+    type Output = Accepted;
 
     fn owner(&self) -> u16 {
         self.caller.owner
     }
 
-    async fn apply(self, shard: Rc<Shard>) -> Result<Response, Refusal> {
+    async fn apply(self, shard: Rc<Shard>) -> Result<Accepted, Refusal> {
         accept(shard, self.caller.user_id, self.request).await
     }
 }
@@ -40,7 +40,7 @@ async fn accept(
     shard: Rc<Shard>,
     user_id: u64,
     request: UploadRequest,
-) -> Result<Response, Refusal> {
+) -> Result<Accepted, Refusal> {
     if let Err(retry_after_secs) = shard.upload_limiter.borrow_mut().check(user_id) {
         return Err(Refusal::from(ApiError::RateLimited).retry_after(retry_after_secs));
     }
@@ -51,19 +51,24 @@ async fn accept(
         shard.metrics().uploads_queue_full += 1;
         return Err(busy());
     }
-    if request.wait && !shard.waiters.has_room() {
+    let needs_callback_room = request.callback.is_some() && !shard.callbacks.has_room();
+    if (request.wait && !shard.waiters.has_room()) || needs_callback_room {
         shard.metrics().uploads_waiters_full += 1;
         return Err(busy());
     }
+    let mut request = request;
     let record = reserve(&shard, user_id, &request, &digest)?;
     let (wait, timeout_ms) = (request.wait, request.timeout_ms);
-    // No await since `has_room`: the place is still free.
+    // No await since `has_room`: the places are still free.
     let waiter: Option<Waiter> = wait.then(|| shard.waiters.register(record.id));
+    if let Some(callback) = request.callback.take() {
+        shard.callbacks.register(record.id, callback);
+    }
     match cached {
-        Some(answer) => apply_result(
-            &shard,
-            cache_hit(&shard, &record, digest, request.options, answer),
-        ),
+        Some(answer) => {
+            let hit = cache_hit(&shard, &record, digest, request, answer);
+            apply_result(&shard, hit)
+        }
         None => submit(&shard, &record, request, digest)?,
     }
     // A 200 means the reservation is on disk, so the answer waits for the group commit; the
@@ -74,8 +79,8 @@ async fn accept(
     }
     shard.metrics().uploads_accepted += 1;
     match waiter {
-        None => Ok(pending_answer(&record)),
-        Some(waiter) => wait_for_result(&shard.waiters, &record, waiter, timeout_ms).await,
+        None => Ok(Accepted::Pending(record)),
+        Some(waiter) => Ok(wait_for_result(&shard.waiters, record, waiter, timeout_ms).await),
     }
 }
 
@@ -131,6 +136,7 @@ fn submit(
         image: request.image,
         options: request.options,
         digest,
+        constraints: request.constraints,
         enqueued_at: Instant::now(),
     };
     if shard.shared.queue.try_submit(job).is_err() {
@@ -146,7 +152,7 @@ fn cache_hit(
     shard: &Shard,
     record: &UploadRecord,
     digest: ImageDigest,
-    options: RecognizeOptions,
+    request: UploadRequest,
     answer: Answer,
 ) -> JobResult {
     JobResult {
@@ -158,6 +164,7 @@ fn cache_hit(
         recognize_us: 0,
         batch_size: 0,
         digest,
-        options,
+        options: request.options,
+        constraints: request.constraints,
     }
 }

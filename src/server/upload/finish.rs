@@ -3,11 +3,16 @@
 //! fresh answer in the cache, count it, wake the waiting request.
 
 use crate::recognition::JobResult;
+use crate::server::compat::callbacks;
 use crate::server::shard::Shard;
 use crate::store::{Outcome, UploadStatus};
+use std::rc::Rc;
+
+/// The start of the reason of an upload whose answer failed its constraints.
+const UNSOLVABLE: &str = "unsolvable";
 
 /// Applies a result on the upload's owner shard.
-pub fn apply_result(shard: &Shard, result: JobResult) {
+pub fn apply_result(shard: &Rc<Shard>, result: JobResult) {
     assert_eq!(
         result.owner_shard, shard.id,
         "results are applied on their owner"
@@ -20,12 +25,19 @@ pub fn apply_result(shard: &Shard, result: JobResult) {
         );
     }
     let outcome = match &result.outcome {
-        // The store keeps an f32; NaN marks "not computed" (no `probability` asked) and is
-        // left out of answers.
-        Ok(answer) => Outcome::Done {
-            text: answer.text.clone(),
-            confidence: answer.confidence.unwrap_or(f32::NAN),
-            cache_hit: result.cache_hit,
+        // An answer that fails the request's constraints is "unsolvable": refunded (the
+        // cache keeps it: another request may accept it).
+        Ok(answer) => match result.constraints.check(answer) {
+            // The store keeps an f32; NaN marks "not computed" (no `probability` asked) and
+            // is left out of answers.
+            Ok(()) => Outcome::Done {
+                text: answer.text.clone(),
+                confidence: answer.confidence.unwrap_or(f32::NAN),
+                cache_hit: result.cache_hit,
+            },
+            Err(why) => Outcome::Failed {
+                reason: format!("{UNSOLVABLE}: {why}"),
+            },
         },
         Err(failure) => Outcome::Failed {
             reason: failure.to_string(),
@@ -41,6 +53,9 @@ pub fn apply_result(shard: &Shard, result: JobResult) {
         Ok(record) => {
             assert_ne!(record.status, UploadStatus::Pending);
             shard.waiters.wake(&record);
+            if let Some(callback) = shard.callbacks.take(record.id) {
+                callbacks::deliver(shard, callback, &record);
+            }
         }
         // Still pending in the store: voided at the next start; its waiter times out.
         Err(error) => eprintln!(
@@ -54,6 +69,8 @@ pub fn apply_result(shard: &Shard, result: JobResult) {
 /// all, a reservation that could not be made durable), and lets its waiter go.
 pub fn void(shard: &Shard, upload_id: u64, reason: &str) {
     shard.waiters.forget(upload_id);
+    // The client was refused: nobody is waiting for a callback.
+    shard.callbacks.take(upload_id);
     let now_ms = crate::clock::unix_now_ms();
     let voided = shard
         .store

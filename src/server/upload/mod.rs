@@ -18,14 +18,27 @@ mod finish;
 mod request;
 mod wait;
 
+pub use accept::Accept;
 pub use finish::apply_result;
+pub use request::{decode_base64_image, UploadRequest};
 pub use wait::ResultWaiters;
 
 use super::call::Call;
 use super::owner::run_on_owner;
-use super::reply::ApiResult;
+use super::reply::{ok, ApiResult, Refusal};
+use crate::contract::ApiError;
+use crate::http::Response;
 use crate::store::{UploadRecord, UploadStatus};
 use serde_json::json;
+
+/// What became of an accepted upload by the time it is answered.
+#[derive(Debug)]
+pub enum Accepted {
+    /// Not finished yet (no `wait`, or the wait ran out): the client polls.
+    Pending(UploadRecord),
+    /// Done, or failed and refunded, within the wait.
+    Finished(UploadRecord),
+}
 
 /// How the upload's route carries the image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,7 +53,30 @@ pub enum Encoding {
 pub async fn upload(call: Call<'_>, encoding: Encoding) -> ApiResult {
     let caller = call.caller().await?;
     let request = request::UploadRequest::parse(&call, encoding)?;
-    run_on_owner(call.shard, accept::Accept { caller, request }).await
+    match run_on_owner(call.shard, Accept { caller, request }).await? {
+        Accepted::Pending(record) => Ok(pending_answer(&record)),
+        Accepted::Finished(record) => finished_answer(record),
+    }
+}
+
+/// The answer to an upload that is still pending: poll `/v2/result`.
+fn pending_answer(record: &UploadRecord) -> Response {
+    ok(&json!({ "id": record.id.to_string(), "status": "pending" }))
+}
+
+/// A finished upload: done, or 5003 (it was refunded).
+fn finished_answer(record: UploadRecord) -> ApiResult {
+    match record.status {
+        UploadStatus::Done => Ok(ok(&upload_json(&record))),
+        UploadStatus::Failed => {
+            let reason = record.error.unwrap_or_else(|| "unknown".to_string());
+            Err(Refusal::new(
+                ApiError::RecognitionFailed,
+                format!("recognition failed (refunded): {reason}"),
+            ))
+        }
+        UploadStatus::Pending => unreachable!("finished uploads are not pending"),
+    }
 }
 
 /// The contract's view of one upload.

@@ -3,8 +3,9 @@
 
 use super::Encoding;
 use crate::contract::{self, ApiError};
-use crate::engine::{probe_image, CharsetRange, RecognizeOptions};
+use crate::engine::{probe_image, AnswerConstraints, CharsetRange, RecognizeOptions};
 use crate::server::call::Call;
+use crate::server::compat::callbacks::Callback;
 use crate::server::fields::{body_kind, BodyKind, Fields};
 use crate::server::reply::{malformed, Refusal};
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
@@ -23,34 +24,63 @@ pub struct UploadRequest {
     pub wait: bool,
     /// Already capped at `wait_timeout_ms_max`.
     pub timeout_ms: u64,
+    /// Checked when the answer is back (none on `/v2`; the compat protocols' hints).
+    pub constraints: AnswerConstraints,
+    /// Where to POST the answer when it is there (the compat protocols' callbacks).
+    pub callback: Option<Callback>,
 }
 
 impl UploadRequest {
+    /// A `/v2` upload.
     pub fn parse(call: &Call, encoding: Encoding) -> Result<UploadRequest, Refusal> {
         let config = call.shard.config();
         let (fields, image) = read_fields_and_image(call, encoding)?;
-        if image.is_empty() {
-            return Err(ApiError::NoImage.into());
-        }
-        if image.len() > config.max_image_bytes {
-            return Err(too_large(config.max_image_bytes));
-        }
+        check_image_size(&image, config.max_image_bytes)?;
         let options = recognize_options(&fields, &call.shard.shared.models)?;
         let soft_id = soft_id(&fields)?;
         let timeout_ms = fields
             .number("timeout_ms")?
             .unwrap_or(config.wait_timeout_ms_default);
         let wait = fields.flag("wait", false)?;
-        probe_image(&image, &config.image_limits())
-            .map_err(|error| Refusal::new(contract::of_image(&error), error.to_string()))?;
-        Ok(UploadRequest {
+        let request = UploadRequest {
             image,
             options,
             soft_id,
             wait,
-            timeout_ms: timeout_ms.min(config.wait_timeout_ms_max),
-        })
+            timeout_ms,
+            constraints: AnswerConstraints::default(),
+            callback: None,
+        };
+        request.checked(call)
     }
+
+    /// An upload another protocol read is checked here like a `/v2` upload: its size, its
+    /// model, then its format and dimensions from the header.
+    pub fn checked(mut self, call: &Call) -> Result<UploadRequest, Refusal> {
+        let config = call.shard.config();
+        check_image_size(&self.image, config.max_image_bytes)?;
+        if !call.shard.shared.models.contains(&self.options.model) {
+            return Err(Refusal::new(
+                ApiError::UnknownModel,
+                format!("unknown model {:?}", self.options.model),
+            ));
+        }
+        probe_image(&self.image, &config.image_limits())
+            .map_err(|error| Refusal::new(contract::of_image(&error), error.to_string()))?;
+        self.timeout_ms = self.timeout_ms.min(config.wait_timeout_ms_max);
+        Ok(self)
+    }
+}
+
+/// 3001 empty, 3002 beyond `max_image_bytes`.
+fn check_image_size(image: &[u8], max_image_bytes: usize) -> Result<(), Refusal> {
+    if image.is_empty() {
+        return Err(ApiError::NoImage.into());
+    }
+    if image.len() > max_image_bytes {
+        return Err(too_large(max_image_bytes));
+    }
+    Ok(())
 }
 
 /// The request's fields and its image: the raw body on the file route when the body is not

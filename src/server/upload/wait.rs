@@ -2,16 +2,11 @@
 //! the wait itself. The table is bounded (`max_waiters_per_shard`): an upload that would need
 //! a place when none is left is refused 5001 before its points are reserved.
 
-use crate::contract::ApiError;
-use crate::server::reply::{ok, ApiResult, Refusal};
+use super::Accepted;
 use crate::store::{UploadRecord, UploadStatus};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::time::Duration;
-
-use super::upload_json;
-use crate::http::Response;
-use serde_json::json;
 
 /// The requests waiting for their upload's result, one per upload (the request that made it).
 pub struct ResultWaiters {
@@ -66,38 +61,32 @@ impl ResultWaiters {
     }
 }
 
-/// The answer to an upload that is still pending: poll `/v2/result`.
-pub fn pending_answer(record: &UploadRecord) -> Response {
-    ok(&json!({ "id": record.id.to_string(), "status": "pending" }))
-}
-
-/// Waits up to `timeout_ms` for the upload's result: done, failed (5003, refunded), or still
-/// pending when the time is up (the upload goes on; the client polls).
+/// Waits up to `timeout_ms` for the upload's result: `Finished` (done, or failed and
+/// refunded), or `Pending` when the time is up (the upload goes on; the client polls).
 pub async fn wait_for_result(
     waiters: &ResultWaiters,
-    record: &UploadRecord,
+    record: UploadRecord,
     waiter: Waiter,
     timeout_ms: u64,
-) -> ApiResult {
+) -> Accepted {
     let arrived = async { waiter.recv_async().await.ok() };
     let timed_out = async {
         glommio::timer::sleep(Duration::from_millis(timeout_ms)).await;
         None
     };
-    let Some(finished) = futures_lite::future::or(arrived, timed_out).await else {
-        waiters.forget(record.id);
-        return Ok(pending_answer(record));
-    };
-    match finished.status {
-        UploadStatus::Done => Ok(ok(&upload_json(&finished))),
-        UploadStatus::Failed => {
-            let reason = finished.error.unwrap_or_else(|| "unknown".to_string());
-            Err(Refusal::new(
-                ApiError::RecognitionFailed,
-                format!("recognition failed (refunded): {reason}"),
-            ))
+    match futures_lite::future::or(arrived, timed_out).await {
+        Some(finished) => {
+            assert_ne!(
+                finished.status,
+                UploadStatus::Pending,
+                "woken when finished"
+            );
+            Accepted::Finished(finished)
         }
-        UploadStatus::Pending => unreachable!("waiters are woken with finished uploads"),
+        None => {
+            waiters.forget(record.id);
+            Accepted::Pending(record)
+        }
     }
 }
 

@@ -1,0 +1,138 @@
+//! ddddocr-fastapi's `POST /ocr`: form fields only (multipart or urlencoded), the image as
+//! the file `file` or base64 `image` (a `data:` prefix is stripped), `probability`,
+//! `charsets` (ddddocr's `set_ranges` with a string: the characters allowed), `png_fix`.
+//! Every handled outcome is HTTP 200 with `{"code", "message", "data"}`, code 200 meaning
+//! success.
+//!
+//! That server has no keys. Here the operator chooses: by default the request must carry an
+//! API key (field `key`, or `Authorization: Bearer`); with `fastapi_account` set, requests
+//! without a key are charged to that account. `charsets` applies to its own request only
+//! (ddddocr-fastapi's sticks to the shared model and leaks into later requests).
+//! With `probability`, `data` is `{"text", "confidence"}`: ddddocr 1.6.1 would add the whole
+//! softmax matrix (8210 classes per step, over a megabyte of JSON per answer), which is not
+//! sent.
+
+use super::{caller_by_key, submit, CompatUpload, KeyProblem};
+use crate::contract::ApiError;
+use crate::engine::CharsetRange;
+use crate::http::Response;
+use crate::server::call::{Call, Caller, Credential};
+use crate::server::endpoints::admin::user_id_by_name;
+use crate::server::fields::Fields;
+use crate::server::reply::{ApiResult, Refusal};
+use crate::server::upload::{decode_base64_image, Accepted};
+use crate::store::{ids, Role, UploadStatus};
+use serde_json::{json, Value};
+
+fn answer(code: u16, message: &str, data: Value) -> Response {
+    let body = json!({ "code": code, "message": message, "data": data });
+    Response::json(200, body.to_string().into_bytes())
+}
+
+fn refused(refusal: &Refusal) -> Response {
+    answer(refusal.error.status(), &refusal.message, Value::Null)
+}
+
+/// `POST /ocr`.
+pub async fn ocr(call: &Call<'_>) -> ApiResult {
+    let mut fields = match call.fields() {
+        Ok(fields) => fields,
+        Err(refusal) => return Ok(refused(&refusal)),
+    };
+    let caller = match caller(call, &fields).await {
+        Ok(caller) => caller,
+        Err(answer) => return Ok(answer),
+    };
+    let image = match image(call, &mut fields) {
+        Ok(image) => image,
+        Err(answer) => return Ok(answer),
+    };
+    let mut upload = CompatUpload::new(call, image);
+    let flag = |fields: &Fields, name| fields.flag(name, false);
+    match (flag(&fields, "probability"), flag(&fields, "png_fix")) {
+        (Ok(probability), Ok(png_fix)) => {
+            upload.options.probability = probability;
+            upload.options.png_fix = png_fix;
+        }
+        (Err(refusal), _) | (_, Err(refusal)) => return Ok(refused(&refusal)),
+    }
+    if let Some(charsets) = fields.text("charsets").filter(|text| !text.is_empty()) {
+        upload.options.charset_range = Some(CharsetRange::Characters(charsets.to_string()));
+    }
+    let probability = upload.options.probability;
+    Ok(match submit(call, &caller, upload).await {
+        Err(refusal) => refused(&refusal),
+        Ok(Accepted::Pending(record)) => answer(
+            504,
+            &format!(
+                "not answered within compat_wait_ms; poll /v2/result?id={}",
+                record.id
+            ),
+            json!({ "id": record.id.to_string() }),
+        ),
+        Ok(Accepted::Finished(record)) => match record.status {
+            UploadStatus::Done => {
+                let text = record.result.unwrap_or_default();
+                let data = match record.confidence.filter(|c| c.is_finite()) {
+                    Some(confidence) if probability => {
+                        json!({ "text": text, "confidence": confidence })
+                    }
+                    _ => json!(text),
+                };
+                answer(200, "Success", data)
+            }
+            _ => answer(
+                500,
+                record.error.as_deref().unwrap_or("recognition failed"),
+                Value::Null,
+            ),
+        },
+    })
+}
+
+/// The key's user, else the configured account, else the answer that says why not.
+async fn caller(call: &Call<'_>, fields: &Fields) -> Result<Caller, Response> {
+    let account = &call.shard.config().fastapi_account;
+    match caller_by_key(call, fields.text("key")).await {
+        Ok(caller) => Ok(caller),
+        Err(KeyProblem::Missing) if !account.is_empty() => {
+            let user_id = user_id_by_name(call, account)
+                .await
+                .map_err(|refusal| refused(&refusal))?;
+            Ok(Caller {
+                user_id,
+                role: Role::User,
+                owner: ids::shard_of(user_id),
+                via: Credential::ApiKey,
+            })
+        }
+        Err(KeyProblem::Missing) => Err(answer(
+            401,
+            "an API key is required (field key)",
+            Value::Null,
+        )),
+        Err(KeyProblem::Malformed | KeyProblem::Unknown) => {
+            Err(answer(401, "invalid API key", Value::Null))
+        }
+        Err(KeyProblem::Refused(refusal)) => Err(refused(&refusal)),
+    }
+}
+
+/// The file `file`, else the base64 field `image`.
+fn image(call: &Call, fields: &mut Fields) -> Result<Vec<u8>, Response> {
+    if let Some(bytes) = fields.take_file("file") {
+        return Ok(bytes);
+    }
+    let Some(text) = fields.text("image").filter(|text| !text.is_empty()) else {
+        return Err(answer(
+            400,
+            "Either file or image must be provided",
+            Value::Null,
+        ));
+    };
+    let max_image_bytes = call.shard.config().max_image_bytes;
+    decode_base64_image(text, max_image_bytes).map_err(|refusal| match refusal.error {
+        ApiError::NotAnImage => answer(500, "Invalid base64 string", Value::Null),
+        _ => refused(&refusal),
+    })
+}

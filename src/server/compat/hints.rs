@@ -1,0 +1,151 @@
+//! The hints the captcha protocols carry about an answer (2captcha's `numeric`, `min_len`,
+//! `max_len`; the task protocol's `numeric`, `minLength`, `maxLength`,
+//! `recognizingThreshold`), mapped onto what the engine can honour: a charset range where
+//! the hint restricts the characters (ddddocr's `set_ranges`, so the model picks the best
+//! allowed character at each step), and constraints checked on the answer otherwise (an
+//! answer that fails them is unsolvable and not charged). Hints for human workers (`phrase`,
+//! `calc`, `comment`, `language`, case sensitivity, instructions) change nothing: ddddocr
+//! reads the same characters whatever they say.
+
+use crate::engine::{AnswerConstraints, CharsetRange, RecognizeOptions};
+
+const DIGITS: &str = "0123456789";
+const LETTERS: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+/// The longest `min_len`/`max_len` the protocols define (2captcha: 1..=20).
+pub const MAX_LENGTH_HINT: u64 = 20;
+
+/// 2captcha's and the task protocol's `numeric`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Numeric {
+    /// 0: any characters.
+    #[default]
+    Any,
+    /// 1: digits only.
+    DigitsOnly,
+    /// 2: letters only.
+    LettersOnly,
+    /// 3: digits or letters.
+    DigitsOrLetters,
+    /// 4: digits and letters, both.
+    DigitsAndLetters,
+}
+
+impl Numeric {
+    pub fn from_code(code: u64) -> Option<Numeric> {
+        Some(match code {
+            0 => Numeric::Any,
+            1 => Numeric::DigitsOnly,
+            2 => Numeric::LettersOnly,
+            3 => Numeric::DigitsOrLetters,
+            4 => Numeric::DigitsAndLetters,
+            _ => return None,
+        })
+    }
+
+    fn charset(self) -> Option<String> {
+        match self {
+            Numeric::Any => None,
+            Numeric::DigitsOnly => Some(DIGITS.to_string()),
+            Numeric::LettersOnly => Some(LETTERS.to_string()),
+            Numeric::DigitsOrLetters | Numeric::DigitsAndLetters => {
+                Some(format!("{DIGITS}{LETTERS}"))
+            }
+        }
+    }
+}
+
+/// What a request said about its answer.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Hints {
+    pub numeric: Numeric,
+    /// 0: no minimum.
+    pub min_chars: usize,
+    /// 0: no maximum.
+    pub max_chars: usize,
+    /// 0.0..=1.0 (CapMonster's `recognizingThreshold` / 100).
+    pub min_confidence: Option<f32>,
+}
+
+impl Hints {
+    /// The options and constraints of an upload with these hints.
+    pub fn apply(&self, options: &mut RecognizeOptions, constraints: &mut AnswerConstraints) {
+        if let Some(charset) = self.numeric.charset() {
+            options.charset_range = Some(CharsetRange::Characters(charset));
+        }
+        constraints.min_chars = self.min_chars;
+        constraints.max_chars = self.max_chars;
+        if self.numeric == Numeric::DigitsAndLetters {
+            constraints.needs_digit = true;
+            constraints.needs_letter = true;
+        }
+        if let Some(minimum) = self.min_confidence {
+            assert!((0.0..=1.0).contains(&minimum), "checked when parsed");
+            // The confidence is computed only when asked for.
+            options.probability = true;
+            constraints.min_confidence = Some(minimum);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Answer;
+
+    fn answer(text: &str, confidence: Option<f32>) -> Answer {
+        Answer {
+            text: text.into(),
+            confidence,
+        }
+    }
+
+    #[test]
+    fn hints_become_charsets_and_constraints() {
+        let hints = Hints {
+            numeric: Numeric::DigitsAndLetters,
+            min_chars: 4,
+            max_chars: 5,
+            min_confidence: Some(0.5),
+        };
+        let (mut options, mut constraints) = Default::default();
+        hints.apply(&mut options, &mut constraints);
+        let expected = format!("{DIGITS}{LETTERS}");
+        assert_eq!(
+            options.charset_range,
+            Some(CharsetRange::Characters(expected))
+        );
+        assert!(options.probability);
+        assert!(constraints.check(&answer("ab12", Some(0.9))).is_ok());
+        assert!(
+            constraints.check(&answer("abcd", Some(0.9))).is_err(),
+            "no digit"
+        );
+        assert!(
+            constraints.check(&answer("1234", Some(0.9))).is_err(),
+            "no letter"
+        );
+        assert!(
+            constraints.check(&answer("ab1", Some(0.9))).is_err(),
+            "too short"
+        );
+        assert!(
+            constraints.check(&answer("ab1234", Some(0.9))).is_err(),
+            "too long"
+        );
+        assert!(
+            constraints.check(&answer("ab12", Some(0.4))).is_err(),
+            "not sure enough"
+        );
+        assert_eq!(Numeric::from_code(5), None);
+        assert_eq!(Numeric::from_code(1), Some(Numeric::DigitsOnly));
+    }
+
+    #[test]
+    fn no_hints_change_nothing() {
+        let (mut options, mut constraints): (RecognizeOptions, AnswerConstraints) =
+            Default::default();
+        Hints::default().apply(&mut options, &mut constraints);
+        assert_eq!(options, RecognizeOptions::default());
+        assert_eq!(constraints, AnswerConstraints::default());
+    }
+}

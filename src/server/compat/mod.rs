@@ -1,0 +1,123 @@
+//! The protocols existing captcha clients speak, served on the same listener as `/v2` and
+//! through the same upload path (same checks, same reserve/post/void, same ledger):
+//!
+//! - `twocaptcha.rs` — 2captcha's API v1: `/in.php` and `/res.php`;
+//! - `tasks.rs` — the JSON task protocol of anti-captcha, 2captcha v2, CapMonster Cloud and
+//!   CapSolver: `/createTask`, `/getTaskResult`, `/getBalance`, the report calls;
+//! - `fastapi.rs` — ddddocr-fastapi's `/ocr`.
+//!
+//! Their answers are theirs, not `/v2`'s: protocol errors travel with HTTP 200 (clients
+//! treat any other status as a network failure). What every one of them shares is here: the
+//! key, the submission, the hints (`hints.rs`), callbacks
+//! (`callbacks.rs`). docs/compat-protocols.md has the full mapping.
+
+pub mod callbacks;
+pub mod fastapi;
+mod hints;
+pub mod tasks;
+pub mod twocaptcha;
+
+pub use hints::{Hints, Numeric, MAX_LENGTH_HINT};
+
+use super::call::{Call, Caller};
+use super::owner::run_on_owner;
+use super::reply::Refusal;
+use super::upload::{Accept, Accepted, UploadRequest};
+use crate::auth;
+use crate::contract::ApiError;
+use crate::engine::{AnswerConstraints, RecognizeOptions};
+use callbacks::Callback;
+
+/// Why a protocol's key did not name a user.
+#[derive(Debug)]
+pub enum KeyProblem {
+    Missing,
+    /// Not 32 lowercase hex characters.
+    Malformed,
+    /// No user has it (or it was revoked).
+    Unknown,
+    /// Another refusal on the way (the address is rate limited, a shard is stopping).
+    Refused(Refusal),
+}
+
+/// The user of the key in `key` (the protocol's field), else in `Authorization: Bearer`.
+pub async fn caller_by_key(call: &Call<'_>, key: Option<&str>) -> Result<Caller, KeyProblem> {
+    let key = key
+        .filter(|key| !key.is_empty())
+        .or_else(|| call.bearer())
+        .ok_or(KeyProblem::Missing)?;
+    if !auth::is_api_key_shaped(key) {
+        return Err(KeyProblem::Malformed);
+    }
+    match call.caller_with(key).await {
+        Ok(caller) => Ok(caller),
+        Err(refusal) if refusal.error == ApiError::BadToken => Err(KeyProblem::Unknown),
+        Err(refusal) => Err(KeyProblem::Refused(refusal)),
+    }
+}
+
+/// An image a protocol read, with what the request said about it.
+pub struct CompatUpload {
+    pub image: Vec<u8>,
+    /// The protocol's own options (model `compat_model`, or ddddocr-fastapi's `charsets` and
+    /// `png_fix`); the hints may narrow the charset further.
+    pub options: RecognizeOptions,
+    pub hints: Hints,
+    pub soft_id: Option<String>,
+    pub callback: Option<Callback>,
+}
+
+impl CompatUpload {
+    /// An upload of `image` with the operator's model for these protocols.
+    pub fn new(call: &Call, image: Vec<u8>) -> CompatUpload {
+        CompatUpload {
+            image,
+            options: RecognizeOptions {
+                model: call.shard.config().compat_model.clone(),
+                ..RecognizeOptions::default()
+            },
+            hints: Hints::default(),
+            soft_id: None,
+            callback: None,
+        }
+    }
+}
+
+/// Submits through the `/v2` upload path, waiting up to `compat_wait_ms` for the answer so
+/// that the client's first poll finds it (or the protocol can answer at once).
+pub async fn submit(
+    call: &Call<'_>,
+    caller: &Caller,
+    upload: CompatUpload,
+) -> Result<Accepted, Refusal> {
+    let mut options = upload.options;
+    let mut constraints = AnswerConstraints::default();
+    upload.hints.apply(&mut options, &mut constraints);
+    let wait_ms = call.shard.config().compat_wait_ms;
+    let request = UploadRequest {
+        image: upload.image,
+        options,
+        soft_id: upload.soft_id,
+        wait: wait_ms > 0,
+        timeout_ms: wait_ms,
+        constraints,
+        callback: upload.callback,
+    }
+    .checked(call)?;
+    run_on_owner(
+        call.shard,
+        Accept {
+            caller: *caller,
+            request,
+        },
+    )
+    .await
+}
+
+/// A decimal id field (`id`, `taskId`), as the protocols send it: digits only.
+pub fn parse_id(text: &str) -> Option<u64> {
+    let text = text.trim();
+    (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| text.parse().ok())
+        .flatten()
+}

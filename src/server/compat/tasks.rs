@@ -1,0 +1,381 @@
+//! The JSON task protocol of anti-captcha, 2captcha v2, CapMonster Cloud and CapSolver:
+//! `POST /createTask`, `/getTaskResult`, `/getBalance`, `/reportIncorrect`,
+//! `/reportIncorrectImageCaptcha`, `/reportCorrect`. Every request is a JSON object with the
+//! key in `clientKey` (or `Authorization: Bearer`); every answer has `errorId` (0 = fine,
+//! else `errorCode` and `errorDescription`), always with HTTP 200.
+//!
+//! `createTask` waits up to `compat_wait_ms` for the answer and then says `ready` with the
+//! solution (CapSolver answers image tasks this way, and every client's first poll then finds
+//! it), else `processing`. `status` is in every task answer: CapMonster's client spins
+//! without sleeping when it is missing.
+
+use super::callbacks::{Callback, CallbackBody, CallbackRefusal, CallbackTarget};
+use super::{caller_by_key, parse_id, submit, CompatUpload, Hints, KeyProblem, Numeric};
+use crate::config::Config;
+use crate::contract::ApiError;
+use crate::http::Response;
+use crate::server::call::{Call, Caller};
+use crate::server::endpoints::{results, user};
+use crate::server::reply::{ApiResult, Refusal};
+use crate::server::upload::{decode_base64_image, Accepted};
+use crate::store::{UploadRecord, UploadStatus};
+use serde_json::{json, Map, Value};
+use std::net::IpAddr;
+
+/// The task type this server solves; every other type is `ERROR_TASK_NOT_SUPPORTED`.
+const IMAGE_TO_TEXT: &str = "ImageToTextTask";
+
+/// One error of the protocol: (errorId, errorCode), ids as anti-captcha and 2captcha v2
+/// number them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct TaskError(u32, &'static str);
+
+const KEY_DOES_NOT_EXIST: TaskError = TaskError(1, "ERROR_KEY_DOES_NOT_EXIST");
+const NO_SLOT_AVAILABLE: TaskError = TaskError(2, "ERROR_NO_SLOT_AVAILABLE");
+const ZERO_CAPTCHA_FILESIZE: TaskError = TaskError(3, "ERROR_ZERO_CAPTCHA_FILESIZE");
+const TOO_BIG_CAPTCHA_FILESIZE: TaskError = TaskError(4, "ERROR_TOO_BIG_CAPTCHA_FILESIZE");
+const ZERO_BALANCE: TaskError = TaskError(10, "ERROR_ZERO_BALANCE");
+const CAPTCHA_UNSOLVABLE: TaskError = TaskError(12, "ERROR_CAPTCHA_UNSOLVABLE");
+const IMAGE_TYPE_NOT_SUPPORTED: TaskError = TaskError(15, "ERROR_IMAGE_TYPE_NOT_SUPPORTED");
+const NO_SUCH_CAPCHA_ID: TaskError = TaskError(16, "ERROR_NO_SUCH_CAPCHA_ID");
+const IP_BLOCKED: TaskError = TaskError(21, "ERROR_IP_BLOCKED");
+const TASK_ABSENT: TaskError = TaskError(22, "ERROR_TASK_ABSENT");
+const TASK_NOT_SUPPORTED: TaskError = TaskError(23, "ERROR_TASK_NOT_SUPPORTED");
+const BAD_PARAMETERS: TaskError = TaskError(110, "ERROR_BAD_PARAMETERS");
+
+fn error_answer(error: TaskError, description: &str) -> Response {
+    let TaskError(id, code) = error;
+    answer(json!({ "errorId": id, "errorCode": code, "errorDescription": description }))
+}
+
+fn answer(body: Value) -> Response {
+    Response::json(200, body.to_string().into_bytes())
+}
+
+/// A refusal of the shared path, in the protocol's words.
+fn refusal_answer(refusal: &Refusal) -> Response {
+    let error = match refusal.error {
+        ApiError::NoPoints => ZERO_BALANCE,
+        ApiError::Busy | ApiError::RateLimited => NO_SLOT_AVAILABLE,
+        ApiError::NoImage => ZERO_CAPTCHA_FILESIZE,
+        ApiError::TooLarge => TOO_BIG_CAPTCHA_FILESIZE,
+        ApiError::NotAnImage | ApiError::BadDimensions => IMAGE_TYPE_NOT_SUPPORTED,
+        ApiError::NoToken | ApiError::BadToken | ApiError::BadCredentials => KEY_DOES_NOT_EXIST,
+        ApiError::NoSuchUpload => NO_SUCH_CAPCHA_ID,
+        ApiError::RecognitionFailed => CAPTCHA_UNSOLVABLE,
+        _ => BAD_PARAMETERS,
+    };
+    error_answer(error, &refusal.message)
+}
+
+/// The request's JSON object and its caller, or the answer that says why not.
+async fn open(call: &Call<'_>) -> Result<(Map<String, Value>, Caller), Response> {
+    let object = match serde_json::from_slice::<Value>(&call.body) {
+        Ok(Value::Object(object)) => object,
+        _ => {
+            return Err(error_answer(
+                BAD_PARAMETERS,
+                "the body must be a JSON object",
+            ))
+        }
+    };
+    let key = object.get("clientKey").and_then(Value::as_str);
+    let caller = caller_by_key(call, key)
+        .await
+        .map_err(|problem| match problem {
+            KeyProblem::Missing | KeyProblem::Malformed | KeyProblem::Unknown => {
+                error_answer(KEY_DOES_NOT_EXIST, "no such clientKey")
+            }
+            KeyProblem::Refused(refusal) if refusal.error == ApiError::RateLimited => {
+                error_answer(IP_BLOCKED, "too many requests with keys that do not exist")
+            }
+            KeyProblem::Refused(refusal) => refusal_answer(&refusal),
+        })?;
+    Ok((object, caller))
+}
+
+/// A lenient number: JSON number, numeric string, or boolean (`"comment": false`).
+fn number(value: Option<&Value>) -> Option<f64> {
+    match value? {
+        Value::Number(number) => number.as_f64(),
+        Value::String(text) => text.trim().parse().ok(),
+        Value::Bool(flag) => Some(f64::from(u8::from(*flag))),
+        _ => None,
+    }
+}
+
+/// `POST /createTask`.
+pub async fn create_task(call: &Call<'_>) -> ApiResult {
+    let (object, caller) = match open(call).await {
+        Ok(opened) => opened,
+        Err(answer) => return Ok(answer),
+    };
+    let upload = match read_task(call, &object) {
+        Ok(upload) => upload,
+        Err((error, description)) => return Ok(error_answer(error, &description)),
+    };
+    let accepted = match submit(call, &caller, upload).await {
+        Ok(accepted) => accepted,
+        Err(refusal) => return Ok(refusal_answer(&refusal)),
+    };
+    Ok(match accepted {
+        Accepted::Pending(record) => {
+            answer(json!({ "errorId": 0, "taskId": record.id, "status": "processing" }))
+        }
+        Accepted::Finished(record) => {
+            let mut body = task_json(call.shard.config(), &record, call.peer);
+            body["taskId"] = json!(record.id);
+            answer(body)
+        }
+    })
+}
+
+/// The upload a `createTask` asks for; `Err` is the protocol's error and a description.
+fn read_task(
+    call: &Call,
+    object: &Map<String, Value>,
+) -> Result<CompatUpload, (TaskError, String)> {
+    let bad = |text: &str| (BAD_PARAMETERS, text.to_string());
+    let task = object
+        .get("task")
+        .and_then(Value::as_object)
+        .ok_or_else(|| bad("task must be an object"))?;
+    let kind = task.get("type").and_then(Value::as_str).unwrap_or("");
+    if kind != IMAGE_TO_TEXT {
+        return Err((
+            TASK_NOT_SUPPORTED,
+            format!("task type {kind:?} is not supported; this server solves {IMAGE_TO_TEXT}"),
+        ));
+    }
+    let body = task.get("body").and_then(Value::as_str).unwrap_or("");
+    let max_image_bytes = call.shard.config().max_image_bytes;
+    let image = match decode_base64_image(body, max_image_bytes) {
+        Ok(image) => image,
+        Err(refusal) if refusal.error == ApiError::NoImage => {
+            return Err((ZERO_CAPTCHA_FILESIZE, "the task has no body".into()))
+        }
+        Err(refusal) if refusal.error == ApiError::TooLarge => {
+            return Err((TOO_BIG_CAPTCHA_FILESIZE, refusal.message))
+        }
+        Err(refusal) => return Err((IMAGE_TYPE_NOT_SUPPORTED, refusal.message)),
+    };
+    let mut upload = CompatUpload::new(call, image);
+    upload.hints = hints(task).map_err(|text| bad(&text))?;
+    upload.soft_id = object
+        .get("softId")
+        .and_then(|soft_id| match soft_id {
+            Value::String(text) => Some(text.clone()),
+            Value::Number(number) => Some(number.to_string()),
+            _ => None,
+        })
+        .filter(|soft_id| !soft_id.is_empty() && soft_id.len() <= 64);
+    if let Some(url) = object.get("callbackUrl").and_then(Value::as_str) {
+        let allowed = &call.shard.config().callback_allow;
+        let target = CallbackTarget::parse(url, allowed).map_err(|refusal| match refusal {
+            CallbackRefusal::Malformed => bad("callbackUrl is not an http:// URL"),
+            CallbackRefusal::NotAllowed => {
+                bad("callbackUrl destination not allowed by this server")
+            }
+        })?;
+        upload.callback = Some(Callback {
+            target,
+            body: CallbackBody::TaskResult {
+                client_ip: call.peer,
+            },
+        });
+    }
+    Ok(upload)
+}
+
+/// `numeric`, `minLength`, `maxLength`, CapMonster's `recognizingThreshold` (0..=100) and
+/// CapSolver's `score` (0..=1); the rest (`case`, `Case`, `math`, `phrase`, `comment`,
+/// `module`, `languagePool`, ...) is accepted and changes nothing.
+fn hints(task: &Map<String, Value>) -> Result<Hints, String> {
+    let whole = |name: &str| -> Result<u64, String> {
+        match number(task.get(name)) {
+            None => Ok(0),
+            Some(value) if value >= 0.0 && value.fract() == 0.0 => Ok(value as u64),
+            Some(_) => Err(format!("{name} must be a whole number")),
+        }
+    };
+    let numeric = Numeric::from_code(whole("numeric")?).ok_or("numeric must be 0, 1, 2, 3 or 4")?;
+    let (min_length, max_length) = (whole("minLength")?, whole("maxLength")?);
+    if min_length > super::MAX_LENGTH_HINT || max_length > super::MAX_LENGTH_HINT {
+        return Err(format!(
+            "minLength and maxLength must be 0..={}",
+            super::MAX_LENGTH_HINT
+        ));
+    }
+    let threshold = match (
+        number(task.get("recognizingThreshold")),
+        number(task.get("score")),
+    ) {
+        (Some(percent), _) if (0.0..=100.0).contains(&percent) => Some(percent / 100.0),
+        (Some(_), _) => return Err("recognizingThreshold must be 0..=100".into()),
+        (None, Some(score)) if (0.0..=1.0).contains(&score) => Some(score),
+        (None, Some(_)) => return Err("score must be 0..=1".into()),
+        (None, None) => None,
+    };
+    Ok(Hints {
+        numeric,
+        min_chars: min_length as usize,
+        max_chars: max_length as usize,
+        min_confidence: threshold.filter(|minimum| *minimum > 0.0).map(|m| m as f32),
+    })
+}
+
+/// A task's state as `getTaskResult` (and a `callbackUrl`) says it.
+fn task_json(config: &Config, record: &UploadRecord, client_ip: IpAddr) -> Value {
+    match record.status {
+        UploadStatus::Pending => json!({ "errorId": 0, "status": "processing" }),
+        UploadStatus::Failed => {
+            let TaskError(id, code) = CAPTCHA_UNSOLVABLE;
+            let reason = record.error.as_deref().unwrap_or("");
+            json!({ "errorId": id, "errorCode": code, "errorDescription": reason, "status": "failed" })
+        }
+        UploadStatus::Done => json!({
+            "errorId": 0,
+            "status": "ready",
+            "solution": { "text": record.result.as_deref().unwrap_or("") },
+            "cost": config.price_per_point.amount(record.cost, 5),
+            "ip": client_ip.to_string(),
+            "createTime": record.created_at_ms / 1000,
+            "endTime": record.finished_at_ms.unwrap_or(record.created_at_ms) / 1000,
+            "solveCount": 1,
+        }),
+    }
+}
+
+/// The body POSTed to a `callbackUrl`: the ready (or failed) answer, with its `taskId`.
+pub fn callback_body(config: &Config, record: &UploadRecord, client_ip: IpAddr) -> Vec<u8> {
+    let mut body = task_json(config, record, client_ip);
+    body["taskId"] = json!(record.id);
+    body.to_string().into_bytes()
+}
+
+/// The task `taskId` names (a number or a numeric string), or the answer that says why not.
+async fn named_task(
+    call: &Call<'_>,
+    caller: &Caller,
+    object: &Map<String, Value>,
+) -> Result<UploadRecord, Response> {
+    let task_id = match object.get("taskId") {
+        Some(Value::Number(number)) => number.as_u64(),
+        Some(Value::String(text)) => parse_id(text),
+        _ => None,
+    };
+    let task_id = task_id.ok_or_else(|| error_answer(BAD_PARAMETERS, "taskId must be a number"))?;
+    results::upload_of(call.shard, caller.user_id, task_id)
+        .await
+        .map_err(|refusal| match refusal.error {
+            ApiError::NoSuchUpload => error_answer(NO_SUCH_CAPCHA_ID, "no such task"),
+            _ => refusal_answer(&refusal),
+        })
+}
+
+/// `POST /getTaskResult`.
+pub async fn get_task_result(call: &Call<'_>) -> ApiResult {
+    let (object, caller) = match open(call).await {
+        Ok(opened) => opened,
+        Err(answer) => return Ok(answer),
+    };
+    Ok(match named_task(call, &caller, &object).await {
+        Ok(record) => answer(task_json(call.shard.config(), &record, call.peer)),
+        Err(answer) => answer,
+    })
+}
+
+/// `POST /getBalance`.
+pub async fn get_balance(call: &Call<'_>) -> ApiResult {
+    let (_, caller) = match open(call).await {
+        Ok(opened) => opened,
+        Err(answer) => return Ok(answer),
+    };
+    Ok(match user::balance_of(call.shard, &caller).await {
+        Ok(balance) => {
+            let amount = call
+                .shard
+                .config()
+                .price_per_point
+                .amount_number(balance.points);
+            answer(json!({ "errorId": 0, "balance": amount }))
+        }
+        Err(refusal) => refusal_answer(&refusal),
+    })
+}
+
+/// `POST /reportIncorrect`, `/reportIncorrectImageCaptcha`: refund once, within the report
+/// window. A second report of the same task answers success again and refunds nothing (a
+/// client that retries must not be told its report failed).
+pub async fn report_incorrect(call: &Call<'_>) -> ApiResult {
+    let (object, caller) = match open(call).await {
+        Ok(opened) => opened,
+        Err(answer) => return Ok(answer),
+    };
+    let record = match named_task(call, &caller, &object).await {
+        Ok(record) => record,
+        Err(answer) => return Ok(answer),
+    };
+    if record.reported {
+        return Ok(success());
+    }
+    Ok(
+        match results::report_upload(call.shard, caller.user_id, record.id).await {
+            Ok(_) => success(),
+            Err(refusal) if refusal.error == ApiError::WindowClosed => {
+                error_answer(NO_SUCH_CAPCHA_ID, "the report window has closed")
+            }
+            Err(refusal) if refusal.error == ApiError::NotReportable => {
+                error_answer(TASK_ABSENT, "only solved tasks can be reported")
+            }
+            Err(refusal) => refusal_answer(&refusal),
+        },
+    )
+}
+
+/// `POST /reportCorrect`: recorded; nothing moves.
+pub async fn report_correct(call: &Call<'_>) -> ApiResult {
+    let (object, caller) = match open(call).await {
+        Ok(opened) => opened,
+        Err(answer) => return Ok(answer),
+    };
+    Ok(match named_task(call, &caller, &object).await {
+        Ok(_) => success(),
+        Err(answer) => answer,
+    })
+}
+
+fn success() -> Response {
+    answer(json!({ "errorId": 0, "status": "success" }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lenient_task_fields() {
+        let task = json!({
+            "type": "ImageToTextTask", "numeric": "1", "minLength": 4, "maxLength": 6.0,
+            "recognizingThreshold": 70, "comment": false, "Case": true, "languagePool": "en"
+        });
+        let read = hints_of(&task);
+        assert_eq!(read.numeric, Numeric::DigitsOnly);
+        assert_eq!((read.min_chars, read.max_chars), (4, 6));
+        assert_eq!(read.min_confidence, Some(0.7));
+        let capsolver = json!({ "score": 0.8 });
+        assert_eq!(hints_of(&capsolver).min_confidence, Some(0.8));
+        for bad in [
+            json!({ "numeric": 9 }),
+            json!({ "maxLength": 21 }),
+            json!({ "minLength": 1.5 }),
+            json!({ "recognizingThreshold": 101 }),
+        ] {
+            assert!(hints(bad.as_object().unwrap()).is_err(), "{bad}");
+        }
+    }
+
+    fn hints_of(value: &Value) -> Hints {
+        hints(value.as_object().unwrap()).unwrap()
+    }
+}
