@@ -58,10 +58,25 @@ fetch_models() {
     echo "setup: models and ONNX Runtime are in $MODEL_DIR"
 }
 
+# The official captcha client libraries the tests drive against a live server, pinned in
+# tests/clients/requirements.txt, in a venv of their own (nothing global is touched).
+install_client_libraries() {
+    local venv="tests/clients/.venv"
+    local stamp="$venv/.requirements"
+    if [ -f "$stamp" ] && cmp -s "$stamp" tests/clients/requirements.txt; then
+        return 0
+    fi
+    echo "setup: installing the captcha client libraries into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/clients/requirements.txt
+    cp tests/clients/requirements.txt "$stamp"
+}
+
 build() {
     cargo build --release --workspace --quiet
 }
 
 install_packages
 fetch_models
+install_client_libraries
 build

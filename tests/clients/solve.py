@@ -1,0 +1,89 @@
+"""Solves captcha images against aiocr with one of the official client libraries, exactly as
+their users would (only the server address differs), and prints one line per image:
+``FILE<TAB>TEXT``; then ``balance<TAB>AMOUNT`` as the library reads it, then, after reporting
+the first answer as wrong through the library, ``reported<TAB>OK``.
+
+Usage: solve.py CLIENT URL KEY FILE...
+CLIENT: anticaptcha | capmonster | capsolver | 2captcha (the last needs an https URL and the
+test CA in REQUESTS_CA_BUNDLE).
+"""
+
+import asyncio
+import base64
+import sys
+from urllib.parse import urlparse
+
+
+def anticaptcha(url, key, files):
+    from python_anticaptcha import AnticaptchaClient, ImageToTextTask
+
+    parsed = urlparse(url)
+    client = AnticaptchaClient(key, host=parsed.netloc, use_ssl=parsed.scheme == "https")
+    jobs = []
+    for path in files:
+        with open(path, "rb") as image:
+            job = client.create_task(ImageToTextTask(image.read()))
+        job.join(maximum_time=60)
+        print(f"{path}\t{job.get_captcha_text()}", flush=True)
+        jobs.append(job)
+    print(f"balance\t{client.getBalance()}", flush=True)
+    print(f"reported\t{'OK' if jobs[0].report_incorrect_image() else 'FAILED'}", flush=True)
+
+
+def capmonster(url, key, files):
+    from capmonstercloudclient import CapMonsterClient, ClientOptions
+    from capmonstercloudclient.requests import ImageToTextRequest
+
+    client = CapMonsterClient(options=ClientOptions(api_key=key, service_url=url))
+
+    async def run():
+        for path in files:
+            with open(path, "rb") as image:
+                request = ImageToTextRequest(image_bytes=image.read())
+            solution = await client.solve_captcha(request)
+            print(f"{path}\t{solution['text']}", flush=True)
+        balance = await client.get_balance()
+        print(f"balance\t{balance['balance']}", flush=True)
+
+    asyncio.run(run())
+    print("reported\tOK (this library has no report call)", flush=True)
+
+
+def capsolver_client(url, key, files):
+    import capsolver
+
+    capsolver.api_key = key
+    capsolver.api_base = url
+    for path in files:
+        with open(path, "rb") as image:
+            body = base64.b64encode(image.read()).decode()
+        solution = capsolver.solve({"type": "ImageToTextTask", "body": body})
+        print(f"{path}\t{solution['text']}", flush=True)
+    print(f"balance\t{capsolver.balance()['balance']}", flush=True)
+    print("reported\tOK (this library has no report call)", flush=True)
+
+
+def twocaptcha(url, key, files):
+    from twocaptcha import TwoCaptcha
+
+    solver = TwoCaptcha(key, server=urlparse(url).netloc, pollingInterval=1)
+    ids = []
+    for path in files:
+        result = solver.normal(path)
+        print(f"{path}\t{result['code']}", flush=True)
+        ids.append(result["captchaId"])
+    print(f"balance\t{solver.balance()}", flush=True)
+    solver.report(ids[0], False)
+    print("reported\tOK", flush=True)
+
+
+CLIENTS = {
+    "anticaptcha": anticaptcha,
+    "capmonster": capmonster,
+    "capsolver": capsolver_client,
+    "2captcha": twocaptcha,
+}
+
+if __name__ == "__main__":
+    client, url, key, *files = sys.argv[1:]
+    CLIENTS[client](url, key, files)
