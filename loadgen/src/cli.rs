@@ -57,8 +57,10 @@ pub struct Args {
     /// Body of plain requests, read from this file.
     #[arg(long)]
     pub body_file: Option<PathBuf>,
-    /// plain, login, point, upload-base64, upload, decode-sync, decode-async or post-image
-    /// (each image as multipart field `file` to the URL itself, no login: for other servers).
+    /// plain, login, point, upload-base64, upload, decode-sync, decode-async, post-image
+    /// (each image as multipart field `file` to the URL itself, no login: for other servers),
+    /// create-task (the JSON task protocol) or in-php (2captcha v1); the last two need
+    /// --api-key.
     #[arg(short = 's', long, default_value = "plain")]
     pub scenario: String,
     /// Weighted scenario mix, e.g. point=8,decode-sync=2 (replaces --scenario).
@@ -70,6 +72,10 @@ pub struct Args {
     /// File of NAME:PASSWORD lines (# comments allowed).
     #[arg(long)]
     pub users_file: Option<PathBuf>,
+    /// An aiocr API key: used instead of logging in, and as the key of the protocols of
+    /// other services (create-task, in-php).
+    #[arg(long)]
+    pub api_key: Option<String>,
     /// Directory of images for uploads, used round robin in name order.
     #[arg(long)]
     pub images: Option<PathBuf>,

@@ -165,6 +165,7 @@ fn workload_spec(args: &Args) -> Result<WorkloadSpec> {
         users,
         images,
         upload_query: args.upload_query.clone(),
+        api_key: args.api_key.clone(),
     })
 }
 

@@ -246,7 +246,7 @@ impl<'a> Worker<'a> {
                 inflight: VecDeque::with_capacity(plan.pipeline),
                 followups: VecDeque::new(),
                 active_ops: 0,
-                auth: Vec::new(),
+                auth: workload.initial_auth(),
                 retired: false,
                 ops_started: 0,
                 schedule_origin: plan.start,
@@ -570,7 +570,8 @@ impl<'a> Worker<'a> {
             Role::Login => OpKind::Login,
             Role::Start(op) | Role::Poll(op) => self.workload.mix[op.slot].0,
         };
-        let verdict = self.workload.judge(kind, meta.status, &conn.body);
+        let poll = matches!(exchange.role, Role::Poll(_));
+        let verdict = self.workload.judge(kind, poll, meta.status, &conn.body);
         match exchange.role {
             Role::Login => self.on_login(index, verdict),
             Role::Start(op) | Role::Poll(op) => self.on_op_answer(
@@ -641,7 +642,8 @@ impl<'a> Worker<'a> {
             }
             Verdict::Failed(error) => {
                 self.stats.count_error(error);
-                if error == ErrorKind::Api(TOKEN_INVALID_OR_EXPIRED) && kind != OpKind::Login {
+                let relogin = self.workload.needs_login() && kind != OpKind::Login;
+                if error == ErrorKind::Api(TOKEN_INVALID_OR_EXPIRED) && relogin {
                     // Log in again before the next request (long runs outlive a token).
                     self.conns[index].auth.clear();
                 }

@@ -30,10 +30,16 @@ pub enum OpKind {
     /// POST each corpus image as multipart field `file` to the URL itself, without logging in:
     /// for servers outside the aiocr API (e.g. ddddocr served by FastAPI at `/ocr`).
     PostImage,
+    /// The JSON task protocol: `POST /createTask` with `clientKey` (the `--api-key`), done
+    /// when it answers `ready` (else polled on `/v2/result` with the key).
+    CreateTask,
+    /// 2captcha v1: `POST /in.php` (multipart `file`, `method=post`, `key`), then polled on
+    /// `/v2/result` with the key until done.
+    InPhp,
 }
 
 impl OpKind {
-    pub const SCENARIOS: [OpKind; 7] = [
+    pub const SCENARIOS: [OpKind; 9] = [
         OpKind::Login,
         OpKind::Point,
         OpKind::UploadBase64,
@@ -41,6 +47,8 @@ impl OpKind {
         OpKind::DecodeSync,
         OpKind::DecodeAsync,
         OpKind::PostImage,
+        OpKind::CreateTask,
+        OpKind::InPhp,
     ];
 
     pub fn name(self) -> &'static str {
@@ -53,6 +61,8 @@ impl OpKind {
             OpKind::DecodeSync => "decode-sync",
             OpKind::DecodeAsync => "decode-async",
             OpKind::PostImage => "post-image",
+            OpKind::CreateTask => "create-task",
+            OpKind::InPhp => "in-php",
         }
     }
 
@@ -71,12 +81,22 @@ impl OpKind {
                 | OpKind::DecodeSync
                 | OpKind::DecodeAsync
                 | OpKind::PostImage
+                | OpKind::CreateTask
+                | OpKind::InPhp
         )
     }
 
-    /// Sent with a bearer token from a login.
+    /// Sent with a bearer token from a login (or the `--api-key`).
     fn needs_auth(self) -> bool {
-        !matches!(self, OpKind::Plain | OpKind::Login | OpKind::PostImage)
+        !matches!(
+            self,
+            OpKind::Plain | OpKind::Login | OpKind::PostImage | OpKind::CreateTask | OpKind::InPhp
+        )
+    }
+
+    /// Speaks another captcha service's protocol with the `--api-key`; its polls are `/v2`.
+    pub fn is_compat(self) -> bool {
+        matches!(self, OpKind::CreateTask | OpKind::InPhp)
     }
 }
 
@@ -131,6 +151,7 @@ pub fn read_users_file(path: &Path) -> Result<Vec<User>> {
 }
 
 /// Everything needed to build a workload.
+#[derive(Clone)]
 pub struct WorkloadSpec {
     pub mix: Vec<(OpKind, u32)>,
     pub method: String,
@@ -140,12 +161,18 @@ pub struct WorkloadSpec {
     pub images: Vec<Vec<u8>>,
     /// Extra upload options appended to upload URLs (`model=beta&soft_id=7`).
     pub upload_query: String,
+    /// An aiocr API key: connections use it instead of logging in, and the protocols of
+    /// other services (`create-task`, `in-php`) send it as their key.
+    pub api_key: Option<String>,
 }
 
 /// Per image, the end of each upload request (Content-Length, blank line, body).
 struct ImageTails {
     base64_json: Vec<u8>,
     multipart: Vec<u8>,
+    /// With an API key: the `/createTask` JSON and the `/in.php` multipart bodies.
+    create_task: Vec<u8>,
+    in_php: Vec<u8>,
 }
 
 pub struct Workload {
@@ -158,6 +185,8 @@ pub struct Workload {
     common_headers: Vec<u8>,
     login_requests: Vec<Vec<u8>>,
     images: Vec<ImageTails>,
+    /// `Authorization: Bearer <api key>` line, empty without a key.
+    key_auth: Vec<u8>,
 }
 
 /// What an answer means for the operation that got it.
@@ -188,8 +217,21 @@ struct AnswerData {
 impl Workload {
     pub fn build(target: &Target, spec: WorkloadSpec) -> Result<Workload> {
         let scenario = spec.mix[0].0 != OpKind::Plain;
-        if scenario && spec.users.is_empty() && spec.mix.iter().any(|(k, _)| k.needs_auth()) {
-            bail!("aiocr scenarios need at least one --user NAME:PASSWORD or --users-file");
+        let keyed = spec.api_key.is_some();
+        if scenario
+            && !keyed
+            && spec.users.is_empty()
+            && spec.mix.iter().any(|(k, _)| k.needs_auth())
+        {
+            bail!("aiocr scenarios need --user NAME:PASSWORD, --users-file or --api-key");
+        }
+        if !keyed && spec.mix.iter().any(|(k, _)| k.is_compat()) {
+            bail!("create-task and in-php need --api-key");
+        }
+        if let Some(key) = &spec.api_key {
+            if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                bail!("--api-key must be the key's 32 hex characters");
+            }
         }
         if spec.mix.iter().any(|(k, _)| *k == OpKind::Login) && spec.users.is_empty() {
             bail!("the login scenario needs --user or --users-file");
@@ -219,6 +261,15 @@ impl Workload {
             .iter()
             .map(|(kind, _)| match kind {
                 OpKind::PostImage => post_image_head(target, &common_headers),
+                OpKind::CreateTask => {
+                    compat_head("/createTask", prefix, "application/json", &common_headers)
+                }
+                OpKind::InPhp => compat_head(
+                    "/in.php",
+                    prefix,
+                    &format!("multipart/form-data; boundary={MULTIPART_BOUNDARY}"),
+                    &common_headers,
+                ),
                 _ => scenario_head(*kind, prefix, &spec.upload_query, &common_headers),
             })
             .collect();
@@ -232,10 +283,20 @@ impl Workload {
                 .iter()
                 .map(|user| login_request(prefix, user, &common_headers))
                 .collect(),
-            images: spec.images.iter().map(|image| image_tails(image)).collect(),
+            images: spec
+                .images
+                .iter()
+                .map(|image| image_tails(image, spec.api_key.as_deref().unwrap_or("")))
+                .collect(),
+            key_auth: spec.api_key.as_deref().map(auth_header).unwrap_or_default(),
             common_headers,
             mix: spec.mix,
         })
+    }
+
+    /// What a new connection authenticates with before any login: the API key's header.
+    pub fn initial_auth(&self) -> Vec<u8> {
+        self.key_auth.clone()
     }
 
     pub fn is_scenario(&self) -> bool {
@@ -243,7 +304,7 @@ impl Workload {
     }
 
     pub fn needs_login(&self) -> bool {
-        self.mix.iter().any(|(kind, _)| kind.needs_auth())
+        self.key_auth.is_empty() && self.mix.iter().any(|(kind, _)| kind.needs_auth())
     }
 
     pub fn user_count(&self) -> usize {
@@ -283,6 +344,14 @@ impl Workload {
                 out.extend_from_slice(auth);
                 out.extend_from_slice(&self.images[image % self.images.len()].base64_json);
             }
+            OpKind::CreateTask => {
+                out.extend_from_slice(&self.heads[slot]);
+                out.extend_from_slice(&self.images[image % self.images.len()].create_task);
+            }
+            OpKind::InPhp => {
+                out.extend_from_slice(&self.heads[slot]);
+                out.extend_from_slice(&self.images[image % self.images.len()].in_php);
+            }
         }
     }
 
@@ -295,13 +364,18 @@ impl Workload {
         out.extend_from_slice(b"\r\n");
     }
 
-    /// Judges the answer to an operation's request (or to a poll of it).
-    pub fn judge(&self, kind: OpKind, status: u16, body: &[u8]) -> Verdict {
-        if kind == OpKind::Plain {
-            return Verdict::Ok;
-        }
-        if kind == OpKind::PostImage {
-            return judge_foreign_answer(status, body);
+    /// Judges the answer to an operation's request (`poll`: to a `/v2/result` poll of it).
+    pub fn judge(&self, kind: OpKind, poll: bool, status: u16, body: &[u8]) -> Verdict {
+        match (kind, poll) {
+            (OpKind::Plain, _) => return Verdict::Ok,
+            (OpKind::PostImage, _) => return judge_foreign_answer(status, body),
+            (OpKind::CreateTask, false) => return judge_create_task(status, body),
+            (OpKind::InPhp, false) => return judge_in_php(status, body),
+            // A compat upload polled on /v2/result: judged as a /v2 decode.
+            (OpKind::CreateTask | OpKind::InPhp, true) => {
+                return self.judge(OpKind::DecodeSync, false, status, body)
+            }
+            _ => {}
         }
         let Ok(answer) = serde_json::from_slice::<Answer>(body) else {
             return Verdict::Failed(if (200..300).contains(&status) {
@@ -328,7 +402,9 @@ impl Workload {
             | OpKind::Point
             | OpKind::UploadBase64
             | OpKind::Upload
-            | OpKind::PostImage => Verdict::Ok,
+            | OpKind::PostImage
+            | OpKind::CreateTask
+            | OpKind::InPhp => Verdict::Ok,
             OpKind::DecodeSync | OpKind::DecodeAsync => match data.status.as_deref() {
                 Some("done") => Verdict::Ok,
                 Some("failed") => Verdict::Failed(ErrorKind::DecodeFailed),
@@ -383,6 +459,50 @@ fn judge_foreign_answer(status: u16, body: &[u8]) -> Verdict {
     }
 }
 
+/// `/createTask`: `errorId` 0 and `ready` (done) or `processing` (poll `taskId`).
+fn judge_create_task(status: u16, body: &[u8]) -> Verdict {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Created {
+        error_id: i64,
+        status: Option<String>,
+        task_id: Option<u64>,
+    }
+    if !(200..300).contains(&status) {
+        return Verdict::Failed(ErrorKind::Status(status));
+    }
+    match serde_json::from_slice::<Created>(body) {
+        Ok(created) if created.error_id != 0 => Verdict::Failed(ErrorKind::Api(created.error_id)),
+        Ok(created) => match (created.status.as_deref(), created.task_id) {
+            (Some("ready"), _) => Verdict::Ok,
+            (Some("processing"), Some(task_id)) => Verdict::Pending(task_id),
+            _ => Verdict::Failed(ErrorKind::BadJson),
+        },
+        Err(_) => Verdict::Failed(ErrorKind::BadJson),
+    }
+}
+
+/// `/in.php`: `OK|<id>` (then polled), or `ERROR_...` (counted as a bad answer: 2captcha's
+/// errors have no number).
+fn judge_in_php(status: u16, body: &[u8]) -> Verdict {
+    if !(200..300).contains(&status) {
+        return Verdict::Failed(ErrorKind::Status(status));
+    }
+    let text = String::from_utf8_lossy(body);
+    match text.strip_prefix("OK|").map(|id| id.trim().parse::<u64>()) {
+        Some(Ok(id)) => Verdict::Pending(id),
+        _ => Verdict::Failed(ErrorKind::DecodeFailed),
+    }
+}
+
+/// `POST <prefix><path>` with a content type (the captcha protocols' requests).
+fn compat_head(path: &str, prefix: &str, content_type: &str, common: &[u8]) -> Vec<u8> {
+    let mut out = format!("POST {prefix}{path} HTTP/1.1\r\n").into_bytes();
+    out.extend_from_slice(common);
+    out.extend_from_slice(format!("Content-Type: {content_type}\r\n").as_bytes());
+    out
+}
+
 /// `POST <the URL's own path and query>` with a multipart body.
 fn post_image_head(target: &Target, common: &[u8]) -> Vec<u8> {
     let mut out = format!("POST {} HTTP/1.1\r\n", target.path_and_query).into_bytes();
@@ -409,7 +529,9 @@ fn scenario_head(kind: OpKind, prefix: &str, upload_query: &str, common: &[u8]) 
         }
     };
     let (line, content_type) = match kind {
-        OpKind::Plain | OpKind::Login | OpKind::PostImage => return Vec::new(),
+        OpKind::Plain | OpKind::Login | OpKind::PostImage | OpKind::CreateTask | OpKind::InPhp => {
+            return Vec::new()
+        }
         OpKind::Point => (format!("GET {prefix}/v2/user/point"), String::new()),
         OpKind::UploadBase64 | OpKind::DecodeAsync => (
             format!("POST {prefix}/v2/decode/upload-base64{}", query(false)),
@@ -444,9 +566,21 @@ fn login_request(prefix: &str, user: &User, common: &[u8]) -> Vec<u8> {
     out
 }
 
-fn image_tails(image: &[u8]) -> ImageTails {
+fn image_tails(image: &[u8], api_key: &str) -> ImageTails {
     let encoded = base64::engine::general_purpose::STANDARD.encode(image);
     let json = format!("{{\"file\":\"{encoded}\"}}");
+    let create_task = format!(
+        "{{\"clientKey\":\"{api_key}\",\"task\":{{\"type\":\"ImageToTextTask\",\"body\":\"{encoded}\"}}}}"
+    );
+    let mut in_php = Vec::new();
+    for (name, value) in [("key", api_key), ("method", "post")] {
+        in_php.extend_from_slice(
+            format!(
+                "--{MULTIPART_BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
     let mut multipart = format!(
         "--{MULTIPART_BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; \
          filename=\"captcha\"\r\nContent-Type: application/octet-stream\r\n\r\n"
@@ -459,9 +593,12 @@ fn image_tails(image: &[u8]) -> ImageTails {
         out.extend_from_slice(body);
         out
     };
+    in_php.extend_from_slice(&multipart);
     ImageTails {
         base64_json: with_length(json.as_bytes()),
         multipart: with_length(&multipart),
+        create_task: with_length(create_task.as_bytes()),
+        in_php: with_length(&in_php),
     }
 }
 
@@ -554,11 +691,12 @@ mod tests {
             users: vec![parse_user("a:b").unwrap()],
             images: vec![b"img".to_vec()],
             upload_query: String::new(),
+            api_key: None,
         };
         let w = Workload::build(&target(), spec).unwrap();
         let pending = br#"{"code":0,"msg":"ok","data":{"id":"42","status":"pending"}}"#;
         assert_eq!(
-            w.judge(OpKind::DecodeAsync, 200, pending),
+            w.judge(OpKind::DecodeAsync, false, 200, pending),
             Verdict::Pending(42)
         );
         let busy = format!(
@@ -567,21 +705,63 @@ mod tests {
         );
         let busy = busy.as_bytes();
         assert_eq!(
-            w.judge(OpKind::DecodeAsync, 503, busy),
+            w.judge(OpKind::DecodeAsync, false, 503, busy),
             Verdict::Failed(ErrorKind::Api(i64::from(ApiError::Busy.code())))
         );
         assert_eq!(
-            w.judge(OpKind::Point, 502, b"<html>"),
+            w.judge(OpKind::Point, false, 502, b"<html>"),
             Verdict::Failed(ErrorKind::Status(502))
         );
         let token = br#"{"code":0,"msg":"ok","data":{"token":"t.k.n"}}"#;
         assert_eq!(
-            w.judge(OpKind::Login, 200, token),
+            w.judge(OpKind::Login, false, 200, token),
             Verdict::Token("t.k.n".into())
         );
         let mut out = Vec::new();
         w.write_poll(42, b"Authorization: Bearer x\r\n", &mut out);
         assert!(out.starts_with(b"GET /v2/result?id=42 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n"));
         assert!(out.ends_with(b"Bearer x\r\n\r\n"));
+    }
+
+    #[test]
+    fn the_captcha_protocols_answers_are_judged() {
+        let ready = br#"{"errorId":0,"taskId":7,"status":"ready","solution":{"text":"ab"}}"#;
+        assert_eq!(judge_create_task(200, ready), Verdict::Ok);
+        let processing = br#"{"errorId":0,"taskId":7,"status":"processing"}"#;
+        assert_eq!(judge_create_task(200, processing), Verdict::Pending(7));
+        let refused = br#"{"errorId":10,"errorCode":"ERROR_ZERO_BALANCE","errorDescription":"x"}"#;
+        assert_eq!(
+            judge_create_task(200, refused),
+            Verdict::Failed(ErrorKind::Api(10))
+        );
+        assert_eq!(judge_in_php(200, b"OK|123"), Verdict::Pending(123));
+        assert_eq!(
+            judge_in_php(200, b"ERROR_ZERO_BALANCE"),
+            Verdict::Failed(ErrorKind::DecodeFailed)
+        );
+        let mut spec = WorkloadSpec {
+            mix: vec![(OpKind::CreateTask, 1)],
+            method: "GET".into(),
+            headers: Vec::new(),
+            body: None,
+            users: Vec::new(),
+            images: vec![b"\x89PNG".to_vec()],
+            upload_query: String::new(),
+            api_key: None,
+        };
+        assert!(
+            Workload::build(&target(), spec.clone()).is_err(),
+            "needs a key"
+        );
+        spec.api_key = Some("0123456789abcdef0123456789abcdef".into());
+        let w = Workload::build(&target(), spec).unwrap();
+        assert!(!w.needs_login());
+        let mut out = Vec::new();
+        w.write_op(0, &[], 0, 0, &mut out);
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.starts_with("POST /createTask HTTP/1.1\r\n"), "{text}");
+        assert!(text.contains(r#""clientKey":"0123456789abcdef0123456789abcdef""#));
+        let polled = br#"{"code":0,"msg":"ok","data":{"id":"7","status":"done"}}"#;
+        assert_eq!(w.judge(OpKind::CreateTask, true, 200, polled), Verdict::Ok);
     }
 }
