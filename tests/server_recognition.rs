@@ -89,19 +89,20 @@ fn probability_and_charset_range_reach_the_engine() {
 }
 
 #[test]
-fn a_failed_recognition_is_refunded() {
+fn an_image_found_broken_when_decoded_is_3003_and_refunded() {
     let mut server = Server::start(2, &[]);
     let token = server.demo_token();
     let mut client = server.client();
     // A PNG whose header is fine (it passes the header check) but whose pixel data stops
-    // half way: decoding fails on the recognition thread.
+    // half way: decoding fails on the recognition thread. The client's bad image is the
+    // client's error (3003, refunded), never a 5xx that invites retries.
     let png = fixture("0001.png");
     let broken = &png[..png.len() / 2];
     let body = json!({ "file": base64(broken) }).to_string();
     let answer = client.post_json("/v2/decode/upload-base64?wait=1", Some(&token), &body);
     assert_eq!(
         (answer.status, answer.code()),
-        (500, 5003),
+        (415, 3003),
         "{}",
         answer.text()
     );

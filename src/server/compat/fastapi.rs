@@ -20,7 +20,7 @@ use crate::server::call::{Call, Caller, Credential};
 use crate::server::endpoints::admin::user_id_by_name;
 use crate::server::fields::Fields;
 use crate::server::reply::{ApiResult, Refusal};
-use crate::server::upload::{decode_base64_image, Accepted};
+use crate::server::upload::{decode_base64_image, Accepted, Finished};
 use crate::store::{ids, Role, UploadStatus};
 use serde_json::{json, Value};
 
@@ -70,7 +70,7 @@ pub async fn ocr(call: &Call<'_>) -> ApiResult {
             ),
             json!({ "id": record.id.to_string() }),
         ),
-        Ok(Accepted::Finished(record)) => match record.status {
+        Ok(Accepted::Finished(Finished { record, .. })) => match record.status {
             UploadStatus::Done => {
                 let text = record.result.unwrap_or_default();
                 let data = match record.confidence.filter(|c| c.is_finite()) {

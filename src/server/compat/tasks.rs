@@ -122,7 +122,8 @@ pub async fn create_task(call: &Call<'_>) -> ApiResult {
         Accepted::Pending(record) => {
             answer(json!({ "errorId": 0, "taskId": record.id, "status": "processing" }))
         }
-        Accepted::Finished(record) => {
+        Accepted::Finished(finished) => {
+            let record = finished.record;
             let mut body = task_json(call.shard.config(), &record, call.peer);
             body["taskId"] = json!(record.id);
             answer(body)

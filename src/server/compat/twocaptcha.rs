@@ -127,15 +127,8 @@ pub async fn submit_image(call: &Call<'_>) -> ApiResult {
         Err((code, text)) => return Ok(format.error(code, &text)),
     };
     match submit(call, &caller, upload).await {
-        Ok(accepted) => Ok(format.ok(&accepted_id(&accepted).to_string())),
+        Ok(accepted) => Ok(format.ok(&accepted.record().id.to_string())),
         Err(refusal) => Ok(format.refusal(&refusal)),
-    }
-}
-
-fn accepted_id(accepted: &crate::server::upload::Accepted) -> u64 {
-    match accepted {
-        crate::server::upload::Accepted::Pending(record)
-        | crate::server::upload::Accepted::Finished(record) => record.id,
     }
 }
 

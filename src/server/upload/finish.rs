@@ -2,7 +2,9 @@
 //! result inbox, or at once from the answer cache). Post or void the reservation, keep a
 //! fresh answer in the cache, count it, wake the waiting request.
 
-use crate::recognition::JobResult;
+use super::Finished;
+use crate::contract::{self, ApiError};
+use crate::recognition::{JobFailure, JobResult};
 use crate::server::compat::callbacks;
 use crate::server::shard::Shard;
 use crate::store::{Outcome, UploadStatus};
@@ -24,25 +26,7 @@ pub fn apply_result(shard: &Rc<Shard>, result: JobResult) {
             answer.clone(),
         );
     }
-    let outcome = match &result.outcome {
-        // An answer that fails the request's constraints is "unsolvable": refunded (the
-        // cache keeps it: another request may accept it).
-        Ok(answer) => match result.constraints.check(answer) {
-            // The store keeps an f32; NaN marks "not computed" (no `probability` asked) and
-            // is left out of answers.
-            Ok(()) => Outcome::Done {
-                text: answer.text.clone(),
-                confidence: answer.confidence.unwrap_or(f32::NAN),
-                cache_hit: result.cache_hit,
-            },
-            Err(why) => Outcome::Failed {
-                reason: format!("{UNSOLVABLE}: {why}"),
-            },
-        },
-        Err(failure) => Outcome::Failed {
-            reason: failure.to_string(),
-        },
-    };
+    let (outcome, failure) = outcome_of(&result);
     count(shard, &result);
     let now_ms = crate::clock::unix_now_ms();
     let finished = shard
@@ -52,16 +36,45 @@ pub fn apply_result(shard: &Rc<Shard>, result: JobResult) {
     match finished {
         Ok(record) => {
             assert_ne!(record.status, UploadStatus::Pending);
-            shard.waiters.wake(&record);
             if let Some(callback) = shard.callbacks.take(record.id) {
                 callbacks::deliver(shard, callback, &record);
             }
+            // A record finished earlier (a duplicate result) keeps its own status.
+            let failure = failure.filter(|_| record.status == UploadStatus::Failed);
+            shard.waiters.wake(Finished { record, failure });
         }
         // Still pending in the store: voided at the next start; its waiter times out.
         Err(error) => eprintln!(
             "aiocr: shard {}: finishing upload {} failed: {error}",
             shard.id, result.upload_id
         ),
+    }
+}
+
+/// What the store records for a result, and the contract code of a failure: an image the
+/// engine refused is the client's error (3003/3004, refunded), not a server fault.
+fn outcome_of(result: &JobResult) -> (Outcome, Option<ApiError>) {
+    let failed = |reason: String, code| (Outcome::Failed { reason }, Some(code));
+    match &result.outcome {
+        // An answer that fails the request's constraints is "unsolvable": refunded (the
+        // cache keeps it: another request may accept it).
+        Ok(answer) => match result.constraints.check(answer) {
+            // The store keeps an f32; NaN marks "not computed" (no `probability` asked) and
+            // is left out of answers.
+            Ok(()) => (
+                Outcome::Done {
+                    text: answer.text.clone(),
+                    confidence: answer.confidence.unwrap_or(f32::NAN),
+                    cache_hit: result.cache_hit,
+                },
+                None,
+            ),
+            Err(why) => failed(format!("{UNSOLVABLE}: {why}"), ApiError::RecognitionFailed),
+        },
+        Err(JobFailure::Recognize(error)) => {
+            failed(error.to_string(), contract::of_recognize(error))
+        }
+        Err(failure) => failed(failure.to_string(), ApiError::RecognitionFailed),
     }
 }
 

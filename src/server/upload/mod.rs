@@ -37,7 +37,24 @@ pub enum Accepted {
     /// Not finished yet (no `wait`, or the wait ran out): the client polls.
     Pending(UploadRecord),
     /// Done, or failed and refunded, within the wait.
-    Finished(UploadRecord),
+    Finished(Finished),
+}
+
+impl Accepted {
+    pub fn record(&self) -> &UploadRecord {
+        match self {
+            Accepted::Pending(record) => record,
+            Accepted::Finished(finished) => &finished.record,
+        }
+    }
+}
+
+/// A finished upload and, when it failed, the contract's code for why (3003 for an image
+/// the engine could not read: the client's error; 5003 for the server's).
+#[derive(Debug)]
+pub struct Finished {
+    pub record: UploadRecord,
+    pub failure: Option<ApiError>,
 }
 
 /// How the upload's route carries the image.
@@ -55,7 +72,7 @@ pub async fn upload(call: Call<'_>, encoding: Encoding) -> ApiResult {
     let request = request::UploadRequest::parse(&call, encoding)?;
     match run_on_owner(call.shard, Accept { caller, request }).await? {
         Accepted::Pending(record) => Ok(pending_answer(&record)),
-        Accepted::Finished(record) => finished_answer(record),
+        Accepted::Finished(finished) => finished_answer(finished),
     }
 }
 
@@ -64,16 +81,19 @@ fn pending_answer(record: &UploadRecord) -> Response {
     ok(&json!({ "id": record.id.to_string(), "status": "pending" }))
 }
 
-/// A finished upload: done, or 5003 (it was refunded).
-fn finished_answer(record: UploadRecord) -> ApiResult {
+/// A finished upload: done, or its failure's code (it was refunded).
+fn finished_answer(finished: Finished) -> ApiResult {
+    let Finished { record, failure } = finished;
     match record.status {
         UploadStatus::Done => Ok(ok(&upload_json(&record))),
         UploadStatus::Failed => {
             let reason = record.error.unwrap_or_else(|| "unknown".to_string());
-            Err(Refusal::new(
-                ApiError::RecognitionFailed,
-                format!("recognition failed (refunded): {reason}"),
-            ))
+            let code = failure.unwrap_or(ApiError::RecognitionFailed);
+            let what = match code {
+                ApiError::RecognitionFailed => "recognition failed",
+                _ => code.default_message(),
+            };
+            Err(Refusal::new(code, format!("{what} (refunded): {reason}")))
         }
         UploadStatus::Pending => unreachable!("finished uploads are not pending"),
     }

@@ -2,7 +2,7 @@
 //! the wait itself. The table is bounded (`max_waiters_per_shard`): an upload that would need
 //! a place when none is left is refused 5001 before its points are reserved.
 
-use super::Accepted;
+use super::{Accepted, Finished};
 use crate::store::{UploadRecord, UploadStatus};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -11,11 +11,11 @@ use std::time::Duration;
 /// The requests waiting for their upload's result, one per upload (the request that made it).
 pub struct ResultWaiters {
     max_waiters: usize,
-    by_upload: RefCell<HashMap<u64, flume::Sender<UploadRecord>>>,
+    by_upload: RefCell<HashMap<u64, flume::Sender<Finished>>>,
 }
 
-/// A registered waiter's end: resolves with the finished record.
-pub type Waiter = flume::Receiver<UploadRecord>;
+/// A registered waiter's end: resolves with the finished upload.
+pub type Waiter = flume::Receiver<Finished>;
 
 impl ResultWaiters {
     pub fn new(max_waiters: usize) -> ResultWaiters {
@@ -48,15 +48,13 @@ impl ResultWaiters {
         self.by_upload.borrow_mut().remove(&upload_id);
     }
 
-    /// Hands the finished record to its waiter, if one waits.
-    pub fn wake(&self, record: &UploadRecord) {
-        assert_ne!(
-            record.status,
-            UploadStatus::Pending,
-            "only finished uploads wake"
-        );
-        if let Some(waiter) = self.by_upload.borrow_mut().remove(&record.id) {
-            let _ = waiter.try_send(record.clone());
+    /// Hands the finished upload to its waiter, if one waits.
+    pub fn wake(&self, finished: Finished) {
+        let status = finished.record.status;
+        assert_ne!(status, UploadStatus::Pending, "only finished uploads wake");
+        assert_eq!(finished.failure.is_some(), status == UploadStatus::Failed);
+        if let Some(waiter) = self.by_upload.borrow_mut().remove(&finished.record.id) {
+            let _ = waiter.try_send(finished);
         }
     }
 }
@@ -77,7 +75,7 @@ pub async fn wait_for_result(
     match futures_lite::future::or(arrived, timed_out).await {
         Some(finished) => {
             assert_ne!(
-                finished.status,
+                finished.record.status,
                 UploadStatus::Pending,
                 "woken when finished"
             );
@@ -113,18 +111,28 @@ mod tests {
         }
     }
 
+    fn done(id: u64) -> Finished {
+        Finished {
+            record: record(id, UploadStatus::Done),
+            failure: None,
+        }
+    }
+
     #[test]
     fn the_table_is_bounded_and_wakes_once() {
         let waiters = ResultWaiters::new(2);
         let first = waiters.register(1);
         let _second = waiters.register(2);
         assert!(!waiters.has_room(), "two of two places taken");
-        waiters.wake(&record(1, UploadStatus::Done));
-        assert_eq!(first.try_recv().unwrap().id, 1);
+        waiters.wake(done(1));
+        assert_eq!(first.try_recv().unwrap().record.id, 1);
         assert!(waiters.has_room());
         waiters.forget(2);
         assert!(waiters.by_upload.borrow().is_empty());
         // A result with nobody waiting (an async upload) is fine.
-        waiters.wake(&record(3, UploadStatus::Failed));
+        waiters.wake(Finished {
+            record: record(3, UploadStatus::Failed),
+            failure: Some(crate::contract::ApiError::RecognitionFailed),
+        });
     }
 }
