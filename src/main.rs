@@ -33,6 +33,10 @@ enum Command {
 }
 
 fn main() {
+    // Everything aiocr writes (ledgers, password hashes, secrets) is its owner's alone; sled
+    // creates its files with the process's umask.
+    // SAFETY: umask only sets this process's file-creation mask; it cannot fail.
+    unsafe { libc::umask(0o077) };
     let cli = Cli::parse();
     let exit_code = match cli.command {
         Command::Serve(args) => server::run(args),

@@ -206,3 +206,72 @@ fn commands_refuse_a_data_directory_in_use() {
         );
     }
 }
+
+/// A stopped server's data directory with both shards created.
+fn served_data_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // `aiocr user add` on each shard creates both (users land by their name's hash).
+    for name in ["alice", "bob", "carol", "dave"] {
+        let added = user_add(&data, name, &["--shards", "2"]);
+        assert!(added.status.success(), "{}", text(&added));
+    }
+    dir
+}
+
+fn serve_refusal(data: &Path) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_aiocr"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--shards",
+            "2",
+            "--data",
+        ])
+        .arg(data)
+        .env_remove("AIOCR_DATA")
+        .output()
+        .unwrap();
+    assert!(
+        !output.status.success(),
+        "the server started: {}",
+        text(&output)
+    );
+    text(&output)
+}
+
+#[test]
+fn a_damaged_data_directory_is_refused_at_start_and_reported_by_verify() {
+    let dir = served_data_dir();
+    let data = dir.path().join("data");
+    assert!(ledger_verify(&data).status.success());
+    // Swapped shard directories.
+    let (shard_0, shard_1, aside) = (
+        data.join("shard-0"),
+        data.join("shard-1"),
+        data.join("aside"),
+    );
+    std::fs::rename(&shard_0, &aside).unwrap();
+    std::fs::rename(&shard_1, &shard_0).unwrap();
+    std::fs::rename(&aside, &shard_1).unwrap();
+    assert!(serve_refusal(&data).contains("holds shard 1"));
+    let verified = ledger_verify(&data);
+    assert_eq!(verified.status.code(), Some(1), "{}", text(&verified));
+    assert!(text(&verified).contains("NOT clean"));
+    // Put back, then lose one.
+    std::fs::rename(&shard_0, &aside).unwrap();
+    std::fs::rename(&shard_1, &shard_0).unwrap();
+    std::fs::rename(&aside, &shard_1).unwrap();
+    assert!(ledger_verify(&data).status.success());
+    std::fs::remove_dir_all(&shard_1).unwrap();
+    assert!(serve_refusal(&data).contains("is missing"));
+    let verified = ledger_verify(&data);
+    assert_eq!(verified.status.code(), Some(1));
+    assert!(
+        text(&verified).contains("is missing"),
+        "{}",
+        text(&verified)
+    );
+    assert!(!shard_1.exists(), "neither command recreated it");
+}

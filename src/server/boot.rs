@@ -129,7 +129,7 @@ fn open_stores(config: &Config, shard_count: u16) -> Result<Vec<ShardStore>, Str
         }
         store
             .flusher()
-            .flush()
+            .flush_and_record()
             .map_err(|e| format!("flushing shard {shard}: {e}"))?;
         stores.push(store);
     }
@@ -187,16 +187,45 @@ fn start_shard(
         .io_memory(IO_MEMORY_BYTES);
     let spawned = builder.spawn(move || async move {
         let ready = events.clone();
+        let report = FinishReport {
+            id,
+            events: Some(events),
+        };
         let result = shard_loops::shard_main(seed, move || {
             let _ = ready.send(ShardEvent::Listening);
         })
         .await;
-        let _ = events.send(ShardEvent::Finished(id, result));
+        report.send(result);
     });
     // The thread reports through `events`; its handle is not needed.
     spawned
         .map(drop)
         .map_err(|e| format!("starting shard {id} on core {core}: {e}"))
+}
+
+/// A shard thread's last word: its result, or, if the thread unwinds from a panic before
+/// it could say anything, that it failed. Without it a panicked shard would leave the
+/// supervisor waiting forever for the other shards, which nobody tells to stop.
+struct FinishReport {
+    id: u16,
+    events: Option<mpsc::Sender<ShardEvent>>,
+}
+
+impl FinishReport {
+    fn send(mut self, result: Result<(), String>) {
+        if let Some(events) = self.events.take() {
+            let _ = events.send(ShardEvent::Finished(self.id, result));
+        }
+    }
+}
+
+impl Drop for FinishReport {
+    fn drop(&mut self) {
+        if let Some(events) = self.events.take() {
+            let failure = "the shard's thread panicked (its message is above)".to_string();
+            let _ = events.send(ShardEvent::Finished(self.id, Err(failure)));
+        }
+    }
 }
 
 /// Asks every shard to stop. A blocking send: `Stop` must not be lost to a full inbox (the

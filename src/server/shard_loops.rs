@@ -172,5 +172,10 @@ async fn finish(shard: &Rc<Shard>) -> Result<(), String> {
         .commit
         .flush_once(&shard.shared.metrics, shard.id)
         .await?;
-    Ok(())
+    // The journal's extent as it stands at the stop (identity.rs).
+    let flusher = shard.store.borrow().flusher();
+    glommio::executor()
+        .spawn_blocking(move || flusher.flush_and_record())
+        .await
+        .map_err(|e| e.to_string())
 }

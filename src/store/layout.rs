@@ -54,18 +54,86 @@ pub fn soft_stats_key(soft_id: &str) -> Vec<u8> {
 const LOCK_RETRY_MS: u64 = 1_000;
 const LOCK_RETRY_STEP_MS: u64 = 10;
 
+/// Creates `path` (and its parents) readable by its owner only, and makes an existing one
+/// so: the ledger, password hashes and balances are nobody else's business.
+pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+}
+
+/// Makes every file under `dir` readable by its owner only (sled creates its files with the
+/// process's umask; directories made before this version were 0755 with 0644 files).
+fn make_private(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let mode = if kind.is_dir() { 0o700 } else { 0o600 };
+        if kind.is_symlink() {
+            continue;
+        }
+        std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(mode))?;
+        if kind.is_dir() {
+            make_private(&entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` through a private temporary file that is fsynced and then
+/// renamed (`replace`) or hard-linked (fails if `path` exists) into place, then fsyncs the
+/// directory: a crash leaves the old file or the new one, never half of one.
+pub fn write_file_atomically(path: &Path, bytes: &[u8], replace: bool) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = path.parent().expect("a file in a directory");
+    let mut unique = [0u8; 8];
+    getrandom::getrandom(&mut unique).map_err(std::io::Error::other)?;
+    let name = path.file_name().expect("a file name").to_string_lossy();
+    let temporary = dir.join(format!(".{name}.{:016x}.tmp", u64::from_le_bytes(unique)));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&temporary)
+        .and_then(|mut file| file.write_all(bytes).and_then(|_| file.sync_all()));
+    let placed = written.and_then(|_| {
+        if replace {
+            std::fs::rename(&temporary, path)
+        } else {
+            std::fs::hard_link(&temporary, path)
+        }
+    });
+    let _ = std::fs::remove_file(&temporary);
+    placed?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
 /// Opens a shard's database; a lock still held after the retry period (a running server)
 /// is `Locked`.
 pub fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
-    std::fs::create_dir_all(path)
+    create_private_dir(path)
         .map_err(|error| StoreError::Io(format!("creating {}: {error}", path.display())))?;
+    make_private(path)
+        .map_err(|error| StoreError::Io(format!("permissions in {}: {error}", path.display())))?;
     let config = sled::Config::new()
         .path(path)
         .cache_capacity(super::CACHE_CAPACITY_BYTES);
     let mut waited_ms = 0;
     loop {
         match config.open() {
-            Ok(db) => return Ok(db),
+            Ok(db) => {
+                // And what sled created just now (later files follow the process's umask,
+                // which `aiocr` sets to 077).
+                make_private(path).map_err(|error| {
+                    StoreError::Io(format!("permissions in {}: {error}", path.display()))
+                })?;
+                return Ok(db);
+            }
             // sled reports a held lock only as this io::Error text.
             Err(sled::Error::Io(ref io)) if io.to_string().contains("could not acquire lock") => {
                 if waited_ms >= LOCK_RETRY_MS {

@@ -19,6 +19,7 @@
 
 mod api_keys;
 pub mod day;
+pub mod identity;
 pub mod ids;
 mod journal;
 mod layout;
@@ -31,8 +32,10 @@ mod verify;
 
 pub use users::check_username;
 
+use identity::{ExtentRecorder, ShardIdentity};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 // The public surface of the state layer.
 pub use meta::read_shard_count as meta_shard_count;
@@ -85,6 +88,10 @@ pub enum StoreError {
     },
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
+    /// The data directory is not what it was: a shard missing, recreated, misplaced or rolled
+    /// back (identity.rs says which); the start is refused.
+    #[error("damaged data directory: {0}")]
+    Damaged(String),
     /// Another process (a running server?) holds the shard's database.
     #[error("{0} is in use by another process (stop the server first)")]
     Locked(PathBuf),
@@ -148,6 +155,8 @@ pub struct ShardStore {
     /// Days that have upload/stats trees (loaded at open, kept current by the writers), so
     /// readers never create empty trees.
     days: BTreeSet<DayNumber>,
+    /// Records how far the journal reached after flushes (identity.rs).
+    extents: Arc<ExtentRecorder>,
 }
 
 /// Makes everything written before `flush` starts durable. Cheap to clone, `Send + Sync`:
@@ -155,15 +164,32 @@ pub struct ShardStore {
 #[derive(Clone)]
 pub struct Flusher {
     db: sled::Db,
+    extents: Arc<ExtentRecorder>,
 }
 
 impl Flusher {
-    /// Writes sled's buffers and fsyncs them (blocks for the fsync, typically milliseconds).
+    /// Writes sled's buffers and fsyncs them (blocks for the fsync, typically milliseconds),
+    /// then records the journal's extent when it is due (identity.rs).
     pub fn flush(&self) -> Result<(), StoreError> {
+        self.flush_recording(false)
+    }
+
+    /// `flush`, always recording the extent (at start and at stop).
+    pub fn flush_and_record(&self) -> Result<(), StoreError> {
+        self.flush_recording(true)
+    }
+
+    fn flush_recording(&self, force: bool) -> Result<(), StoreError> {
+        // Read before the flush, so the flush covers it.
+        let journal_last_id = self.extents.journal_last_id()?;
         self.db
             .flush()
-            .map(|_| ())
-            .map_err(|error| StoreError::Io(error.to_string()))
+            .map_err(|error| StoreError::Io(error.to_string()))?;
+        if let Err(error) = self.extents.after_flush(journal_last_id, force) {
+            // The extent only lags behind (weaker damage detection), nothing is lost.
+            eprintln!("aiocr: recording a shard's extent: {error}");
+        }
+        Ok(())
     }
 }
 
@@ -205,9 +231,17 @@ impl ShardStore {
                 "shard {shard} not below shard count {shard_count}"
             )));
         }
-        meta::ensure_shard_count(data_dir, shard_count)?;
+        let meta = meta::ensure(data_dir, shard_count)?;
+        let identity = ShardIdentity::of(&meta, shard);
+        let known = identity::check_before_open(data_dir, shard)?;
         let db = layout::open_db(&layout::shard_dir(data_dir, shard))?;
         let trees = Trees::open(&db)?;
+        identity::check_after_open(data_dir, &identity, &trees, known)?;
+        let extents = Arc::new(ExtentRecorder::new(
+            data_dir,
+            identity,
+            trees.journal.clone(),
+        ));
         let ids = IdGenerator::new(
             node_id,
             shard,
@@ -222,6 +256,7 @@ impl ShardStore {
             trees,
             ids,
             days,
+            extents,
         })
     }
 
@@ -242,6 +277,7 @@ impl ShardStore {
     pub fn flusher(&self) -> Flusher {
         Flusher {
             db: self.db.clone(),
+            extents: self.extents.clone(),
         }
     }
 }

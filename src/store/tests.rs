@@ -934,3 +934,128 @@ fn api_keys_replace_and_revoke() {
     let store = open(dir.path(), 0, 1);
     assert_eq!(store.user_by_api_key(&first).unwrap().unwrap().id, user_id);
 }
+
+/// A data directory with two shards, a user on each, some journal entries, flushed with
+/// their extents recorded; closed.
+fn two_shard_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for shard in 0..2 {
+        let mut store = open(dir.path(), shard, 2);
+        let user_id = new_user(&mut store, "damage", 10);
+        store.adjust_points(user_id, 5, "x", now_ms()).unwrap();
+        store.flusher().flush_and_record().unwrap();
+    }
+    dir
+}
+
+fn refused(dir: &Path, shard: u16) -> String {
+    match ShardStore::open(dir, shard, 2, NODE) {
+        Err(StoreError::Damaged(message)) => message,
+        Err(other) => panic!("refused for another reason: {other}"),
+        Ok(_) => panic!("shard {shard} opened"),
+    }
+}
+
+fn verify_problems(dir: &Path) -> Vec<String> {
+    verify_ledger(dir)
+        .unwrap()
+        .problems
+        .iter()
+        .map(|problem| problem.detail.clone())
+        .collect()
+}
+
+#[test]
+fn a_missing_or_recreated_shard_is_refused_and_reported() {
+    let dir = two_shard_dir();
+    assert!(verify_problems(dir.path()).is_empty());
+    let shard_1 = layout::shard_dir(dir.path(), 1);
+    std::fs::remove_dir_all(&shard_1).unwrap();
+    assert!(refused(dir.path(), 1).contains("is missing"));
+    assert!(verify_problems(dir.path())[0].contains("is missing"));
+    // Recreated: an empty database where the shard was.
+    std::fs::create_dir_all(&shard_1).unwrap();
+    drop(sled::open(&shard_1).unwrap());
+    assert!(refused(dir.path(), 1).contains("no identity"));
+    assert!(verify_problems(dir.path())[0].contains("no identity"));
+    // Shard 0 is untouched and still opens.
+    drop(open(dir.path(), 0, 2));
+}
+
+#[test]
+fn swapped_or_foreign_shard_directories_are_refused_and_reported() {
+    let dir = two_shard_dir();
+    let (shard_0, shard_1) = (
+        layout::shard_dir(dir.path(), 0),
+        layout::shard_dir(dir.path(), 1),
+    );
+    let aside = dir.path().join("aside");
+    std::fs::rename(&shard_0, &aside).unwrap();
+    std::fs::rename(&shard_1, &shard_0).unwrap();
+    std::fs::rename(&aside, &shard_1).unwrap();
+    assert!(refused(dir.path(), 0).contains("holds shard 1"));
+    assert!(refused(dir.path(), 1).contains("holds shard 0"));
+    assert_eq!(verify_problems(dir.path()).len(), 2);
+
+    let other = two_shard_dir();
+    std::fs::remove_dir_all(&shard_0).unwrap();
+    copy_dir(&layout::shard_dir(other.path(), 0), &shard_0);
+    assert!(refused(dir.path(), 0).contains("another data directory"));
+}
+
+#[test]
+fn a_rolled_back_shard_is_refused_and_reported() {
+    let dir = two_shard_dir();
+    let shard_1 = layout::shard_dir(dir.path(), 1);
+    let backup = dir.path().join("backup");
+    copy_dir(&shard_1, &backup);
+    {
+        let mut store = open(dir.path(), 1, 2);
+        let user_id = store
+            .user_by_name(&name_on(1, 2, "damage"))
+            .unwrap()
+            .unwrap()
+            .id;
+        store
+            .adjust_points(user_id, 7, "after the backup", now_ms())
+            .unwrap();
+        store.flusher().flush_and_record().unwrap();
+    }
+    std::fs::remove_dir_all(&shard_1).unwrap();
+    copy_dir(&backup, &shard_1);
+    assert!(refused(dir.path(), 1).contains("older copy"));
+    assert!(verify_problems(dir.path())
+        .iter()
+        .any(|problem| problem.contains("ends at journal entry")));
+}
+
+#[test]
+fn data_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = two_shard_dir();
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(dir.path()), 0o700);
+    let shard_0 = layout::shard_dir(dir.path(), 0);
+    assert_eq!(mode(&shard_0), 0o700);
+    for entry in std::fs::read_dir(&shard_0).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            assert_eq!(mode(&path), 0o600, "{}", path.display());
+        }
+    }
+    assert_eq!(mode(&dir.path().join("meta.json")), 0o600);
+    assert_eq!(mode(&identity::extent_path(dir.path(), 0)), 0o600);
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}

@@ -1,5 +1,6 @@
 //! `verify_ledger`: replays every journal of every shard and compares with stored balances.
 
+use super::identity::{self, ShardIdentity};
 use super::layout::{self, u64_key};
 use super::records::{decode, Balance, EntryKind, JournalEntry, UploadRecord, UploadStatus};
 use super::{meta, StoreError};
@@ -54,17 +55,41 @@ enum UploadLedger {
 /// movements break reserve -> post|void -> (refund after post) or change amount, and upload
 /// records (or the pending index) that disagree with the journal.
 pub fn verify_ledger(data_dir: &Path) -> Result<VerifyReport, StoreError> {
-    let shard_count = meta::read_shard_count(data_dir)?.ok_or_else(|| {
+    let meta = meta::read(data_dir)?.ok_or_else(|| {
         StoreError::InvalidConfig(format!(
             "{} has no meta.json: not an aiocr data directory",
             data_dir.display()
         ))
     })?;
     let mut report = VerifyReport::default();
-    for shard in 0..shard_count {
+    for shard in 0..meta.shard_count {
+        let damaged = |report: &mut VerifyReport, error: StoreError| {
+            report.problems.push(LedgerProblem {
+                shard,
+                user_id: 0,
+                detail: error.to_string(),
+            })
+        };
+        let known = match identity::check_before_open(data_dir, shard) {
+            Ok(known) => known,
+            Err(error) => {
+                damaged(&mut report, error);
+                continue;
+            }
+        };
+        if !known && !layout::shard_dir(data_dir, shard).exists() {
+            continue; // never created (e.g. `aiocr user add` made only its user's shard)
+        }
         let db = layout::open_db(&layout::shard_dir(data_dir, shard))?;
-        let uploads = verify_shard(shard, &layout::Trees::open(&db)?, &mut report)?;
-        verify_upload_records(shard, &db, &layout::Trees::open(&db)?, uploads, &mut report)?;
+        let trees = layout::Trees::open(&db)?;
+        if !meta.data_dir_id.is_empty() {
+            let expected = ShardIdentity::of(&meta, shard);
+            if let Err(error) = identity::inspect(data_dir, &expected, &trees, known) {
+                damaged(&mut report, error);
+            }
+        }
+        let uploads = verify_shard(shard, &trees, &mut report)?;
+        verify_upload_records(shard, &db, &trees, uploads, &mut report)?;
         report.shards_checked += 1;
     }
     Ok(report)

@@ -39,8 +39,12 @@ pub fn apply_result(shard: &Rc<Shard>, result: JobResult) {
             if let Some(callback) = shard.callbacks.take(record.id) {
                 callbacks::deliver(shard, callback, &record);
             }
-            // A record finished earlier (a duplicate result) keeps its own status.
-            let failure = failure.filter(|_| record.status == UploadStatus::Failed);
+            // A record finished earlier (voided at a stop, a duplicate result) keeps its own
+            // status, whatever this result says.
+            let failure = match record.status {
+                UploadStatus::Failed => Some(failure.unwrap_or(ApiError::RecognitionFailed)),
+                _ => None,
+            };
             shard.waiters.wake(Finished { record, failure });
         }
         // Still pending in the store: voided at the next start; its waiter times out.
