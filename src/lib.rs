@@ -37,3 +37,4 @@ pub mod server;
 pub mod store;
 #[cfg(test)]
 mod test_support;
+pub mod tls;

@@ -30,6 +30,10 @@ pub type RemoteTask = Box<dyn FnOnce(Rc<Shard>) -> Pin<Box<dyn Future<Output = (
 
 pub enum ShardMessage {
     Run(RemoteTask),
+    /// SIGHUP with a valid certificate: new TLS connections use this configuration. The
+    /// shard acknowledges once it took it (the signal thread logs the reload after every
+    /// shard did).
+    ReloadTls(Arc<rustls::ServerConfig>, std::sync::mpsc::Sender<()>),
     /// SIGTERM: stop accepting, drain, void pending uploads, flush, exit.
     Stop,
 }
@@ -54,6 +58,8 @@ pub struct ShardSeed {
     pub inbox: flume::Receiver<ShardMessage>,
     pub results: flume::Receiver<JobResult>,
     pub shared: Arc<Shared>,
+    /// The TLS listener's configuration at start (`None`: no TLS listener).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// One shard's state.
@@ -76,6 +82,9 @@ pub struct Shard {
     /// Verified JWTs, so a client reusing its token skips the HMAC/JSON work.
     pub token_cache: RefCell<TokenCache>,
     pub stop: StopSignal,
+    /// The certificate new TLS connections get: set at start, replaced on SIGHUP by a
+    /// message in the inbox (so reading it at an accept takes no lock).
+    pub tls: RefCell<Option<Arc<rustls::ServerConfig>>>,
 }
 
 /// Why a call to another shard did not run.
@@ -113,6 +122,7 @@ impl Shard {
             connections: ConnectionSet::default(),
             token_cache: RefCell::new(TokenCache::new(DEFAULT_TOKEN_CACHE_ENTRIES)),
             stop: StopSignal::default(),
+            tls: RefCell::new(None),
             shared,
         }
     }
