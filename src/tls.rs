@@ -248,7 +248,10 @@ mod tests {
         let error = load_server_config(&key, &key).unwrap_err();
         assert!(error.contains("no CERTIFICATE"), "{error}");
         let error = load_server_config(&cert, &cert).unwrap_err();
-        assert!(error.contains("tls_key") && error.contains("no PEM block"), "{error}");
+        assert!(
+            error.contains("tls_key") && error.contains("no PEM block"),
+            "{error}"
+        );
         // Another certificate's key.
         let other = rcgen::KeyPair::generate().unwrap().serialize_pem();
         let (cert2, key2) = written("mismatch", 2_000_000_000, Some(other));
