@@ -429,3 +429,24 @@ fn a_bad_tls_configuration_refuses_to_start_with_a_clear_message() {
     assert!(stderr.contains("garbage.key"), "{stderr}");
     assert!(Path::new(&cert.cert_path).exists());
 }
+
+#[test]
+fn the_connection_cap_counts_tls_connections() {
+    let ca = TestCa::new("tls-cap");
+    let cert = ca.issue("server");
+    let mut settings = tls_settings(&cert);
+    // Only the cap can end the second connection before the test does.
+    settings.extend([
+        "max_connections_per_shard=1".to_string(),
+        "tls_handshake_timeout_ms=600000".to_string(),
+    ]);
+    let server = start(1, &settings);
+    let mut first = Client::over(ca.connect(server.tls_port));
+    assert_eq!(first.get("/health", None).status, 200);
+    // The shard is at its cap: the next connection, TLS or plain, is closed at once.
+    let mut second = connect_tcp(server.tls_port);
+    assert!(read_to_close(&mut second).is_empty());
+    let mut plain = connect_tcp(server.port);
+    assert!(read_to_close(&mut plain).is_empty());
+    assert_eq!(first.get("/health", None).status, 200);
+}
