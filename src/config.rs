@@ -459,9 +459,7 @@ impl Config {
             None => Ok(()),
         }
     }
-}
 
-impl Config {
     /// TLS is all or nothing: an address, a certificate and a key. Whether the files can be
     /// read is checked where they are read (`tls::load_server_config`, at start).
     fn validate_tls(&self) -> Result<(), String> {
