@@ -66,13 +66,39 @@ image_corpus() {
     done
 }
 
-# start_nginx PORT DIR ANSWER [CPU]: nginx (Debian package) with one worker answering ANSWER
-# to every request, in the foreground of a background job (pinned to CPU if given); sets
-# NGINX_PID.
+# make_certificate DIR: a self-signed EC P-256 certificate for 127.0.0.1 and localhost,
+# DIR/cert.pem and DIR/key.pem (PKCS#8), for the TLS benchmarks.
+make_certificate() {
+    mkdir -p "$1"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+        -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+        -keyout "$1/key.pem" -out "$1/cert.pem" 2>/dev/null
+}
+
+# tls_suite PORT: "PROTOCOL SUITE" that OpenSSL's client (wrk's library, default settings)
+# negotiates with the TLS server on PORT, e.g. "TLSv1.3 TLS_AES_256_GCM_SHA384".
+tls_suite() {
+    local brief
+    brief="$(openssl s_client -connect "127.0.0.1:$1" -brief </dev/null 2>&1)"
+    echo "$(echo "$brief" | sed -nE 's/^Protocol version: *//p') $(echo "$brief" | sed -nE 's/^Ciphersuite: *//p')"
+}
+
+# start_nginx PORT DIR ANSWER [CPU] [CERT KEY SUITE]: nginx (Debian package) with one worker
+# answering ANSWER to every request, in the foreground of a background job (pinned to CPU if
+# given); sets NGINX_PID. With CERT, KEY and SUITE it speaks TLS 1.3 only, with that one
+# cipher suite.
 start_nginx() {
-    local port="$1" dir="$2" answer="$3" cpu="${4:-}"
-    local pin=()
+    local port="$1" dir="$2" answer="$3" cpu="${4:-}" cert="${5:-}" key="${6:-}" suite="${7:-}"
+    local pin=() ssl="" tls_lines="" scheme=http
     [ -n "$cpu" ] && pin=(taskset -c "$cpu")
+    if [ -n "$cert" ]; then
+        ssl=" ssl"
+        scheme=https
+        tls_lines="ssl_certificate $cert;
+        ssl_certificate_key $key;
+        ssl_protocols TLSv1.3;
+        ssl_conf_command Ciphersuites $suite;"
+    fi
     mkdir -p "$dir"
     cat >"$dir/nginx.conf" <<CONF
 worker_processes 1;
@@ -89,7 +115,8 @@ http {
     scgi_temp_path $dir;
     keepalive_requests 1000000;
     server {
-        listen 127.0.0.1:$port;
+        listen 127.0.0.1:$port$ssl;
+        $tls_lines
         location / {
             default_type application/json;
             return 200 '$answer';
@@ -101,7 +128,7 @@ CONF
     # shellcheck disable=SC2034 # read by the scripts that source this file
     NGINX_PID=$!
     for _ in $(seq 1 50); do
-        curl -sf "http://127.0.0.1:$port/" >/dev/null && return 0
+        curl -sfk "$scheme://127.0.0.1:$port/" >/dev/null && return 0
         sleep 0.1
     done
     echo "nginx did not start" >&2

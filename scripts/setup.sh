@@ -14,8 +14,10 @@ ORT_VERSION="1.32.0"
 
 # Packages: cmake+nasm build the bundled libjpeg-turbo (Pillow decodes JPEG with libjpeg-turbo;
 # exact answers need the same decoder), nginx+wrk are the reference peers in tests and benchmarks,
-# and the linter of the operator scripts (package shellcheck).
-APT_PACKAGES=(cmake nasm pkg-config unzip nginx wrk shellcheck python3-venv)
+# openssl's command line makes the TLS benchmark's certificate and reads the suite each server
+# negotiates (bench/point_tls_vs_nginx.sh), and the package shellcheck lints the operator
+# scripts.
+APT_PACKAGES=(cmake nasm pkg-config unzip nginx wrk openssl shellcheck python3-venv)
 
 install_packages() {
     local missing=()

@@ -26,6 +26,18 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// URL clients are told to use in /v2/servers; empty means `http://<listen>`.
     pub public_url: String,
+    /// Address of the TLS (HTTPS) listener: the whole API, beside the plain `listen`, one
+    /// SO_REUSEPORT socket per shard. Empty (None): no TLS. Needs `tls_cert` and `tls_key`.
+    #[serde(deserialize_with = "optional_socket_address")]
+    pub tls_listen: Option<SocketAddr>,
+    /// PEM certificate chain of the TLS listener, the server's certificate first. Read at
+    /// start and again on SIGHUP (new connections get the new one).
+    pub tls_cert: PathBuf,
+    /// PEM private key of `tls_cert`: PKCS#8, PKCS#1 RSA or SEC1 EC.
+    pub tls_key: PathBuf,
+    /// A TLS handshake must complete within this time from the accept, or the connection is
+    /// closed.
+    pub tls_handshake_timeout_ms: u64,
     /// Shard (reactor) count; 0 means one per available core. Fixed at data creation.
     pub shards: u16,
     /// Node id written into snowflake ids (0..=ids::MAX_NODE_ID).
@@ -139,6 +151,10 @@ impl Default for Config {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             metrics_listen: None,
             public_url: String::new(),
+            tls_listen: None,
+            tls_cert: PathBuf::new(),
+            tls_key: PathBuf::new(),
+            tls_handshake_timeout_ms: 10_000,
             shards: 0,
             node_id: 0,
             data_dir: PathBuf::from("data"),
@@ -259,6 +275,10 @@ const KEYS: &[(&str, Kind)] = &[
     ("listen", Kind::Text),
     ("metrics_listen", Kind::Text),
     ("public_url", Kind::Text),
+    ("tls_listen", Kind::Text),
+    ("tls_cert", Kind::Text),
+    ("tls_key", Kind::Text),
+    ("tls_handshake_timeout_ms", Kind::Number),
     ("shards", Kind::Number),
     ("node_id", Kind::Number),
     ("data_dir", Kind::Text),
@@ -408,7 +428,14 @@ impl Config {
         format!("http://{}", self.listen)
     }
 
+    /// The TLS listener's certificate chain and key files, when TLS is on.
+    pub fn tls_files(&self) -> Option<(&Path, &Path)> {
+        self.tls_listen?;
+        Some((&self.tls_cert, &self.tls_key))
+    }
+
     fn validate(&self) -> Result<(), String> {
+        self.validate_tls()?;
         let checks: &[(bool, &str)] = &[
             (
                 self.shards <= ids::MAX_SHARDS,
@@ -493,6 +520,34 @@ impl Config {
             Some((_, message)) => Err(format!("config: {message}")),
             None => Ok(()),
         }
+    }
+
+    /// TLS is all or nothing: an address, a certificate and a key. Whether the files can be
+    /// read is checked where they are read (`tls::load_server_config`, at start).
+    fn validate_tls(&self) -> Result<(), String> {
+        let given = [
+            self.tls_listen.is_some(),
+            !self.tls_cert.as_os_str().is_empty(),
+            !self.tls_key.as_os_str().is_empty(),
+        ];
+        if given.iter().any(|set| *set != given[0]) {
+            return Err(
+                "config: TLS needs all three of tls_listen, tls_cert and tls_key (or none)".into(),
+            );
+        }
+        if self.tls_handshake_timeout_ms == 0 {
+            return Err("config: tls_handshake_timeout_ms must be positive".into());
+        }
+        // Two SO_REUSEPORT listeners of one process on one address would share its
+        // connections, half of them answered in the wrong protocol.
+        let clashes = |other: Option<SocketAddr>| {
+            self.tls_listen
+                .is_some_and(|tls| tls.port() != 0 && Some(tls) == other)
+        };
+        if clashes(Some(self.listen)) || clashes(self.metrics_listen) {
+            return Err("config: tls_listen must differ from listen and metrics_listen".into());
+        }
+        Ok(())
     }
 }
 
@@ -743,5 +798,50 @@ mod tests {
             .unwrap_err()
             .contains("unknown field"));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn tls_is_all_or_nothing() {
+        let load = |pairs: &[(&str, &str)]| {
+            let flags: Vec<(&str, String)> =
+                pairs.iter().map(|(k, v)| (*k, v.to_string())).collect();
+            Config::load(None, &[], &flags)
+        };
+        let all = [
+            ("tls_listen", "127.0.0.1:8443"),
+            ("tls_cert", "/etc/aiocr/cert.pem"),
+            ("tls_key", "/etc/aiocr/key.pem"),
+        ];
+        let config = load(&all).unwrap();
+        assert_eq!(
+            config.tls_files(),
+            Some((
+                Path::new("/etc/aiocr/cert.pem"),
+                Path::new("/etc/aiocr/key.pem")
+            ))
+        );
+        assert_eq!(config.tls_handshake_timeout_ms, 10_000);
+        assert_eq!(Config::default().tls_files(), None);
+        for missing in 0..all.len() {
+            let mut partial = all.to_vec();
+            partial.remove(missing);
+            let error = load(&partial).unwrap_err();
+            assert!(error.contains("all three"), "{error}");
+        }
+        let error = load(&[("tls_cert", "/etc/aiocr/cert.pem")]).unwrap_err();
+        assert!(
+            error.contains("tls_listen, tls_cert and tls_key"),
+            "{error}"
+        );
+        let mut same_port = all.to_vec();
+        same_port.push(("listen", "127.0.0.1:8443"));
+        assert!(load(&same_port).unwrap_err().contains("must differ"));
+        let mut zero = all.to_vec();
+        zero.push(("tls_handshake_timeout_ms", "0"));
+        assert!(load(&zero).is_err());
+        let mut any_port = all.to_vec();
+        any_port[0].1 = "127.0.0.1:0";
+        any_port.push(("listen", "127.0.0.1:0"));
+        assert!(load(&any_port).is_ok(), "port 0 resolves to two free ports");
     }
 }

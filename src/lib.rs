@@ -7,7 +7,8 @@
 //!
 //! | step | module | what it does |
 //! |---|---|---|
-//! | 1 | [`server`] `listener`, `shard_loops` | one SO_REUSEPORT listener per shard core accepts |
+//! | 1 | [`server`] `listener`, `shard_loops` | one SO_REUSEPORT listener per shard core accepts (and one TLS listener) |
+//! | 1b | [`server`] `transport`, [`tls`] | TLS connections: the handshake and the encrypted stream |
 //! | 2 | [`server`] `conn`, [`http`] | reads and parses the request (no I/O in `http`), answers in order |
 //! | 3 | [`server`] `router`, `call` | route table; fields; the caller from the JWT ([`auth`]) |
 //! | 4 | [`server`] `endpoints/*`, `upload/` | one family per file: a typed request, parsed off the owner |
@@ -17,9 +18,10 @@
 //! | 8 | [`server`] `upload/finish`, `reply` | the result back on the owner: post or void, wake the waiter, answer |
 //!
 //! Beside the path: [`config`] (one configuration, parsed into types at load), [`contract`]
-//! (the API's error codes and the mapping of every layer's errors onto them), [`metrics`],
-//! [`clock`] (the one wall clock), [`money`] (points as the decimal amounts the captcha
-//! protocols show). Commands: `server::run` (`aiocr serve`), [`ocr_cmd`]
+//! (the API's error codes and the mapping of every layer's errors onto them), [`tls`] (the
+//! certificate files, read at start and on SIGHUP), [`metrics`], [`clock`] (the one wall
+//! clock), [`money`] (points as the decimal amounts the captcha protocols show). Commands:
+//! `server::run` (`aiocr serve`), [`ocr_cmd`]
 //! (`aiocr ocr`), [`admin_cmd`] (`aiocr user|points|ledger`), [`doctor`] (`aiocr doctor`).
 
 pub mod admin_cmd;
@@ -39,3 +41,4 @@ pub mod server;
 pub mod store;
 #[cfg(test)]
 mod test_support;
+pub mod tls;

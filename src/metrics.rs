@@ -24,6 +24,10 @@ pub struct ShardMetrics {
     pub connections_accepted: u64,
     /// Closed at once because the shard was at its connection limit.
     pub connections_refused: u64,
+    /// TLS handshakes completed, and those that failed or timed out (plain HTTP on the TLS
+    /// port, unknown protocol versions, clients that never finish).
+    pub tls_handshakes: u64,
+    pub tls_handshakes_failed: u64,
     /// Protocol refusals (400/408/413/414/431/501/505) by status.
     pub protocol_errors: Vec<(u16, u64)>,
     pub forwarded_out: u64,
@@ -58,6 +62,8 @@ impl ShardMetrics {
             connections_open: 0,
             connections_accepted: 0,
             connections_refused: 0,
+            tls_handshakes: 0,
+            tls_handshakes_failed: 0,
             protocol_errors: Vec::new(),
             forwarded_out: 0,
             forwarded_in: 0,
@@ -201,13 +207,19 @@ impl Registry {
     }
 
     fn render_shards(&self, out: &mut String) {
-        let gauges: [(&str, &str, ReadCounter); 7] = [
+        let gauges: [(&str, &str, ReadCounter); 9] = [
             ("aiocr_connections_open", "gauge", |m| m.connections_open),
             ("aiocr_connections_accepted_total", "counter", |m| {
                 m.connections_accepted
             }),
             ("aiocr_connections_refused_total", "counter", |m| {
                 m.connections_refused
+            }),
+            ("aiocr_tls_handshakes_total", "counter", |m| {
+                m.tls_handshakes
+            }),
+            ("aiocr_tls_handshakes_failed_total", "counter", |m| {
+                m.tls_handshakes_failed
             }),
             ("aiocr_forwarded_out_total", "counter", |m| m.forwarded_out),
             ("aiocr_forwarded_in_total", "counter", |m| m.forwarded_in),

@@ -580,3 +580,49 @@ fn memlock_hard_bytes() -> u64 {
     );
     limit.rlim_max
 }
+
+#[test]
+fn the_tls_certificate_is_checked_only_when_tls_is_on() {
+    let host = FakeHost::new();
+    let data = tempfile::tempdir().unwrap();
+    let plain = ready_args(&data.path().join("new-data"), &real_model_dir());
+    let (_, report) = doctor_json(&host, &as_strs(&plain), &[]);
+    let names: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert!(!names.contains(&"tls"), "{names:?}");
+
+    let files = tempfile::tempdir().unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let names = vec!["localhost".to_string()];
+    let mut params = rcgen::CertificateParams::new(names).unwrap();
+    params.not_after = rcgen::date_time_ymd(4000, 1, 1);
+    let certificate = params.self_signed(&key).unwrap();
+    let (cert_path, key_path) = (files.path().join("c.pem"), files.path().join("k.pem"));
+    std::fs::write(&cert_path, certificate.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let mut tls = plain.clone();
+    for setting in [
+        "tls_listen=127.0.0.1:8443".to_string(),
+        format!("tls_cert={}", path_str(&cert_path)),
+        format!("tls_key={}", path_str(&key_path)),
+    ] {
+        tls.extend(["--set".to_string(), setting]);
+    }
+    let (_, report) = doctor_json(&host, &as_strs(&tls), &[]);
+    assert_eq!(status(&report, "tls"), "OK", "{report:#}");
+    assert!(check(&report, "tls")["detail"]
+        .as_str()
+        .unwrap()
+        .contains("valid until 4000-01-01 UTC"));
+
+    // An unreadable key: FAIL, exit 1.
+    let last = tls.len() - 1;
+    tls[last] = format!("tls_key={}", path_str(&files.path().join("missing.pem")));
+    let (exit_code, report) = doctor_json(&host, &as_strs(&tls), &[]);
+    assert_eq!(status(&report, "tls"), "FAIL", "{report:#}");
+    assert_eq!(exit_code, 1);
+}

@@ -18,6 +18,9 @@ pub const MODEL_FILES: [&str; 2] = ["common_old.onnx", "common.onnx"];
 pub const CHARSET_FILES: [&str; 2] = ["charset_old.json", "charset_beta.json"];
 pub const RUNTIME_LIBRARY: &str = "libonnxruntime.so";
 
+/// A TLS certificate this close to its expiry is a warning.
+const CERT_WARN_SECS: i64 = 14 * 86_400;
+
 const TUNING_LIMITS: &str =
     "tuning/limits.d/60-aiocr.conf (login sessions) or tuning/aiocr.service (the service)";
 
@@ -446,6 +449,46 @@ fn creatable(dir: &Path) -> Result<String, String> {
     ))
 }
 
+/// The TLS listener's files: they load as `aiocr serve` loads them (certificate chain, key,
+/// the key belongs to the certificate), and the certificate is valid for more than two weeks
+/// after `now_unix_secs` (WARN within them, FAIL once expired).
+pub fn tls(cert: &Path, key: &Path, now_unix_secs: i64) -> Check {
+    let renew = "renew the certificate, write it over tls_cert (and tls_key), then send aiocr \
+                 SIGHUP (systemctl reload aiocr): new connections get it without a restart";
+    let loaded = crate::tls::load_server_config(cert, key)
+        .and_then(|_| crate::tls::certificate_expiry_unix_secs(cert));
+    let expiry = match loaded {
+        Ok(expiry) => expiry,
+        Err(error) => {
+            return Check::fail(
+                "tls",
+                error,
+                "give tls_cert a PEM certificate chain (server certificate first) and tls_key \
+                 its PEM private key, both readable by the user running aiocr",
+            )
+        }
+    };
+    let left_secs = expiry - now_unix_secs;
+    let until = format!(
+        "{} valid until {} UTC",
+        cert.display(),
+        crate::tls::utc_date(expiry)
+    );
+    if left_secs <= 0 {
+        let expired = format!(
+            "{} expired on {} UTC",
+            cert.display(),
+            crate::tls::utc_date(expiry)
+        );
+        return Check::fail("tls", expired, renew);
+    }
+    let days_left = left_secs / 86_400;
+    if left_secs < CERT_WARN_SECS {
+        return Check::warn("tls", format!("{until}: {days_left} day(s) left"), renew);
+    }
+    Check::ok("tls", format!("{until} ({days_left} days left)"))
+}
+
 fn existing_ancestor(path: &Path) -> PathBuf {
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     absolute
@@ -469,5 +512,52 @@ mod tests {
         assert!(without_coop.detail.contains("COOP_TASKRUN"));
         assert_eq!(kernel("5.4.0-150-generic").status, Status::Fail);
         assert_eq!(kernel("not-a-release").status, Status::Warn);
+    }
+
+    #[test]
+    fn tls_verdicts_follow_the_certificate_expiry() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        // 2033-05-18 03:33:20 UTC
+        let not_after: i64 = 2_000_000_000;
+        params.not_after = rcgen::date_time_ymd(2033, 5, 18)
+            + std::time::Duration::from_secs(3 * 3600 + 33 * 60 + 20);
+        let certificate = params.self_signed(&key).unwrap();
+        let (cert_path, key_path) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        std::fs::write(&cert_path, certificate.pem()).unwrap();
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        let at = |days_before: i64| tls(&cert_path, &key_path, not_after - days_before * 86_400);
+        let fine = at(100);
+        assert_eq!(fine.status, Status::Ok);
+        assert!(
+            fine.detail
+                .contains("valid until 2033-05-18 UTC (100 days left)"),
+            "{}",
+            fine.detail
+        );
+        let soon = at(5);
+        assert_eq!(soon.status, Status::Warn);
+        assert!(soon.detail.contains("5 day(s) left"), "{}", soon.detail);
+        assert!(soon.fix.unwrap().contains("SIGHUP"));
+        assert_eq!(at(14).status, Status::Ok);
+        assert_eq!(at(13).status, Status::Warn);
+        let expired = at(0);
+        assert_eq!(expired.status, Status::Fail);
+        assert!(
+            expired.detail.contains("expired on 2033-05-18"),
+            "{}",
+            expired.detail
+        );
+        // A key that is not the certificate's.
+        let other = dir.path().join("other.pem");
+        std::fs::write(&other, rcgen::KeyPair::generate().unwrap().serialize_pem()).unwrap();
+        let mismatched = tls(&cert_path, &other, not_after - 100 * 86_400);
+        assert_eq!(mismatched.status, Status::Fail);
+        assert!(
+            mismatched.detail.contains("with tls_key"),
+            "{}",
+            mismatched.detail
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! `aiocr doctor`: checks that this host can run aiocr as configured (kernel, io_uring,
-//! locked memory, open files, listen queues, cores, models, data directory) and says how to
+//! locked memory, open files, listen queues, cores, models, data directory, and the TLS
+//! certificate when `tls_listen` is set) and says how to
 //! fix what is not. It reads the configuration exactly as `aiocr serve` does (`--config`,
 //! `AIOCR_*`, `--set`: `config::ConfigArgs`), so the two cannot disagree. Also the start-up checks `aiocr serve` runs (`raise_nofile_limit`,
 //! `preflight`). Operator documentation: docs/operations.md; host settings: tuning/.
@@ -86,7 +87,7 @@ fn run_checks(args: &DoctorArgs, config: &Config, settings: &Settings) -> Vec<Ch
     let proc_sys = host::ProcSys::new(&args.proc_sys);
     let release = checks::kernel_release(&proc_sys);
     let kernel_version = host::kernel_version(&release);
-    vec![
+    let mut checks = vec![
         checks::kernel(&release),
         checks::io_uring(&proc_sys),
         checks::memlock(settings.shards, kernel_version, host::has_cap_ipc_lock()),
@@ -100,5 +101,10 @@ fn run_checks(args: &DoctorArgs, config: &Config, settings: &Settings) -> Vec<Ch
         checks::models(&config.model_dir),
         checks::onnxruntime(&config.model_dir),
         checks::data_dir(&config.data_dir),
-    ]
+    ];
+    if let Some((cert, key)) = config.tls_files() {
+        let now_secs = crate::clock::unix_now_ms() / 1000;
+        checks.push(checks::tls(cert, key, now_secs as i64));
+    }
+    checks
 }

@@ -1,6 +1,7 @@
 //! Start-up and shutdown of the whole server: open every shard's store (voiding uploads a
 //! previous run left pending), create the demo users on a fresh data directory, start the
-//! recognition threads and one pinned executor per shard, wait for SIGTERM/SIGINT, stop.
+//! recognition threads and one pinned executor per shard, wait for SIGTERM/SIGINT (stop) or
+//! SIGHUP (reload the TLS certificate), stop.
 
 use super::listener;
 use super::router::ROUTE_LABELS;
@@ -28,8 +29,17 @@ enum ShardEvent {
     Finished(u16, Result<(), String>),
 }
 
-/// Runs the server until SIGTERM/SIGINT (or a shard fails), then stops it cleanly.
-pub fn run_until_stopped(mut config: Config) -> Result<(), String> {
+/// Runs the server until SIGTERM/SIGINT (or a shard fails), then stops it cleanly. `tls` is
+/// the TLS listener's configuration, read from `tls_cert`/`tls_key` (None: no TLS).
+pub fn run_until_stopped(
+    mut config: Config,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> Result<(), String> {
+    assert_eq!(
+        tls.is_some(),
+        config.tls_listen.is_some(),
+        "TLS has a certificate exactly when it has an address"
+    );
     let shard_count = config.shard_count();
     // One descriptor per connection: take the whole hard limit, then refuse clearly (pointing
     // at tuning/ and `aiocr doctor`) where io_uring or locked memory cannot carry the shards.
@@ -42,7 +52,11 @@ pub fn run_until_stopped(mut config: Config) -> Result<(), String> {
     let keys = crate::auth::load_or_create_keys(&config.data_dir, non_empty(&config.jwt_secret))
         .map_err(|e| format!("jwt secret: {e}"))?;
     // Port 0 (tests) must resolve to one port for every shard's SO_REUSEPORT socket.
-    let port_holder = listener::claim_port(&mut config)?;
+    let mut port_holders = Vec::new();
+    port_holders.extend(listener::claim_port(&mut config.listen)?);
+    if let Some(tls_listen) = &mut config.tls_listen {
+        port_holders.extend(listener::claim_port(tls_listen)?);
+    }
     let demo = if fresh && config.create_demo_users {
         Some(create_demo_users(&mut stores, shard_count)?)
     } else {
@@ -85,6 +99,7 @@ pub fn run_until_stopped(mut config: Config) -> Result<(), String> {
             inbox,
             results,
             shared: shared.clone(),
+            tls: tls.clone(),
         };
         start_shard(seed, shard_cores[index], events.clone())?;
     }
@@ -93,7 +108,7 @@ pub fn run_until_stopped(mut config: Config) -> Result<(), String> {
         &shared,
         shard_count,
         &event_receiver,
-        port_holder,
+        port_holders,
         demo.as_ref(),
     );
     // The shards have stopped and voided what was pending: the recognition threads stop now.
@@ -236,31 +251,75 @@ fn stop_all(peers: &[flume::Sender<ShardMessage>]) {
     }
 }
 
+/// Reads the TLS certificate again (SIGHUP) and, if it is valid, hands it to every shard for
+/// its new connections, returning once each has taken it; if not, the shards keep theirs.
+fn reload_tls(config: &Config, peers: &[flume::Sender<ShardMessage>]) {
+    let Some((cert, key)) = config.tls_files() else {
+        eprintln!("aiocr: SIGHUP: nothing to reload (no tls_listen)");
+        return;
+    };
+    let tls = match crate::tls::load_server_config(cert, key) {
+        Ok(tls) => tls,
+        Err(error) => {
+            eprintln!(
+                "aiocr: SIGHUP: TLS certificate not reloaded, keeping the current one: {error}"
+            );
+            return;
+        }
+    };
+    let (done, taken) = mpsc::channel();
+    for peer in peers {
+        // Blocking, like `Stop`: the shards keep draining their inboxes.
+        let _ = peer.send(ShardMessage::ReloadTls(tls.clone(), done.clone()));
+    }
+    drop(done);
+    // Ends early only if a shard has stopped (its inbox dropped the message and its sender).
+    let shards_done = taken.iter().take(peers.len()).count();
+    eprintln!(
+        "aiocr: SIGHUP: TLS certificate reloaded from {} ({shards_done} of {} shard(s))",
+        cert.display(),
+        peers.len()
+    );
+}
+
+/// The signal thread: SIGHUP reloads the TLS certificate (as often as it comes); the first
+/// SIGTERM/SIGINT stops every shard and ends the thread.
+fn handle_signals(
+    mut signals: signal_hook::iterator::Signals,
+    config: Arc<Config>,
+    peers: Arc<[flume::Sender<ShardMessage>]>,
+) {
+    for signal in signals.forever() {
+        if signal == signal_hook::consts::SIGHUP {
+            reload_tls(&config, &peers);
+            continue;
+        }
+        eprintln!("aiocr: stopping: draining connections");
+        stop_all(&peers);
+        return;
+    }
+}
+
 /// Waits for every shard to listen (then announces the server), then for SIGTERM/SIGINT or a
 /// shard failure, then for every shard to finish.
 fn supervise(
     shared: &Shared,
     shard_count: u16,
     events: &mpsc::Receiver<ShardEvent>,
-    mut port_holder: Option<socket2::Socket>,
+    mut port_holders: Vec<socket2::Socket>,
     demo: Option<&DemoUsers>,
 ) -> Result<(), String> {
     let signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
     ])
     .map_err(|e| format!("signal handler: {e}"))?;
     let signal_handle = signals.handle();
-    let peers = shared.peers.clone();
+    let (config, peers) = (shared.config.clone(), shared.peers.clone());
     let signal_thread = std::thread::Builder::new()
         .name("aiocr-signals".into())
-        .spawn(move || {
-            let mut signals = signals;
-            if signals.forever().next().is_some() {
-                eprintln!("aiocr: stopping: draining connections");
-                stop_all(&peers);
-            }
-        })
+        .spawn(move || handle_signals(signals, config, peers))
         .map_err(|e| format!("signal thread: {e}"))?;
     let mut listening = 0;
     let mut finished = 0;
@@ -271,7 +330,7 @@ fn supervise(
             ShardEvent::Listening => {
                 listening += 1;
                 if listening == shard_count {
-                    drop(port_holder.take());
+                    port_holders.clear();
                     announce(&shared.config, shard_count, demo);
                 }
             }
@@ -345,6 +404,10 @@ fn announce(config: &Config, shard_count: u16, demo: Option<&DemoUsers>) {
     }
     if let Some(address) = config.metrics_listen {
         println!("aiocr: metrics on {}/metrics", local_url(&address));
+    }
+    if let Some(address) = config.tls_listen {
+        let url = local_url(&address).replacen("http://", "https://", 1);
+        println!("aiocr: TLS on {url}");
     }
     println!("aiocr: listening on {url} with {shard_count} shard(s)");
     use std::io::Write;

@@ -4,20 +4,25 @@
 //! body decoder, so its size is bounded by the header limit plus one read. Pipelined requests
 //! are answered in order: answers accumulate in `out` and are written when no complete request
 //! is left in the buffer (or `out` grows past `FLUSH_AT_BYTES`). Every wait for the client has a
-//! deadline (header, body, idle, write), so a slow or silent client costs one task and a
-//! buffer, never the shard's progress.
+//! deadline (header, body, idle, write; TLS adds the handshake's), so a slow or silent client
+//! costs one task and a buffer, never the shard's progress.
+//!
+//! The loop is generic over its [`Transport`]: the accepted `TcpStream` itself, or a TLS
+//! stream over it after the handshake (`transport.rs`); both serve the same routes, limits
+//! and SIGTERM drain.
 
 use super::router::{self, Surface};
 use super::shard::Shard;
+use super::transport::{self, Transport};
 use crate::http::{
     parse_head, BodyDecoder, BodyProgress, Framing, HeadLimits, Method, ProtocolError, RequestHead,
 };
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::os::fd::RawFd;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Bytes read from the socket at a time, at most (the buffer's room beyond the header limit).
@@ -41,8 +46,8 @@ enum Ending {
     Refused(ProtocolError),
 }
 
-pub struct Connection {
-    stream: TcpStream,
+pub struct Connection<S> {
+    stream: S,
     /// Received bytes; `buf[start..end]` is not consumed yet.
     buf: Vec<u8>,
     /// The most `buf` grows to.
@@ -115,6 +120,13 @@ pub struct Registration {
     idle: Rc<Cell<bool>>,
 }
 
+/// How an accepted connection speaks: plain HTTP, or TLS with the shard's current
+/// certificate (taken at the accept: a SIGHUP reload changes only later connections).
+pub enum Security {
+    Plain,
+    Tls(Arc<rustls::ServerConfig>),
+}
+
 /// Serves one accepted, registered connection until the client or a limit ends it, then
 /// removes it from the shard's connection set.
 pub async fn serve(
@@ -122,28 +134,67 @@ pub async fn serve(
     stream: TcpStream,
     registration: Registration,
     surface: Surface,
+    security: Security,
 ) {
     let Registration { id, idle } = registration;
-    serve_registered(&shard, stream, idle, surface).await;
-    shard.connections.remove(id);
-    shard.metrics().connections_open = shard.connections.count() as u64;
-}
-
-async fn serve_registered(
-    shard: &Rc<Shard>,
-    stream: TcpStream,
-    idle: Rc<Cell<bool>>,
-    surface: Surface,
-) {
-    let _ = stream.set_nodelay(true);
-    let write_timeout = Duration::from_millis(shard.config().write_timeout_ms);
-    let _ = stream.set_write_timeout(Some(write_timeout));
-    let buffer_limit = shard.config().max_header_bytes + READ_CHUNK_BYTES;
     let peer = stream
         .peer_addr()
         .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |address| {
             address.ip()
         });
+    let _ = stream.set_nodelay(true);
+    let write_timeout = Duration::from_millis(shard.config().write_timeout_ms);
+    let _ = stream.set_write_timeout(Some(write_timeout));
+    match security {
+        Security::Plain => serve_registered(&shard, stream, idle, surface, peer).await,
+        Security::Tls(config) => {
+            if let Some(stream) = handshake(&shard, stream, config, &idle).await {
+                serve_registered(&shard, stream, idle, surface, peer).await;
+            }
+        }
+    }
+    shard.connections.remove(id);
+    shard.metrics().connections_open = shard.connections.count() as u64;
+}
+
+/// The TLS handshake, within `tls_handshake_timeout_ms`. A connection in its handshake counts
+/// as idle (no request has started), so SIGTERM closes it at once. `None`: the client failed
+/// or did not finish (plain HTTP on this port, a wrong protocol, a timeout, a reset); the
+/// socket is closed when the stream is dropped.
+async fn handshake(
+    shard: &Rc<Shard>,
+    stream: TcpStream,
+    config: Arc<rustls::ServerConfig>,
+    idle: &Cell<bool>,
+) -> Option<transport::TlsTransport> {
+    idle.set(true);
+    if shard.stop.is_stopped() {
+        return None;
+    }
+    let timeout = Duration::from_millis(shard.config().tls_handshake_timeout_ms);
+    let handshake = transport::tls_handshake(stream, config, Instant::now() + timeout).await;
+    idle.set(false);
+    let mut metrics = shard.metrics();
+    match handshake {
+        Ok(stream) => {
+            metrics.tls_handshakes += 1;
+            Some(stream)
+        }
+        Err(_) => {
+            metrics.tls_handshakes_failed += 1;
+            None
+        }
+    }
+}
+
+async fn serve_registered<S: Transport>(
+    shard: &Rc<Shard>,
+    stream: S,
+    idle: Rc<Cell<bool>>,
+    surface: Surface,
+    peer: std::net::IpAddr,
+) {
+    let buffer_limit = shard.config().max_header_bytes + READ_CHUNK_BYTES;
     let mut connection = Connection {
         stream,
         buf: vec![0; INITIAL_BUFFER_BYTES.min(buffer_limit)],
@@ -166,7 +217,7 @@ async fn serve_registered(
     let _ = connection.stream.close().await;
 }
 
-impl Connection {
+impl<S: Transport> Connection<S> {
     async fn request_loop(&mut self, shard: &Rc<Shard>) -> std::io::Result<Ending> {
         let config = shard.config();
         let limits = HeadLimits {
@@ -291,8 +342,8 @@ impl Connection {
     /// Reads at least one byte into the buffer within `timeout`.
     async fn read_more(&mut self, timeout: Duration) -> std::io::Result<Result<(), ReadEnd>> {
         self.make_room();
-        self.stream.set_read_timeout(Some(timeout))?;
-        match self.stream.read(&mut self.buf[self.end..]).await {
+        let room = &mut self.buf[self.end..];
+        match self.stream.read_within(room, timeout).await {
             Ok(0) => Ok(Err(ReadEnd::Closed)),
             Ok(count) => {
                 self.end += count;

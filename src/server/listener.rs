@@ -1,5 +1,6 @@
-//! The server's sockets, set up in one place: each shard's SO_REUSEPORT API listener, the
-//! optional `metrics_listen` listener, and the start-up probe that claims the port.
+//! The server's sockets, set up in one place: each shard's SO_REUSEPORT API listeners (plain,
+//! and TLS when `tls_listen` is set), the optional `metrics_listen` listener, and the start-up
+//! probe that claims their ports.
 
 use crate::config::Config;
 use glommio::net::TcpListener;
@@ -16,6 +17,11 @@ pub fn api_listener(config: &Config) -> std::io::Result<TcpListener> {
     listening(bound_socket(config.listen, true)?, config.backlog)
 }
 
+/// The TLS twin of `api_listener` on `tls_listen`: one SO_REUSEPORT socket per shard.
+pub fn tls_listener(address: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    listening(bound_socket(address, true)?, backlog)
+}
+
 /// The `metrics_listen` socket: one, without SO_REUSEPORT, so that a second server on the
 /// same address fails to start instead of taking half of the scrapes.
 pub fn metrics_listener(address: SocketAddr) -> std::io::Result<TcpListener> {
@@ -23,20 +29,19 @@ pub fn metrics_listener(address: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 /// With port 0, binds (without listening) a SO_REUSEPORT socket to learn a free port and
-/// rewrites `listen` with it; the returned socket must be kept until every shard listens on
+/// rewrites `address` (`listen` or `tls_listen`) with it; the returned socket must be kept until every shard listens on
 /// that port, so nothing else can take it meanwhile. A socket that does not listen receives
 /// no connections.
 ///
 /// With a fixed port, first checks that no other process listens there: SO_REUSEPORT would
 /// otherwise let a second server silently share the port (and split the traffic).
-pub fn claim_port(config: &mut Config) -> Result<Option<Socket>, String> {
-    let address = config.listen;
+pub fn claim_port(address: &mut SocketAddr) -> Result<Option<Socket>, String> {
     if address.port() != 0 {
-        bound_socket(address, false).map_err(|e| format!("cannot listen on {address}: {e}"))?;
+        bound_socket(*address, false).map_err(|e| format!("cannot listen on {address}: {e}"))?;
         return Ok(None);
     }
     let bind = || -> std::io::Result<(Socket, SocketAddr)> {
-        let socket = bound_socket(address, true)?;
+        let socket = bound_socket(*address, true)?;
         let bound = socket
             .local_addr()?
             .as_socket()
@@ -45,7 +50,7 @@ pub fn claim_port(config: &mut Config) -> Result<Option<Socket>, String> {
     };
     let (socket, bound) = bind().map_err(|e| format!("resolving port 0 of {address}: {e}"))?;
     assert_ne!(bound.port(), 0, "the kernel assigned a port");
-    config.listen = bound;
+    *address = bound;
     Ok(Some(socket))
 }
 

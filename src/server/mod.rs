@@ -33,6 +33,7 @@ mod router;
 mod shard;
 mod shard_loops;
 mod stop;
+mod transport;
 mod upload;
 
 use crate::config::ConfigArgs;
@@ -57,7 +58,18 @@ pub fn run(args: ServeArgs) -> i32 {
             return 2;
         }
     };
-    match boot::run_until_stopped(config) {
+    // The certificate is part of the configuration: a missing or broken file is refused here.
+    let tls = match config.tls_files() {
+        Some((cert, key)) => match crate::tls::load_server_config(cert, key) {
+            Ok(tls) => Some(tls),
+            Err(message) => {
+                eprintln!("aiocr serve: {message}");
+                return 2;
+            }
+        },
+        None => None,
+    };
+    match boot::run_until_stopped(config, tls) {
         Ok(()) => 0,
         Err(message) => {
             eprintln!("aiocr serve: {message}");

@@ -31,6 +31,10 @@ pub type RemoteTask = Box<dyn FnOnce(Rc<Shard>) -> Pin<Box<dyn Future<Output = (
 
 pub enum ShardMessage {
     Run(RemoteTask),
+    /// SIGHUP with a valid certificate: new TLS connections use this configuration. The
+    /// shard acknowledges once it took it (the signal thread logs the reload after every
+    /// shard did).
+    ReloadTls(Arc<rustls::ServerConfig>, std::sync::mpsc::Sender<()>),
     /// SIGTERM: stop accepting, drain, void pending uploads, flush, exit.
     Stop,
 }
@@ -55,6 +59,8 @@ pub struct ShardSeed {
     pub inbox: flume::Receiver<ShardMessage>,
     pub results: flume::Receiver<JobResult>,
     pub shared: Arc<Shared>,
+    /// The TLS listener's configuration at start (`None`: no TLS listener).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// One shard's state.
@@ -83,6 +89,9 @@ pub struct Shard {
     /// Per client address: API key lookups that found nothing (5002 once spent).
     pub failed_auth: RefCell<RateLimiter>,
     pub stop: StopSignal,
+    /// The certificate new TLS connections get: set at start, replaced on SIGHUP by a
+    /// message in the inbox (so reading it at an accept takes no lock).
+    pub tls: RefCell<Option<Arc<rustls::ServerConfig>>>,
 }
 
 /// Why a call to another shard did not run.
@@ -129,6 +138,7 @@ impl Shard {
                 config.failed_auth_burst,
             )),
             stop: StopSignal::default(),
+            tls: RefCell::new(None),
             shared,
         }
     }

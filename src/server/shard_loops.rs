@@ -2,7 +2,7 @@
 //! shards forward, apply recognition results, drop expired days, and at the end drain the
 //! connections, void what is still pending and flush.
 
-use super::conn;
+use super::conn::{self, Security};
 use super::listener;
 use super::router::Surface;
 use super::shard::{Shard, ShardMessage, ShardSeed};
@@ -27,6 +27,13 @@ pub async fn shard_main(seed: ShardSeed, on_listening: impl FnOnce()) -> Result<
     let config = seed.shared.config.clone();
     let listener =
         listener::api_listener(&config).map_err(|e| format!("listen on {}: {e}", config.listen))?;
+    let tls_listener = match config.tls_listen {
+        Some(address) => Some(
+            listener::tls_listener(address, config.backlog)
+                .map_err(|e| format!("listen on {address} (tls_listen): {e}"))?,
+        ),
+        None => None,
+    };
     // One monitoring listener for the whole server, on shard 0 (/metrics sums every shard).
     let metrics_listener = match config.metrics_listen {
         Some(address) if seed.id == 0 => Some(
@@ -37,6 +44,12 @@ pub async fn shard_main(seed: ShardSeed, on_listening: impl FnOnce()) -> Result<
     };
     on_listening();
     let shard = Rc::new(Shard::new(seed.id, seed.store, seed.shared));
+    assert_eq!(
+        seed.tls.is_some(),
+        tls_listener.is_some(),
+        "a TLS listener has a certificate"
+    );
+    shard.tls.replace(seed.tls);
     // The flush loop outlives the drain: requests finishing during it still need fsyncs.
     let commit_stop = StopSignal::default();
     let commit_loop = glommio::spawn_local({
@@ -52,19 +65,32 @@ pub async fn shard_main(seed: ShardSeed, on_listening: impl FnOnce()) -> Result<
     if let Some(metrics_listener) = metrics_listener {
         let shard = shard.clone();
         glommio::spawn_local(async move {
-            accept_loop(&shard, &metrics_listener, Surface::Monitoring).await
+            accept_loop(&shard, &metrics_listener, Surface::Monitoring, false).await
         })
         .detach();
     }
-    accept_loop(&shard, &listener, Surface::Api).await;
+    // The TLS listener serves the same surface; it stops with the plain one (both watch the
+    // stop signal), and the drain below waits for its connections too.
+    let tls_accepting = tls_listener.map(|tls_listener| {
+        let shard = shard.clone();
+        glommio::spawn_local(
+            async move { accept_loop(&shard, &tls_listener, Surface::Api, true).await },
+        )
+    });
+    accept_loop(&shard, &listener, Surface::Api, false).await;
     drop(listener);
+    if let Some(tls_accepting) = tls_accepting {
+        tls_accepting.await;
+    }
     drain(&shard).await;
     commit_stop.stop();
     commit_loop.await;
     finish(&shard).await
 }
 
-async fn accept_loop(shard: &Rc<Shard>, listener: &TcpListener, surface: Surface) {
+/// Accepts until the stop signal; `tls`: each connection starts with a handshake, using the
+/// certificate the shard holds at that accept.
+async fn accept_loop(shard: &Rc<Shard>, listener: &TcpListener, surface: Surface, tls: bool) {
     loop {
         let accepted = async { Some(listener.accept().await) };
         let stopped = async {
@@ -93,7 +119,20 @@ async fn accept_loop(shard: &Rc<Shard>, listener: &TcpListener, surface: Surface
             metrics.connections_accepted += 1;
             metrics.connections_open = shard.connections.count() as u64;
         }
-        glommio::spawn_local(conn::serve(shard.clone(), stream, registration, surface)).detach();
+        let security = if tls {
+            let config = shard.tls.borrow().clone();
+            Security::Tls(config.expect("a TLS listener runs on a shard with a certificate"))
+        } else {
+            Security::Plain
+        };
+        glommio::spawn_local(conn::serve(
+            shard.clone(),
+            stream,
+            registration,
+            surface,
+            security,
+        ))
+        .detach();
     }
 }
 
@@ -104,6 +143,14 @@ async fn inbox_loop(shard: Rc<Shard>, inbox: flume::Receiver<ShardMessage>) {
         match message {
             ShardMessage::Run(task) => {
                 glommio::spawn_local(task(shard.clone())).detach();
+            }
+            ShardMessage::ReloadTls(config, done) => {
+                assert!(
+                    shard.tls.borrow().is_some(),
+                    "only a server with a TLS listener reloads certificates"
+                );
+                shard.tls.replace(Some(config));
+                let _ = done.send(());
             }
             ShardMessage::Stop => {
                 shard.stop.stop();

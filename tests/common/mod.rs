@@ -1,5 +1,6 @@
 //! Test harness: runs the real `aiocr` binary on an ephemeral loopback port with its own
-//! temporary data directory, and talks to it with raw `TcpStream` HTTP/1.1 clients.
+//! temporary data directory, and talks to it with raw HTTP/1.1 clients (over a `TcpStream`,
+//! or any other byte stream such as a TLS client's).
 #![allow(dead_code)] // each test file uses its own subset
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -17,7 +18,11 @@ static NEXT_DIR: AtomicU32 = AtomicU32::new(0);
 pub struct Server {
     child: Option<Child>,
     pub port: u16,
+    /// The `tls_listen` port, when the settings turn TLS on.
+    pub tls_port: u16,
     pub data_dir: PathBuf,
+    /// The server's stderr, line by line (also copied to the test's stderr).
+    log: mpsc::Receiver<String>,
     pub demo_password: String,
     pub admin_password: String,
     settings: Vec<String>,
@@ -70,7 +75,7 @@ impl Server {
             .arg(model_dir())
             .env_remove("AIOCR_LISTEN")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(Stdio::piped());
         for setting in &settings {
             command.args(["--set", setting]);
         }
@@ -82,9 +87,19 @@ impl Server {
                 let _ = lines_tx.send(line);
             }
         });
+        let stderr = child.stderr.take().unwrap();
+        let (log_tx, log) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                let _ = log_tx.send(line);
+            }
+        });
         let mut server = Server {
             child: Some(child),
             port: 0,
+            tls_port: 0,
+            log,
             data_dir,
             demo_password: demo,
             admin_password: admin,
@@ -100,6 +115,9 @@ impl Server {
             if let Some(rest) = line.split("admin / ").nth(1) {
                 server.admin_password = rest.split_whitespace().next().unwrap().to_string();
             }
+            if let Some(rest) = line.split("TLS on https://127.0.0.1:").nth(1) {
+                server.tls_port = rest.trim().parse().unwrap();
+            }
             if let Some(rest) = line.split("listening on http://127.0.0.1:").nth(1) {
                 server.port = rest.split_whitespace().next().unwrap().parse().unwrap();
                 break;
@@ -111,6 +129,26 @@ impl Server {
 
     pub fn client(&self) -> Client {
         Client::connect(self.port)
+    }
+
+    /// Waits for a line of the server's stderr that contains `needle` and returns it (lines
+    /// before it are passed over). Panics if the server's stderr ends first.
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        // Not a timing assertion: only keeps a broken server from hanging the suite forever.
+        let patience = Duration::from_secs(120);
+        loop {
+            match self.log.recv_timeout(patience) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(error) => panic!("no log line with {needle:?}: {error}"),
+            }
+        }
+    }
+
+    /// Sends `signal` (e.g. `libc::SIGHUP`) to the running server.
+    pub fn signal(&self, signal: i32) {
+        let child = self.child.as_ref().expect("running");
+        assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
     }
 
     pub fn addr(&self) -> String {
@@ -256,19 +294,31 @@ impl Answer {
     }
 }
 
-/// One keep-alive connection.
-pub struct Client {
-    pub stream: TcpStream,
+/// One keep-alive connection over a byte stream (TCP unless said otherwise).
+pub struct Client<S = TcpStream> {
+    pub stream: S,
     buffered: Vec<u8>,
+}
+
+/// A TCP connection to a local port, with a read timeout that only keeps a broken server from
+/// hanging the suite forever (not a timing assertion).
+pub fn connect_tcp(port: u16) -> TcpStream {
+    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    stream
 }
 
 impl Client {
     pub fn connect(port: u16) -> Client {
-        let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        // Not a timing assertion: only keeps a broken server from hanging the suite forever.
-        stream
-            .set_read_timeout(Some(Duration::from_secs(60)))
-            .unwrap();
+        Client::over(connect_tcp(port))
+    }
+}
+
+impl<S: Read + Write> Client<S> {
+    /// A client over an established stream (e.g. a TLS client's).
+    pub fn over(stream: S) -> Client<S> {
         Client {
             stream,
             buffered: Vec::new(),
