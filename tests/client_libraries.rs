@@ -116,3 +116,65 @@ fn anticaptcha_capmonster_and_capsolver_libraries_over_http() {
         assert_eq!(server.balance(&key), (points, 0), "{client}");
     }
 }
+
+/// A test CA's PEM and a server certificate and key for 127.0.0.1 signed by it, written into
+/// `dir`: (ca, cert, key) paths.
+fn test_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "aiocr client-library test CA");
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let names = vec!["127.0.0.1".to_string(), "localhost".to_string()];
+    let certificate = rcgen::CertificateParams::new(names)
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let paths = (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    );
+    std::fs::write(&paths.0, ca.pem()).unwrap();
+    std::fs::write(&paths.1, certificate.pem()).unwrap();
+    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
+    paths
+}
+
+/// 2captcha-python speaks only https: it runs against aiocr's TLS listener with a
+/// certificate this test makes and tells `requests` to trust (REQUESTS_CA_BUNDLE).
+#[test]
+fn twocaptcha_python_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = test_certificates(dir.path());
+    let settings = [
+        "rate_limit_burst=1000".to_string(),
+        "tls_listen=127.0.0.1:0".to_string(),
+        format!("tls_cert={}", cert.display()),
+        format!("tls_key={}", key.display()),
+    ];
+    let settings: Vec<&str> = settings.iter().map(String::as_str).collect();
+    let server = Server::start(2, &settings);
+    assert_ne!(server.tls_port, 0);
+    let api_key = key_of(&server);
+    let url = format!("https://127.0.0.1:{}", server.tls_port);
+    let fixtures = fixtures();
+    let files: Vec<PathBuf> = fixtures.iter().map(|(path, _)| path.clone()).collect();
+    let lines = solve(
+        "2captcha",
+        &url,
+        &api_key,
+        &files,
+        &[("REQUESTS_CA_BUNDLE", ca.as_path())],
+    );
+    check_run("2captcha", &lines, &fixtures, 1000 - IMAGES as i64);
+    assert_eq!(
+        server.balance(&api_key),
+        (1000 - IMAGES as i64 + 1, 0),
+        "its report refunded"
+    );
+}
