@@ -6,9 +6,13 @@
 //!   configured bounds checked; the server calls it before accepting an upload.
 //! - [`RecognizeOptions`]: the per-request options of the contract.
 //! - [`Engine`]: one ONNX Runtime session per model, used by one thread, with a batch API.
+//!
+//! Text recognition reproduces Pillow's arithmetic; detection, slides and the colour filter
+//! reproduce OpenCV's (`cv`), which is what ddddocr uses for them.
 
 mod batch_model;
 mod ctc;
+mod cv;
 mod decode;
 mod error;
 pub mod model;
