@@ -6,6 +6,7 @@
 //!   configured bounds checked; the server calls it before accepting an upload.
 //! - [`RecognizeOptions`]: the per-request options of the contract.
 //! - [`Engine`]: one ONNX Runtime session per model, used by one thread, with a batch API.
+//! - [`Detector`]: ddddocr's click-captcha detection (`common_det.onnx`), one per thread.
 //!
 //! Text recognition reproduces Pillow's arithmetic; detection, slides and the colour filter
 //! reproduce OpenCV's (`cv`), which is what ddddocr uses for them.
@@ -14,6 +15,7 @@ mod batch_model;
 mod ctc;
 mod cv;
 mod decode;
+mod detect;
 mod error;
 pub mod model;
 mod pillow;
@@ -22,8 +24,9 @@ pub mod preprocess;
 mod probe;
 mod recognizer;
 
+pub use detect::{DetBox, DetectError, DetectStages, Detector};
 pub use error::ImageError;
-pub use model::{available_models, ModelError, RUNTIME_LIBRARY, SETUP_HINT};
+pub use model::{available_models, ModelError, DETECTION_MODEL, RUNTIME_LIBRARY, SETUP_HINT};
 pub use preprocess::StageNanos;
 pub use probe::{probe_image, ImageFormat, ImageInfo, ImageLimits};
 pub use recognizer::{Engine, RecognizeError};

@@ -53,8 +53,8 @@ pub struct Engine {
 
 static RUNTIME: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
 
-/// Loads ONNX Runtime from the model directory, once per process.
-fn runtime(model_dir: &Path) -> Result<ort::environment::Environment, ModelError> {
+/// Loads ONNX Runtime from the model directory, once per process (the detector shares it).
+pub(super) fn runtime(model_dir: &Path) -> Result<ort::environment::Environment, ModelError> {
     let result = RUNTIME.get_or_init(|| {
         let library = model_dir.join(RUNTIME_LIBRARY);
         if !library.exists() {
