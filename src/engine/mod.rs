@@ -7,6 +7,7 @@
 //! - [`RecognizeOptions`]: the per-request options of the contract.
 //! - [`Engine`]: one ONNX Runtime session per model, used by one thread, with a batch API.
 //! - [`Detector`]: ddddocr's click-captcha detection (`common_det.onnx`), one per thread.
+//! - [`slide`]: ddddocr's slide matching and comparison (no model).
 //!
 //! Text recognition reproduces Pillow's arithmetic; detection, slides and the colour filter
 //! reproduce OpenCV's (`cv`), which is what ddddocr uses for them.
@@ -23,6 +24,7 @@ mod pixels;
 pub mod preprocess;
 mod probe;
 mod recognizer;
+mod slide;
 
 pub use detect::{DetBox, DetectError, DetectStages, Detector};
 pub use error::ImageError;
@@ -30,6 +32,7 @@ pub use model::{available_models, ModelError, DETECTION_MODEL, RUNTIME_LIBRARY, 
 pub use preprocess::StageNanos;
 pub use probe::{probe_image, ImageFormat, ImageInfo, ImageLimits};
 pub use recognizer::{Engine, RecognizeError};
+pub use slide::{slide, slide_timed, SlideAnswer, SlideError, SlideMode, SlideStages};
 
 /// `charset_range` as ddddocr's `set_ranges` takes it: an integer `n` keeps the first `n + 1`
 /// charset entries; a string keeps the characters it contains.
