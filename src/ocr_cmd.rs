@@ -75,6 +75,7 @@ fn options_of(args: &OcrArgs) -> Result<RecognizeOptions, String> {
         png_fix: args.png_fix,
         probability: args.probability,
         charset_range,
+        color_filter: None,
     })
 }
 

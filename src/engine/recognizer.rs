@@ -14,7 +14,7 @@ use ort::value::TensorRef;
 use super::batch_model::load_dynamic_batch;
 use super::ctc::{allowed_indices, confidence, decode_text, Scores};
 use super::model::{load_spec, ModelError, ModelSpec, RUNTIME_LIBRARY, SETUP_HINT};
-use super::preprocess::{elapsed_nanos, preprocess, StageNanos, Tensor};
+use super::preprocess::{elapsed_nanos, preprocess_filtered, StageNanos, Tensor};
 use super::{Answer, ImageError, ImageLimits, RecognizeOptions};
 
 /// Why one image got no answer. `api_code` maps it to the contract.
@@ -183,10 +183,11 @@ impl Engine {
             .models
             .get(&options.model)
             .ok_or_else(|| RecognizeError::UnknownModel(options.model.clone()))?;
-        Ok(preprocess(
+        Ok(preprocess_filtered(
             image,
             &model.spec,
             options.png_fix,
+            options.color_filter.as_ref(),
             &self.limits,
             times,
         )?)

@@ -91,6 +91,7 @@ fn read_upload(call: &Call, base64_route: bool) -> Result<UploadRequest, Refusal
         png_fix: fields.flag("png_fix", false)?,
         probability: fields.flag("probability", false)?,
         charset_range,
+        color_filter: None,
     };
     let soft_id = fields
         .text("soft_id")
