@@ -5,6 +5,7 @@ pub mod accel;
 pub mod admin_cmd;
 pub mod auth;
 pub mod config;
+pub mod det_cmd;
 pub mod doctor;
 pub mod engine;
 pub mod http;
@@ -12,6 +13,7 @@ pub mod metrics;
 pub mod ocr_cmd;
 pub mod ratelimit;
 pub mod server;
+pub mod slide_cmd;
 pub mod store;
 #[cfg(test)]
 mod test_support;
