@@ -6,6 +6,7 @@
 //! chunk. IPP's Canny, which a wheel built with IPP would use on a single-threaded machine,
 //! is skipped by OpenCV whenever it runs more than one thread.
 
+use super::buffers::{give_back, take};
 use super::Mat;
 
 /// Map values, as OpenCV's: 0 = may be an edge (above `low`, a local maximum), 1 = not an
@@ -27,7 +28,7 @@ pub fn canny(gray: &Mat, low: f64, high: f64) -> Mat {
     // Magnitudes, the map and the gradient share one padded layout: a frame of one pixel
     // around the image (magnitude 0, map NOT_EDGE) so that neighbours need no bounds checks.
     let stride = gradient.stride;
-    let mut map = vec![NOT_EDGE; stride * (height + 2)];
+    let mut map = take(stride * (height + 2), NOT_EDGE);
     let mut stack = Vec::new();
     for y in 1..=height {
         let first = y * stride + 1;
@@ -48,6 +49,8 @@ pub fn canny(gray: &Mat, low: f64, high: f64) -> Mat {
         .flat_map(|y| map[y * stride + 1..][..width].iter())
         .map(|&v| if v == EDGE { 255 } else { 0 })
         .collect();
+    give_back(map);
+    gradient.give_back();
     Mat::new(width, height, 1, data)
 }
 
@@ -64,36 +67,50 @@ impl Gradient {
     fn of(gray: &Mat) -> Gradient {
         let (width, height) = (gray.width, gray.height);
         let stride = width + 2;
-        // The image with its edges replicated one pixel outwards (BORDER_REPLICATE).
-        let mut padded = vec![0i32; stride * (height + 2)];
-        for y in 0..height + 2 {
-            let source = gray.row(y.saturating_sub(1).min(height - 1));
-            let row = &mut padded[y * stride..(y + 1) * stride];
-            row[0] = source[0] as i32;
-            row[stride - 1] = source[width - 1] as i32;
-            for (p, &v) in row[1..=width].iter_mut().zip(source) {
-                *p = v as i32;
-            }
-        }
+        // One image row with its ends replicated one pixel outwards (BORDER_REPLICATE).
+        let padded_row = |y: usize| -> Vec<i16> {
+            let source = gray.row(y);
+            let mut row = Vec::with_capacity(stride);
+            row.push(source[0] as i16);
+            row.extend(source.iter().map(|&v| v as i16));
+            row.push(source[width - 1] as i16);
+            row
+        };
         let size = stride * (height + 2);
         let (mut dx, mut dy, mut magnitude) =
-            (vec![0i16; size], vec![0i16; size], vec![0i32; size]);
-        for y in 1..=height {
-            let (above, here, below) = (
-                &padded[(y - 1) * stride..y * stride],
-                &padded[y * stride..(y + 1) * stride],
-                &padded[(y + 1) * stride..(y + 2) * stride],
-            );
-            for x in 1..=width {
-                let horizontal = |row: &[i32]| row[x + 1] - row[x - 1];
-                let vertical = |i: usize| below[i] - above[i];
-                let gx = horizontal(above) + 2 * horizontal(here) + horizontal(below);
-                let gy = vertical(x - 1) + 2 * vertical(x) + vertical(x + 1);
-                let at = y * stride + x;
-                dx[at] = gx as i16;
-                dy[at] = gy as i16;
-                magnitude[at] = gx.abs() + gy.abs();
+            (take(size, 0i16), take(size, 0i16), take(size, 0i32));
+        // Column sums first, then differences along the row (the 3x3 Sobel is separable):
+        // smooth[x] = above + 2 here + below, rise[x] = below - above.
+        let mut smooth = vec![0i16; stride];
+        let mut rise = vec![0i16; stride];
+        let mut rows = [padded_row(0), padded_row(0), padded_row(1.min(height - 1))];
+        for y in 0..height {
+            let [above, here, below] = &rows;
+            for ((((s, r), &a), &h), &b) in smooth
+                .iter_mut()
+                .zip(&mut rise)
+                .zip(above)
+                .zip(here)
+                .zip(below)
+            {
+                *s = a + 2 * h + b;
+                *r = b - a;
             }
+            let at = (y + 1) * stride + 1;
+            let out = at..at + width;
+            for (x, ((gx, gy), m)) in dx[out.clone()]
+                .iter_mut()
+                .zip(&mut dy[out.clone()])
+                .zip(&mut magnitude[out])
+                .enumerate()
+            {
+                // Padded column x + 1 is image column x.
+                *gx = smooth[x + 2] - smooth[x];
+                *gy = rise[x] + 2 * rise[x + 1] + rise[x + 2];
+                *m = (*gx as i32).abs() + (*gy as i32).abs();
+            }
+            rows.rotate_left(1);
+            rows[2] = padded_row((y + 2).min(height - 1));
         }
         Gradient {
             stride,
@@ -101,6 +118,13 @@ impl Gradient {
             dy,
             magnitude,
         }
+    }
+
+    /// Returns the arrays for the next image.
+    fn give_back(self) {
+        give_back(self.dx);
+        give_back(self.dy);
+        give_back(self.magnitude);
     }
 
     /// Non-maximum suppression along the gradient direction, OpenCV's integer version: a

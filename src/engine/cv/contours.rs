@@ -11,6 +11,7 @@
 //! 5.0). `contourArea` is the shoelace area of the traced border; compressing straight runs
 //! (CHAIN_APPROX_SIMPLE) removes collinear points only, so the area is that of the full trace.
 
+use super::buffers::{give_back, take};
 use super::Mat;
 
 /// `cv::boundingRect`: left, top, width, height.
@@ -54,6 +55,8 @@ pub fn external_contours(binary: &Mat) -> Vec<ExternalContour> {
             });
         }
     }
+    give_back(components.of);
+    give_back(grid.foreground);
     contours.reverse();
     contours
 }
@@ -107,7 +110,7 @@ struct Grid {
 impl Grid {
     fn new(image: &Mat) -> Grid {
         let stride = image.width + 2;
-        let mut foreground = vec![false; stride * (image.height + 2)];
+        let mut foreground = take(stride * (image.height + 2), false);
         for y in 0..image.height {
             for (x, &v) in image.row(y).iter().enumerate() {
                 foreground[(y + 1) * stride + x + 1] = v != 0;
@@ -151,7 +154,7 @@ impl Grid {
     /// Background 4-connected to the frame (the background is 4-connected when the
     /// foreground is 8-connected). The frame itself is outer background.
     fn outer_background(&self) -> Vec<bool> {
-        let mut outer = vec![false; self.foreground.len()];
+        let mut outer = take(self.foreground.len(), false);
         outer[0] = true;
         let mut stack = vec![0usize];
         while let Some(at) = stack.pop() {
@@ -173,7 +176,7 @@ impl Grid {
         let outer = self.outer_background();
         let stride = self.stride;
         let mut components = Components {
-            of: vec![NONE; self.foreground.len()],
+            of: take(self.foreground.len(), NONE),
             external: Vec::new(),
         };
         let mut stack = Vec::new();
@@ -206,6 +209,7 @@ impl Grid {
             }
             components.external.push(external);
         }
+        give_back(outer);
         components
     }
 

@@ -6,6 +6,7 @@
 //! flags ddddocr passes. Each file names the OpenCV source it follows. Why a port and not the
 //! `opencv` crate: docs/engine-more.md.
 
+mod buffers;
 pub mod canny;
 pub mod color;
 pub mod contours;

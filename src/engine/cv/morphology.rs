@@ -3,6 +3,7 @@
 //! The default border of morphology is a constant that never wins (the maximum for erosion,
 //! the minimum for dilation), so only pixels inside the image count.
 
+use super::buffers::{give_back, take};
 use super::Mat;
 
 /// `threshold(gray, thresh, 255, THRESH_BINARY)`: 255 above the (floored) threshold, else 0.
@@ -41,7 +42,7 @@ pub fn erode3x3(image: &Mat) -> Mat {
 fn neighbourhood(image: &Mat, pick: impl Fn(u8, u8) -> u8 + Copy) -> Mat {
     assert_eq!(image.channels, 1);
     let (w, h) = (image.width, image.height);
-    let mut rows = vec![0u8; w * h];
+    let mut rows = take(w * h, 0u8);
     for (y, out) in rows.chunks_exact_mut(w).enumerate() {
         combine_within_row(out, image.row(y), pick);
     }
@@ -54,6 +55,7 @@ fn neighbourhood(image: &Mat, pick: impl Fn(u8, u8) -> u8 + Copy) -> Mat {
             *o = pick(pick(a, b), c);
         }
     }
+    give_back(rows);
     Mat::new(w, h, 1, out)
 }
 

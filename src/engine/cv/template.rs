@@ -18,6 +18,7 @@ use realfft::num_complex::Complex;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 use rustfft::{Fft, FftPlanner};
 
+use super::buffers::{give_back, take};
 use super::Mat;
 
 /// The best match: top-left corner of the window, and its score.
@@ -147,6 +148,7 @@ fn best_ccoeff_normed(image: &Mat, templ: &Mat) -> Best {
             }
         }
     }
+    give_back(correlation);
     best.expect("at least one position")
 }
 
@@ -291,10 +293,9 @@ fn cross_correlation(image: &Mat, templ: &Mat) -> Vec<i64> {
         let (a, b) = (unit_norm(image), unit_norm(templ));
         let size = image.width * image.height;
         if error_bound(f32::EPSILON as f64, size, a, b) < MAX_FFT_ERROR {
-            return fft_correlation::<f32>(image, templ, 1.0 / 255.0)
-                .into_iter()
-                .map(|count| count * 255 * 255)
-                .collect();
+            let mut correlation = fft_correlation::<f32>(image, templ, 1.0 / 255.0);
+            correlation.iter_mut().for_each(|count| *count *= 255 * 255);
+            return correlation;
         }
     }
     let (a, b) = (unit_norm(image) * 255.0, unit_norm(templ) * 255.0);
@@ -330,7 +331,7 @@ fn sparse_correlation(
         image.width - templ.width + 1,
         image.height - templ.height + 1,
     );
-    let mut counts = vec![0u32; out_width * out_height];
+    let mut counts = take(out_width * out_height, 0u32);
     for &(tx, ty) in templ_points {
         for &(ix, iy) in image_points {
             // Unsigned wrap-around turns negative offsets into huge ones, rejected alike.
@@ -340,7 +341,12 @@ fn sparse_correlation(
             }
         }
     }
-    counts.into_iter().map(|c| c as i64 * 255 * 255).collect()
+    let mut out = take(counts.len(), 0i64);
+    for (o, &c) in out.iter_mut().zip(&counts) {
+        *o = c as i64 * 255 * 255;
+    }
+    give_back(counts);
+    out
 }
 
 /// Largest FFT error accepted before rounding to integers.
@@ -365,7 +371,7 @@ fn direct_correlation(image: &Mat, templ: &Mat) -> Vec<i64> {
         image.width - templ.width + 1,
         image.height - templ.height + 1,
     );
-    let mut out = vec![0i64; out_width * out_height];
+    let mut out = take(out_width * out_height, 0i64);
     for y in 0..out_height {
         for ty in 0..templ.height {
             let image_row = image.row(y + ty);
@@ -489,7 +495,7 @@ impl<T: FftFloat> Plans<T> {
     fn forward(&self, image: &Mat, scale: f64) -> Vec<Complex<T>> {
         let bins = self.width / 2 + 1;
         let zero = Complex::new(T::ZERO, T::ZERO);
-        let mut spectrum = vec![zero; bins * self.height];
+        let mut spectrum = take(bins * self.height, zero);
         let mut row = vec![T::ZERO; self.width];
         let mut row_spectrum = vec![zero; bins];
         for y in 0..image.height {
@@ -521,6 +527,7 @@ fn fft_correlation<T: FftFloat>(image: &Mat, templ: &Mat, scale: f64) -> Vec<i64
     for (a, b) in spectrum.iter_mut().zip(&templ_spectrum) {
         *a = *a * b.conj();
     }
+    give_back(templ_spectrum);
     plans.column_inverse.process(&mut spectrum);
     let bins = plans.width / 2 + 1;
     let normalise = 1.0 / (plans.width * plans.height) as f64;
@@ -528,7 +535,8 @@ fn fft_correlation<T: FftFloat>(image: &Mat, templ: &Mat, scale: f64) -> Vec<i64
         image.width - templ.width + 1,
         image.height - templ.height + 1,
     );
-    let mut out = Vec::with_capacity(out_width * out_height);
+    let mut out = take(0, 0i64);
+    out.reserve(out_width * out_height);
     let zero = T::ZERO;
     let mut row_spectrum = vec![Complex::new(zero, zero); bins];
     let mut row = vec![zero; plans.width];
@@ -554,6 +562,7 @@ fn fft_correlation<T: FftFloat>(image: &Mat, templ: &Mat, scale: f64) -> Vec<i64
                 .map(|v| (v.widen() * normalise + 0.5) as i64),
         );
     }
+    give_back(spectrum);
     out
 }
 
