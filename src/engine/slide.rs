@@ -18,6 +18,7 @@ use super::cv::template::best_match;
 use super::cv::Mat;
 use super::decode::decode;
 use super::pillow::to_rgb;
+use super::pixels::Mode;
 use super::preprocess::elapsed_nanos;
 use super::{ImageError, ImageLimits};
 
@@ -159,7 +160,13 @@ pub fn slide_timed(
 /// Pillow's `Image.open(...).convert('RGB')` as an OpenCV array.
 fn rgb_of(bytes: &[u8], limits: &ImageLimits) -> Result<Mat, ImageError> {
     let pixels = decode(bytes, limits)?;
-    Ok(Mat::new(pixels.width, pixels.height, 3, to_rgb(&pixels)))
+    let (width, height) = (pixels.width, pixels.height);
+    // An RGB image is already what convert('RGB') gives: keep its buffer.
+    let rgb = match pixels.mode {
+        Mode::Rgb => pixels.data,
+        _ => to_rgb(&pixels),
+    };
+    Ok(Mat::new(width, height, 3, rgb))
 }
 
 fn matching(

@@ -45,10 +45,13 @@ pub fn canny(gray: &Mat, low: f64, high: f64) -> Mat {
         }
     }
     hysteresis(&mut map, stride, stack);
-    let data = (1..=height)
-        .flat_map(|y| map[y * stride + 1..][..width].iter())
-        .map(|&v| if v == EDGE { 255 } else { 0 })
-        .collect();
+    let mut data = vec![0u8; width * height];
+    for (y, out) in data.chunks_exact_mut(width).enumerate() {
+        let states = &map[(y + 1) * stride + 1..][..width];
+        for (o, &state) in out.iter_mut().zip(states) {
+            *o = if state == EDGE { 255 } else { 0 };
+        }
+    }
     give_back(map);
     gradient.give_back();
     Mat::new(width, height, 1, data)

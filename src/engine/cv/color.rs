@@ -12,14 +12,11 @@ pub fn rgb_to_gray(rgb: &Mat) -> Mat {
     const GY: u32 = 19235;
     const BY: u32 = 3735;
     const SHIFT: u32 = 15;
-    let data = rgb
-        .data
-        .chunks_exact(3)
-        .map(|p| {
-            ((p[0] as u32 * RY + p[1] as u32 * GY + p[2] as u32 * BY + (1 << (SHIFT - 1))) >> SHIFT)
-                as u8
-        })
-        .collect();
+    let mut data = vec![0u8; rgb.width * rgb.height];
+    for (gray, p) in data.iter_mut().zip(rgb.data.chunks_exact(3)) {
+        let sum = p[0] as u32 * RY + p[1] as u32 * GY + p[2] as u32 * BY;
+        *gray = ((sum + (1 << (SHIFT - 1))) >> SHIFT) as u8;
+    }
     Mat::new(rgb.width, rgb.height, 1, data)
 }
 

@@ -152,19 +152,53 @@ impl Grid {
     }
 
     /// Background 4-connected to the frame (the background is 4-connected when the
-    /// foreground is 8-connected). The frame itself is outer background.
+    /// foreground is 8-connected). The frame itself is outer background. Labelled by runs:
+    /// the background runs of each row, joined to the runs of the row above that share a
+    /// column, are far fewer than pixels.
     fn outer_background(&self) -> Vec<bool> {
-        let mut outer = take(self.foreground.len(), false);
-        outer[0] = true;
-        let mut stack = vec![0usize];
-        while let Some(at) = stack.pop() {
-            for n in self.neighbours4(at) {
-                // Crossing from the last column to the next row's first is harmless: both
-                // are frame pixels.
-                if !outer[n] && !self.foreground[n] {
-                    outer[n] = true;
-                    stack.push(n);
+        let stride = self.stride;
+        let rows = self.height + 2;
+        let mut runs: Vec<(usize, usize, usize)> = Vec::new(); // (row, start, end)
+        let mut first_run_of_row = Vec::with_capacity(rows + 1);
+        for y in 0..rows {
+            first_run_of_row.push(runs.len());
+            let row = &self.foreground[y * stride..(y + 1) * stride];
+            let mut x = 0;
+            while x < stride {
+                if row[x] {
+                    x += 1;
+                    continue;
                 }
+                let start = x;
+                while x < stride && !row[x] {
+                    x += 1;
+                }
+                runs.push((y, start, x));
+            }
+        }
+        first_run_of_row.push(runs.len());
+        let mut sets = DisjointSets::new(runs.len());
+        for y in 1..rows {
+            let (mut i, mut j) = (first_run_of_row[y - 1], first_run_of_row[y]);
+            while i < first_run_of_row[y] && j < first_run_of_row[y + 1] {
+                let ((_, a0, a1), (_, b0, b1)) = (runs[i], runs[j]);
+                if a0 < b1 && b0 < a1 {
+                    sets.union(i, j);
+                }
+                // Advance the run that ends first; the other may overlap the next one.
+                if a1 <= b1 {
+                    i += 1;
+                } else {
+                    j += 1;
+                }
+            }
+        }
+        // Row 0 is all frame: its single run is the outermost background.
+        let outer_root = sets.find(0);
+        let mut outer = take(self.foreground.len(), false);
+        for (index, &(y, start, end)) in runs.iter().enumerate() {
+            if sets.find(index) == outer_root {
+                outer[y * stride + start..y * stride + end].fill(true);
             }
         }
         outer
@@ -243,6 +277,34 @@ impl Grid {
             }
             current = next;
             direction = (direction + 4) % 8;
+        }
+    }
+}
+
+/// Union-find over run indices, with path halving.
+struct DisjointSets {
+    parent: Vec<usize>,
+}
+
+impl DisjointSets {
+    fn new(n: usize) -> DisjointSets {
+        DisjointSets {
+            parent: (0..n).collect(),
+        }
+    }
+
+    fn find(&mut self, mut i: usize) -> usize {
+        while self.parent[i] != i {
+            self.parent[i] = self.parent[self.parent[i]];
+            i = self.parent[i];
+        }
+        i
+    }
+
+    fn union(&mut self, a: usize, b: usize) {
+        let (a, b) = (self.find(a), self.find(b));
+        if a != b {
+            self.parent[a.max(b)] = a.min(b);
         }
     }
 }
