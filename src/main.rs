@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
-use aiocr::{admin_cmd, doctor, ocr_cmd, server};
+use aiocr::{admin_cmd, det_cmd, doctor, ocr_cmd, server, slide_cmd};
 
 #[derive(Parser)]
 #[command(
@@ -22,6 +22,10 @@ enum Command {
     Serve(server::ServeArgs),
     /// Recognise image files with the ddddocr models, or benchmark the engine.
     Ocr(ocr_cmd::OcrArgs),
+    /// Find the characters of click captchas (ddddocr's detection), or benchmark it.
+    Det(det_cmd::DetArgs),
+    /// Solve slide captchas (ddddocr's slide_match / slide_comparison), or benchmark it.
+    Slide(slide_cmd::SlideArgs),
     /// Manage users (operators).
     User(admin_cmd::UserArgs),
     /// Add or remove points (operators).
@@ -41,6 +45,8 @@ fn main() {
     let exit_code = match cli.command {
         Command::Serve(args) => server::run(args),
         Command::Ocr(args) => ocr_cmd::run(args),
+        Command::Det(args) => det_cmd::run(args),
+        Command::Slide(args) => slide_cmd::run(args),
         Command::User(args) => admin_cmd::run_user(args),
         Command::Points(args) => admin_cmd::run_points(args),
         Command::Ledger(args) => admin_cmd::run_ledger(args),

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::contract;
-use crate::engine::{self, CharsetRange, Engine, ImageLimits, RecognizeOptions, StageNanos};
+use crate::engine::{
+    self, CharsetRange, ColorFilter, Engine, ImageLimits, RecognizeOptions, StageNanos,
+};
 
 #[derive(clap::Args)]
 pub struct OcrArgs {
@@ -22,6 +24,14 @@ pub struct OcrArgs {
     /// entries, any other text keeps its characters.
     #[arg(long)]
     charset_range: Option<String>,
+    /// ddddocr's colour filter: keep only pixels of these preset colours (comma-separated:
+    /// red, blue, green, yellow, orange, purple, cyan, black, white, gray), the rest white.
+    #[arg(long)]
+    colors: Option<String>,
+    /// ddddocr's colour filter with custom ranges: a JSON list of [[h, s, v], [h, s, v]]
+    /// pairs in OpenCV's 8-bit HSV (H 0-180); combined with --colors if both are given.
+    #[arg(long)]
+    color_ranges: Option<String>,
     /// Where the models and ONNX Runtime are (scripts/setup.sh puts them there).
     #[arg(long, env = "AIOCR_MODEL_DIR", default_value = "./models")]
     model_dir: PathBuf,
@@ -71,11 +81,15 @@ fn options_of(args: &OcrArgs) -> Result<RecognizeOptions, String> {
         Some(value) => Some(CharsetRange::parse(value).ok_or("--charset-range must not be empty")?),
         None => None,
     };
+    let color_filter =
+        ColorFilter::from_options(args.colors.as_deref(), args.color_ranges.as_deref())
+            .map_err(|e| format!("{e} (code {})", contract::of_color_filter(&e).code()))?;
     Ok(RecognizeOptions {
         model: args.model.clone(),
         png_fix: args.png_fix,
         probability: args.probability,
         charset_range,
+        color_filter,
     })
 }
 

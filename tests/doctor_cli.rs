@@ -215,6 +215,7 @@ fn missing_models_fail_with_the_fix_and_exit_1() {
     for file in [
         "common_old.onnx",
         "common.onnx",
+        "common_det.onnx",
         "charset_old.json",
         "charset_beta.json",
     ] {

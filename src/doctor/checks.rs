@@ -14,7 +14,7 @@ const MIN_KERNEL: (u32, u32) = (5, 8);
 const COOP_TASKRUN_KERNEL: (u32, u32) = (5, 19);
 /// Below this much free space on the data file system the doctor warns.
 const MIN_FREE_DATA_BYTES: u64 = 1 << 30;
-pub const MODEL_FILES: [&str; 2] = ["common_old.onnx", "common.onnx"];
+pub const MODEL_FILES: [&str; 3] = ["common_old.onnx", "common.onnx", "common_det.onnx"];
 pub const CHARSET_FILES: [&str; 2] = ["charset_old.json", "charset_beta.json"];
 pub const RUNTIME_LIBRARY: &str = "libonnxruntime.so";
 

@@ -6,10 +6,19 @@
 //!   configured bounds checked; the server calls it before accepting an upload.
 //! - [`RecognizeOptions`]: the per-request options of the contract.
 //! - [`Engine`]: one ONNX Runtime session per model, used by one thread, with a batch API.
+//! - [`Detector`]: ddddocr's click-captcha detection (`common_det.onnx`), one per thread.
+//! - [`slide`]: ddddocr's slide matching and comparison (no model).
+//! - [`ColorFilter`]: ddddocr's colour filter, an option of a recognition.
+//!
+//! Text recognition reproduces Pillow's arithmetic; detection, slides and the colour filter
+//! reproduce OpenCV's (`cv`), which is what ddddocr uses for them.
 
 mod batch_model;
+mod color_filter;
 mod ctc;
+mod cv;
 mod decode;
+mod detect;
 mod error;
 pub mod model;
 mod pillow;
@@ -17,12 +26,16 @@ mod pixels;
 pub mod preprocess;
 mod probe;
 mod recognizer;
+mod slide;
 
+pub use color_filter::{preset_names, ColorFilter, ColorFilterError, HsvRange};
+pub use detect::{DetBox, DetectError, DetectStages, Detector};
 pub use error::ImageError;
-pub use model::{available_models, ModelError, RUNTIME_LIBRARY, SETUP_HINT};
+pub use model::{available_models, ModelError, DETECTION_MODEL, RUNTIME_LIBRARY, SETUP_HINT};
 pub use preprocess::StageNanos;
 pub use probe::{probe_image, ImageFormat, ImageInfo, ImageLimits};
 pub use recognizer::{Engine, RecognizeError};
+pub use slide::{slide, slide_timed, SlideAnswer, SlideError, SlideMode, SlideStages};
 
 /// `charset_range` as ddddocr's `set_ranges` takes it: an integer `n` keeps the first `n + 1`
 /// charset entries; a string keeps the characters it contains.
@@ -56,6 +69,8 @@ pub struct RecognizeOptions {
     /// Also compute the confidence (mean of the per-step maximum softmax).
     pub probability: bool,
     pub charset_range: Option<CharsetRange>,
+    /// ddddocr's colour filter (`colors` / `color_ranges`), applied before anything else.
+    pub color_filter: Option<ColorFilter>,
 }
 
 impl Default for RecognizeOptions {
@@ -65,6 +80,7 @@ impl Default for RecognizeOptions {
             png_fix: false,
             probability: false,
             charset_range: None,
+            color_filter: None,
         }
     }
 }

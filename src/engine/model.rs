@@ -6,6 +6,9 @@
 //! - `beta` = `common.onnx` + `charset_beta.json` (ddddocr's `beta=True`),
 //! - `NAME` = `custom/NAME.onnx` + `custom/NAME.json` (ddddocr's `import_onnx_path` /
 //!   `charsets_path`).
+//!
+//! The click-captcha detector, `common_det.onnx`, is not an OCR model: it has no charset, is
+//! never listed by [`available_models`] and is loaded by `Detector`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -14,6 +17,8 @@ use serde::Deserialize;
 
 /// The name of ONNX Runtime's library inside the model directory.
 pub const RUNTIME_LIBRARY: &str = "libonnxruntime.so";
+/// ddddocr's detection model, from the same wheel as the OCR models.
+pub const DETECTION_MODEL: &str = "common_det.onnx";
 pub const SETUP_HINT: &str =
     "run scripts/setup.sh (it fetches the ddddocr models and ONNX Runtime)";
 
@@ -135,6 +140,11 @@ pub fn load_spec(model_dir: &Path, name: &str) -> Result<ModelSpec, ModelError> 
         channels: parsed.channel as usize,
         batchable,
     })
+}
+
+/// Where the detection model is in `model_dir`.
+pub fn detection_model_path(model_dir: &Path) -> PathBuf {
+    model_dir.join(DETECTION_MODEL)
 }
 
 /// Custom model names become file names: keep them to a safe alphabet.

@@ -1,8 +1,10 @@
-//! ddddocr 1.6.1's `_preprocess_image`, step for step: optional `png_fix` (RGBA only), resize
-//! with LANCZOS in the image's own mode, convert to the model's channels, scale to [0, 1].
+//! ddddocr 1.6.1's `_preprocess_image`, step for step: optional colour filter (which leaves an
+//! RGB image), optional `png_fix` (RGBA only), resize with LANCZOS in the image's own mode,
+//! convert to the model's channels, scale to [0, 1].
 
 use std::time::Instant;
 
+use super::color_filter::ColorFilter;
 use super::decode::decode;
 use super::model::{ModelSpec, Sizing};
 use super::pillow;
@@ -58,11 +60,26 @@ pub fn preprocess(
     limits: &ImageLimits,
     times: &mut StageNanos,
 ) -> Result<Tensor, ImageError> {
+    preprocess_filtered(bytes, spec, png_fix, None, limits, times)
+}
+
+/// [`preprocess`] with ddddocr's colour filter first, when there is one.
+pub fn preprocess_filtered(
+    bytes: &[u8],
+    spec: &ModelSpec,
+    png_fix: bool,
+    color_filter: Option<&ColorFilter>,
+    limits: &ImageLimits,
+    times: &mut StageNanos,
+) -> Result<Tensor, ImageError> {
     let started = Instant::now();
     let mut image = decode(bytes, limits)?;
     times.decode += elapsed_nanos(started);
 
     let started = Instant::now();
+    if let Some(filter) = color_filter {
+        image = filter.apply(&image);
+    }
     if png_fix && image.mode == Mode::Rgba {
         image = pillow::paste_on_white(&image);
     }

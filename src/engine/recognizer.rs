@@ -14,7 +14,7 @@ use ort::value::TensorRef;
 use super::batch_model::load_dynamic_batch;
 use super::ctc::{allowed_indices, confidence, decode_text, Scores};
 use super::model::{load_spec, ModelError, ModelSpec, RUNTIME_LIBRARY, SETUP_HINT};
-use super::preprocess::{elapsed_nanos, preprocess, StageNanos, Tensor};
+use super::preprocess::{elapsed_nanos, preprocess_filtered, StageNanos, Tensor};
 use super::{Answer, ImageError, ImageLimits, RecognizeOptions};
 
 /// Why one image got no answer (src/contract.rs maps it to the contract's codes).
@@ -43,8 +43,8 @@ pub struct Engine {
 
 static RUNTIME: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
 
-/// Loads ONNX Runtime from the model directory, once per process.
-fn runtime(model_dir: &Path) -> Result<ort::environment::Environment, ModelError> {
+/// Loads ONNX Runtime from the model directory, once per process (the detector shares it).
+pub(super) fn runtime(model_dir: &Path) -> Result<ort::environment::Environment, ModelError> {
     let result = RUNTIME.get_or_init(|| {
         let library = model_dir.join(RUNTIME_LIBRARY);
         if !library.exists() {
@@ -173,10 +173,11 @@ impl Engine {
             .models
             .get(&options.model)
             .ok_or_else(|| RecognizeError::UnknownModel(options.model.clone()))?;
-        Ok(preprocess(
+        Ok(preprocess_filtered(
             image,
             &model.spec,
             options.png_fix,
+            options.color_filter.as_ref(),
             &self.limits,
             times,
         )?)

@@ -119,6 +119,7 @@ fn recognize_options(fields: &Fields, models: &[String]) -> Result<RecognizeOpti
         png_fix: fields.flag("png_fix", false)?,
         probability: fields.flag("probability", false)?,
         charset_range,
+        color_filter: None,
     })
 }
 
