@@ -68,8 +68,13 @@ pub struct Config {
     pub idle_timeout_ms: u64,
     /// An answer the client does not read within this time closes the connection.
     pub write_timeout_ms: u64,
-    /// Recognition queue length shared by all shards (5001 when full).
+    /// Text captchas waiting for recognition, shared by all shards (5001 when full).
     pub queue_len: usize,
+    /// Click captchas waiting for detection (their own queue: each one is tens of
+    /// milliseconds of model time, so fewer wait).
+    pub detect_queue_len: usize,
+    /// Slide captchas waiting (their own queue and threads: they need no model).
+    pub slide_queue_len: usize,
     /// Length of each shard's inbox of work forwarded by the other shards. A forward to a
     /// full inbox is answered 5001 (busy, `Retry-After`) before anything ran on the owner.
     pub shard_inbox_len: usize,
@@ -79,8 +84,12 @@ pub struct Config {
     /// Per-user token bucket: sustained requests per second and burst.
     pub rate_limit_per_sec: u32,
     pub rate_limit_burst: u32,
-    /// Points each upload costs.
+    /// Points a text captcha costs.
     pub upload_cost: i64,
+    /// Points a click captcha (detection) costs: its model runs tens of times longer.
+    pub detect_cost: i64,
+    /// Points a slide captcha costs.
+    pub slide_cost: i64,
     pub report_window_secs: u64,
     pub retention_days: u32,
     /// `wait=1` default and maximum `timeout_ms`.
@@ -115,6 +124,11 @@ pub struct Config {
     /// Threads of one model run when a job arrives while no other recognition thread is busy
     /// (lower latency at low load): 0 means one per recognition core, 1 turns it off.
     pub recognition_wide_threads: usize,
+    /// Most recognition threads running a detection at once; 0 means all but one (at least
+    /// one), so text captchas always have a thread.
+    pub detect_threads: usize,
+    /// Threads running slides (not pinned, normal priority).
+    pub slide_threads: usize,
     /// Most jobs one recognition call takes (only models that batch exactly gather more).
     pub max_batch: usize,
     /// How long a recognition thread holding fewer than `max_batch` jobs waits for more.
@@ -173,11 +187,15 @@ impl Default for Config {
             idle_timeout_ms: 60_000,
             write_timeout_ms: 30_000,
             queue_len: 1024,
+            detect_queue_len: 64,
+            slide_queue_len: 256,
             shard_inbox_len: 4096,
             max_waiters_per_shard: 16_384,
             rate_limit_per_sec: 100,
             rate_limit_burst: 200,
             upload_cost: 1,
+            detect_cost: 5,
+            slide_cost: 1,
             report_window_secs: 600,
             retention_days: 7,
             wait_timeout_ms_default: 3_000,
@@ -193,6 +211,8 @@ impl Default for Config {
             recognition_cores: Vec::new(),
             recognition_priority: None,
             recognition_wide_threads: 0,
+            detect_threads: 0,
+            slide_threads: 1,
             max_batch: 8,
             max_queue_delay_us: 0,
             max_queue_wait_ms: 30_000,
@@ -297,11 +317,15 @@ const KEYS: &[(&str, Kind)] = &[
     ("idle_timeout_ms", Kind::Number),
     ("write_timeout_ms", Kind::Number),
     ("queue_len", Kind::Number),
+    ("detect_queue_len", Kind::Number),
+    ("slide_queue_len", Kind::Number),
     ("shard_inbox_len", Kind::Number),
     ("max_waiters_per_shard", Kind::Number),
     ("rate_limit_per_sec", Kind::Number),
     ("rate_limit_burst", Kind::Number),
     ("upload_cost", Kind::Number),
+    ("detect_cost", Kind::Number),
+    ("slide_cost", Kind::Number),
     ("report_window_secs", Kind::Number),
     ("retention_days", Kind::Number),
     ("wait_timeout_ms_default", Kind::Number),
@@ -317,6 +341,8 @@ const KEYS: &[(&str, Kind)] = &[
     ("recognition_cores", Kind::Text),
     ("recognition_priority", Kind::Text),
     ("recognition_wide_threads", Kind::Number),
+    ("detect_threads", Kind::Number),
+    ("slide_threads", Kind::Number),
     ("max_batch", Kind::Number),
     ("max_queue_delay_us", Kind::Number),
     ("max_queue_wait_ms", Kind::Number),
@@ -466,7 +492,14 @@ impl Config {
                 self.max_body_bytes >= self.max_image_bytes,
                 "max_body_bytes must be at least max_image_bytes",
             ),
-            (self.queue_len > 0, "queue_len must be positive"),
+            (
+                self.queue_len > 0 && self.detect_queue_len > 0 && self.slide_queue_len > 0,
+                "queue_len, detect_queue_len and slide_queue_len must be positive",
+            ),
+            (
+                (1..=64).contains(&self.slide_threads),
+                "slide_threads must be 1..=64",
+            ),
             (self.shard_inbox_len > 0, "shard_inbox_len must be positive"),
             (
                 self.max_waiters_per_shard > 0,
@@ -476,7 +509,10 @@ impl Config {
                 self.rate_limit_per_sec > 0 && self.rate_limit_burst > 0,
                 "rate limits must be positive",
             ),
-            (self.upload_cost >= 0, "upload_cost must not be negative"),
+            (
+                self.upload_cost >= 0 && self.detect_cost >= 0 && self.slide_cost >= 0,
+                "upload_cost, detect_cost and slide_cost must not be negative",
+            ),
             (
                 self.wait_timeout_ms_default <= self.wait_timeout_ms_max,
                 "wait_timeout_ms_default above the max",

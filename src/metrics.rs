@@ -138,26 +138,15 @@ impl Registry {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The Prometheus text exposition of all shards; `queue_depth` and `queue_capacity` come
-    /// from the recognition queue.
-    pub fn render(&self, queue_depth: usize, queue_capacity: usize) -> String {
+    /// The Prometheus text exposition of all shards; `queues` are the recognition queues'
+    /// (kind, depth, capacity).
+    pub fn render(&self, queues: &[(&str, usize, usize)]) -> String {
         let mut out = String::with_capacity(16 * 1024);
         self.render_routes(&mut out);
         self.render_shards(&mut out);
         self.render_protocol_errors(&mut out);
         self.render_storage_and_uploads(&mut out);
-        let _ = writeln!(
-            out,
-            "# HELP aiocr_queue_depth Jobs waiting for recognition."
-        );
-        let _ = writeln!(
-            out,
-            "# TYPE aiocr_queue_depth gauge\naiocr_queue_depth {queue_depth}"
-        );
-        let _ = writeln!(
-            out,
-            "# TYPE aiocr_queue_capacity gauge\naiocr_queue_capacity {queue_capacity}"
-        );
+        render_queues(&mut out, queues);
         out
     }
 
@@ -321,6 +310,32 @@ impl Registry {
     }
 }
 
+/// Jobs waiting, in all and per kind, and what the queues hold at most.
+fn render_queues(out: &mut String, queues: &[(&str, usize, usize)]) {
+    let depth: usize = queues.iter().map(|(_, depth, _)| depth).sum();
+    let capacity: usize = queues.iter().map(|(_, _, capacity)| capacity).sum();
+    let _ = writeln!(out, "# HELP aiocr_queue_depth Jobs waiting, every kind.");
+    let _ = writeln!(
+        out,
+        "# TYPE aiocr_queue_depth gauge\naiocr_queue_depth {depth}"
+    );
+    let _ = writeln!(
+        out,
+        "# TYPE aiocr_queue_capacity gauge\naiocr_queue_capacity {capacity}"
+    );
+    let _ = writeln!(out, "# TYPE aiocr_queue_kind_depth gauge");
+    for (kind, depth, _) in queues {
+        let _ = writeln!(out, "aiocr_queue_kind_depth{{kind=\"{kind}\"}} {depth}");
+    }
+    let _ = writeln!(out, "# TYPE aiocr_queue_kind_capacity gauge");
+    for (kind, _, capacity) in queues {
+        let _ = writeln!(
+            out,
+            "aiocr_queue_kind_capacity{{kind=\"{kind}\"}} {capacity}"
+        );
+    }
+}
+
 fn write_summary(out: &mut String, name: &str, labels: &str, histogram: &Histogram<u64>) {
     let separator = if labels.is_empty() { "" } else { "," };
     for quantile in [0.5, 0.9, 0.99, 0.999] {
@@ -351,7 +366,7 @@ mod tests {
         registry.shard(1).record_request(1, 401, 300);
         registry.shard(1).record_protocol_error(431);
         registry.shard(0).connections_open = 3;
-        let text = registry.render(5, 1024);
+        let text = registry.render(&[("ocr", 5, 1024), ("detect", 0, 64)]);
         assert!(
             text.contains("aiocr_request_duration_us_count{route=\"point\"} 2"),
             "{text}"
@@ -373,5 +388,7 @@ mod tests {
         assert!(text.contains("aiocr_protocol_errors_total{status=\"431\"} 1"));
         assert!(text.contains("aiocr_connections_open{shard=\"0\"} 3"));
         assert!(text.contains("aiocr_queue_depth 5"));
+        assert!(text.contains("aiocr_queue_capacity 1088"));
+        assert!(text.contains("aiocr_queue_kind_depth{kind=\"ocr\"} 5"));
     }
 }

@@ -33,3 +33,38 @@ pub fn fixtures() -> Vec<Fixture> {
         })
         .collect()
 }
+
+/// The first click captcha of `tests/fixtures/ddddocr-more/det` and ddddocr's boxes (JSON).
+pub fn click_fixture() -> (Vec<u8>, String) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ddddocr-more/det");
+    let manifest = std::fs::read_to_string(dir.join("manifest.tsv")).expect("det manifest");
+    let row: Vec<&str> = manifest
+        .lines()
+        .nth(1)
+        .expect("a row")
+        .split('\t')
+        .collect();
+    (
+        std::fs::read(dir.join(row[0])).expect("image"),
+        row[5].to_string(),
+    )
+}
+
+/// The first slide pair of `tests/fixtures/ddddocr-more/slide` and its mode.
+pub fn slide_fixture() -> (Vec<u8>, Vec<u8>, crate::engine::SlideMode) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ddddocr-more/slide");
+    let manifest = std::fs::read_to_string(dir.join("manifest.tsv")).expect("slide manifest");
+    let row: Vec<&str> = manifest
+        .lines()
+        .nth(1)
+        .expect("a row")
+        .split('\t')
+        .collect();
+    let mode = match row[0] {
+        "match" => crate::engine::SlideMode::Match,
+        "match_simple" => crate::engine::SlideMode::Simple,
+        _ => crate::engine::SlideMode::Comparison,
+    };
+    let read = |name: &str| std::fs::read(dir.join(name)).expect("image");
+    (read(row[1]), read(row[2]), mode)
+}

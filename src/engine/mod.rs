@@ -31,7 +31,10 @@ mod slide;
 pub use color_filter::{preset_names, ColorFilter, ColorFilterError, HsvRange};
 pub use detect::{DetBox, DetectError, DetectStages, Detector};
 pub use error::ImageError;
-pub use model::{available_models, ModelError, DETECTION_MODEL, RUNTIME_LIBRARY, SETUP_HINT};
+pub use model::{
+    available_models, detection_model_path, ModelError, DETECTION_MODEL, RUNTIME_LIBRARY,
+    SETUP_HINT,
+};
 pub use preprocess::StageNanos;
 pub use probe::{probe_image, ImageFormat, ImageInfo, ImageLimits};
 pub use recognizer::{Engine, RecognizeError};

@@ -147,13 +147,17 @@ pub fn detection_model_path(model_dir: &Path) -> PathBuf {
     model_dir.join(DETECTION_MODEL)
 }
 
-/// Custom model names become file names: keep them to a safe alphabet.
+/// Custom model names become file names: keep them to a safe alphabet. `detect` and
+/// `slide-*` name the other kinds of work in upload records (server/upload), so no custom
+/// model may take them.
 fn is_valid_custom_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && name != "detect"
+        && !name.starts_with("slide-")
 }
 
 /// The models present in `model_dir`: `old`, `beta` and every complete custom model.

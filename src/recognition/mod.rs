@@ -1,16 +1,21 @@
-//! Recognition: the bounded queue between the shards and the recognition threads, the threads
-//! themselves, and each shard's answer cache.
+//! Recognition: the bounded queues between the shards and the recognition threads, the
+//! threads themselves, and each shard's answer cache.
 //!
-//! - Shards submit [`Job`]s into one bounded [`JobQueue`] (`queue.rs`, a crossbeam MPMC
-//!   channel). A shard checks [`JobQueue::has_room`] before it reserves points, and if
-//!   [`JobQueue::try_submit`] still fails after reserving, it voids the reservation: a full
+//! - Shards submit [`Job`]s into [`JobQueues`] (`queue.rs`): one bounded crossbeam channel per
+//!   kind of work (text, click captchas, slides), so that a detection image (tens of
+//!   milliseconds of model time) or a slide never holds a text captcha's place. A shard
+//!   checks [`JobQueues::has_room`] before it reserves points, and if
+//!   [`JobQueues::try_submit`] still fails after reserving, it voids the reservation: a full
 //!   queue never charges.
-//! - Recognition threads (`threads.rs`) take jobs, run the engine, and hand each
-//!   [`JobResult`] to [`ResultSink::deliver`], which sends it to the owner shard's result inbox
-//!   (a bounded flume channel). The shard awaits that inbox with `recv_async`; glommio wakers
-//!   are thread-safe (a wake from a foreign thread is queued on the executor's notifier, which
-//!   wakes a sleeping reactor through its eventfd), so a result wakes the shard without any
-//!   polling. The shard then finishes the upload (server/upload/finish.rs).
+//! - Recognition threads (`threads.rs`) run the models: text captchas (batched where exact)
+//!   and click captchas, at most `detect_threads` of them on detection at once so text is
+//!   never starved; slide threads run the slides, which need no model and so never wait
+//!   behind one. Each result goes to [`ResultSink::deliver`], which sends it to the owner
+//!   shard's result inbox (a bounded flume channel). The shard awaits that inbox with
+//!   `recv_async`; glommio wakers are thread-safe (a wake from a foreign thread is queued on
+//!   the executor's notifier, which wakes a sleeping reactor through its eventfd), so a result
+//!   wakes the shard without any polling. The shard then finishes the upload
+//!   (server/upload/finish.rs).
 //! - `cache.rs` is each shard's answer cache, filled from results and read before a job is
 //!   queued.
 
@@ -18,13 +23,77 @@ pub mod cache;
 mod queue;
 mod threads;
 
-pub use queue::JobQueue;
+pub use queue::{JobQueues, JobReceivers};
 pub use threads::{start, RecognitionThreads, ThreadConfig, ThreadPriority};
 
-use crate::engine::{Answer, AnswerConstraints, RecognizeError, RecognizeOptions};
+use crate::engine::{
+    Answer, AnswerConstraints, DetBox, DetectError, RecognizeError, RecognizeOptions, SlideAnswer,
+    SlideError, SlideMode,
+};
+use cache::CacheKey;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
+
+/// The kinds of work, each with a queue of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// Text captchas: ddddocr's `classification`.
+    Ocr,
+    /// Click captchas: ddddocr's `detection`.
+    Detect,
+    /// Slide captchas: ddddocr's `slide_match` / `slide_comparison`.
+    Slide,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::Ocr, Kind::Detect, Kind::Slide];
+
+    /// The contract's name (`kind` in answers, labels in metrics).
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::Ocr => "ocr",
+            Kind::Detect => "detect",
+            Kind::Slide => "slide",
+        }
+    }
+}
+
+/// What one job asks for, with its images (already probed: known formats within the
+/// bounds).
+#[derive(Debug)]
+pub enum Task {
+    Ocr {
+        image: Vec<u8>,
+        options: RecognizeOptions,
+    },
+    Detect {
+        image: Vec<u8>,
+    },
+    Slide {
+        target: Vec<u8>,
+        background: Vec<u8>,
+        mode: SlideMode,
+    },
+}
+
+impl Task {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Task::Ocr { .. } => Kind::Ocr,
+            Task::Detect { .. } => Kind::Detect,
+            Task::Slide { .. } => Kind::Slide,
+        }
+    }
+}
+
+/// One job's answer, by kind.
+#[derive(Clone, Debug, PartialEq)]
+pub enum JobAnswer {
+    Text(Answer),
+    Boxes(Vec<DetBox>),
+    Slide(SlideAnswer),
+}
 
 /// One accepted upload to recognise. Its points are reserved (and durable by the time its
 /// upload is acknowledged).
@@ -33,11 +102,9 @@ pub struct Job {
     pub upload_id: u64,
     /// The shard whose ledger holds the reservation; the result must go back there.
     pub owner_shard: u16,
-    /// The decoded image bytes (already probed: a known format within the bounds).
-    pub image: Vec<u8>,
-    pub options: RecognizeOptions,
-    /// BLAKE3 of `image`: with `options`, the answer cache's key.
-    pub digest: cache::ImageDigest,
+    pub task: Task,
+    /// The answer cache's key (passed back with the result, so the owner can keep the answer).
+    pub cache_key: CacheKey,
     /// Checked by the owner shard when the answer is back (passed through untouched).
     pub constraints: AnswerConstraints,
     pub enqueued_at: Instant,
@@ -49,14 +116,20 @@ pub struct Job {
 pub enum JobFailure {
     /// The engine refused the image or the model failed.
     Recognize(RecognizeError),
+    Detect(DetectError),
+    Slide(SlideError),
     /// The job waited longer than `max_queue_wait_ms` before a thread took it.
-    WaitedTooLong { waited_ms: u64 },
+    WaitedTooLong {
+        waited_ms: u64,
+    },
 }
 
 impl std::fmt::Display for JobFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             JobFailure::Recognize(error) => write!(f, "{error}"),
+            JobFailure::Detect(error) => write!(f, "{error}"),
+            JobFailure::Slide(error) => write!(f, "{error}"),
             JobFailure::WaitedTooLong { waited_ms } => {
                 write!(f, "waited {waited_ms} ms in the recognition queue")
             }
@@ -69,19 +142,19 @@ impl std::fmt::Display for JobFailure {
 pub struct JobResult {
     pub upload_id: u64,
     pub owner_shard: u16,
-    /// The recognised text, or why there is none (the reservation is then voided).
-    pub outcome: Result<Answer, JobFailure>,
-    /// Answered from the cache without running the model (still charged).
+    pub kind: Kind,
+    /// The answer, or why there is none (the reservation is then voided).
+    pub outcome: Result<JobAnswer, JobFailure>,
+    /// Answered from the cache without running anything (still charged).
     pub cache_hit: bool,
-    /// Time from submission until a recognition thread took the job.
+    /// Time from submission until a thread took the job.
     pub queued_us: u64,
-    /// Time in the model (0 for a cache hit).
+    /// Time running it (0 for a cache hit).
     pub recognize_us: u64,
-    /// Images in the batch this job ran in (1 when not batched, 0 for a cache hit).
+    /// Jobs in the batch this one ran in (1 when not batched, 0 for a cache hit).
     pub batch_size: u32,
     /// The job's cache key, so the owner shard can keep the answer.
-    pub digest: cache::ImageDigest,
-    pub options: RecognizeOptions,
+    pub cache_key: CacheKey,
     /// The job's constraints, for the owner shard to check.
     pub constraints: AnswerConstraints,
 }
@@ -96,9 +169,10 @@ pub struct ResultSink {
 impl ResultSink {
     /// The sink and one receiver per shard (index = shard number), each holding at most
     /// `inbox_len` results. A result exists only for a job that was queued or is running, so
-    /// `queue_len + threads x max_batch` bounds what can ever wait in one inbox; the caller
-    /// passes that, and a thread that still finds an inbox full waits for room rather than
-    /// drop a result (a dropped result would hold its points reserved until a restart).
+    /// the queues' lengths plus what the threads hold bound what can ever wait in one inbox;
+    /// the caller passes that, and a thread that still finds an inbox full waits for room
+    /// rather than drop a result (a dropped result would hold its points reserved until a
+    /// restart).
     pub fn new(
         shard_count: u16,
         inbox_len: usize,
@@ -129,11 +203,11 @@ impl ResultSink {
 
 /// What the recognition threads get at start.
 pub struct ThreadContext {
-    pub jobs: crossbeam_channel::Receiver<Job>,
+    pub jobs: JobReceivers,
     pub results: ResultSink,
     pub model_dir: PathBuf,
     /// Disconnected (its sender dropped) when the server stops: the threads then exit at once,
-    /// whatever still holds a `JobQueue` (the shards voided what was pending).
+    /// whatever still holds a `JobQueues` (the shards voided what was pending).
     pub stop: crossbeam_channel::Receiver<()>,
 }
 
@@ -152,13 +226,13 @@ mod tests {
             let result = JobResult {
                 upload_id: 7,
                 owner_shard: 1,
-                outcome: Ok(answer),
+                kind: Kind::Ocr,
+                outcome: Ok(JobAnswer::Text(answer)),
                 cache_hit: false,
                 queued_us: 0,
                 recognize_us: 0,
                 batch_size: 1,
-                digest: [0; 32],
-                options: RecognizeOptions::default(),
+                cache_key: CacheKey::ocr([0; 32], RecognizeOptions::default()),
                 constraints: AnswerConstraints::default(),
             };
             sink.deliver(result)
@@ -177,5 +251,6 @@ mod tests {
         );
         let unknown = JobFailure::Recognize(RecognizeError::UnknownModel("x".into()));
         assert_eq!(unknown.to_string(), "unknown model 'x'");
+        assert_eq!(Kind::ALL.map(Kind::label), ["ocr", "detect", "slide"]);
     }
 }

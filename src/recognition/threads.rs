@@ -1,10 +1,17 @@
-//! The recognition threads: pinned, optionally at low scheduling priority, one `Engine` (one
-//! ONNX Runtime session per model) each, fed by the shared bounded job queue.
+//! The threads that run the jobs: recognition threads (the models: text captchas and click
+//! captchas), pinned, optionally at low scheduling priority, each with its own engines (one
+//! ONNX Runtime session per model) and detector; and slide threads, which need no model.
 //!
-//! Batching works like Triton's dynamic batcher: a thread blocks for the first job, takes
-//! whatever else is already queued up to `max_batch`, and may wait up to `max_queue_delay_us`
-//! for more. The engine then runs equal-width images of batchable models as one tensor, and
-//! everything else one by one, so answers never depend on the batch.
+//! - Text captchas batch like Triton's dynamic batcher: a thread takes a job, whatever else is
+//!   queued up to `max_batch`, and may wait up to `max_queue_delay_us` for more; the engine
+//!   runs equal-width images of batchable models as one tensor and everything else one by
+//!   one, so answers never depend on the batch.
+//! - Click captchas cost tens of milliseconds of model time each: at most `detect_threads` of
+//!   the recognition threads run one at a time, and a thread takes a waiting text captcha
+//!   first, so a flood of detections never starves text (with two or more threads, one is
+//!   always free for text).
+//! - Slides run on their own threads (`slide_threads`, not pinned, at normal priority: a
+//!   slide takes about a millisecond), so they never wait behind a model run.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,16 +19,27 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Select};
 
-use super::{Job, JobFailure, JobResult, ResultSink, ThreadContext};
-use crate::engine::{available_models, Answer, Engine, ImageLimits, RecognizeOptions, SETUP_HINT};
+use super::{Job, JobAnswer, JobFailure, JobReceivers, JobResult, ResultSink, Task, ThreadContext};
+use crate::engine::{
+    available_models, detection_model_path, slide, Detector, Engine, ImageLimits, RecognizeOptions,
+    SETUP_HINT,
+};
 
-/// How the recognition threads are laid out and how they batch.
+/// How often a recognition thread that may not take a waiting detection (the cap is reached)
+/// looks again.
+const DETECT_RECHECK: Duration = Duration::from_millis(2);
+
+/// How the threads are laid out and how they batch.
 #[derive(Clone, Debug)]
 pub struct ThreadConfig {
     /// One recognition thread per entry, pinned to that core.
     pub cores: Vec<usize>,
+    /// Most recognition threads running a detection at once (1..=cores).
+    pub detect_threads: usize,
+    /// Threads running slides.
+    pub slide_threads: usize,
     /// Most jobs one engine call takes.
     pub max_batch: usize,
     /// How long a thread holding fewer than `max_batch` jobs waits for more (0: never).
@@ -31,7 +49,7 @@ pub struct ThreadConfig {
     /// Scheduling priority of the recognition threads.
     pub priority: ThreadPriority,
     /// Threads inside one model run of each recognition thread's extra "wide" engine, used
-    /// when a job arrives while no other recognition thread is busy and nothing else is
+    /// when a text job arrives while no other recognition thread is busy and nothing else is
     /// queued: one image then uses every recognition core (on a 2-core VM: 3.8 instead of
     /// 5.0 ms per recognition at one connection, its pool thread spinning only during a
     /// run). Under load every thread runs its single-threaded engine, which gives the most
@@ -74,18 +92,20 @@ impl std::str::FromStr for ThreadPriority {
     }
 }
 
-/// The running recognition threads.
+/// The running threads.
 pub struct RecognitionThreads {
     handles: Vec<JoinHandle<()>>,
+    recognition: usize,
 }
 
 impl RecognitionThreads {
+    /// Recognition threads (the slide threads not counted).
     pub fn count(&self) -> usize {
-        self.handles.len()
+        self.recognition
     }
 
     /// Waits for every thread to exit (after `ThreadContext::stop` disconnected, or every
-    /// `JobQueue` was dropped).
+    /// `JobQueues` was dropped).
     pub fn join(self) {
         for handle in self.handles {
             let _ = handle.join();
@@ -93,12 +113,25 @@ impl RecognitionThreads {
     }
 }
 
-/// Starts one thread per configured core; returns once every thread has loaded its models, or
-/// the first loading error (missing models, broken ONNX Runtime). The threads exit when
-/// `ThreadContext::stop` disconnects or every `JobQueue` clone is dropped.
+/// What every thread shares.
+struct Shared {
+    results: ResultSink,
+    stop: Receiver<()>,
+    /// Recognition threads running a batch right now.
+    busy: AtomicUsize,
+    /// Recognition threads running a detection right now (at most `detect_threads`).
+    detecting: AtomicUsize,
+}
+
+/// Starts the recognition threads (one per configured core) and the slide threads; returns
+/// once every recognition thread has loaded its models, or the first loading error (missing
+/// models, broken ONNX Runtime). The threads exit when `ThreadContext::stop` disconnects or
+/// every `JobQueues` clone is dropped.
 pub fn start(context: ThreadContext, config: ThreadConfig) -> Result<RecognitionThreads, String> {
     assert!(!config.cores.is_empty(), "at least one recognition thread");
     assert!(config.max_batch >= 1, "max_batch >= 1");
+    assert!((1..=config.cores.len()).contains(&config.detect_threads));
+    assert!(config.slide_threads >= 1);
     let models = available_models(&context.model_dir);
     if models.is_empty() {
         return Err(format!(
@@ -106,21 +139,18 @@ pub fn start(context: ThreadContext, config: ThreadConfig) -> Result<Recognition
             context.model_dir.display()
         ));
     }
+    let shared = Arc::new(Shared {
+        results: context.results,
+        stop: context.stop,
+        busy: AtomicUsize::new(0),
+        detecting: AtomicUsize::new(0),
+    });
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
-    // Recognition threads running a batch right now.
-    let busy = Arc::new(AtomicUsize::new(0));
-    let mut handles = Vec::with_capacity(config.cores.len());
+    let mut handles = Vec::with_capacity(config.cores.len() + config.slide_threads);
     for (index, &core) in config.cores.iter().enumerate() {
-        let (jobs, stop, busy) = (context.jobs.clone(), context.stop.clone(), busy.clone());
-        let wide_threads = config.wide_threads;
-        let all_cores = config.cores.clone();
-        let results = context.results.clone();
-        let (model_dir, models, config, ready) = (
-            context.model_dir.clone(),
-            models.clone(),
-            config.clone(),
-            ready_tx.clone(),
-        );
+        let (jobs, shared, ready) = (context.jobs.clone(), shared.clone(), ready_tx.clone());
+        let (model_dir, models, config) =
+            (context.model_dir.clone(), models.clone(), config.clone());
         let handle = std::thread::Builder::new()
             .name(format!("aiocr-recog-{index}"))
             .spawn(move || {
@@ -128,23 +158,18 @@ pub fn start(context: ThreadContext, config: ThreadConfig) -> Result<Recognition
                 // ONNX Runtime's pool threads start with the session and inherit the creating
                 // thread's affinity (and priority): the wide engine is made while this thread
                 // may run on every recognition core, then the thread pins itself.
-                set_affinity(&all_cores);
-                let wide = Engines::load_wide(&model_dir, &models, config.limits, wide_threads);
+                set_affinity(&config.cores);
+                let wide =
+                    Engines::load_wide(&model_dir, &models, config.limits, config.wide_threads);
                 set_affinity(&[core]);
                 match wide.and_then(|wide| Engines::load(&model_dir, &models, config.limits, wide))
                 {
                     Ok(engines) => {
                         let _ = ready.send(Ok(()));
-                        let queues = Queues {
-                            jobs: &jobs,
-                            stop: &stop,
-                            results: &results,
-                            busy: &busy,
-                        };
-                        recognize_jobs(engines, queues, &config);
+                        recognize_jobs(engines, &jobs, &shared, &config);
                     }
                     Err(e) => {
-                        let _ = ready.send(Err(e.to_string()));
+                        let _ = ready.send(Err(e));
                     }
                 }
             })
@@ -152,12 +177,23 @@ pub fn start(context: ThreadContext, config: ThreadConfig) -> Result<Recognition
         handles.push(handle);
     }
     drop(ready_tx);
-    for _ in 0..handles.len() {
+    for _ in 0..config.cores.len() {
         ready_rx
             .recv()
             .map_err(|_| "a recognition thread died while loading".to_string())??;
     }
-    Ok(RecognitionThreads { handles })
+    for index in 0..config.slide_threads {
+        let (jobs, shared, config) = (context.jobs.slide.clone(), shared.clone(), config.clone());
+        let handle = std::thread::Builder::new()
+            .name(format!("aiocr-slide-{index}"))
+            .spawn(move || slide_jobs(&jobs, &shared, &config))
+            .map_err(|e| format!("cannot start a slide thread: {e}"))?;
+        handles.push(handle);
+    }
+    Ok(RecognitionThreads {
+        handles,
+        recognition: config.cores.len(),
+    })
 }
 
 /// Lets the calling thread run on `cores` only (best effort: a refused change leaves it where
@@ -193,11 +229,12 @@ fn set_priority(priority: ThreadPriority) {
     }
 }
 
-/// One recognition thread's engines: single-threaded, and possibly a wide one (see
-/// `ThreadConfig::wide_threads`).
+/// One recognition thread's engines: single-threaded, possibly a wide one (see
+/// `ThreadConfig::wide_threads`), and the detector (when `common_det.onnx` is installed).
 struct Engines {
     narrow: Engine,
     wide: Option<Engine>,
+    detector: Option<Detector>,
 }
 
 impl Engines {
@@ -222,7 +259,15 @@ impl Engines {
         wide: Option<Engine>,
     ) -> Result<Engines, String> {
         let narrow = Engine::load(model_dir, models, limits).map_err(|e| e.to_string())?;
-        Ok(Engines { narrow, wide })
+        let detector = match detection_model_path(model_dir).exists() {
+            true => Some(Detector::load(model_dir, limits, 1).map_err(|e| e.to_string())?),
+            false => None,
+        };
+        Ok(Engines {
+            narrow,
+            wide,
+            detector,
+        })
     }
 
     /// The wide engine when this thread is the only busy one and nothing waits behind it.
@@ -234,76 +279,242 @@ impl Engines {
     }
 }
 
-/// What a recognition thread reads from and writes to.
-struct Queues<'a> {
-    jobs: &'a Receiver<Job>,
-    stop: &'a Receiver<()>,
-    results: &'a ResultSink,
-    busy: &'a AtomicUsize,
-}
-
-/// Runs until `stop` disconnects or every `JobQueue` is dropped (the server is stopping).
-fn recognize_jobs(mut engines: Engines, queues: Queues, config: &ThreadConfig) {
-    let Queues {
-        jobs,
-        stop,
-        results,
-        busy,
-    } = queues;
+/// Runs until `stop` disconnects or every `JobQueues` is dropped (the server is stopping).
+fn recognize_jobs(
+    mut engines: Engines,
+    jobs: &JobReceivers,
+    shared: &Shared,
+    config: &ThreadConfig,
+) {
     let max_wait = Duration::from_millis(config.max_queue_wait_ms);
-    while let Some(batch) = next_batch(jobs, stop, config, |model| engines.narrow.batchable(model))
-    {
+    while let Some(work) = next_work(jobs, shared, config, |model| {
+        engines.narrow.batchable(model)
+    }) {
         let taken_at = Instant::now();
-        let (fresh, stale): (Vec<Job>, Vec<Job>) = batch
-            .into_iter()
-            .partition(|job| taken_at.duration_since(job.enqueued_at) <= max_wait);
-        for job in stale {
-            let queued_us = micros(taken_at.duration_since(job.enqueued_at));
-            let failure = JobFailure::WaitedTooLong {
-                waited_ms: queued_us / 1000,
-            };
-            results.deliver(result_of(&job, Err(failure), queued_us, 0, 0));
-        }
-        if fresh.is_empty() {
-            continue;
-        }
-        let items: Vec<(&[u8], &RecognizeOptions)> = fresh
-            .iter()
-            .map(|j| (j.image.as_slice(), &j.options))
-            .collect();
-        let alone = busy.fetch_add(1, Ordering::SeqCst) == 0 && jobs.is_empty();
-        let answers = engines.pick(alone).recognize_batch(&items);
-        assert_eq!(answers.len(), fresh.len(), "one answer per job");
-        let was_busy = busy.fetch_sub(1, Ordering::SeqCst);
-        assert!(was_busy >= 1, "busy counts this thread while it runs");
-        let recognize_us = micros(taken_at.elapsed());
-        let batch_size = fresh.len() as u32;
-        for (job, answer) in fresh.iter().zip(answers) {
-            let queued_us = micros(taken_at.duration_since(job.enqueued_at));
-            let outcome = answer.map_err(JobFailure::Recognize);
-            results.deliver(result_of(job, outcome, queued_us, recognize_us, batch_size));
+        match work {
+            Work::Text(batch) => {
+                let fresh = fail_stale(batch, taken_at, max_wait, &shared.results);
+                if !fresh.is_empty() {
+                    run_text(&mut engines, fresh, jobs, shared, taken_at);
+                }
+            }
+            Work::Detect(job) => {
+                let fresh = fail_stale(vec![*job], taken_at, max_wait, &shared.results);
+                for job in fresh {
+                    run_detect(&mut engines, job, &shared.results, taken_at);
+                }
+                let was = shared.detecting.fetch_sub(1, Ordering::SeqCst);
+                assert!(was >= 1, "detecting counts this thread while it runs");
+            }
         }
     }
 }
 
-/// Blocks for one job; when its model can batch, gathers up to `max_batch` (waiting at most
-/// `max_queue_delay_us`). A job of a model that cannot batch runs alone, leaving the queue to
-/// the other threads. None when the queue is closed and empty.
-fn next_batch(
-    jobs: &Receiver<Job>,
-    stop: &Receiver<()>,
+/// What a recognition thread took.
+enum Work {
+    Text(Vec<Job>),
+    /// A detection; this thread holds one of the `detect_threads` places until it is done.
+    Detect(Box<Job>),
+}
+
+/// Blocks for the next work: a waiting text job first, else a detection if a detection place
+/// is free, else whichever comes. `None` when the server stops.
+fn next_work(
+    jobs: &JobReceivers,
+    shared: &Shared,
     config: &ThreadConfig,
     batchable: impl Fn(&str) -> bool,
-) -> Option<Vec<Job>> {
-    let first = crossbeam_channel::select! {
-        recv(jobs) -> job => job.ok()?,
-        recv(stop) -> _ => return None,
+) -> Option<Work> {
+    loop {
+        match jobs.ocr.try_recv() {
+            Ok(job) => return Some(Work::Text(gather(job, &jobs.ocr, config, &batchable))),
+            // Every sender dropped (tests; a server stops through `stop`): finish the
+            // detections left, then end.
+            Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                let job = jobs.detect.recv().ok()?;
+                assert!(take_detect_place(&shared.detecting, usize::MAX));
+                return Some(Work::Detect(Box::new(job)));
+            }
+            Err(crossbeam_channel::TryRecvError::Empty) => {}
+        }
+        let may_detect = take_detect_place(&shared.detecting, config.detect_threads);
+        let mut select = Select::new();
+        let ocr = select.recv(&jobs.ocr);
+        let stop = select.recv(&shared.stop);
+        let detect = may_detect.then(|| select.recv(&jobs.detect));
+        // Without a place, a waiting detection is looked at again shortly (a place frees
+        // when another thread's detection ends, which sends no message).
+        let ready = if !may_detect && !jobs.detect.is_empty() {
+            select.select_timeout(DETECT_RECHECK).ok()
+        } else {
+            Some(select.select())
+        };
+        let Some(operation) = ready else {
+            continue;
+        };
+        let index = operation.index();
+        if index == ocr {
+            release_detect_place(&shared.detecting, may_detect);
+            match operation.recv(&jobs.ocr) {
+                Ok(job) => return Some(Work::Text(gather(job, &jobs.ocr, config, &batchable))),
+                Err(_) => return None, // every sender gone: the server is stopping
+            }
+        } else if index == stop {
+            release_detect_place(&shared.detecting, may_detect);
+            let _ = operation.recv(&shared.stop);
+            return None;
+        } else {
+            assert_eq!(Some(index), detect, "the only other operation");
+            match operation.recv(&jobs.detect) {
+                Ok(job) => return Some(Work::Detect(Box::new(job))),
+                Err(_) => {
+                    release_detect_place(&shared.detecting, true);
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// Takes one of the `max` detection places if one is free.
+fn take_detect_place(detecting: &AtomicUsize, max: usize) -> bool {
+    detecting
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |now| {
+            (now < max).then_some(now + 1)
+        })
+        .is_ok()
+}
+
+fn release_detect_place(detecting: &AtomicUsize, taken: bool) {
+    if taken {
+        let was = detecting.fetch_sub(1, Ordering::SeqCst);
+        assert!(was >= 1, "a place was taken");
+    }
+}
+
+/// Fails the jobs that waited longer than `max_wait`; returns the others.
+fn fail_stale(
+    batch: Vec<Job>,
+    taken_at: Instant,
+    max_wait: Duration,
+    results: &ResultSink,
+) -> Vec<Job> {
+    let (fresh, stale): (Vec<Job>, Vec<Job>) = batch
+        .into_iter()
+        .partition(|job| taken_at.duration_since(job.enqueued_at) <= max_wait);
+    for job in stale {
+        let queued_us = micros(taken_at.duration_since(job.enqueued_at));
+        let failure = JobFailure::WaitedTooLong {
+            waited_ms: queued_us / 1000,
+        };
+        results.deliver(result_of(&job, Err(failure), queued_us, 0, 0));
+    }
+    fresh
+}
+
+fn run_text(
+    engines: &mut Engines,
+    fresh: Vec<Job>,
+    jobs: &JobReceivers,
+    shared: &Shared,
+    taken_at: Instant,
+) {
+    let items: Vec<(&[u8], &RecognizeOptions)> = fresh
+        .iter()
+        .map(|job| match &job.task {
+            Task::Ocr { image, options } => (image.as_slice(), options),
+            _ => unreachable!("the text queue holds text jobs"),
+        })
+        .collect();
+    let alone = shared.busy.fetch_add(1, Ordering::SeqCst) == 0 && jobs.ocr.is_empty();
+    let answers = engines.pick(alone).recognize_batch(&items);
+    assert_eq!(answers.len(), fresh.len(), "one answer per job");
+    let was_busy = shared.busy.fetch_sub(1, Ordering::SeqCst);
+    assert!(was_busy >= 1, "busy counts this thread while it runs");
+    let recognize_us = micros(taken_at.elapsed());
+    let batch_size = fresh.len() as u32;
+    for (job, answer) in fresh.iter().zip(answers) {
+        let queued_us = micros(taken_at.duration_since(job.enqueued_at));
+        let outcome = answer.map(JobAnswer::Text).map_err(JobFailure::Recognize);
+        shared
+            .results
+            .deliver(result_of(job, outcome, queued_us, recognize_us, batch_size));
+    }
+}
+
+fn run_detect(engines: &mut Engines, job: Job, results: &ResultSink, taken_at: Instant) {
+    let Task::Detect { image } = &job.task else {
+        unreachable!("the detection queue holds detections");
     };
-    let gather = batchable(&first.options.model);
+    let outcome = match engines.detector.as_mut() {
+        Some(detector) => detector
+            .detect(image)
+            .map(JobAnswer::Boxes)
+            .map_err(JobFailure::Detect),
+        None => Err(JobFailure::Detect(crate::engine::DetectError::Model(
+            format!("the detection model is not installed ({SETUP_HINT})"),
+        ))),
+    };
+    let queued_us = micros(taken_at.duration_since(job.enqueued_at));
+    results.deliver(result_of(
+        &job,
+        outcome,
+        queued_us,
+        micros(taken_at.elapsed()),
+        1,
+    ));
+}
+
+/// A slide thread: until the server stops.
+fn slide_jobs(jobs: &Receiver<Job>, shared: &Shared, config: &ThreadConfig) {
+    let max_wait = Duration::from_millis(config.max_queue_wait_ms);
+    loop {
+        let job = crossbeam_channel::select! {
+            recv(jobs) -> job => match job { Ok(job) => job, Err(_) => return },
+            recv(shared.stop) -> _ => return,
+        };
+        let taken_at = Instant::now();
+        for job in fail_stale(vec![job], taken_at, max_wait, &shared.results) {
+            let Task::Slide {
+                target,
+                background,
+                mode,
+            } = &job.task
+            else {
+                unreachable!("the slide queue holds slides");
+            };
+            let outcome = slide(target, background, *mode, &config.limits)
+                .map(JobAnswer::Slide)
+                .map_err(JobFailure::Slide);
+            let queued_us = micros(taken_at.duration_since(job.enqueued_at));
+            shared.results.deliver(result_of(
+                &job,
+                outcome,
+                queued_us,
+                micros(taken_at.elapsed()),
+                1,
+            ));
+        }
+    }
+}
+
+/// The first text job and, when its model can batch, up to `max_batch` more (waiting at most
+/// `max_queue_delay_us`). A job of a model that cannot batch runs alone, leaving the queue to
+/// the other threads.
+fn gather(
+    first: Job,
+    jobs: &Receiver<Job>,
+    config: &ThreadConfig,
+    batchable: impl Fn(&str) -> bool,
+) -> Vec<Job> {
+    let Task::Ocr { options, .. } = &first.task else {
+        unreachable!("the text queue holds text jobs");
+    };
+    let gather = batchable(&options.model);
     let mut batch = Vec::with_capacity(config.max_batch);
     batch.push(first);
     if !gather {
-        return Some(batch);
+        return batch;
     }
     let deadline = Instant::now() + Duration::from_micros(config.max_queue_delay_us);
     while batch.len() < config.max_batch {
@@ -320,12 +531,12 @@ fn next_batch(
             Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
         }
     }
-    Some(batch)
+    batch
 }
 
 fn result_of(
     job: &Job,
-    outcome: Result<Answer, JobFailure>,
+    outcome: Result<JobAnswer, JobFailure>,
     queued_us: u64,
     recognize_us: u64,
     batch_size: u32,
@@ -333,13 +544,13 @@ fn result_of(
     JobResult {
         upload_id: job.upload_id,
         owner_shard: job.owner_shard,
+        kind: job.task.kind(),
         outcome,
         cache_hit: false,
         queued_us,
         recognize_us,
         batch_size,
-        digest: job.digest,
-        options: job.options.clone(),
+        cache_key: job.cache_key.clone(),
         constraints: job.constraints.clone(),
     }
 }
@@ -351,7 +562,8 @@ fn micros(duration: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recognition::JobQueue;
+    use crate::recognition::cache::{digest, CacheKey, TaskKey};
+    use crate::recognition::JobQueues;
     use crate::test_support::model_dir;
 
     /// (file bytes, ddddocr_old, ddddocr_beta) of the first `count` fixtures.
@@ -366,6 +578,8 @@ mod tests {
     fn config(max_queue_wait_ms: u64) -> ThreadConfig {
         ThreadConfig {
             cores: vec![0, 1],
+            detect_threads: 1,
+            slide_threads: 1,
             max_batch: 8,
             max_queue_delay_us: 500,
             max_queue_wait_ms,
@@ -375,81 +589,122 @@ mod tests {
         }
     }
 
-    fn job(upload_id: u64, image: Vec<u8>, model: &str, enqueued_at: Instant) -> Job {
-        let options = RecognizeOptions {
-            model: model.into(),
-            ..Default::default()
+    fn job(upload_id: u64, task: Task, enqueued_at: Instant) -> Job {
+        let cache_key = CacheKey {
+            digest: [0; 32],
+            task: TaskKey::Detect,
         };
         Job {
             upload_id,
             owner_shard: (upload_id % 2) as u16,
-            digest: crate::recognition::cache::digest(&image),
+            task,
+            cache_key,
             constraints: Default::default(),
-            image,
-            options,
             enqueued_at,
         }
     }
 
-    #[test]
-    fn every_job_is_answered_on_its_owner_shard_as_ddddocr_would() {
-        let (queue, receiver) = JobQueue::bounded(256);
-        let (sink, inboxes) = ResultSink::new(2, 256);
+    fn text_job(upload_id: u64, image: Vec<u8>, model: &str) -> Job {
+        let options = RecognizeOptions {
+            model: model.into(),
+            ..Default::default()
+        };
+        let mut job = job(
+            upload_id,
+            Task::Ocr {
+                image,
+                options: options.clone(),
+            },
+            Instant::now(),
+        );
+        job.cache_key = CacheKey::ocr([0; 32], options);
+        job
+    }
+
+    fn context(
+        model_dir: std::path::PathBuf,
+    ) -> (JobQueues, ThreadContext, Vec<flume::Receiver<JobResult>>) {
+        let (queues, receivers) = JobQueues::bounded([256, 16, 16]);
+        let (sink, inboxes) = ResultSink::new(2, 512);
         let context = ThreadContext {
-            jobs: receiver,
+            jobs: receivers,
             results: sink,
-            model_dir: model_dir(),
+            model_dir,
             stop: crossbeam_channel::never(),
         };
+        (queues, context, inboxes)
+    }
+
+    #[test]
+    fn every_job_is_answered_on_its_owner_shard_as_ddddocr_would() {
+        let (queues, context, inboxes) = context(model_dir());
         let threads = start(context, config(60_000)).expect("models installed by scripts/setup.sh");
-        let samples = fixtures(40);
         let mut expected = std::collections::HashMap::new();
-        for (i, (image, old, beta)) in samples.into_iter().enumerate() {
+        for (i, (image, old, beta)) in fixtures(40).into_iter().enumerate() {
             let (model, text) = if i % 2 == 0 {
                 ("old", old)
             } else {
                 ("beta", beta)
             };
-            queue
-                .try_submit(job(i as u64, image, model, Instant::now()))
-                .unwrap();
+            queues.try_submit(text_job(i as u64, image, model)).unwrap();
             expected.insert(i as u64, text);
         }
-        queue
-            .try_submit(job(1000, b"GIF89a-broken".to_vec(), "old", Instant::now()))
+        queues
+            .try_submit(text_job(1000, b"GIF89a-broken".to_vec(), "old"))
             .unwrap();
-        drop(queue); // the threads finish the queue, then exit
+        // Detections and slides share the threads; their answers are checked against
+        // ddddocr's in tests/ddddocr_more_parity.rs, here only that each one comes back.
+        let (click, _) = crate::test_support::click_fixture();
+        let (target, background, mode) = crate::test_support::slide_fixture();
+        for id in 2000..2004 {
+            queues
+                .try_submit(job(
+                    id,
+                    Task::Detect {
+                        image: click.clone(),
+                    },
+                    Instant::now(),
+                ))
+                .unwrap();
+            let slide = Task::Slide {
+                target: target.clone(),
+                background: background.clone(),
+                mode,
+            };
+            queues
+                .try_submit(job(id + 100, slide, Instant::now()))
+                .unwrap();
+        }
+        drop(queues); // the threads finish the queues, then exit
         threads.join();
         let mut answered = 0;
         for (shard, inbox) in inboxes.iter().enumerate() {
             while let Ok(result) = inbox.try_recv() {
                 assert_eq!(result.owner_shard as usize, shard);
                 assert!(result.batch_size >= 1);
-                match expected.get(&result.upload_id) {
-                    Some(text) => assert_eq!(&result.outcome.unwrap().text, text),
-                    None => assert!(result.outcome.is_err(), "the broken GIF fails"),
+                match (expected.get(&result.upload_id), result.outcome) {
+                    (Some(text), Ok(JobAnswer::Text(answer))) => assert_eq!(&answer.text, text),
+                    (None, Ok(JobAnswer::Boxes(boxes))) => assert!(!boxes.is_empty()),
+                    (None, Ok(JobAnswer::Slide(_))) => assert!(result.upload_id >= 2100),
+                    (None, Err(_)) => assert_eq!(result.upload_id, 1000, "the broken GIF fails"),
+                    (_, other) => panic!("upload {}: {other:?}", result.upload_id),
                 }
                 answered += 1;
             }
         }
-        assert_eq!(answered, 41);
+        assert_eq!(answered, 41 + 8);
     }
 
     #[test]
     fn a_job_that_waited_too_long_fails_without_running() {
-        let (queue, receiver) = JobQueue::bounded(4);
-        let (sink, inboxes) = ResultSink::new(2, 4);
-        let context = ThreadContext {
-            jobs: receiver,
-            results: sink,
-            model_dir: model_dir(),
-            stop: crossbeam_channel::never(),
-        };
+        let (queues, context, inboxes) = context(model_dir());
         let threads = start(context, config(1)).unwrap();
         let long_ago = Instant::now() - Duration::from_secs(5);
         let (image, _, _) = fixtures(1).pop().unwrap();
-        queue.try_submit(job(7, image, "old", long_ago)).unwrap();
-        drop(queue);
+        let mut stale = text_job(7, image, "old");
+        stale.enqueued_at = long_ago;
+        queues.try_submit(stale).unwrap();
+        drop(queues);
         threads.join();
         let result = inboxes[1].try_recv().unwrap();
         assert!(matches!(
@@ -457,6 +712,18 @@ mod tests {
             JobFailure::WaitedTooLong { waited_ms } if waited_ms >= 5000
         ));
         assert_eq!(result.recognize_us, 0);
+    }
+
+    #[test]
+    fn detection_places_are_capped() {
+        let detecting = AtomicUsize::new(0);
+        assert!(take_detect_place(&detecting, 2));
+        assert!(take_detect_place(&detecting, 2));
+        assert!(!take_detect_place(&detecting, 2), "both places taken");
+        release_detect_place(&detecting, true);
+        assert!(take_detect_place(&detecting, 2));
+        release_detect_place(&detecting, false);
+        assert_eq!(detecting.load(Ordering::SeqCst), 2);
     }
 
     #[test]
@@ -470,19 +737,13 @@ mod tests {
 
     #[test]
     fn missing_models_are_a_start_error() {
-        let (_queue, receiver) = JobQueue::bounded(4);
-        let (sink, _inboxes) = ResultSink::new(1, 4);
         let empty = std::env::temp_dir().join(format!("aiocr-no-models-{}", std::process::id()));
         std::fs::create_dir_all(&empty).unwrap();
-        let context = ThreadContext {
-            jobs: receiver,
-            results: sink,
-            model_dir: empty,
-            stop: crossbeam_channel::never(),
-        };
+        let (_queues, context, _inboxes) = context(empty);
         let refused = start(context, config(1000))
             .err()
             .expect("no models, no threads");
         assert!(refused.contains("no models"), "{refused}");
+        let _ = digest(b"");
     }
 }

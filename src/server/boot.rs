@@ -10,7 +10,7 @@ use super::shard_loops;
 use crate::config::Config;
 use crate::metrics::Registry;
 use crate::recognition::{
-    self, JobQueue, RecognitionThreads, ResultSink, ThreadConfig, ThreadContext,
+    self, JobQueues, RecognitionThreads, ResultSink, ThreadConfig, ThreadContext,
 };
 use crate::store::{ids, Role, ShardStore};
 use glommio::{LocalExecutorBuilder, Placement};
@@ -65,9 +65,14 @@ pub fn run_until_stopped(
     let config = Arc::new(config);
     let shard_cores = shard_cores(shard_count);
     let thread_config = thread_config(&config, &shard_cores);
-    let (queue, jobs) = JobQueue::bounded(config.queue_len);
+    let (queue, jobs) = JobQueues::bounded([
+        config.queue_len,
+        config.detect_queue_len,
+        config.slide_queue_len,
+    ]);
     // Results exist only for queued or running jobs: this bounds what one inbox can hold.
-    let result_inbox_len = config.queue_len + thread_config.cores.len() * config.max_batch;
+    let running = thread_config.cores.len() * config.max_batch + thread_config.slide_threads;
+    let result_inbox_len = queue.total_capacity() + running;
     let (results, result_inboxes) = ResultSink::new(shard_count, result_inbox_len);
     let (peers, inboxes): (Vec<_>, Vec<_>) = (0..shard_count)
         .map(|_| flume::bounded(config.shard_inbox_len))
@@ -88,6 +93,7 @@ pub fn run_until_stopped(
         peers: peers.into(),
         metrics: Registry::new(shard_count, &ROUTE_LABELS),
         models: crate::engine::available_models(&config.model_dir).into(),
+        detection_installed: crate::engine::detection_model_path(&config.model_dir).exists(),
         recognition_threads: threads.count(),
     });
     let (events, event_receiver) = mpsc::channel();
@@ -160,7 +166,14 @@ fn thread_config(config: &Config, shard_cores: &[usize]) -> ThreadConfig {
         0 => cores.len(),
         threads => threads,
     };
+    // All but one recognition thread may run detections, so text always has one.
+    let detect_threads = match config.detect_threads {
+        0 => cores.len().saturating_sub(1).max(1),
+        threads => threads.min(cores.len()),
+    };
     ThreadConfig {
+        detect_threads,
+        slide_threads: config.slide_threads,
         priority: config.recognition_priority(shares_shard_cores),
         wide_threads,
         cores,

@@ -7,9 +7,10 @@ use super::compat::{fastapi, tasks, twocaptcha};
 use super::endpoints::{admin, apikey, node, results, stats, user};
 use super::reply::{ApiResult, Refusal};
 use super::shard::Shard;
-use super::upload;
+use super::upload::{self, Encoding};
 use crate::contract::ApiError;
 use crate::http::{Method, RequestHead, Response};
+use crate::recognition::Kind;
 use std::rc::Rc;
 
 /// A route's key: its index in [`TABLE`] (and in the metrics' per-route arrays).
@@ -20,6 +21,8 @@ pub enum Route {
     Point,
     UploadBase64,
     Upload,
+    Detect,
+    Slide,
     Result,
     Report,
     UserStats,
@@ -55,7 +58,7 @@ struct RouteSpec {
     label: &'static str,
 }
 
-pub const ROUTE_COUNT: usize = 28;
+pub const ROUTE_COUNT: usize = 30;
 
 /// Every route, in the order of [`Route`].
 const TABLE: [RouteSpec; ROUTE_COUNT] = [
@@ -69,6 +72,8 @@ const TABLE: [RouteSpec; ROUTE_COUNT] = [
         "upload_base64",
     ),
     spec(Route::Upload, "/v2/decode/upload", Method::Post, "upload"),
+    spec(Route::Detect, "/v2/decode/detect", Method::Post, "detect"),
+    spec(Route::Slide, "/v2/decode/slide", Method::Post, "slide"),
     spec(Route::Result, "/v2/result", Method::Get, "result"),
     spec(Route::Report, "/v2/report", Method::Post, "report"),
     spec(
@@ -301,8 +306,10 @@ async fn dispatch(route: Route, call: Call<'_>) -> ApiResult {
         Route::Metrics => Ok(node::metrics(&call)),
         Route::Login => user::login(&call).await,
         Route::Point => user::point(&call).await,
-        Route::UploadBase64 => upload::upload(call, upload::Encoding::Base64).await,
-        Route::Upload => upload::upload(call, upload::Encoding::FileOrRaw).await,
+        Route::UploadBase64 => upload::upload(call, Kind::Ocr, Encoding::Base64).await,
+        Route::Upload => upload::upload(call, Kind::Ocr, Encoding::FileOrRaw).await,
+        Route::Detect => upload::upload(call, Kind::Detect, Encoding::FileOrRaw).await,
+        Route::Slide => upload::upload(call, Kind::Slide, Encoding::FileOrRaw).await,
         Route::Result => results::result(&call).await,
         Route::Report => results::report(&call).await,
         Route::UserStats => stats::user_stats(&call).await,

@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::metrics::{Registry, ShardMetrics};
 use crate::ratelimit::RateLimiter;
 use crate::recognition::cache::AnswerCache;
-use crate::recognition::{JobQueue, JobResult};
+use crate::recognition::{JobQueues, JobResult};
 use crate::store::ShardStore;
 use std::cell::RefCell;
 use std::future::Future;
@@ -43,12 +43,14 @@ pub enum ShardMessage {
 pub struct Shared {
     pub config: Arc<Config>,
     pub keys: Arc<Keys>,
-    pub queue: JobQueue,
+    pub queue: JobQueues,
     /// Each shard's inbox, by shard number; its length is the shard count.
     pub peers: Arc<[flume::Sender<ShardMessage>]>,
     pub metrics: Registry,
     /// Model names uploads may ask for.
     pub models: Arc<[String]>,
+    /// Whether `common_det.onnx` is installed (else `/v2/decode/detect` answers 3005).
+    pub detection_installed: bool,
     pub recognition_threads: usize,
 }
 
@@ -205,7 +207,7 @@ mod tests {
     ) -> (Rc<Shard>, flume::Receiver<ShardMessage>) {
         let (own, _own_inbox) = flume::bounded(inbox_len);
         let (peer, peer_inbox) = flume::bounded(inbox_len);
-        let (queue, _jobs) = JobQueue::bounded(4);
+        let (queue, _jobs) = JobQueues::bounded([4, 4, 4]);
         let shared = Arc::new(Shared {
             config: Arc::new(Config::default()),
             keys: Arc::new(Keys::from_secret(&[7; 32]).unwrap()),
@@ -213,6 +215,7 @@ mod tests {
             peers: vec![own, peer].into(),
             metrics: Registry::new(2, &["route"]),
             models: Arc::from(Vec::new()),
+            detection_installed: false,
             recognition_threads: 0,
         });
         let store = ShardStore::open(dir, 0, 2, ids::MAX_NODE_ID).unwrap();

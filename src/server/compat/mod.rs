@@ -26,6 +26,7 @@ use super::upload::{Accept, Accepted, UploadRequest};
 use crate::auth;
 use crate::contract::ApiError;
 use crate::engine::{AnswerConstraints, RecognizeOptions};
+use crate::recognition::Task;
 use callbacks::Callback;
 
 /// Why a protocol's key did not name a user.
@@ -95,8 +96,10 @@ pub async fn submit(
     upload.hints.apply(&mut options, &mut constraints);
     let wait_ms = call.shard.config().compat_wait_ms;
     let request = UploadRequest {
-        image: upload.image,
-        options,
+        task: Task::Ocr {
+            image: upload.image,
+            options,
+        },
         soft_id: upload.soft_id,
         wait: wait_ms > 0,
         timeout_ms: wait_ms,

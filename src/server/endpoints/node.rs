@@ -2,6 +2,7 @@
 //! authentication, no owner shard.
 
 use crate::http::Response;
+use crate::recognition::Kind;
 use crate::server::call::Call;
 use crate::server::reply::{ok, ApiResult};
 use serde_json::json;
@@ -14,7 +15,7 @@ pub fn servers(call: &Call) -> ApiResult {
         "url": shared.config.public_url(),
         "shards": shard.shard_count(),
         "accel": shared.recognition_threads,
-        "queue": shared.queue.depth(),
+        "queue": shared.queue.total_depth(),
         "status": if shard.stop.is_stopped() { "draining" } else { "ok" },
     });
     Ok(ok(&json!({ "servers": [server] })))
@@ -26,11 +27,11 @@ pub fn health() -> Response {
 
 pub fn metrics(call: &Call) -> Response {
     let queue = &call.shard.shared.queue;
-    let text = call
-        .shard
-        .shared
-        .metrics
-        .render(queue.depth(), queue.capacity());
+    let queues: Vec<(&str, usize, usize)> = Kind::ALL
+        .iter()
+        .map(|kind| (kind.label(), queue.depth(*kind), queue.capacity(*kind)))
+        .collect();
+    let text = call.shard.shared.metrics.render(&queues);
     let mut answer = Response::plain(200, text.into_bytes());
     answer.content_type = "text/plain; version=0.0.4; charset=utf-8";
     answer

@@ -8,9 +8,8 @@ use super::request::UploadRequest;
 use super::wait::{wait_for_result, Waiter};
 use super::Accepted;
 use crate::contract::ApiError;
-use crate::engine::{Answer, RecognizeOptions};
-use crate::recognition::cache::{self, ImageDigest};
-use crate::recognition::{Job, JobResult};
+use crate::recognition::cache::{self, CacheKey, TaskKey};
+use crate::recognition::{Job, JobAnswer, JobResult, Kind, Task};
 use crate::server::call::Caller;
 use crate::server::owner::OwnerCommand;
 use crate::server::reply::{busy, internal, Refusal};
@@ -44,10 +43,11 @@ async fn accept(
     if let Err(retry_after_secs) = shard.upload_limiter.borrow_mut().check(user_id) {
         return Err(Refusal::from(ApiError::RateLimited).retry_after(retry_after_secs));
     }
-    let digest = cache::digest(&request.image);
-    // A cached answer needs neither a queue slot nor a model run; it is still charged.
-    let cached = cached_answer(&shard, &digest, &request.options);
-    if cached.is_none() && !shard.shared.queue.has_room() {
+    let kind = request.task.kind();
+    let key = cache_key(&request.task);
+    // A cached answer needs neither a queue slot nor a run; it is still charged.
+    let cached = cached_answer(&shard, &key);
+    if cached.is_none() && !shard.shared.queue.has_room(kind) {
         shard.metrics().uploads_queue_full += 1;
         return Err(busy());
     }
@@ -57,7 +57,7 @@ async fn accept(
         return Err(busy());
     }
     let mut request = request;
-    let record = reserve(&shard, user_id, &request, &digest)?;
+    let record = reserve(&shard, user_id, &request, &key)?;
     let (wait, timeout_ms) = (request.wait, request.timeout_ms);
     // No await since `has_room`: the places are still free.
     let waiter: Option<Waiter> = wait.then(|| shard.waiters.register(record.id));
@@ -66,10 +66,10 @@ async fn accept(
     }
     match cached {
         Some(answer) => {
-            let hit = cache_hit(&shard, &record, digest, request, answer);
+            let hit = cache_hit(&shard, &record, key, request, answer);
             apply_result(&shard, hit)
         }
-        None => submit(&shard, &record, request, digest)?,
+        None => submit(&shard, &record, request, key)?,
     }
     // A 200 means the reservation is on disk, so the answer waits for the group commit; the
     // recognition already runs meanwhile (a sync answer pays max(fsync, model), not the sum).
@@ -84,34 +84,55 @@ async fn accept(
     }
 }
 
-/// The answer cached for these bytes and options. A miss is counted here
-/// (`aiocr_cache_misses_total`); a hit is counted when its result is applied.
-fn cached_answer(
-    shard: &Shard,
-    digest: &ImageDigest,
-    options: &RecognizeOptions,
-) -> Option<Answer> {
+/// The answer cache's key for a task: the bytes' digest and what else shapes the answer.
+fn cache_key(task: &Task) -> CacheKey {
+    match task {
+        Task::Ocr { image, options } => CacheKey::ocr(cache::digest(image), options.clone()),
+        Task::Detect { image } => CacheKey {
+            digest: cache::digest(image),
+            task: TaskKey::Detect,
+        },
+        Task::Slide {
+            target,
+            background,
+            mode,
+        } => CacheKey {
+            digest: cache::slide_digest(target, background),
+            task: TaskKey::Slide(*mode),
+        },
+    }
+}
+
+/// The answer cached for this key. A miss is counted here (`aiocr_cache_misses_total`); a
+/// hit is counted when its result is applied.
+fn cached_answer(shard: &Shard, key: &CacheKey) -> Option<JobAnswer> {
     let mut cache = shard.answer_cache.borrow_mut();
-    let found = cache.get(digest, options);
+    let found = cache.get(key);
     if found.is_none() && cache.is_enabled() {
         shard.metrics().cache_misses += 1;
     }
     found
 }
 
-/// Reserves the upload's cost with a pending record (made durable by the group commit the
-/// caller awaits before answering).
+/// Reserves the upload's cost (its kind's price) with a pending record (made durable by the
+/// group commit the caller awaits before answering).
 fn reserve(
     shard: &Shard,
     user_id: u64,
     request: &UploadRequest,
-    digest: &ImageDigest,
+    key: &CacheKey,
 ) -> Result<UploadRecord, Refusal> {
+    let config = shard.config();
+    let cost = match request.task.kind() {
+        Kind::Ocr => config.upload_cost,
+        Kind::Detect => config.detect_cost,
+        Kind::Slide => config.slide_cost,
+    };
     let new_upload = NewUpload {
-        cost: shard.config().upload_cost,
-        model: request.options.model.clone(),
+        cost,
+        model: super::record_model(&request.task),
         soft_id: request.soft_id.clone(),
-        image_hash: digest[..16].try_into().expect("a 32-byte digest"),
+        image_hash: key.digest[..16].try_into().expect("a 32-byte digest"),
         now_ms: crate::clock::unix_now_ms(),
     };
     let record = shard
@@ -128,14 +149,13 @@ fn submit(
     shard: &Shard,
     record: &UploadRecord,
     request: UploadRequest,
-    digest: ImageDigest,
+    cache_key: CacheKey,
 ) -> Result<(), Refusal> {
     let job = Job {
         upload_id: record.id,
         owner_shard: shard.id,
-        image: request.image,
-        options: request.options,
-        digest,
+        task: request.task,
+        cache_key,
         constraints: request.constraints,
         enqueued_at: Instant::now(),
     };
@@ -151,20 +171,20 @@ fn submit(
 fn cache_hit(
     shard: &Shard,
     record: &UploadRecord,
-    digest: ImageDigest,
+    cache_key: CacheKey,
     request: UploadRequest,
-    answer: Answer,
+    answer: JobAnswer,
 ) -> JobResult {
     JobResult {
         upload_id: record.id,
         owner_shard: shard.id,
+        kind: request.task.kind(),
         outcome: Ok(answer),
         cache_hit: true,
         queued_us: 0,
         recognize_us: 0,
         batch_size: 0,
-        digest,
-        options: request.options,
+        cache_key,
         constraints: request.constraints,
     }
 }

@@ -4,7 +4,7 @@
 
 use super::Finished;
 use crate::contract::{self, ApiError};
-use crate::recognition::{JobFailure, JobResult};
+use crate::recognition::{JobAnswer, JobFailure, JobResult};
 use crate::server::compat::callbacks;
 use crate::server::shard::Shard;
 use crate::store::{Outcome, UploadStatus};
@@ -20,11 +20,10 @@ pub fn apply_result(shard: &Rc<Shard>, result: JobResult) {
         "results are applied on their owner"
     );
     if let (Ok(answer), false) = (&result.outcome, result.cache_hit) {
-        shard.answer_cache.borrow_mut().insert(
-            result.digest,
-            result.options.clone(),
-            answer.clone(),
-        );
+        shard
+            .answer_cache
+            .borrow_mut()
+            .insert(result.cache_key.clone(), answer.clone());
     }
     let (outcome, failure) = outcome_of(&result);
     count(shard, &result);
@@ -56,28 +55,41 @@ pub fn apply_result(shard: &Rc<Shard>, result: JobResult) {
 }
 
 /// What the store records for a result, and the contract code of a failure: an image the
-/// engine refused is the client's error (3003/3004, refunded), not a server fault.
+/// engine could not read is the client's error (3003/3004/3007, refunded), not a server
+/// fault.
 fn outcome_of(result: &JobResult) -> (Outcome, Option<ApiError>) {
     let failed = |reason: String, code| (Outcome::Failed { reason }, Some(code));
+    // The store keeps an f32; NaN marks "none" (no `probability` asked, or a kind without
+    // one) and is left out of answers.
+    let done = |text: String, confidence: Option<f32>| {
+        let confidence = confidence.unwrap_or(f32::NAN);
+        let cache_hit = result.cache_hit;
+        (
+            Outcome::Done {
+                text,
+                confidence,
+                cache_hit,
+            },
+            None,
+        )
+    };
     match &result.outcome {
         // An answer that fails the request's constraints is "unsolvable": refunded (the
         // cache keeps it: another request may accept it).
-        Ok(answer) => match result.constraints.check(answer) {
-            // The store keeps an f32; NaN marks "not computed" (no `probability` asked) and
-            // is left out of answers.
-            Ok(()) => (
-                Outcome::Done {
-                    text: answer.text.clone(),
-                    confidence: answer.confidence.unwrap_or(f32::NAN),
-                    cache_hit: result.cache_hit,
-                },
-                None,
-            ),
+        Ok(JobAnswer::Text(answer)) => match result.constraints.check(answer) {
+            Ok(()) => done(answer.text.clone(), answer.confidence),
             Err(why) => failed(format!("{UNSOLVABLE}: {why}"), ApiError::RecognitionFailed),
         },
+        // Stored as the JSON ddddocr's answer serialises to (`result` of /v2/result).
+        Ok(JobAnswer::Boxes(boxes)) => {
+            done(serde_json::to_string(boxes).expect("boxes serialise"), None)
+        }
+        Ok(JobAnswer::Slide(answer)) => done(answer.to_json(), None),
         Err(JobFailure::Recognize(error)) => {
             failed(error.to_string(), contract::of_recognize(error))
         }
+        Err(JobFailure::Detect(error)) => failed(error.to_string(), contract::of_detect(error)),
+        Err(JobFailure::Slide(error)) => failed(error.to_string(), contract::of_slide(error)),
         Err(failure) => failed(failure.to_string(), ApiError::RecognitionFailed),
     }
 }

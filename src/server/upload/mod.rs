@@ -27,7 +27,9 @@ use super::call::Call;
 use super::owner::run_on_owner;
 use super::reply::{ok, ApiResult, Refusal};
 use crate::contract::ApiError;
+use crate::engine::SlideMode;
 use crate::http::Response;
+use crate::recognition::{Kind, Task};
 use crate::store::{UploadRecord, UploadStatus};
 use serde_json::json;
 
@@ -62,14 +64,16 @@ pub struct Finished {
 pub enum Encoding {
     /// `/v2/decode/upload-base64`: base64 or a data URI in a field.
     Base64,
-    /// `/v2/decode/upload`: a multipart file part, or the raw body.
+    /// `/v2/decode/upload`, `/v2/decode/detect`: a multipart file part, a base64 field, or
+    /// the raw body.
     FileOrRaw,
 }
 
-/// `POST /v2/decode/upload` and `/v2/decode/upload-base64`.
-pub async fn upload(call: Call<'_>, encoding: Encoding) -> ApiResult {
+/// `POST /v2/decode/upload`, `/v2/decode/upload-base64` (text captchas),
+/// `/v2/decode/detect` (click captchas) and `/v2/decode/slide` (slide captchas).
+pub async fn upload(call: Call<'_>, kind: Kind, encoding: Encoding) -> ApiResult {
     let caller = call.caller().await?;
-    let request = request::UploadRequest::parse(&call, encoding)?;
+    let request = request::UploadRequest::parse(&call, kind, encoding)?;
     match run_on_owner(call.shard, Accept { caller, request }).await? {
         Accepted::Pending(record) => Ok(pending_answer(&record)),
         Accepted::Finished(finished) => finished_answer(finished),
@@ -99,16 +103,51 @@ fn finished_answer(finished: Finished) -> ApiResult {
     }
 }
 
-/// The contract's view of one upload.
+/// What an upload record keeps as its `model`: the model of a text captcha, else its kind
+/// (`detect`, `slide-match`, `slide-simple`, `slide-comparison`); custom models may not take
+/// those names (`engine::model`).
+pub fn record_model(task: &Task) -> String {
+    match task {
+        Task::Ocr { options, .. } => options.model.clone(),
+        Task::Detect { .. } => DETECT_MODEL.to_string(),
+        Task::Slide { mode, .. } => match mode {
+            SlideMode::Match => "slide-match",
+            SlideMode::Simple => "slide-simple",
+            SlideMode::Comparison => "slide-comparison",
+        }
+        .to_string(),
+    }
+}
+
+/// The record `model` of a detection.
+const DETECT_MODEL: &str = "detect";
+
+/// The kind of an upload, from its record's `model`.
+pub fn kind_of(record: &UploadRecord) -> Kind {
+    match record.model.as_str() {
+        DETECT_MODEL => Kind::Detect,
+        model if model.starts_with("slide-") => Kind::Slide,
+        _ => Kind::Ocr,
+    }
+}
+
+/// The contract's view of one upload. A text captcha's `result` is its text; a click or
+/// slide captcha's is ddddocr's JSON answer (boxes, or the slide dict).
 pub fn upload_json(record: &UploadRecord) -> serde_json::Value {
+    let kind = kind_of(record);
     let mut data = json!({
         "id": record.id.to_string(),
+        "kind": kind.label(),
         "status": status_name(record.status),
         "cost": record.cost,
         "created_at": record.created_at_ms,
     });
     if let Some(result) = &record.result {
-        data["result"] = json!(result);
+        data["result"] = match kind {
+            Kind::Ocr => json!(result),
+            // Written by finish.rs from serde; a record that does not parse is shown as text.
+            _ => serde_json::from_str(result).unwrap_or_else(|_| json!(result)),
+        };
     }
     if let Some(confidence) = record.confidence.filter(|c| c.is_finite()) {
         data["confidence"] = json!(confidence);

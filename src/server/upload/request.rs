@@ -3,7 +3,10 @@
 
 use super::Encoding;
 use crate::contract::{self, ApiError};
-use crate::engine::{probe_image, AnswerConstraints, CharsetRange, RecognizeOptions};
+use crate::engine::{
+    probe_image, AnswerConstraints, CharsetRange, ColorFilter, RecognizeOptions, SlideMode,
+};
+use crate::recognition::{Kind, Task};
 use crate::server::call::Call;
 use crate::server::compat::callbacks::Callback;
 use crate::server::fields::{body_kind, BodyKind, Fields};
@@ -14,12 +17,16 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 const MAX_SOFT_ID_BYTES: usize = 64;
 /// Fields that may carry the image (the original platform's name, then ddddocr's).
 const IMAGE_FIELDS: [&str; 2] = ["file", "image"];
+/// Fields that may carry a slide's two images (the contract's names, then ddddocr-fastapi's
+/// file parts).
+const TARGET_FIELDS: [&str; 2] = ["target", "target_file"];
+const BACKGROUND_FIELDS: [&str; 2] = ["background", "background_file"];
 
-/// A checked upload, ready for the owner shard: a known image format within the bounds
-/// (from its header), a known model, valid options.
+/// A checked upload, ready for the owner shard: known image formats within the bounds (from
+/// their headers), a known model, valid options.
 pub struct UploadRequest {
-    pub image: Vec<u8>,
-    pub options: RecognizeOptions,
+    /// What to run, with its images.
+    pub task: Task,
     pub soft_id: Option<String>,
     pub wait: bool,
     /// Already capped at `wait_timeout_ms_max`.
@@ -31,20 +38,31 @@ pub struct UploadRequest {
 }
 
 impl UploadRequest {
-    /// A `/v2` upload.
-    pub fn parse(call: &Call, encoding: Encoding) -> Result<UploadRequest, Refusal> {
+    /// A `/v2` upload of `kind`: `/v2/decode/upload(-base64)`, `/v2/decode/detect`,
+    /// `/v2/decode/slide`.
+    pub fn parse(call: &Call, kind: Kind, encoding: Encoding) -> Result<UploadRequest, Refusal> {
         let config = call.shard.config();
-        let (fields, image) = read_fields_and_image(call, encoding)?;
-        check_image_size(&image, config.max_image_bytes)?;
-        let options = recognize_options(&fields, &call.shard.shared.models)?;
+        let (mut fields, raw_body) = read_fields(call, encoding)?;
+        let task = match kind {
+            Kind::Ocr => {
+                let image = one_image(&mut fields, raw_body, config.max_image_bytes)?;
+                check_image_size(&image, config.max_image_bytes)?;
+                let options = recognize_options(&fields, &call.shard.shared.models)?;
+                Task::Ocr { image, options }
+            }
+            Kind::Detect => {
+                let image = one_image(&mut fields, raw_body, config.max_image_bytes)?;
+                Task::Detect { image }
+            }
+            Kind::Slide => slide_task(&mut fields, config.max_image_bytes)?,
+        };
         let soft_id = soft_id(&fields)?;
         let timeout_ms = fields
             .number("timeout_ms")?
             .unwrap_or(config.wait_timeout_ms_default);
         let wait = fields.flag("wait", false)?;
         let request = UploadRequest {
-            image,
-            options,
+            task,
             soft_id,
             wait,
             timeout_ms,
@@ -54,19 +72,44 @@ impl UploadRequest {
         request.checked(call)
     }
 
-    /// An upload another protocol read is checked here like a `/v2` upload: its size, its
-    /// model, then its format and dimensions from the header.
+    /// An upload another protocol read is checked here like a `/v2` upload: its images'
+    /// sizes, its model, then their formats and dimensions from the headers.
     pub fn checked(mut self, call: &Call) -> Result<UploadRequest, Refusal> {
         let config = call.shard.config();
-        check_image_size(&self.image, config.max_image_bytes)?;
-        if !call.shard.shared.models.contains(&self.options.model) {
-            return Err(Refusal::new(
-                ApiError::UnknownModel,
-                format!("unknown model {:?}", self.options.model),
-            ));
+        let limits = config.image_limits();
+        let probe = |image: &[u8]| -> Result<(), Refusal> {
+            check_image_size(image, config.max_image_bytes)?;
+            probe_image(image, &limits)
+                .map(|_| ())
+                .map_err(|error| Refusal::new(contract::of_image(&error), error.to_string()))
+        };
+        match &self.task {
+            Task::Ocr { image, options } => {
+                check_image_size(image, config.max_image_bytes)?;
+                if !call.shard.shared.models.contains(&options.model) {
+                    return Err(Refusal::new(
+                        ApiError::UnknownModel,
+                        format!("unknown model {:?}", options.model),
+                    ));
+                }
+                probe(image)?;
+            }
+            Task::Detect { image } => {
+                if !call.shard.shared.detection_installed {
+                    return Err(Refusal::new(
+                        ApiError::UnknownModel,
+                        "the detection model is not installed on this server",
+                    ));
+                }
+                probe(image)?;
+            }
+            Task::Slide {
+                target, background, ..
+            } => {
+                probe(target)?;
+                probe(background)?;
+            }
         }
-        probe_image(&self.image, &config.image_limits())
-            .map_err(|error| Refusal::new(contract::of_image(&error), error.to_string()))?;
         self.timeout_ms = self.timeout_ms.min(config.wait_timeout_ms_max);
         Ok(self)
     }
@@ -83,16 +126,55 @@ fn check_image_size(image: &[u8], max_image_bytes: usize) -> Result<(), Refusal>
     Ok(())
 }
 
-/// The request's fields and its image: the raw body on the file route when the body is not
-/// a form (its options then come from the query), else a file part or a base64 field.
-fn read_fields_and_image(call: &Call, encoding: Encoding) -> Result<(Fields, Vec<u8>), Refusal> {
+/// The request's fields, and its raw body when that is the image: on the file route, a body
+/// that is not a form (its options then come from the query).
+fn read_fields(call: &Call, encoding: Encoding) -> Result<(Fields, Option<Vec<u8>>), Refusal> {
     let kind = body_kind(call.head.content_type.as_deref(), &call.body);
     if kind == BodyKind::Other && encoding == Encoding::FileOrRaw {
-        return Ok((Fields::from_query(&call.head.query)?, call.body.clone()));
+        return Ok((
+            Fields::from_query(&call.head.query)?,
+            Some(call.body.clone()),
+        ));
     }
-    let mut fields = call.fields()?;
-    let image = image_from_fields(&mut fields, call.shard.config().max_image_bytes)?;
-    Ok((fields, image))
+    Ok((call.fields()?, None))
+}
+
+/// The raw body, else a file part or a base64 field named `file`/`image`.
+fn one_image(
+    fields: &mut Fields,
+    raw_body: Option<Vec<u8>>,
+    max_image_bytes: usize,
+) -> Result<Vec<u8>, Refusal> {
+    match raw_body {
+        Some(body) => Ok(body),
+        None => image_from_fields(fields, &IMAGE_FIELDS, max_image_bytes),
+    }
+}
+
+/// A slide's two images (`target`, `background`: file parts or base64) and its `mode`.
+fn slide_task(fields: &mut Fields, max_image_bytes: usize) -> Result<Task, Refusal> {
+    let mode = match fields
+        .text("mode")
+        .map(str::trim)
+        .filter(|mode| !mode.is_empty())
+    {
+        None => SlideMode::Match,
+        Some(text) => SlideMode::parse(text).ok_or_else(|| {
+            Refusal::new(
+                ApiError::InvalidOption,
+                format!("mode {text:?}: expected match, simple or comparison"),
+            )
+        })?,
+    };
+    let target = image_from_fields(fields, &TARGET_FIELDS, max_image_bytes)?;
+    let background = image_from_fields(fields, &BACKGROUND_FIELDS, max_image_bytes)?;
+    check_image_size(&target, max_image_bytes)?;
+    check_image_size(&background, max_image_bytes)?;
+    Ok(Task::Slide {
+        target,
+        background,
+        mode,
+    })
 }
 
 fn recognize_options(fields: &Fields, models: &[String]) -> Result<RecognizeOptions, Refusal> {
@@ -114,12 +196,16 @@ fn recognize_options(fields: &Fields, models: &[String]) -> Result<RecognizeOpti
                 .ok_or_else(|| malformed("charset_range must not be empty"))?,
         ),
     };
+    let colors = fields.text("colors").filter(|text| !text.is_empty());
+    let ranges = fields.text("color_ranges").filter(|text| !text.is_empty());
+    let color_filter = ColorFilter::from_options(colors, ranges)
+        .map_err(|error| Refusal::new(contract::of_color_filter(&error), error.to_string()))?;
     Ok(RecognizeOptions {
         model,
         png_fix: fields.flag("png_fix", false)?,
         probability: fields.flag("probability", false)?,
         charset_range,
-        color_filter: None,
+        color_filter,
     })
 }
 
@@ -140,14 +226,18 @@ fn too_large(max_image_bytes: usize) -> Refusal {
     )
 }
 
-/// A binary file part named `file`/`image`, else a base64 text field of that name.
-fn image_from_fields(fields: &mut Fields, max_image_bytes: usize) -> Result<Vec<u8>, Refusal> {
-    for name in IMAGE_FIELDS {
+/// A binary file part of one of `names`, else a base64 text field of one of them.
+fn image_from_fields(
+    fields: &mut Fields,
+    names: &[&str],
+    max_image_bytes: usize,
+) -> Result<Vec<u8>, Refusal> {
+    for name in names {
         if let Some(bytes) = fields.take_file(name) {
             return Ok(bytes);
         }
     }
-    for name in IMAGE_FIELDS {
+    for name in names {
         if let Some(text) = fields.text(name) {
             return decode_base64_image(text, max_image_bytes);
         }
