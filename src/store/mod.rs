@@ -19,6 +19,7 @@
 
 mod api_keys;
 pub mod day;
+mod directory;
 pub mod ids;
 mod journal;
 mod layout;
@@ -26,9 +27,12 @@ mod meta;
 mod records;
 mod stats;
 mod uploads;
+mod user_uploads;
 mod users;
 mod verify;
 
+pub use directory::{UserSummary, MAX_PAGE as MAX_USERS_PAGE};
+pub use user_uploads::MAX_PAGE as MAX_UPLOADS_PAGE;
 pub use users::check_username;
 
 use std::collections::BTreeSet;
@@ -207,6 +211,10 @@ impl ShardStore {
         }
         meta::ensure_shard_count(data_dir, shard_count)?;
         let db = layout::open_db(&layout::shard_dir(data_dir, shard))?;
+        let indexed = db
+            .tree_names()
+            .iter()
+            .any(|name| name.as_ref() == user_uploads::TREE.as_bytes());
         let trees = Trees::open(&db)?;
         let ids = IdGenerator::new(
             node_id,
@@ -215,6 +223,7 @@ impl ShardStore {
             Box::new(layout::SledHighWater(trees.meta.clone())),
         )?;
         let days = layout::existing_days(&db);
+        user_uploads::build_if_new(&db, &trees.user_uploads, indexed, &days)?;
         Ok(ShardStore {
             shard,
             shard_count,
