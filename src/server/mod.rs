@@ -24,6 +24,7 @@ mod call;
 mod commit;
 pub mod compat;
 mod conn;
+mod console;
 mod endpoints;
 mod fields;
 mod listener;
