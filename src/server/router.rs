@@ -442,6 +442,37 @@ mod tests {
         ));
     }
 
+    /// The API description names every `/v2` route (and `/health`, `/metrics`) with its
+    /// method, and nothing else: a route added without its description fails here.
+    #[test]
+    fn the_api_description_has_every_route_and_no_other() {
+        let doc: serde_json::Value = serde_json::from_slice(console::OPENAPI.bytes).unwrap();
+        let described = |path: &str, method: Method| {
+            let name = if method == Method::Get { "get" } else { "post" };
+            doc["paths"][path][name].is_object()
+        };
+        let mut documented = 0;
+        for spec in &TABLE {
+            let public =
+                spec.path.starts_with("/v2/") || ["/health", "/metrics"].contains(&spec.path);
+            assert_eq!(
+                described(spec.path, spec.method),
+                public,
+                "{} {:?}",
+                spec.path,
+                spec.method
+            );
+            documented += usize::from(public);
+        }
+        let operations: usize = doc["paths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|item| item.as_object().unwrap().len())
+            .sum();
+        assert_eq!(operations, documented, "no operation without a route");
+    }
+
     #[test]
     fn the_monitoring_listener_serves_only_metrics_and_health() {
         assert!(Surface::Monitoring.serves(Route::Metrics, true));

@@ -62,9 +62,10 @@ function render() {
     else link.removeAttribute('aria-current');
   }
   unmountPage = page.mount(main) ?? null;
-  // Keyboard and screen-reader users land on the new page's heading.
+  // Keyboard and screen-reader users land on the new page's heading, unless the page put
+  // the focus somewhere itself (sign in: the username field).
   const heading = main.querySelector('h1');
-  if (heading) {
+  if (heading && !main.contains(document.activeElement)) {
     heading.tabIndex = -1;
     heading.focus({ preventScroll: true });
   }

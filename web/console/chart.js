@@ -1,5 +1,5 @@
 // The usage chart: uploads per day as bars and points spent as a line, drawn by uPlot
-// (vendor/uplot, MIT, pinned; see vendor/uplot/README.md for why a library).
+// (vendor/uplot, MIT, pinned; web/README.md says why a library and where it came from).
 //
 // uPlot sizes itself in pixels: the chart follows its container's width (360 px phones
 // included) through a ResizeObserver. Its canvas is decoration for sighted users; the page
@@ -8,6 +8,8 @@
 import uPlot from './vendor/uplot/uPlot.esm.js';
 
 const HEIGHT = 240;
+/** Tick steps for counts: whole numbers only. */
+const WHOLE_STEPS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5, 1e6, 1e7, 1e8];
 
 /**
  * Draws `rows` ({day, uploads, points_spent, ...}, oldest first) into `container`; returns
@@ -23,11 +25,15 @@ export function usageChart(container, rows) {
   const options = {
     width: Math.max(container.clientWidth, 280),
     height: HEIGHT,
-    scales: { x: { time: false, range: [-0.5, rows.length - 0.5] }, uploads: { range: [0, null] }, points: { range: [0, null] } },
+    scales: {
+      x: { time: false, range: [-0.5, rows.length - 0.5] },
+      uploads: { range: (_, __, max) => [0, Math.max(max, 1)] },
+      points: { range: (_, __, max) => [0, Math.max(max, 1)] },
+    },
     axes: [
       { values: (_, ticks) => ticks.map((tick) => days[tick] ?? ''), incrs: [1] },
-      { scale: 'uploads', label: 'Uploads' },
-      { scale: 'points', label: 'Points spent', side: 1, grid: { show: false } },
+      { scale: 'uploads', label: 'Uploads', incrs: WHOLE_STEPS },
+      { scale: 'points', label: 'Points spent', side: 1, grid: { show: false }, incrs: WHOLE_STEPS },
     ],
     series: [
       { label: 'Day', value: (_, index) => (index === null ? '' : rows[index]?.day ?? '') },

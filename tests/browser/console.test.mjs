@@ -1,0 +1,242 @@
+// The console in a real browser: Debian's Chromium, headless, driven by playwright-core,
+// against a live aiocr (tests/console_browser.rs starts it and passes its address and the
+// demo and admin passwords in the environment). One user's whole visit, step by step:
+// sign in, see the balance, create a key, solve a fixture (the answer must be ddddocr's),
+// see the usage chart count it, an admin (signed in with the keyboard only) grants points
+// and the user's balance changes, sign out. Every page is screenshot into
+// $AIOCR_SCREENSHOTS (docs/console holds the committed ones).
+//
+// Throughout, the page must log no error (a Content-Security-Policy violation is one) and
+// make no request to anywhere but the server.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const BASE = required('AIOCR_URL');
+const DEMO_PASSWORD = required('AIOCR_DEMO_PASSWORD');
+const ADMIN_PASSWORD = required('AIOCR_ADMIN_PASSWORD');
+const SCREENSHOTS = resolve(process.env.AIOCR_SCREENSHOTS ?? '../../target/console-screenshots');
+const FIXTURES = resolve('../fixtures/captcha');
+const CHROMIUM = process.env.AIOCR_CHROMIUM ?? '/usr/bin/chromium';
+/** The fixture the user solves (its ddddocr answer comes from the manifest). */
+const FIXTURE = '0001.png';
+/** Points the admin grants. */
+const GRANT = 25;
+
+function required(name) {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set (tests/console_browser.rs sets it)`);
+  return value;
+}
+
+/** ddddocr 1.6.1's answer (default model) for a fixture, from the manifest. */
+function ddddocrAnswer(file) {
+  const rows = readFileSync(join(FIXTURES, 'manifest.tsv'), 'utf8').trim().split('\n').slice(1);
+  const row = rows.map((line) => line.split('\t')).find((cols) => cols[0] === file);
+  assert.ok(row, `${file} is in the manifest`);
+  return row[4];
+}
+
+/** Everything a page did wrong: errors it logged, uncaught exceptions, foreign requests. */
+function watch(page, problems, name) {
+  page.on('console', (message) => {
+    if (message.type() === 'error') problems.push(`${name} console: ${message.text()}`);
+  });
+  page.on('pageerror', (error) => problems.push(`${name} exception: ${error.message}`));
+  page.on('request', (request) => {
+    const url = request.url();
+    if (!url.startsWith(BASE) && !url.startsWith('blob:') && !url.startsWith('data:')) {
+      problems.push(`${name} requested ${url}`);
+    }
+  });
+}
+
+async function shot(page, name, fullPage = true) {
+  await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage });
+}
+
+/** Waits until `predicate(arg)` is true in the page (the wait is bounded by Playwright). */
+function until(page, predicate, arg) {
+  return page.waitForFunction(predicate, arg, { polling: 100 });
+}
+
+async function headerPoints(page) {
+  return Number(await page.locator('#balance').getAttribute('data-points'));
+}
+
+test('a user and an admin use the console', async (t) => {
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  const profile = mkdtempSync(join(tmpdir(), 'aiocr-chromium-'));
+  // A fresh profile; without the background-networking flags Chromium tries to reach
+  // Google's services, which this closed network refuses.
+  const browser = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1100, height: 800 },
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  const problems = [];
+  try {
+    const user = await browser.newPage();
+    watch(user, problems, 'user');
+    let points = 0;
+    let apiKey = '';
+
+    await t.test('the console URL shows the sign-in page', async () => {
+      await user.goto(`${BASE}/console/`);
+      await user.locator('#signin-form').waitFor();
+      assert.match(user.url(), /#\/signin$/);
+      await shot(user, 'signin');
+    });
+
+    await t.test('the demo user signs in and sees the balance', async () => {
+      await user.getByLabel('Username').fill('demo');
+      await user.getByLabel('Password').fill(DEMO_PASSWORD);
+      await user.getByRole('button', { name: 'Sign in' }).click();
+      await until(user, () => (document.querySelector('#account-points')?.dataset.value ?? '') !== '');
+      points = Number(await user.locator('#account-points').getAttribute('data-value'));
+      assert.equal(points, 1000, 'the demo user starts with 1000 points');
+      assert.equal(await headerPoints(user), 1000);
+      assert.match(await user.locator('#who-name').textContent(), /^demo \(user\)$/);
+      assert.equal(await user.locator('[data-admin]:visible').count(), 0, 'no admin links for a user');
+    });
+
+    await t.test('the user creates an API key, shown once, that works', async () => {
+      await user.getByRole('button', { name: 'Create a key' }).click();
+      await user.locator('#key-value').filter({ hasText: /^[0-9a-f]{32}$/ }).waitFor();
+      apiKey = await user.locator('#key-value').textContent();
+      const answer = await fetch(`${BASE}/v2/user/point`, { headers: { Authorization: `Bearer ${apiKey}` } });
+      assert.equal((await answer.json()).data.points, points, 'the key reads the same balance');
+      assert.equal(await user.locator('#key-status').getAttribute('data-has-key'), 'true');
+      await shot(user, 'account');
+    });
+
+    await t.test('the user solves a fixture: the answer is ddddocr\'s', async () => {
+      await user.getByRole('link', { name: 'Try it' }).click();
+      await user.locator('#try-file-file').setInputFiles(join(FIXTURES, FIXTURE));
+      await user.locator('.drop img:not([hidden])').waitFor();
+      await user.getByRole('button', { name: 'Solve' }).click();
+      await user.locator('#try-result[data-status]').waitFor();
+      assert.equal(await user.locator('#try-result').getAttribute('data-status'), 'done');
+      assert.equal(await user.locator('#try-result').textContent(), ddddocrAnswer(FIXTURE));
+      const confidence = Number(await user.locator('#try-confidence').textContent());
+      assert.ok(confidence > 0 && confidence <= 1, `confidence ${confidence}`);
+      assert.match(await user.locator('#try-time').textContent(), /^\d+(\.\d+)? m?s$/);
+      points -= 1;
+      await until(user, (expected) => Number(document.querySelector('#balance').dataset.points) === expected, points);
+      await shot(user, 'try');
+    });
+
+    await t.test('the usage chart and the uploads list count it', async () => {
+      await user.getByRole('link', { name: 'Usage' }).click();
+      await until(user, () => document.querySelector('#usage-chart')?.dataset.todayUploads === '1');
+      assert.equal(await user.locator('#usage-chart canvas').count() > 0, true, 'uPlot drew');
+      assert.equal(await user.locator('#usage-chart').getAttribute('data-today-points'), '1');
+      const first = user.locator('#uploads-table tbody tr').first();
+      await first.waitFor();
+      assert.equal(await first.locator('td.answer').textContent(), ddddocrAnswer(FIXTURE));
+      assert.equal(await first.locator('td[data-status]').textContent(), 'done');
+      await shot(user, 'usage');
+    });
+
+    const admin = await browser.newPage();
+    watch(admin, problems, 'admin');
+
+    await t.test('an admin signs in with the keyboard alone', async () => {
+      await admin.goto(`${BASE}/console/`);
+      await admin.locator('#signin-form').waitFor();
+      // The page puts the focus on the username field.
+      await admin.keyboard.type('admin');
+      await admin.keyboard.press('Tab');
+      await admin.keyboard.type(ADMIN_PASSWORD);
+      await admin.keyboard.press('Enter');
+      await admin.locator('#who-name', { hasText: 'admin (admin)' }).waitFor();
+      assert.equal(await admin.locator('[data-admin]:visible').count(), 3);
+    });
+
+    await t.test('the admin finds the demo user', async () => {
+      await admin.getByRole('link', { name: 'Users' }).click();
+      await admin.getByLabel('Name starts with').fill('dem');
+      await admin.getByRole('button', { name: 'Find' }).click();
+      const row = admin.locator('#users-table tr[data-username="demo"]');
+      await row.waitFor();
+      assert.equal(await admin.locator('#users-table tbody tr').count(), 1);
+      assert.equal(await row.locator('td[data-points]').getAttribute('data-points'), String(points));
+      await shot(admin, 'admin-users');
+    });
+
+    await t.test('the admin grants points and the user sees the balance change', async () => {
+      await admin.getByRole('link', { name: 'Points' }).click();
+      await admin.getByLabel('Username').fill('demo');
+      await admin.getByLabel(/^Points/).fill(String(GRANT));
+      await admin.getByLabel('Reason').fill('browser test');
+      await admin.getByRole('button', { name: 'Grant' }).click();
+      await admin.locator('#points-done[data-points]').waitFor();
+      points += GRANT;
+      assert.equal(await admin.locator('#points-done').getAttribute('data-points'), String(points));
+      await shot(admin, 'admin-points');
+      // The user's tab polls the balance: the header changes by itself.
+      await until(user, (expected) => Number(document.querySelector('#balance').dataset.points) === expected, points);
+      await user.getByRole('link', { name: 'Account' }).click();
+      await until(user, (expected) => Number(document.querySelector('#account-points')?.dataset.value) === expected, points);
+    });
+
+    await t.test('the admin sees the server state from the metrics', async () => {
+      await admin.getByRole('link', { name: 'Server' }).click();
+      await until(admin, () => Number(document.querySelector('#server-done')?.textContent) >= 1);
+      await until(admin, () => document.querySelector('#server-rate')?.textContent !== '–');
+      assert.match(await admin.locator('#server-queue').textContent(), /^\d+ of [\d,]+$/);
+      assert.equal(await admin.locator('#server-nodes tbody tr').count(), 1);
+      await shot(admin, 'admin-server');
+    });
+
+    await t.test('the API reference is rendered from /openapi.json', async () => {
+      await user.getByRole('link', { name: 'API reference' }).click();
+      await user.locator('#reference-toc li').first().waitFor();
+      const operations = await user.locator('#reference-body section.operation').count();
+      const doc = await (await fetch(`${BASE}/openapi.json`)).json();
+      const expected = Object.values(doc.paths).reduce((sum, item) => sum + Object.keys(item).length, 0);
+      assert.equal(operations, expected, 'one section per operation');
+      await user.getByLabel('Filter').fill('uploads');
+      assert.ok(await user.locator('#op-get--v2-user-uploads').isVisible());
+      assert.ok(await user.locator('#op-get--health').isHidden());
+      await user.getByLabel('Filter').fill('');
+      await shot(user, 'reference', false); // the whole reference is many screens long
+    });
+
+    await t.test('readable at 360 px: no page is wider than the screen', async () => {
+      await user.setViewportSize({ width: 360, height: 740 });
+      for (const route of ['#/account', '#/try', '#/usage', '#/reference']) {
+        await user.evaluate((hash) => { location.hash = hash; }, route);
+        await user.locator(`main[data-page="${route.slice(1)}"] h1`).waitFor();
+        const width = await user.evaluate(() => document.documentElement.scrollWidth);
+        assert.ok(width <= 360, `${route} is ${width} px wide`);
+      }
+      await user.evaluate(() => { location.hash = '#/try'; });
+      await user.locator('main[data-page="/try"] h1').waitFor();
+      await shot(user, 'try-360px');
+    });
+
+    await t.test('signing out forgets the token', async () => {
+      await user.getByRole('button', { name: 'Sign out' }).click();
+      await user.locator('#signin-form').waitFor();
+      assert.ok(await user.locator('#who').isHidden());
+      const stored = await user.evaluate(() => [localStorage.length, sessionStorage.length, document.cookie]);
+      assert.deepEqual(stored, [0, 0, ''], 'nothing kept outside the page\'s memory');
+      await user.evaluate(() => { location.hash = '#/account'; });
+      await user.locator('#signin-form').waitFor();
+    });
+
+    await t.test('the pages logged no error and asked nothing of anyone else', () => {
+      assert.deepEqual(problems, []);
+    });
+  } finally {
+    await browser.close();
+    rmSync(profile, { recursive: true, force: true });
+  }
+});
