@@ -163,8 +163,8 @@ test('a user and an admin use the console', async (t) => {
       await admin.getByRole('link', { name: 'Users' }).click();
       await admin.getByLabel('Name starts with').fill('dem');
       await admin.getByRole('button', { name: 'Find' }).click();
+      await admin.locator('#users-table[data-query="dem"]').waitFor();
       const row = admin.locator('#users-table tr[data-username="demo"]');
-      await row.waitFor();
       assert.equal(await admin.locator('#users-table tbody tr').count(), 1);
       assert.equal(await row.locator('td[data-points]').getAttribute('data-points'), String(points));
       await shot(admin, 'admin-users');
@@ -206,14 +206,24 @@ test('a user and an admin use the console', async (t) => {
       assert.ok(await user.locator('#op-get--v2-user-uploads').isVisible());
       assert.ok(await user.locator('#op-get--health').isHidden());
       await user.getByLabel('Filter').fill('');
-      await shot(user, 'reference', false); // the whole reference is many screens long
+      // The whole reference is many screens long: one operation's screen.
+      await user.locator('[data-target="op-post--v2-decode-upload"]').click();
+      assert.ok(await user.locator('#op-post--v2-decode-upload h2').evaluate((h) => h === document.activeElement));
+      await shot(user, 'reference', false);
     });
 
     await t.test('readable at 360 px: no page is wider than the screen', async () => {
       await user.setViewportSize({ width: 360, height: 740 });
-      for (const route of ['#/account', '#/try', '#/usage', '#/reference']) {
+      // Each page once its content is in (what arrives last).
+      const loaded = {
+        '#/account': '#key-status[data-has-key]',
+        '#/try': '.drop input[type=file]',
+        '#/usage': '#uploads-table tbody tr',
+        '#/reference': '#reference-body section.operation',
+      };
+      for (const [route, selector] of Object.entries(loaded)) {
         await user.evaluate((hash) => { location.hash = hash; }, route);
-        await user.locator(`main[data-page="${route.slice(1)}"] h1`).waitFor();
+        await user.locator(`main[data-page="${route.slice(1)}"] ${selector}`).first().waitFor();
         const width = await user.evaluate(() => document.documentElement.scrollWidth);
         assert.ok(width <= 360, `${route} is ${width} px wide`);
       }

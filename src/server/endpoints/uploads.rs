@@ -27,7 +27,7 @@ impl UploadsPage {
         let caller = call.caller().await?;
         let fields = call.fields()?;
         let before = match fields.text("before") {
-            None | Some("") => None,
+            None => None,
             Some(_) => Some(fields.id("before")?),
         };
         let limit = fields.number("limit")?.unwrap_or(DEFAULT_LIMIT as u64);

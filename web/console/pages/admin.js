@@ -43,10 +43,16 @@ export function mountUsers(main) {
 }
 
 async function listUsers(main, state, after) {
+  // A slower answer to an earlier search must not replace a later one's.
+  state.asked = (state.asked ?? 0) + 1;
+  const asked = state.asked;
+  const query = state.query;
   const page = await call('GET', '/v2/admin/users', {
-    query: { q: state.query, after, limit: USERS_PAGE },
+    query: { q: query, after, limit: USERS_PAGE },
   });
+  if (asked !== state.asked) return;
   state.next = page.next_after ?? null;
+  $('#users-table', main).dataset.query = query;
   const rows = page.users.map((user) => userRow(main, user));
   const tbody = $('#users-table tbody', main);
   if (after) tbody.append(...rows);
