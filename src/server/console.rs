@@ -34,6 +34,7 @@ const HTML: &str = "text/html; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 const SVG: &str = "image/svg+xml";
+const PNG: &str = "image/png";
 const TEXT: &str = "text/plain; charset=utf-8";
 
 /// A file of `web/console/`, read at build time.
@@ -48,10 +49,12 @@ macro_rules! asset {
 }
 
 /// Every file of `web/console/` (a test checks that none is missing and none is extra).
-pub const ASSETS: [Asset; 17] = [
+pub const ASSETS: [Asset; 18] = [
     asset!("index.html", HTML),
     asset!("style.css", CSS),
     asset!("favicon.svg", SVG),
+    // A captcha to try when one has none at hand (tests/fixtures/captcha/0001.png).
+    asset!("sample.png", PNG),
     asset!("app.js", JS),
     asset!("api.js", JS),
     asset!("ui.js", JS),
@@ -178,6 +181,17 @@ mod tests {
         on_disk.sort();
         built_in.sort();
         assert_eq!(on_disk, built_in);
+    }
+
+    /// The sample is a fixture, so the browser test knows ddddocr's answer for it.
+    #[test]
+    fn the_sample_is_a_fixture() {
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/captcha/0001.png");
+        let sample = ASSETS
+            .iter()
+            .find(|asset| asset.path == "sample.png")
+            .unwrap();
+        assert_eq!(sample.bytes, std::fs::read(fixture).unwrap());
     }
 
     #[test]

@@ -116,6 +116,25 @@ test('a user and an admin use the console', async (t) => {
       await shot(user, 'account');
     });
 
+    await t.test('the user replaces the key, then revokes it: each old key stops at once', async () => {
+      const pointsWith = async (key) => (await fetch(`${BASE}/v2/user/point`, {
+        headers: { Authorization: `Bearer ${key}` },
+      })).status;
+      user.once('dialog', (dialog) => dialog.accept());
+      await user.getByRole('button', { name: 'Replace the key' }).click();
+      await user.locator('#key-value').filter({ hasNotText: apiKey }).waitFor();
+      const replaced = apiKey;
+      apiKey = await user.locator('#key-value').textContent();
+      assert.match(apiKey, /^[0-9a-f]{32}$/);
+      assert.equal(await pointsWith(replaced), 401, 'the replaced key is refused');
+      assert.equal(await pointsWith(apiKey), 200);
+      user.once('dialog', (dialog) => dialog.accept());
+      await user.getByRole('button', { name: 'Revoke the key' }).click();
+      await user.locator('#key-status[data-has-key="false"]').waitFor();
+      assert.ok(await user.locator('#key-shown').isHidden(), 'the key is no longer shown');
+      assert.equal(await pointsWith(apiKey), 401, 'the revoked key is refused');
+    });
+
     await t.test('the user solves a fixture: the answer is ddddocr\'s', async () => {
       await user.getByRole('link', { name: 'Try it' }).click();
       await user.locator('#try-file-file').setInputFiles(join(FIXTURES, FIXTURE));
@@ -130,6 +149,27 @@ test('a user and an admin use the console', async (t) => {
       points -= 1;
       await until(user, (expected) => Number(document.querySelector('#balance').dataset.points) === expected, points);
       await shot(user, 'try');
+    });
+
+    await t.test('an image can be dropped or pasted onto the page', async () => {
+      const previewOf = () => user.locator('.drop[data-index="0"] img').getAttribute('src');
+      const before = await previewOf();
+      // What the browser dispatches when a file is dropped, and when an image is pasted.
+      await user.evaluate(async () => {
+        const blob = await (await fetch('sample.png')).blob();
+        const dropped = new DataTransfer();
+        dropped.items.add(new File([blob], 'dropped.png', { type: 'image/png' }));
+        document.querySelector('.drop').dispatchEvent(new DragEvent('drop', { dataTransfer: dropped, bubbles: true, cancelable: true }));
+      });
+      await user.locator('.drop img[alt^="dropped.png"]').waitFor();
+      assert.notEqual(await previewOf(), before);
+      await user.evaluate(async () => {
+        const blob = await (await fetch('sample.png')).blob();
+        const pasted = new DataTransfer();
+        pasted.items.add(new File([blob], 'pasted.png', { type: 'image/png' }));
+        document.dispatchEvent(new ClipboardEvent('paste', { clipboardData: pasted, bubbles: true }));
+      });
+      await user.locator('.drop img[alt^="pasted.png"]').waitFor();
     });
 
     await t.test('the usage chart and the uploads list count it', async () => {
@@ -227,8 +267,18 @@ test('a user and an admin use the console', async (t) => {
         const width = await user.evaluate(() => document.documentElement.scrollWidth);
         assert.ok(width <= 360, `${route} is ${width} px wide`);
       }
+    });
+
+    await t.test('at 360 px, a first try with the built-in sample', async () => {
       await user.evaluate(() => { location.hash = '#/try'; });
-      await user.locator('main[data-page="/try"] h1').waitFor();
+      await user.getByRole('button', { name: 'Use a sample image' }).click();
+      await user.locator('.drop img[alt^="sample.png"]').waitFor();
+      await user.getByRole('button', { name: 'Solve' }).click();
+      await user.locator('#try-result[data-status]').waitFor();
+      // The sample is fixture 0001.png (a unit test of src/server/console.rs checks it).
+      assert.equal(await user.locator('#try-result').textContent(), ddddocrAnswer('0001.png'));
+      const width = await user.evaluate(() => document.documentElement.scrollWidth);
+      assert.ok(width <= 360, `the answer is ${width} px wide`);
       await shot(user, 'try-360px');
     });
 

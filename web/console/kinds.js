@@ -5,7 +5,8 @@
 //
 // Answer shapes are the contract's (docs/api.md): text for `ocr`; for `detect` a list of
 // boxes [[x1, y1, x2, y2], ...] in the image's pixels; for `slide` {target: [x, y],
-// target_x, target_y}, the position of the piece on the background.
+// target_x, target_y}, the position of the piece on the background. An image with a `sample`
+// offers a built-in example (for a first try without a captcha at hand).
 
 /** The models every server has (custom ones may be typed in). */
 const MODELS = ['old', 'beta'];
@@ -15,7 +16,7 @@ export const KINDS = [
     id: 'ocr',
     label: 'Text',
     path: '/v2/decode/upload',
-    images: [{ field: 'file', label: 'Captcha image' }],
+    images: [{ field: 'file', label: 'Captcha image', sample: 'sample.png' }],
     options: [
       { field: 'model', label: 'Model', type: 'text', suggestions: MODELS, value: 'old' },
       { field: 'png_fix', label: 'png_fix: put a transparent PNG on white first', type: 'checkbox' },

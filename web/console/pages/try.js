@@ -61,10 +61,18 @@ function dropZone(main, state, image, index) {
   const id = `try-file-${image.field}`;
   const input = h('input', { type: 'file', id, accept: 'image/*', 'data-field': image.field });
   const preview = h('img', { alt: '', class: 'preview', hidden: true });
+  const sample = image.sample
+    ? h('button', { type: 'button', class: 'secondary' }, 'Use a sample image')
+    : null;
   const zone = h('div', { class: 'drop', 'data-index': index },
     h('label', { for: id }, image.label),
     h('p', { class: 'hint' }, index === 0 ? 'Drop an image here, paste one (Ctrl+V), or choose a file.' : 'Drop an image here or choose a file.'),
-    input, preview);
+    h('div', { class: 'row' }, input, sample), preview);
+  sample?.addEventListener('click', async () => {
+    const answer = await fetch(image.sample);
+    const file = new File([await answer.blob()], image.sample, { type: 'image/png' });
+    takeFile(main, state, index, file);
+  });
   input.addEventListener('change', () => {
     if (input.files[0]) takeFile(main, state, index, input.files[0]);
   });
