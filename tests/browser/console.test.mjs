@@ -172,6 +172,46 @@ test('a user and an admin use the console', async (t) => {
       await user.locator('.drop img[alt^="pasted.png"]').waitFor();
     });
 
+    await t.test('detection boxes and the slide position are drawn from the contract\'s shapes', async () => {
+      // The server has no detection or slide endpoint yet: the try page offers text alone,
+      // and would offer the others once /openapi.json lists them. Their drawing is checked
+      // here on the documented answer shapes; the end-to-end test comes with the endpoints.
+      const drawn = await user.evaluate(async () => {
+        const { KINDS, availableKinds } = await import('./kinds.js');
+        const description = await (await fetch('/openapi.json')).json();
+        // A blank 150x50 image, so that only the drawing is coloured.
+        const blank = Object.assign(document.createElement('canvas'), { width: 150, height: 50 });
+        blank.getContext('2d').fillStyle = '#fff';
+        blank.getContext('2d').fillRect(0, 0, 150, 50);
+        const image = new Image();
+        image.src = URL.createObjectURL(await new Promise((done) => blank.toBlob(done)));
+        await image.decode();
+        const red = (canvas, x, y) => {
+          const [r, g, b] = canvas.getContext('2d').getImageData(x, y, 1, 1).data;
+          return r > 150 && g < 60 && b < 120;
+        };
+        const kind = (id) => KINDS.find((k) => k.id === id);
+        const boxes = document.createElement('canvas');
+        kind('detect').draw(boxes, [image], [[10, 10, 60, 40]]);
+        const slide = document.createElement('canvas');
+        kind('slide').draw(slide, [image, image], { target: [30, 0], target_x: 30, target_y: 0 });
+        const both = { paths: { '/v2/decode/upload': { post: {} }, '/v2/decode/slide': { post: {} } } };
+        return {
+          here: availableKinds(description).map((k) => k.id),
+          withSlide: availableKinds(both).map((k) => k.id),
+          box: [red(boxes, 10, 25), red(boxes, 35, 25), red(boxes, 60, 25)],
+          line: [red(slide, 30, 25), red(slide, 80, 25)],
+          size: [boxes.width, boxes.height],
+          text: [kind('detect').describe([[1, 2, 3, 4]]), kind('slide').describe({ target_x: 7, target_y: 0 })],
+        };
+      });
+      assert.deepEqual(drawn.here, ['ocr']);
+      assert.deepEqual(drawn.withSlide, ['ocr', 'slide']);
+      assert.deepEqual(drawn.box, [true, false, true], 'the box edges, not its inside');
+      assert.deepEqual(drawn.line, [true, false], 'a line at target_x');
+      assert.deepEqual(drawn.text, ['1 box: [[1,2,3,4]]', 'x = 7, y = 0']);
+    });
+
     await t.test('the usage chart and the uploads list count it', async () => {
       await user.getByRole('link', { name: 'Usage' }).click();
       await until(user, () => document.querySelector('#usage-chart')?.dataset.todayUploads === '1');
