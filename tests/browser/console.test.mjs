@@ -64,6 +64,13 @@ function until(page, predicate, arg) {
   return page.waitForFunction(predicate, arg, { polling: 100 });
 }
 
+/** Follows a link of the navigation and waits until its page is the one shown (the page
+ *  changes on `hashchange`, after the click returns). */
+async function go(page, link, route) {
+  await page.getByRole('link', { name: link, exact: true }).click();
+  await page.locator(`main[data-page="${route}"]`).waitFor();
+}
+
 async function headerPoints(page) {
   return Number(await page.locator('#balance').getAttribute('data-points'));
 }
@@ -136,7 +143,7 @@ test('a user and an admin use the console', async (t) => {
     });
 
     await t.test('the user solves a fixture: the answer is ddddocr\'s', async () => {
-      await user.getByRole('link', { name: 'Try it' }).click();
+      await go(user, 'Try it', '/try');
       await user.locator('#try-file-file').setInputFiles(join(FIXTURES, FIXTURE));
       await user.locator('.drop img:not([hidden])').waitFor();
       await user.getByRole('button', { name: 'Solve' }).click();
@@ -213,7 +220,7 @@ test('a user and an admin use the console', async (t) => {
     });
 
     await t.test('the usage chart and the uploads list count it', async () => {
-      await user.getByRole('link', { name: 'Usage' }).click();
+      await go(user, 'Usage', '/usage');
       await until(user, () => document.querySelector('#usage-chart')?.dataset.todayUploads === '1');
       assert.equal(await user.locator('#usage-chart canvas').count() > 0, true, 'uPlot drew');
       assert.equal(await user.locator('#usage-chart').getAttribute('data-today-points'), '1');
@@ -240,7 +247,7 @@ test('a user and an admin use the console', async (t) => {
     });
 
     await t.test('the admin finds the demo user', async () => {
-      await admin.getByRole('link', { name: 'Users' }).click();
+      await go(admin, 'Users', '/admin/users');
       await admin.getByLabel('Name starts with').fill('dem');
       await admin.getByRole('button', { name: 'Find' }).click();
       await admin.locator('#users-table[data-query="dem"]').waitFor();
@@ -251,7 +258,7 @@ test('a user and an admin use the console', async (t) => {
     });
 
     await t.test('the admin grants points and the user sees the balance change', async () => {
-      await admin.getByRole('link', { name: 'Points' }).click();
+      await go(admin, 'Points', '/admin/points');
       await admin.getByLabel('Username').fill('demo');
       await admin.getByLabel(/^Points/).fill(String(GRANT));
       await admin.getByLabel('Reason').fill('browser test');
@@ -262,12 +269,12 @@ test('a user and an admin use the console', async (t) => {
       await shot(admin, 'admin-points');
       // The user's tab polls the balance: the header changes by itself.
       await until(user, (expected) => Number(document.querySelector('#balance').dataset.points) === expected, points);
-      await user.getByRole('link', { name: 'Account' }).click();
+      await go(user, 'Account', '/account');
       await until(user, (expected) => Number(document.querySelector('#account-points')?.dataset.value) === expected, points);
     });
 
     await t.test('the admin sees the server state from the metrics', async () => {
-      await admin.getByRole('link', { name: 'Server' }).click();
+      await go(admin, 'Server', '/admin/server');
       await until(admin, () => Number(document.querySelector('#server-done')?.textContent) >= 1);
       await until(admin, () => document.querySelector('#server-rate')?.textContent !== '–');
       assert.match(await admin.locator('#server-queue').textContent(), /^\d+ of [\d,]+$/);
@@ -276,7 +283,7 @@ test('a user and an admin use the console', async (t) => {
     });
 
     await t.test('the API reference is rendered from /openapi.json', async () => {
-      await user.getByRole('link', { name: 'API reference' }).click();
+      await go(user, 'API reference', '/reference');
       await user.locator('#reference-toc li').first().waitFor();
       const operations = await user.locator('#reference-body section.operation').count();
       const doc = await (await fetch(`${BASE}/openapi.json`)).json();
@@ -329,7 +336,7 @@ test('a user and an admin use the console', async (t) => {
       const stored = await user.evaluate(() => [localStorage.length, sessionStorage.length, document.cookie]);
       assert.deepEqual(stored, [0, 0, ''], 'nothing kept outside the page\'s memory');
       await user.evaluate(() => { location.hash = '#/account'; });
-      await user.locator('#signin-form').waitFor();
+      await until(user, () => location.hash === '#/signin' && document.querySelector('#signin-form') !== null);
     });
 
     await t.test('the pages logged no error and asked nothing of anyone else', () => {
