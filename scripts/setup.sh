@@ -4,7 +4,9 @@
 #   2. the ddddocr 1.6.1 models (OCR: common_old.onnx, common.onnx and their charsets; click-captcha
 #      detection: common_det.onnx) and ONNX Runtime's shared library, from PyPI wheels into
 #      $AIOCR_MODEL_DIR (default ./models);
-#   3. a release build of every binary.
+#   3. the test tools: the captcha client libraries, the OpenAPI validator and schemathesis
+#      (Python venvs), playwright-core for the browser tests (npm);
+#   4. a release build of every binary.
 # Every step is skipped when its result is already there, so running it again is cheap.
 set -euo pipefail
 
@@ -17,8 +19,10 @@ ORT_VERSION="1.32.0"
 # exact answers need the same decoder), nginx+wrk are the reference peers in tests and benchmarks,
 # openssl's command line makes the TLS benchmark's certificate and reads the suite each server
 # negotiates (bench/point_tls_vs_nginx.sh), and the package shellcheck lints the operator
-# scripts.
-APT_PACKAGES=(cmake nasm pkg-config unzip nginx wrk openssl shellcheck python3-venv)
+# scripts. The console's browser tests run Debian's Chromium (and its WebDriver, for drivers
+# that want one); a CJK font lets its screenshots show the Chinese answers of the old model.
+APT_PACKAGES=(cmake nasm pkg-config unzip nginx wrk openssl shellcheck python3-venv
+    chromium chromium-driver fonts-wqy-microhei)
 
 install_packages() {
     local missing=()
@@ -78,6 +82,40 @@ install_client_libraries() {
     cp tests/clients/requirements.txt "$stamp"
 }
 
+# The API description's tests: openapi-spec-validator and schemathesis, pinned in
+# tests/openapi/requirements.txt, in a venv of their own.
+install_openapi_tools() {
+    local venv="tests/openapi/.venv"
+    local stamp="$venv/.requirements"
+    if [ -f "$stamp" ] && cmp -s "$stamp" tests/openapi/requirements.txt; then
+        return 0
+    fi
+    echo "setup: installing the OpenAPI validator and schemathesis into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/openapi/requirements.txt
+    cp tests/openapi/requirements.txt "$stamp"
+}
+
+# The console's browser tests drive Chromium with playwright-core (Node.js 20 or later, npm),
+# installed from tests/browser/package-lock.json into tests/browser/node_modules. Playwright's
+# own browser download is not used: the tests run /usr/bin/chromium.
+install_browser_driver() {
+    local dir="tests/browser"
+    local stamp="$dir/node_modules/.package-lock.json.installed"
+    if [ -f "$stamp" ] && cmp -s "$stamp" "$dir/package-lock.json"; then
+        return 0
+    fi
+    local major
+    major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"
+    if [ "$major" -lt 20 ]; then
+        echo "setup: the browser tests need Node.js 20 or later with npm (found: ${major})" >&2
+        return 1
+    fi
+    echo "setup: installing playwright-core into $dir/node_modules"
+    (cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+    cp "$dir/package-lock.json" "$stamp"
+}
+
 build() {
     cargo build --release --workspace --quiet
 }
@@ -85,4 +123,6 @@ build() {
 install_packages
 fetch_models
 install_client_libraries
+install_openapi_tools
+install_browser_driver
 build

@@ -17,11 +17,13 @@
 //! | 7 | [`recognition`], [`engine`] | uploads only: the bounded job queue, the recognition threads, the model |
 //! | 8 | [`server`] `upload/finish`, `reply` | the result back on the owner: post or void, wake the waiter, answer |
 //!
-//! Beside the path: [`config`] (one configuration, parsed into types at load), [`contract`]
-//! (the API's error codes and the mapping of every layer's errors onto them), [`tls`] (the
-//! certificate files, read at start and on SIGHUP), [`metrics`], [`clock`] (the one wall
-//! clock), [`money`] (points as the decimal amounts the captcha protocols show). Commands:
-//! `server::run` (`aiocr serve`), [`ocr_cmd`]
+//! Beside the path: `server::console` (the web console's files and `/openapi.json`, built
+//! into the binary from `web/console/` and `docs/openapi.json`), [`config`] (one
+//! configuration, parsed into types at load), [`contract`] (the API's error codes and the
+//! mapping of every layer's errors onto them), [`tls`] (the certificate files, read at start
+//! and on SIGHUP), [`metrics`], [`clock`] (the one wall clock), [`money`] (points as the
+//! decimal amounts the captcha protocols show). Commands: `server::run` (`aiocr serve`),
+//! [`ocr_cmd`]
 //! (`aiocr ocr`), [`admin_cmd`] (`aiocr user|points|ledger`), [`doctor`] (`aiocr doctor`).
 
 pub mod admin_cmd;

@@ -261,7 +261,6 @@ impl Registry {
         let mut recognize = latency_histogram();
         let mut queued = latency_histogram();
         let mut batch = Histogram::<u64>::new_with_bounds(1, 4096, 2).expect("static bounds");
-        let mut counters = [0u64; 8];
         for shard in self.shards.iter() {
             let shard = shard
                 .lock()
@@ -271,14 +270,6 @@ impl Registry {
             let _ = recognize.add(&shard.recognize_us);
             let _ = queued.add(&shard.queued_us);
             let _ = batch.add(&shard.batch_size);
-            counters[0] += shard.uploads_queue_full;
-            counters[1] += shard.results_done;
-            counters[2] += shard.results_failed;
-            counters[3] += shard.results_cache_hits;
-            counters[4] += shard.cache_misses;
-            counters[5] += shard.uploads_waiters_full;
-            counters[6] += shard.callbacks_delivered;
-            counters[7] += shard.callbacks_failed;
         }
         let _ = writeln!(
             out,
@@ -294,20 +285,81 @@ impl Registry {
         write_summary(out, "aiocr_queue_wait_us", "", &queued);
         let _ = writeln!(out, "# TYPE aiocr_batch_size summary");
         write_summary(out, "aiocr_batch_size", "", &batch);
-        let names = [
-            "aiocr_uploads_queue_full_total",
-            "aiocr_results_done_total",
-            "aiocr_results_failed_total",
-            "aiocr_cache_hits_total",
-            "aiocr_cache_misses_total",
-            "aiocr_uploads_waiters_full_total",
-            "aiocr_callbacks_delivered_total",
-            "aiocr_callbacks_failed_total",
+        let totals = self.totals();
+        let counters = [
+            ("aiocr_uploads_queue_full_total", totals.uploads_queue_full),
+            ("aiocr_results_done_total", totals.results_done),
+            ("aiocr_results_failed_total", totals.results_failed),
+            ("aiocr_cache_hits_total", totals.cache_hits),
+            ("aiocr_cache_misses_total", totals.cache_misses),
+            (
+                "aiocr_uploads_waiters_full_total",
+                totals.uploads_waiters_full,
+            ),
+            (
+                "aiocr_callbacks_delivered_total",
+                totals.callbacks_delivered,
+            ),
+            ("aiocr_callbacks_failed_total", totals.callbacks_failed),
         ];
-        for (name, value) in names.iter().zip(counters) {
+        for (name, value) in counters {
             let _ = writeln!(out, "# TYPE {name} counter\n{name} {value}");
         }
     }
+
+    /// The counters of every shard added up, and the recognition quantiles: what `/metrics`
+    /// shows, as numbers (the console's server page reads them as JSON).
+    pub fn totals(&self) -> Totals {
+        let mut totals = Totals::default();
+        let mut recognize = latency_histogram();
+        let mut queued = latency_histogram();
+        for shard in self.shards.iter() {
+            let shard = shard
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            totals.connections_open += shard.connections_open;
+            totals.connections_accepted += shard.connections_accepted;
+            totals.connections_refused += shard.connections_refused;
+            totals.uploads_accepted += shard.uploads_accepted;
+            totals.uploads_queue_full += shard.uploads_queue_full;
+            totals.uploads_waiters_full += shard.uploads_waiters_full;
+            totals.results_done += shard.results_done;
+            totals.results_failed += shard.results_failed;
+            totals.cache_hits += shard.results_cache_hits;
+            totals.cache_misses += shard.cache_misses;
+            totals.callbacks_delivered += shard.callbacks_delivered;
+            totals.callbacks_failed += shard.callbacks_failed;
+            let _ = recognize.add(&shard.recognize_us);
+            let _ = queued.add(&shard.queued_us);
+        }
+        totals.recognize_us_p50 = recognize.value_at_quantile(0.5);
+        totals.recognize_us_p99 = recognize.value_at_quantile(0.99);
+        totals.queue_wait_us_p50 = queued.value_at_quantile(0.5);
+        totals.queue_wait_us_p99 = queued.value_at_quantile(0.99);
+        totals
+    }
+}
+
+/// Every shard's counters added up (the names are those of `/metrics` without `aiocr_` and
+/// `_total`), and the recognition time and queue wait quantiles in microseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Totals {
+    pub connections_open: u64,
+    pub connections_accepted: u64,
+    pub connections_refused: u64,
+    pub uploads_accepted: u64,
+    pub uploads_queue_full: u64,
+    pub uploads_waiters_full: u64,
+    pub results_done: u64,
+    pub results_failed: u64,
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+    pub callbacks_delivered: u64,
+    pub callbacks_failed: u64,
+    pub recognize_us_p50: u64,
+    pub recognize_us_p99: u64,
+    pub queue_wait_us_p50: u64,
+    pub queue_wait_us_p99: u64,
 }
 
 /// Jobs waiting, in all and per kind, and what the queues hold at most.
@@ -390,5 +442,27 @@ mod tests {
         assert!(text.contains("aiocr_queue_depth 5"));
         assert!(text.contains("aiocr_queue_capacity 1088"));
         assert!(text.contains("aiocr_queue_kind_depth{kind=\"ocr\"} 5"));
+    }
+
+    #[test]
+    fn totals_are_the_rendered_counters() {
+        let registry = Registry::new(2, &["point"]);
+        registry.shard(0).results_done = 4;
+        registry.shard(1).results_done = 3;
+        registry.shard(1).cache_misses = 2;
+        registry.shard(0).connections_open = 1;
+        registry.shard(1).connections_open = 5;
+        let totals = registry.totals();
+        assert_eq!(
+            (
+                totals.results_done,
+                totals.cache_misses,
+                totals.connections_open
+            ),
+            (7, 2, 6)
+        );
+        let text = registry.render(&[("ocr", 0, 8)]);
+        assert!(text.contains("aiocr_results_done_total 7"), "{text}");
+        assert!(text.contains("aiocr_cache_misses_total 2"));
     }
 }

@@ -67,6 +67,9 @@ pub struct RequestHead {
     pub expect_continue: bool,
     pub authorization: Option<String>,
     pub content_type: Option<String>,
+    /// The entity tags of `If-None-Match` as sent (the console's assets answer 304 when one
+    /// is current).
+    pub if_none_match: Option<String>,
 }
 
 /// Parses one request head from the front of `buf`. `Ok(None)`: not complete yet (read more).
@@ -174,6 +177,7 @@ fn build_head(
         expect_continue: false,
         authorization: None,
         content_type: None,
+        if_none_match: None,
     };
     let mut content_length: Option<usize> = None;
     let mut chunked = false;
@@ -201,6 +205,8 @@ fn build_head(
             head.authorization = Some(header_text(value)?);
         } else if name.eq_ignore_ascii_case("content-type") {
             head.content_type = Some(header_text(value)?);
+        } else if name.eq_ignore_ascii_case("if-none-match") {
+            head.if_none_match = Some(header_text(value)?);
         } else if name.eq_ignore_ascii_case("host") {
             has_host = true;
         }

@@ -40,8 +40,22 @@ impl Response {
         self
     }
 
+    /// A 304 to a conditional GET whose entity tag is current: the caller adds `ETag` and
+    /// the caching headers.
+    pub fn not_modified() -> Response {
+        Response {
+            status: 304,
+            content_type: "",
+            extra_headers: Vec::new(),
+            body: Vec::new(),
+            close: false,
+        }
+    }
+
     /// Appends the serialised answer to `out`. `head_only` omits the body (HEAD) but keeps
-    /// its Content-Length, as RFC 9110 §9.3.2 asks.
+    /// its Content-Length, as RFC 9110 §9.3.2 asks. A 304 has neither content nor its
+    /// metadata: no Content-Type, no Content-Length (which would have to be the 200's length,
+    /// RFC 9110 §8.6), no body.
     pub fn write_to(&self, out: &mut Vec<u8>, head_only: bool, keep_alive: bool) {
         out.extend_from_slice(b"HTTP/1.1 ");
         out.extend_from_slice(itoa_u64(u64::from(self.status)).as_bytes());
@@ -49,10 +63,14 @@ impl Response {
         out.extend_from_slice(reason_phrase(self.status).as_bytes());
         out.extend_from_slice(b"\r\nServer: aiocr\r\nDate: ");
         date::append_now(out);
-        out.extend_from_slice(b"\r\nContent-Type: ");
-        out.extend_from_slice(self.content_type.as_bytes());
-        out.extend_from_slice(b"\r\nContent-Length: ");
-        out.extend_from_slice(itoa_u64(self.body.len() as u64).as_bytes());
+        let has_content = self.status != 304;
+        assert!(has_content || self.body.is_empty(), "a 304 has no body");
+        if has_content {
+            out.extend_from_slice(b"\r\nContent-Type: ");
+            out.extend_from_slice(self.content_type.as_bytes());
+            out.extend_from_slice(b"\r\nContent-Length: ");
+            out.extend_from_slice(itoa_u64(self.body.len() as u64).as_bytes());
+        }
         for (name, value) in &self.extra_headers {
             out.extend_from_slice(b"\r\n");
             out.extend_from_slice(name.as_bytes());
@@ -78,6 +96,9 @@ pub fn reason_phrase(status: u16) -> &'static str {
     match status {
         100 => "Continue",
         200 => "OK",
+        302 => "Found",
+        304 => "Not Modified",
+        308 => "Permanent Redirect",
         400 => "Bad Request",
         401 => "Unauthorized",
         402 => "Payment Required",
@@ -123,5 +144,16 @@ mod tests {
         assert!(
             text.ends_with("Connection: close\r\n\r\n") && text.contains("Content-Length: 2\r\n")
         );
+    }
+
+    #[test]
+    fn not_modified_has_no_content_headers() {
+        let answer = Response::not_modified().with_header("ETag", "\"abc\"".into());
+        let mut out = Vec::new();
+        answer.write_to(&mut out, false, true);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 304 Not Modified\r\n"), "{text}");
+        assert!(!text.contains("Content-Length") && !text.contains("Content-Type"));
+        assert!(text.ends_with("ETag: \"abc\"\r\nConnection: keep-alive\r\n\r\n"));
     }
 }

@@ -397,7 +397,8 @@ fn create_demo_users(stores: &mut [ShardStore], shard_count: u16) -> Result<Demo
     Ok(demo)
 }
 
-/// Prints the listening line (tests wait for it) and, on first start, the demo credentials.
+/// Prints the console's URL, the listening line (tests wait for it: it comes last) and, on
+/// first start, the demo credentials.
 fn announce(config: &Config, shard_count: u16, demo: Option<&DemoUsers>) {
     let url = local_url(&config.listen);
     if let Some(demo) = demo {
@@ -406,7 +407,8 @@ fn announce(config: &Config, shard_count: u16, demo: Option<&DemoUsers>) {
             demo.demo_password
         );
         println!("aiocr: created admin user  admin / {}", demo.admin_password);
-        println!("aiocr: try it:");
+        println!("aiocr: try it in the browser: {url}/console/  (sign in as demo)");
+        println!("aiocr: or with curl:");
         println!(
             "  TOKEN=$(curl -s {url}/v2/user/login -H 'Content-Type: application/json' \\\n    \
              -d '{{\"username\":\"demo\",\"password\":\"{}\"}}' | sed -E 's/.*\"token\":\"([^\"]+)\".*/\\1/')",
@@ -422,6 +424,7 @@ fn announce(config: &Config, shard_count: u16, demo: Option<&DemoUsers>) {
         let url = local_url(&address).replacen("http://", "https://", 1);
         println!("aiocr: TLS on {url}");
     }
+    println!("aiocr: console on {url}/console/  API description on {url}/openapi.json");
     println!("aiocr: listening on {url} with {shard_count} shard(s)");
     use std::io::Write;
     let _ = std::io::stdout().flush();

@@ -17,13 +17,16 @@
 //! 7. `reply` — the contract's envelope, back to `conn`.
 //!
 //! Around them: `boot` (start-up and shutdown), `shard` (one shard's state), `shard_loops`
-//! (its tasks), `commit` (group commit: a 200 means the writes are on disk), `stop`.
+//! (its tasks), `commit` (group commit: a 200 means the writes are on disk), `stop`,
+//! `console` (the web console's built-in files and `/openapi.json`: a route family without
+//! an owner hop).
 
 mod boot;
 mod call;
 mod commit;
 pub mod compat;
 mod conn;
+mod console;
 mod endpoints;
 mod fields;
 mod listener;

@@ -4,7 +4,10 @@
 
 use super::call::Call;
 use super::compat::{fastapi, tasks, twocaptcha};
-use super::endpoints::{admin, apikey, node, results, stats, user};
+use super::console::{self, CONSOLE_PATH};
+use super::endpoints::{
+    accounts, admin, apikey, node, results, server_state, stats, uploads, user,
+};
 use super::reply::{ApiResult, Refusal};
 use super::shard::Shard;
 use super::upload::{self, Encoding};
@@ -33,6 +36,13 @@ pub enum Route {
     ApiKeyCreate,
     ApiKeyRevoke,
     AdminApiKeyRevoke,
+    UserUploads,
+    AdminFindUsers,
+    AdminUserRole,
+    AdminServer,
+    OpenApi,
+    /// `/console/` and every file under it; `/console` and `/` redirect there.
+    Console,
     TwoCaptchaIn,
     TwoCaptchaRes,
     TwoCaptchaResPost,
@@ -58,7 +68,7 @@ struct RouteSpec {
     label: &'static str,
 }
 
-pub const ROUTE_COUNT: usize = 30;
+pub const ROUTE_COUNT: usize = 36;
 
 /// Every route, in the order of [`Route`].
 const TABLE: [RouteSpec; ROUTE_COUNT] = [
@@ -125,6 +135,34 @@ const TABLE: [RouteSpec; ROUTE_COUNT] = [
         Method::Post,
         "admin_apikey_revoke",
     ),
+    spec(
+        Route::UserUploads,
+        "/v2/user/uploads",
+        Method::Get,
+        "user_uploads",
+    ),
+    // GET finds users, POST creates one.
+    spec(
+        Route::AdminFindUsers,
+        "/v2/admin/users",
+        Method::Get,
+        "admin_users_find",
+    ),
+    spec(
+        Route::AdminUserRole,
+        "/v2/admin/users/role",
+        Method::Post,
+        "admin_user_role",
+    ),
+    spec(
+        Route::AdminServer,
+        "/v2/admin/server",
+        Method::Get,
+        "admin_server",
+    ),
+    // The API description and the web console (server/console.rs).
+    spec(Route::OpenApi, "/openapi.json", Method::Get, "openapi"),
+    spec(Route::Console, CONSOLE_PATH, Method::Get, "console"),
     // The protocols other clients speak (server/compat/).
     spec(Route::TwoCaptchaIn, "/in.php", Method::Post, "2captcha_in"),
     spec(
@@ -237,12 +275,21 @@ enum Resolved {
     Unknown,
 }
 
+/// Whether a route serves `path`: its path exactly, except the console's, which serves
+/// every file under it, and its own name without the slash and `/` (both redirected there).
+fn path_matches(spec: &RouteSpec, path: &str) -> bool {
+    if spec.route == Route::Console {
+        return path.starts_with(CONSOLE_PATH) || path == "/console" || path == "/";
+    }
+    spec.path == path
+}
+
 /// The route of `path` and `method` among the routes `surface` serves (never `Unknown`).
 fn resolve(path: &str, method: Method, serves: impl Fn(Route) -> bool) -> Resolved {
     let mut same_path = TABLE
         .iter()
         .take(ROUTE_COUNT - 1)
-        .filter(|spec| spec.path == path && serves(spec.route))
+        .filter(|spec| path_matches(spec, path) && serves(spec.route))
         .peekable();
     let Some(first) = same_path.peek().map(|spec| spec.route) else {
         return Resolved::Unknown;
@@ -320,6 +367,12 @@ async fn dispatch(route: Route, call: Call<'_>) -> ApiResult {
         Route::ApiKeyCreate => apikey::create(&call).await,
         Route::ApiKeyRevoke => apikey::revoke(&call).await,
         Route::AdminApiKeyRevoke => apikey::admin_revoke(&call).await,
+        Route::UserUploads => uploads::list(&call).await,
+        Route::AdminFindUsers => accounts::find(&call).await,
+        Route::AdminUserRole => accounts::set_role(&call).await,
+        Route::AdminServer => server_state::state(&call).await,
+        Route::OpenApi => Ok(console::openapi(call.head)),
+        Route::Console => console::console(call.head),
         Route::TwoCaptchaIn => twocaptcha::submit_image(&call).await,
         Route::TwoCaptchaRes | Route::TwoCaptchaResPost => twocaptcha::results(&call).await,
         Route::CreateTask => tasks::create_task(&call).await,
@@ -370,6 +423,21 @@ mod tests {
             Resolved::WrongMethod(Route::ApiKeyStatus, ref allow) if allow == "GET, HEAD, POST"
         ));
         assert!(matches!(resolve("", Method::Get, all), Resolved::Unknown));
+        assert_eq!(route_of("/console/", Method::Get), Some(Route::Console));
+        assert_eq!(
+            route_of("/console/pages/try.js", Method::Get),
+            Some(Route::Console)
+        );
+        assert_eq!(route_of("/", Method::Get), Some(Route::Console));
+        assert_eq!(route_of("/consoles", Method::Get), None);
+        assert_eq!(
+            route_of("/v2/admin/users", Method::Get),
+            Some(Route::AdminFindUsers)
+        );
+        assert_eq!(
+            route_of("/v2/admin/users", Method::Post),
+            Some(Route::AdminUsers)
+        );
         assert!(matches!(
             resolve("/v2/nothing", Method::Get, all),
             Resolved::Unknown
@@ -379,6 +447,37 @@ mod tests {
             resolve("/v2/user/point", Method::Get, monitoring),
             Resolved::Unknown
         ));
+    }
+
+    /// The API description names every `/v2` route (and `/health`, `/metrics`) with its
+    /// method, and nothing else: a route added without its description fails here.
+    #[test]
+    fn the_api_description_has_every_route_and_no_other() {
+        let doc: serde_json::Value = serde_json::from_slice(console::OPENAPI.bytes).unwrap();
+        let described = |path: &str, method: Method| {
+            let name = if method == Method::Get { "get" } else { "post" };
+            doc["paths"][path][name].is_object()
+        };
+        let mut documented = 0;
+        for spec in &TABLE {
+            let public =
+                spec.path.starts_with("/v2/") || ["/health", "/metrics"].contains(&spec.path);
+            assert_eq!(
+                described(spec.path, spec.method),
+                public,
+                "{} {:?}",
+                spec.path,
+                spec.method
+            );
+            documented += usize::from(public);
+        }
+        let operations: usize = doc["paths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|item| item.as_object().unwrap().len())
+            .sum();
+        assert_eq!(operations, documented, "no operation without a route");
     }
 
     #[test]

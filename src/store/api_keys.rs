@@ -20,7 +20,7 @@ fn user_key_value(hash: &[u8; HASH_BYTES], created_at_ms: u64) -> Vec<u8> {
     value
 }
 
-fn split_user_key_value(value: &[u8]) -> Result<([u8; HASH_BYTES], u64), StoreError> {
+pub(super) fn split_user_key_value(value: &[u8]) -> Result<([u8; HASH_BYTES], u64), StoreError> {
     if value.len() != HASH_BYTES + 8 {
         return Err(StoreError::Corrupt(format!(
             "{}-byte API key entry",

@@ -8,6 +8,7 @@
 //! - `upload_days`: upload id -> day (u32 `YYYYMMDD`), the index to the day trees
 //! - `pending`: upload id -> day, the uploads not finished yet
 //! - `api_keys`: API key hash -> user id; `user_api_keys`: user id -> key hash + created at
+//! - `user_uploads`: user id + upload id -> day, a user's uploads in age order (user_uploads.rs)
 //!
 //! Day trees: `uploads-YYYYMMDD` (upload id -> `UploadRecord`) and `stats-YYYYMMDD`
 //! (`u` + user id, or `s` + soft_id bytes -> `DayCounters`). Dropping a day drops both.
@@ -157,6 +158,7 @@ pub struct Trees {
     pub pending: sled::Tree,
     pub api_keys: sled::Tree,
     pub user_api_keys: sled::Tree,
+    pub user_uploads: sled::Tree,
 }
 
 impl Trees {
@@ -171,6 +173,7 @@ impl Trees {
             pending: db.open_tree("pending")?,
             api_keys: db.open_tree("api_keys")?,
             user_api_keys: db.open_tree("user_api_keys")?,
+            user_uploads: db.open_tree(super::user_uploads::TREE)?,
         })
     }
 }

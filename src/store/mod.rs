@@ -19,6 +19,7 @@
 
 mod api_keys;
 pub mod day;
+mod directory;
 pub mod identity;
 pub mod ids;
 mod journal;
@@ -27,9 +28,12 @@ mod meta;
 mod records;
 mod stats;
 mod uploads;
+mod user_uploads;
 mod users;
 mod verify;
 
+pub use directory::{UserSummary, MAX_PAGE as MAX_USERS_PAGE};
+pub use user_uploads::MAX_PAGE as MAX_UPLOADS_PAGE;
 pub use users::check_username;
 
 use identity::{ExtentRecorder, ShardIdentity};
@@ -235,6 +239,10 @@ impl ShardStore {
         let identity = ShardIdentity::of(&meta, shard);
         let known = identity::check_before_open(data_dir, shard)?;
         let db = layout::open_db(&layout::shard_dir(data_dir, shard))?;
+        let indexed = db
+            .tree_names()
+            .iter()
+            .any(|name| name.as_ref() == user_uploads::TREE.as_bytes());
         let trees = Trees::open(&db)?;
         identity::check_after_open(data_dir, &identity, &trees, known)?;
         let extents = Arc::new(ExtentRecorder::new(
@@ -249,6 +257,7 @@ impl ShardStore {
             Box::new(layout::SledHighWater(trees.meta.clone())),
         )?;
         let days = layout::existing_days(&db);
+        user_uploads::build_if_new(&db, &trees.user_uploads, indexed, &days)?;
         Ok(ShardStore {
             shard,
             shard_count,

@@ -5,6 +5,7 @@ use super::journal::{apply_movement, decode_tx, entry, from_tx, TxResult};
 use super::layout::{self, day_value, u64_key};
 use super::records::{decode, encode, Balance, EntryKind, UploadRecord, UploadStatus};
 use super::stats::bump;
+use super::user_uploads;
 use super::{NewUpload, Outcome, ShardStore, StoreError, MAX_UPLOAD_TEXT_BYTES};
 use sled::transaction::{abort, Transactional, TransactionalTree};
 
@@ -52,16 +53,21 @@ impl ShardStore {
             &t.journal,
             &t.upload_days,
             &t.pending,
+            &t.user_uploads,
             &uploads,
             &stats,
         )
             .transaction(
-                |(balances, journal, upload_days, pending, uploads, stats)| {
+                |(balances, journal, upload_days, pending, by_user, uploads, stats)| {
                     apply_movement(balances, journal, &reserve)?;
                     let key = upload_id.to_be_bytes();
                     uploads.insert(&key, record_bytes.as_slice())?;
                     upload_days.insert(&key, &day_number.to_be_bytes())?;
                     pending.insert(&key, &day_number.to_be_bytes())?;
+                    by_user.insert(
+                        &user_uploads::index_key(user_id, upload_id),
+                        &day_number.to_be_bytes(),
+                    )?;
                     bump(stats, user_id, record.soft_id.as_deref(), |counters| {
                         counters.uploads += 1
                     })
@@ -242,6 +248,7 @@ impl ShardStore {
     fn drop_day(&mut self, day_number: DayNumber, now_ms: u64) -> Result<u32, StoreError> {
         let uploads = self.db.open_tree(layout::uploads_tree_name(day_number))?;
         let mut index_removals = sled::Batch::default();
+        let mut user_index_removals = sled::Batch::default();
         let mut count = 0u32;
         for item in uploads.iter() {
             let (key, bytes) = item?;
@@ -250,9 +257,11 @@ impl ShardStore {
                 self.void_upload(record.id, "dropped by retention", now_ms)?;
             }
             index_removals.remove(key);
+            user_index_removals.remove(&user_uploads::index_key(record.user_id, record.id));
             count += 1;
         }
         self.trees.upload_days.apply_batch(index_removals)?;
+        self.trees.user_uploads.apply_batch(user_index_removals)?;
         self.db.drop_tree(layout::uploads_tree_name(day_number))?;
         self.db.drop_tree(layout::stats_tree_name(day_number))?;
         self.days.remove(&day_number);

@@ -153,7 +153,7 @@ async fn revoke_key_of(call: &Call<'_>, user_id: u64) -> ApiResult {
 
 /// Tells every shard to forget a key it may remember. A shard whose inbox is full right now
 /// forgets it when its memo entry expires (`api_key_cache_secs`).
-async fn forget_everywhere(shard: &Rc<Shard>, hash: ApiKeyHash) {
+pub(super) async fn forget_everywhere(shard: &Rc<Shard>, hash: ApiKeyHash) {
     for target in 0..shard.shard_count() {
         let forgotten = shard
             .submit_to(target, move |shard| async move {

@@ -3,9 +3,12 @@
 //! on, then run on the shard that owns the data (`owner::OwnerCommand`). Uploads, the largest
 //! family, have a module of their own (`server/upload/`).
 
+pub mod accounts;
 pub mod admin;
 pub mod apikey;
 pub mod node;
 pub mod results;
+pub mod server_state;
 pub mod stats;
+pub mod uploads;
 pub mod user;

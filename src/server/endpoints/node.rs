@@ -5,20 +5,24 @@ use crate::http::Response;
 use crate::recognition::Kind;
 use crate::server::call::Call;
 use crate::server::reply::{ok, ApiResult};
+use crate::server::shard::Shard;
 use serde_json::json;
 
 pub fn servers(call: &Call) -> ApiResult {
-    let shard = call.shard;
+    Ok(ok(&json!({ "servers": [this_server(call.shard)] })))
+}
+
+/// This node as `/v2/servers` lists it.
+pub fn this_server(shard: &Shard) -> serde_json::Value {
     let shared = &shard.shared;
-    let server = json!({
+    json!({
         "id": shared.config.node_id.to_string(),
         "url": shared.config.public_url(),
         "shards": shard.shard_count(),
         "accel": shared.recognition_threads,
         "queue": shared.queue.total_depth(),
         "status": if shard.stop.is_stopped() { "draining" } else { "ok" },
-    });
-    Ok(ok(&json!({ "servers": [server] })))
+    })
 }
 
 pub fn health() -> Response {

@@ -5,6 +5,7 @@ use crate::server::call::Call;
 use crate::server::owner::{run_on_owner, OwnerCommand};
 use crate::server::reply::{malformed, ok, ApiResult, Refusal};
 use crate::server::shard::Shard;
+use crate::server::upload::MAX_SOFT_ID_BYTES;
 use crate::store::{DayStats, Role};
 use serde_json::json;
 use std::rc::Rc;
@@ -78,6 +79,12 @@ pub async fn developer_stats(call: &Call<'_>) -> ApiResult {
         (Role::Admin, Some(soft_id)) if !soft_id.is_empty() => soft_id.to_string(),
         _ => caller.user_id.to_string(),
     };
+    if soft_id.len() > MAX_SOFT_ID_BYTES {
+        // No upload can carry it: refused like the upload would be.
+        return Err(malformed(format!(
+            "soft_id longer than {MAX_SOFT_ID_BYTES} bytes"
+        )));
+    }
     let mut total: Vec<DayStats> = Vec::new();
     for shard in 0..call.shard.shard_count() {
         let part = DayRows {

@@ -20,7 +20,7 @@ mod wait;
 
 pub use accept::Accept;
 pub use finish::apply_result;
-pub use request::{decode_base64_image, UploadRequest};
+pub use request::{decode_base64_image, UploadRequest, MAX_SOFT_ID_BYTES};
 pub use wait::ResultWaiters;
 
 use super::call::Call;

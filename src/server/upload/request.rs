@@ -14,7 +14,7 @@ use crate::server::reply::{malformed, Refusal};
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
 /// Longest `soft_id` accepted.
-const MAX_SOFT_ID_BYTES: usize = 64;
+pub const MAX_SOFT_ID_BYTES: usize = 64;
 /// Fields that may carry the image (the original platform's name, then ddddocr's).
 const IMAGE_FIELDS: [&str; 2] = ["file", "image"];
 /// Fields that may carry a slide's two images (the contract's names, then ddddocr-fastapi's

@@ -1,0 +1,159 @@
+//! The user directory for operators: find users by the start of their name, a page at a time,
+//! and change a user's role (`GET /v2/admin/users`, `POST /v2/admin/users/role`).
+//!
+//! Users are sharded by name, so each shard answers for its own users; the server merges the
+//! shards' pages (each sorted by name) into one.
+
+use super::api_keys::split_user_key_value;
+use super::journal::from_tx;
+use super::layout::u64_key;
+use super::records::{decode, encode, Balance, Role, User};
+use super::{ShardStore, StoreError};
+use sled::transaction::{abort, Transactional};
+use std::ops::Bound;
+
+/// The most users one page may hold.
+pub const MAX_PAGE: usize = 100;
+
+/// One user as an operator sees it (never the password hash).
+#[derive(Clone, Debug, PartialEq)]
+pub struct UserSummary {
+    pub id: u64,
+    pub username: String,
+    pub role: Role,
+    pub created_at_ms: u64,
+    pub balance: Balance,
+    pub has_key: bool,
+}
+
+impl ShardStore {
+    /// Up to `limit` (1..=`MAX_PAGE`) of this shard's users whose name starts with `prefix`
+    /// and comes after `after` (byte order), in name order.
+    pub fn find_users(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<UserSummary>, StoreError> {
+        if limit == 0 || limit > MAX_PAGE {
+            return Err(StoreError::InvalidInput(format!(
+                "limit must be 1..={MAX_PAGE}"
+            )));
+        }
+        let start = match after {
+            Some(after) if after >= prefix => Bound::Excluded(after.as_bytes()),
+            _ => Bound::Included(prefix.as_bytes()),
+        };
+        let mut page = Vec::with_capacity(limit);
+        for item in self
+            .trees
+            .usernames
+            .range::<&[u8], _>((start, Bound::Unbounded))
+        {
+            let (name, id_bytes) = item?;
+            if !name.starts_with(prefix.as_bytes()) || page.len() == limit {
+                break;
+            }
+            page.push(self.summary(u64_key(&id_bytes)?)?);
+        }
+        Ok(page)
+    }
+
+    fn summary(&self, user_id: u64) -> Result<UserSummary, StoreError> {
+        let user = self.user(user_id)?.ok_or_else(|| {
+            StoreError::Corrupt(format!("username index names missing user {user_id}"))
+        })?;
+        Ok(UserSummary {
+            id: user.id,
+            username: user.username,
+            role: user.role,
+            created_at_ms: user.created_at_ms,
+            balance: self.balance(user_id)?,
+            has_key: self.api_key_created_at(user_id)?.is_some(),
+        })
+    }
+
+    /// Gives the user `role`; returns the hash of the user's API key, if any, so that the
+    /// server can make every shard forget what it remembered about that key (its role).
+    /// `Err(UserNotFound)` for an unknown user.
+    pub fn set_role(&mut self, user_id: u64, role: Role) -> Result<Option<[u8; 32]>, StoreError> {
+        let user_key = user_id.to_be_bytes();
+        let t = &self.trees;
+        (&t.users, &t.user_api_keys)
+            .transaction(|(users, user_api_keys)| {
+                let Some(bytes) = users.get(user_key)? else {
+                    return abort(StoreError::UserNotFound);
+                };
+                let mut user: User = decode(&bytes).or_else(abort)?;
+                user.role = role;
+                users.insert(&user_key, encode(&user))?;
+                match user_api_keys.get(user_key)? {
+                    Some(value) => Ok(Some(split_user_key_value(&value).or_else(abort)?.0)),
+                    None => Ok(None),
+                }
+            })
+            .map_err(from_tx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn add(store: &mut ShardStore, name: &str, role: Role) -> u64 {
+        let now = crate::clock::unix_now_ms();
+        store
+            .create_user(name, "$argon2id$x", role, 5, now)
+            .unwrap()
+    }
+
+    fn names(page: &[UserSummary]) -> Vec<&str> {
+        page.iter().map(|user| user.username.as_str()).collect()
+    }
+
+    #[test]
+    fn users_are_found_by_prefix_a_page_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = ShardStore::open(dir.path(), 0, 1, 1).unwrap();
+        for name in ["bob", "ann", "anna", "annie", "zed"] {
+            add(&mut store, name, Role::User);
+        }
+        let first = store.find_users("ann", None, 2).unwrap();
+        assert_eq!(names(&first), ["ann", "anna"]);
+        assert_eq!((first[0].balance.points, first[0].has_key), (5, false));
+        let next = store.find_users("ann", Some("anna"), 2).unwrap();
+        assert_eq!(names(&next), ["annie"]);
+        assert_eq!(names(&store.find_users("", None, 10).unwrap()).len(), 5);
+        assert_eq!(
+            names(&store.find_users("", Some("bob"), 10).unwrap()),
+            ["zed"]
+        );
+        // An `after` before the prefix starts at the prefix.
+        assert_eq!(
+            names(&store.find_users("b", Some("a"), 10).unwrap()),
+            ["bob"]
+        );
+        assert!(store.find_users("x", None, 10).unwrap().is_empty());
+        assert!(store.find_users("", None, 0).is_err());
+        assert!(store.find_users("", None, MAX_PAGE + 1).is_err());
+    }
+
+    #[test]
+    fn a_role_change_is_stored_and_names_the_users_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = ShardStore::open(dir.path(), 0, 1, 1).unwrap();
+        let ann = add(&mut store, "ann", Role::User);
+        assert_eq!(store.set_role(ann, Role::Developer).unwrap(), None);
+        assert_eq!(store.user(ann).unwrap().unwrap().role, Role::Developer);
+        store.set_api_key(ann, &[7; 32], 1).unwrap();
+        assert_eq!(store.set_role(ann, Role::Admin).unwrap(), Some([7; 32]));
+        assert_eq!(
+            store.user_by_api_key(&[7; 32]).unwrap().unwrap().role,
+            Role::Admin
+        );
+        assert!(matches!(
+            store.set_role(ann + 1, Role::User),
+            Err(StoreError::UserNotFound)
+        ));
+    }
+}
