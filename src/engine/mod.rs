@@ -6,6 +6,8 @@
 //!   configured bounds checked; the server calls it before accepting an upload.
 //! - [`RecognizeOptions`]: the per-request options of the contract.
 //! - [`Engine`]: one ONNX Runtime session per model, used by one thread, with a batch API.
+//! - [`decode_image`]: the decoders alone (header probed and bounded first), for the fuzz
+//!   targets and tools that want Pillow's pixels without a model.
 
 mod batch_model;
 mod ctc;
@@ -18,8 +20,10 @@ pub mod preprocess;
 mod probe;
 mod recognizer;
 
+pub use decode::decode as decode_image;
 pub use error::ImageError;
 pub use model::{available_models, ModelError, RUNTIME_LIBRARY, SETUP_HINT};
+pub use pixels::{Mode, Pixels};
 pub use preprocess::StageNanos;
 pub use probe::{probe_image, ImageFormat, ImageInfo, ImageLimits};
 pub use recognizer::{Engine, RecognizeError};
