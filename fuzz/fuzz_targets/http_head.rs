@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
     };
     assert!(len <= data.len() && len <= LIMITS.max_header_bytes);
     assert!(head.path.starts_with('/'));
-    assert!(head.path.len() + head.query.len() < LIMITS.max_uri_bytes);
+    assert!(head.path.len() + head.query.len() <= LIMITS.max_uri_bytes);
     if let Framing::Length(length) = head.framing {
         assert!(length >= 1 && length <= LIMITS.max_body_bytes);
     }

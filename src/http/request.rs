@@ -101,7 +101,9 @@ pub fn parse_head(
         httparse::Status::Partial => return partial_verdict(whole, limits),
         httparse::Status::Complete(len) => len,
     };
-    if head_len > limits.max_header_bytes {
+    // Blank lines before the head count too, as they do while it is incomplete: a head must
+    // get the same answer whether it arrived in one read or in many.
+    if skipped + head_len > limits.max_header_bytes {
         return Err(ProtocolError::HeadersTooLarge);
     }
     let head = build_head(&request, limits)?;
@@ -153,8 +155,9 @@ fn partial_verdict(
     limits: &HeadLimits,
 ) -> Result<Option<(RequestHead, usize)>, ProtocolError> {
     let request_line_done = buf.contains(&b'\n');
-    // "GET " + target + " HTTP/1.1": allow the method and version around the URI limit.
-    if !request_line_done && buf.len() > limits.max_uri_bytes + 32 {
+    // The longest request line a complete head may have: method, target, version, CR.
+    let longest_line = MAX_METHOD_BYTES + 1 + limits.max_uri_bytes + " HTTP/1.1\r".len();
+    if !request_line_done && buf.len() > longest_line {
         return Err(ProtocolError::UriTooLong);
     }
     if buf.len() > limits.max_header_bytes {
@@ -483,6 +486,30 @@ Content-Type: application/json\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\
     fn endless_blank_lines_hit_the_header_limit() {
         let raw = b"\r\n".repeat(LIMITS.max_header_bytes);
         assert_eq!(parse_all(&raw).unwrap_err(), ProtocolError::HeadersTooLarge);
+        // Complete or not, blank lines and head together are held to the limit.
+        let mut padded = b"\r\n".repeat(LIMITS.max_header_bytes / 2);
+        padded.extend(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(
+            parse_all(&padded).unwrap_err(),
+            ProtocolError::HeadersTooLarge
+        );
+        assert_eq!(
+            parse_all(&padded[..padded.len() - 1]).unwrap_err(),
+            ProtocolError::HeadersTooLarge
+        );
+    }
+
+    /// The longest request line a complete head may have is not refused while incomplete.
+    #[test]
+    fn longest_allowed_request_line_is_incomplete_not_414_at_every_cut() {
+        let method = "M".repeat(MAX_METHOD_BYTES);
+        let target = format!("/{}", "a".repeat(LIMITS.max_uri_bytes - 1));
+        let raw = format!("{method} {target} HTTP/1.1\r\nHost: x\r\n\r\n");
+        let (head, len) = parse_all(raw.as_bytes()).unwrap().unwrap();
+        assert_eq!((head.path.len(), len), (LIMITS.max_uri_bytes, raw.len()));
+        for cut in 0..len {
+            assert_eq!(parse_all(&raw.as_bytes()[..cut]), Ok(None), "cut {cut}");
+        }
     }
 
     #[test]
