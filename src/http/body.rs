@@ -268,6 +268,23 @@ mod tests {
         }
     }
 
+    /// Trailers are read and dropped, up to 8 KiB (431 beyond), whole or split.
+    #[test]
+    fn trailer_section_is_bounded() {
+        let line = format!("X-Trailer: {}\r\n", "t".repeat(100));
+        let lines = MAX_TRAILER_BYTES / line.len();
+        let within = format!("1\r\na\r\n0\r\n{}\r\n", line.repeat(lines));
+        let beyond = format!("1\r\na\r\n0\r\n{}\r\n", line.repeat(lines + 1));
+        for cut in [0, 7, within.len() / 2] {
+            let (body, used) = decode_split(Framing::Chunked, within.as_bytes(), &[cut]).unwrap();
+            assert_eq!((body.as_slice(), used), (&b"a"[..], within.len()));
+            assert_eq!(
+                decode_split(Framing::Chunked, beyond.as_bytes(), &[cut]).unwrap_err(),
+                ProtocolError::HeadersTooLarge
+            );
+        }
+    }
+
     #[test]
     fn chunked_errors() {
         assert_eq!(
