@@ -118,8 +118,10 @@ pub(crate) fn le_u32(bytes: &[u8], at: usize) -> Option<u32> {
 
 /// IHDR is the first chunk: length(4) "IHDR"(4) width(4) height(4).
 fn png_dimensions(bytes: &[u8]) -> Result<(u32, u32), ImageError> {
-    if bytes.get(12..16) != Some(b"IHDR") {
-        return Err(truncated("PNG"));
+    match bytes.get(12..16) {
+        Some(b"IHDR") => {}
+        Some(_) => return Err(ImageError::Corrupt("PNG's first chunk is not IHDR".into())),
+        None => return Err(truncated("PNG")),
     }
     let width = be_u32(bytes, 16).ok_or_else(|| truncated("PNG"))?;
     let height = be_u32(bytes, 20).ok_or_else(|| truncated("PNG"))?;
