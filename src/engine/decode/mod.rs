@@ -23,12 +23,13 @@ pub fn decode(bytes: &[u8], limits: &ImageLimits) -> Result<Pixels, ImageError> 
     Ok(pixels)
 }
 
-/// A decoder must never return more pixels than the probed (bounded) header declared. The
-/// decoders whose library reads the size again check it this way before allocating.
+/// A decoder must never return more pixels than the probed (bounded) header declared.
 fn check_matches_header(pixels: &Pixels, info: &ImageInfo) -> Result<(), ImageError> {
     check_size(pixels.width, pixels.height, info)
 }
 
+/// The size a decoder's library read must be the probed one; the decoders whose library
+/// reads the header again (PNG, JPEG) check it before allocating their output.
 fn check_size(width: usize, height: usize, info: &ImageInfo) -> Result<(), ImageError> {
     if width != info.width as usize || height != info.height as usize {
         return Err(ImageError::Corrupt(format!(
