@@ -21,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
     assert!(head.path.starts_with('/'));
     assert!(head.path.len() + head.query.len() <= LIMITS.max_uri_bytes);
     if let Framing::Length(length) = head.framing {
-        assert!(length >= 1 && length <= LIMITS.max_body_bytes);
+        assert!((1..=LIMITS.max_body_bytes).contains(&length));
     }
     assert_eq!(
         parse_head(&data[..len], &LIMITS),
