@@ -9,6 +9,8 @@
 //! - [`Detector`]: ddddocr's click-captcha detection (`common_det.onnx`), one per thread.
 //! - [`slide`]: ddddocr's slide matching and comparison (no model).
 //! - [`ColorFilter`]: ddddocr's colour filter, an option of a recognition.
+//! - [`decode_image`]: the decoders alone (header probed and bounded first), for the fuzz
+//!   targets and tools that want Pillow's pixels without a model.
 //!
 //! Text recognition reproduces Pillow's arithmetic; detection, slides and the colour filter
 //! reproduce OpenCV's (`cv`), which is what ddddocr uses for them.
@@ -29,12 +31,14 @@ mod recognizer;
 mod slide;
 
 pub use color_filter::{preset_names, ColorFilter, ColorFilterError, HsvRange};
+pub use decode::decode as decode_image;
 pub use detect::{DetBox, DetectError, DetectStages, Detector};
 pub use error::ImageError;
 pub use model::{
     available_models, detection_model_path, ModelError, DETECTION_MODEL, RUNTIME_LIBRARY,
     SETUP_HINT,
 };
+pub use pixels::{Mode, Pixels};
 pub use preprocess::StageNanos;
 pub use probe::{probe_image, ImageFormat, ImageInfo, ImageLimits};
 pub use recognizer::{Engine, RecognizeError};

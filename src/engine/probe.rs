@@ -1,6 +1,7 @@
 //! Format and dimensions from the header alone, checked against the configured bounds before
 //! any pixel is decoded (a 60-byte PNG can declare a 100000x100000 image).
 
+use super::decode::bmp;
 use super::ImageError;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,7 +40,9 @@ impl Default for ImageLimits {
     }
 }
 
-/// Reads only the header: the format, and the dimensions checked against `limits`.
+/// Reads only the header: the format, the dimensions checked against `limits`, and whatever
+/// else the header decides (a variant the decoders refuse, a file too short for what its
+/// header declares), so that the server refuses such a file before charging for it.
 pub fn probe_image(bytes: &[u8], limits: &ImageLimits) -> Result<ImageInfo, ImageError> {
     let format = sniff(bytes)?;
     let (width, height) = match format {
@@ -48,6 +51,23 @@ pub fn probe_image(bytes: &[u8], limits: &ImageLimits) -> Result<ImageInfo, Imag
         ImageFormat::Gif => gif_dimensions(bytes)?,
         ImageFormat::Bmp => bmp_dimensions(bytes)?,
     };
+    check_bounds(width, height, limits)?;
+    // After the bounds: the BMP check computes sizes from the (now bounded) dimensions.
+    match format {
+        ImageFormat::Png => png_variant(bytes)?,
+        ImageFormat::Jpeg => jpeg_variant(bytes)?,
+        // Nothing else in a GIF's screen descriptor decides whether it decodes.
+        ImageFormat::Gif => {}
+        ImageFormat::Bmp => bmp::check_header(bytes)?,
+    }
+    Ok(ImageInfo {
+        format,
+        width,
+        height,
+    })
+}
+
+fn check_bounds(width: u32, height: u32, limits: &ImageLimits) -> Result<(), ImageError> {
     if width == 0 || height == 0 {
         return Err(ImageError::Corrupt(format!("{width}x{height} image")));
     }
@@ -55,11 +75,7 @@ pub fn probe_image(bytes: &[u8], limits: &ImageLimits) -> Result<ImageInfo, Imag
     if width > limits.max_side || height > limits.max_side || pixels > limits.max_pixels {
         return Err(ImageError::DimensionsOutOfBounds { width, height });
     }
-    Ok(ImageInfo {
-        format,
-        width,
-        height,
-    })
+    Ok(())
 }
 
 /// The format from the magic bytes (what Pillow's `_accept` functions check).
@@ -102,16 +118,90 @@ pub(crate) fn le_u32(bytes: &[u8], at: usize) -> Option<u32> {
 
 /// IHDR is the first chunk: length(4) "IHDR"(4) width(4) height(4).
 fn png_dimensions(bytes: &[u8]) -> Result<(u32, u32), ImageError> {
-    if bytes.get(12..16) != Some(b"IHDR") {
-        return Err(truncated("PNG"));
+    match bytes.get(12..16) {
+        Some(b"IHDR") => {}
+        Some(_) => return Err(ImageError::Corrupt("PNG's first chunk is not IHDR".into())),
+        None => return Err(truncated("PNG")),
     }
     let width = be_u32(bytes, 16).ok_or_else(|| truncated("PNG"))?;
     let height = be_u32(bytes, 20).ok_or_else(|| truncated("PNG"))?;
     Ok((width, height))
 }
 
-/// Walks the marker segments up to the first start-of-frame.
+/// IHDR's fields after the size: bit depth, colour type, compression, filter, interlace; then
+/// its CRC. Pillow checks the CRC and knows the same (depth, colour type) pairs as the PNG
+/// specification, except 16-bit gray, which it opens as I;16 and aiocr does not decode.
+fn png_variant(bytes: &[u8]) -> Result<(), ImageError> {
+    let corrupt = |what: &str| Err(ImageError::Corrupt(format!("PNG {what}")));
+    let ihdr = bytes.get(8..33).ok_or_else(|| truncated("PNG"))?;
+    if ihdr[..4] != [0, 0, 0, 13] {
+        return corrupt("IHDR length");
+    }
+    if crc32(&ihdr[4..21]) != u32::from_be_bytes(ihdr[21..25].try_into().expect("4 bytes")) {
+        return corrupt("IHDR CRC");
+    }
+    let [depth, color, compression, filter, interlace] = ihdr[16..21] else {
+        unreachable!("a 5-byte slice")
+    };
+    if compression != 0 || filter != 0 || interlace > 1 {
+        return corrupt("IHDR compression, filter or interlace method");
+    }
+    match (color, depth) {
+        (0, 16) => Err(ImageError::Unsupported("16-bit grayscale PNG".into())),
+        (0, 1 | 2 | 4 | 8) | (3, 1 | 2 | 4 | 8) | (2 | 4 | 6, 8 | 16) => Ok(()),
+        _ => corrupt(&format!("colour type {color} at {depth} bits")),
+    }
+}
+
+/// CRC-32 as PNG chunks carry it (IEEE, reflected); bitwise: the probe checks 17 bytes.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in bytes {
+        crc ^= byte as u32;
+        for _ in 0..8 {
+            let mask = (crc & 1).wrapping_neg();
+            crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
+        }
+    }
+    !crc
+}
+
 fn jpeg_dimensions(bytes: &[u8]) -> Result<(u32, u32), ImageError> {
+    let at = jpeg_frame_header(bytes)?;
+    let height = be_u16(bytes, at + 3).ok_or_else(|| truncated("JPEG"))?;
+    let width = be_u16(bytes, at + 5).ok_or_else(|| truncated("JPEG"))?;
+    Ok((width as u32, height as u32))
+}
+
+/// The start-of-frame's process, precision and components: libjpeg-turbo's 8-bit decoder
+/// does not do hierarchical (differential) JPEG or other precisions, and aiocr does not
+/// decode CMYK/YCCK (4 components) as Pillow opens them (mode CMYK).
+fn jpeg_variant(bytes: &[u8]) -> Result<(), ImageError> {
+    let at = jpeg_frame_header(bytes)?;
+    let marker = bytes[at - 1];
+    let length = be_u16(bytes, at).ok_or_else(|| truncated("JPEG"))? as usize;
+    let precision = *bytes.get(at + 2).ok_or_else(|| truncated("JPEG"))?;
+    let components = *bytes.get(at + 7).ok_or_else(|| truncated("JPEG"))?;
+    if [0xC5, 0xC6, 0xC7, 0xCD, 0xCE, 0xCF].contains(&marker) {
+        return Err(ImageError::Unsupported("hierarchical JPEG".into()));
+    }
+    if precision != 8 {
+        return Err(ImageError::Unsupported(format!("{precision}-bit JPEG")));
+    }
+    match components {
+        1 | 3 => {}
+        4 => return Err(ImageError::Unsupported("CMYK JPEG".into())),
+        n => return Err(ImageError::Unsupported(format!("JPEG with {n} components"))),
+    }
+    if length != 8 + 3 * components as usize {
+        return Err(ImageError::Corrupt("JPEG frame header length".into()));
+    }
+    Ok(())
+}
+
+/// Walks the marker segments up to the first start-of-frame; returns the offset of its
+/// length field (the marker byte is just before it).
+fn jpeg_frame_header(bytes: &[u8]) -> Result<usize, ImageError> {
     let mut at = 2;
     loop {
         // Markers may be preceded by any number of 0xFF fill bytes.
@@ -122,15 +212,17 @@ fn jpeg_dimensions(bytes: &[u8]) -> Result<(u32, u32), ImageError> {
             return Err(truncated("JPEG"));
         };
         at += 2;
-        if (0xD0..=0xD9).contains(&marker) || marker == 0x01 {
+        if marker == 0xD9 || marker == 0xDA {
+            // End of image or start of scan: no frame header came first (libjpeg's error too).
+            return Err(ImageError::Corrupt("JPEG without a frame header".into()));
+        }
+        if (0xD0..=0xD8).contains(&marker) || marker == 0x01 {
             continue; // standalone markers have no length
         }
         let length = be_u16(bytes, at).ok_or_else(|| truncated("JPEG"))? as usize;
         let is_frame = (0xC0..=0xCF).contains(&marker) && ![0xC4, 0xC8, 0xCC].contains(&marker);
         if is_frame {
-            let height = be_u16(bytes, at + 3).ok_or_else(|| truncated("JPEG"))?;
-            let width = be_u16(bytes, at + 5).ok_or_else(|| truncated("JPEG"))?;
-            return Ok((width as u32, height as u32));
+            return Ok(at);
         }
         if length < 2 {
             return Err(ImageError::Corrupt("JPEG segment length".into()));
@@ -167,11 +259,21 @@ fn bmp_dimensions(bytes: &[u8]) -> Result<(u32, u32), ImageError> {
 mod tests {
     use super::*;
 
+    /// A PNG signature and a complete IHDR (8-bit RGB), nothing after it.
     fn png_header(width: u32, height: u32) -> Vec<u8> {
         let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
         bytes.extend_from_slice(&width.to_be_bytes());
         bytes.extend_from_slice(&height.to_be_bytes());
+        bytes.extend_from_slice(&[8, 2, 0, 0, 0]);
+        let crc = crc32(&bytes[12..]);
+        bytes.extend_from_slice(&crc.to_be_bytes());
         bytes
+    }
+
+    #[test]
+    fn crc32_of_iend() {
+        // Every PNG ends with this chunk: 00000000 "IEND" AE426082.
+        assert_eq!(crc32(b"IEND"), 0xAE42_6082);
     }
 
     #[test]

@@ -128,11 +128,15 @@ impl BodyDecoder {
     /// again with what follows.
     fn chunk_size_line(&mut self, rest: &[u8]) -> Result<Step, ProtocolError> {
         let Some(line_end) = find_crlf(rest) else {
-            if rest.len() > MAX_CHUNK_LINE_BYTES {
+            if line_so_far(rest) > MAX_CHUNK_LINE_BYTES {
                 return Err(ProtocolError::BadRequest);
             }
             return Ok(Step::Wait(0));
         };
+        // The same bound whether the line arrived whole or in pieces (extensions included).
+        if line_end > MAX_CHUNK_LINE_BYTES {
+            return Err(ProtocolError::BadRequest);
+        }
         let line = &rest[..line_end];
         let size_text = line.split(|&b| b == b';').next().unwrap_or(b"");
         let size_text = trim_spaces(size_text);
@@ -171,7 +175,7 @@ impl BodyDecoder {
 
     fn trailers(&mut self, rest: &[u8], seen: usize) -> Result<Step, ProtocolError> {
         let Some(line_end) = find_crlf(rest) else {
-            if seen + rest.len() > MAX_TRAILER_BYTES {
+            if seen + line_so_far(rest) > MAX_TRAILER_BYTES {
                 return Err(ProtocolError::HeadersTooLarge);
             }
             return Ok(Step::Wait(0));
@@ -186,6 +190,12 @@ impl BodyDecoder {
         }
         Ok(Step::Advance(line_end + 2))
     }
+}
+
+/// The length of a line that has no CRLF yet: a last `\r` may be the start of its CRLF, so
+/// it does not count (otherwise a line exactly at a limit would pass whole and fail split).
+fn line_so_far(rest: &[u8]) -> usize {
+    rest.strip_suffix(b"\r").unwrap_or(rest).len()
 }
 
 fn find_crlf(bytes: &[u8]) -> Option<usize> {
@@ -258,6 +268,23 @@ mod tests {
         }
     }
 
+    /// Trailers are read and dropped, up to 8 KiB (431 beyond), whole or split.
+    #[test]
+    fn trailer_section_is_bounded() {
+        let line = format!("X-Trailer: {}\r\n", "t".repeat(100));
+        let lines = MAX_TRAILER_BYTES / line.len();
+        let within = format!("1\r\na\r\n0\r\n{}\r\n", line.repeat(lines));
+        let beyond = format!("1\r\na\r\n0\r\n{}\r\n", line.repeat(lines + 1));
+        for cut in [0, 7, within.len() / 2] {
+            let (body, used) = decode_split(Framing::Chunked, within.as_bytes(), &[cut]).unwrap();
+            assert_eq!((body.as_slice(), used), (&b"a"[..], within.len()));
+            assert_eq!(
+                decode_split(Framing::Chunked, beyond.as_bytes(), &[cut]).unwrap_err(),
+                ProtocolError::HeadersTooLarge
+            );
+        }
+    }
+
     #[test]
     fn chunked_errors() {
         assert_eq!(
@@ -273,6 +300,23 @@ mod tests {
             ProtocolError::BodyTooLarge
         );
         let two_chunks = b"20\r\n01234567890123456789012345678901\r\n21\r\n";
+        // A chunk line with long extensions is refused whole or split, at the same length.
+        let mut at_limit = b"1;".to_vec();
+        at_limit.resize(MAX_CHUNK_LINE_BYTES, b'x');
+        let mut over = at_limit.clone();
+        over.push(b'x');
+        for cut in [0, 1, MAX_CHUNK_LINE_BYTES - 1, MAX_CHUNK_LINE_BYTES] {
+            let mut ok = at_limit.clone();
+            ok.extend(b"\r\na\r\n0\r\n\r\n");
+            assert_eq!(decode_split(Framing::Chunked, &ok, &[cut]).unwrap().0, b"a");
+            let mut bad = over.clone();
+            bad.extend(b"\r\na\r\n0\r\n\r\n");
+            assert_eq!(
+                decode_split(Framing::Chunked, &bad, &[cut]).unwrap_err(),
+                ProtocolError::BadRequest,
+                "cut {cut}"
+            );
+        }
         assert_eq!(
             decode_split(Framing::Chunked, two_chunks, &[5]).unwrap_err(),
             ProtocolError::BodyTooLarge

@@ -5,6 +5,9 @@ use super::ProtocolError;
 
 /// Header count accepted in one request (beyond it: 431).
 pub const MAX_HEADER_COUNT: usize = 64;
+/// Longest method token accepted. The longest registered method (`UPDATEREDIRECTREF`) has 17
+/// bytes; a longer token is garbage, a 400, not a long target's 414.
+pub const MAX_METHOD_BYTES: usize = 32;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HeadLimits {
@@ -83,6 +86,11 @@ pub fn parse_head(
     let whole = buf;
     let skipped = leading_blank_lines(buf);
     let buf = &buf[skipped..];
+    // Before httparse, which reads a token of any length as the method and, while it lasts,
+    // reports only "incomplete" (the limits below would then call it a long target).
+    if method_too_long(buf) {
+        return Err(ProtocolError::BadRequest);
+    }
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADER_COUNT];
     let mut request = httparse::Request::new(&mut headers);
     let status = match request.parse(buf) {
@@ -96,7 +104,9 @@ pub fn parse_head(
         httparse::Status::Partial => return partial_verdict(whole, limits),
         httparse::Status::Complete(len) => len,
     };
-    if head_len > limits.max_header_bytes {
+    // Blank lines before the head count too, as they do while it is incomplete: a head must
+    // get the same answer whether it arrived in one read or in many.
+    if skipped + head_len > limits.max_header_bytes {
         return Err(ProtocolError::HeadersTooLarge);
     }
     let head = build_head(&request, limits)?;
@@ -111,16 +121,26 @@ fn leading_blank_lines(buf: &[u8]) -> usize {
     at
 }
 
-/// httparse reports `Version` for anything but HTTP/1.0 and HTTP/1.1. A well-formed
-/// `HTTP/x.y` of another version is a 505; garbage is a 400.
+/// Whether the method token (up to the first space) is, or has already grown, longer than
+/// [`MAX_METHOD_BYTES`].
+fn method_too_long(buf: &[u8]) -> bool {
+    let window = &buf[..buf.len().min(MAX_METHOD_BYTES + 1)];
+    window.len() > MAX_METHOD_BYTES && !window.contains(&b' ')
+}
+
+/// httparse reports `Version` for anything but HTTP/1.0 and HTTP/1.1, and also where a
+/// target holds a space (the rest of the target is then read as the version). A well-formed
+/// `METHOD TARGET HTTP/x.y` line of another version is a 505; anything else is a 400.
 fn version_error(buf: &[u8]) -> ProtocolError {
     let line_end = buf
         .iter()
         .position(|&b| b == b'\r' || b == b'\n')
         .unwrap_or(buf.len());
     let line = &buf[..line_end];
+    let three_parts = line.iter().filter(|&&b| b == b' ').count() == 2;
     let version = line.rsplit(|&b| b == b' ').next().unwrap_or(b"");
-    let looks_like_http = version.len() == 8
+    let looks_like_http = three_parts
+        && version.len() == 8
         && version.starts_with(b"HTTP/")
         && version[5].is_ascii_digit()
         && version[6] == b'.'
@@ -138,8 +158,9 @@ fn partial_verdict(
     limits: &HeadLimits,
 ) -> Result<Option<(RequestHead, usize)>, ProtocolError> {
     let request_line_done = buf.contains(&b'\n');
-    // "GET " + target + " HTTP/1.1": allow the method and version around the URI limit.
-    if !request_line_done && buf.len() > limits.max_uri_bytes + 32 {
+    // The longest request line a complete head may have: method, target, version, CR.
+    let longest_line = MAX_METHOD_BYTES + 1 + limits.max_uri_bytes + " HTTP/1.1\r".len();
+    if !request_line_done && buf.len() > longest_line {
         return Err(ProtocolError::UriTooLong);
     }
     if buf.len() > limits.max_header_bytes {
@@ -208,6 +229,11 @@ fn build_head(
         } else if name.eq_ignore_ascii_case("if-none-match") {
             head.if_none_match = Some(header_text(value)?);
         } else if name.eq_ignore_ascii_case("host") {
+            // RFC 9112 §3.2: 400 for more than one Host line or an invalid value (two hosts
+            // let a proxy and aiocr disagree about which one the request is for).
+            if has_host || !valid_host(value) {
+                return Err(ProtocolError::BadRequest);
+            }
             has_host = true;
         }
     }
@@ -237,6 +263,14 @@ fn parse_content_length(value: &[u8]) -> Result<usize, ProtocolError> {
     // At most 18 ASCII digits: fits in u64 and so in usize on 64-bit targets.
     let text = std::str::from_utf8(digits).map_err(|_| ProtocolError::BadRequest)?;
     text.parse::<usize>().map_err(|_| ProtocolError::BadRequest)
+}
+
+/// `uri-host [ ":" port ]` (RFC 3986 characters: reg-name, IP literal, percent escapes),
+/// possibly empty.
+fn valid_host(value: &[u8]) -> bool {
+    trimmed(value)
+        .iter()
+        .all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:[]%".contains(&b))
 }
 
 fn apply_connection(head: &mut RequestHead, value: &[u8]) {
@@ -322,23 +356,105 @@ Content-Type: application/json\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\
         assert!(head.keep_alive);
     }
 
+    /// Every malformed head the parser can see, with the contract's protocol status for it
+    /// (408 is the connection's timer: see `timeout_is_408_and_closes`; 411 is never sent, as
+    /// a request without framing headers has an empty body).
     #[test]
     fn refusals_map_to_contract_statuses() {
         let cases: &[(&[u8], u16)] = &[
             (b"GARBAGE\r\n\r\n", 400),
-            (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505),
             (b"GET / HTTP/1.1\r\n\r\n", 400),
-            (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", 400),
-            (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400),
-            (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
-            (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", 400),
-            (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4097\r\n\r\n", 413),
+            (b"GET /\r\nHost: x\r\n\r\n", 400),
+            (b"GET / http/1.1\r\nHost: x\r\n\r\n", 400),
+            (b"GET / HTTP/1.1 \r\nHost: x\r\n\r\n", 400),
+            (b"GET /a b HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+            (b"GET /a b HTTP/2.0\r\nHost: x\r\n\r\n", 400),
+            (b"GET /a\x01b HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+            (b"G\x00T / HTTP/1.1\r\nHost: x\r\n\r\n", 400),
             (b"GET http://example.com/ HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+            (b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: x\r\nhost: x\r\n\r\n", 400),
+            (b"GET / HTTP/1.0\r\nHost: x\r\nHost: y\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: x\r\nBad Name: y\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: x\r\nX: a\x00b\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: x\r\nAuthorization: \xff\xfe\r\n\r\n", 400),
+            (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", 400),
+            (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400),
+            (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +1\r\n\r\n", 400),
+            (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1, 1\r\n\r\n", 400),
+            (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1234567890123456789\r\n\r\n", 400),
+            (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400),
+            (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", 400),
+            (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+            (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+            (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501),
+            (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 501),
+            (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4097\r\n\r\n", 413),
+            (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+            (b"GET / HTTP/3.0\r\nHost: x\r\n\r\n", 505),
+            (b"GET / HTTP/0.9\r\nHost: x\r\n\r\n", 505),
         ];
         for (raw, status) in cases {
             let error = parse_all(raw).unwrap_err();
             assert_eq!(error.status(), *status, "{}", String::from_utf8_lossy(raw));
         }
+    }
+
+    #[test]
+    fn one_host_header_of_any_form_is_accepted() {
+        for host in [
+            "x",
+            "",
+            "example.com:8080",
+            "[::1]:80",
+            "127.0.0.1",
+            "a%20b",
+        ] {
+            let raw = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+            assert!(parse_all(raw.as_bytes()).unwrap().is_some(), "{host}");
+        }
+    }
+
+    #[test]
+    fn long_method_is_400_not_414_before_and_after_the_line_ends() {
+        let mut raw = b"A".repeat(10 * 1024);
+        assert_eq!(parse_all(&raw).unwrap_err(), ProtocolError::BadRequest);
+        raw.extend(b" / HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(parse_all(&raw).unwrap_err(), ProtocolError::BadRequest);
+        // Refused as soon as the token is one byte too long, not after buffering more.
+        let at_limit = b"A".repeat(MAX_METHOD_BYTES);
+        assert_eq!(parse_all(&at_limit).unwrap(), None);
+        let over = b"A".repeat(MAX_METHOD_BYTES + 1);
+        assert_eq!(parse_all(&over).unwrap_err(), ProtocolError::BadRequest);
+        let longest_allowed = format!(
+            "{} / HTTP/1.1\r\nHost: x\r\n\r\n",
+            "M".repeat(MAX_METHOD_BYTES)
+        );
+        let (head, _) = parse_all(longest_allowed.as_bytes()).unwrap().unwrap();
+        assert_eq!(head.method, Method::Other);
+    }
+
+    #[test]
+    fn space_in_target_is_400_even_while_incomplete() {
+        assert_eq!(
+            parse_all(b"GET /a b HTTP/1.1").unwrap_err(),
+            ProtocolError::BadRequest
+        );
+        assert_eq!(
+            parse_all(b"GET /a?x=1 2 HTTP/1.1\r\n").unwrap_err(),
+            ProtocolError::BadRequest
+        );
+    }
+
+    #[test]
+    fn timeout_is_408_and_closes() {
+        let answer = ProtocolError::Timeout.response();
+        assert_eq!(answer.status, 408);
+        assert!(answer.close);
     }
 
     #[test]
@@ -376,6 +492,30 @@ Content-Type: application/json\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\
     fn endless_blank_lines_hit_the_header_limit() {
         let raw = b"\r\n".repeat(LIMITS.max_header_bytes);
         assert_eq!(parse_all(&raw).unwrap_err(), ProtocolError::HeadersTooLarge);
+        // Complete or not, blank lines and head together are held to the limit.
+        let mut padded = b"\r\n".repeat(LIMITS.max_header_bytes / 2);
+        padded.extend(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(
+            parse_all(&padded).unwrap_err(),
+            ProtocolError::HeadersTooLarge
+        );
+        assert_eq!(
+            parse_all(&padded[..padded.len() - 1]).unwrap_err(),
+            ProtocolError::HeadersTooLarge
+        );
+    }
+
+    /// The longest request line a complete head may have is not refused while incomplete.
+    #[test]
+    fn longest_allowed_request_line_is_incomplete_not_414_at_every_cut() {
+        let method = "M".repeat(MAX_METHOD_BYTES);
+        let target = format!("/{}", "a".repeat(LIMITS.max_uri_bytes - 1));
+        let raw = format!("{method} {target} HTTP/1.1\r\nHost: x\r\n\r\n");
+        let (head, len) = parse_all(raw.as_bytes()).unwrap().unwrap();
+        assert_eq!((head.path.len(), len), (LIMITS.max_uri_bytes, raw.len()));
+        for cut in 0..len {
+            assert_eq!(parse_all(&raw.as_bytes()[..cut]), Ok(None), "cut {cut}");
+        }
     }
 
     #[test]

@@ -24,13 +24,46 @@ struct Header {
     has_alpha_mask: bool,
 }
 
-pub fn decode(bytes: &[u8]) -> Result<Pixels, ImageError> {
+/// Whether aiocr decodes this BMP, from its headers and length alone: a supported variant,
+/// the palette and every row present. The probe calls it, so the server refuses such a file
+/// before charging for it. The probe has bounded the dimensions first.
+pub(crate) fn check_header(bytes: &[u8]) -> Result<(), ImageError> {
     let header = parse_header(bytes)?;
-    let stride = ((header.width * header.bits + 31) >> 3) & !3;
-    let needed = header.pixel_offset + stride * header.height;
-    if bytes.len() < needed {
+    row_stride(&header, bytes.len())?;
+    if is_palette(header.bits) {
+        palette_table(bytes, &header)?;
+    }
+    Ok(())
+}
+
+fn is_palette(bits: usize) -> bool {
+    matches!(bits, 1 | 4 | 8)
+}
+
+/// Bytes per row (rows are padded to 4 bytes), once the file is known to hold every row.
+fn row_stride(header: &Header, file_len: usize) -> Result<usize, ImageError> {
+    if !matches!(header.bits, 1 | 4 | 8 | 24 | 32) {
+        return Err(ImageError::Unsupported(format!("{}-bit BMP", header.bits)));
+    }
+    let too_large = || ImageError::Corrupt("BMP pixel data size overflows".into());
+    let row_bits = header
+        .width
+        .checked_mul(header.bits)
+        .ok_or_else(too_large)?;
+    let stride = (row_bits.checked_add(31).ok_or_else(too_large)? >> 3) & !3;
+    let needed = stride
+        .checked_mul(header.height)
+        .and_then(|size| size.checked_add(header.pixel_offset))
+        .ok_or_else(too_large)?;
+    if file_len < needed {
         return Err(ImageError::Corrupt("truncated BMP pixel data".into()));
     }
+    Ok(stride)
+}
+
+pub fn decode(bytes: &[u8]) -> Result<Pixels, ImageError> {
+    let header = parse_header(bytes)?;
+    let stride = row_stride(&header, bytes.len())?;
     let row = |y: usize| {
         let file_row = if header.top_down {
             y
@@ -58,8 +91,10 @@ pub fn decode(bytes: &[u8]) -> Result<Pixels, ImageError> {
                 .collect();
             Ok(Pixels::new(mode, width, height, data, None))
         }
-        1 | 4 | 8 => decode_palette(bytes, &header, row),
-        bits => Err(ImageError::Unsupported(format!("{bits}-bit BMP"))),
+        bits => {
+            assert!(is_palette(bits), "row_stride admits no other depth");
+            decode_palette(bytes, &header, row)
+        }
     }
 }
 
@@ -135,6 +170,20 @@ fn parse_header(bytes: &[u8]) -> Result<Header, ImageError> {
     })
 }
 
+/// The palette's bytes: 1 to 256 entries, all inside the file.
+fn palette_table<'a>(bytes: &'a [u8], header: &Header) -> Result<&'a [u8], ImageError> {
+    if header.colors == 0 || header.colors > 256 {
+        return Err(ImageError::Unsupported(format!(
+            "BMP palette of {} colours",
+            header.colors
+        )));
+    }
+    let end = header.palette_offset + header.palette_entry_size * header.colors;
+    bytes
+        .get(header.palette_offset..end)
+        .ok_or_else(|| ImageError::Corrupt("truncated BMP palette".into()))
+}
+
 /// BGR(X/A) rows to RGB(A).
 fn bgr_to_rgb(row: &[u8], width: usize, bytes_per_pixel: usize, keep_alpha: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(width * 4);
@@ -155,16 +204,8 @@ fn decode_palette<'a>(
 where
 {
     debug_assert_eq!(header.compression, BI_RGB);
-    if header.colors == 0 || header.colors > 256 {
-        return Err(ImageError::Unsupported(format!(
-            "BMP palette of {} colours",
-            header.colors
-        )));
-    }
     let entry = header.palette_entry_size;
-    let table = bytes
-        .get(header.palette_offset..header.palette_offset + entry * header.colors)
-        .ok_or_else(|| ImageError::Corrupt("truncated BMP palette".into()))?;
+    let table = palette_table(bytes, header)?;
     let rgb: Vec<u8> = table
         .chunks_exact(entry)
         .flat_map(|e| [e[2], e[1], e[0]])

@@ -3,13 +3,19 @@
 //! Pixels outside a partial first frame hold the transparency index, else 0.
 
 use std::io::Cursor;
+use std::num::NonZeroU64;
 
 use crate::engine::pixels::{palette_from_rgb, Mode, Pixels};
-use crate::engine::ImageError;
+use crate::engine::{ImageError, ImageLimits};
 
-pub fn decode(bytes: &[u8]) -> Result<Pixels, ImageError> {
+pub fn decode(bytes: &[u8], limits: &ImageLimits) -> Result<Pixels, ImageError> {
     let mut options = ::gif::DecodeOptions::new();
     options.set_color_output(::gif::ColorOutput::Indexed);
+    // The probe bounds the logical screen, but a frame declares its own size (up to
+    // 65535x65535) and the gif crate allocates it whole: bound it by the same pixel limit
+    // (one byte per indexed pixel) instead of the crate's default 50 MB.
+    let frame_bytes = NonZeroU64::new(limits.max_pixels.max(1)).expect("at least 1");
+    options.set_memory_limit(::gif::MemoryLimit::Bytes(frame_bytes));
     let mut decoder = options.read_info(Cursor::new(bytes)).map_err(corrupt)?;
     let (width, height) = (decoder.width() as usize, decoder.height() as usize);
     let global_palette = decoder.global_palette().map(<[u8]>::to_vec);

@@ -3,12 +3,16 @@
 
 use turbojpeg::{Colorspace, Decompressor, Image, PixelFormat};
 
+use super::check_size;
 use crate::engine::pixels::{Mode, Pixels};
-use crate::engine::ImageError;
+use crate::engine::{ImageError, ImageInfo};
 
-pub fn decode(bytes: &[u8]) -> Result<Pixels, ImageError> {
+pub fn decode(bytes: &[u8], info: &ImageInfo) -> Result<Pixels, ImageError> {
     let mut decompressor = Decompressor::new().map_err(corrupt)?;
     let header = decompressor.read_header(bytes).map_err(corrupt)?;
+    // libjpeg reads the frame header itself: the buffer below must be sized by the probed
+    // (bounded) size, never by a second reading that could disagree with it.
+    check_size(header.width, header.height, info)?;
     let (mode, format) = match header.colorspace {
         Colorspace::Gray => (Mode::L, PixelFormat::GRAY),
         Colorspace::YCbCr | Colorspace::RGB => (Mode::Rgb, PixelFormat::RGB),

@@ -1,7 +1,7 @@
 //! Decoders: bytes to [`Pixels`] in the mode Pillow's `Image.open` gives for the same file.
 //! The header is probed and bounded first, so no decoder ever allocates for a hostile size.
 
-mod bmp;
+pub(super) mod bmp;
 mod gif;
 mod jpeg;
 mod png;
@@ -14,9 +14,9 @@ use super::ImageError;
 pub fn decode(bytes: &[u8], limits: &ImageLimits) -> Result<Pixels, ImageError> {
     let info = probe_image(bytes, limits)?;
     let pixels = match info.format {
-        ImageFormat::Png => png::decode(bytes)?,
-        ImageFormat::Jpeg => jpeg::decode(bytes)?,
-        ImageFormat::Gif => gif::decode(bytes)?,
+        ImageFormat::Png => png::decode(bytes, &info)?,
+        ImageFormat::Jpeg => jpeg::decode(bytes, &info)?,
+        ImageFormat::Gif => gif::decode(bytes, limits)?,
         ImageFormat::Bmp => bmp::decode(bytes)?,
     };
     check_matches_header(&pixels, &info)?;
@@ -25,10 +25,16 @@ pub fn decode(bytes: &[u8], limits: &ImageLimits) -> Result<Pixels, ImageError> 
 
 /// A decoder must never return more pixels than the probed (bounded) header declared.
 fn check_matches_header(pixels: &Pixels, info: &ImageInfo) -> Result<(), ImageError> {
-    if pixels.width != info.width as usize || pixels.height != info.height as usize {
+    check_size(pixels.width, pixels.height, info)
+}
+
+/// The size a decoder's library read must be the probed one; the decoders whose library
+/// reads the header again (PNG, JPEG) check it before allocating their output.
+fn check_size(width: usize, height: usize, info: &ImageInfo) -> Result<(), ImageError> {
+    if width != info.width as usize || height != info.height as usize {
         return Err(ImageError::Corrupt(format!(
-            "decoded {}x{} but the header declares {}x{}",
-            pixels.width, pixels.height, info.width, info.height
+            "decoder reads {width}x{height} but the header declares {}x{}",
+            info.width, info.height
         )));
     }
     Ok(())

@@ -4,15 +4,21 @@
 use std::borrow::Cow;
 use std::io::Cursor;
 
-use super::unpack_bits;
+use super::{check_size, unpack_bits};
 use crate::engine::pixels::{palette_from_rgb, Mode, Pixels};
-use crate::engine::ImageError;
+use crate::engine::{ImageError, ImageInfo};
 
-pub fn decode(bytes: &[u8]) -> Result<Pixels, ImageError> {
-    let mut decoder = ::png::Decoder::new(Cursor::new(bytes));
+pub fn decode(bytes: &[u8], info: &ImageInfo) -> Result<Pixels, ImageError> {
+    let mut options = ::png::DecodeOptions::default();
+    // Pillow verifies the CRC of every chunk it reads before the image data, ancillary ones
+    // included ("broken PNG file"); the png crate would skip those.
+    options.set_skip_ancillary_crc_failures(false);
+    let mut decoder = ::png::Decoder::new_with_options(Cursor::new(bytes), options);
     // Raw samples: every mode decision below is Pillow's, not the png crate's.
     decoder.set_transformations(::png::Transformations::IDENTITY);
     let mut reader = decoder.read_info().map_err(corrupt)?;
+    let header = reader.info();
+    check_size(header.width as usize, header.height as usize, info)?;
     let mut raw = vec![0u8; reader.output_buffer_size()];
     let frame = reader.next_frame(&mut raw).map_err(corrupt)?;
     let (width, height) = (frame.width as usize, frame.height as usize);
@@ -44,6 +50,7 @@ pub fn decode(bytes: &[u8]) -> Result<Pixels, ImageError> {
             )
         }
         (Indexed, 1 | 2 | 4 | 8) => {
+            check_palette(reader.info().palette.as_deref())?;
             let palette = reader.info().palette.clone().unwrap_or(Cow::Borrowed(&[]));
             let indices = unpack_rows(rows, bits, width, |v| v);
             return Ok(Pixels::new(
@@ -61,6 +68,21 @@ pub fn decode(bytes: &[u8]) -> Result<Pixels, ImageError> {
         }
     };
     Ok(Pixels::new(mode, width, height, data, None))
+}
+
+/// A PLTE chunk holds 1 to 256 RGB entries (PNG specification 11.2.3; Pillow refuses more
+/// than 256 as an "invalid palette size"). A missing PLTE is left to Pillow's default palette.
+fn check_palette(palette: Option<&[u8]>) -> Result<(), ImageError> {
+    let Some(palette) = palette else {
+        return Ok(());
+    };
+    if palette.is_empty() || palette.len() % 3 != 0 || palette.len() / 3 > 256 {
+        return Err(ImageError::Corrupt(format!(
+            "PNG palette of {} bytes",
+            palette.len()
+        )));
+    }
+    Ok(())
 }
 
 fn corrupt(error: ::png::DecodingError) -> ImageError {
