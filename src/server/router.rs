@@ -53,6 +53,8 @@ pub enum Route {
     ReportIncorrectImageCaptcha,
     ReportCorrect,
     FastapiOcr,
+    FastapiDetection,
+    FastapiSlideMatch,
     Health,
     Metrics,
     /// No route matched (404); counted like the others.
@@ -68,7 +70,7 @@ struct RouteSpec {
     label: &'static str,
 }
 
-pub const ROUTE_COUNT: usize = 36;
+pub const ROUTE_COUNT: usize = 38;
 
 /// Every route, in the order of [`Route`].
 const TABLE: [RouteSpec; ROUTE_COUNT] = [
@@ -214,6 +216,18 @@ const TABLE: [RouteSpec; ROUTE_COUNT] = [
         "report_correct",
     ),
     spec(Route::FastapiOcr, "/ocr", Method::Post, "fastapi_ocr"),
+    spec(
+        Route::FastapiDetection,
+        "/detection",
+        Method::Post,
+        "fastapi_detection",
+    ),
+    spec(
+        Route::FastapiSlideMatch,
+        "/slide_match",
+        Method::Post,
+        "fastapi_slide_match",
+    ),
     spec(Route::Health, "/health", Method::Get, "health"),
     spec(Route::Metrics, "/metrics", Method::Get, "metrics"),
     // Never matched by path: the empty path is not a valid request target.
@@ -383,6 +397,8 @@ async fn dispatch(route: Route, call: Call<'_>) -> ApiResult {
         }
         Route::ReportCorrect => tasks::report_correct(&call).await,
         Route::FastapiOcr => fastapi::ocr(&call).await,
+        Route::FastapiDetection => fastapi::detection(&call).await,
+        Route::FastapiSlideMatch => fastapi::slide_match(&call).await,
         Route::Unknown => Err(ApiError::NoRoute.into()),
     }
 }
