@@ -53,7 +53,7 @@ fn a_key_works_wherever_a_token_does_and_is_replaced_everywhere_at_once() {
     assert_eq!(by_query.code(), 0);
     let (file, old, _) = manifest().into_iter().next().unwrap();
     let upload = client.post_json(
-        "/v2/decode/upload-base64?wait=1",
+        "/v2/decode/upload-base64?wait=1&timeout_ms=30000",
         Some(&key),
         &json!({ "file": base64(&fixture(&file)) }).to_string(),
     );

@@ -11,7 +11,7 @@ use serde_json::Value;
 fn upload(server: &Server, token: &str, file: &str) -> Value {
     let (content_type, body) = multipart("file", &fixture(file), &[]);
     let answer = server.client().post(
-        "/v2/decode/upload?wait=1",
+        "/v2/decode/upload?wait=1&timeout_ms=30000",
         Some(token),
         &content_type,
         &body,

@@ -245,7 +245,7 @@ fn bad_kinds_input_is_refused_and_costs_nothing() {
     let code = |answer: &Value| answer["code"].as_i64().unwrap();
     let bad_mode = post(
         &server,
-        "/v2/decode/slide?wait=1",
+        "/v2/decode/slide?wait=1&timeout_ms=30000",
         &token,
         &[("target", &target), ("background", &background)],
         &[("mode", "sideways")],
@@ -253,7 +253,7 @@ fn bad_kinds_input_is_refused_and_costs_nothing() {
     assert_eq!(code(&bad_mode), 3006);
     let one_image = post(
         &server,
-        "/v2/decode/slide?wait=1",
+        "/v2/decode/slide?wait=1&timeout_ms=30000",
         &token,
         &[("target", &target)],
         &[],
@@ -261,7 +261,7 @@ fn bad_kinds_input_is_refused_and_costs_nothing() {
     assert_eq!(code(&one_image), 3001);
     let bad_colour = post(
         &server,
-        "/v2/decode/upload?wait=1",
+        "/v2/decode/upload?wait=1&timeout_ms=30000",
         &token,
         &[("file", &target)],
         &[("colors", "teal")],
@@ -269,7 +269,7 @@ fn bad_kinds_input_is_refused_and_costs_nothing() {
     assert_eq!(code(&bad_colour), 3006);
     let bad_range = post(
         &server,
-        "/v2/decode/upload?wait=1",
+        "/v2/decode/upload?wait=1&timeout_ms=30000",
         &token,
         &[("file", &target)],
         &[("color_ranges", "[[[0,0,0],[200,0,0]]]")],
@@ -277,7 +277,7 @@ fn bad_kinds_input_is_refused_and_costs_nothing() {
     assert_eq!(code(&bad_range), 3006);
     let not_an_image = post(
         &server,
-        "/v2/decode/detect?wait=1",
+        "/v2/decode/detect?wait=1&timeout_ms=30000",
         &token,
         &[("file", &[7u8; 400])],
         &[],
