@@ -99,7 +99,11 @@ fn an_image_found_broken_when_decoded_is_3003_and_refunded() {
     let png = fixture("0001.png");
     let broken = &png[..png.len() / 2];
     let body = json!({ "file": base64(broken) }).to_string();
-    let answer = client.post_json("/v2/decode/upload-base64?wait=1&timeout_ms=30000", Some(&token), &body);
+    let answer = client.post_json(
+        "/v2/decode/upload-base64?wait=1&timeout_ms=30000",
+        Some(&token),
+        &body,
+    );
     assert_eq!(
         (answer.status, answer.code()),
         (415, 3003),
@@ -129,11 +133,19 @@ fn a_cache_hit_is_charged_but_does_not_run_the_model() {
     let mut client = server.client();
     let body = json!({ "file": base64(&fixture("0002.jpg")) }).to_string();
     let first = client
-        .post_json("/v2/decode/upload-base64?wait=1&timeout_ms=30000", Some(&token), &body)
+        .post_json(
+            "/v2/decode/upload-base64?wait=1&timeout_ms=30000",
+            Some(&token),
+            &body,
+        )
         .json();
     let recognised_once = metric(&server.metrics(), "aiocr_recognize_duration_us_count");
     let second = client
-        .post_json("/v2/decode/upload-base64?wait=1&timeout_ms=30000", Some(&token), &body)
+        .post_json(
+            "/v2/decode/upload-base64?wait=1&timeout_ms=30000",
+            Some(&token),
+            &body,
+        )
         .json();
     assert_eq!(first["data"]["result"], "工b0");
     assert_eq!(second["data"]["result"], "工b0");
@@ -172,7 +184,11 @@ fn a_report_after_the_window_is_4003_and_refunds_nothing() {
     let mut client = server.client();
     let body = json!({ "file": base64(&fixture("0001.png")) }).to_string();
     let done = client
-        .post_json("/v2/decode/upload-base64?wait=1&timeout_ms=30000", Some(&token), &body)
+        .post_json(
+            "/v2/decode/upload-base64?wait=1&timeout_ms=30000",
+            Some(&token),
+            &body,
+        )
         .json();
     let id = done["data"]["id"].as_str().unwrap().to_string();
     std::thread::sleep(std::time::Duration::from_millis(5)); // past a window of 0 s
