@@ -173,7 +173,7 @@ fn key_caller(holder: KeyHolder, via: Credential) -> Caller {
 
 /// A client address as a rate-limiter key (IPv4 as its mapped IPv6 form, so one host is
 /// one key).
-fn address_id(peer: IpAddr) -> u64 {
+pub fn address_id(peer: IpAddr) -> u64 {
     let octets = match peer {
         IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
         IpAddr::V6(v6) => v6.octets(),

@@ -18,9 +18,12 @@
 //!
 //! Around them: `boot` (start-up and shutdown), `shard` (one shard's state), `shard_loops`
 //! (its tasks), `commit` (group commit: a 200 means the writes are on disk), `stop`,
+//! `attempts` (password checks and the login backoff around them), `sessions` (what tokens
+//! and keys are checked against: each user's existence, role and token epoch),
 //! `console` (the web console's built-in files and `/openapi.json`: a route family without
 //! an owner hop).
 
+mod attempts;
 mod boot;
 mod call;
 mod commit;

@@ -14,7 +14,9 @@ use super::stop::StopSignal;
 use super::upload::ResultWaiters;
 use crate::auth::{KeyCache, Keys, TokenCache, DEFAULT_TOKEN_CACHE_ENTRIES};
 use crate::config::Config;
+use crate::login_backoff::{BackoffPolicy, LoginBackoff};
 use crate::metrics::{Registry, ShardMetrics};
+use crate::password_pool::PasswordPool;
 use crate::ratelimit::RateLimiter;
 use crate::recognition::cache::AnswerCache;
 use crate::recognition::{JobQueues, JobResult};
@@ -52,6 +54,8 @@ pub struct Shared {
     /// Whether `common_det.onnx` is installed (else `/v2/decode/detect` answers 3005).
     pub detection_installed: bool,
     pub recognition_threads: usize,
+    /// The node's password hash threads (logins, password changes, new users).
+    pub passwords: PasswordPool,
 }
 
 /// Everything one shard thread starts from.
@@ -72,9 +76,15 @@ pub struct Shard {
     pub store: RefCell<ShardStore>,
     /// Per-user token buckets for uploads.
     pub upload_limiter: RefCell<RateLimiter>,
-    /// Per-user token buckets for login attempts (separate, so guessing a user's password
-    /// does not also use up that user's uploads).
+    /// Per-account token buckets for login attempts, by the username's hash whether the
+    /// account exists or not (separate from uploads, so guessing a user's password does not
+    /// also use up that user's uploads).
     pub login_limiter: RefCell<RateLimiter>,
+    /// Failed logins of the accounts whose names map to this shard (by the name's hash,
+    /// existing or not): their backoff (server/attempts.rs).
+    pub account_backoff: RefCell<LoginBackoff>,
+    /// Failed logins of the client addresses whose connections this shard serves.
+    pub address_backoff: RefCell<LoginBackoff>,
     pub commit: GroupCommit,
     /// `wait=1` requests waiting for an upload's result (bounded).
     pub waiters: ResultWaiters,
@@ -94,6 +104,16 @@ pub struct Shard {
     /// The certificate new TLS connections get: set at start, replaced on SIGHUP by a
     /// message in the inbox (so reading it at an accept takes no lock).
     pub tls: RefCell<Option<Arc<rustls::ServerConfig>>>,
+}
+
+/// The configured backoff with `free_failures` of its own (accounts and addresses differ).
+fn backoff_policy(config: &Config, free_failures: u32) -> BackoffPolicy {
+    BackoffPolicy {
+        free_failures,
+        base_ms: config.login_backoff_base_ms,
+        max_ms: config.login_backoff_max_ms,
+        forget_ms: config.login_backoff_forget_secs.saturating_mul(1000),
+    }
 }
 
 /// Why a call to another shard did not run.
@@ -124,6 +144,14 @@ impl Shard {
             login_limiter: RefCell::new(RateLimiter::new(
                 config.rate_limit_per_sec,
                 config.rate_limit_burst,
+            )),
+            account_backoff: RefCell::new(LoginBackoff::new(
+                backoff_policy(&config, config.login_account_free_failures),
+                config.login_backoff_entries,
+            )),
+            address_backoff: RefCell::new(LoginBackoff::new(
+                backoff_policy(&config, config.login_address_free_failures),
+                config.login_backoff_entries,
             )),
             commit: GroupCommit::new(flusher, config.durable_acks),
             waiters: ResultWaiters::new(config.max_waiters_per_shard),
@@ -217,6 +245,9 @@ mod tests {
             models: Arc::from(Vec::new()),
             detection_installed: false,
             recognition_threads: 0,
+            passwords: PasswordPool::start(1, 1, crate::recognition::ThreadPriority::Normal)
+                .unwrap()
+                .0,
         });
         let store = ShardStore::open(dir, 0, 2, ids::MAX_NODE_ID).unwrap();
         (Rc::new(Shard::new(0, store, shared)), peer_inbox)
