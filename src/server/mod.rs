@@ -36,6 +36,7 @@ mod listener;
 mod owner;
 mod reply;
 mod router;
+mod sessions;
 mod shard;
 mod shard_loops;
 mod stop;

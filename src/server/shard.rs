@@ -10,6 +10,7 @@
 use super::commit::GroupCommit;
 use super::compat::callbacks::CallbackTable;
 use super::conn::ConnectionSet;
+use super::sessions::UserCache;
 use super::stop::StopSignal;
 use super::upload::ResultWaiters;
 use crate::auth::{KeyCache, Keys, TokenCache, DEFAULT_TOKEN_CACHE_ENTRIES};
@@ -98,6 +99,9 @@ pub struct Shard {
     pub token_cache: RefCell<TokenCache>,
     /// API keys looked up on their owner shard (forgotten on every shard when replaced).
     pub key_cache: RefCell<KeyCache>,
+    /// Users whose state (exists, role, token epoch) this shard read from their shard, to
+    /// check tokens and keys (forgotten on every shard when it changes; server/sessions.rs).
+    pub user_cache: RefCell<UserCache>,
     /// Per client address: API key lookups that found nothing (5002 once spent).
     pub failed_auth: RefCell<RateLimiter>,
     pub stop: StopSignal,
@@ -163,6 +167,10 @@ impl Shard {
                 DEFAULT_TOKEN_CACHE_ENTRIES,
                 std::time::Duration::from_secs(config.api_key_cache_secs),
             )),
+            user_cache: RefCell::new(UserCache::new(
+                DEFAULT_TOKEN_CACHE_ENTRIES,
+                std::time::Duration::from_secs(config.user_cache_secs),
+            )),
             failed_auth: RefCell::new(RateLimiter::new(
                 config.failed_auth_per_sec,
                 config.failed_auth_burst,
@@ -201,14 +209,7 @@ impl Shard {
         if target == self.id {
             return Ok(work(self.clone()).await);
         }
-        let (reply, reply_receiver) = flume::bounded(1);
-        let task: RemoteTask = Box::new(move |shard: Rc<Shard>| {
-            Box::pin(async move {
-                assert_eq!(shard.id, target, "forwarded work runs on its target shard");
-                shard.metrics().forwarded_in += 1;
-                let _ = reply.send(work(shard).await);
-            })
-        });
+        let (task, reply_receiver) = remote_task(target, work);
         let peer = &self.shared.peers[usize::from(target)];
         peer.try_send(ShardMessage::Run(task))
             .map_err(|error| match error {
@@ -221,6 +222,56 @@ impl Shard {
             .await
             .map_err(|_| HopError::Gone)
     }
+
+    /// `submit_to` for work that must arrive: a full inbox is waited on (without blocking
+    /// the reactor: the target keeps draining its inbox, so room comes) instead of refused.
+    /// For what a shard must be told, such as forgetting a user whose tokens were revoked.
+    pub async fn submit_to_waiting<R, F, Fut>(
+        self: &Rc<Self>,
+        target: u16,
+        work: F,
+    ) -> Result<R, HopError>
+    where
+        R: Send + 'static,
+        F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
+        Fut: Future<Output = R> + 'static,
+    {
+        assert!(
+            target < self.shard_count(),
+            "target shard {target} out of range"
+        );
+        if target == self.id {
+            return Ok(work(self.clone()).await);
+        }
+        let (task, reply_receiver) = remote_task(target, work);
+        let peer = &self.shared.peers[usize::from(target)];
+        peer.send_async(ShardMessage::Run(task))
+            .await
+            .map_err(|_| HopError::Gone)?;
+        self.metrics().forwarded_out += 1;
+        reply_receiver
+            .recv_async()
+            .await
+            .map_err(|_| HopError::Gone)
+    }
+}
+
+/// `work` as a message for shard `target`, and where its result will come back.
+fn remote_task<R, F, Fut>(target: u16, work: F) -> (RemoteTask, flume::Receiver<R>)
+where
+    R: Send + 'static,
+    F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
+    Fut: Future<Output = R> + 'static,
+{
+    let (reply, reply_receiver) = flume::bounded(1);
+    let task: RemoteTask = Box::new(move |shard: Rc<Shard>| {
+        Box::pin(async move {
+            assert_eq!(shard.id, target, "forwarded work runs on its target shard");
+            shard.metrics().forwarded_in += 1;
+            let _ = reply.send(work(shard).await);
+        })
+    });
+    (task, reply_receiver)
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ mod journal;
 mod layout;
 mod meta;
 mod records;
+mod sessions;
 mod stats;
 mod uploads;
 mod user_uploads;
@@ -45,7 +46,9 @@ use std::sync::Arc;
 pub use meta::read_shard_count as meta_shard_count;
 pub use records::{
     Balance, DayCounters, EntryKind, JournalEntry, Role, UploadRecord, UploadStatus, User,
+    UserStatus,
 };
+pub use sessions::TokenState;
 pub use verify::{verify_ledger, LedgerProblem, VerifyReport};
 
 use day::DayNumber;

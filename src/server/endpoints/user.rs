@@ -41,7 +41,7 @@ impl Login {
 }
 
 /// The token and its expiry (Unix seconds), and the user id.
-type Session = (String, u64, u64);
+pub(super) type Session = (String, u64, u64);
 
 impl OwnerCommand for Login {
     type Output = Session;
@@ -62,11 +62,31 @@ impl OwnerCommand for Login {
         let checked = check_password(&shard, &self.username, self.password).await;
         attempt.end(outcome_of(&checked, true));
         let user = checked?;
-        let keys = &shard.shared.keys;
-        let (token, expires_at) = crate::auth::issue_token(keys, user.id, user.role, self.ttl_secs)
-            .map_err(|e| internal("token", e))?;
-        Ok((token, expires_at, user.id))
+        // Removed while its password was being checked: as if it had never existed.
+        session_for(&shard, user.id, self.ttl_secs)?.ok_or(ApiError::BadCredentials.into())
     }
+}
+
+/// A token for the user as it stands now: its role and token epoch from the store (read
+/// after any wait, so a change made meanwhile is in it). `None` for a removed user.
+pub(super) fn session_for(
+    shard: &Shard,
+    user_id: u64,
+    ttl_secs: u64,
+) -> Result<Option<Session>, Refusal> {
+    let Some(state) = shard.store.borrow().token_state(user_id)? else {
+        return Ok(None);
+    };
+    let keys = &shard.shared.keys;
+    let (token, expires_at) =
+        crate::auth::issue_token(keys, user_id, state.role, state.token_epoch, ttl_secs)
+            .map_err(|e| internal("token", e))?;
+    Ok(Some((token, expires_at, user_id)))
+}
+
+/// A session as the contract answers it (login, password change).
+pub(super) fn session_answer((token, expires_at, user_id): Session) -> Response {
+    ok(&json!({ "token": token, "expires_at": expires_at, "user_id": user_id.to_string() }))
 }
 
 /// The user called `username` if `password` is theirs (1004 otherwise, counted).
@@ -92,10 +112,7 @@ pub async fn login(call: &Call<'_>) -> ApiResult {
     let attempt = Attempt::begin(call.shard, Scope::Address, address_id(call.peer))?;
     let session = run_on_owner(call.shard, request).await;
     attempt.end(outcome_of(&session, false));
-    let (token, expires_at, user_id) = session?;
-    Ok(ok(
-        &json!({ "token": token, "expires_at": expires_at, "user_id": user_id.to_string() }),
-    ))
+    Ok(session_answer(session?))
 }
 
 /// `GET /v2/user/point`.
