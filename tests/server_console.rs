@@ -294,6 +294,13 @@ fn a_role_change_reaches_the_key_at_once_and_ends_the_users_tokens() {
         .json();
     assert_eq!(found["data"]["users"][0]["role"], "user");
     assert_eq!(found["data"]["users"][0]["has_key"], true);
+    // That change ended the developer's token too; a user's token, for the refusals below.
+    assert_eq!(
+        client.get("/v2/user/point", Some(&fresh)).code(),
+        1003,
+        "ended by the second change"
+    );
+    let fresh = server.login("promoted", "password-promoted");
     // Refusals.
     let admin_id = client.get("/v2/admin/users?q=admin", Some(&admin)).json()["data"]["users"][0]
         ["user_id"]
