@@ -24,6 +24,7 @@
 //! an owner hop).
 
 mod attempts;
+mod body_budget;
 mod boot;
 mod call;
 mod commit;
