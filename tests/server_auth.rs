@@ -349,6 +349,12 @@ fn logout_password_change_and_admin_revocation_end_the_old_tokens() {
         r#"{"username":"nobody"}"#,
     );
     assert_eq!((unknown.status, unknown.code()), (400, 1001));
+    let own = server.client().post_json(
+        "/v2/admin/tokens/revoke",
+        Some(&admin),
+        r#"{"username":"admin"}"#,
+    );
+    assert_eq!((own.status, own.code()), (403, 1005), "an admin's own: logout");
     let revoked = server.client().post_json(
         "/v2/admin/tokens/revoke",
         Some(&admin),

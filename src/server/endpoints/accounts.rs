@@ -132,8 +132,13 @@ impl OwnerCommand for SetRole {
 
 /// The user an admin names by `user_id` or `username` (1001 "no such user" when there is
 /// none), who must not be the admin (1005: an admin cannot demote or remove themselves, so
-/// the last admin cannot lock everyone out by accident).
-async fn other_user(call: &Call<'_>, admin: &Caller, fields: &Fields) -> Result<u64, Refusal> {
+/// the last admin cannot lock everyone out by accident; and ends their own tokens with
+/// `/v2/user/logout`, so that the admin endpoints always act on someone else).
+pub(super) async fn other_user(
+    call: &Call<'_>,
+    admin: &Caller,
+    fields: &Fields,
+) -> Result<u64, Refusal> {
     let user_id = match fields.text("user_id") {
         Some(_) => fields.id("user_id")?,
         None => user_id_by_name(call, fields.required("username")?).await?,
@@ -144,7 +149,8 @@ async fn other_user(call: &Call<'_>, admin: &Caller, fields: &Fields) -> Result<
     if user_id == admin.user_id {
         return Err(Refusal::new(
             ApiError::Forbidden,
-            "admins cannot change their own role or remove themselves",
+            "not on oneself: an admin's own role, removal and tokens are for another admin \
+             (or /v2/user/logout)",
         ));
     }
     Ok(user_id)

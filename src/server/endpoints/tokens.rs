@@ -9,7 +9,7 @@
 //! new epoch, waits for the fsync, and has every shard forget the user's state before the
 //! answer: no shard accepts an ended token after it.
 
-use super::admin::user_id_by_name;
+use super::accounts::other_user;
 use super::user::{session_answer, session_for, Session};
 use crate::auth::MAX_PASSWORD_BYTES;
 use crate::contract::ApiError;
@@ -62,17 +62,12 @@ pub async fn logout(call: &Call<'_>) -> ApiResult {
     Ok(ok(&json!({ "logged_out": true })))
 }
 
-/// Admin: end every token of the user named by `user_id` or `username`.
+/// Admin: end every token of the user named by `user_id` or `username` (not the admin's
+/// own: that is logout).
 pub async fn admin_revoke(call: &Call<'_>) -> ApiResult {
-    call.caller_with_role(&[Role::Admin]).await?;
+    let admin = call.caller_with_role(&[Role::Admin]).await?;
     let fields = call.fields()?;
-    let user_id = match fields.text("user_id") {
-        Some(_) => fields.id("user_id")?,
-        None => user_id_by_name(call, fields.required("username")?).await?,
-    };
-    if ids::shard_of(user_id) >= call.shard.shard_count() {
-        return Err(malformed("no such user"));
-    }
+    let user_id = other_user(call, &admin, &fields).await?;
     run_on_owner(call.shard, EndSessions { user_id }).await?;
     Ok(ok(
         &json!({ "user_id": user_id.to_string(), "revoked": true }),
