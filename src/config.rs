@@ -153,6 +153,11 @@ pub struct Config {
     /// Accounts and addresses each shard tracks (each kind); beyond it the longest quiet
     /// are forgotten first.
     pub login_backoff_entries: usize,
+    /// A login or password change answered "try later" (5002 in a backoff or over the
+    /// per-user limit, 5001 with a full hash queue) is answered after this long (at most its
+    /// `Retry-After`), so that a flood of refused guesses costs a timer per connection, not a
+    /// request per round trip. 0 answers at once.
+    pub login_refusal_delay_ms: u64,
     /// HS256 secret; empty means generated once into `<data_dir>/jwt.secret` (mode 0600).
     pub jwt_secret: String,
     /// `false` acknowledges uploads before their reservation is fsynced. Only for measuring
@@ -269,6 +274,7 @@ impl Default for Config {
             login_backoff_max_ms: 60_000,
             login_backoff_forget_secs: 3_600,
             login_backoff_entries: 100_000,
+            login_refusal_delay_ms: 1_000,
             jwt_secret: String::new(),
             durable_acks: true,
             create_demo_users: true,
@@ -415,6 +421,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("login_backoff_max_ms", Kind::Number),
     ("login_backoff_forget_secs", Kind::Number),
     ("login_backoff_entries", Kind::Number),
+    ("login_refusal_delay_ms", Kind::Number),
     ("jwt_secret", Kind::Text),
     ("durable_acks", Kind::Flag),
     ("create_demo_users", Kind::Flag),
@@ -646,6 +653,10 @@ impl Config {
             (
                 self.login_backoff_entries > 0,
                 "login_backoff_entries must be positive",
+            ),
+            (
+                self.login_refusal_delay_ms <= 60_000,
+                "login_refusal_delay_ms must be at most 60000",
             ),
             (
                 self.recognition_wide_threads <= 64,

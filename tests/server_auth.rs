@@ -354,7 +354,11 @@ fn logout_password_change_and_admin_revocation_end_the_old_tokens() {
         Some(&admin),
         r#"{"username":"admin"}"#,
     );
-    assert_eq!((own.status, own.code()), (403, 1005), "an admin's own: logout");
+    assert_eq!(
+        (own.status, own.code()),
+        (403, 1005),
+        "an admin's own: logout"
+    );
     let revoked = server.client().post_json(
         "/v2/admin/tokens/revoke",
         Some(&admin),
@@ -509,4 +513,40 @@ fn failed_logins_from_one_address_back_off_whatever_the_names() {
     // Tokens already issued are not affected: the backoff guards password checks only.
     let point = client.get("/v2/user/point", Some(&token));
     assert_eq!(point.status, 200, "{}", point.text());
+}
+
+#[test]
+fn guesses_the_account_refuses_count_against_the_address() {
+    // One shard (an address's failures are per shard); one free failure per account, two
+    // per address.
+    let server = Server::start(
+        1,
+        &[
+            "login_account_free_failures=1",
+            "login_address_free_failures=2",
+            "login_backoff_base_ms=60000",
+            "login_backoff_max_ms=120000",
+        ],
+    );
+    let mut client = server.client();
+    // Two wrong passwords: the second locks the account (the address has spent its two).
+    for _ in 0..2 {
+        let failed = attempt(&mut client, "demo", "a-wrong-password");
+        assert_eq!((failed.0, failed.1), (401, 1004), "{failed:?}");
+    }
+    // Refused by the account: a guess all the same, the address's third failure.
+    let by_account = attempt(&mut client, "demo", "a-wrong-password");
+    assert_eq!((by_account.0, by_account.1), (429, 5002), "{by_account:?}");
+    // So the address is locked: another account, the right password, refused at once.
+    let admin_password = server.admin_password.clone();
+    let by_address = attempt(&mut client, "admin", &admin_password);
+    assert_eq!((by_address.0, by_address.1), (429, 5002), "{by_address:?}");
+    let scope = |scope: &str| {
+        metric(
+            &server,
+            &format!("aiocr_login_backoff_refusals_total{{scope=\"{scope}\"}}"),
+        )
+    };
+    assert_eq!((scope("account"), scope("address")), (1, 1));
+    assert_eq!(metric(&server, "aiocr_logins_failed_total"), 2);
 }

@@ -118,12 +118,71 @@ fn pool_refusal(shard: &Shard, error: PoolError) -> Refusal {
     }
 }
 
-/// How an attempt's answer counts: a wrong password (or unknown user) fails; a success is
-/// a success; any other refusal (busy, rate limited, malformed) checked no password.
-pub fn outcome_of<T>(result: &Result<T, Refusal>, forgive: bool) -> Outcome {
+/// How an attempt's answer counts in `scope`: a wrong password (or unknown user) fails; a
+/// success is a success (it forgives an account, not an address); any other refusal (busy,
+/// malformed) checked no password. For an address, an attempt the account refused (its
+/// backoff or its per-user limit: 5002) fails too: it is still a guess from that address,
+/// and counting it soon locks the address, whose refusals are given on the connection's
+/// shard without the hop to the account's.
+pub fn outcome_of<T>(result: &Result<T, Refusal>, scope: Scope) -> Outcome {
     match result {
-        Ok(_) => Outcome::Succeeded { forgive },
+        Ok(_) => Outcome::Succeeded {
+            forgive: scope == Scope::Account,
+        },
         Err(refusal) if refusal.error == ApiError::BadCredentials => Outcome::Failed,
+        Err(refusal) if refusal.error == ApiError::RateLimited && scope == Scope::Address => {
+            Outcome::Failed
+        }
         Err(_) => Outcome::NotChecked,
+    }
+}
+
+/// Holds a "try later" answer of a password attempt (one with `Retry-After`: 5002, 5001)
+/// for `login_refusal_delay_ms`, at most its `Retry-After`. Without it, a flood of refused
+/// guesses is answered as fast as it is sent: tens of thousands of requests a second on
+/// every shard, work that paid requests then queue behind. Held, each connection costs a
+/// timer and gets about one answer a second; the connections themselves are bounded per
+/// address (`max_connections_per_address`).
+pub async fn pace_refusal<T>(shard: &Shard, result: &Result<T, Refusal>) {
+    let Err(Refusal {
+        retry_after_secs: Some(retry_after_secs),
+        ..
+    }) = result
+    else {
+        return;
+    };
+    let delay_ms = shard
+        .config()
+        .login_refusal_delay_ms
+        .min(retry_after_secs.saturating_mul(1000));
+    if delay_ms > 0 {
+        glommio::timer::sleep(std::time::Duration::from_millis(delay_ms)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_counts_by_its_code_and_scope() {
+        let ok: Result<(), Refusal> = Ok(());
+        let wrong = Err(Refusal::from(ApiError::BadCredentials));
+        let limited = Err(Refusal::from(ApiError::RateLimited).retry_after(3));
+        let busy = Err(Refusal::from(ApiError::Busy).retry_after(1));
+        let malformed = Err(Refusal::from(ApiError::Malformed));
+        let account = |result| outcome_of(result, Scope::Account);
+        let address = |result| outcome_of(result, Scope::Address);
+        assert_eq!(account(&ok), Outcome::Succeeded { forgive: true });
+        assert_eq!(address(&ok), Outcome::Succeeded { forgive: false });
+        assert_eq!(account(&wrong), Outcome::Failed);
+        assert_eq!(address(&wrong), Outcome::Failed);
+        // A guess the account refused is still a guess from the address.
+        assert_eq!(account(&limited), Outcome::NotChecked);
+        assert_eq!(address(&limited), Outcome::Failed);
+        for nothing_checked in [&busy, &malformed] {
+            assert_eq!(account(nothing_checked), Outcome::NotChecked);
+            assert_eq!(address(nothing_checked), Outcome::NotChecked);
+        }
     }
 }

@@ -14,7 +14,9 @@ use super::user::{session_answer, session_for, Session};
 use crate::auth::MAX_PASSWORD_BYTES;
 use crate::contract::ApiError;
 use crate::login_backoff::account_key;
-use crate::server::attempts::{hash_new_password, outcome_of, password_matches, Attempt, Scope};
+use crate::server::attempts::{
+    hash_new_password, outcome_of, pace_refusal, password_matches, Attempt, Scope,
+};
 use crate::server::call::{address_id, Call, Caller, Credential};
 use crate::server::owner::{run_on_owner, OwnerCommand};
 use crate::server::reply::{malformed, ok, ApiResult, Refusal};
@@ -121,7 +123,7 @@ impl OwnerCommand for ChangePassword {
             }
             Err(refusal) => Err(refusal),
         };
-        attempt.end(outcome_of(&checked, true));
+        attempt.end(outcome_of(&checked, Scope::Account));
         checked?;
         let hash = hash_new_password(&shard, self.new_password).await?;
         shard.store.borrow_mut().set_password(self.user_id, &hash)?;
@@ -134,8 +136,15 @@ impl OwnerCommand for ChangePassword {
 pub async fn change_password(call: &Call<'_>) -> ApiResult {
     let caller = token_caller(call).await?;
     let request = ChangePassword::parse(call, &caller)?;
+    let session = change_from_address(call, request).await;
+    pace_refusal(call.shard, &session).await;
+    Ok(session_answer(session?))
+}
+
+/// The change inside the client address's backoff (as a login).
+async fn change_from_address(call: &Call<'_>, request: ChangePassword) -> Result<Session, Refusal> {
     let attempt = Attempt::begin(call.shard, Scope::Address, address_id(call.peer))?;
     let session = run_on_owner(call.shard, request).await;
-    attempt.end(outcome_of(&session, false));
-    Ok(session_answer(session?))
+    attempt.end(outcome_of(&session, Scope::Address));
+    session
 }

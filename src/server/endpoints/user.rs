@@ -5,7 +5,7 @@ use crate::auth::MAX_PASSWORD_BYTES;
 use crate::contract::ApiError;
 use crate::http::Response;
 use crate::login_backoff::account_key;
-use crate::server::attempts::{outcome_of, password_matches, Attempt, Scope};
+use crate::server::attempts::{outcome_of, pace_refusal, password_matches, Attempt, Scope};
 use crate::server::call::{address_id, Call, Caller};
 use crate::server::owner::{run_on_owner, OwnerCommand};
 use crate::server::reply::{internal, ok, ApiResult, Refusal};
@@ -60,7 +60,7 @@ impl OwnerCommand for Login {
         }
         let attempt = Attempt::begin(&shard, Scope::Account, account)?;
         let checked = check_password(&shard, &self.username, self.password).await;
-        attempt.end(outcome_of(&checked, true));
+        attempt.end(outcome_of(&checked, Scope::Account));
         let user = checked?;
         // Removed while its password was being checked: as if it had never existed.
         session_for(&shard, user.id, self.ttl_secs)?.ok_or(ApiError::BadCredentials.into())
@@ -106,13 +106,19 @@ async fn check_password(shard: &Shard, username: &str, password: String) -> Resu
 }
 
 /// Logs in on the shard that owns the name, inside the client address's backoff (checked
-/// here, on the connection's shard, before any hop or hashing).
+/// here, on the connection's shard, before any hop or hashing); a "try later" is paced.
 pub async fn login(call: &Call<'_>) -> ApiResult {
     let request = Login::parse(call)?;
+    let session = login_from_address(call, request).await;
+    pace_refusal(call.shard, &session).await;
+    Ok(session_answer(session?))
+}
+
+async fn login_from_address(call: &Call<'_>, request: Login) -> Result<Session, Refusal> {
     let attempt = Attempt::begin(call.shard, Scope::Address, address_id(call.peer))?;
     let session = run_on_owner(call.shard, request).await;
-    attempt.end(outcome_of(&session, false));
-    Ok(session_answer(session?))
+    attempt.end(outcome_of(&session, Scope::Address));
+    session
 }
 
 /// `GET /v2/user/point`.
