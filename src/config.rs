@@ -52,9 +52,10 @@ pub struct Config {
     /// Beyond it the address's new connections are closed at once: one client cannot take
     /// the connections everyone else needs.
     pub max_connections_per_address: usize,
-    /// Request body bytes a shard is receiving at once, by the lengths their heads declare
-    /// (a chunked body counts as `max_body_bytes`). A body that does not fit is refused
-    /// with 5001 (503) before any of it is read, so stalled uploads cannot grow memory.
+    /// Memory a shard's request bodies being received hold at once, counted as it grows
+    /// with the bytes that arrived (never from the declared length). A body whose growth
+    /// does not fit is refused with 5001 (503) and dropped, so stalled uploads cannot grow
+    /// memory and holding the budget takes really sending it.
     pub body_bytes_in_flight_per_shard: usize,
     /// Listen backlog of each shard's socket.
     pub backlog: u32,

@@ -26,12 +26,12 @@ pub struct ShardMetrics {
     pub connections_refused: u64,
     /// Closed at once because their address had its share of the shard's connections.
     pub connections_refused_address: u64,
-    /// Requests with a body answered from their head alone, the body unread (no route,
-    /// no valid credentials, no room in the body budget); the connection then closes.
+    /// Requests with a body answered before the body was read in full (no route, no valid
+    /// credentials, no room in the body budget); the connection then closes.
     pub requests_refused_before_body: u64,
     /// Of those, refused because the shard's body budget was spent (5001).
     pub bodies_refused_busy: u64,
-    /// Body bytes the shard is receiving now, by their declared lengths.
+    /// Memory held by the request bodies the shard is receiving now.
     pub body_bytes_in_flight: u64,
     /// TLS handshakes completed, and those that failed or timed out (plain HTTP on the TLS
     /// port, unknown protocol versions, clients that never finish).
