@@ -30,6 +30,8 @@ mod conn;
 mod console;
 mod endpoints;
 mod fields;
+#[doc(hidden)]
+pub mod fuzzing;
 mod listener;
 mod owner;
 mod reply;

@@ -15,7 +15,7 @@
 
 mod accept;
 mod finish;
-mod request;
+pub(crate) mod request;
 mod wait;
 
 pub use accept::Accept;
