@@ -22,6 +22,7 @@
 //! an owner hop).
 
 mod boot;
+mod cache;
 mod call;
 mod commit;
 pub mod compat;

@@ -7,6 +7,7 @@
 //! `submit_to`) and brings its result back. The loops that drive a shard (accept, inbox,
 //! results, retention, drain) are in `shard_loops.rs`.
 
+use super::cache::CacheStore;
 use super::commit::GroupCommit;
 use super::compat::callbacks::CallbackTable;
 use super::conn::ConnectionSet;
@@ -16,7 +17,6 @@ use crate::auth::{KeyCache, Keys, TokenCache, DEFAULT_TOKEN_CACHE_ENTRIES};
 use crate::config::Config;
 use crate::metrics::{Registry, ShardMetrics};
 use crate::ratelimit::RateLimiter;
-use crate::recognition::cache::AnswerCache;
 use crate::recognition::{JobQueues, JobResult};
 use crate::store::ShardStore;
 use std::cell::RefCell;
@@ -80,8 +80,9 @@ pub struct Shard {
     pub waiters: ResultWaiters,
     /// Callbacks waiting for their upload's result (bounded).
     pub callbacks: CallbackTable,
-    /// Answers by image digest and options (no locks: one cache per shard).
-    pub answer_cache: RefCell<AnswerCache>,
+    /// This shard's part of the answer cache: the entries whose image hash it owns
+    /// (server/cache/: other shards reach it through this shard's inbox).
+    pub answer_cache: RefCell<CacheStore>,
     /// Open connections (closed at once on SIGTERM when idle).
     pub connections: ConnectionSet,
     /// Verified JWTs, so a client reusing its token skips the HMAC/JSON work.
@@ -128,7 +129,7 @@ impl Shard {
             commit: GroupCommit::new(flusher, config.durable_acks),
             waiters: ResultWaiters::new(config.max_waiters_per_shard),
             callbacks: CallbackTable::new(config.max_waiters_per_shard),
-            answer_cache: RefCell::new(AnswerCache::new(config.cache_entries)),
+            answer_cache: RefCell::new(CacheStore::new(super::cache::limits(&config))),
             connections: ConnectionSet::default(),
             token_cache: RefCell::new(TokenCache::new(DEFAULT_TOKEN_CACHE_ENTRIES)),
             key_cache: RefCell::new(KeyCache::new(
