@@ -552,6 +552,9 @@ mod tests {
         assert!(text.contains("aiocr_cache_misses_total 2"));
         assert!(text.contains("aiocr_cache_evictions_total{reason=\"reported\"} 1"));
         assert!(text.contains("aiocr_cache_entries{shard=\"1\"} 9"));
-        assert_eq!((totals.cache_evicted_reported, totals.cache_entries), (1, 9));
+        assert_eq!(
+            (totals.cache_evicted_reported, totals.cache_entries),
+            (1, 9)
+        );
     }
 }
