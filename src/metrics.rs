@@ -49,6 +49,10 @@ pub struct ShardMetrics {
     pub cache: CacheCounters,
     /// Lookups this shard sent to the shard owning the image's entry (another shard).
     pub cache_cross_shard_lookups: u64,
+    /// How long an upload's cache lookup took, as its shard saw it, by where the entry's
+    /// owner was (this shard, or another: the hop) and whether it found an answer; index
+    /// `2 * remote + found`.
+    pub cache_lookup_us: [Histogram<u64>; 4],
     /// Lookups and fills not sent because the owner's inbox was full (a lookup then counts
     /// as a miss: the upload runs the model; a fill is only lost work).
     pub cache_messages_dropped: u64,
@@ -84,6 +88,7 @@ impl ShardMetrics {
             results_cache_hits: 0,
             cache: CacheCounters::default(),
             cache_cross_shard_lookups: 0,
+            cache_lookup_us: std::array::from_fn(|_| latency_histogram()),
             cache_messages_dropped: 0,
             callbacks_delivered: 0,
             callbacks_failed: 0,
@@ -317,6 +322,7 @@ impl Registry {
         write_summary(out, "aiocr_queue_wait_us", "", &queued);
         let _ = writeln!(out, "# TYPE aiocr_batch_size summary");
         write_summary(out, "aiocr_batch_size", "", &batch);
+        self.render_cache_lookups(out);
         let totals = self.totals();
         let counters = [
             ("aiocr_uploads_queue_full_total", totals.uploads_queue_full),
@@ -361,6 +367,28 @@ impl Registry {
                 out,
                 "aiocr_cache_evictions_total{{reason=\"{reason}\"}} {value}"
             );
+        }
+    }
+
+    fn render_cache_lookups(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "# HELP aiocr_cache_lookup_duration_us An upload's answer-cache lookup: on its own \
+             shard (local) or a hop to the shard owning the entry (remote)."
+        );
+        let _ = writeln!(out, "# TYPE aiocr_cache_lookup_duration_us summary");
+        for index in 0..4 {
+            let mut merged = latency_histogram();
+            for shard in self.shards.iter() {
+                let shard = shard
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                let _ = merged.add(&shard.cache_lookup_us[index]);
+            }
+            let place = if index >= 2 { "remote" } else { "local" };
+            let found = index % 2 == 1;
+            let labels = format!("where=\"{place}\",found=\"{found}\"");
+            write_summary(out, "aiocr_cache_lookup_duration_us", &labels, &merged);
         }
     }
 

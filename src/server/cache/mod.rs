@@ -58,12 +58,23 @@ pub async fn lookup(shard: &Rc<Shard>, key: &CacheKey) -> Option<JobAnswer> {
     if !is_enabled(shard) {
         return None;
     }
+    let started = std::time::Instant::now();
     let owner = owner_of(&key.prefix(), shard.shard_count());
-    if owner == shard.id {
-        return get_here(shard, key);
-    }
+    let remote = owner != shard.id;
+    let found = if remote {
+        ask_owner(shard, owner, key.clone()).await
+    } else {
+        get_here(shard, key)
+    };
+    let took_us = started.elapsed().as_micros() as u64;
+    let which = 2 * usize::from(remote) + usize::from(found.is_some());
+    shard.metrics().cache_lookup_us[which].saturating_record(took_us.max(1));
+    found
+}
+
+/// One lookup at another shard (a miss when its inbox is full or it has stopped).
+async fn ask_owner(shard: &Rc<Shard>, owner: u16, key: CacheKey) -> Option<JobAnswer> {
     shard.metrics().cache_cross_shard_lookups += 1;
-    let key = key.clone();
     let asked = shard.submit_to(owner, move |owner_shard| async move {
         get_here(&owner_shard, &key)
     });
