@@ -222,11 +222,14 @@ fn bad_lookups_are_refused_and_cost_nothing() {
     assert_eq!(refused(&mut client, &rich, bad_kind), (400, 3006));
     let no_background = json!({"hash": hash, "options": {"kind": "slide"}});
     assert_eq!(refused(&mut client, &rich, no_background), (400, 1001));
-    let answer = client.post_json(
-        "/v2/decode/cached",
-        None,
-        &json!({"hash": hash}).to_string(),
+    // Without credentials: refused from the head, before any of the declared body is sent
+    // (and that connection is closed).
+    let mut anonymous = server.client();
+    anonymous.send(
+        b"POST /v2/decode/cached HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n\
+          Content-Length: 100000\r\n\r\n",
     );
+    let answer = anonymous.read_answer(false);
     assert_eq!((answer.status, answer.code()), (401, 1002));
     assert_eq!(server.balance(&rich), (98, 0), "only the two uploads");
 

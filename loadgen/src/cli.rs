@@ -62,8 +62,9 @@ pub struct Args {
     /// plain, login, point, upload-base64, upload, decode-sync, decode-async, post-image
     /// (each image as multipart field `file` to the URL itself, no login: for other servers),
     /// create-task (the JSON task protocol) or in-php (2captcha v1), both with --api-key;
-    /// cached (batches of hash lookups) or mixed (sync decodes, --repeat-share of them
-    /// repeating the corpus, the rest new images).
+    /// detect-sync (click captchas from --images), slide-sync (--slide-pairs), cached
+    /// (batches of hash lookups) or mixed (sync decodes, --repeat-share of them repeating
+    /// the corpus, the rest new images).
     #[arg(short = 's', long, default_value = "plain")]
     pub scenario: String,
     /// Weighted scenario mix, e.g. point=8,decode-sync=2 (replaces --scenario).
@@ -90,6 +91,9 @@ pub struct Args {
     /// cached: hash lookups per request (1..=4096).
     #[arg(long, default_value_t = 100)]
     pub lookup_batch: usize,
+    /// Directory of slide pairs (NAME_target.* with NAME_bg.*) for slide-sync.
+    #[arg(long)]
+    pub slide_pairs: Option<PathBuf>,
     /// Directory of images for uploads, used round robin in name order.
     #[arg(long)]
     pub images: Option<PathBuf>,

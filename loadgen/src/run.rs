@@ -172,6 +172,10 @@ fn workload_spec(args: &Args) -> Result<WorkloadSpec> {
         },
         repeat_share_per_million: (args.repeat_share * 1e6).round() as u64,
         lookup_batch: args.lookup_batch,
+        slide_pairs: match &args.slide_pairs {
+            Some(dir) => workload::load_slide_pairs(dir)?,
+            None => Vec::new(),
+        },
     })
 }
 

@@ -43,10 +43,14 @@ pub enum OpKind {
     /// Sync decodes (`wait=1`) of which `--repeat-share` repeat the corpus's images and the
     /// rest send an image never sent before (a corpus PNG or JPEG made unique).
     Mixed,
+    /// `POST /v2/decode/detect?wait=1` with a corpus image (click captchas).
+    DetectSync,
+    /// `POST /v2/decode/slide?wait=1` with a pair of `--slide-pairs` (match mode).
+    SlideSync,
 }
 
 impl OpKind {
-    pub const SCENARIOS: [OpKind; 11] = [
+    pub const SCENARIOS: [OpKind; 13] = [
         OpKind::Login,
         OpKind::Point,
         OpKind::UploadBase64,
@@ -58,6 +62,8 @@ impl OpKind {
         OpKind::InPhp,
         OpKind::Cached,
         OpKind::Mixed,
+        OpKind::DetectSync,
+        OpKind::SlideSync,
     ];
 
     pub fn name(self) -> &'static str {
@@ -74,6 +80,8 @@ impl OpKind {
             OpKind::InPhp => "in-php",
             OpKind::Cached => "cached",
             OpKind::Mixed => "mixed",
+            OpKind::DetectSync => "detect-sync",
+            OpKind::SlideSync => "slide-sync",
         }
     }
 
@@ -96,6 +104,7 @@ impl OpKind {
                 | OpKind::InPhp
                 | OpKind::Cached
                 | OpKind::Mixed
+                | OpKind::DetectSync
         )
     }
 
@@ -184,6 +193,8 @@ pub struct WorkloadSpec {
     pub repeat_share_per_million: u64,
     /// `cached`: lookups per request.
     pub lookup_batch: usize,
+    /// (target, background) pairs for `slide-sync`.
+    pub slide_pairs: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// Per image, the end of each upload request (Content-Length, blank line, body).
@@ -205,6 +216,8 @@ pub struct Workload {
     common_headers: Vec<u8>,
     login_requests: Vec<Vec<u8>>,
     images: Vec<ImageTails>,
+    /// Per slide pair, the end of a `slide-sync` request (multipart `target`, `background`).
+    slide_tails: Vec<Vec<u8>>,
     /// `Authorization: Bearer <api key>` line, empty without a key.
     key_auth: Vec<u8>,
     /// `--api-keys-file`'s headers, taken in turn per operation.
@@ -269,6 +282,9 @@ impl Workload {
             && spec.repeat_share_per_million < 1_000_000
         {
             bail!("the mixed scenario makes new images from PNG or JPEG ones: --images has none");
+        }
+        if spec.mix.iter().any(|(k, _)| *k == OpKind::SlideSync) && spec.slide_pairs.is_empty() {
+            bail!("slide-sync needs --slide-pairs DIR (NAME_target.* with NAME_bg.*)");
         }
         if !keyed && spec.mix.iter().any(|(k, _)| k.is_compat()) {
             bail!("create-task and in-php need --api-key");
@@ -347,6 +363,11 @@ impl Workload {
             repeat_share_per_million: spec.repeat_share_per_million,
             sequence: cache_ops::Sequence::default(),
             key_auths: spec.api_keys,
+            slide_tails: spec
+                .slide_pairs
+                .iter()
+                .map(|(target, background)| slide_tail(target, background))
+                .collect(),
             common_headers,
             mix: spec.mix,
         })
@@ -412,7 +433,7 @@ impl Workload {
                 out.extend_from_slice(auth);
                 out.extend_from_slice(b"\r\n");
             }
-            OpKind::Upload | OpKind::PostImage => {
+            OpKind::Upload | OpKind::PostImage | OpKind::DetectSync => {
                 out.extend_from_slice(&self.heads[slot]);
                 out.extend_from_slice(auth);
                 out.extend_from_slice(&self.images[image % self.images.len()].multipart);
@@ -445,6 +466,11 @@ impl Workload {
                     let unique = cache_ops::unique_variant(source, n).expect("checked at build");
                     cache_ops::write_base64_json(&unique, out);
                 }
+            }
+            OpKind::SlideSync => {
+                out.extend_from_slice(&self.heads[slot]);
+                out.extend_from_slice(auth);
+                out.extend_from_slice(&self.slide_tails[image % self.slide_tails.len()]);
             }
         }
         key
@@ -501,17 +527,19 @@ impl Workload {
             | OpKind::CreateTask
             | OpKind::InPhp
             | OpKind::Cached => Verdict::Ok,
-            OpKind::DecodeSync | OpKind::DecodeAsync | OpKind::Mixed => {
-                match data.status.as_deref() {
-                    Some("done") => Verdict::Ok,
-                    Some("failed") => Verdict::Failed(ErrorKind::DecodeFailed),
-                    Some("pending") => match data.id.as_deref().map(str::parse::<u64>) {
-                        Some(Ok(id)) => Verdict::Pending(id),
-                        _ => Verdict::Failed(ErrorKind::BadJson),
-                    },
+            OpKind::DecodeSync
+            | OpKind::DecodeAsync
+            | OpKind::Mixed
+            | OpKind::DetectSync
+            | OpKind::SlideSync => match data.status.as_deref() {
+                Some("done") => Verdict::Ok,
+                Some("failed") => Verdict::Failed(ErrorKind::DecodeFailed),
+                Some("pending") => match data.id.as_deref().map(str::parse::<u64>) {
+                    Some(Ok(id)) => Verdict::Pending(id),
                     _ => Verdict::Failed(ErrorKind::BadJson),
-                }
-            }
+                },
+                _ => Verdict::Failed(ErrorKind::BadJson),
+            },
         }
     }
 }
@@ -647,6 +675,14 @@ fn scenario_head(kind: OpKind, prefix: &str, upload_query: &str, common: &[u8]) 
             format!("POST {prefix}/v2/decode/upload{}", query(false)),
             format!("Content-Type: multipart/form-data; boundary={MULTIPART_BOUNDARY}\r\n"),
         ),
+        OpKind::DetectSync => (
+            format!("POST {prefix}/v2/decode/detect?wait=1&timeout_ms=30000"),
+            format!("Content-Type: multipart/form-data; boundary={MULTIPART_BOUNDARY}\r\n"),
+        ),
+        OpKind::SlideSync => (
+            format!("POST {prefix}/v2/decode/slide?wait=1&timeout_ms=30000"),
+            format!("Content-Type: multipart/form-data; boundary={MULTIPART_BOUNDARY}\r\n"),
+        ),
     };
     let mut out = format!("{line} HTTP/1.1\r\n").into_bytes();
     out.extend_from_slice(common);
@@ -702,6 +738,53 @@ fn image_tails(image: &[u8], api_key: &str) -> ImageTails {
         create_task: with_length(create_task.as_bytes()),
         in_php: with_length(&in_php),
     }
+}
+
+/// The multipart end of a `slide-sync` request: parts `target` and `background`.
+fn slide_tail(target: &[u8], background: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (name, bytes) in [("target", target), ("background", background)] {
+        body.extend_from_slice(
+            format!(
+                "--{MULTIPART_BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; \
+                 filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{MULTIPART_BOUNDARY}--\r\n").as_bytes());
+    let mut out = format!("Content-Length: {}\r\n\r\n", body.len()).into_bytes();
+    out.extend_from_slice(&body);
+    out
+}
+
+/// The slide pairs of `dir`: every `NAME_target.EXT` with its `NAME_bg.EXT` (sorted by name).
+pub fn load_slide_pairs(dir: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut targets: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read slide directory {}", dir.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| {
+            path.file_stem()
+                .and_then(|stem| stem.to_str())
+                .is_some_and(|stem| stem.ends_with("_target"))
+        })
+        .collect();
+    targets.sort();
+    targets.truncate(MAX_IMAGES);
+    let mut pairs = Vec::new();
+    for target in targets {
+        let name = target.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let background = target.with_file_name(name.replacen("_target", "_bg", 1));
+        if background.is_file() {
+            pairs.push((std::fs::read(&target)?, std::fs::read(&background)?));
+        }
+    }
+    if pairs.is_empty() {
+        bail!("no NAME_target / NAME_bg pairs in {}", dir.display());
+    }
+    Ok(pairs)
 }
 
 /// Reads every regular file of `dir` (sorted by name, so runs are repeatable).
@@ -797,6 +880,7 @@ mod tests {
             api_keys: Vec::new(),
             repeat_share_per_million: 0,
             lookup_batch: 1,
+            slide_pairs: Vec::new(),
         };
         let w = Workload::build(&target(), spec).unwrap();
         let pending = br#"{"code":0,"msg":"ok","data":{"id":"42","status":"pending"}}"#;
@@ -856,6 +940,7 @@ mod tests {
             api_keys: Vec::new(),
             repeat_share_per_million: 0,
             lookup_batch: 1,
+            slide_pairs: Vec::new(),
         };
         assert!(
             Workload::build(&target(), spec.clone()).is_err(),
@@ -892,6 +977,7 @@ mod tests {
             api_keys: vec![auth_header("k0"), auth_header("k1"), auth_header("k2")],
             repeat_share_per_million: 500_000,
             lookup_batch: 3,
+            slide_pairs: Vec::new(),
         };
         let w = Workload::build(&target(), spec).unwrap();
         assert!(!w.needs_login());

@@ -3,7 +3,7 @@
 //! of its own (`endpoints/`, `upload/`).
 
 use super::cache;
-use super::call::Call;
+use super::call::{Call, Caller};
 use super::compat::{fastapi, tasks, twocaptcha};
 use super::console::{self, CONSOLE_PATH};
 use super::endpoints::{
@@ -13,7 +13,7 @@ use super::reply::{ApiResult, Refusal};
 use super::shard::Shard;
 use super::upload::{self, Encoding};
 use crate::contract::ApiError;
-use crate::http::{Method, RequestHead, Response};
+use crate::http::{Framing, Method, RequestHead, Response};
 use crate::recognition::Kind;
 use std::rc::Rc;
 
@@ -55,6 +55,8 @@ pub enum Route {
     ReportIncorrectImageCaptcha,
     ReportCorrect,
     FastapiOcr,
+    FastapiDetection,
+    FastapiSlideMatch,
     Health,
     Metrics,
     /// No route matched (404); counted like the others.
@@ -70,7 +72,7 @@ struct RouteSpec {
     label: &'static str,
 }
 
-pub const ROUTE_COUNT: usize = 37;
+pub const ROUTE_COUNT: usize = 39;
 
 /// Every route, in the order of [`Route`].
 const TABLE: [RouteSpec; ROUTE_COUNT] = [
@@ -218,6 +220,18 @@ const TABLE: [RouteSpec; ROUTE_COUNT] = [
         "report_correct",
     ),
     spec(Route::FastapiOcr, "/ocr", Method::Post, "fastapi_ocr"),
+    spec(
+        Route::FastapiDetection,
+        "/detection",
+        Method::Post,
+        "fastapi_detection",
+    ),
+    spec(
+        Route::FastapiSlideMatch,
+        "/slide_match",
+        Method::Post,
+        "fastapi_slide_match",
+    ),
     spec(Route::Health, "/health", Method::Get, "health"),
     spec(Route::Metrics, "/metrics", Method::Get, "metrics"),
     // Never matched by path: the empty path is not a valid request target.
@@ -250,6 +264,40 @@ impl Route {
         let index = self as usize;
         debug_assert!(TABLE[index].route == self);
         index
+    }
+
+    /// Whether the route's caller is named in the head (`Authorization: Bearer` or
+    /// `?token=`), so a request with a body can be authenticated before the body is read:
+    /// every `/v2` route but login. The other protocols carry their key in the body
+    /// (2captcha's `key`, anti-captcha's `clientKey`); their bodies are bounded by the
+    /// shard's body budget instead.
+    fn authenticated_from_head(self) -> bool {
+        use Route::*;
+        match self {
+            Point | UploadBase64 | Upload | Detect | Slide | Result | Report | UserStats
+            | DeveloperStats | AdminUsers | AdminPoints | ApiKeyStatus | ApiKeyCreate
+            | ApiKeyRevoke | AdminApiKeyRevoke | UserUploads | AdminFindUsers | AdminUserRole
+            | AdminServer | Cached => true,
+            Servers
+            | Login
+            | OpenApi
+            | Console
+            | TwoCaptchaIn
+            | TwoCaptchaRes
+            | TwoCaptchaResPost
+            | CreateTask
+            | GetTaskResult
+            | GetBalance
+            | ReportIncorrect
+            | ReportIncorrectImageCaptcha
+            | ReportCorrect
+            | FastapiOcr
+            | FastapiDetection
+            | FastapiSlideMatch
+            | Health
+            | Metrics
+            | Unknown => false,
+        }
     }
 }
 
@@ -313,34 +361,80 @@ fn resolve(path: &str, method: Method, serves: impl Fn(Route) -> bool) -> Resolv
     Resolved::WrongMethod(first, allowed.join(", "))
 }
 
-/// Answers one request: route, method check (405 with `Allow`), then the endpoint.
-pub async fn handle(
+/// A request its head let through: the route it goes to and, for a request with a body on a
+/// route whose credentials come in the head, the caller, authenticated before the body was
+/// read.
+pub struct Admission {
+    pub route: Route,
+    caller: Option<Caller>,
+}
+
+/// Decides what the head alone can: the route and method (404; 405 with `Allow`) and, for a
+/// request with a body on a route authenticated from the head, the caller (1002, 1003,
+/// 5002). A refused request with a body is answered without reading any of it, so a client
+/// without credentials cannot make the server hold its upload.
+pub async fn admit(
     shard: &Rc<Shard>,
     surface: Surface,
     peer: std::net::IpAddr,
     head: &RequestHead,
-    body: Vec<u8>,
-) -> (Route, Response) {
+) -> Result<Admission, (Route, Response)> {
     let metrics_elsewhere = shard.config().metrics_listen.is_some();
     let serves = |route| surface.serves(route, metrics_elsewhere);
-    let spec = match resolve(&head.path, head.method, serves) {
-        Resolved::Route(spec) => spec,
-        Resolved::WrongMethod(route, allow) => return (route, method_not_allowed(allow)),
+    let route = match resolve(&head.path, head.method, serves) {
+        Resolved::Route(spec) => spec.route,
+        Resolved::WrongMethod(route, allow) => return Err((route, method_not_allowed(allow))),
         Resolved::Unknown => {
-            return (
-                Route::Unknown,
-                Refusal::from(ApiError::NoRoute).into_response(),
-            )
+            let refusal = Refusal::from(ApiError::NoRoute);
+            return Err((Route::Unknown, refusal.into_response()));
         }
     };
-    let call = Call {
-        shard,
-        head,
-        body,
-        peer,
+    let mut caller = None;
+    if head.framing != Framing::Empty && route.authenticated_from_head() {
+        let call = Call::without_body(shard, head, peer);
+        match call.caller().await {
+            Ok(found) => caller = Some(found),
+            Err(refusal) => return Err((route, refusal.into_response())),
+        }
+    }
+    Ok(Admission { route, caller })
+}
+
+/// A refusal given before the body was read (the shard's body budget is spent), in the words
+/// of the route's protocol, with `Retry-After`.
+pub fn refusal_before_body(route: Route, head: &RequestHead, refusal: Refusal) -> Response {
+    use Route::*;
+    let retry_after_secs = refusal.retry_after_secs;
+    let answer = match route {
+        TwoCaptchaIn | TwoCaptchaRes | TwoCaptchaResPost => {
+            twocaptcha::head_refusal(head, &refusal)
+        }
+        CreateTask
+        | GetTaskResult
+        | GetBalance
+        | ReportIncorrect
+        | ReportIncorrectImageCaptcha
+        | ReportCorrect => tasks::refusal_answer(&refusal),
+        FastapiOcr | FastapiDetection | FastapiSlideMatch => fastapi::refused(&refusal),
+        _ => return refusal.into_response(),
     };
-    let result = dispatch(spec.route, call).await;
-    (spec.route, result.unwrap_or_else(Refusal::into_response))
+    match retry_after_secs {
+        Some(secs) => answer.with_header("Retry-After", secs.to_string()),
+        None => answer,
+    }
+}
+
+/// Answers one admitted request: its endpoint with the body read.
+pub async fn handle(
+    shard: &Rc<Shard>,
+    peer: std::net::IpAddr,
+    head: &RequestHead,
+    body: Vec<u8>,
+    admission: Admission,
+) -> Response {
+    let call = Call::new(shard, head, body, peer, admission.caller);
+    let result = dispatch(admission.route, call).await;
+    result.unwrap_or_else(Refusal::into_response)
 }
 
 fn method_not_allowed(allow: String) -> Response {
@@ -388,6 +482,8 @@ async fn dispatch(route: Route, call: Call<'_>) -> ApiResult {
         }
         Route::ReportCorrect => tasks::report_correct(&call).await,
         Route::FastapiOcr => fastapi::ocr(&call).await,
+        Route::FastapiDetection => fastapi::detection(&call).await,
+        Route::FastapiSlideMatch => fastapi::slide_match(&call).await,
         Route::Unknown => Err(ApiError::NoRoute.into()),
     }
 }
