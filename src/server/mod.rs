@@ -23,6 +23,7 @@
 
 mod body_budget;
 mod boot;
+mod cache;
 mod call;
 mod commit;
 pub mod compat;

@@ -177,10 +177,9 @@ pub(crate) fn slide_task(fields: &mut Fields, max_image_bytes: usize) -> Result<
     })
 }
 
-pub(crate) fn recognize_options(
-    fields: &Fields,
-    models: &[String],
-) -> Result<RecognizeOptions, Refusal> {
+/// A text captcha's options (`model`, `png_fix`, `probability`, `charset_range`, `colors`,
+/// `color_ranges`): an upload's, and a hash lookup's.
+pub fn recognize_options(fields: &Fields, models: &[String]) -> Result<RecognizeOptions, Refusal> {
     let model = fields
         .text("model")
         .filter(|m| !m.is_empty())
