@@ -26,6 +26,7 @@
 mod attempts;
 mod body_budget;
 mod boot;
+mod cache;
 mod call;
 mod commit;
 pub mod compat;
@@ -33,6 +34,8 @@ mod conn;
 mod console;
 mod endpoints;
 mod fields;
+#[doc(hidden)]
+pub mod fuzzing;
 mod listener;
 mod owner;
 mod reply;
