@@ -113,6 +113,10 @@ pub struct Config {
     pub create_demo_users: bool,
     /// On SIGTERM, how long in-flight requests may take before the server stops anyway.
     pub drain_timeout_ms: u64,
+    /// After a shard's storage failed (disk full, I/O error), the first pause before the disk
+    /// is probed again; each failed probe doubles it up to `storage_probe_max_ms`.
+    pub storage_probe_ms: u64,
+    pub storage_probe_max_ms: u64,
     /// Cores of the recognition threads, one thread each: empty means every usable core
     /// (sharing the shard cores, at `recognition_priority`), else a comma list such as "2,3".
     #[serde(deserialize_with = "core_list")]
@@ -208,6 +212,8 @@ impl Default for Config {
             durable_acks: true,
             create_demo_users: true,
             drain_timeout_ms: 10_000,
+            storage_probe_ms: 250,
+            storage_probe_max_ms: 5_000,
             recognition_cores: Vec::new(),
             recognition_priority: None,
             recognition_wide_threads: 0,
@@ -338,6 +344,8 @@ const KEYS: &[(&str, Kind)] = &[
     ("durable_acks", Kind::Flag),
     ("create_demo_users", Kind::Flag),
     ("drain_timeout_ms", Kind::Number),
+    ("storage_probe_ms", Kind::Number),
+    ("storage_probe_max_ms", Kind::Number),
     ("recognition_cores", Kind::Text),
     ("recognition_priority", Kind::Text),
     ("recognition_wide_threads", Kind::Number),
@@ -508,6 +516,10 @@ impl Config {
             (
                 self.rate_limit_per_sec > 0 && self.rate_limit_burst > 0,
                 "rate limits must be positive",
+            ),
+            (
+                self.storage_probe_ms > 0 && self.storage_probe_max_ms >= self.storage_probe_ms,
+                "storage_probe_ms must be positive and at most storage_probe_max_ms",
             ),
             (
                 self.upload_cost >= 0 && self.detect_cost >= 0 && self.slide_cost >= 0,

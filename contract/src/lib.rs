@@ -28,6 +28,8 @@ pub enum ApiError {
     Busy,
     RateLimited,
     RecognitionFailed,
+    /// The server cannot write (disk full or another I/O error): retry later.
+    StorageUnavailable,
     Internal,
 }
 
@@ -36,7 +38,7 @@ pub const CODE_OK: u32 = 0;
 
 impl ApiError {
     /// Every error, in the table's order.
-    pub const ALL: [ApiError; 21] = [
+    pub const ALL: [ApiError; 22] = [
         ApiError::Malformed,
         ApiError::NoToken,
         ApiError::BadToken,
@@ -57,6 +59,7 @@ impl ApiError {
         ApiError::Busy,
         ApiError::RateLimited,
         ApiError::RecognitionFailed,
+        ApiError::StorageUnavailable,
         ApiError::Internal,
     ];
 
@@ -83,6 +86,7 @@ impl ApiError {
             ApiError::Busy => 5001,
             ApiError::RateLimited => 5002,
             ApiError::RecognitionFailed => 5003,
+            ApiError::StorageUnavailable => 5004,
             ApiError::Internal => 9999,
         }
     }
@@ -110,7 +114,7 @@ impl ApiError {
             ApiError::BadDimensions | ApiError::SizeMismatch => 422,
             ApiError::RateLimited => 429,
             ApiError::RecognitionFailed | ApiError::Internal => 500,
-            ApiError::Busy => 503,
+            ApiError::Busy | ApiError::StorageUnavailable => 503,
         }
     }
 
@@ -137,6 +141,7 @@ impl ApiError {
             ApiError::Busy => "busy: recognition queue full",
             ApiError::RateLimited => "rate limited",
             ApiError::RecognitionFailed => "recognition failed",
+            ApiError::StorageUnavailable => "storage unavailable (disk full or I/O error)",
             ApiError::Internal => "internal error",
         }
     }
@@ -144,7 +149,10 @@ impl ApiError {
     /// Whether a client may send the same request again later and expect another outcome
     /// (the answer carries `Retry-After`).
     pub const fn is_retryable(self) -> bool {
-        matches!(self, ApiError::Busy | ApiError::RateLimited)
+        matches!(
+            self,
+            ApiError::Busy | ApiError::RateLimited | ApiError::StorageUnavailable
+        )
     }
 }
 
@@ -192,5 +200,8 @@ mod tests {
             (3006, 400)
         );
         assert!(ApiError::RateLimited.is_retryable() && !ApiError::Internal.is_retryable());
+        let storage = ApiError::StorageUnavailable;
+        assert_eq!((storage.code(), storage.status()), (5004, 503));
+        assert!(storage.is_retryable());
     }
 }

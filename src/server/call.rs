@@ -204,7 +204,7 @@ impl OwnerCommand for ResolveKey {
     }
 
     async fn apply(self, shard: Rc<Shard>) -> Result<Option<KeyHolder>, Refusal> {
-        let user = shard.store.borrow().user_by_api_key(&self.hash)?;
+        let user = shard.store.borrow()?.user_by_api_key(&self.hash)?;
         Ok(user.map(|user| {
             assert_eq!(
                 ids::shard_of(user.id),

@@ -17,7 +17,8 @@
 //! 7. `reply` — the contract's envelope, back to `conn`.
 //!
 //! Around them: `boot` (start-up and shutdown), `shard` (one shard's state), `shard_loops`
-//! (its tasks), `commit` (group commit: a 200 means the writes are on disk), `stop`,
+//! (its tasks), `commit` (group commit: a 200 means the writes are on disk), `storage` (a
+//! failed disk: writes refused with 5004, the store reopened once the disk takes writes), `stop`,
 //! `console` (the web console's built-in files and `/openapi.json`: a route family without
 //! an owner hop).
 
@@ -36,6 +37,7 @@ mod router;
 mod shard;
 mod shard_loops;
 mod stop;
+mod storage;
 mod transport;
 mod upload;
 

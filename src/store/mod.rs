@@ -26,6 +26,7 @@ mod journal;
 mod layout;
 mod meta;
 mod records;
+mod reopen;
 mod stats;
 mod uploads;
 mod user_uploads;
@@ -46,6 +47,7 @@ pub use meta::read_shard_count as meta_shard_count;
 pub use records::{
     Balance, DayCounters, EntryKind, JournalEntry, Role, UploadRecord, UploadStatus, User,
 };
+pub use reopen::ClosedShard;
 pub use verify::{verify_ledger, LedgerProblem, VerifyReport};
 
 use day::DayNumber;
@@ -106,6 +108,19 @@ pub enum StoreError {
     /// File-system or durability failure (also used by the server for a failed group commit).
     #[error("I/O: {0}")]
     Io(String),
+    /// The shard does not write right now: its storage failed and has not recovered yet
+    /// (the server's storage loop, `server/storage.rs`). Nothing was written.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl StoreError {
+    /// Whether this is the disk failing (full, or an I/O error) rather than a refusal, damage
+    /// or a bug: the server then checks its storage (contract 5004 until it recovers).
+    /// `Unavailable` is not: it is the consequence of a failure already known.
+    pub fn is_storage_failure(&self) -> bool {
+        matches!(self, StoreError::Io(_) | StoreError::Db(sled::Error::Io(_)))
+    }
 }
 
 impl From<sled::Error> for StoreError {
@@ -153,6 +168,9 @@ pub struct DayStats {
 pub struct ShardStore {
     shard: u16,
     shard_count: u16,
+    /// Where it was opened from, and with which node id (what reopening it needs).
+    data_dir: PathBuf,
+    node_id: u16,
     db: sled::Db,
     trees: Trees,
     ids: IdGenerator,
@@ -168,6 +186,8 @@ pub struct ShardStore {
 #[derive(Clone)]
 pub struct Flusher {
     db: sled::Db,
+    /// The `meta` tree, where `check` writes.
+    meta: sled::Tree,
     extents: Arc<ExtentRecorder>,
 }
 
@@ -176,6 +196,16 @@ impl Flusher {
     /// then records the journal's extent when it is due (identity.rs).
     pub fn flush(&self) -> Result<(), StoreError> {
         self.flush_recording(false)
+    }
+
+    /// Writes a small record (`layout::STORAGE_CHECK_KEY`), then flushes: `Ok` means the
+    /// database takes writes and makes them durable. A plain flush does not tell: after an
+    /// I/O error sled refuses every write, but a flush with nothing new to write succeeds.
+    pub fn check(&self) -> Result<(), StoreError> {
+        let now_ms = crate::clock::unix_now_ms();
+        self.meta
+            .insert(layout::STORAGE_CHECK_KEY, &now_ms.to_be_bytes())?;
+        self.flush()
     }
 
     /// `flush`, always recording the extent (at start and at stop).
@@ -261,6 +291,8 @@ impl ShardStore {
         Ok(ShardStore {
             shard,
             shard_count,
+            data_dir: data_dir.to_path_buf(),
+            node_id,
             db,
             trees,
             ids,
@@ -286,6 +318,7 @@ impl ShardStore {
     pub fn flusher(&self) -> Flusher {
         Flusher {
             db: self.db.clone(),
+            meta: self.trees.meta.clone(),
             extents: self.extents.clone(),
         }
     }

@@ -67,7 +67,7 @@ impl OwnerCommand for FindUsers {
         let after = self.after.as_deref();
         Ok(shard
             .store
-            .borrow()
+            .borrow()?
             .find_users(&self.prefix, after, self.limit)?)
     }
 }
@@ -121,7 +121,10 @@ impl OwnerCommand for SetRole {
     }
 
     async fn apply(self, shard: Rc<Shard>) -> Result<Option<[u8; 32]>, Refusal> {
-        let key = shard.store.borrow_mut().set_role(self.user_id, self.role)?;
+        let key = shard
+            .store
+            .borrow_mut()?
+            .set_role(self.user_id, self.role)?;
         shard.commit.durable().await.map_err(StoreError::Io)?;
         Ok(key)
     }

@@ -49,7 +49,7 @@ impl OwnerCommand for Login {
     }
 
     async fn apply(self, shard: Rc<Shard>) -> Result<Session, Refusal> {
-        let user = shard.store.borrow().user_by_name(&self.username)?;
+        let user = shard.store.borrow()?.user_by_name(&self.username)?;
         let Some(user) = user else {
             // Same work and answer as a wrong password, so timing does not reveal names.
             verify_off_reactor(crate::auth::dummy_hash(), self.password).await;
@@ -97,7 +97,7 @@ impl OwnerCommand for Point {
     }
 
     async fn apply(self, shard: Rc<Shard>) -> Result<Balance, Refusal> {
-        Ok(shard.store.borrow().balance(self.user_id)?)
+        Ok(shard.store.borrow()?.balance(self.user_id)?)
     }
 }
 

@@ -12,7 +12,7 @@ use crate::recognition::cache::{self, CacheKey, TaskKey};
 use crate::recognition::{Job, JobAnswer, JobResult, Kind, Task};
 use crate::server::call::Caller;
 use crate::server::owner::OwnerCommand;
-use crate::server::reply::{busy, internal, Refusal};
+use crate::server::reply::{busy, storage_unavailable, Refusal};
 use crate::server::shard::Shard;
 use crate::store::{NewUpload, UploadRecord};
 use std::rc::Rc;
@@ -40,6 +40,8 @@ async fn accept(
     user_id: u64,
     request: UploadRequest,
 ) -> Result<Accepted, Refusal> {
+    // First: a refusal for a failed disk takes no rate token, no queue slot, no recognition.
+    shard.store.writable()?;
     if let Err(retry_after_secs) = shard.upload_limiter.borrow_mut().check(user_id) {
         return Err(Refusal::from(ApiError::RateLimited).retry_after(retry_after_secs));
     }
@@ -73,9 +75,11 @@ async fn accept(
     }
     // A 200 means the reservation is on disk, so the answer waits for the group commit; the
     // recognition already runs meanwhile (a sync answer pays max(fsync, model), not the sum).
-    if let Err(error) = shard.commit.durable().await {
+    if shard.commit.durable().await.is_err() {
+        // The disk failed (storage.rs logs why, once). The reservation is given back here if
+        // the store still takes writes, else when it is reopened: nothing stays charged.
         void(&shard, record.id, "reservation could not be made durable");
-        return Err(internal("group commit", error));
+        return Err(storage_unavailable());
     }
     shard.metrics().uploads_accepted += 1;
     match waiter {
@@ -137,7 +141,7 @@ fn reserve(
     };
     let record = shard
         .store
-        .borrow_mut()
+        .borrow_mut()?
         .accept_upload(user_id, new_upload)?;
     assert_eq!(record.user_id, user_id);
     Ok(record)

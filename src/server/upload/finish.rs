@@ -7,6 +7,7 @@ use crate::contract::{self, ApiError};
 use crate::recognition::{JobAnswer, JobFailure, JobResult};
 use crate::server::compat::callbacks;
 use crate::server::shard::Shard;
+use crate::server::storage;
 use crate::store::{Outcome, UploadStatus};
 use std::rc::Rc;
 
@@ -31,7 +32,7 @@ pub fn apply_result(shard: &Rc<Shard>, result: JobResult) {
     let finished = shard
         .store
         .borrow_mut()
-        .finish_upload(result.upload_id, outcome, now_ms);
+        .and_then(|mut store| store.finish_upload(result.upload_id, outcome, now_ms));
     match finished {
         Ok(record) => {
             assert_ne!(record.status, UploadStatus::Pending);
@@ -46,11 +47,15 @@ pub fn apply_result(shard: &Rc<Shard>, result: JobResult) {
             };
             shard.waiters.wake(Finished { record, failure });
         }
-        // Still pending in the store: voided at the next start; its waiter times out.
-        Err(error) => eprintln!(
-            "aiocr: shard {}: finishing upload {} failed: {error}",
-            shard.id, result.upload_id
-        ),
+        // Still pending in the store: voided when the store is reopened after a storage
+        // failure (storage.rs) or at the next start; its waiter times out.
+        Err(error) => {
+            storage::notice(shard, &error);
+            eprintln!(
+                "aiocr: shard {}: finishing upload {} failed: {error}",
+                shard.id, result.upload_id
+            )
+        }
     }
 }
 
@@ -104,9 +109,11 @@ pub fn void(shard: &Shard, upload_id: u64, reason: &str) {
     let voided = shard
         .store
         .borrow_mut()
-        .void_upload(upload_id, reason, now_ms);
+        .and_then(|mut store| store.void_upload(upload_id, reason, now_ms));
     if let Err(error) = voided {
-        // Still pending in the store: voided at the next start.
+        storage::notice(shard, &error);
+        // Still pending in the store: voided when the store is reopened after a storage
+        // failure (storage.rs) or at the next start.
         eprintln!(
             "aiocr: shard {}: voiding upload {upload_id}: {error}",
             shard.id
