@@ -144,7 +144,7 @@ fn open_stores(config: &Config, shard_count: u16) -> Result<Vec<ShardStore>, Str
             .void_pending(super::STOPPED_BEFORE_RECOGNITION, now_ms)
             .map_err(opening)?;
         if voided > 0 {
-            eprintln!(
+            log_line!(
                 "aiocr: shard {shard}: voided {voided} upload(s) left pending by the previous run"
             );
         }
@@ -268,13 +268,13 @@ fn stop_all(peers: &[flume::Sender<ShardMessage>]) {
 /// its new connections, returning once each has taken it; if not, the shards keep theirs.
 fn reload_tls(config: &Config, peers: &[flume::Sender<ShardMessage>]) {
     let Some((cert, key)) = config.tls_files() else {
-        eprintln!("aiocr: SIGHUP: nothing to reload (no tls_listen)");
+        log_line!("aiocr: SIGHUP: nothing to reload (no tls_listen)");
         return;
     };
     let tls = match crate::tls::load_server_config(cert, key) {
         Ok(tls) => tls,
         Err(error) => {
-            eprintln!(
+            log_line!(
                 "aiocr: SIGHUP: TLS certificate not reloaded, keeping the current one: {error}"
             );
             return;
@@ -288,7 +288,7 @@ fn reload_tls(config: &Config, peers: &[flume::Sender<ShardMessage>]) {
     drop(done);
     // Ends early only if a shard has stopped (its inbox dropped the message and its sender).
     let shards_done = taken.iter().take(peers.len()).count();
-    eprintln!(
+    log_line!(
         "aiocr: SIGHUP: TLS certificate reloaded from {} ({shards_done} of {} shard(s))",
         cert.display(),
         peers.len()
@@ -307,7 +307,7 @@ fn handle_signals(
             reload_tls(&config, &peers);
             continue;
         }
-        eprintln!("aiocr: stopping: draining connections");
+        log_line!("aiocr: stopping: draining connections");
         stop_all(&peers);
         return;
     }
@@ -361,7 +361,7 @@ fn supervise(
     match failure {
         Some(error) => Err(error),
         None => {
-            eprintln!("aiocr: stopped cleanly");
+            log_line!("aiocr: stopped cleanly");
             Ok(())
         }
     }
@@ -402,30 +402,30 @@ fn create_demo_users(stores: &mut [ShardStore], shard_count: u16) -> Result<Demo
 fn announce(config: &Config, shard_count: u16, demo: Option<&DemoUsers>) {
     let url = local_url(&config.listen);
     if let Some(demo) = demo {
-        println!(
+        out_line!(
             "aiocr: created demo user   demo / {}  ({DEMO_POINTS} points)",
             demo.demo_password
         );
-        println!("aiocr: created admin user  admin / {}", demo.admin_password);
-        println!("aiocr: try it in the browser: {url}/console/  (sign in as demo)");
-        println!("aiocr: or with curl:");
-        println!(
+        out_line!("aiocr: created admin user  admin / {}", demo.admin_password);
+        out_line!("aiocr: try it in the browser: {url}/console/  (sign in as demo)");
+        out_line!("aiocr: or with curl:");
+        out_line!(
             "  TOKEN=$(curl -s {url}/v2/user/login -H 'Content-Type: application/json' \\\n    \
              -d '{{\"username\":\"demo\",\"password\":\"{}\"}}' | sed -E 's/.*\"token\":\"([^\"]+)\".*/\\1/')",
             demo.demo_password
         );
-        println!("  curl -s -H \"Authorization: Bearer $TOKEN\" {url}/v2/user/point");
-        println!("  curl -s -H \"Authorization: Bearer $TOKEN\" -F file=@captcha.png '{url}/v2/decode/upload?wait=1'");
+        out_line!("  curl -s -H \"Authorization: Bearer $TOKEN\" {url}/v2/user/point");
+        out_line!("  curl -s -H \"Authorization: Bearer $TOKEN\" -F file=@captcha.png '{url}/v2/decode/upload?wait=1'");
     }
     if let Some(address) = config.metrics_listen {
-        println!("aiocr: metrics on {}/metrics", local_url(&address));
+        out_line!("aiocr: metrics on {}/metrics", local_url(&address));
     }
     if let Some(address) = config.tls_listen {
         let url = local_url(&address).replacen("http://", "https://", 1);
-        println!("aiocr: TLS on {url}");
+        out_line!("aiocr: TLS on {url}");
     }
-    println!("aiocr: console on {url}/console/  API description on {url}/openapi.json");
-    println!("aiocr: listening on {url} with {shard_count} shard(s)");
+    out_line!("aiocr: console on {url}/console/  API description on {url}/openapi.json");
+    out_line!("aiocr: listening on {url} with {shard_count} shard(s)");
     use std::io::Write;
     let _ = std::io::stdout().flush();
 }

@@ -59,7 +59,7 @@ pub fn run(args: ServeArgs) -> i32 {
     let config = match args.config.load(&[]) {
         Ok(config) => config,
         Err(message) => {
-            eprintln!("aiocr serve: {message}");
+            log_line!("aiocr serve: {message}");
             return 2;
         }
     };
@@ -68,7 +68,7 @@ pub fn run(args: ServeArgs) -> i32 {
         Some((cert, key)) => match crate::tls::load_server_config(cert, key) {
             Ok(tls) => Some(tls),
             Err(message) => {
-                eprintln!("aiocr serve: {message}");
+                log_line!("aiocr serve: {message}");
                 return 2;
             }
         },
@@ -77,7 +77,7 @@ pub fn run(args: ServeArgs) -> i32 {
     match boot::run_until_stopped(config, tls) {
         Ok(()) => 0,
         Err(message) => {
-            eprintln!("aiocr serve: {message}");
+            log_line!("aiocr serve: {message}");
             1
         }
     }

@@ -100,7 +100,7 @@ pub fn storage_unavailable() -> Refusal {
 
 /// An internal failure: logged with its detail, answered as 9999 without it.
 pub fn internal(context: &str, detail: impl std::fmt::Display) -> Refusal {
-    eprintln!("aiocr: internal error in {context}: {detail}");
+    log_line!("aiocr: internal error in {context}: {detail}");
     Refusal::new(ApiError::Internal, "internal error")
 }
 

@@ -100,7 +100,7 @@ async fn accept_loop(shard: &Rc<Shard>, listener: &TcpListener, surface: Surface
         let stream = match accepted {
             Ok(stream) => stream,
             Err(error) => {
-                eprintln!("aiocr: shard {}: accept: {error}", shard.id);
+                log_line!("aiocr: shard {}: accept: {error}", shard.id);
                 glommio::timer::sleep(ACCEPT_ERROR_PAUSE).await;
                 continue;
             }
@@ -175,7 +175,7 @@ async fn retention_loop(shard: Rc<Shard>) {
             .and_then(|mut store| store.drop_expired(now_ms, retention_days));
         if let Err(error) = dropped {
             storage::notice(&shard, &error);
-            eprintln!("aiocr: shard {}: retention: {error}", shard.id);
+            log_line!("aiocr: shard {}: retention: {error}", shard.id);
         }
         let stopped = async {
             shard.stop.wait().await;
@@ -207,7 +207,7 @@ async fn finish(shard: &Rc<Shard>) -> Result<(), String> {
     match void_and_flush(shard).await {
         Ok(()) => Ok(()),
         Err(error) if error.is_storage_failure() || matches!(error, StoreError::Unavailable(_)) => {
-            eprintln!(
+            log_line!(
                 "aiocr: shard {}: stopping with its storage failed ({error}): every \
                  acknowledged write is on disk; uploads still pending there are voided at the \
                  next start",
@@ -226,7 +226,7 @@ async fn void_and_flush(shard: &Rc<Shard>) -> Result<(), StoreError> {
         .borrow_mut()?
         .void_pending(super::STOPPED_BEFORE_RECOGNITION, now_ms)?;
     if voided > 0 {
-        eprintln!(
+        log_line!(
             "aiocr: shard {}: voided {voided} pending upload(s)",
             shard.id
         );

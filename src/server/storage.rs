@@ -139,10 +139,12 @@ fn fail(shard: &Shard, error: &str) {
         metrics.storage_failures += 1;
     }
     let config = shard.config();
-    eprintln!(
+    log_line!(
         "aiocr: shard {}: storage failed: {error}; writes are refused (5004) until it recovers \
          (probing every {} ms, backing off to {} ms)",
-        shard.id, config.storage_probe_ms, config.storage_probe_max_ms
+        shard.id,
+        config.storage_probe_ms,
+        config.storage_probe_max_ms
     );
 }
 
@@ -167,7 +169,7 @@ async fn recover(shard: &Rc<Shard>, stop: &StopSignal) -> bool {
                 recovered(shard, began.elapsed(), voided);
                 return true;
             }
-            Err(error) => eprintln!(
+            Err(error) => log_line!(
                 "aiocr: shard {}: reopening its store failed: {error}; trying again",
                 shard.id
             ),
@@ -275,7 +277,7 @@ fn recovered(shard: &Shard, took: Duration, voided: usize) {
         metrics.storage_failure = None;
         metrics.storage_recoveries += 1;
     }
-    eprintln!(
+    log_line!(
         "aiocr: shard {}: storage recovered after {:.1} s: store reopened, {voided} pending \
          upload(s) voided; writes accepted again",
         shard.id,

@@ -221,7 +221,7 @@ impl Flusher {
             .map_err(|error| StoreError::Io(error.to_string()))?;
         if let Err(error) = self.extents.after_flush(journal_last_id, force) {
             // The extent only lags behind (weaker damage detection), nothing is lost.
-            eprintln!("aiocr: recording a shard's extent: {error}");
+            log_line!("aiocr: recording a shard's extent: {error}");
         }
         Ok(())
     }

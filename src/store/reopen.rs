@@ -44,7 +44,7 @@ impl ShardStore {
         // gone), and opening it again recovers from what is on disk.
         let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(self)));
         if dropped.is_err() {
-            eprintln!(
+            log_line!(
                 "aiocr: shard {}: sled panicked while closing its database (above); \
                  reopening recovers what is on disk",
                 closed.shard

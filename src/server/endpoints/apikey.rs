@@ -161,7 +161,7 @@ pub(super) async fn forget_everywhere(shard: &Rc<Shard>, hash: ApiKeyHash) {
             })
             .await;
         if forgotten.is_err() {
-            eprintln!("aiocr: shard {target} could not be told to forget a revoked API key");
+            log_line!("aiocr: shard {target} could not be told to forget a revoked API key");
         }
     }
 }

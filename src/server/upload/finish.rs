@@ -8,7 +8,7 @@ use crate::recognition::{JobAnswer, JobFailure, JobResult};
 use crate::server::compat::callbacks;
 use crate::server::shard::Shard;
 use crate::server::storage;
-use crate::store::{Outcome, UploadStatus};
+use crate::store::{Outcome, StoreError, UploadStatus};
 use std::rc::Rc;
 
 /// The start of the reason of an upload whose answer failed its constraints.
@@ -51,10 +51,14 @@ pub fn apply_result(shard: &Rc<Shard>, result: JobResult) {
         // failure (storage.rs) or at the next start; its waiter times out.
         Err(error) => {
             storage::notice(shard, &error);
-            eprintln!(
-                "aiocr: shard {}: finishing upload {} failed: {error}",
-                shard.id, result.upload_id
-            )
+            // Refused because the storage failed already: that was logged once, not per upload.
+            if !matches!(error, StoreError::Unavailable(_)) {
+                log_line!(
+                    "aiocr: shard {}: finishing upload {} failed: {error}",
+                    shard.id,
+                    result.upload_id
+                );
+            }
         }
     }
 }
@@ -114,10 +118,12 @@ pub fn void(shard: &Shard, upload_id: u64, reason: &str) {
         storage::notice(shard, &error);
         // Still pending in the store: voided when the store is reopened after a storage
         // failure (storage.rs) or at the next start.
-        eprintln!(
-            "aiocr: shard {}: voiding upload {upload_id}: {error}",
-            shard.id
-        );
+        if !matches!(error, StoreError::Unavailable(_)) {
+            log_line!(
+                "aiocr: shard {}: voiding upload {upload_id}: {error}",
+                shard.id
+            );
+        }
     }
 }
 
