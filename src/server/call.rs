@@ -20,6 +20,8 @@ pub struct Call<'a> {
     pub body: Vec<u8>,
     /// The client's address (the connection's peer).
     pub peer: IpAddr,
+    /// The caller, when it was authenticated from the head before the body was read.
+    authenticated: Option<Caller>,
 }
 
 /// How the caller proved who it is.
@@ -41,7 +43,28 @@ pub struct Caller {
     pub via: Credential,
 }
 
-impl Call<'_> {
+impl<'a> Call<'a> {
+    pub fn new(
+        shard: &'a Rc<Shard>,
+        head: &'a RequestHead,
+        body: Vec<u8>,
+        peer: IpAddr,
+        authenticated: Option<Caller>,
+    ) -> Call<'a> {
+        Call {
+            shard,
+            head,
+            body,
+            peer,
+            authenticated,
+        }
+    }
+
+    /// The call as its head alone describes it (to authenticate before reading the body).
+    pub fn without_body(shard: &'a Rc<Shard>, head: &'a RequestHead, peer: IpAddr) -> Call<'a> {
+        Call::new(shard, head, Vec::new(), peer, None)
+    }
+
     /// The call's fields: query plus a JSON, form or multipart body.
     pub fn fields(&self) -> Result<Fields, Refusal> {
         let mut fields = Fields::from_query(&self.head.query)?;
@@ -58,6 +81,9 @@ impl Call<'_> {
     /// absent, 1003 invalid or for a user this deployment cannot own, 5002 for an address
     /// that keeps trying keys that do not exist).
     pub async fn caller(&self) -> Result<Caller, Refusal> {
+        if let Some(caller) = self.authenticated {
+            return Ok(caller);
+        }
         let credential = bearer_token(self.head)?;
         self.caller_with(&credential).await
     }

@@ -2,7 +2,7 @@
 //! its metrics carry. A new endpoint family adds its routes here and its handlers in a file
 //! of its own (`endpoints/`, `upload/`).
 
-use super::call::Call;
+use super::call::{Call, Caller};
 use super::compat::{fastapi, tasks, twocaptcha};
 use super::console::{self, CONSOLE_PATH};
 use super::endpoints::{
@@ -12,7 +12,7 @@ use super::reply::{ApiResult, Refusal};
 use super::shard::Shard;
 use super::upload::{self, Encoding};
 use crate::contract::ApiError;
-use crate::http::{Method, RequestHead, Response};
+use crate::http::{Framing, Method, RequestHead, Response};
 use crate::recognition::Kind;
 use std::rc::Rc;
 
@@ -261,6 +261,40 @@ impl Route {
         debug_assert!(TABLE[index].route == self);
         index
     }
+
+    /// Whether the route's caller is named in the head (`Authorization: Bearer` or
+    /// `?token=`), so a request with a body can be authenticated before the body is read:
+    /// every `/v2` route but login. The other protocols carry their key in the body
+    /// (2captcha's `key`, anti-captcha's `clientKey`); their bodies are bounded by the
+    /// shard's body budget instead.
+    fn authenticated_from_head(self) -> bool {
+        use Route::*;
+        match self {
+            Point | UploadBase64 | Upload | Detect | Slide | Result | Report | UserStats
+            | DeveloperStats | AdminUsers | AdminPoints | ApiKeyStatus | ApiKeyCreate
+            | ApiKeyRevoke | AdminApiKeyRevoke | UserUploads | AdminFindUsers | AdminUserRole
+            | AdminServer => true,
+            Servers
+            | Login
+            | OpenApi
+            | Console
+            | TwoCaptchaIn
+            | TwoCaptchaRes
+            | TwoCaptchaResPost
+            | CreateTask
+            | GetTaskResult
+            | GetBalance
+            | ReportIncorrect
+            | ReportIncorrectImageCaptcha
+            | ReportCorrect
+            | FastapiOcr
+            | FastapiDetection
+            | FastapiSlideMatch
+            | Health
+            | Metrics
+            | Unknown => false,
+        }
+    }
 }
 
 /// Which listener a connection came in on.
@@ -323,34 +357,80 @@ fn resolve(path: &str, method: Method, serves: impl Fn(Route) -> bool) -> Resolv
     Resolved::WrongMethod(first, allowed.join(", "))
 }
 
-/// Answers one request: route, method check (405 with `Allow`), then the endpoint.
-pub async fn handle(
+/// A request its head let through: the route it goes to and, for a request with a body on a
+/// route whose credentials come in the head, the caller, authenticated before the body was
+/// read.
+pub struct Admission {
+    pub route: Route,
+    caller: Option<Caller>,
+}
+
+/// Decides what the head alone can: the route and method (404; 405 with `Allow`) and, for a
+/// request with a body on a route authenticated from the head, the caller (1002, 1003,
+/// 5002). A refused request with a body is answered without reading any of it, so a client
+/// without credentials cannot make the server hold its upload.
+pub async fn admit(
     shard: &Rc<Shard>,
     surface: Surface,
     peer: std::net::IpAddr,
     head: &RequestHead,
-    body: Vec<u8>,
-) -> (Route, Response) {
+) -> Result<Admission, (Route, Response)> {
     let metrics_elsewhere = shard.config().metrics_listen.is_some();
     let serves = |route| surface.serves(route, metrics_elsewhere);
-    let spec = match resolve(&head.path, head.method, serves) {
-        Resolved::Route(spec) => spec,
-        Resolved::WrongMethod(route, allow) => return (route, method_not_allowed(allow)),
+    let route = match resolve(&head.path, head.method, serves) {
+        Resolved::Route(spec) => spec.route,
+        Resolved::WrongMethod(route, allow) => return Err((route, method_not_allowed(allow))),
         Resolved::Unknown => {
-            return (
-                Route::Unknown,
-                Refusal::from(ApiError::NoRoute).into_response(),
-            )
+            let refusal = Refusal::from(ApiError::NoRoute);
+            return Err((Route::Unknown, refusal.into_response()));
         }
     };
-    let call = Call {
-        shard,
-        head,
-        body,
-        peer,
+    let mut caller = None;
+    if head.framing != Framing::Empty && route.authenticated_from_head() {
+        let call = Call::without_body(shard, head, peer);
+        match call.caller().await {
+            Ok(found) => caller = Some(found),
+            Err(refusal) => return Err((route, refusal.into_response())),
+        }
+    }
+    Ok(Admission { route, caller })
+}
+
+/// A refusal given before the body was read (the shard's body budget is spent), in the words
+/// of the route's protocol, with `Retry-After`.
+pub fn refusal_before_body(route: Route, head: &RequestHead, refusal: Refusal) -> Response {
+    use Route::*;
+    let retry_after_secs = refusal.retry_after_secs;
+    let answer = match route {
+        TwoCaptchaIn | TwoCaptchaRes | TwoCaptchaResPost => {
+            twocaptcha::head_refusal(head, &refusal)
+        }
+        CreateTask
+        | GetTaskResult
+        | GetBalance
+        | ReportIncorrect
+        | ReportIncorrectImageCaptcha
+        | ReportCorrect => tasks::refusal_answer(&refusal),
+        FastapiOcr | FastapiDetection | FastapiSlideMatch => fastapi::refused(&refusal),
+        _ => return refusal.into_response(),
     };
-    let result = dispatch(spec.route, call).await;
-    (spec.route, result.unwrap_or_else(Refusal::into_response))
+    match retry_after_secs {
+        Some(secs) => answer.with_header("Retry-After", secs.to_string()),
+        None => answer,
+    }
+}
+
+/// Answers one admitted request: its endpoint with the body read.
+pub async fn handle(
+    shard: &Rc<Shard>,
+    peer: std::net::IpAddr,
+    head: &RequestHead,
+    body: Vec<u8>,
+    admission: Admission,
+) -> Response {
+    let call = Call::new(shard, head, body, peer, admission.caller);
+    let result = dispatch(admission.route, call).await;
+    result.unwrap_or_else(Refusal::into_response)
 }
 
 fn method_not_allowed(allow: String) -> Response {

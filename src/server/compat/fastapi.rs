@@ -30,7 +30,8 @@ fn answer(code: u16, message: &str, data: Value) -> Response {
     Response::json(200, body.to_string().into_bytes())
 }
 
-fn refused(refusal: &Refusal) -> Response {
+/// A refusal in ddddocr-fastapi's envelope.
+pub fn refused(refusal: &Refusal) -> Response {
     answer(refusal.error.status(), &refusal.message, Value::Null)
 }
 
