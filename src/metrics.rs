@@ -221,7 +221,7 @@ impl Registry {
     }
 
     fn render_shards(&self, out: &mut String) {
-        let gauges: [(&str, &str, ReadCounter); 13] = [
+        let gauges: &[(&str, &str, ReadCounter)] = &[
             ("aiocr_connections_open", "gauge", |m| m.connections_open),
             ("aiocr_connections_accepted_total", "counter", |m| {
                 m.connections_accepted
@@ -268,7 +268,7 @@ impl Registry {
                 m.storage_probes
             }),
         ];
-        for (name, kind, read) in gauges {
+        for &(name, kind, read) in gauges {
             let _ = writeln!(out, "# TYPE {name} {kind}");
             for (index, shard) in self.shards.iter().enumerate() {
                 let value = read(

@@ -457,7 +457,7 @@ fn fit_connections_to_nofile(config: &mut Config, shards: u16, nofile: u64) -> R
     }
     let configured = config.max_connections_per_shard as u64;
     if fitting < configured {
-        eprintln!(
+        log_line!(
             "aiocr: warning: the open-files limit ({nofile}) holds {fitting} connections per \
              shard, not max_connections_per_shard={configured}: using {fitting} (raise nofile: \
              tuning/limits.d/60-aiocr.conf, `aiocr doctor`)"
