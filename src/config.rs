@@ -102,7 +102,9 @@ pub struct Config {
     /// `wait=1` requests one shard holds at once; beyond it an upload is answered 5001 before
     /// its points are reserved.
     pub max_waiters_per_shard: usize,
-    /// Per-user token bucket: sustained requests per second and burst.
+    /// Per-user token buckets (one for uploads, one for logins): sustained requests per
+    /// second and burst. `rate_limit_per_sec = 0` disables them (the burst is then unused);
+    /// the per-address limit on failed API-key lookups stays.
     pub rate_limit_per_sec: u32,
     pub rate_limit_burst: u32,
     /// Points a text captcha costs.
@@ -551,8 +553,8 @@ impl Config {
                 "max_waiters_per_shard must be positive",
             ),
             (
-                self.rate_limit_per_sec > 0 && self.rate_limit_burst > 0,
-                "rate limits must be positive",
+                self.rate_limit_per_sec == 0 || self.rate_limit_burst > 0,
+                "rate_limit_burst must be positive while rate_limit_per_sec limits (is not 0)",
             ),
             (
                 self.storage_probe_ms > 0 && self.storage_probe_max_ms >= self.storage_probe_ms,
@@ -766,6 +768,22 @@ mod tests {
         assert_eq!(config.listen.port(), 8080);
         assert_eq!(config.metrics_listen, None);
         assert_eq!(config.image_limits().max_pixels, 2_000_000);
+    }
+
+    #[test]
+    fn a_rate_limit_of_0_disables_the_per_user_buckets_and_a_burst_of_0_needs_it() {
+        let set = |pairs: &[(&str, &str)]| {
+            let flags: Vec<(&str, String)> =
+                pairs.iter().map(|(k, v)| (*k, v.to_string())).collect();
+            Config::load(None, &[], &flags)
+        };
+        let unlimited = set(&[("rate_limit_per_sec", "0")]).unwrap();
+        assert_eq!(unlimited.rate_limit_per_sec, 0);
+        assert!(set(&[("rate_limit_per_sec", "0"), ("rate_limit_burst", "0")]).is_ok());
+        let refused = set(&[("rate_limit_burst", "0")]).unwrap_err();
+        assert!(refused.contains("rate_limit_burst"), "{refused}");
+        assert!(set(&[("storage_probe_ms", "0")]).is_err());
+        assert!(set(&[("storage_probe_ms", "600"), ("storage_probe_max_ms", "500")]).is_err());
     }
 
     #[test]

@@ -1,4 +1,6 @@
 //! The aiocr HTTP API contract's error table (docs/api.md, "Errors"), defined once.
+//! 5004 (`StorageUnavailable`, HTTP 503, retryable) extends that table for a full or failing
+//! disk (issue 14); docs/server.md and docs/openapi.json describe it.
 //!
 //! The server answers with these codes and HTTP statuses; the load generator and its test
 //! server read and write the same codes. Nothing here knows about the server's internals:
