@@ -142,6 +142,15 @@ fn open_stores(config: &Config, shard_count: u16) -> Result<Vec<ShardStore>, Str
         let mut store = ShardStore::open(&config.data_dir, shard, shard_count, config.node_id)
             .map_err(opening)?;
         let now_ms = crate::clock::unix_now_ms();
+        let withdrawn = store
+            .withdraw_kept(super::storage::WITHDRAWN_AT_REOPEN, now_ms)
+            .map_err(opening)?;
+        if withdrawn > 0 {
+            log_line!(
+                "aiocr: shard {shard}: withdrew {withdrawn} upload(s) the previous run refused \
+                 while its disk failed"
+            );
+        }
         let voided = store
             .void_pending(super::STOPPED_BEFORE_RECOGNITION, now_ms)
             .map_err(opening)?;
@@ -154,6 +163,8 @@ fn open_stores(config: &Config, shard_count: u16) -> Result<Vec<ShardStore>, Str
             .flusher()
             .flush_and_record()
             .map_err(|e| format!("flushing shard {shard}: {e}"))?;
+        // After the flush: what was withdrawn is on disk, the list can go.
+        store.clear_kept_withdrawals().map_err(opening)?;
         stores.push(store);
     }
     Ok(stores)

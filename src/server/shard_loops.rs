@@ -224,6 +224,7 @@ async fn finish(shard: &Rc<Shard>) -> Result<(), String> {
                  next start",
                 shard.id
             );
+            storage::keep_withdrawals(shard).await;
             Ok(())
         }
         Err(error) => Err(error.to_string()),

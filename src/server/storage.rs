@@ -11,18 +11,19 @@
 //! - **Recovering**: after `storage_probe_ms`, doubling up to `storage_probe_max_ms`, a probe
 //!   file (`PROBE_BYTES`) is written and fsynced next to the shard. Once that works, the store
 //!   is closed and opened again: sled keeps a failed write's error until it is reopened
-//!   (store/reopen.rs). The reopened store is settled like a start: uploads still pending are
-//!   voided (refunded), because their reservation may have reached the disk although their
-//!   request was refused, or their result could not be recorded; then a write is flushed to
-//!   prove the disk takes it. Healthy again. While the store is closed (during a reopen, or
-//!   after one failed) reads are refused with 5004 too.
+//!   (store/reopen.rs). The reopened store is settled like a start: the uploads whose client
+//!   was refused after their reservation was written are withdrawn (whatever of them reached
+//!   the disk, a reservation or even a posted result, is given back: a refused request costs
+//!   nothing), the uploads still pending are voided (refunded: their result could not be
+//!   recorded), then a write is flushed to prove the disk takes it. Healthy again. While the
+//!   store is closed (during a reopen, or after one failed) reads are refused with 5004 too.
 //!
 //! Ids issued by the failed store are never issued again (`ClosedShard::reopen`), so a
 //! recognition result still in flight for a vanished upload cannot land on a new one.
 
 use super::shard::Shard;
 use super::stop::StopSignal;
-use crate::store::{ClosedShard, ShardStore, StoreError};
+use crate::store::{withdrawals, ClosedShard, ShardStore, StoreError};
 use std::cell::{Ref, RefCell, RefMut};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -33,12 +34,18 @@ use std::time::{Duration, Instant};
 pub const PROBE_BYTES: usize = 1024 * 1024;
 /// Why uploads still pending when a failed store is reopened were voided.
 pub const VOIDED_AT_REOPEN: &str = "storage failed before the result was recorded";
+/// Why an upload whose client was refused (5004) after its reservation was written is void.
+pub const WITHDRAWN_AT_REOPEN: &str = "storage failed before the upload was acknowledged";
 
 /// The shard's store, as the rest of the server reaches it.
 pub struct StoreSlot {
     held: RefCell<Held>,
     /// Why writes are refused: from a storage failure until the store is reopened.
     failure: RefCell<Option<String>>,
+    /// Uploads refused (5004) after their reservation was written, withdrawn at the reopen.
+    /// Bounded by the uploads in progress when the flush failed: afterwards nothing is
+    /// reserved until the reopen empties it.
+    unacknowledged: RefCell<Vec<u64>>,
 }
 
 enum Held {
@@ -54,6 +61,7 @@ impl StoreSlot {
         StoreSlot {
             held: RefCell::new(Held::Open(store)),
             failure: RefCell::new(None),
+            unacknowledged: RefCell::new(Vec::new()),
         }
     }
 
@@ -87,6 +95,15 @@ impl StoreSlot {
     /// Why writes are refused, if they are.
     pub fn failure(&self) -> Option<String> {
         self.failure.borrow().clone()
+    }
+
+    /// An upload whose reservation was written but whose client is refused, because the
+    /// flush that would have made it durable failed: withdrawn when the store is reopened.
+    /// Ignored while the store takes writes (the caller voids the upload at once then).
+    pub fn withdraw_at_reopen(&self, upload_id: u64) {
+        if self.failure.borrow().is_some() {
+            self.unacknowledged.borrow_mut().push(upload_id);
+        }
     }
 
     /// Takes what is held, to close and reopen it on the blocking pool.
@@ -148,6 +165,34 @@ fn fail(shard: &Shard, error: &str) {
     );
 }
 
+/// At a stop with the storage still failed: keeps the ids of the uploads to withdraw for the
+/// next start (store/withdrawals.rs); those it cannot keep are logged, for an operator.
+pub async fn keep_withdrawals(shard: &Shard) {
+    let ids = shard.store.unacknowledged.borrow().clone();
+    if ids.is_empty() {
+        return;
+    }
+    let (data_dir, id) = (shard.config().data_dir.clone(), shard.id);
+    let to_save = ids.clone();
+    let saved = glommio::executor()
+        .spawn_blocking(move || withdrawals::save(&data_dir, id, &to_save))
+        .await;
+    let (kept, lost) = match saved {
+        Ok(beyond) => (ids.len() - beyond.len(), beyond),
+        Err(error) => {
+            log_line!("aiocr: shard {id}: keeping the refused uploads' ids: {error}");
+            (0, ids)
+        }
+    };
+    log_line!("aiocr: shard {id}: kept {kept} refused upload(s) for the next start to withdraw");
+    if !lost.is_empty() {
+        log_line!(
+            "aiocr: shard {id}: uploads refused with 5004 that may have been charged (refund \
+             them if so): {lost:?}"
+        );
+    }
+}
+
 /// Probes with a bounded backoff until the store is reopened (`true`) or `stop` (`false`).
 async fn recover(shard: &Rc<Shard>, stop: &StopSignal) -> bool {
     let began = Instant::now();
@@ -165,8 +210,8 @@ async fn recover(shard: &Rc<Shard>, stop: &StopSignal) -> bool {
             continue;
         }
         match reopen(shard).await {
-            Ok(voided) => {
-                recovered(shard, began.elapsed(), voided);
+            Ok(settled) => {
+                recovered(shard, began.elapsed(), settled);
                 return true;
             }
             Err(error) => log_line!(
@@ -221,10 +266,10 @@ fn write_probe(path: &Path) -> std::io::Result<()> {
 }
 
 /// Closes the failed store (or takes the one a failed reopen left closed), opens and settles
-/// it on the blocking pool, and gives the group commit its flusher. The number of pending
-/// uploads voided.
-async fn reopen(shard: &Shard) -> Result<usize, StoreError> {
+/// it on the blocking pool, and gives the group commit its flusher.
+async fn reopen(shard: &Shard) -> Result<Settled, StoreError> {
     let held = shard.store.take();
+    let unacknowledged = shard.store.unacknowledged.borrow().clone();
     let reopened = glommio::executor()
         .spawn_blocking(move || {
             let closed = match held {
@@ -232,16 +277,18 @@ async fn reopen(shard: &Shard) -> Result<usize, StoreError> {
                 Held::Closed(closed) => closed,
                 Held::Away => unreachable!("taken by this reopen only"),
             };
-            reopen_settled(closed)
+            reopen_settled(closed, &unacknowledged)
         })
         .await;
     match reopened {
-        Ok((store, voided)) => {
+        Ok((store, settled)) => {
             assert_eq!(store.shard(), shard.id);
             shard.commit.resume(store.flusher());
             shard.store.put(Held::Open(store));
+            // Nothing was reserved meanwhile (writes were refused): every id was withdrawn.
+            shard.store.unacknowledged.borrow_mut().clear();
             shard.store.failure.replace(None);
-            Ok(voided)
+            Ok(settled)
         }
         Err((closed, error)) => {
             shard.store.put(Held::Closed(closed));
@@ -250,37 +297,57 @@ async fn reopen(shard: &Shard) -> Result<usize, StoreError> {
     }
 }
 
-/// Blocking: opens the closed shard, voids what is pending, and proves with a write and a
-/// flush that the disk takes writes. On failure, closed again.
-fn reopen_settled(closed: ClosedShard) -> Result<(ShardStore, usize), (ClosedShard, StoreError)> {
+/// What settling a reopened store did.
+struct Settled {
+    /// Refused uploads of which something had reached the disk, now given back.
+    withdrawn: usize,
+    /// Uploads left pending, voided.
+    voided: usize,
+}
+
+/// Blocking: opens the closed shard, withdraws the `unacknowledged` uploads, voids what is
+/// still pending, and proves with a write and a flush that the disk takes writes. On
+/// failure, closed again.
+fn reopen_settled(
+    closed: ClosedShard,
+    unacknowledged: &[u64],
+) -> Result<(ShardStore, Settled), (ClosedShard, StoreError)> {
     let mut store = match closed.reopen() {
         Ok(store) => store,
         Err(error) => return Err((closed, error)),
     };
-    let settled = store
-        .void_pending(VOIDED_AT_REOPEN, crate::clock::unix_now_ms())
-        .and_then(|voided| {
-            let flusher = store.flusher();
-            flusher.check()?;
-            flusher.flush_and_record()?;
-            Ok(voided)
-        });
-    match settled {
-        Ok(voided) => Ok((store, voided)),
+    match settle(&mut store, unacknowledged) {
+        Ok(settled) => Ok((store, settled)),
         Err(error) => Err((store.close(), error)),
     }
 }
 
-fn recovered(shard: &Shard, took: Duration, voided: usize) {
+fn settle(store: &mut ShardStore, unacknowledged: &[u64]) -> Result<Settled, StoreError> {
+    let now_ms = crate::clock::unix_now_ms();
+    let mut withdrawn = 0;
+    for &upload_id in unacknowledged {
+        let record = store.withdraw_unacknowledged(upload_id, WITHDRAWN_AT_REOPEN, now_ms)?;
+        withdrawn += usize::from(record.is_some());
+    }
+    let voided = store.void_pending(VOIDED_AT_REOPEN, now_ms)?;
+    let flusher = store.flusher();
+    flusher.check()?;
+    flusher.flush_and_record()?;
+    Ok(Settled { withdrawn, voided })
+}
+
+fn recovered(shard: &Shard, took: Duration, settled: Settled) {
     {
         let mut metrics = shard.metrics();
         metrics.storage_failure = None;
         metrics.storage_recoveries += 1;
     }
     log_line!(
-        "aiocr: shard {}: storage recovered after {:.1} s: store reopened, {voided} pending \
-         upload(s) voided; writes accepted again",
+        "aiocr: shard {}: storage recovered after {:.1} s: store reopened, {} refused \
+         upload(s) withdrawn, {} pending upload(s) voided; writes accepted again",
         shard.id,
-        took.as_secs_f64()
+        took.as_secs_f64(),
+        settled.withdrawn,
+        settled.voided
     );
 }

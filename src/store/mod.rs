@@ -32,6 +32,7 @@ mod uploads;
 mod user_uploads;
 mod users;
 mod verify;
+pub mod withdrawals;
 
 pub use directory::{UserSummary, MAX_PAGE as MAX_USERS_PAGE};
 pub use user_uploads::MAX_PAGE as MAX_UPLOADS_PAGE;

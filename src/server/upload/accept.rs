@@ -76,8 +76,10 @@ async fn accept(
     // A 200 means the reservation is on disk, so the answer waits for the group commit; the
     // recognition already runs meanwhile (a sync answer pays max(fsync, model), not the sum).
     if shard.commit.durable().await.is_err() {
-        // The disk failed (storage.rs logs why, once). The reservation is given back here if
-        // the store still takes writes, else when it is reopened: nothing stays charged.
+        // The disk failed (storage.rs logs why, once) and the store takes no writes until it
+        // is reopened; then whatever of this upload reached the disk (its reservation, or a
+        // result posted meanwhile) is given back: a refused upload costs nothing.
+        shard.store.withdraw_at_reopen(record.id);
         void(&shard, record.id, "reservation could not be made durable");
         return Err(storage_unavailable());
     }
