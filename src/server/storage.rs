@@ -48,6 +48,9 @@ pub struct StoreSlot {
     unacknowledged: RefCell<Vec<u64>>,
 }
 
+// One per shard, moved only by a reopen: its size does not matter, an extra box on every
+// store access would.
+#[allow(clippy::large_enum_variant)]
 enum Held {
     Open(ShardStore),
     /// Closed after a failure, and a reopen failed: the next probe tries again.
@@ -90,11 +93,6 @@ impl StoreSlot {
             Some(failure) => Err(StoreError::Unavailable(failure.clone())),
             None => Ok(()),
         }
-    }
-
-    /// Why writes are refused, if they are.
-    pub fn failure(&self) -> Option<String> {
-        self.failure.borrow().clone()
     }
 
     /// An upload whose reservation was written but whose client is refused, because the
