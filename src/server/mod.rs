@@ -24,6 +24,7 @@
 
 mod body_budget;
 mod boot;
+mod cache;
 mod call;
 mod commit;
 pub mod compat;
@@ -31,6 +32,8 @@ mod conn;
 mod console;
 mod endpoints;
 mod fields;
+#[doc(hidden)]
+pub mod fuzzing;
 mod listener;
 mod owner;
 mod reply;
