@@ -111,7 +111,9 @@ pub struct Config {
     /// `wait=1` requests one shard holds at once; beyond it an upload is answered 5001 before
     /// its points are reserved.
     pub max_waiters_per_shard: usize,
-    /// Per-user token bucket: sustained requests per second and burst.
+    /// Per-user token buckets (one for uploads, one for logins): sustained requests per
+    /// second and burst. `rate_limit_per_sec = 0` disables them (the burst is then unused);
+    /// the per-address limit on failed API-key lookups stays.
     pub rate_limit_per_sec: u32,
     pub rate_limit_burst: u32,
     /// Points a text captcha costs.
@@ -176,6 +178,10 @@ pub struct Config {
     pub create_demo_users: bool,
     /// On SIGTERM, how long in-flight requests may take before the server stops anyway.
     pub drain_timeout_ms: u64,
+    /// After a shard's storage failed (disk full, I/O error), the first pause before the disk
+    /// is probed again; each failed probe doubles it up to `storage_probe_max_ms`.
+    pub storage_probe_ms: u64,
+    pub storage_probe_max_ms: u64,
     /// Cores of the recognition threads, one thread each: empty means every usable core
     /// (sharing the shard cores, at `recognition_priority`), else a comma list such as "2,3".
     #[serde(deserialize_with = "core_list")]
@@ -297,6 +303,8 @@ impl Default for Config {
             durable_acks: true,
             create_demo_users: true,
             drain_timeout_ms: 10_000,
+            storage_probe_ms: 250,
+            storage_probe_max_ms: 5_000,
             recognition_cores: Vec::new(),
             recognition_priority: None,
             recognition_wide_threads: 0,
@@ -447,6 +455,8 @@ const KEYS: &[(&str, Kind)] = &[
     ("durable_acks", Kind::Flag),
     ("create_demo_users", Kind::Flag),
     ("drain_timeout_ms", Kind::Number),
+    ("storage_probe_ms", Kind::Number),
+    ("storage_probe_max_ms", Kind::Number),
     ("recognition_cores", Kind::Text),
     ("recognition_priority", Kind::Text),
     ("recognition_wide_threads", Kind::Number),
@@ -631,8 +641,12 @@ impl Config {
                 "max_waiters_per_shard must be positive",
             ),
             (
-                self.rate_limit_per_sec > 0 && self.rate_limit_burst > 0,
-                "rate limits must be positive",
+                self.rate_limit_per_sec == 0 || self.rate_limit_burst > 0,
+                "rate_limit_burst must be positive while rate_limit_per_sec limits (is not 0)",
+            ),
+            (
+                self.storage_probe_ms > 0 && self.storage_probe_max_ms >= self.storage_probe_ms,
+                "storage_probe_ms must be positive and at most storage_probe_max_ms",
             ),
             (
                 self.upload_cost >= 0 && self.detect_cost >= 0 && self.slide_cost >= 0,
@@ -881,6 +895,22 @@ mod tests {
         assert_eq!(config.listen.port(), 8080);
         assert_eq!(config.metrics_listen, None);
         assert_eq!(config.image_limits().max_pixels, 2_000_000);
+    }
+
+    #[test]
+    fn a_rate_limit_of_0_disables_the_per_user_buckets_and_a_burst_of_0_needs_it() {
+        let set = |pairs: &[(&str, &str)]| {
+            let flags: Vec<(&str, String)> =
+                pairs.iter().map(|(k, v)| (*k, v.to_string())).collect();
+            Config::load(None, &[], &flags)
+        };
+        let unlimited = set(&[("rate_limit_per_sec", "0")]).unwrap();
+        assert_eq!(unlimited.rate_limit_per_sec, 0);
+        assert!(set(&[("rate_limit_per_sec", "0"), ("rate_limit_burst", "0")]).is_ok());
+        let refused = set(&[("rate_limit_burst", "0")]).unwrap_err();
+        assert!(refused.contains("rate_limit_burst"), "{refused}");
+        assert!(set(&[("storage_probe_ms", "0")]).is_err());
+        assert!(set(&[("storage_probe_ms", "600"), ("storage_probe_max_ms", "500")]).is_err());
     }
 
     #[test]

@@ -52,8 +52,13 @@ pub fn of_color_filter(_: &ColorFilterError) -> ApiError {
     ApiError::InvalidOption
 }
 
-/// The code for a store refusal; `Internal` for what is not the client's doing.
+/// The code for a store refusal; `StorageUnavailable` when the disk failed (full, I/O
+/// error) or the shard has not recovered from that yet; `Internal` for the rest of what is
+/// not the client's doing.
 pub fn of_store(error: &StoreError) -> ApiError {
+    if error.is_storage_failure() {
+        return ApiError::StorageUnavailable;
+    }
     match error {
         StoreError::InsufficientPoints => ApiError::NoPoints,
         StoreError::NotFound => ApiError::NoSuchUpload,
@@ -62,6 +67,7 @@ pub fn of_store(error: &StoreError) -> ApiError {
         StoreError::UserExists | StoreError::UserNotFound | StoreError::InvalidInput(_) => {
             ApiError::Malformed
         }
+        StoreError::Unavailable(_) => ApiError::StorageUnavailable,
         _ => ApiError::Internal,
     }
 }
@@ -115,6 +121,15 @@ mod tests {
         assert_eq!(of_store(&StoreError::InsufficientPoints).code(), 2001);
         assert_eq!(of_store(&StoreError::NotReportable).code(), 4002);
         assert_eq!(of_store(&StoreError::WindowClosed).code(), 4003);
-        assert_eq!(of_store(&StoreError::Io("disk".into())).code(), 9999);
+        assert_eq!(of_store(&StoreError::Io("disk".into())).code(), 5004);
+        let full = std::io::Error::from_raw_os_error(libc::ENOSPC);
+        assert_eq!(
+            of_store(&StoreError::Db(sled::Error::Io(full))).code(),
+            5004
+        );
+        assert_eq!(of_store(&StoreError::Unavailable("x".into())).code(), 5004);
+        assert_eq!(of_store(&StoreError::Corrupt("x".into())).code(), 9999);
+        let bug = sled::Error::ReportableBug("x".into());
+        assert_eq!(of_store(&StoreError::Db(bug)).code(), 9999);
     }
 }

@@ -27,6 +27,10 @@
 //! [`ocr_cmd`]
 //! (`aiocr ocr`), [`admin_cmd`] (`aiocr user|points|ledger`), [`doctor`] (`aiocr doctor`).
 
+// First: its macros (`log_line!`, `out_line!`) are used by the modules below.
+#[macro_use]
+pub mod log;
+
 pub mod admin_cmd;
 pub mod auth;
 pub mod clock;

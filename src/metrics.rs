@@ -44,6 +44,14 @@ pub struct ShardMetrics {
     /// Forwards refused (5001) because the owner shard's inbox was full.
     pub forwards_refused: u64,
     pub fsync_us: Histogram<u64>,
+    /// Why the shard's storage failed, while it has not recovered (server/storage.rs):
+    /// writes are refused (5004) and `/health` answers 503.
+    pub storage_failure: Option<String>,
+    /// Storage failures (each one until its recovery counts once), recoveries, and probes
+    /// of the disk while failed.
+    pub storage_failures: u64,
+    pub storage_recoveries: u64,
+    pub storage_probes: u64,
     /// Durability waiters released per fsync (the group size).
     pub fsync_group_size: Histogram<u64>,
     pub uploads_accepted: u64,
@@ -103,6 +111,10 @@ impl ShardMetrics {
             forwarded_in: 0,
             forwards_refused: 0,
             fsync_us: latency_histogram(),
+            storage_failure: None,
+            storage_failures: 0,
+            storage_recoveries: 0,
+            storage_probes: 0,
             fsync_group_size: Histogram::new_with_bounds(1, 1_000_000, 2).expect("static bounds"),
             uploads_accepted: 0,
             uploads_queue_full: 0,
@@ -260,7 +272,7 @@ impl Registry {
     }
 
     fn render_shards(&self, out: &mut String) {
-        let gauges: [(&str, &str, ReadCounter); 15] = [
+        let gauges: &[(&str, &str, ReadCounter)] = &[
             ("aiocr_connections_open", "gauge", |m| m.connections_open),
             ("aiocr_connections_accepted_total", "counter", |m| {
                 m.connections_accepted
@@ -294,10 +306,22 @@ impl Registry {
             ("aiocr_uploads_accepted_total", "counter", |m| {
                 m.uploads_accepted
             }),
+            ("aiocr_storage_failed", "gauge", |m| {
+                u64::from(m.storage_failure.is_some())
+            }),
+            ("aiocr_storage_failures_total", "counter", |m| {
+                m.storage_failures
+            }),
+            ("aiocr_storage_recoveries_total", "counter", |m| {
+                m.storage_recoveries
+            }),
+            ("aiocr_storage_probes_total", "counter", |m| {
+                m.storage_probes
+            }),
             ("aiocr_cache_entries", "gauge", |m| m.cache.entries),
             ("aiocr_cache_bytes", "gauge", |m| m.cache.bytes),
         ];
-        for (name, kind, read) in gauges {
+        for &(name, kind, read) in gauges {
             let _ = writeln!(out, "# TYPE {name} {kind}");
             for (index, shard) in self.shards.iter().enumerate() {
                 let value = read(
@@ -445,6 +469,21 @@ impl Registry {
             let labels = format!("where=\"{place}\",found=\"{found}\"");
             write_summary(out, "aiocr_cache_lookup_duration_us", &labels, &merged);
         }
+    }
+
+    /// The shards whose storage failed and has not recovered, with why.
+    pub fn storage_failures(&self) -> Vec<(u16, String)> {
+        self.shards
+            .iter()
+            .enumerate()
+            .filter_map(|(index, shard)| {
+                let shard = shard
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                let failure = shard.storage_failure.clone()?;
+                Some((index as u16, failure))
+            })
+            .collect()
     }
 
     /// The counters of every shard added up, and the recognition quantiles: what `/metrics`

@@ -434,6 +434,70 @@ fn rate_limit_is_429_with_retry_after() {
 }
 
 #[test]
+fn a_rate_limit_of_0_turns_the_per_user_buckets_off() {
+    // A burst of 1 would refuse the second request of a limited bucket: here it is unused.
+    let server = Server::start(2, &["rate_limit_per_sec=0", "rate_limit_burst=1"]);
+    let token = server.demo_token();
+    let mut client = server.client();
+    let body = json!({ "file": base64(&fixture("0001.png")) }).to_string();
+    for _ in 0..10 {
+        let answer = client.post_json("/v2/decode/upload-base64", Some(&token), &body);
+        assert_eq!(answer.status, 200, "{}", answer.text());
+    }
+    // Logins (right and wrong) have no per-user bucket either.
+    let right = json!({ "username": "demo", "password": server.demo_password }).to_string();
+    let wrong = r#"{"username":"demo","password":"not-the-password"}"#;
+    for _ in 0..5 {
+        assert_eq!(client.post_json("/v2/user/login", None, &right).status, 200);
+        assert_eq!(client.post_json("/v2/user/login", None, wrong).code(), 1004);
+    }
+}
+
+#[test]
+fn granting_past_the_64_bit_range_is_a_refusal_that_changes_nothing() {
+    let mut server = server();
+    let admin = server.admin_token();
+    let user = server.demo_token();
+    let mut client = server.client();
+    let grant = |client: &mut common::Client, who: &str, points: &str| {
+        let body = format!(r#"{{"username":"{who}","points":{points},"reason":"overflow"}}"#);
+        client.post_json("/v2/admin/points", Some(&admin), &body)
+    };
+    // demo holds 1000: i64::MAX more does not fit.
+    let refused = grant(&mut client, "demo", &i64::MAX.to_string());
+    assert_eq!(
+        (refused.status, refused.code()),
+        (400, 1001),
+        "{}",
+        refused.text()
+    );
+    assert!(refused.json()["msg"].as_str().unwrap().contains("overflow"));
+    // Beyond i64 is not a number of points at all.
+    let beyond = grant(&mut client, "demo", "9223372036854775808");
+    assert_eq!((beyond.status, beyond.code()), (400, 1001));
+    assert_eq!(server.balance(&user), (1000, 0));
+    // A balance at the top: one more point is refused, spending and removing still work.
+    let full = grant(&mut client, "demo", &(i64::MAX - 1000).to_string());
+    assert_eq!(full.json()["data"]["points"], i64::MAX, "{}", full.text());
+    assert_eq!(grant(&mut client, "demo", "1").code(), 1001);
+    let body = json!({ "file": base64(&fixture("0001.png")) }).to_string();
+    let upload = client.post_json(
+        "/v2/decode/upload-base64?wait=1&timeout_ms=30000",
+        Some(&user),
+        &body,
+    );
+    assert_eq!(upload.json()["data"]["status"], "done", "{}", upload.text());
+    assert_eq!(server.balance(&user), (i64::MAX - 1, 0));
+    let overdraw = grant(&mut client, "demo", &(-i64::MAX).to_string());
+    assert_eq!((overdraw.status, overdraw.code()), (402, 2001));
+    let emptied = grant(&mut client, "demo", &(-(i64::MAX - 1)).to_string());
+    assert_eq!(emptied.json()["data"]["points"], 0, "{}", emptied.text());
+    assert_eq!(server.terminate(), 0);
+    let (code, report) = common::ledger_verify(&server.data_dir);
+    assert_eq!(code, 0, "{report}");
+}
+
+#[test]
 fn results_and_reports_of_failed_and_foreign_uploads() {
     let server = server();
     let admin = server.admin_token();

@@ -1,4 +1,6 @@
 //! The aiocr HTTP API contract's error table (docs/api.md, "Errors"), defined once.
+//! 5004 (`StorageUnavailable`, HTTP 503, retryable) extends that table for a full or failing
+//! disk (issue 14); docs/server.md and docs/openapi.json describe it.
 //!
 //! The server answers with these codes and HTTP statuses; the load generator and its test
 //! server read and write the same codes. Nothing here knows about the server's internals:
@@ -28,6 +30,8 @@ pub enum ApiError {
     Busy,
     RateLimited,
     RecognitionFailed,
+    /// The server cannot write (disk full or another I/O error): retry later.
+    StorageUnavailable,
     Internal,
 }
 
@@ -36,7 +40,7 @@ pub const CODE_OK: u32 = 0;
 
 impl ApiError {
     /// Every error, in the table's order.
-    pub const ALL: [ApiError; 21] = [
+    pub const ALL: [ApiError; 22] = [
         ApiError::Malformed,
         ApiError::NoToken,
         ApiError::BadToken,
@@ -57,6 +61,7 @@ impl ApiError {
         ApiError::Busy,
         ApiError::RateLimited,
         ApiError::RecognitionFailed,
+        ApiError::StorageUnavailable,
         ApiError::Internal,
     ];
 
@@ -83,6 +88,7 @@ impl ApiError {
             ApiError::Busy => 5001,
             ApiError::RateLimited => 5002,
             ApiError::RecognitionFailed => 5003,
+            ApiError::StorageUnavailable => 5004,
             ApiError::Internal => 9999,
         }
     }
@@ -110,7 +116,7 @@ impl ApiError {
             ApiError::BadDimensions | ApiError::SizeMismatch => 422,
             ApiError::RateLimited => 429,
             ApiError::RecognitionFailed | ApiError::Internal => 500,
-            ApiError::Busy => 503,
+            ApiError::Busy | ApiError::StorageUnavailable => 503,
         }
     }
 
@@ -137,6 +143,7 @@ impl ApiError {
             ApiError::Busy => "busy: recognition queue full",
             ApiError::RateLimited => "rate limited",
             ApiError::RecognitionFailed => "recognition failed",
+            ApiError::StorageUnavailable => "storage unavailable (disk full or I/O error)",
             ApiError::Internal => "internal error",
         }
     }
@@ -144,7 +151,10 @@ impl ApiError {
     /// Whether a client may send the same request again later and expect another outcome
     /// (the answer carries `Retry-After`).
     pub const fn is_retryable(self) -> bool {
-        matches!(self, ApiError::Busy | ApiError::RateLimited)
+        matches!(
+            self,
+            ApiError::Busy | ApiError::RateLimited | ApiError::StorageUnavailable
+        )
     }
 }
 
@@ -192,5 +202,8 @@ mod tests {
             (3006, 400)
         );
         assert!(ApiError::RateLimited.is_retryable() && !ApiError::Internal.is_retryable());
+        let storage = ApiError::StorageUnavailable;
+        assert_eq!((storage.code(), storage.status()), (5004, 503));
+        assert!(storage.is_retryable());
     }
 }

@@ -77,9 +77,9 @@ pub fn preflight(shards: usize, max_connections_per_shard: usize) -> Result<(), 
         return Err(refusal(&failures));
     }
     for check in found.iter().filter(|check| check.status != Status::Ok) {
-        eprintln!("aiocr: warning: {}: {}", check.name, check.detail);
+        log_line!("aiocr: warning: {}: {}", check.name, check.detail);
         if let Some(fix) = &check.fix {
-            eprintln!("aiocr: warning: fix: {fix}");
+            log_line!("aiocr: warning: fix: {fix}");
         }
     }
     Ok(())

@@ -150,11 +150,20 @@ fn open_stores(config: &Config, shard_count: u16) -> Result<Vec<ShardStore>, Str
         let mut store = ShardStore::open(&config.data_dir, shard, shard_count, config.node_id)
             .map_err(opening)?;
         let now_ms = crate::clock::unix_now_ms();
+        let withdrawn = store
+            .withdraw_kept(super::storage::WITHDRAWN_AT_REOPEN, now_ms)
+            .map_err(opening)?;
+        if withdrawn > 0 {
+            log_line!(
+                "aiocr: shard {shard}: withdrew {withdrawn} upload(s) the previous run refused \
+                 while its disk failed"
+            );
+        }
         let voided = store
             .void_pending(super::STOPPED_BEFORE_RECOGNITION, now_ms)
             .map_err(opening)?;
         if voided > 0 {
-            eprintln!(
+            log_line!(
                 "aiocr: shard {shard}: voided {voided} upload(s) left pending by the previous run"
             );
         }
@@ -162,6 +171,8 @@ fn open_stores(config: &Config, shard_count: u16) -> Result<Vec<ShardStore>, Str
             .flusher()
             .flush_and_record()
             .map_err(|e| format!("flushing shard {shard}: {e}"))?;
+        // After the flush: what was withdrawn is on disk, the list can go.
+        store.clear_kept_withdrawals().map_err(opening)?;
         stores.push(store);
     }
     Ok(stores)
@@ -278,13 +289,13 @@ fn stop_all(peers: &[flume::Sender<ShardMessage>]) {
 /// its new connections, returning once each has taken it; if not, the shards keep theirs.
 fn reload_tls(config: &Config, peers: &[flume::Sender<ShardMessage>]) {
     let Some((cert, key)) = config.tls_files() else {
-        eprintln!("aiocr: SIGHUP: nothing to reload (no tls_listen)");
+        log_line!("aiocr: SIGHUP: nothing to reload (no tls_listen)");
         return;
     };
     let tls = match crate::tls::load_server_config(cert, key) {
         Ok(tls) => tls,
         Err(error) => {
-            eprintln!(
+            log_line!(
                 "aiocr: SIGHUP: TLS certificate not reloaded, keeping the current one: {error}"
             );
             return;
@@ -298,7 +309,7 @@ fn reload_tls(config: &Config, peers: &[flume::Sender<ShardMessage>]) {
     drop(done);
     // Ends early only if a shard has stopped (its inbox dropped the message and its sender).
     let shards_done = taken.iter().take(peers.len()).count();
-    eprintln!(
+    log_line!(
         "aiocr: SIGHUP: TLS certificate reloaded from {} ({shards_done} of {} shard(s))",
         cert.display(),
         peers.len()
@@ -317,7 +328,7 @@ fn handle_signals(
             reload_tls(&config, &peers);
             continue;
         }
-        eprintln!("aiocr: stopping: draining connections");
+        log_line!("aiocr: stopping: draining connections");
         stop_all(&peers);
         return;
     }
@@ -371,7 +382,7 @@ fn supervise(
     match failure {
         Some(error) => Err(error),
         None => {
-            eprintln!("aiocr: stopped cleanly");
+            log_line!("aiocr: stopped cleanly");
             Ok(())
         }
     }
@@ -412,30 +423,30 @@ fn create_demo_users(stores: &mut [ShardStore], shard_count: u16) -> Result<Demo
 fn announce(config: &Config, shard_count: u16, demo: Option<&DemoUsers>) {
     let url = local_url(&config.listen);
     if let Some(demo) = demo {
-        println!(
+        out_line!(
             "aiocr: created demo user   demo / {}  ({DEMO_POINTS} points)",
             demo.demo_password
         );
-        println!("aiocr: created admin user  admin / {}", demo.admin_password);
-        println!("aiocr: try it in the browser: {url}/console/  (sign in as demo)");
-        println!("aiocr: or with curl:");
-        println!(
+        out_line!("aiocr: created admin user  admin / {}", demo.admin_password);
+        out_line!("aiocr: try it in the browser: {url}/console/  (sign in as demo)");
+        out_line!("aiocr: or with curl:");
+        out_line!(
             "  TOKEN=$(curl -s {url}/v2/user/login -H 'Content-Type: application/json' \\\n    \
              -d '{{\"username\":\"demo\",\"password\":\"{}\"}}' | sed -E 's/.*\"token\":\"([^\"]+)\".*/\\1/')",
             demo.demo_password
         );
-        println!("  curl -s -H \"Authorization: Bearer $TOKEN\" {url}/v2/user/point");
-        println!("  curl -s -H \"Authorization: Bearer $TOKEN\" -F file=@captcha.png '{url}/v2/decode/upload?wait=1'");
+        out_line!("  curl -s -H \"Authorization: Bearer $TOKEN\" {url}/v2/user/point");
+        out_line!("  curl -s -H \"Authorization: Bearer $TOKEN\" -F file=@captcha.png '{url}/v2/decode/upload?wait=1'");
     }
     if let Some(address) = config.metrics_listen {
-        println!("aiocr: metrics on {}/metrics", local_url(&address));
+        out_line!("aiocr: metrics on {}/metrics", local_url(&address));
     }
     if let Some(address) = config.tls_listen {
         let url = local_url(&address).replacen("http://", "https://", 1);
-        println!("aiocr: TLS on {url}");
+        out_line!("aiocr: TLS on {url}");
     }
-    println!("aiocr: console on {url}/console/  API description on {url}/openapi.json");
-    println!("aiocr: listening on {url} with {shard_count} shard(s)");
+    out_line!("aiocr: console on {url}/console/  API description on {url}/openapi.json");
+    out_line!("aiocr: listening on {url} with {shard_count} shard(s)");
     use std::io::Write;
     let _ = std::io::stdout().flush();
 }
@@ -465,7 +476,7 @@ fn fit_connections_to_nofile(config: &mut Config, shards: u16, nofile: u64) -> R
     }
     let configured = config.max_connections_per_shard as u64;
     if fitting < configured {
-        eprintln!(
+        log_line!(
             "aiocr: warning: the open-files limit ({nofile}) holds {fitting} connections per \
              shard, not max_connections_per_shard={configured}: using {fitting} (raise nofile: \
              tuning/limits.d/60-aiocr.conf, `aiocr doctor`)"

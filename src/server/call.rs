@@ -247,7 +247,7 @@ impl OwnerCommand for ResolveKey {
     }
 
     async fn apply(self, shard: Rc<Shard>) -> Result<Option<(u64, TokenState)>, Refusal> {
-        let store = shard.store.borrow();
+        let store = shard.store.borrow()?;
         let Some(user) = store.user_by_api_key(&self.hash)? else {
             return Ok(None);
         };

@@ -5,7 +5,12 @@
 //! Epochs: `started` counts flushes begun, `completed` flushes finished. A waiter that wrote
 //! before calling `durable` needs flush number `started + 1` (one running now may have begun
 //! before its write), and is released when `completed` reaches it.
+//!
+//! A failed flush suspends the commit: every waiter is released with the error (what they
+//! wrote will not reach the disk: the store is reopened from what did, `storage.rs`), and
+//! `durable` is refused at once until `resume` gives it the reopened store's flusher.
 
+use super::stop::StopSignal;
 use crate::metrics::Registry;
 use crate::store::Flusher;
 use std::cell::{Cell, RefCell};
@@ -13,9 +18,16 @@ use std::time::Instant;
 
 type FlushDone = flume::Sender<Result<(), String>>;
 
+/// Why `durable` is refused while suspended.
+const SUSPENDED: &str = "the shard's storage failed and has not recovered yet";
+
 pub struct GroupCommit {
-    flusher: Flusher,
+    /// `None` while suspended (from a failed flush until `resume`).
+    flusher: RefCell<Option<Flusher>>,
     enabled: bool,
+    /// A write failed with a storage error: the next flush writes before it flushes
+    /// (`Flusher::check`), since sled's refusal of writes does not fail a plain flush.
+    check_requested: Cell<bool>,
     started: Cell<u64>,
     completed: Cell<u64>,
     /// (flush epoch awaited, where to send that flush's outcome).
@@ -30,8 +42,9 @@ impl GroupCommit {
     pub fn new(flusher: Flusher, enabled: bool) -> GroupCommit {
         let (kick, kicked) = flume::bounded(1);
         GroupCommit {
-            flusher,
+            flusher: RefCell::new(Some(flusher)),
             enabled,
+            check_requested: Cell::new(false),
             started: Cell::new(0),
             completed: Cell::new(0),
             waiters: RefCell::new(Vec::new()),
@@ -40,10 +53,14 @@ impl GroupCommit {
         }
     }
 
-    /// Resolves once everything this shard wrote before the call is on disk.
+    /// Resolves once everything this shard wrote before the call is on disk; refused at once
+    /// while suspended.
     pub async fn durable(&self) -> Result<(), String> {
         if !self.enabled {
             return Ok(());
+        }
+        if self.is_suspended() {
+            return Err(SUSPENDED.to_string());
         }
         let target_epoch = self.started.get() + 1;
         let (done, done_receiver) = flume::bounded(1);
@@ -55,8 +72,18 @@ impl GroupCommit {
             .unwrap_or_else(|_| Err("flush loop stopped".to_string()))
     }
 
-    /// The flush loop; runs until `stop` completes. One flush at a time.
-    pub async fn run(&self, metrics: Registry, shard: u16, stop: super::stop::StopSignal) {
+    /// The flush loop: runs until `stop` completes (`Ok`) or a flush fails (`Err`, and the
+    /// commit is suspended). One flush at a time.
+    pub async fn run(
+        &self,
+        metrics: &Registry,
+        shard: u16,
+        stop: &StopSignal,
+    ) -> Result<(), String> {
+        assert!(
+            !self.is_suspended(),
+            "a suspended commit is resumed before it runs"
+        );
         loop {
             let kicked = async { self.kicked.recv_async().await.is_ok() };
             let stopped = async {
@@ -64,32 +91,81 @@ impl GroupCommit {
                 false
             };
             if !futures_lite::future::or(kicked, stopped).await {
-                return;
+                return Ok(());
             }
-            // A failed flush is reported to the requests waiting for it; the loop goes on.
-            let _ = self.flush_once(&metrics, shard).await;
+            // The requests waiting for it have their answer; the caller deals with the store.
+            self.flush_once(metrics, shard).await?;
         }
     }
 
-    /// One fsync on the blocking pool, then release every waiter it covers.
+    /// Whether a failed flush suspended the commit (until `resume`).
+    pub fn is_suspended(&self) -> bool {
+        self.flusher.borrow().is_none()
+    }
+
+    /// A write failed with a storage error: the next flush checks that writes work (one is
+    /// started now). Ignored while suspended: the failure is known already.
+    pub fn request_check(&self) {
+        if !self.is_suspended() {
+            self.check_requested.set(true);
+            let _ = self.kick.try_send(());
+        }
+    }
+
+    /// Takes the reopened store's flusher: `durable` waits for flushes again.
+    pub fn resume(&self, flusher: Flusher) {
+        let previous = self.flusher.borrow_mut().replace(flusher);
+        assert!(previous.is_none(), "only a suspended commit is resumed");
+        assert!(
+            self.waiters.borrow().is_empty(),
+            "suspending released every waiter"
+        );
+        // A kick or check left from before the failure concerned the old store.
+        self.check_requested.set(false);
+        let _ = self.kicked.try_recv();
+    }
+
+    /// One fsync on the blocking pool (a check when one was requested), then release every
+    /// waiter it covers. A failure suspends the commit. Refused at once while suspended.
     pub async fn flush_once(&self, metrics: &Registry, shard: u16) -> Result<(), String> {
+        let Some(flusher) = self.flusher.borrow().clone() else {
+            return Err(SUSPENDED.to_string());
+        };
         let epoch = self.started.get() + 1;
         self.started.set(epoch);
-        let flusher = self.flusher.clone();
+        let check = self.check_requested.replace(false);
         let began = Instant::now();
         let result = glommio::executor()
-            .spawn_blocking(move || flusher.flush().map_err(|error| error.to_string()))
+            .spawn_blocking(move || {
+                let flushed = if check {
+                    flusher.check()
+                } else {
+                    flusher.flush()
+                };
+                flushed.map_err(|error| error.to_string())
+            })
             .await;
         let fsync_us = began.elapsed().as_micros() as u64;
         assert!(self.completed.get() < epoch, "flushes complete in order");
         self.completed.set(epoch);
-        let released = self.release(epoch, &result);
+        let released = match &result {
+            Ok(()) => self.release(epoch, &result),
+            Err(error) => self.suspend(error),
+        };
         let mut shard_metrics = metrics.shard(shard);
         shard_metrics.fsync_us.saturating_record(fsync_us.max(1));
         shard_metrics
             .fsync_group_size
             .saturating_record(released.max(1) as u64);
         result
+    }
+
+    /// After a failed flush: drops the flusher (the store is about to be closed, and sled's
+    /// lock goes only with its last handle) and releases every waiter with the error, also
+    /// those waiting for a later flush: their writes went to the store that failed.
+    fn suspend(&self, error: &str) -> usize {
+        self.flusher.borrow_mut().take();
+        self.release(u64::MAX, &Err(error.to_string()))
     }
 
     fn release(&self, completed_epoch: u64, result: &Result<(), String>) -> usize {

@@ -17,7 +17,8 @@
 //! 7. `reply` — the contract's envelope, back to `conn`.
 //!
 //! Around them: `boot` (start-up and shutdown), `shard` (one shard's state), `shard_loops`
-//! (its tasks), `commit` (group commit: a 200 means the writes are on disk), `stop`,
+//! (its tasks), `commit` (group commit: a 200 means the writes are on disk), `storage` (a
+//! failed disk: writes refused with 5004, the store reopened once the disk takes writes), `stop`,
 //! `attempts` (password checks and the login backoff around them), `sessions` (what tokens
 //! and keys are checked against: each user's existence, role and token epoch),
 //! `console` (the web console's built-in files and `/openapi.json`: a route family without
@@ -44,6 +45,7 @@ mod sessions;
 mod shard;
 mod shard_loops;
 mod stop;
+mod storage;
 mod transport;
 mod upload;
 
@@ -65,7 +67,7 @@ pub fn run(args: ServeArgs) -> i32 {
     let config = match args.config.load(&[]) {
         Ok(config) => config,
         Err(message) => {
-            eprintln!("aiocr serve: {message}");
+            log_line!("aiocr serve: {message}");
             return 2;
         }
     };
@@ -74,7 +76,7 @@ pub fn run(args: ServeArgs) -> i32 {
         Some((cert, key)) => match crate::tls::load_server_config(cert, key) {
             Ok(tls) => Some(tls),
             Err(message) => {
-                eprintln!("aiocr serve: {message}");
+                log_line!("aiocr serve: {message}");
                 return 2;
             }
         },
@@ -83,7 +85,7 @@ pub fn run(args: ServeArgs) -> i32 {
     match boot::run_until_stopped(config, tls) {
         Ok(()) => 0,
         Err(message) => {
-            eprintln!("aiocr serve: {message}");
+            log_line!("aiocr serve: {message}");
             1
         }
     }

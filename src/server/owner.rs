@@ -4,6 +4,7 @@
 
 use super::reply::{busy, shutting_down, Refusal};
 use super::shard::{HopError, Shard};
+use crate::contract::ApiError;
 use std::future::Future;
 use std::rc::Rc;
 
@@ -28,9 +29,14 @@ pub async fn run_on_owner<C: OwnerCommand>(
     command: C,
 ) -> Result<C::Output, Refusal> {
     let owner = command.owner();
-    let hop = shard.submit_to(owner, move |owner_shard| {
+    let hop = shard.submit_to(owner, move |owner_shard| async move {
         assert_eq!(owner_shard.id, owner, "commands run on their owner");
-        command.apply(owner_shard)
+        let result = command.apply(owner_shard.clone()).await;
+        if matches!(&result, Err(refusal) if refusal.error == ApiError::StorageUnavailable) {
+            // A write may have failed on the owner's disk: its storage loop checks.
+            owner_shard.commit.request_check();
+        }
+        result
     });
     match hop.await {
         Ok(result) => result,

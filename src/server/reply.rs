@@ -11,7 +11,7 @@ use serde::Serialize;
 pub struct Refusal {
     pub error: ApiError,
     pub message: String,
-    /// Seconds for `Retry-After` (5001, 5002).
+    /// Seconds for `Retry-After` (5001, 5002, 5004).
     pub retry_after_secs: Option<u64>,
 }
 
@@ -27,7 +27,7 @@ impl Refusal {
     pub fn retry_after(mut self, secs: u64) -> Refusal {
         assert!(
             self.error.is_retryable(),
-            "Retry-After only goes with 5001 and 5002"
+            "Retry-After only goes with 5001, 5002 and 5004"
         );
         self.retry_after_secs = Some(secs.max(1));
         self
@@ -50,11 +50,13 @@ impl From<ApiError> for Refusal {
 }
 
 /// A store refusal as the client sees it; what is not the client's doing is logged and
-/// answered 9999 without its detail.
+/// answered 9999 without its detail, a failed disk is 5004 (the storage loop logs it once,
+/// not every request it refuses).
 impl From<StoreError> for Refusal {
     fn from(error: StoreError) -> Refusal {
         match (contract::of_store(&error), &error) {
             (ApiError::Internal, _) => internal("store", &error),
+            (ApiError::StorageUnavailable, _) => storage_unavailable(),
             (ApiError::Malformed, StoreError::UserExists) => malformed("username already exists"),
             (ApiError::Malformed, StoreError::UserNotFound) => malformed("no such user"),
             (ApiError::Malformed, StoreError::InvalidInput(detail)) => malformed(detail.clone()),
@@ -86,9 +88,19 @@ pub fn shutting_down() -> Refusal {
     Refusal::new(ApiError::Busy, "shutting down").retry_after(1)
 }
 
+/// How long a client refused with 5004 waits: a disk freed by an operator comes back
+/// within `storage_probe_max_ms` (5 s by default) of it.
+pub const STORAGE_RETRY_AFTER_SECS: u64 = 5;
+
+/// 5004: the shard's disk failed (full, I/O error) and has not recovered; nothing was
+/// charged.
+pub fn storage_unavailable() -> Refusal {
+    Refusal::from(ApiError::StorageUnavailable).retry_after(STORAGE_RETRY_AFTER_SECS)
+}
+
 /// An internal failure: logged with its detail, answered as 9999 without it.
 pub fn internal(context: &str, detail: impl std::fmt::Display) -> Refusal {
-    eprintln!("aiocr: internal error in {context}: {detail}");
+    log_line!("aiocr: internal error in {context}: {detail}");
     Refusal::new(ApiError::Internal, "internal error")
 }
 
@@ -135,7 +147,12 @@ mod tests {
         );
         let io = Refusal::from(StoreError::Io("disk".into()));
         assert_eq!(
-            (io.error, io.message.as_str()),
+            (io.error, io.retry_after_secs),
+            (ApiError::StorageUnavailable, Some(STORAGE_RETRY_AFTER_SECS))
+        );
+        let corrupt = Refusal::from(StoreError::Corrupt("bits".into()));
+        assert_eq!(
+            (corrupt.error, corrupt.message.as_str()),
             (ApiError::Internal, "internal error")
         );
     }

@@ -472,7 +472,7 @@ fn method_not_allowed(allow: String) -> Response {
 async fn dispatch(route: Route, call: Call<'_>) -> ApiResult {
     match route {
         Route::Servers => node::servers(&call),
-        Route::Health => Ok(node::health()),
+        Route::Health => node::health(&call),
         Route::Metrics => Ok(node::metrics(&call)),
         Route::Login => user::login(&call).await,
         Route::Point => user::point(&call).await,

@@ -120,7 +120,7 @@ impl OwnerCommand for ResolveUser {
     }
 
     async fn apply(self, shard: Rc<Shard>) -> Result<UserState, Refusal> {
-        Ok(shard.store.borrow().token_state(self.user_id)?)
+        Ok(shard.store.borrow()?.token_state(self.user_id)?)
     }
 }
 

@@ -14,6 +14,7 @@ use super::compat::callbacks::CallbackTable;
 use super::conn::ConnectionSet;
 use super::sessions::UserCache;
 use super::stop::StopSignal;
+use super::storage::StoreSlot;
 use super::upload::ResultWaiters;
 use crate::auth::{KeyCache, Keys, TokenCache, DEFAULT_TOKEN_CACHE_ENTRIES};
 use crate::config::Config;
@@ -75,7 +76,9 @@ pub struct ShardSeed {
 pub struct Shard {
     pub id: u16,
     pub shared: Arc<Shared>,
-    pub store: RefCell<ShardStore>,
+    /// The shard's store: reads and writes go through it, and are refused (5004) while the
+    /// disk has failed (storage.rs).
+    pub store: StoreSlot,
     /// Per-user token buckets for uploads.
     pub upload_limiter: RefCell<RateLimiter>,
     /// Per-account token buckets for login attempts, by the username's hash whether the
@@ -145,7 +148,7 @@ impl Shard {
         let flusher = store.flusher();
         Shard {
             id,
-            store: RefCell::new(store),
+            store: StoreSlot::new(store),
             upload_limiter: RefCell::new(RateLimiter::new(
                 config.rate_limit_per_sec,
                 config.rate_limit_burst,

@@ -7,8 +7,10 @@ use super::listener;
 use super::router::Surface;
 use super::shard::{Shard, ShardMessage, ShardSeed};
 use super::stop::StopSignal;
+use super::storage;
 use super::upload;
 use crate::recognition::JobResult;
+use crate::store::StoreError;
 use glommio::net::TcpListener;
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
@@ -51,15 +53,10 @@ pub async fn shard_main(seed: ShardSeed, on_listening: impl FnOnce()) -> Result<
         "a TLS listener has a certificate"
     );
     shard.tls.replace(seed.tls);
-    // The flush loop outlives the drain: requests finishing during it still need fsyncs.
+    // The flush loop (and the storage recovery around it) outlives the drain: requests
+    // finishing during it still need fsyncs.
     let commit_stop = StopSignal::default();
-    let commit_loop = glommio::spawn_local({
-        let (shard, commit_stop) = (shard.clone(), commit_stop.clone());
-        async move {
-            let metrics = shard.shared.metrics.clone();
-            shard.commit.run(metrics, shard.id, commit_stop).await
-        }
-    });
+    let commit_loop = glommio::spawn_local(storage::run(shard.clone(), commit_stop.clone()));
     glommio::spawn_local(inbox_loop(shard.clone(), seed.inbox)).detach();
     glommio::spawn_local(results_loop(shard.clone(), seed.results)).detach();
     glommio::spawn_local(retention_loop(shard.clone())).detach();
@@ -104,7 +101,7 @@ async fn accept_loop(shard: &Rc<Shard>, listener: &TcpListener, surface: Surface
         let stream = match accepted {
             Ok(stream) => stream,
             Err(error) => {
-                eprintln!("aiocr: shard {}: accept: {error}", shard.id);
+                log_line!("aiocr: shard {}: accept: {error}", shard.id);
                 glommio::timer::sleep(ACCEPT_ERROR_PAUSE).await;
                 continue;
             }
@@ -186,9 +183,10 @@ async fn retention_loop(shard: Rc<Shard>) {
         let dropped = shard
             .store
             .borrow_mut()
-            .drop_expired(now_ms, retention_days);
+            .and_then(|mut store| store.drop_expired(now_ms, retention_days));
         if let Err(error) = dropped {
-            eprintln!("aiocr: shard {}: retention: {error}", shard.id);
+            storage::notice(&shard, &error);
+            log_line!("aiocr: shard {}: retention: {error}", shard.id);
         }
         let stopped = async {
             shard.stop.wait().await;
@@ -212,16 +210,35 @@ async fn drain(shard: &Rc<Shard>) {
     }
 }
 
-/// Voids what is still pending (its jobs will not run in this process) and flushes.
+/// Voids what is still pending (its jobs will not run in this process) and flushes. With
+/// the disk failed, that cannot be done: nothing acknowledged is missing (every
+/// acknowledgement waited for a flush), so the stop is still clean (exit 0) and the log says
+/// what is left for the next start.
 async fn finish(shard: &Rc<Shard>) -> Result<(), String> {
+    match void_and_flush(shard).await {
+        Ok(()) => Ok(()),
+        Err(error) if error.is_storage_failure() || matches!(error, StoreError::Unavailable(_)) => {
+            log_line!(
+                "aiocr: shard {}: stopping with its storage failed ({error}): every \
+                 acknowledged write is on disk; uploads still pending there are voided at the \
+                 next start",
+                shard.id
+            );
+            storage::keep_withdrawals(shard).await;
+            Ok(())
+        }
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+async fn void_and_flush(shard: &Rc<Shard>) -> Result<(), StoreError> {
     let now_ms = crate::clock::unix_now_ms();
     let voided = shard
         .store
-        .borrow_mut()
-        .void_pending(super::STOPPED_BEFORE_RECOGNITION, now_ms)
-        .map_err(|e| e.to_string())?;
+        .borrow_mut()?
+        .void_pending(super::STOPPED_BEFORE_RECOGNITION, now_ms)?;
     if voided > 0 {
-        eprintln!(
+        log_line!(
             "aiocr: shard {}: voided {voided} pending upload(s)",
             shard.id
         );
@@ -229,11 +246,11 @@ async fn finish(shard: &Rc<Shard>) -> Result<(), String> {
     shard
         .commit
         .flush_once(&shard.shared.metrics, shard.id)
-        .await?;
+        .await
+        .map_err(StoreError::Io)?;
     // The journal's extent as it stands at the stop (identity.rs).
-    let flusher = shard.store.borrow().flusher();
+    let flusher = shard.store.borrow()?.flusher();
     glommio::executor()
         .spawn_blocking(move || flusher.flush_and_record())
         .await
-        .map_err(|e| e.to_string())
 }

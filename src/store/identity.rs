@@ -251,7 +251,7 @@ impl ExtentRecorder {
                 .spawn(move || {
                     for journal_last_id in receiver {
                         if let Err(error) = record_extent(&data_dir, &identity, journal_last_id) {
-                            eprintln!("aiocr: recording a shard's extent: {error}");
+                            log_line!("aiocr: recording a shard's extent: {error}");
                         }
                     }
                 })

@@ -134,6 +134,22 @@ impl IdGenerator {
         })
     }
 
+    /// The millisecond (since the aiocr epoch) of the last id issued, or the resume point.
+    pub fn last_ms(&self) -> u64 {
+        self.last_ms
+    }
+
+    /// Issues every further id after `floor_ms`: a shard store reopened in the same process
+    /// (after a storage failure) resumes at its persisted mark, which may lag behind ids its
+    /// previous incarnation issued but never wrote, while those ids may still be held in
+    /// memory (a recognition job's upload id) and must not name a new record.
+    pub fn resume_after(&mut self, floor_ms: u64) {
+        if floor_ms >= self.last_ms {
+            self.last_ms = floor_ms + 1;
+            self.next_sequence = 0;
+        }
+    }
+
     /// The next id of this shard. Fails only when the high-water mark cannot be written.
     pub fn next_id(&mut self) -> Result<u64, StoreError> {
         let now_ms = (self.clock)().saturating_sub(EPOCH_UNIX_MS);
@@ -263,6 +279,28 @@ mod tests {
             time.fetch_sub(3_600_000, Ordering::SeqCst);
         }
         assert_eq!(seen.len(), 15_000);
+    }
+
+    #[test]
+    fn a_reopen_that_lost_the_mark_resumes_after_the_ids_issued() {
+        let time = Arc::new(AtomicU64::new(EPOCH_UNIX_MS + 5_000));
+        let issued_mark = MemoryMark::default();
+        let mut first =
+            IdGenerator::new(0, 2, clock_at(&time), Box::new(issued_mark.clone())).unwrap();
+        let issued: HashSet<u64> = (0..5_000).map(|_| first.next_id().unwrap()).collect();
+        // The store failed before its mark reached the disk: the reopened generator reads the
+        // old mark (none), and the clock has stepped back meanwhile.
+        time.fetch_sub(1_000, Ordering::SeqCst);
+        let mut reopened =
+            IdGenerator::new(0, 2, clock_at(&time), Box::new(MemoryMark::default())).unwrap();
+        reopened.resume_after(first.last_ms());
+        for _ in 0..5_000 {
+            assert!(!issued.contains(&reopened.next_id().unwrap()));
+        }
+        // A floor below where the generator already is changes nothing.
+        let before = reopened.last_ms();
+        reopened.resume_after(0);
+        assert_eq!(reopened.last_ms(), before);
     }
 
     #[test]

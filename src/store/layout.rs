@@ -1,7 +1,8 @@
 //! Where things live inside a shard's sled database.
 //!
 //! Fixed trees (keys are big-endian u64 ids unless said otherwise):
-//! - `meta`: `id_high_water_ms` -> u64 (the id generator's persisted mark)
+//! - `meta`: `id_high_water_ms` -> u64 (the id generator's persisted mark), `identity`
+//!   (identity.rs), `storage_check` -> u64 (when the server last checked that writes work)
 //! - `users`: user id -> `User`;  `usernames`: username bytes -> user id
 //! - `balances`: user id -> `Balance`
 //! - `journal`: entry id -> `JournalEntry` (append-only)
@@ -22,6 +23,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 const HIGH_WATER_KEY: &[u8] = b"id_high_water_ms";
+/// Written by `Flusher::check`: the time of the check, in Unix milliseconds.
+pub const STORAGE_CHECK_KEY: &[u8] = b"storage_check";
 const UPLOADS_PREFIX: &str = "uploads-";
 const STATS_PREFIX: &str = "stats-";
 

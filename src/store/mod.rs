@@ -27,12 +27,14 @@ mod journal;
 mod layout;
 mod meta;
 mod records;
+mod reopen;
 mod sessions;
 mod stats;
 mod uploads;
 mod user_uploads;
 mod users;
 mod verify;
+pub mod withdrawals;
 
 pub use cache_hits::CachedUpload;
 pub use directory::{UserSummary, MAX_PAGE as MAX_USERS_PAGE};
@@ -50,6 +52,7 @@ pub use records::{
     Balance, DayCounters, EntryKind, JournalEntry, Role, UploadRecord, UploadStatus, User,
     UserStatus,
 };
+pub use reopen::ClosedShard;
 pub use sessions::TokenState;
 pub use verify::{verify_ledger, LedgerProblem, VerifyReport};
 
@@ -111,6 +114,19 @@ pub enum StoreError {
     /// File-system or durability failure (also used by the server for a failed group commit).
     #[error("I/O: {0}")]
     Io(String),
+    /// The shard does not write right now: its storage failed and has not recovered yet
+    /// (the server's storage loop, `server/storage.rs`). Nothing was written.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl StoreError {
+    /// Whether this is the disk failing (full, or an I/O error) rather than a refusal, damage
+    /// or a bug: the server then checks its storage (contract 5004 until it recovers).
+    /// `Unavailable` is not: it is the consequence of a failure already known.
+    pub fn is_storage_failure(&self) -> bool {
+        matches!(self, StoreError::Io(_) | StoreError::Db(sled::Error::Io(_)))
+    }
 }
 
 impl From<sled::Error> for StoreError {
@@ -158,6 +174,9 @@ pub struct DayStats {
 pub struct ShardStore {
     shard: u16,
     shard_count: u16,
+    /// Where it was opened from, and with which node id (what reopening it needs).
+    data_dir: PathBuf,
+    node_id: u16,
     db: sled::Db,
     trees: Trees,
     ids: IdGenerator,
@@ -173,6 +192,8 @@ pub struct ShardStore {
 #[derive(Clone)]
 pub struct Flusher {
     db: sled::Db,
+    /// The `meta` tree, where `check` writes.
+    meta: sled::Tree,
     extents: Arc<ExtentRecorder>,
 }
 
@@ -181,6 +202,16 @@ impl Flusher {
     /// then records the journal's extent when it is due (identity.rs).
     pub fn flush(&self) -> Result<(), StoreError> {
         self.flush_recording(false)
+    }
+
+    /// Writes a small record (`layout::STORAGE_CHECK_KEY`), then flushes: `Ok` means the
+    /// database takes writes and makes them durable. A plain flush does not tell: after an
+    /// I/O error sled refuses every write, but a flush with nothing new to write succeeds.
+    pub fn check(&self) -> Result<(), StoreError> {
+        let now_ms = crate::clock::unix_now_ms();
+        self.meta
+            .insert(layout::STORAGE_CHECK_KEY, &now_ms.to_be_bytes())?;
+        self.flush()
     }
 
     /// `flush`, always recording the extent (at start and at stop).
@@ -196,7 +227,7 @@ impl Flusher {
             .map_err(|error| StoreError::Io(error.to_string()))?;
         if let Err(error) = self.extents.after_flush(journal_last_id, force) {
             // The extent only lags behind (weaker damage detection), nothing is lost.
-            eprintln!("aiocr: recording a shard's extent: {error}");
+            log_line!("aiocr: recording a shard's extent: {error}");
         }
         Ok(())
     }
@@ -266,6 +297,8 @@ impl ShardStore {
         Ok(ShardStore {
             shard,
             shard_count,
+            data_dir: data_dir.to_path_buf(),
+            node_id,
             db,
             trees,
             ids,
@@ -291,6 +324,7 @@ impl ShardStore {
     pub fn flusher(&self) -> Flusher {
         Flusher {
             db: self.db.clone(),
+            meta: self.trees.meta.clone(),
             extents: self.extents.clone(),
         }
     }

@@ -254,6 +254,84 @@ fn reserve_then_post_spends_and_void_gives_back() {
 }
 
 #[test]
+fn an_unacknowledged_upload_is_withdrawn_whatever_reached_the_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path(), 0, 1);
+    let user_id = new_user(&mut store, "u", 10);
+    let pending = store
+        .accept_upload(user_id, upload_request(1, None, now_ms()))
+        .unwrap();
+    let posted = store
+        .accept_upload(user_id, upload_request(2, None, now_ms()))
+        .unwrap();
+    store
+        .finish_upload(posted.id, done("ab12"), now_ms())
+        .unwrap();
+    let voided = store
+        .accept_upload(user_id, upload_request(3, None, now_ms()))
+        .unwrap();
+    store.finish_upload(voided.id, failed(), now_ms()).unwrap();
+    assert_eq!(balance(&store, user_id), (7, 1));
+
+    let reason = "storage failed";
+    let withdrawn = |store: &mut ShardStore, id| {
+        store
+            .withdraw_unacknowledged(id, reason, now_ms())
+            .unwrap()
+            .unwrap()
+    };
+    let was_pending = withdrawn(&mut store, pending.id);
+    assert_eq!(
+        (was_pending.status, was_pending.error.as_deref()),
+        (UploadStatus::Failed, Some(reason))
+    );
+    let was_done = withdrawn(&mut store, posted.id);
+    assert_eq!(
+        (was_done.status, was_done.reported),
+        (UploadStatus::Done, true)
+    );
+    assert_eq!(
+        withdrawn(&mut store, voided.id).status,
+        UploadStatus::Failed
+    );
+    assert_eq!(balance(&store, user_id), (10, 0), "nothing stays charged");
+    // Again (a second reopen), and an id that never reached the disk: nothing moves.
+    let entries = journal_len(&store);
+    withdrawn(&mut store, posted.id);
+    withdrawn(&mut store, pending.id);
+    assert!(store
+        .withdraw_unacknowledged(posted.id + 1, reason, now_ms())
+        .unwrap()
+        .is_none());
+    assert_eq!(journal_len(&store), entries);
+    assert_eq!(balance(&store, user_id), (10, 0));
+    drop(store);
+    assert!(verify_ledger(dir.path()).unwrap().is_clean());
+}
+
+#[test]
+fn uploads_kept_by_a_stop_are_withdrawn_by_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path(), 0, 1);
+    let user_id = new_user(&mut store, "u", 10);
+    let posted = store
+        .accept_upload(user_id, upload_request(2, None, now_ms()))
+        .unwrap();
+    store
+        .finish_upload(posted.id, done("ab12"), now_ms())
+        .unwrap();
+    store.clear_kept_withdrawals().unwrap();
+    // The stop (disk failed): the refused upload's id is kept; the next start withdraws it.
+    withdrawals::save(dir.path(), 0, &[posted.id]).unwrap();
+    assert_eq!(store.withdraw_kept("storage failed", now_ms()).unwrap(), 1);
+    assert_eq!(balance(&store, user_id), (10, 0));
+    store.clear_kept_withdrawals().unwrap();
+    assert_eq!(store.withdraw_kept("storage failed", now_ms()).unwrap(), 0);
+    drop(store);
+    assert!(verify_ledger(dir.path()).unwrap().is_clean());
+}
+
+#[test]
 fn finish_is_idempotent() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = open(dir.path(), 0, 1);

@@ -183,6 +183,59 @@ impl ShardStore {
             return Err(StoreError::NotFound);
         }
         check_reportable(&record, now_ms, window_ms)?;
+        self.refund_done(day_number, record, now_ms, |stored| {
+            check_reportable(stored, now_ms, window_ms)
+        })
+    }
+
+    /// Undoes what reached the disk of an upload whose client was refused after its
+    /// reservation was written (the flush that would have made it durable failed, and the
+    /// store was reopened from what the disk held: `server/storage.rs`), so that a refused
+    /// request costs nothing: pending is voided with `reason`; done (its result came before
+    /// the flush failed) is refunded, as a reported upload is; anything else (failed,
+    /// refunded, or never on disk) is left as it is. The record as it ends, if there is one.
+    pub fn withdraw_unacknowledged(
+        &mut self,
+        upload_id: u64,
+        reason: &str,
+        now_ms: u64,
+    ) -> Result<Option<UploadRecord>, StoreError> {
+        let Some((day_number, record)) = self.locate(upload_id)? else {
+            return Ok(None);
+        };
+        let withdrawn = match (record.status, record.reported) {
+            (UploadStatus::Pending, _) => self.void_upload(upload_id, reason, now_ms)?,
+            (UploadStatus::Done, false) => {
+                let not_refunded = |stored: &UploadRecord| {
+                    if stored.reported {
+                        return Err(StoreError::NotReportable);
+                    }
+                    Ok(())
+                };
+                self.refund_done(day_number, record, now_ms, not_refunded)?
+                    .0
+            }
+            _ => record,
+        };
+        assert_ne!(withdrawn.status, UploadStatus::Pending);
+        Ok(Some(withdrawn))
+    }
+
+    /// Gives a done upload's cost back and marks it reported (the one refunded state a done
+    /// upload has), in one transaction; `recheck` judges the stored record inside it.
+    fn refund_done(
+        &mut self,
+        day_number: DayNumber,
+        record: UploadRecord,
+        now_ms: u64,
+        recheck: impl Fn(&UploadRecord) -> Result<(), StoreError>,
+    ) -> Result<(UploadRecord, Balance), StoreError> {
+        assert_eq!(
+            record.status,
+            UploadStatus::Done,
+            "only a done upload is refunded"
+        );
+        let (user_id, upload_id) = (record.user_id, record.id);
         let refund = entry(
             self.next_id()?,
             user_id,
@@ -200,7 +253,7 @@ impl ShardStore {
         let balance = (&t.balances, &t.journal, &uploads, &stats)
             .transaction(|(balances, journal, uploads, stats)| {
                 let stored = stored_upload(uploads, &upload_id.to_be_bytes())?;
-                check_reportable(&stored, now_ms, window_ms).or_else(abort)?;
+                recheck(&stored).or_else(abort)?;
                 let balance = apply_movement(balances, journal, &refund)?;
                 uploads.insert(&upload_id.to_be_bytes(), reported_bytes.as_slice())?;
                 bump(stats, user_id, stored.soft_id.as_deref(), |counters| {

@@ -53,6 +53,13 @@ impl Server {
         Server::launch(data_dir, shards, settings, String::new(), String::new())
     }
 
+    /// Starts `aiocr serve` on `data_dir`, a directory the caller made (e.g. on a size-limited
+    /// file system); removed when the server is dropped, like a fresh one.
+    pub fn start_at(data_dir: PathBuf, shards: u16, settings: &[&str]) -> Server {
+        let settings: Vec<String> = settings.iter().map(|s| s.to_string()).collect();
+        Server::launch(data_dir, shards, settings, String::new(), String::new())
+    }
+
     fn launch(
         data_dir: PathBuf,
         shards: u16,

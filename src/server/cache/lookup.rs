@@ -22,7 +22,9 @@ use crate::recognition::{JobAnswer, Kind};
 use crate::server::call::{Call, Caller};
 use crate::server::fields::Fields;
 use crate::server::owner::{run_on_owner, OwnerCommand};
-use crate::server::reply::{busy, internal, malformed, ok, shutting_down, ApiResult, Refusal};
+use crate::server::reply::{
+    busy, malformed, ok, shutting_down, storage_unavailable, ApiResult, Refusal,
+};
 use crate::server::shard::{HopError, Shard};
 use crate::server::upload::{
     recognize_options, record_model_of_key, stored_answer, upload_json, MAX_SOFT_ID_BYTES,
@@ -239,12 +241,16 @@ async fn charge(
         return Ok(Vec::new());
     }
     let count = hits.len();
-    let records = shard.store.borrow_mut().record_cache_hits(user_id, hits)?;
+    let records = shard.store.borrow_mut()?.record_cache_hits(user_id, hits)?;
     assert_eq!(records.len(), count);
-    if let Err(error) = shard.commit.durable().await {
-        // The disk failed under the ledger: the charges may or may not survive a crash, the
-        // answers are not given (the same as an upload whose reservation failed to sync).
-        return Err(internal("group commit", error));
+    if shard.commit.durable().await.is_err() {
+        // The disk failed (storage.rs logs why, once): the answers are not given, and the
+        // charges that reached the disk are refunded when the store is reopened, as for an
+        // upload whose reservation failed to sync: a refused request costs nothing.
+        for record in &records {
+            shard.store.withdraw_at_reopen(record.id);
+        }
+        return Err(storage_unavailable());
     }
     let mut metrics = shard.metrics();
     metrics.results_done += count as u64;

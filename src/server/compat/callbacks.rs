@@ -159,9 +159,10 @@ pub fn deliver(shard: &Rc<Shard>, callback: Callback, record: &UploadRecord) {
                 }
                 Err(error) if attempt == attempts => {
                     shard.metrics().callbacks_failed += 1;
-                    eprintln!(
+                    log_line!(
                         "aiocr: callback to {}:{} failed after {attempts} attempt(s): {error}",
-                        callback.target.host, callback.target.port
+                        callback.target.host,
+                        callback.target.port
                     );
                 }
                 Err(_) => glommio::timer::sleep(retry).await,

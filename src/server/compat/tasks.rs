@@ -56,7 +56,8 @@ fn answer(body: Value) -> Response {
 pub fn refusal_answer(refusal: &Refusal) -> Response {
     let error = match refusal.error {
         ApiError::NoPoints => ZERO_BALANCE,
-        ApiError::Busy | ApiError::RateLimited => NO_SLOT_AVAILABLE,
+        // Both protocols' clients wait and send again on "no slot": right for a full disk too.
+        ApiError::Busy | ApiError::RateLimited | ApiError::StorageUnavailable => NO_SLOT_AVAILABLE,
         ApiError::NoImage => ZERO_CAPTCHA_FILESIZE,
         ApiError::TooLarge => TOO_BIG_CAPTCHA_FILESIZE,
         ApiError::NotAnImage | ApiError::BadDimensions => IMAGE_TYPE_NOT_SUPPORTED,

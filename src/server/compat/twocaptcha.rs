@@ -78,7 +78,8 @@ impl Format {
     fn refusal(self, refusal: &Refusal) -> Response {
         let code = match refusal.error {
             ApiError::NoPoints => "ERROR_ZERO_BALANCE",
-            ApiError::Busy => "ERROR_NO_SLOT_AVAILABLE",
+            // 2captcha clients wait and send again on "no slot": right for a full disk too.
+            ApiError::Busy | ApiError::StorageUnavailable => "ERROR_NO_SLOT_AVAILABLE",
             ApiError::RateLimited => "MAX_USER_TURN",
             ApiError::NoImage => "ERROR_ZERO_CAPTCHA_FILESIZE",
             ApiError::TooLarge => "ERROR_TOO_BIG_CAPTCHA_FILESIZE",

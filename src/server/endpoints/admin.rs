@@ -62,7 +62,7 @@ impl OwnerCommand for CreateUser {
     }
 
     async fn apply(self, shard: Rc<Shard>) -> Result<u64, Refusal> {
-        let user_id = shard.store.borrow_mut().create_user(
+        let user_id = shard.store.borrow_mut()?.create_user(
             &self.username,
             &self.password_hash,
             self.role,
@@ -122,11 +122,11 @@ impl OwnerCommand for AdjustPoints {
     }
 
     async fn apply(self, shard: Rc<Shard>) -> Result<Balance, Refusal> {
-        if shard.store.borrow().user(self.user_id)?.is_none() {
+        if shard.store.borrow()?.user(self.user_id)?.is_none() {
             return Err(StoreError::UserNotFound.into());
         }
         let now_ms = crate::clock::unix_now_ms();
-        let balance = shard.store.borrow_mut().adjust_points(
+        let balance = shard.store.borrow_mut()?.adjust_points(
             self.user_id,
             self.delta,
             &self.reason,
@@ -159,7 +159,7 @@ impl OwnerCommand for UserIdByName {
     }
 
     async fn apply(self, shard: Rc<Shard>) -> Result<u64, Refusal> {
-        let user = shard.store.borrow().user_by_name(&self.username)?;
+        let user = shard.store.borrow()?.user_by_name(&self.username)?;
         user.map(|user| user.id)
             .ok_or_else(|| malformed("no such user"))
     }

@@ -41,7 +41,7 @@ impl OwnerCommand for KeyStatus {
     }
 
     async fn apply(self, shard: Rc<Shard>) -> Result<Option<u64>, Refusal> {
-        Ok(shard.store.borrow().api_key_created_at(self.user_id)?)
+        Ok(shard.store.borrow()?.api_key_created_at(self.user_id)?)
     }
 }
 
@@ -78,7 +78,7 @@ impl OwnerCommand for SetKey {
         let replaced =
             shard
                 .store
-                .borrow_mut()
+                .borrow_mut()?
                 .set_api_key(self.user_id, &self.hash, self.now_ms)?;
         shard.commit.durable().await.map_err(StoreError::Io)?;
         Ok(replaced)
@@ -115,10 +115,10 @@ impl OwnerCommand for RevokeKey {
     }
 
     async fn apply(self, shard: Rc<Shard>) -> Result<Option<ApiKeyHash>, Refusal> {
-        if shard.store.borrow().user(self.user_id)?.is_none() {
+        if shard.store.borrow()?.user(self.user_id)?.is_none() {
             return Err(StoreError::UserNotFound.into());
         }
-        let revoked = shard.store.borrow_mut().revoke_api_key(self.user_id)?;
+        let revoked = shard.store.borrow_mut()?.revoke_api_key(self.user_id)?;
         shard.commit.durable().await.map_err(StoreError::Io)?;
         Ok(revoked)
     }
@@ -161,7 +161,7 @@ pub(super) async fn forget_everywhere(shard: &Rc<Shard>, hash: ApiKeyHash) {
             })
             .await;
         if forgotten.is_err() {
-            eprintln!("aiocr: shard {target} could not be told to forget a revoked API key");
+            log_line!("aiocr: shard {target} could not be told to forget a revoked API key");
         }
     }
 }

@@ -4,7 +4,7 @@
 use crate::http::Response;
 use crate::recognition::Kind;
 use crate::server::call::Call;
-use crate::server::reply::{ok, ApiResult};
+use crate::server::reply::{ok, storage_unavailable, ApiResult, Refusal};
 use crate::server::shard::Shard;
 use serde_json::json;
 
@@ -21,12 +21,39 @@ pub fn this_server(shard: &Shard) -> serde_json::Value {
         "shards": shard.shard_count(),
         "accel": shared.recognition_threads,
         "queue": shared.queue.total_depth(),
-        "status": if shard.stop.is_stopped() { "draining" } else { "ok" },
+        "status": status(shard),
     })
 }
 
-pub fn health() -> Response {
-    ok(&json!({"status": "ok"}))
+/// `draining` while stopping, `degraded` while a shard's storage has failed (uploads are
+/// refused with 5004 there), else `ok`.
+fn status(shard: &Shard) -> &'static str {
+    if shard.stop.is_stopped() {
+        "draining"
+    } else if !shard.shared.metrics.storage_failures().is_empty() {
+        "degraded"
+    } else {
+        "ok"
+    }
+}
+
+/// 200 `{"status": "ok"}`; 503 with 5004 and `Retry-After` while a shard's storage has failed
+/// (disk full, I/O error) and not recovered: the node cannot take uploads, a load balancer
+/// should send them elsewhere. Reads may still work.
+pub fn health(call: &Call) -> ApiResult {
+    let failed = call.shard.shared.metrics.storage_failures();
+    if failed.is_empty() {
+        return Ok(ok(&json!({"status": "ok"})));
+    }
+    let shards: Vec<String> = failed
+        .iter()
+        .map(|(shard, why)| format!("shard {shard}: {why}"))
+        .collect();
+    let message = format!("storage unavailable: {}", shards.join("; "));
+    Err(Refusal {
+        message,
+        ..storage_unavailable()
+    })
 }
 
 pub fn metrics(call: &Call) -> Response {

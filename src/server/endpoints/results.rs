@@ -51,7 +51,7 @@ impl OwnerCommand for ResultQuery {
         let UploadRef {
             user_id, upload_id, ..
         } = self.0;
-        let record = shard.store.borrow().upload(user_id, upload_id)?;
+        let record = shard.store.borrow()?.upload(user_id, upload_id)?;
         record.ok_or(Refusal::from(ApiError::NoSuchUpload))
     }
 }
@@ -94,7 +94,7 @@ impl OwnerCommand for Report {
         let reported =
             shard
                 .store
-                .borrow_mut()
+                .borrow_mut()?
                 .report(user_id, upload_id, now_ms, self.window_ms)?;
         shard.commit.durable().await.map_err(StoreError::Io)?;
         Ok(reported)

@@ -36,7 +36,7 @@ impl OwnerCommand for DayRows {
 
     async fn apply(self, shard: Rc<Shard>) -> Result<Vec<DayStats>, Refusal> {
         let now_ms = crate::clock::unix_now_ms();
-        let store = shard.store.borrow();
+        let store = shard.store.borrow()?;
         let rows = match &self.subject {
             Subject::User(user_id) => store.user_stats(*user_id, self.days, now_ms)?,
             Subject::SoftId(soft_id) => store.soft_stats(soft_id, self.days, now_ms)?,

@@ -52,7 +52,7 @@ impl OwnerCommand for EndSessions {
     }
 
     async fn apply(self, shard: Rc<Shard>) -> Result<(), Refusal> {
-        shard.store.borrow_mut().bump_token_epoch(self.user_id)?;
+        shard.store.borrow_mut()?.bump_token_epoch(self.user_id)?;
         publish_change(&shard, self.user_id).await
     }
 }
@@ -111,7 +111,7 @@ impl OwnerCommand for ChangePassword {
     }
 
     async fn apply(self, shard: Rc<Shard>) -> Result<Session, Refusal> {
-        let user = shard.store.borrow().user(self.user_id)?;
+        let user = shard.store.borrow()?.user(self.user_id)?;
         let user = user.ok_or_else(|| Refusal::new(ApiError::BadToken, "token revoked"))?;
         let attempt = Attempt::begin(&shard, Scope::Account, account_key(&user.username))?;
         let matches = password_matches(&shard, user.password_hash, self.old_password).await;
@@ -126,7 +126,10 @@ impl OwnerCommand for ChangePassword {
         attempt.end(outcome_of(&checked, Scope::Account));
         checked?;
         let hash = hash_new_password(&shard, self.new_password).await?;
-        shard.store.borrow_mut().set_password(self.user_id, &hash)?;
+        shard
+            .store
+            .borrow_mut()?
+            .set_password(self.user_id, &hash)?;
         publish_change(&shard, self.user_id).await?;
         session_for(&shard, self.user_id, self.ttl_secs)?
             .ok_or_else(|| Refusal::new(ApiError::BadToken, "token revoked"))

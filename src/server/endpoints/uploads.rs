@@ -53,7 +53,7 @@ impl OwnerCommand for UploadsPage {
     async fn apply(self, shard: Rc<Shard>) -> Result<Vec<UploadRecord>, Refusal> {
         let page = shard
             .store
-            .borrow()
+            .borrow()?
             .uploads_page(self.user_id, self.before, self.limit)?;
         assert!(page.len() <= self.limit, "a page holds at most its limit");
         Ok(page)

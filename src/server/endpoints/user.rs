@@ -74,7 +74,7 @@ pub(super) fn session_for(
     user_id: u64,
     ttl_secs: u64,
 ) -> Result<Option<Session>, Refusal> {
-    let Some(state) = shard.store.borrow().token_state(user_id)? else {
+    let Some(state) = shard.store.borrow()?.token_state(user_id)? else {
         return Ok(None);
     };
     let keys = &shard.shared.keys;
@@ -91,7 +91,7 @@ pub(super) fn session_answer((token, expires_at, user_id): Session) -> Response 
 
 /// The user called `username` if `password` is theirs (1004 otherwise, counted).
 async fn check_password(shard: &Shard, username: &str, password: String) -> Result<User, Refusal> {
-    let user = shard.store.borrow().user_by_name(username)?;
+    let user = shard.store.borrow()?.user_by_name(username)?;
     let hash = user
         .as_ref()
         .map_or_else(crate::auth::dummy_hash, |user| user.password_hash.clone());
@@ -135,7 +135,7 @@ impl OwnerCommand for Point {
     }
 
     async fn apply(self, shard: Rc<Shard>) -> Result<Balance, Refusal> {
-        Ok(shard.store.borrow().balance(self.user_id)?)
+        Ok(shard.store.borrow()?.balance(self.user_id)?)
     }
 }
 

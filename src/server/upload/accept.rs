@@ -13,7 +13,7 @@ use crate::recognition::{Job, JobAnswer, JobResult, Kind, Task};
 use crate::server::cache;
 use crate::server::call::Caller;
 use crate::server::owner::OwnerCommand;
-use crate::server::reply::{busy, internal, Refusal};
+use crate::server::reply::{busy, storage_unavailable, Refusal};
 use crate::server::shard::Shard;
 use crate::store::{NewUpload, UploadRecord};
 use std::rc::Rc;
@@ -41,6 +41,8 @@ async fn accept(
     user_id: u64,
     request: UploadRequest,
 ) -> Result<Accepted, Refusal> {
+    // First: a refusal for a failed disk takes no rate token, no queue slot, no recognition.
+    shard.store.writable()?;
     if let Err(retry_after_secs) = shard.upload_limiter.borrow_mut().check(user_id) {
         return Err(Refusal::from(ApiError::RateLimited).retry_after(retry_after_secs));
     }
@@ -76,9 +78,13 @@ async fn accept(
     }
     // A 200 means the reservation is on disk, so the answer waits for the group commit; the
     // recognition already runs meanwhile (a sync answer pays max(fsync, model), not the sum).
-    if let Err(error) = shard.commit.durable().await {
+    if shard.commit.durable().await.is_err() {
+        // The disk failed (storage.rs logs why, once) and the store takes no writes until it
+        // is reopened; then whatever of this upload reached the disk (its reservation, or a
+        // result posted meanwhile) is given back: a refused upload costs nothing.
+        shard.store.withdraw_at_reopen(record.id);
         void(&shard, record.id, "reservation could not be made durable");
-        return Err(internal("group commit", error));
+        return Err(storage_unavailable());
     }
     shard.metrics().uploads_accepted += 1;
     match waiter {
@@ -129,7 +135,7 @@ fn reserve(
     };
     let record = shard
         .store
-        .borrow_mut()
+        .borrow_mut()?
         .accept_upload(user_id, new_upload)?;
     assert_eq!(record.user_id, user_id);
     Ok(record)

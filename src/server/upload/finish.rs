@@ -8,7 +8,8 @@ use crate::recognition::{JobAnswer, JobFailure, JobResult};
 use crate::server::cache;
 use crate::server::compat::callbacks;
 use crate::server::shard::Shard;
-use crate::store::{Outcome, UploadStatus};
+use crate::server::storage;
+use crate::store::{Outcome, StoreError, UploadStatus};
 use std::rc::Rc;
 
 /// The start of the reason of an upload whose answer failed its constraints.
@@ -29,7 +30,7 @@ pub fn apply_result(shard: &Rc<Shard>, result: JobResult) {
     let finished = shard
         .store
         .borrow_mut()
-        .finish_upload(result.upload_id, outcome, now_ms);
+        .and_then(|mut store| store.finish_upload(result.upload_id, outcome, now_ms));
     match finished {
         Ok(record) => {
             assert_ne!(record.status, UploadStatus::Pending);
@@ -44,11 +45,19 @@ pub fn apply_result(shard: &Rc<Shard>, result: JobResult) {
             };
             shard.waiters.wake(Finished { record, failure });
         }
-        // Still pending in the store: voided at the next start; its waiter times out.
-        Err(error) => eprintln!(
-            "aiocr: shard {}: finishing upload {} failed: {error}",
-            shard.id, result.upload_id
-        ),
+        // Still pending in the store: voided when the store is reopened after a storage
+        // failure (storage.rs) or at the next start; its waiter times out.
+        Err(error) => {
+            storage::notice(shard, &error);
+            // Refused because the storage failed already: that was logged once, not per upload.
+            if !matches!(error, StoreError::Unavailable(_)) {
+                log_line!(
+                    "aiocr: shard {}: finishing upload {} failed: {error}",
+                    shard.id,
+                    result.upload_id
+                );
+            }
+        }
     }
 }
 
@@ -111,13 +120,17 @@ pub fn void(shard: &Shard, upload_id: u64, reason: &str) {
     let voided = shard
         .store
         .borrow_mut()
-        .void_upload(upload_id, reason, now_ms);
+        .and_then(|mut store| store.void_upload(upload_id, reason, now_ms));
     if let Err(error) = voided {
-        // Still pending in the store: voided at the next start.
-        eprintln!(
-            "aiocr: shard {}: voiding upload {upload_id}: {error}",
-            shard.id
-        );
+        storage::notice(shard, &error);
+        // Still pending in the store: voided when the store is reopened after a storage
+        // failure (storage.rs) or at the next start.
+        if !matches!(error, StoreError::Unavailable(_)) {
+            log_line!(
+                "aiocr: shard {}: voiding upload {upload_id}: {error}",
+                shard.id
+            );
+        }
     }
 }
 
