@@ -78,7 +78,7 @@ Authorization: Bearer eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.x\r\n
 
 fn jwt_verify(c: &mut Criterion) {
     let keys = Keys::from_secret(b"a benchmark secret of at least thirty-two bytes").unwrap();
-    let (token, _) = issue_token(&keys, 118_284_923_604_828_160, Role::User, 3600).unwrap();
+    let (token, _) = issue_token(&keys, 118_284_923_604_828_160, Role::User, 0, 3600).unwrap();
     c.bench_function("JWT HS256 verify", |b| {
         b.iter(|| verify_token(&keys, black_box(&token)).unwrap())
     });

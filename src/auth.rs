@@ -57,9 +57,16 @@ pub struct Keys {
 pub struct Claims {
     /// The user id in decimal.
     pub sub: String,
+    /// The role at issue, for clients (the console shows admin pages by it); the server
+    /// takes the role from the store (server/sessions.rs).
     pub role: Role,
     /// Expiry, Unix seconds.
     pub exp: u64,
+    /// The user's token epoch at issue; the server refuses a token whose epoch is no longer
+    /// the user's (logout, password or role change, revocation). Tokens issued before
+    /// epochs existed have none: epoch 0, every user's first.
+    #[serde(default)]
+    pub ep: u32,
 }
 
 impl Keys {
@@ -244,11 +251,13 @@ pub fn dummy_hash() -> String {
     DUMMY_HASH.to_string()
 }
 
-/// A token for `user_id` valid `ttl_secs` from now: `(token, expires_at_unix_secs)`.
+/// A token for `user_id` under its token `epoch`, valid `ttl_secs` from now:
+/// `(token, expires_at_unix_secs)`.
 pub fn issue_token(
     keys: &Keys,
     user_id: u64,
     role: Role,
+    epoch: u32,
     ttl_secs: u64,
 ) -> Result<(String, u64), AuthError> {
     let expires_at = crate::clock::unix_now_secs() + ttl_secs;
@@ -256,6 +265,7 @@ pub fn issue_token(
         sub: user_id.to_string(),
         role,
         exp: expires_at,
+        ep: epoch,
     };
     Ok((encode_claims(keys, &claims)?, expires_at))
 }
@@ -325,20 +335,15 @@ impl TokenCache {
     }
 }
 
-/// The holder of an API key, as a shard remembers it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct KeyHolder {
-    pub user_id: u64,
-    pub role: Role,
-}
-
-/// Per-shard memo of API keys already looked up on their owner shard, so a client reusing
-/// its key does not pay a hop per request. Entries expire after `ttl` (a safety net); a
-/// replaced or revoked key is forgotten at once on every shard (`forget`).
+/// Per-shard memo of API keys already looked up on their owner shard (the id of the key's
+/// user), so a client reusing its key does not pay a hop per request; the user's role and
+/// existence are checked apart, against the user's current state (server/sessions.rs).
+/// Entries expire after `ttl` (a safety net); a replaced or revoked key is forgotten at once
+/// on every shard (`forget`).
 pub struct KeyCache {
     max_entries: usize,
     ttl: std::time::Duration,
-    holders: std::collections::HashMap<ApiKeyHash, (KeyHolder, std::time::Instant)>,
+    holders: std::collections::HashMap<ApiKeyHash, (u64, std::time::Instant)>,
 }
 
 impl KeyCache {
@@ -350,7 +355,8 @@ impl KeyCache {
         }
     }
 
-    pub fn get(&mut self, hash: &ApiKeyHash) -> Option<KeyHolder> {
+    /// The id of the key's user, if remembered.
+    pub fn get(&mut self, hash: &ApiKeyHash) -> Option<u64> {
         let (holder, remembered_at) = *self.holders.get(hash)?;
         if remembered_at.elapsed() > self.ttl {
             self.holders.remove(hash);
@@ -359,7 +365,7 @@ impl KeyCache {
         Some(holder)
     }
 
-    pub fn remember(&mut self, hash: ApiKeyHash, holder: KeyHolder) {
+    pub fn remember(&mut self, hash: ApiKeyHash, holder: u64) {
         if self.holders.len() >= self.max_entries {
             // Starting over is simpler than LRU and costs one lookup per active client.
             self.holders.clear();
@@ -393,10 +399,7 @@ mod tests {
 
     #[test]
     fn key_cache_forgets_and_expires() {
-        let holder = KeyHolder {
-            user_id: 7,
-            role: Role::User,
-        };
+        let holder = 7;
         let mut cache = KeyCache::new(2, std::time::Duration::from_secs(60));
         cache.remember([1; 32], holder);
         assert_eq!(cache.get(&[1; 32]), Some(holder));
@@ -453,16 +456,36 @@ mod tests {
 
     #[test]
     fn token_round_trip() {
-        let (token, expires_at) = issue_token(&keys(), 42, Role::Developer, 3600).unwrap();
+        let (token, expires_at) = issue_token(&keys(), 42, Role::Developer, 3, 3600).unwrap();
         let claims = verify_token(&keys(), &token).unwrap();
         assert_eq!(
             claims,
             Claims {
                 sub: "42".into(),
                 role: Role::Developer,
-                exp: expires_at
+                exp: expires_at,
+                ep: 3,
             }
         );
+    }
+
+    #[test]
+    fn a_token_from_before_epochs_reads_as_epoch_0() {
+        #[derive(serde::Serialize)]
+        struct OldClaims {
+            sub: String,
+            role: Role,
+            exp: u64,
+        }
+        let old = OldClaims {
+            sub: "8".into(),
+            role: Role::User,
+            exp: crate::clock::unix_now_secs() + 60,
+        };
+        let token =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &old, &keys().encoding).unwrap();
+        let claims = verify_token(&keys(), &token).unwrap();
+        assert_eq!((claims.sub.as_str(), claims.ep), ("8", 0));
     }
 
     #[test]
@@ -471,6 +494,7 @@ mod tests {
             sub: "1".into(),
             role: Role::User,
             exp: crate::clock::unix_now_secs() - 1,
+            ep: 0,
         };
         let token = encode_claims(&keys(), &claims).unwrap();
         assert!(matches!(
@@ -481,7 +505,7 @@ mod tests {
 
     #[test]
     fn other_key_alg_none_and_other_algs_are_refused() {
-        let (token, _) = issue_token(&keys(), 1, Role::Admin, 60).unwrap();
+        let (token, _) = issue_token(&keys(), 1, Role::Admin, 0, 60).unwrap();
         let other = Keys::from_secret(&[8u8; 32]).unwrap();
         assert!(matches!(
             verify_token(&other, &token),
@@ -501,6 +525,7 @@ mod tests {
             sub: "1".into(),
             role: Role::Admin,
             exp: crate::clock::unix_now_secs() + 600,
+            ep: 0,
         };
         let hs512 = jsonwebtoken::encode(
             &Header::new(Algorithm::HS512),
@@ -532,6 +557,7 @@ mod tests {
             &load_or_create_keys(dir.path(), None).unwrap(),
             5,
             Role::User,
+            0,
             60,
         )
         .unwrap();
@@ -561,7 +587,7 @@ mod tests {
     #[ignore]
     fn auth_bench_verify_token() {
         let keys = keys();
-        let (token, _) = issue_token(&keys, 123_456_789, Role::User, 3600).unwrap();
+        let (token, _) = issue_token(&keys, 123_456_789, Role::User, 0, 3600).unwrap();
         const CHECKS: u32 = 200_000;
         let started = std::time::Instant::now();
         for _ in 0..CHECKS {
@@ -594,7 +620,7 @@ mod tests {
     fn token_cache_answers_like_verify_token() {
         let keys = keys();
         let mut cache = TokenCache::new(2);
-        let (token, expires_at) = issue_token(&keys, 9, Role::User, 60).unwrap();
+        let (token, expires_at) = issue_token(&keys, 9, Role::User, 0, 60).unwrap();
         for _ in 0..3 {
             assert_eq!(cache.verify(&keys, &token).unwrap().sub, "9");
         }
@@ -608,11 +634,11 @@ mod tests {
             .is_err());
         // A token signed with another key is never served from the cache.
         let other = Keys::from_secret(&[8u8; 32]).unwrap();
-        let (forged, _) = issue_token(&other, 1, Role::Admin, 60).unwrap();
+        let (forged, _) = issue_token(&other, 1, Role::Admin, 0, 60).unwrap();
         assert!(cache.verify(&keys, &forged).is_err());
         // Bounded: more distinct tokens than entries still verify.
         for user_id in 0..5 {
-            let (token, _) = issue_token(&keys, user_id, Role::User, 60).unwrap();
+            let (token, _) = issue_token(&keys, user_id, Role::User, 0, 60).unwrap();
             assert_eq!(
                 cache.verify(&keys, &token).unwrap().sub,
                 user_id.to_string()

@@ -136,6 +136,39 @@ pub struct Config {
     /// How long a shard remembers an API key it looked up (a replaced or revoked key is
     /// forgotten at once anyway).
     pub api_key_cache_secs: u64,
+    /// How long a shard remembers a user's state (exists, role, token epoch) that it read
+    /// from the user's shard to check a token or a key. A safety net only: a role change,
+    /// password change, logout, revocation or removal makes every shard forget it at once.
+    pub user_cache_secs: u64,
+    /// Threads hashing and verifying passwords (argon2id), for the whole node; 0 means one
+    /// per 4 usable cores, at least 1. They never share glommio's blocking pool (the
+    /// group commit's fsync).
+    pub password_hash_threads: usize,
+    /// Passwords waiting for a hash thread; a login or password change finding it full is
+    /// answered 5001 (`Retry-After: 1`) at once, without hashing.
+    pub password_hash_queue_len: usize,
+    /// Scheduling priority of the hash threads: `normal`, `idle` (SCHED_IDLE) or `nice:N`.
+    #[serde(deserialize_with = "thread_priority")]
+    pub password_hash_priority: ThreadPriority,
+    /// Failed logins of one account (by username, whether it exists or not) that cost
+    /// nothing; each later one locks the account's logins for a backoff.
+    pub login_account_free_failures: u32,
+    /// Failed logins from one client address (per shard) that cost nothing; each later one
+    /// locks that address's logins for a backoff.
+    pub login_address_free_failures: u32,
+    /// The first backoff; each further failure doubles it, up to `login_backoff_max_ms`.
+    pub login_backoff_base_ms: u64,
+    pub login_backoff_max_ms: u64,
+    /// An account's or address's failures are forgotten this long after the last one.
+    pub login_backoff_forget_secs: u64,
+    /// Accounts and addresses each shard tracks (each kind); beyond it the longest quiet
+    /// are forgotten first.
+    pub login_backoff_entries: usize,
+    /// A login or password change answered "try later" (5002 in a backoff or over the
+    /// per-user limit, 5001 with a full hash queue) is answered after this long (at most its
+    /// `Retry-After`), so that a flood of refused guesses costs a timer per connection, not a
+    /// request per round trip. 0 answers at once.
+    pub login_refusal_delay_ms: u64,
     /// HS256 secret; empty means generated once into `<data_dir>/jwt.secret` (mode 0600).
     pub jwt_secret: String,
     /// `false` acknowledges uploads before their reservation is fsynced. Only for measuring
@@ -255,6 +288,17 @@ impl Default for Config {
             failed_auth_per_sec: 5,
             failed_auth_burst: 20,
             api_key_cache_secs: 60,
+            user_cache_secs: 60,
+            password_hash_threads: 0,
+            password_hash_queue_len: 32,
+            password_hash_priority: ThreadPriority::Nice(10),
+            login_account_free_failures: 5,
+            login_address_free_failures: 20,
+            login_backoff_base_ms: 1_000,
+            login_backoff_max_ms: 60_000,
+            login_backoff_forget_secs: 3_600,
+            login_backoff_entries: 100_000,
+            login_refusal_delay_ms: 1_000,
             jwt_secret: String::new(),
             durable_acks: true,
             create_demo_users: true,
@@ -396,6 +440,17 @@ const KEYS: &[(&str, Kind)] = &[
     ("failed_auth_per_sec", Kind::Number),
     ("failed_auth_burst", Kind::Number),
     ("api_key_cache_secs", Kind::Number),
+    ("user_cache_secs", Kind::Number),
+    ("password_hash_threads", Kind::Number),
+    ("password_hash_queue_len", Kind::Number),
+    ("password_hash_priority", Kind::Text),
+    ("login_account_free_failures", Kind::Number),
+    ("login_address_free_failures", Kind::Number),
+    ("login_backoff_base_ms", Kind::Number),
+    ("login_backoff_max_ms", Kind::Number),
+    ("login_backoff_forget_secs", Kind::Number),
+    ("login_backoff_entries", Kind::Number),
+    ("login_refusal_delay_ms", Kind::Number),
     ("jwt_secret", Kind::Text),
     ("durable_acks", Kind::Flag),
     ("create_demo_users", Kind::Flag),
@@ -501,6 +556,15 @@ impl Config {
             Some(priority) => priority,
             None if shares_shard_cores => ThreadPriority::Idle,
             None => ThreadPriority::Normal,
+        }
+    }
+
+    /// The password hash threads: those configured, or else one per 4 usable cores (at
+    /// least 1): logins are rare next to uploads, and hashing must not take the shards' cores.
+    pub fn password_hash_threads(&self, usable_cores: usize) -> usize {
+        match self.password_hash_threads {
+            0 => (usable_cores / 4).max(1),
+            threads => threads,
         }
     }
 
@@ -610,6 +674,28 @@ impl Config {
                 "failed_auth_per_sec and failed_auth_burst must be positive",
             ),
             (self.max_model_width > 0, "max_model_width must be positive"),
+            (
+                self.password_hash_threads <= 64 && self.password_hash_queue_len > 0,
+                "password_hash_threads must be at most 64 and password_hash_queue_len positive",
+            ),
+            (
+                self.login_backoff_base_ms > 0
+                    && self.login_backoff_max_ms >= self.login_backoff_base_ms,
+                "login_backoff_base_ms must be positive and at most login_backoff_max_ms",
+            ),
+            (
+                // A lock is never forgotten before it ends.
+                self.login_backoff_forget_secs.saturating_mul(1000) >= self.login_backoff_max_ms,
+                "login_backoff_forget_secs must cover login_backoff_max_ms",
+            ),
+            (
+                self.login_backoff_entries > 0,
+                "login_backoff_entries must be positive",
+            ),
+            (
+                self.login_refusal_delay_ms <= 60_000,
+                "login_refusal_delay_ms must be at most 60000",
+            ),
             (
                 self.recognition_wide_threads <= 64,
                 "recognition_wide_threads must be at most 64",
@@ -721,6 +807,11 @@ fn optional_priority<'de, D: Deserializer<'de>>(
     text.parse().map(Some).map_err(serde::de::Error::custom)
 }
 
+fn thread_priority<'de, D: Deserializer<'de>>(deserializer: D) -> Result<ThreadPriority, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    text.parse().map_err(serde::de::Error::custom)
+}
+
 fn point_price<'de, D: Deserializer<'de>>(deserializer: D) -> Result<PointPrice, D::Error> {
     let text = String::deserialize(deserializer)?;
     PointPrice::parse(&text).ok_or_else(|| {
@@ -830,7 +921,9 @@ mod tests {
         for (key, kind) in KEYS {
             let value = match (key, kind) {
                 (&"recognition_cores", _) => toml::Value::String("1".into()),
-                (&"recognition_priority", _) => toml::Value::String("idle".into()),
+                (&"recognition_priority" | &"password_hash_priority", _) => {
+                    toml::Value::String("idle".into())
+                }
                 (&"price_per_point", _) => toml::Value::String("0.5".into()),
                 (_, Kind::Text) => toml::Value::String("127.0.0.1:1".into()),
                 (_, Kind::Number) => toml::Value::Integer(1),
@@ -904,6 +997,25 @@ mod tests {
             ThreadPriority::Normal
         );
         assert!(Config::default().shard_count() <= ids::MAX_SHARDS);
+        let config = Config::default();
+        assert_eq!(config.password_hash_priority, ThreadPriority::Nice(10));
+        assert_eq!(
+            (1..=16)
+                .map(|cores| config.password_hash_threads(cores))
+                .collect::<Vec<_>>(),
+            [1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4]
+        );
+        let set = Config::load(
+            None,
+            &[],
+            &[
+                ("password_hash_threads", "3".to_string()),
+                ("password_hash_priority", "normal".to_string()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(set.password_hash_threads(16), 3);
+        assert_eq!(set.password_hash_priority, ThreadPriority::Normal);
     }
 
     #[test]
@@ -920,6 +1032,17 @@ mod tests {
         assert!(refused("shard_inbox_len", "0").is_err());
         assert!(refused("price_per_point", "0.0000001").is_err());
         assert!(refused("callback_allow", "nohost").is_err());
+        assert!(refused("password_hash_queue_len", "0").is_err());
+        assert!(refused("password_hash_priority", "").is_err());
+        assert!(refused("login_backoff_base_ms", "0").is_err());
+        assert!(
+            refused("login_backoff_max_ms", "999").is_err(),
+            "below the base"
+        );
+        assert!(
+            refused("login_backoff_forget_secs", "59").is_err(),
+            "shorter than a lock"
+        );
         let callbacks = refused("callback_allow", "127.0.0.1:9000, Hooks.Local:80").unwrap();
         assert_eq!(
             callbacks.callback_allow,

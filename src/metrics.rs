@@ -76,6 +76,17 @@ pub struct ShardMetrics {
     /// Callbacks (pingback, callbackUrl) answered 2xx, and given up after every attempt.
     pub callbacks_delivered: u64,
     pub callbacks_failed: u64,
+    /// Logins and password changes refused for a wrong password or an unknown username.
+    pub logins_failed: u64,
+    /// Login attempts refused (5002, nothing hashed) while the account's backoff lasts, and
+    /// while the client address's does.
+    pub login_backoff_account: u64,
+    pub login_backoff_address: u64,
+    /// Password checks refused (5001) because the password hash queue was full.
+    pub password_hash_queue_full: u64,
+    /// Tokens refused because their user was removed or their epoch revoked (logout,
+    /// password or role change, admin revocation), or the user never existed.
+    pub tokens_revoked: u64,
     pub recognize_us: Histogram<u64>,
     pub queued_us: Histogram<u64>,
     pub batch_size: Histogram<u64>,
@@ -117,6 +128,11 @@ impl ShardMetrics {
             cache_messages_dropped: 0,
             callbacks_delivered: 0,
             callbacks_failed: 0,
+            logins_failed: 0,
+            login_backoff_account: 0,
+            login_backoff_address: 0,
+            password_hash_queue_full: 0,
+            tokens_revoked: 0,
             recognize_us: latency_histogram(),
             queued_us: latency_histogram(),
             batch_size: Histogram::new_with_bounds(1, 4096, 2).expect("static bounds"),
@@ -402,10 +418,24 @@ impl Registry {
                 totals.callbacks_delivered,
             ),
             ("aiocr_callbacks_failed_total", totals.callbacks_failed),
+            ("aiocr_logins_failed_total", totals.logins_failed),
+            (
+                "aiocr_password_hash_queue_full_total",
+                totals.password_hash_queue_full,
+            ),
+            ("aiocr_tokens_revoked_total", totals.tokens_revoked),
         ];
         for (name, value) in counters {
             let _ = writeln!(out, "# TYPE {name} counter\n{name} {value}");
         }
+        let _ = writeln!(
+            out,
+            "# HELP aiocr_login_backoff_refusals_total Login attempts refused during a backoff.\n\
+             # TYPE aiocr_login_backoff_refusals_total counter\n\
+             aiocr_login_backoff_refusals_total{{scope=\"account\"}} {}\n\
+             aiocr_login_backoff_refusals_total{{scope=\"address\"}} {}",
+            totals.login_backoff_account, totals.login_backoff_address
+        );
         let _ = writeln!(out, "# TYPE aiocr_cache_evictions_total counter");
         for (reason, value) in [
             ("capacity", totals.cache_evicted_capacity),
@@ -477,6 +507,11 @@ impl Registry {
             totals.add_cache(&shard);
             totals.callbacks_delivered += shard.callbacks_delivered;
             totals.callbacks_failed += shard.callbacks_failed;
+            totals.logins_failed += shard.logins_failed;
+            totals.login_backoff_account += shard.login_backoff_account;
+            totals.login_backoff_address += shard.login_backoff_address;
+            totals.password_hash_queue_full += shard.password_hash_queue_full;
+            totals.tokens_revoked += shard.tokens_revoked;
             let _ = recognize.add(&shard.recognize_us);
             let _ = queued.add(&shard.queued_us);
         }
@@ -514,6 +549,11 @@ pub struct Totals {
     pub cache_bytes: u64,
     pub callbacks_delivered: u64,
     pub callbacks_failed: u64,
+    pub logins_failed: u64,
+    pub login_backoff_account: u64,
+    pub login_backoff_address: u64,
+    pub password_hash_queue_full: u64,
+    pub tokens_revoked: u64,
     pub recognize_us_p50: u64,
     pub recognize_us_p99: u64,
     pub queue_wait_us_p50: u64,
@@ -562,6 +602,17 @@ fn render_queues(out: &mut String, queues: &[(&str, usize, usize)]) {
             "aiocr_queue_kind_capacity{{kind=\"{kind}\"}} {capacity}"
         );
     }
+}
+
+/// The password hash queue (src/password_pool.rs): jobs waiting and room.
+pub fn render_password_queue(out: &mut String, depth: usize, capacity: usize) {
+    let _ = writeln!(
+        out,
+        "# HELP aiocr_password_hash_queue_depth Passwords waiting for a hash thread.\n\
+         # TYPE aiocr_password_hash_queue_depth gauge\naiocr_password_hash_queue_depth {depth}\n\
+         # TYPE aiocr_password_hash_queue_capacity gauge\n\
+         aiocr_password_hash_queue_capacity {capacity}"
+    );
 }
 
 fn write_summary(out: &mut String, name: &str, labels: &str, histogram: &Histogram<u64>) {
@@ -639,9 +690,17 @@ mod tests {
             ),
             (7, 2, 6)
         );
-        let text = registry.render(&[("ocr", 0, 8)]);
+        registry.shard(1).login_backoff_address = 3;
+        registry.shard(0).logins_failed = 9;
+        let mut text = registry.render(&[("ocr", 0, 8)]);
         assert!(text.contains("aiocr_results_done_total 7"), "{text}");
         assert!(text.contains("aiocr_cache_misses_total 2"));
+        assert!(text.contains("aiocr_logins_failed_total 9"));
+        assert!(text.contains("aiocr_login_backoff_refusals_total{scope=\"address\"} 3"));
+        assert!(text.contains("aiocr_login_backoff_refusals_total{scope=\"account\"} 0"));
+        render_password_queue(&mut text, 2, 32);
+        assert!(text.contains("aiocr_password_hash_queue_depth 2\n"));
+        assert!(text.contains("aiocr_password_hash_queue_capacity 32\n"));
         assert!(text.contains("aiocr_cache_evictions_total{reason=\"reported\"} 1"));
         assert!(text.contains("aiocr_cache_entries{shard=\"1\"} 9"));
         assert_eq!(

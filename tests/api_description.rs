@@ -72,12 +72,18 @@ fn schemathesis_finds_every_answer_as_documented_and_no_5xx() {
     // `/v2/result` and `/v2/report` reach their logic only with an upload that exists: the
     // admin makes one and the run's `id` is its id.
     let upload_id = upload_as(&server, &token);
+    // Logout and a password change end the caller's tokens: each gets a user of its own, so
+    // the admin's token stays good for every other operation.
+    let mut config_text = format!("[parameters]\n\"query.id\" = \"{upload_id}\"\n");
+    for operation in ["logout", "changePassword"] {
+        let (_, own) = server.create_user(&token, &format!("st-{operation}"), 0, "user");
+        config_text += &format!(
+            "[[operations]]\ninclude-operation-id = \"{operation}\"\n\
+             headers = {{ Authorization = \"Bearer {own}\" }}\n"
+        );
+    }
     let config = workdir.path().join("schemathesis.toml");
-    std::fs::write(
-        &config,
-        format!("[parameters]\n\"query.id\" = \"{upload_id}\"\n"),
-    )
-    .unwrap();
+    std::fs::write(&config, config_text).unwrap();
     let mut run = Command::new(tool("st"))
         .current_dir(workdir.path())
         .arg("--config-file")

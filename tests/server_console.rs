@@ -255,7 +255,7 @@ fn admins_find_users_by_name_a_page_at_a_time_over_every_shard() {
 }
 
 #[test]
-fn a_role_change_reaches_the_key_at_once_and_the_token_at_the_next_login() {
+fn a_role_change_reaches_the_key_at_once_and_ends_the_users_tokens() {
     let server = Server::start(2, &[]);
     let admin = server.admin_token();
     let (user_id, token) = server.create_user(&admin, "promoted", 0, "user");
@@ -276,8 +276,8 @@ fn a_role_change_reaches_the_key_at_once_and_the_token_at_the_next_login() {
     assert_eq!(by_key.status, 200, "the key has the new role at once");
     assert_eq!(
         client.get("/v2/developer/stats", Some(&token)).code(),
-        1005,
-        "the old token keeps the role it was issued with"
+        1003,
+        "the old token (issued with the old role) is ended"
     );
     let fresh = server.login("promoted", "password-promoted");
     assert_eq!(client.get("/v2/developer/stats", Some(&fresh)).status, 200);
@@ -294,6 +294,13 @@ fn a_role_change_reaches_the_key_at_once_and_the_token_at_the_next_login() {
         .json();
     assert_eq!(found["data"]["users"][0]["role"], "user");
     assert_eq!(found["data"]["users"][0]["has_key"], true);
+    // That change ended the developer's token too; a user's token, for the refusals below.
+    assert_eq!(
+        client.get("/v2/user/point", Some(&fresh)).code(),
+        1003,
+        "ended by the second change"
+    );
+    let fresh = server.login("promoted", "password-promoted");
     // Refusals.
     let admin_id = client.get("/v2/admin/users?q=admin", Some(&admin)).json()["data"]["users"][0]
         ["user_id"]

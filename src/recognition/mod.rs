@@ -24,7 +24,7 @@ mod queue;
 mod threads;
 
 pub use queue::{JobQueues, JobReceivers};
-pub use threads::{start, RecognitionThreads, ThreadConfig, ThreadPriority};
+pub use threads::{set_priority, start, RecognitionThreads, ThreadConfig, ThreadPriority};
 
 use crate::engine::{
     Answer, AnswerConstraints, DetBox, DetectError, RecognizeError, RecognizeOptions, SlideAnswer,

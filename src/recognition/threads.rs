@@ -210,8 +210,9 @@ fn set_affinity(cores: &[usize]) {
     }
 }
 
-/// Sets the calling thread's scheduling priority (best effort, as `set_affinity`).
-fn set_priority(priority: ThreadPriority) {
+/// Sets the calling thread's scheduling priority (best effort, as `set_affinity`). Also used
+/// by the password hash threads (src/password_pool.rs).
+pub fn set_priority(priority: ThreadPriority) {
     // SAFETY: plain syscalls about the calling thread itself (Linux applies PRIO_PROCESS and
     // sched_setscheduler with a thread id to that thread only).
     unsafe {

@@ -9,6 +9,7 @@ use super::shard::{ShardMessage, ShardSeed, Shared};
 use super::shard_loops;
 use crate::config::Config;
 use crate::metrics::Registry;
+use crate::password_pool::PasswordPool;
 use crate::recognition::{
     self, JobQueues, RecognitionThreads, ResultSink, ThreadConfig, ThreadContext,
 };
@@ -88,6 +89,11 @@ pub fn run_until_stopped(
     };
     let threads: RecognitionThreads =
         recognition::start(context, thread_config).map_err(|e| format!("recognition: {e}"))?;
+    let (passwords, password_threads) = PasswordPool::start(
+        config.password_hash_threads(usable_cores().len()),
+        config.password_hash_queue_len,
+        config.password_hash_priority,
+    )?;
     let shared = Arc::new(Shared {
         config: config.clone(),
         keys: Arc::new(keys),
@@ -97,6 +103,7 @@ pub fn run_until_stopped(
         models: crate::engine::available_models(&config.model_dir).into(),
         detection_installed: crate::engine::detection_model_path(&config.model_dir).exists(),
         recognition_threads: threads.count(),
+        passwords,
     });
     let (events, event_receiver) = mpsc::channel();
     let seeds = stores.into_iter().zip(inboxes).zip(result_inboxes);
@@ -123,6 +130,7 @@ pub fn run_until_stopped(
     drop(stop_threads);
     drop(shared);
     threads.join();
+    password_threads.join();
     outcome
 }
 

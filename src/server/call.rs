@@ -4,11 +4,12 @@
 use super::fields::{body_kind, Fields};
 use super::owner::{run_on_owner, OwnerCommand};
 use super::reply::Refusal;
+use super::sessions;
 use super::shard::Shard;
-use crate::auth::{self, ApiKeyHash, KeyHolder};
+use crate::auth::{self, ApiKeyHash};
 use crate::contract::ApiError;
 use crate::http::RequestHead;
-use crate::store::{ids, Role};
+use crate::store::{ids, Role, TokenState};
 use std::borrow::Cow;
 use std::net::IpAddr;
 use std::rc::Rc;
@@ -94,7 +95,7 @@ impl<'a> Call<'a> {
         if auth::is_api_key_shaped(credential) {
             return self.caller_by_key(credential).await;
         }
-        self.caller_by_token(credential)
+        self.caller_by_token(credential).await
     }
 
     /// The credential of `Authorization: Bearer`, if the request has one.
@@ -105,7 +106,10 @@ impl<'a> Call<'a> {
         (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
     }
 
-    fn caller_by_token(&self, token: &str) -> Result<Caller, Refusal> {
+    /// A JWT: signature and expiry (memoised per shard), then its user's current state
+    /// (server/sessions.rs): the user must exist, the token's epoch must be the user's, and
+    /// the role is the store's, not the token's claim.
+    async fn caller_by_token(&self, token: &str) -> Result<Caller, Refusal> {
         let claims = self
             .shard
             .token_cache
@@ -121,45 +125,54 @@ impl<'a> Call<'a> {
             // Signed by us but for another shard layout: not a token of this deployment.
             return Err(ApiError::BadToken.into());
         }
+        let role = sessions::token_role(self.shard, user_id, claims.ep).await?;
         Ok(Caller {
             user_id,
-            role: claims.role,
+            role,
             owner,
             via: Credential::Token,
         })
     }
 
-    /// An API key: remembered on this shard, else looked up on the shard its hash routes
-    /// to. Lookups that find nothing count against the client's address; once its budget is
-    /// spent (`failed_auth_per_sec`), it gets 5002 without a lookup. A wrong key costs the
-    /// same lookup whatever it is, so its timing says nothing.
+    /// An API key: its user remembered on this shard, else looked up on the shard its hash
+    /// routes to; the user's role and existence are its current state (server/sessions.rs),
+    /// so a demoted or removed user's key changes at once. Lookups that find nothing count
+    /// against the client's address; once its budget is spent (`failed_auth_per_sec`), it
+    /// gets 5002 without a lookup. A wrong key costs the same lookup whatever it is, so its
+    /// timing says nothing.
     async fn caller_by_key(&self, key: &str) -> Result<Caller, Refusal> {
         let hash = auth::api_key_hash(key);
         let shard = self.shard;
-        if let Some(holder) = shard.key_cache.borrow_mut().get(&hash) {
-            return Ok(key_caller(holder, Credential::ApiKey));
+        let remembered = shard.key_cache.borrow_mut().get(&hash);
+        if let Some(user_id) = remembered {
+            return match sessions::user_state(shard, user_id).await? {
+                Some(state) => Ok(key_caller(user_id, state.role)),
+                None => Err(key_refused()),
+            };
         }
         let address = address_id(self.peer);
         if !shard.failed_auth.borrow().has_token(address) {
             return Err(too_many_failures(1));
         }
         let (node, owner) = auth::api_key_route(&hash, shard.shard_count());
+        let generation = shard.user_cache.borrow().generation();
         let holder = if node == shard.config().node_id {
             run_on_owner(shard, ResolveKey { hash, owner }).await?
         } else {
             None // not a key of this node
         };
-        let Some(holder) = holder else {
+        let Some((user_id, state)) = holder else {
             if let Err(retry_after_secs) = shard.failed_auth.borrow_mut().check(address) {
                 return Err(too_many_failures(retry_after_secs));
             }
-            return Err(Refusal::new(
-                ApiError::BadToken,
-                "API key invalid or revoked",
-            ));
+            return Err(key_refused());
         };
-        shard.key_cache.borrow_mut().remember(hash, holder);
-        Ok(key_caller(holder, Credential::ApiKey))
+        shard.key_cache.borrow_mut().remember(hash, user_id);
+        shard
+            .user_cache
+            .borrow_mut()
+            .remember(user_id, Some(state), generation);
+        Ok(key_caller(user_id, state.role))
     }
 
     /// The caller, if it has one of `roles` (1005 otherwise).
@@ -188,18 +201,22 @@ fn bearer_token(head: &RequestHead) -> Result<Cow<'_, str>, Refusal> {
     }
 }
 
-fn key_caller(holder: KeyHolder, via: Credential) -> Caller {
+fn key_caller(user_id: u64, role: Role) -> Caller {
     Caller {
-        user_id: holder.user_id,
-        role: holder.role,
-        owner: ids::shard_of(holder.user_id),
-        via,
+        user_id,
+        role,
+        owner: ids::shard_of(user_id),
+        via: Credential::ApiKey,
     }
+}
+
+fn key_refused() -> Refusal {
+    Refusal::new(ApiError::BadToken, "API key invalid or revoked")
 }
 
 /// A client address as a rate-limiter key (IPv4 as its mapped IPv6 form, so one host is
 /// one key).
-fn address_id(peer: IpAddr) -> u64 {
+pub fn address_id(peer: IpAddr) -> u64 {
     let octets = match peer {
         IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
         IpAddr::V6(v6) => v6.octets(),
@@ -216,31 +233,29 @@ fn too_many_failures(retry_after_secs: u64) -> Refusal {
     Refusal::new(ApiError::RateLimited, "too many failed attempts").retry_after(retry_after_secs)
 }
 
-/// Looks an API key's hash up on the shard it routes to.
+/// Looks an API key's hash up on the shard it routes to: its user's id and current state.
 struct ResolveKey {
     hash: ApiKeyHash,
     owner: u16,
 }
 
 impl OwnerCommand for ResolveKey {
-    type Output = Option<KeyHolder>;
+    type Output = Option<(u64, TokenState)>;
 
     fn owner(&self) -> u16 {
         self.owner
     }
 
-    async fn apply(self, shard: Rc<Shard>) -> Result<Option<KeyHolder>, Refusal> {
-        let user = shard.store.borrow()?.user_by_api_key(&self.hash)?;
-        Ok(user.map(|user| {
-            assert_eq!(
-                ids::shard_of(user.id),
-                shard.id,
-                "keys route to their user's shard"
-            );
-            KeyHolder {
-                user_id: user.id,
-                role: user.role,
-            }
-        }))
+    async fn apply(self, shard: Rc<Shard>) -> Result<Option<(u64, TokenState)>, Refusal> {
+        let store = shard.store.borrow()?;
+        let Some(user) = store.user_by_api_key(&self.hash)? else {
+            return Ok(None);
+        };
+        assert_eq!(
+            ids::shard_of(user.id),
+            shard.id,
+            "keys route to their user's shard"
+        );
+        Ok(store.token_state(user.id)?.map(|state| (user.id, state)))
     }
 }

@@ -19,9 +19,12 @@
 //! Around them: `boot` (start-up and shutdown), `shard` (one shard's state), `shard_loops`
 //! (its tasks), `commit` (group commit: a 200 means the writes are on disk), `storage` (a
 //! failed disk: writes refused with 5004, the store reopened once the disk takes writes), `stop`,
+//! `attempts` (password checks and the login backoff around them), `sessions` (what tokens
+//! and keys are checked against: each user's existence, role and token epoch),
 //! `console` (the web console's built-in files and `/openapi.json`: a route family without
 //! an owner hop).
 
+mod attempts;
 mod body_budget;
 mod boot;
 mod cache;
@@ -38,6 +41,7 @@ mod listener;
 mod owner;
 mod reply;
 mod router;
+mod sessions;
 mod shard;
 mod shard_loops;
 mod stop;

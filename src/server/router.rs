@@ -7,7 +7,7 @@ use super::call::{Call, Caller};
 use super::compat::{fastapi, tasks, twocaptcha};
 use super::console::{self, CONSOLE_PATH};
 use super::endpoints::{
-    accounts, admin, apikey, node, results, server_state, stats, uploads, user,
+    accounts, admin, apikey, node, results, server_state, stats, tokens, uploads, user,
 };
 use super::reply::{ApiResult, Refusal};
 use super::shard::Shard;
@@ -42,6 +42,10 @@ pub enum Route {
     AdminFindUsers,
     AdminUserRole,
     AdminServer,
+    Logout,
+    ChangePassword,
+    AdminTokensRevoke,
+    AdminUserRemove,
     OpenApi,
     /// `/console/` and every file under it; `/console` and `/` redirect there.
     Console,
@@ -72,7 +76,7 @@ struct RouteSpec {
     label: &'static str,
 }
 
-pub const ROUTE_COUNT: usize = 39;
+pub const ROUTE_COUNT: usize = 43;
 
 /// Every route, in the order of [`Route`].
 const TABLE: [RouteSpec; ROUTE_COUNT] = [
@@ -165,6 +169,26 @@ const TABLE: [RouteSpec; ROUTE_COUNT] = [
         "/v2/admin/server",
         Method::Get,
         "admin_server",
+    ),
+    // Ending tokens and removing users (endpoints/tokens.rs, endpoints/accounts.rs).
+    spec(Route::Logout, "/v2/user/logout", Method::Post, "logout"),
+    spec(
+        Route::ChangePassword,
+        "/v2/user/password",
+        Method::Post,
+        "password",
+    ),
+    spec(
+        Route::AdminTokensRevoke,
+        "/v2/admin/tokens/revoke",
+        Method::Post,
+        "admin_tokens_revoke",
+    ),
+    spec(
+        Route::AdminUserRemove,
+        "/v2/admin/users/remove",
+        Method::Post,
+        "admin_user_remove",
     ),
     // The API description and the web console (server/console.rs).
     spec(Route::OpenApi, "/openapi.json", Method::Get, "openapi"),
@@ -277,7 +301,8 @@ impl Route {
             Point | UploadBase64 | Upload | Detect | Slide | Result | Report | UserStats
             | DeveloperStats | AdminUsers | AdminPoints | ApiKeyStatus | ApiKeyCreate
             | ApiKeyRevoke | AdminApiKeyRevoke | UserUploads | AdminFindUsers | AdminUserRole
-            | AdminServer | Cached => true,
+            | AdminServer | Cached | Logout | ChangePassword | AdminTokensRevoke
+            | AdminUserRemove => true,
             Servers
             | Login
             | OpenApi
@@ -470,6 +495,10 @@ async fn dispatch(route: Route, call: Call<'_>) -> ApiResult {
         Route::AdminFindUsers => accounts::find(&call).await,
         Route::AdminUserRole => accounts::set_role(&call).await,
         Route::AdminServer => server_state::state(&call).await,
+        Route::Logout => tokens::logout(&call).await,
+        Route::ChangePassword => tokens::change_password(&call).await,
+        Route::AdminTokensRevoke => tokens::admin_revoke(&call).await,
+        Route::AdminUserRemove => accounts::remove(&call).await,
         Route::OpenApi => Ok(console::openapi(call.head)),
         Route::Console => console::console(call.head),
         Route::TwoCaptchaIn => twocaptcha::submit_image(&call).await,

@@ -12,12 +12,15 @@ use super::cache::CacheStore;
 use super::commit::GroupCommit;
 use super::compat::callbacks::CallbackTable;
 use super::conn::ConnectionSet;
+use super::sessions::UserCache;
 use super::stop::StopSignal;
 use super::storage::StoreSlot;
 use super::upload::ResultWaiters;
 use crate::auth::{KeyCache, Keys, TokenCache, DEFAULT_TOKEN_CACHE_ENTRIES};
 use crate::config::Config;
+use crate::login_backoff::{BackoffPolicy, LoginBackoff};
 use crate::metrics::{Registry, ShardMetrics};
+use crate::password_pool::PasswordPool;
 use crate::ratelimit::RateLimiter;
 use crate::recognition::{JobQueues, JobResult};
 use crate::store::ShardStore;
@@ -54,6 +57,8 @@ pub struct Shared {
     /// Whether `common_det.onnx` is installed (else `/v2/decode/detect` answers 3005).
     pub detection_installed: bool,
     pub recognition_threads: usize,
+    /// The node's password hash threads (logins, password changes, new users).
+    pub passwords: PasswordPool,
 }
 
 /// Everything one shard thread starts from.
@@ -76,9 +81,15 @@ pub struct Shard {
     pub store: StoreSlot,
     /// Per-user token buckets for uploads.
     pub upload_limiter: RefCell<RateLimiter>,
-    /// Per-user token buckets for login attempts (separate, so guessing a user's password
-    /// does not also use up that user's uploads).
+    /// Per-account token buckets for login attempts, by the username's hash whether the
+    /// account exists or not (separate from uploads, so guessing a user's password does not
+    /// also use up that user's uploads).
     pub login_limiter: RefCell<RateLimiter>,
+    /// Failed logins of the accounts whose names map to this shard (by the name's hash,
+    /// existing or not): their backoff (server/attempts.rs).
+    pub account_backoff: RefCell<LoginBackoff>,
+    /// Failed logins of the client addresses whose connections this shard serves.
+    pub address_backoff: RefCell<LoginBackoff>,
     pub commit: GroupCommit,
     /// `wait=1` requests waiting for an upload's result (bounded).
     pub waiters: ResultWaiters,
@@ -96,12 +107,25 @@ pub struct Shard {
     pub token_cache: RefCell<TokenCache>,
     /// API keys looked up on their owner shard (forgotten on every shard when replaced).
     pub key_cache: RefCell<KeyCache>,
+    /// Users whose state (exists, role, token epoch) this shard read from their shard, to
+    /// check tokens and keys (forgotten on every shard when it changes; server/sessions.rs).
+    pub user_cache: RefCell<UserCache>,
     /// Per client address: API key lookups that found nothing (5002 once spent).
     pub failed_auth: RefCell<RateLimiter>,
     pub stop: StopSignal,
     /// The certificate new TLS connections get: set at start, replaced on SIGHUP by a
     /// message in the inbox (so reading it at an accept takes no lock).
     pub tls: RefCell<Option<Arc<rustls::ServerConfig>>>,
+}
+
+/// The configured backoff with `free_failures` of its own (accounts and addresses differ).
+fn backoff_policy(config: &Config, free_failures: u32) -> BackoffPolicy {
+    BackoffPolicy {
+        free_failures,
+        base_ms: config.login_backoff_base_ms,
+        max_ms: config.login_backoff_max_ms,
+        forget_ms: config.login_backoff_forget_secs.saturating_mul(1000),
+    }
 }
 
 /// Why a call to another shard did not run.
@@ -133,6 +157,14 @@ impl Shard {
                 config.rate_limit_per_sec,
                 config.rate_limit_burst,
             )),
+            account_backoff: RefCell::new(LoginBackoff::new(
+                backoff_policy(&config, config.login_account_free_failures),
+                config.login_backoff_entries,
+            )),
+            address_backoff: RefCell::new(LoginBackoff::new(
+                backoff_policy(&config, config.login_address_free_failures),
+                config.login_backoff_entries,
+            )),
             commit: GroupCommit::new(flusher, config.durable_acks),
             waiters: ResultWaiters::new(config.max_waiters_per_shard),
             callbacks: CallbackTable::new(config.max_waiters_per_shard),
@@ -147,6 +179,10 @@ impl Shard {
             key_cache: RefCell::new(KeyCache::new(
                 DEFAULT_TOKEN_CACHE_ENTRIES,
                 std::time::Duration::from_secs(config.api_key_cache_secs),
+            )),
+            user_cache: RefCell::new(UserCache::new(
+                DEFAULT_TOKEN_CACHE_ENTRIES,
+                std::time::Duration::from_secs(config.user_cache_secs),
             )),
             failed_auth: RefCell::new(RateLimiter::new(
                 config.failed_auth_per_sec,
@@ -186,14 +222,7 @@ impl Shard {
         if target == self.id {
             return Ok(work(self.clone()).await);
         }
-        let (reply, reply_receiver) = flume::bounded(1);
-        let task: RemoteTask = Box::new(move |shard: Rc<Shard>| {
-            Box::pin(async move {
-                assert_eq!(shard.id, target, "forwarded work runs on its target shard");
-                shard.metrics().forwarded_in += 1;
-                let _ = reply.send(work(shard).await);
-            })
-        });
+        let (task, reply_receiver) = remote_task(target, work);
         let peer = &self.shared.peers[usize::from(target)];
         peer.try_send(ShardMessage::Run(task))
             .map_err(|error| match error {
@@ -206,6 +235,56 @@ impl Shard {
             .await
             .map_err(|_| HopError::Gone)
     }
+
+    /// `submit_to` for work that must arrive: a full inbox is waited on (without blocking
+    /// the reactor: the target keeps draining its inbox, so room comes) instead of refused.
+    /// For what a shard must be told, such as forgetting a user whose tokens were revoked.
+    pub async fn submit_to_waiting<R, F, Fut>(
+        self: &Rc<Self>,
+        target: u16,
+        work: F,
+    ) -> Result<R, HopError>
+    where
+        R: Send + 'static,
+        F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
+        Fut: Future<Output = R> + 'static,
+    {
+        assert!(
+            target < self.shard_count(),
+            "target shard {target} out of range"
+        );
+        if target == self.id {
+            return Ok(work(self.clone()).await);
+        }
+        let (task, reply_receiver) = remote_task(target, work);
+        let peer = &self.shared.peers[usize::from(target)];
+        peer.send_async(ShardMessage::Run(task))
+            .await
+            .map_err(|_| HopError::Gone)?;
+        self.metrics().forwarded_out += 1;
+        reply_receiver
+            .recv_async()
+            .await
+            .map_err(|_| HopError::Gone)
+    }
+}
+
+/// `work` as a message for shard `target`, and where its result will come back.
+fn remote_task<R, F, Fut>(target: u16, work: F) -> (RemoteTask, flume::Receiver<R>)
+where
+    R: Send + 'static,
+    F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
+    Fut: Future<Output = R> + 'static,
+{
+    let (reply, reply_receiver) = flume::bounded(1);
+    let task: RemoteTask = Box::new(move |shard: Rc<Shard>| {
+        Box::pin(async move {
+            assert_eq!(shard.id, target, "forwarded work runs on its target shard");
+            shard.metrics().forwarded_in += 1;
+            let _ = reply.send(work(shard).await);
+        })
+    });
+    (task, reply_receiver)
 }
 
 #[cfg(test)]
@@ -230,6 +309,9 @@ mod tests {
             models: Arc::from(Vec::new()),
             detection_installed: false,
             recognition_threads: 0,
+            passwords: PasswordPool::start(1, 1, crate::recognition::ThreadPriority::Normal)
+                .unwrap()
+                .0,
         });
         let store = ShardStore::open(dir, 0, 2, ids::MAX_NODE_ID).unwrap();
         (Rc::new(Shard::new(0, store, shared)), peer_inbox)

@@ -6,6 +6,7 @@
 use super::journal::from_tx;
 use super::layout::u64_key;
 use super::records::User;
+use super::sessions::live_user;
 use super::{ShardStore, StoreError};
 use sled::transaction::{abort, Transactional};
 
@@ -33,7 +34,7 @@ pub(super) fn split_user_key_value(value: &[u8]) -> Result<([u8; HASH_BYTES], u6
 
 impl ShardStore {
     /// Gives `user_id` the key with this hash, replacing (and so revoking) any earlier one.
-    /// Returns the earlier key's hash. `Err(UserNotFound)` for an unknown user.
+    /// Returns the earlier key's hash. `Err(UserNotFound)` for an unknown or removed user.
     pub fn set_api_key(
         &mut self,
         user_id: u64,
@@ -42,11 +43,9 @@ impl ShardStore {
     ) -> Result<Option<[u8; HASH_BYTES]>, StoreError> {
         let user_key = user_id.to_be_bytes();
         let t = &self.trees;
-        let earlier = (&t.users, &t.api_keys, &t.user_api_keys)
-            .transaction(|(users, api_keys, user_api_keys)| {
-                if users.get(user_key)?.is_none() {
-                    return abort(StoreError::UserNotFound);
-                }
+        let earlier = (&t.users, &t.user_status, &t.api_keys, &t.user_api_keys)
+            .transaction(|(users, user_status, api_keys, user_api_keys)| {
+                live_user(users, user_status, &user_key)?;
                 let earlier = match user_api_keys.get(user_key)? {
                     Some(value) => Some(split_user_key_value(&value).or_else(abort)?.0),
                     None => None,

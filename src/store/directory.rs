@@ -1,15 +1,12 @@
-//! The user directory for operators: find users by the start of their name, a page at a time,
-//! and change a user's role (`GET /v2/admin/users`, `POST /v2/admin/users/role`).
+//! The user directory for operators: find users by the start of their name, a page at a time
+//! (`GET /v2/admin/users`). A role change is in sessions.rs (it ends the user's tokens).
 //!
 //! Users are sharded by name, so each shard answers for its own users; the server merges the
 //! shards' pages (each sorted by name) into one.
 
-use super::api_keys::split_user_key_value;
-use super::journal::from_tx;
 use super::layout::u64_key;
-use super::records::{decode, encode, Balance, Role, User};
+use super::records::{Balance, Role};
 use super::{ShardStore, StoreError};
-use sled::transaction::{abort, Transactional};
 use std::ops::Bound;
 
 /// The most users one page may hold.
@@ -72,28 +69,6 @@ impl ShardStore {
             has_key: self.api_key_created_at(user_id)?.is_some(),
         })
     }
-
-    /// Gives the user `role`; returns the hash of the user's API key, if any, so that the
-    /// server can make every shard forget what it remembered about that key (its role).
-    /// `Err(UserNotFound)` for an unknown user.
-    pub fn set_role(&mut self, user_id: u64, role: Role) -> Result<Option<[u8; 32]>, StoreError> {
-        let user_key = user_id.to_be_bytes();
-        let t = &self.trees;
-        (&t.users, &t.user_api_keys)
-            .transaction(|(users, user_api_keys)| {
-                let Some(bytes) = users.get(user_key)? else {
-                    return abort(StoreError::UserNotFound);
-                };
-                let mut user: User = decode(&bytes).or_else(abort)?;
-                user.role = role;
-                users.insert(&user_key, encode(&user))?;
-                match user_api_keys.get(user_key)? {
-                    Some(value) => Ok(Some(split_user_key_value(&value).or_else(abort)?.0)),
-                    None => Ok(None),
-                }
-            })
-            .map_err(from_tx)
-    }
 }
 
 #[cfg(test)]
@@ -139,14 +114,18 @@ mod tests {
     }
 
     #[test]
-    fn a_role_change_is_stored_and_names_the_users_key() {
+    fn a_role_change_is_stored_and_seen_by_the_key() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = ShardStore::open(dir.path(), 0, 1, 1).unwrap();
         let ann = add(&mut store, "ann", Role::User);
-        assert_eq!(store.set_role(ann, Role::Developer).unwrap(), None);
+        assert_eq!(
+            store.set_role(ann, Role::Developer).unwrap(),
+            1,
+            "a new epoch"
+        );
         assert_eq!(store.user(ann).unwrap().unwrap().role, Role::Developer);
         store.set_api_key(ann, &[7; 32], 1).unwrap();
-        assert_eq!(store.set_role(ann, Role::Admin).unwrap(), Some([7; 32]));
+        assert_eq!(store.set_role(ann, Role::Admin).unwrap(), 2);
         assert_eq!(
             store.user_by_api_key(&[7; 32]).unwrap().unwrap().role,
             Role::Admin

@@ -10,6 +10,8 @@
 //! - `pending`: upload id -> day, the uploads not finished yet
 //! - `api_keys`: API key hash -> user id; `user_api_keys`: user id -> key hash + created at
 //! - `user_uploads`: user id + upload id -> day, a user's uploads in age order (user_uploads.rs)
+//! - `user_status`: user id -> `UserStatus` (token epoch, removal; sessions.rs), absent until
+//!   the user's first logout, password or role change, revocation or removal
 //!
 //! Day trees: `uploads-YYYYMMDD` (upload id -> `UploadRecord`) and `stats-YYYYMMDD`
 //! (`u` + user id, or `s` + soft_id bytes -> `DayCounters`). Dropping a day drops both.
@@ -162,6 +164,7 @@ pub struct Trees {
     pub api_keys: sled::Tree,
     pub user_api_keys: sled::Tree,
     pub user_uploads: sled::Tree,
+    pub user_status: sled::Tree,
 }
 
 impl Trees {
@@ -177,6 +180,7 @@ impl Trees {
             api_keys: db.open_tree("api_keys")?,
             user_api_keys: db.open_tree("user_api_keys")?,
             user_uploads: db.open_tree(super::user_uploads::TREE)?,
+            user_status: db.open_tree("user_status")?,
         })
     }
 }

@@ -28,6 +28,7 @@ mod layout;
 mod meta;
 mod records;
 mod reopen;
+mod sessions;
 mod stats;
 mod uploads;
 mod user_uploads;
@@ -49,8 +50,10 @@ use std::sync::Arc;
 pub use meta::read_shard_count as meta_shard_count;
 pub use records::{
     Balance, DayCounters, EntryKind, JournalEntry, Role, UploadRecord, UploadStatus, User,
+    UserStatus,
 };
 pub use reopen::ClosedShard;
+pub use sessions::TokenState;
 pub use verify::{verify_ledger, LedgerProblem, VerifyReport};
 
 use day::DayNumber;

@@ -55,6 +55,19 @@ pub struct User {
     pub created_at_ms: u64,
 }
 
+/// What a user's tokens are checked against beside the role (kept in `user_status`, apart
+/// from `User`, so that a data directory from before it needs no migration: no record reads
+/// as epoch 0, not removed).
+#[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UserStatus {
+    /// Tokens carry the epoch they were issued under; an older one is refused. Logout,
+    /// password change, role change, revocation and removal bump it.
+    pub token_epoch: u32,
+    /// When the user was removed (Unix ms): its records stay for the ledger, but it can no
+    /// longer log in, and its tokens and key are refused.
+    pub removed_at_ms: Option<u64>,
+}
+
 /// `points` is spendable; `reserved` is held by pending uploads. Both are never negative.
 #[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Balance {

@@ -72,12 +72,15 @@ impl ShardStore {
         }
     }
 
+    /// The user, unless it does not exist or was removed (its record stays for the ledger).
     pub fn user(&self, user_id: u64) -> Result<Option<User>, StoreError> {
-        self.trees
-            .users
-            .get(user_id.to_be_bytes())?
-            .map(|bytes| decode(&bytes))
-            .transpose()
+        let Some(bytes) = self.trees.users.get(user_id.to_be_bytes())? else {
+            return Ok(None);
+        };
+        if self.user_status(user_id)?.removed_at_ms.is_some() {
+            return Ok(None);
+        }
+        decode(&bytes).map(Some)
     }
 
     /// `Err(UserNotFound)` for an unknown user.
@@ -90,7 +93,8 @@ impl ShardStore {
 
     /// Operator/admin movement of `delta` points (journaled as Adjust with `reason` at
     /// `now_ms`). `Err(InsufficientPoints)` if spendable points would go negative (nothing
-    /// written).
+    /// written); `Err(UserNotFound)` for an unknown or removed user (a removed user's
+    /// balance stays as it was, for the ledger).
     pub fn adjust_points(
         &mut self,
         user_id: u64,
@@ -100,6 +104,11 @@ impl ShardStore {
     ) -> Result<Balance, StoreError> {
         if delta == 0 {
             return Err(StoreError::InvalidInput("points must not be 0".into()));
+        }
+        // Read outside the transaction: with `&mut self`, no removal can come between this
+        // read and the write below.
+        if self.user_status(user_id)?.removed_at_ms.is_some() {
+            return Err(StoreError::UserNotFound);
         }
         if reason.len() > MAX_REASON_BYTES {
             return Err(StoreError::InvalidInput(format!(

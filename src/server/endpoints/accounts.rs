@@ -1,21 +1,23 @@
 //! Operators over HTTP, beside creating users and granting points (admin.rs):
 //! `GET /v2/admin/users?q=<prefix>&after=<username>&limit=N` finds users by the start of
-//! their name, a page at a time, and `POST /v2/admin/users/role` changes a user's role.
-//! Admin role only.
+//! their name, a page at a time, `POST /v2/admin/users/role` changes a user's role and
+//! `POST /v2/admin/users/remove` removes a user. Admin role only.
 //!
 //! Users are sharded by name: every shard answers for its own users, sorted by name, and the
-//! pages are merged here. A role change is seen at once by the user's API key (every shard
-//! forgets what it remembered about the key); a token carries the role it was issued with,
-//! so a login token sees the new role at its next login (at most `token_ttl_secs`).
+//! pages are merged here. A role change or a removal is seen at once on every shard: the
+//! user's tokens are ended (a new token epoch) and every shard forgets the user's state, so
+//! the user's API key has the new role, or stops working, with the next request.
 
 use super::admin::user_id_by_name;
 use super::apikey::forget_everywhere;
 use crate::contract::ApiError;
-use crate::server::call::Call;
+use crate::server::call::{Call, Caller};
+use crate::server::fields::Fields;
 use crate::server::owner::{run_on_owner, OwnerCommand};
 use crate::server::reply::{malformed, ok, ApiResult, Refusal};
+use crate::server::sessions::publish_change;
 use crate::server::shard::Shard;
-use crate::store::{ids, Role, StoreError, UserSummary, MAX_USERNAME_BYTES, MAX_USERS_PAGE};
+use crate::store::{ids, Role, UserSummary, MAX_USERNAME_BYTES, MAX_USERS_PAGE};
 use serde_json::json;
 use std::rc::Rc;
 
@@ -107,34 +109,36 @@ fn user_json(user: &UserSummary) -> serde_json::Value {
     })
 }
 
-/// `POST /v2/admin/users/role`: runs on the user's shard; answers the user's key hash.
+/// `POST /v2/admin/users/role`: runs on the user's shard; the new role ends the user's
+/// tokens (they carry the role they were issued with) and every shard forgets the user's
+/// state, so its API key has the new role at once.
 struct SetRole {
     user_id: u64,
     role: Role,
 }
 
 impl OwnerCommand for SetRole {
-    type Output = Option<[u8; 32]>;
+    type Output = ();
 
     fn owner(&self) -> u16 {
         ids::shard_of(self.user_id)
     }
 
-    async fn apply(self, shard: Rc<Shard>) -> Result<Option<[u8; 32]>, Refusal> {
-        let key = shard
-            .store
-            .borrow_mut()?
-            .set_role(self.user_id, self.role)?;
-        shard.commit.durable().await.map_err(StoreError::Io)?;
-        Ok(key)
+    async fn apply(self, shard: Rc<Shard>) -> Result<(), Refusal> {
+        shard.store.borrow_mut()?.set_role(self.user_id, self.role)?;
+        publish_change(&shard, self.user_id).await
     }
 }
 
-pub async fn set_role(call: &Call<'_>) -> ApiResult {
-    let admin = call.caller_with_role(&[Role::Admin]).await?;
-    let fields = call.fields()?;
-    let role = Role::parse(fields.required("role")?)
-        .ok_or_else(|| malformed("role must be user, developer or admin"))?;
+/// The user an admin names by `user_id` or `username` (1001 "no such user" when there is
+/// none), who must not be the admin (1005: an admin cannot demote or remove themselves, so
+/// the last admin cannot lock everyone out by accident; and ends their own tokens with
+/// `/v2/user/logout`, so that the admin endpoints always act on someone else).
+pub(super) async fn other_user(
+    call: &Call<'_>,
+    admin: &Caller,
+    fields: &Fields,
+) -> Result<u64, Refusal> {
     let user_id = match fields.text("user_id") {
         Some(_) => fields.id("user_id")?,
         None => user_id_by_name(call, fields.required("username")?).await?,
@@ -143,16 +147,57 @@ pub async fn set_role(call: &Call<'_>) -> ApiResult {
         return Err(malformed("no such user"));
     }
     if user_id == admin.user_id {
-        // Keeps the last admin from locking everyone out by accident.
         return Err(Refusal::new(
             ApiError::Forbidden,
-            "admins cannot change their own role",
+            "not on oneself: an admin's own role, removal and tokens are for another admin \
+             (or /v2/user/logout)",
         ));
     }
-    if let Some(key) = run_on_owner(call.shard, SetRole { user_id, role }).await? {
+    Ok(user_id)
+}
+
+pub async fn set_role(call: &Call<'_>) -> ApiResult {
+    let admin = call.caller_with_role(&[Role::Admin]).await?;
+    let fields = call.fields()?;
+    let role = Role::parse(fields.required("role")?)
+        .ok_or_else(|| malformed("role must be user, developer or admin"))?;
+    let user_id = other_user(call, &admin, &fields).await?;
+    run_on_owner(call.shard, SetRole { user_id, role }).await?;
+    Ok(ok(
+        &json!({ "user_id": user_id.to_string(), "role": role.name() }),
+    ))
+}
+
+/// `POST /v2/admin/users/remove`: on the user's shard (store/sessions.rs says what removal
+/// keeps); then every shard forgets the user's state and its API key.
+struct RemoveUser {
+    user_id: u64,
+}
+
+impl OwnerCommand for RemoveUser {
+    type Output = Option<[u8; 32]>;
+
+    fn owner(&self) -> u16 {
+        ids::shard_of(self.user_id)
+    }
+
+    async fn apply(self, shard: Rc<Shard>) -> Result<Option<[u8; 32]>, Refusal> {
+        let now_ms = crate::clock::unix_now_ms();
+        let key = shard.store.borrow_mut()?.remove_user(self.user_id, now_ms)?;
+        publish_change(&shard, self.user_id).await?;
+        Ok(key)
+    }
+}
+
+pub async fn remove(call: &Call<'_>) -> ApiResult {
+    let admin = call.caller_with_role(&[Role::Admin]).await?;
+    let fields = call.fields()?;
+    let user_id = other_user(call, &admin, &fields).await?;
+    if let Some(key) = run_on_owner(call.shard, RemoveUser { user_id }).await? {
+        // Refused already (its user is gone everywhere); this frees the shards' memos.
         forget_everywhere(call.shard, key).await;
     }
     Ok(ok(
-        &json!({ "user_id": user_id.to_string(), "role": role.name() }),
+        &json!({ "user_id": user_id.to_string(), "removed": true }),
     ))
 }

@@ -1,16 +1,18 @@
 //! Operators over HTTP: `POST /v2/admin/users` (create a user) and `POST /v2/admin/points`
 //! (add or remove points with a reason). Admin role only.
 
+use crate::server::attempts::hash_new_password;
 use crate::server::call::Call;
 use crate::server::owner::{run_on_owner, OwnerCommand};
-use crate::server::reply::{internal, malformed, ok, ApiResult, Refusal};
+use crate::server::reply::{malformed, ok, ApiResult, Refusal};
 use crate::server::shard::Shard;
 use crate::store::{ids, Balance, Role, StoreError};
 use serde_json::json;
 use std::rc::Rc;
 
-/// `POST /v2/admin/users`: the password is hashed where the request arrived (off the
-/// owner's reactor, on the blocking pool), the user created on the shard its name maps to.
+/// `POST /v2/admin/users`: the password is hashed on the password hash threads (off every
+/// reactor and off the fsync's blocking pool), the user created on the shard its name maps
+/// to.
 struct CreateUser {
     username: String,
     password_hash: String,
@@ -41,10 +43,7 @@ impl CreateUser {
             .ok()
             .filter(|points| *points >= 0)
             .ok_or_else(|| malformed("points must be a non-negative integer"))?;
-        let password_hash = glommio::executor()
-            .spawn_blocking(move || crate::auth::hash_password(&password))
-            .await
-            .map_err(|e| internal("hash_password", e))?;
+        let password_hash = hash_new_password(call.shard, password).await?;
         Ok(CreateUser {
             owner: ids::shard_for_username(&username, call.shard.shard_count()),
             username,

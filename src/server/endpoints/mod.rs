@@ -10,5 +10,6 @@ pub mod node;
 pub mod results;
 pub mod server_state;
 pub mod stats;
+pub mod tokens;
 pub mod uploads;
 pub mod user;

@@ -62,7 +62,9 @@ pub fn metrics(call: &Call) -> Response {
         .iter()
         .map(|kind| (kind.label(), queue.depth(*kind), queue.capacity(*kind)))
         .collect();
-    let text = call.shard.shared.metrics.render(&queues);
+    let mut text = call.shard.shared.metrics.render(&queues);
+    let passwords = &call.shard.shared.passwords;
+    crate::metrics::render_password_queue(&mut text, passwords.depth(), passwords.capacity());
     let mut answer = Response::plain(200, text.into_bytes());
     answer.content_type = "text/plain; version=0.0.4; charset=utf-8";
     answer

@@ -4,11 +4,13 @@
 use crate::auth::MAX_PASSWORD_BYTES;
 use crate::contract::ApiError;
 use crate::http::Response;
-use crate::server::call::{Call, Caller};
+use crate::login_backoff::account_key;
+use crate::server::attempts::{outcome_of, pace_refusal, password_matches, Attempt, Scope};
+use crate::server::call::{address_id, Call, Caller};
 use crate::server::owner::{run_on_owner, OwnerCommand};
 use crate::server::reply::{internal, ok, ApiResult, Refusal};
 use crate::server::shard::Shard;
-use crate::store::{ids, Balance, MAX_USERNAME_BYTES};
+use crate::store::{ids, Balance, User, MAX_USERNAME_BYTES};
 use serde_json::json;
 use std::rc::Rc;
 
@@ -39,7 +41,7 @@ impl Login {
 }
 
 /// The token and its expiry (Unix seconds), and the user id.
-type Session = (String, u64, u64);
+pub(super) type Session = (String, u64, u64);
 
 impl OwnerCommand for Login {
     type Output = Session;
@@ -48,39 +50,75 @@ impl OwnerCommand for Login {
         self.owner
     }
 
+    /// An unknown name does exactly what a wrong password does: the same bucket and
+    /// backoff (keyed by the name's hash), a verification of the same cost (a dummy hash),
+    /// the same answer; so neither the answer nor its timing reveals whether it exists.
     async fn apply(self, shard: Rc<Shard>) -> Result<Session, Refusal> {
-        let user = shard.store.borrow()?.user_by_name(&self.username)?;
-        let Some(user) = user else {
-            // Same work and answer as a wrong password, so timing does not reveal names.
-            verify_off_reactor(crate::auth::dummy_hash(), self.password).await;
-            return Err(ApiError::BadCredentials.into());
-        };
-        if let Err(retry_after_secs) = shard.login_limiter.borrow_mut().check(user.id) {
+        let account = account_key(&self.username);
+        if let Err(retry_after_secs) = shard.login_limiter.borrow_mut().check(account) {
             return Err(Refusal::from(ApiError::RateLimited).retry_after(retry_after_secs));
         }
-        if !verify_off_reactor(user.password_hash.clone(), self.password).await {
-            return Err(ApiError::BadCredentials.into());
-        }
-        let keys = &shard.shared.keys;
-        let (token, expires_at) = crate::auth::issue_token(keys, user.id, user.role, self.ttl_secs)
-            .map_err(|e| internal("token", e))?;
-        Ok((token, expires_at, user.id))
+        let attempt = Attempt::begin(&shard, Scope::Account, account)?;
+        let checked = check_password(&shard, &self.username, self.password).await;
+        attempt.end(outcome_of(&checked, Scope::Account));
+        let user = checked?;
+        // Removed while its password was being checked: as if it had never existed.
+        session_for(&shard, user.id, self.ttl_secs)?.ok_or(ApiError::BadCredentials.into())
     }
 }
 
-pub async fn login(call: &Call<'_>) -> ApiResult {
-    let (token, expires_at, user_id) = run_on_owner(call.shard, Login::parse(call)?).await?;
-    Ok(ok(
-        &json!({ "token": token, "expires_at": expires_at, "user_id": user_id.to_string() }),
-    ))
+/// A token for the user as it stands now: its role and token epoch from the store (read
+/// after any wait, so a change made meanwhile is in it). `None` for a removed user.
+pub(super) fn session_for(
+    shard: &Shard,
+    user_id: u64,
+    ttl_secs: u64,
+) -> Result<Option<Session>, Refusal> {
+    let Some(state) = shard.store.borrow()?.token_state(user_id)? else {
+        return Ok(None);
+    };
+    let keys = &shard.shared.keys;
+    let (token, expires_at) =
+        crate::auth::issue_token(keys, user_id, state.role, state.token_epoch, ttl_secs)
+            .map_err(|e| internal("token", e))?;
+    Ok(Some((token, expires_at, user_id)))
 }
 
-/// argon2 verification takes milliseconds of CPU: it runs on the blocking pool so the
-/// reactor keeps serving meanwhile.
-async fn verify_off_reactor(hash: String, password: String) -> bool {
-    glommio::executor()
-        .spawn_blocking(move || crate::auth::verify_password(&hash, &password))
-        .await
+/// A session as the contract answers it (login, password change).
+pub(super) fn session_answer((token, expires_at, user_id): Session) -> Response {
+    ok(&json!({ "token": token, "expires_at": expires_at, "user_id": user_id.to_string() }))
+}
+
+/// The user called `username` if `password` is theirs (1004 otherwise, counted).
+async fn check_password(shard: &Shard, username: &str, password: String) -> Result<User, Refusal> {
+    let user = shard.store.borrow()?.user_by_name(username)?;
+    let hash = user
+        .as_ref()
+        .map_or_else(crate::auth::dummy_hash, |user| user.password_hash.clone());
+    let matches = password_matches(shard, hash, password).await?;
+    match user {
+        Some(user) if matches => Ok(user),
+        _ => {
+            shard.metrics().logins_failed += 1;
+            Err(ApiError::BadCredentials.into())
+        }
+    }
+}
+
+/// Logs in on the shard that owns the name, inside the client address's backoff (checked
+/// here, on the connection's shard, before any hop or hashing); a "try later" is paced.
+pub async fn login(call: &Call<'_>) -> ApiResult {
+    let request = Login::parse(call)?;
+    let session = login_from_address(call, request).await;
+    pace_refusal(call.shard, &session).await;
+    Ok(session_answer(session?))
+}
+
+async fn login_from_address(call: &Call<'_>, request: Login) -> Result<Session, Refusal> {
+    let attempt = Attempt::begin(call.shard, Scope::Address, address_id(call.peer))?;
+    let session = run_on_owner(call.shard, request).await;
+    attempt.end(outcome_of(&session, Scope::Address));
+    session
 }
 
 /// `GET /v2/user/point`.
