@@ -29,6 +29,7 @@
 pub mod admin_cmd;
 pub mod auth;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod contract;
 pub mod det_cmd;

@@ -7,6 +7,7 @@ use super::listener;
 use super::router::ROUTE_LABELS;
 use super::shard::{ShardMessage, ShardSeed, Shared};
 use super::shard_loops;
+use crate::cluster::{BridgeSeed, Claim, ClusterLink};
 use crate::config::Config;
 use crate::metrics::Registry;
 use crate::recognition::{
@@ -58,43 +59,66 @@ pub fn run_until_stopped(
         port_holders.extend(listener::claim_port(tls_listen)?);
     }
     let demo = if fresh && config.create_demo_users {
-        Some(create_demo_users(&mut stores, shard_count)?)
+        Some(create_demo_users(&mut stores, &config)?)
     } else {
         None
     };
     let config = Arc::new(config);
     let shard_cores = shard_cores(shard_count);
-    let thread_config = thread_config(&config, &shard_cores);
+    let thread_config = recognition_layout(&config, &shard_cores);
     let (queue, jobs) = JobQueues::bounded([
         config.queue_len,
         config.detect_queue_len,
         config.slide_queue_len,
     ]);
-    // Results exist only for queued or running jobs: this bounds what one inbox can hold.
+    // Results exist only for queued, running or remote jobs: this bounds what one inbox can
+    // hold.
     let running = thread_config.cores.len() * config.max_batch + thread_config.slide_threads;
-    let result_inbox_len = queue.total_capacity() + running;
+    let remote = match config.nats_url.is_empty() {
+        true => 0,
+        false => config.remote_max_in_flight,
+    };
+    let result_inbox_len = queue.total_capacity() + running + remote;
     let (results, result_inboxes) = ResultSink::new(shard_count, result_inbox_len);
     let (peers, inboxes): (Vec<_>, Vec<_>) = (0..shard_count)
         .map(|_| flume::bounded(config.shard_inbox_len))
         .unzip();
+    let peers: Arc<[flume::Sender<ShardMessage>]> = peers.into();
+    let recognition_threads = thread_config.cores.len();
     let (stop_threads, threads_stop) = crossbeam_channel::bounded::<()>(0);
     let context = ThreadContext {
         jobs,
-        results,
+        results: results.clone(),
         model_dir: config.model_dir.clone(),
         stop: threads_stop,
     };
     let threads: RecognitionThreads =
         recognition::start(context, thread_config).map_err(|e| format!("recognition: {e}"))?;
+    let (stop_bridge, bridge_stop) = flume::bounded::<()>(0);
+    let cluster = match config.nats_url.is_empty() {
+        true => None,
+        false => Some(start_cluster(
+            &config,
+            ClusterParts {
+                results: results.clone(),
+                queue: queue.clone(),
+                peers: peers.clone(),
+                recognition_threads,
+                shard_count,
+                stop: bridge_stop,
+            },
+        )?),
+    };
     let shared = Arc::new(Shared {
         config: config.clone(),
         keys: Arc::new(keys),
         queue,
-        peers: peers.into(),
+        peers: peers.clone(),
         metrics: Registry::new(shard_count, &ROUTE_LABELS),
         models: crate::engine::available_models(&config.model_dir).into(),
         detection_installed: crate::engine::detection_model_path(&config.model_dir).exists(),
         recognition_threads: threads.count(),
+        cluster: cluster.as_ref().map(|(link, _)| link.clone()),
     });
     let (events, event_receiver) = mpsc::channel();
     let seeds = stores.into_iter().zip(inboxes).zip(result_inboxes);
@@ -117,11 +141,65 @@ pub fn run_until_stopped(
         port_holders,
         demo.as_ref(),
     );
-    // The shards have stopped and voided what was pending: the recognition threads stop now.
+    // The shards have stopped and voided what was pending: the recognition threads and the
+    // NATS thread stop now.
     drop(stop_threads);
+    drop(stop_bridge);
     drop(shared);
     threads.join();
+    if let Some((_, bridge)) = cluster {
+        let _ = bridge.join();
+    }
     outcome
+}
+
+/// What the NATS thread is joined to.
+struct ClusterParts {
+    results: ResultSink,
+    queue: JobQueues,
+    peers: Arc<[flume::Sender<ShardMessage>]>,
+    recognition_threads: usize,
+    shard_count: u16,
+    stop: flume::Receiver<()>,
+}
+
+/// The cluster link the shards hold and the NATS thread behind it (docs/cluster.md).
+fn start_cluster(
+    config: &Arc<Config>,
+    parts: ClusterParts,
+) -> Result<(Arc<ClusterLink>, std::thread::JoinHandle<()>), String> {
+    let overflow_depth = match config.overflow_queue_depth {
+        0 => parts.recognition_threads.max(1),
+        depth => depth,
+    };
+    let (link, commands) = ClusterLink::new(
+        config.node_id,
+        config.recognition_split,
+        overflow_depth,
+        config.remote_max_in_flight,
+    );
+    let link = Arc::new(link);
+    let describe = {
+        let (config, queue) = (config.clone(), parts.queue.clone());
+        let (shard_count, threads) = (parts.shard_count, parts.recognition_threads);
+        Arc::new(move || super::endpoints::describe_node(&config, shard_count, threads, &queue))
+    };
+    let seed = BridgeSeed {
+        config: config.clone(),
+        commands,
+        stats: link.stats.clone(),
+        results: parts.results,
+        local: parts.queue,
+        serve: super::node_hop::serve_into(parts.peers),
+        describe,
+        stop: parts.stop,
+    };
+    let bridge = crate::cluster::start_bridge(seed)?;
+    eprintln!(
+        "aiocr: node {} joins the cluster at {} (recognition split: {:?})",
+        config.node_id, config.nats_url, config.recognition_split
+    );
+    Ok((link, bridge))
 }
 
 fn non_empty(text: &str) -> Option<&str> {
@@ -158,8 +236,9 @@ fn open_stores(config: &Config, shard_count: u16) -> Result<Vec<ShardStore>, Str
 }
 
 /// The recognition layout: `recognition_cores` (default every usable core, one thread each),
-/// at SCHED_IDLE where they share a shard's core unless `recognition_priority` says otherwise.
-fn thread_config(config: &Config, shard_cores: &[usize]) -> ThreadConfig {
+/// at SCHED_IDLE where they share a shard's core unless `recognition_priority` says otherwise
+/// (a worker has no shard cores: normal priority).
+pub fn recognition_layout(config: &Config, shard_cores: &[usize]) -> ThreadConfig {
     let cores = config.recognition_cores(&usable_cores());
     let shares_shard_cores = cores.iter().any(|core| shard_cores.contains(core));
     let wide_threads = match config.recognition_wide_threads {
@@ -372,18 +451,38 @@ struct DemoUsers {
     admin_password: String,
 }
 
-fn create_demo_users(stores: &mut [ShardStore], shard_count: u16) -> Result<DemoUsers, String> {
+/// The demo users of a fresh data directory. In a cluster each name is claimed first: the
+/// first node to start has them, the others go without (or without any, NATS unreachable).
+fn create_demo_users(stores: &mut [ShardStore], config: &Config) -> Result<DemoUsers, String> {
+    let shard_count = config.shard_count();
     let random = || crate::auth::random_password().map_err(|e| e.to_string());
-    let demo = DemoUsers {
+    let mut demo = DemoUsers {
         demo_password: random()?,
         admin_password: random()?,
     };
     let users = [
-        ("demo", &demo.demo_password, Role::User, DEMO_POINTS),
-        ("admin", &demo.admin_password, Role::Admin, 0),
+        ("demo", demo.demo_password.clone(), Role::User, DEMO_POINTS),
+        ("admin", demo.admin_password.clone(), Role::Admin, 0),
     ];
     for (username, password, role, points) in users {
-        let hash = crate::auth::hash_password(password).map_err(|e| format!("hashing: {e}"))?;
+        if !config.nats_url.is_empty() {
+            match crate::cluster::nats::claim_blocking(config, username) {
+                Ok(Claim::Granted) => {}
+                Ok(Claim::Taken(node)) => {
+                    eprintln!("aiocr: {username} is a user of node {node}: not created here");
+                    skipped(&mut demo, username);
+                    continue;
+                }
+                Err(error) => {
+                    eprintln!(
+                        "aiocr: {username} not created (its name could not be claimed: {error})"
+                    );
+                    skipped(&mut demo, username);
+                    continue;
+                }
+            }
+        }
+        let hash = crate::auth::hash_password(&password).map_err(|e| format!("hashing: {e}"))?;
         let store = &mut stores[usize::from(ids::shard_for_username(username, shard_count))];
         let now_ms = crate::clock::unix_now_ms();
         store
@@ -395,6 +494,15 @@ fn create_demo_users(stores: &mut [ShardStore], shard_count: u16) -> Result<Demo
             .map_err(|e| format!("flushing: {e}"))?;
     }
     Ok(demo)
+}
+
+/// A demo user another node has: its password line says so.
+fn skipped(demo: &mut DemoUsers, username: &str) {
+    let note = "(not created here: the name belongs to another node or NATS is away)".to_string();
+    match username {
+        "demo" => demo.demo_password = note,
+        _ => demo.admin_password = note,
+    }
 }
 
 /// Prints the console's URL, the listening line (tests wait for it: it comes last) and, on

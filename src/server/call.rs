@@ -2,6 +2,7 @@
 //! and the authenticated caller — by token (JWT) or by API key.
 
 use super::fields::{body_kind, Fields};
+use super::node_hop;
 use super::owner::{run_on_owner, OwnerCommand};
 use super::reply::Refusal;
 use super::shard::Shard;
@@ -80,16 +81,27 @@ impl Call<'_> {
     }
 
     fn caller_by_token(&self, token: &str) -> Result<Caller, Refusal> {
-        let claims = self
+        let verified = self
             .shard
             .token_cache
             .borrow_mut()
-            .verify(&self.shard.shared.keys, token)
-            .map_err(|_| Refusal::from(ApiError::BadToken))?;
+            .verify(&self.shard.shared.keys, token);
+        let claims = match verified {
+            Ok(claims) => claims,
+            // A token of another node's user is signed with that node's secret: the owner
+            // checks it (a forged one is refused there).
+            Err(_) => match self.foreign_token_node(token) {
+                Some(node) => return Err(node_hop::owned_by(node)),
+                None => return Err(ApiError::BadToken.into()),
+            },
+        };
         let user_id: u64 = claims
             .sub
             .parse()
             .map_err(|_| Refusal::from(ApiError::BadToken))?;
+        if let Some(node) = self.other_node(user_id) {
+            return Err(node_hop::owned_by(node));
+        }
         let owner = ids::shard_of(user_id);
         if owner >= self.shard.shard_count() {
             // Signed by us but for another shard layout: not a token of this deployment.
@@ -118,6 +130,9 @@ impl Call<'_> {
             return Err(too_many_failures(1));
         }
         let (node, owner) = auth::api_key_route(&hash, shard.shard_count());
+        if node != shard.config().node_id && shard.shared.cluster.is_some() {
+            return Err(node_hop::owned_by(node));
+        }
         let holder = if node == shard.config().node_id {
             run_on_owner(shard, ResolveKey { hash, owner }).await?
         } else {
@@ -134,6 +149,26 @@ impl Call<'_> {
         };
         shard.key_cache.borrow_mut().remember(hash, holder);
         Ok(key_caller(holder, Credential::ApiKey))
+    }
+
+    /// In a cluster, the node of a user of another node (`None`: this node's, or no cluster).
+    fn other_node(&self, user_id: u64) -> Option<u16> {
+        self.shard.shared.cluster.as_ref()?;
+        let node = ids::node_of(user_id);
+        (node != self.shard.config().node_id).then_some(node)
+    }
+
+    /// The node of the user a JWT names, read without checking its signature (only to
+    /// route it: the owner node checks it), when that is another node of the cluster.
+    fn foreign_token_node(&self, token: &str) -> Option<u16> {
+        use base64::Engine;
+        let payload = token.split('.').nth(1)?;
+        let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .ok()?;
+        let claims: serde_json::Value = serde_json::from_slice(&json).ok()?;
+        let user_id: u64 = claims.get("sub")?.as_str()?.parse().ok()?;
+        self.other_node(user_id)
     }
 
     /// The caller, if it has one of `roles` (1005 otherwise).

@@ -30,6 +30,7 @@ mod console;
 mod endpoints;
 mod fields;
 mod listener;
+mod node_hop;
 mod owner;
 mod reply;
 mod router;
@@ -40,6 +41,8 @@ mod transport;
 mod upload;
 
 use crate::config::ConfigArgs;
+
+pub use boot::recognition_layout;
 
 /// Why an upload's reservation was given back when the server stopped (or crashed) before
 /// its job ran.

@@ -317,6 +317,20 @@ pub async fn handle(
     head: &RequestHead,
     body: Vec<u8>,
 ) -> (Route, Response) {
+    handle_hop(shard, surface, peer, head, body, false).await
+}
+
+/// `handle`, for a request that arrived here or (`forwarded`) from another node. An endpoint
+/// that finds its user on another node refuses with `owner_node`; the request then goes
+/// there whole (once: a forwarded request is not forwarded again).
+pub async fn handle_hop(
+    shard: &Rc<Shard>,
+    surface: Surface,
+    peer: std::net::IpAddr,
+    head: &RequestHead,
+    body: Vec<u8>,
+    forwarded: bool,
+) -> (Route, Response) {
     let metrics_elsewhere = shard.config().metrics_listen.is_some();
     let serves = |route| surface.serves(route, metrics_elsewhere);
     let spec = match resolve(&head.path, head.method, serves) {
@@ -329,6 +343,8 @@ pub async fn handle(
             )
         }
     };
+    // Kept only where a request may have to go to another node: the endpoint consumes it.
+    let kept_body = shard.shared.cluster.as_ref().map(|_| body.clone());
     let call = Call {
         shard,
         head,
@@ -336,7 +352,19 @@ pub async fn handle(
         peer,
     };
     let result = dispatch(spec.route, call).await;
-    (spec.route, result.unwrap_or_else(Refusal::into_response))
+    let answer = match (result, kept_body) {
+        (Ok(answer), _) => answer,
+        (Err(refusal), Some(body)) if refusal.owner_node.is_some() && !forwarded => {
+            let node = refusal.owner_node.expect("checked");
+            super::node_hop::forward(shard, node, head, &body, peer).await
+        }
+        (Err(mut refusal), _) => {
+            // Forwarded here, yet not ours either: a credential no node of the platform owns.
+            refusal.owner_node = None;
+            refusal.into_response()
+        }
+    };
+    (spec.route, answer)
 }
 
 fn method_not_allowed(allow: String) -> Response {

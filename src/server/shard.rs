@@ -35,6 +35,9 @@ pub enum ShardMessage {
     /// shard acknowledges once it took it (the signal thread logs the reload after every
     /// shard did).
     ReloadTls(Arc<rustls::ServerConfig>, std::sync::mpsc::Sender<()>),
+    /// A request another node forwarded for one of this node's users (`node_hop.rs`): its
+    /// bytes, and where its answer's bytes go.
+    Forwarded(Vec<u8>, flume::Sender<Vec<u8>>),
     /// SIGTERM: stop accepting, drain, void pending uploads, flush, exit.
     Stop,
 }
@@ -52,6 +55,8 @@ pub struct Shared {
     /// Whether `common_det.onnx` is installed (else `/v2/decode/detect` answers 3005).
     pub detection_installed: bool,
     pub recognition_threads: usize,
+    /// The cluster (`nats_url` set): remote workers, other nodes, the username registry.
+    pub cluster: Option<Arc<crate::cluster::ClusterLink>>,
 }
 
 /// Everything one shard thread starts from.
@@ -217,6 +222,7 @@ mod tests {
             models: Arc::from(Vec::new()),
             detection_installed: false,
             recognition_threads: 0,
+            cluster: None,
         });
         let store = ShardStore::open(dir, 0, 2, ids::MAX_NODE_ID).unwrap();
         (Rc::new(Shard::new(0, store, shared)), peer_inbox)

@@ -12,3 +12,5 @@ pub mod server_state;
 pub mod stats;
 pub mod uploads;
 pub mod user;
+
+pub use node::describe_node;

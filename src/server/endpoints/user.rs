@@ -5,6 +5,7 @@ use crate::auth::MAX_PASSWORD_BYTES;
 use crate::contract::ApiError;
 use crate::http::Response;
 use crate::server::call::{Call, Caller};
+use crate::server::node_hop;
 use crate::server::owner::{run_on_owner, OwnerCommand};
 use crate::server::reply::{internal, ok, ApiResult, Refusal};
 use crate::server::shard::Shard;
@@ -50,6 +51,14 @@ impl OwnerCommand for Login {
 
     async fn apply(self, shard: Rc<Shard>) -> Result<Session, Refusal> {
         let user = shard.store.borrow().user_by_name(&self.username)?;
+        if let (None, Some(link)) = (&user, &shard.shared.cluster) {
+            // Not here: in a cluster the name's claim says which node has it.
+            match link.username_node(&self.username).await {
+                Ok(Some(node)) if node != link.node_id => return Err(node_hop::owned_by(node)),
+                Ok(_) => {}
+                Err(error) => return Err(node_hop::unavailable(error)),
+            }
+        }
         let Some(user) = user else {
             // Same work and answer as a wrong password, so timing does not reveal names.
             verify_off_reactor(crate::auth::dummy_hash(), self.password).await;

@@ -4,7 +4,7 @@
 
 use super::Finished;
 use crate::contract::{self, ApiError};
-use crate::recognition::{JobAnswer, JobFailure, JobResult};
+use crate::recognition::{JobAnswer, JobResult};
 use crate::server::compat::callbacks;
 use crate::server::shard::Shard;
 use crate::store::{Outcome, UploadStatus};
@@ -52,6 +52,11 @@ pub fn apply_result(shard: &Rc<Shard>, result: JobResult) {
             shard.id, result.upload_id
         ),
     }
+    if let Some(receipt) = result.receipt {
+        // The result is in the store (or the upload was already final): the worker may
+        // acknowledge its job. A receiver that gave up waiting is no harm.
+        let _ = receipt.send(());
+    }
 }
 
 /// What the store records for a result, and the contract code of a failure: an image the
@@ -85,12 +90,7 @@ fn outcome_of(result: &JobResult) -> (Outcome, Option<ApiError>) {
             done(serde_json::to_string(boxes).expect("boxes serialise"), None)
         }
         Ok(JobAnswer::Slide(answer)) => done(answer.to_json(), None),
-        Err(JobFailure::Recognize(error)) => {
-            failed(error.to_string(), contract::of_recognize(error))
-        }
-        Err(JobFailure::Detect(error)) => failed(error.to_string(), contract::of_detect(error)),
-        Err(JobFailure::Slide(error)) => failed(error.to_string(), contract::of_slide(error)),
-        Err(failure) => failed(failure.to_string(), ApiError::RecognitionFailed),
+        Err(failure) => failed(failure.to_string(), contract::of_job_failure(failure)),
     }
 }
 

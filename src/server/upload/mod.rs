@@ -15,6 +15,7 @@
 
 mod accept;
 mod finish;
+mod placement;
 mod request;
 mod wait;
 
