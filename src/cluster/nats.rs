@@ -86,47 +86,51 @@ pub async fn ensure_buckets(
     js: &jetstream::Context,
     config: &Config,
 ) -> Result<(kv::Store, kv::Store), String> {
-    let nodes = bucket(
-        js,
-        kv::Config {
-            bucket: names::NODES_BUCKET.to_string(),
-            history: 1,
-            max_age: Duration::from_millis(config.node_ttl_ms),
-            max_value_size: 4096,
-            num_replicas: config.nats_replicas,
-            storage: stream::StorageType::Memory,
-            ..Default::default()
-        },
-    )
-    .await?;
-    let usernames = bucket(
-        js,
-        kv::Config {
-            bucket: names::USERNAMES_BUCKET.to_string(),
-            history: 1,
-            max_value_size: 64,
-            num_replicas: config.nats_replicas,
-            storage: stream::StorageType::File,
-            ..Default::default()
-        },
-    )
-    .await?;
+    let replicas = config.nats_replicas;
+    let nodes_ttl = Duration::from_millis(config.node_ttl_ms);
+    let nodes = bucket(js, names::NODES_BUCKET, nodes_ttl, 4096, replicas).await?;
+    let usernames = bucket(js, names::USERNAMES_BUCKET, Duration::ZERO, 64, replicas).await?;
     Ok((nodes, usernames))
 }
 
-async fn bucket(js: &jetstream::Context, config: kv::Config) -> Result<kv::Store, String> {
-    let name = config.bucket.clone();
-    if let Ok(store) = js.get_key_value(&name).await {
+/// A key-value bucket, created when missing. Created as the stream a bucket is (one
+/// revision per key, deletes as markers, direct gets) rather than by `create_key_value`,
+/// whose account query does not parse what nats-server 2.9 (Debian's) answers.
+async fn bucket(
+    js: &jetstream::Context,
+    name: &str,
+    max_age: Duration,
+    max_value_size: i32,
+    replicas: usize,
+) -> Result<kv::Store, String> {
+    if let Ok(store) = js.get_key_value(name).await {
         return Ok(store);
     }
-    match js.create_key_value(config).await {
-        Ok(store) => Ok(store),
-        // Another process created it meanwhile.
-        Err(_) => js
-            .get_key_value(&name)
-            .await
-            .map_err(|e| format!("bucket {name}: {e}")),
-    }
+    let window = match max_age.is_zero() {
+        true => MAX_DUPLICATE_WINDOW,
+        false => max_age.min(MAX_DUPLICATE_WINDOW),
+    };
+    let stream = stream::Config {
+        name: format!("KV_{name}"),
+        subjects: vec![format!("$KV.{name}.>")],
+        max_messages_per_subject: 1,
+        max_age,
+        max_message_size: max_value_size,
+        storage: stream::StorageType::File,
+        num_replicas: replicas,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: stream::DiscardPolicy::New,
+        duplicate_window: window,
+        ..Default::default()
+    };
+    // Another process may create it at the same moment: either way, it exists after.
+    let created = js.get_or_create_stream(stream).await;
+    js.get_key_value(name).await.map_err(|error| match created {
+        Err(create) => format!("bucket {name}: {create}"),
+        Ok(_) => format!("bucket {name}: {error}"),
+    })
 }
 
 /// Claims `username` for `node`: created atomically in the bucket (the first node to ask

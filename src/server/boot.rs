@@ -58,10 +58,9 @@ pub fn run_until_stopped(
     if let Some(tls_listen) = &mut config.tls_listen {
         port_holders.extend(listener::claim_port(tls_listen)?);
     }
-    let demo = if fresh && config.create_demo_users {
-        Some(create_demo_users(&mut stores, &config)?)
-    } else {
-        None
+    let demo = match fresh && config.create_demo_users {
+        true => create_demo_users(&mut stores, &config)?,
+        false => None,
     };
     let config = Arc::new(config);
     let shard_cores = shard_cores(shard_count);
@@ -451,38 +450,28 @@ struct DemoUsers {
     admin_password: String,
 }
 
-/// The demo users of a fresh data directory. In a cluster each name is claimed first: the
-/// first node to start has them, the others go without (or without any, NATS unreachable).
-fn create_demo_users(stores: &mut [ShardStore], config: &Config) -> Result<DemoUsers, String> {
+/// The demo users of a fresh data directory. In a cluster both names are claimed first:
+/// the first node to start has them, the others none (a node whose claims failed, NATS
+/// away, neither: its operator creates users with `aiocr user add --nats`).
+fn create_demo_users(
+    stores: &mut [ShardStore],
+    config: &Config,
+) -> Result<Option<DemoUsers>, String> {
+    if !config.nats_url.is_empty() && !claim_demo_names(config) {
+        return Ok(None);
+    }
     let shard_count = config.shard_count();
     let random = || crate::auth::random_password().map_err(|e| e.to_string());
-    let mut demo = DemoUsers {
+    let demo = DemoUsers {
         demo_password: random()?,
         admin_password: random()?,
     };
     let users = [
-        ("demo", demo.demo_password.clone(), Role::User, DEMO_POINTS),
-        ("admin", demo.admin_password.clone(), Role::Admin, 0),
+        ("demo", &demo.demo_password, Role::User, DEMO_POINTS),
+        ("admin", &demo.admin_password, Role::Admin, 0),
     ];
     for (username, password, role, points) in users {
-        if !config.nats_url.is_empty() {
-            match crate::cluster::nats::claim_blocking(config, username) {
-                Ok(Claim::Granted) => {}
-                Ok(Claim::Taken(node)) => {
-                    eprintln!("aiocr: {username} is a user of node {node}: not created here");
-                    skipped(&mut demo, username);
-                    continue;
-                }
-                Err(error) => {
-                    eprintln!(
-                        "aiocr: {username} not created (its name could not be claimed: {error})"
-                    );
-                    skipped(&mut demo, username);
-                    continue;
-                }
-            }
-        }
-        let hash = crate::auth::hash_password(&password).map_err(|e| format!("hashing: {e}"))?;
+        let hash = crate::auth::hash_password(password).map_err(|e| format!("hashing: {e}"))?;
         let store = &mut stores[usize::from(ids::shard_for_username(username, shard_count))];
         let now_ms = crate::clock::unix_now_ms();
         store
@@ -493,16 +482,24 @@ fn create_demo_users(stores: &mut [ShardStore], config: &Config) -> Result<DemoU
             .flush()
             .map_err(|e| format!("flushing: {e}"))?;
     }
-    Ok(demo)
+    Ok(Some(demo))
 }
 
-/// A demo user another node has: its password line says so.
-fn skipped(demo: &mut DemoUsers, username: &str) {
-    let note = "(not created here: the name belongs to another node or NATS is away)".to_string();
-    match username {
-        "demo" => demo.demo_password = note,
-        _ => demo.admin_password = note,
-    }
+/// Claims `demo` and `admin` for this node; false (and why, logged) when either is not ours.
+fn claim_demo_names(config: &Config) -> bool {
+    ["demo", "admin"].iter().all(|username| {
+        match crate::cluster::nats::claim_blocking(config, username) {
+            Ok(Claim::Granted) => true,
+            Ok(Claim::Taken(node)) => {
+                eprintln!("aiocr: no demo users here: {username} is a user of node {node}");
+                false
+            }
+            Err(error) => {
+                eprintln!("aiocr: no demo users here ({username} could not be claimed: {error})");
+                false
+            }
+        }
+    })
 }
 
 /// Prints the console's URL, the listening line (tests wait for it: it comes last) and, on
