@@ -278,7 +278,7 @@ impl Load {
                             Some(_) => std::thread::sleep(Duration::from_millis(10)),
                         }
                         // Paced so that jobs queue up without flooding two cores.
-                        std::thread::sleep(Duration::from_millis(5));
+                        std::thread::sleep(Duration::from_millis(15));
                     }
                     ids
                 })
@@ -484,6 +484,181 @@ fn two_nodes_and_two_workers_serve_every_user_from_either_node() {
         .map(|s| s["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, ["1", "2"], "{servers}");
+
+    for node in [&mut node_a, &mut node_b] {
+        assert_eq!(node.terminate(), 0);
+        let (code, output) = ledger_verify(&node.data_dir);
+        assert_eq!(code, 0, "{output}");
+    }
+}
+
+/// The test as a worker that dies holding a job: it takes text jobs of model `old` from
+/// the shared consumer and never acknowledges them.
+struct DyingWorker {
+    runtime: tokio::runtime::Runtime,
+    consumer: async_nats::jetstream::consumer::PullConsumer,
+}
+
+impl DyingWorker {
+    fn new(nats: &Nats) -> DyingWorker {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let settings = cluster_settings(&nats.url());
+        let flags: Vec<(&str, String)> = settings
+            .iter()
+            .map(|s| s.split_once('=').unwrap())
+            .map(|(k, v)| (k, v.to_string()))
+            .collect();
+        let config = aiocr::config::Config::load(None, &[], &flags).unwrap();
+        let consumer = runtime.block_on(async {
+            let client = async_nats::connect(nats.url()).await.unwrap();
+            let js = async_nats::jetstream::new(client);
+            let stream = aiocr::cluster::nats::ensure_jobs_stream(&js, &config)
+                .await
+                .unwrap();
+            let subject = "aiocr.jobs.ocr.old";
+            let consumer_config = aiocr::cluster::worker::consumer_config(&config, subject);
+            let name = aiocr::cluster::names::consumer_name(subject);
+            stream
+                .get_or_create_consumer(&name, consumer_config)
+                .await
+                .unwrap()
+        });
+        DyingWorker { runtime, consumer }
+    }
+
+    /// Takes the next job and lets it lapse; returns its upload id and delivery count.
+    fn take_one(&self) -> (u64, i64) {
+        use futures_util::StreamExt;
+        self.runtime.block_on(async {
+            let mut batch = self
+                .consumer
+                .batch()
+                .max_messages(1)
+                .expires(Duration::from_secs(20))
+                .messages()
+                .await
+                .unwrap();
+            let message = batch.next().await.expect("a job").unwrap();
+            let delivered = message.info().unwrap().delivered;
+            let (header, _) = wire::decode_job(&message.payload).unwrap();
+            (header.upload_id, delivered)
+        })
+    }
+}
+
+#[test]
+fn kills_of_workers_nodes_and_nats_finish_or_refund_every_upload_once() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let mut nats = Nats::start();
+    let settings = cluster_settings(&nats.url());
+    let mut node_a = start_node(1, 1, &nats, None);
+    let mut node_b = start_node(2, 2, &nats, Some("admin-b"));
+    let admin_a = node_a.admin_token();
+    let admin_b = node_b.login("admin-b", "password-admin-b");
+    let (_, user_a) = node_a.create_user(&admin_a, "user-a", START_POINTS, "user");
+    let (_, user_b) = node_b.create_user(&admin_b, "user-b", START_POINTS, "user");
+
+    // A worker dies holding a job (the test plays it): JetStream delivers the job again after
+    // the ack deadline, a live worker runs it, the upload is done and charged once.
+    let dying = DyingWorker::new(&nats);
+    let id = upload(&node_a, &user_a, "0001.png", "old", false)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(dying.take_one(), (id.parse().unwrap(), 1));
+    let mut w1 = Worker::start("w1", &settings);
+    let data = result(&node_a, &user_a, &id);
+    assert_eq!(
+        (&data["status"], &data["result"]),
+        (&json!("done"), &json!("lspznk"))
+    );
+    assert_eq!(metric(&node_a, "aiocr_remote_redelivered_total"), 1.0);
+
+    // A job delivered too often (every holder died) is failed unrun and refunded.
+    w1.kill9();
+    let id = upload(&node_a, &user_a, "0001.png", "old", false)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(dying.take_one(), (id.parse().unwrap(), 1));
+    assert_eq!(dying.take_one(), (id.parse().unwrap(), 2));
+    w1.launch();
+    let data = result(&node_a, &user_a, &id);
+    assert_eq!(data["status"], "failed", "{data}");
+    assert!(data["error"]
+        .as_str()
+        .unwrap()
+        .contains("abandoned after 2 deliveries"));
+    assert_eq!(node_a.balance(&user_a), (START_POINTS - 1, 0));
+    let (mut spent_a, mut spent_b) = (1, 0);
+
+    // kill -9 of a worker in the middle of its batches, under load on both nodes.
+    let mut w2 = Worker::start("w2", &settings);
+    let load = Load::start(&[(node_a.port, user_a.clone()), (node_b.port, user_b.clone())]);
+    load.wait_for(40);
+    let w2_results = || {
+        metric(&node_a, "aiocr_worker_results_total{worker=\"w2\"}")
+            + metric(&node_b, "aiocr_worker_results_total{worker=\"w2\"}")
+    };
+    wait_until("w2 to take jobs", 3000, || w2_results() >= 5.0);
+    let redelivered = metric(&node_a, "aiocr_remote_redelivered_total")
+        + metric(&node_b, "aiocr_remote_redelivered_total");
+    w2.kill9();
+    load.wait_for(40);
+    w2.launch();
+    load.wait_for(20);
+    let ids = load.stop();
+    spent_a = check_user(&node_a, &user_a, &ids[0], spent_a, false);
+    spent_b = check_user(&node_b, &user_b, &ids[1], spent_b, false);
+    let redelivered_after = metric(&node_a, "aiocr_remote_redelivered_total")
+        + metric(&node_b, "aiocr_remote_redelivered_total");
+    assert!(
+        redelivered_after > redelivered,
+        "the killed worker's jobs ran again"
+    );
+
+    // kill -9 of a node under load: its acknowledged uploads end done or refunded (voided at
+    // its start; the workers' late results change nothing), and it serves again.
+    let load = Load::start(&[(node_a.port, user_a.clone()), (node_b.port, user_b.clone())]);
+    load.wait_for(40);
+    node_b.kill9();
+    load.wait_for(20);
+    let ids = load.stop();
+    node_b = node_b.restart();
+    node_b.wait_for_log("nats: ready");
+    spent_a = check_user(&node_a, &user_a, &ids[0], spent_a, false);
+    spent_b = check_user(&node_b, &user_b, &ids[1], spent_b, true);
+    let load = Load::start(&[(node_b.port, user_b.clone())]);
+    load.wait_for(20);
+    let ids = load.stop();
+    spent_b = check_user(&node_b, &user_b, &ids[0], spent_b, false);
+
+    // kill -9 of nats-server under load: the nodes keep serving on their own threads, then
+    // reconnect by themselves and publish again once it is back.
+    let load = Load::start(&[(node_a.port, user_a.clone()), (node_b.port, user_b.clone())]);
+    load.wait_for(40);
+    nats.kill9();
+    wait_until("the nodes to see NATS gone", 3000, || {
+        metric(&node_a, "aiocr_nats_connected") == 0.0
+            && metric(&node_b, "aiocr_nats_connected") == 0.0
+    });
+    load.wait_for(40);
+    nats.launch();
+    wait_until("the nodes to reconnect", 3000, || {
+        metric(&node_a, "aiocr_nats_connected") == 1.0
+            && metric(&node_b, "aiocr_nats_connected") == 1.0
+    });
+    let published = metric(&node_a, "aiocr_remote_published_total");
+    load.wait_for(40);
+    wait_until("node A to publish again", 3000, || {
+        metric(&node_a, "aiocr_remote_published_total") > published
+    });
+    let ids = load.stop();
+    check_user(&node_a, &user_a, &ids[0], spent_a, false);
+    check_user(&node_b, &user_b, &ids[1], spent_b, false);
 
     for node in [&mut node_a, &mut node_b] {
         assert_eq!(node.terminate(), 0);

@@ -221,7 +221,7 @@ async fn wait_for_stop() {
 }
 
 /// The durable consumer of one subject, shared by every worker that takes it.
-fn consumer_config(config: &Config, subject: &str) -> consumer::pull::Config {
+pub fn consumer_config(config: &Config, subject: &str) -> consumer::pull::Config {
     consumer::pull::Config {
         durable_name: Some(names::consumer_name(subject)),
         filter_subject: subject.to_string(),
