@@ -173,8 +173,9 @@ pub struct Config {
     /// A remote job without a result this long after it was handed out is failed and
     /// refunded by its node (workers drop it unrun past this deadline).
     pub remote_timeout_ms: u64,
-    /// JetStream's ack deadline: a job a worker took and did not acknowledge within it (the
-    /// worker died) is delivered again.
+    /// JetStream's ack deadline: a job a worker took and neither acknowledged nor reported
+    /// in progress within it (the worker died or was cut off; a live worker reports every
+    /// third of it) is delivered again.
     pub remote_ack_wait_ms: u64,
     /// Deliveries of one job before a worker fails it unrun (refunded): a job that keeps
     /// killing workers stops there.

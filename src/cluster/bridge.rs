@@ -142,7 +142,7 @@ async fn run(seed: BridgeSeed) {
 
 async fn handle_command(bridge: Arc<Bridge>, command: Command) {
     match command {
-        Command::Submit(job) => publish(&bridge, job).await,
+        Command::Submit(job) => publish(&bridge, *job).await,
         Command::Forward {
             node,
             request,

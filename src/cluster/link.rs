@@ -11,8 +11,9 @@ use std::sync::{Arc, Mutex};
 
 /// What a shard asks the bridge.
 pub enum Command {
-    /// Publish a recognition job (a remote slot is already taken for it).
-    Submit(Job),
+    /// Publish a recognition job (a remote slot is already taken for it). Boxed: a job is
+    /// several times the size of the other commands, and the channel's slots are all that size.
+    Submit(Box<Job>),
     /// Forward an API request (wire::encode_forward) to node `node`; the answer's bytes back.
     Forward {
         node: u16,
@@ -159,12 +160,12 @@ impl ClusterLink {
         if took.is_err() {
             return Err(job);
         }
-        match self.commands.try_send(Command::Submit(job)) {
+        match self.commands.try_send(Command::Submit(Box::new(job))) {
             Ok(()) => Ok(()),
             Err(error) => {
                 self.stats.release_slot();
                 match error.into_inner() {
-                    Command::Submit(job) => Err(job),
+                    Command::Submit(job) => Err(*job),
                     _ => unreachable!("the command sent"),
                 }
             }

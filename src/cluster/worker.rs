@@ -6,8 +6,9 @@
 //! The jobs run on the very recognition threads a node runs (`recognition::start`): a local
 //! bounded queue per kind between this process's NATS side and the threads, so batching and
 //! detection caps are the node's own rules. The NATS side takes a job only when it has a
-//! slot (`--max-in-flight`), so a job never waits here long enough for its ack deadline to
-//! pass unless the engine itself is that slow.
+//! slot (`--max-in-flight`); while a job waits or runs here the worker tells JetStream it is
+//! still in progress (every third of the ack deadline), so a slow but live worker keeps its
+//! jobs and only a dead or cut-off one has them delivered again.
 
 use super::{names, nats, wire};
 use crate::config::{Config, ConfigArgs};
@@ -187,6 +188,7 @@ async fn serve(config: Config, args: WorkerArgs, subjects: Vec<String>) -> Resul
         tokio::spawn(consume(worker.clone(), stream.clone(), subject.clone()));
     }
     tokio::spawn(send_results(worker.clone(), results));
+    tokio::spawn(keep_in_progress(worker.clone()));
     println!(
         "aiocr worker: {name}: {} recognition thread(s), at most {max_in_flight} job(s) at once, taking {}",
         recognition.count(),
@@ -305,6 +307,15 @@ async fn take(worker: &Worker, message: jetstream::Message, slot: OwnedSemaphore
         return;
     }
     let upload_id = header.upload_id;
+    {
+        let mut held = worker.lock_held();
+        if let Some(earlier) = held.get_mut(&upload_id) {
+            // Delivered again while still here (the in-progress notice came late): the run
+            // under way answers both, whatever the delivery count.
+            earlier.messages.push(message);
+            return;
+        }
+    }
     if delivered > worker.config.remote_max_deliver {
         let failure = JobFailure::Remote {
             reason: format!("recognition abandoned after {} deliveries", delivered - 1),
@@ -324,7 +335,7 @@ async fn take(worker: &Worker, message: jetstream::Message, slot: OwnedSemaphore
     {
         let mut held = worker.lock_held();
         if let Some(earlier) = held.get_mut(&upload_id) {
-            // Delivered again while still here: one run answers both.
+            // Delivered again between the check above and here.
             earlier.messages.push(message);
             return;
         }
@@ -382,6 +393,27 @@ impl Worker {
     }
 }
 
+/// Tells JetStream, every third of the ack deadline, that each job held here is still in
+/// progress (which restarts its deadline): a job waiting behind a long batch on a busy
+/// machine is not delivered to a second worker. A worker that dies or is stopped sends
+/// nothing, and its jobs go to another after one deadline.
+async fn keep_in_progress(worker: Arc<Worker>) {
+    let period = Duration::from_millis((worker.config.remote_ack_wait_ms / 3).max(1));
+    loop {
+        tokio::time::sleep(period).await;
+        // The reply subjects only: no lock is held across a publish.
+        let replies: Vec<async_nats::Subject> = worker
+            .lock_held()
+            .values()
+            .flat_map(|held| held.messages.iter())
+            .filter_map(|message| message.reply.clone())
+            .collect();
+        for reply in replies {
+            let _ = worker.client.publish(reply, AckKind::Progress.into()).await;
+        }
+    }
+}
+
 /// Results from the recognition threads, each sent to its node on a task of its own.
 async fn send_results(worker: Arc<Worker>, results: flume::Receiver<JobResult>) {
     while let Ok(result) = results.recv_async().await {
@@ -431,7 +463,7 @@ async fn finish(worker: &Worker, upload_id: u64, held: Held, result: JobResult) 
         false => AckKind::Nak(Some(NAK_DELAY)),
     };
     for message in held.messages {
-        let _ = message.ack_with(kind.clone()).await;
+        let _ = message.ack_with(kind).await;
     }
 }
 
