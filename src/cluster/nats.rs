@@ -189,6 +189,58 @@ pub fn claim_blocking(config: &Config, username: &str) -> Result<Claim, String> 
     })
 }
 
+/// What `aiocr doctor` learns from NATS.
+#[derive(Debug)]
+pub struct Probe {
+    pub server_version: String,
+    pub max_payload: usize,
+    /// (jobs waiting, consumers) of the job stream; `None` when it does not exist yet.
+    pub jobs: Option<(u64, usize)>,
+}
+
+/// Connects, asks JetStream about the job stream, disconnects (each step within
+/// `nats_request_timeout_ms`).
+pub fn probe(config: &Config) -> Result<Probe, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let timeout = Duration::from_millis(config.nats_request_timeout_ms);
+    runtime.block_on(async {
+        let client = connect(config, "aiocr-doctor", |_| {}).await?;
+        tokio::time::timeout(timeout, client.flush())
+            .await
+            .map_err(|_| format!("no NATS server answers at {}", config.nats_url))?
+            .map_err(|e| format!("{}: {e}", config.nats_url))?;
+        let info = client.server_info();
+        if !info.jetstream {
+            return Err(format!(
+                "{} (nats-server {}) runs without JetStream: start it with -js (tuning/nats/)",
+                config.nats_url, info.version
+            ));
+        }
+        let js = jetstream::new(client.clone());
+        let jobs = match tokio::time::timeout(timeout, js.get_stream(names::JOBS_STREAM)).await {
+            Ok(Ok(mut stream)) => {
+                let state = stream
+                    .info()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .state
+                    .clone();
+                Some((state.messages, state.consumer_count))
+            }
+            Ok(Err(_)) => None,
+            Err(_) => return Err("JetStream did not answer in time".into()),
+        };
+        Ok(Probe {
+            server_version: info.version.clone(),
+            max_payload: info.max_payload,
+            jobs,
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
