@@ -44,8 +44,18 @@ pub struct Config {
     pub node_id: u16,
     pub data_dir: PathBuf,
     pub model_dir: PathBuf,
-    /// Open connections per shard; beyond it new connections are closed at once.
+    /// Open connections per shard; beyond it new connections are closed at once. Lowered at
+    /// start, with a message, to what the open-files limit can hold.
     pub max_connections_per_shard: usize,
+    /// Open connections from one client address, the whole server; each shard holds its
+    /// share (the kernel spreads one address's connections over the shards' sockets).
+    /// Beyond it the address's new connections are closed at once: one client cannot take
+    /// the connections everyone else needs.
+    pub max_connections_per_address: usize,
+    /// Request body bytes a shard is receiving at once, by the lengths their heads declare
+    /// (a chunked body counts as `max_body_bytes`). A body that does not fit is refused
+    /// with 5001 (503) before any of it is read, so stalled uploads cannot grow memory.
+    pub body_bytes_in_flight_per_shard: usize,
     /// Listen backlog of each shard's socket.
     pub backlog: u32,
     pub max_header_bytes: usize,
@@ -64,6 +74,17 @@ pub struct Config {
     pub header_read_timeout_ms: u64,
     /// A request body must arrive within this time after its head (408).
     pub body_read_timeout_ms: u64,
+    /// A request body that receives no byte for this long is refused (408) before its total
+    /// time is up: progress, not only the total, is measured.
+    pub body_progress_timeout_ms: u64,
+    /// A new connection must send its first byte within this time (closed silently).
+    pub first_byte_timeout_ms: u64,
+    /// After refusing a request whose body was not read (401 before the body, 413, 503), the
+    /// server reads and drops what the client still sends for at most this long, so the
+    /// client sees the answer instead of a reset.
+    pub linger_timeout_ms: u64,
+    /// ... and at most this many bytes.
+    pub linger_max_bytes: usize,
     /// A keep-alive connection with no request for this long is closed.
     pub idle_timeout_ms: u64,
     /// An answer the client does not read within this time closes the connection.
@@ -208,6 +229,8 @@ impl Default for Config {
             data_dir: PathBuf::from("data"),
             model_dir: PathBuf::from("models"),
             max_connections_per_shard: 10_000,
+            max_connections_per_address: 1_024,
+            body_bytes_in_flight_per_shard: 16 * 1024 * 1024,
             backlog: 1024,
             max_header_bytes: 16 * 1024,
             max_uri_bytes: 4 * 1024,
@@ -218,6 +241,10 @@ impl Default for Config {
             max_model_width: 4096,
             header_read_timeout_ms: 10_000,
             body_read_timeout_ms: 30_000,
+            body_progress_timeout_ms: 10_000,
+            first_byte_timeout_ms: 5_000,
+            linger_timeout_ms: 2_000,
+            linger_max_bytes: 16 * 1024 * 1024,
             idle_timeout_ms: 60_000,
             write_timeout_ms: 30_000,
             queue_len: 1024,
@@ -350,6 +377,8 @@ const KEYS: &[(&str, Kind)] = &[
     ("data_dir", Kind::Text),
     ("model_dir", Kind::Text),
     ("max_connections_per_shard", Kind::Number),
+    ("max_connections_per_address", Kind::Number),
+    ("body_bytes_in_flight_per_shard", Kind::Number),
     ("backlog", Kind::Number),
     ("max_header_bytes", Kind::Number),
     ("max_uri_bytes", Kind::Number),
@@ -360,6 +389,10 @@ const KEYS: &[(&str, Kind)] = &[
     ("max_model_width", Kind::Number),
     ("header_read_timeout_ms", Kind::Number),
     ("body_read_timeout_ms", Kind::Number),
+    ("body_progress_timeout_ms", Kind::Number),
+    ("first_byte_timeout_ms", Kind::Number),
+    ("linger_timeout_ms", Kind::Number),
+    ("linger_max_bytes", Kind::Number),
     ("idle_timeout_ms", Kind::Number),
     ("write_timeout_ms", Kind::Number),
     ("queue_len", Kind::Number),
@@ -531,8 +564,12 @@ impl Config {
                 "node_id must be below 64 (6 bits in ids)",
             ),
             (
-                self.max_connections_per_shard > 0,
-                "max_connections_per_shard must be positive",
+                self.max_connections_per_shard > 0 && self.max_connections_per_address > 0,
+                "max_connections_per_shard and max_connections_per_address must be positive",
+            ),
+            (
+                self.body_bytes_in_flight_per_shard >= self.max_body_bytes,
+                "body_bytes_in_flight_per_shard must be at least max_body_bytes",
             ),
             (
                 self.max_header_bytes >= 256,
@@ -582,6 +619,10 @@ impl Config {
             ),
             (
                 self.body_read_timeout_ms > 0 && self.write_timeout_ms > 0,
+                "timeouts must be positive",
+            ),
+            (
+                self.body_progress_timeout_ms > 0 && self.first_byte_timeout_ms > 0,
                 "timeouts must be positive",
             ),
             (self.token_ttl_secs > 0, "token_ttl_secs must be positive"),

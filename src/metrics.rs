@@ -24,6 +24,15 @@ pub struct ShardMetrics {
     pub connections_accepted: u64,
     /// Closed at once because the shard was at its connection limit.
     pub connections_refused: u64,
+    /// Closed at once because their address had its share of the shard's connections.
+    pub connections_refused_address: u64,
+    /// Requests with a body answered from their head alone, the body unread (no route,
+    /// no valid credentials, no room in the body budget); the connection then closes.
+    pub requests_refused_before_body: u64,
+    /// Of those, refused because the shard's body budget was spent (5001).
+    pub bodies_refused_busy: u64,
+    /// Body bytes the shard is receiving now, by their declared lengths.
+    pub body_bytes_in_flight: u64,
     /// TLS handshakes completed, and those that failed or timed out (plain HTTP on the TLS
     /// port, unknown protocol versions, clients that never finish).
     pub tls_handshakes: u64,
@@ -62,6 +71,10 @@ impl ShardMetrics {
             connections_open: 0,
             connections_accepted: 0,
             connections_refused: 0,
+            connections_refused_address: 0,
+            requests_refused_before_body: 0,
+            bodies_refused_busy: 0,
+            body_bytes_in_flight: 0,
             tls_handshakes: 0,
             tls_handshakes_failed: 0,
             protocol_errors: Vec::new(),
@@ -196,13 +209,25 @@ impl Registry {
     }
 
     fn render_shards(&self, out: &mut String) {
-        let gauges: [(&str, &str, ReadCounter); 9] = [
+        let gauges: [(&str, &str, ReadCounter); 13] = [
             ("aiocr_connections_open", "gauge", |m| m.connections_open),
             ("aiocr_connections_accepted_total", "counter", |m| {
                 m.connections_accepted
             }),
             ("aiocr_connections_refused_total", "counter", |m| {
                 m.connections_refused
+            }),
+            ("aiocr_connections_refused_address_total", "counter", |m| {
+                m.connections_refused_address
+            }),
+            ("aiocr_requests_refused_before_body_total", "counter", |m| {
+                m.requests_refused_before_body
+            }),
+            ("aiocr_bodies_refused_busy_total", "counter", |m| {
+                m.bodies_refused_busy
+            }),
+            ("aiocr_body_bytes_in_flight", "gauge", |m| {
+                m.body_bytes_in_flight
             }),
             ("aiocr_tls_handshakes_total", "counter", |m| {
                 m.tls_handshakes

@@ -130,7 +130,7 @@ fn upload_as(server: &Server, token: &str) -> String {
     );
     let (content_type, body) = multipart("file", &fixture("0001.png"), &[]);
     let answer = client.post(
-        "/v2/decode/upload?wait=1",
+        "/v2/decode/upload?wait=1&timeout_ms=30000",
         Some(token),
         &content_type,
         &body,

@@ -481,6 +481,39 @@ fn two_nodes_and_two_workers_serve_every_user_from_either_node() {
         "user-b through node A"
     );
 
+    // An API key of user-a, made and used through node B: the head names another node's
+    // user (a body follows, authenticated from the head), the body names it (2captcha's
+    // key), the key alone in the query.
+    let key = node_b
+        .client()
+        .post_json("/v2/user/apikey", Some(&user_a_via_b), "{}")
+        .json()["data"]["api_key"]
+        .as_str()
+        .expect("a key made through node B")
+        .to_string();
+    let data = upload(&node_b, &key, "0001.png", "old", true);
+    assert_eq!(
+        (&data["status"], &data["result"]),
+        (&json!("done"), &json!("lspznk"))
+    );
+    let fields = [("key", key.as_str()), ("method", "post"), ("json", "1")];
+    let (content_type, body) = common::multipart("file", &fixture("0001.png"), &fields);
+    let submitted = node_b.client().post("/in.php", None, &content_type, &body);
+    assert_eq!(submitted.json()["status"], 1, "{}", submitted.text());
+    let balance = node_b
+        .client()
+        .get(&format!("/res.php?key={key}&action=getbalance"), None);
+    assert_eq!(balance.status, 200, "{}", balance.text());
+    let spent_by_key = 2;
+    wait_until("the 2captcha upload to finish", 3000, || {
+        node_a.balance(&user_a).1 == 0
+    });
+    assert_eq!(
+        node_a.balance(&user_a),
+        (START_POINTS - 12 - spent_by_key, 0)
+    );
+    let user_a_spent = 12 + spent_by_key;
+
     // A result that arrives twice is applied once: a second, different one changes nothing.
     let (_, first_id) = done_ids.iter().find(|(is_a, _)| *is_a).unwrap();
     let before = result(&node_a, &user_a, first_id);
@@ -500,7 +533,7 @@ fn two_nodes_and_two_workers_serve_every_user_from_either_node() {
     };
     assert_eq!(send_result(&nats, 1, &duplicate), "ok");
     assert_eq!(result(&node_a, &user_a, first_id), before);
-    assert_eq!(node_a.balance(&user_a), (START_POINTS - 12, 0));
+    assert_eq!(node_a.balance(&user_a), (START_POINTS - user_a_spent, 0));
     assert!(metric(&node_a, "aiocr_remote_stale_results_total") >= 1.0);
 
     // /v2/servers lists both live nodes, on either node.

@@ -38,7 +38,7 @@ fn point_codes(server: &Server, credential: &str, connections: usize) -> Vec<i64
 
 #[test]
 fn a_key_works_wherever_a_token_does_and_is_replaced_everywhere_at_once() {
-    let server = Server::start(2, &["rate_limit_burst=1000"]);
+    let server = Server::start(2, &["rate_limit_burst=1000", "failed_auth_burst=1000"]);
     let token = server.demo_token();
     let mut client = server.client();
     let status = client.get("/v2/user/apikey", Some(&token)).json();
@@ -53,7 +53,7 @@ fn a_key_works_wherever_a_token_does_and_is_replaced_everywhere_at_once() {
     assert_eq!(by_query.code(), 0);
     let (file, old, _) = manifest().into_iter().next().unwrap();
     let upload = client.post_json(
-        "/v2/decode/upload-base64?wait=1",
+        "/v2/decode/upload-base64?wait=1&timeout_ms=30000",
         Some(&key),
         &json!({ "file": base64(&fixture(&file)) }).to_string(),
     );
@@ -87,7 +87,7 @@ fn a_key_works_wherever_a_token_does_and_is_replaced_everywhere_at_once() {
 
 #[test]
 fn users_on_every_shard_get_keys_and_admins_revoke_them() {
-    let server = Server::start(2, &["rate_limit_burst=1000"]);
+    let server = Server::start(2, &["rate_limit_burst=1000", "failed_auth_burst=1000"]);
     let admin = server.admin_token();
     for index in 0..6 {
         let name = format!("keyuser{index}");

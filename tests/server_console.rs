@@ -11,7 +11,7 @@ use serde_json::Value;
 fn upload(server: &Server, token: &str, file: &str) -> Value {
     let (content_type, body) = multipart("file", &fixture(file), &[]);
     let answer = server.client().post(
-        "/v2/decode/upload?wait=1",
+        "/v2/decode/upload?wait=1&timeout_ms=30000",
         Some(token),
         &content_type,
         &body,
@@ -335,7 +335,10 @@ fn a_role_change_reaches_the_key_at_once_and_the_token_at_the_next_login() {
 
 #[test]
 fn the_server_state_is_the_metrics_numbers() {
-    let server = Server::start(2, &["queue_len=64"]);
+    let server = Server::start(
+        2,
+        &["queue_len=64", "detect_queue_len=32", "slide_queue_len=16"],
+    );
     let admin = server.admin_token();
     let demo = server.demo_token();
     upload(&server, &demo, &manifest()[0].0);
@@ -357,7 +360,8 @@ fn the_server_state_is_the_metrics_numbers() {
     assert_eq!(totals["results_done"], 1);
     assert_eq!(totals["cache_misses"], metric("aiocr_cache_misses_total"));
     assert_eq!(state["queue"]["capacity"], metric("aiocr_queue_capacity"));
-    assert_eq!(state["queue"]["capacity"], 64);
+    // The capacity is every kind's queue: text, detection and slides.
+    assert_eq!(state["queue"]["capacity"], 64 + 32 + 16);
     assert_eq!(state["servers"][0]["shards"], 2);
     assert!(state["models"]
         .as_array()

@@ -149,9 +149,16 @@ fn protocol_refusals_close_the_connection() {
 #[test]
 fn chunked_body_over_the_limit_is_413() {
     let server = Server::start(1, &["max_body_bytes=600000"]);
+    // Credentials are checked before the body: without them this would be a 401.
+    let token = server.demo_token();
     let mut client = server.client();
-    client
-        .send(b"POST /v2/decode/upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
+    client.send(
+        format!(
+            "POST /v2/decode/upload HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\n\
+             Transfer-Encoding: chunked\r\n\r\n"
+        )
+        .as_bytes(),
+    );
     let chunk = vec![b'a'; 100_000];
     for _ in 0..7 {
         let mut raw = format!("{:x}\r\n", chunk.len()).into_bytes();

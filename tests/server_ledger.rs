@@ -64,8 +64,11 @@ fn concurrent_uploads_and_reports_keep_the_ledger_exact() {
                 let mut client = Client::connect(port);
                 let body = upload_body();
                 for round in 0..25 {
-                    let answer =
-                        client.post_json("/v2/decode/upload-base64?wait=1", Some(&token), &body);
+                    let answer = client.post_json(
+                        "/v2/decode/upload-base64?wait=1&timeout_ms=30000",
+                        Some(&token),
+                        &body,
+                    );
                     assert_eq!(answer.json()["data"]["status"], "done", "{}", answer.text());
                     let id = answer.json()["data"]["id"].as_str().unwrap().to_string();
                     let report_path = format!("/v2/report?id={id}");

@@ -31,7 +31,7 @@ fn sync_and_async_answers_equal_ddddocrs() {
         };
         let image = fixture(file);
         let text = if i % 2 == 0 {
-            let path = format!("/v2/decode/upload-base64?wait=1&model={model}");
+            let path = format!("/v2/decode/upload-base64?wait=1&timeout_ms=30000&model={model}");
             let answer = client.post_json(
                 &path,
                 Some(&token),
@@ -78,7 +78,7 @@ fn probability_and_charset_range_reach_the_engine() {
     let mut client = server.client();
     let body = json!({ "file": base64(&fixture("0001.png")) }).to_string();
     let answer = client.post_json(
-        "/v2/decode/upload-base64?wait=1&probability=1&charset_range=lpz",
+        "/v2/decode/upload-base64?wait=1&timeout_ms=30000&probability=1&charset_range=lpz",
         Some(&token),
         &body,
     );
@@ -99,7 +99,11 @@ fn an_image_found_broken_when_decoded_is_3003_and_refunded() {
     let png = fixture("0001.png");
     let broken = &png[..png.len() / 2];
     let body = json!({ "file": base64(broken) }).to_string();
-    let answer = client.post_json("/v2/decode/upload-base64?wait=1", Some(&token), &body);
+    let answer = client.post_json(
+        "/v2/decode/upload-base64?wait=1&timeout_ms=30000",
+        Some(&token),
+        &body,
+    );
     assert_eq!(
         (answer.status, answer.code()),
         (415, 3003),
@@ -129,11 +133,19 @@ fn a_cache_hit_is_charged_but_does_not_run_the_model() {
     let mut client = server.client();
     let body = json!({ "file": base64(&fixture("0002.jpg")) }).to_string();
     let first = client
-        .post_json("/v2/decode/upload-base64?wait=1", Some(&token), &body)
+        .post_json(
+            "/v2/decode/upload-base64?wait=1&timeout_ms=30000",
+            Some(&token),
+            &body,
+        )
         .json();
     let recognised_once = metric(&server.metrics(), "aiocr_recognize_duration_us_count");
     let second = client
-        .post_json("/v2/decode/upload-base64?wait=1", Some(&token), &body)
+        .post_json(
+            "/v2/decode/upload-base64?wait=1&timeout_ms=30000",
+            Some(&token),
+            &body,
+        )
         .json();
     assert_eq!(first["data"]["result"], "工b0");
     assert_eq!(second["data"]["result"], "工b0");
@@ -148,7 +160,7 @@ fn a_cache_hit_is_charged_but_does_not_run_the_model() {
     // Other options are another answer: the model runs again.
     let beta = client
         .post_json(
-            "/v2/decode/upload-base64?wait=1&model=beta",
+            "/v2/decode/upload-base64?wait=1&timeout_ms=30000&model=beta",
             Some(&token),
             &body,
         )
@@ -172,7 +184,11 @@ fn a_report_after_the_window_is_4003_and_refunds_nothing() {
     let mut client = server.client();
     let body = json!({ "file": base64(&fixture("0001.png")) }).to_string();
     let done = client
-        .post_json("/v2/decode/upload-base64?wait=1", Some(&token), &body)
+        .post_json(
+            "/v2/decode/upload-base64?wait=1&timeout_ms=30000",
+            Some(&token),
+            &body,
+        )
         .json();
     let id = done["data"]["id"].as_str().unwrap().to_string();
     std::thread::sleep(std::time::Duration::from_millis(5)); // past a window of 0 s
@@ -203,7 +219,7 @@ fn a_full_queue_answers_503_and_charges_nothing() {
                 scope.spawn(move || {
                     let body = json!({ "file": base64(&fixture(file)) }).to_string();
                     let answer = Client::connect(port).post_json(
-                        "/v2/decode/upload-base64?wait=1",
+                        "/v2/decode/upload-base64?wait=1&timeout_ms=30000",
                         Some(&token),
                         &body,
                     );

@@ -184,7 +184,7 @@ fn the_api_over_tls_with_keep_alive_and_pipelining() {
     let (file, expected, _) = manifest().remove(0);
     let (content_type, body) = multipart("file", &fixture(&file), &[]);
     let upload = client.post(
-        "/v2/decode/upload?wait=1",
+        "/v2/decode/upload?wait=1&timeout_ms=30000",
         Some(&token),
         &content_type,
         &body,

@@ -59,8 +59,8 @@ pub struct Args {
     pub body_file: Option<PathBuf>,
     /// plain, login, point, upload-base64, upload, decode-sync, decode-async, post-image
     /// (each image as multipart field `file` to the URL itself, no login: for other servers),
-    /// create-task (the JSON task protocol) or in-php (2captcha v1); the last two need
-    /// --api-key.
+    /// create-task (the JSON task protocol) or in-php (2captcha v1), both with --api-key;
+    /// detect-sync (click captchas from --images) or slide-sync (--slide-pairs).
     #[arg(short = 's', long, default_value = "plain")]
     pub scenario: String,
     /// Weighted scenario mix, e.g. point=8,decode-sync=2 (replaces --scenario).
@@ -76,6 +76,9 @@ pub struct Args {
     /// other services (create-task, in-php).
     #[arg(long)]
     pub api_key: Option<String>,
+    /// Directory of slide pairs (NAME_target.* with NAME_bg.*) for slide-sync.
+    #[arg(long)]
+    pub slide_pairs: Option<PathBuf>,
     /// Directory of images for uploads, used round robin in name order.
     #[arg(long)]
     pub images: Option<PathBuf>,

@@ -166,6 +166,10 @@ fn workload_spec(args: &Args) -> Result<WorkloadSpec> {
         images,
         upload_query: args.upload_query.clone(),
         api_key: args.api_key.clone(),
+        slide_pairs: match &args.slide_pairs {
+            Some(dir) => workload::load_slide_pairs(dir)?,
+            None => Vec::new(),
+        },
     })
 }
 

@@ -36,10 +36,14 @@ pub enum OpKind {
     /// 2captcha v1: `POST /in.php` (multipart `file`, `method=post`, `key`), then polled on
     /// `/v2/result` with the key until done.
     InPhp,
+    /// `POST /v2/decode/detect?wait=1` with a corpus image (click captchas).
+    DetectSync,
+    /// `POST /v2/decode/slide?wait=1` with a pair of `--slide-pairs` (match mode).
+    SlideSync,
 }
 
 impl OpKind {
-    pub const SCENARIOS: [OpKind; 9] = [
+    pub const SCENARIOS: [OpKind; 11] = [
         OpKind::Login,
         OpKind::Point,
         OpKind::UploadBase64,
@@ -49,6 +53,8 @@ impl OpKind {
         OpKind::PostImage,
         OpKind::CreateTask,
         OpKind::InPhp,
+        OpKind::DetectSync,
+        OpKind::SlideSync,
     ];
 
     pub fn name(self) -> &'static str {
@@ -63,6 +69,8 @@ impl OpKind {
             OpKind::PostImage => "post-image",
             OpKind::CreateTask => "create-task",
             OpKind::InPhp => "in-php",
+            OpKind::DetectSync => "detect-sync",
+            OpKind::SlideSync => "slide-sync",
         }
     }
 
@@ -83,6 +91,7 @@ impl OpKind {
                 | OpKind::PostImage
                 | OpKind::CreateTask
                 | OpKind::InPhp
+                | OpKind::DetectSync
         )
     }
 
@@ -164,6 +173,8 @@ pub struct WorkloadSpec {
     /// An aiocr API key: connections use it instead of logging in, and the protocols of
     /// other services (`create-task`, `in-php`) send it as their key.
     pub api_key: Option<String>,
+    /// (target, background) pairs for `slide-sync`.
+    pub slide_pairs: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// Per image, the end of each upload request (Content-Length, blank line, body).
@@ -185,6 +196,8 @@ pub struct Workload {
     common_headers: Vec<u8>,
     login_requests: Vec<Vec<u8>>,
     images: Vec<ImageTails>,
+    /// Per slide pair, the end of a `slide-sync` request (multipart `target`, `background`).
+    slide_tails: Vec<Vec<u8>>,
     /// `Authorization: Bearer <api key>` line, empty without a key.
     key_auth: Vec<u8>,
 }
@@ -224,6 +237,9 @@ impl Workload {
             && spec.mix.iter().any(|(k, _)| k.needs_auth())
         {
             bail!("aiocr scenarios need --user NAME:PASSWORD, --users-file or --api-key");
+        }
+        if spec.mix.iter().any(|(k, _)| *k == OpKind::SlideSync) && spec.slide_pairs.is_empty() {
+            bail!("slide-sync needs --slide-pairs DIR (NAME_target.* with NAME_bg.*)");
         }
         if !keyed && spec.mix.iter().any(|(k, _)| k.is_compat()) {
             bail!("create-task and in-php need --api-key");
@@ -289,6 +305,11 @@ impl Workload {
                 .map(|image| image_tails(image, spec.api_key.as_deref().unwrap_or("")))
                 .collect(),
             key_auth: spec.api_key.as_deref().map(auth_header).unwrap_or_default(),
+            slide_tails: spec
+                .slide_pairs
+                .iter()
+                .map(|(target, background)| slide_tail(target, background))
+                .collect(),
             common_headers,
             mix: spec.mix,
         })
@@ -334,7 +355,7 @@ impl Workload {
                 out.extend_from_slice(auth);
                 out.extend_from_slice(b"\r\n");
             }
-            OpKind::Upload | OpKind::PostImage => {
+            OpKind::Upload | OpKind::PostImage | OpKind::DetectSync => {
                 out.extend_from_slice(&self.heads[slot]);
                 out.extend_from_slice(auth);
                 out.extend_from_slice(&self.images[image % self.images.len()].multipart);
@@ -351,6 +372,11 @@ impl Workload {
             OpKind::InPhp => {
                 out.extend_from_slice(&self.heads[slot]);
                 out.extend_from_slice(&self.images[image % self.images.len()].in_php);
+            }
+            OpKind::SlideSync => {
+                out.extend_from_slice(&self.heads[slot]);
+                out.extend_from_slice(auth);
+                out.extend_from_slice(&self.slide_tails[image % self.slide_tails.len()]);
             }
         }
     }
@@ -405,15 +431,17 @@ impl Workload {
             | OpKind::PostImage
             | OpKind::CreateTask
             | OpKind::InPhp => Verdict::Ok,
-            OpKind::DecodeSync | OpKind::DecodeAsync => match data.status.as_deref() {
-                Some("done") => Verdict::Ok,
-                Some("failed") => Verdict::Failed(ErrorKind::DecodeFailed),
-                Some("pending") => match data.id.as_deref().map(str::parse::<u64>) {
-                    Some(Ok(id)) => Verdict::Pending(id),
+            OpKind::DecodeSync | OpKind::DecodeAsync | OpKind::DetectSync | OpKind::SlideSync => {
+                match data.status.as_deref() {
+                    Some("done") => Verdict::Ok,
+                    Some("failed") => Verdict::Failed(ErrorKind::DecodeFailed),
+                    Some("pending") => match data.id.as_deref().map(str::parse::<u64>) {
+                        Some(Ok(id)) => Verdict::Pending(id),
+                        _ => Verdict::Failed(ErrorKind::BadJson),
+                    },
                     _ => Verdict::Failed(ErrorKind::BadJson),
-                },
-                _ => Verdict::Failed(ErrorKind::BadJson),
-            },
+                }
+            }
         }
     }
 }
@@ -545,6 +573,14 @@ fn scenario_head(kind: OpKind, prefix: &str, upload_query: &str, common: &[u8]) 
             format!("POST {prefix}/v2/decode/upload{}", query(false)),
             format!("Content-Type: multipart/form-data; boundary={MULTIPART_BOUNDARY}\r\n"),
         ),
+        OpKind::DetectSync => (
+            format!("POST {prefix}/v2/decode/detect?wait=1&timeout_ms=30000"),
+            format!("Content-Type: multipart/form-data; boundary={MULTIPART_BOUNDARY}\r\n"),
+        ),
+        OpKind::SlideSync => (
+            format!("POST {prefix}/v2/decode/slide?wait=1&timeout_ms=30000"),
+            format!("Content-Type: multipart/form-data; boundary={MULTIPART_BOUNDARY}\r\n"),
+        ),
     };
     let mut out = format!("{line} HTTP/1.1\r\n").into_bytes();
     out.extend_from_slice(common);
@@ -600,6 +636,53 @@ fn image_tails(image: &[u8], api_key: &str) -> ImageTails {
         create_task: with_length(create_task.as_bytes()),
         in_php: with_length(&in_php),
     }
+}
+
+/// The multipart end of a `slide-sync` request: parts `target` and `background`.
+fn slide_tail(target: &[u8], background: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (name, bytes) in [("target", target), ("background", background)] {
+        body.extend_from_slice(
+            format!(
+                "--{MULTIPART_BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; \
+                 filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{MULTIPART_BOUNDARY}--\r\n").as_bytes());
+    let mut out = format!("Content-Length: {}\r\n\r\n", body.len()).into_bytes();
+    out.extend_from_slice(&body);
+    out
+}
+
+/// The slide pairs of `dir`: every `NAME_target.EXT` with its `NAME_bg.EXT` (sorted by name).
+pub fn load_slide_pairs(dir: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut targets: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read slide directory {}", dir.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| {
+            path.file_stem()
+                .and_then(|stem| stem.to_str())
+                .is_some_and(|stem| stem.ends_with("_target"))
+        })
+        .collect();
+    targets.sort();
+    targets.truncate(MAX_IMAGES);
+    let mut pairs = Vec::new();
+    for target in targets {
+        let name = target.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let background = target.with_file_name(name.replacen("_target", "_bg", 1));
+        if background.is_file() {
+            pairs.push((std::fs::read(&target)?, std::fs::read(&background)?));
+        }
+    }
+    if pairs.is_empty() {
+        bail!("no NAME_target / NAME_bg pairs in {}", dir.display());
+    }
+    Ok(pairs)
 }
 
 /// Reads every regular file of `dir` (sorted by name, so runs are repeatable).
@@ -692,6 +775,7 @@ mod tests {
             images: vec![b"img".to_vec()],
             upload_query: String::new(),
             api_key: None,
+            slide_pairs: Vec::new(),
         };
         let w = Workload::build(&target(), spec).unwrap();
         let pending = br#"{"code":0,"msg":"ok","data":{"id":"42","status":"pending"}}"#;
@@ -748,6 +832,7 @@ mod tests {
             images: vec![b"\x89PNG".to_vec()],
             upload_query: String::new(),
             api_key: None,
+            slide_pairs: Vec::new(),
         };
         assert!(
             Workload::build(&target(), spec.clone()).is_err(),

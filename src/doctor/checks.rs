@@ -192,7 +192,11 @@ pub fn nofile(shards: usize, max_connections_per_shard: usize, proc_sys: &ProcSy
     if limit.hard < need {
         return Check::warn(
             "nofile",
-            format!("{shown}; {need_text}: connections beyond the limit fail with EMFILE"),
+            format!(
+                "{shown}; {need_text}: aiocr serve lowers max_connections_per_shard to {} to stay \
+                 within it",
+                needs::connections_fitting(shards as u64, limit.hard)
+            ),
             format!(
                 "raise nofile to at least {need} ({TUNING_LIMITS}; it cannot exceed fs.nr_open), or lower \
                  AIOCR_MAX_CONNECTIONS_PER_SHARD"

@@ -7,7 +7,7 @@
 
 mod checks;
 mod host;
-mod needs;
+pub mod needs;
 mod report;
 mod startup;
 mod uring;

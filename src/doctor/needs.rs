@@ -69,6 +69,13 @@ pub fn nofile_need(shards: u64, max_connections_per_shard: u64) -> u64 {
         .saturating_add(FDS_PROCESS_OVERHEAD)
 }
 
+/// The most connections per shard that `nofile` descriptors hold (the inverse of
+/// [`nofile_need`]; 0 when not even the overheads fit).
+pub fn connections_fitting(shards: u64, nofile: u64) -> u64 {
+    assert!(shards > 0, "a server has at least one shard");
+    (nofile.saturating_sub(FDS_PROCESS_OVERHEAD) / shards).saturating_sub(FDS_PER_SHARD_OVERHEAD)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,5 +100,19 @@ mod tests {
         assert_eq!(nofile_need(2, 10_000), 2 * 10_064 + 256);
         assert_eq!(nofile_need(1, 0), 64 + 256);
         assert_eq!(nofile_need(u64::MAX, u64::MAX), u64::MAX);
+    }
+
+    #[test]
+    fn connections_fitting_inverts_the_need() {
+        for (shards, connections) in [(1, 0), (2, 10_000), (16, 65_000), (3, 1)] {
+            let need = nofile_need(shards, connections);
+            assert_eq!(connections_fitting(shards, need), connections);
+            assert_eq!(
+                connections_fitting(shards, need - 1),
+                connections.saturating_sub(1)
+            );
+        }
+        assert_eq!(connections_fitting(2, 1024), (1024 - 256) / 2 - 64);
+        assert_eq!(connections_fitting(4, 100), 0);
     }
 }

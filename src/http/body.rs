@@ -7,11 +7,16 @@ use super::{Framing, ProtocolError};
 const MAX_CHUNK_LINE_BYTES: usize = 1024;
 /// Trailer section bytes accepted after the last chunk (trailers are read and dropped).
 const MAX_TRAILER_BYTES: usize = 8 * 1024;
+/// The body's first allocation, at most. It grows as bytes arrive, never from what the head
+/// claims: a client that declares 1 MiB and sends nothing costs this, not 1 MiB.
+const INITIAL_BODY_CAPACITY_BYTES: usize = 16 * 1024;
 
 #[derive(Debug)]
 pub struct BodyDecoder {
     state: State,
     max_body_bytes: usize,
+    /// The declared Content-Length (growth stops there); `None` for chunked bodies.
+    declared_bytes: Option<usize>,
     body: Vec<u8>,
 }
 
@@ -57,13 +62,15 @@ impl BodyDecoder {
             }
             Framing::Chunked => State::ChunkSize,
         };
-        let capacity = match framing {
-            Framing::Length(length) => length,
-            _ => 0,
+        let declared_bytes = match framing {
+            Framing::Length(length) => Some(length),
+            _ => None,
         };
+        let capacity = declared_bytes.unwrap_or(0).min(INITIAL_BODY_CAPACITY_BYTES);
         BodyDecoder {
             state,
             max_body_bytes,
+            declared_bytes,
             body: Vec::with_capacity(capacity),
         }
     }
@@ -114,6 +121,7 @@ impl BodyDecoder {
         if self.body.len() + take > self.max_body_bytes {
             return Err(ProtocolError::BodyTooLarge);
         }
+        self.grow_for(take);
         self.body.extend_from_slice(&rest[..take]);
         if take == left {
             self.state = finished;
@@ -122,6 +130,20 @@ impl BodyDecoder {
             self.state = more(left - take);
             Ok(Step::Wait(take))
         }
+    }
+
+    /// Makes room for `extra` more bytes: doubling as they arrive (amortised copies), but
+    /// never past the declared length, so a body ends in an allocation of its exact size.
+    fn grow_for(&mut self, extra: usize) {
+        let needed = self.body.len() + extra;
+        if needed <= self.body.capacity() {
+            return;
+        }
+        let doubled = (self.body.capacity() * 2).max(INITIAL_BODY_CAPACITY_BYTES);
+        let target = doubled
+            .min(self.declared_bytes.unwrap_or(usize::MAX))
+            .max(needed);
+        self.body.reserve_exact(target - self.body.len());
     }
 
     /// A line split across reads is not consumed: the caller keeps its bytes and feeds them
@@ -253,6 +275,32 @@ mod tests {
             let (body, used) = decode_split(Framing::Length(10), raw, &[cut]).unwrap();
             assert_eq!((body.as_slice(), used), (&b"0123456789"[..], 10));
         }
+    }
+
+    /// Memory follows the bytes that arrived, not the length the head declares, and a
+    /// complete body sits in an allocation of its exact size.
+    #[test]
+    fn a_declared_length_allocates_only_as_bytes_arrive() {
+        let declared = 1024 * 1024;
+        let mut decoder = BodyDecoder::new(Framing::Length(declared), declared);
+        assert_eq!(decoder.body.capacity(), INITIAL_BODY_CAPACITY_BYTES);
+        decoder.feed(&[7; 100]).unwrap();
+        assert_eq!(decoder.body.capacity(), INITIAL_BODY_CAPACITY_BYTES);
+        let piece = vec![7; 50_000];
+        decoder.feed(&piece).unwrap();
+        assert!(
+            decoder.body.capacity() < 2 * 50_100,
+            "{}",
+            decoder.body.capacity()
+        );
+        let mut fed = 50_100;
+        while fed < declared {
+            let take = piece.len().min(declared - fed);
+            decoder.feed(&piece[..take]).unwrap();
+            fed += take;
+        }
+        assert!(decoder.is_complete());
+        assert_eq!(decoder.body.capacity(), declared);
     }
 
     #[test]

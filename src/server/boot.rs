@@ -44,8 +44,10 @@ pub fn run_until_stopped(
     let shard_count = config.shard_count();
     // One descriptor per connection: take the whole hard limit, then refuse clearly (pointing
     // at tuning/ and `aiocr doctor`) where io_uring or locked memory cannot carry the shards.
-    crate::doctor::raise_nofile_limit().map_err(|e| format!("open files limit: {e}"))?;
+    let (nofile, _) =
+        crate::doctor::raise_nofile_limit().map_err(|e| format!("open files limit: {e}"))?;
     crate::doctor::preflight(usize::from(shard_count), config.max_connections_per_shard)?;
+    fit_connections_to_nofile(&mut config, shard_count, nofile)?;
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("data dir {}: {e}", config.data_dir.display()))?;
     let fresh = !config.data_dir.join("meta.json").exists();
@@ -542,4 +544,30 @@ fn local_url(address: &SocketAddr) -> String {
         SocketAddr::V6(v6) if v6.ip().is_unspecified() => format!("http://[::1]:{}", v6.port()),
         other => format!("http://{other}"),
     }
+}
+
+/// A shard below this many connections is not worth starting.
+const MIN_CONNECTIONS_PER_SHARD: u64 = 16;
+
+/// Lowers `max_connections_per_shard` to what `nofile` descriptors hold, saying so: past the
+/// limit, `accept` fails with EMFILE and every client (even `/metrics`) is refused alike,
+/// while below the cap the shard refuses only the newest connection and keeps serving.
+fn fit_connections_to_nofile(config: &mut Config, shards: u16, nofile: u64) -> Result<(), String> {
+    let fitting = crate::doctor::needs::connections_fitting(u64::from(shards), nofile);
+    if fitting < MIN_CONNECTIONS_PER_SHARD {
+        return Err(format!(
+            "the open-files limit ({nofile}) leaves {fitting} connections per shard for {shards} \
+             shard(s); raise it (tuning/limits.d/60-aiocr.conf, `aiocr doctor`) or run fewer shards"
+        ));
+    }
+    let configured = config.max_connections_per_shard as u64;
+    if fitting < configured {
+        eprintln!(
+            "aiocr: warning: the open-files limit ({nofile}) holds {fitting} connections per \
+             shard, not max_connections_per_shard={configured}: using {fitting} (raise nofile: \
+             tuning/limits.d/60-aiocr.conf, `aiocr doctor`)"
+        );
+        config.max_connections_per_shard = fitting as usize;
+    }
+    Ok(())
 }

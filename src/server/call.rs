@@ -11,6 +11,7 @@ use crate::contract::ApiError;
 use crate::http::RequestHead;
 use crate::store::{ids, Role};
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::net::IpAddr;
 use std::rc::Rc;
 
@@ -21,6 +22,12 @@ pub struct Call<'a> {
     pub body: Vec<u8>,
     /// The client's address (the connection's peer).
     pub peer: IpAddr,
+    /// The caller, when it was authenticated from the head before the body was read.
+    authenticated: Option<Caller>,
+    /// Set when a credential of this call named a user of another node of the cluster: the
+    /// router then sends the request there, whatever the endpoint answered (the compat
+    /// protocols phrase the refusal in their own words, which the router cannot read).
+    other_node: Rc<Cell<Option<u16>>>,
 }
 
 /// How the caller proved who it is.
@@ -42,7 +49,41 @@ pub struct Caller {
     pub via: Credential,
 }
 
-impl Call<'_> {
+impl<'a> Call<'a> {
+    pub fn new(
+        shard: &'a Rc<Shard>,
+        head: &'a RequestHead,
+        body: Vec<u8>,
+        peer: IpAddr,
+        authenticated: Option<Caller>,
+    ) -> Call<'a> {
+        Call {
+            shard,
+            head,
+            body,
+            peer,
+            authenticated,
+            other_node: Rc::new(Cell::new(None)),
+        }
+    }
+
+    /// Where the router reads, after the endpoint ran, whether a credential of this call
+    /// named another node's user.
+    pub fn other_node_probe(&self) -> Rc<Cell<Option<u16>>> {
+        self.other_node.clone()
+    }
+
+    /// The refusal for a credential of another node's user, noted for the router.
+    fn owned_by(&self, node: u16) -> Refusal {
+        self.other_node.set(Some(node));
+        node_hop::owned_by(node)
+    }
+
+    /// The call as its head alone describes it (to authenticate before reading the body).
+    pub fn without_body(shard: &'a Rc<Shard>, head: &'a RequestHead, peer: IpAddr) -> Call<'a> {
+        Call::new(shard, head, Vec::new(), peer, None)
+    }
+
     /// The call's fields: query plus a JSON, form or multipart body.
     pub fn fields(&self) -> Result<Fields, Refusal> {
         let mut fields = Fields::from_query(&self.head.query)?;
@@ -59,6 +100,9 @@ impl Call<'_> {
     /// absent, 1003 invalid or for a user this deployment cannot own, 5002 for an address
     /// that keeps trying keys that do not exist).
     pub async fn caller(&self) -> Result<Caller, Refusal> {
+        if let Some(caller) = self.authenticated {
+            return Ok(caller);
+        }
         let credential = bearer_token(self.head)?;
         self.caller_with(&credential).await
     }
@@ -91,7 +135,7 @@ impl Call<'_> {
             // A token of another node's user is signed with that node's secret: the owner
             // checks it (a forged one is refused there).
             Err(_) => match self.foreign_token_node(token) {
-                Some(node) => return Err(node_hop::owned_by(node)),
+                Some(node) => return Err(self.owned_by(node)),
                 None => return Err(ApiError::BadToken.into()),
             },
         };
@@ -100,7 +144,7 @@ impl Call<'_> {
             .parse()
             .map_err(|_| Refusal::from(ApiError::BadToken))?;
         if let Some(node) = self.other_node(user_id) {
-            return Err(node_hop::owned_by(node));
+            return Err(self.owned_by(node));
         }
         let owner = ids::shard_of(user_id);
         if owner >= self.shard.shard_count() {
@@ -131,7 +175,7 @@ impl Call<'_> {
         }
         let (node, owner) = auth::api_key_route(&hash, shard.shard_count());
         if node != shard.config().node_id && shard.shared.cluster.is_some() {
-            return Err(node_hop::owned_by(node));
+            return Err(self.owned_by(node));
         }
         let holder = if node == shard.config().node_id {
             run_on_owner(shard, ResolveKey { hash, owner }).await?

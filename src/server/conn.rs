@@ -11,15 +11,20 @@
 //! stream over it after the handshake (`transport.rs`); both serve the same routes, limits
 //! and SIGTERM drain.
 
-use super::router::{self, Surface};
+use super::body_budget::BodyGrant;
+use super::reply::Refusal;
+use super::router::{self, Admission, Route, Surface};
 use super::shard::Shard;
 use super::transport::{self, Transport};
+use crate::contract::ApiError;
 use crate::http::{
     parse_head, BodyDecoder, BodyProgress, Framing, HeadLimits, Method, ProtocolError, RequestHead,
+    Response,
 };
 use glommio::net::TcpStream;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -40,10 +45,23 @@ enum ReadEnd {
     TimedOut,
 }
 
-/// Why the request loop ended; only used to decide what to write last.
+/// Why the request loop ended; decides what to write last and whether to linger.
 enum Ending {
     Done,
     Refused(ProtocolError),
+    /// A request was answered from its head, its body unread (no route, no credentials, no
+    /// room in the body budget).
+    Unread,
+}
+
+impl Ending {
+    /// Whether the client may still be sending a request the server did not read: then the
+    /// server reads and drops it for a while after answering, since closing a socket with
+    /// unread input makes the kernel send a reset, which can reach the client before it
+    /// reads the answer (the lingering close of RFC 9112 section 9.6).
+    fn leaves_input_unread(&self) -> bool {
+        matches!(self, Ending::Refused(_) | Ending::Unread)
+    }
 }
 
 pub struct Connection<S> {
@@ -65,45 +83,122 @@ pub struct Connection<S> {
     surface: Surface,
     /// The client's address.
     peer: std::net::IpAddr,
+    /// No request head has arrived yet: the wait for the first byte is
+    /// `first_byte_timeout_ms`, not the keep-alive idle time.
+    fresh: bool,
 }
 
-/// A registered connection: its socket and its "waiting between requests" flag.
-type OpenConnection = (RawFd, Rc<Cell<bool>>);
+/// A registered connection: its socket, its "waiting between requests" flag and the key of
+/// its client's address.
+struct OpenConnection {
+    fd: RawFd,
+    idle: Rc<Cell<bool>>,
+    address: ClientAddress,
+}
 
-/// A shard's open connections: their sockets and whether each waits between requests (those
-/// are shut down at once on SIGTERM; the others finish their request first).
-#[derive(Default)]
+/// What one client is counted as: its IPv4 address, or the /64 of its IPv6 address (one host
+/// or home network usually holds a whole /64, so counting single IPv6 addresses would give
+/// it 2^64 shares).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ClientAddress(u128);
+
+impl ClientAddress {
+    pub fn of(peer: IpAddr) -> ClientAddress {
+        match peer.to_canonical() {
+            IpAddr::V4(v4) => ClientAddress(u128::from(v4.to_ipv6_mapped())),
+            IpAddr::V6(v6) => ClientAddress(u128::from(v6) & !u128::from(u64::MAX)),
+        }
+    }
+}
+
+/// Why an accepted connection was closed at once.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ConnectionRefused {
+    /// The shard holds `max_connections_per_shard` connections.
+    ShardFull,
+    /// The client's address holds its share of `max_connections_per_address`.
+    AddressFull,
+}
+
+/// A shard's open connections: their sockets, whether each waits between requests (those are
+/// shut down at once on SIGTERM; the others finish their request first), and how many each
+/// client address holds.
 pub struct ConnectionSet {
     open: RefCell<HashMap<u64, OpenConnection>>,
+    /// Open connections by client address; an address leaves the map with its last one, so
+    /// the map is never larger than `open`.
+    per_address: RefCell<HashMap<ClientAddress, usize>>,
+    /// The most connections one address holds on this shard.
+    per_address_limit: usize,
     next_id: Cell<u64>,
 }
 
 impl ConnectionSet {
+    pub fn new(per_address_limit: usize) -> ConnectionSet {
+        assert!(per_address_limit > 0);
+        ConnectionSet {
+            open: RefCell::default(),
+            per_address: RefCell::default(),
+            per_address_limit,
+            next_id: Cell::new(0),
+        }
+    }
+
     pub fn count(&self) -> usize {
         self.open.borrow().len()
     }
 
-    /// Registers a just-accepted connection's socket (before its task starts, so the
-    /// count the accept loop checks includes it).
-    pub fn add(&self, fd: RawFd) -> Registration {
+    /// Registers a just-accepted connection's socket (before its task starts, so the counts
+    /// the next accept checks include it), unless the shard or the client's address is at its
+    /// limit.
+    pub fn add(
+        &self,
+        fd: RawFd,
+        peer: IpAddr,
+        shard_limit: usize,
+    ) -> Result<Registration, ConnectionRefused> {
+        if self.count() >= shard_limit {
+            return Err(ConnectionRefused::ShardFull);
+        }
+        let address = ClientAddress::of(peer);
+        let mut per_address = self.per_address.borrow_mut();
+        let held = per_address.entry(address).or_insert(0);
+        if *held >= self.per_address_limit {
+            return Err(ConnectionRefused::AddressFull);
+        }
+        *held += 1;
         let id = self.next_id.get();
         self.next_id.set(id + 1);
         let idle = Rc::new(Cell::new(false));
-        let earlier = self.open.borrow_mut().insert(id, (fd, idle.clone()));
+        let entry = OpenConnection {
+            fd,
+            idle: idle.clone(),
+            address,
+        };
+        let earlier = self.open.borrow_mut().insert(id, entry);
         assert!(earlier.is_none(), "connection ids are not reused");
-        Registration { id, idle }
+        Ok(Registration { id, idle, peer })
     }
 
     fn remove(&self, id: u64) {
         let removed = self.open.borrow_mut().remove(&id);
-        assert!(removed.is_some(), "a connection is removed once");
+        let removed = removed.expect("a connection is removed once");
+        let mut per_address = self.per_address.borrow_mut();
+        let held = per_address
+            .get_mut(&removed.address)
+            .expect("an open connection's address is counted");
+        assert!(*held > 0);
+        *held -= 1;
+        if *held == 0 {
+            per_address.remove(&removed.address);
+        }
     }
 
     /// Ends connections waiting between requests: shutting the read side down makes their
     /// pending read return end-of-stream. Connections inside a request finish it first and
     /// then see the stop (the request loop checks it before waiting again).
     pub fn close_idle(&self) {
-        for (fd, idle) in self.open.borrow().values() {
+        for OpenConnection { fd, idle, .. } in self.open.borrow().values() {
             if idle.get() {
                 // SAFETY: the fd belongs to a connection that is still open (its entry is
                 // removed when its task ends); shutdown does not close or reuse the fd.
@@ -118,6 +213,8 @@ pub struct Registration {
     id: u64,
     /// Set while the connection waits between requests.
     idle: Rc<Cell<bool>>,
+    /// The client's address.
+    peer: IpAddr,
 }
 
 /// How an accepted connection speaks: plain HTTP, or TLS with the shard's current
@@ -136,12 +233,7 @@ pub async fn serve(
     surface: Surface,
     security: Security,
 ) {
-    let Registration { id, idle } = registration;
-    let peer = stream
-        .peer_addr()
-        .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |address| {
-            address.ip()
-        });
+    let Registration { id, idle, peer } = registration;
     let _ = stream.set_nodelay(true);
     let write_timeout = Duration::from_millis(shard.config().write_timeout_ms);
     let _ = stream.set_write_timeout(Some(write_timeout));
@@ -206,15 +298,19 @@ async fn serve_registered<S: Transport>(
         idle,
         surface,
         peer,
+        fresh: true,
     };
     let ending = connection.request_loop(shard).await;
-    if let Ok(Ending::Refused(error)) = ending {
+    if let Ok(Ending::Refused(error)) = &ending {
         shard.metrics().record_protocol_error(error.status());
         error.response().write_to(&mut connection.out, false, false);
     }
     // Best effort: the client may already be gone.
     let _ = connection.flush_out().await;
     let _ = connection.stream.close().await;
+    if ending.is_ok_and(|ending| ending.leaves_input_unread()) {
+        connection.linger(shard).await;
+    }
 }
 
 impl<S: Transport> Connection<S> {
@@ -238,11 +334,34 @@ impl<S: Transport> Connection<S> {
             };
             self.start += head_len;
             self.head_started = None;
-            let body = match self.read_body(shard, &head).await? {
+            self.fresh = false;
+            let admitted = Instant::now();
+            let admission = match router::admit(shard, self.surface, self.peer, &head).await {
+                Ok(admission) => admission,
+                Err((route, answer)) => {
+                    if head.framing != Framing::Empty {
+                        return Ok(self.refuse_unread(shard, &head, route, answer, admitted));
+                    }
+                    if !self.queue_answer(shard, &head, route, answer, admitted, true) {
+                        return Ok(Ending::Done);
+                    }
+                    continue;
+                }
+            };
+            let Some(grant) = self.reserve_body(shard, &head) else {
+                let refusal = Refusal::new(ApiError::Busy, "too many request bodies in flight")
+                    .retry_after(1);
+                let answer = router::refusal_before_body(admission.route, &head, refusal);
+                return Ok(self.refuse_unread(shard, &head, admission.route, answer, admitted));
+            };
+            let body = self.read_body(shard, &head).await;
+            drop(grant);
+            shard.metrics().body_bytes_in_flight = shard.body_budget.in_flight_bytes() as u64;
+            let body = match body? {
                 Ok(body) => body,
                 Err(ending) => return Ok(ending),
             };
-            let keep_alive = self.answer(shard, &head, body).await;
+            let keep_alive = self.answer(shard, &head, body, admission).await;
             if !keep_alive {
                 return Ok(Ending::Done);
             }
@@ -253,16 +372,71 @@ impl<S: Transport> Connection<S> {
     }
 
     /// Runs the request and queues its answer; returns whether the connection stays open.
-    async fn answer(&mut self, shard: &Rc<Shard>, head: &RequestHead, body: Vec<u8>) -> bool {
+    async fn answer(
+        &mut self,
+        shard: &Rc<Shard>,
+        head: &RequestHead,
+        body: Vec<u8>,
+        admission: Admission,
+    ) -> bool {
         let started = Instant::now();
-        let (route, answer) = router::handle(shard, self.surface, self.peer, head, body).await;
+        let route = admission.route;
+        let answer = router::handle(shard, self.peer, head, body, admission).await;
+        self.queue_answer(shard, head, route, answer, started, true)
+    }
+
+    /// Records and queues an answer; returns whether the connection stays open (never after
+    /// an answer given without reading the request's body: its bytes are still coming).
+    fn queue_answer(
+        &mut self,
+        shard: &Rc<Shard>,
+        head: &RequestHead,
+        route: Route,
+        answer: Response,
+        started: Instant,
+        body_read: bool,
+    ) -> bool {
         let latency_us = started.elapsed().as_micros() as u64;
         shard
             .metrics()
             .record_request(route.index(), answer.status, latency_us);
-        let keep_alive = head.keep_alive && !answer.close && !shard.stop.is_stopped();
+        let keep_alive = body_read && head.keep_alive && !answer.close && !shard.stop.is_stopped();
         answer.write_to(&mut self.out, head.method == Method::Head, keep_alive);
         keep_alive
+    }
+
+    /// Queues the answer to a request whose body is left unread; the connection ends.
+    fn refuse_unread(
+        &mut self,
+        shard: &Rc<Shard>,
+        head: &RequestHead,
+        route: Route,
+        answer: Response,
+        started: Instant,
+    ) -> Ending {
+        shard.metrics().requests_refused_before_body += 1;
+        let keep_alive = self.queue_answer(shard, head, route, answer, started, false);
+        assert!(!keep_alive, "a connection with unread input cannot go on");
+        Ending::Unread
+    }
+
+    /// The request body's share of the shard's body budget (`None`: it does not fit and the
+    /// request is refused unread). A chunked body's length is unknown: it takes the most a
+    /// body may be.
+    fn reserve_body(&self, shard: &Shard, head: &RequestHead) -> Option<BodyGrant> {
+        let bytes = match head.framing {
+            Framing::Empty => 0,
+            Framing::Length(length) => length,
+            Framing::Chunked => shard.config().max_body_bytes,
+        };
+        let Some(grant) = shard.body_budget.reserve(bytes) else {
+            shard.metrics().bodies_refused_busy += 1;
+            return None;
+        };
+        if bytes > 0 {
+            shard.metrics().body_bytes_in_flight = shard.body_budget.in_flight_bytes() as u64;
+        }
+        Some(grant)
     }
 
     /// Writes pending answers, then reads more of a request head. `Some(ending)` ends the
@@ -276,7 +450,15 @@ impl<S: Transport> Connection<S> {
             if shard.stop.is_stopped() {
                 return Ok(Some(Ending::Done));
             }
-            Duration::from_millis(shard.config().idle_timeout_ms)
+            let config = shard.config();
+            let idle_timeout_ms = if self.fresh {
+                // A client that connects and says nothing holds a connection and a socket:
+                // it gets much less time than one that has made requests.
+                config.first_byte_timeout_ms.min(config.idle_timeout_ms)
+            } else {
+                config.idle_timeout_ms
+            };
+            Duration::from_millis(idle_timeout_ms)
         } else {
             let started = *self.head_started.get_or_insert_with(Instant::now);
             let deadline = started + Duration::from_millis(shard.config().header_read_timeout_ms);
@@ -303,14 +485,12 @@ impl<S: Transport> Connection<S> {
         if head.framing == Framing::Empty {
             return Ok(Ok(Vec::new()));
         }
-        let mut decoder = BodyDecoder::new(head.framing, shard.config().max_body_bytes);
-        let large_body =
-            !matches!(head.framing, Framing::Length(length) if length <= self.buf.len());
-        if large_body && self.buf.len() < self.buffer_limit {
-            // Bodies larger than the buffer are read in chunks of the full size.
-            self.buf.resize(self.buffer_limit, 0);
-        }
-        let deadline = Instant::now() + Duration::from_millis(shard.config().body_read_timeout_ms);
+        let config = shard.config();
+        let mut decoder = BodyDecoder::new(head.framing, config.max_body_bytes);
+        let deadline = Instant::now() + Duration::from_millis(config.body_read_timeout_ms);
+        // Each read must bring a byte within this time: a client that trickles its body
+        // ends long before the total deadline.
+        let progress_timeout = Duration::from_millis(config.body_progress_timeout_ms);
         let mut continue_sent = false;
         loop {
             match decoder.feed(&self.buf[self.start..self.end]) {
@@ -331,7 +511,13 @@ impl<S: Transport> Connection<S> {
             let Some(left) = time_left(deadline) else {
                 return Ok(Err(Ending::Refused(ProtocolError::Timeout)));
             };
-            match self.read_more(left).await? {
+            if self.end == self.buf.len() && self.buf.len() < self.buffer_limit {
+                // The last read filled the buffer: the body arrives faster than the buffer
+                // holds, so read it in chunks of the full size. (Grown only once bytes
+                // arrive: a body that stalls keeps the small buffer.)
+                self.buf.resize(self.buffer_limit, 0);
+            }
+            match self.read_more(left.min(progress_timeout)).await? {
                 Ok(()) => {}
                 Err(ReadEnd::TimedOut) => return Ok(Err(Ending::Refused(ProtocolError::Timeout))),
                 Err(_) => return Ok(Err(Ending::Done)),
@@ -386,6 +572,24 @@ impl<S: Transport> Connection<S> {
             self.end = 0;
             self.buf.truncate(INITIAL_BUFFER_BYTES);
             self.buf.shrink_to_fit();
+        }
+    }
+
+    /// After an answer that left the request's input unread and the write side shut: reads
+    /// and drops what the client still sends, until it closes, `linger_timeout_ms` passes or
+    /// `linger_max_bytes` arrive, so the answer is not lost to a reset.
+    async fn linger(&mut self, shard: &Shard) {
+        let config = shard.config();
+        let deadline = Instant::now() + Duration::from_millis(config.linger_timeout_ms);
+        let mut dropped_bytes = 0;
+        while dropped_bytes < config.linger_max_bytes {
+            let Some(left) = time_left(deadline) else {
+                return;
+            };
+            match self.stream.read_within(&mut self.buf, left).await {
+                Ok(0) | Err(_) => return,
+                Ok(count) => dropped_bytes += count,
+            }
         }
     }
 

@@ -21,6 +21,7 @@
 //! `console` (the web console's built-in files and `/openapi.json`: a route family without
 //! an owner hop).
 
+mod body_budget;
 mod boot;
 mod call;
 mod commit;

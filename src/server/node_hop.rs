@@ -5,7 +5,7 @@
 //! arrived there, with the client's address; it is never forwarded again.
 
 use super::reply::{busy, Refusal};
-use super::router::{self, Surface};
+use super::router;
 use super::shard::{Shard, ShardMessage};
 use crate::cluster::wire::{self, ForwardedHead};
 use crate::cluster::LinkError;
@@ -56,9 +56,7 @@ pub async fn serve_forwarded(shard: Rc<Shard>, bytes: Vec<u8>, reply: flume::Sen
     let answer = match wire::decode_forward(&bytes) {
         Ok((forwarded, body)) => {
             let head = request_head(&forwarded, body.len());
-            let (_, answer) =
-                router::handle_hop(&shard, Surface::Api, forwarded.peer, &head, body, true).await;
-            answer
+            router::handle_forwarded(&shard, forwarded.peer, &head, body).await
         }
         Err(error) => Refusal::new(ApiError::Malformed, error).into_response(),
     };

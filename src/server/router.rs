@@ -2,7 +2,7 @@
 //! its metrics carry. A new endpoint family adds its routes here and its handlers in a file
 //! of its own (`endpoints/`, `upload/`).
 
-use super::call::Call;
+use super::call::{Call, Caller};
 use super::compat::{fastapi, tasks, twocaptcha};
 use super::console::{self, CONSOLE_PATH};
 use super::endpoints::{
@@ -12,7 +12,7 @@ use super::reply::{ApiResult, Refusal};
 use super::shard::Shard;
 use super::upload::{self, Encoding};
 use crate::contract::ApiError;
-use crate::http::{Method, RequestHead, Response};
+use crate::http::{Framing, Method, RequestHead, Response};
 use crate::recognition::Kind;
 use std::rc::Rc;
 
@@ -53,6 +53,8 @@ pub enum Route {
     ReportIncorrectImageCaptcha,
     ReportCorrect,
     FastapiOcr,
+    FastapiDetection,
+    FastapiSlideMatch,
     Health,
     Metrics,
     /// No route matched (404); counted like the others.
@@ -68,7 +70,7 @@ struct RouteSpec {
     label: &'static str,
 }
 
-pub const ROUTE_COUNT: usize = 36;
+pub const ROUTE_COUNT: usize = 38;
 
 /// Every route, in the order of [`Route`].
 const TABLE: [RouteSpec; ROUTE_COUNT] = [
@@ -214,6 +216,18 @@ const TABLE: [RouteSpec; ROUTE_COUNT] = [
         "report_correct",
     ),
     spec(Route::FastapiOcr, "/ocr", Method::Post, "fastapi_ocr"),
+    spec(
+        Route::FastapiDetection,
+        "/detection",
+        Method::Post,
+        "fastapi_detection",
+    ),
+    spec(
+        Route::FastapiSlideMatch,
+        "/slide_match",
+        Method::Post,
+        "fastapi_slide_match",
+    ),
     spec(Route::Health, "/health", Method::Get, "health"),
     spec(Route::Metrics, "/metrics", Method::Get, "metrics"),
     // Never matched by path: the empty path is not a valid request target.
@@ -246,6 +260,40 @@ impl Route {
         let index = self as usize;
         debug_assert!(TABLE[index].route == self);
         index
+    }
+
+    /// Whether the route's caller is named in the head (`Authorization: Bearer` or
+    /// `?token=`), so a request with a body can be authenticated before the body is read:
+    /// every `/v2` route but login. The other protocols carry their key in the body
+    /// (2captcha's `key`, anti-captcha's `clientKey`); their bodies are bounded by the
+    /// shard's body budget instead.
+    fn authenticated_from_head(self) -> bool {
+        use Route::*;
+        match self {
+            Point | UploadBase64 | Upload | Detect | Slide | Result | Report | UserStats
+            | DeveloperStats | AdminUsers | AdminPoints | ApiKeyStatus | ApiKeyCreate
+            | ApiKeyRevoke | AdminApiKeyRevoke | UserUploads | AdminFindUsers | AdminUserRole
+            | AdminServer => true,
+            Servers
+            | Login
+            | OpenApi
+            | Console
+            | TwoCaptchaIn
+            | TwoCaptchaRes
+            | TwoCaptchaResPost
+            | CreateTask
+            | GetTaskResult
+            | GetBalance
+            | ReportIncorrect
+            | ReportIncorrectImageCaptcha
+            | ReportCorrect
+            | FastapiOcr
+            | FastapiDetection
+            | FastapiSlideMatch
+            | Health
+            | Metrics
+            | Unknown => false,
+        }
     }
 }
 
@@ -309,62 +357,135 @@ fn resolve(path: &str, method: Method, serves: impl Fn(Route) -> bool) -> Resolv
     Resolved::WrongMethod(first, allowed.join(", "))
 }
 
-/// Answers one request: route, method check (405 with `Allow`), then the endpoint.
-pub async fn handle(
-    shard: &Rc<Shard>,
-    surface: Surface,
-    peer: std::net::IpAddr,
-    head: &RequestHead,
-    body: Vec<u8>,
-) -> (Route, Response) {
-    handle_hop(shard, surface, peer, head, body, false).await
+/// A request its head let through: the route it goes to and, for a request with a body on a
+/// route whose credentials come in the head, the caller, authenticated before the body was
+/// read — or, in a cluster, the other node that caller belongs to (the request goes there
+/// whole once its body is read: `node_hop.rs`).
+pub struct Admission {
+    pub route: Route,
+    caller: Option<Caller>,
+    owner_node: Option<u16>,
 }
 
-/// `handle`, for a request that arrived here or (`forwarded`) from another node. An endpoint
-/// that finds its user on another node refuses with `owner_node`; the request then goes
-/// there whole (once: a forwarded request is not forwarded again).
-pub async fn handle_hop(
+/// Decides what the head alone can: the route and method (404; 405 with `Allow`) and, for a
+/// request with a body on a route authenticated from the head, the caller (1002, 1003,
+/// 5002). A refused request with a body is answered without reading any of it, so a client
+/// without credentials cannot make the server hold its upload.
+pub async fn admit(
     shard: &Rc<Shard>,
     surface: Surface,
     peer: std::net::IpAddr,
     head: &RequestHead,
-    body: Vec<u8>,
-    forwarded: bool,
-) -> (Route, Response) {
+) -> Result<Admission, (Route, Response)> {
     let metrics_elsewhere = shard.config().metrics_listen.is_some();
     let serves = |route| surface.serves(route, metrics_elsewhere);
-    let spec = match resolve(&head.path, head.method, serves) {
-        Resolved::Route(spec) => spec,
-        Resolved::WrongMethod(route, allow) => return (route, method_not_allowed(allow)),
+    let route = match resolve(&head.path, head.method, serves) {
+        Resolved::Route(spec) => spec.route,
+        Resolved::WrongMethod(route, allow) => return Err((route, method_not_allowed(allow))),
         Resolved::Unknown => {
-            return (
-                Route::Unknown,
-                Refusal::from(ApiError::NoRoute).into_response(),
-            )
+            let refusal = Refusal::from(ApiError::NoRoute);
+            return Err((Route::Unknown, refusal.into_response()));
         }
     };
-    // Kept only where a request may have to go to another node: the endpoint consumes it.
-    let kept_body = shard.shared.cluster.as_ref().map(|_| body.clone());
-    let call = Call {
-        shard,
-        head,
-        body,
-        peer,
+    let mut admission = Admission {
+        route,
+        caller: None,
+        owner_node: None,
     };
-    let result = dispatch(spec.route, call).await;
-    let answer = match (result, kept_body) {
-        (Ok(answer), _) => answer,
-        (Err(refusal), Some(body)) if refusal.owner_node.is_some() && !forwarded => {
-            let node = refusal.owner_node.expect("checked");
+    if head.framing != Framing::Empty && route.authenticated_from_head() {
+        let call = Call::without_body(shard, head, peer);
+        match call.caller().await {
+            Ok(found) => admission.caller = Some(found),
+            // Another node's user: that node checks the credential and answers.
+            Err(_) if call.other_node_probe().get().is_some() => {
+                admission.owner_node = call.other_node_probe().get();
+            }
+            Err(refusal) => return Err((route, refusal.into_response())),
+        }
+    }
+    Ok(admission)
+}
+
+/// A refusal given before the body was read (the shard's body budget is spent), in the words
+/// of the route's protocol, with `Retry-After`.
+pub fn refusal_before_body(route: Route, head: &RequestHead, refusal: Refusal) -> Response {
+    use Route::*;
+    let retry_after_secs = refusal.retry_after_secs;
+    let answer = match route {
+        TwoCaptchaIn | TwoCaptchaRes | TwoCaptchaResPost => {
+            twocaptcha::head_refusal(head, &refusal)
+        }
+        CreateTask
+        | GetTaskResult
+        | GetBalance
+        | ReportIncorrect
+        | ReportIncorrectImageCaptcha
+        | ReportCorrect => tasks::refusal_answer(&refusal),
+        FastapiOcr | FastapiDetection | FastapiSlideMatch => fastapi::refused(&refusal),
+        _ => return refusal.into_response(),
+    };
+    match retry_after_secs {
+        Some(secs) => answer.with_header("Retry-After", secs.to_string()),
+        None => answer,
+    }
+}
+
+/// Answers one admitted request: its endpoint with the body read, or the node that owns its
+/// user (found from the head, or by the endpoint from the body: a login's username, a
+/// compat protocol's key).
+pub async fn handle(
+    shard: &Rc<Shard>,
+    peer: std::net::IpAddr,
+    head: &RequestHead,
+    body: Vec<u8>,
+    admission: Admission,
+) -> Response {
+    if let Some(node) = admission.owner_node {
+        return super::node_hop::forward(shard, node, head, &body, peer).await;
+    }
+    // Kept only where the endpoint may still find the user on another node (it consumes
+    // the body): in a cluster, when the head did not name the caller already.
+    let kept_body = match (&shard.shared.cluster, admission.caller) {
+        (Some(_), None) => Some(body.clone()),
+        _ => None,
+    };
+    let call = Call::new(shard, head, body, peer, admission.caller);
+    let credential_node = call.other_node_probe();
+    let result = dispatch(admission.route, call).await;
+    // The user is another node's: found by a credential (whatever the endpoint made of
+    // that), or by the endpoint itself (a login's username claimed by that node). Nothing
+    // ran here for that user, so the owner's answer is the whole answer.
+    let other_node = match &result {
+        Err(refusal) => refusal.owner_node.or(credential_node.get()),
+        Ok(_) => credential_node.get(),
+    };
+    match (result, other_node, kept_body) {
+        (_, Some(node), Some(body)) => {
             super::node_hop::forward(shard, node, head, &body, peer).await
         }
-        (Err(mut refusal), _) => {
-            // Forwarded here, yet not ours either: a credential no node of the platform owns.
-            refusal.owner_node = None;
-            refusal.into_response()
-        }
+        (Ok(answer), _, _) => answer,
+        (Err(refusal), _, _) => refusal.into_response(),
+    }
+}
+
+/// Answers a request another node forwarded here (`node_hop.rs`): admitted and run as if it
+/// had arrived on this shard's API listener, but never forwarded again — a user that is not
+/// this node's either is a credential no node of the platform owns.
+pub async fn handle_forwarded(
+    shard: &Rc<Shard>,
+    peer: std::net::IpAddr,
+    head: &RequestHead,
+    body: Vec<u8>,
+) -> Response {
+    let admission = match admit(shard, Surface::Api, peer, head).await {
+        Ok(admission) if admission.owner_node.is_none() => admission,
+        Ok(_) => return Refusal::from(ApiError::BadToken).into_response(),
+        Err((_, answer)) => return answer,
     };
-    (spec.route, answer)
+    let call = Call::new(shard, head, body, peer, admission.caller);
+    dispatch(admission.route, call)
+        .await
+        .unwrap_or_else(Refusal::into_response)
 }
 
 fn method_not_allowed(allow: String) -> Response {
@@ -411,6 +532,8 @@ async fn dispatch(route: Route, call: Call<'_>) -> ApiResult {
         }
         Route::ReportCorrect => tasks::report_correct(&call).await,
         Route::FastapiOcr => fastapi::ocr(&call).await,
+        Route::FastapiDetection => fastapi::detection(&call).await,
+        Route::FastapiSlideMatch => fastapi::slide_match(&call).await,
         Route::Unknown => Err(ApiError::NoRoute.into()),
     }
 }

@@ -7,6 +7,7 @@
 //! `submit_to`) and brings its result back. The loops that drive a shard (accept, inbox,
 //! results, retention, drain) are in `shard_loops.rs`.
 
+use super::body_budget::BodyBudget;
 use super::commit::GroupCommit;
 use super::compat::callbacks::CallbackTable;
 use super::conn::ConnectionSet;
@@ -87,8 +88,11 @@ pub struct Shard {
     pub callbacks: CallbackTable,
     /// Answers by image digest and options (no locks: one cache per shard).
     pub answer_cache: RefCell<AnswerCache>,
-    /// Open connections (closed at once on SIGTERM when idle).
+    /// Open connections (closed at once on SIGTERM when idle), and how many each client
+    /// address holds.
     pub connections: ConnectionSet,
+    /// Request body bytes being received (`body_bytes_in_flight_per_shard`).
+    pub body_budget: BodyBudget,
     /// Verified JWTs, so a client reusing its token skips the HMAC/JSON work.
     pub token_cache: RefCell<TokenCache>,
     /// API keys looked up on their owner shard (forgotten on every shard when replaced).
@@ -134,7 +138,12 @@ impl Shard {
             waiters: ResultWaiters::new(config.max_waiters_per_shard),
             callbacks: CallbackTable::new(config.max_waiters_per_shard),
             answer_cache: RefCell::new(AnswerCache::new(config.cache_entries)),
-            connections: ConnectionSet::default(),
+            connections: ConnectionSet::new(
+                config
+                    .max_connections_per_address
+                    .div_ceil(shared.peers.len()),
+            ),
+            body_budget: BodyBudget::new(config.body_bytes_in_flight_per_shard),
             token_cache: RefCell::new(TokenCache::new(DEFAULT_TOKEN_CACHE_ENTRIES)),
             key_cache: RefCell::new(KeyCache::new(
                 DEFAULT_TOKEN_CACHE_ENTRIES,

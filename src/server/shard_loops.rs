@@ -2,7 +2,7 @@
 //! shards forward, apply recognition results, drop expired days, and at the end drain the
 //! connections, void what is still pending and flush.
 
-use super::conn::{self, Security};
+use super::conn::{self, ConnectionRefused, Security};
 use super::listener;
 use super::router::Surface;
 use super::shard::{Shard, ShardMessage, ShardSeed};
@@ -10,6 +10,7 @@ use super::stop::StopSignal;
 use super::upload;
 use crate::recognition::JobResult;
 use glommio::net::TcpListener;
+use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -108,12 +109,22 @@ async fn accept_loop(shard: &Rc<Shard>, listener: &TcpListener, surface: Surface
                 continue;
             }
         };
-        if shard.connections.count() >= shard.config().max_connections_per_shard {
-            shard.metrics().connections_refused += 1;
-            drop(stream);
-            continue;
-        }
-        let registration = shard.connections.add(stream.as_raw_fd());
+        let peer = stream
+            .peer_addr()
+            .map_or(Ipv4Addr::UNSPECIFIED.into(), |address| address.ip());
+        let shard_limit = shard.config().max_connections_per_shard;
+        let registration = match shard.connections.add(stream.as_raw_fd(), peer, shard_limit) {
+            Ok(registration) => registration,
+            Err(refused) => {
+                let mut metrics = shard.metrics();
+                match refused {
+                    ConnectionRefused::ShardFull => metrics.connections_refused += 1,
+                    ConnectionRefused::AddressFull => metrics.connections_refused_address += 1,
+                }
+                drop(stream);
+                continue;
+            }
+        };
         {
             let mut metrics = shard.metrics();
             metrics.connections_accepted += 1;

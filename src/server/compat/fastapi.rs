@@ -1,4 +1,4 @@
-//! ddddocr-fastapi's `POST /ocr`: form fields only (multipart or urlencoded), the image as
+//! ddddocr-fastapi's `POST /ocr`, `/detection` and `/slide_match`. `/ocr`: form fields only (multipart or urlencoded), the image as
 //! the file `file` or base64 `image` (a `data:` prefix is stripped), `probability`,
 //! `charsets` (ddddocr's `set_ranges` with a string: the characters allowed), `png_fix`.
 //! Every handled outcome is HTTP 200 with `{"code", "message", "data"}`, code 200 meaning
@@ -12,10 +12,11 @@
 //! softmax matrix (8210 classes per step, over a megabyte of JSON per answer), which is not
 //! sent.
 
-use super::{caller_by_key, submit, CompatUpload, KeyProblem};
+use super::{caller_by_key, submit, submit_task, CompatUpload, KeyProblem, TaskExtras};
 use crate::contract::ApiError;
-use crate::engine::CharsetRange;
+use crate::engine::{CharsetRange, SlideMode};
 use crate::http::Response;
+use crate::recognition::Task;
 use crate::server::call::{Call, Caller, Credential};
 use crate::server::endpoints::admin::user_id_by_name;
 use crate::server::fields::Fields;
@@ -29,7 +30,8 @@ fn answer(code: u16, message: &str, data: Value) -> Response {
     Response::json(200, body.to_string().into_bytes())
 }
 
-fn refused(refusal: &Refusal) -> Response {
+/// A refusal in ddddocr-fastapi's envelope.
+pub fn refused(refusal: &Refusal) -> Response {
     answer(refusal.error.status(), &refusal.message, Value::Null)
 }
 
@@ -135,4 +137,105 @@ fn image(call: &Call, fields: &mut Fields) -> Result<Vec<u8>, Response> {
         ApiError::NotAnImage => answer(500, "Invalid base64 string", Value::Null),
         _ => refused(&refusal),
     })
+}
+
+/// The JSON answer of a finished detection or slide (stored as ddddocr's JSON).
+fn finished_json(accepted: Accepted) -> Response {
+    match accepted {
+        Accepted::Pending(record) => answer(
+            504,
+            &format!(
+                "not answered within compat_wait_ms; poll /v2/result?id={}",
+                record.id
+            ),
+            json!({ "id": record.id.to_string() }),
+        ),
+        Accepted::Finished(Finished { record, .. }) => match record.status {
+            UploadStatus::Done => {
+                let text = record.result.unwrap_or_default();
+                let data = serde_json::from_str(&text).unwrap_or(Value::String(text));
+                answer(200, "Success", data)
+            }
+            _ => answer(
+                500,
+                record.error.as_deref().unwrap_or("failed"),
+                Value::Null,
+            ),
+        },
+    }
+}
+
+/// `POST /detection`: `file` or base64 `image`; `data` is ddddocr's boxes.
+pub async fn detection(call: &Call<'_>) -> ApiResult {
+    let mut fields = match call.fields() {
+        Ok(fields) => fields,
+        Err(refusal) => return Ok(refused(&refusal)),
+    };
+    let caller = match caller(call, &fields).await {
+        Ok(caller) => caller,
+        Err(answer) => return Ok(answer),
+    };
+    let image = match image(call, &mut fields) {
+        Ok(image) => image,
+        Err(answer) => return Ok(answer),
+    };
+    let task = Task::Detect { image };
+    Ok(
+        match submit_task(call, &caller, task, TaskExtras::default()).await {
+            Ok(accepted) => finished_json(accepted),
+            Err(refusal) => refused(&refusal),
+        },
+    )
+}
+
+/// `POST /slide_match`: `target_file` + `background_file` (files) or `target` + `background`
+/// (base64), `simple_target`; `data` is ddddocr's slide dict. (ddddocr-fastapi fails on the
+/// base64 pair; here both ways work.)
+pub async fn slide_match(call: &Call<'_>) -> ApiResult {
+    let mut fields = match call.fields() {
+        Ok(fields) => fields,
+        Err(refusal) => return Ok(refused(&refusal)),
+    };
+    let caller = match caller(call, &fields).await {
+        Ok(caller) => caller,
+        Err(answer) => return Ok(answer),
+    };
+    let max_image_bytes = call.shard.config().max_image_bytes;
+    let mut one = |file: &str, text: &str| -> Result<Option<Vec<u8>>, Response> {
+        if let Some(bytes) = fields.take_file(file).or_else(|| fields.take_file(text)) {
+            return Ok(Some(bytes));
+        }
+        match fields.text(text).filter(|value| !value.is_empty()) {
+            None => Ok(None),
+            Some(value) => decode_base64_image(value, max_image_bytes)
+                .map(Some)
+                .map_err(|_| answer(500, "Invalid base64 string", Value::Null)),
+        }
+    };
+    let pair = one("target_file", "target")
+        .and_then(|target| Ok((target, one("background_file", "background")?)));
+    let (target, background) = match pair {
+        Ok((Some(target), Some(background))) => (target, background),
+        Ok(_) => {
+            let missing = "Both target and background must be provided";
+            return Ok(answer(400, missing, Value::Null));
+        }
+        Err(answer) => return Ok(answer),
+    };
+    let mode = match fields.flag("simple_target", false) {
+        Ok(true) => SlideMode::Simple,
+        Ok(false) => SlideMode::Match,
+        Err(refusal) => return Ok(refused(&refusal)),
+    };
+    let task = Task::Slide {
+        target,
+        background,
+        mode,
+    };
+    Ok(
+        match submit_task(call, &caller, task, TaskExtras::default()).await {
+            Ok(accepted) => finished_json(accepted),
+            Err(refusal) => refused(&refusal),
+        },
+    )
 }

@@ -41,16 +41,15 @@ pub enum KeyProblem {
     Refused(Refusal),
 }
 
-/// The user of the key in `key` (the protocol's field), else in `Authorization: Bearer`.
+/// The user of the key in `key` (the protocol's field), else of `Authorization: Bearer`
+/// (an API key, or this server's own login token).
 pub async fn caller_by_key(call: &Call<'_>, key: Option<&str>) -> Result<Caller, KeyProblem> {
-    let key = key
-        .filter(|key| !key.is_empty())
-        .or_else(|| call.bearer())
-        .ok_or(KeyProblem::Missing)?;
-    if !auth::is_api_key_shaped(key) {
+    let field = key.filter(|key| !key.is_empty());
+    let credential = field.or_else(|| call.bearer()).ok_or(KeyProblem::Missing)?;
+    if field.is_some() && !auth::is_api_key_shaped(credential) {
         return Err(KeyProblem::Malformed);
     }
-    match call.caller_with(key).await {
+    match call.caller_with(credential).await {
         Ok(caller) => Ok(caller),
         Err(refusal) if refusal.error == ApiError::BadToken => Err(KeyProblem::Unknown),
         Err(refusal) => Err(KeyProblem::Refused(refusal)),
@@ -94,17 +93,42 @@ pub async fn submit(
     let mut options = upload.options;
     let mut constraints = AnswerConstraints::default();
     upload.hints.apply(&mut options, &mut constraints);
-    let wait_ms = call.shard.config().compat_wait_ms;
-    let request = UploadRequest {
-        task: Task::Ocr {
-            image: upload.image,
-            options,
-        },
+    let task = Task::Ocr {
+        image: upload.image,
+        options,
+    };
+    let extras = TaskExtras {
         soft_id: upload.soft_id,
-        wait: wait_ms > 0,
-        timeout_ms: wait_ms,
         constraints,
         callback: upload.callback,
+    };
+    submit_task(call, caller, task, extras).await
+}
+
+/// What a protocol's request adds to its task.
+#[derive(Default)]
+pub struct TaskExtras {
+    pub soft_id: Option<String>,
+    pub constraints: AnswerConstraints,
+    pub callback: Option<Callback>,
+}
+
+/// Submits any task (text, detection, slide) through the `/v2` upload path, waiting up to
+/// `compat_wait_ms` for its answer.
+pub async fn submit_task(
+    call: &Call<'_>,
+    caller: &Caller,
+    task: Task,
+    extras: TaskExtras,
+) -> Result<Accepted, Refusal> {
+    let wait_ms = call.shard.config().compat_wait_ms;
+    let request = UploadRequest {
+        task,
+        soft_id: extras.soft_id,
+        wait: wait_ms > 0,
+        timeout_ms: wait_ms,
+        constraints: extras.constraints,
+        callback: extras.callback,
     }
     .checked(call)?;
     run_on_owner(

@@ -53,7 +53,7 @@ fn answer(body: Value) -> Response {
 }
 
 /// A refusal of the shared path, in the protocol's words.
-fn refusal_answer(refusal: &Refusal) -> Response {
+pub fn refusal_answer(refusal: &Refusal) -> Response {
     let error = match refusal.error {
         ApiError::NoPoints => ZERO_BALANCE,
         ApiError::Busy | ApiError::RateLimited => NO_SLOT_AVAILABLE,

@@ -6,7 +6,7 @@
 use super::callbacks::{Callback, CallbackBody, CallbackRefusal, CallbackTarget};
 use super::{caller_by_key, parse_id, submit, CompatUpload, Hints, KeyProblem, Numeric};
 use crate::contract::ApiError;
-use crate::http::Response;
+use crate::http::{RequestHead, Response};
 use crate::server::call::{Call, Caller};
 use crate::server::endpoints::{results, user};
 use crate::server::fields::Fields;
@@ -103,6 +103,19 @@ impl Format {
             KeyProblem::Refused(refusal) => self.refusal(&refusal),
         }
     }
+}
+
+/// A refusal given from the request's head alone (its body unread), in 2captcha's words and
+/// in the format its query asks for.
+pub fn head_refusal(head: &RequestHead, refusal: &Refusal) -> Response {
+    let format = Fields::from_query(&head.query).map_or(
+        Format {
+            json: false,
+            allow_any_origin: false,
+        },
+        |fields| Format::of(&fields),
+    );
+    format.refusal(refusal)
 }
 
 /// The caller of `key`, or the answer that says why not.
