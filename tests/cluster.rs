@@ -798,3 +798,39 @@ fn doctor_checks_the_nats_connection_jetstream_and_the_job_stream() {
     assert_eq!(status, "FAIL", "{detail}");
     assert!(detail.contains("without JetStream"), "{detail}");
 }
+
+/// The NATS configurations of `tuning/nats/` are valid for the nats-server set-up installs,
+/// and each takes the largest job of the default settings.
+#[test]
+fn the_shipped_nats_configurations_are_valid() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tuning/nats");
+    let largest = aiocr::cluster::nats::max_job_bytes(&aiocr::config::Config::default());
+    for name in [
+        "nats-server.conf",
+        "nats-1.conf",
+        "nats-2.conf",
+        "nats-3.conf",
+    ] {
+        let path = dir.join(name);
+        let output = Command::new("nats-server")
+            .arg("-c")
+            .arg(&path)
+            .arg("-t")
+            .output()
+            .expect("nats-server (scripts/setup.sh installs it)");
+        let said = String::from_utf8_lossy(&output.stderr).to_string()
+            + &String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && said.contains("is valid"),
+            "{name}: {said}"
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        let payload_mb: usize = text
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("max_payload:"))
+            .and_then(|value| value.trim().strip_suffix("MB")?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} sets max_payload in MB"));
+        assert!(payload_mb * 1024 * 1024 >= largest, "{name}: max_payload");
+        assert!(text.contains("jetstream"), "{name}: JetStream on");
+    }
+}
