@@ -14,6 +14,14 @@ use serde::{Deserialize, Deserializer};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+/// The smallest `cache_bytes` of an enabled cache: room for a few entries at least.
+const MIN_CACHE_BYTES: usize = 4096;
+/// The longest `cache_ttl_secs`: 30 days.
+const MAX_CACHE_TTL_SECS: u64 = 30 * 24 * 3600;
+/// The largest `cache_lookup_max`: what one request may ask (each lookup may be a hop's
+/// worth of work and an upload record).
+pub const MAX_CACHE_LOOKUPS: usize = 4096;
+
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -52,9 +60,10 @@ pub struct Config {
     /// Beyond it the address's new connections are closed at once: one client cannot take
     /// the connections everyone else needs.
     pub max_connections_per_address: usize,
-    /// Request body bytes a shard is receiving at once, by the lengths their heads declare
-    /// (a chunked body counts as `max_body_bytes`). A body that does not fit is refused
-    /// with 5001 (503) before any of it is read, so stalled uploads cannot grow memory.
+    /// Memory a shard's request bodies being received hold at once, counted as it grows
+    /// with the bytes that arrived (never from the declared length). A body whose growth
+    /// does not fit is refused with 5001 (503) and dropped, so stalled uploads cannot grow
+    /// memory and holding the budget takes really sending it.
     pub body_bytes_in_flight_per_shard: usize,
     /// Listen backlog of each shard's socket.
     pub backlog: u32,
@@ -156,8 +165,17 @@ pub struct Config {
     pub max_queue_delay_us: u64,
     /// A job older than this when a thread takes it fails without running (refunded).
     pub max_queue_wait_ms: u64,
-    /// Answers kept per shard for uploads of identical bytes and options (0 disables).
+    /// Answers the answer cache keeps per shard (each shard keeps the entries whose image
+    /// hash it owns; 0 disables the cache).
     pub cache_entries: usize,
+    /// Bytes the answer cache's entries may take per shard (an estimate of each entry's
+    /// heap and table cost); the least recently used go first beyond it or `cache_entries`.
+    pub cache_bytes: usize,
+    /// An answer leaves the cache this long after it was made (and a reported image is not
+    /// cached again for as long).
+    pub cache_ttl_secs: u64,
+    /// Most lookups one `POST /v2/decode/cached` request may carry.
+    pub cache_lookup_max: usize,
     /// What one point is worth where the captcha protocols show money (balances, prices):
     /// a decimal with at most 6 decimals, e.g. "0.001".
     #[serde(deserialize_with = "point_price")]
@@ -277,7 +295,10 @@ impl Default for Config {
             max_batch: 8,
             max_queue_delay_us: 0,
             max_queue_wait_ms: 30_000,
-            cache_entries: 4096,
+            cache_entries: 65_536,
+            cache_bytes: 32 << 20,
+            cache_ttl_secs: 3600,
+            cache_lookup_max: 256,
             price_per_point: PointPrice { micros: 1000 },
             compat_model: "old".to_string(),
             compat_wait_ms: 3_000,
@@ -426,6 +447,9 @@ const KEYS: &[(&str, Kind)] = &[
     ("max_queue_delay_us", Kind::Number),
     ("max_queue_wait_ms", Kind::Number),
     ("cache_entries", Kind::Number),
+    ("cache_bytes", Kind::Number),
+    ("cache_ttl_secs", Kind::Number),
+    ("cache_lookup_max", Kind::Number),
     ("price_per_point", Kind::Text),
     ("compat_model", Kind::Text),
     ("compat_wait_ms", Kind::Number),
@@ -642,6 +666,18 @@ impl Config {
             (
                 self.max_queue_wait_ms > 0,
                 "max_queue_wait_ms must be positive",
+            ),
+            (
+                self.cache_entries == 0 || self.cache_bytes >= MIN_CACHE_BYTES,
+                "cache_bytes must be at least 4096 (or cache_entries 0)",
+            ),
+            (
+                (1..=MAX_CACHE_TTL_SECS).contains(&self.cache_ttl_secs),
+                "cache_ttl_secs must be 1..=2592000 (30 days)",
+            ),
+            (
+                (1..=MAX_CACHE_LOOKUPS).contains(&self.cache_lookup_max),
+                "cache_lookup_max must be 1..=4096",
             ),
             (
                 self.compat_wait_ms <= self.wait_timeout_ms_max,

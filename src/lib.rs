@@ -14,6 +14,7 @@
 //! | 4 | [`server`] `endpoints/*`, `upload/` | one family per file: a typed request, parsed off the owner |
 //! | 5 | [`server`] `owner`, `shard` | the hop to the shard that owns the user's data |
 //! | 6 | [`store`], [`ratelimit`] | on the owner: the user's ledger, uploads, stats; rate buckets |
+//! | 6b | [`server`] `cache/` | the answer cache: an upload (or `POST /v2/decode/cached`) asks the shard owning the image's entry |
 //! | 7 | [`recognition`], [`engine`] | uploads only: the bounded job queue, the recognition threads, the model |
 //! | 8 | [`server`] `upload/finish`, `reply` | the result back on the owner: post or void, wake the waiter, answer |
 //!

@@ -26,12 +26,12 @@ pub struct ShardMetrics {
     pub connections_refused: u64,
     /// Closed at once because their address had its share of the shard's connections.
     pub connections_refused_address: u64,
-    /// Requests with a body answered from their head alone, the body unread (no route,
-    /// no valid credentials, no room in the body budget); the connection then closes.
+    /// Requests with a body answered before the body was read in full (no route, no valid
+    /// credentials, no room in the body budget); the connection then closes.
     pub requests_refused_before_body: u64,
     /// Of those, refused because the shard's body budget was spent (5001).
     pub bodies_refused_busy: u64,
-    /// Body bytes the shard is receiving now, by their declared lengths.
+    /// Memory held by the request bodies the shard is receiving now.
     pub body_bytes_in_flight: u64,
     /// TLS handshakes completed, and those that failed or timed out (plain HTTP on the TLS
     /// port, unknown protocol versions, clients that never finish).
@@ -52,9 +52,19 @@ pub struct ShardMetrics {
     pub uploads_waiters_full: u64,
     pub results_done: u64,
     pub results_failed: u64,
+    /// Results answered from the answer cache (uploads and hash lookups; charged).
     pub results_cache_hits: u64,
-    /// Uploads that looked the answer cache up (cache on) and found nothing.
-    pub cache_misses: u64,
+    /// The part of the answer cache this shard owns, as it counts itself.
+    pub cache: CacheCounters,
+    /// Lookups this shard sent to the shard owning the image's entry (another shard).
+    pub cache_cross_shard_lookups: u64,
+    /// How long an upload's cache lookup took, as its shard saw it, by where the entry's
+    /// owner was (this shard, or another: the hop) and whether it found an answer; index
+    /// `2 * remote + found`.
+    pub cache_lookup_us: [Histogram<u64>; 4],
+    /// Lookups and fills not sent because the owner's inbox was full (a lookup then counts
+    /// as a miss: the upload runs the model; a fill is only lost work).
+    pub cache_messages_dropped: u64,
     /// Callbacks (pingback, callbackUrl) answered 2xx, and given up after every attempt.
     pub callbacks_delivered: u64,
     pub callbacks_failed: u64,
@@ -89,7 +99,10 @@ impl ShardMetrics {
             results_done: 0,
             results_failed: 0,
             results_cache_hits: 0,
-            cache_misses: 0,
+            cache: CacheCounters::default(),
+            cache_cross_shard_lookups: 0,
+            cache_lookup_us: std::array::from_fn(|_| latency_histogram()),
+            cache_messages_dropped: 0,
             callbacks_delivered: 0,
             callbacks_failed: 0,
             recognize_us: latency_histogram(),
@@ -119,6 +132,28 @@ impl ShardMetrics {
             None => self.protocol_errors.push((status, 1)),
         }
     }
+}
+
+/// One shard's part of the answer cache (server/cache/store.rs keeps these and copies them
+/// here after each change): counters since start, and the entries and bytes held now.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheCounters {
+    /// Lookups that found an answer, and that found none (uploads and hash lookups alike).
+    pub hits: u64,
+    pub misses: u64,
+    /// Answers stored.
+    pub fills: u64,
+    /// Answers not stored: the image was reported (within the TTL), or the entry alone is
+    /// larger than `cache_bytes`.
+    pub fills_refused: u64,
+    /// Entries dropped, by why: the least recently used beyond `cache_entries` or
+    /// `cache_bytes`, past `cache_ttl_secs`, reported as wrong.
+    pub evicted_capacity: u64,
+    pub expired: u64,
+    pub evicted_reported: u64,
+    /// Held now.
+    pub entries: u64,
+    pub bytes: u64,
 }
 
 /// Reads one per-shard counter (for rendering).
@@ -209,7 +244,7 @@ impl Registry {
     }
 
     fn render_shards(&self, out: &mut String) {
-        let gauges: [(&str, &str, ReadCounter); 13] = [
+        let gauges: [(&str, &str, ReadCounter); 15] = [
             ("aiocr_connections_open", "gauge", |m| m.connections_open),
             ("aiocr_connections_accepted_total", "counter", |m| {
                 m.connections_accepted
@@ -243,6 +278,8 @@ impl Registry {
             ("aiocr_uploads_accepted_total", "counter", |m| {
                 m.uploads_accepted
             }),
+            ("aiocr_cache_entries", "gauge", |m| m.cache.entries),
+            ("aiocr_cache_bytes", "gauge", |m| m.cache.bytes),
         ];
         for (name, kind, read) in gauges {
             let _ = writeln!(out, "# TYPE {name} {kind}");
@@ -310,6 +347,7 @@ impl Registry {
         write_summary(out, "aiocr_queue_wait_us", "", &queued);
         let _ = writeln!(out, "# TYPE aiocr_batch_size summary");
         write_summary(out, "aiocr_batch_size", "", &batch);
+        self.render_cache_lookups(out);
         let totals = self.totals();
         let counters = [
             ("aiocr_uploads_queue_full_total", totals.uploads_queue_full),
@@ -317,6 +355,20 @@ impl Registry {
             ("aiocr_results_failed_total", totals.results_failed),
             ("aiocr_cache_hits_total", totals.cache_hits),
             ("aiocr_cache_misses_total", totals.cache_misses),
+            ("aiocr_results_cache_hits_total", totals.results_cache_hits),
+            ("aiocr_cache_fills_total", totals.cache_fills),
+            (
+                "aiocr_cache_fills_refused_total",
+                totals.cache_fills_refused,
+            ),
+            (
+                "aiocr_cache_cross_shard_lookups_total",
+                totals.cache_cross_shard_lookups,
+            ),
+            (
+                "aiocr_cache_messages_dropped_total",
+                totals.cache_messages_dropped,
+            ),
             (
                 "aiocr_uploads_waiters_full_total",
                 totals.uploads_waiters_full,
@@ -329,6 +381,39 @@ impl Registry {
         ];
         for (name, value) in counters {
             let _ = writeln!(out, "# TYPE {name} counter\n{name} {value}");
+        }
+        let _ = writeln!(out, "# TYPE aiocr_cache_evictions_total counter");
+        for (reason, value) in [
+            ("capacity", totals.cache_evicted_capacity),
+            ("expired", totals.cache_expired),
+            ("reported", totals.cache_evicted_reported),
+        ] {
+            let _ = writeln!(
+                out,
+                "aiocr_cache_evictions_total{{reason=\"{reason}\"}} {value}"
+            );
+        }
+    }
+
+    fn render_cache_lookups(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "# HELP aiocr_cache_lookup_duration_us An upload's answer-cache lookup: on its own \
+             shard (local) or a hop to the shard owning the entry (remote)."
+        );
+        let _ = writeln!(out, "# TYPE aiocr_cache_lookup_duration_us summary");
+        for index in 0..4 {
+            let mut merged = latency_histogram();
+            for shard in self.shards.iter() {
+                let shard = shard
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                let _ = merged.add(&shard.cache_lookup_us[index]);
+            }
+            let place = if index >= 2 { "remote" } else { "local" };
+            let found = index % 2 == 1;
+            let labels = format!("where=\"{place}\",found=\"{found}\"");
+            write_summary(out, "aiocr_cache_lookup_duration_us", &labels, &merged);
         }
     }
 
@@ -350,8 +435,7 @@ impl Registry {
             totals.uploads_waiters_full += shard.uploads_waiters_full;
             totals.results_done += shard.results_done;
             totals.results_failed += shard.results_failed;
-            totals.cache_hits += shard.results_cache_hits;
-            totals.cache_misses += shard.cache_misses;
+            totals.add_cache(&shard);
             totals.callbacks_delivered += shard.callbacks_delivered;
             totals.callbacks_failed += shard.callbacks_failed;
             let _ = recognize.add(&shard.recognize_us);
@@ -379,12 +463,40 @@ pub struct Totals {
     pub results_failed: u64,
     pub cache_hits: u64,
     pub cache_misses: u64,
+    pub results_cache_hits: u64,
+    pub cache_fills: u64,
+    pub cache_fills_refused: u64,
+    pub cache_evicted_capacity: u64,
+    pub cache_expired: u64,
+    pub cache_evicted_reported: u64,
+    pub cache_cross_shard_lookups: u64,
+    pub cache_messages_dropped: u64,
+    pub cache_entries: u64,
+    pub cache_bytes: u64,
     pub callbacks_delivered: u64,
     pub callbacks_failed: u64,
     pub recognize_us_p50: u64,
     pub recognize_us_p99: u64,
     pub queue_wait_us_p50: u64,
     pub queue_wait_us_p99: u64,
+}
+
+impl Totals {
+    fn add_cache(&mut self, shard: &ShardMetrics) {
+        let cache = &shard.cache;
+        self.cache_hits += cache.hits;
+        self.cache_misses += cache.misses;
+        self.results_cache_hits += shard.results_cache_hits;
+        self.cache_fills += cache.fills;
+        self.cache_fills_refused += cache.fills_refused;
+        self.cache_evicted_capacity += cache.evicted_capacity;
+        self.cache_expired += cache.expired;
+        self.cache_evicted_reported += cache.evicted_reported;
+        self.cache_cross_shard_lookups += shard.cache_cross_shard_lookups;
+        self.cache_messages_dropped += shard.cache_messages_dropped;
+        self.cache_entries += cache.entries;
+        self.cache_bytes += cache.bytes;
+    }
 }
 
 /// Jobs waiting, in all and per kind, and what the queues hold at most.
@@ -474,7 +586,9 @@ mod tests {
         let registry = Registry::new(2, &["point"]);
         registry.shard(0).results_done = 4;
         registry.shard(1).results_done = 3;
-        registry.shard(1).cache_misses = 2;
+        registry.shard(1).cache.misses = 2;
+        registry.shard(0).cache.evicted_reported = 1;
+        registry.shard(1).cache.entries = 9;
         registry.shard(0).connections_open = 1;
         registry.shard(1).connections_open = 5;
         let totals = registry.totals();
@@ -489,5 +603,11 @@ mod tests {
         let text = registry.render(&[("ocr", 0, 8)]);
         assert!(text.contains("aiocr_results_done_total 7"), "{text}");
         assert!(text.contains("aiocr_cache_misses_total 2"));
+        assert!(text.contains("aiocr_cache_evictions_total{reason=\"reported\"} 1"));
+        assert!(text.contains("aiocr_cache_entries{shard=\"1\"} 9"));
+        assert_eq!(
+            (totals.cache_evicted_reported, totals.cache_entries),
+            (1, 9)
+        );
     }
 }

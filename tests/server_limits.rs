@@ -35,26 +35,33 @@ fn closed_by_server(stream: &mut TcpStream) -> bool {
     }
 }
 
-/// The sum over shards of a per-shard metric.
-fn metric_sum(server: &Server, name: &str) -> u64 {
-    server
-        .metrics()
+/// The sum over shards of a per-shard metric in a `/metrics` text.
+fn metric_in(metrics: &str, name: &str) -> u64 {
+    metrics
         .lines()
         .filter(|line| line.starts_with(&format!("{name}{{")))
         .map(|line| line.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
         .sum()
 }
 
-/// Polls `/metrics` until `name` (summed over shards) is `value`: the server does what a
-/// test sends asynchronously, so the test waits for it to be seen (bounded).
-fn wait_for_metric(server: &Server, name: &str, value: u64) {
+fn metric_sum(server: &Server, name: &str) -> u64 {
+    metric_in(&server.metrics(), name)
+}
+
+/// Polls `/metrics` until `reached` holds: the server does what a test sends
+/// asynchronously, so the test waits for it to be seen (bounded, generously).
+fn wait_until(server: &Server, reached: impl Fn(&str) -> bool) {
     for _ in 0..3000 {
-        if metric_sum(server, name) == value {
+        if reached(&server.metrics()) {
             return;
         }
         thread::sleep(Duration::from_millis(10));
     }
-    panic!("{name} never reached {value}: {}", server.metrics());
+    panic!("never reached: {}", server.metrics());
+}
+
+fn wait_for_metric(server: &Server, name: &str, value: u64) {
+    wait_until(server, |metrics| metric_in(metrics, name) == value);
 }
 
 /// Sends `bytes` from another thread (the server may stop reading and answer first); the
@@ -105,63 +112,79 @@ fn uploads_without_valid_credentials_are_refused_before_their_body() {
 }
 
 #[test]
-fn bodies_beyond_the_shard_budget_are_refused_unread() {
+fn bodies_beyond_the_shard_budget_are_refused() {
     let server = Server::start(
         1,
         &[
             "max_image_bytes=100000",
             "max_body_bytes=100000",
             "body_bytes_in_flight_per_shard=150000",
+            // The stalled bodies below must outlive the test, not time out.
+            "body_progress_timeout_ms=120000",
+            "body_read_timeout_ms=120000",
         ],
     );
     let token = server.demo_token();
-    // An upload that declares 100 000 bytes and stalls after 10 holds 100 000 of the budget.
-    let mut stalled = server.client();
+    // A head that declares 100 000 bytes and sends 10 holds 10: memory follows arrival.
+    let mut declared = server.client();
     let mut partial = post_head("/v2/decode/upload", Some(&token), "image/png", 100_000);
     partial.extend([0u8; 10]);
-    stalled.send(&partial);
-    wait_for_metric(&server, "aiocr_body_bytes_in_flight", 100_000);
-    // 60 000 more do not fit: refused before the body, in each protocol's words.
-    let mut client = server.client();
-    client.send(&post_head(
-        "/v2/decode/upload",
-        Some(&token),
-        "image/png",
-        60_000,
-    ));
-    let refused = client.read_answer(false);
+    declared.send(&partial);
+    wait_for_metric(&server, "aiocr_body_bytes_in_flight", 10);
+    // Bodies that really send 20 000 bytes each and stall, one at a time, until the growth
+    // that crosses the budget is refused.
+    let mut stalled = Vec::new();
+    let mut held_bytes = 10;
+    while metric_sum(&server, "aiocr_bodies_refused_busy_total") == 0 {
+        assert!(stalled.len() < 8, "8 x 20 000 > 150 000");
+        let mut client = server.client();
+        let mut partial = post_head("/v2/decode/upload", Some(&token), "image/png", 50_000);
+        partial.extend(vec![0u8; 20_000]);
+        client.send(&partial);
+        stalled.push(client);
+        held_bytes += 20_000;
+        wait_until(&server, |metrics| {
+            metric_in(metrics, "aiocr_body_bytes_in_flight") >= held_bytes
+                || metric_in(metrics, "aiocr_bodies_refused_busy_total") > 0
+        });
+    }
+    let refused = stalled.pop().unwrap().read_answer(false);
     assert_eq!((refused.status, refused.code()), (503, 5001));
     assert_eq!(refused.header("Retry-After"), Some("1"));
+    // The budget is spent: a whole body does not fit either, answered in each protocol's
+    // words (the refused bodies are read no further, so their clients read the answer).
     let mut client = server.client();
-    client.send(&post_head(
+    let mut whole = post_head("/v2/decode/upload", Some(&token), "image/png", 100_000);
+    whole.extend(vec![0u8; 100_000]);
+    client.send(&whole);
+    let refused = client.read_answer(false);
+    assert_eq!((refused.status, refused.code()), (503, 5001));
+    let mut client = server.client();
+    let mut form = post_head(
         "/in.php",
         None,
         "application/x-www-form-urlencoded",
-        60_000,
-    ));
+        100_000,
+    );
+    form.extend(b"method=base64&body=");
+    form.resize(form.len() + 100_000 - 19, b'A');
+    client.send(&form);
     let refused = client.read_answer(false);
     assert_eq!(refused.text(), "ERROR_NO_SLOT_AVAILABLE");
     assert_eq!(refused.header("Retry-After"), Some("1"));
-    assert_eq!(metric_sum(&server, "aiocr_bodies_refused_busy_total"), 2);
-    // What fits is served meanwhile.
-    let image = fixture("0001.png");
-    assert!(image.len() <= 50_000);
-    let mut client = server.client();
-    let accepted = client.post("/v2/decode/upload", Some(&token), "image/png", &image);
-    assert_eq!(accepted.status, 200, "{}", accepted.text());
-    // The stalled client leaves: its share comes back.
+    assert_eq!(metric_sum(&server, "aiocr_bodies_refused_busy_total"), 3);
+    // The stalled clients leave: their memory comes back, and a body of nearly the most a
+    // body may be is served again.
     drop(stalled);
+    drop(declared);
     wait_for_metric(&server, "aiocr_body_bytes_in_flight", 0);
-    let mut client = server.client();
-    let mut padded = image.clone();
+    let mut padded = fixture("0001.png");
     padded.resize(90_000, 0); // trailing bytes after IEND: still the same PNG
+    let mut client = server.client();
     let accepted = client.post("/v2/decode/upload", Some(&token), "image/png", &padded);
     assert_eq!(accepted.status, 200, "{}", accepted.text());
 }
 
-/// A body that stops arriving gets 408 after `body_progress_timeout_ms`, long before its
-/// total time (here 10 minutes, beyond the test client's 60-second read timeout: only the
-/// progress timeout can answer in time).
 #[test]
 fn a_body_that_stops_arriving_gets_408() {
     let server = Server::start(

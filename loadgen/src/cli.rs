@@ -8,6 +8,8 @@ use std::time::Duration;
 pub const MAX_THREADS: usize = 256;
 pub const MAX_CONNECTIONS: usize = 65_536;
 pub const MAX_PIPELINE: usize = 1024;
+/// The server's largest `cache_lookup_max`.
+pub const MAX_LOOKUP_BATCH: usize = 4096;
 pub const MAX_RATE_PER_S: f64 = 100_000_000.0;
 pub const MAX_ANSWER_BYTES_LIMIT: usize = 64 << 20;
 pub const MAX_REQUESTS: u64 = 1_000_000_000_000;
@@ -60,7 +62,9 @@ pub struct Args {
     /// plain, login, point, upload-base64, upload, decode-sync, decode-async, post-image
     /// (each image as multipart field `file` to the URL itself, no login: for other servers),
     /// create-task (the JSON task protocol) or in-php (2captcha v1), both with --api-key;
-    /// detect-sync (click captchas from --images) or slide-sync (--slide-pairs).
+    /// detect-sync (click captchas from --images), slide-sync (--slide-pairs), cached
+    /// (batches of hash lookups) or mixed (sync decodes, --repeat-share of them repeating
+    /// the corpus, the rest new images).
     #[arg(short = 's', long, default_value = "plain")]
     pub scenario: String,
     /// Weighted scenario mix, e.g. point=8,decode-sync=2 (replaces --scenario).
@@ -76,6 +80,17 @@ pub struct Args {
     /// other services (create-task, in-php).
     #[arg(long)]
     pub api_key: Option<String>,
+    /// File of API keys or login tokens, one a line: each request takes the next one (many
+    /// users in one run; polls use their upload's).
+    #[arg(long)]
+    pub api_keys_file: Option<PathBuf>,
+    /// mixed: the share of uploads that repeat a corpus image (0..=1); the others send an
+    /// image never sent before.
+    #[arg(long, default_value_t = 0.7)]
+    pub repeat_share: f64,
+    /// cached: hash lookups per request (1..=4096).
+    #[arg(long, default_value_t = 100)]
+    pub lookup_batch: usize,
     /// Directory of slide pairs (NAME_target.* with NAME_bg.*) for slide-sync.
     #[arg(long)]
     pub slide_pairs: Option<PathBuf>,
@@ -120,6 +135,10 @@ impl Args {
         check_range("threads (-t)", self.threads, 1, MAX_THREADS)?;
         check_range("connections (-c)", self.connections, 1, MAX_CONNECTIONS)?;
         check_range("pipeline", self.pipeline, 1, MAX_PIPELINE)?;
+        check_range("--lookup-batch", self.lookup_batch, 1, MAX_LOOKUP_BATCH)?;
+        if !(0.0..=1.0).contains(&self.repeat_share) {
+            bail!("--repeat-share must be 0..=1");
+        }
         check_range(
             "--max-answer-bytes",
             self.max_answer_bytes,

@@ -3,6 +3,7 @@
 //! coordinated-omission corrected latencies next to the uncorrected ones) and fluent in the
 //! aiocr API (login, point, uploads, sync and async decodes, weighted mixes).
 
+pub mod cache_ops;
 pub mod cli;
 pub mod conn;
 pub mod live;

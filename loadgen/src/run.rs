@@ -166,6 +166,12 @@ fn workload_spec(args: &Args) -> Result<WorkloadSpec> {
         images,
         upload_query: args.upload_query.clone(),
         api_key: args.api_key.clone(),
+        api_keys: match &args.api_keys_file {
+            Some(path) => crate::cache_ops::read_keys_file(path)?,
+            None => Vec::new(),
+        },
+        repeat_share_per_million: (args.repeat_share * 1e6).round() as u64,
+        lookup_batch: args.lookup_batch,
         slide_pairs: match &args.slide_pairs {
             Some(dir) => workload::load_slide_pairs(dir)?,
             None => Vec::new(),

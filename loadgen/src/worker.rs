@@ -67,6 +67,8 @@ struct Op {
     slot: usize,
     intended: Instant,
     first_sent: Instant,
+    /// The `--api-keys-file` key the operation took (its polls take it too).
+    key: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -160,8 +162,12 @@ impl Conn {
             return false;
         }
         let followup = self.followups.pop_front().expect("checked above");
+        let auth = match followup.op.key {
+            Some(key) => ctx.workload.key_auth(key),
+            None => &self.auth,
+        };
         let out = self.socket.as_mut().expect("connected").outgoing();
-        ctx.workload.write_poll(followup.upload_id, &self.auth, out);
+        ctx.workload.write_poll(followup.upload_id, auth, out);
         self.inflight.push_back(Exchange {
             role: Role::Poll(followup.op),
             sent_at: ctx.now,
@@ -189,13 +195,15 @@ impl Conn {
         };
         let slot = self.picker.next(&ctx.workload.mix);
         let out = self.socket.as_mut().expect("connected").outgoing();
-        ctx.workload
-            .write_op(slot, &self.auth, self.plan.global_index, *image_cursor, out);
+        let key =
+            ctx.workload
+                .write_op(slot, &self.auth, self.plan.global_index, *image_cursor, out);
         *image_cursor = image_cursor.wrapping_add(1);
         let op = Op {
             slot,
             intended,
             first_sent: ctx.now,
+            key,
         };
         self.inflight.push_back(Exchange {
             role: Role::Start(op),
@@ -631,7 +639,7 @@ impl<'a> Worker<'a> {
         match verdict {
             Verdict::Ok | Verdict::Token(_) => self.finish_op(index, op, true, now),
             Verdict::Pending(upload_id) => {
-                if first_answer && kind == OpKind::DecodeSync {
+                if first_answer && matches!(kind, OpKind::DecodeSync | OpKind::Mixed) {
                     self.stats.sync_fell_back_to_poll += 1;
                 }
                 self.conns[index].followups.push_back(Followup {

@@ -3,6 +3,7 @@
 //! are formatted once at start; per request only slices are copied into the connection's
 //! reused write buffer (the token header is per connection, the image part per image).
 
+use crate::cache_ops;
 use crate::stats::ErrorKind;
 use crate::target::Target;
 use anyhow::{bail, Context, Result};
@@ -36,6 +37,12 @@ pub enum OpKind {
     /// 2captcha v1: `POST /in.php` (multipart `file`, `method=post`, `key`), then polled on
     /// `/v2/result` with the key until done.
     InPhp,
+    /// `POST /v2/decode/cached`: a batch of `--lookup-batch` hash lookups of the corpus's
+    /// images (with `--upload-query`'s options).
+    Cached,
+    /// Sync decodes (`wait=1`) of which `--repeat-share` repeat the corpus's images and the
+    /// rest send an image never sent before (a corpus PNG or JPEG made unique).
+    Mixed,
     /// `POST /v2/decode/detect?wait=1` with a corpus image (click captchas).
     DetectSync,
     /// `POST /v2/decode/slide?wait=1` with a pair of `--slide-pairs` (match mode).
@@ -43,7 +50,7 @@ pub enum OpKind {
 }
 
 impl OpKind {
-    pub const SCENARIOS: [OpKind; 11] = [
+    pub const SCENARIOS: [OpKind; 13] = [
         OpKind::Login,
         OpKind::Point,
         OpKind::UploadBase64,
@@ -53,6 +60,8 @@ impl OpKind {
         OpKind::PostImage,
         OpKind::CreateTask,
         OpKind::InPhp,
+        OpKind::Cached,
+        OpKind::Mixed,
         OpKind::DetectSync,
         OpKind::SlideSync,
     ];
@@ -69,6 +78,8 @@ impl OpKind {
             OpKind::PostImage => "post-image",
             OpKind::CreateTask => "create-task",
             OpKind::InPhp => "in-php",
+            OpKind::Cached => "cached",
+            OpKind::Mixed => "mixed",
             OpKind::DetectSync => "detect-sync",
             OpKind::SlideSync => "slide-sync",
         }
@@ -91,6 +102,8 @@ impl OpKind {
                 | OpKind::PostImage
                 | OpKind::CreateTask
                 | OpKind::InPhp
+                | OpKind::Cached
+                | OpKind::Mixed
                 | OpKind::DetectSync
         )
     }
@@ -173,6 +186,13 @@ pub struct WorkloadSpec {
     /// An aiocr API key: connections use it instead of logging in, and the protocols of
     /// other services (`create-task`, `in-php`) send it as their key.
     pub api_key: Option<String>,
+    /// `Authorization` headers (`--api-keys-file`) that requests take in turn, instead of a
+    /// connection's login or `api_key`: one run, many users.
+    pub api_keys: Vec<Vec<u8>>,
+    /// `mixed`: the share of operations that repeat a corpus image, per million.
+    pub repeat_share_per_million: u64,
+    /// `cached`: lookups per request.
+    pub lookup_batch: usize,
     /// (target, background) pairs for `slide-sync`.
     pub slide_pairs: Vec<(Vec<u8>, Vec<u8>)>,
 }
@@ -200,6 +220,14 @@ pub struct Workload {
     slide_tails: Vec<Vec<u8>>,
     /// `Authorization: Bearer <api key>` line, empty without a key.
     key_auth: Vec<u8>,
+    /// `--api-keys-file`'s headers, taken in turn per operation.
+    key_auths: Vec<Vec<u8>>,
+    /// `cached`: per corpus image, the lookups body starting there.
+    lookup_tails: Vec<Vec<u8>>,
+    /// `mixed`: the corpus's PNG and JPEG images, made unique for the new-image share.
+    unique_sources: Vec<Vec<u8>>,
+    repeat_share_per_million: u64,
+    sequence: cache_ops::Sequence,
 }
 
 /// What an answer means for the operation that got it.
@@ -233,10 +261,27 @@ impl Workload {
         let keyed = spec.api_key.is_some();
         if scenario
             && !keyed
+            && spec.api_keys.is_empty()
             && spec.users.is_empty()
             && spec.mix.iter().any(|(k, _)| k.needs_auth())
         {
-            bail!("aiocr scenarios need --user NAME:PASSWORD, --users-file or --api-key");
+            bail!(
+                "aiocr scenarios need --user NAME:PASSWORD, --users-file, --api-key or \
+                 --api-keys-file"
+            );
+        }
+        let has = |kind| spec.mix.iter().any(|(k, _)| *k == kind);
+        let unique_sources: Vec<Vec<u8>> = spec
+            .images
+            .iter()
+            .filter(|image| cache_ops::unique_variant(image, 0).is_some())
+            .cloned()
+            .collect();
+        if has(OpKind::Mixed)
+            && unique_sources.is_empty()
+            && spec.repeat_share_per_million < 1_000_000
+        {
+            bail!("the mixed scenario makes new images from PNG or JPEG ones: --images has none");
         }
         if spec.mix.iter().any(|(k, _)| *k == OpKind::SlideSync) && spec.slide_pairs.is_empty() {
             bail!("slide-sync needs --slide-pairs DIR (NAME_target.* with NAME_bg.*)");
@@ -305,6 +350,19 @@ impl Workload {
                 .map(|image| image_tails(image, spec.api_key.as_deref().unwrap_or("")))
                 .collect(),
             key_auth: spec.api_key.as_deref().map(auth_header).unwrap_or_default(),
+            lookup_tails: if has(OpKind::Cached) {
+                cache_ops::lookup_tails(&spec.images, spec.lookup_batch, &spec.upload_query)
+            } else {
+                Vec::new()
+            },
+            unique_sources: if has(OpKind::Mixed) {
+                unique_sources
+            } else {
+                Vec::new()
+            },
+            repeat_share_per_million: spec.repeat_share_per_million,
+            sequence: cache_ops::Sequence::default(),
+            key_auths: spec.api_keys,
             slide_tails: spec
                 .slide_pairs
                 .iter()
@@ -325,7 +383,15 @@ impl Workload {
     }
 
     pub fn needs_login(&self) -> bool {
-        self.key_auth.is_empty() && self.mix.iter().any(|(kind, _)| kind.needs_auth())
+        self.key_auth.is_empty()
+            && self.key_auths.is_empty()
+            && self.mix.iter().any(|(kind, _)| kind.needs_auth())
+    }
+
+    /// The `Authorization` header of `--api-keys-file`'s key `index` (an operation's, for
+    /// its polls).
+    pub fn key_auth(&self, index: u32) -> &[u8] {
+        &self.key_auths[index as usize]
     }
 
     pub fn user_count(&self) -> usize {
@@ -344,9 +410,21 @@ impl Workload {
         out.extend_from_slice(&self.login_requests[user % self.login_requests.len()]);
     }
 
-    /// Appends the request that starts an operation of mix entry `slot`.
-    pub fn write_op(&self, slot: usize, auth: &[u8], user: usize, image: usize, out: &mut Vec<u8>) {
+    /// Appends the request that starts an operation of mix entry `slot`. Returns the
+    /// `--api-keys-file` key it took (its polls must use the same), if it took one.
+    pub fn write_op(
+        &self,
+        slot: usize,
+        auth: &[u8],
+        user: usize,
+        image: usize,
+        out: &mut Vec<u8>,
+    ) -> Option<u32> {
         let kind = self.mix[slot].0;
+        let n = self.sequence.next();
+        let key = (!self.key_auths.is_empty() && kind.needs_auth())
+            .then(|| (n % self.key_auths.len() as u64) as u32);
+        let auth = key.map_or(auth, |key| self.key_auth(key));
         match kind {
             OpKind::Plain => out.extend_from_slice(&self.plain_request),
             OpKind::Login => self.write_login(user, out),
@@ -373,12 +451,29 @@ impl Workload {
                 out.extend_from_slice(&self.heads[slot]);
                 out.extend_from_slice(&self.images[image % self.images.len()].in_php);
             }
+            OpKind::Cached => {
+                out.extend_from_slice(&self.heads[slot]);
+                out.extend_from_slice(auth);
+                out.extend_from_slice(&self.lookup_tails[image % self.lookup_tails.len()]);
+            }
+            OpKind::Mixed => {
+                out.extend_from_slice(&self.heads[slot]);
+                out.extend_from_slice(auth);
+                if cache_ops::repeats(n, self.repeat_share_per_million) {
+                    out.extend_from_slice(&self.images[image % self.images.len()].base64_json);
+                } else {
+                    let source = &self.unique_sources[image % self.unique_sources.len()];
+                    let unique = cache_ops::unique_variant(source, n).expect("checked at build");
+                    cache_ops::write_base64_json(&unique, out);
+                }
+            }
             OpKind::SlideSync => {
                 out.extend_from_slice(&self.heads[slot]);
                 out.extend_from_slice(auth);
                 out.extend_from_slice(&self.slide_tails[image % self.slide_tails.len()]);
             }
         }
+        key
     }
 
     pub fn write_poll(&self, upload_id: u64, auth: &[u8], out: &mut Vec<u8>) {
@@ -430,18 +525,21 @@ impl Workload {
             | OpKind::Upload
             | OpKind::PostImage
             | OpKind::CreateTask
-            | OpKind::InPhp => Verdict::Ok,
-            OpKind::DecodeSync | OpKind::DecodeAsync | OpKind::DetectSync | OpKind::SlideSync => {
-                match data.status.as_deref() {
-                    Some("done") => Verdict::Ok,
-                    Some("failed") => Verdict::Failed(ErrorKind::DecodeFailed),
-                    Some("pending") => match data.id.as_deref().map(str::parse::<u64>) {
-                        Some(Ok(id)) => Verdict::Pending(id),
-                        _ => Verdict::Failed(ErrorKind::BadJson),
-                    },
+            | OpKind::InPhp
+            | OpKind::Cached => Verdict::Ok,
+            OpKind::DecodeSync
+            | OpKind::DecodeAsync
+            | OpKind::Mixed
+            | OpKind::DetectSync
+            | OpKind::SlideSync => match data.status.as_deref() {
+                Some("done") => Verdict::Ok,
+                Some("failed") => Verdict::Failed(ErrorKind::DecodeFailed),
+                Some("pending") => match data.id.as_deref().map(str::parse::<u64>) {
+                    Some(Ok(id)) => Verdict::Pending(id),
                     _ => Verdict::Failed(ErrorKind::BadJson),
-                }
-            }
+                },
+                _ => Verdict::Failed(ErrorKind::BadJson),
+            },
         }
     }
 }
@@ -565,8 +663,12 @@ fn scenario_head(kind: OpKind, prefix: &str, upload_query: &str, common: &[u8]) 
             format!("POST {prefix}/v2/decode/upload-base64{}", query(false)),
             "Content-Type: application/json\r\n".to_string(),
         ),
-        OpKind::DecodeSync => (
+        OpKind::DecodeSync | OpKind::Mixed => (
             format!("POST {prefix}/v2/decode/upload-base64{}", query(true)),
+            "Content-Type: application/json\r\n".to_string(),
+        ),
+        OpKind::Cached => (
+            format!("POST {prefix}/v2/decode/cached"),
             "Content-Type: application/json\r\n".to_string(),
         ),
         OpKind::Upload => (
@@ -775,6 +877,9 @@ mod tests {
             images: vec![b"img".to_vec()],
             upload_query: String::new(),
             api_key: None,
+            api_keys: Vec::new(),
+            repeat_share_per_million: 0,
+            lookup_batch: 1,
             slide_pairs: Vec::new(),
         };
         let w = Workload::build(&target(), spec).unwrap();
@@ -832,6 +937,9 @@ mod tests {
             images: vec![b"\x89PNG".to_vec()],
             upload_query: String::new(),
             api_key: None,
+            api_keys: Vec::new(),
+            repeat_share_per_million: 0,
+            lookup_batch: 1,
             slide_pairs: Vec::new(),
         };
         assert!(
@@ -848,5 +956,55 @@ mod tests {
         assert!(text.contains(r#""clientKey":"0123456789abcdef0123456789abcdef""#));
         let polled = br#"{"code":0,"msg":"ok","data":{"id":"7","status":"done"}}"#;
         assert_eq!(w.judge(OpKind::CreateTask, true, 200, polled), Verdict::Ok);
+    }
+
+    #[test]
+    fn mixed_and_cached_take_the_keys_in_turn() {
+        let png = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/captcha/0001.png"
+        ))
+        .unwrap();
+        let spec = WorkloadSpec {
+            mix: vec![(OpKind::Mixed, 1), (OpKind::Cached, 1)],
+            method: "GET".into(),
+            headers: Vec::new(),
+            body: None,
+            users: Vec::new(),
+            images: vec![png.clone()],
+            upload_query: "model=beta".into(),
+            api_key: None,
+            api_keys: vec![auth_header("k0"), auth_header("k1"), auth_header("k2")],
+            repeat_share_per_million: 500_000,
+            lookup_batch: 3,
+            slide_pairs: Vec::new(),
+        };
+        let w = Workload::build(&target(), spec).unwrap();
+        assert!(!w.needs_login());
+        let mut bodies = std::collections::HashSet::new();
+        let mut repeated = 0;
+        for n in 0..30u32 {
+            let mut out = Vec::new();
+            let key = w.write_op(0, b"", 0, 0, &mut out);
+            assert_eq!(key, Some(n % 3), "one key after the other");
+            let text = String::from_utf8(out).unwrap();
+            assert!(text.starts_with("POST /v2/decode/upload-base64?wait=1&model=beta "));
+            assert!(text.contains(&format!("Authorization: Bearer k{}\r\n", n % 3)));
+            let body = text.split("\r\n\r\n").nth(1).unwrap().to_string();
+            repeated += usize::from(
+                body.len() == base64::engine::general_purpose::STANDARD.encode(&png).len() + 11,
+            );
+            bodies.insert(body);
+        }
+        assert!(repeated > 5 && repeated < 25, "{repeated}");
+        assert_eq!(bodies.len(), 30 - repeated + 1, "every new image is new");
+        let mut out = Vec::new();
+        assert_eq!(w.write_op(1, b"", 0, 0, &mut out), Some(0));
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.starts_with("POST /v2/decode/cached HTTP/1.1\r\n"),
+            "{text}"
+        );
+        assert_eq!(text.matches("\"hash\"").count(), 3);
     }
 }

@@ -7,9 +7,6 @@ use super::{Framing, ProtocolError};
 const MAX_CHUNK_LINE_BYTES: usize = 1024;
 /// Trailer section bytes accepted after the last chunk (trailers are read and dropped).
 const MAX_TRAILER_BYTES: usize = 8 * 1024;
-/// The body's first allocation, at most. It grows as bytes arrive, never from what the head
-/// claims: a client that declares 1 MiB and sends nothing costs this, not 1 MiB.
-const INITIAL_BODY_CAPACITY_BYTES: usize = 16 * 1024;
 
 #[derive(Debug)]
 pub struct BodyDecoder {
@@ -66,13 +63,20 @@ impl BodyDecoder {
             Framing::Length(length) => Some(length),
             _ => None,
         };
-        let capacity = declared_bytes.unwrap_or(0).min(INITIAL_BODY_CAPACITY_BYTES);
+        // Nothing is allocated before bytes arrive, never from what the head claims: a
+        // client that declares 1 MiB and sends 200 bytes costs 200 bytes, not 1 MiB.
         BodyDecoder {
             state,
             max_body_bytes,
             declared_bytes,
-            body: Vec::with_capacity(capacity),
+            body: Vec::new(),
         }
+    }
+
+    /// The memory the body holds now (its buffer's capacity): what the shard's body budget
+    /// counts.
+    pub fn held_bytes(&self) -> usize {
+        self.body.capacity()
     }
 
     pub fn is_complete(&self) -> bool {
@@ -132,14 +136,14 @@ impl BodyDecoder {
         }
     }
 
-    /// Makes room for `extra` more bytes: doubling as they arrive (amortised copies), but
-    /// never past the declared length, so a body ends in an allocation of its exact size.
+    /// Makes room for `extra` more bytes: at least doubling (amortised copies), but never
+    /// past the declared length, so a body ends in an allocation of its exact size.
     fn grow_for(&mut self, extra: usize) {
         let needed = self.body.len() + extra;
         if needed <= self.body.capacity() {
             return;
         }
-        let doubled = (self.body.capacity() * 2).max(INITIAL_BODY_CAPACITY_BYTES);
+        let doubled = self.body.capacity() * 2;
         let target = doubled
             .min(self.declared_bytes.unwrap_or(usize::MAX))
             .max(needed);
@@ -283,9 +287,11 @@ mod tests {
     fn a_declared_length_allocates_only_as_bytes_arrive() {
         let declared = 1024 * 1024;
         let mut decoder = BodyDecoder::new(Framing::Length(declared), declared);
-        assert_eq!(decoder.body.capacity(), INITIAL_BODY_CAPACITY_BYTES);
+        assert_eq!(decoder.held_bytes(), 0);
         decoder.feed(&[7; 100]).unwrap();
-        assert_eq!(decoder.body.capacity(), INITIAL_BODY_CAPACITY_BYTES);
+        assert_eq!(decoder.held_bytes(), 100);
+        decoder.feed(&[7; 60]).unwrap();
+        assert_eq!(decoder.held_bytes(), 200, "doubles");
         let piece = vec![7; 50_000];
         decoder.feed(&piece).unwrap();
         assert!(
@@ -293,7 +299,7 @@ mod tests {
             "{}",
             decoder.body.capacity()
         );
-        let mut fed = 50_100;
+        let mut fed = 50_160;
         while fed < declared {
             let take = piece.len().min(declared - fed);
             decoder.feed(&piece[..take]).unwrap();

@@ -1,34 +1,46 @@
-//! Answers already given, keyed by the images' bytes and everything that shapes the answer.
+//! What identifies an answer: the image's bytes and everything else that shapes the answer.
 //!
-//! One cache per shard (no locks across cores). An upload whose key equals an earlier one's
-//! gets the earlier answer without running anything; it is still charged and counted as a
-//! cache hit. The key holds a BLAKE3 hash of the bytes: a user must not be able to craft a
-//! colliding image that returns another image's answer. Every kind shares one LRU of
-//! `cache_entries` answers: an entry is small whatever its kind, and a detection hit saves
-//! the most model time, so no kind needs a budget of its own.
+//! Jobs carry their [`CacheKey`] to the recognition threads and back, so that the owner of
+//! the answer can keep it; the cache itself (one logical cache, each entry owned by the
+//! shard its image hash names) is `server::cache`.
+//!
+//! The digest is SHA-256: the hash the contract lets clients look answers up by
+//! (`POST /v2/decode/cached`), so one hash serves both. It is cryptographic for the reason
+//! BLAKE3 was before it: a user must not be able to craft an image that collides with
+//! another image and so be handed its answer.
 
-use std::num::NonZeroUsize;
-
-use lru::LruCache;
-
-use super::{JobAnswer, Kind};
+use super::Kind;
 use crate::engine::{RecognizeOptions, SlideMode};
+use sha2::{Digest, Sha256};
 
-/// The hash of an image's bytes (for a slide: of both images).
+/// The SHA-256 of an image's bytes (for a slide: of its two images' hashes).
 pub type ImageDigest = [u8; 32];
 
+/// The first half of a digest: what an upload record keeps (`image_hash`), enough to find
+/// the image's entries again when the upload is reported.
+pub type ImagePrefix = [u8; 16];
+
 pub fn digest(image: &[u8]) -> ImageDigest {
-    *blake3::hash(image).as_bytes()
+    Sha256::digest(image).into()
 }
 
-/// The digest of a slide's two images: the target's length first, so that no two different
-/// pairs of byte strings hash the same concatenation.
+/// A slide's digest: the SHA-256 of the target's SHA-256 followed by the background's. A
+/// client that looks a slide up by hash sends the two images' own SHA-256s; no two pairs
+/// of byte strings share the 64 bytes hashed here, whatever their lengths.
 pub fn slide_digest(target: &[u8], background: &[u8]) -> ImageDigest {
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(&(target.len() as u64).to_le_bytes());
+    slide_digest_of(&digest(target), &digest(background))
+}
+
+/// [`slide_digest`] from the two images' SHA-256s.
+pub fn slide_digest_of(target: &ImageDigest, background: &ImageDigest) -> ImageDigest {
+    let mut hasher = Sha256::new();
     hasher.update(target);
     hasher.update(background);
-    *hasher.finalize().as_bytes()
+    hasher.finalize().into()
+}
+
+pub fn prefix(digest: &ImageDigest) -> ImagePrefix {
+    digest[..16].try_into().expect("a 32-byte digest")
 }
 
 /// What besides the bytes decides an answer.
@@ -61,101 +73,53 @@ impl CacheKey {
             TaskKey::Slide(_) => Kind::Slide,
         }
     }
-}
 
-pub struct AnswerCache {
-    entries: Option<LruCache<CacheKey, JobAnswer>>,
-}
-
-impl AnswerCache {
-    /// A cache of at most `capacity` answers; 0 disables caching.
-    pub fn new(capacity: usize) -> AnswerCache {
-        AnswerCache {
-            entries: NonZeroUsize::new(capacity).map(LruCache::new),
-        }
-    }
-
-    /// Whether answers are kept at all (`cache_entries` > 0).
-    pub fn is_enabled(&self) -> bool {
-        self.entries.is_some()
-    }
-
-    pub fn get(&mut self, key: &CacheKey) -> Option<JobAnswer> {
-        self.entries.as_mut()?.get(key).cloned()
-    }
-
-    pub fn insert(&mut self, key: CacheKey, answer: JobAnswer) {
-        if let Some(entries) = self.entries.as_mut() {
-            entries.put(key, answer);
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        self.entries.as_ref().map_or(0, LruCache::len)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    pub fn prefix(&self) -> ImagePrefix {
+        prefix(&self.digest)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Answer;
-
-    fn answer(text: &str) -> JobAnswer {
-        JobAnswer::Text(Answer {
-            text: text.into(),
-            confidence: None,
-        })
-    }
 
     #[test]
-    fn same_bytes_and_options_hit_other_options_miss() {
-        let mut cache = AnswerCache::new(8);
-        let old = RecognizeOptions::default();
-        let beta = RecognizeOptions {
-            model: "beta".into(),
-            ..Default::default()
-        };
-        cache.insert(
-            CacheKey::ocr(digest(b"image-1"), old.clone()),
-            answer("ab12"),
-        );
-        let key = |bytes: &[u8], options: &RecognizeOptions| {
-            CacheKey::ocr(digest(bytes), options.clone())
-        };
-        assert_eq!(cache.get(&key(b"image-1", &old)), Some(answer("ab12")));
-        assert_eq!(cache.get(&key(b"image-1", &beta)), None);
-        assert_eq!(cache.get(&key(b"image-2", &old)), None);
-        let detect = CacheKey {
-            digest: digest(b"image-1"),
-            task: TaskKey::Detect,
-        };
-        assert_eq!(cache.get(&detect), None, "another kind, another answer");
-        assert_eq!(detect.kind(), Kind::Detect);
+    fn the_digest_is_sha256_of_the_bytes() {
+        // FIPS 180-2's test vector "abc".
+        let expected = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        let hex: String = digest(b"abc").iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, expected);
+        assert_eq!(prefix(&digest(b"abc"))[..], digest(b"abc")[..16]);
     }
 
     #[test]
     fn slide_digests_tell_the_pairs_apart() {
         assert_ne!(slide_digest(b"ab", b"c"), slide_digest(b"a", b"bc"));
+        assert_ne!(slide_digest(b"ab", b"c"), slide_digest(b"c", b"ab"));
         assert_eq!(slide_digest(b"ab", b"c"), slide_digest(b"ab", b"c"));
+        assert_eq!(
+            slide_digest(b"ab", b"c"),
+            slide_digest_of(&digest(b"ab"), &digest(b"c"))
+        );
     }
 
     #[test]
-    fn least_recently_used_is_evicted_and_zero_disables() {
-        let mut cache = AnswerCache::new(2);
-        let key = |bytes: &[u8]| CacheKey::ocr(digest(bytes), RecognizeOptions::default());
-        cache.insert(key(b"a"), answer("a"));
-        cache.insert(key(b"b"), answer("b"));
-        assert!(cache.get(&key(b"a")).is_some());
-        cache.insert(key(b"c"), answer("c"));
-        assert!(cache.get(&key(b"b")).is_none(), "b was least recently used");
-        assert_eq!(cache.len(), 2);
-
-        let mut disabled = AnswerCache::new(0);
-        disabled.insert(key(b"a"), answer("a"));
-        assert!(disabled.get(&key(b"a")).is_none());
+    fn keys_differ_by_options_and_kind() {
+        let old = CacheKey::ocr(digest(b"image-1"), RecognizeOptions::default());
+        let beta = CacheKey::ocr(
+            digest(b"image-1"),
+            RecognizeOptions {
+                model: "beta".into(),
+                ..Default::default()
+            },
+        );
+        let detect = CacheKey {
+            digest: digest(b"image-1"),
+            task: TaskKey::Detect,
+        };
+        assert_ne!(old, beta);
+        assert_ne!(old, detect);
+        assert_eq!(old.prefix(), detect.prefix());
+        assert_eq!(detect.kind(), Kind::Detect);
     }
 }

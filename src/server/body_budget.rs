@@ -1,13 +1,14 @@
-//! How many request-body bytes a shard receives at once: the memory a client can make the
-//! server hold before its request is answered. Each body takes its declared length from the
-//! budget before its first byte is read (a chunked body, whose length is unknown, takes the
-//! most a body may be) and gives it back when it is complete or abandoned. A body that does
-//! not fit is refused at once (5001, 503 with Retry-After) instead of waiting: a waiting
-//! request would itself be a connection held open by whoever exhausts the budget.
+//! How many request-body bytes a shard holds at once: the memory clients can make the server
+//! hold before their requests are answered. A body's grant follows the memory the body
+//! really takes (its buffer's capacity, which grows as bytes arrive, and the connection
+//! buffer's growth while it reads), so a client that declares 1 MiB and sends 200 bytes
+//! costs a few hundred bytes, and holding the budget means really sending it. A body whose
+//! next growth does not fit is refused (5001, 503 with Retry-After) and dropped instead of
+//! waiting: a waiting request would itself be memory held open by whoever spent the budget.
 //!
-//! Bytes are counted by declaration, not arrival, so the bound holds even for bodies that
-//! stall half-way: 4 000 stalled uploads hold at most `body_bytes_in_flight_per_shard` per
-//! shard, whatever their heads claim.
+//! The shard runs one connection at a time and checks each growth before the connection
+//! awaits again, so the memory of bodies in flight exceeds the limit by at most the one
+//! growth step just taken (less than `max_body_bytes`).
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -19,9 +20,10 @@ pub struct BodyBudget {
 }
 
 /// A body's share of the budget, given back when dropped.
-#[must_use = "the bytes are reserved only while the grant lives"]
+#[must_use = "the bytes are counted only while the grant lives"]
 pub struct BodyGrant {
     bytes: usize,
+    limit_bytes: usize,
     in_flight_bytes: Rc<Cell<usize>>,
 }
 
@@ -37,24 +39,31 @@ impl BodyBudget {
         }
     }
 
-    /// Reserves `bytes` for one body; `None` when they do not fit beside the bodies being
-    /// received (the body must then be refused unread).
-    pub fn reserve(&self, bytes: usize) -> Option<BodyGrant> {
-        let in_flight_bytes = self.in_flight_bytes.get();
-        assert!(in_flight_bytes <= self.limit_bytes);
-        if bytes > self.limit_bytes - in_flight_bytes {
-            return None;
-        }
-        self.in_flight_bytes.set(in_flight_bytes + bytes);
-        Some(BodyGrant {
-            bytes,
+    /// An empty grant for one body, grown with [`BodyGrant::resize`] as its bytes arrive.
+    pub fn grant(&self) -> BodyGrant {
+        BodyGrant {
+            bytes: 0,
+            limit_bytes: self.limit_bytes,
             in_flight_bytes: self.in_flight_bytes.clone(),
-        })
+        }
     }
 
-    /// Bytes reserved by bodies being received now.
+    /// Bytes held by bodies being received now.
     pub fn in_flight_bytes(&self) -> usize {
         self.in_flight_bytes.get()
+    }
+}
+
+impl BodyGrant {
+    /// Records that the body now holds `bytes`. `false` when it grew past what the budget
+    /// has left beside the other bodies: the body must then be refused and dropped. (The
+    /// bytes are counted either way, so the budget stays true until the grant is dropped.)
+    pub fn resize(&mut self, bytes: usize) -> bool {
+        let others_bytes = self.in_flight_bytes.get() - self.bytes;
+        self.in_flight_bytes.set(others_bytes + bytes);
+        let grew = bytes > self.bytes;
+        self.bytes = bytes;
+        !grew || others_bytes + bytes <= self.limit_bytes
     }
 }
 
@@ -71,18 +80,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn grants_fit_within_the_limit_and_come_back_when_dropped() {
+    fn grants_grow_within_the_limit_and_come_back_when_dropped() {
         let budget = BodyBudget::new(100);
-        let first = budget.reserve(60).expect("fits");
-        assert!(budget.reserve(41).is_none(), "60 + 41 > 100");
-        let second = budget.reserve(40).expect("exactly fills it");
+        let mut first = budget.grant();
+        assert!(first.resize(60));
+        let mut second = budget.grant();
+        assert!(!second.resize(41), "60 + 41 > 100");
+        assert_eq!(budget.in_flight_bytes(), 101, "counted until dropped");
+        assert!(second.resize(40), "shrinking back fits");
         assert_eq!(budget.in_flight_bytes(), 100);
-        assert!(budget.reserve(1).is_none());
-        assert!(budget.reserve(0).is_some(), "an empty body always fits");
+        assert!(second.resize(10), "shrinking always fits");
+        assert!(first.resize(90), "exactly fills it");
         drop(first);
-        assert_eq!(budget.in_flight_bytes(), 40);
+        assert_eq!(budget.in_flight_bytes(), 10);
         drop(second);
         assert_eq!(budget.in_flight_bytes(), 0);
-        assert!(budget.reserve(101).is_none(), "never more than the limit");
+        assert!(!budget.grant().resize(101), "never more than the limit");
+        assert_eq!(budget.in_flight_bytes(), 0);
     }
 }

@@ -45,6 +45,15 @@ enum ReadEnd {
     TimedOut,
 }
 
+/// How reading a request body ended.
+enum BodyRead {
+    Complete(Vec<u8>),
+    /// Its memory grew past what the shard's body budget has left: refused, the rest unread.
+    OverBudget,
+    /// The connection ends (a protocol refusal, a timeout, the client left).
+    Ended(Ending),
+}
+
 /// Why the request loop ended; decides what to write last and whether to linger.
 enum Ending {
     Done,
@@ -348,18 +357,20 @@ impl<S: Transport> Connection<S> {
                     continue;
                 }
             };
-            let Some(grant) = self.reserve_body(shard, &head) else {
-                let refusal = Refusal::new(ApiError::Busy, "too many request bodies in flight")
-                    .retry_after(1);
-                let answer = router::refusal_before_body(admission.route, &head, refusal);
-                return Ok(self.refuse_unread(shard, &head, admission.route, answer, admitted));
-            };
-            let body = self.read_body(shard, &head).await;
+            let mut grant = shard.body_budget.grant();
+            let body = self.read_body(shard, &head, &mut grant).await;
             drop(grant);
             shard.metrics().body_bytes_in_flight = shard.body_budget.in_flight_bytes() as u64;
             let body = match body? {
-                Ok(body) => body,
-                Err(ending) => return Ok(ending),
+                BodyRead::Complete(body) => body,
+                BodyRead::OverBudget => {
+                    shard.metrics().bodies_refused_busy += 1;
+                    let refusal = Refusal::new(ApiError::Busy, "too many request bodies in flight")
+                        .retry_after(1);
+                    let answer = router::refusal_before_body(admission.route, &head, refusal);
+                    return Ok(self.refuse_unread(shard, &head, admission.route, answer, admitted));
+                }
+                BodyRead::Ended(ending) => return Ok(ending),
             };
             let keep_alive = self.answer(shard, &head, body, admission).await;
             if !keep_alive {
@@ -420,25 +431,6 @@ impl<S: Transport> Connection<S> {
         Ending::Unread
     }
 
-    /// The request body's share of the shard's body budget (`None`: it does not fit and the
-    /// request is refused unread). A chunked body's length is unknown: it takes the most a
-    /// body may be.
-    fn reserve_body(&self, shard: &Shard, head: &RequestHead) -> Option<BodyGrant> {
-        let bytes = match head.framing {
-            Framing::Empty => 0,
-            Framing::Length(length) => length,
-            Framing::Chunked => shard.config().max_body_bytes,
-        };
-        let Some(grant) = shard.body_budget.reserve(bytes) else {
-            shard.metrics().bodies_refused_busy += 1;
-            return None;
-        };
-        if bytes > 0 {
-            shard.metrics().body_bytes_in_flight = shard.body_budget.in_flight_bytes() as u64;
-        }
-        Some(grant)
-    }
-
     /// Writes pending answers, then reads more of a request head. `Some(ending)` ends the
     /// connection: a silent close when no request was in progress, 408 when one was.
     async fn wait_for_head(&mut self, shard: &Rc<Shard>) -> std::io::Result<Option<Ending>> {
@@ -476,14 +468,15 @@ impl<S: Transport> Connection<S> {
         }
     }
 
-    /// Reads the body of `head`; `Ok(Err(ending))` ends the connection.
+    /// Reads the body of `head`, its memory counted by `grant` as it grows.
     async fn read_body(
         &mut self,
         shard: &Rc<Shard>,
         head: &RequestHead,
-    ) -> std::io::Result<Result<Vec<u8>, Ending>> {
+        grant: &mut BodyGrant,
+    ) -> std::io::Result<BodyRead> {
         if head.framing == Framing::Empty {
-            return Ok(Ok(Vec::new()));
+            return Ok(BodyRead::Complete(Vec::new()));
         }
         let config = shard.config();
         let mut decoder = BodyDecoder::new(head.framing, config.max_body_bytes);
@@ -497,10 +490,10 @@ impl<S: Transport> Connection<S> {
                 Ok(BodyProgress::Complete(used)) => {
                     self.start += used;
                     self.shrink_buffer();
-                    return Ok(Ok(decoder.into_body()));
+                    return Ok(BodyRead::Complete(decoder.into_body()));
                 }
                 Ok(BodyProgress::NeedMore(used)) => self.start += used,
-                Err(error) => return Ok(Err(Ending::Refused(error))),
+                Err(error) => return Ok(BodyRead::Ended(Ending::Refused(error))),
             }
             if head.expect_continue && !continue_sent {
                 // Earlier pipelined answers go first; then invite the body.
@@ -509,7 +502,7 @@ impl<S: Transport> Connection<S> {
             }
             self.flush_out().await?;
             let Some(left) = time_left(deadline) else {
-                return Ok(Err(Ending::Refused(ProtocolError::Timeout)));
+                return Ok(BodyRead::Ended(Ending::Refused(ProtocolError::Timeout)));
             };
             if self.end == self.buf.len() && self.buf.len() < self.buffer_limit {
                 // The last read filled the buffer: the body arrives faster than the buffer
@@ -517,10 +510,19 @@ impl<S: Transport> Connection<S> {
                 // arrive: a body that stalls keeps the small buffer.)
                 self.buf.resize(self.buffer_limit, 0);
             }
+            // Checked after every growth and before the next await (see body_budget.rs).
+            let held_bytes =
+                decoder.held_bytes() + self.buf.len().saturating_sub(INITIAL_BUFFER_BYTES);
+            if !grant.resize(held_bytes) {
+                return Ok(BodyRead::OverBudget);
+            }
+            shard.metrics().body_bytes_in_flight = shard.body_budget.in_flight_bytes() as u64;
             match self.read_more(left.min(progress_timeout)).await? {
                 Ok(()) => {}
-                Err(ReadEnd::TimedOut) => return Ok(Err(Ending::Refused(ProtocolError::Timeout))),
-                Err(_) => return Ok(Err(Ending::Done)),
+                Err(ReadEnd::TimedOut) => {
+                    return Ok(BodyRead::Ended(Ending::Refused(ProtocolError::Timeout)))
+                }
+                Err(_) => return Ok(BodyRead::Ended(Ending::Done)),
             }
         }
     }

@@ -85,12 +85,29 @@ impl Fields {
         }
     }
 
+    /// The fields of a JSON object (strings, numbers and booleans; null is absent), as a
+    /// JSON body gives them: what a request nests (the options of a hash lookup).
+    pub fn from_json_object(
+        object: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Fields, Refusal> {
+        let mut fields = Fields::default();
+        fields.add_json_object(object)?;
+        Ok(fields)
+    }
+
     fn add_json(&mut self, body: &[u8]) -> Result<(), Refusal> {
         let value: serde_json::Value =
             serde_json::from_slice(body).map_err(|_| malformed("bad JSON"))?;
         let serde_json::Value::Object(object) = value else {
             return Err(malformed("the JSON body must be an object"));
         };
+        self.add_json_object(object)
+    }
+
+    fn add_json_object(
+        &mut self,
+        object: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), Refusal> {
         for (name, value) in object {
             let text = match value {
                 serde_json::Value::String(text) => text,

@@ -23,6 +23,7 @@
 
 mod body_budget;
 mod boot;
+mod cache;
 mod call;
 mod commit;
 pub mod compat;
@@ -30,6 +31,8 @@ mod conn;
 mod console;
 mod endpoints;
 mod fields;
+#[doc(hidden)]
+pub mod fuzzing;
 mod listener;
 mod node_hop;
 mod owner;

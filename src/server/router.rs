@@ -2,6 +2,7 @@
 //! its metrics carry. A new endpoint family adds its routes here and its handlers in a file
 //! of its own (`endpoints/`, `upload/`).
 
+use super::cache;
 use super::call::{Call, Caller};
 use super::compat::{fastapi, tasks, twocaptcha};
 use super::console::{self, CONSOLE_PATH};
@@ -26,6 +27,7 @@ pub enum Route {
     Upload,
     Detect,
     Slide,
+    Cached,
     Result,
     Report,
     UserStats,
@@ -70,7 +72,7 @@ struct RouteSpec {
     label: &'static str,
 }
 
-pub const ROUTE_COUNT: usize = 38;
+pub const ROUTE_COUNT: usize = 39;
 
 /// Every route, in the order of [`Route`].
 const TABLE: [RouteSpec; ROUTE_COUNT] = [
@@ -86,6 +88,8 @@ const TABLE: [RouteSpec; ROUTE_COUNT] = [
     spec(Route::Upload, "/v2/decode/upload", Method::Post, "upload"),
     spec(Route::Detect, "/v2/decode/detect", Method::Post, "detect"),
     spec(Route::Slide, "/v2/decode/slide", Method::Post, "slide"),
+    // Answers by image hash (server/cache/).
+    spec(Route::Cached, "/v2/decode/cached", Method::Post, "cached"),
     spec(Route::Result, "/v2/result", Method::Get, "result"),
     spec(Route::Report, "/v2/report", Method::Post, "report"),
     spec(
@@ -273,7 +277,7 @@ impl Route {
             Point | UploadBase64 | Upload | Detect | Slide | Result | Report | UserStats
             | DeveloperStats | AdminUsers | AdminPoints | ApiKeyStatus | ApiKeyCreate
             | ApiKeyRevoke | AdminApiKeyRevoke | UserUploads | AdminFindUsers | AdminUserRole
-            | AdminServer => true,
+            | AdminServer | Cached => true,
             Servers
             | Login
             | OpenApi
@@ -506,6 +510,7 @@ async fn dispatch(route: Route, call: Call<'_>) -> ApiResult {
         Route::Upload => upload::upload(call, Kind::Ocr, Encoding::FileOrRaw).await,
         Route::Detect => upload::upload(call, Kind::Detect, Encoding::FileOrRaw).await,
         Route::Slide => upload::upload(call, Kind::Slide, Encoding::FileOrRaw).await,
+        Route::Cached => cache::cached(call).await,
         Route::Result => results::result(&call).await,
         Route::Report => results::report(&call).await,
         Route::UserStats => stats::user_stats(&call).await,

@@ -8,6 +8,7 @@
 //! results, retention, drain) are in `shard_loops.rs`.
 
 use super::body_budget::BodyBudget;
+use super::cache::CacheStore;
 use super::commit::GroupCommit;
 use super::compat::callbacks::CallbackTable;
 use super::conn::ConnectionSet;
@@ -17,7 +18,6 @@ use crate::auth::{KeyCache, Keys, TokenCache, DEFAULT_TOKEN_CACHE_ENTRIES};
 use crate::config::Config;
 use crate::metrics::{Registry, ShardMetrics};
 use crate::ratelimit::RateLimiter;
-use crate::recognition::cache::AnswerCache;
 use crate::recognition::{JobQueues, JobResult};
 use crate::store::ShardStore;
 use std::cell::RefCell;
@@ -86,8 +86,9 @@ pub struct Shard {
     pub waiters: ResultWaiters,
     /// Callbacks waiting for their upload's result (bounded).
     pub callbacks: CallbackTable,
-    /// Answers by image digest and options (no locks: one cache per shard).
-    pub answer_cache: RefCell<AnswerCache>,
+    /// This shard's part of the answer cache: the entries whose image hash it owns
+    /// (server/cache/: other shards reach it through this shard's inbox).
+    pub answer_cache: RefCell<CacheStore>,
     /// Open connections (closed at once on SIGTERM when idle), and how many each client
     /// address holds.
     pub connections: ConnectionSet,
@@ -137,7 +138,7 @@ impl Shard {
             commit: GroupCommit::new(flusher, config.durable_acks),
             waiters: ResultWaiters::new(config.max_waiters_per_shard),
             callbacks: CallbackTable::new(config.max_waiters_per_shard),
-            answer_cache: RefCell::new(AnswerCache::new(config.cache_entries)),
+            answer_cache: RefCell::new(CacheStore::new(super::cache::limits(&config))),
             connections: ConnectionSet::new(
                 config
                     .max_connections_per_address

@@ -18,6 +18,7 @@
 //!   pending in a dropped day is voided first. The journal is never dropped (it is the ledger).
 
 mod api_keys;
+mod cache_hits;
 pub mod day;
 mod directory;
 pub mod identity;
@@ -32,6 +33,7 @@ mod user_uploads;
 mod users;
 mod verify;
 
+pub use cache_hits::CachedUpload;
 pub use directory::{UserSummary, MAX_PAGE as MAX_USERS_PAGE};
 pub use user_uploads::MAX_PAGE as MAX_UPLOADS_PAGE;
 pub use users::check_username;

@@ -1059,3 +1059,72 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+fn cached_upload(cost: i64, text: &str, at_ms: u64) -> CachedUpload {
+    CachedUpload {
+        upload: upload_request(cost, Some("soft"), at_ms),
+        text: text.into(),
+        // Not NaN ("none"): records are compared with ==.
+        confidence: 0.5,
+    }
+}
+
+#[test]
+fn cache_hits_are_charged_all_or_none_and_reportable() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path(), 0, 1);
+    let user_id = new_user(&mut store, "u", 3);
+    let at_ms = now_ms();
+    let entries = journal_len(&store);
+    // Four points asked of three: nothing is written.
+    let too_many = (0..2)
+        .map(|i| cached_upload(2, &format!("t{i}"), at_ms))
+        .collect();
+    assert!(matches!(
+        store.record_cache_hits(user_id, too_many),
+        Err(StoreError::InsufficientPoints)
+    ));
+    assert_eq!(journal_len(&store), entries);
+    assert_eq!(balance(&store, user_id), (3, 0));
+
+    let hits = vec![cached_upload(1, "ab", at_ms), cached_upload(2, "cd", at_ms)];
+    let records = store.record_cache_hits(user_id, hits).unwrap();
+    assert_eq!(records.len(), 2);
+    assert_eq!(balance(&store, user_id), (0, 0));
+    assert_eq!(
+        journal_len(&store),
+        entries + 4,
+        "a reserve and a post each"
+    );
+    for record in &records {
+        assert_eq!(record.status, UploadStatus::Done);
+        assert!(record.cache_hit);
+        assert_eq!(
+            store.upload(user_id, record.id).unwrap().as_ref(),
+            Some(record)
+        );
+    }
+    assert_eq!(records[1].result.as_deref(), Some("cd"));
+    assert!(store.pending_uploads().unwrap().is_empty());
+    let today = &store.user_stats(user_id, 1, at_ms).unwrap()[0].counters;
+    assert_eq!(
+        (
+            today.uploads,
+            today.done,
+            today.cache_hits,
+            today.points_spent
+        ),
+        (2, 2, 2, 3)
+    );
+    let finished_at_ms = records[1].finished_at_ms.unwrap();
+    let (_, after) = store
+        .report(user_id, records[1].id, finished_at_ms, WINDOW_MS)
+        .unwrap();
+    assert_eq!(after.points, 2);
+    assert!(store
+        .record_cache_hits(user_id, Vec::new())
+        .unwrap()
+        .is_empty());
+    drop(store);
+    assert!(verify_ledger(dir.path()).unwrap().is_clean());
+}

@@ -285,7 +285,10 @@ impl ShardStore {
     }
 
     /// The day's uploads and stats trees, created on first use.
-    fn day_trees(&mut self, day_number: DayNumber) -> Result<(sled::Tree, sled::Tree), StoreError> {
+    pub(super) fn day_trees(
+        &mut self,
+        day_number: DayNumber,
+    ) -> Result<(sled::Tree, sled::Tree), StoreError> {
         let uploads = self.db.open_tree(layout::uploads_tree_name(day_number))?;
         let stats = self.db.open_tree(layout::stats_tree_name(day_number))?;
         self.days.insert(day_number);
@@ -293,7 +296,7 @@ impl ShardStore {
     }
 }
 
-fn validate_new_upload(req: &NewUpload) -> Result<(), StoreError> {
+pub(super) fn validate_new_upload(req: &NewUpload) -> Result<(), StoreError> {
     if req.cost < 0 {
         return Err(StoreError::InvalidInput("cost must not be negative".into()));
     }
@@ -317,7 +320,11 @@ fn stored_upload(uploads: &TransactionalTree, key: &[u8]) -> TxResult<UploadReco
     }
 }
 
-fn finished_record(mut record: UploadRecord, outcome: &Outcome, now_ms: u64) -> UploadRecord {
+pub(super) fn finished_record(
+    mut record: UploadRecord,
+    outcome: &Outcome,
+    now_ms: u64,
+) -> UploadRecord {
     record.finished_at_ms = Some(now_ms);
     match outcome {
         Outcome::Done {
@@ -338,7 +345,7 @@ fn finished_record(mut record: UploadRecord, outcome: &Outcome, now_ms: u64) -> 
     record
 }
 
-fn count_finish(counters: &mut super::records::DayCounters, finished: &UploadRecord) {
+pub(super) fn count_finish(counters: &mut super::records::DayCounters, finished: &UploadRecord) {
     match finished.status {
         UploadStatus::Done => {
             counters.done += 1;

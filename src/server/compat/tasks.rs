@@ -191,7 +191,7 @@ fn read_task(
 /// `numeric`, `minLength`, `maxLength`, CapMonster's `recognizingThreshold` (0..=100) and
 /// CapSolver's `score` (0..=1); the rest (`case`, `Case`, `math`, `phrase`, `comment`,
 /// `module`, `languagePool`, ...) is accepted and changes nothing.
-fn hints(task: &Map<String, Value>) -> Result<Hints, String> {
+pub(crate) fn hints(task: &Map<String, Value>) -> Result<Hints, String> {
     let whole = |name: &str| -> Result<u64, String> {
         match number(task.get(name)) {
             None => Ok(0),

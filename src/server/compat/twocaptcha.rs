@@ -215,7 +215,7 @@ fn read_upload(call: &Call, fields: &mut Fields) -> Result<CompatUpload, (&'stat
 
 /// `numeric`, `min_len`, `max_len` (0 = no constraint); the hints for human workers are
 /// accepted and change nothing.
-fn hints(fields: &Fields) -> Result<Hints, String> {
+pub(crate) fn hints(fields: &Fields) -> Result<Hints, String> {
     let number = |name: &str| -> Result<u64, String> {
         match fields
             .text(name)

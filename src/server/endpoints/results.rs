@@ -3,6 +3,7 @@
 //! `report_upload` serve the other protocols' result and report calls too.
 
 use crate::contract::ApiError;
+use crate::server::cache;
 use crate::server::call::Call;
 use crate::server::owner::{run_on_owner, OwnerCommand};
 use crate::server::reply::{ok, ApiResult, Refusal};
@@ -114,7 +115,10 @@ pub async fn report_upload(
         return Err(ApiError::NoSuchUpload.into());
     }
     let window_ms = shard.config().report_window_secs * 1000;
-    run_on_owner(shard, Report { upload, window_ms }).await
+    let reported = run_on_owner(shard, Report { upload, window_ms }).await?;
+    // A wrong answer must not be served again: gone from the cache before the answer.
+    cache::forget(shard, reported.0.image_hash).await;
+    Ok(reported)
 }
 
 pub async fn report(call: &Call<'_>) -> ApiResult {

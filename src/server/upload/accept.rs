@@ -9,8 +9,9 @@ use super::request::UploadRequest;
 use super::wait::{wait_for_result, Waiter};
 use super::Accepted;
 use crate::contract::ApiError;
-use crate::recognition::cache::{self, CacheKey, TaskKey};
+use crate::recognition::cache::{digest, slide_digest, CacheKey, TaskKey};
 use crate::recognition::{Job, JobAnswer, JobResult, Kind, Task};
+use crate::server::cache;
 use crate::server::call::Caller;
 use crate::server::owner::OwnerCommand;
 use crate::server::reply::{busy, internal, Refusal};
@@ -46,8 +47,11 @@ async fn accept(
     }
     let kind = request.task.kind();
     let key = cache_key(&request.task);
-    // A cached answer needs neither a queue slot nor a run; it is still charged.
-    let cached = cached_answer(&shard, &key);
+    // A cached answer needs neither a queue slot nor a run; it is still charged. Asked of
+    // the shard that owns the image's entry, before the room checks below (no await after
+    // them). Without one, the job's place (this node's threads or, in a cluster, the
+    // workers: placement.rs) must have room.
+    let cached = cache::lookup(&shard, &key).await;
     let place = match cached {
         Some(_) => Place::Local, // not queued at all
         None => match placement::place(&shard, kind) {
@@ -94,9 +98,9 @@ async fn accept(
 /// The answer cache's key for a task: the bytes' digest and what else shapes the answer.
 fn cache_key(task: &Task) -> CacheKey {
     match task {
-        Task::Ocr { image, options } => CacheKey::ocr(cache::digest(image), options.clone()),
+        Task::Ocr { image, options } => CacheKey::ocr(digest(image), options.clone()),
         Task::Detect { image } => CacheKey {
-            digest: cache::digest(image),
+            digest: digest(image),
             task: TaskKey::Detect,
         },
         Task::Slide {
@@ -104,21 +108,10 @@ fn cache_key(task: &Task) -> CacheKey {
             background,
             mode,
         } => CacheKey {
-            digest: cache::slide_digest(target, background),
+            digest: slide_digest(target, background),
             task: TaskKey::Slide(*mode),
         },
     }
-}
-
-/// The answer cached for this key. A miss is counted here (`aiocr_cache_misses_total`); a
-/// hit is counted when its result is applied.
-fn cached_answer(shard: &Shard, key: &CacheKey) -> Option<JobAnswer> {
-    let mut cache = shard.answer_cache.borrow_mut();
-    let found = cache.get(key);
-    if found.is_none() && cache.is_enabled() {
-        shard.metrics().cache_misses += 1;
-    }
-    found
 }
 
 /// Reserves the upload's cost (its kind's price) with a pending record (made durable by the
@@ -139,7 +132,7 @@ fn reserve(
         cost,
         model: super::record_model(&request.task),
         soft_id: request.soft_id.clone(),
-        image_hash: key.digest[..16].try_into().expect("a 32-byte digest"),
+        image_hash: key.prefix(),
         now_ms: crate::clock::unix_now_ms(),
     };
     let record = shard

@@ -5,6 +5,7 @@
 use super::Finished;
 use crate::contract::{self, ApiError};
 use crate::recognition::{JobAnswer, JobResult};
+use crate::server::cache;
 use crate::server::compat::callbacks;
 use crate::server::shard::Shard;
 use crate::store::{Outcome, UploadStatus};
@@ -20,10 +21,7 @@ pub fn apply_result(shard: &Rc<Shard>, result: JobResult) {
         "results are applied on their owner"
     );
     if let (Ok(answer), false) = (&result.outcome, result.cache_hit) {
-        shard
-            .answer_cache
-            .borrow_mut()
-            .insert(result.cache_key.clone(), answer.clone());
+        cache::fill(shard, result.cache_key.clone(), answer.clone());
     }
     let (outcome, failure) = outcome_of(&result);
     count(shard, &result);
@@ -85,12 +83,21 @@ fn outcome_of(result: &JobResult) -> (Outcome, Option<ApiError>) {
             Ok(()) => done(answer.text.clone(), answer.confidence),
             Err(why) => failed(format!("{UNSOLVABLE}: {why}"), ApiError::RecognitionFailed),
         },
-        // Stored as the JSON ddddocr's answer serialises to (`result` of /v2/result).
-        Ok(JobAnswer::Boxes(boxes)) => {
-            done(serde_json::to_string(boxes).expect("boxes serialise"), None)
+        Ok(answer) => {
+            let (text, confidence) = stored_answer(answer);
+            done(text, confidence)
         }
-        Ok(JobAnswer::Slide(answer)) => done(answer.to_json(), None),
         Err(failure) => failed(failure.to_string(), contract::of_job_failure(failure)),
+    }
+}
+
+/// An answer as a done record keeps it: a text captcha's text and confidence; the JSON
+/// ddddocr's answer serialises to for the other kinds (`result` of /v2/result).
+pub fn stored_answer(answer: &JobAnswer) -> (String, Option<f32>) {
+    match answer {
+        JobAnswer::Text(answer) => (answer.text.clone(), answer.confidence),
+        JobAnswer::Boxes(boxes) => (serde_json::to_string(boxes).expect("boxes serialise"), None),
+        JobAnswer::Slide(answer) => (answer.to_json(), None),
     }
 }
 

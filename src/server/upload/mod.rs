@@ -16,12 +16,12 @@
 mod accept;
 mod finish;
 mod placement;
-mod request;
+pub(crate) mod request;
 mod wait;
 
 pub use accept::Accept;
-pub use finish::apply_result;
-pub use request::{decode_base64_image, UploadRequest, MAX_SOFT_ID_BYTES};
+pub use finish::{apply_result, stored_answer};
+pub use request::{decode_base64_image, recognize_options, UploadRequest, MAX_SOFT_ID_BYTES};
 pub use wait::ResultWaiters;
 
 use super::call::Call;
@@ -30,6 +30,7 @@ use super::reply::{ok, ApiResult, Refusal};
 use crate::contract::ApiError;
 use crate::engine::SlideMode;
 use crate::http::Response;
+use crate::recognition::cache::TaskKey;
 use crate::recognition::{Kind, Task};
 use crate::store::{UploadRecord, UploadStatus};
 use serde_json::json;
@@ -111,12 +112,24 @@ pub fn record_model(task: &Task) -> String {
     match task {
         Task::Ocr { options, .. } => options.model.clone(),
         Task::Detect { .. } => DETECT_MODEL.to_string(),
-        Task::Slide { mode, .. } => match mode {
-            SlideMode::Match => "slide-match",
-            SlideMode::Simple => "slide-simple",
-            SlideMode::Comparison => "slide-comparison",
-        }
-        .to_string(),
+        Task::Slide { mode, .. } => slide_model(*mode).to_string(),
+    }
+}
+
+/// The same, for an answer found by its cache key (a hash lookup's upload record).
+pub fn record_model_of_key(task: &TaskKey) -> String {
+    match task {
+        TaskKey::Ocr(options) => options.model.clone(),
+        TaskKey::Detect => DETECT_MODEL.to_string(),
+        TaskKey::Slide(mode) => slide_model(*mode).to_string(),
+    }
+}
+
+fn slide_model(mode: SlideMode) -> &'static str {
+    match mode {
+        SlideMode::Match => "slide-match",
+        SlideMode::Simple => "slide-simple",
+        SlideMode::Comparison => "slide-comparison",
     }
 }
 
@@ -161,6 +174,9 @@ pub fn upload_json(record: &UploadRecord) -> serde_json::Value {
     }
     if record.reported {
         data["reported"] = json!(true);
+    }
+    if record.cache_hit {
+        data["cache_hit"] = json!(true);
     }
     data
 }

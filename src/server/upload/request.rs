@@ -140,7 +140,7 @@ fn read_fields(call: &Call, encoding: Encoding) -> Result<(Fields, Option<Vec<u8
 }
 
 /// The raw body, else a file part or a base64 field named `file`/`image`.
-fn one_image(
+pub(crate) fn one_image(
     fields: &mut Fields,
     raw_body: Option<Vec<u8>>,
     max_image_bytes: usize,
@@ -152,7 +152,7 @@ fn one_image(
 }
 
 /// A slide's two images (`target`, `background`: file parts or base64) and its `mode`.
-fn slide_task(fields: &mut Fields, max_image_bytes: usize) -> Result<Task, Refusal> {
+pub(crate) fn slide_task(fields: &mut Fields, max_image_bytes: usize) -> Result<Task, Refusal> {
     let mode = match fields
         .text("mode")
         .map(str::trim)
@@ -177,7 +177,9 @@ fn slide_task(fields: &mut Fields, max_image_bytes: usize) -> Result<Task, Refus
     })
 }
 
-fn recognize_options(fields: &Fields, models: &[String]) -> Result<RecognizeOptions, Refusal> {
+/// A text captcha's options (`model`, `png_fix`, `probability`, `charset_range`, `colors`,
+/// `color_ranges`): an upload's, and a hash lookup's.
+pub fn recognize_options(fields: &Fields, models: &[String]) -> Result<RecognizeOptions, Refusal> {
     let model = fields
         .text("model")
         .filter(|m| !m.is_empty())
@@ -209,7 +211,7 @@ fn recognize_options(fields: &Fields, models: &[String]) -> Result<RecognizeOpti
     })
 }
 
-fn soft_id(fields: &Fields) -> Result<Option<String>, Refusal> {
+pub(crate) fn soft_id(fields: &Fields) -> Result<Option<String>, Refusal> {
     let soft_id = fields.text("soft_id").filter(|s| !s.is_empty());
     if soft_id.is_some_and(|s| s.len() > MAX_SOFT_ID_BYTES) {
         return Err(malformed(format!(
