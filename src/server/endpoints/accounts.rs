@@ -125,7 +125,10 @@ impl OwnerCommand for SetRole {
     }
 
     async fn apply(self, shard: Rc<Shard>) -> Result<(), Refusal> {
-        shard.store.borrow_mut()?.set_role(self.user_id, self.role)?;
+        shard
+            .store
+            .borrow_mut()?
+            .set_role(self.user_id, self.role)?;
         publish_change(&shard, self.user_id).await
     }
 }
@@ -183,7 +186,10 @@ impl OwnerCommand for RemoveUser {
 
     async fn apply(self, shard: Rc<Shard>) -> Result<Option<[u8; 32]>, Refusal> {
         let now_ms = crate::clock::unix_now_ms();
-        let key = shard.store.borrow_mut()?.remove_user(self.user_id, now_ms)?;
+        let key = shard
+            .store
+            .borrow_mut()?
+            .remove_user(self.user_id, now_ms)?;
         publish_change(&shard, self.user_id).await?;
         Ok(key)
     }

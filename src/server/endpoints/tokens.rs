@@ -126,7 +126,10 @@ impl OwnerCommand for ChangePassword {
         attempt.end(outcome_of(&checked, Scope::Account));
         checked?;
         let hash = hash_new_password(&shard, self.new_password).await?;
-        shard.store.borrow_mut()?.set_password(self.user_id, &hash)?;
+        shard
+            .store
+            .borrow_mut()?
+            .set_password(self.user_id, &hash)?;
         publish_change(&shard, self.user_id).await?;
         session_for(&shard, self.user_id, self.ttl_secs)?
             .ok_or_else(|| Refusal::new(ApiError::BadToken, "token revoked"))
