@@ -21,8 +21,10 @@ ORT_VERSION="1.32.0"
 # negotiates (bench/point_tls_vs_nginx.sh), and the package shellcheck lints the operator
 # scripts. The console's browser tests run Debian's Chromium (and its WebDriver, for drivers
 # that want one); a CJK font lets its screenshots show the Chinese answers of the old model.
+# nats-server joins the nodes and workers of a cluster (docs/cluster.md): the cluster tests and
+# bench/cluster.sh run it on loopback; a single-node aiocr never needs it.
 APT_PACKAGES=(cmake nasm pkg-config unzip nginx wrk openssl shellcheck python3-venv
-    chromium chromium-driver fonts-wqy-microhei)
+    chromium chromium-driver fonts-wqy-microhei nats-server)
 
 install_packages() {
     local missing=()
@@ -120,7 +122,18 @@ build() {
     cargo build --release --workspace --quiet
 }
 
+# JetStream came with nats-server 2.2 and its key-value buckets with 2.6: refuse an older one.
+check_nats_server() {
+    local version
+    version="$(nats-server --version | sed -E 's/.*v([0-9]+\.[0-9]+).*/\1/')"
+    if ! printf '2.6\n%s\n' "$version" | sort -V -C; then
+        echo "setup: nats-server $version is too old (JetStream key-value needs 2.6 or later)" >&2
+        return 1
+    fi
+}
+
 install_packages
+check_nats_server
 fetch_models
 install_client_libraries
 install_openapi_tools

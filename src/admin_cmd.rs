@@ -33,6 +33,10 @@ enum UserCommand {
         shards: Option<u16>,
         #[arg(long, default_value_t = 0)]
         node_id: u16,
+        /// In a cluster: NATS, where the name is claimed for `--node-id` first, so that
+        /// usernames stay unique across the platform (docs/cluster.md).
+        #[arg(long, env = "AIOCR_NATS_URL")]
+        nats: Option<String>,
     },
     /// Create or replace a user's API key and print it (alone, on stdout), or revoke it.
     Key {
@@ -105,7 +109,32 @@ pub fn run_user(args: UserArgs) -> i32 {
             points,
             shards,
             node_id,
-        } => run_user_add(&data, &username, &password, &role, points, shards, node_id),
+            nats,
+        } => {
+            if let Some(url) = nats {
+                if let Err(message) = claim_username(&url, node_id, &username) {
+                    eprintln!("aiocr user add: {message}");
+                    return 2;
+                }
+            }
+            run_user_add(&data, &username, &password, &role, points, shards, node_id)
+        }
+    }
+}
+
+/// Claims `username` for node `node_id` in the cluster's registry.
+fn claim_username(url: &str, node_id: u16, username: &str) -> Result<(), String> {
+    crate::store::check_username(username)?;
+    let config = crate::config::Config {
+        nats_url: url.to_string(),
+        node_id,
+        ..Default::default()
+    };
+    match crate::cluster::nats::claim_blocking(&config, username)? {
+        crate::cluster::Claim::Granted => Ok(()),
+        crate::cluster::Claim::Taken(node) => Err(format!(
+            "username {username:?} belongs to a user of node {node}"
+        )),
     }
 }
 

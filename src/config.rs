@@ -235,6 +235,40 @@ pub struct Config {
     /// Attempts per callback, and the pause between them.
     pub callback_attempts: u32,
     pub callback_retry_ms: u64,
+    /// NATS server(s) joining this node to the platform (docs/cluster.md): a comma list of
+    /// `nats://host:port`. Empty (the default): one node alone, nothing of NATS used.
+    pub nats_url: String,
+    /// Where recognition jobs run when `nats_url` is set: `local` (this node's threads only),
+    /// `overflow` (remote workers take what the local threads cannot start at once) or
+    /// `remote` (workers first; local threads when NATS is down or full).
+    #[serde(deserialize_with = "split")]
+    pub recognition_split: crate::cluster::Split,
+    /// `overflow`: jobs of a kind go remote once the local queue holds this many; 0 means
+    /// one per local recognition thread (a job would otherwise wait for a thread).
+    pub overflow_queue_depth: usize,
+    /// Jobs this node has handed to NATS and not yet seen finished; beyond it jobs stay local.
+    pub remote_max_in_flight: usize,
+    /// A remote job without a result this long after it was handed out is failed and
+    /// refunded by its node (workers drop it unrun past this deadline).
+    pub remote_timeout_ms: u64,
+    /// JetStream's ack deadline: a job a worker took and neither acknowledged nor reported
+    /// in progress within it (the worker died or was cut off; a live worker reports every
+    /// third of it) is delivered again.
+    pub remote_ack_wait_ms: u64,
+    /// Deliveries of one job before a worker fails it unrun (refunded): a job that keeps
+    /// killing workers stops there.
+    pub remote_max_deliver: u32,
+    /// Replicas of the job stream and the key-value buckets (3 on a 3-server NATS cluster).
+    pub nats_replicas: usize,
+    /// Deadline of one NATS request: a forwarded API request, a result handed to its node, a
+    /// publish acknowledgement, a key-value operation.
+    pub nats_request_timeout_ms: u64,
+    /// Longest pause between reconnection attempts (they start at 100 ms and double).
+    pub nats_reconnect_max_ms: u64,
+    /// How often a node writes its heartbeat; a node silent for `node_ttl_ms` leaves
+    /// `/v2/servers`.
+    pub heartbeat_ms: u64,
+    pub node_ttl_ms: u64,
 }
 
 impl Default for Config {
@@ -325,6 +359,18 @@ impl Default for Config {
             callback_timeout_ms: 2_000,
             callback_attempts: 3,
             callback_retry_ms: 1_000,
+            nats_url: String::new(),
+            recognition_split: crate::cluster::Split::Overflow,
+            overflow_queue_depth: 0,
+            remote_max_in_flight: 1024,
+            remote_timeout_ms: 30_000,
+            remote_ack_wait_ms: 10_000,
+            remote_max_deliver: 3,
+            nats_replicas: 1,
+            nats_request_timeout_ms: 5_000,
+            nats_reconnect_max_ms: 2_000,
+            heartbeat_ms: 1_000,
+            node_ttl_ms: 5_000,
         }
     }
 }
@@ -477,6 +523,18 @@ const KEYS: &[(&str, Kind)] = &[
     ("callback_timeout_ms", Kind::Number),
     ("callback_attempts", Kind::Number),
     ("callback_retry_ms", Kind::Number),
+    ("nats_url", Kind::Text),
+    ("recognition_split", Kind::Text),
+    ("overflow_queue_depth", Kind::Number),
+    ("remote_max_in_flight", Kind::Number),
+    ("remote_timeout_ms", Kind::Number),
+    ("remote_ack_wait_ms", Kind::Number),
+    ("remote_max_deliver", Kind::Number),
+    ("nats_replicas", Kind::Number),
+    ("nats_request_timeout_ms", Kind::Number),
+    ("nats_reconnect_max_ms", Kind::Number),
+    ("heartbeat_ms", Kind::Number),
+    ("node_ttl_ms", Kind::Number),
 ];
 
 /// Earlier names of keys, still accepted everywhere a key is (file, environment, `--set`).
@@ -593,6 +651,7 @@ impl Config {
 
     fn validate(&self) -> Result<(), String> {
         self.validate_tls()?;
+        self.validate_cluster()?;
         let checks: &[(bool, &str)] = &[
             (
                 self.shards <= ids::MAX_SHARDS,
@@ -735,6 +794,41 @@ impl Config {
         }
     }
 
+    /// The cluster's bounds (docs/cluster.md): a job is redelivered (ack deadline) well
+    /// before its node gives up on it, and every bound is positive.
+    fn validate_cluster(&self) -> Result<(), String> {
+        let checks: &[(bool, &str)] = &[
+            (
+                self.remote_ack_wait_ms > 0 && self.remote_ack_wait_ms < self.remote_timeout_ms,
+                "remote_ack_wait_ms must be positive and below remote_timeout_ms",
+            ),
+            (
+                (1..=100).contains(&self.remote_max_deliver),
+                "remote_max_deliver must be 1..=100",
+            ),
+            (
+                self.remote_max_in_flight > 0,
+                "remote_max_in_flight must be positive",
+            ),
+            (
+                (1..=5).contains(&self.nats_replicas),
+                "nats_replicas must be 1..=5",
+            ),
+            (
+                self.nats_request_timeout_ms > 0 && self.nats_reconnect_max_ms >= 100,
+                "nats_request_timeout_ms must be positive, nats_reconnect_max_ms at least 100",
+            ),
+            (
+                self.heartbeat_ms > 0 && self.node_ttl_ms > self.heartbeat_ms,
+                "heartbeat_ms must be positive and below node_ttl_ms",
+            ),
+        ];
+        match checks.iter().find(|(ok, _)| !ok) {
+            Some((_, message)) => Err(format!("config: {message}")),
+            None => Ok(()),
+        }
+    }
+
     /// TLS is all or nothing: an address, a certificate and a key. Whether the files can be
     /// read is checked where they are read (`tls::load_server_config`, at start).
     fn validate_tls(&self) -> Result<(), String> {
@@ -808,6 +902,11 @@ fn optional_priority<'de, D: Deserializer<'de>>(
 }
 
 fn thread_priority<'de, D: Deserializer<'de>>(deserializer: D) -> Result<ThreadPriority, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    text.parse().map_err(serde::de::Error::custom)
+}
+
+fn split<'de, D: Deserializer<'de>>(deserializer: D) -> Result<crate::cluster::Split, D::Error> {
     let text = String::deserialize(deserializer)?;
     text.parse().map_err(serde::de::Error::custom)
 }
@@ -925,6 +1024,7 @@ mod tests {
                     toml::Value::String("idle".into())
                 }
                 (&"price_per_point", _) => toml::Value::String("0.5".into()),
+                (&"recognition_split", _) => toml::Value::String("remote".into()),
                 (_, Kind::Text) => toml::Value::String("127.0.0.1:1".into()),
                 (_, Kind::Number) => toml::Value::Integer(1),
                 (_, Kind::Flag) => toml::Value::Boolean(true),

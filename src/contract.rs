@@ -28,6 +28,18 @@ pub fn of_recognize(error: &RecognizeError) -> ApiError {
     }
 }
 
+/// The code for any job that got no answer (what `/v2/result` and `wait=1` report).
+pub fn of_job_failure(failure: &crate::recognition::JobFailure) -> ApiError {
+    use crate::recognition::JobFailure;
+    match failure {
+        JobFailure::Recognize(error) => of_recognize(error),
+        JobFailure::Detect(error) => of_detect(error),
+        JobFailure::Slide(error) => of_slide(error),
+        JobFailure::WaitedTooLong { .. } => ApiError::RecognitionFailed,
+        JobFailure::Remote { code, .. } => *code,
+    }
+}
+
 /// The code for a click captcha that got no boxes.
 pub fn of_detect(error: &DetectError) -> ApiError {
     match error {

@@ -34,6 +34,7 @@ pub mod log;
 pub mod admin_cmd;
 pub mod auth;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod contract;
 pub mod det_cmd;

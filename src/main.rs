@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
-use aiocr::{admin_cmd, det_cmd, doctor, ocr_cmd, server, slide_cmd};
+use aiocr::{admin_cmd, cluster, det_cmd, doctor, ocr_cmd, server, slide_cmd};
 
 #[derive(Parser)]
 #[command(
@@ -20,6 +20,8 @@ struct Cli {
 enum Command {
     /// Run the HTTP API server.
     Serve(server::ServeArgs),
+    /// Run recognition for the nodes of a cluster, taking jobs from NATS JetStream.
+    Worker(cluster::worker::WorkerArgs),
     /// Recognise image files with the ddddocr models, or benchmark the engine.
     Ocr(ocr_cmd::OcrArgs),
     /// Find the characters of click captchas (ddddocr's detection), or benchmark it.
@@ -44,6 +46,7 @@ fn main() {
     let cli = Cli::parse();
     let exit_code = match cli.command {
         Command::Serve(args) => server::run(args),
+        Command::Worker(args) => cluster::worker::run(args),
         Command::Ocr(args) => ocr_cmd::run(args),
         Command::Det(args) => det_cmd::run(args),
         Command::Slide(args) => slide_cmd::run(args),

@@ -176,6 +176,7 @@ fn bench(args: &OcrArgs, options: &RecognizeOptions) -> Result<i32, String> {
     let engines: Vec<Engine> = (0..threads)
         .map(|_| load_engine(args))
         .collect::<Result<_, _>>()?;
+    let cpu_before_s = process_cpu_s();
     let started = Instant::now();
     let handles: Vec<_> = engines
         .into_iter()
@@ -193,7 +194,15 @@ fn bench(args: &OcrArgs, options: &RecognizeOptions) -> Result<i32, String> {
         .map(|h| h.join().expect("bench thread"))
         .collect();
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu_s = process_cpu_s() - cpu_before_s;
     print_bench(&corpus, args, threads, batch, elapsed, &reports);
+    // On a shared machine the images/s depend on how much CPU the bench got; per CPU-second
+    // they do not (bench/cluster.sh compares a worker's with it).
+    let images: u64 = reports.iter().map(|r| r.images).sum();
+    println!(
+        "cpu-seconds: {cpu_s:.2} ({:.1} images per cpu-second)",
+        images as f64 / cpu_s.max(1e-9)
+    );
     let pre_post = pre_post_of_each(args, options, &corpus)?;
     print_pre_post(&pre_post);
     Ok(0)
@@ -227,6 +236,18 @@ fn bench_thread(
         report.images += answers.len() as u64;
     }
     report
+}
+
+/// User and system CPU time of this process so far, in seconds.
+fn process_cpu_s() -> f64 {
+    // SAFETY: getrusage fills the zeroed struct it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
 fn print_bench(

@@ -453,6 +453,51 @@ fn creatable(dir: &Path) -> Result<String, String> {
     ))
 }
 
+/// NATS, when `nats_url` is set: reachable, JetStream on, room for the largest job, and the
+/// job stream's state.
+pub fn nats(config: &crate::config::Config) -> Check {
+    let probe = match crate::cluster::nats::probe(config) {
+        Ok(probe) => probe,
+        Err(error) => {
+            return Check::fail(
+                "nats",
+                error,
+                "start nats-server with JetStream (tuning/nats/nats-server.conf, \
+                 tuning/nats-server.service) or correct nats_url",
+            )
+        }
+    };
+    let largest = crate::cluster::nats::max_job_bytes(config);
+    if probe.max_payload < largest {
+        return Check::warn(
+            "nats",
+            format!(
+                "nats-server {} takes messages of at most {} bytes; a slide job can take {largest}",
+                probe.server_version, probe.max_payload
+            ),
+            format!(
+                "set max_payload to at least {largest} in the NATS configuration (tuning/nats/)"
+            ),
+        );
+    }
+    match probe.jobs {
+        Some((waiting, consumers)) => Check::ok(
+            "nats",
+            format!(
+                "{} (nats-server {}, JetStream): {waiting} job(s) waiting, {consumers} consumer(s)",
+                config.nats_url, probe.server_version
+            ),
+        ),
+        None => Check::ok(
+            "nats",
+            format!(
+                "{} (nats-server {}, JetStream): the job stream is made by the first node or worker",
+                config.nats_url, probe.server_version
+            ),
+        ),
+    }
+}
+
 /// The TLS listener's files: they load as `aiocr serve` loads them (certificate chain, key,
 /// the key belongs to the certificate), and the certificate is valid for more than two weeks
 /// after `now_unix_secs` (WARN within them, FAIL once expired).

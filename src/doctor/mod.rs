@@ -102,6 +102,9 @@ fn run_checks(args: &DoctorArgs, config: &Config, settings: &Settings) -> Vec<Ch
         checks::onnxruntime(&config.model_dir),
         checks::data_dir(&config.data_dir),
     ];
+    if !config.nats_url.is_empty() {
+        checks.push(checks::nats(config));
+    }
     if let Some((cert, key)) = config.tls_files() {
         let now_secs = crate::clock::unix_now_ms() / 1000;
         checks.push(checks::tls(cert, key, now_secs as i64));

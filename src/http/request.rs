@@ -32,6 +32,11 @@ pub enum Method {
 }
 
 impl Method {
+    /// The method a name means (anything unknown is `Other`).
+    pub fn parse_name(name: &str) -> Method {
+        Method::parse(name)
+    }
+
     fn parse(name: &str) -> Method {
         match name {
             "GET" => Method::Get,

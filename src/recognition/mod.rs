@@ -122,6 +122,12 @@ pub enum JobFailure {
     WaitedTooLong {
         waited_ms: u64,
     },
+    /// A failure reported by a remote worker, or the node's own verdict on a remote job (no
+    /// result in time, redelivered too often), with the contract's code for it.
+    Remote {
+        reason: String,
+        code: crate::contract::ApiError,
+    },
 }
 
 impl std::fmt::Display for JobFailure {
@@ -133,6 +139,7 @@ impl std::fmt::Display for JobFailure {
             JobFailure::WaitedTooLong { waited_ms } => {
                 write!(f, "waited {waited_ms} ms in the recognition queue")
             }
+            JobFailure::Remote { reason, .. } => write!(f, "{reason}"),
         }
     }
 }
@@ -157,6 +164,9 @@ pub struct JobResult {
     pub cache_key: CacheKey,
     /// The job's constraints, for the owner shard to check.
     pub constraints: AnswerConstraints,
+    /// Told once the owner shard has applied the result (a remote job's worker acknowledges
+    /// the job only then); `None` for local jobs.
+    pub receipt: Option<flume::Sender<()>>,
 }
 
 /// Routes results to their owner shard's inbox. `Clone + Send`: every recognition thread
@@ -234,6 +244,7 @@ mod tests {
                 batch_size: 1,
                 cache_key: CacheKey::ocr([0; 32], RecognizeOptions::default()),
                 constraints: AnswerConstraints::default(),
+                receipt: None,
             };
             sink.deliver(result)
         });

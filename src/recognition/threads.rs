@@ -553,6 +553,7 @@ fn result_of(
         batch_size,
         cache_key: job.cache_key.clone(),
         constraints: job.constraints.clone(),
+        receipt: None,
     }
 }
 

@@ -7,6 +7,7 @@ use super::listener;
 use super::router::ROUTE_LABELS;
 use super::shard::{ShardMessage, ShardSeed, Shared};
 use super::shard_loops;
+use crate::cluster::{BridgeSeed, Claim, ClusterLink};
 use crate::config::Config;
 use crate::metrics::Registry;
 use crate::password_pool::PasswordPool;
@@ -60,30 +61,36 @@ pub fn run_until_stopped(
     if let Some(tls_listen) = &mut config.tls_listen {
         port_holders.extend(listener::claim_port(tls_listen)?);
     }
-    let demo = if fresh && config.create_demo_users {
-        Some(create_demo_users(&mut stores, shard_count)?)
-    } else {
-        None
+    let demo = match fresh && config.create_demo_users {
+        true => create_demo_users(&mut stores, &config)?,
+        false => None,
     };
     let config = Arc::new(config);
     let shard_cores = shard_cores(shard_count);
-    let thread_config = thread_config(&config, &shard_cores);
+    let thread_config = recognition_layout(&config, &shard_cores);
     let (queue, jobs) = JobQueues::bounded([
         config.queue_len,
         config.detect_queue_len,
         config.slide_queue_len,
     ]);
-    // Results exist only for queued or running jobs: this bounds what one inbox can hold.
+    // Results exist only for queued, running or remote jobs: this bounds what one inbox can
+    // hold.
     let running = thread_config.cores.len() * config.max_batch + thread_config.slide_threads;
-    let result_inbox_len = queue.total_capacity() + running;
+    let remote = match config.nats_url.is_empty() {
+        true => 0,
+        false => config.remote_max_in_flight,
+    };
+    let result_inbox_len = queue.total_capacity() + running + remote;
     let (results, result_inboxes) = ResultSink::new(shard_count, result_inbox_len);
     let (peers, inboxes): (Vec<_>, Vec<_>) = (0..shard_count)
         .map(|_| flume::bounded(config.shard_inbox_len))
         .unzip();
+    let peers: Arc<[flume::Sender<ShardMessage>]> = peers.into();
+    let recognition_threads = thread_config.cores.len();
     let (stop_threads, threads_stop) = crossbeam_channel::bounded::<()>(0);
     let context = ThreadContext {
         jobs,
-        results,
+        results: results.clone(),
         model_dir: config.model_dir.clone(),
         stop: threads_stop,
     };
@@ -94,16 +101,32 @@ pub fn run_until_stopped(
         config.password_hash_queue_len,
         config.password_hash_priority,
     )?;
+    let (stop_bridge, bridge_stop) = flume::bounded::<()>(0);
+    let cluster = match config.nats_url.is_empty() {
+        true => None,
+        false => Some(start_cluster(
+            &config,
+            ClusterParts {
+                results: results.clone(),
+                queue: queue.clone(),
+                peers: peers.clone(),
+                recognition_threads,
+                shard_count,
+                stop: bridge_stop,
+            },
+        )?),
+    };
     let shared = Arc::new(Shared {
         config: config.clone(),
         keys: Arc::new(keys),
         queue,
-        peers: peers.into(),
+        peers: peers.clone(),
         metrics: Registry::new(shard_count, &ROUTE_LABELS),
         models: crate::engine::available_models(&config.model_dir).into(),
         detection_installed: crate::engine::detection_model_path(&config.model_dir).exists(),
         recognition_threads: threads.count(),
         passwords,
+        cluster: cluster.as_ref().map(|(link, _)| link.clone()),
     });
     let (events, event_receiver) = mpsc::channel();
     let seeds = stores.into_iter().zip(inboxes).zip(result_inboxes);
@@ -126,12 +149,66 @@ pub fn run_until_stopped(
         port_holders,
         demo.as_ref(),
     );
-    // The shards have stopped and voided what was pending: the recognition threads stop now.
+    // The shards have stopped and voided what was pending: the recognition threads and the
+    // NATS thread stop now.
     drop(stop_threads);
+    drop(stop_bridge);
     drop(shared);
     threads.join();
     password_threads.join();
+    if let Some((_, bridge)) = cluster {
+        let _ = bridge.join();
+    }
     outcome
+}
+
+/// What the NATS thread is joined to.
+struct ClusterParts {
+    results: ResultSink,
+    queue: JobQueues,
+    peers: Arc<[flume::Sender<ShardMessage>]>,
+    recognition_threads: usize,
+    shard_count: u16,
+    stop: flume::Receiver<()>,
+}
+
+/// The cluster link the shards hold and the NATS thread behind it (docs/cluster.md).
+fn start_cluster(
+    config: &Arc<Config>,
+    parts: ClusterParts,
+) -> Result<(Arc<ClusterLink>, std::thread::JoinHandle<()>), String> {
+    let overflow_depth = match config.overflow_queue_depth {
+        0 => parts.recognition_threads.max(1),
+        depth => depth,
+    };
+    let (link, commands) = ClusterLink::new(
+        config.node_id,
+        config.recognition_split,
+        overflow_depth,
+        config.remote_max_in_flight,
+    );
+    let link = Arc::new(link);
+    let describe = {
+        let (config, queue) = (config.clone(), parts.queue.clone());
+        let (shard_count, threads) = (parts.shard_count, parts.recognition_threads);
+        Arc::new(move || super::endpoints::describe_node(&config, shard_count, threads, &queue))
+    };
+    let seed = BridgeSeed {
+        config: config.clone(),
+        commands,
+        stats: link.stats.clone(),
+        results: parts.results,
+        local: parts.queue,
+        serve: super::node_hop::serve_into(parts.peers),
+        describe,
+        stop: parts.stop,
+    };
+    let bridge = crate::cluster::start_bridge(seed)?;
+    eprintln!(
+        "aiocr: node {} joins the cluster at {} (recognition split: {:?})",
+        config.node_id, config.nats_url, config.recognition_split
+    );
+    Ok((link, bridge))
 }
 
 fn non_empty(text: &str) -> Option<&str> {
@@ -179,8 +256,9 @@ fn open_stores(config: &Config, shard_count: u16) -> Result<Vec<ShardStore>, Str
 }
 
 /// The recognition layout: `recognition_cores` (default every usable core, one thread each),
-/// at SCHED_IDLE where they share a shard's core unless `recognition_priority` says otherwise.
-fn thread_config(config: &Config, shard_cores: &[usize]) -> ThreadConfig {
+/// at SCHED_IDLE where they share a shard's core unless `recognition_priority` says otherwise
+/// (a worker has no shard cores: normal priority).
+pub fn recognition_layout(config: &Config, shard_cores: &[usize]) -> ThreadConfig {
     let cores = config.recognition_cores(&usable_cores());
     let shares_shard_cores = cores.iter().any(|core| shard_cores.contains(core));
     let wide_threads = match config.recognition_wide_threads {
@@ -393,7 +471,17 @@ struct DemoUsers {
     admin_password: String,
 }
 
-fn create_demo_users(stores: &mut [ShardStore], shard_count: u16) -> Result<DemoUsers, String> {
+/// The demo users of a fresh data directory. In a cluster both names are claimed first:
+/// the first node to start has them, the others none (a node whose claims failed, NATS
+/// away, neither: its operator creates users with `aiocr user add --nats`).
+fn create_demo_users(
+    stores: &mut [ShardStore],
+    config: &Config,
+) -> Result<Option<DemoUsers>, String> {
+    if !config.nats_url.is_empty() && !claim_demo_names(config) {
+        return Ok(None);
+    }
+    let shard_count = config.shard_count();
     let random = || crate::auth::random_password().map_err(|e| e.to_string());
     let demo = DemoUsers {
         demo_password: random()?,
@@ -415,7 +503,24 @@ fn create_demo_users(stores: &mut [ShardStore], shard_count: u16) -> Result<Demo
             .flush()
             .map_err(|e| format!("flushing: {e}"))?;
     }
-    Ok(demo)
+    Ok(Some(demo))
+}
+
+/// Claims `demo` and `admin` for this node; false (and why, logged) when either is not ours.
+fn claim_demo_names(config: &Config) -> bool {
+    ["demo", "admin"].iter().all(|username| {
+        match crate::cluster::nats::claim_blocking(config, username) {
+            Ok(Claim::Granted) => true,
+            Ok(Claim::Taken(node)) => {
+                eprintln!("aiocr: no demo users here: {username} is a user of node {node}");
+                false
+            }
+            Err(error) => {
+                eprintln!("aiocr: no demo users here ({username} could not be claimed: {error})");
+                false
+            }
+        }
+    })
 }
 
 /// Prints the console's URL, the listening line (tests wait for it: it comes last) and, on

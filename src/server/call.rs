@@ -2,6 +2,7 @@
 //! and the authenticated caller — by token (JWT) or by API key.
 
 use super::fields::{body_kind, Fields};
+use super::node_hop;
 use super::owner::{run_on_owner, OwnerCommand};
 use super::reply::Refusal;
 use super::sessions;
@@ -11,6 +12,7 @@ use crate::contract::ApiError;
 use crate::http::RequestHead;
 use crate::store::{ids, Role, TokenState};
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::net::IpAddr;
 use std::rc::Rc;
 
@@ -23,6 +25,10 @@ pub struct Call<'a> {
     pub peer: IpAddr,
     /// The caller, when it was authenticated from the head before the body was read.
     authenticated: Option<Caller>,
+    /// Set when a credential of this call named a user of another node of the cluster: the
+    /// router then sends the request there, whatever the endpoint answered (the compat
+    /// protocols phrase the refusal in their own words, which the router cannot read).
+    other_node: Rc<Cell<Option<u16>>>,
 }
 
 /// How the caller proved who it is.
@@ -58,7 +64,20 @@ impl<'a> Call<'a> {
             body,
             peer,
             authenticated,
+            other_node: Rc::new(Cell::new(None)),
         }
+    }
+
+    /// Where the router reads, after the endpoint ran, whether a credential of this call
+    /// named another node's user.
+    pub fn other_node_probe(&self) -> Rc<Cell<Option<u16>>> {
+        self.other_node.clone()
+    }
+
+    /// The refusal for a credential of another node's user, noted for the router.
+    fn owned_by(&self, node: u16) -> Refusal {
+        self.other_node.set(Some(node));
+        node_hop::owned_by(node)
     }
 
     /// The call as its head alone describes it (to authenticate before reading the body).
@@ -110,16 +129,27 @@ impl<'a> Call<'a> {
     /// (server/sessions.rs): the user must exist, the token's epoch must be the user's, and
     /// the role is the store's, not the token's claim.
     async fn caller_by_token(&self, token: &str) -> Result<Caller, Refusal> {
-        let claims = self
+        let verified = self
             .shard
             .token_cache
             .borrow_mut()
-            .verify(&self.shard.shared.keys, token)
-            .map_err(|_| Refusal::from(ApiError::BadToken))?;
+            .verify(&self.shard.shared.keys, token);
+        let claims = match verified {
+            Ok(claims) => claims,
+            // A token of another node's user is signed with that node's secret: the owner
+            // checks it (a forged one is refused there).
+            Err(_) => match self.foreign_token_node(token) {
+                Some(node) => return Err(self.owned_by(node)),
+                None => return Err(ApiError::BadToken.into()),
+            },
+        };
         let user_id: u64 = claims
             .sub
             .parse()
             .map_err(|_| Refusal::from(ApiError::BadToken))?;
+        if let Some(node) = self.other_node(user_id) {
+            return Err(self.owned_by(node));
+        }
         let owner = ids::shard_of(user_id);
         if owner >= self.shard.shard_count() {
             // Signed by us but for another shard layout: not a token of this deployment.
@@ -155,6 +185,9 @@ impl<'a> Call<'a> {
             return Err(too_many_failures(1));
         }
         let (node, owner) = auth::api_key_route(&hash, shard.shard_count());
+        if node != shard.config().node_id && shard.shared.cluster.is_some() {
+            return Err(self.owned_by(node));
+        }
         let generation = shard.user_cache.borrow().generation();
         let holder = if node == shard.config().node_id {
             run_on_owner(shard, ResolveKey { hash, owner }).await?
@@ -173,6 +206,26 @@ impl<'a> Call<'a> {
             .borrow_mut()
             .remember(user_id, Some(state), generation);
         Ok(key_caller(user_id, state.role))
+    }
+
+    /// In a cluster, the node of a user of another node (`None`: this node's, or no cluster).
+    fn other_node(&self, user_id: u64) -> Option<u16> {
+        self.shard.shared.cluster.as_ref()?;
+        let node = ids::node_of(user_id);
+        (node != self.shard.config().node_id).then_some(node)
+    }
+
+    /// The node of the user a JWT names, read without checking its signature (only to
+    /// route it: the owner node checks it), when that is another node of the cluster.
+    fn foreign_token_node(&self, token: &str) -> Option<u16> {
+        use base64::Engine;
+        let payload = token.split('.').nth(1)?;
+        let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .ok()?;
+        let claims: serde_json::Value = serde_json::from_slice(&json).ok()?;
+        let user_id: u64 = claims.get("sub")?.as_str()?.parse().ok()?;
+        self.other_node(user_id)
     }
 
     /// The caller, if it has one of `roles` (1005 otherwise).

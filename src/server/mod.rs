@@ -38,6 +38,7 @@ mod fields;
 #[doc(hidden)]
 pub mod fuzzing;
 mod listener;
+mod node_hop;
 mod owner;
 mod reply;
 mod router;
@@ -50,6 +51,8 @@ mod transport;
 mod upload;
 
 use crate::config::ConfigArgs;
+
+pub use boot::recognition_layout;
 
 /// Why an upload's reservation was given back when the server stopped (or crashed) before
 /// its job ran.

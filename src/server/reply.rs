@@ -13,6 +13,9 @@ pub struct Refusal {
     pub message: String,
     /// Seconds for `Retry-After` (5001, 5002, 5004).
     pub retry_after_secs: Option<u64>,
+    /// The request is for a user of this other node: the router forwards it there
+    /// (`node_hop.rs`) instead of answering this refusal.
+    pub owner_node: Option<u16>,
 }
 
 impl Refusal {
@@ -21,6 +24,7 @@ impl Refusal {
             error,
             message: message.into(),
             retry_after_secs: None,
+            owner_node: None,
         }
     }
 

@@ -388,10 +388,12 @@ fn resolve(path: &str, method: Method, serves: impl Fn(Route) -> bool) -> Resolv
 
 /// A request its head let through: the route it goes to and, for a request with a body on a
 /// route whose credentials come in the head, the caller, authenticated before the body was
-/// read.
+/// read — or, in a cluster, the other node that caller belongs to (the request goes there
+/// whole once its body is read: `node_hop.rs`).
 pub struct Admission {
     pub route: Route,
     caller: Option<Caller>,
+    owner_node: Option<u16>,
 }
 
 /// Decides what the head alone can: the route and method (404; 405 with `Allow`) and, for a
@@ -414,15 +416,23 @@ pub async fn admit(
             return Err((Route::Unknown, refusal.into_response()));
         }
     };
-    let mut caller = None;
+    let mut admission = Admission {
+        route,
+        caller: None,
+        owner_node: None,
+    };
     if head.framing != Framing::Empty && route.authenticated_from_head() {
         let call = Call::without_body(shard, head, peer);
         match call.caller().await {
-            Ok(found) => caller = Some(found),
+            Ok(found) => admission.caller = Some(found),
+            // Another node's user: that node checks the credential and answers.
+            Err(_) if call.other_node_probe().get().is_some() => {
+                admission.owner_node = call.other_node_probe().get();
+            }
             Err(refusal) => return Err((route, refusal.into_response())),
         }
     }
-    Ok(Admission { route, caller })
+    Ok(admission)
 }
 
 /// A refusal given before the body was read (the shard's body budget is spent), in the words
@@ -449,7 +459,9 @@ pub fn refusal_before_body(route: Route, head: &RequestHead, refusal: Refusal) -
     }
 }
 
-/// Answers one admitted request: its endpoint with the body read.
+/// Answers one admitted request: its endpoint with the body read, or the node that owns its
+/// user (found from the head, or by the endpoint from the body: a login's username, a
+/// compat protocol's key).
 pub async fn handle(
     shard: &Rc<Shard>,
     peer: std::net::IpAddr,
@@ -457,9 +469,52 @@ pub async fn handle(
     body: Vec<u8>,
     admission: Admission,
 ) -> Response {
+    if let Some(node) = admission.owner_node {
+        return super::node_hop::forward(shard, node, head, &body, peer).await;
+    }
+    // Kept only where the endpoint may still find the user on another node (it consumes
+    // the body): in a cluster, when the head did not name the caller already.
+    let kept_body = match (&shard.shared.cluster, admission.caller) {
+        (Some(_), None) => Some(body.clone()),
+        _ => None,
+    };
     let call = Call::new(shard, head, body, peer, admission.caller);
+    let credential_node = call.other_node_probe();
     let result = dispatch(admission.route, call).await;
-    result.unwrap_or_else(Refusal::into_response)
+    // The user is another node's: found by a credential (whatever the endpoint made of
+    // that), or by the endpoint itself (a login's username claimed by that node). Nothing
+    // ran here for that user, so the owner's answer is the whole answer.
+    let other_node = match &result {
+        Err(refusal) => refusal.owner_node.or(credential_node.get()),
+        Ok(_) => credential_node.get(),
+    };
+    match (result, other_node, kept_body) {
+        (_, Some(node), Some(body)) => {
+            super::node_hop::forward(shard, node, head, &body, peer).await
+        }
+        (Ok(answer), _, _) => answer,
+        (Err(refusal), _, _) => refusal.into_response(),
+    }
+}
+
+/// Answers a request another node forwarded here (`node_hop.rs`): admitted and run as if it
+/// had arrived on this shard's API listener, but never forwarded again — a user that is not
+/// this node's either is a credential no node of the platform owns.
+pub async fn handle_forwarded(
+    shard: &Rc<Shard>,
+    peer: std::net::IpAddr,
+    head: &RequestHead,
+    body: Vec<u8>,
+) -> Response {
+    let admission = match admit(shard, Surface::Api, peer, head).await {
+        Ok(admission) if admission.owner_node.is_none() => admission,
+        Ok(_) => return Refusal::from(ApiError::BadToken).into_response(),
+        Err((_, answer)) => return answer,
+    };
+    let call = Call::new(shard, head, body, peer, admission.caller);
+    dispatch(admission.route, call)
+        .await
+        .unwrap_or_else(Refusal::into_response)
 }
 
 fn method_not_allowed(allow: String) -> Response {

@@ -40,6 +40,9 @@ pub enum ShardMessage {
     /// shard acknowledges once it took it (the signal thread logs the reload after every
     /// shard did).
     ReloadTls(Arc<rustls::ServerConfig>, std::sync::mpsc::Sender<()>),
+    /// A request another node forwarded for one of this node's users (`node_hop.rs`): its
+    /// bytes, and where its answer's bytes go.
+    Forwarded(Vec<u8>, flume::Sender<Vec<u8>>),
     /// SIGTERM: stop accepting, drain, void pending uploads, flush, exit.
     Stop,
 }
@@ -59,6 +62,8 @@ pub struct Shared {
     pub recognition_threads: usize,
     /// The node's password hash threads (logins, password changes, new users).
     pub passwords: PasswordPool,
+    /// The cluster (`nats_url` set): remote workers, other nodes, the username registry.
+    pub cluster: Option<Arc<crate::cluster::ClusterLink>>,
 }
 
 /// Everything one shard thread starts from.
@@ -312,6 +317,7 @@ mod tests {
             passwords: PasswordPool::start(1, 1, crate::recognition::ThreadPriority::Normal)
                 .unwrap()
                 .0,
+            cluster: None,
         });
         let store = ShardStore::open(dir, 0, 2, ids::MAX_NODE_ID).unwrap();
         (Rc::new(Shard::new(0, store, shared)), peer_inbox)

@@ -160,6 +160,10 @@ async fn inbox_loop(shard: Rc<Shard>, inbox: flume::Receiver<ShardMessage>) {
                 shard.tls.replace(Some(config));
                 let _ = done.send(());
             }
+            ShardMessage::Forwarded(request, reply) => {
+                let serving = super::node_hop::serve_forwarded(shard.clone(), request, reply);
+                glommio::spawn_local(serving).detach();
+            }
             ShardMessage::Stop => {
                 shard.stop.stop();
                 shard.connections.close_idle();

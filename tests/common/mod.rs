@@ -49,6 +49,11 @@ impl Server {
     /// Starts `aiocr serve` with `shards` shards and extra `key=value` settings.
     pub fn start(shards: u16, settings: &[&str]) -> Server {
         let data_dir = fresh_data_dir("server");
+        Server::start_in(data_dir, shards, settings)
+    }
+
+    /// `start` on a data directory the test prepared (e.g. with `aiocr user add`).
+    pub fn start_in(data_dir: PathBuf, shards: u16, settings: &[&str]) -> Server {
         let settings: Vec<String> = settings.iter().map(|s| s.to_string()).collect();
         Server::launch(data_dir, shards, settings, String::new(), String::new())
     }
@@ -58,6 +63,11 @@ impl Server {
     pub fn start_at(data_dir: PathBuf, shards: u16, settings: &[&str]) -> Server {
         let settings: Vec<String> = settings.iter().map(|s| s.to_string()).collect();
         Server::launch(data_dir, shards, settings, String::new(), String::new())
+    }
+
+    /// The process id of the running server.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
     }
 
     fn launch(

@@ -1,8 +1,10 @@
 //! Operators over HTTP: `POST /v2/admin/users` (create a user) and `POST /v2/admin/points`
 //! (add or remove points with a reason). Admin role only.
 
+use crate::cluster::Claim;
 use crate::server::attempts::hash_new_password;
 use crate::server::call::Call;
+use crate::server::node_hop;
 use crate::server::owner::{run_on_owner, OwnerCommand};
 use crate::server::reply::{malformed, ok, ApiResult, Refusal};
 use crate::server::shard::Shard;
@@ -75,7 +77,16 @@ impl OwnerCommand for CreateUser {
 }
 
 pub async fn create_user(call: &Call<'_>) -> ApiResult {
-    let user_id = run_on_owner(call.shard, CreateUser::parse(call).await?).await?;
+    let create = CreateUser::parse(call).await?;
+    if let Some(link) = &call.shard.shared.cluster {
+        // Unique across the platform: claimed for this node before it exists here.
+        match link.claim_username(&create.username).await {
+            Ok(Claim::Granted) => {}
+            Ok(Claim::Taken(_)) => return Err(StoreError::UserExists.into()),
+            Err(error) => return Err(node_hop::unavailable(error)),
+        }
+    }
+    let user_id = run_on_owner(call.shard, create).await?;
     Ok(ok(&json!({ "user_id": user_id.to_string() })))
 }
 

@@ -13,3 +13,5 @@ pub mod stats;
 pub mod tokens;
 pub mod uploads;
 pub mod user;
+
+pub use node::describe_node;

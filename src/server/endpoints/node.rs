@@ -1,27 +1,65 @@
 //! The node itself: `/v2/servers` (the nodes a client may use), `/health`, `/metrics`. No
 //! authentication, no owner shard.
 
+use crate::config::Config;
 use crate::http::Response;
-use crate::recognition::Kind;
+use crate::recognition::{JobQueues, Kind};
 use crate::server::call::Call;
 use crate::server::reply::{ok, storage_unavailable, ApiResult, Refusal};
 use crate::server::shard::Shard;
 use serde_json::json;
 
+/// `/v2/servers`: this node, and in a cluster every node whose heartbeat is fresh (the
+/// heartbeat bucket's entries expire after `node_ttl_ms`), in node order.
 pub fn servers(call: &Call) -> ApiResult {
-    Ok(ok(&json!({ "servers": [this_server(call.shard)] })))
+    Ok(ok(&json!({ "servers": server_list(call.shard) })))
+}
+
+/// The nodes `/v2/servers` lists: this one as it is now, the others from their heartbeats.
+pub fn server_list(shard: &Shard) -> Vec<serde_json::Value> {
+    let own = this_server(shard);
+    let Some(link) = &shard.shared.cluster else {
+        return vec![own];
+    };
+    let own_id = own["id"].clone();
+    let mut servers: Vec<serde_json::Value> = link
+        .servers()
+        .into_iter()
+        .filter(|server| server["id"] != own_id)
+        .collect();
+    servers.push(own);
+    servers.sort_by_key(|server| server["id"].as_str().and_then(|id| id.parse::<u16>().ok()));
+    servers
 }
 
 /// This node as `/v2/servers` lists it.
 pub fn this_server(shard: &Shard) -> serde_json::Value {
     let shared = &shard.shared;
+    let mut server = describe_node(
+        &shared.config,
+        shard.shard_count(),
+        shared.recognition_threads,
+        &shared.queue,
+    );
+    server["status"] = json!(status(shard));
+    server
+}
+
+/// A node's entry, from what any thread can read (the heartbeat writes it from the NATS
+/// thread).
+pub fn describe_node(
+    config: &Config,
+    shard_count: u16,
+    recognition_threads: usize,
+    queue: &JobQueues,
+) -> serde_json::Value {
     json!({
-        "id": shared.config.node_id.to_string(),
-        "url": shared.config.public_url(),
-        "shards": shard.shard_count(),
-        "accel": shared.recognition_threads,
-        "queue": shared.queue.total_depth(),
-        "status": status(shard),
+        "id": config.node_id.to_string(),
+        "url": config.public_url(),
+        "shards": shard_count,
+        "accel": recognition_threads,
+        "queue": queue.total_depth(),
+        "status": "ok",
     })
 }
 
@@ -65,6 +103,9 @@ pub fn metrics(call: &Call) -> Response {
     let mut text = call.shard.shared.metrics.render(&queues);
     let passwords = &call.shard.shared.passwords;
     crate::metrics::render_password_queue(&mut text, passwords.depth(), passwords.capacity());
+    if let Some(link) = &call.shard.shared.cluster {
+        crate::cluster::render_metrics(&mut text, link);
+    }
     let mut answer = Response::plain(200, text.into_bytes());
     answer.content_type = "text/plain; version=0.0.4; charset=utf-8";
     answer

@@ -4,7 +4,7 @@
 //! gets rates by reading it twice. Admin role only: `/metrics` may be kept off the API
 //! address (`metrics_listen`), and this must not reopen it to everyone.
 
-use super::node::this_server;
+use super::node::server_list;
 use crate::server::call::Call;
 use crate::server::reply::{ok, ApiResult};
 use crate::store::Role;
@@ -15,7 +15,7 @@ pub async fn state(call: &Call<'_>) -> ApiResult {
     let shared = &call.shard.shared;
     let queue = &shared.queue;
     Ok(ok(&json!({
-        "servers": [this_server(call.shard)],
+        "servers": server_list(call.shard),
         "queue": { "depth": queue.total_depth(), "capacity": queue.total_capacity() },
         "recognition_threads": shared.recognition_threads,
         "models": &*shared.models,

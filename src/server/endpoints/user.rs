@@ -7,6 +7,7 @@ use crate::http::Response;
 use crate::login_backoff::account_key;
 use crate::server::attempts::{outcome_of, pace_refusal, password_matches, Attempt, Scope};
 use crate::server::call::{address_id, Call, Caller};
+use crate::server::node_hop;
 use crate::server::owner::{run_on_owner, OwnerCommand};
 use crate::server::reply::{internal, ok, ApiResult, Refusal};
 use crate::server::shard::Shard;
@@ -54,6 +55,21 @@ impl OwnerCommand for Login {
     /// backoff (keyed by the name's hash), a verification of the same cost (a dummy hash),
     /// the same answer; so neither the answer nor its timing reveals whether it exists.
     async fn apply(self, shard: Rc<Shard>) -> Result<Session, Refusal> {
+        if let Some(link) = &shard.shared.cluster {
+            if shard
+                .store
+                .borrow()?
+                .user_by_name(&self.username)?
+                .is_none()
+            {
+                // Not here: in a cluster the name's claim says which node has it.
+                match link.username_node(&self.username).await {
+                    Ok(Some(node)) if node != link.node_id => return Err(node_hop::owned_by(node)),
+                    Ok(_) => {}
+                    Err(error) => return Err(node_hop::unavailable(error)),
+                }
+            }
+        }
         let account = account_key(&self.username);
         if let Err(retry_after_secs) = shard.login_limiter.borrow_mut().check(account) {
             return Err(Refusal::from(ApiError::RateLimited).retry_after(retry_after_secs));

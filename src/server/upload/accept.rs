@@ -4,6 +4,7 @@
 //! result with `wait=1`).
 
 use super::finish::{apply_result, void};
+use super::placement::{self, Place};
 use super::request::UploadRequest;
 use super::wait::{wait_for_result, Waiter};
 use super::Accepted;
@@ -50,12 +51,19 @@ async fn accept(
     let key = cache_key(&request.task);
     // A cached answer needs neither a queue slot nor a run; it is still charged. Asked of
     // the shard that owns the image's entry, before the room checks below (no await after
-    // them).
+    // them). Without one, the job's place (this node's threads or, in a cluster, the
+    // workers: placement.rs) must have room.
     let cached = cache::lookup(&shard, &key).await;
-    if cached.is_none() && !shard.shared.queue.has_room(kind) {
-        shard.metrics().uploads_queue_full += 1;
-        return Err(busy());
-    }
+    let place = match cached {
+        Some(_) => Place::Local, // not queued at all
+        None => match placement::place(&shard, kind) {
+            Some(place) => place,
+            None => {
+                shard.metrics().uploads_queue_full += 1;
+                return Err(busy());
+            }
+        },
+    };
     let needs_callback_room = request.callback.is_some() && !shard.callbacks.has_room();
     if (request.wait && !shard.waiters.has_room()) || needs_callback_room {
         shard.metrics().uploads_waiters_full += 1;
@@ -74,7 +82,7 @@ async fn accept(
             let hit = cache_hit(&shard, &record, key, request, answer);
             apply_result(&shard, hit)
         }
-        None => submit(&shard, &record, request, key)?,
+        None => submit(&shard, place, &record, request, key)?,
     }
     // A 200 means the reservation is on disk, so the answer waits for the group commit; the
     // recognition already runs meanwhile (a sync answer pays max(fsync, model), not the sum).
@@ -145,6 +153,7 @@ fn reserve(
 /// back and answers busy.
 fn submit(
     shard: &Shard,
+    place: Place,
     record: &UploadRecord,
     request: UploadRequest,
     cache_key: CacheKey,
@@ -157,7 +166,7 @@ fn submit(
         constraints: request.constraints,
         enqueued_at: Instant::now(),
     };
-    if shard.shared.queue.try_submit(job).is_err() {
+    if placement::submit(shard, place, job).is_err() {
         void(shard, record.id, "recognition queue full");
         shard.metrics().uploads_queue_full += 1;
         return Err(busy());
@@ -184,5 +193,6 @@ fn cache_hit(
         batch_size: 0,
         cache_key,
         constraints: request.constraints,
+        receipt: None,
     }
 }

@@ -4,7 +4,7 @@
 
 use super::Finished;
 use crate::contract::{self, ApiError};
-use crate::recognition::{JobAnswer, JobFailure, JobResult};
+use crate::recognition::{JobAnswer, JobResult};
 use crate::server::cache;
 use crate::server::compat::callbacks;
 use crate::server::shard::Shard;
@@ -59,6 +59,11 @@ pub fn apply_result(shard: &Rc<Shard>, result: JobResult) {
             }
         }
     }
+    if let Some(receipt) = result.receipt {
+        // The result is in the store (or the upload was already final): the worker may
+        // acknowledge its job. A receiver that gave up waiting is no harm.
+        let _ = receipt.send(());
+    }
 }
 
 /// What the store records for a result, and the contract code of a failure: an image the
@@ -91,12 +96,7 @@ fn outcome_of(result: &JobResult) -> (Outcome, Option<ApiError>) {
             let (text, confidence) = stored_answer(answer);
             done(text, confidence)
         }
-        Err(JobFailure::Recognize(error)) => {
-            failed(error.to_string(), contract::of_recognize(error))
-        }
-        Err(JobFailure::Detect(error)) => failed(error.to_string(), contract::of_detect(error)),
-        Err(JobFailure::Slide(error)) => failed(error.to_string(), contract::of_slide(error)),
-        Err(failure) => failed(failure.to_string(), ApiError::RecognitionFailed),
+        Err(failure) => failed(failure.to_string(), contract::of_job_failure(failure)),
     }
 }
 

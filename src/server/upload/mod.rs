@@ -15,6 +15,7 @@
 
 mod accept;
 mod finish;
+mod placement;
 pub(crate) mod request;
 mod wait;
 

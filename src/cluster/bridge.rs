@@ -1,0 +1,540 @@
+//! The node's NATS thread: one tokio runtime on a thread of its own (the shards never run
+//! tokio), joined to the shards by the link's bounded channel one way and by the shards'
+//! result inboxes and a `serve` callback the other way.
+//!
+//! A remote job's life here: `Submit` -> recorded in flight (with its deadline) -> published
+//! to JetStream with its upload id as message id (a retried publish is dropped by the
+//! stream) -> a worker's result arrives on `aiocr.results.<node>` -> handed to the owner
+//! shard, which applies it (`finish_upload`, idempotent) -> the worker is answered and only
+//! then acknowledges the job. A job with no result by its deadline is failed here (refunded);
+//! a publish that fails runs the job locally. Whichever comes first is the only one applied:
+//! the in-flight table gives each job out once, and the store finishes an upload once.
+
+use super::link::{Claim, Command, LinkError, RemoteStats, WorkerCount};
+use super::{names, nats, wire};
+use crate::config::Config;
+use crate::contract::ApiError;
+use crate::recognition::cache::CacheKey;
+use crate::recognition::{Job, JobFailure, JobQueues, JobResult, Kind, ResultSink, Task};
+use async_nats::jetstream::{self, kv};
+use futures_util::StreamExt;
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How often jobs past their deadline are looked for.
+const SWEEP_PERIOD: Duration = Duration::from_millis(100);
+/// Most forwarded requests and results handled at once (each waits for a shard).
+const MAX_CONCURRENT_HANDLERS: usize = 4096;
+
+/// Serves a forwarded API request on this node: the request's bytes in, a channel that
+/// brings the answer's bytes.
+pub type Serve = Arc<dyn Fn(Vec<u8>) -> flume::Receiver<Vec<u8>> + Send + Sync>;
+/// This node as `/v2/servers` lists it (written with each heartbeat).
+pub type Describe = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
+
+/// What the bridge starts from.
+pub struct BridgeSeed {
+    pub config: Arc<Config>,
+    pub commands: flume::Receiver<Command>,
+    pub stats: Arc<RemoteStats>,
+    /// The shards' result inboxes (remote results and failures go there like local ones).
+    pub results: ResultSink,
+    /// Where a job goes when it cannot be published.
+    pub local: JobQueues,
+    pub serve: Serve,
+    pub describe: Describe,
+    /// Disconnected when the node stops.
+    pub stop: flume::Receiver<()>,
+}
+
+/// A published job, until its result is applied or its deadline passes.
+struct InFlight {
+    shard: u16,
+    kind: Kind,
+    cache_key: CacheKey,
+    constraints: crate::engine::AnswerConstraints,
+    enqueued_at: Instant,
+    deadline: Instant,
+}
+
+/// Everything the bridge's tasks share.
+struct Bridge {
+    config: Arc<Config>,
+    node: u16,
+    client: async_nats::Client,
+    js: jetstream::Context,
+    stats: Arc<RemoteStats>,
+    results: ResultSink,
+    local: JobQueues,
+    in_flight: Mutex<HashMap<u64, InFlight>>,
+    /// The buckets, once created or found (NATS may be away at start).
+    buckets: Mutex<Option<(kv::Store, kv::Store)>>,
+    handlers: tokio::sync::Semaphore,
+}
+
+/// Starts the bridge thread; it connects in the background (a node starts, and serves with
+/// its local threads, whether or not NATS is up).
+pub fn start(seed: BridgeSeed) -> Result<std::thread::JoinHandle<()>, String> {
+    std::thread::Builder::new()
+        .name("aiocr-nats".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a tokio runtime for the NATS thread");
+            runtime.block_on(run(seed));
+        })
+        .map_err(|e| format!("cannot start the NATS thread: {e}"))
+}
+
+async fn run(seed: BridgeSeed) {
+    let node = seed.config.node_id;
+    let stats = seed.stats.clone();
+    let on_event = move |event: async_nats::Event| match event {
+        async_nats::Event::Disconnected => {
+            stats.connected.store(false, Ordering::SeqCst);
+            stats.disconnects.fetch_add(1, Ordering::Relaxed);
+            eprintln!("aiocr: nats: disconnected; recognition stays local until it is back");
+        }
+        async_nats::Event::Connected => eprintln!("aiocr: nats: connected"),
+        _ => {}
+    };
+    let client = match nats::connect(&seed.config, &format!("aiocr-node-{node}"), on_event).await {
+        Ok(client) => client,
+        Err(error) => {
+            eprintln!("aiocr: {error}; this node runs without the cluster");
+            return;
+        }
+    };
+    let bridge = Arc::new(Bridge {
+        node,
+        js: jetstream::new(client.clone()),
+        client,
+        stats: seed.stats.clone(),
+        results: seed.results,
+        local: seed.local,
+        in_flight: Mutex::new(HashMap::new()),
+        buckets: Mutex::new(None),
+        handlers: tokio::sync::Semaphore::new(MAX_CONCURRENT_HANDLERS),
+        config: seed.config,
+    });
+    tokio::spawn(results_loop(bridge.clone()));
+    tokio::spawn(forwarded_loop(bridge.clone(), seed.serve));
+    tokio::spawn(heartbeat_loop(bridge.clone(), seed.describe));
+    tokio::spawn(sweep_loop(bridge.clone()));
+    let commands = async {
+        while let Ok(command) = seed.commands.recv_async().await {
+            tokio::spawn(handle_command(bridge.clone(), command));
+        }
+    };
+    let stop = async {
+        let _ = seed.stop.recv_async().await;
+    };
+    tokio::select! {
+        _ = commands => {},
+        _ = stop => {},
+    }
+    bridge.stats.connected.store(false, Ordering::SeqCst);
+    let _ = bridge.client.flush().await;
+}
+
+async fn handle_command(bridge: Arc<Bridge>, command: Command) {
+    match command {
+        Command::Submit(job) => publish(&bridge, *job).await,
+        Command::Forward {
+            node,
+            request,
+            reply,
+        } => {
+            let _ = reply.send(forward(&bridge, node, request).await);
+        }
+        Command::Claim { username, reply } => {
+            let _ = reply.send(claim(&bridge, &username).await);
+        }
+        Command::Lookup { username, reply } => {
+            let _ = reply.send(lookup(&bridge, &username).await);
+        }
+    }
+}
+
+impl Bridge {
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(self.config.nats_request_timeout_ms)
+    }
+
+    /// Fails a job without a result: its upload is refunded by its owner shard.
+    fn fail(&self, upload_id: u64, job: InFlight, reason: String) {
+        let result = JobResult {
+            upload_id,
+            owner_shard: job.shard,
+            kind: job.kind,
+            outcome: Err(JobFailure::Remote {
+                reason,
+                code: ApiError::RecognitionFailed,
+            }),
+            cache_hit: false,
+            queued_us: job.enqueued_at.elapsed().as_micros() as u64,
+            recognize_us: 0,
+            batch_size: 1,
+            cache_key: job.cache_key,
+            constraints: job.constraints,
+            receipt: None,
+        };
+        self.results.deliver(result);
+        self.stats.release_slot();
+    }
+}
+
+/// Publishes a job; when that fails, runs it locally (or fails it when the local queue is
+/// full too).
+async fn publish(bridge: &Bridge, job: Job) {
+    let config = &bridge.config;
+    let timeout_ms = config.remote_timeout_ms;
+    let deadline_ms = crate::clock::unix_now_ms() + timeout_ms;
+    let model = match &job.task {
+        Task::Ocr { options, .. } => options.model.as_str(),
+        _ => "",
+    };
+    let subject = names::job_subject(job.task.kind(), model);
+    let payload = wire::encode_job(&job, bridge.node, deadline_ms);
+    let fits = payload.len() <= bridge.client.server_info().max_payload;
+    let upload_id = job.upload_id;
+    let in_flight = InFlight {
+        shard: job.owner_shard,
+        kind: job.task.kind(),
+        cache_key: job.cache_key.clone(),
+        constraints: job.constraints.clone(),
+        enqueued_at: job.enqueued_at,
+        deadline: job.enqueued_at + Duration::from_millis(timeout_ms),
+    };
+    // Recorded before the publish: a fast worker's result must find it.
+    bridge.lock_in_flight().insert(upload_id, in_flight);
+    let published = fits && publish_acknowledged(bridge, subject, upload_id, payload).await;
+    if published {
+        bridge.stats.published.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    // Not in the table any more: its result came first after all (the acknowledgement was
+    // lost, not the job).
+    let Some(in_flight) = bridge.lock_in_flight().remove(&upload_id) else {
+        return;
+    };
+    bridge.stats.fallbacks.fetch_add(1, Ordering::Relaxed);
+    match bridge.local.try_submit(job) {
+        Ok(()) => bridge.stats.release_slot(),
+        Err(_) => bridge.fail(
+            upload_id,
+            in_flight,
+            "NATS unreachable and the local recognition queue full".into(),
+        ),
+    }
+}
+
+async fn publish_acknowledged(bridge: &Bridge, subject: String, id: u64, payload: Vec<u8>) -> bool {
+    let message = jetstream::message::PublishMessage::build()
+        .payload(payload.into())
+        .message_id(id.to_string());
+    let acknowledged = async {
+        let ack = bridge.js.send_publish(subject, message).await.ok()?;
+        ack.await.ok()
+    };
+    matches!(
+        tokio::time::timeout(bridge.timeout(), acknowledged).await,
+        Ok(Some(_))
+    )
+}
+
+impl Bridge {
+    fn lock_in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<u64, InFlight>> {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Results from the workers, each answered once its owner shard applied it.
+async fn results_loop(bridge: Arc<Bridge>) {
+    let subject = names::results_subject(bridge.node);
+    let mut results = match bridge.client.subscribe(subject.clone()).await {
+        Ok(subscriber) => subscriber,
+        Err(error) => {
+            eprintln!("aiocr: nats: subscribing to {subject}: {error}");
+            return;
+        }
+    };
+    while let Some(message) = results.next().await {
+        let Ok(permit) = bridge.handlers.try_acquire() else {
+            // No answer: the worker retries, then JetStream redelivers.
+            continue;
+        };
+        permit.forget();
+        let bridge = bridge.clone();
+        tokio::spawn(async move {
+            let answer = apply_result(&bridge, &message.payload).await;
+            if let Some(reply) = message.reply {
+                let _ = bridge.client.publish(reply, answer.into()).await;
+            }
+            bridge.handlers.add_permits(1);
+        });
+    }
+}
+
+/// Applies one worker result; returns the answer for the worker (`ok`: acknowledge the job).
+async fn apply_result(bridge: &Bridge, bytes: &[u8]) -> &'static str {
+    let result = match wire::decode_result(bytes) {
+        Ok(result) if result.node == bridge.node => result,
+        Ok(_) => return "wrong node",
+        Err(error) => {
+            eprintln!("aiocr: nats: a result that does not parse: {error}");
+            return "malformed";
+        }
+    };
+    count_worker(&bridge.stats, &result);
+    let Some(job) = bridge.lock_in_flight().remove(&result.upload_id) else {
+        // Applied already (a second copy), failed by its deadline, or of an earlier run of
+        // this node (voided at start): nothing to change.
+        bridge.stats.stale_results.fetch_add(1, Ordering::Relaxed);
+        return "ok";
+    };
+    assert_eq!(job.shard, result.shard, "a result names its job's shard");
+    let (receipt, applied) = flume::bounded(1);
+    let applied_result = JobResult {
+        upload_id: result.upload_id,
+        owner_shard: job.shard,
+        kind: job.kind,
+        outcome: result.outcome.into_outcome(),
+        cache_hit: false,
+        queued_us: result.queued_us,
+        recognize_us: result.recognize_us,
+        batch_size: result.batch_size,
+        cache_key: job.cache_key,
+        constraints: job.constraints,
+        receipt: Some(receipt),
+    };
+    // The shard inbox has room for every job in flight (boot.rs sizes it): no wait here.
+    if bridge.results.deliver(applied_result) {
+        // A stopping shard drops the result (and voids the upload): the sender goes away.
+        let _ = applied.recv_async().await;
+    }
+    bridge.stats.release_slot();
+    "ok"
+}
+
+fn count_worker(stats: &RemoteStats, result: &wire::WireResult) {
+    if result.delivered > 1 {
+        stats.redelivered.fetch_add(1, Ordering::Relaxed);
+    }
+    let mut workers = stats
+        .workers
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    // Bounded: a worker name is at most 64 bytes and only so many workers exist; a flood
+    // of made-up names is cut at 1024 entries.
+    if workers.len() >= 1024 && !workers.contains_key(&result.worker) {
+        return;
+    }
+    let count: &mut WorkerCount = workers.entry(result.worker.clone()).or_default();
+    count.results += 1;
+    count.recognize_us += result.recognize_us;
+}
+
+/// Fails the jobs whose deadline passed without a result.
+async fn sweep_loop(bridge: Arc<Bridge>) {
+    loop {
+        tokio::time::sleep(SWEEP_PERIOD).await;
+        let now = Instant::now();
+        let expired: Vec<(u64, InFlight)> = {
+            let mut table = bridge.lock_in_flight();
+            let ids: Vec<u64> = table
+                .iter()
+                .filter(|(_, job)| job.deadline <= now)
+                .map(|(id, _)| *id)
+                .collect();
+            ids.into_iter()
+                .filter_map(|id| table.remove(&id).map(|job| (id, job)))
+                .collect()
+        };
+        for (upload_id, job) in expired {
+            bridge.stats.timeouts.fetch_add(1, Ordering::Relaxed);
+            let reason = format!(
+                "no result from the recognition workers within {} ms",
+                bridge.config.remote_timeout_ms
+            );
+            bridge.fail(upload_id, job, reason);
+        }
+    }
+}
+
+/// Requests forwarded by other nodes for this node's users.
+async fn forwarded_loop(bridge: Arc<Bridge>, serve: Serve) {
+    let subject = names::node_subject(bridge.node);
+    let mut requests = match bridge.client.subscribe(subject.clone()).await {
+        Ok(subscriber) => subscriber,
+        Err(error) => {
+            eprintln!("aiocr: nats: subscribing to {subject}: {error}");
+            return;
+        }
+    };
+    while let Some(message) = requests.next().await {
+        let Some(reply) = message.reply else { continue };
+        let Ok(permit) = bridge.handlers.try_acquire() else {
+            continue; // the forwarding node times out and answers 5001
+        };
+        permit.forget();
+        bridge.stats.forwarded_in.fetch_add(1, Ordering::Relaxed);
+        let answer = serve(message.payload.to_vec());
+        let bridge = bridge.clone();
+        tokio::spawn(async move {
+            if let Ok(bytes) = answer.recv_async().await {
+                let _ = bridge.client.publish(reply, bytes.into()).await;
+            }
+            bridge.handlers.add_permits(1);
+        });
+    }
+}
+
+async fn forward(bridge: &Bridge, node: u16, request: Vec<u8>) -> Result<Vec<u8>, LinkError> {
+    if !bridge.stats.is_connected() {
+        return Err(LinkError::Unavailable);
+    }
+    let asked = bridge
+        .client
+        .request(names::node_subject(node), request.into());
+    match asked.await {
+        Ok(message) => Ok(message.payload.to_vec()),
+        Err(error) => match error.kind() {
+            async_nats::RequestErrorKind::NoResponders => Err(LinkError::NodeDown(node)),
+            async_nats::RequestErrorKind::TimedOut => Err(LinkError::Timeout),
+            _ => Err(LinkError::Other(error.to_string())),
+        },
+    }
+}
+
+fn usernames(bridge: &Bridge) -> Result<kv::Store, LinkError> {
+    let buckets = bridge
+        .buckets
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    match (&*buckets, bridge.stats.is_connected()) {
+        (Some((_, usernames)), true) => Ok(usernames.clone()),
+        _ => Err(LinkError::Unavailable),
+    }
+}
+
+/// Claims `username` for this node (see `nats::claim`).
+async fn claim(bridge: &Bridge, username: &str) -> Result<Claim, LinkError> {
+    let store = usernames(bridge)?;
+    tokio::time::timeout(bridge.timeout(), nats::claim(&store, bridge.node, username))
+        .await
+        .unwrap_or(Err(LinkError::Timeout))
+}
+
+async fn lookup(bridge: &Bridge, username: &str) -> Result<Option<u16>, LinkError> {
+    let store = usernames(bridge)?;
+    tokio::time::timeout(bridge.timeout(), nats::claimed_by(&store, username))
+        .await
+        .unwrap_or(Err(LinkError::Timeout))
+}
+
+/// Every `heartbeat_ms`: set up the stream and buckets if not yet done, say whether remote
+/// jobs may go out, write this node's heartbeat, read the others' and the stream's depth.
+async fn heartbeat_loop(bridge: Arc<Bridge>, describe: Describe) {
+    let period = Duration::from_millis(bridge.config.heartbeat_ms);
+    let mut jobs_stream: Option<jetstream::stream::Stream> = None;
+    loop {
+        let up = bridge.client.connection_state() == async_nats::connection::State::Connected;
+        if up && jobs_stream.is_none() {
+            jobs_stream = set_up(&bridge).await;
+        }
+        let ready = up && jobs_stream.is_some();
+        let was = bridge.stats.connected.swap(ready, Ordering::SeqCst);
+        if ready && !was {
+            eprintln!("aiocr: nats: ready (job stream and buckets in place)");
+        }
+        if ready {
+            beat(&bridge, &describe, jobs_stream.as_mut().expect("ready")).await;
+        }
+        tokio::time::sleep(period).await;
+    }
+}
+
+async fn set_up(bridge: &Bridge) -> Option<jetstream::stream::Stream> {
+    let made = async {
+        let stream = nats::ensure_jobs_stream(&bridge.js, &bridge.config).await?;
+        let buckets = nats::ensure_buckets(&bridge.js, &bridge.config).await?;
+        Ok::<_, String>((stream, buckets))
+    };
+    match tokio::time::timeout(bridge.timeout(), made).await {
+        Ok(Ok((stream, buckets))) => {
+            *bridge
+                .buckets
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(buckets);
+            Some(stream)
+        }
+        Ok(Err(error)) => {
+            eprintln!("aiocr: nats: setting up: {error}");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+async fn beat(bridge: &Bridge, describe: &Describe, stream: &mut jetstream::stream::Stream) {
+    let nodes = match &*bridge
+        .buckets
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    {
+        Some((nodes, _)) => nodes.clone(),
+        None => return,
+    };
+    let own = describe();
+    let work = async {
+        let bytes = serde_json::to_vec(&own).expect("json");
+        nodes
+            .put(names::node_key(bridge.node), bytes.into())
+            .await
+            .map_err(|e| e.to_string())?;
+        let servers = read_servers(&nodes).await?;
+        *bridge
+            .stats
+            .servers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = servers;
+        let info = stream.info().await.map_err(|e| e.to_string())?;
+        bridge
+            .stats
+            .stream_depth
+            .store(info.state.messages, Ordering::Relaxed);
+        Ok::<(), String>(())
+    };
+    match tokio::time::timeout(bridge.timeout(), work).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => eprintln!("aiocr: nats: heartbeat: {error}"),
+        Err(_) => eprintln!("aiocr: nats: heartbeat timed out"),
+    }
+}
+
+/// Every node's latest heartbeat, in node order.
+async fn read_servers(nodes: &kv::Store) -> Result<Vec<serde_json::Value>, String> {
+    let mut keys: Vec<String> = nodes
+        .keys()
+        .await
+        .map_err(|e| e.to_string())?
+        .filter_map(|key| async move { key.ok() })
+        .collect()
+        .await;
+    keys.sort_by_key(|key| names::node_of_key(key));
+    let mut servers = Vec::with_capacity(keys.len());
+    for key in keys {
+        if let Ok(Some(value)) = nodes.get(&key).await {
+            if let Ok(server) = serde_json::from_slice(&value) {
+                servers.push(server);
+            }
+        }
+    }
+    Ok(servers)
+}

@@ -1,0 +1,128 @@
+//! The node hop, beside the shard hop (`owner.rs`): a request whose user belongs to another
+//! node (the node id is in every user id, an API key routes to its node, a username's claim
+//! names its node) is forwarded whole to that node over NATS request/reply, and that node's
+//! answer is this node's answer. The owner runs it through its own router as if it had
+//! arrived there, with the client's address; it is never forwarded again.
+
+use super::reply::{busy, Refusal};
+use super::router;
+use super::shard::{Shard, ShardMessage};
+use crate::cluster::wire::{self, ForwardedHead};
+use crate::cluster::LinkError;
+use crate::contract::ApiError;
+use crate::http::{Framing, Method, RequestHead, Response};
+use std::net::IpAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// Forwards the request to node `node` and returns its answer (5001 when the node cannot be
+/// reached: nothing ran there that the client would pay for).
+pub async fn forward(
+    shard: &Rc<Shard>,
+    node: u16,
+    head: &RequestHead,
+    body: &[u8],
+    peer: IpAddr,
+) -> Response {
+    let Some(link) = &shard.shared.cluster else {
+        return Refusal::from(ApiError::BadToken).into_response();
+    };
+    let forwarded = ForwardedHead {
+        method: method_name(head.method).to_string(),
+        path: head.path.clone(),
+        query: head.query.clone(),
+        version_minor: head.version_minor,
+        authorization: head.authorization.clone(),
+        content_type: head.content_type.clone(),
+        peer,
+    };
+    let request = wire::encode_forward(&forwarded, body);
+    match link.forward(node, request).await {
+        Ok(bytes) => wire::decode_response(&bytes)
+            .unwrap_or_else(|error| unreachable_node(node, &error).into_response()),
+        Err(error) => unreachable_node(node, &error).into_response(),
+    }
+}
+
+fn unreachable_node(node: u16, why: &dyn std::fmt::Display) -> Refusal {
+    let mut refusal = busy();
+    refusal.message = format!("the node that owns this account ({node}) is unreachable: {why}");
+    refusal
+}
+
+/// Runs a request another node forwarded, on this shard, and sends back the answer's bytes.
+pub async fn serve_forwarded(shard: Rc<Shard>, bytes: Vec<u8>, reply: flume::Sender<Vec<u8>>) {
+    let answer = match wire::decode_forward(&bytes) {
+        Ok((forwarded, body)) => {
+            let head = request_head(&forwarded, body.len());
+            router::handle_forwarded(&shard, forwarded.peer, &head, body).await
+        }
+        Err(error) => Refusal::new(ApiError::Malformed, error).into_response(),
+    };
+    let _ = reply.send(wire::encode_response(&answer));
+}
+
+fn request_head(forwarded: &ForwardedHead, body_len: usize) -> RequestHead {
+    RequestHead {
+        method: Method::parse_name(&forwarded.method),
+        path: forwarded.path.clone(),
+        query: forwarded.query.clone(),
+        version_minor: forwarded.version_minor,
+        framing: match body_len {
+            0 => Framing::Empty,
+            length => Framing::Length(length),
+        },
+        keep_alive: true,
+        expect_continue: false,
+        authorization: forwarded.authorization.clone(),
+        content_type: forwarded.content_type.clone(),
+        if_none_match: None,
+    }
+}
+
+fn method_name(method: Method) -> &'static str {
+    match method {
+        Method::Get => "GET",
+        Method::Head => "HEAD",
+        Method::Post => "POST",
+        Method::Put => "PUT",
+        Method::Delete => "DELETE",
+        Method::Patch => "PATCH",
+        Method::Options => "OPTIONS",
+        Method::Other => "OTHER",
+    }
+}
+
+/// The bridge's way into the shards: each forwarded request goes to the next shard's inbox
+/// in turn (the router hops on to the user's shard from there). A full inbox answers 5001 at
+/// once.
+pub fn serve_into(peers: Arc<[flume::Sender<ShardMessage>]>) -> crate::cluster::Serve {
+    let next = AtomicUsize::new(0);
+    Arc::new(move |bytes: Vec<u8>| {
+        let (reply, answer) = flume::bounded(1);
+        let shard = next.fetch_add(1, Ordering::Relaxed) % peers.len();
+        let message = ShardMessage::Forwarded(bytes, reply);
+        if let Err(error) = peers[shard].try_send(message) {
+            if let ShardMessage::Forwarded(_, reply) = error.into_inner() {
+                let refusal = busy();
+                let _ = reply.send(wire::encode_response(&refusal.into_response()));
+            }
+        }
+        answer
+    })
+}
+
+/// The refusal that sends a request to its user's node (the router forwards it).
+pub fn owned_by(node: u16) -> Refusal {
+    let mut refusal = Refusal::from(ApiError::BadToken);
+    refusal.owner_node = Some(node);
+    refusal
+}
+
+/// A cluster error as the client sees it: 5001 with `Retry-After` (try again later).
+pub fn unavailable(error: LinkError) -> Refusal {
+    let mut refusal = busy();
+    refusal.message = format!("the platform's registry is unreachable: {error}");
+    refusal
+}

@@ -1,0 +1,836 @@
+//! The cluster on real processes: a nats-server (Debian's, with JetStream, on a free loopback
+//! port and a temporary store), `aiocr serve` nodes and `aiocr worker`s, talking over NATS as
+//! in production (docs/cluster.md). Every wait polls for a condition with a generous bound;
+//! nothing asserts on time.
+//!
+//! The two tests take the machine in turn (each starts five processes that load the models).
+
+mod common;
+
+use aiocr::cluster::wire::{self, WireOutcome, WireResult};
+use common::{base64, fixture, ledger_verify, manifest, Client, Server, BIN};
+use serde_json::json;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const START_POINTS: i64 = 100_000;
+const ACK_WAIT_MS: u64 = 1500;
+/// Deliveries before a worker fails a job unrun (remote_max_deliver).
+const MAX_DELIVER: u32 = 2;
+
+/// Settings every node and worker of a test cluster shares: short deadlines so that failures
+/// resolve within seconds, one recognition thread each (five processes on two cores).
+fn cluster_settings(nats: &str) -> Vec<String> {
+    [
+        format!("nats_url={nats}"),
+        "recognition_cores=0".into(),
+        "recognition_wide_threads=1".into(),
+        // Long enough for a job queued behind others on a loaded two-core machine.
+        "remote_timeout_ms=20000".into(),
+        format!("remote_ack_wait_ms={ACK_WAIT_MS}"),
+        format!("remote_max_deliver={MAX_DELIVER}"),
+        "heartbeat_ms=200".into(),
+        "node_ttl_ms=2000".into(),
+        "nats_reconnect_max_ms=300".into(),
+        "nats_request_timeout_ms=2000".into(),
+    ]
+    .to_vec()
+}
+
+/// Polls `condition` every 20 ms, at most `bound` times (a bound, never an assertion on time).
+fn wait_until(what: &str, bound: u32, mut condition: impl FnMut() -> bool) {
+    for _ in 0..bound {
+        if condition() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("waited in vain for {what}");
+}
+
+/// A nats-server with JetStream on a free loopback port; killed when dropped.
+struct Nats {
+    child: Option<Child>,
+    port: u16,
+    store: PathBuf,
+}
+
+impl Nats {
+    fn start() -> Nats {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let store = common::fresh_data_dir("nats");
+        let mut nats = Nats {
+            child: None,
+            port,
+            store,
+        };
+        nats.launch();
+        nats
+    }
+
+    fn launch(&mut self) {
+        // As tuning/nats/nats-server.conf, on loopback: JetStream on disk, and messages
+        // large enough for a slide job of the default max_image_bytes.
+        let config = self.store.join("nats.conf");
+        let text = format!(
+            "listen: 127.0.0.1:{}\nmax_payload: 2MB\njetstream {{\n  store_dir: {:?}\n}}\n",
+            self.port,
+            self.store.join("js")
+        );
+        std::fs::write(&config, text).unwrap();
+        let child = Command::new("nats-server")
+            .arg("-c")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server (scripts/setup.sh installs it)");
+        self.child = Some(child);
+        let port = self.port;
+        wait_until("nats-server to listen", 3000, || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+    }
+
+    /// A nats-server without JetStream (as a plain `nats-server` starts).
+    fn start_without_jetstream() -> Nats {
+        let mut nats = Nats::start();
+        nats.kill9();
+        let child = Command::new("nats-server")
+            .args(["-a", "127.0.0.1", "-p", &nats.port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        nats.child = Some(child);
+        let port = nats.port;
+        wait_until("nats-server to listen", 3000, || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        nats
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn kill9(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().unwrap();
+        let _ = child.wait();
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.store);
+    }
+}
+
+/// An `aiocr worker`; killed when dropped.
+struct Worker {
+    child: Option<Child>,
+    name: String,
+    settings: Vec<String>,
+}
+
+impl Worker {
+    fn start(name: &str, settings: &[String]) -> Worker {
+        let mut worker = Worker {
+            child: None,
+            name: name.to_string(),
+            settings: settings.to_vec(),
+        };
+        worker.launch();
+        worker
+    }
+
+    fn launch(&mut self) {
+        let mut command = Command::new(BIN);
+        command
+            .args(["worker", "--name", &self.name, "--model-dir"])
+            .arg(common::model_dir())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for setting in &self.settings {
+            command.args(["--set", setting]);
+        }
+        let mut child = command.spawn().expect("aiocr worker");
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let ready = stdout
+            .lines()
+            .map_while(Result::ok)
+            .any(|line| line.starts_with("aiocr worker:"));
+        assert!(ready, "the worker exited before it was ready");
+        self.child = Some(child);
+    }
+
+    fn kill9(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().unwrap();
+        let _ = child.wait();
+    }
+
+    /// SIGSTOP or SIGCONT: a stopped worker keeps the jobs it holds (and the ones its
+    /// pending pull requests receive) but tells JetStream nothing more about them.
+    fn signal(&self, signal: i32) {
+        let child = self.child.as_ref().expect("running");
+        assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A node of the cluster: `node_id`, `shards`, the shared settings, remote recognition.
+fn start_node(node_id: u16, shards: u16, nats: &Nats, admin: Option<&str>) -> Server {
+    let data_dir = common::fresh_data_dir(&format!("node{node_id}"));
+    if let Some(admin) = admin {
+        // A node whose demo names another node has: its admin made by the operator command,
+        // claimed across the platform first.
+        let status = Command::new(BIN)
+            .args(["user", "add", "--role", "admin", "--username", admin])
+            .args(["--password", &format!("password-{admin}")])
+            .args([
+                "--shards",
+                &shards.to_string(),
+                "--node-id",
+                &node_id.to_string(),
+            ])
+            .args(["--nats", &nats.url(), "--data"])
+            .arg(&data_dir)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let mut settings = cluster_settings(&nats.url());
+    settings.extend([
+        format!("node_id={node_id}"),
+        "recognition_split=remote".into(),
+        "cache_entries=0".into(),
+        "rate_limit_per_sec=100000".into(),
+        "rate_limit_burst=100000".into(),
+    ]);
+    let settings: Vec<&str> = settings.iter().map(String::as_str).collect();
+    let server = Server::start_in(data_dir, shards, &settings);
+    server.wait_for_log("nats: ready");
+    server
+}
+
+fn metric(server: &Server, name: &str) -> f64 {
+    server
+        .metrics()
+        .lines()
+        .filter(|line| line.starts_with(name))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn upload(server: &Server, token: &str, file: &str, model: &str, wait: bool) -> serde_json::Value {
+    let body = json!({ "file": base64(&fixture(file)), "model": model }).to_string();
+    let path = format!("/v2/decode/upload-base64?wait={}", u8::from(wait));
+    let answer = server.client().post_json(&path, Some(token), &body);
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    answer.json()["data"].clone()
+}
+
+fn result(server: &Server, token: &str, id: &str) -> serde_json::Value {
+    let mut client = server.client();
+    common::poll_until_finished(&mut client, token, id)
+}
+
+/// Client threads uploading without waiting, one per (port, token), until stopped; each
+/// remembers the ids the node acknowledged. A connection that breaks (a node killed) is
+/// opened again.
+struct Load {
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<Vec<String>>>,
+    acknowledged: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Load {
+    fn start(targets: &[(u16, String)]) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let acknowledged = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let body = json!({ "file": base64(&fixture("0001.png")) }).to_string();
+        let threads = targets
+            .iter()
+            .map(|(port, token)| {
+                let (port, auth) = (*port, format!("Bearer {token}"));
+                let (stop, acknowledged, body) = (stop.clone(), acknowledged.clone(), body.clone());
+                std::thread::spawn(move || {
+                    let mut ids = Vec::new();
+                    let mut client: Option<Client> = None;
+                    while !stop.load(Ordering::SeqCst) {
+                        let Some(connected) = client.as_mut() else {
+                            client = TcpStream::connect(("127.0.0.1", port))
+                                .ok()
+                                .map(Client::over);
+                            std::thread::sleep(Duration::from_millis(20));
+                            continue;
+                        };
+                        let headers = [
+                            ("Authorization", auth.as_str()),
+                            ("Content-Type", "application/json"),
+                        ];
+                        let path = "/v2/decode/upload-base64";
+                        match connected.try_request("POST", path, &headers, body.as_bytes()) {
+                            None => client = None,
+                            Some(answer) if answer.status == 200 => {
+                                ids.push(answer.json()["data"]["id"].as_str().unwrap().to_string());
+                                acknowledged.fetch_add(1, Ordering::SeqCst);
+                            }
+                            // Busy (5001) while a node is away: nothing charged.
+                            Some(_) => std::thread::sleep(Duration::from_millis(10)),
+                        }
+                        // Paced so that jobs queue up without flooding two cores.
+                        std::thread::sleep(Duration::from_millis(15));
+                    }
+                    ids
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            threads,
+            acknowledged,
+        }
+    }
+
+    fn acknowledged(&self) -> usize {
+        self.acknowledged.load(Ordering::SeqCst)
+    }
+
+    /// Waits until `more` further uploads were acknowledged.
+    fn wait_for(&self, more: usize) {
+        let target = self.acknowledged() + more;
+        wait_until("acknowledged uploads", 3000, || {
+            self.acknowledged() >= target
+        });
+    }
+
+    /// Stops the clients; the acknowledged ids of each target, in order.
+    fn stop(self) -> Vec<Vec<String>> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.threads
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect()
+    }
+}
+
+/// Every acknowledged upload is done or refunded; the user was charged exactly for the done
+/// ones (`cut`: plus at most one upload whose answer a killed node never sent).
+fn check_user(server: &Server, token: &str, ids: &[String], spent_before: i64, cut: bool) -> i64 {
+    let mut done = 0;
+    for id in ids {
+        let data = result(server, token, id);
+        let status = data["status"].as_str().unwrap().to_string();
+        assert!(status == "done" || status == "failed", "{data}");
+        done += i64::from(status == "done");
+    }
+    let (points, reserved) = server.balance(token);
+    assert_eq!(reserved, 0);
+    let spent = START_POINTS - points - spent_before;
+    let extra = i64::from(cut);
+    assert!(
+        (done..=done + extra).contains(&spent),
+        "charged {spent} for {done} done uploads"
+    );
+    START_POINTS - points
+}
+
+/// Sends a result to a node as a worker would, and returns the node's answer.
+fn send_result(nats: &Nats, node: u16, result: &WireResult) -> String {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = async_nats::connect(nats.url()).await.unwrap();
+        let subject = format!("aiocr.results.{node}");
+        let answer = client
+            .request(subject, wire::encode_result(result).into())
+            .await
+            .unwrap();
+        String::from_utf8(answer.payload.to_vec()).unwrap()
+    })
+}
+
+#[test]
+fn two_nodes_and_two_workers_serve_every_user_from_either_node() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let nats = Nats::start();
+    let settings = cluster_settings(&nats.url());
+    let mut node_a = start_node(1, 1, &nats, None);
+    let mut node_b = start_node(2, 2, &nats, Some("admin-b"));
+    let _workers = [
+        Worker::start("w1", &settings),
+        Worker::start("w2", &settings),
+    ];
+    let admin_a = node_a.admin_token();
+    let admin_b = node_b.login("admin-b", "password-admin-b");
+    assert_ne!(
+        node_a.demo_password, "",
+        "the first node has the demo users"
+    );
+
+    // Usernames are unique across nodes, under concurrent creation of the same names.
+    let names: Vec<String> = (0..8).map(|i| format!("both{i}")).collect();
+    let creators: Vec<_> = names
+        .iter()
+        .flat_map(|name| {
+            [
+                (node_a.port, admin_a.clone(), 1u16),
+                (node_b.port, admin_b.clone(), 2),
+            ]
+            .map(|t| (name.clone(), t))
+        })
+        .map(|(name, (port, admin, node))| {
+            std::thread::spawn(move || {
+                let body =
+                    format!(r#"{{"username":"{name}","password":"password-{name}","points":10}}"#);
+                let answer =
+                    Client::connect(port).post_json("/v2/admin/users", Some(&admin), &body);
+                (name, node, answer.status, answer.code())
+            })
+        })
+        .collect();
+    let mut created: HashMap<String, u16> = HashMap::new();
+    for creator in creators {
+        let (name, node, status, code) = creator.join().unwrap();
+        match status {
+            200 => assert!(created.insert(name, node).is_none(), "created twice"),
+            _ => assert_eq!(code, 1001, "the other node refuses the name"),
+        }
+    }
+    assert_eq!(created.len(), names.len(), "every name created once");
+    for (name, node) in &created {
+        for entry in [&node_a, &node_b] {
+            let answer = entry.client().post_json(
+                "/v2/user/login",
+                None,
+                &format!(r#"{{"username":"{name}","password":"password-{name}"}}"#),
+            );
+            assert_eq!(answer.status, 200, "{name} through {}", entry.port);
+            let user_id: u64 = answer.json()["data"]["user_id"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert_eq!(aiocr::store::ids::node_of(user_id), *node);
+        }
+    }
+
+    // Users of both nodes, uploading through both nodes, recognised by the workers.
+    let (_, user_a) = node_a.create_user(&admin_a, "user-a", START_POINTS, "user");
+    let (_, user_b) = node_b.create_user(&admin_b, "user-b", START_POINTS, "user");
+    // user-a logs in through node B, and works through it.
+    let user_a_via_b = node_b.login("user-a", "password-user-a");
+    let fixtures: Vec<_> = manifest().into_iter().take(24).collect();
+    let mut done_ids: Vec<(bool, String)> = Vec::new();
+    for (index, (file, old, beta)) in fixtures.iter().enumerate() {
+        let (model, expected) = if index % 3 == 0 {
+            ("beta", beta)
+        } else {
+            ("old", old)
+        };
+        let (entry, token, is_a) = match index % 4 {
+            0 => (&node_a, &user_a, true),
+            1 => (&node_b, &user_a_via_b, true),
+            2 => (&node_a, &user_b, false),
+            _ => (&node_b, &user_b, false),
+        };
+        let data = upload(entry, token, file, model, true);
+        assert_eq!(data["status"], "done", "{file}: {data}");
+        assert_eq!(&data["result"], expected.as_str(), "{file} ({model})");
+        done_ids.push((is_a, data["id"].as_str().unwrap().to_string()));
+    }
+    let remote_results = |server: &Server| metric(server, "aiocr_worker_results_total{");
+    assert_eq!(remote_results(&node_a) + remote_results(&node_b), 24.0);
+    assert_eq!(metric(&node_a, "aiocr_remote_fallbacks_total"), 0.0);
+    assert_eq!(metric(&node_b, "aiocr_remote_fallbacks_total"), 0.0);
+    assert!(metric(&node_b, "aiocr_node_forwarded_out_total") >= 6.0);
+    assert_eq!(node_a.balance(&user_a), (START_POINTS - 12, 0));
+    assert_eq!(node_b.balance(&user_a_via_b), (START_POINTS - 12, 0));
+    assert_eq!(
+        node_a.balance(&user_b),
+        (START_POINTS - 12, 0),
+        "user-b through node A"
+    );
+
+    // An API key of user-a, made and used through node B: the head names another node's
+    // user (a body follows, authenticated from the head), the body names it (2captcha's
+    // key), the key alone in the query.
+    let key = node_b
+        .client()
+        .post_json("/v2/user/apikey", Some(&user_a_via_b), "{}")
+        .json()["data"]["api_key"]
+        .as_str()
+        .expect("a key made through node B")
+        .to_string();
+    let data = upload(&node_b, &key, "0001.png", "old", true);
+    assert_eq!(
+        (&data["status"], &data["result"]),
+        (&json!("done"), &json!("lspznk"))
+    );
+    let fields = [("key", key.as_str()), ("method", "post"), ("json", "1")];
+    let (content_type, body) = common::multipart("file", &fixture("0001.png"), &fields);
+    let submitted = node_b.client().post("/in.php", None, &content_type, &body);
+    assert_eq!(submitted.json()["status"], 1, "{}", submitted.text());
+    let balance = node_b
+        .client()
+        .get(&format!("/res.php?key={key}&action=getbalance"), None);
+    assert_eq!(balance.status, 200, "{}", balance.text());
+    let spent_by_key = 2;
+    wait_until("the 2captcha upload to finish", 3000, || {
+        node_a.balance(&user_a).1 == 0
+    });
+    assert_eq!(
+        node_a.balance(&user_a),
+        (START_POINTS - 12 - spent_by_key, 0)
+    );
+    let user_a_spent = 12 + spent_by_key;
+
+    // A result that arrives twice is applied once: a second, different one changes nothing.
+    let (_, first_id) = done_ids.iter().find(|(is_a, _)| *is_a).unwrap();
+    let before = result(&node_a, &user_a, first_id);
+    let duplicate = WireResult {
+        upload_id: first_id.parse().unwrap(),
+        node: 1,
+        shard: 0,
+        outcome: WireOutcome::Text {
+            text: "not-the-answer".into(),
+            confidence: None,
+        },
+        queued_us: 1,
+        recognize_us: 1,
+        batch_size: 1,
+        worker: "test".into(),
+        delivered: 2,
+    };
+    assert_eq!(send_result(&nats, 1, &duplicate), "ok");
+    assert_eq!(result(&node_a, &user_a, first_id), before);
+    assert_eq!(node_a.balance(&user_a), (START_POINTS - user_a_spent, 0));
+    assert!(metric(&node_a, "aiocr_remote_stale_results_total") >= 1.0);
+
+    // /v2/servers lists both live nodes, on either node.
+    let servers = node_b.client().get("/v2/servers", None).json()["data"]["servers"].clone();
+    let ids: Vec<&str> = servers
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["1", "2"], "{servers}");
+
+    for node in [&mut node_a, &mut node_b] {
+        assert_eq!(node.terminate(), 0);
+        let (code, output) = ledger_verify(&node.data_dir);
+        assert_eq!(code, 0, "{output}");
+    }
+}
+
+/// The test as a worker that dies holding a job: it takes text jobs of model `old` from
+/// the shared consumer and never acknowledges them.
+struct DyingWorker {
+    runtime: tokio::runtime::Runtime,
+    consumer: async_nats::jetstream::consumer::PullConsumer,
+}
+
+impl DyingWorker {
+    fn new(nats: &Nats) -> DyingWorker {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let settings = cluster_settings(&nats.url());
+        let flags: Vec<(&str, String)> = settings
+            .iter()
+            .map(|s| s.split_once('=').unwrap())
+            .map(|(k, v)| (k, v.to_string()))
+            .collect();
+        let config = aiocr::config::Config::load(None, &[], &flags).unwrap();
+        let consumer = runtime.block_on(async {
+            let client = async_nats::connect(nats.url()).await.unwrap();
+            let js = async_nats::jetstream::new(client);
+            let stream = aiocr::cluster::nats::ensure_jobs_stream(&js, &config)
+                .await
+                .unwrap();
+            let subject = "aiocr.jobs.ocr.old";
+            let consumer_config = aiocr::cluster::worker::consumer_config(&config, subject);
+            let name = aiocr::cluster::names::consumer_name(subject);
+            stream
+                .get_or_create_consumer(&name, consumer_config)
+                .await
+                .unwrap()
+        });
+        DyingWorker { runtime, consumer }
+    }
+
+    /// Takes the next job and lets it lapse; returns its upload id and delivery count.
+    fn take_one(&self) -> (u64, i64) {
+        use futures_util::StreamExt;
+        self.runtime.block_on(async {
+            let mut batch = self
+                .consumer
+                .batch()
+                .max_messages(1)
+                .expires(Duration::from_secs(60))
+                .messages()
+                .await
+                .unwrap();
+            let message = batch.next().await.expect("a job").unwrap();
+            let delivered = message.info().unwrap().delivered;
+            let (header, _) = wire::decode_job(&message.payload).unwrap();
+            (header.upload_id, delivered)
+        })
+    }
+}
+
+#[test]
+fn kills_of_workers_nodes_and_nats_finish_or_refund_every_upload_once() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let mut nats = Nats::start();
+    let settings = cluster_settings(&nats.url());
+    let mut node_a = start_node(1, 1, &nats, None);
+    let mut node_b = start_node(2, 2, &nats, Some("admin-b"));
+    let admin_a = node_a.admin_token();
+    let admin_b = node_b.login("admin-b", "password-admin-b");
+    let (_, user_a) = node_a.create_user(&admin_a, "user-a", START_POINTS, "user");
+    let (_, user_b) = node_b.create_user(&admin_b, "user-b", START_POINTS, "user");
+
+    // A worker dies holding a job (the test plays it): JetStream delivers the job again after
+    // the ack deadline, a live worker runs it, the upload is done and charged once.
+    let dying = DyingWorker::new(&nats);
+    let id = upload(&node_a, &user_a, "0001.png", "old", false)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(dying.take_one(), (id.parse().unwrap(), 1));
+    let mut w1 = Worker::start("w1", &settings);
+    let data = result(&node_a, &user_a, &id);
+    assert_eq!(
+        (&data["status"], &data["result"]),
+        (&json!("done"), &json!("lspznk"))
+    );
+    assert_eq!(metric(&node_a, "aiocr_remote_redelivered_total"), 1.0);
+
+    // A job delivered too often (every holder died) is failed unrun and refunded.
+    w1.kill9();
+    let id = upload(&node_a, &user_a, "0001.png", "old", false)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(dying.take_one(), (id.parse().unwrap(), 1));
+    assert_eq!(dying.take_one(), (id.parse().unwrap(), 2));
+    w1.launch();
+    let data = result(&node_a, &user_a, &id);
+    assert_eq!(data["status"], "failed", "{data}");
+    assert!(data["error"]
+        .as_str()
+        .unwrap()
+        .contains("abandoned after 2 deliveries"));
+    assert_eq!(node_a.balance(&user_a), (START_POINTS - 1, 0));
+    let (mut spent_a, mut spent_b) = (1, 0);
+
+    // kill -9 of a worker in the middle of its batches, under load on both nodes.
+    let mut w2 = Worker::start("w2", &settings);
+    let load = Load::start(&[(node_a.port, user_a.clone()), (node_b.port, user_b.clone())]);
+    load.wait_for(40);
+    let w2_results = || {
+        metric(&node_a, "aiocr_worker_results_total{worker=\"w2\"}")
+            + metric(&node_b, "aiocr_worker_results_total{worker=\"w2\"}")
+    };
+    wait_until("w2 to take jobs", 3000, || w2_results() >= 5.0);
+    let redelivered = || {
+        metric(&node_a, "aiocr_remote_redelivered_total")
+            + metric(&node_b, "aiocr_remote_redelivered_total")
+    };
+    // Frozen first, so that it surely holds jobs when it dies: the jobs it holds come to
+    // w1 after their ack deadline (counted as redelivered). Should it have held none at
+    // that instant (between two pulls), it runs on and is frozen again.
+    let before = redelivered();
+    let mut holds_jobs = false;
+    for _ in 0..10 {
+        w2.signal(libc::SIGSTOP);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !holds_jobs && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+            holds_jobs = redelivered() > before;
+        }
+        if holds_jobs {
+            break;
+        }
+        w2.signal(libc::SIGCONT);
+        load.wait_for(10);
+    }
+    assert!(holds_jobs, "w2 never held a job when frozen");
+    w2.kill9();
+    load.wait_for(40);
+    w2.launch();
+    load.wait_for(20);
+    let ids = load.stop();
+    spent_a = check_user(&node_a, &user_a, &ids[0], spent_a, false);
+    spent_b = check_user(&node_b, &user_b, &ids[1], spent_b, false);
+
+    // kill -9 of a node under load: its acknowledged uploads end done or refunded (voided at
+    // its start; the workers' late results change nothing), and it serves again.
+    let load = Load::start(&[(node_a.port, user_a.clone()), (node_b.port, user_b.clone())]);
+    load.wait_for(40);
+    node_b.kill9();
+    load.wait_for(20);
+    let ids = load.stop();
+    node_b = node_b.restart();
+    node_b.wait_for_log("nats: ready");
+    spent_a = check_user(&node_a, &user_a, &ids[0], spent_a, false);
+    spent_b = check_user(&node_b, &user_b, &ids[1], spent_b, true);
+    let load = Load::start(&[(node_b.port, user_b.clone())]);
+    load.wait_for(20);
+    let ids = load.stop();
+    spent_b = check_user(&node_b, &user_b, &ids[0], spent_b, false);
+
+    // kill -9 of nats-server under load: the nodes keep serving on their own threads, then
+    // reconnect by themselves and publish again once it is back.
+    let load = Load::start(&[(node_a.port, user_a.clone()), (node_b.port, user_b.clone())]);
+    load.wait_for(40);
+    nats.kill9();
+    wait_until("the nodes to see NATS gone", 3000, || {
+        metric(&node_a, "aiocr_nats_connected") == 0.0
+            && metric(&node_b, "aiocr_nats_connected") == 0.0
+    });
+    load.wait_for(40);
+    nats.launch();
+    wait_until("the nodes to reconnect", 3000, || {
+        metric(&node_a, "aiocr_nats_connected") == 1.0
+            && metric(&node_b, "aiocr_nats_connected") == 1.0
+    });
+    let published = metric(&node_a, "aiocr_remote_published_total");
+    load.wait_for(40);
+    wait_until("node A to publish again", 3000, || {
+        metric(&node_a, "aiocr_remote_published_total") > published
+    });
+    let ids = load.stop();
+    check_user(&node_a, &user_a, &ids[0], spent_a, false);
+    check_user(&node_b, &user_b, &ids[1], spent_b, false);
+
+    for node in [&mut node_a, &mut node_b] {
+        assert_eq!(node.terminate(), 0);
+        let (code, output) = ledger_verify(&node.data_dir);
+        assert_eq!(code, 0, "{output}");
+    }
+}
+
+/// `aiocr doctor`'s "nats" check: (status, detail) with `nats_url` set to `url`.
+fn doctor_nats(url: &str) -> (String, String) {
+    let data = common::fresh_data_dir("doctor");
+    let output = Command::new(BIN)
+        .args(["doctor", "--json", "--shards", "1", "--model-dir"])
+        .arg(common::model_dir())
+        .arg("--data")
+        .arg(&data)
+        .args(["--set", &format!("nats_url={url}")])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let check = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "nats")
+        .unwrap_or_else(|| panic!("no nats check: {report}"))
+        .clone();
+    let _ = std::fs::remove_dir_all(&data);
+    let text = |key: &str| check[key].as_str().unwrap_or_default().to_string();
+    (
+        text("status"),
+        format!("{} / {}", text("detail"), text("fix")),
+    )
+}
+
+#[test]
+fn doctor_checks_the_nats_connection_jetstream_and_the_job_stream() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let mut nats = Nats::start();
+    let (status, detail) = doctor_nats(&nats.url());
+    assert_eq!(status, "OK", "{detail}");
+    assert!(detail.contains("JetStream"), "{detail}");
+    assert!(detail.contains("made by the first node"), "{detail}");
+
+    // Once a worker made the stream, its state is reported.
+    let worker = Worker::start("w1", &cluster_settings(&nats.url()));
+    let (status, detail) = doctor_nats(&nats.url());
+    assert_eq!(status, "OK", "{detail}");
+    assert!(detail.contains("0 job(s) waiting"), "{detail}");
+    drop(worker);
+
+    // Gone: a failure naming the fix.
+    nats.kill9();
+    let (status, detail) = doctor_nats(&nats.url());
+    assert_eq!(status, "FAIL", "{detail}");
+    assert!(detail.contains("nats-server"), "{detail}");
+
+    // Up, but without JetStream.
+    let plain = Nats::start_without_jetstream();
+    let (status, detail) = doctor_nats(&plain.url());
+    assert_eq!(status, "FAIL", "{detail}");
+    assert!(detail.contains("without JetStream"), "{detail}");
+}
+
+/// The NATS configurations of `tuning/nats/` are valid for the nats-server set-up installs,
+/// and each takes the largest job of the default settings.
+#[test]
+fn the_shipped_nats_configurations_are_valid() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tuning/nats");
+    let largest = aiocr::cluster::nats::max_job_bytes(&aiocr::config::Config::default());
+    for name in [
+        "nats-server.conf",
+        "nats-1.conf",
+        "nats-2.conf",
+        "nats-3.conf",
+    ] {
+        let path = dir.join(name);
+        let output = Command::new("nats-server")
+            .arg("-c")
+            .arg(&path)
+            .arg("-t")
+            .output()
+            .expect("nats-server (scripts/setup.sh installs it)");
+        let said = String::from_utf8_lossy(&output.stderr).to_string()
+            + &String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && said.contains("is valid"),
+            "{name}: {said}"
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        let payload_mb: usize = text
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("max_payload:"))
+            .and_then(|value| value.trim().strip_suffix("MB")?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} sets max_payload in MB"));
+        assert!(payload_mb * 1024 * 1024 >= largest, "{name}: max_payload");
+        assert!(text.contains("jetstream"), "{name}: JetStream on");
+    }
+}
