@@ -34,7 +34,7 @@ key="$(curl -sf -X POST "http://127.0.0.1:$port/v2/user/apikey" -H "Authorizatio
 run() { # scenario round -> its JSON summary file
     local out="$work/$1-$2.json"
     "$LOADGEN_BIN" "http://127.0.0.1:$port" -s "$1" -c 1 -d "${seconds}s" --images "$corpus" \
-        --api-key "$key" --poll-interval 0ms --json --no-live >"$out"
+        --api-key "$key" --poll-interval 1ms --json --no-live >"$out"
     echo "$out"
 }
 
