@@ -666,8 +666,12 @@ impl Config {
                 "max_connections_per_shard and max_connections_per_address must be positive",
             ),
             (
-                self.body_bytes_in_flight_per_shard >= self.max_body_bytes,
-                "body_bytes_in_flight_per_shard must be at least max_body_bytes",
+                // A lone body of the largest size must fit: the body itself plus its
+                // connection's read buffer grown to the header limit and one read.
+                self.body_bytes_in_flight_per_shard
+                    >= self.max_body_bytes + self.max_header_bytes + 16 * 1024,
+                "body_bytes_in_flight_per_shard must be at least max_body_bytes + \
+                 max_header_bytes + 16384 (one body of the largest size and its read buffer)",
             ),
             (
                 self.max_header_bytes >= 256,

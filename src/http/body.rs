@@ -137,7 +137,8 @@ impl BodyDecoder {
     }
 
     /// Makes room for `extra` more bytes: at least doubling (amortised copies), but never
-    /// past the declared length, so a body ends in an allocation of its exact size.
+    /// past the declared length (a body ends in an allocation of its exact size) nor, for a
+    /// chunked body, past the body limit (so one body never holds more than the limit).
     fn grow_for(&mut self, extra: usize) {
         let needed = self.body.len() + extra;
         if needed <= self.body.capacity() {
@@ -145,7 +146,7 @@ impl BodyDecoder {
         }
         let doubled = self.body.capacity() * 2;
         let target = doubled
-            .min(self.declared_bytes.unwrap_or(usize::MAX))
+            .min(self.declared_bytes.unwrap_or(self.max_body_bytes))
             .max(needed);
         self.body.reserve_exact(target - self.body.len());
     }
