@@ -53,12 +53,7 @@ fn forge(user_id: u64, role: &str, epoch: u32) -> String {
 
 /// The value of an unlabelled counter (or of one line with its labels) in `/metrics`.
 fn metric(server: &Server, name: &str) -> u64 {
-    let text = server.metrics();
-    text.lines()
-        .find_map(|line| line.strip_prefix(&format!("{name} ")))
-        .unwrap_or_else(|| panic!("{name} in /metrics:\n{text}"))
-        .parse()
-        .unwrap()
+    common::metric_value(&server.metrics(), name) as u64
 }
 
 fn login(client: &mut Client, username: &str, password: &str) -> Answer {

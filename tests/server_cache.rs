@@ -11,11 +11,7 @@ use serde_json::{json, Value};
 use std::path::Path;
 
 fn metric(server: &Server, name: &str) -> f64 {
-    server
-        .metrics()
-        .lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("{name} not in /metrics"))
+    common::metric_value(&server.metrics(), name)
 }
 
 fn model_runs(server: &Server) -> f64 {

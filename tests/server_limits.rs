@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{connect_tcp, fixture, Client, Server};
+use common::{connect_tcp, fixture, metric_per_shard_sum, Client, Server};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -35,17 +35,8 @@ fn closed_by_server(stream: &mut TcpStream) -> bool {
     }
 }
 
-/// The sum over shards of a per-shard metric in a `/metrics` text.
-fn metric_in(metrics: &str, name: &str) -> u64 {
-    metrics
-        .lines()
-        .filter(|line| line.starts_with(&format!("{name}{{")))
-        .map(|line| line.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
-        .sum()
-}
-
 fn metric_sum(server: &Server, name: &str) -> u64 {
-    metric_in(&server.metrics(), name)
+    metric_per_shard_sum(&server.metrics(), name)
 }
 
 /// Polls `/metrics` until `reached` holds: the server does what a test sends
@@ -61,7 +52,9 @@ fn wait_until(server: &Server, reached: impl Fn(&str) -> bool) {
 }
 
 fn wait_for_metric(server: &Server, name: &str, value: u64) {
-    wait_until(server, |metrics| metric_in(metrics, name) == value);
+    wait_until(server, |metrics| {
+        metric_per_shard_sum(metrics, name) == value
+    });
 }
 
 /// Sends `bytes` from another thread (the server may stop reading and answer first); the
@@ -144,8 +137,8 @@ fn bodies_beyond_the_shard_budget_are_refused() {
         stalled.push(client);
         held_bytes += 20_000;
         wait_until(&server, |metrics| {
-            metric_in(metrics, "aiocr_body_bytes_in_flight") >= held_bytes
-                || metric_in(metrics, "aiocr_bodies_refused_busy_total") > 0
+            metric_per_shard_sum(metrics, "aiocr_body_bytes_in_flight") >= held_bytes
+                || metric_per_shard_sum(metrics, "aiocr_bodies_refused_busy_total") > 0
         });
     }
     let refused = stalled.pop().unwrap().read_answer(false);

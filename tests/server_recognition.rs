@@ -5,16 +5,10 @@
 mod common;
 
 use common::{
-    base64, fixture, ledger_verify, manifest, multipart, poll_until_finished, Client, Server,
+    base64, fixture, ledger_verify, manifest, metric_value, multipart, poll_until_finished, Client,
+    Server,
 };
 use serde_json::json;
-
-fn metric(metrics: &str, name: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("{name} not in /metrics"))
-}
 
 #[test]
 fn sync_and_async_answers_equal_ddddocrs() {
@@ -139,7 +133,7 @@ fn a_cache_hit_is_charged_but_does_not_run_the_model() {
             &body,
         )
         .json();
-    let recognised_once = metric(&server.metrics(), "aiocr_recognize_duration_us_count");
+    let recognised_once = metric_value(&server.metrics(), "aiocr_recognize_duration_us_count");
     let second = client
         .post_json(
             "/v2/decode/upload-base64?wait=1&timeout_ms=30000",
@@ -152,11 +146,11 @@ fn a_cache_hit_is_charged_but_does_not_run_the_model() {
     assert_ne!(first["data"]["id"], second["data"]["id"]);
     let metrics = server.metrics();
     assert_eq!(
-        metric(&metrics, "aiocr_recognize_duration_us_count"),
+        metric_value(&metrics, "aiocr_recognize_duration_us_count"),
         recognised_once
     );
-    assert_eq!(metric(&metrics, "aiocr_cache_hits_total"), 1.0);
-    assert_eq!(metric(&metrics, "aiocr_cache_misses_total"), 1.0);
+    assert_eq!(metric_value(&metrics, "aiocr_cache_hits_total"), 1.0);
+    assert_eq!(metric_value(&metrics, "aiocr_cache_misses_total"), 1.0);
     // Other options are another answer: the model runs again.
     let beta = client
         .post_json(
@@ -167,7 +161,7 @@ fn a_cache_hit_is_charged_but_does_not_run_the_model() {
         .json();
     assert_eq!(beta["data"]["result"], "1b0");
     assert_eq!(
-        metric(&server.metrics(), "aiocr_recognize_duration_us_count"),
+        metric_value(&server.metrics(), "aiocr_recognize_duration_us_count"),
         recognised_once + 1.0
     );
     assert_eq!(
