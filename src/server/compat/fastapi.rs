@@ -37,12 +37,8 @@ pub fn refused(refusal: &Refusal) -> Response {
 
 /// `POST /ocr`.
 pub async fn ocr(call: &Call<'_>) -> ApiResult {
-    let mut fields = match call.fields() {
-        Ok(fields) => fields,
-        Err(refusal) => return Ok(refused(&refusal)),
-    };
-    let caller = match caller(call, &fields).await {
-        Ok(caller) => caller,
+    let (mut fields, caller) = match fields_and_caller(call).await {
+        Ok(opened) => opened,
         Err(answer) => return Ok(answer),
     };
     let image = match image(call, &mut fields) {
@@ -90,6 +86,13 @@ pub async fn ocr(call: &Call<'_>) -> ApiResult {
             ),
         },
     })
+}
+
+/// A request's fields and its caller, or the answer that refuses it.
+async fn fields_and_caller(call: &Call<'_>) -> Result<(Fields, Caller), Response> {
+    let fields = call.fields().map_err(|refusal| refused(&refusal))?;
+    let caller = caller(call, &fields).await?;
+    Ok((fields, caller))
 }
 
 /// The key's user, else the configured account, else the answer that says why not.
@@ -167,12 +170,8 @@ fn finished_json(accepted: Accepted) -> Response {
 
 /// `POST /detection`: `file` or base64 `image`; `data` is ddddocr's boxes.
 pub async fn detection(call: &Call<'_>) -> ApiResult {
-    let mut fields = match call.fields() {
-        Ok(fields) => fields,
-        Err(refusal) => return Ok(refused(&refusal)),
-    };
-    let caller = match caller(call, &fields).await {
-        Ok(caller) => caller,
+    let (mut fields, caller) = match fields_and_caller(call).await {
+        Ok(opened) => opened,
         Err(answer) => return Ok(answer),
     };
     let image = match image(call, &mut fields) {
@@ -192,12 +191,8 @@ pub async fn detection(call: &Call<'_>) -> ApiResult {
 /// (base64), `simple_target`; `data` is ddddocr's slide dict. (ddddocr-fastapi fails on the
 /// base64 pair; here both ways work.)
 pub async fn slide_match(call: &Call<'_>) -> ApiResult {
-    let mut fields = match call.fields() {
-        Ok(fields) => fields,
-        Err(refusal) => return Ok(refused(&refusal)),
-    };
-    let caller = match caller(call, &fields).await {
-        Ok(caller) => caller,
+    let (mut fields, caller) = match fields_and_caller(call).await {
+        Ok(opened) => opened,
         Err(answer) => return Ok(answer),
     };
     let max_image_bytes = call.shard.config().max_image_bytes;
