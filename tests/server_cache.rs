@@ -177,6 +177,54 @@ fn a_hash_lookup_misses_before_the_upload_and_hits_after_in_order() {
     assert_eq!(one["data"]["results"][0]["status"], "done");
     assert_eq!(server.balance(asker), (96, 0));
 
+    // Every hit is an upload of its own by id, and in the asker's list, newest first (the
+    // store keeps a batch's hits together).
+    for hit in [&results[2], &results[4]] {
+        let id = hit["id"].as_str().unwrap();
+        let polled = client
+            .get(&format!("/v2/result?id={id}"), Some(asker))
+            .json();
+        assert_eq!(polled["data"]["result"], third["result"], "{polled}");
+    }
+    let listed = client.get("/v2/user/uploads?limit=2", Some(asker)).json();
+    let newest: Vec<&Value> = listed["data"]["uploads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .collect();
+    let ids = |items: &[&Value]| -> Vec<String> {
+        items
+            .iter()
+            .map(|item| item["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        ids(&newest),
+        [
+            one["data"]["results"][0]["id"].as_str().unwrap(),
+            results[4]["id"].as_str().unwrap()
+        ]
+    );
+    let before = listed["data"]["next_before"].as_str().unwrap();
+    let older = client
+        .get(
+            &format!("/v2/user/uploads?limit=5&before={before}"),
+            Some(asker),
+        )
+        .json();
+    let older: Vec<&Value> = older["data"]["uploads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .collect();
+    assert_eq!(
+        ids(&older),
+        [
+            results[2]["id"].as_str().unwrap(),
+            results[0]["id"].as_str().unwrap()
+        ]
+    );
+
     assert_eq!(server.terminate(), 0);
     let (code, report) = ledger_verify(&server.data_dir);
     assert_eq!(code, 0, "{report}");

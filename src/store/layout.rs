@@ -6,15 +6,18 @@
 //! - `users`: user id -> `User`;  `usernames`: username bytes -> user id
 //! - `balances`: user id -> `Balance`
 //! - `journal`: entry id -> `JournalEntry` (append-only)
-//! - `upload_days`: upload id -> day (u32 `YYYYMMDD`), the index to the day trees
+//! - `upload_days`: upload id -> day (u32 `YYYYMMDD`), the index to the day trees; a batch
+//!   of cache hits: its first hit's id -> day + its last hit's id (u64), see [`DayIndex`]
 //! - `pending`: upload id -> day, the uploads not finished yet
 //! - `api_keys`: API key hash -> user id; `user_api_keys`: user id -> key hash + created at
-//! - `user_uploads`: user id + upload id -> day, a user's uploads in age order (user_uploads.rs)
+//! - `user_uploads`: user id + upload id -> day, a user's uploads in age order (user_uploads.rs);
+//!   a batch of cache hits: user id + its first id -> day + its last id, as in `upload_days`
 //! - `user_status`: user id -> `UserStatus` (token epoch, removal; sessions.rs), absent until
 //!   the user's first logout, password or role change, revocation or removal
 //!
-//! Day trees: `uploads-YYYYMMDD` (upload id -> `UploadRecord`) and `stats-YYYYMMDD`
-//! (`u` + user id, or `s` + soft_id bytes -> `DayCounters`). Dropping a day drops both.
+//! Day trees: `uploads-YYYYMMDD` (upload id -> `UploadRecord`), `hits-YYYYMMDD` (first hit's
+//! id -> `CacheHitBatch`, the uploads answered from the cache together) and `stats-YYYYMMDD`
+//! (`u` + user id, or `s` + soft_id bytes -> `DayCounters`). Dropping a day drops all three.
 
 use super::day::DayNumber;
 use super::ids::HighWaterStore;
@@ -27,6 +30,7 @@ const HIGH_WATER_KEY: &[u8] = b"id_high_water_ms";
 pub const STORAGE_CHECK_KEY: &[u8] = b"storage_check";
 const UPLOADS_PREFIX: &str = "uploads-";
 const STATS_PREFIX: &str = "stats-";
+const HITS_PREFIX: &str = "hits-";
 
 pub fn shard_dir(data_dir: &Path, shard: u16) -> PathBuf {
     data_dir.join(format!("shard-{shard}"))
@@ -38,6 +42,10 @@ pub fn uploads_tree_name(day: DayNumber) -> String {
 
 pub fn stats_tree_name(day: DayNumber) -> String {
     format!("{STATS_PREFIX}{day}")
+}
+
+pub fn hits_tree_name(day: DayNumber) -> String {
+    format!("{HITS_PREFIX}{day}")
 }
 
 pub fn user_stats_key(user_id: u64) -> Vec<u8> {
@@ -185,13 +193,14 @@ impl Trees {
     }
 }
 
-/// The days that have an uploads or stats tree.
+/// The days that have an uploads, hits or stats tree.
 pub fn existing_days(db: &sled::Db) -> BTreeSet<DayNumber> {
     db.tree_names()
         .iter()
         .filter_map(|name| std::str::from_utf8(name).ok())
         .filter_map(|name| {
             name.strip_prefix(UPLOADS_PREFIX)
+                .or_else(|| name.strip_prefix(HITS_PREFIX))
                 .or_else(|| name.strip_prefix(STATS_PREFIX))
         })
         .filter_map(|day| day.parse().ok())
@@ -210,6 +219,42 @@ pub fn day_value(bytes: &[u8]) -> Result<DayNumber, StoreError> {
         .try_into()
         .map_err(|_| StoreError::Corrupt(format!("{}-byte day value", bytes.len())))?;
     Ok(DayNumber::from_be_bytes(array))
+}
+
+/// What an index to the day trees (`upload_days`, `user_uploads`) names: one upload (the
+/// value is its day), or a batch of cache hits from the key's id to `last_id` (the value is
+/// the day and the last id). No other id of the shard lies inside a batch's span.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DayIndex {
+    Upload(DayNumber),
+    HitBatch { day: DayNumber, last_id: u64 },
+}
+
+impl DayIndex {
+    pub fn parse(bytes: &[u8]) -> Result<DayIndex, StoreError> {
+        match bytes.len() {
+            4 => Ok(DayIndex::Upload(day_value(bytes)?)),
+            12 => Ok(DayIndex::HitBatch {
+                day: day_value(&bytes[..4])?,
+                last_id: u64_key(&bytes[4..])?,
+            }),
+            other => Err(StoreError::Corrupt(format!("{other}-byte day index value"))),
+        }
+    }
+
+    pub fn day(self) -> DayNumber {
+        match self {
+            DayIndex::Upload(day) | DayIndex::HitBatch { day, .. } => day,
+        }
+    }
+
+    /// The value of a batch's index entries.
+    pub fn batch_value(day: DayNumber, last_id: u64) -> [u8; 12] {
+        let mut value = [0u8; 12];
+        value[..4].copy_from_slice(&day.to_be_bytes());
+        value[4..].copy_from_slice(&last_id.to_be_bytes());
+        value
+    }
 }
 
 /// The id generator's mark in the `meta` tree.

@@ -90,13 +90,19 @@ pub enum EntryKind {
     Void,
     /// Report of a wrong result: delta = +cost; points += delta.
     Refund,
+    /// A batch of cache hits, answered before it was charged so nothing was reserved:
+    /// delta = -(the hits' costs); points += delta. Its `upload_id` is the batch's (its first
+    /// hit's id); a reported hit is a `Refund` of the batch of its own cost.
+    Charge,
 }
 
 impl EntryKind {
     /// `(change of points, change of reserved)` for a movement of `delta`.
     pub fn effect(self, delta: i64) -> (i64, i64) {
         match self {
-            EntryKind::Grant | EntryKind::Adjust | EntryKind::Refund => (delta, 0),
+            EntryKind::Grant | EntryKind::Adjust | EntryKind::Refund | EntryKind::Charge => {
+                (delta, 0)
+            }
             EntryKind::Reserve | EntryKind::Void => (delta, delta.saturating_neg()),
             EntryKind::Post => (0, delta),
         }
@@ -106,7 +112,7 @@ impl EntryKind {
     /// points away, voids, refunds and grants give them, adjustments go either way.
     pub fn allows(self, delta: i64) -> bool {
         match self {
-            EntryKind::Reserve | EntryKind::Post => delta <= 0,
+            EntryKind::Reserve | EntryKind::Post | EntryKind::Charge => delta <= 0,
             EntryKind::Void | EntryKind::Refund | EntryKind::Grant => delta >= 0,
             EntryKind::Adjust => delta != 0,
         }
@@ -151,6 +157,82 @@ pub struct UploadRecord {
     pub cache_hit: bool,
     pub model: String,
     pub image_hash: [u8; 16],
+}
+
+/// Uploads answered from the answer cache together (`POST /v2/decode/cached`), kept as one
+/// record in the day's `hits-` tree under the first hit's id: one write for a batch instead
+/// of one per hit. The hits' ids were issued one after another, so no other id of the shard
+/// lies between the first and the last. Each hit reads as a done upload (`upload_record`).
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct CacheHitBatch {
+    pub user_id: u64,
+    pub created_at_ms: u64,
+    pub soft_id: Option<String>,
+    /// In id order, at least one.
+    pub hits: Vec<CacheHit>,
+}
+
+/// One hit of a [`CacheHitBatch`]: what differs between the done uploads of a batch.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct CacheHit {
+    pub id: u64,
+    pub result: String,
+    pub confidence: Option<f32>,
+    pub cost: i64,
+    pub model: String,
+    pub image_hash: [u8; 16],
+    pub reported: bool,
+}
+
+impl CacheHitBatch {
+    /// The batch's key and journal `upload_id`: its first hit's id.
+    pub fn id(&self) -> u64 {
+        self.hits.first().expect("a batch holds a hit").id
+    }
+
+    pub fn last_id(&self) -> u64 {
+        self.hits.last().expect("a batch holds a hit").id
+    }
+
+    /// Where hit `upload_id` is in the batch, if it is one of its hits.
+    pub fn position(&self, upload_id: u64) -> Option<usize> {
+        self.hits
+            .binary_search_by_key(&upload_id, |hit| hit.id)
+            .ok()
+    }
+
+    /// What the batch was charged, and what reports gave back.
+    pub fn charged_and_refunded(&self) -> (i64, i64) {
+        // Saturating: a damaged record must not panic `ledger verify`, which compares these.
+        let sum = |reported_only: bool| {
+            self.hits
+                .iter()
+                .filter(|hit| hit.reported || !reported_only)
+                .fold(0i64, |sum, hit| sum.saturating_add(hit.cost))
+        };
+        (sum(false), sum(true))
+    }
+
+    /// Hit `index` as the done upload it is.
+    pub fn upload_record(&self, index: usize) -> UploadRecord {
+        let hit = &self.hits[index];
+        UploadRecord {
+            id: hit.id,
+            user_id: self.user_id,
+            status: UploadStatus::Done,
+            result: Some(hit.result.clone()),
+            confidence: hit.confidence,
+            error: None,
+            cost: hit.cost,
+            created_at_ms: self.created_at_ms,
+            finished_at_ms: Some(self.created_at_ms),
+            reported: hit.reported,
+            soft_id: self.soft_id.clone(),
+            cache_hit: true,
+            model: hit.model.clone(),
+            image_hash: hit.image_hash,
+        }
+    }
 }
 
 /// Per-day counters of one user or soft_id: stored per day (rkyv), and the numbers of a

@@ -1169,11 +1169,7 @@ fn cache_hits_are_charged_all_or_none_and_reportable() {
     let records = store.record_cache_hits(user_id, hits).unwrap();
     assert_eq!(records.len(), 2);
     assert_eq!(balance(&store, user_id), (0, 0));
-    assert_eq!(
-        journal_len(&store),
-        entries + 4,
-        "a reserve and a post each"
-    );
+    assert_eq!(journal_len(&store), entries + 1, "one charge for the batch");
     for record in &records {
         assert_eq!(record.status, UploadStatus::Done);
         assert!(record.cache_hit);
@@ -1199,10 +1195,167 @@ fn cache_hits_are_charged_all_or_none_and_reportable() {
         .report(user_id, records[1].id, finished_at_ms, WINDOW_MS)
         .unwrap();
     assert_eq!(after.points, 2);
+    assert!(matches!(
+        store.report(user_id, records[1].id, finished_at_ms, WINDOW_MS),
+        Err(StoreError::NotReportable)
+    ));
+    let (reported, after) = store
+        .report(user_id, records[0].id, finished_at_ms, WINDOW_MS)
+        .unwrap();
+    assert!(reported.reported);
+    assert_eq!(after.points, 3);
+    let today = &store.user_stats(user_id, 1, at_ms).unwrap()[0].counters;
+    assert_eq!((today.reported, today.points_spent), (2, 0));
     assert!(store
         .record_cache_hits(user_id, Vec::new())
         .unwrap()
         .is_empty());
     drop(store);
     assert!(verify_ledger(dir.path()).unwrap().is_clean());
+}
+
+/// Micro-benchmark (run like `store_bench_reserve_post`): one batch of 100 cache hits
+/// recorded (the transaction of `POST /v2/decode/cached`), then its flush, timed apart.
+#[test]
+#[ignore]
+fn store_bench_cache_hits() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path(), 0, 1);
+    let user_id = new_user(&mut store, "bench", 10_000_000);
+    let flusher = store.flusher();
+    const BATCHES: u32 = 200;
+    let (mut record_s, mut flush_s) = (0.0, 0.0);
+    for _ in 0..BATCHES {
+        let at_ms = now_ms();
+        let hits = (0..100).map(|_| cached_upload(1, "ab12", at_ms)).collect();
+        let started = std::time::Instant::now();
+        assert_eq!(store.record_cache_hits(user_id, hits).unwrap().len(), 100);
+        let recorded = std::time::Instant::now();
+        flusher.flush().unwrap();
+        record_s += (recorded - started).as_secs_f64();
+        flush_s += recorded.elapsed().as_secs_f64();
+    }
+    let per_batch_ms = |seconds: f64| seconds * 1e3 / f64::from(BATCHES);
+    println!(
+        "store_bench cache hits: batch of 100 recorded in {:.3} ms, flushed in {:.3} ms (mean of {BATCHES})",
+        per_batch_ms(record_s),
+        per_batch_ms(flush_s)
+    );
+    drop((store, flusher));
+    assert!(verify_ledger(dir.path()).unwrap().is_clean());
+}
+
+/// Records a batch of `count` one-point hits for `user_id` at `at_ms`.
+fn hit_batch(store: &mut ShardStore, user_id: u64, count: usize, at_ms: u64) -> Vec<u64> {
+    let hits = (0..count)
+        .map(|index| cached_upload(1, &format!("h{index}"), at_ms))
+        .collect();
+    let records = store.record_cache_hits(user_id, hits).unwrap();
+    records.iter().map(|record| record.id).collect()
+}
+
+#[test]
+fn cache_hit_batches_read_as_uploads_by_id_and_in_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path(), 0, 1);
+    let (ann, bob) = (
+        new_user(&mut store, "ann", 50),
+        new_user(&mut store, "bob", 50),
+    );
+    let at_ms = now_ms();
+    let mut ids = vec![
+        store
+            .accept_upload(ann, upload_request(1, None, at_ms))
+            .unwrap()
+            .id,
+    ];
+    ids.extend(hit_batch(&mut store, ann, 5, at_ms));
+    hit_batch(&mut store, bob, 2, at_ms);
+    ids.extend(hit_batch(&mut store, ann, 1, at_ms));
+    ids.push(
+        store
+            .accept_upload(ann, upload_request(1, None, at_ms))
+            .unwrap()
+            .id,
+    );
+    for (index, &id) in ids.iter().enumerate().skip(1).take(5) {
+        let record = store.upload(ann, id).unwrap().unwrap();
+        assert_eq!(record.result.as_deref(), Some(&*format!("h{}", index - 1)));
+        assert!(record.cache_hit);
+        assert_eq!(store.upload(bob, id).unwrap(), None, "another user's");
+    }
+    // The batch's charge is the id after its last hit: not an upload.
+    assert_eq!(store.upload(ann, ids[5] + 1).unwrap(), None);
+    // Pages of 4, newest first, cutting through the batch of 5.
+    let mut newest_first = ids.clone();
+    newest_first.reverse();
+    let mut paged = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store.uploads_page(ann, before, 4).unwrap();
+        paged.extend(page.iter().map(|record| record.id));
+        match page.last() {
+            Some(last) if page.len() == 4 => before = Some(last.id),
+            _ => break,
+        }
+    }
+    assert_eq!(paged, newest_first);
+    assert_eq!(store.uploads_page(bob, None, 10).unwrap().len(), 2);
+    drop(store);
+    assert!(verify_ledger(dir.path()).unwrap().is_clean());
+}
+
+#[test]
+fn hits_are_withdrawn_like_done_uploads_and_retention_drops_their_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path(), 0, 1);
+    let user_id = new_user(&mut store, "u", 10);
+    let now = now_ms();
+    let old = hit_batch(&mut store, user_id, 3, now - 10 * super::day::MS_PER_DAY);
+    let recent = hit_batch(&mut store, user_id, 2, now);
+    assert_eq!(balance(&store, user_id), (5, 0));
+    let withdrawn = store
+        .withdraw_unacknowledged(recent[1], "refused", now)
+        .unwrap()
+        .unwrap();
+    assert!(withdrawn.reported, "a done upload is withdrawn by a refund");
+    assert_eq!(balance(&store, user_id), (6, 0));
+    let again = store.withdraw_unacknowledged(recent[1], "refused", now);
+    assert!(again.unwrap().unwrap().reported);
+    assert_eq!(balance(&store, user_id), (6, 0), "refunded once");
+    assert_eq!(store.drop_expired(now, 7).unwrap(), 3);
+    for id in old {
+        assert_eq!(store.upload(user_id, id).unwrap(), None);
+    }
+    let left: Vec<u64> = store
+        .uploads_page(user_id, None, 10)
+        .unwrap()
+        .iter()
+        .map(|record| record.id)
+        .collect();
+    assert_eq!(left, [recent[1], recent[0]]);
+    drop(store);
+    assert!(verify_ledger(dir.path()).unwrap().is_clean());
+}
+
+#[test]
+fn ledger_verify_finds_a_hit_marked_reported_without_its_refund() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path(), 0, 1);
+    let user_id = new_user(&mut store, "u", 10);
+    let at_ms = now_ms();
+    let ids = hit_batch(&mut store, user_id, 3, at_ms);
+    let tree = store
+        .db
+        .open_tree(super::layout::hits_tree_name(super::day::day_of_ms(at_ms)))
+        .unwrap();
+    let bytes = tree.get(ids[0].to_be_bytes()).unwrap().unwrap();
+    let mut batch: super::records::CacheHitBatch = super::records::decode(&bytes).unwrap();
+    batch.hits[2].reported = true;
+    tree.insert(ids[0].to_be_bytes(), encode(&batch)).unwrap();
+    store.flusher().flush().unwrap();
+    drop((store, tree));
+    let report = verify_ledger(dir.path()).unwrap();
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert!(report.problems[0].detail.starts_with("cache hits"));
 }

@@ -2,12 +2,22 @@
 
 use super::day::{self, DayNumber};
 use super::journal::{apply_movement, decode_tx, entry, from_tx, TxResult};
-use super::layout::{self, day_value, u64_key};
-use super::records::{decode, encode, Balance, EntryKind, UploadRecord, UploadStatus};
+use super::layout::{self, day_value, u64_key, DayIndex};
+use super::records::{
+    decode, encode, Balance, CacheHitBatch, EntryKind, UploadRecord, UploadStatus,
+};
 use super::stats::bump;
 use super::user_uploads;
 use super::{NewUpload, Outcome, ShardStore, StoreError, MAX_UPLOAD_TEXT_BYTES};
 use sled::transaction::{abort, Transactional, TransactionalTree};
+
+/// Where an upload of this shard is kept: its day, and the batch of cache hits it is part
+/// of (`None`: a record of its own in the day's uploads tree).
+pub(super) struct Located {
+    day: DayNumber,
+    batch_id: Option<u64>,
+    record: UploadRecord,
+}
 
 impl ShardStore {
     /// Reserves `req.cost` and records the upload as pending, in one transaction.
@@ -86,7 +96,11 @@ impl ShardStore {
         outcome: Outcome,
         now_ms: u64,
     ) -> Result<UploadRecord, StoreError> {
-        let (day_number, record) = self.locate(upload_id)?.ok_or(StoreError::NotFound)?;
+        let Located {
+            day: day_number,
+            record,
+            ..
+        } = self.locate(upload_id)?.ok_or(StoreError::NotFound)?;
         if record.status != UploadStatus::Pending {
             return Ok(record);
         }
@@ -165,7 +179,7 @@ impl ShardStore {
     pub fn upload(&self, user_id: u64, upload_id: u64) -> Result<Option<UploadRecord>, StoreError> {
         Ok(self
             .locate(upload_id)?
-            .map(|(_, record)| record)
+            .map(|located| located.record)
             .filter(|record| record.user_id == user_id))
     }
 
@@ -178,12 +192,12 @@ impl ShardStore {
         now_ms: u64,
         window_ms: u64,
     ) -> Result<(UploadRecord, Balance), StoreError> {
-        let (day_number, record) = self.locate(upload_id)?.ok_or(StoreError::NotFound)?;
-        if record.user_id != user_id {
+        let located = self.locate(upload_id)?.ok_or(StoreError::NotFound)?;
+        if located.record.user_id != user_id {
             return Err(StoreError::NotFound);
         }
-        check_reportable(&record, now_ms, window_ms)?;
-        self.refund_done(day_number, record, now_ms, |stored| {
+        check_reportable(&located.record, now_ms, window_ms)?;
+        self.refund_done(located, now_ms, |stored| {
             check_reportable(stored, now_ms, window_ms)
         })
     }
@@ -200,9 +214,10 @@ impl ShardStore {
         reason: &str,
         now_ms: u64,
     ) -> Result<Option<UploadRecord>, StoreError> {
-        let Some((day_number, record)) = self.locate(upload_id)? else {
+        let Some(located) = self.locate(upload_id)? else {
             return Ok(None);
         };
+        let record = &located.record;
         let withdrawn = match (record.status, record.reported) {
             (UploadStatus::Pending, _) => self.void_upload(upload_id, reason, now_ms)?,
             (UploadStatus::Done, false) => {
@@ -212,10 +227,9 @@ impl ShardStore {
                     }
                     Ok(())
                 };
-                self.refund_done(day_number, record, now_ms, not_refunded)?
-                    .0
+                self.refund_done(located, now_ms, not_refunded)?.0
             }
-            _ => record,
+            _ => located.record,
         };
         assert_ne!(withdrawn.status, UploadStatus::Pending);
         Ok(Some(withdrawn))
@@ -225,16 +239,23 @@ impl ShardStore {
     /// upload has), in one transaction; `recheck` judges the stored record inside it.
     fn refund_done(
         &mut self,
-        day_number: DayNumber,
-        record: UploadRecord,
+        located: Located,
         now_ms: u64,
         recheck: impl Fn(&UploadRecord) -> Result<(), StoreError>,
     ) -> Result<(UploadRecord, Balance), StoreError> {
+        let Located {
+            day: day_number,
+            batch_id,
+            record,
+        } = located;
         assert_eq!(
             record.status,
             UploadStatus::Done,
             "only a done upload is refunded"
         );
+        if let Some(batch_id) = batch_id {
+            return self.refund_hit(day_number, batch_id, record, now_ms, recheck);
+        }
         let (user_id, upload_id) = (record.user_id, record.id);
         let refund = entry(
             self.next_id()?,
@@ -313,27 +334,75 @@ impl ShardStore {
             user_index_removals.remove(&user_uploads::index_key(record.user_id, record.id));
             count += 1;
         }
+        let batches = self.db.open_tree(layout::hits_tree_name(day_number))?;
+        for item in batches.iter() {
+            let (key, bytes) = item?;
+            let batch: CacheHitBatch = decode(&bytes)?;
+            index_removals.remove(key);
+            user_index_removals.remove(&user_uploads::index_key(batch.user_id, batch.id()));
+            count = count.saturating_add(u32::try_from(batch.hits.len()).unwrap_or(u32::MAX));
+        }
         self.trees.upload_days.apply_batch(index_removals)?;
         self.trees.user_uploads.apply_batch(user_index_removals)?;
         self.db.drop_tree(layout::uploads_tree_name(day_number))?;
+        self.db.drop_tree(layout::hits_tree_name(day_number))?;
         self.db.drop_tree(layout::stats_tree_name(day_number))?;
         self.days.remove(&day_number);
         Ok(count)
     }
 
-    /// The day and record of an upload of this shard.
-    fn locate(&self, upload_id: u64) -> Result<Option<(DayNumber, UploadRecord)>, StoreError> {
-        let Some(day_bytes) = self.trees.upload_days.get(upload_id.to_be_bytes())? else {
+    /// Where an upload of this shard is kept, with its record. An upload, or the first hit
+    /// of a batch, is indexed under its own id; any other hit under its batch's, the nearest
+    /// key below it (no other id lies inside a batch).
+    fn locate(&self, upload_id: u64) -> Result<Option<Located>, StoreError> {
+        let key = upload_id.to_be_bytes();
+        let indexed = match self.trees.upload_days.get(key)? {
+            Some(value) => Some((upload_id, DayIndex::parse(&value)?)),
+            None => match self
+                .trees
+                .upload_days
+                .range(..key)
+                .next_back()
+                .transpose()?
+            {
+                Some((below, value)) => match DayIndex::parse(&value)? {
+                    batch @ DayIndex::HitBatch { .. } => Some((u64_key(&below)?, batch)),
+                    DayIndex::Upload(_) => None,
+                },
+                None => None,
+            },
+        };
+        let Some((index_id, index)) = indexed else {
             return Ok(None);
         };
-        let day_number = day_value(&day_bytes)?;
-        if !self.days.contains(&day_number) {
-            return Ok(None);
-        }
-        let tree = self.db.open_tree(layout::uploads_tree_name(day_number))?;
-        match tree.get(upload_id.to_be_bytes())? {
-            Some(bytes) => Ok(Some((day_number, decode(&bytes)?))),
-            None => Ok(None),
+        let day = index.day();
+        match index {
+            DayIndex::Upload(_) => {
+                assert_eq!(index_id, upload_id);
+                if !self.days.contains(&day) {
+                    return Ok(None);
+                }
+                let tree = self.db.open_tree(layout::uploads_tree_name(day))?;
+                let Some(bytes) = tree.get(key)? else {
+                    return Ok(None);
+                };
+                Ok(Some(Located {
+                    day,
+                    batch_id: None,
+                    record: decode(&bytes)?,
+                }))
+            }
+            DayIndex::HitBatch { last_id, .. } if upload_id <= last_id => {
+                let Some(batch) = self.hit_batch(day, index_id)? else {
+                    return Ok(None);
+                };
+                Ok(batch.position(upload_id).map(|index| Located {
+                    day,
+                    batch_id: Some(index_id),
+                    record: batch.upload_record(index),
+                }))
+            }
+            DayIndex::HitBatch { .. } => Ok(None),
         }
     }
 
@@ -421,7 +490,7 @@ fn check_reportable(record: &UploadRecord, now_ms: u64, window_ms: u64) -> Resul
 }
 
 /// Bounds stored texts (a result or an error message) at a char boundary.
-fn truncated(text: &str) -> String {
+pub(super) fn truncated(text: &str) -> String {
     let mut end = text.len().min(MAX_UPLOAD_TEXT_BYTES);
     while !text.is_char_boundary(end) {
         end -= 1;

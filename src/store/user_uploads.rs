@@ -11,7 +11,7 @@
 //! when the shard opens.
 
 use super::day::DayNumber;
-use super::layout::{self, day_value, u64_key};
+use super::layout::{self, u64_key, DayIndex};
 use super::records::{decode, UploadRecord};
 use super::{ShardStore, StoreError};
 
@@ -70,20 +70,40 @@ impl ShardStore {
                 "limit must be 1..={MAX_PAGE}"
             )));
         }
+        let before = before.unwrap_or(u64::MAX);
         let start = index_key(user_id, 0);
-        let end = index_key(user_id, before.unwrap_or(u64::MAX));
+        let end = index_key(user_id, before);
         let mut page = Vec::with_capacity(limit);
         for item in self.trees.user_uploads.range(start..end).rev() {
-            let (key, day_bytes) = item?;
+            let (key, value) = item?;
             let upload_id = u64_key(&key[8..])?;
-            if let Some(record) = self.record_on(day_value(&day_bytes)?, upload_id)? {
-                assert_eq!(record.user_id, user_id, "the index names the owner");
-                page.push(record);
+            match DayIndex::parse(&value)? {
+                DayIndex::Upload(day_number) => {
+                    page.extend(self.record_on(day_number, upload_id)?);
+                }
+                // A batch is indexed under its first hit: its hits before `before`, newest
+                // first.
+                DayIndex::HitBatch { day, .. } => {
+                    if let Some(batch) = self.hit_batch(day, upload_id)? {
+                        let wanted = limit - page.len();
+                        let hits = (0..batch.hits.len()).rev();
+                        let records = hits
+                            .filter(|&index| batch.hits[index].id < before)
+                            .take(wanted)
+                            .map(|index| batch.upload_record(index));
+                        page.extend(records);
+                    }
+                }
             }
             if page.len() == limit {
                 break;
             }
         }
+        assert!(page.len() <= limit);
+        assert!(
+            page.iter().all(|record| record.user_id == user_id),
+            "the index names the owner"
+        );
         Ok(page)
     }
 

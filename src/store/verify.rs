@@ -2,7 +2,9 @@
 
 use super::identity::{self, ShardIdentity};
 use super::layout::{self, u64_key};
-use super::records::{decode, Balance, EntryKind, JournalEntry, UploadRecord, UploadStatus};
+use super::records::{
+    decode, Balance, CacheHitBatch, EntryKind, JournalEntry, UploadRecord, UploadStatus,
+};
 use super::{meta, StoreError};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -47,13 +49,19 @@ enum UploadLedger {
     Posted(i64),
     Voided(i64),
     Refunded(i64),
+    /// A batch of cache hits: what its `Charge` took, and what refunds of its hits gave back.
+    Charged {
+        charged: i64,
+        refunded: i64,
+    },
 }
 
 /// Opens every shard of `data_dir` (refused with `Locked` while a server holds it), replays
 /// each journal in id order and reports: balances that differ from the replay, balances
 /// without a user or users without a balance, a replay that goes negative, and uploads whose
 /// movements break reserve -> post|void -> (refund after post) or change amount, and upload
-/// records (or the pending index) that disagree with the journal.
+/// records (or the pending index) that disagree with the journal, and batches of cache hits
+/// whose `Charge` and refunds do not add up to their hits.
 pub fn verify_ledger(data_dir: &Path) -> Result<VerifyReport, StoreError> {
     let meta = meta::read(data_dir)?.ok_or_else(|| {
         StoreError::InvalidConfig(format!(
@@ -199,6 +207,21 @@ fn check_upload_step(
         (EntryKind::Refund, Some(UploadLedger::Posted(cost))) => {
             (UploadLedger::Refunded(cost), entry.delta == cost)
         }
+        (EntryKind::Charge, None) => (
+            UploadLedger::Charged {
+                charged: entry.delta.saturating_neg(),
+                refunded: 0,
+            },
+            entry.delta <= 0,
+        ),
+        // One refund per reported hit, never more than the batch was charged.
+        (EntryKind::Refund, Some(UploadLedger::Charged { charged, refunded })) => {
+            let refunded = refunded.saturating_add(entry.delta);
+            (
+                UploadLedger::Charged { charged, refunded },
+                refunded <= charged,
+            )
+        }
         (kind, _) => {
             return Some(format!(
                 "entry {}: {kind:?} of upload {upload_id} out of order",
@@ -250,6 +273,25 @@ fn verify_upload_records(
                 );
             }
         }
+        let hits_name = layout::hits_tree_name(day_number);
+        if !db
+            .tree_names()
+            .iter()
+            .any(|name| name == hits_name.as_bytes())
+        {
+            continue; // not created: opening it would write to what is being verified
+        }
+        for item in db.open_tree(hits_name)?.iter() {
+            let (_, bytes) = item?;
+            let batch: CacheHitBatch = decode(&bytes)?;
+            let in_journal = journal_uploads.remove(&batch.id());
+            if let Some(detail) = batch_disagreement(&batch, in_journal) {
+                problem(
+                    batch.user_id,
+                    format!("cache hits {}: {detail}", batch.id()),
+                );
+            }
+        }
     }
     for (upload_id, (ledger, user_id)) in journal_uploads {
         if let UploadLedger::Reserved(cost) = ledger {
@@ -260,6 +302,26 @@ fn verify_upload_records(
         }
     }
     Ok(())
+}
+
+/// A batch of cache hits must be charged its hits' costs and refunded the reported ones'.
+fn batch_disagreement(
+    batch: &CacheHitBatch,
+    in_journal: Option<(UploadLedger, u64)>,
+) -> Option<String> {
+    let Some((ledger, user_id)) = in_journal else {
+        return Some("no journal entries".to_string());
+    };
+    if user_id != batch.user_id {
+        return Some(format!(
+            "record of user {} but journal of user {user_id}",
+            batch.user_id
+        ));
+    }
+    let (charged, refunded) = batch.charged_and_refunded();
+    let expected = UploadLedger::Charged { charged, refunded };
+    (ledger != expected)
+        .then(|| format!("the hits add up to {expected:?} but the journal says {ledger:?}"))
 }
 
 fn record_disagreement(
