@@ -134,11 +134,7 @@ impl ShardStore {
         day_number: DayNumber,
         batch_id: u64,
     ) -> Result<Option<CacheHitBatch>, StoreError> {
-        if !self.days.contains(&day_number) {
-            return Ok(None);
-        }
-        let tree = self.db.open_tree(layout::hits_tree_name(day_number))?;
-        tree.get(batch_id.to_be_bytes())?
+        self.kept_on(layout::hits_tree_name, day_number, batch_id)?
             .map(|bytes| decode(&bytes))
             .transpose()
     }

@@ -379,17 +379,10 @@ impl ShardStore {
         match index {
             DayIndex::Upload(_) => {
                 assert_eq!(index_id, upload_id);
-                if !self.days.contains(&day) {
-                    return Ok(None);
-                }
-                let tree = self.db.open_tree(layout::uploads_tree_name(day))?;
-                let Some(bytes) = tree.get(key)? else {
-                    return Ok(None);
-                };
-                Ok(Some(Located {
+                Ok(self.record_on(day, upload_id)?.map(|record| Located {
                     day,
                     batch_id: None,
-                    record: decode(&bytes)?,
+                    record,
                 }))
             }
             DayIndex::HitBatch { last_id, .. } if upload_id <= last_id => {
@@ -404,6 +397,32 @@ impl ShardStore {
             }
             DayIndex::HitBatch { .. } => Ok(None),
         }
+    }
+
+    /// The record of `upload_id` in its day tree, if that day is still kept.
+    pub(super) fn record_on(
+        &self,
+        day_number: DayNumber,
+        upload_id: u64,
+    ) -> Result<Option<UploadRecord>, StoreError> {
+        self.kept_on(layout::uploads_tree_name, day_number, upload_id)?
+            .map(|bytes| decode(&bytes))
+            .transpose()
+    }
+
+    /// What day `day_number`'s tree named by `tree_name` (its uploads or its hits) holds
+    /// under `id`, if that day is still kept.
+    pub(super) fn kept_on(
+        &self,
+        tree_name: fn(DayNumber) -> String,
+        day_number: DayNumber,
+        id: u64,
+    ) -> Result<Option<sled::IVec>, StoreError> {
+        if !self.days.contains(&day_number) {
+            return Ok(None);
+        }
+        let tree = self.db.open_tree(tree_name(day_number))?;
+        Ok(tree.get(id.to_be_bytes())?)
     }
 
     /// The day's uploads and stats trees, created on first use.

@@ -106,21 +106,6 @@ impl ShardStore {
         );
         Ok(page)
     }
-
-    /// The record of `upload_id` in its day tree, if that day is still kept.
-    fn record_on(
-        &self,
-        day_number: DayNumber,
-        upload_id: u64,
-    ) -> Result<Option<UploadRecord>, StoreError> {
-        if !self.days.contains(&day_number) {
-            return Ok(None);
-        }
-        let tree = self.db.open_tree(layout::uploads_tree_name(day_number))?;
-        tree.get(upload_id.to_be_bytes())?
-            .map(|bytes| decode(&bytes))
-            .transpose()
-    }
 }
 
 #[cfg(test)]

@@ -309,34 +309,40 @@ fn batch_disagreement(
     batch: &CacheHitBatch,
     in_journal: Option<(UploadLedger, u64)>,
 ) -> Option<String> {
-    let Some((ledger, user_id)) = in_journal else {
-        return Some("no journal entries".to_string());
+    let ledger = match journal_of(batch.user_id, in_journal) {
+        Ok(ledger) => ledger,
+        Err(detail) => return Some(detail),
     };
-    if user_id != batch.user_id {
-        return Some(format!(
-            "record of user {} but journal of user {user_id}",
-            batch.user_id
-        ));
-    }
     let (charged, refunded) = batch.charged_and_refunded();
     let expected = UploadLedger::Charged { charged, refunded };
     (ledger != expected)
         .then(|| format!("the hits add up to {expected:?} but the journal says {ledger:?}"))
 }
 
+/// Where the journal left a record's points, if the journal has it for the same user.
+fn journal_of(
+    record_user_id: u64,
+    in_journal: Option<(UploadLedger, u64)>,
+) -> Result<UploadLedger, String> {
+    let Some((ledger, user_id)) = in_journal else {
+        return Err("no journal entries".to_string());
+    };
+    if user_id != record_user_id {
+        return Err(format!(
+            "record of user {record_user_id} but journal of user {user_id}"
+        ));
+    }
+    Ok(ledger)
+}
+
 fn record_disagreement(
     record: &UploadRecord,
     in_journal: Option<(UploadLedger, u64)>,
 ) -> Option<String> {
-    let Some((ledger, user_id)) = in_journal else {
-        return Some("no journal entries".to_string());
+    let ledger = match journal_of(record.user_id, in_journal) {
+        Ok(ledger) => ledger,
+        Err(detail) => return Some(detail),
     };
-    if user_id != record.user_id {
-        return Some(format!(
-            "record of user {} but journal of user {user_id}",
-            record.user_id
-        ));
-    }
     let expected = match (record.status, record.reported) {
         (UploadStatus::Pending, false) => UploadLedger::Reserved(record.cost),
         (UploadStatus::Done, false) => UploadLedger::Posted(record.cost),
