@@ -220,25 +220,7 @@ impl Shard {
         F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
         Fut: Future<Output = R> + 'static,
     {
-        assert!(
-            target < self.shard_count(),
-            "target shard {target} out of range"
-        );
-        if target == self.id {
-            return Ok(work(self.clone()).await);
-        }
-        let (task, reply_receiver) = remote_task(target, work);
-        let peer = &self.shared.peers[usize::from(target)];
-        peer.try_send(ShardMessage::Run(task))
-            .map_err(|error| match error {
-                flume::TrySendError::Full(_) => HopError::Busy,
-                flume::TrySendError::Disconnected(_) => HopError::Gone,
-            })?;
-        self.metrics().forwarded_out += 1;
-        reply_receiver
-            .recv_async()
-            .await
-            .map_err(|_| HopError::Gone)
+        self.hop(target, work, Delivery::RefusedWhenFull).await
     }
 
     /// `submit_to` for work that must arrive: a full inbox is waited on (without blocking
@@ -254,6 +236,20 @@ impl Shard {
         F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
         Fut: Future<Output = R> + 'static,
     {
+        self.hop(target, work, Delivery::WaitForRoom).await
+    }
+
+    async fn hop<R, F, Fut>(
+        self: &Rc<Self>,
+        target: u16,
+        work: F,
+        delivery: Delivery,
+    ) -> Result<R, HopError>
+    where
+        R: Send + 'static,
+        F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
+        Fut: Future<Output = R> + 'static,
+    {
         assert!(
             target < self.shard_count(),
             "target shard {target} out of range"
@@ -263,15 +259,29 @@ impl Shard {
         }
         let (task, reply_receiver) = remote_task(target, work);
         let peer = &self.shared.peers[usize::from(target)];
-        peer.send_async(ShardMessage::Run(task))
-            .await
-            .map_err(|_| HopError::Gone)?;
+        let message = ShardMessage::Run(task);
+        match delivery {
+            Delivery::RefusedWhenFull => peer.try_send(message).map_err(|error| match error {
+                flume::TrySendError::Full(_) => HopError::Busy,
+                flume::TrySendError::Disconnected(_) => HopError::Gone,
+            })?,
+            Delivery::WaitForRoom => peer.send_async(message).await.map_err(|_| HopError::Gone)?,
+        }
         self.metrics().forwarded_out += 1;
         reply_receiver
             .recv_async()
             .await
             .map_err(|_| HopError::Gone)
     }
+}
+
+/// What a hop does when the target's inbox is full.
+#[derive(Clone, Copy, Debug)]
+enum Delivery {
+    /// `HopError::Busy` at once: the caller answers 5001 rather than queue behind a backlog.
+    RefusedWhenFull,
+    /// Waits for room: work that must arrive.
+    WaitForRoom,
 }
 
 /// `work` as a message for shard `target`, and where its result will come back.
