@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::bench_threads::{self, Totals};
 
 use crate::engine::{DetBox, DetectStages, Detector, ImageLimits};
 
@@ -98,43 +100,25 @@ fn bench(args: &DetArgs) -> Result<i32, String> {
         return Err("--bench takes one directory".into());
     };
     let corpus = Arc::new(read_corpus(dir)?);
-    let threads = args
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
+    let threads = bench_threads::thread_count(args.threads);
     let duration = Duration::from_secs_f64(args.seconds.max(0.1));
-    // Sessions are created before the clock starts.
-    let detectors: Vec<Detector> = (0..threads)
-        .map(|_| load_detector(&args.model_dir))
-        .collect::<Result<_, _>>()?;
-    let started = Instant::now();
-    let handles: Vec<_> = detectors
-        .into_iter()
-        .enumerate()
-        .map(|(t, mut detector)| {
+    let workers = (0..threads)
+        .map(|thread| {
+            let mut detector = load_detector(&args.model_dir)?;
             let corpus = Arc::clone(&corpus);
-            std::thread::spawn(move || {
-                let mut stages = DetectStages::default();
-                let mut images = 0u64;
-                // Threads start at different images.
-                let mut next = t * corpus.len() / threads;
-                while started.elapsed() < duration {
-                    let _ = detector.detect_timed(&corpus[next % corpus.len()], &mut stages);
-                    next += 1;
-                    images += 1;
-                }
-                (images, stages)
+            let mut next = bench_threads::start_of(thread, threads, corpus.len());
+            Ok(move |stages: &mut DetectStages| {
+                let _ = detector.detect_timed(&corpus[next % corpus.len()], stages);
+                next += 1;
+                1
             })
         })
-        .collect();
-    let mut images = 0;
-    let mut stages = DetectStages::default();
-    for handle in handles {
-        let (count, thread_stages) = handle.join().expect("bench thread");
-        images += count;
-        stages += thread_stages;
-    }
-    let elapsed = started.elapsed().as_secs_f64();
+        .collect::<Result<Vec<_>, String>>()?;
+    let Totals {
+        items: images,
+        stages,
+        elapsed_s: elapsed,
+    } = bench_threads::run(workers, duration);
     let per_image_ms = |nanos: u64| nanos as f64 / images.max(1) as f64 / 1e6;
     println!(
         "detection | {} images in corpus | {threads} threads | {elapsed:.1} s",

@@ -2,7 +2,9 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::bench_threads::{self, Totals};
 
 use crate::contract;
 use crate::engine::{
@@ -156,86 +158,60 @@ fn read_corpus(dir: &Path) -> Result<Corpus, String> {
     Ok(Corpus { images })
 }
 
-/// Per-thread result: images done, stage times, and each image's pre/post-processing time.
-struct ThreadReport {
-    images: u64,
-    stages: StageNanos,
-}
-
 fn bench(args: &OcrArgs, options: &RecognizeOptions) -> Result<i32, String> {
     let [dir] = args.files.as_slice() else {
         return Err("--bench takes one directory".into());
     };
     let corpus = Arc::new(read_corpus(dir)?);
-    let threads = args
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let threads = bench_threads::thread_count(args.threads);
     let batch = args.batch.max(1);
     let duration = Duration::from_secs_f64(args.seconds.max(0.1));
     // Sessions are created before the clock starts (~50-150 ms each).
-    let engines: Vec<Engine> = (0..threads)
-        .map(|_| load_engine(args))
-        .collect::<Result<_, _>>()?;
-    let cpu_before_s = process_cpu_s();
-    let started = Instant::now();
-    let handles: Vec<_> = engines
-        .into_iter()
-        .enumerate()
-        .map(|(t, engine)| {
-            let corpus = Arc::clone(&corpus);
-            let options = options.clone();
-            std::thread::spawn(move || {
-                bench_thread(engine, &corpus, &options, t, batch, started + duration)
-            })
+    let workers = (0..threads)
+        .map(|thread| {
+            let engine = load_engine(args)?;
+            let start = bench_threads::start_of(thread, threads, corpus.images.len());
+            Ok(bench_step(
+                engine,
+                Arc::clone(&corpus),
+                options.clone(),
+                start,
+                batch,
+            ))
         })
-        .collect();
-    let reports: Vec<ThreadReport> = handles
-        .into_iter()
-        .map(|h| h.join().expect("bench thread"))
-        .collect();
-    let elapsed = started.elapsed().as_secs_f64();
+        .collect::<Result<Vec<_>, String>>()?;
+    let cpu_before_s = process_cpu_s();
+    let totals = bench_threads::run(workers, duration);
     let cpu_s = process_cpu_s() - cpu_before_s;
-    print_bench(&corpus, args, threads, batch, elapsed, &reports);
+    print_bench(&corpus, args, threads, batch, &totals);
     // On a shared machine the images/s depend on how much CPU the bench got; per CPU-second
     // they do not (bench/cluster.sh compares a worker's with it).
-    let images: u64 = reports.iter().map(|r| r.images).sum();
     println!(
         "cpu-seconds: {cpu_s:.2} ({:.1} images per cpu-second)",
-        images as f64 / cpu_s.max(1e-9)
+        totals.items as f64 / cpu_s.max(1e-9)
     );
     let pre_post = pre_post_of_each(args, options, &corpus)?;
     print_pre_post(&pre_post);
     Ok(0)
 }
 
-fn bench_thread(
+/// One engine's step: the next `batch` images of the corpus in one call.
+fn bench_step(
     mut engine: Engine,
-    corpus: &Corpus,
-    options: &RecognizeOptions,
-    thread: usize,
+    corpus: Arc<Corpus>,
+    options: RecognizeOptions,
+    start: usize,
     batch: usize,
-    deadline: Instant,
-) -> ThreadReport {
-    let mut report = ThreadReport {
-        images: 0,
-        stages: StageNanos::default(),
-    };
-    // Threads start at different images so they do not run the same widths in lockstep.
-    let mut next = thread * corpus.images.len() / 8 % corpus.images.len();
-    while Instant::now() < deadline {
+) -> impl FnMut(&mut StageNanos) -> u64 + Send + 'static {
+    let mut next = start;
+    move |stages: &mut StageNanos| {
+        let count = corpus.images.len();
         let items: Vec<(&[u8], &RecognizeOptions)> = (0..batch)
-            .map(|i| {
-                (
-                    corpus.images[(next + i) % corpus.images.len()].1.as_slice(),
-                    options,
-                )
-            })
+            .map(|i| (corpus.images[(next + i) % count].1.as_slice(), &options))
             .collect();
-        next = (next + batch) % corpus.images.len();
-        let answers = engine.recognize_batch_timed(&items, &mut report.stages);
-        report.images += answers.len() as u64;
+        next = (next + batch) % count;
+        engine.recognize_batch_timed(&items, stages).len() as u64
     }
-    report
 }
 
 /// User and system CPU time of this process so far, in seconds.
@@ -255,12 +231,13 @@ fn print_bench(
     args: &OcrArgs,
     threads: usize,
     batch: usize,
-    elapsed_s: f64,
-    reports: &[ThreadReport],
+    totals: &Totals<StageNanos>,
 ) {
-    let images: u64 = reports.iter().map(|r| r.images).sum();
-    let mut stages = StageNanos::default();
-    reports.iter().for_each(|r| stages += r.stages);
+    let Totals {
+        items: images,
+        stages,
+        elapsed_s,
+    } = *totals;
     let per_image_ms = |nanos: u64| nanos as f64 / images.max(1) as f64 / 1e6;
     println!(
         "model {} | {} images in corpus | {threads} threads | batch {batch} | {:.1} s",

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::bench_threads::{self, Totals};
 use crate::engine::{slide_timed, ImageLimits, SlideError, SlideMode, SlideStages};
 
 #[derive(clap::Args)]
@@ -144,44 +145,26 @@ fn bench(args: &SlideArgs) -> Result<i32, String> {
         return Err("--bench takes one directory".into());
     };
     let pairs = Arc::new(read_pairs(dir)?);
-    let threads = args
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
+    let threads = bench_threads::thread_count(args.threads);
     let duration = Duration::from_secs_f64(args.seconds.max(0.1));
     let limits = ImageLimits::default();
-    let started = Instant::now();
-    let handles: Vec<_> = (0..threads)
-        .map(|t| {
+    let workers: Vec<_> = (0..threads)
+        .map(|thread| {
             let pairs = Arc::clone(&pairs);
-            std::thread::spawn(move || {
-                let mut stages = SlideStages::default();
-                let mut done = 0u64;
-                let mut next = t * pairs.len() / threads;
-                while started.elapsed() < duration {
-                    let pair = &pairs[next % pairs.len()];
-                    let _ = slide_timed(
-                        &pair.target,
-                        &pair.background,
-                        pair.mode,
-                        &limits,
-                        &mut stages,
-                    );
-                    next += 1;
-                    done += 1;
-                }
-                (done, stages)
-            })
+            let mut next = bench_threads::start_of(thread, threads, pairs.len());
+            move |stages: &mut SlideStages| {
+                let pair = &pairs[next % pairs.len()];
+                let _ = slide_timed(&pair.target, &pair.background, pair.mode, &limits, stages);
+                next += 1;
+                1
+            }
         })
         .collect();
-    let mut done = 0;
-    let mut stages = SlideStages::default();
-    for handle in handles {
-        let (count, thread_stages) = handle.join().expect("bench thread");
-        done += count;
-        stages += thread_stages;
-    }
-    let elapsed = started.elapsed().as_secs_f64();
+    let Totals {
+        items: done,
+        stages,
+        elapsed_s: elapsed,
+    } = bench_threads::run(workers, duration);
     let per_pair_ms = |nanos: u64| nanos as f64 / done.max(1) as f64 / 1e6;
     println!(
         "slides | {} pairs in corpus | {threads} threads | {elapsed:.1} s",
