@@ -360,7 +360,7 @@ impl<S: Transport> Connection<S> {
             let mut grant = shard.body_budget.grant();
             let body = self.read_body(shard, &head, &mut grant).await;
             drop(grant);
-            shard.metrics().body_bytes_in_flight = shard.body_budget.in_flight_bytes() as u64;
+            publish_body_bytes(shard);
             let body = match body? {
                 BodyRead::Complete(body) => body,
                 BodyRead::OverBudget => {
@@ -516,7 +516,7 @@ impl<S: Transport> Connection<S> {
             if !grant.resize(held_bytes) {
                 return Ok(BodyRead::OverBudget);
             }
-            shard.metrics().body_bytes_in_flight = shard.body_budget.in_flight_bytes() as u64;
+            publish_body_bytes(shard);
             match self.read_more(left.min(progress_timeout)).await? {
                 Ok(()) => {}
                 Err(ReadEnd::TimedOut) => {
@@ -618,4 +618,10 @@ fn is_disconnect(error: &std::io::Error) -> bool {
         error.kind(),
         ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
     )
+}
+
+/// The `body_bytes_in_flight` gauge, after the shard's body budget changed (a grant grew or
+/// ended).
+fn publish_body_bytes(shard: &Shard) {
+    shard.metrics().body_bytes_in_flight = shard.body_budget.in_flight_bytes() as u64;
 }
