@@ -11,7 +11,9 @@
 use super::day::{self, DayNumber};
 use super::journal::{apply_movement, decode_tx, entry, from_tx};
 use super::layout::{self, DayIndex};
-use super::records::{decode, encode, Balance, CacheHit, CacheHitBatch, EntryKind, UploadRecord};
+use super::records::{
+    decode, encode, Balance, CacheHit, CacheHitBatch, EntryKind, JournalEntry, UploadRecord,
+};
 use super::stats::bump;
 use super::uploads::{truncated, validate_new_upload};
 use super::user_uploads;
@@ -30,39 +32,55 @@ pub struct CachedUpload {
     pub confidence: f32,
 }
 
+/// The most hits one batch record holds; a request with more is kept as several, written in
+/// the same transaction. A report rewrites its hit's whole record: bounded, that stays a few
+/// tens of KiB (a hit is ~60 bytes with a short answer, at most ~550), and the lookup limit
+/// (`cache_lookup_max`, up to 4096) does not decide it.
+pub const MAX_HITS_PER_BATCH: usize = 256;
+
+/// One batch record to write: the record, its bytes, its index value and its charge.
+struct BatchWrite {
+    batch: CacheHitBatch,
+    bytes: Vec<u8>,
+    index_value: [u8; 12],
+    charge: JournalEntry,
+}
+
 impl ShardStore {
     /// Records `hits` as the user's done uploads, charged their costs at once (one `Charge`
-    /// for the batch), all in one transaction: every one is recorded and charged, or none is
-    /// (`InsufficientPoints`, contract 2001, when the balance does not cover them all).
+    /// per batch record), all in one transaction: every one is recorded and charged, or none
+    /// is (`InsufficientPoints`, contract 2001, when the balance does not cover them all).
     pub fn record_cache_hits(
         &mut self,
         user_id: u64,
         hits: Vec<CachedUpload>,
     ) -> Result<Vec<UploadRecord>, StoreError> {
-        let Some(batch) = self.batch_of(user_id, hits)? else {
+        let Some(first) = hits.first() else {
             return Ok(Vec::new());
         };
-        let now_ms = batch.created_at_ms;
-        let charged = batch
-            .hits
-            .iter()
-            .try_fold(0i64, |sum, hit| sum.checked_add(hit.cost))
-            .ok_or_else(|| StoreError::InvalidInput("a batch's costs overflow".into()))?;
-        assert_eq!(batch.charged_and_refunded(), (charged, 0));
-        let charge = entry(
-            self.next_id()?,
-            user_id,
-            EntryKind::Charge,
-            -charged,
-            batch.id(),
-            now_ms,
-            "",
-        );
+        let (now_ms, soft_id) = (first.upload.now_ms, first.upload.soft_id.clone());
         let day_number = day::day_of_ms(now_ms);
+        let mut writes = Vec::with_capacity(hits.len().div_ceil(MAX_HITS_PER_BATCH));
+        let mut hits = hits.into_iter().peekable();
+        while hits.peek().is_some() {
+            let chunk = hits.by_ref().take(MAX_HITS_PER_BATCH).collect();
+            writes.push(self.batch_write(user_id, chunk, day_number)?);
+        }
+        assert!(
+            writes
+                .iter()
+                .all(|write| write.batch.soft_id == soft_id && write.batch.created_at_ms == now_ms),
+            "one request's hits share their soft_id and time"
+        );
+        let charged = writes
+            .iter()
+            .try_fold(0i64, |sum, write| sum.checked_sub(write.charge.delta))
+            .ok_or_else(overflow)?;
+        let count: u64 = writes
+            .iter()
+            .map(|write| write.batch.hits.len() as u64)
+            .sum();
         let (stats, batches) = (self.stats_tree(day_number)?, self.hits_tree(day_number)?);
-        let batch_bytes = encode(&batch);
-        let index_value = DayIndex::batch_value(day_number, batch.last_id());
-        let count = batch.hits.len() as u64;
         let t = &self.trees;
         (
             &t.balances,
@@ -74,12 +92,18 @@ impl ShardStore {
         )
             .transaction(
                 |(balances, journal, upload_days, by_user, batches, stats)| {
-                    apply_movement(balances, journal, &charge)?;
-                    let key = batch.id().to_be_bytes();
-                    batches.insert(&key, batch_bytes.as_slice())?;
-                    upload_days.insert(&key, &index_value)?;
-                    by_user.insert(&user_uploads::index_key(user_id, batch.id()), &index_value)?;
-                    bump(stats, user_id, batch.soft_id.as_deref(), |counters| {
+                    for write in &writes {
+                        apply_movement(balances, journal, &write.charge)?;
+                        let batch_id = write.batch.id();
+                        let key = batch_id.to_be_bytes();
+                        batches.insert(&key, write.bytes.as_slice())?;
+                        upload_days.insert(&key, &write.index_value)?;
+                        by_user.insert(
+                            &user_uploads::index_key(user_id, batch_id),
+                            &write.index_value,
+                        )?;
+                    }
+                    bump(stats, user_id, soft_id.as_deref(), |counters| {
                         counters.uploads += count;
                         counters.done += count;
                         counters.cache_hits += count;
@@ -88,9 +112,46 @@ impl ShardStore {
                 },
             )
             .map_err(from_tx)?;
-        Ok((0..batch.hits.len())
-            .map(|index| batch.upload_record(index))
+        Ok(writes
+            .iter()
+            .flat_map(|write| {
+                (0..write.batch.hits.len()).map(|index| write.batch.upload_record(index))
+            })
             .collect())
+    }
+
+    /// One batch record of `hits` (1..=`MAX_HITS_PER_BATCH`) on `day_number`, with its charge.
+    fn batch_write(
+        &mut self,
+        user_id: u64,
+        hits: Vec<CachedUpload>,
+        day_number: DayNumber,
+    ) -> Result<BatchWrite, StoreError> {
+        assert!((1..=MAX_HITS_PER_BATCH).contains(&hits.len()));
+        let batch = self
+            .batch_of(user_id, hits)?
+            .expect("a batch of one hit or more");
+        let charged = batch
+            .hits
+            .iter()
+            .try_fold(0i64, |sum, hit| sum.checked_add(hit.cost))
+            .ok_or_else(overflow)?;
+        assert_eq!(batch.charged_and_refunded(), (charged, 0));
+        let charge = entry(
+            self.next_id()?,
+            user_id,
+            EntryKind::Charge,
+            -charged,
+            batch.id(),
+            batch.created_at_ms,
+            "",
+        );
+        Ok(BatchWrite {
+            bytes: encode(&batch),
+            index_value: DayIndex::batch_value(day_number, batch.last_id()),
+            batch,
+            charge,
+        })
     }
 
     /// The batch record of `hits` (`None` for none), its ids issued.
@@ -196,4 +257,8 @@ impl ShardStore {
     fn stats_tree(&mut self, day_number: DayNumber) -> Result<sled::Tree, StoreError> {
         Ok(self.day_trees(day_number)?.1)
     }
+}
+
+fn overflow() -> StoreError {
+    StoreError::InvalidInput("the hits' costs overflow".into())
 }

@@ -1359,3 +1359,42 @@ fn ledger_verify_finds_a_hit_marked_reported_without_its_refund() {
     assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
     assert!(report.problems[0].detail.starts_with("cache hits"));
 }
+
+#[test]
+fn a_request_of_more_hits_than_one_record_holds_is_kept_as_several() {
+    use super::cache_hits::MAX_HITS_PER_BATCH;
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path(), 0, 1);
+    let count = 2 * MAX_HITS_PER_BATCH + 3;
+    let user_id = new_user(&mut store, "u", count as i64);
+    let ids = hit_batch(&mut store, user_id, count, now_ms());
+    assert_eq!(balance(&store, user_id), (0, 0));
+    let day = super::day::day_of_ms(now_ms());
+    let records = store
+        .db
+        .open_tree(super::layout::hits_tree_name(day))
+        .unwrap();
+    assert_eq!(records.len(), 3, "two full records and one of 3");
+    // A hit of the middle record is reported; every hit reads back; the pages hold them all.
+    let middle = ids[MAX_HITS_PER_BATCH + 7];
+    let (_, after) = store.report(user_id, middle, now_ms(), WINDOW_MS).unwrap();
+    assert_eq!(after.points, 1);
+    for &id in &ids {
+        assert_eq!(
+            store.upload(user_id, id).unwrap().unwrap().reported,
+            id == middle
+        );
+    }
+    let (mut paged, mut before) = (0, None);
+    loop {
+        let page = store
+            .uploads_page(user_id, before, MAX_UPLOADS_PAGE)
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        paged += page.len();
+        before = Some(last.id);
+    }
+    assert_eq!(paged, count);
+    drop((store, records));
+    assert!(verify_ledger(dir.path()).unwrap().is_clean());
+}
