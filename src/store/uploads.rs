@@ -351,28 +351,32 @@ impl ShardStore {
         Ok(count)
     }
 
-    /// Where an upload of this shard is kept, with its record. An upload, or the first hit
-    /// of a batch, is indexed under its own id; any other hit under its batch's, the nearest
-    /// key below it (no other id lies inside a batch).
-    fn locate(&self, upload_id: u64) -> Result<Option<Located>, StoreError> {
+    /// The `upload_days` entry that may name `upload_id`, with its key: an upload, or the
+    /// first hit of a batch, is indexed under its own id; any other hit under its batch's,
+    /// the nearest key below it (no other id lies inside a batch).
+    fn index_entry(&self, upload_id: u64) -> Result<Option<(u64, DayIndex)>, StoreError> {
         let key = upload_id.to_be_bytes();
-        let indexed = match self.trees.upload_days.get(key)? {
-            Some(value) => Some((upload_id, DayIndex::parse(&value)?)),
-            None => match self
-                .trees
-                .upload_days
-                .range(..key)
-                .next_back()
-                .transpose()?
-            {
-                Some((below, value)) => match DayIndex::parse(&value)? {
-                    batch @ DayIndex::HitBatch { .. } => Some((u64_key(&below)?, batch)),
-                    DayIndex::Upload(_) => None,
-                },
-                None => None,
-            },
+        if let Some(value) = self.trees.upload_days.get(key)? {
+            return Ok(Some((upload_id, DayIndex::parse(&value)?)));
+        }
+        let below = self
+            .trees
+            .upload_days
+            .range(..key)
+            .next_back()
+            .transpose()?;
+        let Some((below_key, value)) = below else {
+            return Ok(None);
         };
-        let Some((index_id, index)) = indexed else {
+        match DayIndex::parse(&value)? {
+            batch @ DayIndex::HitBatch { .. } => Ok(Some((u64_key(&below_key)?, batch))),
+            DayIndex::Upload(_) => Ok(None),
+        }
+    }
+
+    /// Where an upload of this shard is kept, with its record.
+    fn locate(&self, upload_id: u64) -> Result<Option<Located>, StoreError> {
+        let Some((index_id, index)) = self.index_entry(upload_id)? else {
             return Ok(None);
         };
         let day = index.day();
