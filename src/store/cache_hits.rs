@@ -9,10 +9,10 @@
 //! most of the time of a lookup that hit (`store_bench_cache_hits`: 2.4 ms per 100).
 
 use super::day::{self, DayNumber};
-use super::journal::{apply_movement, decode_tx, entry, from_tx};
+use super::journal::{apply_movement, entry, from_tx};
 use super::layout::{self, DayIndex};
 use super::records::{
-    decode, encode, Balance, CacheHit, CacheHitBatch, EntryKind, JournalEntry, UploadRecord,
+    encode, Balance, CacheHit, CacheHitBatch, EntryKind, JournalEntry, UploadRecord,
 };
 use super::stats::bump;
 use super::uploads::{truncated, validate_new_upload};
@@ -196,7 +196,7 @@ impl ShardStore {
         batch_id: u64,
     ) -> Result<Option<CacheHitBatch>, StoreError> {
         self.kept_on(layout::hits_tree_name, day_number, batch_id)?
-            .map(|bytes| decode(&bytes))
+            .map(|bytes| CacheHitBatch::decode(&bytes))
             .transpose()
     }
 
@@ -227,7 +227,7 @@ impl ShardStore {
             .transaction(|(balances, journal, batches, stats)| {
                 let key = batch_id.to_be_bytes();
                 let mut batch: CacheHitBatch = match batches.get(key)? {
-                    Some(bytes) => decode_tx(&bytes)?,
+                    Some(bytes) => CacheHitBatch::decode(&bytes).or_else(abort)?,
                     None => return abort(StoreError::NotFound),
                 };
                 let Some(index) = batch.position(upload_id) else {

@@ -185,6 +185,22 @@ pub struct CacheHit {
 }
 
 impl CacheHitBatch {
+    /// A stored batch, read and checked: at least one hit, ids rising, no negative cost
+    /// (what `id`, `position` and the ledger rely on). Anything else is `Corrupt`.
+    pub fn decode(bytes: &[u8]) -> Result<CacheHitBatch, StoreError> {
+        let batch: CacheHitBatch = decode(bytes)?;
+        let rising = batch.hits.windows(2).all(|pair| pair[0].id < pair[1].id);
+        let costs_ok = batch.hits.iter().all(|hit| hit.cost >= 0);
+        if batch.hits.is_empty() || !rising || !costs_ok {
+            return Err(StoreError::Corrupt(format!(
+                "a batch of {} cache hits of user {}: empty, out of order or a negative cost",
+                batch.hits.len(),
+                batch.user_id
+            )));
+        }
+        Ok(batch)
+    }
+
     /// The batch's key and journal `upload_id`: its first hit's id.
     pub fn id(&self) -> u64 {
         self.hits.first().expect("a batch holds a hit").id

@@ -1350,7 +1350,7 @@ fn ledger_verify_finds_a_hit_marked_reported_without_its_refund() {
         .open_tree(super::layout::hits_tree_name(super::day::day_of_ms(at_ms)))
         .unwrap();
     let bytes = tree.get(ids[0].to_be_bytes()).unwrap().unwrap();
-    let mut batch: super::records::CacheHitBatch = super::records::decode(&bytes).unwrap();
+    let mut batch: super::records::CacheHitBatch = decode(&bytes).unwrap();
     batch.hits[2].reported = true;
     tree.insert(ids[0].to_be_bytes(), encode(&batch)).unwrap();
     store.flusher().flush().unwrap();
@@ -1397,4 +1397,35 @@ fn a_request_of_more_hits_than_one_record_holds_is_kept_as_several() {
     assert_eq!(paged, count);
     drop((store, records));
     assert!(verify_ledger(dir.path()).unwrap().is_clean());
+}
+
+#[test]
+fn a_damaged_batch_of_hits_is_corrupt_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path(), 0, 1);
+    let user_id = new_user(&mut store, "u", 10);
+    let at_ms = now_ms();
+    let ids = hit_batch(&mut store, user_id, 2, at_ms);
+    let tree = store
+        .db
+        .open_tree(super::layout::hits_tree_name(super::day::day_of_ms(at_ms)))
+        .unwrap();
+    let bytes = tree.get(ids[0].to_be_bytes()).unwrap().unwrap();
+    let mut batch: super::records::CacheHitBatch = decode(&bytes).unwrap();
+    batch.hits.clear();
+    tree.insert(ids[0].to_be_bytes(), encode(&batch)).unwrap();
+    assert!(matches!(
+        store.upload(user_id, ids[1]),
+        Err(StoreError::Corrupt(_))
+    ));
+    assert!(matches!(
+        store.report(user_id, ids[0], at_ms, WINDOW_MS),
+        Err(StoreError::Corrupt(_))
+    ));
+    store.flusher().flush().unwrap();
+    drop((store, tree));
+    assert!(matches!(
+        verify_ledger(dir.path()),
+        Err(StoreError::Corrupt(_))
+    ));
 }

@@ -337,7 +337,7 @@ impl ShardStore {
         let batches = self.db.open_tree(layout::hits_tree_name(day_number))?;
         for item in batches.iter() {
             let (key, bytes) = item?;
-            let batch: CacheHitBatch = decode(&bytes)?;
+            let batch = CacheHitBatch::decode(&bytes)?;
             index_removals.remove(key);
             user_index_removals.remove(&user_uploads::index_key(batch.user_id, batch.id()));
             count = count.saturating_add(u32::try_from(batch.hits.len()).unwrap_or(u32::MAX));

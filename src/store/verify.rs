@@ -283,7 +283,7 @@ fn verify_upload_records(
         }
         for item in db.open_tree(hits_name)?.iter() {
             let (_, bytes) = item?;
-            let batch: CacheHitBatch = decode(&bytes)?;
+            let batch = CacheHitBatch::decode(&bytes)?;
             let in_journal = journal_uploads.remove(&batch.id());
             if let Some(detail) = batch_disagreement(&batch, in_journal) {
                 problem(
