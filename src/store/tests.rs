@@ -1338,6 +1338,25 @@ fn hits_are_withdrawn_like_done_uploads_and_retention_drops_their_batches() {
     assert!(verify_ledger(dir.path()).unwrap().is_clean());
 }
 
+/// Changes the stored batch of hits `batch_id` of the day of `at_ms` as `change` says (a
+/// damaged or tampered record).
+fn rewrite_batch(
+    store: &ShardStore,
+    at_ms: u64,
+    batch_id: u64,
+    change: impl FnOnce(&mut super::records::CacheHitBatch),
+) {
+    let day_number = super::day::day_of_ms(at_ms);
+    let tree = store
+        .db
+        .open_tree(super::layout::hits_tree_name(day_number))
+        .unwrap();
+    let bytes = tree.get(batch_id.to_be_bytes()).unwrap().unwrap();
+    let mut batch = decode(&bytes).unwrap();
+    change(&mut batch);
+    tree.insert(batch_id.to_be_bytes(), encode(&batch)).unwrap();
+}
+
 #[test]
 fn ledger_verify_finds_a_hit_marked_reported_without_its_refund() {
     let dir = tempfile::tempdir().unwrap();
@@ -1345,16 +1364,9 @@ fn ledger_verify_finds_a_hit_marked_reported_without_its_refund() {
     let user_id = new_user(&mut store, "u", 10);
     let at_ms = now_ms();
     let ids = hit_batch(&mut store, user_id, 3, at_ms);
-    let tree = store
-        .db
-        .open_tree(super::layout::hits_tree_name(super::day::day_of_ms(at_ms)))
-        .unwrap();
-    let bytes = tree.get(ids[0].to_be_bytes()).unwrap().unwrap();
-    let mut batch: super::records::CacheHitBatch = decode(&bytes).unwrap();
-    batch.hits[2].reported = true;
-    tree.insert(ids[0].to_be_bytes(), encode(&batch)).unwrap();
+    rewrite_batch(&store, at_ms, ids[0], |batch| batch.hits[2].reported = true);
     store.flusher().flush().unwrap();
-    drop((store, tree));
+    drop(store);
     let report = verify_ledger(dir.path()).unwrap();
     assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
     assert!(report.problems[0].detail.starts_with("cache hits"));
@@ -1406,14 +1418,7 @@ fn a_damaged_batch_of_hits_is_corrupt_not_a_panic() {
     let user_id = new_user(&mut store, "u", 10);
     let at_ms = now_ms();
     let ids = hit_batch(&mut store, user_id, 2, at_ms);
-    let tree = store
-        .db
-        .open_tree(super::layout::hits_tree_name(super::day::day_of_ms(at_ms)))
-        .unwrap();
-    let bytes = tree.get(ids[0].to_be_bytes()).unwrap().unwrap();
-    let mut batch: super::records::CacheHitBatch = decode(&bytes).unwrap();
-    batch.hits.clear();
-    tree.insert(ids[0].to_be_bytes(), encode(&batch)).unwrap();
+    rewrite_batch(&store, at_ms, ids[0], |batch| batch.hits.clear());
     assert!(matches!(
         store.upload(user_id, ids[1]),
         Err(StoreError::Corrupt(_))
@@ -1423,7 +1428,7 @@ fn a_damaged_batch_of_hits_is_corrupt_not_a_panic() {
         Err(StoreError::Corrupt(_))
     ));
     store.flusher().flush().unwrap();
-    drop((store, tree));
+    drop(store);
     assert!(matches!(
         verify_ledger(dir.path()),
         Err(StoreError::Corrupt(_))
