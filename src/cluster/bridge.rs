@@ -77,15 +77,12 @@ struct Bridge {
 /// Starts the bridge thread; it connects in the background (a node starts, and serves with
 /// its local threads, whether or not NATS is up).
 pub fn start(seed: BridgeSeed) -> Result<std::thread::JoinHandle<()>, String> {
+    // Built here, not on the thread, so that a runtime that cannot start is an error of
+    // `start`, not a panic of the thread.
+    let runtime = super::nats::runtime()?;
     std::thread::Builder::new()
         .name("aiocr-nats".into())
-        .spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a tokio runtime for the NATS thread");
-            runtime.block_on(run(seed));
-        })
+        .spawn(move || runtime.block_on(run(seed)))
         .map_err(|e| format!("cannot start the NATS thread: {e}"))
 }
 

@@ -14,6 +14,16 @@ const JOB_HEADER_ROOM: usize = 64 * 1024;
 /// How long the stream remembers message ids to drop a job published twice.
 const MAX_DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
+/// The single-threaded tokio runtime every NATS client of aiocr runs on (the node's bridge
+/// thread, a worker, the one-off claim and doctor probe): async-nats needs tokio, and one
+/// thread is all a client's I/O takes.
+pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a tokio runtime for NATS: {e}"))
+}
+
 /// Connects in the background: the call returns at once, and the client keeps reconnecting
 /// (forever, with a capped exponential pause) whenever the server is away. `on_event` is
 /// told of connections and disconnections.
@@ -167,10 +177,7 @@ pub async fn claimed_by(store: &kv::Store, username: &str) -> Result<Option<u16>
 /// `claim` from outside a running node (start-up's demo users, `aiocr user add`): connects,
 /// claims, disconnects, within `nats_request_timeout_ms` per step.
 pub fn claim_blocking(config: &Config, username: &str) -> Result<Claim, String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let runtime = runtime()?;
     let timeout = Duration::from_millis(config.nats_request_timeout_ms);
     runtime.block_on(async {
         let client = connect(config, "aiocr-claim", |_| {}).await?;
@@ -201,10 +208,7 @@ pub struct Probe {
 /// Connects, asks JetStream about the job stream, disconnects (each step within
 /// `nats_request_timeout_ms`).
 pub fn probe(config: &Config) -> Result<Probe, String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let runtime = runtime()?;
     let timeout = Duration::from_millis(config.nats_request_timeout_ms);
     runtime.block_on(async {
         let client = connect(config, "aiocr-doctor", |_| {}).await?;

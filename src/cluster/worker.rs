@@ -95,10 +95,13 @@ pub fn run(args: WorkerArgs) -> i32 {
             return 2;
         }
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
+    let runtime = match super::nats::runtime() {
+        Ok(runtime) => runtime,
+        Err(message) => {
+            eprintln!("aiocr worker: {message}");
+            return 2;
+        }
+    };
     match runtime.block_on(serve(config, args, subjects)) {
         Ok(()) => 0,
         Err(message) => {
