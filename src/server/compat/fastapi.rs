@@ -37,12 +37,8 @@ pub fn refused(refusal: &Refusal) -> Response {
 
 /// `POST /ocr`.
 pub async fn ocr(call: &Call<'_>) -> ApiResult {
-    let (mut fields, caller) = match fields_and_caller(call).await {
+    let (fields, caller, image) = match fields_caller_and_image(call).await {
         Ok(opened) => opened,
-        Err(answer) => return Ok(answer),
-    };
-    let image = match image(call, &mut fields) {
-        Ok(image) => image,
         Err(answer) => return Ok(answer),
     };
     let mut upload = CompatUpload::new(call, image);
@@ -93,6 +89,13 @@ async fn fields_and_caller(call: &Call<'_>) -> Result<(Fields, Caller), Response
     let fields = call.fields().map_err(|refusal| refused(&refusal))?;
     let caller = caller(call, &fields).await?;
     Ok((fields, caller))
+}
+
+/// `fields_and_caller`, and the one image of `/ocr` and `/detection`.
+async fn fields_caller_and_image(call: &Call<'_>) -> Result<(Fields, Caller, Vec<u8>), Response> {
+    let (mut fields, caller) = fields_and_caller(call).await?;
+    let image = image(call, &mut fields)?;
+    Ok((fields, caller, image))
 }
 
 /// The key's user, else the configured account, else the answer that says why not.
@@ -170,12 +173,8 @@ fn finished_json(accepted: Accepted) -> Response {
 
 /// `POST /detection`: `file` or base64 `image`; `data` is ddddocr's boxes.
 pub async fn detection(call: &Call<'_>) -> ApiResult {
-    let (mut fields, caller) = match fields_and_caller(call).await {
+    let (_, caller, image) = match fields_caller_and_image(call).await {
         Ok(opened) => opened,
-        Err(answer) => return Ok(answer),
-    };
-    let image = match image(call, &mut fields) {
-        Ok(image) => image,
         Err(answer) => return Ok(answer),
     };
     let task = Task::Detect { image };
