@@ -87,7 +87,7 @@ pub fn start(seed: BridgeSeed) -> Result<std::thread::JoinHandle<()>, String> {
 }
 
 async fn run(seed: BridgeSeed) {
-    let node = seed.config.node_id;
+    let node = seed.config.node.node_id;
     let stats = seed.stats.clone();
     let on_event = move |event: async_nats::Event| match event {
         async_nats::Event::Disconnected => {
@@ -158,7 +158,7 @@ async fn handle_command(bridge: Arc<Bridge>, command: Command) {
 
 impl Bridge {
     fn timeout(&self) -> Duration {
-        Duration::from_millis(self.config.nats_request_timeout_ms)
+        Duration::from_millis(self.config.cluster.nats_request_timeout_ms)
     }
 
     /// Fails a job without a result: its upload is refunded by its owner shard.
@@ -188,7 +188,7 @@ impl Bridge {
 /// full too).
 async fn publish(bridge: &Bridge, job: Job) {
     let config = &bridge.config;
-    let timeout_ms = config.remote_timeout_ms;
+    let timeout_ms = config.cluster.remote_timeout_ms;
     let deadline_ms = crate::clock::unix_now_ms() + timeout_ms;
     let model = match &job.task {
         Task::Ocr { options, .. } => options.model.as_str(),
@@ -357,7 +357,7 @@ async fn sweep_loop(bridge: Arc<Bridge>) {
             bridge.stats.timeouts.fetch_add(1, Ordering::Relaxed);
             let reason = format!(
                 "no result from the recognition workers within {} ms",
-                bridge.config.remote_timeout_ms
+                bridge.config.cluster.remote_timeout_ms
             );
             bridge.fail(upload_id, job, reason);
         }
@@ -438,7 +438,7 @@ async fn lookup(bridge: &Bridge, username: &str) -> Result<Option<u16>, LinkErro
 /// Every `heartbeat_ms`: set up the stream and buckets if not yet done, say whether remote
 /// jobs may go out, write this node's heartbeat, read the others' and the stream's depth.
 async fn heartbeat_loop(bridge: Arc<Bridge>, describe: Describe) {
-    let period = Duration::from_millis(bridge.config.heartbeat_ms);
+    let period = Duration::from_millis(bridge.config.cluster.heartbeat_ms);
     let mut jobs_stream: Option<jetstream::stream::Stream> = None;
     loop {
         let up = bridge.client.connection_state() == async_nats::connection::State::Connected;
