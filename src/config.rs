@@ -269,6 +269,10 @@ pub struct Config {
     /// `/v2/servers`.
     pub heartbeat_ms: u64,
     pub node_ttl_ms: u64,
+    /// On SIGTERM/SIGINT, after the shards have drained and voided what was pending: the
+    /// longest wait for the NATS side (answers and publishes still in the client's buffer)
+    /// before the node exits anyway. What is not sent by then is left as after a kill.
+    pub nats_stop_grace_ms: u64,
 }
 
 impl Default for Config {
@@ -371,6 +375,7 @@ impl Default for Config {
             nats_reconnect_max_ms: 2_000,
             heartbeat_ms: 1_000,
             node_ttl_ms: 5_000,
+            nats_stop_grace_ms: 2_000,
         }
     }
 }
@@ -535,6 +540,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("nats_reconnect_max_ms", Kind::Number),
     ("heartbeat_ms", Kind::Number),
     ("node_ttl_ms", Kind::Number),
+    ("nats_stop_grace_ms", Kind::Number),
 ];
 
 /// Earlier names of keys, still accepted everywhere a key is (file, environment, `--set`).
