@@ -87,7 +87,7 @@ pub fn start(seed: BridgeSeed) -> Result<BridgeThread, String> {
     // `start`, not a panic of the thread.
     let runtime = super::nats::runtime()?;
     let (stop, stopped) = flume::bounded::<()>(0);
-    let grace = Duration::from_millis(seed.config.nats_stop_grace_ms);
+    let grace = Duration::from_millis(seed.config.cluster.nats_stop_grace_ms);
     let thread = std::thread::Builder::new()
         .name("aiocr-nats".into())
         .spawn(move || {
@@ -131,7 +131,7 @@ impl BridgeThread {
 }
 
 async fn run(seed: BridgeSeed, stopped: flume::Receiver<()>) {
-    let node = seed.config.node_id;
+    let node = seed.config.node.node_id;
     let stats = seed.stats.clone();
     let on_event = move |event: async_nats::Event| match event {
         async_nats::Event::Disconnected => {
@@ -187,7 +187,7 @@ async fn run(seed: BridgeSeed, stopped: flume::Receiver<()>) {
 /// shards have voided the uploads still pending (refunded), a result that arrives for one
 /// later is stale, and a worker not answered gets its job delivered again.
 async fn close(bridge: &Bridge) {
-    let grace = Duration::from_millis(bridge.config.nats_stop_grace_ms);
+    let grace = Duration::from_millis(bridge.config.cluster.nats_stop_grace_ms);
     let in_flight = bridge.lock_in_flight().len();
     if in_flight > 0 {
         eprintln!(
@@ -231,7 +231,7 @@ async fn handle_command(bridge: Arc<Bridge>, command: Command) {
 
 impl Bridge {
     fn timeout(&self) -> Duration {
-        Duration::from_millis(self.config.nats_request_timeout_ms)
+        Duration::from_millis(self.config.cluster.nats_request_timeout_ms)
     }
 
     /// Answers a request (a worker's result, another node's forwarded request) within
@@ -268,7 +268,7 @@ impl Bridge {
 /// full too).
 async fn publish(bridge: &Bridge, job: Job) {
     let config = &bridge.config;
-    let timeout_ms = config.remote_timeout_ms;
+    let timeout_ms = config.cluster.remote_timeout_ms;
     let deadline_ms = crate::clock::unix_now_ms() + timeout_ms;
     let model = match &job.task {
         Task::Ocr { options, .. } => options.model.as_str(),
@@ -437,7 +437,7 @@ async fn sweep_loop(bridge: Arc<Bridge>) {
             bridge.stats.timeouts.fetch_add(1, Ordering::Relaxed);
             let reason = format!(
                 "no result from the recognition workers within {} ms",
-                bridge.config.remote_timeout_ms
+                bridge.config.cluster.remote_timeout_ms
             );
             bridge.fail(upload_id, job, reason);
         }
@@ -526,7 +526,7 @@ async fn lookup(bridge: &Bridge, username: &str) -> Result<Option<u16>, LinkErro
 /// not answer (paused, cut off without a reset, overloaded) would otherwise make every job
 /// wait out `nats_request_timeout_ms` before it runs locally.
 async fn heartbeat_loop(bridge: Arc<Bridge>, describe: Describe) {
-    let period = Duration::from_millis(bridge.config.heartbeat_ms);
+    let period = Duration::from_millis(bridge.config.cluster.heartbeat_ms);
     let mut jobs_stream: Option<jetstream::stream::Stream> = None;
     loop {
         let up = bridge.client.connection_state() == async_nats::connection::State::Connected;
