@@ -18,6 +18,7 @@
 //!   pending in a dropped day is voided first. The journal is never dropped (it is the ledger).
 
 mod api_keys;
+mod balance_memo;
 mod cache_hits;
 pub mod day;
 mod directory;
@@ -185,6 +186,8 @@ pub struct ShardStore {
     days: BTreeSet<DayNumber>,
     /// Records how far the journal reached after flushes (identity.rs).
     extents: Arc<ExtentRecorder>,
+    /// Balances read since their last movement (balance_memo.rs).
+    balance_memo: balance_memo::BalanceMemo,
 }
 
 /// Makes everything written before `flush` starts durable. Cheap to clone, `Send + Sync`:
@@ -304,6 +307,7 @@ impl ShardStore {
             ids,
             days,
             extents,
+            balance_memo: balance_memo::BalanceMemo::default(),
         })
     }
 
