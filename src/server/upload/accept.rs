@@ -4,20 +4,21 @@
 //! result with `wait=1`).
 
 use super::finish::{apply_result, void};
+use super::hit::{accept_hit, answers_outright};
 use super::placement::{self, Place};
 use super::request::UploadRequest;
 use super::wait::wait_for_result;
 use super::Accepted;
 use crate::contract::ApiError;
 use crate::recognition::cache::{digest, slide_digest, CacheKey, TaskKey};
-use crate::recognition::{Job, JobAnswer, JobResult, Kind, Task};
+use crate::recognition::{Job, JobAnswer, JobResult, Task};
 use crate::server::cache;
 use crate::server::call::Caller;
 use crate::server::owner::OwnerCommand;
 use crate::server::reply::{busy, storage_unavailable, Refusal};
 use crate::server::shard::Shard;
 use crate::server::state::Waiter;
-use crate::store::{NewUpload, UploadRecord};
+use crate::store::UploadRecord;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -55,6 +56,9 @@ async fn accept(
     // them). Without one, the job's place (this node's threads or, in a cluster, the
     // workers: placement.rs) must have room.
     let cached = cache::lookup(&shard, &key).await;
+    if let Some(answer) = cached.as_ref().filter(|_| answers_outright(&request)) {
+        return accept_hit(&shard, user_id, request, &key, answer).await;
+    }
     let place = match cached {
         Some(_) => Place::Local, // not queued at all
         None => match placement::place(&shard, kind) {
@@ -131,19 +135,7 @@ fn reserve(
     request: &UploadRequest,
     key: &CacheKey,
 ) -> Result<UploadRecord, Refusal> {
-    let config = shard.config();
-    let cost = match request.task.kind() {
-        Kind::Ocr => config.uploads.upload_cost,
-        Kind::Detect => config.uploads.detect_cost,
-        Kind::Slide => config.uploads.slide_cost,
-    };
-    let new_upload = NewUpload {
-        cost,
-        model: super::record_model(&request.task),
-        soft_id: request.soft_id.clone(),
-        image_hash: key.prefix(),
-        now_ms: crate::clock::unix_now_ms(),
-    };
+    let new_upload = request.new_upload(shard.config(), key);
     let record = shard
         .store
         .borrow_mut()?

@@ -2,15 +2,18 @@
 //! typed [`UploadRequest`]. Everything here is refused before anything is charged.
 
 use super::Encoding;
+use crate::config::Config;
 use crate::contract::{self, ApiError};
 use crate::engine::{
     probe_image, AnswerConstraints, CharsetRange, ColorFilter, RecognizeOptions, SlideMode,
 };
+use crate::recognition::cache::CacheKey;
 use crate::recognition::{Kind, Task};
 use crate::server::call::Call;
 use crate::server::fields::{body_kind, BodyKind, Fields};
 use crate::server::reply::{malformed, Refusal};
 use crate::server::shard::FinishHook;
+use crate::store::NewUpload;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
 /// Longest `soft_id` accepted.
@@ -70,6 +73,23 @@ impl UploadRequest {
             on_finish: None,
         };
         request.checked(call)
+    }
+
+    /// What the store records of this upload when it is accepted now: its kind's price, its
+    /// model, soft_id and image hash (`key` is its answer cache key).
+    pub fn new_upload(&self, config: &Config, key: &CacheKey) -> NewUpload {
+        let cost = match self.task.kind() {
+            Kind::Ocr => config.uploads.upload_cost,
+            Kind::Detect => config.uploads.detect_cost,
+            Kind::Slide => config.uploads.slide_cost,
+        };
+        NewUpload {
+            cost,
+            model: super::record_model(&self.task),
+            soft_id: self.soft_id.clone(),
+            image_hash: key.prefix(),
+            now_ms: crate::clock::unix_now_ms(),
+        }
     }
 
     /// An upload another protocol read is checked here like a `/v2` upload: its images'
