@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::bench_threads::{self, Totals};
-use crate::engine::{slide_timed, ImageLimits, SlideError, SlideMode, SlideStages};
+use crate::engine::{
+    load_slide_library, slide_timed, ImageLimits, SlideError, SlideMode, SlideStages,
+};
 
 #[derive(clap::Args)]
 pub struct SlideArgs {
@@ -25,6 +27,10 @@ pub struct SlideArgs {
     /// Benchmark threads (default: every core).
     #[arg(long)]
     threads: Option<usize>,
+    /// Where the models are: slides use Intel IPP from its `ipp/` folder when it is there
+    /// (scripts/setup.sh puts it there), as ddddocr's OpenCV does.
+    #[arg(long, env = "AIOCR_MODEL_DIR", default_value = "./models")]
+    model_dir: PathBuf,
     /// Benchmark duration in seconds.
     #[arg(long, default_value_t = 5.0)]
     seconds: f64,
@@ -36,6 +42,9 @@ pub struct SlideArgs {
 pub fn run(args: SlideArgs) -> i32 {
     // SAFETY: restoring a signal's default disposition, before any thread is started.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    if let Err(error) = load_slide_library(&args.model_dir) {
+        eprintln!("aiocr slide: no IPP ({error}): scores may differ from ddddocr's by ~1e-4");
+    }
     let result = if args.bench {
         bench(&args)
     } else {
