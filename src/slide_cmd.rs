@@ -3,12 +3,13 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::bench_threads::{self, Totals};
 use crate::engine::{
     load_slide_library, slide_timed, ImageLimits, SlideError, SlideMode, SlideStages,
 };
+use crate::engine_cmd::{self, BenchArgs};
 
 #[derive(clap::Args)]
 pub struct SlideArgs {
@@ -19,40 +20,26 @@ pub struct SlideArgs {
     /// full background (same size).
     #[arg(long)]
     comparison: bool,
-    /// Benchmark: run every pair listed in DIR/manifest.tsv (columns `kind`, `target`,
-    /// `background`; kind `match`, `match_simple` or `comparison`), report pairs/s and the
-    /// time per stage.
-    #[arg(long)]
-    bench: bool,
-    /// Benchmark threads (default: every core).
-    #[arg(long)]
-    threads: Option<usize>,
     /// Where the models are: slides use Intel IPP from its `ipp/` folder when it is there
     /// (scripts/setup.sh puts it there), as ddddocr's OpenCV does.
     #[arg(long, env = "AIOCR_MODEL_DIR", default_value = "./models")]
     model_dir: PathBuf,
-    /// Benchmark duration in seconds.
-    #[arg(long, default_value_t = 5.0)]
-    seconds: f64,
-    /// TARGET BACKGROUND (or, with --bench, one directory).
+    #[command(flatten)]
+    bench: BenchArgs,
+    /// TARGET BACKGROUND (or, with --bench, one directory DIR: every pair listed in
+    /// DIR/manifest.tsv, columns `kind`, `target`, `background`; kind `match`,
+    /// `match_simple` or `comparison`).
     #[arg(required = true, num_args = 1..=2)]
     files: Vec<PathBuf>,
 }
 
 pub fn run(args: SlideArgs) -> i32 {
-    // SAFETY: restoring a signal's default disposition, before any thread is started.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     if let Err(error) = load_slide_library(&args.model_dir) {
         eprintln!("aiocr slide: no IPP ({error}): scores may differ from ddddocr's by ~1e-4");
     }
-    let result = if args.bench {
-        bench(&args)
-    } else {
-        slide_pair(&args)
-    };
-    result.unwrap_or_else(|message| {
-        eprintln!("aiocr slide: {message}");
-        2
+    engine_cmd::run("slide", || match args.bench.bench {
+        true => bench(&args),
+        false => slide_pair(&args),
     })
 }
 
@@ -150,12 +137,9 @@ fn read_pairs(dir: &Path) -> Result<Vec<Pair>, String> {
 }
 
 fn bench(args: &SlideArgs) -> Result<i32, String> {
-    let [dir] = args.files.as_slice() else {
-        return Err("--bench takes one directory".into());
-    };
-    let pairs = Arc::new(read_pairs(dir)?);
-    let threads = bench_threads::thread_count(args.threads);
-    let duration = Duration::from_secs_f64(args.seconds.max(0.1));
+    let pairs = Arc::new(read_pairs(engine_cmd::bench_dir(&args.files)?)?);
+    let threads = bench_threads::thread_count(args.bench.threads);
+    let duration = args.bench.duration();
     let limits = ImageLimits::default();
     let workers: Vec<_> = (0..threads)
         .map(|thread| {
