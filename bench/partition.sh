@@ -56,7 +56,10 @@ nats_ips=("${addr[n1]}" "${addr[n2]}" "${addr[n3]}")
 nats_url="nats://${addr[n1]}:4222,nats://${addr[n2]}:4222,nats://${addr[n3]}:4222"
 
 ns() { echo "$prefix-$1"; }
-in_ns() { local who="$1"; shift; ip netns exec "$(ns "$who")" "$@"; }
+# in_ns WHO COMMAND...: COMMAND in WHO's network namespace. The processes the rounds signal
+# are started with `nsenter --net=...` directly and `&` (nsenter execs them, so $! is their
+# PID; `ip netns exec` and a backgrounded shell function would put another process between).
+in_ns() { local who="$1"; shift; nsenter --net="/run/netns/$(ns "$who")" "$@"; }
 
 cleanup() {
     for who in "${!pid[@]}"; do
@@ -86,8 +89,8 @@ for who in "${members[@]}"; do
     in_ns "$who" nft add chain inet fault out '{ type filter hook output priority 0; }'
 done
 
-# cut WHO IP...: WHO exchanges no packet with those addresses until heal.
-cut() {
+# cut_off WHO IP...: WHO exchanges no packet with those addresses until heal.
+cut_off() {
     local who="$1"; shift
     for ip in "$@"; do
         in_ns "$who" nft add rule inet fault in ip saddr "$ip" drop
@@ -126,7 +129,7 @@ cluster {
   routes: [nats-route://${addr[n1]}:6222, nats-route://${addr[n2]}:6222, nats-route://${addr[n3]}:6222]
 }
 EOF
-    in_ns "$who" "$NATS_SERVER" -c "$work/$who.conf" >>"$work/$who.log" 2>&1 &
+    nsenter --net="/run/netns/$(ns "$who")" "$NATS_SERVER" -c "$work/$who.conf" >>"$work/$who.log" 2>&1 &
     pid[$who]=$!
 }
 
@@ -143,7 +146,7 @@ start_node() {
     : >"$work/$who.out"
     touch "$work/$who.err"
     mark[$who]="$(wc -l <"$work/$who.err")"
-    in_ns "$who" "${clock[@]}" "$AIOCR_BIN" serve --listen "${addr[$who]}:8080" --shards 1 \
+    nsenter --net="/run/netns/$(ns "$who")" "${clock[@]}" "$AIOCR_BIN" serve --listen "${addr[$who]}:8080" --shards 1 \
         --data "$work/data-$who" "${cluster_settings[@]}" --set "node_id=$id" \
         --set "recognition_split=$split" --set cache_entries=0 --set drain_timeout_ms=3000 \
         --set rate_limit_per_sec=100000 --set rate_limit_burst=100000 \
@@ -160,7 +163,7 @@ start_node() {
 }
 
 start_worker() {
-    in_ns "$1" "$AIOCR_BIN" worker --name "$1" "${cluster_settings[@]}" \
+    nsenter --net="/run/netns/$(ns "$1")" "$AIOCR_BIN" worker --name "$1" "${cluster_settings[@]}" \
         >"$work/$1.out" 2>>"$work/$1.err" &
     pid[$1]=$!
 }
@@ -217,11 +220,11 @@ in_ns c python3 bench/partition_client.py setup "$work/state" "http://${addr[a]}
 
 fault_on() {
     case "$1" in
-        cut-node) cut a "${nats_ips[@]}" ;;
-        cut-worker) cut w1 "${nats_ips[@]}" ;;
-        cut-minority) cut n3 "${addr[n1]}" "${addr[n2]}" ;;
-        cut-nodes) cut a "${addr[n2]}" "${addr[n3]}"; cut b "${addr[n1]}"
-            cut n1 "${addr[n2]}" "${addr[n3]}" ;;
+        cut-node) cut_off a "${nats_ips[@]}" ;;
+        cut-worker) cut_off w1 "${nats_ips[@]}" ;;
+        cut-minority) cut_off n3 "${addr[n1]}" "${addr[n2]}" ;;
+        cut-nodes) cut_off a "${addr[n2]}" "${addr[n3]}"; cut_off b "${addr[n1]}"
+            cut_off n1 "${addr[n2]}" "${addr[n3]}" ;;
         lossy) lossy a 20; lossy w1 20 ;;
         pause) for who in n2 w2 b; do kill -STOP "${pid[$who]}"; done ;;
         clock) echo "+3600" >"$work/clock" ;;

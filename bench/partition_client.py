@@ -85,6 +85,8 @@ class Round:
         self.uploads = []  # (user key, upload id)
         self.reported = {"user_a": 0, "user_b": 0}
         self.refused = 0
+        self.ambiguous = {"user_a": 0, "user_b": 0}  # answers that did not say
+        self.refusals = set()  # a few of the refusals' texts
         self.logins = [0, 0]  # (ok, refused) of user-a's logins through node B
         self.stop = threading.Event()
 
@@ -94,7 +96,15 @@ class Round:
                 self.uploads.append((user, data["data"]["id"]))
             return data["data"]
         with self.lock:
-            self.refused += 1
+            # No answer, or a forwarding node that got none from the owner in time: the
+            # owner may have taken the upload (and charged it) all the same.
+            message = (data or {}).get("msg", "") if isinstance(data, dict) else ""
+            if status == 0 or "no answer in time" in message:
+                self.ambiguous[user] += 1
+            else:
+                self.refused += 1
+            if len(self.refusals) < 5:
+                self.refusals.add(f"{user} {status} {(data or {}).get('code') if isinstance(data, dict) else ''} {message[:90]}")
         return None
 
     def async_uploads(self):
@@ -245,7 +255,8 @@ def run_round(state_path, round_number, seconds, settle_seconds):
         expected = done - load.reported[key]
         if after[key][1] != 0 and stuck == 0:
             stuck += after[key][1]  # points still reserved with nothing pending
-        double += max(0, spent - expected)
+        # An upload whose answer never came (or a forward that timed out) may be charged.
+        double += max(0, spent - expected - load.ambiguous[key])
         lost += max(0, expected - spent)
     verdict = {
         "acknowledged": len(load.uploads),
@@ -255,9 +266,14 @@ def run_round(state_path, round_number, seconds, settle_seconds):
         "double_charged": double,
         "stuck": stuck,
         "refused": load.refused,
+        "ambiguous": sum(load.ambiguous.values()),
         "reported": sum(load.reported.values()),
         "forwarded_logins": load.logins,
         "names": names_verdict(state, created),
+        "refusals": sorted(load.refusals),
+        "per_user": {key: {"spent": before[key][0] - after[key][0],
+                           "done": sum(1 for (u, _), st in final.items() if u == key and st == "done"),
+                           "reported": load.reported[key]} for key in ("user_a", "user_b")},
     }
     print(json.dumps(verdict))
 
