@@ -25,7 +25,8 @@ work="$(mktemp -d /tmp/aiocr-soak.XXXXXX)"
 pids=()
 cleanup() {
     for pid in "${pids[@]}"; do stop_pid "$pid"; done
-    rm -rf "$work"
+    [ -z "${failed:-}" ] && rm -rf "$work"
+    return 0
 }
 trap cleanup EXIT
 
@@ -34,11 +35,18 @@ image_corpus "$corpus"
 mix="decode-sync=3,decode-async=3,point=3,login=1"
 
 mkdir -p "$work/nats"
-nats-server -a 127.0.0.1 -p "$nats_port" -js -sd "$work/nats" --max_payload 2MB \
-    >"$work/nats.log" 2>&1 &
+printf 'listen: 127.0.0.1:%s\nmax_payload: 2MB\njetstream { store_dir: "%s" }\n' \
+    "$nats_port" "$work/nats" >"$work/nats.conf"
+nats-server -c "$work/nats.conf" >"$work/nats.log" 2>&1 &
 nats_pid=$!
 pids+=("$nats_pid")
 sleep 1
+# One user with points enough on each node, made before its first start.
+for name in alone clustered; do
+    "$AIOCR_BIN" user add --data "$work/$name" --shards 1 --username soak \
+        --password soak-password --points 100000000 >/dev/null
+    echo "soak:soak-password" >"$work/$name.users"
+done
 common=(--shards 1 --set cache_entries=0 --set recognition_wide_threads=1
     --set rate_limit_per_sec=1000000 --set rate_limit_burst=1000000)
 start_aiocr "$alone_port" "$work/alone" "${common[@]}"
@@ -56,21 +64,12 @@ pids+=("$worker_pid")
 for _ in $(seq 1 300); do grep -q "aiocr worker:" "$work/worker.out" && break; sleep 0.1; done
 for _ in $(seq 1 300); do grep -q "nats: ready" "$work/clustered.err" && break; sleep 0.1; done
 
-# A user with points enough on each node.
-for name in alone clustered; do
-    port_var="${name}_port"
-    port="${!port_var}"
-    admin="$(aiocr_token "$port" admin "$(aiocr_password "$work/$name" admin)")"
-    aiocr_grant "$port" "$admin" demo 100000000
-    echo "demo:$(aiocr_password "$work/$name" demo)" >"$work/$name.users"
-done
-
 # loadgen PORT NAME ARGS...: one run of the mix, JSON summary to stdout.
 loadgen() {
     local port="$1" name="$2"
     shift 2
     "$LOADGEN_BIN" "http://127.0.0.1:$port" --mix "$mix" --images "$corpus" \
-        --users-file "$work/$name.users" --threads 1 --pin never --json "$@"
+        --users-file "$work/$name.users" --threads 1 --pin never --json "$@" 2>/dev/null
 }
 
 for name in alone clustered; do
@@ -85,6 +84,11 @@ echo "capacity (closed loop, 16 connections): alone $(json_field "$work/alone.ca
 sample() {
     local minute="$1" name="$2" pid="$3" data="$4" json="$5"
     local rss fds size p99 errors
+    if ! kill -0 "$pid" 2>/dev/null; then
+        failed=1
+        echo "soak: $name (pid $pid) is gone after minute $minute; logs kept in $work" >&2
+        exit 1
+    fi
     rss="$(awk '/VmRSS/ { print $2 }' "/proc/$pid/status")"
     fds="$(find "/proc/$pid/fd" -mindepth 1 -maxdepth 1 | wc -l)"
     size=0
@@ -109,6 +113,9 @@ for minute in $(seq 1 "$minutes"); do
     sample "$minute" worker "$worker_pid" "" ""
     sample "$minute" nats-server "$nats_pid" "$work/nats" ""
     tail -4 "$work/series" | sed "s/^/soak: /"
+    for name in alone clustered; do
+        json_field "$work/$name.json" "['errors']" | sed "s/^/soak: $name errors: /"
+    done
 done
 
 python3 - "$work/series" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'EOF'
