@@ -14,11 +14,11 @@ use ort::value::TensorRef;
 use ort::environment::Environment;
 
 use super::batch_model::load_dynamic_batch;
-use super::ctc::{allowed_indices, confidence, decode_text, Scores};
+use super::ctc::{allowed_indices, confidence, decode_text, scores_of, BadShape, Scores};
 use super::custom::{CustomSessions, SessionBounds, SessionCounts};
 use super::model::{load_spec, ModelError, ModelSpec};
 use super::preprocess::{elapsed_nanos, preprocess_filtered, StageNanos, Tensor};
-use super::session::{self, runtime};
+use super::session::{self, runtime, LoadedModel};
 use super::{Answer, ImageError, ImageLimits, RecognizeOptions};
 
 /// Why one image got no answer (src/contract.rs maps it to the contract's codes).
@@ -32,11 +32,10 @@ pub enum RecognizeError {
     Model(String),
 }
 
-/// A model's session, ready to run.
-pub(in crate::engine) struct LoadedModel {
-    pub(in crate::engine) spec: Arc<ModelSpec>,
-    pub(in crate::engine) session: Session,
-    pub(in crate::engine) input_name: String,
+impl From<BadShape> for RecognizeError {
+    fn from(shape: BadShape) -> Self {
+        RecognizeError::Model(shape.0)
+    }
 }
 
 pub struct Engine {
@@ -339,58 +338,6 @@ fn output_scores<'o>(outputs: &'o SessionOutputs<'_>) -> Result<(Vec<usize>, &'o
         .map_err(|e| e.to_string())?;
     let dims = output_shape.iter().map(|&d| d.max(0) as usize).collect();
     Ok((dims, data))
-}
-
-/// The scores of batch item `b` of `batch`, read the way ddddocr reads a single output:
-/// `[seq, 1, C]` (what the ddddocr models really return), `[1, seq, C]`, `[seq, C]`, `[C]`.
-/// A batched run returns `[seq, batch, C]`.
-pub(in crate::engine) fn scores_of<'a>(
-    shape: &[usize],
-    data: &'a [f32],
-    b: usize,
-    batch: usize,
-) -> Result<Scores<'a>, RecognizeError> {
-    let bad_shape = || RecognizeError::Model(format!("unexpected output shape {shape:?}"));
-    let scores = match *shape {
-        [steps, n, classes] if n == batch => Scores {
-            data: &data[b * classes..],
-            steps,
-            classes,
-            step_stride: batch,
-        },
-        [1, steps, classes] if batch == 1 => Scores {
-            data,
-            steps,
-            classes,
-            step_stride: 1,
-        },
-        // ddddocr: "default to the first batch" for any other 3-D shape.
-        [_, steps, classes] if batch == 1 => Scores {
-            data,
-            steps,
-            classes,
-            step_stride: 1,
-        },
-        [steps, classes] if batch == 1 => Scores {
-            data,
-            steps,
-            classes,
-            step_stride: 1,
-        },
-        [classes] if batch == 1 => Scores {
-            data,
-            steps: 1,
-            classes,
-            step_stride: 1,
-        },
-        _ => return Err(bad_shape()),
-    };
-    let extent =
-        scores.steps.saturating_sub(1) * scores.step_stride * scores.classes + scores.classes;
-    if scores.classes == 0 || scores.data.len() < extent {
-        return Err(bad_shape());
-    }
-    Ok(scores)
 }
 
 fn answer(spec: &ModelSpec, scores: &Scores, options: &RecognizeOptions) -> Answer {

@@ -15,8 +15,8 @@ use ort::session::Session;
 use ort::value::{TensorElementType, TensorRef, ValueType};
 
 use super::ModelDigest;
+use crate::engine::ctc::scores_of;
 use crate::engine::model::ModelSpec;
-use crate::engine::recognizer::scores_of;
 use crate::engine::session::{self, runtime};
 
 /// What is wrong with a model, by the check it failed.
@@ -162,8 +162,7 @@ fn test_run(session: &mut Session, spec: &ModelSpec) -> Result<(), ModelCheckErr
         .try_extract_tensor::<f32>()
         .map_err(|_| ModelCheckError::Output("the first output is not float32 scores".into()))?;
     let dims: Vec<usize> = output_shape.iter().map(|&d| d.max(0) as usize).collect();
-    let scores =
-        scores_of(&dims, data, 0, 1).map_err(|e| ModelCheckError::Output(e.to_string()))?;
+    let scores = scores_of(&dims, data, 0, 1).map_err(|e| ModelCheckError::Output(e.0))?;
     if scores.classes != spec.charset.len() {
         return Err(ModelCheckError::Output(format!(
             "{} classes per step, {} charset entries",

@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 use ort::environment::Environment;
 
 use super::{CustomModel, ModelDigest};
-use crate::engine::recognizer::LoadedModel;
-use crate::engine::session;
+use crate::engine::session::{self, LoadedModel};
 
 /// The bounds of one thread's custom sessions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
