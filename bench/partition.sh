@@ -27,6 +27,7 @@
 # acknowledged, lost, double-charged, stuck.
 # Needs root (ip netns, nft, tc). Installs what it needs and the suite does not (nftables,
 # faketime) with apt-get when missing. Uses nats-server from PATH (NATS_SERVER to override).
+# PARTITION_FAULTS="clock pause" plays only those faults, in turn (to loop one of them).
 # Usage: bench/partition.sh [rounds=9] [seconds=24]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,6 +40,7 @@ export AIOCR_MODEL_DIR="${AIOCR_MODEL_DIR:-$PWD/models}"
 remote_timeout_ms=15000
 settle_s=$((remote_timeout_ms / 1000 + 15))
 faults=(cut-node cut-worker cut-minority cut-nodes lossy pause clock store-loss corrupt)
+[ -z "${PARTITION_FAULTS:-}" ] || read -r -a faults <<<"$PARTITION_FAULTS"
 
 for tool in nft:nftables faketime:faketime; do
     command -v "${tool%%:*}" >/dev/null || apt-get install -y -q "${tool##*:}" >/dev/null
