@@ -236,8 +236,11 @@ fault_on() {
         corrupt) kill -9 "${pid[n3]}"; wait "${pid[n3]}" 2>/dev/null || true
             find "$work/n3" -name '*.blk' | while read -r block; do
                 size="$(stat -c %s "$block")"
-                [ "$size" -gt 64 ] && dd if=/dev/urandom of="$block" bs=1 seek=$((size / 3)) \
-                    count=$((size / 3)) conv=notrunc status=none
+                # An if, not `&&`: a small last file must not fail the pipeline (set -e).
+                if [ "$size" -gt 64 ]; then
+                    dd if=/dev/urandom of="$block" bs=1 seek=$((size / 3)) \
+                        count=$((size / 3)) conv=notrunc status=none
+                fi
             done
             start_nats n3 ;;
     esac

@@ -195,7 +195,8 @@ def settle(state, uploads, bound):
         still = []
         for user, upload_id in pending:
             url = state["a"] if user == "user_a" else state["b"]
-            status, data = call(url, "GET", f"/v2/result?id={upload_id}", state[user])
+            # A short timeout: one poll left unanswered must not use up the whole bound.
+            status, data = call(url, "GET", f"/v2/result?id={upload_id}", state[user], timeout=5)
             if status == 200 and data and data["data"]["status"] in ("done", "failed"):
                 refunded = data["data"]["status"] == "done" and data["data"].get("reported")
                 final[(user, upload_id)] = "refunded" if refunded else data["data"]["status"]
