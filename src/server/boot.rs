@@ -61,6 +61,7 @@ pub fn run_until_stopped(
     if let Some(tls_listen) = &mut config.tls_listen {
         port_holders.extend(listener::claim_port(tls_listen)?);
     }
+    super::public_url::settle(&mut config);
     let demo = match fresh && config.create_demo_users {
         true => create_demo_users(&mut stores, &config)?,
         false => None,

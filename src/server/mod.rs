@@ -19,6 +19,7 @@
 //! Around them: `boot` (start-up and shutdown), `shard` (one shard's state), `shard_loops`
 //! (its tasks), `commit` (group commit: a 200 means the writes are on disk), `storage` (a
 //! failed disk: writes refused with 5004, the store reopened once the disk takes writes), `stop`,
+//! `public_url` (the URL `/v2/servers` announces when `listen` is every address),
 //! `attempts` (password checks and the login backoff around them), `sessions` (what tokens
 //! and keys are checked against: each user's existence, role and token epoch),
 //! `console` (the web console's built-in files and `/openapi.json`: a route family without
@@ -40,6 +41,7 @@ pub mod fuzzing;
 mod listener;
 mod node_hop;
 mod owner;
+mod public_url;
 mod reply;
 mod router;
 mod sessions;
