@@ -21,7 +21,9 @@ mod wait;
 
 pub use accept::Accept;
 pub use finish::{apply_result, stored_answer};
-pub use request::{decode_base64_image, recognize_options, UploadRequest, MAX_SOFT_ID_BYTES};
+pub use request::{
+    decode_base64_image, recognize_options, slide_mode, UploadRequest, MAX_SOFT_ID_BYTES,
+};
 pub use wait::ResultWaiters;
 
 use super::call::Call;
