@@ -4,7 +4,7 @@
 //! says so at start-up (with how to announce another). A node behind a proxy or NAT sets
 //! `public_url`.
 
-use crate::config::Config;
+use crate::config::NetworkConfig;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 
 /// Addresses the routing table is asked about (documentation ranges, RFC 5737 and 3849): a
@@ -14,7 +14,7 @@ const PROBE_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
 
 /// Fills in `public_url` when it is unset and `listen` is every address (the port already
 /// resolved), saying on the log which URL it chose and how to choose another.
-pub fn settle(config: &mut Config) {
+pub fn settle(config: &mut NetworkConfig) {
     if !config.public_url.is_empty() || !config.listen.ip().is_unspecified() {
         return;
     }
@@ -62,8 +62,8 @@ fn loopback_of(listen: IpAddr) -> IpAddr {
 mod tests {
     use super::*;
 
-    fn config(listen: &str, public_url: &str) -> Config {
-        let mut config = Config::default();
+    fn config(listen: &str, public_url: &str) -> NetworkConfig {
+        let mut config = NetworkConfig::default();
         config.listen = listen.parse().unwrap();
         config.public_url = public_url.to_string();
         config

@@ -59,7 +59,7 @@ fn parse(call: &Call) -> Result<LookupRequest, Refusal> {
     let config = call.shard.config();
     parse_body(
         &call.body,
-        config.cache_lookup_max,
+        config.cache.cache_lookup_max,
         &call.shard.shared.models,
     )
 }
@@ -289,9 +289,9 @@ fn cached_upload(
 ) -> CachedUpload {
     let config = shard.config();
     let cost = match lookup.key.kind() {
-        Kind::Ocr => config.upload_cost,
-        Kind::Detect => config.detect_cost,
-        Kind::Slide => config.slide_cost,
+        Kind::Ocr => config.uploads.upload_cost,
+        Kind::Detect => config.uploads.detect_cost,
+        Kind::Slide => config.uploads.slide_cost,
     };
     let (text, confidence) = stored_answer(answer);
     CachedUpload {
