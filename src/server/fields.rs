@@ -151,14 +151,16 @@ fn json_field_text(
 }
 
 /// A JSON number without a fractional part, as decimal digits: `4106` and `4106.0` alike
-/// (JSON Schema's integers; a double is exact up to 2^53, and beyond it this is the integer
-/// it holds).
+/// (JSON Schema's integers). An integer written beyond 64 bits, or as a float beyond 2^53,
+/// arrives as a double that no longer holds the digits sent (`-9223372036854775809` reads
+/// as -2^63): none.
 fn integral_text(number: &serde_json::Number) -> Option<String> {
     if number.is_i64() || number.is_u64() {
         return Some(number.to_string());
     }
     let value = number.as_f64()?;
-    (value.fract() == 0.0 && value.is_finite()).then(|| format!("{value:.0}"))
+    let exact = value.abs() <= MAX_REQUEST_INTEGER as f64;
+    (value.fract() == 0.0 && exact).then(|| format!("{value:.0}"))
 }
 
 impl Fields {
@@ -358,6 +360,8 @@ mod tests {
             r#"{"wait": "true"}"#,
             r#"{"timeout_ms": "500"}"#,
             r#"{"timeout_ms": 1.5}"#,
+            r#"{"points": -9223372036854775809}"#,
+            r#"{"points": 1e300}"#,
             r#"{"points": true}"#,
             r#"{"extra": {}}"#,
         ] {
