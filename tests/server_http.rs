@@ -80,7 +80,8 @@ fn chunked_request_body() {
 /// closed) like a head too long, while the server goes on serving.
 #[test]
 fn uppercase_chunked_and_chunk_extensions_carry_an_upload() {
-    let server = Server::start(1, &["max_header_bytes=2048"]);
+    // The URI bound must stay below the head bound (a config rule).
+    let server = Server::start(1, &["max_header_bytes=2048", "max_uri_bytes=1024"]);
     let token = server.demo_token();
     let (file, expected, _) = manifest().into_iter().next().unwrap();
     let (content_type, body) = multipart("file", &fixture(&file), &[]);
