@@ -63,10 +63,11 @@ mod tests {
     use super::*;
 
     fn config(listen: &str, public_url: &str) -> NetworkConfig {
-        let mut config = NetworkConfig::default();
-        config.listen = listen.parse().unwrap();
-        config.public_url = public_url.to_string();
-        config
+        NetworkConfig {
+            listen: listen.parse().unwrap(),
+            public_url: public_url.to_string(),
+            ..NetworkConfig::default()
+        }
     }
 
     #[test]
