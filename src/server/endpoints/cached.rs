@@ -104,7 +104,18 @@ fn parse_lookup(item: &Value, models: &[String]) -> Result<Lookup, Refusal> {
     };
     let fields = Fields::from_json_object(options)?;
     let key = match fields.text("kind").unwrap_or("ocr") {
-        "ocr" => CacheKey::ocr(digest, recognize_options(&fields, models)?),
+        "ocr" => {
+            let options = recognize_options(&fields, models)?;
+            // Lookups by hash answer for the server's own models only: a user's model is
+            // resolved where an upload is accepted (upload/accept.rs).
+            if !models.contains(&options.model) {
+                return Err(Refusal::new(
+                    ApiError::UnknownModel,
+                    format!("unknown model {:?}", options.model),
+                ));
+            }
+            CacheKey::ocr(digest, options)
+        }
         "detect" => CacheKey {
             digest,
             task: TaskKey::Detect,
