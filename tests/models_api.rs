@@ -172,6 +172,7 @@ fn models_over_the_api_private_public_limits_and_restart() {
     // The owner's uploads read as ddddocr's import path does, with a confidence.
     let mut client = server.client();
     let rows = answers("permuted-charset");
+    let mut ids = Vec::new();
     for (file, expected) in rows.iter().take(6) {
         let answer = recognize(&mut client, owner, "mine", &image(file));
         assert_eq!(
@@ -180,7 +181,28 @@ fn models_over_the_api_private_public_limits_and_restart() {
             "{file}: {answer}"
         );
         assert!(answer["data"]["confidence"].as_f64().is_some(), "{answer}");
+        ids.push(answer["data"]["id"].as_str().unwrap().to_string());
     }
+    // Its numbers: 6 requests, one reported wrong, in the list and in /metrics.
+    let body = format!(r#"{{"id":"{}"}}"#, ids[0]);
+    let reported = client.post_json("/v2/report", Some(owner), &body);
+    assert_eq!(reported.status, 200, "{}", reported.text());
+    let listed = client.get("/v2/models", Some(owner)).json();
+    let mine = &listed["data"]["models"][0];
+    assert_eq!(
+        (mine["requests"].as_u64(), mine["reports"].as_u64()),
+        (Some(6), Some(1)),
+        "{listed}"
+    );
+    let metrics = server.metrics();
+    assert!(
+        metrics.contains("aiocr_model_requests_total{model=\"mine\"} 6"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("aiocr_model_reports_total{model=\"mine\"} 1"),
+        "{metrics}"
+    );
     // Another user: the same 3005 as for a name nobody uses, and no charge.
     let before = server.balance(other);
     let (file, _) = &rows[0];

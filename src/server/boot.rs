@@ -183,7 +183,7 @@ fn open_model_catalog(config: &Config, stores: &[ShardStore]) -> Result<ModelCat
             .map_err(|e| format!("model records: {e}"))?;
         for record in records {
             match catalog.files().model(ModelDigest(record.digest)) {
-                Ok(model) => catalog.insert(CatalogEntry { record, model }),
+                Ok(model) => catalog.insert(CatalogEntry::new(record, model)),
                 Err(error) => log_line!(
                     "aiocr: model {:?} of user {} left out: {error}",
                     record.name,

@@ -187,7 +187,7 @@ fn check_and_keep_blocking(
         .keep(digest, &new.onnx, &new.charsets)
         .map_err(|e| internal("model files", e))?;
     let record = new.record(user_id, digest.0);
-    Ok((info, CatalogEntry { record, model }))
+    Ok((info, CatalogEntry::new(record, model)))
 }
 
 /// Keeps a checked model's record on its owner and adds it to the node's catalog.
@@ -237,6 +237,9 @@ fn entry_json(entry: &CatalogEntry, caller: u64) -> Value {
         "width": spec.input_width(),
         "bytes": record.bytes(),
         "created_at": record.created_at_ms,
+        "requests": entry.usage.requests(),
+        "reports": entry.usage.reports(),
+        "report_rate": entry.usage.report_rate(),
     })
 }
 

@@ -12,15 +12,59 @@ use crate::engine::custom::{CustomModel, ModelDigest, ModelFiles};
 use crate::store::ModelRecord;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// A record with the model it names.
+/// A record with the model it names, and how it does.
 #[derive(Clone, Debug)]
 pub struct CatalogEntry {
     pub record: ModelRecord,
     pub model: Arc<CustomModel>,
+    pub usage: Arc<ModelUsage>,
 }
+
+impl CatalogEntry {
+    pub fn new(record: ModelRecord, model: Arc<CustomModel>) -> CatalogEntry {
+        CatalogEntry {
+            record,
+            model,
+            usage: Arc::default(),
+        }
+    }
+}
+
+/// A model's numbers since the server started: uploads accepted for it (cache hits
+/// included) and their answers reported wrong.
+#[derive(Debug, Default)]
+pub struct ModelUsage {
+    requests: AtomicU64,
+    reports: AtomicU64,
+}
+
+impl ModelUsage {
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    pub fn reports(&self) -> u64 {
+        self.reports.load(Ordering::Relaxed)
+    }
+
+    /// Reports per request (0 before any request).
+    pub fn report_rate(&self) -> f64 {
+        rate(self.reports(), self.requests())
+    }
+}
+
+fn rate(reports: u64, requests: u64) -> f64 {
+    match requests {
+        0 => 0.0,
+        _ => reports as f64 / requests as f64,
+    }
+}
+
+/// The label of the models beyond the busiest `metrics_models_max` in `/metrics`.
+pub const OTHER_MODELS_LABEL: &str = "(other)";
 
 #[derive(Default)]
 struct Index {
@@ -129,14 +173,82 @@ impl ModelCatalog {
 
     /// The model `name` means for `user_id`: their own, else the public one.
     pub fn resolve(&self, user_id: u64, name: &str) -> Option<Arc<CustomModel>> {
+        self.entry_for(user_id, name).map(|entry| entry.model)
+    }
+
+    fn entry_for(&self, user_id: u64, name: &str) -> Option<CatalogEntry> {
         let index = self.index();
         let key = (user_id, name.to_string());
         if let Some(entry) = index.by_owner.get(&key) {
-            return Some(entry.model.clone());
+            return Some(entry.clone());
         }
         let owner = *index.public.get(name)?;
         let entry = index.by_owner.get(&(owner, name.to_string()));
-        Some(entry.expect("public names have records").model.clone())
+        Some(entry.expect("public names have records").clone())
+    }
+
+    /// Counts an upload `user_id` made with the model `name` means for them (none: not a
+    /// user's model).
+    pub fn count_request(&self, user_id: u64, name: &str) {
+        if let Some(entry) = self.entry_for(user_id, name) {
+            entry.usage.requests.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a wrong-answer report of an upload made with `name`.
+    pub fn count_report(&self, user_id: u64, name: &str) {
+        if let Some(entry) = self.entry_for(user_id, name) {
+            entry.usage.reports.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The per-model series of `/metrics`: requests, reports and report rate by model name
+    /// (models of the same name, of different users, together), the busiest
+    /// `max_labels` by name and the rest as one series, so that the labels stay bounded.
+    pub fn render_metrics(&self, out: &mut String, max_labels: usize) {
+        use std::fmt::Write;
+        let mut by_name: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        for entry in self.index().by_owner.values() {
+            let counts = by_name.entry(entry.record.name.clone()).or_default();
+            counts.0 += entry.usage.requests();
+            counts.1 += entry.usage.reports();
+        }
+        let mut busiest: Vec<(String, (u64, u64))> = by_name.into_iter().collect();
+        busiest.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then_with(|| a.0.cmp(&b.0)));
+        let rest = busiest.split_off(busiest.len().min(max_labels));
+        if !rest.is_empty() {
+            let sum = rest.iter().fold((0, 0), |s, (_, c)| (s.0 + c.0, s.1 + c.1));
+            busiest.push((OTHER_MODELS_LABEL.to_string(), sum));
+        }
+        let series = [
+            (
+                "aiocr_model_requests_total",
+                "counter",
+                "Uploads per user model (cache hits included).",
+            ),
+            (
+                "aiocr_model_reports_total",
+                "counter",
+                "Wrong-answer reports per user model.",
+            ),
+            (
+                "aiocr_model_report_rate",
+                "gauge",
+                "Reports per upload, per user model.",
+            ),
+        ];
+        for (index, (name, kind, help)) in series.iter().enumerate() {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (model, (requests, reports)) in &busiest {
+                // Names are [A-Za-z0-9_.-] (engine::custom::is_model_name): no escaping.
+                let value = match index {
+                    0 => requests.to_string(),
+                    1 => reports.to_string(),
+                    _ => rate(*reports, *requests).to_string(),
+                };
+                let _ = writeln!(out, "{name}{{model=\"{model}\"}} {value}");
+            }
+        }
     }
 
     /// Whether `user_id` has a model `name`, and whether a public model has that name.

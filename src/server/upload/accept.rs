@@ -46,6 +46,10 @@ async fn accept(
     // First: a refusal for a failed disk takes no rate token, no queue slot, no recognition.
     shard.store.writable()?;
     let request = with_user_model(&shard, user_id, request)?;
+    let user_model = match &request.task {
+        Task::Ocr { options, .. } if options.custom.is_some() => Some(options.model.clone()),
+        _ => None,
+    };
     if let Err(retry_after_secs) = shard.uploads.upload_limiter.borrow_mut().check(user_id) {
         return Err(Refusal::from(ApiError::RateLimited).retry_after(retry_after_secs));
     }
@@ -97,6 +101,9 @@ async fn accept(
         return Err(storage_unavailable());
     }
     shard.metrics().uploads_accepted += 1;
+    if let Some(name) = &user_model {
+        shard.shared.model_catalog.count_request(user_id, name);
+    }
     match waiter {
         None => Ok(Accepted::Pending(record)),
         Some(waiter) => {
