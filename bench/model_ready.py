@@ -51,12 +51,22 @@ def multipart(fields, files):
 
 
 admin = token_of("admin", ADMIN_PASSWORD)
-users = []
-for n in range(2):
+def shard_of(user_id):
+    """src/store/ids.rs: 12 sequence bits, then 4 shard bits."""
+    return (user_id >> 12) & 15
+
+
+by_shard = {}
+for n in range(32):
     name = f"bench{n}-{int(time.time() * 1000)}"
     created = call("/v2/admin/users", admin, {"username": name, "password": f"password-{name}",
                                               "role": "user", "points": 10_000_000})
-    users.append((int(created["data"]["user_id"]), token_of(name, f"password-{name}")))
+    user_id = int(created["data"]["user_id"])
+    by_shard.setdefault(shard_of(user_id), (user_id, token_of(name, f"password-{name}")))
+    if len(by_shard) == 2:
+        break
+assert len(by_shard) == 2, "users on both shards"
+users = [by_shard[0], by_shard[1]]
 image = base64.b64encode((ROOT / "tests/fixtures/captcha/0000.bmp").read_bytes()).decode()
 onnx = (ROOT / "models/common_old.onnx").read_bytes()
 charsets = (ROOT / "tests/fixtures/custom-models/permuted-charset/charsets.json").read_bytes()
@@ -94,7 +104,8 @@ for round_ in range(ROUNDS):
                 counts["failed"] += 1
         firsts.append(time.monotonic() - added_at)
     print(f"round {round_}: add took {added_at - started:.3f} s; first answers after it: "
-          + ", ".join(f"user {uid % 1000} {t:.3f} s" for (uid, _), t in zip(users, firsts)), flush=True)
+          + ", ".join(f"shard {shard_of(uid)}'s user {t:.3f} s" for (uid, _), t in zip(users, firsts)),
+          flush=True)
 stop.set()
 for loader in loaders:
     loader.join()
