@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
-use aiocr::{admin_cmd, cluster, det_cmd, doctor, ocr_cmd, server, slide_cmd};
+use aiocr::{admin_cmd, cluster, det_cmd, doctor, model_cmd, ocr_cmd, server, slide_cmd};
 
 #[derive(Parser)]
 #[command(
@@ -34,6 +34,8 @@ enum Command {
     Points(admin_cmd::PointsArgs),
     /// Check the points ledger.
     Ledger(admin_cmd::LedgerArgs),
+    /// Manage the models users brought (operators, server stopped).
+    Model(model_cmd::ModelArgs),
     /// Check that this host is ready to run aiocr.
     Doctor(doctor::DoctorArgs),
 }
@@ -53,6 +55,7 @@ fn main() {
         Command::User(args) => admin_cmd::run_user(args),
         Command::Points(args) => admin_cmd::run_points(args),
         Command::Ledger(args) => admin_cmd::run_ledger(args),
+        Command::Model(args) => model_cmd::run(args),
         Command::Doctor(args) => doctor::run(args),
     };
     std::process::exit(exit_code);

@@ -3,6 +3,7 @@
 
 use super::Encoding;
 use crate::contract::{self, ApiError};
+use crate::engine::custom::is_model_name;
 use crate::engine::{
     probe_image, AnswerConstraints, CharsetRange, ColorFilter, RecognizeOptions, SlideMode,
 };
@@ -87,12 +88,7 @@ impl UploadRequest {
         match &self.task {
             Task::Ocr { image, options } => {
                 check_image_size(image, config.images.max_image_bytes)?;
-                if !call.shard.shared.models.contains(&options.model) {
-                    return Err(Refusal::new(
-                        ApiError::UnknownModel,
-                        format!("unknown model {:?}", options.model),
-                    ));
-                }
+                check_model_shape(&options.model, &call.shard.shared.models)?;
                 probe(image)?;
             }
             Task::Detect { image } => {
@@ -114,6 +110,19 @@ impl UploadRequest {
         self.timeout_ms = self.timeout_ms.min(config.uploads.wait_timeout_ms_max);
         Ok(self)
     }
+}
+
+/// 3005 for a model that is neither the server's own nor shaped as a user's model's name.
+/// Which user model a name means is decided on the owner shard (`accept.rs`), which knows
+/// the caller: a name that is no model of theirs nor public is 3005 there.
+fn check_model_shape(model: &str, builtin: &[String]) -> Result<(), Refusal> {
+    if builtin.iter().any(|b| b == model) || is_model_name(model) {
+        return Ok(());
+    }
+    Err(Refusal::new(
+        ApiError::UnknownModel,
+        format!("unknown model {model:?}"),
+    ))
 }
 
 /// The query's options on their own. Where the body carries the same field, the body's value
@@ -210,12 +219,7 @@ pub fn recognize_options(fields: &Fields, models: &[String]) -> Result<Recognize
         .filter(|m| !m.is_empty())
         .unwrap_or("old")
         .to_string();
-    if !models.contains(&model) {
-        return Err(Refusal::new(
-            ApiError::UnknownModel,
-            format!("unknown model {model:?}"),
-        ));
-    }
+    check_model_shape(&model, models)?;
     let charset_range = match fields.text("charset_range") {
         None => None,
         Some(text) => Some(
