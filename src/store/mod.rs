@@ -27,6 +27,7 @@ pub mod ids;
 mod journal;
 mod layout;
 mod meta;
+mod models;
 mod records;
 mod reopen;
 mod sessions;
@@ -49,6 +50,7 @@ use std::sync::Arc;
 
 // The public surface of the state layer.
 pub use meta::read_shard_count as meta_shard_count;
+pub use models::ModelRecord;
 pub use records::{
     Balance, DayCounters, EntryKind, JournalEntry, Role, UploadRecord, UploadStatus, User,
     UserStatus,

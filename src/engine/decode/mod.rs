@@ -5,6 +5,7 @@ mod bmp;
 mod gif;
 mod jpeg;
 mod png;
+mod webp;
 
 use super::pixels::Pixels;
 use super::probe::{probe_image, ImageFormat, ImageInfo, ImageLimits};
@@ -18,7 +19,21 @@ pub fn decode(bytes: &[u8], limits: &ImageLimits) -> Result<Pixels, ImageError> 
         ImageFormat::Jpeg => jpeg::decode(bytes, &info)?,
         ImageFormat::Gif => gif::decode(bytes, limits)?,
         ImageFormat::Bmp => bmp::decode(bytes)?,
+        ImageFormat::WebP => webp::decode(bytes, &info)?,
     };
+    check_matches_header(&pixels, &info)?;
+    Ok(pixels)
+}
+
+/// A GIF's first frame as `cv2.imdecode` composes it (RGB; [`gif::opencv_rgb`]), after
+/// checking its header against `limits`.
+pub(crate) fn decode_gif_as_opencv(
+    bytes: &[u8],
+    limits: &ImageLimits,
+) -> Result<Pixels, ImageError> {
+    let info = probe_image(bytes, limits)?;
+    assert_eq!(info.format, ImageFormat::Gif, "called for GIF files only");
+    let pixels = gif::opencv_rgb(bytes, limits)?;
     check_matches_header(&pixels, &info)?;
     Ok(pixels)
 }

@@ -46,6 +46,11 @@ async fn accept(
 ) -> Result<Accepted, Refusal> {
     // First: a refusal for a failed disk takes no rate token, no queue slot, no recognition.
     shard.store.writable()?;
+    let request = with_user_model(&shard, user_id, request)?;
+    let user_model = match &request.task {
+        Task::Ocr { options, .. } if options.custom.is_some() => Some(options.model.clone()),
+        _ => None,
+    };
     if let Err(retry_after_secs) = shard.uploads.upload_limiter.borrow_mut().check(user_id) {
         return Err(Refusal::from(ApiError::RateLimited).retry_after(retry_after_secs));
     }
@@ -61,7 +66,7 @@ async fn accept(
     }
     let place = match cached {
         Some(_) => Place::Local, // not queued at all
-        None => match placement::place(&shard, kind) {
+        None => match placement::place(&shard, kind, runs_here_only(&request.task)) {
             Some(place) => place,
             None => {
                 shard.metrics().uploads_queue_full += 1;
@@ -100,12 +105,42 @@ async fn accept(
         return Err(storage_unavailable());
     }
     shard.metrics().uploads_accepted += 1;
+    if let Some(name) = &user_model {
+        shard.shared.model_catalog.count_request(user_id, name);
+    }
     match waiter {
         None => Ok(Accepted::Pending(record)),
         Some(waiter) => {
             Ok(wait_for_result(&shard.uploads.waiters, record, waiter, timeout_ms).await)
         }
     }
+}
+
+/// A text task naming a model that is not the server's own gets the user's model of that
+/// name, else the public one; else 3005, the same for another user's private model as for a
+/// name nobody uses. Decided here, on the owner, before anything is charged.
+fn with_user_model(
+    shard: &Shard,
+    user_id: u64,
+    mut request: UploadRequest,
+) -> Result<UploadRequest, Refusal> {
+    if let Task::Ocr { options, .. } = &mut request.task {
+        if options.custom.is_none() && !shard.shared.models.contains(&options.model) {
+            let model = shard.shared.model_catalog.resolve(user_id, &options.model);
+            options.custom = Some(model.ok_or_else(|| {
+                Refusal::new(
+                    ApiError::UnknownModel,
+                    format!("unknown model {:?}", options.model),
+                )
+            })?);
+        }
+    }
+    Ok(request)
+}
+
+/// Whether a task must run on this node's threads: users' models are not on the workers.
+fn runs_here_only(task: &Task) -> bool {
+    matches!(task, Task::Ocr { options, .. } if options.custom.is_some())
 }
 
 /// The answer cache's key for a task: the bytes' digest and what else shapes the answer.

@@ -4,6 +4,7 @@
 use super::Encoding;
 use crate::config::Config;
 use crate::contract::{self, ApiError};
+use crate::engine::custom::is_model_name;
 use crate::engine::{
     probe_image, AnswerConstraints, CharsetRange, ColorFilter, RecognizeOptions, SlideMode,
 };
@@ -64,6 +65,7 @@ impl UploadRequest {
             .number("timeout_ms")?
             .unwrap_or(config.uploads.wait_timeout_ms_default);
         let wait = fields.flag("wait", false)?;
+        check_query_options(call, kind)?;
         let request = UploadRequest {
             task,
             soft_id,
@@ -106,12 +108,7 @@ impl UploadRequest {
         match &self.task {
             Task::Ocr { image, options } => {
                 check_image_size(image, config.images.max_image_bytes)?;
-                if !call.shard.shared.models.contains(&options.model) {
-                    return Err(Refusal::new(
-                        ApiError::UnknownModel,
-                        format!("unknown model {:?}", options.model),
-                    ));
-                }
+                check_model_shape(&options.model, &call.shard.shared.models)?;
                 probe(image)?;
             }
             Task::Detect { image } => {
@@ -133,6 +130,38 @@ impl UploadRequest {
         self.timeout_ms = self.timeout_ms.min(config.uploads.wait_timeout_ms_max);
         Ok(self)
     }
+}
+
+/// 3005 for a model that is neither the server's own nor shaped as a user's model's name.
+/// Which user model a name means is decided on the owner shard (`accept.rs`), which knows
+/// the caller: a name that is no model of theirs nor public is 3005 there.
+fn check_model_shape(model: &str, builtin: &[String]) -> Result<(), Refusal> {
+    if builtin.iter().any(|b| b == model) || is_model_name(model) {
+        return Ok(());
+    }
+    Err(Refusal::new(
+        ApiError::UnknownModel,
+        format!("unknown model {model:?}"),
+    ))
+}
+
+/// The query's options on their own. Where the body carries the same field, the body's value
+/// wins; the query's is checked all the same, so that a bad value is refused wherever a
+/// request gives it.
+fn check_query_options(call: &Call, kind: Kind) -> Result<(), Refusal> {
+    if call.head.query.is_empty() {
+        return Ok(());
+    }
+    let query = Fields::from_query(&call.head.query)?;
+    match kind {
+        Kind::Ocr => drop(recognize_options(&query, &call.shard.shared.models)?),
+        Kind::Slide => drop(slide_mode(&query)?),
+        Kind::Detect => {}
+    }
+    soft_id(&query)?;
+    query.number("timeout_ms")?;
+    query.flag("wait", false)?;
+    Ok(())
 }
 
 /// 3001 empty, 3002 beyond `max_image_bytes`.
@@ -173,19 +202,7 @@ pub(crate) fn one_image(
 
 /// A slide's two images (`target`, `background`: file parts or base64) and its `mode`.
 pub(crate) fn slide_task(fields: &mut Fields, max_image_bytes: usize) -> Result<Task, Refusal> {
-    let mode = match fields
-        .text("mode")
-        .map(str::trim)
-        .filter(|mode| !mode.is_empty())
-    {
-        None => SlideMode::Match,
-        Some(text) => SlideMode::parse(text).ok_or_else(|| {
-            Refusal::new(
-                ApiError::InvalidOption,
-                format!("mode {text:?}: expected match, simple or comparison"),
-            )
-        })?,
-    };
+    let mode = slide_mode(fields)?;
     let target = image_from_fields(fields, &TARGET_FIELDS, max_image_bytes)?;
     let background = image_from_fields(fields, &BACKGROUND_FIELDS, max_image_bytes)?;
     check_image_size(&target, max_image_bytes)?;
@@ -197,6 +214,23 @@ pub(crate) fn slide_task(fields: &mut Fields, max_image_bytes: usize) -> Result<
     })
 }
 
+/// A slide's `mode` (`match` when absent or empty).
+pub fn slide_mode(fields: &Fields) -> Result<SlideMode, Refusal> {
+    match fields
+        .text("mode")
+        .map(str::trim)
+        .filter(|mode| !mode.is_empty())
+    {
+        None => Ok(SlideMode::Match),
+        Some(text) => SlideMode::parse(text).ok_or_else(|| {
+            Refusal::new(
+                ApiError::InvalidOption,
+                format!("mode {text:?}: expected match, simple or comparison"),
+            )
+        }),
+    }
+}
+
 /// A text captcha's options (`model`, `png_fix`, `probability`, `charset_range`, `colors`,
 /// `color_ranges`): an upload's, and a hash lookup's.
 pub fn recognize_options(fields: &Fields, models: &[String]) -> Result<RecognizeOptions, Refusal> {
@@ -205,12 +239,7 @@ pub fn recognize_options(fields: &Fields, models: &[String]) -> Result<Recognize
         .filter(|m| !m.is_empty())
         .unwrap_or("old")
         .to_string();
-    if !models.contains(&model) {
-        return Err(Refusal::new(
-            ApiError::UnknownModel,
-            format!("unknown model {model:?}"),
-        ));
-    }
+    check_model_shape(&model, models)?;
     let charset_range = match fields.text("charset_range") {
         None => None,
         Some(text) => Some(
@@ -229,6 +258,7 @@ pub fn recognize_options(fields: &Fields, models: &[String]) -> Result<Recognize
         probability: fields.flag("probability", false)?,
         charset_range,
         color_filter,
+        ..RecognizeOptions::default()
     })
 }
 
