@@ -235,7 +235,7 @@ fn start_cluster(
         local: parts.queue,
         serve: super::node_hop::serve_into(parts.peers.clone()),
         describe,
-        withdraw: super::node_hop::withdraw_into(parts.peers.clone()),
+        withdraw: super::forwarded::withdraw_into(parts.peers.clone()),
         local_names: super::node_hop::local_names(parts.peers),
         shard_count: parts.shard_count,
         unconfirmed: link.unconfirmed.clone(),

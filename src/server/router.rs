@@ -524,8 +524,10 @@ pub async fn handle_forwarded(
     peer: std::net::IpAddr,
     head: &RequestHead,
     body: Vec<u8>,
-    forwarded: super::call::ForwardedFrom,
+    tag: crate::cluster::wire::ForwardTag,
+    arrived: std::time::Instant,
 ) -> Response {
+    let forwarded = super::call::ForwardedFrom { tag, arrived };
     let admission = match admit(shard, Surface::Api, peer, head).await {
         Ok(admission) if admission.owner_node.is_none() => admission,
         Ok(_) => return Refusal::from(ApiError::BadToken).into_response(),
