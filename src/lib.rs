@@ -47,6 +47,7 @@ pub mod log;
 pub mod admin_cmd;
 pub mod auth;
 pub mod bench_threads;
+pub mod click_cmd;
 pub mod clock;
 pub mod cluster;
 pub mod config;

@@ -3,7 +3,9 @@
 
 use clap::{Parser, Subcommand};
 
-use aiocr::{admin_cmd, cluster, det_cmd, doctor, model_cmd, ocr_cmd, server, slide_cmd};
+use aiocr::{
+    admin_cmd, click_cmd, cluster, det_cmd, doctor, model_cmd, ocr_cmd, server, slide_cmd,
+};
 
 #[derive(Parser)]
 #[command(
@@ -26,6 +28,8 @@ enum Command {
     Ocr(ocr_cmd::OcrArgs),
     /// Find the characters of click captchas (ddddocr's detection), or benchmark it.
     Det(det_cmd::DetArgs),
+    /// Solve click-in-order captchas (the characters of a hint, in order), or score a set.
+    Click(click_cmd::ClickArgs),
     /// Solve slide captchas (ddddocr's slide_match / slide_comparison), or benchmark it.
     Slide(slide_cmd::SlideArgs),
     /// Manage users (operators).
@@ -51,6 +55,7 @@ fn main() {
         Command::Worker(args) => cluster::worker::run(args),
         Command::Ocr(args) => ocr_cmd::run(args),
         Command::Det(args) => det_cmd::run(args),
+        Command::Click(args) => click_cmd::run(args),
         Command::Slide(args) => slide_cmd::run(args),
         Command::User(args) => admin_cmd::run_user(args),
         Command::Points(args) => admin_cmd::run_points(args),

@@ -238,6 +238,7 @@ pub fn recognize_options(fields: &Fields, models: &[String]) -> Result<Recognize
         probability: fields.flag("probability", false)?,
         charset_range,
         color_filter,
+        ..RecognizeOptions::default()
     })
 }
 
