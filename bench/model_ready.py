@@ -78,7 +78,7 @@ lock = threading.Lock()
 
 def load(token):
     while not stop.is_set():
-        answer = call("/v2/decode/upload-base64", token, {"image": image, "wait": 1})
+        answer = call("/v2/decode/upload-base64", token, {"image": image, "wait": True})
         with lock:
             counts["ok" if answer.get("code") == 0 else "failed"] += 1
 
@@ -97,7 +97,7 @@ for round_ in range(ROUNDS):
     firsts = []
     for user_id, token in users:
         while True:
-            answer = call("/v2/decode/upload-base64", token, {"image": image, "wait": 1, "model": name})
+            answer = call("/v2/decode/upload-base64", token, {"image": image, "wait": True, "model": name})
             if answer.get("code") == 0:
                 break
             with lock:

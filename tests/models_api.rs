@@ -93,8 +93,8 @@ fn recognize(client: &mut Client, token: &str, model: &str, image: &[u8]) -> ser
     let body = serde_json::json!({
         "image": base64(image),
         "model": model,
-        "wait": 1,
-        "probability": 1,
+        "wait": true,
+        "probability": true,
     });
     client
         .post_json("/v2/decode/upload-base64", Some(token), &body.to_string())
