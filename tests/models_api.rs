@@ -107,7 +107,9 @@ fn users_on_both_shards(server: &Server, admin: &str) -> (HashMap<u16, String>, 
     let mut first = None;
     for n in 0..16 {
         let username = format!("modeler{n}");
-        let (user_id, token) = server.create_user(admin, &username, 1000, "user");
+        // Enough points for the loaders below: with the image in the answer cache an upload
+        // takes well under a millisecond, so a thousand points ran out before a model was added.
+        let (user_id, token) = server.create_user(admin, &username, 10_000_000, "user");
         let shard = aiocr::store::ids::shard_of(user_id);
         if shard == 0 && first.is_none() {
             first = Some(username);
