@@ -712,8 +712,10 @@ impl Config {
                 "storage_probe_ms must be positive and at most storage_probe_max_ms",
             ),
             (
-                self.upload_cost >= 0 && self.detect_cost >= 0 && self.slide_cost >= 0,
-                "upload_cost, detect_cost and slide_cost must not be negative",
+                [self.upload_cost, self.detect_cost, self.slide_cost]
+                    .iter()
+                    .all(|cost| (0..=crate::money::MAX_POINTS).contains(cost)),
+                "upload_cost, detect_cost and slide_cost must be 0..=9007199254740991 (2^53 - 1)",
             ),
             (
                 self.wait_timeout_ms_default <= self.wait_timeout_ms_max,
@@ -1135,6 +1137,12 @@ mod tests {
         assert!(refused("recognition_priority", "nice:40").is_err());
         assert!(refused("shard_inbox_len", "0").is_err());
         assert!(refused("price_per_point", "0.0000001").is_err());
+        assert!(
+            refused("upload_cost", "9007199254740992").is_err(),
+            "past 2^53 - 1"
+        );
+        assert!(refused("slide_cost", "-1").is_err());
+        assert!(refused("detect_cost", "9007199254740991").is_ok());
         assert!(refused("callback_allow", "nohost").is_err());
         assert!(refused("password_hash_queue_len", "0").is_err());
         assert!(refused("password_hash_priority", "").is_err());

@@ -23,7 +23,8 @@
 //! configuration, parsed into types at load), [`contract`] (the API's error codes and the
 //! mapping of every layer's errors onto them), [`tls`] (the certificate files, read at start
 //! and on SIGHUP), [`metrics`], [`clock`] (the one wall clock), [`money`] (points as the
-//! decimal amounts the captcha protocols show). Commands: `server::run` (`aiocr serve`),
+//! decimal amounts the captcha protocols show, and their bound), [`json_numbers`] (integers
+//! every JSON reader reads exactly). Commands: `server::run` (`aiocr serve`),
 //! [`ocr_cmd`]
 //! (`aiocr ocr`), [`admin_cmd`] (`aiocr user|points|ledger`), [`doctor`] (`aiocr doctor`).
 
@@ -42,6 +43,7 @@ pub mod det_cmd;
 pub mod doctor;
 pub mod engine;
 pub mod http;
+pub mod json_numbers;
 pub mod login_backoff;
 pub mod metrics;
 pub mod money;

@@ -168,6 +168,63 @@ fn users_live_on_their_username_shard() {
 }
 
 #[test]
+fn no_movement_raises_a_balance_past_the_bound() {
+    use crate::money::MAX_POINTS;
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path(), 0, 1);
+    let name = name_on(0, 1, "over");
+    let over = store.create_user(&name, "$h", Role::User, MAX_POINTS + 1, now_ms());
+    assert!(matches!(over, Err(StoreError::InvalidInput(_))), "{over:?}");
+    assert!(
+        store.user_by_name(&name).unwrap().is_none(),
+        "nothing written"
+    );
+    let user_id = new_user(&mut store, "full", MAX_POINTS - 1);
+    let entries = journal_len(&store);
+    let refused = store.adjust_points(user_id, 2, "too much", now_ms());
+    assert!(
+        matches!(&refused, Err(StoreError::InvalidInput(text)) if text.contains("9007199254740991")),
+        "{refused:?}"
+    );
+    assert_eq!(journal_len(&store), entries, "a refusal writes nothing");
+    store
+        .adjust_points(user_id, 1, "to the brim", now_ms())
+        .unwrap();
+    assert_eq!(balance(&store, user_id), (MAX_POINTS, 0));
+    // Spending and voiding move points around without raising the total.
+    let upload = store
+        .accept_upload(user_id, upload_request(MAX_POINTS, None, now_ms()))
+        .unwrap();
+    assert_eq!(balance(&store, user_id), (0, MAX_POINTS));
+    store.finish_upload(upload.id, done("x"), now_ms()).unwrap();
+    assert_eq!(balance(&store, user_id), (0, 0));
+    // A refund into a balance refilled meanwhile would pass the bound: refused, kept.
+    store.adjust_points(user_id, 5, "refill", now_ms()).unwrap();
+    store
+        .adjust_points(user_id, MAX_POINTS - 5, "refill", now_ms())
+        .unwrap();
+    let report = store.report(user_id, upload.id, now_ms(), WINDOW_MS);
+    assert!(
+        matches!(report, Err(StoreError::InvalidInput(_))),
+        "{report:?}"
+    );
+    assert!(!store.upload(user_id, upload.id).unwrap().unwrap().reported);
+    // A balance written above the bound (before there was one) can still be spent.
+    let above = Balance {
+        points: MAX_POINTS + 10,
+        reserved: 0,
+    };
+    store
+        .trees
+        .balances
+        .insert(user_id.to_be_bytes(), encode(&above))
+        .unwrap();
+    store.adjust_points(user_id, -3, "down", now_ms()).unwrap();
+    assert_eq!(balance(&store, user_id), (MAX_POINTS + 7, 0));
+    assert!(store.adjust_points(user_id, 1, "up", now_ms()).is_err());
+}
+
+#[test]
 fn adjust_points_journals_and_refuses_to_go_negative() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = open(dir.path(), 0, 1);
