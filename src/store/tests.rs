@@ -1491,3 +1491,59 @@ fn a_damaged_batch_of_hits_is_corrupt_not_a_panic() {
         Err(StoreError::Corrupt(_))
     ));
 }
+
+#[test]
+fn task_ids_name_their_uploads_across_restarts_until_retention_drops_them() {
+    use super::task_ids::{self, MAX_TASK_ID};
+    let dir = tempfile::tempdir().unwrap();
+    let today_ms = now_ms();
+    let ten_days_ago_ms = today_ms - 10 * day::MS_PER_DAY;
+    let (user_id, old, recent) = {
+        let mut store = open(dir.path(), 1, 2);
+        let user_id = new_user(&mut store, "tasks", 10);
+        let old = store
+            .accept_task_upload(user_id, upload_request(1, None, ten_days_ago_ms))
+            .unwrap();
+        let recent = store
+            .accept_task_upload(user_id, upload_request(1, None, today_ms))
+            .unwrap();
+        // A refused task spends no id: the next one gets it.
+        let refused = store.accept_task_upload(user_id, upload_request(99, None, today_ms));
+        assert!(matches!(refused, Err(StoreError::InsufficientPoints)));
+        let next = store
+            .accept_task_upload(user_id, upload_request(1, None, today_ms))
+            .unwrap();
+        assert_eq!(next.1, recent.1 + 1);
+        store.flusher().flush().unwrap();
+        (user_id, old, recent)
+    };
+    for (record, task_id) in [&old, &recent] {
+        assert!(*task_id <= MAX_TASK_ID && task_ids::is_task_id(*task_id));
+        assert_eq!(task_ids::shard_of(*task_id), 1);
+        assert_eq!(task_ids::node_of(*task_id), NODE);
+        assert_ne!(*task_id, record.id, "a number of its own");
+    }
+    let mut store = open(dir.path(), 1, 2);
+    assert_eq!(store.task_upload(old.1).unwrap(), Some(old.0.id));
+    assert_eq!(store.task_upload(recent.1).unwrap(), Some(recent.0.id));
+    assert_eq!(store.task_upload(recent.1 + 100).unwrap(), None);
+    let (_, after_restart) = store
+        .accept_task_upload(user_id, upload_request(1, None, today_ms))
+        .unwrap();
+    assert!(after_restart > recent.1 + 1, "never an id issued before");
+    // Retention drops the old day's task with its upload, and its index entry.
+    assert_eq!(store.drop_expired(today_ms, 7).unwrap(), 1);
+    assert_eq!(store.task_upload(old.1).unwrap(), None);
+    assert!(store.trees.task_days.get(old.1.to_be_bytes()).unwrap().is_none());
+    assert_eq!(store.task_upload(recent.1).unwrap(), Some(recent.0.id));
+    // Another shard's ids never meet these.
+    let mut other = open(dir.path(), 0, 2);
+    let other_user = new_user(&mut other, "tasks", 1);
+    let (_, other_task) = other
+        .accept_task_upload(other_user, upload_request(1, None, today_ms))
+        .unwrap();
+    assert_eq!(task_ids::shard_of(other_task), 0);
+    assert_eq!(store.task_upload(other_task).unwrap(), None);
+    drop((store, other));
+    assert!(verify_ledger(dir.path()).unwrap().is_clean());
+}
