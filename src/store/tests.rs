@@ -1534,7 +1534,12 @@ fn task_ids_name_their_uploads_across_restarts_until_retention_drops_them() {
     // Retention drops the old day's task with its upload, and its index entry.
     assert_eq!(store.drop_expired(today_ms, 7).unwrap(), 1);
     assert_eq!(store.task_upload(old.1).unwrap(), None);
-    assert!(store.trees.task_days.get(old.1.to_be_bytes()).unwrap().is_none());
+    assert!(store
+        .trees
+        .task_days
+        .get(old.1.to_be_bytes())
+        .unwrap()
+        .is_none());
     assert_eq!(store.task_upload(recent.1).unwrap(), Some(recent.0.id));
     // Another shard's ids never meet these.
     let mut other = open(dir.path(), 0, 2);

@@ -22,7 +22,7 @@ pub use hints::{Hints, Numeric, MAX_LENGTH_HINT};
 use super::call::{Call, Caller};
 use super::owner::run_on_owner;
 use super::reply::Refusal;
-use super::upload::{Accept, Accepted, UploadRequest};
+use super::upload::{Accept, AcceptTask, Accepted, UploadRequest};
 use crate::auth;
 use crate::contract::ApiError;
 use crate::engine::{AnswerConstraints, RecognizeOptions};
@@ -90,19 +90,43 @@ pub async fn submit(
     caller: &Caller,
     upload: CompatUpload,
 ) -> Result<Accepted, Refusal> {
-    let mut options = upload.options;
-    let mut constraints = AnswerConstraints::default();
-    upload.hints.apply(&mut options, &mut constraints);
-    let task = Task::Ocr {
-        image: upload.image,
-        options,
-    };
-    let extras = TaskExtras {
-        soft_id: upload.soft_id,
-        constraints,
-        callback: upload.callback,
-    };
+    let (task, extras) = upload.into_task();
     submit_task(call, caller, task, extras).await
+}
+
+/// `submit` for the JSON task protocol: the upload is numbered with a task id (the second
+/// value), the `taskId` its clients read exactly (store/task_ids.rs).
+pub async fn submit_numbered(
+    call: &Call<'_>,
+    caller: &Caller,
+    upload: CompatUpload,
+) -> Result<(Accepted, u64), Refusal> {
+    let (task, extras) = upload.into_task();
+    let request = upload_request(call, task, extras)?;
+    let accept = Accept {
+        caller: *caller,
+        request,
+    };
+    run_on_owner(call.shard, AcceptTask(accept)).await
+}
+
+impl CompatUpload {
+    /// The text task its hints narrow, and what else the request adds.
+    fn into_task(self) -> (Task, TaskExtras) {
+        let mut options = self.options;
+        let mut constraints = AnswerConstraints::default();
+        self.hints.apply(&mut options, &mut constraints);
+        let task = Task::Ocr {
+            image: self.image,
+            options,
+        };
+        let extras = TaskExtras {
+            soft_id: self.soft_id,
+            constraints,
+            callback: self.callback,
+        };
+        (task, extras)
+    }
 }
 
 /// What a protocol's request adds to its task.
@@ -121,16 +145,7 @@ pub async fn submit_task(
     task: Task,
     extras: TaskExtras,
 ) -> Result<Accepted, Refusal> {
-    let wait_ms = call.shard.config().compat_wait_ms;
-    let request = UploadRequest {
-        task,
-        soft_id: extras.soft_id,
-        wait: wait_ms > 0,
-        timeout_ms: wait_ms,
-        constraints: extras.constraints,
-        callback: extras.callback,
-    }
-    .checked(call)?;
+    let request = upload_request(call, task, extras)?;
     run_on_owner(
         call.shard,
         Accept {
@@ -139,6 +154,20 @@ pub async fn submit_task(
         },
     )
     .await
+}
+
+/// The checked upload of a protocol's task, waiting up to `compat_wait_ms` for its answer.
+fn upload_request(call: &Call, task: Task, extras: TaskExtras) -> Result<UploadRequest, Refusal> {
+    let wait_ms = call.shard.config().compat_wait_ms;
+    UploadRequest {
+        task,
+        soft_id: extras.soft_id,
+        wait: wait_ms > 0,
+        timeout_ms: wait_ms,
+        constraints: extras.constraints,
+        callback: extras.callback,
+    }
+    .checked(call)
 }
 
 /// A decimal id field (`id`, `taskId`), as the protocols send it: digits only.

@@ -33,15 +33,36 @@ impl OwnerCommand for Accept {
     }
 
     async fn apply(self, shard: Rc<Shard>) -> Result<Accepted, Refusal> {
-        accept(shard, self.caller.user_id, self.request).await
+        let (accepted, _) = accept(shard, self.caller.user_id, self.request, false).await?;
+        Ok(accepted)
     }
 }
 
+/// An upload of the JSON task protocol: accepted like any, and numbered with a task id of
+/// its owner shard in the same write (store/task_ids.rs). The answer is the task id too.
+pub struct AcceptTask(pub Accept);
+
+impl OwnerCommand for AcceptTask {
+    type Output = (Accepted, u64);
+
+    fn owner(&self) -> u16 {
+        self.0.owner()
+    }
+
+    async fn apply(self, shard: Rc<Shard>) -> Result<(Accepted, u64), Refusal> {
+        let Accept { caller, request } = self.0;
+        let (accepted, task_id) = accept(shard, caller.user_id, request, true).await?;
+        Ok((accepted, task_id.expect("a numbered upload has a task id")))
+    }
+}
+
+/// Accepts the upload; with `numbered`, it gets a task id (the second value, else `None`).
 async fn accept(
     shard: Rc<Shard>,
     user_id: u64,
     request: UploadRequest,
-) -> Result<Accepted, Refusal> {
+    numbered: bool,
+) -> Result<(Accepted, Option<u64>), Refusal> {
     // First: a refusal for a failed disk takes no rate token, no queue slot, no recognition.
     shard.store.writable()?;
     if let Err(retry_after_secs) = shard.upload_limiter.borrow_mut().check(user_id) {
@@ -70,12 +91,14 @@ async fn accept(
         return Err(busy());
     }
     let mut request = request;
-    let record = reserve(&shard, user_id, &request, &key)?;
+    let (record, task_id) = reserve(&shard, user_id, &request, &key, numbered)?;
     let (wait, timeout_ms) = (request.wait, request.timeout_ms);
     // No await since `has_room`: the places are still free.
     let waiter: Option<Waiter> = wait.then(|| shard.waiters.register(record.id));
     if let Some(callback) = request.callback.take() {
-        shard.callbacks.register(record.id, callback);
+        shard
+            .callbacks
+            .register(record.id, callback.with_task_id(task_id));
     }
     match cached {
         Some(answer) => {
@@ -95,10 +118,11 @@ async fn accept(
         return Err(storage_unavailable());
     }
     shard.metrics().uploads_accepted += 1;
-    match waiter {
-        None => Ok(Accepted::Pending(record)),
-        Some(waiter) => Ok(wait_for_result(&shard.waiters, record, waiter, timeout_ms).await),
-    }
+    let accepted = match waiter {
+        None => Accepted::Pending(record),
+        Some(waiter) => wait_for_result(&shard.waiters, record, waiter, timeout_ms).await,
+    };
+    Ok((accepted, task_id))
 }
 
 /// The answer cache's key for a task: the bytes' digest and what else shapes the answer.
@@ -121,13 +145,14 @@ fn cache_key(task: &Task) -> CacheKey {
 }
 
 /// Reserves the upload's cost (its kind's price) with a pending record (made durable by the
-/// group commit the caller awaits before answering).
+/// group commit the caller awaits before answering), and with `numbered` a task id.
 fn reserve(
     shard: &Shard,
     user_id: u64,
     request: &UploadRequest,
     key: &CacheKey,
-) -> Result<UploadRecord, Refusal> {
+    numbered: bool,
+) -> Result<(UploadRecord, Option<u64>), Refusal> {
     let config = shard.config();
     let cost = match request.task.kind() {
         Kind::Ocr => config.upload_cost,
@@ -141,12 +166,16 @@ fn reserve(
         image_hash: key.prefix(),
         now_ms: crate::clock::unix_now_ms(),
     };
-    let record = shard
-        .store
-        .borrow_mut()?
-        .accept_upload(user_id, new_upload)?;
+    let mut store = shard.store.borrow_mut()?;
+    let (record, task_id) = match numbered {
+        false => (store.accept_upload(user_id, new_upload)?, None),
+        true => {
+            let (record, task_id) = store.accept_task_upload(user_id, new_upload)?;
+            (record, Some(task_id))
+        }
+    };
     assert_eq!(record.user_id, user_id);
-    Ok(record)
+    Ok((record, task_id))
 }
 
 /// Queues the job; when another shard took the last slot since `has_room`, gives the points

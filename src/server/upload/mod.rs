@@ -19,7 +19,7 @@ mod placement;
 pub(crate) mod request;
 mod wait;
 
-pub use accept::Accept;
+pub use accept::{Accept, AcceptTask};
 pub use finish::{apply_result, stored_answer};
 pub use request::{decode_base64_image, recognize_options, UploadRequest, MAX_SOFT_ID_BYTES};
 pub use wait::ResultWaiters;
