@@ -125,11 +125,9 @@ pub fn run_user(args: UserArgs) -> i32 {
 /// Claims `username` for node `node_id` in the cluster's registry.
 fn claim_username(url: &str, node_id: u16, username: &str) -> Result<(), String> {
     crate::store::check_username(username)?;
-    let config = crate::config::Config {
-        nats_url: url.to_string(),
-        node_id,
-        ..Default::default()
-    };
+    let mut config = crate::config::Config::default();
+    config.cluster.nats_url = url.to_string();
+    config.node.node_id = node_id;
     match crate::cluster::nats::claim_blocking(&config, username)? {
         crate::cluster::Claim::Granted => Ok(()),
         crate::cluster::Claim::Taken(node) => Err(format!(

@@ -3,9 +3,9 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::bench_threads::{self, Totals};
+use crate::engine_cmd::{self, BenchArgs};
 
 use crate::engine::{DetBox, DetectStages, Detector, ImageLimits};
 
@@ -14,33 +14,17 @@ pub struct DetArgs {
     /// Where the models and ONNX Runtime are (scripts/setup.sh puts them there).
     #[arg(long, env = "AIOCR_MODEL_DIR", default_value = "./models")]
     model_dir: PathBuf,
-    /// Benchmark: detect every image of the one directory given, report images/s and the
-    /// time per stage.
-    #[arg(long)]
-    bench: bool,
-    /// Benchmark threads, one ONNX Runtime session each (default: every core).
-    #[arg(long)]
-    threads: Option<usize>,
-    /// Benchmark duration in seconds (whole passes over the corpus continue until then).
-    #[arg(long, default_value_t = 5.0)]
-    seconds: f64,
+    #[command(flatten)]
+    bench: BenchArgs,
     /// Image files (or, with --bench, one directory).
     #[arg(required = true)]
     files: Vec<PathBuf>,
 }
 
 pub fn run(args: DetArgs) -> i32 {
-    // A closed stdout (`aiocr det ... | head`) ends the command quietly.
-    // SAFETY: restoring a signal's default disposition, before any thread is started.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    let result = if args.bench {
-        bench(&args)
-    } else {
-        detect_files(&args)
-    };
-    result.unwrap_or_else(|message| {
-        eprintln!("aiocr det: {message}");
-        2
+    engine_cmd::run("det", || match args.bench.bench {
+        true => bench(&args),
+        false => detect_files(&args),
     })
 }
 
@@ -76,32 +60,12 @@ fn detect_files(args: &DetArgs) -> Result<i32, String> {
     Ok(if failures == 0 { 0 } else { 1 })
 }
 
-/// The images of a directory that pass the header check, each read once.
-fn read_corpus(dir: &Path) -> Result<Vec<Vec<u8>>, String> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))?
-        .filter_map(|entry| Some(entry.ok()?.path()))
-        .collect();
-    paths.sort();
-    let limits = ImageLimits::default();
-    let images: Vec<Vec<u8>> = paths
-        .iter()
-        .filter_map(|path| std::fs::read(path).ok())
-        .filter(|bytes| crate::engine::probe_image(bytes, &limits).is_ok())
-        .collect();
-    if images.is_empty() {
-        return Err(format!("{}: no PNG/JPEG/GIF/BMP images", dir.display()));
-    }
-    Ok(images)
-}
-
 fn bench(args: &DetArgs) -> Result<i32, String> {
-    let [dir] = args.files.as_slice() else {
-        return Err("--bench takes one directory".into());
-    };
-    let corpus = Arc::new(read_corpus(dir)?);
-    let threads = bench_threads::thread_count(args.threads);
-    let duration = Duration::from_secs_f64(args.seconds.max(0.1));
+    let corpus = Arc::new(engine_cmd::read_images(engine_cmd::bench_dir(
+        &args.files,
+    )?)?);
+    let threads = bench_threads::thread_count(args.bench.threads);
+    let duration = args.bench.duration();
     let workers = (0..threads)
         .map(|thread| {
             let mut detector = load_detector(&args.model_dir)?;

@@ -42,6 +42,7 @@ pub mod contract;
 pub mod det_cmd;
 pub mod doctor;
 pub mod engine;
+pub mod engine_cmd;
 pub mod http;
 pub mod json_numbers;
 pub mod login_backoff;

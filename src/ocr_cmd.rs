@@ -1,10 +1,10 @@
 //! `aiocr ocr`: recognise files, or measure the engine (`--bench`), the product's model limit.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::bench_threads::{self, Totals};
+use crate::engine_cmd::{self, BenchArgs};
 
 use crate::contract;
 use crate::engine::{
@@ -37,16 +37,8 @@ pub struct OcrArgs {
     /// Where the models and ONNX Runtime are (scripts/setup.sh puts them there).
     #[arg(long, env = "AIOCR_MODEL_DIR", default_value = "./models")]
     model_dir: PathBuf,
-    /// Benchmark: recognise every image of the one directory given, report images/s and the
-    /// time per stage.
-    #[arg(long)]
-    bench: bool,
-    /// Benchmark threads, one ONNX Runtime session each (default: every core).
-    #[arg(long)]
-    threads: Option<usize>,
-    /// Benchmark duration in seconds (whole passes over the corpus continue until then).
-    #[arg(long, default_value_t = 5.0)]
-    seconds: f64,
+    #[command(flatten)]
+    bench: BenchArgs,
     /// Benchmark: images per engine call (equal-width images of `beta` share one model run).
     #[arg(long, default_value_t = 1)]
     batch: usize,
@@ -56,25 +48,12 @@ pub struct OcrArgs {
 }
 
 pub fn run(args: OcrArgs) -> i32 {
-    // A closed stdout (`aiocr ocr ... | head`) ends the command quietly, as for other
-    // command-line tools, instead of a panic on the failed print.
-    // SAFETY: restoring a signal's default disposition, before any thread is started.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    let options = match options_of(&args) {
-        Ok(options) => options,
-        Err(message) => {
-            eprintln!("aiocr ocr: {message}");
-            return 2;
+    engine_cmd::run("ocr", || {
+        let options = options_of(&args)?;
+        match args.bench.bench {
+            true => bench(&args, &options),
+            false => recognise_files(&args, &options),
         }
-    };
-    let result = if args.bench {
-        bench(&args, &options)
-    } else {
-        recognise_files(&args, &options)
-    };
-    result.unwrap_or_else(|message| {
-        eprintln!("aiocr ocr: {message}");
-        2
     })
 }
 
@@ -133,39 +112,15 @@ fn recognise_files(args: &OcrArgs, options: &RecognizeOptions) -> Result<i32, St
 }
 
 struct Corpus {
-    images: Vec<(String, Vec<u8>)>,
-}
-
-fn read_corpus(dir: &Path) -> Result<Corpus, String> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))?
-        .filter_map(|entry| Some(entry.ok()?.path()))
-        .collect();
-    paths.sort();
-    // Each file is read once; what is not an image within the bounds is left out.
-    let limits = ImageLimits::default();
-    let images: Vec<(String, Vec<u8>)> = paths
-        .iter()
-        .filter_map(|path| {
-            let bytes = std::fs::read(path).ok()?;
-            engine::probe_image(&bytes, &limits).ok()?;
-            Some((path.display().to_string(), bytes))
-        })
-        .collect();
-    if images.is_empty() {
-        return Err(format!("{}: no PNG/JPEG/GIF/BMP images", dir.display()));
-    }
-    Ok(Corpus { images })
+    images: Vec<Vec<u8>>,
 }
 
 fn bench(args: &OcrArgs, options: &RecognizeOptions) -> Result<i32, String> {
-    let [dir] = args.files.as_slice() else {
-        return Err("--bench takes one directory".into());
-    };
-    let corpus = Arc::new(read_corpus(dir)?);
-    let threads = bench_threads::thread_count(args.threads);
+    let images = engine_cmd::read_images(engine_cmd::bench_dir(&args.files)?)?;
+    let corpus = Arc::new(Corpus { images });
+    let threads = bench_threads::thread_count(args.bench.threads);
     let batch = args.batch.max(1);
-    let duration = Duration::from_secs_f64(args.seconds.max(0.1));
+    let duration = args.bench.duration();
     // Sessions are created before the clock starts (~50-150 ms each).
     let workers = (0..threads)
         .map(|thread| {
@@ -207,7 +162,7 @@ fn bench_step(
     move |stages: &mut StageNanos| {
         let count = corpus.images.len();
         let items: Vec<(&[u8], &RecognizeOptions)> = (0..batch)
-            .map(|i| (corpus.images[(next + i) % count].1.as_slice(), &options))
+            .map(|i| (corpus.images[(next + i) % count].as_slice(), &options))
             .collect();
         next = (next + batch) % count;
         engine.recognize_batch_timed(&items, stages).len() as u64
@@ -269,7 +224,7 @@ fn pre_post_of_each(
     let mut engine = load_engine(args)?;
     let limits = ImageLimits::default();
     let mut groups: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
-    for (_, bytes) in &corpus.images {
+    for bytes in &corpus.images {
         let Ok(info) = engine::probe_image(bytes, &limits) else {
             continue;
         };

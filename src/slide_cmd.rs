@@ -3,10 +3,11 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::bench_threads::{self, Totals};
 use crate::engine::{slide_timed, ImageLimits, SlideError, SlideMode, SlideStages};
+use crate::engine_cmd::{self, BenchArgs};
 
 #[derive(clap::Args)]
 pub struct SlideArgs {
@@ -17,33 +18,19 @@ pub struct SlideArgs {
     /// full background (same size).
     #[arg(long)]
     comparison: bool,
-    /// Benchmark: run every pair listed in DIR/manifest.tsv (columns `kind`, `target`,
-    /// `background`; kind `match`, `match_simple` or `comparison`), report pairs/s and the
-    /// time per stage.
-    #[arg(long)]
-    bench: bool,
-    /// Benchmark threads (default: every core).
-    #[arg(long)]
-    threads: Option<usize>,
-    /// Benchmark duration in seconds.
-    #[arg(long, default_value_t = 5.0)]
-    seconds: f64,
-    /// TARGET BACKGROUND (or, with --bench, one directory).
+    #[command(flatten)]
+    bench: BenchArgs,
+    /// TARGET BACKGROUND (or, with --bench, one directory DIR: every pair listed in
+    /// DIR/manifest.tsv, columns `kind`, `target`, `background`; kind `match`,
+    /// `match_simple` or `comparison`).
     #[arg(required = true, num_args = 1..=2)]
     files: Vec<PathBuf>,
 }
 
 pub fn run(args: SlideArgs) -> i32 {
-    // SAFETY: restoring a signal's default disposition, before any thread is started.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    let result = if args.bench {
-        bench(&args)
-    } else {
-        slide_pair(&args)
-    };
-    result.unwrap_or_else(|message| {
-        eprintln!("aiocr slide: {message}");
-        2
+    engine_cmd::run("slide", || match args.bench.bench {
+        true => bench(&args),
+        false => slide_pair(&args),
     })
 }
 
@@ -141,12 +128,9 @@ fn read_pairs(dir: &Path) -> Result<Vec<Pair>, String> {
 }
 
 fn bench(args: &SlideArgs) -> Result<i32, String> {
-    let [dir] = args.files.as_slice() else {
-        return Err("--bench takes one directory".into());
-    };
-    let pairs = Arc::new(read_pairs(dir)?);
-    let threads = bench_threads::thread_count(args.threads);
-    let duration = Duration::from_secs_f64(args.seconds.max(0.1));
+    let pairs = Arc::new(read_pairs(engine_cmd::bench_dir(&args.files)?)?);
+    let threads = bench_threads::thread_count(args.bench.threads);
+    let duration = args.bench.duration();
     let limits = ImageLimits::default();
     let workers: Vec<_> = (0..threads)
         .map(|thread| {

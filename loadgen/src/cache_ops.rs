@@ -132,7 +132,7 @@ pub fn read_keys_file(path: &Path) -> Result<Vec<Vec<u8>>> {
             {
                 bail!("a key or token is one word a line");
             }
-            Ok(crate::workload::auth_header(key))
+            Ok(crate::target::auth_header(key))
         })
         .collect::<Result<_>>()?;
     if keys.is_empty() || keys.len() > MAX_KEYS {

@@ -62,6 +62,11 @@ fn authority_has_port(authority: &str) -> bool {
     }
 }
 
+/// The `Authorization` header line for a token.
+pub fn auth_header(token: &str) -> Vec<u8> {
+    format!("Authorization: Bearer {token}\r\n").into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

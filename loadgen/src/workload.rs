@@ -5,7 +5,7 @@
 
 use crate::cache_ops;
 use crate::stats::ErrorKind;
-use crate::target::Target;
+use crate::target::{auth_header, Target};
 use anyhow::{bail, Context, Result};
 use base64::Engine as _;
 use serde::Deserialize;
@@ -542,11 +542,6 @@ impl Workload {
             },
         }
     }
-}
-
-/// The `Authorization` header line for a token.
-pub fn auth_header(token: &str) -> Vec<u8> {
-    format!("Authorization: Bearer {token}\r\n").into_bytes()
 }
 
 fn plain_request(target: &Target, spec: &WorkloadSpec, common_headers: &[u8]) -> Vec<u8> {

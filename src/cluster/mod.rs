@@ -22,31 +22,8 @@ pub mod nats;
 pub mod wire;
 pub mod worker;
 
-pub use bridge::{start as start_bridge, BridgeSeed, Describe, Serve};
+pub use bridge::{start as start_bridge, BridgeSeed, BridgeThread, Describe, Serve};
 pub use link::{Claim, ClusterLink, LinkError, RemoteStats};
 pub use metrics::render_metrics;
 
-/// Where a node runs its recognition jobs when it has `nats_url`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Split {
-    /// This node's recognition threads only.
-    Local,
-    /// Local threads while they can start a job at once; beyond that, remote workers.
-    Overflow,
-    /// Remote workers first; local threads when NATS is down or `remote_max_in_flight` is
-    /// reached.
-    Remote,
-}
-
-impl std::str::FromStr for Split {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Split, String> {
-        match text {
-            "local" => Ok(Split::Local),
-            "overflow" => Ok(Split::Overflow),
-            "remote" => Ok(Split::Remote),
-            _ => Err(format!("'{text}': expected local, overflow or remote")),
-        }
-    }
-}
+pub use crate::config::Split;

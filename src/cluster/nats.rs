@@ -32,22 +32,26 @@ pub async fn connect(
     name: &str,
     on_event: impl Fn(async_nats::Event) + Send + Sync + 'static,
 ) -> Result<async_nats::Client, String> {
-    let max_ms = config.nats_reconnect_max_ms;
+    let max_ms = config.cluster.nats_reconnect_max_ms;
     let on_event = std::sync::Arc::new(on_event);
     async_nats::ConnectOptions::new()
         .name(name)
         .retry_on_initial_connect()
         .max_reconnects(None)
         .reconnect_delay_callback(move |attempts| backoff(attempts, max_ms))
-        .request_timeout(Some(Duration::from_millis(config.nats_request_timeout_ms)))
-        .connection_timeout(Duration::from_millis(config.nats_request_timeout_ms))
+        .request_timeout(Some(Duration::from_millis(
+            config.cluster.nats_request_timeout_ms,
+        )))
+        .connection_timeout(Duration::from_millis(
+            config.cluster.nats_request_timeout_ms,
+        ))
         .event_callback(move |event| {
             let on_event = on_event.clone();
             async move { on_event(event) }
         })
-        .connect(config.nats_url.as_str())
+        .connect(config.cluster.nats_url.as_str())
         .await
-        .map_err(|e| format!("nats {}: {e}", config.nats_url))
+        .map_err(|e| format!("nats {}: {e}", config.cluster.nats_url))
 }
 
 /// The pause before reconnection attempt `attempts`: 100 ms doubling, at most `max_ms`.
@@ -58,23 +62,23 @@ pub fn backoff(attempts: usize, max_ms: u64) -> Duration {
 
 /// The largest job message: two images (a slide) and the header.
 pub fn max_job_bytes(config: &Config) -> usize {
-    2 * config.max_image_bytes + JOB_HEADER_ROOM
+    2 * config.images.max_image_bytes + JOB_HEADER_ROOM
 }
 
 /// The work-queue stream of jobs: a job is removed once a worker acknowledges it; on disk,
 /// so jobs survive a restart of nats-server; jobs older than `remote_timeout_ms` are dropped
 /// (their node has failed and refunded them by then).
 pub fn jobs_stream_config(config: &Config) -> stream::Config {
-    let max_age = Duration::from_millis(config.remote_timeout_ms);
+    let max_age = Duration::from_millis(config.cluster.remote_timeout_ms);
     stream::Config {
         name: names::JOBS_STREAM.to_string(),
         subjects: vec![names::JOBS_SUBJECTS.to_string()],
         retention: stream::RetentionPolicy::WorkQueue,
         storage: stream::StorageType::File,
-        num_replicas: config.nats_replicas,
+        num_replicas: config.cluster.nats_replicas,
         max_age,
         max_message_size: i32::try_from(max_job_bytes(config)).unwrap_or(i32::MAX),
-        max_messages: i64::try_from(config.remote_max_in_flight * 64).unwrap_or(i64::MAX),
+        max_messages: i64::try_from(config.cluster.remote_max_in_flight * 64).unwrap_or(i64::MAX),
         discard: stream::DiscardPolicy::New,
         duplicate_window: max_age.min(MAX_DUPLICATE_WINDOW),
         ..Default::default()
@@ -96,8 +100,8 @@ pub async fn ensure_buckets(
     js: &jetstream::Context,
     config: &Config,
 ) -> Result<(kv::Store, kv::Store), String> {
-    let replicas = config.nats_replicas;
-    let nodes_ttl = Duration::from_millis(config.node_ttl_ms);
+    let replicas = config.cluster.nats_replicas;
+    let nodes_ttl = Duration::from_millis(config.cluster.node_ttl_ms);
     let nodes = bucket(js, names::NODES_BUCKET, nodes_ttl, 4096, replicas).await?;
     let usernames = bucket(js, names::USERNAMES_BUCKET, Duration::ZERO, 64, replicas).await?;
     Ok((nodes, usernames))
@@ -174,26 +178,47 @@ pub async fn claimed_by(store: &kv::Store, username: &str) -> Result<Option<u16>
     }
 }
 
-/// `claim` from outside a running node (start-up's demo users, `aiocr user add`): connects,
-/// claims, disconnects, within `nats_request_timeout_ms` per step.
+/// `claim` from outside a running node (`aiocr user add`): see [`claim_names_blocking`].
 pub fn claim_blocking(config: &Config, username: &str) -> Result<Claim, String> {
+    let claims = claim_names_blocking(config, &[username])?;
+    Ok(claims[0])
+}
+
+/// Claims `usernames` in turn over one connection (start-up's demo users, `aiocr user
+/// add`), then disconnects. Bounded whatever NATS does: everything up to the last claim
+/// within 3 x `nats_request_timeout_ms` (connecting, the buckets, the claims), the last
+/// flush within one more; an error names the wait that ran out.
+pub fn claim_names_blocking(config: &Config, usernames: &[&str]) -> Result<Vec<Claim>, String> {
     let runtime = runtime()?;
-    let timeout = Duration::from_millis(config.nats_request_timeout_ms);
-    runtime.block_on(async {
+    let timeout = Duration::from_millis(config.cluster.nats_request_timeout_ms);
+    let claimed = runtime.block_on(async {
         let client = connect(config, "aiocr-claim", |_| {}).await?;
         let js = jetstream::new(client.clone());
         let work = async {
-            let (_, usernames) = ensure_buckets(&js, config).await?;
-            claim(&usernames, config.node_id, username)
-                .await
-                .map_err(|e| e.to_string())
+            let (_, registry) = ensure_buckets(&js, config).await?;
+            let mut claims = Vec::with_capacity(usernames.len());
+            for username in usernames {
+                let claimed = claim(&registry, config.node.node_id, username).await;
+                claims.push(claimed.map_err(|e| e.to_string())?);
+            }
+            Ok::<_, String>(claims)
         };
-        let claimed = tokio::time::timeout(3 * timeout, work)
+        let claims = tokio::time::timeout(3 * timeout, work)
             .await
-            .map_err(|_| format!("NATS at {} did not answer in time", config.nats_url))?;
-        let _ = client.flush().await;
-        claimed
-    })
+            .map_err(|_| {
+                format!(
+                    "NATS at {} did not answer within 3 x nats_request_timeout_ms ({} ms)",
+                    config.cluster.nats_url,
+                    3 * config.cluster.nats_request_timeout_ms
+                )
+            })??;
+        // The claims are acknowledged already: this only closes politely.
+        let _ = tokio::time::timeout(timeout, client.flush()).await;
+        Ok(claims)
+    });
+    // Not the runtime's drop, which would wait for a name being resolved as long as it takes.
+    runtime.shutdown_background();
+    claimed
 }
 
 /// What `aiocr doctor` learns from NATS.
@@ -209,32 +234,30 @@ pub struct Probe {
 /// `nats_request_timeout_ms`).
 pub fn probe(config: &Config) -> Result<Probe, String> {
     let runtime = runtime()?;
-    let timeout = Duration::from_millis(config.nats_request_timeout_ms);
-    runtime.block_on(async {
+    let timeout = Duration::from_millis(config.cluster.nats_request_timeout_ms);
+    let probed = runtime.block_on(async {
         let client = connect(config, "aiocr-doctor", |_| {}).await?;
         tokio::time::timeout(timeout, client.flush())
             .await
-            .map_err(|_| format!("no NATS server answers at {}", config.nats_url))?
-            .map_err(|e| format!("{}: {e}", config.nats_url))?;
+            .map_err(|_| format!("no NATS server answers at {}", config.cluster.nats_url))?
+            .map_err(|e| format!("{}: {e}", config.cluster.nats_url))?;
         let info = client.server_info();
         if !info.jetstream {
             return Err(format!(
                 "{} (nats-server {}) runs without JetStream: start it with -js (tuning/nats/)",
-                config.nats_url, info.version
+                config.cluster.nats_url, info.version
             ));
         }
         let js = jetstream::new(client.clone());
-        let jobs = match tokio::time::timeout(timeout, js.get_stream(names::JOBS_STREAM)).await {
-            Ok(Ok(mut stream)) => {
-                let state = stream
-                    .info()
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .state
-                    .clone();
-                Some((state.messages, state.consumer_count))
-            }
-            Ok(Err(_)) => None,
+        let jobs = async {
+            let Ok(mut stream) = js.get_stream(names::JOBS_STREAM).await else {
+                return Ok(None);
+            };
+            let state = &stream.info().await.map_err(|e| e.to_string())?.state;
+            Ok::<_, String>(Some((state.messages, state.consumer_count)))
+        };
+        let jobs = match tokio::time::timeout(2 * timeout, jobs).await {
+            Ok(jobs) => jobs?,
             Err(_) => return Err("JetStream did not answer in time".into()),
         };
         Ok(Probe {
@@ -242,7 +265,9 @@ pub fn probe(config: &Config) -> Result<Probe, String> {
             max_payload: info.max_payload,
             jobs,
         })
-    })
+    });
+    runtime.shutdown_background();
+    probed
 }
 
 #[cfg(test)]
@@ -264,9 +289,9 @@ mod tests {
         let stream = jobs_stream_config(&config);
         assert_eq!(
             stream.max_age,
-            Duration::from_millis(config.remote_timeout_ms)
+            Duration::from_millis(config.cluster.remote_timeout_ms)
         );
         assert!(stream.duplicate_window <= stream.max_age);
-        assert!(stream.max_message_size as usize > 2 * config.max_image_bytes);
+        assert!(stream.max_message_size as usize > 2 * config.images.max_image_bytes);
     }
 }

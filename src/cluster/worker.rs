@@ -78,7 +78,7 @@ pub fn run(args: WorkerArgs) -> i32 {
         .map(|url| ("nats_url", url.clone()))
         .collect();
     let config = match args.config.load(&extra) {
-        Ok(config) if !config.nats_url.is_empty() => config,
+        Ok(config) if !config.cluster.nats_url.is_empty() => config,
         Ok(_) => {
             eprintln!("aiocr worker: --nats URL (or nats_url) is required");
             return 2;
@@ -113,8 +113,8 @@ pub fn run(args: WorkerArgs) -> i32 {
 
 /// The subjects this worker takes.
 fn job_subjects(config: &Config, only: Option<&str>) -> Result<Vec<String>, String> {
-    let models = available_models(&config.model_dir);
-    let detection = detection_model_path(&config.model_dir).exists();
+    let models = available_models(&config.node.model_dir);
+    let detection = detection_model_path(&config.node.model_dir).exists();
     let Some(only) = only else {
         let mut subjects: Vec<String> = models
             .iter()
@@ -144,11 +144,11 @@ fn job_subjects(config: &Config, only: Option<&str>) -> Result<Vec<String>, Stri
 }
 
 async fn serve(config: Config, args: WorkerArgs, subjects: Vec<String>) -> Result<(), String> {
-    let layout = crate::server::recognition_layout(&config, &[]);
+    let layout = config.recognition_layout(&[]);
     let threads = layout.cores.len();
     let max_in_flight = args
         .max_in_flight
-        .unwrap_or(threads * config.max_batch + threads)
+        .unwrap_or(threads * config.recognition.max_batch + threads)
         .max(1);
     let (queues, jobs) = JobQueues::bounded([max_in_flight; 3]);
     // Every job held can have one result waiting, and no more.
@@ -158,7 +158,7 @@ async fn serve(config: Config, args: WorkerArgs, subjects: Vec<String>) -> Resul
     let context = ThreadContext {
         jobs,
         results: sink,
-        model_dir: config.model_dir.clone(),
+        model_dir: config.node.model_dir.clone(),
         stop: threads_stop,
     };
     let recognition = recognition::start(context, layout)?;
@@ -231,10 +231,10 @@ pub fn consumer_config(config: &Config, subject: &str) -> consumer::pull::Config
         durable_name: Some(names::consumer_name(subject)),
         filter_subject: subject.to_string(),
         ack_policy: consumer::AckPolicy::Explicit,
-        ack_wait: Duration::from_millis(config.remote_ack_wait_ms),
+        ack_wait: Duration::from_millis(config.cluster.remote_ack_wait_ms),
         // One delivery beyond the limit: the worker that gets it fails the job unrun.
-        max_deliver: i64::from(config.remote_max_deliver) + 1,
-        max_ack_pending: i64::try_from(config.remote_max_in_flight).unwrap_or(i64::MAX),
+        max_deliver: i64::from(config.cluster.remote_max_deliver) + 1,
+        max_ack_pending: i64::try_from(config.cluster.remote_max_in_flight).unwrap_or(i64::MAX),
         ..Default::default()
     }
 }
@@ -242,7 +242,7 @@ pub fn consumer_config(config: &Config, subject: &str) -> consumer::pull::Config
 /// Takes jobs of one subject while slots are free; opens the consumer again after any
 /// failure (NATS restarted, consumer deleted).
 async fn consume(worker: Arc<Worker>, stream: jetstream::stream::Stream, subject: String) {
-    let batch = worker.config.max_batch.max(1);
+    let batch = worker.config.recognition.max_batch.max(1);
     loop {
         let opened = stream
             .get_or_create_consumer(
@@ -319,7 +319,7 @@ async fn take(worker: &Worker, message: jetstream::Message, slot: OwnedSemaphore
             return;
         }
     }
-    if delivered > worker.config.remote_max_deliver {
+    if delivered > worker.config.cluster.remote_max_deliver {
         let failure = JobFailure::Remote {
             reason: format!("recognition abandoned after {} deliveries", delivered - 1),
             code: ApiError::RecognitionFailed,
@@ -401,7 +401,7 @@ impl Worker {
 /// machine is not delivered to a second worker. A worker that dies or is stopped sends
 /// nothing, and its jobs go to another after one deadline.
 async fn keep_in_progress(worker: Arc<Worker>) {
-    let period = Duration::from_millis((worker.config.remote_ack_wait_ms / 3).max(1));
+    let period = Duration::from_millis((worker.config.cluster.remote_ack_wait_ms / 3).max(1));
     loop {
         tokio::time::sleep(period).await;
         // The reply subjects only: no lock is held across a publish.

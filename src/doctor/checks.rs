@@ -485,14 +485,14 @@ pub fn nats(config: &crate::config::Config) -> Check {
             "nats",
             format!(
                 "{} (nats-server {}, JetStream): {waiting} job(s) waiting, {consumers} consumer(s)",
-                config.nats_url, probe.server_version
+                config.cluster.nats_url, probe.server_version
             ),
         ),
         None => Check::ok(
             "nats",
             format!(
                 "{} (nats-server {}, JetStream): the job stream is made by the first node or worker",
-                config.nats_url, probe.server_version
+                config.cluster.nats_url, probe.server_version
             ),
         ),
     }

@@ -75,11 +75,11 @@ fn load_config(args: &DoctorArgs) -> Result<Config, String> {
 
 fn settings(config: &Config) -> Settings {
     Settings {
-        shards: usize::from(config.shard_count()),
-        max_connections_per_shard: config.max_connections_per_shard,
-        backlog: config.backlog,
-        model_dir: config.model_dir.display().to_string(),
-        data_dir: config.data_dir.display().to_string(),
+        shards: usize::from(config.node.shard_count()),
+        max_connections_per_shard: config.network.max_connections_per_shard,
+        backlog: config.network.backlog,
+        model_dir: config.node.model_dir.display().to_string(),
+        data_dir: config.store.data_dir.display().to_string(),
     }
 }
 
@@ -97,15 +97,15 @@ fn run_checks(args: &DoctorArgs, config: &Config, settings: &Settings) -> Vec<Ch
             &proc_sys,
         ),
         checks::backlog(settings.backlog, &proc_sys),
-        checks::cores(settings.shards, usize::from(config.shards)),
-        checks::models(&config.model_dir),
-        checks::onnxruntime(&config.model_dir),
-        checks::data_dir(&config.data_dir),
+        checks::cores(settings.shards, usize::from(config.node.shards)),
+        checks::models(&config.node.model_dir),
+        checks::onnxruntime(&config.node.model_dir),
+        checks::data_dir(&config.store.data_dir),
     ];
-    if !config.nats_url.is_empty() {
+    if !config.cluster.nats_url.is_empty() {
         checks.push(checks::nats(config));
     }
-    if let Some((cert, key)) = config.tls_files() {
+    if let Some((cert, key)) = config.network.tls_files() {
         let now_secs = crate::clock::unix_now_ms() / 1000;
         checks.push(checks::tls(cert, key, now_secs as i64));
     }

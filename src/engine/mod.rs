@@ -28,6 +28,7 @@ mod pixels;
 pub mod preprocess;
 mod probe;
 mod recognizer;
+mod session;
 mod slide;
 
 pub use color_filter::{preset_names, ColorFilter, ColorFilterError, HsvRange};

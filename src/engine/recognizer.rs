@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use ort::session::{Session, SessionOutputs};
@@ -13,8 +13,9 @@ use ort::value::TensorRef;
 
 use super::batch_model::load_dynamic_batch;
 use super::ctc::{allowed_indices, confidence, decode_text, Scores};
-use super::model::{load_spec, ModelError, ModelSpec, RUNTIME_LIBRARY, SETUP_HINT};
+use super::model::{load_spec, ModelError, ModelSpec};
 use super::preprocess::{elapsed_nanos, preprocess_filtered, StageNanos, Tensor};
+use super::session::{self, runtime};
 use super::{Answer, ImageError, ImageLimits, RecognizeOptions};
 
 /// Why one image got no answer (src/contract.rs maps it to the contract's codes).
@@ -41,25 +42,6 @@ pub struct Engine {
     batching: bool,
 }
 
-static RUNTIME: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
-
-/// Loads ONNX Runtime from the model directory, once per process (the detector shares it).
-pub(super) fn runtime(model_dir: &Path) -> Result<ort::environment::Environment, ModelError> {
-    let result = RUNTIME.get_or_init(|| {
-        let library = model_dir.join(RUNTIME_LIBRARY);
-        if !library.exists() {
-            return Err(format!("{}: missing ({SETUP_HINT})", library.display()));
-        }
-        let builder =
-            ort::init_from(&library).map_err(|e| format!("{}: {e}", library.display()))?;
-        builder
-            .with_name("aiocr")
-            .build()
-            .map_err(|e| e.to_string())
-    });
-    result.clone().map_err(ModelError::Runtime)
-}
-
 impl Engine {
     /// Loads the named models from `model_dir` (each gets its own single-threaded session).
     pub fn load(
@@ -84,11 +66,7 @@ impl Engine {
         for name in names {
             let spec = Arc::new(load_spec(model_dir, name)?);
             let session = open_session(&environment, &spec, intra_threads)?;
-            let input_name = session
-                .inputs()
-                .first()
-                .map(|i| i.name().to_string())
-                .unwrap_or_default();
+            let input_name = session::input_name(&session);
             models.insert(
                 name.clone(),
                 LoadedModel {
@@ -260,20 +238,8 @@ fn open_session(
     spec: &ModelSpec,
     intra_threads: usize,
 ) -> Result<Session, ModelError> {
-    let runtime_error =
-        |e: ort::Error| ModelError::Runtime(format!("{}: {e}", spec.onnx_path.display()));
-    let mut builder = Session::builder(environment)
-        .map_err(runtime_error)?
-        .with_intra_threads(intra_threads)
-        .map_err(|e| runtime_error(e.into()))?
-        // Pool threads spin while a run hands them one operator after another (a sleeping
-        // pool thread costs a wake-up per operator), and stop spinning when the run ends:
-        // ONNX Runtime's default spins on for tens of milliseconds after each run, taking the
-        // cores from the other recognition threads and the reactors.
-        .with_intra_op_spinning(intra_threads > 1)
-        .map_err(|e| runtime_error(e.into()))?
-        .with_config_entry("session.force_spinning_stop", "1")
-        .map_err(|e| runtime_error(e.into()))?;
+    let runtime_error = |e: ort::Error| session::runtime_error(&spec.onnx_path, e);
+    let mut builder = session::builder(environment, &spec.onnx_path, intra_threads)?;
     if spec.batchable {
         let bytes = std::fs::read(&spec.onnx_path).map_err(|e| ModelError::Invalid {
             path: spec.onnx_path.clone(),

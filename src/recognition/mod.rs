@@ -35,6 +35,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// The cores this process may run on (its affinity mask): where shards and recognition
+/// threads can be pinned.
+pub fn usable_cores() -> Vec<usize> {
+    core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|core| core.id)
+        .collect()
+}
+
 /// The kinds of work, each with a queue of its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {
@@ -126,7 +136,7 @@ pub enum JobFailure {
     /// result in time, redelivered too often), with the contract's code for it.
     Remote {
         reason: String,
-        code: crate::contract::ApiError,
+        code: aiocr_contract::ApiError,
     },
 }
 

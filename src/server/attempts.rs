@@ -153,6 +153,7 @@ pub async fn pace_refusal<T>(shard: &Shard, result: &Result<T, Refusal>) {
     };
     let delay_ms = shard
         .config()
+        .login
         .login_refusal_delay_ms
         .min(retry_after_secs.saturating_mul(1000));
     if delay_ms > 0 {

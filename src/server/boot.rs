@@ -7,12 +7,12 @@ use super::listener;
 use super::router::ROUTE_LABELS;
 use super::shard::{ShardMessage, ShardSeed, Shared};
 use super::shard_loops;
-use crate::cluster::{BridgeSeed, Claim, ClusterLink};
+use crate::cluster::{BridgeSeed, BridgeThread, Claim, ClusterLink};
 use crate::config::Config;
 use crate::metrics::Registry;
 use crate::password_pool::PasswordPool;
 use crate::recognition::{
-    self, JobQueues, RecognitionThreads, ResultSink, ThreadConfig, ThreadContext,
+    self, usable_cores, JobQueues, RecognitionThreads, ResultSink, ThreadContext,
 };
 use crate::store::{ids, Role, ShardStore};
 use glommio::{LocalExecutorBuilder, Placement};
@@ -39,51 +39,58 @@ pub fn run_until_stopped(
 ) -> Result<(), String> {
     assert_eq!(
         tls.is_some(),
-        config.tls_listen.is_some(),
+        config.network.tls_listen.is_some(),
         "TLS has a certificate exactly when it has an address"
     );
-    let shard_count = config.shard_count();
+    let shard_count = config.node.shard_count();
     // One descriptor per connection: take the whole hard limit, then refuse clearly (pointing
     // at tuning/ and `aiocr doctor`) where io_uring or locked memory cannot carry the shards.
     let (nofile, _) =
         crate::doctor::raise_nofile_limit().map_err(|e| format!("open files limit: {e}"))?;
-    crate::doctor::preflight(usize::from(shard_count), config.max_connections_per_shard)?;
+    crate::doctor::preflight(
+        usize::from(shard_count),
+        config.network.max_connections_per_shard,
+    )?;
     fit_connections_to_nofile(&mut config, shard_count, nofile)?;
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| format!("data dir {}: {e}", config.data_dir.display()))?;
-    let fresh = !config.data_dir.join("meta.json").exists();
+    std::fs::create_dir_all(&config.store.data_dir)
+        .map_err(|e| format!("data dir {}: {e}", config.store.data_dir.display()))?;
+    let fresh = !config.store.data_dir.join("meta.json").exists();
     let mut stores = open_stores(&config, shard_count)?;
-    let keys = crate::auth::load_or_create_keys(&config.data_dir, non_empty(&config.jwt_secret))
-        .map_err(|e| format!("jwt secret: {e}"))?;
+    let keys = crate::auth::load_or_create_keys(
+        &config.store.data_dir,
+        non_empty(&config.auth.jwt_secret),
+    )
+    .map_err(|e| format!("jwt secret: {e}"))?;
     // Port 0 (tests) must resolve to one port for every shard's SO_REUSEPORT socket.
     let mut port_holders = Vec::new();
-    port_holders.extend(listener::claim_port(&mut config.listen)?);
-    if let Some(tls_listen) = &mut config.tls_listen {
+    port_holders.extend(listener::claim_port(&mut config.network.listen)?);
+    if let Some(tls_listen) = &mut config.network.tls_listen {
         port_holders.extend(listener::claim_port(tls_listen)?);
     }
-    let demo = match fresh && config.create_demo_users {
+    let demo = match fresh && config.store.create_demo_users {
         true => create_demo_users(&mut stores, &config)?,
         false => None,
     };
     let config = Arc::new(config);
     let shard_cores = shard_cores(shard_count);
-    let thread_config = recognition_layout(&config, &shard_cores);
+    let thread_config = config.recognition_layout(&shard_cores);
     let (queue, jobs) = JobQueues::bounded([
-        config.queue_len,
-        config.detect_queue_len,
-        config.slide_queue_len,
+        config.recognition.queue_len,
+        config.recognition.detect_queue_len,
+        config.recognition.slide_queue_len,
     ]);
     // Results exist only for queued, running or remote jobs: this bounds what one inbox can
     // hold.
-    let running = thread_config.cores.len() * config.max_batch + thread_config.slide_threads;
-    let remote = match config.nats_url.is_empty() {
+    let running =
+        thread_config.cores.len() * config.recognition.max_batch + thread_config.slide_threads;
+    let remote = match config.cluster.nats_url.is_empty() {
         true => 0,
-        false => config.remote_max_in_flight,
+        false => config.cluster.remote_max_in_flight,
     };
     let result_inbox_len = queue.total_capacity() + running + remote;
     let (results, result_inboxes) = ResultSink::new(shard_count, result_inbox_len);
     let (peers, inboxes): (Vec<_>, Vec<_>) = (0..shard_count)
-        .map(|_| flume::bounded(config.shard_inbox_len))
+        .map(|_| flume::bounded(config.node.shard_inbox_len))
         .unzip();
     let peers: Arc<[flume::Sender<ShardMessage>]> = peers.into();
     let recognition_threads = thread_config.cores.len();
@@ -91,18 +98,17 @@ pub fn run_until_stopped(
     let context = ThreadContext {
         jobs,
         results: results.clone(),
-        model_dir: config.model_dir.clone(),
+        model_dir: config.node.model_dir.clone(),
         stop: threads_stop,
     };
     let threads: RecognitionThreads =
         recognition::start(context, thread_config).map_err(|e| format!("recognition: {e}"))?;
     let (passwords, password_threads) = PasswordPool::start(
-        config.password_hash_threads(usable_cores().len()),
-        config.password_hash_queue_len,
-        config.password_hash_priority,
+        config.login.password_hash_threads(usable_cores().len()),
+        config.login.password_hash_queue_len,
+        config.login.password_hash_priority,
     )?;
-    let (stop_bridge, bridge_stop) = flume::bounded::<()>(0);
-    let cluster = match config.nats_url.is_empty() {
+    let cluster = match config.cluster.nats_url.is_empty() {
         true => None,
         false => Some(start_cluster(
             &config,
@@ -112,7 +118,6 @@ pub fn run_until_stopped(
                 peers: peers.clone(),
                 recognition_threads,
                 shard_count,
-                stop: bridge_stop,
             },
         )?),
     };
@@ -122,8 +127,8 @@ pub fn run_until_stopped(
         queue,
         peers: peers.clone(),
         metrics: Registry::new(shard_count, &ROUTE_LABELS),
-        models: crate::engine::available_models(&config.model_dir).into(),
-        detection_installed: crate::engine::detection_model_path(&config.model_dir).exists(),
+        models: crate::engine::available_models(&config.node.model_dir).into(),
+        detection_installed: crate::engine::detection_model_path(&config.node.model_dir).exists(),
         recognition_threads: threads.count(),
         passwords,
         cluster: cluster.as_ref().map(|(link, _)| link.clone()),
@@ -150,14 +155,13 @@ pub fn run_until_stopped(
         demo.as_ref(),
     );
     // The shards have stopped and voided what was pending: the recognition threads and the
-    // NATS thread stop now.
+    // NATS thread stop now (the latter within nats_stop_grace_ms, whatever NATS does).
     drop(stop_threads);
-    drop(stop_bridge);
     drop(shared);
     threads.join();
     password_threads.join();
     if let Some((_, bridge)) = cluster {
-        let _ = bridge.join();
+        bridge.stop();
     }
     outcome
 }
@@ -169,23 +173,22 @@ struct ClusterParts {
     peers: Arc<[flume::Sender<ShardMessage>]>,
     recognition_threads: usize,
     shard_count: u16,
-    stop: flume::Receiver<()>,
 }
 
 /// The cluster link the shards hold and the NATS thread behind it (docs/cluster.md).
 fn start_cluster(
     config: &Arc<Config>,
     parts: ClusterParts,
-) -> Result<(Arc<ClusterLink>, std::thread::JoinHandle<()>), String> {
-    let overflow_depth = match config.overflow_queue_depth {
+) -> Result<(Arc<ClusterLink>, BridgeThread), String> {
+    let overflow_depth = match config.cluster.overflow_queue_depth {
         0 => parts.recognition_threads.max(1),
         depth => depth,
     };
     let (link, commands) = ClusterLink::new(
-        config.node_id,
-        config.recognition_split,
+        config.node.node_id,
+        config.cluster.recognition_split,
         overflow_depth,
-        config.remote_max_in_flight,
+        config.cluster.remote_max_in_flight,
     );
     let link = Arc::new(link);
     let describe = {
@@ -201,12 +204,11 @@ fn start_cluster(
         local: parts.queue,
         serve: super::node_hop::serve_into(parts.peers),
         describe,
-        stop: parts.stop,
     };
     let bridge = crate::cluster::start_bridge(seed)?;
     eprintln!(
         "aiocr: node {} joins the cluster at {} (recognition split: {:?})",
-        config.node_id, config.nats_url, config.recognition_split
+        config.node.node_id, config.cluster.nats_url, config.cluster.recognition_split
     );
     Ok((link, bridge))
 }
@@ -221,11 +223,16 @@ fn open_stores(config: &Config, shard_count: u16) -> Result<Vec<ShardStore>, Str
         let opening = |e: crate::store::StoreError| {
             format!(
                 "opening shard {shard} in {}: {e}",
-                config.data_dir.display()
+                config.store.data_dir.display()
             )
         };
-        let mut store = ShardStore::open(&config.data_dir, shard, shard_count, config.node_id)
-            .map_err(opening)?;
+        let mut store = ShardStore::open(
+            &config.store.data_dir,
+            shard,
+            shard_count,
+            config.node.node_id,
+        )
+        .map_err(opening)?;
         let now_ms = crate::clock::unix_now_ms();
         let withdrawn = store
             .withdraw_kept(super::storage::WITHDRAWN_AT_REOPEN, now_ms)
@@ -253,43 +260,6 @@ fn open_stores(config: &Config, shard_count: u16) -> Result<Vec<ShardStore>, Str
         stores.push(store);
     }
     Ok(stores)
-}
-
-/// The recognition layout: `recognition_cores` (default every usable core, one thread each),
-/// at SCHED_IDLE where they share a shard's core unless `recognition_priority` says otherwise
-/// (a worker has no shard cores: normal priority).
-pub fn recognition_layout(config: &Config, shard_cores: &[usize]) -> ThreadConfig {
-    let cores = config.recognition_cores(&usable_cores());
-    let shares_shard_cores = cores.iter().any(|core| shard_cores.contains(core));
-    let wide_threads = match config.recognition_wide_threads {
-        0 => cores.len(),
-        threads => threads,
-    };
-    // All but one recognition thread may run detections, so text always has one.
-    let detect_threads = match config.detect_threads {
-        0 => cores.len().saturating_sub(1).max(1),
-        threads => threads.min(cores.len()),
-    };
-    ThreadConfig {
-        detect_threads,
-        slide_threads: config.slide_threads,
-        priority: config.recognition_priority(shares_shard_cores),
-        wide_threads,
-        cores,
-        max_batch: config.max_batch,
-        max_queue_delay_us: config.max_queue_delay_us,
-        max_queue_wait_ms: config.max_queue_wait_ms,
-        limits: config.image_limits(),
-    }
-}
-
-/// The cores this process may run on.
-fn usable_cores() -> Vec<usize> {
-    core_affinity::get_core_ids()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|core| core.id)
-        .collect()
 }
 
 /// Shard `i` runs on the i-th usable core (wrapping when there are more shards than cores).
@@ -366,7 +336,7 @@ fn stop_all(peers: &[flume::Sender<ShardMessage>]) {
 /// Reads the TLS certificate again (SIGHUP) and, if it is valid, hands it to every shard for
 /// its new connections, returning once each has taken it; if not, the shards keep theirs.
 fn reload_tls(config: &Config, peers: &[flume::Sender<ShardMessage>]) {
-    let Some((cert, key)) = config.tls_files() else {
+    let Some((cert, key)) = config.network.tls_files() else {
         log_line!("aiocr: SIGHUP: nothing to reload (no tls_listen)");
         return;
     };
@@ -478,10 +448,10 @@ fn create_demo_users(
     stores: &mut [ShardStore],
     config: &Config,
 ) -> Result<Option<DemoUsers>, String> {
-    if !config.nats_url.is_empty() && !claim_demo_names(config) {
+    if !config.cluster.nats_url.is_empty() && !claim_demo_names(config) {
         return Ok(None);
     }
-    let shard_count = config.shard_count();
+    let shard_count = config.node.shard_count();
     let random = || crate::auth::random_password().map_err(|e| e.to_string());
     let demo = DemoUsers {
         demo_password: random()?,
@@ -507,26 +477,33 @@ fn create_demo_users(
 }
 
 /// Claims `demo` and `admin` for this node; false (and why, logged) when either is not ours.
+/// Bounded by `nats_request_timeout_ms` (see `claim_names_blocking`): a node whose NATS is
+/// away starts without demo users.
 fn claim_demo_names(config: &Config) -> bool {
-    ["demo", "admin"].iter().all(|username| {
-        match crate::cluster::nats::claim_blocking(config, username) {
-            Ok(Claim::Granted) => true,
-            Ok(Claim::Taken(node)) => {
+    let names = ["demo", "admin"];
+    let claims = match crate::cluster::nats::claim_names_blocking(config, &names) {
+        Ok(claims) => claims,
+        Err(error) => {
+            eprintln!("aiocr: no demo users here (the names could not be claimed: {error})");
+            return false;
+        }
+    };
+    names
+        .iter()
+        .zip(claims)
+        .all(|(username, claim)| match claim {
+            Claim::Granted => true,
+            Claim::Taken(node) => {
                 eprintln!("aiocr: no demo users here: {username} is a user of node {node}");
                 false
             }
-            Err(error) => {
-                eprintln!("aiocr: no demo users here ({username} could not be claimed: {error})");
-                false
-            }
-        }
-    })
+        })
 }
 
 /// Prints the console's URL, the listening line (tests wait for it: it comes last) and, on
 /// first start, the demo credentials.
 fn announce(config: &Config, shard_count: u16, demo: Option<&DemoUsers>) {
-    let url = local_url(&config.listen);
+    let url = local_url(&config.network.listen);
     if let Some(demo) = demo {
         out_line!(
             "aiocr: created demo user   demo / {}  ({DEMO_POINTS} points)",
@@ -543,10 +520,10 @@ fn announce(config: &Config, shard_count: u16, demo: Option<&DemoUsers>) {
         out_line!("  curl -s -H \"Authorization: Bearer $TOKEN\" {url}/v2/user/point");
         out_line!("  curl -s -H \"Authorization: Bearer $TOKEN\" -F file=@captcha.png '{url}/v2/decode/upload?wait=1'");
     }
-    if let Some(address) = config.metrics_listen {
+    if let Some(address) = config.network.metrics_listen {
         out_line!("aiocr: metrics on {}/metrics", local_url(&address));
     }
-    if let Some(address) = config.tls_listen {
+    if let Some(address) = config.network.tls_listen {
         let url = local_url(&address).replacen("http://", "https://", 1);
         out_line!("aiocr: TLS on {url}");
     }
@@ -579,14 +556,14 @@ fn fit_connections_to_nofile(config: &mut Config, shards: u16, nofile: u64) -> R
              shard(s); raise it (tuning/limits.d/60-aiocr.conf, `aiocr doctor`) or run fewer shards"
         ));
     }
-    let configured = config.max_connections_per_shard as u64;
+    let configured = config.network.max_connections_per_shard as u64;
     if fitting < configured {
         log_line!(
             "aiocr: warning: the open-files limit ({nofile}) holds {fitting} connections per \
              shard, not max_connections_per_shard={configured}: using {fitting} (raise nofile: \
              tuning/limits.d/60-aiocr.conf, `aiocr doctor`)"
         );
-        config.max_connections_per_shard = fitting as usize;
+        config.network.max_connections_per_shard = fitting as usize;
     }
     Ok(())
 }

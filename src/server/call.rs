@@ -185,11 +185,11 @@ impl<'a> Call<'a> {
             return Err(too_many_failures(1));
         }
         let (node, owner) = auth::api_key_route(&hash, shard.shard_count());
-        if node != shard.config().node_id && shard.shared.cluster.is_some() {
+        if node != shard.config().node.node_id && shard.shared.cluster.is_some() {
             return Err(self.owned_by(node));
         }
         let generation = shard.user_cache.borrow().generation();
-        let holder = if node == shard.config().node_id {
+        let holder = if node == shard.config().node.node_id {
             run_on_owner(shard, ResolveKey { hash, owner }).await?
         } else {
             None // not a key of this node
@@ -212,7 +212,7 @@ impl<'a> Call<'a> {
     fn other_node(&self, user_id: u64) -> Option<u16> {
         self.shard.shared.cluster.as_ref()?;
         let node = ids::node_of(user_id);
-        (node != self.shard.config().node_id).then_some(node)
+        (node != self.shard.config().node.node_id).then_some(node)
     }
 
     /// The node of the user a JWT names, read without checking its signature (only to

@@ -244,7 +244,7 @@ pub async fn serve(
 ) {
     let Registration { id, idle, peer } = registration;
     let _ = stream.set_nodelay(true);
-    let write_timeout = Duration::from_millis(shard.config().write_timeout_ms);
+    let write_timeout = Duration::from_millis(shard.config().http.write_timeout_ms);
     let _ = stream.set_write_timeout(Some(write_timeout));
     match security {
         Security::Plain => serve_registered(&shard, stream, idle, surface, peer).await,
@@ -272,7 +272,7 @@ async fn handshake(
     if shard.stop.is_stopped() {
         return None;
     }
-    let timeout = Duration::from_millis(shard.config().tls_handshake_timeout_ms);
+    let timeout = Duration::from_millis(shard.config().network.tls_handshake_timeout_ms);
     let handshake = transport::tls_handshake(stream, config, Instant::now() + timeout).await;
     idle.set(false);
     let mut metrics = shard.metrics();
@@ -295,7 +295,7 @@ async fn serve_registered<S: Transport>(
     surface: Surface,
     peer: std::net::IpAddr,
 ) {
-    let buffer_limit = shard.config().max_header_bytes + READ_CHUNK_BYTES;
+    let buffer_limit = shard.config().http.max_header_bytes + READ_CHUNK_BYTES;
     let mut connection = Connection {
         stream,
         buf: vec![0; INITIAL_BUFFER_BYTES.min(buffer_limit)],
@@ -326,9 +326,9 @@ impl<S: Transport> Connection<S> {
     async fn request_loop(&mut self, shard: &Rc<Shard>) -> std::io::Result<Ending> {
         let config = shard.config();
         let limits = HeadLimits {
-            max_header_bytes: config.max_header_bytes,
-            max_uri_bytes: config.max_uri_bytes,
-            max_body_bytes: config.max_body_bytes,
+            max_header_bytes: config.http.max_header_bytes,
+            max_uri_bytes: config.http.max_uri_bytes,
+            max_body_bytes: config.http.max_body_bytes,
         };
         loop {
             let parsed = match parse_head(&self.buf[self.start..self.end], &limits) {
@@ -446,14 +446,18 @@ impl<S: Transport> Connection<S> {
             let idle_timeout_ms = if self.fresh {
                 // A client that connects and says nothing holds a connection and a socket:
                 // it gets much less time than one that has made requests.
-                config.first_byte_timeout_ms.min(config.idle_timeout_ms)
+                config
+                    .http
+                    .first_byte_timeout_ms
+                    .min(config.http.idle_timeout_ms)
             } else {
-                config.idle_timeout_ms
+                config.http.idle_timeout_ms
             };
             Duration::from_millis(idle_timeout_ms)
         } else {
             let started = *self.head_started.get_or_insert_with(Instant::now);
-            let deadline = started + Duration::from_millis(shard.config().header_read_timeout_ms);
+            let deadline =
+                started + Duration::from_millis(shard.config().http.header_read_timeout_ms);
             match time_left(deadline) {
                 Some(left) => left,
                 None => return Ok(Some(Ending::Refused(ProtocolError::Timeout))),
@@ -479,11 +483,11 @@ impl<S: Transport> Connection<S> {
             return Ok(BodyRead::Complete(Vec::new()));
         }
         let config = shard.config();
-        let mut decoder = BodyDecoder::new(head.framing, config.max_body_bytes);
-        let deadline = Instant::now() + Duration::from_millis(config.body_read_timeout_ms);
+        let mut decoder = BodyDecoder::new(head.framing, config.http.max_body_bytes);
+        let deadline = Instant::now() + Duration::from_millis(config.http.body_read_timeout_ms);
         // Each read must bring a byte within this time: a client that trickles its body
         // ends long before the total deadline.
-        let progress_timeout = Duration::from_millis(config.body_progress_timeout_ms);
+        let progress_timeout = Duration::from_millis(config.http.body_progress_timeout_ms);
         let mut continue_sent = false;
         loop {
             match decoder.feed(&self.buf[self.start..self.end]) {
@@ -582,9 +586,9 @@ impl<S: Transport> Connection<S> {
     /// `linger_max_bytes` arrive, so the answer is not lost to a reset.
     async fn linger(&mut self, shard: &Shard) {
         let config = shard.config();
-        let deadline = Instant::now() + Duration::from_millis(config.linger_timeout_ms);
+        let deadline = Instant::now() + Duration::from_millis(config.http.linger_timeout_ms);
         let mut dropped_bytes = 0;
-        while dropped_bytes < config.linger_max_bytes {
+        while dropped_bytes < config.http.linger_max_bytes {
             let Some(left) = time_left(deadline) else {
                 return;
             };

@@ -14,7 +14,10 @@ const METRICS_BACKLOG: u32 = 64;
 /// One SO_REUSEPORT socket per shard (the kernel spreads connections over them), with the
 /// configured backlog.
 pub fn api_listener(config: &Config) -> std::io::Result<TcpListener> {
-    listening(bound_socket(config.listen, true)?, config.backlog)
+    listening(
+        bound_socket(config.network.listen, true)?,
+        config.network.backlog,
+    )
 }
 
 /// The TLS twin of `api_listener` on `tls_listen`: one SO_REUSEPORT socket per shard.

@@ -52,8 +52,6 @@ mod upload;
 
 use crate::config::ConfigArgs;
 
-pub use boot::recognition_layout;
-
 /// Why an upload's reservation was given back when the server stopped (or crashed) before
 /// its job ran.
 const STOPPED_BEFORE_RECOGNITION: &str = "server stopped before recognition";
@@ -75,7 +73,7 @@ pub fn run(args: ServeArgs) -> i32 {
         }
     };
     // The certificate is part of the configuration: a missing or broken file is refused here.
-    let tls = match config.tls_files() {
+    let tls = match config.network.tls_files() {
         Some((cert, key)) => match crate::tls::load_server_config(cert, key) {
             Ok(tls) => Some(tls),
             Err(message) => {

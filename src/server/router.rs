@@ -406,7 +406,7 @@ pub async fn admit(
     peer: std::net::IpAddr,
     head: &RequestHead,
 ) -> Result<Admission, (Route, Response)> {
-    let metrics_elsewhere = shard.config().metrics_listen.is_some();
+    let metrics_elsewhere = shard.config().network.metrics_listen.is_some();
     let serves = |route| surface.serves(route, metrics_elsewhere);
     let route = match resolve(&head.path, head.method, serves) {
         Resolved::Route(spec) => spec.route,

@@ -127,9 +127,9 @@ pub struct Shard {
 fn backoff_policy(config: &Config, free_failures: u32) -> BackoffPolicy {
     BackoffPolicy {
         free_failures,
-        base_ms: config.login_backoff_base_ms,
-        max_ms: config.login_backoff_max_ms,
-        forget_ms: config.login_backoff_forget_secs.saturating_mul(1000),
+        base_ms: config.login.login_backoff_base_ms,
+        max_ms: config.login.login_backoff_max_ms,
+        forget_ms: config.login.login_backoff_forget_secs.saturating_mul(1000),
     }
 }
 
@@ -155,43 +155,44 @@ impl Shard {
             id,
             store: StoreSlot::new(store),
             upload_limiter: RefCell::new(RateLimiter::new(
-                config.rate_limit_per_sec,
-                config.rate_limit_burst,
+                config.uploads.rate_limit_per_sec,
+                config.uploads.rate_limit_burst,
             )),
             login_limiter: RefCell::new(RateLimiter::new(
-                config.rate_limit_per_sec,
-                config.rate_limit_burst,
+                config.uploads.rate_limit_per_sec,
+                config.uploads.rate_limit_burst,
             )),
             account_backoff: RefCell::new(LoginBackoff::new(
-                backoff_policy(&config, config.login_account_free_failures),
-                config.login_backoff_entries,
+                backoff_policy(&config, config.login.login_account_free_failures),
+                config.login.login_backoff_entries,
             )),
             address_backoff: RefCell::new(LoginBackoff::new(
-                backoff_policy(&config, config.login_address_free_failures),
-                config.login_backoff_entries,
+                backoff_policy(&config, config.login.login_address_free_failures),
+                config.login.login_backoff_entries,
             )),
-            commit: GroupCommit::new(flusher, config.durable_acks),
-            waiters: ResultWaiters::new(config.max_waiters_per_shard),
-            callbacks: CallbackTable::new(config.max_waiters_per_shard),
+            commit: GroupCommit::new(flusher, config.store.durable_acks),
+            waiters: ResultWaiters::new(config.node.max_waiters_per_shard),
+            callbacks: CallbackTable::new(config.node.max_waiters_per_shard),
             answer_cache: RefCell::new(CacheStore::new(super::cache::limits(&config))),
             connections: ConnectionSet::new(
                 config
+                    .network
                     .max_connections_per_address
                     .div_ceil(shared.peers.len()),
             ),
-            body_budget: BodyBudget::new(config.body_bytes_in_flight_per_shard),
+            body_budget: BodyBudget::new(config.http.body_bytes_in_flight_per_shard),
             token_cache: RefCell::new(TokenCache::new(DEFAULT_TOKEN_CACHE_ENTRIES)),
             key_cache: RefCell::new(KeyCache::new(
                 DEFAULT_TOKEN_CACHE_ENTRIES,
-                std::time::Duration::from_secs(config.api_key_cache_secs),
+                std::time::Duration::from_secs(config.auth.api_key_cache_secs),
             )),
             user_cache: RefCell::new(UserCache::new(
                 DEFAULT_TOKEN_CACHE_ENTRIES,
-                std::time::Duration::from_secs(config.user_cache_secs),
+                std::time::Duration::from_secs(config.auth.user_cache_secs),
             )),
             failed_auth: RefCell::new(RateLimiter::new(
-                config.failed_auth_per_sec,
-                config.failed_auth_burst,
+                config.auth.failed_auth_per_sec,
+                config.auth.failed_auth_burst,
             )),
             stop: StopSignal::default(),
             tls: RefCell::new(None),

@@ -28,17 +28,17 @@ const DRAIN_POLL: Duration = Duration::from_millis(5);
 /// shard has stopped and flushed.
 pub async fn shard_main(seed: ShardSeed, on_listening: impl FnOnce()) -> Result<(), String> {
     let config = seed.shared.config.clone();
-    let listener =
-        listener::api_listener(&config).map_err(|e| format!("listen on {}: {e}", config.listen))?;
-    let tls_listener = match config.tls_listen {
+    let listener = listener::api_listener(&config)
+        .map_err(|e| format!("listen on {}: {e}", config.network.listen))?;
+    let tls_listener = match config.network.tls_listen {
         Some(address) => Some(
-            listener::tls_listener(address, config.backlog)
+            listener::tls_listener(address, config.network.backlog)
                 .map_err(|e| format!("listen on {address} (tls_listen): {e}"))?,
         ),
         None => None,
     };
     // One monitoring listener for the whole server, on shard 0 (/metrics sums every shard).
-    let metrics_listener = match config.metrics_listen {
+    let metrics_listener = match config.network.metrics_listen {
         Some(address) if seed.id == 0 => Some(
             listener::metrics_listener(address)
                 .map_err(|e| format!("listen on {address} (metrics_listen): {e}"))?,
@@ -109,7 +109,7 @@ async fn accept_loop(shard: &Rc<Shard>, listener: &TcpListener, surface: Surface
         let peer = stream
             .peer_addr()
             .map_or(Ipv4Addr::UNSPECIFIED.into(), |address| address.ip());
-        let shard_limit = shard.config().max_connections_per_shard;
+        let shard_limit = shard.config().network.max_connections_per_shard;
         let registration = match shard.connections.add(stream.as_raw_fd(), peer, shard_limit) {
             Ok(registration) => registration,
             Err(refused) => {
@@ -183,7 +183,7 @@ async fn results_loop(shard: Rc<Shard>, results: flume::Receiver<JobResult>) {
 async fn retention_loop(shard: Rc<Shard>) {
     loop {
         let now_ms = crate::clock::unix_now_ms();
-        let retention_days = shard.config().retention_days;
+        let retention_days = shard.config().store.retention_days;
         let dropped = shard
             .store
             .borrow_mut()
@@ -208,7 +208,7 @@ async fn retention_loop(shard: Rc<Shard>) {
 
 /// Waits for open connections to finish their current request (bounded by the drain timeout).
 async fn drain(shard: &Rc<Shard>) {
-    let deadline = Instant::now() + Duration::from_millis(shard.config().drain_timeout_ms);
+    let deadline = Instant::now() + Duration::from_millis(shard.config().node.drain_timeout_ms);
     while shard.connections.count() > 0 && Instant::now() < deadline {
         glommio::timer::sleep(DRAIN_POLL).await;
     }

@@ -158,8 +158,8 @@ fn fail(shard: &Shard, error: &str) {
         "aiocr: shard {}: storage failed: {error}; writes are refused (5004) until it recovers \
          (probing every {} ms, backing off to {} ms)",
         shard.id,
-        config.storage_probe_ms,
-        config.storage_probe_max_ms
+        config.store.storage_probe_ms,
+        config.store.storage_probe_max_ms
     );
 }
 
@@ -170,7 +170,7 @@ pub async fn keep_withdrawals(shard: &Shard) {
     if ids.is_empty() {
         return;
     }
-    let (data_dir, id) = (shard.config().data_dir.clone(), shard.id);
+    let (data_dir, id) = (shard.config().store.data_dir.clone(), shard.id);
     let to_save = ids.clone();
     let saved = glommio::executor()
         .spawn_blocking(move || withdrawals::save(&data_dir, id, &to_save))
@@ -195,7 +195,10 @@ pub async fn keep_withdrawals(shard: &Shard) {
 async fn recover(shard: &Rc<Shard>, stop: &StopSignal) -> bool {
     let began = Instant::now();
     let config = shard.config();
-    let (first, longest) = (config.storage_probe_ms, config.storage_probe_max_ms);
+    let (first, longest) = (
+        config.store.storage_probe_ms,
+        config.store.storage_probe_max_ms,
+    );
     let mut delay_ms = first;
     loop {
         // A reopen under way is never abandoned: only the pauses between attempts end at stop.
@@ -235,7 +238,7 @@ async fn pause(delay: Duration, stop: &StopSignal) -> bool {
 
 /// Writes and fsyncs `PROBE_BYTES` next to the shard, and removes them.
 async fn probe(shard: &Shard) -> std::io::Result<()> {
-    let path = probe_path(&shard.config().data_dir, shard.id);
+    let path = probe_path(&shard.config().store.data_dir, shard.id);
     glommio::executor()
         .spawn_blocking(move || write_probe(&path))
         .await

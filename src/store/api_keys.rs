@@ -6,7 +6,7 @@
 use super::journal::from_tx;
 use super::layout::u64_key;
 use super::records::User;
-use super::sessions::live_user;
+use super::users::live_user;
 use super::{ShardStore, StoreError};
 use sled::transaction::{abort, Transactional};
 

@@ -35,6 +35,8 @@ const UPLOADS_PREFIX: &str = "uploads-";
 const STATS_PREFIX: &str = "stats-";
 const HITS_PREFIX: &str = "hits-";
 const TASKS_PREFIX: &str = "tasks-";
+/// Name of the tree indexing each user's uploads (user_uploads.rs reads and writes it).
+pub const USER_UPLOADS_TREE: &str = "user_uploads";
 
 pub fn shard_dir(data_dir: &Path, shard: u16) -> PathBuf {
     data_dir.join(format!("shard-{shard}"))
@@ -196,7 +198,7 @@ impl Trees {
             pending: db.open_tree("pending")?,
             api_keys: db.open_tree("api_keys")?,
             user_api_keys: db.open_tree("user_api_keys")?,
-            user_uploads: db.open_tree(super::user_uploads::TREE)?,
+            user_uploads: db.open_tree(USER_UPLOADS_TREE)?,
             user_status: db.open_tree("user_status")?,
             task_days: db.open_tree("task_days")?,
         })

@@ -286,7 +286,7 @@ impl ShardStore {
         let indexed = db
             .tree_names()
             .iter()
-            .any(|name| name.as_ref() == user_uploads::TREE.as_bytes());
+            .any(|name| name.as_ref() == layout::USER_UPLOADS_TREE.as_bytes());
         let trees = Trees::open(&db)?;
         identity::check_after_open(data_dir, &identity, &trees, known)?;
         let extents = Arc::new(ExtentRecorder::new(

@@ -9,8 +9,9 @@
 //! new id, which no old token or key names), deletes the API key and marks the user removed.
 
 use super::api_keys::split_user_key_value;
-use super::journal::{decode_tx, from_tx, TxResult};
-use super::records::{decode, encode, Role, User, UserStatus};
+use super::journal::{from_tx, TxResult};
+use super::records::{decode, encode, Role, UserStatus};
+use super::users::{live_user, status_in};
 use super::{ShardStore, StoreError};
 use sled::transaction::{abort, Transactional, TransactionalTree};
 
@@ -121,29 +122,6 @@ impl ShardStore {
                 Ok(key)
             })
             .map_err(from_tx)
-    }
-}
-
-/// The user record of a user that exists and was not removed (else the transaction aborts
-/// with `UserNotFound`).
-pub(super) fn live_user(
-    users: &TransactionalTree,
-    user_status: &TransactionalTree,
-    user_key: &[u8; 8],
-) -> TxResult<User> {
-    let Some(bytes) = users.get(user_key)? else {
-        return abort(StoreError::UserNotFound);
-    };
-    if status_in(user_status, user_key)?.removed_at_ms.is_some() {
-        return abort(StoreError::UserNotFound);
-    }
-    decode_tx(&bytes)
-}
-
-fn status_in(user_status: &TransactionalTree, user_key: &[u8; 8]) -> TxResult<UserStatus> {
-    match user_status.get(user_key)? {
-        Some(bytes) => decode_tx(&bytes),
-        None => Ok(UserStatus::default()),
     }
 }
 

@@ -18,9 +18,6 @@ use super::{ShardStore, StoreError};
 /// The most uploads one page may hold (the endpoint's `limit` is checked against it).
 pub const MAX_PAGE: usize = 100;
 
-/// Name of the index tree.
-pub const TREE: &str = "user_uploads";
-
 /// The index key of one upload.
 pub fn index_key(user_id: u64, upload_id: u64) -> [u8; 16] {
     let mut key = [0u8; 16];
@@ -198,7 +195,7 @@ mod tests {
             let a = store.accept_upload(alice, new_upload(now)).unwrap().id;
             let b = store.accept_upload(alice, new_upload(now + 1)).unwrap().id;
             // What an older build left: day trees, no index.
-            store.db.drop_tree(TREE).unwrap();
+            store.db.drop_tree(layout::USER_UPLOADS_TREE).unwrap();
             store.flusher().flush().unwrap();
             (alice, vec![b, a])
         };

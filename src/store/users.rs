@@ -1,9 +1,9 @@
 //! Users and their balances.
 
-use super::journal::{apply_movement, entry, from_tx};
-use super::records::{decode, encode, read_balance, Balance, EntryKind, Role, User};
+use super::journal::{apply_movement, decode_tx, entry, from_tx, TxResult};
+use super::records::{decode, encode, read_balance, Balance, EntryKind, Role, User, UserStatus};
 use super::{ids, layout, ShardStore, StoreError, MAX_REASON_BYTES, MAX_USERNAME_BYTES};
-use sled::transaction::{abort, Transactional};
+use sled::transaction::{abort, Transactional, TransactionalTree};
 
 impl ShardStore {
     /// Creates a user on this shard (which must be `shard_for_username(username)`), with
@@ -141,4 +141,30 @@ pub fn check_username(username: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// The user record of a user that exists and was not removed (else the transaction aborts
+/// with `UserNotFound`).
+pub(super) fn live_user(
+    users: &TransactionalTree,
+    user_status: &TransactionalTree,
+    user_key: &[u8; 8],
+) -> TxResult<User> {
+    let Some(bytes) = users.get(user_key)? else {
+        return abort(StoreError::UserNotFound);
+    };
+    if status_in(user_status, user_key)?.removed_at_ms.is_some() {
+        return abort(StoreError::UserNotFound);
+    }
+    decode_tx(&bytes)
+}
+
+pub(super) fn status_in(
+    user_status: &TransactionalTree,
+    user_key: &[u8; 8],
+) -> TxResult<UserStatus> {
+    match user_status.get(user_key)? {
+        Some(bytes) => decode_tx(&bytes),
+        None => Ok(UserStatus::default()),
+    }
 }

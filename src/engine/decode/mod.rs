@@ -1,7 +1,7 @@
 //! Decoders: bytes to [`Pixels`] in the mode Pillow's `Image.open` gives for the same file.
 //! The header is probed and bounded first, so no decoder ever allocates for a hostile size.
 
-pub(super) mod bmp;
+mod bmp;
 mod gif;
 mod jpeg;
 mod png;

@@ -18,7 +18,7 @@ pub use yolox::DetBox;
 use super::cv::imdecode::imdecode_color;
 use super::model::{detection_model_path, ModelError};
 use super::preprocess::elapsed_nanos;
-use super::recognizer::runtime;
+use super::session::{self, runtime};
 use super::{ImageError, ImageLimits};
 
 /// Why an image got no boxes (src/contract.rs maps it to the contract's codes).
@@ -63,28 +63,15 @@ impl Detector {
         limits: ImageLimits,
         intra_threads: usize,
     ) -> Result<Detector, ModelError> {
-        assert!(intra_threads >= 1, "at least the calling thread");
         let path = detection_model_path(model_dir);
         if !path.exists() {
             return Err(ModelError::Missing { path });
         }
         let environment = runtime(model_dir)?;
-        let runtime_error = |e: ort::Error| ModelError::Runtime(format!("{}: {e}", path.display()));
-        let session = Session::builder(&environment)
-            .map_err(runtime_error)?
-            .with_intra_threads(intra_threads)
-            .map_err(|e| runtime_error(e.into()))?
-            .with_intra_op_spinning(intra_threads > 1)
-            .map_err(|e| runtime_error(e.into()))?
-            .with_config_entry("session.force_spinning_stop", "1")
-            .map_err(|e| runtime_error(e.into()))?
+        let session = session::builder(&environment, &path, intra_threads)?
             .commit_from_file(&path)
-            .map_err(runtime_error)?;
-        let input_name = session
-            .inputs()
-            .first()
-            .map(|i| i.name().to_string())
-            .unwrap_or_default();
+            .map_err(|e| session::runtime_error(&path, e))?;
+        let input_name = session::input_name(&session);
         Ok(Detector {
             session,
             input_name,

@@ -67,10 +67,10 @@ fn parse(call: &Call) -> Result<LookupRequest, Refusal> {
         None if body.contains_key("hash") => vec![Value::Object(body)],
         None => return Err(malformed("missing field lookups")),
     };
-    if items.is_empty() || items.len() > config.cache_lookup_max {
+    if items.is_empty() || items.len() > config.cache.cache_lookup_max {
         return Err(malformed(format!(
             "lookups must hold 1 to {} lookups",
-            config.cache_lookup_max
+            config.cache.cache_lookup_max
         )));
     }
     let models = &call.shard.shared.models;
@@ -268,9 +268,9 @@ fn cached_upload(
 ) -> CachedUpload {
     let config = shard.config();
     let cost = match lookup.key.kind() {
-        Kind::Ocr => config.upload_cost,
-        Kind::Detect => config.detect_cost,
-        Kind::Slide => config.slide_cost,
+        Kind::Ocr => config.uploads.upload_cost,
+        Kind::Detect => config.uploads.detect_cost,
+        Kind::Slide => config.uploads.slide_cost,
     };
     let (text, confidence) = stored_answer(answer);
     CachedUpload {

@@ -34,9 +34,9 @@ use std::rc::Rc;
 /// The cache's limits from the configuration.
 pub fn limits(config: &Config) -> CacheLimits {
     CacheLimits {
-        max_entries: config.cache_entries,
-        max_bytes: config.cache_bytes,
-        ttl_ms: config.cache_ttl_secs.saturating_mul(1000),
+        max_entries: config.cache.cache_entries,
+        max_bytes: config.cache.cache_bytes,
+        ttl_ms: config.cache.cache_ttl_secs.saturating_mul(1000),
     }
 }
 

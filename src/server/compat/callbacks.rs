@@ -12,7 +12,6 @@
 //! voided and refunded).
 
 use crate::server::shard::Shard;
-use crate::store::UploadRecord;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -147,23 +146,14 @@ impl CallbackTable {
     }
 }
 
-/// Sends the finished upload's callback in a task of its own (the shard does not wait).
-pub fn deliver(shard: &Rc<Shard>, callback: Callback, record: &UploadRecord) {
+/// Sends `body` to the callback's target in a task of its own (the shard does not wait).
+/// The protocol that registered the callback wrote the body (compat's `deliver_callback`).
+pub fn send(shard: &Rc<Shard>, callback: Callback, content_type: &str, body: Vec<u8>) {
     let config = shard.config();
-    let (content_type, body) = match &callback.body {
-        CallbackBody::Pingback => (
-            "application/x-www-form-urlencoded",
-            super::twocaptcha::pingback_body(record),
-        ),
-        CallbackBody::TaskResult { client_ip, task_id } => (
-            "application/json",
-            super::tasks::callback_body(config, record, *client_ip, *task_id),
-        ),
-    };
     let request = http_request(&callback.target, content_type, &body);
-    let timeout = Duration::from_millis(config.callback_timeout_ms);
-    let retry = Duration::from_millis(config.callback_retry_ms);
-    let attempts = config.callback_attempts;
+    let timeout = Duration::from_millis(config.compat.callback_timeout_ms);
+    let retry = Duration::from_millis(config.compat.callback_retry_ms);
+    let attempts = config.compat.callback_attempts;
     let shard = shard.clone();
     glommio::spawn_local(async move {
         for attempt in 1..=attempts {

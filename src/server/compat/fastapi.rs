@@ -100,7 +100,7 @@ async fn fields_caller_and_image(call: &Call<'_>) -> Result<(Fields, Caller, Vec
 
 /// The key's user, else the configured account, else the answer that says why not.
 async fn caller(call: &Call<'_>, fields: &Fields) -> Result<Caller, Response> {
-    let account = &call.shard.config().fastapi_account;
+    let account = &call.shard.config().compat.fastapi_account;
     match caller_by_key(call, fields.text("key")).await {
         Ok(caller) => Ok(caller),
         Err(KeyProblem::Missing) if !account.is_empty() => {
@@ -138,7 +138,7 @@ fn image(call: &Call, fields: &mut Fields) -> Result<Vec<u8>, Response> {
             Value::Null,
         ));
     };
-    let max_image_bytes = call.shard.config().max_image_bytes;
+    let max_image_bytes = call.shard.config().images.max_image_bytes;
     decode_base64_image(text, max_image_bytes).map_err(|refusal| match refusal.error {
         ApiError::NotAnImage => answer(500, "Invalid base64 string", Value::Null),
         _ => refused(&refusal),
@@ -194,7 +194,7 @@ pub async fn slide_match(call: &Call<'_>) -> ApiResult {
         Ok(opened) => opened,
         Err(answer) => return Ok(answer),
     };
-    let max_image_bytes = call.shard.config().max_image_bytes;
+    let max_image_bytes = call.shard.config().images.max_image_bytes;
     let mut one = |file: &str, text: &str| -> Result<Option<Vec<u8>>, Response> {
         if let Some(bytes) = fields.take_file(file).or_else(|| fields.take_file(text)) {
             return Ok(Some(bytes));

@@ -27,7 +27,30 @@ use crate::auth;
 use crate::contract::ApiError;
 use crate::engine::{AnswerConstraints, RecognizeOptions};
 use crate::recognition::Task;
-use callbacks::Callback;
+use crate::store::UploadRecord;
+use callbacks::{Callback, CallbackBody};
+use std::rc::Rc;
+
+/// Sends a finished upload's callback, its body in the format of the protocol that asked
+/// for it. Here, above the protocols, so that `callbacks.rs` (the transport) needs none of
+/// them.
+pub fn deliver_callback(
+    shard: &Rc<super::shard::Shard>,
+    callback: Callback,
+    record: &UploadRecord,
+) {
+    let (content_type, body) = match &callback.body {
+        CallbackBody::Pingback => (
+            "application/x-www-form-urlencoded",
+            twocaptcha::pingback_body(record),
+        ),
+        CallbackBody::TaskResult { client_ip, task_id } => (
+            "application/json",
+            tasks::callback_body(shard.config(), record, *client_ip, *task_id),
+        ),
+    };
+    callbacks::send(shard, callback, content_type, body);
+}
 
 /// Why a protocol's key did not name a user.
 #[derive(Debug)]
@@ -73,7 +96,7 @@ impl CompatUpload {
         CompatUpload {
             image,
             options: RecognizeOptions {
-                model: call.shard.config().compat_model.clone(),
+                model: call.shard.config().compat.compat_model.clone(),
                 ..RecognizeOptions::default()
             },
             hints: Hints::default(),
@@ -158,7 +181,7 @@ pub async fn submit_task(
 
 /// The checked upload of a protocol's task, waiting up to `compat_wait_ms` for its answer.
 fn upload_request(call: &Call, task: Task, extras: TaskExtras) -> Result<UploadRequest, Refusal> {
-    let wait_ms = call.shard.config().compat_wait_ms;
+    let wait_ms = call.shard.config().compat.compat_wait_ms;
     UploadRequest {
         task,
         soft_id: extras.soft_id,

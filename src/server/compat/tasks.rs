@@ -160,7 +160,7 @@ fn read_task(
         ));
     }
     let body = task.get("body").and_then(Value::as_str).unwrap_or("");
-    let max_image_bytes = call.shard.config().max_image_bytes;
+    let max_image_bytes = call.shard.config().images.max_image_bytes;
     let image = match decode_base64_image(body, max_image_bytes) {
         Ok(image) => image,
         Err(refusal) if refusal.error == ApiError::NoImage => {
@@ -182,7 +182,7 @@ fn read_task(
         })
         .filter(|soft_id| !soft_id.is_empty() && soft_id.len() <= 64);
     if let Some(url) = object.get("callbackUrl").and_then(Value::as_str) {
-        let allowed = &call.shard.config().callback_allow;
+        let allowed = &call.shard.config().compat.callback_allow;
         let target = CallbackTarget::parse(url, allowed).map_err(|refusal| match refusal {
             CallbackRefusal::Malformed => bad("callbackUrl is not an http:// URL"),
             CallbackRefusal::NotAllowed => {
@@ -250,7 +250,7 @@ fn task_json(config: &Config, record: &UploadRecord, client_ip: IpAddr) -> Value
             "errorId": 0,
             "status": "ready",
             "solution": { "text": record.result.as_deref().unwrap_or("") },
-            "cost": config.price_per_point.amount(record.cost, 5),
+            "cost": config.compat.price_per_point.amount(record.cost, 5),
             "ip": client_ip.to_string(),
             "createTime": record.created_at_ms / 1000,
             "endTime": record.finished_at_ms.unwrap_or(record.created_at_ms) / 1000,
@@ -359,6 +359,7 @@ pub async fn get_balance(call: &Call<'_>) -> ApiResult {
             let amount = call
                 .shard
                 .config()
+                .compat
                 .price_per_point
                 .amount_number(balance.points);
             answer(json!({ "errorId": 0, "balance": amount }))

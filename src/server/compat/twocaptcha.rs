@@ -149,7 +149,7 @@ pub async fn submit_image(call: &Call<'_>) -> ApiResult {
 /// The image (`method=post`: the file part `file`; `method=base64`: the field `body`) and the
 /// hints; `Err` is 2captcha's error code and a text.
 fn read_upload(call: &Call, fields: &mut Fields) -> Result<CompatUpload, (&'static str, String)> {
-    let max_image_bytes = call.shard.config().max_image_bytes;
+    let max_image_bytes = call.shard.config().images.max_image_bytes;
     let method = fields
         .text("method")
         .unwrap_or("")
@@ -195,7 +195,7 @@ fn read_upload(call: &Call, fields: &mut Fields) -> Result<CompatUpload, (&'stat
         .filter(|soft_id| !soft_id.is_empty() && soft_id.len() <= 64)
         .map(str::to_string);
     if let Some(url) = fields.text("pingback").filter(|url| !url.is_empty()) {
-        let allowed = &call.shard.config().callback_allow;
+        let allowed = &call.shard.config().compat.callback_allow;
         let target = CallbackTarget::parse(url, allowed).map_err(|refusal| match refusal {
             CallbackRefusal::Malformed => (
                 "ERROR_BAD_PARAMETERS",
@@ -283,6 +283,7 @@ async fn balance(call: &Call<'_>, caller: &Caller, format: Format) -> Response {
             let amount = call
                 .shard
                 .config()
+                .compat
                 .price_per_point
                 .amount(balance.points, 5);
             format.bare(1, &amount)
@@ -322,7 +323,12 @@ async fn one(
         UploadStatus::Failed => format.error(UNSOLVABLE, record.error.as_deref().unwrap_or("")),
         UploadStatus::Done if with_price => {
             let text = record.result.clone().unwrap_or_default();
-            let price = call.shard.config().price_per_point.amount(record.cost, 5);
+            let price = call
+                .shard
+                .config()
+                .compat
+                .price_per_point
+                .amount(record.cost, 5);
             let plain = format!("OK|{text}|{price}");
             let json = json!({ "status": 1, "request": text, "price": price });
             format.answer(plain, json)

@@ -54,8 +54,8 @@ pub fn describe_node(
     queue: &JobQueues,
 ) -> serde_json::Value {
     json!({
-        "id": config.node_id.to_string(),
-        "url": config.public_url(),
+        "id": config.node.node_id.to_string(),
+        "url": config.network.public_url(),
         "shards": shard_count,
         "accel": recognition_threads,
         "queue": queue.total_depth(),

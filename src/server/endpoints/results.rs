@@ -114,7 +114,7 @@ pub async fn report_upload(
         // Another shard's upload cannot be the user's.
         return Err(ApiError::NoSuchUpload.into());
     }
-    let window_ms = shard.config().report_window_secs * 1000;
+    let window_ms = shard.config().uploads.report_window_secs * 1000;
     let reported = run_on_owner(shard, Report { upload, window_ms }).await?;
     // A wrong answer must not be served again: gone from the cache before the answer.
     cache::forget(shard, reported.0.image_hash).await;

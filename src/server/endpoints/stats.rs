@@ -49,7 +49,7 @@ impl OwnerCommand for DayRows {
 /// `days`: 1 up to the retention (older days are gone).
 fn stats_days(call: &Call) -> Result<u32, Refusal> {
     let days = call.fields()?.number("days")?.unwrap_or(DEFAULT_STATS_DAYS);
-    let retention = u64::from(call.shard.config().retention_days).max(1);
+    let retention = u64::from(call.shard.config().store.retention_days).max(1);
     if days == 0 || days > retention {
         return Err(malformed(format!("days must be 1..={retention}")));
     }

@@ -98,7 +98,7 @@ impl ChangePassword {
             user_id: caller.user_id,
             old_password,
             new_password,
-            ttl_secs: call.shard.config().token_ttl_secs,
+            ttl_secs: call.shard.config().auth.token_ttl_secs,
         })
     }
 }

@@ -34,7 +34,7 @@ impl Login {
         }
         Ok(Login {
             owner: ids::shard_for_username(&username, call.shard.shard_count()),
-            ttl_secs: call.shard.config().token_ttl_secs,
+            ttl_secs: call.shard.config().auth.token_ttl_secs,
             username,
             password,
         })

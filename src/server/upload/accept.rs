@@ -155,9 +155,9 @@ fn reserve(
 ) -> Result<(UploadRecord, Option<u64>), Refusal> {
     let config = shard.config();
     let cost = match request.task.kind() {
-        Kind::Ocr => config.upload_cost,
-        Kind::Detect => config.detect_cost,
-        Kind::Slide => config.slide_cost,
+        Kind::Ocr => config.uploads.upload_cost,
+        Kind::Detect => config.uploads.detect_cost,
+        Kind::Slide => config.uploads.slide_cost,
     };
     let new_upload = NewUpload {
         cost,

@@ -6,7 +6,7 @@ use super::Finished;
 use crate::contract::{self, ApiError};
 use crate::recognition::{JobAnswer, JobResult};
 use crate::server::cache;
-use crate::server::compat::callbacks;
+use crate::server::compat;
 use crate::server::shard::Shard;
 use crate::server::storage;
 use crate::store::{Outcome, StoreError, UploadStatus};
@@ -35,7 +35,7 @@ pub fn apply_result(shard: &Rc<Shard>, result: JobResult) {
         Ok(record) => {
             assert_ne!(record.status, UploadStatus::Pending);
             if let Some(callback) = shard.callbacks.take(record.id) {
-                callbacks::deliver(shard, callback, &record);
+                compat::deliver_callback(shard, callback, &record);
             }
             // A record finished earlier (voided at a stop, a duplicate result) keeps its own
             // status, whatever this result says.

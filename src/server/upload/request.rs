@@ -45,21 +45,21 @@ impl UploadRequest {
         let (mut fields, raw_body) = read_fields(call, encoding)?;
         let task = match kind {
             Kind::Ocr => {
-                let image = one_image(&mut fields, raw_body, config.max_image_bytes)?;
-                check_image_size(&image, config.max_image_bytes)?;
+                let image = one_image(&mut fields, raw_body, config.images.max_image_bytes)?;
+                check_image_size(&image, config.images.max_image_bytes)?;
                 let options = recognize_options(&fields, &call.shard.shared.models)?;
                 Task::Ocr { image, options }
             }
             Kind::Detect => {
-                let image = one_image(&mut fields, raw_body, config.max_image_bytes)?;
+                let image = one_image(&mut fields, raw_body, config.images.max_image_bytes)?;
                 Task::Detect { image }
             }
-            Kind::Slide => slide_task(&mut fields, config.max_image_bytes)?,
+            Kind::Slide => slide_task(&mut fields, config.images.max_image_bytes)?,
         };
         let soft_id = soft_id(&fields)?;
         let timeout_ms = fields
             .number("timeout_ms")?
-            .unwrap_or(config.wait_timeout_ms_default);
+            .unwrap_or(config.uploads.wait_timeout_ms_default);
         let wait = fields.flag("wait", false)?;
         let request = UploadRequest {
             task,
@@ -76,16 +76,16 @@ impl UploadRequest {
     /// sizes, its model, then their formats and dimensions from the headers.
     pub fn checked(mut self, call: &Call) -> Result<UploadRequest, Refusal> {
         let config = call.shard.config();
-        let limits = config.image_limits();
+        let limits = config.images.image_limits();
         let probe = |image: &[u8]| -> Result<(), Refusal> {
-            check_image_size(image, config.max_image_bytes)?;
+            check_image_size(image, config.images.max_image_bytes)?;
             probe_image(image, &limits)
                 .map(|_| ())
                 .map_err(|error| Refusal::new(contract::of_image(&error), error.to_string()))
         };
         match &self.task {
             Task::Ocr { image, options } => {
-                check_image_size(image, config.max_image_bytes)?;
+                check_image_size(image, config.images.max_image_bytes)?;
                 if !call.shard.shared.models.contains(&options.model) {
                     return Err(Refusal::new(
                         ApiError::UnknownModel,
@@ -110,7 +110,7 @@ impl UploadRequest {
                 probe(background)?;
             }
         }
-        self.timeout_ms = self.timeout_ms.min(config.wait_timeout_ms_max);
+        self.timeout_ms = self.timeout_ms.min(config.uploads.wait_timeout_ms_max);
         Ok(self)
     }
 }

@@ -1,0 +1,146 @@
+//! Beyond one machine (docs/cluster.md): the NATS servers, where recognition jobs run
+//! ([`Split`], defined here so that the configuration and the cluster both reach it from
+//! below), the bounds of remote jobs, and the heartbeat.
+
+use super::check::first_failed;
+use super::keys::Kind;
+use super::values;
+use serde::Deserialize;
+
+/// Where a node runs its recognition jobs when it has `nats_url`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Split {
+    /// This node's recognition threads only.
+    Local,
+    /// Local threads while they can start a job at once; beyond that, remote workers.
+    Overflow,
+    /// Remote workers first; local threads when NATS is down or `remote_max_in_flight` is
+    /// reached.
+    Remote,
+}
+
+impl std::str::FromStr for Split {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Split, String> {
+        match text {
+            "local" => Ok(Split::Local),
+            "overflow" => Ok(Split::Overflow),
+            "remote" => Ok(Split::Remote),
+            _ => Err(format!("'{text}': expected local, overflow or remote")),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// NATS server(s) joining this node to the platform (docs/cluster.md): a comma list of
+    /// `nats://host:port`. Empty (the default): one node alone, nothing of NATS used.
+    pub nats_url: String,
+    /// Where recognition jobs run when `nats_url` is set: `local` (this node's threads only),
+    /// `overflow` (remote workers take what the local threads cannot start at once) or
+    /// `remote` (workers first; local threads when NATS is down or full).
+    #[serde(deserialize_with = "values::parsed")]
+    pub recognition_split: Split,
+    /// `overflow`: jobs of a kind go remote once the local queue holds this many; 0 means
+    /// one per local recognition thread (a job would otherwise wait for a thread).
+    pub overflow_queue_depth: usize,
+    /// Jobs this node has handed to NATS and not yet seen finished; beyond it jobs stay local.
+    pub remote_max_in_flight: usize,
+    /// A remote job without a result this long after it was handed out is failed and
+    /// refunded by its node (workers drop it unrun past this deadline).
+    pub remote_timeout_ms: u64,
+    /// JetStream's ack deadline: a job a worker took and neither acknowledged nor reported
+    /// in progress within it (the worker died or was cut off; a live worker reports every
+    /// third of it) is delivered again.
+    pub remote_ack_wait_ms: u64,
+    /// Deliveries of one job before a worker fails it unrun (refunded): a job that keeps
+    /// killing workers stops there.
+    pub remote_max_deliver: u32,
+    /// Replicas of the job stream and the key-value buckets (3 on a 3-server NATS cluster).
+    pub nats_replicas: usize,
+    /// Deadline of one NATS request: a forwarded API request, a result handed to its node, a
+    /// publish acknowledgement, a key-value operation.
+    pub nats_request_timeout_ms: u64,
+    /// Longest pause between reconnection attempts (they start at 100 ms and double).
+    pub nats_reconnect_max_ms: u64,
+    /// How often a node writes its heartbeat; a node silent for `node_ttl_ms` leaves
+    /// `/v2/servers`.
+    pub heartbeat_ms: u64,
+    pub node_ttl_ms: u64,
+    /// On SIGTERM/SIGINT, after the shards have drained and voided what was pending: the
+    /// longest wait for the NATS side (answers and publishes still in the client's buffer)
+    /// before the node exits anyway. What is not sent by then is left as after a kill.
+    pub nats_stop_grace_ms: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            nats_url: String::new(),
+            recognition_split: Split::Overflow,
+            overflow_queue_depth: 0,
+            remote_max_in_flight: 1024,
+            remote_timeout_ms: 30_000,
+            remote_ack_wait_ms: 10_000,
+            remote_max_deliver: 3,
+            nats_replicas: 1,
+            nats_request_timeout_ms: 5_000,
+            nats_reconnect_max_ms: 2_000,
+            heartbeat_ms: 1_000,
+            node_ttl_ms: 5_000,
+            nats_stop_grace_ms: 2_000,
+        }
+    }
+}
+
+/// The keys of this section, with the kind of text their environment and `--set` values are.
+pub const KEYS: &[(&str, Kind)] = &[
+    ("nats_url", Kind::Text),
+    ("recognition_split", Kind::Text),
+    ("overflow_queue_depth", Kind::Number),
+    ("remote_max_in_flight", Kind::Number),
+    ("remote_timeout_ms", Kind::Number),
+    ("remote_ack_wait_ms", Kind::Number),
+    ("remote_max_deliver", Kind::Number),
+    ("nats_replicas", Kind::Number),
+    ("nats_request_timeout_ms", Kind::Number),
+    ("nats_reconnect_max_ms", Kind::Number),
+    ("heartbeat_ms", Kind::Number),
+    ("node_ttl_ms", Kind::Number),
+    ("nats_stop_grace_ms", Kind::Number),
+];
+
+impl ClusterConfig {
+    /// The cluster's bounds (docs/cluster.md): a job is redelivered (ack deadline) well
+    /// before its node gives up on it, and every bound is positive.
+    pub(super) fn validate(&self) -> Result<(), String> {
+        first_failed(&[
+            (
+                self.remote_ack_wait_ms > 0 && self.remote_ack_wait_ms < self.remote_timeout_ms,
+                "remote_ack_wait_ms must be positive and below remote_timeout_ms",
+            ),
+            (
+                (1..=100).contains(&self.remote_max_deliver),
+                "remote_max_deliver must be 1..=100",
+            ),
+            (
+                self.remote_max_in_flight > 0,
+                "remote_max_in_flight must be positive",
+            ),
+            (
+                (1..=5).contains(&self.nats_replicas),
+                "nats_replicas must be 1..=5",
+            ),
+            (
+                self.nats_request_timeout_ms > 0 && self.nats_reconnect_max_ms >= 100,
+                "nats_request_timeout_ms must be positive, nats_reconnect_max_ms at least 100",
+            ),
+            (
+                self.heartbeat_ms > 0 && self.node_ttl_ms > self.heartbeat_ms,
+                "heartbeat_ms must be positive and below node_ttl_ms",
+            ),
+        ])
+    }
+}
