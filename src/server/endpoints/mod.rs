@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod apikey;
+pub mod cached;
 pub mod node;
 pub mod results;
 pub mod server_state;
