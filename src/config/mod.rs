@@ -20,6 +20,7 @@
 //! | `login` | `login.rs` | password hashing, login backoffs |
 //! | `cache` | `cache.rs` | the answer cache |
 //! | `compat` | `compat.rs` | the captcha protocols and their callbacks |
+//! | `models` | `models.rs` | models users bring: upload size, per-user limits, loaded memory |
 //! | `cluster` | `cluster.rs` | NATS, where jobs run ([`Split`]), remote bounds |
 //!
 //! `keys.rs` holds the other names of keys (environment, aliases) and types their text,
@@ -35,6 +36,7 @@ mod http;
 mod images;
 mod keys;
 mod login;
+mod models;
 mod network;
 mod node;
 mod recognition;
@@ -51,6 +53,7 @@ pub use compat::CompatConfig;
 pub use http::HttpConfig;
 pub use images::ImageConfig;
 pub use login::LoginConfig;
+pub use models::ModelsConfig;
 pub use network::NetworkConfig;
 pub use node::NodeConfig;
 pub use recognition::RecognitionConfig;
@@ -77,11 +80,12 @@ pub struct Config {
     pub cache: CacheConfig,
     pub compat: CompatConfig,
     pub cluster: ClusterConfig,
+    pub models: ModelsConfig,
 }
 
 /// Every section's keys. A key belongs to exactly one (the unit test
 /// `every_key_is_a_field` checks it).
-const SECTIONS: [&[(&str, Kind)]; 12] = [
+const SECTIONS: [&[(&str, Kind)]; 13] = [
     network::KEYS,
     http::KEYS,
     images::KEYS,
@@ -94,6 +98,7 @@ const SECTIONS: [&[(&str, Kind)]; 12] = [
     cache::KEYS,
     compat::KEYS,
     cluster::KEYS,
+    models::KEYS,
 ];
 
 /// Every key with its kind.
@@ -166,6 +171,7 @@ impl Config {
             cache: section(table, cache::KEYS)?,
             compat: section(table, compat::KEYS)?,
             cluster: section(table, cluster::KEYS)?,
+            models: section(table, models::KEYS)?,
         })
     }
 
@@ -183,6 +189,7 @@ impl Config {
         self.login.validate()?;
         self.cache.validate()?;
         self.compat.validate()?;
+        self.models.validate()?;
         first_failed(&[
             (
                 self.http.max_body_bytes >= self.images.max_image_bytes,
