@@ -97,7 +97,10 @@ async fn accept(
     // No await since `has_room`: the places are still free.
     let waiter: Option<Waiter> = wait.then(|| shard.uploads.waiters.register(record.id));
     if let Some(hook) = request.on_finish.take() {
-        shard.uploads.finish_hooks.register(record.id, (hook, task_id));
+        shard
+            .uploads
+            .finish_hooks
+            .register(record.id, (hook, task_id));
     }
     match cached {
         Some(answer) => {
