@@ -164,7 +164,9 @@ pub async fn submit_numbered(
         caller: *caller,
         request,
     };
-    run_on_owner(call.shard, AcceptTask(accept)).await
+    let (accepted, task_id) = run_on_owner(call.shard, AcceptTask(accept)).await?;
+    call.charged(caller.owner, accepted.record().id);
+    Ok((accepted, task_id))
 }
 
 impl CompatUpload {
@@ -203,14 +205,16 @@ pub async fn submit_task(
     extras: TaskExtras,
 ) -> Result<Accepted, Refusal> {
     let request = upload_request(call, task, extras)?;
-    run_on_owner(
+    let accepted = run_on_owner(
         call.shard,
         Accept {
             caller: *caller,
             request,
         },
     )
-    .await
+    .await?;
+    call.charged(caller.owner, accepted.record().id);
+    Ok(accepted)
 }
 
 /// The checked upload of a protocol's task, waiting up to `compat_wait_ms` for its answer.
