@@ -34,7 +34,8 @@
 //!
 //! Commands: `server::run` (`aiocr serve`), `cluster::worker` (`aiocr worker`), [`ocr_cmd`],
 //! [`det_cmd`], [`slide_cmd`] (`aiocr ocr|det|slide`, sharing [`engine_cmd`] and their
-//! benchmark loop [`bench_threads`]), [`admin_cmd`] (`aiocr user|points|ledger`), [`doctor`]
+//! benchmark loop [`bench_threads`]), [`admin_cmd`] (`aiocr user|points|ledger`),
+//! [`model_cmd`] (`aiocr model add|list|remove`), [`doctor`]
 //! (`aiocr doctor`).
 //!
 //! No module folder of the crate, the crate root included, has an import circle
@@ -47,6 +48,7 @@ pub mod log;
 pub mod admin_cmd;
 pub mod auth;
 pub mod bench_threads;
+pub mod click_cmd;
 pub mod clock;
 pub mod cluster;
 pub mod config;
@@ -59,6 +61,7 @@ pub mod http;
 pub mod json_numbers;
 pub mod login_backoff;
 pub mod metrics;
+pub mod model_cmd;
 pub mod money;
 pub mod ocr_cmd;
 pub mod password_pool;

@@ -16,6 +16,7 @@
 //!   the user's first logout, password or role change, revocation or removal
 //! - `task_days`: task id (task_ids.rs) -> day (u32 `YYYYMMDD`), the index to the day's
 //!   `tasks-` tree; `meta` also holds the task counter's mark, `task_serial_high_water`
+//! - `user_models`: user id + model name -> a model's record (models.rs)
 //!
 //! Day trees: `uploads-YYYYMMDD` (upload id -> `UploadRecord`), `hits-YYYYMMDD` (first hit's
 //! id -> `CacheHitBatch`, the uploads answered from the cache together), `stats-YYYYMMDD`
@@ -184,6 +185,7 @@ pub struct Trees {
     pub user_uploads: sled::Tree,
     pub user_status: sled::Tree,
     pub task_days: sled::Tree,
+    pub user_models: sled::Tree,
 }
 
 impl Trees {
@@ -201,6 +203,7 @@ impl Trees {
             user_uploads: db.open_tree(USER_UPLOADS_TREE)?,
             user_status: db.open_tree("user_status")?,
             task_days: db.open_tree("task_days")?,
+            user_models: db.open_tree("user_models")?,
         })
     }
 }

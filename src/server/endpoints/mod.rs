@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod admin;
 pub mod apikey;
 pub mod cached;
+pub mod models;
 pub mod node;
 pub mod results;
 pub mod server_state;
