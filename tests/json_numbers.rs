@@ -360,9 +360,44 @@ fn every_json_answer_keeps_its_integers_within_2_to_the_53() {
     walk.fill(&rich);
     walk.post_form("/detection", None, &[], &det);
     walk.fill(&rich);
-    let (kind, body) = two_files(&target, &background);
+    let (kind, body) = form(
+        &[("target_file", &target), ("background_file", &background)],
+        &[("simple_target", "true")],
+    );
     walk.send("POST", "/slide_match", None, &kind, &body);
     walk.fill(&rich);
+
+    // A model of the user's own (a fixture's charset on ddddocr's old model): added, used
+    // at the bound's cost, listed with its numbers, removed.
+    let onnx = std::fs::read(common::model_dir().join("common_old.onnx")).unwrap();
+    let charsets = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/custom-models/permuted-charset/charsets.json"),
+    )
+    .unwrap();
+    let (kind, body) = form(
+        &[("onnx", &onnx), ("charsets", &charsets)],
+        &[("name", "mine"), ("public", "0")],
+    );
+    let added = walk
+        .send("POST", "/v2/models", Some(&rich.token), &kind, &body)
+        .json();
+    assert_eq!(added["code"], 0, "{added}");
+    let used = walk.post_json(
+        "/v2/decode/upload-base64?wait=1&timeout_ms=30000",
+        Some(&rich.token),
+        json!({ "file": base64(&captcha(5)), "model": "mine" }),
+    );
+    assert_eq!(used["data"]["cost"], MAX, "{used}");
+    walk.fill(&rich);
+    let listed = walk.get("/v2/models", &rich.token);
+    assert_eq!(listed["data"]["models"][0]["requests"], 1, "{listed}");
+    let removed = walk.post_json(
+        "/v2/models/remove",
+        Some(&rich.token),
+        json!({ "name": "mine" }),
+    );
+    assert_eq!(removed["code"], 0, "{removed}");
 
     // The console's and the operators' endpoints.
     walk.get("/v2/servers", &rich.token);
@@ -422,14 +457,14 @@ fn every_json_answer_keeps_its_integers_within_2_to_the_53() {
     );
 }
 
-/// ddddocr-fastapi's `/slide_match` form: `target_file` and `background_file` parts.
-fn two_files(target: &[u8], background: &[u8]) -> (String, Vec<u8>) {
+/// A multipart form of file parts and text fields: (content type, body).
+fn form(files: &[(&str, &[u8])], texts: &[(&str, &str)]) -> (String, Vec<u8>) {
     let boundary = "aiocrJsonNumbers7Zq";
     let mut body = Vec::new();
-    for (name, bytes) in [("target_file", target), ("background_file", background)] {
+    for (name, bytes) in files {
         body.extend(
             format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}.png\"\r\n\
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}.bin\"\r\n\
                  Content-Type: application/octet-stream\r\n\r\n"
             )
             .bytes(),
@@ -437,6 +472,12 @@ fn two_files(target: &[u8], background: &[u8]) -> (String, Vec<u8>) {
         body.extend_from_slice(bytes);
         body.extend_from_slice(b"\r\n");
     }
-    body.extend(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"simple_target\"\r\n\r\ntrue\r\n--{boundary}--\r\n").bytes());
+    for (name, value) in texts {
+        body.extend(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                .bytes(),
+        );
+    }
+    body.extend(format!("--{boundary}--\r\n").bytes());
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
