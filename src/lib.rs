@@ -44,6 +44,7 @@ pub mod engine;
 pub mod engine_cmd;
 pub mod http;
 pub mod login_backoff;
+pub mod mcp;
 pub mod metrics;
 pub mod money;
 pub mod ocr_cmd;
