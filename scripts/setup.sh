@@ -5,7 +5,8 @@
 #      detection: common_det.onnx) and ONNX Runtime's shared library, from PyPI wheels into
 #      $AIOCR_MODEL_DIR (default ./models);
 #   3. the test tools: the captcha client libraries, the OpenAPI validator and schemathesis
-#      (Python venvs), playwright-core for the browser tests (npm);
+#      (Python venvs), playwright-core for the browser tests (npm), the official MCP SDKs
+#      (Python venv and npm);
 #   4. a release build of every binary.
 # Every step is skipped when its result is already there, so running it again is cheap.
 set -euo pipefail
@@ -98,6 +99,26 @@ install_openapi_tools() {
     cp tests/openapi/requirements.txt "$stamp"
 }
 
+# The MCP tests' agents: the official MCP SDKs, Python (PyPI `mcp`, pinned in
+# tests/mcp/requirements.txt, in a venv of its own) and TypeScript (npm
+# @modelcontextprotocol/sdk, pinned by tests/mcp/package-lock.json).
+install_mcp_sdks() {
+    local dir="tests/mcp"
+    local venv="$dir/.venv"
+    if ! { [ -f "$venv/.requirements" ] && cmp -s "$venv/.requirements" "$dir/requirements.txt"; }; then
+        echo "setup: installing the MCP Python SDK into $venv"
+        python3 -m venv "$venv"
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$dir/requirements.txt"
+        cp "$dir/requirements.txt" "$venv/.requirements"
+    fi
+    local stamp="$dir/node_modules/.package-lock.json.installed"
+    if ! { [ -f "$stamp" ] && cmp -s "$stamp" "$dir/package-lock.json"; }; then
+        echo "setup: installing the MCP TypeScript SDK into $dir/node_modules"
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+        cp "$dir/package-lock.json" "$stamp"
+    fi
+}
+
 # The console's browser tests drive Chromium with playwright-core (Node.js 20 or later, npm),
 # installed from tests/browser/package-lock.json into tests/browser/node_modules. Playwright's
 # own browser download is not used: the tests run /usr/bin/chromium.
@@ -138,4 +159,5 @@ fetch_models
 install_client_libraries
 install_openapi_tools
 install_browser_driver
+install_mcp_sdks
 build

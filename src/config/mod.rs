@@ -20,6 +20,7 @@
 //! | `login` | `login.rs` | password hashing, login backoffs |
 //! | `cache` | `cache.rs` | the answer cache |
 //! | `compat` | `compat.rs` | the captcha protocols and their callbacks |
+//! | `mcp` | `mcp.rs` | the MCP endpoint: body, sessions, waits, origins |
 //! | `cluster` | `cluster.rs` | NATS, where jobs run ([`Split`]), remote bounds |
 //!
 //! `keys.rs` holds the other names of keys (environment, aliases) and types their text,
@@ -35,6 +36,7 @@ mod http;
 mod images;
 mod keys;
 mod login;
+mod mcp;
 mod network;
 mod node;
 mod recognition;
@@ -51,6 +53,7 @@ pub use compat::CompatConfig;
 pub use http::HttpConfig;
 pub use images::ImageConfig;
 pub use login::LoginConfig;
+pub use mcp::McpConfig;
 pub use network::NetworkConfig;
 pub use node::NodeConfig;
 pub use recognition::RecognitionConfig;
@@ -76,12 +79,13 @@ pub struct Config {
     pub login: LoginConfig,
     pub cache: CacheConfig,
     pub compat: CompatConfig,
+    pub mcp: McpConfig,
     pub cluster: ClusterConfig,
 }
 
 /// Every section's keys. A key belongs to exactly one (the unit test
 /// `every_key_is_a_field` checks it).
-const SECTIONS: [&[(&str, Kind)]; 12] = [
+const SECTIONS: [&[(&str, Kind)]; 13] = [
     network::KEYS,
     http::KEYS,
     images::KEYS,
@@ -93,6 +97,7 @@ const SECTIONS: [&[(&str, Kind)]; 12] = [
     login::KEYS,
     cache::KEYS,
     compat::KEYS,
+    mcp::KEYS,
     cluster::KEYS,
 ];
 
@@ -165,6 +170,7 @@ impl Config {
             login: section(table, login::KEYS)?,
             cache: section(table, cache::KEYS)?,
             compat: section(table, compat::KEYS)?,
+            mcp: section(table, mcp::KEYS)?,
             cluster: section(table, cluster::KEYS)?,
         })
     }
@@ -183,6 +189,7 @@ impl Config {
         self.login.validate()?;
         self.cache.validate()?;
         self.compat.validate()?;
+        self.mcp.validate()?;
         first_failed(&[
             (
                 self.http.max_body_bytes >= self.images.max_image_bytes,
@@ -191,6 +198,14 @@ impl Config {
             (
                 self.compat.compat_wait_ms <= self.uploads.wait_timeout_ms_max,
                 "compat_wait_ms must be at most wait_timeout_ms_max",
+            ),
+            (
+                self.mcp.mcp_max_body_bytes <= self.http.max_body_bytes,
+                "mcp_max_body_bytes must be at most max_body_bytes",
+            ),
+            (
+                self.mcp.mcp_wait_ms <= self.uploads.wait_timeout_ms_max,
+                "mcp_wait_ms must be at most wait_timeout_ms_max",
             ),
         ])
     }

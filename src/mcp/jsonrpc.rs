@@ -69,9 +69,7 @@ impl Message {
     /// The method a request or notification names.
     pub fn method(&self) -> Option<&str> {
         match self {
-            Message::Request { method, .. } | Message::Notification { method, .. } => {
-                Some(method)
-            }
+            Message::Request { method, .. } | Message::Notification { method, .. } => Some(method),
             Message::Response => None,
         }
     }
@@ -140,7 +138,10 @@ pub fn parse(body: &[u8]) -> Result<Message, Unreadable> {
         let answers = object.contains_key("result") || object.contains_key("error");
         return match (id, answers) {
             (Some(_), true) => Ok(Message::Response),
-            (id, _) => Err(invalid(id, "a message needs a method, or a result or error")),
+            (id, _) => Err(invalid(
+                id,
+                "a message needs a method, or a result or error",
+            )),
         };
     };
     let Some(method) = method.as_str().map(str::to_string) else {
@@ -215,21 +216,31 @@ mod tests {
         assert_eq!(code("[]"), INVALID_REQUEST);
         assert_eq!(code("3"), INVALID_REQUEST);
         assert_eq!(code(r#"{"id":1,"method":"ping"}"#), INVALID_REQUEST);
-        assert_eq!(code(r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#), INVALID_REQUEST);
-        assert_eq!(code(r#"{"jsonrpc":"2.0","id":1,"method":3}"#), INVALID_REQUEST);
+        assert_eq!(
+            code(r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#),
+            INVALID_REQUEST
+        );
+        assert_eq!(
+            code(r#"{"jsonrpc":"2.0","id":1,"method":3}"#),
+            INVALID_REQUEST
+        );
         assert_eq!(
             code(r#"{"jsonrpc":"2.0","id":1,"method":"a","params":[1]}"#),
             INVALID_REQUEST
         );
-        assert_eq!(code(r#"{"jsonrpc":"2.0","id":null,"method":"a"}"#), INVALID_REQUEST);
-        assert_eq!(code(r#"{"jsonrpc":"2.0","id":1.5,"method":"a"}"#), INVALID_REQUEST);
+        assert_eq!(
+            code(r#"{"jsonrpc":"2.0","id":null,"method":"a"}"#),
+            INVALID_REQUEST
+        );
+        assert_eq!(
+            code(r#"{"jsonrpc":"2.0","id":1.5,"method":"a"}"#),
+            INVALID_REQUEST
+        );
         assert_eq!(code(r#"{"jsonrpc":"2.0","result":{}}"#), INVALID_REQUEST);
         // An id beyond what every JSON reader keeps exact is not echoed back.
         let unsafe_id = format!(r#"{{"jsonrpc":"2.0","id":{},"method":"a"}}"#, 1u64 << 53);
         assert_eq!(code(&unsafe_id), INVALID_REQUEST);
-        let safe_id = format!(
-            r#"{{"jsonrpc":"2.0","id":-{MAX_SAFE_INTEGER},"method":"a"}}"#
-        );
+        let safe_id = format!(r#"{{"jsonrpc":"2.0","id":-{MAX_SAFE_INTEGER},"method":"a"}}"#);
         assert!(parsed(&safe_id).is_ok());
         // A readable id is kept for the error's answer.
         let refused = parsed(r#"{"jsonrpc":"2.0","id":"x","method":true}"#).unwrap_err();

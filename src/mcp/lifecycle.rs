@@ -36,11 +36,10 @@ pub const INITIALIZED: &str = "notifications/initialized";
 pub fn negotiate(params: &Map<String, Value>) -> Result<&'static str, RpcError> {
     match params.get("protocolVersion").and_then(Value::as_str) {
         Some(requested) => Ok(version::negotiate(requested)),
-        None => Err(RpcError::new(
-            INVALID_PARAMS,
-            "initialize needs params.protocolVersion",
-        )
-        .with_data(json!({ "supported": version::SUPPORTED }))),
+        None => Err(
+            RpcError::new(INVALID_PARAMS, "initialize needs params.protocolVersion")
+                .with_data(json!({ "supported": version::SUPPORTED })),
+        ),
     }
 }
 
@@ -65,7 +64,10 @@ pub fn initialize_result(version: &'static str) -> Value {
 pub fn check_no_cursor(params: &Map<String, Value>) -> Result<(), RpcError> {
     match params.get("cursor") {
         None | Some(Value::Null) => Ok(()),
-        Some(_) => Err(RpcError::new(INVALID_PARAMS, "invalid cursor: the list has one page")),
+        Some(_) => Err(RpcError::new(
+            INVALID_PARAMS,
+            "invalid cursor: the list has one page",
+        )),
     }
 }
 

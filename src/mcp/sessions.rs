@@ -24,6 +24,8 @@ pub struct Session {
     /// `notifications/initialized` arrived.
     pub initialized: bool,
     last_used_ms: u64,
+    /// The table's use count at its last use: orders uses within one millisecond.
+    last_use: u64,
 }
 
 /// `initialize` refused: the shard holds `per_shard` live sessions.
@@ -33,6 +35,8 @@ pub struct TableFull;
 pub struct SessionTable {
     sessions: HashMap<String, Session>,
     limits: SessionLimits,
+    /// Opens and finds so far: which session was used last, whatever the clock says.
+    uses: u64,
 }
 
 /// The text of a session id (lowercase hex, visible ASCII as the transport requires).
@@ -46,6 +50,7 @@ impl SessionTable {
         SessionTable {
             sessions: HashMap::new(),
             limits,
+            uses: 0,
         }
     }
 
@@ -78,11 +83,13 @@ impl SessionTable {
         if self.sessions.len() >= self.limits.per_shard {
             return Err(TableFull);
         }
+        self.uses += 1;
         let session = Session {
             user_id,
             version,
             initialized: false,
             last_used_ms: now_ms,
+            last_use: self.uses,
         };
         let replaced = self.sessions.insert(id, session);
         assert!(replaced.is_none(), "session ids are random and unique");
@@ -102,8 +109,10 @@ impl SessionTable {
             self.sessions.remove(id);
             return None;
         }
+        self.uses += 1;
         let session = self.sessions.get_mut(id).expect("just found");
         session.last_used_ms = session.last_used_ms.max(now_ms);
+        session.last_use = self.uses;
         Some(session)
     }
 
@@ -120,7 +129,8 @@ impl SessionTable {
 
     /// Ends every session of `user_id` (the user was removed).
     pub fn close_all_of(&mut self, user_id: u64) {
-        self.sessions.retain(|_, session| session.user_id != user_id);
+        self.sessions
+            .retain(|_, session| session.user_id != user_id);
     }
 
     fn forget_idle(&mut self, now_ms: u64) {
@@ -131,12 +141,14 @@ impl SessionTable {
 
     fn count_of(&self, user_id: u64) -> usize {
         let sessions = self.sessions.values();
-        sessions.filter(|session| session.user_id == user_id).count()
+        sessions
+            .filter(|session| session.user_id == user_id)
+            .count()
     }
 
     fn least_recently_used(&self, user_id: u64) -> Option<String> {
         let mine = self.sessions.iter().filter(|(_, s)| s.user_id == user_id);
-        let oldest = mine.min_by_key(|(id, session)| (session.last_used_ms, (*id).clone()));
+        let oldest = mine.min_by_key(|(_, session)| session.last_use);
         oldest.map(|(id, _)| id.clone())
     }
 }
@@ -159,7 +171,9 @@ mod tests {
     fn ids_are_32_hex_characters() {
         let id = session_id([0xab; SESSION_ID_BYTES]);
         assert_eq!(id.len(), 32);
-        assert!(id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert!(id
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
     }
 
     #[test]
@@ -170,8 +184,13 @@ mod tests {
         // "a" used after "b": "b" is the least recently used now.
         assert!(table.find("a", 1, 20).is_some());
         assert_eq!(opened(&mut table, "c", 1, 30), Some("b".to_string()));
+        // Within one millisecond, the order of use decides.
+        assert!(table.find("a", 1, 30).is_some());
+        assert_eq!(opened(&mut table, "d", 1, 30), Some("c".to_string()));
+        assert!(table.find("c", 1, 30).is_none());
+        assert!(table.find("d", 1, 30).is_some());
         assert!(table.find("b", 1, 40).is_none());
-        assert!(table.find("a", 1, 40).is_some() && table.find("c", 1, 40).is_some());
+        assert!(table.find("a", 1, 40).is_some());
         assert_eq!(table.len(), 2);
     }
 

@@ -266,10 +266,15 @@ pub fn read_call(params: &Map<String, Value>) -> Result<ToolCall, CallProblem> {
         }
     };
     let schema = tool.input_schema(&[]);
-    let known = schema["properties"].as_object().expect("schemas have properties");
+    let known = schema["properties"]
+        .as_object()
+        .expect("schemas have properties");
     if let Some(unknown) = arguments.keys().find(|name| !known.contains_key(*name)) {
         let takes: Vec<&String> = known.keys().collect();
-        let message = format!("{} takes no argument {unknown:?} (it takes {takes:?})", tool.name());
+        let message = format!(
+            "{} takes no argument {unknown:?} (it takes {takes:?})",
+            tool.name()
+        );
         return Err(CallProblem::Arguments(message));
     }
     Ok(ToolCall {
@@ -357,7 +362,12 @@ mod tests {
             tools[0]["inputSchema"]["properties"]["model"]["enum"],
             json!(["old", "beta"])
         );
-        let old = list(Features { structured_output: false }, &models);
+        let old = list(
+            Features {
+                structured_output: false,
+            },
+            &models,
+        );
         assert!(old["tools"][0].get("outputSchema").is_none());
         assert!(old["tools"][0].get("title").is_none());
     }
@@ -381,7 +391,10 @@ mod tests {
     fn unknown_tools_are_protocol_errors_and_unknown_arguments_tool_errors() {
         assert!(matches!(
             call(json!({ "name": "solve" })),
-            Err(CallProblem::Protocol(RpcError { code: INVALID_PARAMS, .. }))
+            Err(CallProblem::Protocol(RpcError {
+                code: INVALID_PARAMS,
+                ..
+            }))
         ));
         assert!(matches!(
             call(json!({ "name": "ocr", "arguments": [1] })),

@@ -28,7 +28,10 @@ pub fn check_origin(origin: Option<&str>, allowed: &[String]) -> Result<(), Tran
     let Some(origin) = origin else {
         return Ok(());
     };
-    if allowed.iter().any(|listed| listed.eq_ignore_ascii_case(origin.trim())) {
+    if allowed
+        .iter()
+        .any(|listed| listed.eq_ignore_ascii_case(origin.trim()))
+    {
         return Ok(());
     }
     Err(refused(403, format!("origin {origin:?} is not allowed")))
@@ -103,7 +106,9 @@ mod tests {
         assert!(check_origin(Some("https://agent.example"), &allowed).is_ok());
         assert!(check_origin(Some("HTTPS://Agent.Example"), &allowed).is_ok());
         assert_eq!(
-            check_origin(Some("https://evil.example"), &allowed).unwrap_err().status,
+            check_origin(Some("https://evil.example"), &allowed)
+                .unwrap_err()
+                .status,
             403
         );
         assert_eq!(check_origin(Some("null"), &[]).unwrap_err().status, 403);
@@ -117,9 +122,22 @@ mod tests {
         assert_eq!(refused.status, 400);
         assert_eq!(refused.error.data.unwrap()["supported"][0], version::LATEST);
         assert_eq!(session_version(None, "2025-06-18"), Ok("2025-06-18"));
-        assert_eq!(session_version(Some("2025-11-25"), "2025-11-25"), Ok("2025-11-25"));
-        assert_eq!(session_version(Some("2025-06-18"), "2025-11-25").unwrap_err().status, 400);
-        assert_eq!(session_version(Some("1.0"), "2025-11-25").unwrap_err().status, 400);
+        assert_eq!(
+            session_version(Some("2025-11-25"), "2025-11-25"),
+            Ok("2025-11-25")
+        );
+        assert_eq!(
+            session_version(Some("2025-06-18"), "2025-11-25")
+                .unwrap_err()
+                .status,
+            400
+        );
+        assert_eq!(
+            session_version(Some("1.0"), "2025-11-25")
+                .unwrap_err()
+                .status,
+            400
+        );
     }
 
     #[test]

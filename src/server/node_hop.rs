@@ -35,6 +35,7 @@ pub async fn forward(
         version_minor: head.version_minor,
         authorization: head.authorization.clone(),
         content_type: head.content_type.clone(),
+        mcp: head.mcp.clone(),
         peer,
     };
     let request = wire::encode_forward(&forwarded, body);
@@ -78,6 +79,7 @@ fn request_head(forwarded: &ForwardedHead, body_len: usize) -> RequestHead {
         authorization: forwarded.authorization.clone(),
         content_type: forwarded.content_type.clone(),
         if_none_match: None,
+        mcp: forwarded.mcp.clone(),
     }
 }
 

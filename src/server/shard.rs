@@ -19,6 +19,7 @@ use super::upload::ResultWaiters;
 use crate::auth::{KeyCache, Keys, TokenCache, DEFAULT_TOKEN_CACHE_ENTRIES};
 use crate::config::Config;
 use crate::login_backoff::{BackoffPolicy, LoginBackoff};
+use crate::mcp::sessions::{SessionLimits, SessionTable};
 use crate::metrics::{Registry, ShardMetrics};
 use crate::password_pool::PasswordPool;
 use crate::ratelimit::RateLimiter;
@@ -100,6 +101,8 @@ pub struct Shard {
     pub waiters: ResultWaiters,
     /// Callbacks waiting for their upload's result (bounded).
     pub callbacks: CallbackTable,
+    /// The MCP sessions of the users this shard owns (bounded: server/endpoints/mcp.rs).
+    pub mcp_sessions: RefCell<SessionTable>,
     /// This shard's part of the answer cache: the entries whose image hash it owns
     /// (server/cache/: other shards reach it through this shard's inbox).
     pub answer_cache: RefCell<CacheStore>,
@@ -173,6 +176,11 @@ impl Shard {
             commit: GroupCommit::new(flusher, config.store.durable_acks),
             waiters: ResultWaiters::new(config.node.max_waiters_per_shard),
             callbacks: CallbackTable::new(config.node.max_waiters_per_shard),
+            mcp_sessions: RefCell::new(SessionTable::new(SessionLimits {
+                per_user: config.mcp.mcp_sessions_per_user,
+                per_shard: config.mcp.mcp_sessions_per_shard,
+                idle_ms: config.mcp.mcp_session_idle_secs.saturating_mul(1000),
+            })),
             answer_cache: RefCell::new(CacheStore::new(super::cache::limits(&config))),
             connections: ConnectionSet::new(
                 config
