@@ -45,6 +45,10 @@ fn cluster_settings(nats: &str) -> Vec<String> {
     .to_vec()
 }
 
+/// A generous bound on a node's stop (drain_timeout_ms + nats_stop_grace_ms, and the time a
+/// loaded machine takes to flush): a node that never exits fails the test.
+const STOP_BOUND: Duration = Duration::from_secs(60);
+
 /// Polls `condition` every 20 ms, at most `bound` times (a bound, never an assertion on time).
 fn wait_until(what: &str, bound: u32, mut condition: impl FnMut() -> bool) {
     for _ in 0..bound {
@@ -65,19 +69,31 @@ struct Nats {
 
 impl Nats {
     fn start() -> Nats {
+        let mut nats = Nats::reserve();
+        nats.launch();
+        nats
+    }
+
+    /// A free port and a store for a nats-server not started yet: its URL points at nothing
+    /// until `launch`.
+    fn reserve() -> Nats {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let store = common::fresh_data_dir("nats");
-        let mut nats = Nats {
+        Nats {
             child: None,
             port,
-            store,
-        };
-        nats.launch();
-        nats
+            store: common::fresh_data_dir("nats"),
+        }
+    }
+
+    /// SIGSTOP or SIGCONT: a stopped nats-server keeps its connections open and answers
+    /// nothing (as a server that hangs, or a link that drops every packet).
+    fn signal(&self, signal: i32) {
+        let child = self.child.as_ref().expect("running");
+        assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
     }
 
     fn launch(&mut self) {
@@ -546,11 +562,28 @@ fn two_nodes_and_two_workers_serve_every_user_from_either_node() {
         .collect();
     assert_eq!(ids, ["1", "2"], "{servers}");
 
+    // NATS hangs (a paused nats-server: connections open, nothing answered). Every wait on it
+    // ends at nats_request_timeout_ms: a request forwarded to another node, a username
+    // claimed; both answer 5001 instead of hanging. Then both nodes stop on SIGTERM.
+    nats.signal(libc::SIGSTOP);
+    let forwarded = node_b.client().get("/v2/user/point", Some(&user_a_via_b));
+    assert_eq!(
+        (forwarded.status, forwarded.code()),
+        (503, 5001),
+        "{}",
+        forwarded.text()
+    );
+    let body = r#"{"username":"while-paused","password":"password-x","points":1}"#;
+    let claimed = node_b
+        .client()
+        .post_json("/v2/admin/users", Some(&admin_b), body);
+    assert_eq!(claimed.code(), 5001, "{}", claimed.text());
     for node in [&mut node_a, &mut node_b] {
-        assert_eq!(node.terminate(), 0);
+        assert_eq!(node.terminate_within(STOP_BOUND), Some(0), "stopped");
         let (code, output) = ledger_verify(&node.data_dir);
         assert_eq!(code, 0, "{output}");
     }
+    nats.signal(libc::SIGCONT);
 }
 
 /// The test as a worker that dies holding a job: it takes text jobs of model `old` from
@@ -741,6 +774,102 @@ fn kills_of_workers_nodes_and_nats_finish_or_refund_every_upload_once() {
         let (code, output) = ledger_verify(&node.data_dir);
         assert_eq!(code, 0, "{output}");
     }
+}
+
+/// A node alone on `nats` (split remote, no worker: its jobs wait in the stream until the
+/// stop voids them), with short waits on NATS and a short drain.
+fn lone_node_settings(nats: &Nats) -> Vec<String> {
+    let mut settings = cluster_settings(&nats.url());
+    settings.extend([
+        "node_id=1".into(),
+        "recognition_split=remote".into(),
+        "cache_entries=0".into(),
+        "nats_request_timeout_ms=1000".into(),
+        "drain_timeout_ms=2000".into(),
+        "nats_stop_grace_ms=1000".into(),
+    ]);
+    settings
+}
+
+/// SIGTERM under load: the node exits with 0 (within a generous bound: a node that never
+/// exits fails), and its data directory is free again and verifies clean.
+fn stop_under_load(node: &mut Server, load: Load) -> Vec<String> {
+    assert_eq!(node.terminate_within(STOP_BOUND), Some(0), "stopped");
+    let ids = load.stop().remove(0);
+    let (code, output) = ledger_verify(&node.data_dir);
+    assert_eq!(code, 0, "{output}");
+    ids
+}
+
+#[test]
+fn a_node_stops_on_sigterm_whatever_nats_does() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let mut nats = Nats::reserve();
+    let settings = lone_node_settings(&nats);
+    let settings: Vec<&str> = settings.iter().map(String::as_str).collect();
+
+    // nats_url points at nothing: the start gives up claiming the demo names at its bound,
+    // and the node stops at once.
+    let mut node = Server::start(1, &settings);
+    node.wait_for_log("no demo users here");
+    assert_eq!(node.terminate_within(STOP_BOUND), Some(0), "stopped");
+    let status = Command::new(BIN)
+        .args([
+            "user",
+            "add",
+            "--username",
+            "user-s",
+            "--password",
+            "password-user-s",
+        ])
+        .args([
+            "--points",
+            &START_POINTS.to_string(),
+            "--node-id",
+            "1",
+            "--data",
+        ])
+        .arg(&node.data_dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    // Still nothing there, under load (the jobs run locally).
+    let mut node = node.restart();
+    let token = node.login("user-s", "password-user-s");
+    let load = Load::start(&[(node.port, token.clone())]);
+    load.wait_for(20);
+    let mut ids = stop_under_load(&mut node, load);
+
+    // NATS up, then paused under load: published jobs wait in the stream, later ones run
+    // locally once their publish is not acknowledged; SIGTERM meanwhile.
+    nats.launch();
+    let mut node = node.restart();
+    node.wait_for_log("nats: ready");
+    let load = Load::start(&[(node.port, token.clone())]);
+    load.wait_for(20);
+    let published = metric(&node, "aiocr_remote_published_total");
+    assert!(published > 0.0, "jobs went to NATS");
+    nats.signal(libc::SIGSTOP);
+    // Its heartbeat unanswered, the node sends no more jobs there.
+    node.wait_for_log("nats: not answering");
+    load.wait_for(10);
+    ids.extend(stop_under_load(&mut node, load));
+    nats.signal(libc::SIGCONT);
+
+    // NATS killed under load, SIGTERM meanwhile.
+    let mut node = node.restart();
+    node.wait_for_log("nats: ready");
+    let load = Load::start(&[(node.port, token.clone())]);
+    load.wait_for(20);
+    nats.kill9();
+    load.wait_for(10);
+    ids.extend(stop_under_load(&mut node, load));
+
+    // Every upload acknowledged in the three runs ended done or refunded, charged once.
+    let mut node = node.restart();
+    check_user(&node, &token, &ids, 0, false);
+    assert_eq!(node.terminate_within(STOP_BOUND), Some(0), "stopped");
 }
 
 /// `aiocr doctor`'s "nats" check: (status, detail) with `nats_url` set to `url`.

@@ -45,8 +45,14 @@ pub struct BridgeSeed {
     pub local: JobQueues,
     pub serve: Serve,
     pub describe: Describe,
-    /// Disconnected when the node stops.
-    pub stop: flume::Receiver<()>,
+}
+
+/// The running bridge thread, as the node's start-up holds it until the stop.
+pub struct BridgeThread {
+    thread: std::thread::JoinHandle<()>,
+    /// Dropped to tell the bridge to stop.
+    stop: flume::Sender<()>,
+    grace: Duration,
 }
 
 /// A published job, until its result is applied or its deadline passes.
@@ -76,17 +82,55 @@ struct Bridge {
 
 /// Starts the bridge thread; it connects in the background (a node starts, and serves with
 /// its local threads, whether or not NATS is up).
-pub fn start(seed: BridgeSeed) -> Result<std::thread::JoinHandle<()>, String> {
+pub fn start(seed: BridgeSeed) -> Result<BridgeThread, String> {
     // Built here, not on the thread, so that a runtime that cannot start is an error of
     // `start`, not a panic of the thread.
     let runtime = super::nats::runtime()?;
-    std::thread::Builder::new()
+    let (stop, stopped) = flume::bounded::<()>(0);
+    let grace = Duration::from_millis(seed.config.cluster.nats_stop_grace_ms);
+    let thread = std::thread::Builder::new()
         .name("aiocr-nats".into())
-        .spawn(move || runtime.block_on(run(seed)))
-        .map_err(|e| format!("cannot start the NATS thread: {e}"))
+        .spawn(move || {
+            runtime.block_on(run(seed, stopped));
+            // Not the runtime's drop, which would wait for blocking tasks (a name being
+            // resolved) as long as they take.
+            runtime.shutdown_background();
+        })
+        .map_err(|e| format!("cannot start the NATS thread: {e}"))?;
+    Ok(BridgeThread {
+        thread,
+        stop,
+        grace,
+    })
 }
 
-async fn run(seed: BridgeSeed) {
+/// Room beyond `nats_stop_grace_ms` for the bridge thread to end once its grace is over.
+const STOP_MARGIN: Duration = Duration::from_millis(500);
+/// How often the stop looks whether the bridge thread has ended.
+const STOP_POLL: Duration = Duration::from_millis(5);
+
+impl BridgeThread {
+    /// Stops the bridge (called once the shards have stopped and voided what was pending)
+    /// and waits for its thread at most `nats_stop_grace_ms` and a margin: whatever NATS is
+    /// doing, the node's stop never waits on the network longer. Returns whether the thread
+    /// ended; one that did not is left behind (the process is about to exit).
+    pub fn stop(self) -> bool {
+        drop(self.stop);
+        let deadline = Instant::now() + self.grace + STOP_MARGIN;
+        while !self.thread.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(STOP_POLL);
+        }
+        match self.thread.is_finished() {
+            true => self.thread.join().is_ok(),
+            false => {
+                eprintln!("aiocr: nats: the NATS thread did not end within its grace; leaving it");
+                false
+            }
+        }
+    }
+}
+
+async fn run(seed: BridgeSeed, stopped: flume::Receiver<()>) {
     let node = seed.config.node.node_id;
     let stats = seed.stats.clone();
     let on_event = move |event: async_nats::Event| match event {
@@ -127,14 +171,43 @@ async fn run(seed: BridgeSeed) {
         }
     };
     let stop = async {
-        let _ = seed.stop.recv_async().await;
+        let _ = stopped.recv_async().await;
     };
     tokio::select! {
         _ = commands => {},
         _ = stop => {},
     }
     bridge.stats.connected.store(false, Ordering::SeqCst);
-    let _ = bridge.client.flush().await;
+    close(&bridge).await;
+}
+
+/// The bridge's last step at the node's stop: sends what the client still buffers (answers
+/// to workers and forwarding nodes, publishes) within `nats_stop_grace_ms`, never longer,
+/// whatever NATS is doing. What is owed to NATS after that is what a killed node leaves: its
+/// shards have voided the uploads still pending (refunded), a result that arrives for one
+/// later is stale, and a worker not answered gets its job delivered again.
+async fn close(bridge: &Bridge) {
+    let grace = Duration::from_millis(bridge.config.cluster.nats_stop_grace_ms);
+    let in_flight = bridge.lock_in_flight().len();
+    if in_flight > 0 {
+        eprintln!(
+            "aiocr: nats: {in_flight} remote job(s) without a result: voided by their shards"
+        );
+    }
+    // Not connected: nothing can be sent, and waiting for a reconnection is waiting on the
+    // network.
+    if bridge.client.connection_state() != async_nats::connection::State::Connected {
+        return;
+    }
+    if tokio::time::timeout(grace, bridge.client.flush())
+        .await
+        .is_err()
+    {
+        eprintln!(
+            "aiocr: nats: not flushed within nats_stop_grace_ms ({} ms): stopping without it",
+            grace.as_millis()
+        );
+    }
 }
 
 async fn handle_command(bridge: Arc<Bridge>, command: Command) {
@@ -159,6 +232,13 @@ async fn handle_command(bridge: Arc<Bridge>, command: Command) {
 impl Bridge {
     fn timeout(&self) -> Duration {
         Duration::from_millis(self.config.cluster.nats_request_timeout_ms)
+    }
+
+    /// Answers a request (a worker's result, another node's forwarded request) within
+    /// `nats_request_timeout_ms`: a publish waits for room in the client's queue, which is
+    /// full while NATS is slow or away. An answer not sent is the asker's timeout.
+    async fn reply(&self, subject: async_nats::Subject, payload: bytes::Bytes) {
+        let _ = tokio::time::timeout(self.timeout(), self.client.publish(subject, payload)).await;
     }
 
     /// Fails a job without a result: its upload is refunded by its owner shard.
@@ -271,7 +351,7 @@ async fn results_loop(bridge: Arc<Bridge>) {
         tokio::spawn(async move {
             let answer = apply_result(&bridge, &message.payload).await;
             if let Some(reply) = message.reply {
-                let _ = bridge.client.publish(reply, answer.into()).await;
+                bridge.reply(reply, answer.into()).await;
             }
             bridge.handlers.add_permits(1);
         });
@@ -385,7 +465,7 @@ async fn forwarded_loop(bridge: Arc<Bridge>, serve: Serve) {
         let bridge = bridge.clone();
         tokio::spawn(async move {
             if let Ok(bytes) = answer.recv_async().await {
-                let _ = bridge.client.publish(reply, bytes.into()).await;
+                bridge.reply(reply, bytes.into()).await;
             }
             bridge.handlers.add_permits(1);
         });
@@ -399,7 +479,12 @@ async fn forward(bridge: &Bridge, node: u16, request: Vec<u8>) -> Result<Vec<u8>
     let asked = bridge
         .client
         .request(names::node_subject(node), request.into());
-    match asked.await {
+    // Bounded here, not only by the client's request timeout: that one starts after the
+    // request is queued, and the queue is full while NATS is slow or away.
+    let Ok(answered) = tokio::time::timeout(bridge.timeout(), asked).await else {
+        return Err(LinkError::Timeout);
+    };
+    match answered {
         Ok(message) => Ok(message.payload.to_vec()),
         Err(error) => match error.kind() {
             async_nats::RequestErrorKind::NoResponders => Err(LinkError::NodeDown(node)),
@@ -435,8 +520,11 @@ async fn lookup(bridge: &Bridge, username: &str) -> Result<Option<u16>, LinkErro
         .unwrap_or(Err(LinkError::Timeout))
 }
 
-/// Every `heartbeat_ms`: set up the stream and buckets if not yet done, say whether remote
-/// jobs may go out, write this node's heartbeat, read the others' and the stream's depth.
+/// Every `heartbeat_ms`: set up the stream and buckets if not yet done, write this node's
+/// heartbeat, read the others' and the stream's depth, and say whether remote jobs may go
+/// out: only while the heartbeat is answered. A connection that is up to a NATS that does
+/// not answer (paused, cut off without a reset, overloaded) would otherwise make every job
+/// wait out `nats_request_timeout_ms` before it runs locally.
 async fn heartbeat_loop(bridge: Arc<Bridge>, describe: Describe) {
     let period = Duration::from_millis(bridge.config.cluster.heartbeat_ms);
     let mut jobs_stream: Option<jetstream::stream::Stream> = None;
@@ -445,13 +533,22 @@ async fn heartbeat_loop(bridge: Arc<Bridge>, describe: Describe) {
         if up && jobs_stream.is_none() {
             jobs_stream = set_up(&bridge).await;
         }
-        let ready = up && jobs_stream.is_some();
-        let was = bridge.stats.connected.swap(ready, Ordering::SeqCst);
-        if ready && !was {
-            eprintln!("aiocr: nats: ready (job stream and buckets in place)");
+        let ready = match (up, jobs_stream.as_mut()) {
+            (true, Some(stream)) => beat(&bridge, &describe, stream).await,
+            _ => false,
+        };
+        if !ready {
+            // Set up again on the next beat: a NATS that lost its store (every server
+            // restarted without its files) has no stream or buckets any more.
+            jobs_stream = None;
         }
-        if ready {
-            beat(&bridge, &describe, jobs_stream.as_mut().expect("ready")).await;
+        let was = bridge.stats.connected.swap(ready, Ordering::SeqCst);
+        match (was, ready) {
+            (false, true) => eprintln!("aiocr: nats: ready (job stream and buckets in place)"),
+            (true, false) => {
+                eprintln!("aiocr: nats: not answering; recognition stays local until it does")
+            }
+            _ => {}
         }
         tokio::time::sleep(period).await;
     }
@@ -479,14 +576,19 @@ async fn set_up(bridge: &Bridge) -> Option<jetstream::stream::Stream> {
     }
 }
 
-async fn beat(bridge: &Bridge, describe: &Describe, stream: &mut jetstream::stream::Stream) {
+/// One heartbeat; whether NATS answered it in time.
+async fn beat(
+    bridge: &Bridge,
+    describe: &Describe,
+    stream: &mut jetstream::stream::Stream,
+) -> bool {
     let nodes = match &*bridge
         .buckets
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
     {
         Some((nodes, _)) => nodes.clone(),
-        None => return,
+        None => return false,
     };
     let own = describe();
     let work = async {
@@ -509,9 +611,15 @@ async fn beat(bridge: &Bridge, describe: &Describe, stream: &mut jetstream::stre
         Ok::<(), String>(())
     };
     match tokio::time::timeout(bridge.timeout(), work).await {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => eprintln!("aiocr: nats: heartbeat: {error}"),
-        Err(_) => eprintln!("aiocr: nats: heartbeat timed out"),
+        Ok(Ok(())) => true,
+        Ok(Err(error)) => {
+            eprintln!("aiocr: nats: heartbeat: {error}");
+            false
+        }
+        Err(_) => {
+            eprintln!("aiocr: nats: heartbeat timed out");
+            false
+        }
     }
 }
 

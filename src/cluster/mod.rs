@@ -22,7 +22,7 @@ pub mod nats;
 pub mod wire;
 pub mod worker;
 
-pub use bridge::{start as start_bridge, BridgeSeed, Describe, Serve};
+pub use bridge::{start as start_bridge, BridgeSeed, BridgeThread, Describe, Serve};
 pub use link::{Claim, ClusterLink, LinkError, RemoteStats};
 pub use metrics::render_metrics;
 

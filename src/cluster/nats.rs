@@ -178,26 +178,47 @@ pub async fn claimed_by(store: &kv::Store, username: &str) -> Result<Option<u16>
     }
 }
 
-/// `claim` from outside a running node (start-up's demo users, `aiocr user add`): connects,
-/// claims, disconnects, within `nats_request_timeout_ms` per step.
+/// `claim` from outside a running node (`aiocr user add`): see [`claim_names_blocking`].
 pub fn claim_blocking(config: &Config, username: &str) -> Result<Claim, String> {
+    let claims = claim_names_blocking(config, &[username])?;
+    Ok(claims[0])
+}
+
+/// Claims `usernames` in turn over one connection (start-up's demo users, `aiocr user
+/// add`), then disconnects. Bounded whatever NATS does: everything up to the last claim
+/// within 3 x `nats_request_timeout_ms` (connecting, the buckets, the claims), the last
+/// flush within one more; an error names the wait that ran out.
+pub fn claim_names_blocking(config: &Config, usernames: &[&str]) -> Result<Vec<Claim>, String> {
     let runtime = runtime()?;
     let timeout = Duration::from_millis(config.cluster.nats_request_timeout_ms);
-    runtime.block_on(async {
+    let claimed = runtime.block_on(async {
         let client = connect(config, "aiocr-claim", |_| {}).await?;
         let js = jetstream::new(client.clone());
         let work = async {
-            let (_, usernames) = ensure_buckets(&js, config).await?;
-            claim(&usernames, config.node.node_id, username)
-                .await
-                .map_err(|e| e.to_string())
+            let (_, registry) = ensure_buckets(&js, config).await?;
+            let mut claims = Vec::with_capacity(usernames.len());
+            for username in usernames {
+                let claimed = claim(&registry, config.node.node_id, username).await;
+                claims.push(claimed.map_err(|e| e.to_string())?);
+            }
+            Ok::<_, String>(claims)
         };
-        let claimed = tokio::time::timeout(3 * timeout, work)
+        let claims = tokio::time::timeout(3 * timeout, work)
             .await
-            .map_err(|_| format!("NATS at {} did not answer in time", config.cluster.nats_url))?;
-        let _ = client.flush().await;
-        claimed
-    })
+            .map_err(|_| {
+                format!(
+                    "NATS at {} did not answer within 3 x nats_request_timeout_ms ({} ms)",
+                    config.cluster.nats_url,
+                    3 * config.cluster.nats_request_timeout_ms
+                )
+            })??;
+        // The claims are acknowledged already: this only closes politely.
+        let _ = tokio::time::timeout(timeout, client.flush()).await;
+        Ok(claims)
+    });
+    // Not the runtime's drop, which would wait for a name being resolved as long as it takes.
+    runtime.shutdown_background();
+    claimed
 }
 
 /// What `aiocr doctor` learns from NATS.
@@ -214,7 +235,7 @@ pub struct Probe {
 pub fn probe(config: &Config) -> Result<Probe, String> {
     let runtime = runtime()?;
     let timeout = Duration::from_millis(config.cluster.nats_request_timeout_ms);
-    runtime.block_on(async {
+    let probed = runtime.block_on(async {
         let client = connect(config, "aiocr-doctor", |_| {}).await?;
         tokio::time::timeout(timeout, client.flush())
             .await
@@ -228,17 +249,15 @@ pub fn probe(config: &Config) -> Result<Probe, String> {
             ));
         }
         let js = jetstream::new(client.clone());
-        let jobs = match tokio::time::timeout(timeout, js.get_stream(names::JOBS_STREAM)).await {
-            Ok(Ok(mut stream)) => {
-                let state = stream
-                    .info()
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .state
-                    .clone();
-                Some((state.messages, state.consumer_count))
-            }
-            Ok(Err(_)) => None,
+        let jobs = async {
+            let Ok(mut stream) = js.get_stream(names::JOBS_STREAM).await else {
+                return Ok(None);
+            };
+            let state = &stream.info().await.map_err(|e| e.to_string())?.state;
+            Ok::<_, String>(Some((state.messages, state.consumer_count)))
+        };
+        let jobs = match tokio::time::timeout(2 * timeout, jobs).await {
+            Ok(jobs) => jobs?,
             Err(_) => return Err("JetStream did not answer in time".into()),
         };
         Ok(Probe {
@@ -246,7 +265,9 @@ pub fn probe(config: &Config) -> Result<Probe, String> {
             max_payload: info.max_payload,
             jobs,
         })
-    })
+    });
+    runtime.shutdown_background();
+    probed
 }
 
 #[cfg(test)]

@@ -69,6 +69,10 @@ pub struct ClusterConfig {
     /// `/v2/servers`.
     pub heartbeat_ms: u64,
     pub node_ttl_ms: u64,
+    /// On SIGTERM/SIGINT, after the shards have drained and voided what was pending: the
+    /// longest wait for the NATS side (answers and publishes still in the client's buffer)
+    /// before the node exits anyway. What is not sent by then is left as after a kill.
+    pub nats_stop_grace_ms: u64,
 }
 
 impl Default for ClusterConfig {
@@ -86,6 +90,7 @@ impl Default for ClusterConfig {
             nats_reconnect_max_ms: 2_000,
             heartbeat_ms: 1_000,
             node_ttl_ms: 5_000,
+            nats_stop_grace_ms: 2_000,
         }
     }
 }
@@ -104,6 +109,7 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("nats_reconnect_max_ms", Kind::Number),
     ("heartbeat_ms", Kind::Number),
     ("node_ttl_ms", Kind::Number),
+    ("nats_stop_grace_ms", Kind::Number),
 ];
 
 impl ClusterConfig {

@@ -7,7 +7,7 @@ use super::listener;
 use super::router::ROUTE_LABELS;
 use super::shard::{ShardMessage, ShardSeed, Shared};
 use super::shard_loops;
-use crate::cluster::{BridgeSeed, Claim, ClusterLink};
+use crate::cluster::{BridgeSeed, BridgeThread, Claim, ClusterLink};
 use crate::config::Config;
 use crate::metrics::Registry;
 use crate::password_pool::PasswordPool;
@@ -108,7 +108,6 @@ pub fn run_until_stopped(
         config.login.password_hash_queue_len,
         config.login.password_hash_priority,
     )?;
-    let (stop_bridge, bridge_stop) = flume::bounded::<()>(0);
     let cluster = match config.cluster.nats_url.is_empty() {
         true => None,
         false => Some(start_cluster(
@@ -119,7 +118,6 @@ pub fn run_until_stopped(
                 peers: peers.clone(),
                 recognition_threads,
                 shard_count,
-                stop: bridge_stop,
             },
         )?),
     };
@@ -157,14 +155,13 @@ pub fn run_until_stopped(
         demo.as_ref(),
     );
     // The shards have stopped and voided what was pending: the recognition threads and the
-    // NATS thread stop now.
+    // NATS thread stop now (the latter within nats_stop_grace_ms, whatever NATS does).
     drop(stop_threads);
-    drop(stop_bridge);
     drop(shared);
     threads.join();
     password_threads.join();
     if let Some((_, bridge)) = cluster {
-        let _ = bridge.join();
+        bridge.stop();
     }
     outcome
 }
@@ -176,14 +173,13 @@ struct ClusterParts {
     peers: Arc<[flume::Sender<ShardMessage>]>,
     recognition_threads: usize,
     shard_count: u16,
-    stop: flume::Receiver<()>,
 }
 
 /// The cluster link the shards hold and the NATS thread behind it (docs/cluster.md).
 fn start_cluster(
     config: &Arc<Config>,
     parts: ClusterParts,
-) -> Result<(Arc<ClusterLink>, std::thread::JoinHandle<()>), String> {
+) -> Result<(Arc<ClusterLink>, BridgeThread), String> {
     let overflow_depth = match config.cluster.overflow_queue_depth {
         0 => parts.recognition_threads.max(1),
         depth => depth,
@@ -208,7 +204,6 @@ fn start_cluster(
         local: parts.queue,
         serve: super::node_hop::serve_into(parts.peers),
         describe,
-        stop: parts.stop,
     };
     let bridge = crate::cluster::start_bridge(seed)?;
     eprintln!(
@@ -482,20 +477,27 @@ fn create_demo_users(
 }
 
 /// Claims `demo` and `admin` for this node; false (and why, logged) when either is not ours.
+/// Bounded by `nats_request_timeout_ms` (see `claim_names_blocking`): a node whose NATS is
+/// away starts without demo users.
 fn claim_demo_names(config: &Config) -> bool {
-    ["demo", "admin"].iter().all(|username| {
-        match crate::cluster::nats::claim_blocking(config, username) {
-            Ok(Claim::Granted) => true,
-            Ok(Claim::Taken(node)) => {
+    let names = ["demo", "admin"];
+    let claims = match crate::cluster::nats::claim_names_blocking(config, &names) {
+        Ok(claims) => claims,
+        Err(error) => {
+            eprintln!("aiocr: no demo users here (the names could not be claimed: {error})");
+            return false;
+        }
+    };
+    names
+        .iter()
+        .zip(claims)
+        .all(|(username, claim)| match claim {
+            Claim::Granted => true,
+            Claim::Taken(node) => {
                 eprintln!("aiocr: no demo users here: {username} is a user of node {node}");
                 false
             }
-            Err(error) => {
-                eprintln!("aiocr: no demo users here ({username} could not be claimed: {error})");
-                false
-            }
-        }
-    })
+        })
 }
 
 /// Prints the console's URL, the listening line (tests wait for it: it comes last) and, on

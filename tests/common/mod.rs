@@ -179,6 +179,23 @@ impl Server {
         child.wait().unwrap().code().unwrap_or(-1)
     }
 
+    /// SIGTERM, then the exit code; None when the process is still running `bound` later (it
+    /// is killed then). Not a timing assertion: a generous bound on a stop that must end.
+    pub fn terminate_within(&mut self, bound: Duration) -> Option<i32> {
+        let mut child = self.child.take().expect("running");
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = std::time::Instant::now() + bound;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Some(status.code().unwrap_or(-1));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+
     /// SIGKILL (no chance to flush or drain).
     pub fn kill9(&mut self) {
         let mut child = self.child.take().expect("running");
