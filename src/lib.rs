@@ -10,22 +10,34 @@
 //! | 1 | [`server`] `listener`, `shard_loops` | one SO_REUSEPORT listener per shard core accepts (and one TLS listener) |
 //! | 1b | [`server`] `transport`, [`tls`] | TLS connections: the handshake and the encrypted stream |
 //! | 2 | [`server`] `conn`, [`http`] | reads and parses the request (no I/O in `http`), answers in order |
-//! | 3 | [`server`] `router`, `call` | route table; fields; the caller from the JWT ([`auth`]) |
-//! | 4 | [`server`] `endpoints/*`, `upload/` | one family per file: a typed request, parsed off the owner |
-//! | 5 | [`server`] `owner`, `shard` | the hop to the shard that owns the user's data |
-//! | 6 | [`store`], [`ratelimit`] | on the owner: the user's ledger, uploads, stats; rate buckets |
-//! | 6b | [`server`] `cache/` | the answer cache: an upload (or `POST /v2/decode/cached`) asks the shard owning the image's entry |
-//! | 7 | [`recognition`], [`engine`] | uploads only: the bounded job queue, the recognition threads, the model |
-//! | 8 | [`server`] `upload/finish`, `reply` | the result back on the owner: post or void, wake the waiter, answer |
+//! | 3 | [`server`] `router`, `call` | route table; fields; who the credential names ([`auth`], `sessions`): a caller here, or a user of another node |
+//! | 3b | [`server`] `node_hop`, `forwarded`, [`cluster`] | another node's user: the request goes to that node over NATS; one forwarded here runs as if it had arrived here |
+//! | 4 | [`server`] `endpoints/*`, `upload/`, `compat/` | one family per file (`compat/`: the captcha protocols): a typed request, parsed off the owner |
+//! | 5 | [`server`] `owner`, `queries`, `shard` | the hop to the shard that owns the user's data; the queries several families share |
+//! | 6 | [`store`], [`ratelimit`], [`login_backoff`], [`password_pool`] | on the owner: the user's ledger, uploads, stats; rate buckets; login backoffs; password hashing threads |
+//! | 6b | [`server`] `cache` | the answer cache: an upload (or `POST /v2/decode/cached`) asks the shard owning the image's entry |
+//! | 7 | [`recognition`], [`engine`] | uploads only: the bounded job queues, the recognition threads (or remote workers: [`cluster`]), the model |
+//! | 8 | [`server`] `upload/finish`, `reply` | the result back on the owner: post or void, wake the waiter, run its finish hook (callbacks), answer |
+//!
+//! A shard's state is `server::shard::Shard`, composed of the tables in `server/state/`
+//! (store slot, group commit, caches, waiters, connections), which import nothing of the
+//! server above them.
 //!
 //! Beside the path: `server::console` (the web console's files and `/openapi.json`, built
 //! into the binary from `web/console/` and `docs/openapi.json`), [`config`] (one
-//! configuration, parsed into types at load), [`contract`] (the API's error codes and the
-//! mapping of every layer's errors onto them), [`tls`] (the certificate files, read at start
-//! and on SIGHUP), [`metrics`], [`clock`] (the one wall clock), [`money`] (points as the
-//! decimal amounts the captcha protocols show). Commands: `server::run` (`aiocr serve`),
-//! [`ocr_cmd`]
-//! (`aiocr ocr`), [`admin_cmd`] (`aiocr user|points|ledger`), [`doctor`] (`aiocr doctor`).
+//! configuration of per-subsystem sections, parsed into types at load), [`contract`] (the
+//! API's error codes and the mapping of every layer's errors onto them), [`tls`] (the
+//! certificate files, read at start and on SIGHUP), [`metrics`], [`clock`] (the one wall
+//! clock), [`money`] (points as the decimal amounts the captcha protocols show), [`log`]
+//! (the log and output lines).
+//!
+//! Commands: `server::run` (`aiocr serve`), `cluster::worker` (`aiocr worker`), [`ocr_cmd`],
+//! [`det_cmd`], [`slide_cmd`] (`aiocr ocr|det|slide`, sharing [`engine_cmd`] and their
+//! benchmark loop [`bench_threads`]), [`admin_cmd`] (`aiocr user|points|ledger`), [`doctor`]
+//! (`aiocr doctor`).
+//!
+//! No module folder of the crate, the crate root included, has an import circle
+//! (tests/import_cycles.rs).
 
 // First: its macros (`log_line!`, `out_line!`) are used by the modules below.
 #[macro_use]

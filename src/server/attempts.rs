@@ -77,8 +77,8 @@ impl Drop for Attempt {
 
 fn table(shard: &Shard, scope: Scope) -> &RefCell<LoginBackoff> {
     match scope {
-        Scope::Account => &shard.account_backoff,
-        Scope::Address => &shard.address_backoff,
+        Scope::Account => &shard.logins.account_backoff,
+        Scope::Address => &shard.logins.address_backoff,
     }
 }
 

@@ -12,7 +12,6 @@ use crate::contract::ApiError;
 use crate::http::RequestHead;
 use crate::store::{ids, Role, TokenState};
 use std::borrow::Cow;
-use std::cell::Cell;
 use std::net::IpAddr;
 use std::rc::Rc;
 
@@ -25,10 +24,25 @@ pub struct Call<'a> {
     pub peer: IpAddr,
     /// The caller, when it was authenticated from the head before the body was read.
     authenticated: Option<Caller>,
-    /// Set when a credential of this call named a user of another node of the cluster: the
-    /// router then sends the request there, whatever the endpoint answered (the compat
-    /// protocols phrase the refusal in their own words, which the router cannot read).
-    other_node: Rc<Cell<Option<u16>>>,
+}
+
+/// Who a credential names: a caller here, or a user of another node of the cluster (that
+/// node checks the credential and answers: the router forwards the request there).
+#[derive(Clone, Copy, Debug)]
+pub enum Authentication {
+    Caller(Caller),
+    AtNode(u16),
+}
+
+impl Authentication {
+    /// The caller; for another node's user, the refusal that makes the router forward the
+    /// request to that node (`Refusal::owner_node`).
+    pub fn here(self) -> Result<Caller, Refusal> {
+        match self {
+            Authentication::Caller(caller) => Ok(caller),
+            Authentication::AtNode(node) => Err(node_hop::owned_by(node)),
+        }
+    }
 }
 
 /// How the caller proved who it is.
@@ -64,20 +78,7 @@ impl<'a> Call<'a> {
             body,
             peer,
             authenticated,
-            other_node: Rc::new(Cell::new(None)),
         }
-    }
-
-    /// Where the router reads, after the endpoint ran, whether a credential of this call
-    /// named another node's user.
-    pub fn other_node_probe(&self) -> Rc<Cell<Option<u16>>> {
-        self.other_node.clone()
-    }
-
-    /// The refusal for a credential of another node's user, noted for the router.
-    fn owned_by(&self, node: u16) -> Refusal {
-        self.other_node.set(Some(node));
-        node_hop::owned_by(node)
     }
 
     /// The call as its head alone describes it (to authenticate before reading the body).
@@ -100,17 +101,22 @@ impl<'a> Call<'a> {
     /// The caller from `Authorization: Bearer` or `?token=`: a JWT, or an API key (1002
     /// absent, 1003 invalid or for a user this deployment cannot own, 5002 for an address
     /// that keeps trying keys that do not exist).
+    /// Another node's user is refused with the hop to that node ([`Authentication::here`]).
     pub async fn caller(&self) -> Result<Caller, Refusal> {
-        if let Some(caller) = self.authenticated {
-            return Ok(caller);
-        }
-        let credential = bearer_token(self.head)?;
-        self.caller_with(&credential).await
+        self.authenticate().await?.here()
     }
 
-    /// The caller a credential names (a JWT or an API key), from wherever the protocol
-    /// carries it.
-    pub async fn caller_with(&self, credential: &str) -> Result<Caller, Refusal> {
+    /// Who the credential of `Authorization: Bearer` or `?token=` names.
+    pub async fn authenticate(&self) -> Result<Authentication, Refusal> {
+        if let Some(caller) = self.authenticated {
+            return Ok(Authentication::Caller(caller));
+        }
+        let credential = bearer_token(self.head)?;
+        self.authenticate_with(&credential).await
+    }
+
+    /// Who a credential names (a JWT or an API key), from wherever the protocol carries it.
+    pub async fn authenticate_with(&self, credential: &str) -> Result<Authentication, Refusal> {
         if auth::is_api_key_shaped(credential) {
             return self.caller_by_key(credential).await;
         }
@@ -128,9 +134,10 @@ impl<'a> Call<'a> {
     /// A JWT: signature and expiry (memoised per shard), then its user's current state
     /// (server/sessions.rs): the user must exist, the token's epoch must be the user's, and
     /// the role is the store's, not the token's claim.
-    async fn caller_by_token(&self, token: &str) -> Result<Caller, Refusal> {
+    async fn caller_by_token(&self, token: &str) -> Result<Authentication, Refusal> {
         let verified = self
             .shard
+            .auth
             .token_cache
             .borrow_mut()
             .verify(&self.shard.shared.keys, token);
@@ -139,7 +146,7 @@ impl<'a> Call<'a> {
             // A token of another node's user is signed with that node's secret: the owner
             // checks it (a forged one is refused there).
             Err(_) => match self.foreign_token_node(token) {
-                Some(node) => return Err(self.owned_by(node)),
+                Some(node) => return Ok(Authentication::AtNode(node)),
                 None => return Err(ApiError::BadToken.into()),
             },
         };
@@ -148,7 +155,7 @@ impl<'a> Call<'a> {
             .parse()
             .map_err(|_| Refusal::from(ApiError::BadToken))?;
         if let Some(node) = self.other_node(user_id) {
-            return Err(self.owned_by(node));
+            return Ok(Authentication::AtNode(node));
         }
         let owner = ids::shard_of(user_id);
         if owner >= self.shard.shard_count() {
@@ -156,12 +163,12 @@ impl<'a> Call<'a> {
             return Err(ApiError::BadToken.into());
         }
         let role = sessions::token_role(self.shard, user_id, claims.ep).await?;
-        Ok(Caller {
+        Ok(Authentication::Caller(Caller {
             user_id,
             role,
             owner,
             via: Credential::Token,
-        })
+        }))
     }
 
     /// An API key: its user remembered on this shard, else looked up on the shard its hash
@@ -170,10 +177,10 @@ impl<'a> Call<'a> {
     /// against the client's address; once its budget is spent (`failed_auth_per_sec`), it
     /// gets 5002 without a lookup. A wrong key costs the same lookup whatever it is, so its
     /// timing says nothing.
-    async fn caller_by_key(&self, key: &str) -> Result<Caller, Refusal> {
+    async fn caller_by_key(&self, key: &str) -> Result<Authentication, Refusal> {
         let hash = auth::api_key_hash(key);
         let shard = self.shard;
-        let remembered = shard.key_cache.borrow_mut().get(&hash);
+        let remembered = shard.auth.key_cache.borrow_mut().get(&hash);
         if let Some(user_id) = remembered {
             return match sessions::user_state(shard, user_id).await? {
                 Some(state) => Ok(key_caller(user_id, state.role)),
@@ -181,27 +188,28 @@ impl<'a> Call<'a> {
             };
         }
         let address = address_id(self.peer);
-        if !shard.failed_auth.borrow().has_token(address) {
+        if !shard.auth.failed_auth.borrow().has_token(address) {
             return Err(too_many_failures(1));
         }
         let (node, owner) = auth::api_key_route(&hash, shard.shard_count());
         if node != shard.config().node.node_id && shard.shared.cluster.is_some() {
-            return Err(self.owned_by(node));
+            return Ok(Authentication::AtNode(node));
         }
-        let generation = shard.user_cache.borrow().generation();
+        let generation = shard.auth.user_cache.borrow().generation();
         let holder = if node == shard.config().node.node_id {
             run_on_owner(shard, ResolveKey { hash, owner }).await?
         } else {
             None // not a key of this node
         };
         let Some((user_id, state)) = holder else {
-            if let Err(retry_after_secs) = shard.failed_auth.borrow_mut().check(address) {
+            if let Err(retry_after_secs) = shard.auth.failed_auth.borrow_mut().check(address) {
                 return Err(too_many_failures(retry_after_secs));
             }
             return Err(key_refused());
         };
-        shard.key_cache.borrow_mut().remember(hash, user_id);
+        shard.auth.key_cache.borrow_mut().remember(hash, user_id);
         shard
+            .auth
             .user_cache
             .borrow_mut()
             .remember(user_id, Some(state), generation);
@@ -254,13 +262,13 @@ fn bearer_token(head: &RequestHead) -> Result<Cow<'_, str>, Refusal> {
     }
 }
 
-fn key_caller(user_id: u64, role: Role) -> Caller {
-    Caller {
+fn key_caller(user_id: u64, role: Role) -> Authentication {
+    Authentication::Caller(Caller {
         user_id,
         role,
         owner: ids::shard_of(user_id),
         via: Credential::ApiKey,
-    }
+    })
 }
 
 fn key_refused() -> Refusal {

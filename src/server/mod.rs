@@ -16,36 +16,43 @@
 //!    result comes back through `shard_loops::results_loop` into `upload::apply_result`.
 //! 7. `reply` — the contract's envelope, back to `conn`.
 //!
-//! Around them: `boot` (start-up and shutdown), `shard` (one shard's state), `shard_loops`
-//! (its tasks), `commit` (group commit: a 200 means the writes are on disk), `storage` (a
-//! failed disk: writes refused with 5004, the store reopened once the disk takes writes), `stop`,
-//! `attempts` (password checks and the login backoff around them), `sessions` (what tokens
-//! and keys are checked against: each user's existence, role and token epoch),
-//! `console` (the web console's built-in files and `/openapi.json`: a route family without
-//! an owner hop).
+//! Around them: `shard` (one shard's state, composed of the tables in `state/`, which import
+//! nothing of the server above them; and the one cross-shard call), `boot` (start-up and
+//! shutdown), `shard_loops` (a shard's tasks), `storage` (a failed disk: writes refused with
+//! 5004, the store reopened once the disk takes writes), `attempts` (password checks and the
+//! login backoff around them), `sessions` (what tokens and keys are checked against: each
+//! user's existence, role and token epoch), `queries` (what several endpoint families ask of
+//! a user's shard: a user by name, a balance, an upload, a report), `cache` (the answer
+//! cache across shards), `node_hop` and `forwarded` (a request of another node's user, sent
+//! there; one another node sent here), `console` (the web console's built-in files and
+//! `/openapi.json`: a route family without an owner hop).
+//!
+//! No module here imports one that imports it back (tests/import_cycles.rs keeps it so):
+//! `state/` is at the bottom, then `shard`, then what runs on a shard, the endpoints, the
+//! router, the connections and the loops at the top.
 
 mod attempts;
-mod body_budget;
 mod boot;
 mod cache;
 mod call;
-mod commit;
 pub mod compat;
 mod conn;
 mod console;
 mod endpoints;
 mod fields;
+mod forwarded;
 #[doc(hidden)]
 pub mod fuzzing;
 mod listener;
 mod node_hop;
 mod owner;
+mod queries;
 mod reply;
 mod router;
 mod sessions;
 mod shard;
 mod shard_loops;
-mod stop;
+mod state;
 mod storage;
 mod transport;
 mod upload;

@@ -2,15 +2,14 @@
 //! node (the node id is in every user id, an API key routes to its node, a username's claim
 //! names its node) is forwarded whole to that node over NATS request/reply, and that node's
 //! answer is this node's answer. The owner runs it through its own router as if it had
-//! arrived there, with the client's address; it is never forwarded again.
+//! arrived there, with the client's address; it is never forwarded again (forwarded.rs).
 
 use super::reply::{busy, Refusal};
-use super::router;
 use super::shard::{Shard, ShardMessage};
 use crate::cluster::wire::{self, ForwardedHead};
 use crate::cluster::LinkError;
 use crate::contract::ApiError;
-use crate::http::{Framing, Method, RequestHead, Response};
+use crate::http::{Method, RequestHead, Response};
 use std::net::IpAddr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -50,37 +49,6 @@ fn unreachable_node(node: u16, why: &dyn std::fmt::Display) -> Refusal {
     let mut refusal = busy();
     refusal.message = format!("the node that owns this account ({node}) is unreachable: {why}");
     refusal
-}
-
-/// Runs a request another node forwarded, on this shard, and sends back the answer's bytes.
-pub async fn serve_forwarded(shard: Rc<Shard>, bytes: Vec<u8>, reply: flume::Sender<Vec<u8>>) {
-    let answer = match wire::decode_forward(&bytes) {
-        Ok((forwarded, body)) => {
-            let head = request_head(&forwarded, body.len());
-            router::handle_forwarded(&shard, forwarded.peer, &head, body).await
-        }
-        Err(error) => Refusal::new(ApiError::Malformed, error).into_response(),
-    };
-    let _ = reply.send(wire::encode_response(&answer));
-}
-
-fn request_head(forwarded: &ForwardedHead, body_len: usize) -> RequestHead {
-    RequestHead {
-        method: Method::parse_name(&forwarded.method),
-        path: forwarded.path.clone(),
-        query: forwarded.query.clone(),
-        version_minor: forwarded.version_minor,
-        framing: match body_len {
-            0 => Framing::Empty,
-            length => Framing::Length(length),
-        },
-        keep_alive: true,
-        expect_continue: false,
-        authorization: forwarded.authorization.clone(),
-        content_type: forwarded.content_type.clone(),
-        if_none_match: None,
-        mcp: forwarded.mcp.clone(),
-    }
 }
 
 fn method_name(method: Method) -> &'static str {

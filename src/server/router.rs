@@ -2,12 +2,11 @@
 //! its metrics carry. A new endpoint family adds its routes here and its handlers in a file
 //! of its own (`endpoints/`, `upload/`).
 
-use super::cache;
-use super::call::{Call, Caller};
+use super::call::{Authentication, Call, Caller};
 use super::compat::{fastapi, tasks, twocaptcha};
 use super::console::{self, CONSOLE_PATH};
 use super::endpoints::{
-    accounts, admin, apikey, mcp, node, results, server_state, stats, tokens, uploads, user,
+    accounts, admin, apikey, cached, mcp, node, results, server_state, stats, tokens, uploads, user,
 };
 use super::reply::{ApiResult, Refusal};
 use super::shard::Shard;
@@ -96,7 +95,7 @@ const TABLE: [RouteSpec; ROUTE_COUNT] = [
     spec(Route::Upload, "/v2/decode/upload", Method::Post, "upload"),
     spec(Route::Detect, "/v2/decode/detect", Method::Post, "detect"),
     spec(Route::Slide, "/v2/decode/slide", Method::Post, "slide"),
-    // Answers by image hash (server/cache/).
+    // Answers by image hash (endpoints/cached.rs, server/cache.rs).
     spec(Route::Cached, "/v2/decode/cached", Method::Post, "cached"),
     spec(Route::Result, "/v2/result", Method::Get, "result"),
     spec(Route::Report, "/v2/report", Method::Post, "report"),
@@ -441,12 +440,10 @@ pub async fn admit(
     }
     if head.framing != Framing::Empty && route.authenticated_from_head() {
         let call = Call::without_body(shard, head, peer);
-        match call.caller().await {
-            Ok(found) => admission.caller = Some(found),
+        match call.authenticate().await {
+            Ok(Authentication::Caller(found)) => admission.caller = Some(found),
             // Another node's user: that node checks the credential and answers.
-            Err(_) if call.other_node_probe().get().is_some() => {
-                admission.owner_node = call.other_node_probe().get();
-            }
+            Ok(Authentication::AtNode(node)) => admission.owner_node = Some(node),
             Err(refusal) => return Err((route, refusal_before_body(route, head, refusal))),
         }
     }
@@ -499,14 +496,14 @@ pub async fn handle(
         _ => None,
     };
     let call = Call::new(shard, head, body, peer, admission.caller);
-    let credential_node = call.other_node_probe();
     let result = dispatch(admission.route, call).await;
-    // The user is another node's: found by a credential (whatever the endpoint made of
-    // that), or by the endpoint itself (a login's username claimed by that node). Nothing
-    // ran here for that user, so the owner's answer is the whole answer.
+    // The user is another node's: found by a credential (`Authentication::AtNode`, which
+    // every endpoint, the compat protocols included, returns as this refusal) or by the
+    // endpoint itself (a login's username claimed by that node). Nothing ran here for that
+    // user, so the owner's answer is the whole answer.
     let other_node = match &result {
-        Err(refusal) => refusal.owner_node.or(credential_node.get()),
-        Ok(_) => credential_node.get(),
+        Err(refusal) => refusal.owner_node,
+        Ok(_) => None,
     };
     match (result, other_node, kept_body) {
         (_, Some(node), Some(body)) => {
@@ -517,7 +514,7 @@ pub async fn handle(
     }
 }
 
-/// Answers a request another node forwarded here (`node_hop.rs`): admitted and run as if it
+/// Answers a request another node forwarded here (`forwarded.rs`): admitted and run as if it
 /// had arrived on this shard's API listener, but never forwarded again — a user that is not
 /// this node's either is a credential no node of the platform owns.
 pub async fn handle_forwarded(
@@ -555,7 +552,7 @@ async fn dispatch(route: Route, call: Call<'_>) -> ApiResult {
         Route::Upload => upload::upload(call, Kind::Ocr, Encoding::FileOrRaw).await,
         Route::Detect => upload::upload(call, Kind::Detect, Encoding::FileOrRaw).await,
         Route::Slide => upload::upload(call, Kind::Slide, Encoding::FileOrRaw).await,
-        Route::Cached => cache::cached(call).await,
+        Route::Cached => cached::cached(call).await,
         Route::Result => results::result(&call).await,
         Route::Report => results::report(&call).await,
         Route::UserStats => stats::user_stats(&call).await,

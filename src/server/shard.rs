@@ -7,15 +7,10 @@
 //! `submit_to`) and brings its result back. The loops that drive a shard (accept, inbox,
 //! results, retention, drain) are in `shard_loops.rs`.
 
-use super::body_budget::BodyBudget;
-use super::cache::CacheStore;
-use super::commit::GroupCommit;
-use super::compat::callbacks::CallbackTable;
-use super::conn::ConnectionSet;
-use super::sessions::UserCache;
-use super::stop::StopSignal;
-use super::storage::StoreSlot;
-use super::upload::ResultWaiters;
+use super::state::{
+    BodyBudget, CacheLimits, CacheStore, ConnectionSet, FinishHooks, GroupCommit, ResultWaiters,
+    StopSignal, StoreSlot, UserCache,
+};
 use crate::auth::{KeyCache, Keys, TokenCache, DEFAULT_TOKEN_CACHE_ENTRIES};
 use crate::config::Config;
 use crate::login_backoff::{BackoffPolicy, LoginBackoff};
@@ -24,12 +19,13 @@ use crate::metrics::{Registry, ShardMetrics};
 use crate::password_pool::PasswordPool;
 use crate::ratelimit::RateLimiter;
 use crate::recognition::{JobQueues, JobResult};
-use crate::store::ShardStore;
+use crate::store::{ShardStore, UploadRecord};
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::{Arc, MutexGuard};
+use std::time::Duration;
 
 /// Work sent to another shard: runs there with that shard's state, answers through the
 /// channel it captured.
@@ -78,39 +74,31 @@ pub struct ShardSeed {
     pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
-/// One shard's state.
+/// What an upload's owner shard runs when the upload finishes (a compat protocol's callback).
+pub type FinishHook = Box<dyn FnOnce(&Rc<Shard>, &UploadRecord) + Send>;
+
+/// One shard's state, by concern. Everything in it is this shard's alone (the tables are in
+/// server/state/); other shards reach it only through [`Shard::submit_to`].
 pub struct Shard {
     pub id: u16,
     pub shared: Arc<Shared>,
     /// The shard's store: reads and writes go through it, and are refused (5004) while the
     /// disk has failed (storage.rs).
     pub store: StoreSlot,
-    /// Per-user token buckets for uploads.
-    pub upload_limiter: RefCell<RateLimiter>,
-    /// Per-account token buckets for login attempts, by the username's hash whether the
-    /// account exists or not (separate from uploads, so guessing a user's password does not
-    /// also use up that user's uploads).
-    pub login_limiter: RefCell<RateLimiter>,
-    /// Failed logins of the accounts whose names map to this shard (by the name's hash,
-    /// existing or not): their backoff (server/attempts.rs).
-    pub account_backoff: RefCell<LoginBackoff>,
-    /// Failed logins of the client addresses whose connections this shard serves.
-    pub address_backoff: RefCell<LoginBackoff>,
     pub commit: GroupCommit,
-    /// `wait=1` requests waiting for an upload's result (bounded).
-    pub waiters: ResultWaiters,
-    /// Callbacks waiting for their upload's result (bounded).
-    pub callbacks: CallbackTable,
-    /// The MCP sessions of the users this shard owns (bounded: server/endpoints/mcp.rs).
+    pub auth: AuthCaches,
+    pub logins: LoginGuards,
+    pub uploads: UploadTables,
+    pub io: ShardIo,
+    /// The MCP sessions of the users this shard owns (the bounded table of src/mcp;
+    /// server/endpoints/mcp.rs opens, uses and ends them).
     pub mcp_sessions: RefCell<SessionTable>,
-    /// This shard's part of the answer cache: the entries whose image hash it owns
-    /// (server/cache/: other shards reach it through this shard's inbox).
-    pub answer_cache: RefCell<CacheStore>,
-    /// Open connections (closed at once on SIGTERM when idle), and how many each client
-    /// address holds.
-    pub connections: ConnectionSet,
-    /// Request body bytes being received (`body_bytes_in_flight_per_shard`).
-    pub body_budget: BodyBudget,
+    pub stop: StopSignal,
+}
+
+/// What this shard remembers to check credentials without a hop, and the bound on lookups
+/// that find nothing.
+pub struct AuthCaches {
     /// Verified JWTs, so a client reusing its token skips the HMAC/JSON work.
     pub token_cache: RefCell<TokenCache>,
     /// API keys looked up on their owner shard (forgotten on every shard when replaced).
@@ -120,7 +108,41 @@ pub struct Shard {
     pub user_cache: RefCell<UserCache>,
     /// Per client address: API key lookups that found nothing (5002 once spent).
     pub failed_auth: RefCell<RateLimiter>,
-    pub stop: StopSignal,
+}
+
+/// The guards against password guessing (server/attempts.rs).
+pub struct LoginGuards {
+    /// Per-account token buckets for login attempts, by the username's hash whether the
+    /// account exists or not (separate from uploads, so guessing a user's password does not
+    /// also use up that user's uploads).
+    pub login_limiter: RefCell<RateLimiter>,
+    /// Failed logins of the accounts whose names map to this shard (by the name's hash,
+    /// existing or not): their backoff.
+    pub account_backoff: RefCell<LoginBackoff>,
+    /// Failed logins of the client addresses whose connections this shard serves.
+    pub address_backoff: RefCell<LoginBackoff>,
+}
+
+/// The uploads this shard owns while they run, and what they share.
+pub struct UploadTables {
+    /// Per-user token buckets for uploads.
+    pub upload_limiter: RefCell<RateLimiter>,
+    /// `wait=1` requests waiting for an upload's result (bounded).
+    pub waiters: ResultWaiters,
+    /// What runs when an upload finishes: callbacks (bounded).
+    pub finish_hooks: FinishHooks<FinishHook>,
+    /// This shard's part of the answer cache: the entries whose image hash it owns
+    /// (server/cache.rs: other shards reach it through this shard's inbox).
+    pub answer_cache: RefCell<CacheStore>,
+}
+
+/// The shard's connections and what they hold.
+pub struct ShardIo {
+    /// Open connections (closed at once on SIGTERM when idle), and how many each client
+    /// address holds.
+    pub connections: ConnectionSet,
+    /// Request body bytes being received (`body_bytes_in_flight_per_shard`).
+    pub body_budget: BodyBudget,
     /// The certificate new TLS connections get: set at start, replaced on SIGHUP by a
     /// message in the inbox (so reading it at an accept takes no lock).
     pub tls: RefCell<Option<Arc<rustls::ServerConfig>>>,
@@ -133,6 +155,77 @@ fn backoff_policy(config: &Config, free_failures: u32) -> BackoffPolicy {
         base_ms: config.login.login_backoff_base_ms,
         max_ms: config.login.login_backoff_max_ms,
         forget_ms: config.login.login_backoff_forget_secs.saturating_mul(1000),
+    }
+}
+
+impl AuthCaches {
+    fn new(config: &Config) -> AuthCaches {
+        AuthCaches {
+            token_cache: RefCell::new(TokenCache::new(DEFAULT_TOKEN_CACHE_ENTRIES)),
+            key_cache: RefCell::new(KeyCache::new(
+                DEFAULT_TOKEN_CACHE_ENTRIES,
+                Duration::from_secs(config.auth.api_key_cache_secs),
+            )),
+            user_cache: RefCell::new(UserCache::new(
+                DEFAULT_TOKEN_CACHE_ENTRIES,
+                Duration::from_secs(config.auth.user_cache_secs),
+            )),
+            failed_auth: RefCell::new(RateLimiter::new(
+                config.auth.failed_auth_per_sec,
+                config.auth.failed_auth_burst,
+            )),
+        }
+    }
+}
+
+impl LoginGuards {
+    fn new(config: &Config) -> LoginGuards {
+        let login = &config.login;
+        LoginGuards {
+            login_limiter: RefCell::new(RateLimiter::new(
+                config.uploads.rate_limit_per_sec,
+                config.uploads.rate_limit_burst,
+            )),
+            account_backoff: RefCell::new(LoginBackoff::new(
+                backoff_policy(config, login.login_account_free_failures),
+                login.login_backoff_entries,
+            )),
+            address_backoff: RefCell::new(LoginBackoff::new(
+                backoff_policy(config, login.login_address_free_failures),
+                login.login_backoff_entries,
+            )),
+        }
+    }
+}
+
+impl UploadTables {
+    fn new(config: &Config) -> UploadTables {
+        UploadTables {
+            upload_limiter: RefCell::new(RateLimiter::new(
+                config.uploads.rate_limit_per_sec,
+                config.uploads.rate_limit_burst,
+            )),
+            waiters: ResultWaiters::new(config.node.max_waiters_per_shard),
+            finish_hooks: FinishHooks::new(config.node.max_waiters_per_shard),
+            answer_cache: RefCell::new(CacheStore::new(CacheLimits::of(&config.cache))),
+        }
+    }
+}
+
+impl ShardIo {
+    fn new(config: &Config, shard_count: usize) -> ShardIo {
+        ShardIo {
+            // Each shard holds its share of an address's connections (the kernel spreads
+            // them over the shards' sockets).
+            connections: ConnectionSet::new(
+                config
+                    .network
+                    .max_connections_per_address
+                    .div_ceil(shard_count),
+            ),
+            body_budget: BodyBudget::new(config.http.body_bytes_in_flight_per_shard),
+            tls: RefCell::new(None),
+        }
     }
 }
 
@@ -157,53 +250,17 @@ impl Shard {
         Shard {
             id,
             store: StoreSlot::new(store),
-            upload_limiter: RefCell::new(RateLimiter::new(
-                config.uploads.rate_limit_per_sec,
-                config.uploads.rate_limit_burst,
-            )),
-            login_limiter: RefCell::new(RateLimiter::new(
-                config.uploads.rate_limit_per_sec,
-                config.uploads.rate_limit_burst,
-            )),
-            account_backoff: RefCell::new(LoginBackoff::new(
-                backoff_policy(&config, config.login.login_account_free_failures),
-                config.login.login_backoff_entries,
-            )),
-            address_backoff: RefCell::new(LoginBackoff::new(
-                backoff_policy(&config, config.login.login_address_free_failures),
-                config.login.login_backoff_entries,
-            )),
             commit: GroupCommit::new(flusher, config.store.durable_acks),
-            waiters: ResultWaiters::new(config.node.max_waiters_per_shard),
-            callbacks: CallbackTable::new(config.node.max_waiters_per_shard),
+            auth: AuthCaches::new(&config),
+            logins: LoginGuards::new(&config),
+            uploads: UploadTables::new(&config),
+            io: ShardIo::new(&config, shared.peers.len()),
             mcp_sessions: RefCell::new(SessionTable::new(SessionLimits {
                 per_user: config.mcp.mcp_sessions_per_user,
                 per_shard: config.mcp.mcp_sessions_per_shard,
                 idle_ms: config.mcp.mcp_session_idle_secs.saturating_mul(1000),
             })),
-            answer_cache: RefCell::new(CacheStore::new(super::cache::limits(&config))),
-            connections: ConnectionSet::new(
-                config
-                    .network
-                    .max_connections_per_address
-                    .div_ceil(shared.peers.len()),
-            ),
-            body_budget: BodyBudget::new(config.http.body_bytes_in_flight_per_shard),
-            token_cache: RefCell::new(TokenCache::new(DEFAULT_TOKEN_CACHE_ENTRIES)),
-            key_cache: RefCell::new(KeyCache::new(
-                DEFAULT_TOKEN_CACHE_ENTRIES,
-                std::time::Duration::from_secs(config.auth.api_key_cache_secs),
-            )),
-            user_cache: RefCell::new(UserCache::new(
-                DEFAULT_TOKEN_CACHE_ENTRIES,
-                std::time::Duration::from_secs(config.auth.user_cache_secs),
-            )),
-            failed_auth: RefCell::new(RateLimiter::new(
-                config.auth.failed_auth_per_sec,
-                config.auth.failed_auth_burst,
-            )),
             stop: StopSignal::default(),
-            tls: RefCell::new(None),
             shared,
         }
     }

@@ -2,11 +2,12 @@
 //! shards forward, apply recognition results, drop expired days, and at the end drain the
 //! connections, void what is still pending and flush.
 
-use super::conn::{self, ConnectionRefused, Security};
+use super::conn::{self, Security};
 use super::listener;
 use super::router::Surface;
 use super::shard::{Shard, ShardMessage, ShardSeed};
-use super::stop::StopSignal;
+use super::state::ConnectionRefused;
+use super::state::StopSignal;
 use super::storage;
 use super::upload;
 use crate::recognition::JobResult;
@@ -52,7 +53,7 @@ pub async fn shard_main(seed: ShardSeed, on_listening: impl FnOnce()) -> Result<
         tls_listener.is_some(),
         "a TLS listener has a certificate"
     );
-    shard.tls.replace(seed.tls);
+    shard.io.tls.replace(seed.tls);
     // The flush loop (and the storage recovery around it) outlives the drain: requests
     // finishing during it still need fsyncs.
     let commit_stop = StopSignal::default();
@@ -110,7 +111,11 @@ async fn accept_loop(shard: &Rc<Shard>, listener: &TcpListener, surface: Surface
             .peer_addr()
             .map_or(Ipv4Addr::UNSPECIFIED.into(), |address| address.ip());
         let shard_limit = shard.config().network.max_connections_per_shard;
-        let registration = match shard.connections.add(stream.as_raw_fd(), peer, shard_limit) {
+        let registration = match shard
+            .io
+            .connections
+            .add(stream.as_raw_fd(), peer, shard_limit)
+        {
             Ok(registration) => registration,
             Err(refused) => {
                 let mut metrics = shard.metrics();
@@ -125,10 +130,10 @@ async fn accept_loop(shard: &Rc<Shard>, listener: &TcpListener, surface: Surface
         {
             let mut metrics = shard.metrics();
             metrics.connections_accepted += 1;
-            metrics.connections_open = shard.connections.count() as u64;
+            metrics.connections_open = shard.io.connections.count() as u64;
         }
         let security = if tls {
-            let config = shard.tls.borrow().clone();
+            let config = shard.io.tls.borrow().clone();
             Security::Tls(config.expect("a TLS listener runs on a shard with a certificate"))
         } else {
             Security::Plain
@@ -154,19 +159,19 @@ async fn inbox_loop(shard: Rc<Shard>, inbox: flume::Receiver<ShardMessage>) {
             }
             ShardMessage::ReloadTls(config, done) => {
                 assert!(
-                    shard.tls.borrow().is_some(),
+                    shard.io.tls.borrow().is_some(),
                     "only a server with a TLS listener reloads certificates"
                 );
-                shard.tls.replace(Some(config));
+                shard.io.tls.replace(Some(config));
                 let _ = done.send(());
             }
             ShardMessage::Forwarded(request, reply) => {
-                let serving = super::node_hop::serve_forwarded(shard.clone(), request, reply);
+                let serving = super::forwarded::serve_forwarded(shard.clone(), request, reply);
                 glommio::spawn_local(serving).detach();
             }
             ShardMessage::Stop => {
                 shard.stop.stop();
-                shard.connections.close_idle();
+                shard.io.connections.close_idle();
             }
         }
     }
@@ -209,7 +214,7 @@ async fn retention_loop(shard: Rc<Shard>) {
 /// Waits for open connections to finish their current request (bounded by the drain timeout).
 async fn drain(shard: &Rc<Shard>) {
     let deadline = Instant::now() + Duration::from_millis(shard.config().node.drain_timeout_ms);
-    while shard.connections.count() > 0 && Instant::now() < deadline {
+    while shard.io.connections.count() > 0 && Instant::now() < deadline {
         glommio::timer::sleep(DRAIN_POLL).await;
     }
 }

@@ -22,9 +22,8 @@
 //! recognition result still in flight for a vanished upload cannot land on a new one.
 
 use super::shard::Shard;
-use super::stop::StopSignal;
+use super::state::{Held, StopSignal};
 use crate::store::{withdrawals, ClosedShard, ShardStore, StoreError};
-use std::cell::{Ref, RefCell, RefMut};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -36,92 +35,6 @@ pub const PROBE_BYTES: usize = 1024 * 1024;
 pub const VOIDED_AT_REOPEN: &str = "storage failed before the result was recorded";
 /// Why an upload whose client was refused (5004) after its reservation was written is void.
 pub const WITHDRAWN_AT_REOPEN: &str = "storage failed before the upload was acknowledged";
-
-/// The shard's store, as the rest of the server reaches it.
-pub struct StoreSlot {
-    held: RefCell<Held>,
-    /// Why writes are refused: from a storage failure until the store is reopened.
-    failure: RefCell<Option<String>>,
-    /// Uploads refused (5004) after their reservation was written, withdrawn at the reopen.
-    /// Bounded by the uploads in progress when the flush failed: afterwards nothing is
-    /// reserved until the reopen empties it.
-    unacknowledged: RefCell<Vec<u64>>,
-}
-
-// One per shard, moved only by a reopen: its size does not matter, an extra box on every
-// store access would.
-#[allow(clippy::large_enum_variant)]
-enum Held {
-    Open(ShardStore),
-    /// Closed after a failure, and a reopen failed: the next probe tries again.
-    Closed(ClosedShard),
-    /// On the blocking pool, being closed and reopened.
-    Away,
-}
-
-impl StoreSlot {
-    pub fn new(store: ShardStore) -> StoreSlot {
-        StoreSlot {
-            held: RefCell::new(Held::Open(store)),
-            failure: RefCell::new(None),
-            unacknowledged: RefCell::new(Vec::new()),
-        }
-    }
-
-    /// The store, to read. `Unavailable` while it is closed (being reopened after a failure).
-    pub fn borrow(&self) -> Result<Ref<'_, ShardStore>, StoreError> {
-        Ref::filter_map(self.held.borrow(), |held| match held {
-            Held::Open(store) => Some(store),
-            _ => None,
-        })
-        .map_err(|_| closed())
-    }
-
-    /// The store, to write. `Unavailable` from a storage failure until the store is reopened.
-    pub fn borrow_mut(&self) -> Result<RefMut<'_, ShardStore>, StoreError> {
-        self.writable()?;
-        RefMut::filter_map(self.held.borrow_mut(), |held| match held {
-            Held::Open(store) => Some(store),
-            _ => None,
-        })
-        .map_err(|_| closed())
-    }
-
-    /// `Ok` when writes may be tried (checked before work that would end in one).
-    pub fn writable(&self) -> Result<(), StoreError> {
-        match self.failure.borrow().as_ref() {
-            Some(failure) => Err(StoreError::Unavailable(failure.clone())),
-            None => Ok(()),
-        }
-    }
-
-    /// An upload whose reservation was written but whose client is refused, because the
-    /// flush that would have made it durable failed: withdrawn when the store is reopened.
-    /// Ignored while the store takes writes (the caller voids the upload at once then).
-    pub fn withdraw_at_reopen(&self, upload_id: u64) {
-        if self.failure.borrow().is_some() {
-            self.unacknowledged.borrow_mut().push(upload_id);
-        }
-    }
-
-    /// Takes what is held, to close and reopen it on the blocking pool.
-    fn take(&self) -> Held {
-        assert!(
-            self.failure.borrow().is_some(),
-            "only a failed store is reopened"
-        );
-        std::mem::replace(&mut *self.held.borrow_mut(), Held::Away)
-    }
-
-    fn put(&self, held: Held) {
-        let previous = std::mem::replace(&mut *self.held.borrow_mut(), held);
-        assert!(matches!(previous, Held::Away), "one reopen at a time");
-    }
-}
-
-fn closed() -> StoreError {
-    StoreError::Unavailable("the shard's database is closed until its disk takes writes".into())
-}
 
 /// A store error seen outside the group commit: a write that failed on the disk makes the
 /// next flush a check, which fails (and so starts recovery) if the disk is really down.
@@ -147,7 +60,7 @@ fn fail(shard: &Shard, error: &str) {
         shard.commit.is_suspended(),
         "a failed flush suspends the commit"
     );
-    shard.store.failure.replace(Some(error.to_string()));
+    shard.store.fail(error);
     {
         let mut metrics = shard.metrics();
         metrics.storage_failure = Some(error.to_string());
@@ -166,7 +79,7 @@ fn fail(shard: &Shard, error: &str) {
 /// At a stop with the storage still failed: keeps the ids of the uploads to withdraw for the
 /// next start (store/withdrawals.rs); those it cannot keep are logged, for an operator.
 pub async fn keep_withdrawals(shard: &Shard) {
-    let ids = shard.store.unacknowledged.borrow().clone();
+    let ids = shard.store.unacknowledged();
     if ids.is_empty() {
         return;
     }
@@ -270,7 +183,7 @@ fn write_probe(path: &Path) -> std::io::Result<()> {
 /// it on the blocking pool, and gives the group commit its flusher.
 async fn reopen(shard: &Shard) -> Result<Settled, StoreError> {
     let held = shard.store.take();
-    let unacknowledged = shard.store.unacknowledged.borrow().clone();
+    let unacknowledged = shard.store.unacknowledged();
     let reopened = glommio::executor()
         .spawn_blocking(move || {
             let closed = match held {
@@ -287,8 +200,7 @@ async fn reopen(shard: &Shard) -> Result<Settled, StoreError> {
             shard.commit.resume(store.flusher());
             shard.store.put(Held::Open(store));
             // Nothing was reserved meanwhile (writes were refused): every id was withdrawn.
-            shard.store.unacknowledged.borrow_mut().clear();
-            shard.store.failure.replace(None);
+            shard.store.reopened();
             Ok(settled)
         }
         Err((closed, error)) => {

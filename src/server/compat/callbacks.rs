@@ -6,15 +6,14 @@
 //! Only to destinations the operator allows (`callback_allow`, `host:port` entries; empty,
 //! the default, refuses every callback): a client must not be able to make the server send
 //! requests into the operator's network. A request naming another destination is refused
-//! before anything is charged. The table of callbacks waiting for their upload is bounded
-//! (`max_waiters_per_shard`); a callback for an upload voided before it ran is dropped, and
+//! before anything is charged. A callback waits for its upload as the upload's finish hook
+//! (server/state/finish_hooks.rs, bounded by `max_waiters_per_shard`); a callback for an
+//! upload voided before it ran is dropped, and
 //! callbacks of uploads still pending at a stop are lost with the stop (those uploads are
 //! voided and refunded).
 
 use crate::server::shard::Shard;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
 use std::time::Duration;
@@ -96,38 +95,6 @@ impl CallbackTarget {
             path.to_string()
         };
         Ok(CallbackTarget { host, port, path })
-    }
-}
-
-/// Callbacks waiting for their upload to finish, on its owner shard (bounded).
-pub struct CallbackTable {
-    max_entries: usize,
-    by_upload: RefCell<HashMap<u64, Callback>>,
-}
-
-impl CallbackTable {
-    pub fn new(max_entries: usize) -> CallbackTable {
-        assert!(max_entries > 0);
-        CallbackTable {
-            max_entries,
-            by_upload: RefCell::new(HashMap::new()),
-        }
-    }
-
-    pub fn has_room(&self) -> bool {
-        self.by_upload.borrow().len() < self.max_entries
-    }
-
-    /// The caller checked `has_room` with no await since.
-    pub fn register(&self, upload_id: u64, callback: Callback) {
-        let mut by_upload = self.by_upload.borrow_mut();
-        assert!(by_upload.len() < self.max_entries, "checked by has_room");
-        let earlier = by_upload.insert(upload_id, callback);
-        assert!(earlier.is_none(), "one callback per upload");
-    }
-
-    pub fn take(&self, upload_id: u64) -> Option<Callback> {
-        self.by_upload.borrow_mut().remove(&upload_id)
     }
 }
 
@@ -269,22 +236,5 @@ mod tests {
             CallbackRefusal::NotAllowed,
             "nothing is allowed by default"
         );
-    }
-
-    #[test]
-    fn the_table_is_bounded() {
-        let callback = Callback {
-            target: CallbackTarget {
-                host: "h".into(),
-                port: 80,
-                path: "/".into(),
-            },
-            body: CallbackBody::Pingback,
-        };
-        let table = CallbackTable::new(1);
-        table.register(1, callback.clone());
-        assert!(!table.has_room());
-        assert_eq!(table.take(1), Some(callback));
-        assert!(table.has_room() && table.take(1).is_none());
     }
 }

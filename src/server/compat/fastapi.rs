@@ -12,14 +12,14 @@
 //! softmax matrix (8210 classes per step, over a megabyte of JSON per answer), which is not
 //! sent.
 
-use super::{caller_by_key, submit, submit_task, CompatUpload, KeyProblem, TaskExtras};
+use super::{caller_by_key, submit, submit_task, CompatUpload, KeyProblem, TaskExtras, Unserved};
 use crate::contract::ApiError;
 use crate::engine::{CharsetRange, SlideMode};
 use crate::http::Response;
 use crate::recognition::Task;
 use crate::server::call::{Call, Caller, Credential};
-use crate::server::endpoints::admin::user_id_by_name;
 use crate::server::fields::Fields;
+use crate::server::queries::user_id_by_name;
 use crate::server::reply::{ApiResult, Refusal};
 use crate::server::upload::{decode_base64_image, Accepted, Finished};
 use crate::store::{ids, Role, UploadStatus};
@@ -39,7 +39,7 @@ pub fn refused(refusal: &Refusal) -> Response {
 pub async fn ocr(call: &Call<'_>) -> ApiResult {
     let (fields, caller, image) = match fields_caller_and_image(call).await {
         Ok(opened) => opened,
-        Err(answer) => return Ok(answer),
+        Err(unserved) => return unserved.into_result(),
     };
     let mut upload = CompatUpload::new(call, image);
     let flag = |fields: &Fields, name| fields.flag(name, false);
@@ -85,26 +85,26 @@ pub async fn ocr(call: &Call<'_>) -> ApiResult {
 }
 
 /// A request's fields and its caller, or the answer that refuses it.
-async fn fields_and_caller(call: &Call<'_>) -> Result<(Fields, Caller), Response> {
+async fn fields_and_caller(call: &Call<'_>) -> Result<(Fields, Caller), Unserved> {
     let fields = call.fields().map_err(|refusal| refused(&refusal))?;
     let caller = caller(call, &fields).await?;
     Ok((fields, caller))
 }
 
 /// `fields_and_caller`, and the one image of `/ocr` and `/detection`.
-async fn fields_caller_and_image(call: &Call<'_>) -> Result<(Fields, Caller, Vec<u8>), Response> {
+async fn fields_caller_and_image(call: &Call<'_>) -> Result<(Fields, Caller, Vec<u8>), Unserved> {
     let (mut fields, caller) = fields_and_caller(call).await?;
     let image = image(call, &mut fields)?;
     Ok((fields, caller, image))
 }
 
 /// The key's user, else the configured account, else the answer that says why not.
-async fn caller(call: &Call<'_>, fields: &Fields) -> Result<Caller, Response> {
+async fn caller(call: &Call<'_>, fields: &Fields) -> Result<Caller, Unserved> {
     let account = &call.shard.config().compat.fastapi_account;
     match caller_by_key(call, fields.text("key")).await {
         Ok(caller) => Ok(caller),
         Err(KeyProblem::Missing) if !account.is_empty() => {
-            let user_id = user_id_by_name(call, account)
+            let user_id = user_id_by_name(call.shard, account)
                 .await
                 .map_err(|refusal| refused(&refusal))?;
             Ok(Caller {
@@ -114,15 +114,14 @@ async fn caller(call: &Call<'_>, fields: &Fields) -> Result<Caller, Response> {
                 via: Credential::ApiKey,
             })
         }
-        Err(KeyProblem::Missing) => Err(answer(
-            401,
-            "an API key is required (field key)",
-            Value::Null,
-        )),
-        Err(KeyProblem::Malformed | KeyProblem::Unknown) => {
-            Err(answer(401, "invalid API key", Value::Null))
+        Err(KeyProblem::Missing) => {
+            Err(answer(401, "an API key is required (field key)", Value::Null).into())
         }
-        Err(KeyProblem::Refused(refusal)) => Err(refused(&refusal)),
+        Err(KeyProblem::Malformed | KeyProblem::Unknown) => {
+            Err(answer(401, "invalid API key", Value::Null).into())
+        }
+        Err(KeyProblem::AtNode(node)) => Err(Unserved::AtNode(node)),
+        Err(KeyProblem::Refused(refusal)) => Err(refused(&refusal).into()),
     }
 }
 
@@ -175,7 +174,7 @@ fn finished_json(accepted: Accepted) -> Response {
 pub async fn detection(call: &Call<'_>) -> ApiResult {
     let (_, caller, image) = match fields_caller_and_image(call).await {
         Ok(opened) => opened,
-        Err(answer) => return Ok(answer),
+        Err(unserved) => return unserved.into_result(),
     };
     let task = Task::Detect { image };
     Ok(
@@ -192,7 +191,7 @@ pub async fn detection(call: &Call<'_>) -> ApiResult {
 pub async fn slide_match(call: &Call<'_>) -> ApiResult {
     let (mut fields, caller) = match fields_and_caller(call).await {
         Ok(opened) => opened,
-        Err(answer) => return Ok(answer),
+        Err(unserved) => return unserved.into_result(),
     };
     let max_image_bytes = call.shard.config().images.max_image_bytes;
     let mut one = |file: &str, text: &str| -> Result<Option<Vec<u8>>, Response> {

@@ -19,26 +19,30 @@ pub mod twocaptcha;
 
 pub use hints::{Hints, Numeric, MAX_LENGTH_HINT};
 
-use super::call::{Call, Caller};
+use super::call::{Authentication, Call, Caller};
+use super::node_hop;
 use super::owner::run_on_owner;
-use super::reply::Refusal;
+use super::reply::{ApiResult, Refusal};
+use super::shard::FinishHook;
 use super::upload::{Accept, Accepted, UploadRequest};
 use crate::auth;
 use crate::contract::ApiError;
 use crate::engine::{AnswerConstraints, RecognizeOptions};
+use crate::http::Response;
 use crate::recognition::Task;
 use crate::store::UploadRecord;
 use callbacks::{Callback, CallbackBody};
 use std::rc::Rc;
 
+/// The upload's finish hook that sends its callback.
+fn finish_hook(callback: Callback) -> FinishHook {
+    Box::new(move |shard, record| deliver_callback(shard, callback, record))
+}
+
 /// Sends a finished upload's callback, its body in the format of the protocol that asked
 /// for it. Here, above the protocols, so that `callbacks.rs` (the transport) needs none of
 /// them.
-pub fn deliver_callback(
-    shard: &Rc<super::shard::Shard>,
-    callback: Callback,
-    record: &UploadRecord,
-) {
+fn deliver_callback(shard: &Rc<super::shard::Shard>, callback: Callback, record: &UploadRecord) {
     let (content_type, body) = match &callback.body {
         CallbackBody::Pingback => (
             "application/x-www-form-urlencoded",
@@ -52,6 +56,30 @@ pub fn deliver_callback(
     callbacks::send(shard, callback, content_type, body);
 }
 
+/// A protocol request not served here: refused in the protocol's own words, or a request of
+/// another node's user, which that node answers.
+pub enum Unserved {
+    Answer(Response),
+    AtNode(u16),
+}
+
+impl From<Response> for Unserved {
+    fn from(answer: Response) -> Unserved {
+        Unserved::Answer(answer)
+    }
+}
+
+impl Unserved {
+    /// What the endpoint returns: the protocol's answer, or the refusal that makes the router
+    /// forward the request to the user's node.
+    pub fn into_result(self) -> ApiResult {
+        match self {
+            Unserved::Answer(answer) => Ok(answer),
+            Unserved::AtNode(node) => Err(node_hop::owned_by(node)),
+        }
+    }
+}
+
 /// Why a protocol's key did not name a user.
 #[derive(Debug)]
 pub enum KeyProblem {
@@ -60,6 +88,8 @@ pub enum KeyProblem {
     Malformed,
     /// No user has it (or it was revoked).
     Unknown,
+    /// A key of another node's user: that node answers (the router forwards the request).
+    AtNode(u16),
     /// Another refusal on the way (the address is rate limited, a shard is stopping).
     Refused(Refusal),
 }
@@ -72,8 +102,9 @@ pub async fn caller_by_key(call: &Call<'_>, key: Option<&str>) -> Result<Caller,
     if field.is_some() && !auth::is_api_key_shaped(credential) {
         return Err(KeyProblem::Malformed);
     }
-    match call.caller_with(credential).await {
-        Ok(caller) => Ok(caller),
+    match call.authenticate_with(credential).await {
+        Ok(Authentication::Caller(caller)) => Ok(caller),
+        Ok(Authentication::AtNode(node)) => Err(KeyProblem::AtNode(node)),
         Err(refusal) if refusal.error == ApiError::BadToken => Err(KeyProblem::Unknown),
         Err(refusal) => Err(KeyProblem::Refused(refusal)),
     }
@@ -151,7 +182,7 @@ pub async fn submit_task(
         wait: wait_ms > 0,
         timeout_ms: wait_ms,
         constraints: extras.constraints,
-        callback: extras.callback,
+        on_finish: extras.callback.map(finish_hook),
     }
     .checked(call)?;
     run_on_owner(

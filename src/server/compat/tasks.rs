@@ -10,12 +10,12 @@
 //! without sleeping when it is missing.
 
 use super::callbacks::{Callback, CallbackBody, CallbackRefusal, CallbackTarget};
-use super::{caller_by_key, parse_id, submit, CompatUpload, Hints, KeyProblem, Numeric};
+use super::{caller_by_key, parse_id, submit, CompatUpload, Hints, KeyProblem, Numeric, Unserved};
 use crate::config::Config;
 use crate::contract::ApiError;
 use crate::http::Response;
 use crate::server::call::{Call, Caller};
-use crate::server::endpoints::{results, user};
+use crate::server::queries;
 use crate::server::reply::{ApiResult, Refusal};
 use crate::server::upload::{decode_base64_image, Accepted};
 use crate::store::{UploadRecord, UploadStatus};
@@ -70,27 +70,23 @@ pub fn refusal_answer(refusal: &Refusal) -> Response {
 }
 
 /// The request's JSON object and its caller, or the answer that says why not.
-async fn open(call: &Call<'_>) -> Result<(Map<String, Value>, Caller), Response> {
+async fn open(call: &Call<'_>) -> Result<(Map<String, Value>, Caller), Unserved> {
     let object = match serde_json::from_slice::<Value>(&call.body) {
         Ok(Value::Object(object)) => object,
-        _ => {
-            return Err(error_answer(
-                BAD_PARAMETERS,
-                "the body must be a JSON object",
-            ))
-        }
+        _ => return Err(error_answer(BAD_PARAMETERS, "the body must be a JSON object").into()),
     };
     let key = object.get("clientKey").and_then(Value::as_str);
     let caller = caller_by_key(call, key)
         .await
         .map_err(|problem| match problem {
             KeyProblem::Missing | KeyProblem::Malformed | KeyProblem::Unknown => {
-                error_answer(KEY_DOES_NOT_EXIST, "no such clientKey")
+                error_answer(KEY_DOES_NOT_EXIST, "no such clientKey").into()
             }
+            KeyProblem::AtNode(node) => Unserved::AtNode(node),
             KeyProblem::Refused(refusal) if refusal.error == ApiError::RateLimited => {
-                error_answer(IP_BLOCKED, "too many requests with keys that do not exist")
+                error_answer(IP_BLOCKED, "too many requests with keys that do not exist").into()
             }
-            KeyProblem::Refused(refusal) => refusal_answer(&refusal),
+            KeyProblem::Refused(refusal) => refusal_answer(&refusal).into(),
         })?;
     Ok((object, caller))
 }
@@ -109,7 +105,7 @@ fn number(value: Option<&Value>) -> Option<f64> {
 pub async fn create_task(call: &Call<'_>) -> ApiResult {
     let (object, caller) = match open(call).await {
         Ok(opened) => opened,
-        Err(answer) => return Ok(answer),
+        Err(unserved) => return unserved.into_result(),
     };
     let upload = match read_task(call, &object) {
         Ok(upload) => upload,
@@ -267,7 +263,7 @@ async fn named_task(
         _ => None,
     };
     let task_id = task_id.ok_or_else(|| error_answer(BAD_PARAMETERS, "taskId must be a number"))?;
-    results::upload_of(call.shard, caller.user_id, task_id)
+    queries::upload_of(call.shard, caller.user_id, task_id)
         .await
         .map_err(|refusal| match refusal.error {
             ApiError::NoSuchUpload => error_answer(NO_SUCH_CAPCHA_ID, "no such task"),
@@ -279,7 +275,7 @@ async fn named_task(
 pub async fn get_task_result(call: &Call<'_>) -> ApiResult {
     let (object, caller) = match open(call).await {
         Ok(opened) => opened,
-        Err(answer) => return Ok(answer),
+        Err(unserved) => return unserved.into_result(),
     };
     Ok(match named_task(call, &caller, &object).await {
         Ok(record) => answer(task_json(call.shard.config(), &record, call.peer)),
@@ -291,9 +287,9 @@ pub async fn get_task_result(call: &Call<'_>) -> ApiResult {
 pub async fn get_balance(call: &Call<'_>) -> ApiResult {
     let (_, caller) = match open(call).await {
         Ok(opened) => opened,
-        Err(answer) => return Ok(answer),
+        Err(unserved) => return unserved.into_result(),
     };
-    Ok(match user::balance_of(call.shard, &caller).await {
+    Ok(match queries::balance_of(call.shard, &caller).await {
         Ok(balance) => {
             let amount = call
                 .shard
@@ -313,7 +309,7 @@ pub async fn get_balance(call: &Call<'_>) -> ApiResult {
 pub async fn report_incorrect(call: &Call<'_>) -> ApiResult {
     let (object, caller) = match open(call).await {
         Ok(opened) => opened,
-        Err(answer) => return Ok(answer),
+        Err(unserved) => return unserved.into_result(),
     };
     let record = match named_task(call, &caller, &object).await {
         Ok(record) => record,
@@ -323,7 +319,7 @@ pub async fn report_incorrect(call: &Call<'_>) -> ApiResult {
         return Ok(success());
     }
     Ok(
-        match results::report_upload(call.shard, caller.user_id, record.id).await {
+        match queries::report_upload(call.shard, caller.user_id, record.id).await {
             Ok(_) => success(),
             Err(refusal) if refusal.error == ApiError::WindowClosed => {
                 error_answer(NO_SUCH_CAPCHA_ID, "the report window has closed")
@@ -340,7 +336,7 @@ pub async fn report_incorrect(call: &Call<'_>) -> ApiResult {
 pub async fn report_correct(call: &Call<'_>) -> ApiResult {
     let (object, caller) = match open(call).await {
         Ok(opened) => opened,
-        Err(answer) => return Ok(answer),
+        Err(unserved) => return unserved.into_result(),
     };
     Ok(match named_task(call, &caller, &object).await {
         Ok(_) => success(),

@@ -4,12 +4,12 @@
 //! 200. `header_acao=1` adds `Access-Control-Allow-Origin: *`.
 
 use super::callbacks::{Callback, CallbackBody, CallbackRefusal, CallbackTarget};
-use super::{caller_by_key, parse_id, submit, CompatUpload, Hints, KeyProblem, Numeric};
+use super::{caller_by_key, parse_id, submit, CompatUpload, Hints, KeyProblem, Numeric, Unserved};
 use crate::contract::ApiError;
 use crate::http::{RequestHead, Response};
 use crate::server::call::{Call, Caller};
-use crate::server::endpoints::{results, user};
 use crate::server::fields::Fields;
+use crate::server::queries;
 use crate::server::reply::{ApiResult, Refusal};
 use crate::server::upload::decode_base64_image;
 use crate::store::{UploadRecord, UploadStatus};
@@ -95,13 +95,14 @@ impl Format {
         self.error(code, &refusal.message)
     }
 
-    fn key_problem(self, problem: KeyProblem) -> Response {
+    fn key_problem(self, problem: KeyProblem) -> Unserved {
         match problem {
-            KeyProblem::Missing | KeyProblem::Malformed => {
-                self.error("ERROR_WRONG_USER_KEY", "the key is not a 32-character key")
-            }
-            KeyProblem::Unknown => self.error("ERROR_KEY_DOES_NOT_EXIST", "no such key"),
-            KeyProblem::Refused(refusal) => self.refusal(&refusal),
+            KeyProblem::Missing | KeyProblem::Malformed => self
+                .error("ERROR_WRONG_USER_KEY", "the key is not a 32-character key")
+                .into(),
+            KeyProblem::Unknown => self.error("ERROR_KEY_DOES_NOT_EXIST", "no such key").into(),
+            KeyProblem::AtNode(node) => Unserved::AtNode(node),
+            KeyProblem::Refused(refusal) => self.refusal(&refusal).into(),
         }
     }
 }
@@ -120,7 +121,7 @@ pub fn head_refusal(head: &RequestHead, refusal: &Refusal) -> Response {
 }
 
 /// The caller of `key`, or the answer that says why not.
-async fn caller(call: &Call<'_>, fields: &Fields, format: Format) -> Result<Caller, Response> {
+async fn caller(call: &Call<'_>, fields: &Fields, format: Format) -> Result<Caller, Unserved> {
     caller_by_key(call, fields.text("key"))
         .await
         .map_err(|problem| format.key_problem(problem))
@@ -134,7 +135,7 @@ pub async fn submit_image(call: &Call<'_>) -> ApiResult {
     let format = Format::of(&fields);
     let caller = match caller(call, &fields, format).await {
         Ok(caller) => caller,
-        Err(answer) => return Ok(answer),
+        Err(unserved) => return unserved.into_result(),
     };
     let upload = match read_upload(call, &mut fields) {
         Ok(upload) => upload,
@@ -257,7 +258,7 @@ pub async fn results(call: &Call<'_>) -> ApiResult {
     let format = Format::of(&fields);
     let caller = match caller(call, &fields, format).await {
         Ok(caller) => caller,
-        Err(answer) => return Ok(answer),
+        Err(unserved) => return unserved.into_result(),
     };
     let action = fields
         .text("action")
@@ -278,7 +279,7 @@ pub async fn results(call: &Call<'_>) -> ApiResult {
 }
 
 async fn balance(call: &Call<'_>, caller: &Caller, format: Format) -> Response {
-    match user::balance_of(call.shard, caller).await {
+    match queries::balance_of(call.shard, caller).await {
         Ok(balance) => {
             let amount = call
                 .shard
@@ -301,7 +302,7 @@ async fn named_upload(
 ) -> Result<UploadRecord, Response> {
     let upload_id = parse_id(id)
         .ok_or_else(|| format.error("ERROR_WRONG_ID_FORMAT", "the id is not a number"))?;
-    results::upload_of(call.shard, caller.user_id, upload_id)
+    queries::upload_of(call.shard, caller.user_id, upload_id)
         .await
         .map_err(|refusal| format.refusal(&refusal))
 }
@@ -383,7 +384,7 @@ async fn report(
     if !bad {
         return format.bare(1, "OK_REPORT_RECORDED");
     }
-    match results::report_upload(call.shard, caller.user_id, record.id).await {
+    match queries::report_upload(call.shard, caller.user_id, record.id).await {
         Ok(_) => format.bare(1, "OK_REPORT_RECORDED"),
         Err(refusal) if refusal.error == ApiError::NotReportable => {
             format.error("ERROR_DUPLICATE_REPORT", "already reported")

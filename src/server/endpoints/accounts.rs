@@ -8,12 +8,12 @@
 //! user's tokens are ended (a new token epoch) and every shard forgets the user's state, so
 //! the user's API key has the new role, or stops working, with the next request.
 
-use super::admin::user_id_by_name;
 use super::apikey::forget_everywhere;
 use crate::contract::ApiError;
 use crate::server::call::{Call, Caller};
 use crate::server::fields::Fields;
 use crate::server::owner::{run_on_owner, OwnerCommand};
+use crate::server::queries::user_id_by_name;
 use crate::server::reply::{malformed, ok, ApiResult, Refusal};
 use crate::server::sessions::publish_change;
 use crate::server::shard::Shard;
@@ -144,7 +144,7 @@ pub(super) async fn other_user(
 ) -> Result<u64, Refusal> {
     let user_id = match fields.text("user_id") {
         Some(_) => fields.id("user_id")?,
-        None => user_id_by_name(call, fields.required("username")?).await?,
+        None => user_id_by_name(call.shard, fields.required("username")?).await?,
     };
     if ids::shard_of(user_id) >= call.shard.shard_count() {
         return Err(malformed("no such user"));

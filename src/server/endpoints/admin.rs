@@ -6,6 +6,7 @@ use crate::server::attempts::hash_new_password;
 use crate::server::call::Call;
 use crate::server::node_hop;
 use crate::server::owner::{run_on_owner, OwnerCommand};
+use crate::server::queries::user_id_by_name;
 use crate::server::reply::{malformed, ok, ApiResult, Refusal};
 use crate::server::shard::Shard;
 use crate::store::{ids, Balance, Role, StoreError};
@@ -112,7 +113,7 @@ impl AdjustPoints {
         let reason = fields.required("reason")?.to_string();
         let user_id = match fields.text("user_id") {
             Some(_) => fields.id("user_id")?,
-            None => user_id_by_name(call, fields.required("username")?).await?,
+            None => user_id_by_name(call.shard, fields.required("username")?).await?,
         };
         if ids::shard_of(user_id) >= call.shard.shard_count() {
             return Err(malformed("no such user"));
@@ -145,34 +146,6 @@ impl OwnerCommand for AdjustPoints {
         )?;
         shard.commit.durable().await.map_err(StoreError::Io)?;
         Ok(balance)
-    }
-}
-
-/// The id of the user called `username` (1001 "no such user" when there is none).
-pub async fn user_id_by_name(call: &Call<'_>, username: &str) -> Result<u64, Refusal> {
-    let lookup = UserIdByName {
-        owner: ids::shard_for_username(username, call.shard.shard_count()),
-        username: username.to_string(),
-    };
-    run_on_owner(call.shard, lookup).await
-}
-
-struct UserIdByName {
-    username: String,
-    owner: u16,
-}
-
-impl OwnerCommand for UserIdByName {
-    type Output = u64;
-
-    fn owner(&self) -> u16 {
-        self.owner
-    }
-
-    async fn apply(self, shard: Rc<Shard>) -> Result<u64, Refusal> {
-        let user = shard.store.borrow()?.user_by_name(&self.username)?;
-        user.map(|user| user.id)
-            .ok_or_else(|| malformed("no such user"))
     }
 }
 

@@ -135,7 +135,10 @@ pub async fn admin_revoke(call: &Call<'_>) -> ApiResult {
     let fields = call.fields()?;
     let user_id = match fields.text("user_id") {
         Some(_) => fields.id("user_id")?,
-        None => super::admin::user_id_by_name(call, fields.required("username")?).await?,
+        None => {
+            crate::server::queries::user_id_by_name(call.shard, fields.required("username")?)
+                .await?
+        }
     };
     if ids::shard_of(user_id) >= call.shard.shard_count() {
         return Err(malformed("no such user"));
@@ -157,7 +160,7 @@ pub(super) async fn forget_everywhere(shard: &Rc<Shard>, hash: ApiKeyHash) {
     for target in 0..shard.shard_count() {
         let forgotten = shard
             .submit_to(target, move |shard| async move {
-                shard.key_cache.borrow_mut().forget(&hash);
+                shard.auth.key_cache.borrow_mut().forget(&hash);
             })
             .await;
         if forgotten.is_err() {

@@ -8,8 +8,8 @@
 //! `WWW-Authenticate` without one), the message, then the session on the shard that owns the
 //! caller (`Mcp-Session-Id`: 400 without it, 404 when it is not there). The tools run
 //! through the `/v2` paths: a reading is an upload (`UploadRequest::from_fields`, then
-//! `Accept` on the owner: the same checks, reservation and charge), `balance` is
-//! `/v2/user/point`'s, `report` and `result` are `/v2/report`'s and `/v2/result`'s.
+//! `Accept` on the owner: the same checks, reservation and charge), `balance`, `report`
+//! and `result` are `/v2/user/point`'s, `/v2/report`'s and `/v2/result`'s (server/queries.rs).
 
 use crate::contract::ApiError;
 use crate::http::{Framing, RequestHead, Response};
@@ -21,9 +21,9 @@ use crate::mcp::transport::{self, TransportRefusal};
 use crate::mcp::version::Features;
 use crate::recognition::Kind;
 use crate::server::call::{Call, Caller};
-use crate::server::endpoints::{results, user};
 use crate::server::fields::{body_kind, BodyKind, Fields};
 use crate::server::owner::{run_on_owner, OwnerCommand};
+use crate::server::queries::{balance_of, report_upload, upload_of};
 use crate::server::reply::{internal, ApiResult, Refusal};
 use crate::server::shard::Shard;
 use crate::server::upload::{accepted_view, upload_json, Accept, UploadRequest};
@@ -259,17 +259,16 @@ async fn run_tool(
         Tool::Detect => reading(call, caller, Kind::Detect, fields).await,
         Tool::Slide => reading(call, caller, Kind::Slide, fields).await,
         Tool::Result => {
-            let record = results::upload_of(call.shard, caller.user_id, fields.id("id")?).await?;
+            let record = upload_of(call.shard, caller.user_id, fields.id("id")?).await?;
             Ok(upload_json(&record))
         }
         Tool::Balance => {
-            let balance = user::balance_of(call.shard, caller).await?;
+            let balance = balance_of(call.shard, caller).await?;
             Ok(json!({ "points": balance.points, "reserved": balance.reserved }))
         }
         Tool::Report => {
             let upload_id = fields.id("id")?;
-            let (record, balance) =
-                results::report_upload(call.shard, caller.user_id, upload_id).await?;
+            let (record, balance) = report_upload(call.shard, caller.user_id, upload_id).await?;
             Ok(json!({ "refunded": record.cost, "points": balance.points }))
         }
     }

@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod apikey;
+pub mod cached;
 pub mod mcp;
 pub mod node;
 pub mod results;

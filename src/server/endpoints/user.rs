@@ -6,12 +6,13 @@ use crate::contract::ApiError;
 use crate::http::Response;
 use crate::login_backoff::account_key;
 use crate::server::attempts::{outcome_of, pace_refusal, password_matches, Attempt, Scope};
-use crate::server::call::{address_id, Call, Caller};
+use crate::server::call::{address_id, Call};
 use crate::server::node_hop;
 use crate::server::owner::{run_on_owner, OwnerCommand};
+use crate::server::queries;
 use crate::server::reply::{internal, ok, ApiResult, Refusal};
 use crate::server::shard::Shard;
-use crate::store::{ids, Balance, User, MAX_USERNAME_BYTES};
+use crate::store::{ids, User, MAX_USERNAME_BYTES};
 use serde_json::json;
 use std::rc::Rc;
 
@@ -71,7 +72,7 @@ impl OwnerCommand for Login {
             }
         }
         let account = account_key(&self.username);
-        if let Err(retry_after_secs) = shard.login_limiter.borrow_mut().check(account) {
+        if let Err(retry_after_secs) = shard.logins.login_limiter.borrow_mut().check(account) {
             return Err(Refusal::from(ApiError::RateLimited).retry_after(retry_after_secs));
         }
         let attempt = Attempt::begin(&shard, Scope::Account, account)?;
@@ -137,36 +138,9 @@ async fn login_from_address(call: &Call<'_>, request: Login) -> Result<Session, 
     session
 }
 
-/// `GET /v2/user/point`.
-struct Point {
-    user_id: u64,
-    owner: u16,
-}
-
-impl OwnerCommand for Point {
-    type Output = Balance;
-
-    fn owner(&self) -> u16 {
-        self.owner
-    }
-
-    async fn apply(self, shard: Rc<Shard>) -> Result<Balance, Refusal> {
-        Ok(shard.store.borrow()?.balance(self.user_id)?)
-    }
-}
-
-/// The caller's balance (read on its owner shard).
-pub async fn balance_of(shard: &Rc<Shard>, caller: &Caller) -> Result<Balance, Refusal> {
-    let request = Point {
-        user_id: caller.user_id,
-        owner: caller.owner,
-    };
-    run_on_owner(shard, request).await
-}
-
 pub async fn point(call: &Call<'_>) -> ApiResult {
     let caller = call.caller().await?;
-    let balance = balance_of(call.shard, &caller).await?;
+    let balance = queries::balance_of(call.shard, &caller).await?;
     // The hot path of the API: formatted directly (same bytes as `ok(&json!(..))`).
     let body = format!(
         r#"{{"code":0,"msg":"ok","data":{{"points":{},"reserved":{}}}}}"#,

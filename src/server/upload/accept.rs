@@ -6,7 +6,7 @@
 use super::finish::{apply_result, void};
 use super::placement::{self, Place};
 use super::request::UploadRequest;
-use super::wait::{wait_for_result, Waiter};
+use super::wait::wait_for_result;
 use super::Accepted;
 use crate::contract::ApiError;
 use crate::recognition::cache::{digest, slide_digest, CacheKey, TaskKey};
@@ -16,6 +16,7 @@ use crate::server::call::Caller;
 use crate::server::owner::OwnerCommand;
 use crate::server::reply::{busy, storage_unavailable, Refusal};
 use crate::server::shard::Shard;
+use crate::server::state::Waiter;
 use crate::store::{NewUpload, UploadRecord};
 use std::rc::Rc;
 use std::time::Instant;
@@ -44,7 +45,7 @@ async fn accept(
 ) -> Result<Accepted, Refusal> {
     // First: a refusal for a failed disk takes no rate token, no queue slot, no recognition.
     shard.store.writable()?;
-    if let Err(retry_after_secs) = shard.upload_limiter.borrow_mut().check(user_id) {
+    if let Err(retry_after_secs) = shard.uploads.upload_limiter.borrow_mut().check(user_id) {
         return Err(Refusal::from(ApiError::RateLimited).retry_after(retry_after_secs));
     }
     let kind = request.task.kind();
@@ -64,8 +65,8 @@ async fn accept(
             }
         },
     };
-    let needs_callback_room = request.callback.is_some() && !shard.callbacks.has_room();
-    if (request.wait && !shard.waiters.has_room()) || needs_callback_room {
+    let needs_hook_room = request.on_finish.is_some() && !shard.uploads.finish_hooks.has_room();
+    if (request.wait && !shard.uploads.waiters.has_room()) || needs_hook_room {
         shard.metrics().uploads_waiters_full += 1;
         return Err(busy());
     }
@@ -73,9 +74,9 @@ async fn accept(
     let record = reserve(&shard, user_id, &request, &key)?;
     let (wait, timeout_ms) = (request.wait, request.timeout_ms);
     // No await since `has_room`: the places are still free.
-    let waiter: Option<Waiter> = wait.then(|| shard.waiters.register(record.id));
-    if let Some(callback) = request.callback.take() {
-        shard.callbacks.register(record.id, callback);
+    let waiter: Option<Waiter> = wait.then(|| shard.uploads.waiters.register(record.id));
+    if let Some(hook) = request.on_finish.take() {
+        shard.uploads.finish_hooks.register(record.id, hook);
     }
     match cached {
         Some(answer) => {
@@ -97,7 +98,9 @@ async fn accept(
     shard.metrics().uploads_accepted += 1;
     match waiter {
         None => Ok(Accepted::Pending(record)),
-        Some(waiter) => Ok(wait_for_result(&shard.waiters, record, waiter, timeout_ms).await),
+        Some(waiter) => {
+            Ok(wait_for_result(&shard.uploads.waiters, record, waiter, timeout_ms).await)
+        }
     }
 }
 

@@ -6,7 +6,6 @@ use super::Finished;
 use crate::contract::{self, ApiError};
 use crate::recognition::{JobAnswer, JobResult};
 use crate::server::cache;
-use crate::server::compat;
 use crate::server::shard::Shard;
 use crate::server::storage;
 use crate::store::{Outcome, StoreError, UploadStatus};
@@ -34,8 +33,8 @@ pub fn apply_result(shard: &Rc<Shard>, result: JobResult) {
     match finished {
         Ok(record) => {
             assert_ne!(record.status, UploadStatus::Pending);
-            if let Some(callback) = shard.callbacks.take(record.id) {
-                compat::deliver_callback(shard, callback, &record);
+            if let Some(hook) = shard.uploads.finish_hooks.take(record.id) {
+                hook(shard, &record);
             }
             // A record finished earlier (voided at a stop, a duplicate result) keeps its own
             // status, whatever this result says.
@@ -43,7 +42,7 @@ pub fn apply_result(shard: &Rc<Shard>, result: JobResult) {
                 UploadStatus::Failed => Some(failure.unwrap_or(ApiError::RecognitionFailed)),
                 _ => None,
             };
-            shard.waiters.wake(Finished { record, failure });
+            shard.uploads.waiters.wake(Finished { record, failure });
         }
         // Still pending in the store: voided when the store is reopened after a storage
         // failure (storage.rs) or at the next start; its waiter times out.
@@ -113,9 +112,9 @@ pub fn stored_answer(answer: &JobAnswer) -> (String, Option<f32>) {
 /// Gives an accepted upload's points back because its job will not run (queue full after
 /// all, a reservation that could not be made durable), and lets its waiter go.
 pub fn void(shard: &Shard, upload_id: u64, reason: &str) {
-    shard.waiters.forget(upload_id);
+    shard.uploads.waiters.forget(upload_id);
     // The client was refused: nobody is waiting for a callback.
-    shard.callbacks.take(upload_id);
+    shard.uploads.finish_hooks.take(upload_id);
     let now_ms = crate::clock::unix_now_ms();
     let voided = shard
         .store

@@ -19,10 +19,10 @@ mod placement;
 pub(crate) mod request;
 mod wait;
 
+pub use crate::server::state::Finished;
 pub use accept::Accept;
 pub use finish::{apply_result, stored_answer};
 pub use request::{decode_base64_image, recognize_options, UploadRequest, MAX_SOFT_ID_BYTES};
-pub use wait::ResultWaiters;
 
 use super::call::Call;
 use super::owner::run_on_owner;
@@ -51,14 +51,6 @@ impl Accepted {
             Accepted::Finished(finished) => &finished.record,
         }
     }
-}
-
-/// A finished upload and, when it failed, the contract's code for why (3003 for an image
-/// the engine could not read: the client's error; 5003 for the server's).
-#[derive(Debug)]
-pub struct Finished {
-    pub record: UploadRecord,
-    pub failure: Option<ApiError>,
 }
 
 /// How the upload's route carries the image.

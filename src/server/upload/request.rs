@@ -8,9 +8,9 @@ use crate::engine::{
 };
 use crate::recognition::{Kind, Task};
 use crate::server::call::Call;
-use crate::server::compat::callbacks::Callback;
 use crate::server::fields::{body_kind, BodyKind, Fields};
 use crate::server::reply::{malformed, Refusal};
+use crate::server::shard::FinishHook;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
 /// Longest `soft_id` accepted.
@@ -33,8 +33,8 @@ pub struct UploadRequest {
     pub timeout_ms: u64,
     /// Checked when the answer is back (none on `/v2`; the compat protocols' hints).
     pub constraints: AnswerConstraints,
-    /// Where to POST the answer when it is there (the compat protocols' callbacks).
-    pub callback: Option<Callback>,
+    /// Run on the owner shard when the upload finishes (the compat protocols' callbacks).
+    pub on_finish: Option<FinishHook>,
 }
 
 impl UploadRequest {
@@ -78,7 +78,7 @@ impl UploadRequest {
             wait,
             timeout_ms,
             constraints: AnswerConstraints::default(),
-            callback: None,
+            on_finish: None,
         };
         request.checked(call)
     }

@@ -2,10 +2,10 @@
 //!
 //! Each entry is owned by one shard, chosen from its image's hash as a user's data is
 //! chosen from the user's id ([`owner_of`]); only that shard's thread touches it
-//! (`store.rs`). A shard that needs an answer asks the owner: itself without any message, or
+//! (server/state/answer_cache.rs). A shard that needs an answer asks the owner: itself without any message, or
 //! another shard through `Shard::submit_to`, the one bounded hop every cross-shard call
 //! takes. So the same captcha uploaded by users who live on different shards is recognised
-//! once, and a hash lookup (`lookup.rs`, `POST /v2/decode/cached`) finds what any upload
+//! once, and a hash lookup (`POST /v2/decode/cached`, endpoints/cached.rs) finds what any upload
 //! left.
 //!
 //! - [`lookup`]: an upload, on its user's shard, before it takes a queue slot. A full inbox
@@ -19,26 +19,10 @@
 //!
 //! Restarts start empty: the cache is memory only (the ledger is what must survive).
 
-mod lookup;
-pub mod store;
-
-pub use lookup::cached;
-pub use store::{CacheLimits, CacheStore};
-
-use crate::config::Config;
 use crate::recognition::cache::{CacheKey, ImagePrefix};
 use crate::recognition::JobAnswer;
 use crate::server::shard::{HopError, RemoteTask, Shard, ShardMessage};
 use std::rc::Rc;
-
-/// The cache's limits from the configuration.
-pub fn limits(config: &Config) -> CacheLimits {
-    CacheLimits {
-        max_entries: config.cache.cache_entries,
-        max_bytes: config.cache.cache_bytes,
-        ttl_ms: config.cache.cache_ttl_secs.saturating_mul(1000),
-    }
-}
 
 /// The shard that owns the entries of the image whose hash starts with `prefix`: its first
 /// 8 bytes, as a number, modulo the shard count (a cryptographic hash spreads them evenly).
@@ -50,7 +34,7 @@ pub fn owner_of(prefix: &ImagePrefix, shard_count: u16) -> u16 {
 
 fn is_enabled(shard: &Shard) -> bool {
     // Every shard has the same configuration, so its own store says for all of them.
-    shard.answer_cache.borrow().is_enabled()
+    shard.uploads.answer_cache.borrow().is_enabled()
 }
 
 /// The answer cached for `key`, asked of the shard that owns it.
@@ -203,20 +187,20 @@ fn now_ms() -> u64 {
 
 /// Reads this shard's own part; the counters go to its metrics.
 fn get_here(shard: &Shard, key: &CacheKey) -> Option<JobAnswer> {
-    let mut store = shard.answer_cache.borrow_mut();
+    let mut store = shard.uploads.answer_cache.borrow_mut();
     let found = store.get(key, now_ms());
     shard.metrics().cache = store.counters();
     found
 }
 
 fn insert_here(shard: &Shard, key: CacheKey, answer: JobAnswer) {
-    let mut store = shard.answer_cache.borrow_mut();
+    let mut store = shard.uploads.answer_cache.borrow_mut();
     store.insert(key, answer, now_ms());
     shard.metrics().cache = store.counters();
 }
 
 fn forget_here(shard: &Shard, prefix: ImagePrefix) {
-    let mut store = shard.answer_cache.borrow_mut();
+    let mut store = shard.uploads.answer_cache.borrow_mut();
     store.forget(prefix, now_ms());
     shard.metrics().cache = store.counters();
 }

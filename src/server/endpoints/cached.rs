@@ -14,11 +14,11 @@
 //! answers come in the order of the lookups: a hit as a done upload (`cache_hit: true`,
 //! reportable by its `id`), a miss as `{"hash", "status": "miss"}`; both carry the hash.
 
-use super::lookup_many;
 use crate::contract::ApiError;
 use crate::engine::SlideMode;
 use crate::recognition::cache::{slide_digest_of, CacheKey, ImageDigest, TaskKey};
 use crate::recognition::{JobAnswer, Kind};
+use crate::server::cache::lookup_many;
 use crate::server::call::{Call, Caller};
 use crate::server::fields::Fields;
 use crate::server::owner::{run_on_owner, OwnerCommand};
@@ -186,7 +186,7 @@ async fn answer(
     user_id: u64,
     request: LookupRequest,
 ) -> Result<Vec<Value>, Refusal> {
-    if let Err(retry_after_secs) = shard.upload_limiter.borrow_mut().check(user_id) {
+    if let Err(retry_after_secs) = shard.uploads.upload_limiter.borrow_mut().check(user_id) {
         return Err(Refusal::from(ApiError::RateLimited).retry_after(retry_after_secs));
     }
     let LookupRequest { lookups, soft_id } = request;

@@ -15,6 +15,7 @@
 //!
 //! Nothing here is shared: the shard's thread owns its store.
 
+use crate::config::CacheConfig;
 use crate::metrics::CacheCounters;
 use crate::recognition::cache::{CacheKey, ImagePrefix, TaskKey};
 use crate::recognition::JobAnswer;
@@ -28,6 +29,17 @@ pub struct CacheLimits {
     pub max_entries: usize,
     pub max_bytes: usize,
     pub ttl_ms: u64,
+}
+
+impl CacheLimits {
+    /// The configured limits.
+    pub fn of(config: &CacheConfig) -> CacheLimits {
+        CacheLimits {
+            max_entries: config.cache_entries,
+            max_bytes: config.cache_bytes,
+            ttl_ms: config.cache_ttl_secs.saturating_mul(1000),
+        }
+    }
 }
 
 struct Entry {
