@@ -2,8 +2,8 @@
 # Sets up a fresh machine for aiocr, idempotently:
 #   1. Debian packages the build, the tests and the benchmarks need;
 #   2. the ddddocr 1.6.1 models (OCR: common_old.onnx, common.onnx and their charsets; click-captcha
-#      detection: common_det.onnx) and ONNX Runtime's shared library, from PyPI wheels into
-#      $AIOCR_MODEL_DIR (default ./models);
+#      detection: common_det.onnx), ONNX Runtime's shared library and Intel IPP's image library
+#      (slide matching), from PyPI wheels into $AIOCR_MODEL_DIR (default ./models);
 #   3. the test tools: the captcha client libraries, the OpenAPI validator and schemathesis
 #      (Python venvs), playwright-core for the browser tests (npm), the official MCP SDKs
 #      (Python venv and npm);
@@ -15,6 +15,9 @@ cd "$(dirname "$0")/.."
 MODEL_DIR="${AIOCR_MODEL_DIR:-./models}"
 DDDDOCR_VERSION="1.6.1"
 ORT_VERSION="1.32.0"
+# Intel IPP: the version ddddocr's OpenCV wheel (opencv-python-headless 5.1) is built with; its
+# matchTemplate correlates through IPP, so slides call the same function for the same digits.
+IPP_VERSION="2026.1.0"
 
 # Packages: cmake+nasm build the bundled libjpeg-turbo (Pillow decodes JPEG with libjpeg-turbo;
 # exact answers need the same decoder), nginx+wrk are the reference peers in tests and benchmarks,
@@ -69,6 +72,31 @@ fetch_models() {
     mv "${libs[0]}" "$MODEL_DIR/libonnxruntime.so"
     rm -rf "$tmp" "$wheels"
     echo "setup: models and ONNX Runtime are in $MODEL_DIR"
+}
+
+# IPP's core and image libraries (the dispatcher and its per-CPU variants, ~80 MB) from Intel's
+# wheel on PyPI into $MODEL_DIR/ipp. The dispatcher loads its variant by the name
+# libippi<cpu>.so.12.1, which the wheel does not carry: a link of that name is made.
+fetch_ipp() {
+    local dir="$MODEL_DIR/ipp"
+    local stamp="$dir/.version"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$IPP_VERSION" ]; then
+        return 0
+    fi
+    local tmp
+    tmp="$(mktemp -d)"
+    echo "setup: fetching ipp==$IPP_VERSION from PyPI (slide matching as ddddocr's OpenCV does it)"
+    python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" "ipp==$IPP_VERSION"
+    mkdir -p "$dir"
+    unzip -q -o -j "$tmp"/ipp-"$IPP_VERSION"-*.whl \
+        '*/lib/libippcore.so.12' '*/lib/libippi.so.12' '*/lib/libippi[a-z][0-9].so.12' -d "$dir"
+    local lib
+    for lib in "$dir"/*.so.12; do
+        ln -sf "$(basename "$lib")" "$lib.1"
+    done
+    rm -rf "$tmp"
+    echo "$IPP_VERSION" > "$stamp"
+    echo "setup: IPP is in $dir"
 }
 
 # The official captcha client libraries the tests drive against a live server, pinned in
@@ -156,6 +184,7 @@ check_nats_server() {
 install_packages
 check_nats_server
 fetch_models
+fetch_ipp
 install_client_libraries
 install_openapi_tools
 install_browser_driver

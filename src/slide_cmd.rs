@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::bench_threads::{self, Totals};
-use crate::engine::{slide_timed, ImageLimits, SlideError, SlideMode, SlideStages};
+use crate::engine::{
+    load_slide_library, slide_timed, ImageLimits, SlideError, SlideMode, SlideStages,
+};
 use crate::engine_cmd::{self, BenchArgs};
 
 #[derive(clap::Args)]
@@ -18,6 +20,10 @@ pub struct SlideArgs {
     /// full background (same size).
     #[arg(long)]
     comparison: bool,
+    /// Where the models are: slides use Intel IPP from its `ipp/` folder when it is there
+    /// (scripts/setup.sh puts it there), as ddddocr's OpenCV does.
+    #[arg(long, env = "AIOCR_MODEL_DIR", default_value = "./models")]
+    model_dir: PathBuf,
     #[command(flatten)]
     bench: BenchArgs,
     /// TARGET BACKGROUND (or, with --bench, one directory DIR: every pair listed in
@@ -28,6 +34,9 @@ pub struct SlideArgs {
 }
 
 pub fn run(args: SlideArgs) -> i32 {
+    if let Err(error) = load_slide_library(&args.model_dir) {
+        eprintln!("aiocr slide: no IPP ({error}): scores may differ from ddddocr's by ~1e-4");
+    }
     engine_cmd::run("slide", || match args.bench.bench {
         true => bench(&args),
         false => slide_pair(&args),

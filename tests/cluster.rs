@@ -777,9 +777,12 @@ fn kills_of_workers_nodes_and_nats_finish_or_refund_every_upload_once() {
 }
 
 /// A node alone on `nats` (split remote, no worker: its jobs wait in the stream until the
-/// stop voids them), with short waits on NATS and a short drain.
+/// stop voids them), with short waits on NATS and a short drain. Its `nats_url` lists a
+/// second server where nothing ever listens, as a three-server list would one that is down.
 fn lone_node_settings(nats: &Nats) -> Vec<String> {
-    let mut settings = cluster_settings(&nats.url());
+    let never_there = Nats::reserve();
+    let servers = format!("{},{}", never_there.url(), nats.url());
+    let mut settings = cluster_settings(&servers);
     settings.extend([
         "node_id=1".into(),
         "recognition_split=remote".into(),

@@ -1,5 +1,6 @@
 //! `aiocr ocr` against ddddocr 1.6.1's own answers for every fixture image, with both models:
-//! identical strings, no tolerance. Also the command's error lines and exit codes.
+//! identical strings, no tolerance (the captcha set, and the zoo of 18 encodings). Also the
+//! command's error lines and exit codes.
 
 mod common;
 
@@ -33,9 +34,38 @@ fn aiocr_ocr(args: &[&str], files: &[PathBuf]) -> (i32, String) {
     )
 }
 
+/// The zoo's manifest (file, ddddocr_old, ddddocr_beta, note), checked to hold all 216.
+fn zoo_manifest() -> Vec<(String, String, String)> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/zoo/manifest.tsv");
+    let rows: Vec<(String, String, String)> = std::fs::read_to_string(path)
+        .expect("zoo manifest")
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let cols: Vec<&str> = line.split('\t').collect();
+            (cols[0].into(), cols[1].into(), cols[2].into())
+        })
+        .collect();
+    assert_eq!(rows.len(), 216, "the zoo has 216 images");
+    rows
+}
+
+fn zoo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/zoo")
+}
+
 fn check_model(model: &str, expected: impl Fn(&(String, String, String)) -> &String) {
-    let rows = full_manifest();
-    let files: Vec<PathBuf> = rows.iter().map(|r| fixtures().join(&r.0)).collect();
+    check_set(&fixtures(), full_manifest(), model, expected);
+}
+
+/// Every image of a fixture set in one `aiocr ocr` run; every answer must be ddddocr's.
+fn check_set(
+    dir: &Path,
+    rows: Vec<(String, String, String)>,
+    model: &str,
+    expected: impl Fn(&(String, String, String)) -> &String,
+) {
+    let files: Vec<PathBuf> = rows.iter().map(|r| dir.join(&r.0)).collect();
     let (code, stdout) = aiocr_ocr(&["--model", model], &files);
     assert_eq!(code, 0, "{stdout}");
     let lines: Vec<&str> = stdout.lines().collect();
@@ -51,8 +81,9 @@ fn check_model(model: &str, expected: impl Fn(&(String, String, String)) -> &Str
         .collect();
     assert!(
         mismatches.is_empty(),
-        "{} of 240 differ:\n{}",
+        "{} of {} differ:\n{}",
         mismatches.len(),
+        rows.len(),
         mismatches.join("\n")
     );
 }
@@ -65,6 +96,18 @@ fn default_model_answers_exactly_as_ddddocr() {
 #[test]
 fn beta_model_answers_exactly_as_ddddocr() {
     check_model("beta", |row| &row.2);
+}
+
+/// The zoo holds every encoding (16-bit gray PNG, palettes with tRNS, LA, 1-bit, progressive
+/// and gray JPEG, animated GIF, 8-bit BMP, ...) of captchas from three other generators.
+#[test]
+fn zoo_default_model_answers_exactly_as_ddddocr() {
+    check_set(&zoo(), zoo_manifest(), "old", |row| &row.1);
+}
+
+#[test]
+fn zoo_beta_model_answers_exactly_as_ddddocr() {
+    check_set(&zoo(), zoo_manifest(), "beta", |row| &row.2);
 }
 
 #[test]

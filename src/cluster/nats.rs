@@ -49,7 +49,7 @@ pub async fn connect(
             let on_event = on_event.clone();
             async move { on_event(event) }
         })
-        .connect(config.cluster.nats_url.as_str())
+        .connect(config.cluster.nats_servers()?)
         .await
         .map_err(|e| format!("nats {}: {e}", config.cluster.nats_url))
 }
@@ -102,30 +102,59 @@ pub async fn ensure_buckets(
 ) -> Result<(kv::Store, kv::Store), String> {
     let replicas = config.cluster.nats_replicas;
     let nodes_ttl = Duration::from_millis(config.cluster.node_ttl_ms);
-    let nodes = bucket(js, names::NODES_BUCKET, nodes_ttl, 4096, replicas).await?;
-    let usernames = bucket(js, names::USERNAMES_BUCKET, Duration::ZERO, 64, replicas).await?;
+    let nodes = bucket(js, names::NODES_BUCKET, nodes_ttl, 4096, replicas, true).await?;
+    // Claims are read from the leader: a login through another node must find a claim made
+    // a moment ago, and a replica behind (or with damaged files) would say there is none.
+    let usernames = bucket(
+        js,
+        names::USERNAMES_BUCKET,
+        Duration::ZERO,
+        64,
+        replicas,
+        false,
+    );
+    let usernames = usernames.await?;
     Ok((nodes, usernames))
 }
 
 /// A key-value bucket, created when missing. Created as the stream a bucket is (one
-/// revision per key, deletes as markers, direct gets) rather than by `create_key_value`,
-/// whose account query does not parse what nats-server 2.9 (Debian's) answers.
+/// revision per key, deletes as markers) rather than by `create_key_value`, whose account
+/// query does not parse what nats-server 2.9 (Debian's) answers. `direct`: any replica may
+/// answer a read (fast, but a replica behind the others, or one whose files were damaged,
+/// answers with what it has); without it every read goes to the stream's leader. A bucket
+/// found with the other setting is changed to this one.
 async fn bucket(
     js: &jetstream::Context,
     name: &str,
     max_age: Duration,
     max_value_size: i32,
     replicas: usize,
+    direct: bool,
 ) -> Result<kv::Store, String> {
-    if let Ok(store) = js.get_key_value(name).await {
-        return Ok(store);
+    let stream_name = format!("KV_{name}");
+    if let Ok(mut found) = js.get_stream(&stream_name).await {
+        let info = found
+            .info()
+            .await
+            .map_err(|e| format!("bucket {name}: {e}"))?;
+        if info.config.allow_direct != direct {
+            let mut config = info.config.clone();
+            config.allow_direct = direct;
+            js.update_stream(config)
+                .await
+                .map_err(|e| format!("bucket {name}: {e}"))?;
+        }
+        return js
+            .get_key_value(name)
+            .await
+            .map_err(|e| format!("bucket {name}: {e}"));
     }
     let window = match max_age.is_zero() {
         true => MAX_DUPLICATE_WINDOW,
         false => max_age.min(MAX_DUPLICATE_WINDOW),
     };
     let stream = stream::Config {
-        name: format!("KV_{name}"),
+        name: stream_name,
         subjects: vec![format!("$KV.{name}.>")],
         max_messages_per_subject: 1,
         max_age,
@@ -134,7 +163,7 @@ async fn bucket(
         num_replicas: replicas,
         allow_rollup: true,
         deny_delete: true,
-        allow_direct: true,
+        allow_direct: direct,
         discard: stream::DiscardPolicy::New,
         duplicate_window: window,
         ..Default::default()
@@ -273,6 +302,16 @@ pub fn probe(config: &Config) -> Result<Probe, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nats_url_is_a_list_of_servers() {
+        let mut config = Config::default();
+        config.cluster.nats_url =
+            "nats://10.0.0.1:4222, nats://10.0.0.2:4222,nats://n3:4222".into();
+        assert_eq!(config.cluster.nats_servers().unwrap().len(), 3);
+        config.cluster.nats_url = "nats://10.0.0.1:port".into();
+        assert!(config.cluster.nats_servers().is_err());
+    }
 
     #[test]
     fn reconnect_pauses_double_up_to_the_cap() {

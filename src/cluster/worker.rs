@@ -288,6 +288,23 @@ async fn consume(worker: Arc<Worker>, stream: jetstream::stream::Stream, subject
     }
 }
 
+/// Whether a job's node has failed and refunded it: its deadline (the node's wall clock)
+/// has passed by this worker's clock, and it has been in the stream longer than
+/// `remote_timeout_ms` by the stream's own timestamp. Both, because clocks differ: a node
+/// whose clock was stepped back writes deadlines that are past already, and every one of its
+/// jobs would be dropped unrun (and refunded at its deadline) on the first test alone.
+fn given_up(config: &Config, deadline_ms: u64, message: &jetstream::Message) -> bool {
+    let now_ms = crate::clock::unix_now_ms();
+    if now_ms <= deadline_ms {
+        return false;
+    }
+    let Ok(info) = message.info() else {
+        return true;
+    };
+    let stored_ms = u64::try_from(info.published.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+    now_ms.saturating_sub(stored_ms) > config.cluster.remote_timeout_ms
+}
+
 /// One delivered job: dropped when its node gave up on it, failed unrun when delivered too
 /// often, else queued for the recognition threads.
 async fn take(worker: &Worker, message: jetstream::Message, slot: OwnedSemaphorePermit) {
@@ -304,7 +321,7 @@ async fn take(worker: &Worker, message: jetstream::Message, slot: OwnedSemaphore
             return;
         }
     };
-    if crate::clock::unix_now_ms() > header.deadline_ms {
+    if given_up(&worker.config, header.deadline_ms, &message) {
         // Its node has failed and refunded it by now: running it would change nothing.
         let _ = message.ack_with(AckKind::Term).await;
         return;

@@ -113,9 +113,24 @@ pub const KEYS: &[(&str, Kind)] = &[
 ];
 
 impl ClusterConfig {
+    /// The servers of `nats_url`, a comma list (the NATS client takes a list, not the text:
+    /// given the text, it reads the whole of it as one address).
+    pub fn nats_servers(&self) -> Result<Vec<async_nats::ServerAddr>, String> {
+        self.nats_url
+            .split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .map(|url| {
+                url.parse()
+                    .map_err(|e| format!("config: nats_url: {url:?}: {e}"))
+            })
+            .collect()
+    }
+
     /// The cluster's bounds (docs/cluster.md): a job is redelivered (ack deadline) well
     /// before its node gives up on it, and every bound is positive.
     pub(super) fn validate(&self) -> Result<(), String> {
+        self.nats_servers()?;
         first_failed(&[
             (
                 self.remote_ack_wait_ms > 0 && self.remote_ack_wait_ms < self.remote_timeout_ms,

@@ -32,6 +32,9 @@ mod session;
 mod slide;
 
 pub use color_filter::{preset_names, ColorFilter, ColorFilterError, HsvRange};
+/// Loads Intel IPP for slide matching from `MODEL_DIR/ipp` (the correlation ddddocr's OpenCV
+/// computes with it); without it slides use the exact correlation (docs/engine-more.md).
+pub use cv::ipp::{load as load_slide_library, IPP_FOLDER};
 pub use decode::decode as decode_image;
 pub use detect::{DetBox, DetectError, DetectStages, Detector};
 pub use error::ImageError;

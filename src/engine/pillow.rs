@@ -26,6 +26,7 @@ pub fn resize_lanczos(image: &Pixels, width: usize, height: usize) -> Pixels {
             resized
         }
         Mode::L | Mode::Rgb => resample(image, width, height),
+        Mode::I16 => resample_16bpc(image, width, height),
     }
 }
 
@@ -85,8 +86,16 @@ fn coefficients(in_size: usize, out_size: usize) -> Rc<Coefficients> {
     })
 }
 
-/// Resample.c's `precompute_coeffs` + `normalize_coeffs_8bpc` for a box of the whole input.
-fn compute_coefficients(in_size: usize, out_size: usize) -> Coefficients {
+/// Resample.c's `precompute_coeffs` for a box of the whole input: per output pixel, its
+/// first input and the weights of its inputs, divided by their sum (double precision).
+struct Weights {
+    bounds: Vec<(usize, usize)>,
+    /// `kernel_size` weights per output pixel (zero past each pixel's count).
+    weights: Vec<f64>,
+    kernel_size: usize,
+}
+
+fn precompute_weights(in_size: usize, out_size: usize) -> Weights {
     // Pillow passes the box as C floats; whole-image boxes are exact in f32.
     let in0 = 0.0f32;
     let in1 = in_size as f32;
@@ -97,9 +106,8 @@ fn compute_coefficients(in_size: usize, out_size: usize) -> Coefficients {
     let inv_filter_scale = 1.0 / filter_scale;
 
     let mut bounds = Vec::with_capacity(out_size);
-    let mut weights = vec![0i32; out_size * kernel_size];
-    let mut k = vec![0f64; kernel_size];
-    for xx in 0..out_size {
+    let mut weights = vec![0f64; out_size * kernel_size];
+    for (xx, k) in weights.chunks_exact_mut(kernel_size).enumerate() {
         let center = in0 as f64 + (xx as f64 + 0.5) * scale;
         // C's (int) cast truncates toward zero, as `as i64` does.
         let xmin = ((center - support + 0.5) as i64).max(0);
@@ -111,18 +119,36 @@ fn compute_coefficients(in_size: usize, out_size: usize) -> Coefficients {
             *weight = w;
             sum += w;
         }
-        let row = &mut weights[xx * kernel_size..(xx + 1) * kernel_size];
-        for (fixed, &w) in row.iter_mut().zip(&k[..count]) {
-            let w = if sum != 0.0 { w / sum } else { w };
-            let scaled = w * (1u32 << PRECISION_BITS) as f64;
-            *fixed = if w < 0.0 {
-                (-0.5 + scaled) as i32
-            } else {
-                (0.5 + scaled) as i32
-            };
+        if sum != 0.0 {
+            k[..count].iter_mut().for_each(|w| *w /= sum);
         }
         bounds.push((xmin as usize, count));
     }
+    Weights {
+        bounds,
+        weights,
+        kernel_size,
+    }
+}
+
+/// `precompute_coeffs` + `normalize_coeffs_8bpc`: the weights in 22-bit fixed point.
+fn compute_coefficients(in_size: usize, out_size: usize) -> Coefficients {
+    let Weights {
+        bounds,
+        weights,
+        kernel_size,
+    } = precompute_weights(in_size, out_size);
+    let weights = weights
+        .iter()
+        .map(|&w| {
+            let scaled = w * (1u32 << PRECISION_BITS) as f64;
+            if w < 0.0 {
+                (-0.5 + scaled) as i32
+            } else {
+                (0.5 + scaled) as i32
+            }
+        })
+        .collect();
     Coefficients {
         bounds,
         weights,
@@ -256,10 +282,69 @@ fn vertical_pass(image: &Pixels, coeffs: &Coefficients, row_offset: usize) -> Pi
     }
 }
 
+/// Resample.c's `_ImagingResampleHorizontal_16bpc` / `_ImagingResampleVertical_16bpc` for
+/// I;16: the weights stay doubles (no fixed point) and each pass rounds half away from zero
+/// (ROUND_UP) and clips to 0..=65535 (CLIP16); the horizontal pass runs first, over the rows
+/// the vertical pass needs, as in ImagingResampleInner.
+fn resample_16bpc(image: &Pixels, width: usize, height: usize) -> Pixels {
+    assert_eq!(image.mode, Mode::I16);
+    let samples: Vec<u16> = image
+        .data
+        .chunks_exact(2)
+        .map(|pair| u16::from_le_bytes([pair[0], pair[1]]))
+        .collect();
+    let vertical = precompute_weights(image.height, height);
+    let (mut rows, mut first_row, mut row_width) = (samples, 0, image.width);
+    if width != image.width {
+        let (last_first, last_count) = vertical.bounds[height - 1];
+        first_row = vertical.bounds[0].0;
+        let horizontal = precompute_weights(image.width, width);
+        let mut out = Vec::with_capacity(width * (last_first + last_count - first_row));
+        for y in first_row..last_first + last_count {
+            let row = &rows[y * image.width..(y + 1) * image.width];
+            out.extend((0..width).map(|xx| weighted_16bpc(&horizontal, xx, |x| row[x])));
+        }
+        (rows, row_width) = (out, width);
+    }
+    if height != image.height {
+        let mut out = Vec::with_capacity(row_width * height);
+        for yy in 0..height {
+            let at = |y: usize, x: usize| rows[(y - first_row) * row_width + x];
+            out.extend((0..row_width).map(|x| weighted_16bpc(&vertical, yy, |y| at(y, x))));
+        }
+        rows = out;
+    }
+    let data = rows.iter().flat_map(|v| v.to_le_bytes()).collect();
+    Pixels::new(Mode::I16, width, height, data, None)
+}
+
+/// One output sample of a 16bpc pass: the weighted sum in double, then ROUND_UP and CLIP16.
+fn weighted_16bpc(weights: &Weights, out: usize, sample: impl Fn(usize) -> u16) -> u16 {
+    let (first, count) = weights.bounds[out];
+    let k = &weights.weights[out * weights.kernel_size..][..count];
+    let mut sum = 0.0f64;
+    for (i, &w) in k.iter().enumerate() {
+        sum += sample(first + i) as f64 * w;
+    }
+    // ROUND_UP: `(int)(f >= 0 ? f + 0.5 : f - 0.5)`, C's truncation toward zero.
+    let rounded = if sum >= 0.0 { sum + 0.5 } else { sum - 0.5 } as i64;
+    rounded.clamp(0, 65535) as u16
+}
+
+/// Convert.c's I16L_L (I;16 to L and to RGB): samples above 255 saturate to 255.
+#[inline]
+fn i16_to_8bit(pair: &[u8]) -> u8 {
+    if pair[1] != 0 {
+        255
+    } else {
+        pair[0]
+    }
+}
+
 /// ImagingScaleAffine with Pillow's resize matrix: positions accumulate by repeated addition
 /// (not multiplication), exactly as the C loop does, and are truncated.
 pub fn resize_nearest(image: &Pixels, width: usize, height: usize) -> Pixels {
-    let channels = image.mode.channels();
+    let channels = image.mode.bytes_per_pixel();
     let x_step = image.width as f64 / width as f64;
     let y_step = image.height as f64 / height as f64;
     // A source position outside the image (never hit in practice) leaves the pixel 0,
@@ -334,6 +419,7 @@ fn luma(r: u8, g: u8, b: u8) -> u8 {
 pub fn to_gray(image: &Pixels) -> Vec<u8> {
     match image.mode {
         Mode::L | Mode::Bilevel => image.data.clone(),
+        Mode::I16 => image.data.chunks_exact(2).map(i16_to_8bit).collect(),
         Mode::La => image.data.chunks_exact(2).map(|p| p[0]).collect(),
         Mode::Rgb => image
             .data
@@ -363,6 +449,11 @@ pub fn to_rgb(image: &Pixels) -> Vec<u8> {
             .flat_map(|p| [p[0], p[1], p[2]])
             .collect(),
         Mode::L | Mode::Bilevel => image.data.iter().flat_map(|&v| [v, v, v]).collect(),
+        Mode::I16 => image
+            .data
+            .chunks_exact(2)
+            .flat_map(|pair| [i16_to_8bit(pair); 3])
+            .collect(),
         Mode::La => image
             .data
             .chunks_exact(2)
@@ -422,6 +513,41 @@ mod tests {
         let image = gray(30, 20, vec![77; 600]);
         let resized = resize_lanczos(&image, 96, 64);
         assert!(resized.data.iter().all(|&v| v == 77));
+    }
+
+    fn gray16(width: usize, height: usize, samples: &[u16]) -> Pixels {
+        let data = samples.iter().flat_map(|v| v.to_le_bytes()).collect();
+        Pixels::new(Mode::I16, width, height, data, None)
+    }
+
+    #[test]
+    fn i16_resizes_in_16_bits_and_saturates_to_gray() {
+        // Flat stays flat, above 255 too: the 16bpc passes keep every bit.
+        let flat = resize_lanczos(&gray16(30, 20, &[1000; 600]), 96, 64);
+        assert!(flat
+            .data
+            .chunks_exact(2)
+            .all(|p| p == 1000u16.to_le_bytes()));
+        // Convert.c's I16L_L: anything above 255 is 255.
+        let image = gray16(4, 1, &[0, 200, 255, 256]);
+        assert_eq!(to_gray(&image), vec![0, 200, 255, 255]);
+        assert_eq!(to_rgb(&image)[9..], [255, 255, 255]);
+    }
+
+    #[test]
+    fn i16_rounds_half_away_from_zero_and_clips() {
+        // A step from 0 to 65535 overshoots (Lanczos lobes): clipped, never wrapped.
+        let mut samples = vec![0u16; 10];
+        samples[5..].fill(65535);
+        let resized = resize_lanczos(&gray16(10, 1, &samples), 23, 1);
+        let values: Vec<u16> = resized
+            .data
+            .chunks_exact(2)
+            .map(|p| u16::from_le_bytes([p[0], p[1]]))
+            .collect();
+        assert_eq!(values[0], 0);
+        assert_eq!(values[22], 65535);
+        assert!(values.windows(2).any(|w| w[0] > w[1]), "a lobe: {values:?}");
     }
 
     #[test]

@@ -17,15 +17,26 @@ pub enum Mode {
     P,
     /// Bilevel ("1"); stored one byte per pixel as 0 or 255, as Pillow does.
     Bilevel,
+    /// 16-bit gray ("I;16", what Pillow opens a 16-bit grayscale PNG as): one sample of two
+    /// bytes per pixel, little-endian, as Pillow stores it.
+    I16,
 }
 
 impl Mode {
     pub fn channels(self) -> usize {
         match self {
-            Mode::L | Mode::P | Mode::Bilevel => 1,
+            Mode::L | Mode::P | Mode::Bilevel | Mode::I16 => 1,
             Mode::La => 2,
             Mode::Rgb => 3,
             Mode::Rgba => 4,
+        }
+    }
+
+    /// Bytes of one pixel: the channels, except I;16's two-byte sample.
+    pub fn bytes_per_pixel(self) -> usize {
+        match self {
+            Mode::I16 => 2,
+            mode => mode.channels(),
         }
     }
 }
@@ -42,7 +53,7 @@ pub fn palette_from_rgb(rgb: &[u8]) -> Palette {
     palette
 }
 
-/// Interleaved 8-bit samples, `mode.channels()` per pixel, rows top to bottom without padding.
+/// Interleaved samples, `mode.bytes_per_pixel()` bytes per pixel, rows top to bottom without padding.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pixels {
     pub mode: Mode,
@@ -63,7 +74,7 @@ impl Pixels {
     ) -> Pixels {
         assert_eq!(
             data.len(),
-            width * height * mode.channels(),
+            width * height * mode.bytes_per_pixel(),
             "pixel buffer size"
         );
         assert_eq!(palette.is_some(), mode == Mode::P, "palette iff mode P");

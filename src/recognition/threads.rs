@@ -182,6 +182,9 @@ pub fn start(context: ThreadContext, config: ThreadConfig) -> Result<Recognition
             .recv()
             .map_err(|_| "a recognition thread died while loading".to_string())??;
     }
+    if let Err(error) = crate::engine::load_slide_library(&context.model_dir) {
+        crate::log_line!("no IPP for slides ({error}): scores may differ from ddddocr's by ~1e-4");
+    }
     for index in 0..config.slide_threads {
         let (jobs, shared, config) = (context.jobs.slide.clone(), shared.clone(), config.clone());
         let handle = std::thread::Builder::new()

@@ -12,6 +12,7 @@ pub mod color;
 pub mod contours;
 mod exif;
 pub mod imdecode;
+pub mod ipp;
 pub mod morphology;
 pub mod resize;
 pub mod template;

@@ -2,14 +2,16 @@
 //! for 8-bit single-channel images (imgproc/src/templmatch.cpp: `crossCorr`,
 //! `common_matchTemplate`).
 //!
-//! OpenCV computes the raw cross-correlation in float (by DFT, or by IPP's
-//! `ippiCrossCorrNorm` in builds with IPP), with rounding errors of its own, then normalises
-//! in double. Here the cross-correlation is exact: an FFT whose error bound is far below 0.5
-//! on these integer sums, rounded, gives the exact integers. The normalisation then follows
-//! OpenCV's double arithmetic step by
-//! step, from the correlation rounded to float as OpenCV stores it. Scores therefore differ
-//! from OpenCV's by its float error only (~1e-6), and the maximum's location is the same
-//! unless two positions score within that of each other.
+//! OpenCV computes the raw cross-correlation in float32, then normalises in double
+//! (`common_matchTemplate`). Where its wheels hand the correlation to IPP (a template of at
+//! most a quarter of the image's area), aiocr calls the same IPP function ([`super::ipp`]), so
+//! the scores are OpenCV's to the bit. Otherwise (a larger template, OpenCV's own DFT; or IPP
+//! not installed) the correlation here is exact: an FFT whose error bound is far below 0.5 on
+//! these integer sums, rounded, gives the exact integers, stored as float as OpenCV stores
+//! its own. Scores then differ from OpenCV's by its float error only (up to ~1e-4 on dense
+//! gray images, ~1e-6 on edge maps), and the maximum's location is the same unless two
+//! positions score within that of each other. The normalisation follows OpenCV's double
+//! arithmetic step by step in every case.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -19,7 +21,7 @@ use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 use rustfft::{Fft, FftPlanner};
 
 use super::buffers::{give_back, take};
-use super::Mat;
+use super::{ipp, Mat};
 
 /// The best match: top-left corner of the window, and its score.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -61,11 +63,10 @@ struct Normaliser {
 }
 
 impl Normaliser {
-    /// The score at one position, in OpenCV's double arithmetic, from the exact
-    /// correlation and window sums.
-    fn score(&self, correlation: i64, sum: f64, square_sum: f64) -> f32 {
-        // OpenCV stores the correlation as float before normalising it.
-        let num = correlation as f32 as f64 - sum * self.templ_mean;
+    /// The score at one position, in OpenCV's double arithmetic, from the correlation as
+    /// OpenCV stores it (float) and the exact window sums.
+    fn score(&self, correlation: f32, sum: f64, square_sum: f64) -> f32 {
+        let num = correlation as f64 - sum * self.templ_mean;
         let t = self.denominator(sum, square_sum);
         let score = if num.abs() < t {
             num / t
@@ -92,8 +93,8 @@ impl Normaliser {
     /// root and the division: a flat window or a non-positive numerator scores at most 0,
     /// and `num^2 < best^2 t^2` with a margin of 1e-6 (far above the rounding of both
     /// sides, far below the float spacing that could make two scores tie) scores less.
-    fn surely_below(&self, best: f32, correlation: i64, sum: f64, square_sum: f64) -> bool {
-        let num = correlation as f32 as f64 - sum * self.templ_mean;
+    fn surely_below(&self, best: f32, correlation: f32, sum: f64, square_sum: f64) -> bool {
+        let num = correlation as f64 - sum * self.templ_mean;
         let Some(diff2) = self.window_variance(sum, square_sum) else {
             return true;
         };
@@ -125,7 +126,7 @@ fn best_ccoeff_normed(image: &Mat, templ: &Mat) -> Best {
         templ_mean: stats.mean,
         templ_norm: stats.norm_squared.sqrt() / inv_area.sqrt(),
     };
-    let correlation = cross_correlation(image, templ);
+    let correlation = stored_correlation(image, templ);
     let mut windows = WindowSums::new(image, templ.width, templ.height);
     let mut best: Option<Best> = None;
     for (y, correlation_row) in correlation.chunks_exact(out_width).enumerate() {
@@ -163,7 +164,7 @@ fn ccoeff_normed(image: &Mat, templ: &Mat) -> Vec<f32> {
         templ_mean: stats.mean,
         templ_norm: stats.norm_squared.sqrt() / inv_area.sqrt(),
     };
-    let correlation = cross_correlation(image, templ);
+    let correlation = stored_correlation(image, templ);
     let mut windows = WindowSums::new(image, templ.width, templ.height);
     let mut scores = Vec::new();
     for (y, row) in correlation.chunks_exact(out_width).enumerate() {
@@ -269,6 +270,31 @@ impl<'a> WindowSums<'a> {
     }
 }
 
+/// The raw correlation of every position as OpenCV's matchTemplate holds it before
+/// normalising (its float32 result matrix): IPP's where OpenCV's wheels call IPP (the template
+/// at most a quarter of the image's area, hal/ipp's condition) and IPP is loaded, otherwise
+/// the exact sums rounded to float.
+///
+/// Except for two edge maps (0/255 only, the `match` mode's Canny output): there IPP's float
+/// error moves scores by under 1e-6 (edge sums do not cancel as dense gray ones do; at most
+/// 5.4e-7 on every fixture), and the exact sparse sum costs about half of IPP's FFT on a
+/// captcha, so the exact sums are kept.
+fn stored_correlation(image: &Mat, templ: &Mat) -> Vec<f32> {
+    let ipp_decides = templ.width * templ.height * 4 <= image.width * image.height;
+    if ipp_decides && !(is_edge_map(image) && is_edge_map(templ)) {
+        if let Some(correlation) = ipp::cross_correlation(image, templ) {
+            return correlation;
+        }
+    }
+    let exact = cross_correlation(image, templ);
+    let mut stored = take(exact.len(), 0f32);
+    for (s, &e) in stored.iter_mut().zip(&exact) {
+        *s = e as f32;
+    }
+    give_back(exact);
+    stored
+}
+
 /// Exact `Σ image[y + j][x + i] * templ[j][i]` for every valid position, row-major.
 ///
 /// Through an FFT whose rounding error is provably below 0.5 (then rounding gives the exact
@@ -279,8 +305,7 @@ fn cross_correlation(image: &Mat, templ: &Mat) -> Vec<i64> {
     if positions * templ.width * templ.height <= DIRECT_LIMIT {
         return direct_correlation(image, templ);
     }
-    let binary = |m: &Mat| m.data.iter().all(|&v| v == 0 || v == 255);
-    if binary(image) && binary(templ) {
+    if is_edge_map(image) && is_edge_map(templ) {
         let (image_points, templ_points) = (edge_points(image), edge_points(templ));
         // Measured: an FFT costs ~0.37 ns per W*H*log2(W*H), one sparse pair ~1.5 ns.
         let fft_cost = {
@@ -303,6 +328,11 @@ fn cross_correlation(image: &Mat, templ: &Mat) -> Vec<i64> {
         return fft_correlation::<f64>(image, templ, 1.0);
     }
     direct_correlation(image, templ) // beyond any image the bounds allow
+}
+
+/// Whether every sample is 0 or 255, as in Canny's output.
+fn is_edge_map(image: &Mat) -> bool {
+    image.data.iter().all(|&v| v == 0 || v == 255)
 }
 
 /// The non-zero pixels of an edge map, row-major.
@@ -671,6 +701,37 @@ mod tests {
         );
         // Larger in both: OpenCV swaps the two.
         assert!(best_match(&Mat::filled(5, 5, 1), &image).is_ok());
+    }
+
+    /// IPP's float32 correlation is the exact one up to float error, and is what the search
+    /// uses for gray images (edge maps keep the exact sums).
+    #[test]
+    fn ipp_correlation_is_the_exact_one_up_to_float_error() {
+        ipp::load(&crate::test_support::model_dir()).expect("models/ipp: run scripts/setup.sh");
+        let image = random_image(200, 100, 3, false);
+        let templ = random_image(40, 30, 4, false);
+        let from_ipp = ipp::cross_correlation(&image, &templ).expect("IPP answers");
+        let exact = cross_correlation(&image, &templ);
+        assert_eq!(from_ipp.len(), exact.len());
+        // Sums near 1e8; float32 spacing there is 8, IPP's FFT stays within a few of it.
+        for (&ipp_sum, &exact_sum) in from_ipp.iter().zip(&exact) {
+            assert!(
+                (ipp_sum as f64 - exact_sum as f64).abs() <= 256.0,
+                "{ipp_sum} {exact_sum}"
+            );
+        }
+        assert_eq!(stored_correlation(&image, &templ), from_ipp);
+        // Edge maps: exact sums, as float.
+        let (edges, edge_templ) = (
+            random_image(200, 100, 5, true),
+            random_image(40, 30, 6, true),
+        );
+        let stored = stored_correlation(&edges, &edge_templ);
+        let exact: Vec<f32> = cross_correlation(&edges, &edge_templ)
+            .iter()
+            .map(|&c| c as f32)
+            .collect();
+        assert_eq!(stored, exact);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! PNG in Pillow's modes (PngImagePlugin's `_MODES`): 1-bit gray is bilevel, 2/4-bit gray is
-//! scaled to L, 16-bit samples keep their high byte, palettes stay palettes, gray+alpha is LA.
+//! scaled to L, 16-bit gray is I;16 (every bit kept), other 16-bit samples keep their high
+//! byte, palettes stay palettes, gray+alpha is LA (RGBA at 16 bits).
 
 use std::borrow::Cow;
 use std::io::Cursor;
@@ -30,10 +31,8 @@ pub fn decode(bytes: &[u8], info: &ImageInfo) -> Result<Pixels, ImageError> {
         (Grayscale, 2) => (Mode::L, unpack_rows(rows, 2, width, |v| v * 85)),
         (Grayscale, 4) => (Mode::L, unpack_rows(rows, 4, width, |v| v * 17)),
         (Grayscale, 8) => (Mode::L, raw[..width * height].to_vec()),
-        (Grayscale, 16) => {
-            // Pillow opens these as I;16 and its conversion to L saturates; not supported here.
-            return Err(ImageError::Unsupported("16-bit grayscale PNG".into()));
-        }
+        // Pillow's "I;16B" raw mode into I;16, stored little-endian.
+        (Grayscale, 16) => (Mode::I16, swap_byte_pairs(&raw[..width * height * 2])),
         (Rgb, 8) => (Mode::Rgb, raw[..width * height * 3].to_vec()),
         (Rgba, 8) => (Mode::Rgba, raw[..width * height * 4].to_vec()),
         (GrayscaleAlpha, 8) => (Mode::La, raw[..width * height * 2].to_vec()),
@@ -105,6 +104,14 @@ fn unpack_rows<'a>(
     }
     out.iter_mut().for_each(|v| *v = scale(*v));
     out
+}
+
+/// 16-bit big-endian samples to little-endian.
+fn swap_byte_pairs(samples: &[u8]) -> Vec<u8> {
+    samples
+        .chunks_exact(2)
+        .flat_map(|pair| [pair[1], pair[0]])
+        .collect()
 }
 
 /// 16-bit big-endian samples to their high byte (Pillow's ";16B" raw modes).

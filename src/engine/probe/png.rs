@@ -17,7 +17,7 @@ pub(super) fn dimensions(bytes: &[u8]) -> Result<(u32, u32), ImageError> {
 
 /// IHDR's fields after the size: bit depth, colour type, compression, filter, interlace; then
 /// its CRC. Pillow checks the CRC and knows the same (depth, colour type) pairs as the PNG
-/// specification, except 16-bit gray, which it opens as I;16 and aiocr does not decode.
+/// specification.
 pub(super) fn check_variant(bytes: &[u8]) -> Result<(), ImageError> {
     let corrupt = |what: &str| Err(ImageError::Corrupt(format!("PNG {what}")));
     let ihdr = bytes.get(8..33).ok_or_else(|| truncated("PNG"))?;
@@ -34,8 +34,7 @@ pub(super) fn check_variant(bytes: &[u8]) -> Result<(), ImageError> {
         return corrupt("IHDR compression, filter or interlace method");
     }
     match (color, depth) {
-        (0, 16) => Err(ImageError::Unsupported("16-bit grayscale PNG".into())),
-        (0, 1 | 2 | 4 | 8) | (3, 1 | 2 | 4 | 8) | (2 | 4 | 6, 8 | 16) => Ok(()),
+        (0, 1 | 2 | 4 | 8 | 16) | (3, 1 | 2 | 4 | 8) | (2 | 4 | 6, 8 | 16) => Ok(()),
         _ => corrupt(&format!("colour type {color} at {depth} bits")),
     }
 }

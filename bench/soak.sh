@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# A long run at ~70 % of capacity (docs/cluster.md, "Long runs"): slow leaks show as slopes.
+# Two targets side by side: node S alone (no NATS) and node C with NATS and one worker
+# (recognition_split=remote: every job through JetStream). Each one's capacity is measured
+# first (closed loop, 16 connections, 15 s of the mix below); then both are driven open loop
+# at SHARE of it (default 0.7) for MINUTES, in one-minute loadgen runs of mixed traffic
+# (sync and async decodes of the fixtures, polls, balance reads, logins). After each minute:
+# RSS and open files of the node (and of the worker and nats-server), the data directory's
+# size (retention runs hourly and keeps retention_days of days: over a run shorter than a day
+# it only grows with the uploads), the minute's p99 (corrected) and its errors. At the end,
+# the least-squares slope of each series per hour, with its first and last value.
+# Usage: bench/soak.sh [minutes=30] [share=0.7]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+
+minutes="${1:-30}"
+share="${2:-0.7}"
+export AIOCR_MODEL_DIR="${AIOCR_MODEL_DIR:-$PWD/models}"
+nats_port=18931
+alone_port=18932
+clustered_port=18933
+work="$(mktemp -d /tmp/aiocr-soak.XXXXXX)"
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do stop_pid "$pid"; done
+    [ -z "${failed:-}" ] && rm -rf "$work"
+    return 0
+}
+trap cleanup EXIT
+
+corpus="$work/corpus"
+image_corpus "$corpus"
+mix="decode-sync=3,decode-async=3,point=3,login=1"
+
+mkdir -p "$work/nats"
+printf 'listen: 127.0.0.1:%s\nmax_payload: 2MB\njetstream { store_dir: "%s" }\n' \
+    "$nats_port" "$work/nats" >"$work/nats.conf"
+nats-server -c "$work/nats.conf" >"$work/nats.log" 2>&1 &
+nats_pid=$!
+pids+=("$nats_pid")
+sleep 1
+# One user with points enough on each node, made before its first start.
+for name in alone clustered; do
+    "$AIOCR_BIN" user add --data "$work/$name" --shards 1 --username soak \
+        --password soak-password --points 100000000 >/dev/null
+    echo "soak:soak-password" >"$work/$name.users"
+done
+common=(--shards 1 --set cache_entries=0 --set recognition_wide_threads=1
+    --set rate_limit_per_sec=1000000 --set rate_limit_burst=1000000)
+start_aiocr "$alone_port" "$work/alone" "${common[@]}"
+alone_pid="$AIOCR_PID"
+pids+=("$alone_pid")
+start_aiocr "$clustered_port" "$work/clustered" "${common[@]}" \
+    --set "nats_url=nats://127.0.0.1:$nats_port" --set recognition_split=remote \
+    --set recognition_cores=0
+clustered_pid="$AIOCR_PID"
+pids+=("$clustered_pid")
+"$AIOCR_BIN" worker --nats "nats://127.0.0.1:$nats_port" --name soak \
+    --set recognition_wide_threads=1 >"$work/worker.out" 2>"$work/worker.err" &
+worker_pid=$!
+pids+=("$worker_pid")
+for _ in $(seq 1 300); do grep -q "aiocr worker:" "$work/worker.out" && break; sleep 0.1; done
+for _ in $(seq 1 300); do grep -q "nats: ready" "$work/clustered.err" && break; sleep 0.1; done
+
+# loadgen PORT NAME ARGS...: one run of the mix, JSON summary to stdout.
+loadgen() {
+    local port="$1" name="$2"
+    shift 2
+    "$LOADGEN_BIN" "http://127.0.0.1:$port" --mix "$mix" --images "$corpus" \
+        --users-file "$work/$name.users" --threads 1 --pin never --json "$@" 2>/dev/null
+}
+
+for name in alone clustered; do
+    port_var="${name}_port"
+    loadgen "${!port_var}" "$name" -c 16 -d 15s >"$work/$name.capacity.json"
+done
+rate_alone="$(json_field "$work/alone.capacity.json" "['requests_per_s'] * $share")"
+rate_clustered="$(json_field "$work/clustered.capacity.json" "['requests_per_s'] * $share")"
+echo "capacity (closed loop, 16 connections): alone $(json_field "$work/alone.capacity.json" "['requests_per_s']") ops/s, clustered $(json_field "$work/clustered.capacity.json" "['requests_per_s']") ops/s; soak at $share of each"
+
+# sample MINUTE NAME PID [DATA_DIR] JSON: one line of the series.
+sample() {
+    local minute="$1" name="$2" pid="$3" data="$4" json="$5"
+    local rss fds size p99 errors
+    if ! kill -0 "$pid" 2>/dev/null; then
+        failed=1
+        echo "soak: $name (pid $pid) is gone after minute $minute; logs kept in $work" >&2
+        exit 1
+    fi
+    rss="$(awk '/VmRSS/ { print $2 }' "/proc/$pid/status")"
+    fds="$(find "/proc/$pid/fd" -mindepth 1 -maxdepth 1 | wc -l)"
+    size=0
+    [ -n "$data" ] && size="$(du -sk "$data" | cut -f1)"
+    p99="-"
+    errors=0
+    if [ -n "$json" ]; then
+        p99="$(json_field "$json" "['latency_ms']['corrected']['p99']")"
+        errors="$(json_field "$json" "['failed']")"
+    fi
+    echo "$minute $name $rss $fds $size $p99 $errors" >>"$work/series"
+}
+
+echo "minute name rss_kib open_files data_kib p99_ms errors" >"$work/series"
+for minute in $(seq 1 "$minutes"); do
+    loadgen "$alone_port" alone -c 32 -R "$rate_alone" -d 60s >"$work/alone.json" &
+    alone_load=$!
+    loadgen "$clustered_port" clustered -c 32 -R "$rate_clustered" -d 60s >"$work/clustered.json"
+    wait "$alone_load"
+    sample "$minute" alone "$alone_pid" "$work/alone" "$work/alone.json"
+    sample "$minute" clustered "$clustered_pid" "$work/clustered" "$work/clustered.json"
+    sample "$minute" worker "$worker_pid" "" ""
+    sample "$minute" nats-server "$nats_pid" "$work/nats" ""
+    tail -4 "$work/series" | sed "s/^/soak: /"
+    for name in alone clustered; do
+        json_field "$work/$name.json" "['errors']" | sed "s/^/soak: $name errors: /"
+    done
+done
+
+python3 - "$work/series" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'EOF'
+import sys
+rows = [line.split() for line in open(sys.argv[1]).read().splitlines()[1:]]
+columns = ["rss_kib", "open_files", "data_kib", "p99_ms", "errors"]
+
+def slope(points):
+    n = len(points)
+    if n < 2:
+        return 0.0
+    mx = sum(x for x, _ in points) / n
+    my = sum(y for _, y in points) / n
+    var = sum((x - mx) ** 2 for x, _ in points)
+    return 60 * sum((x - mx) * (y - my) for x, y in points) / var if var else 0.0
+
+print(f"soak: {len(rows) // 4} minute(s), load at the end {sys.argv[2]}; slope per hour (first -> last minute)")
+for name in ("alone", "clustered", "worker", "nats-server"):
+    mine = [r for r in rows if r[1] == name]
+    cells = []
+    for index, column in enumerate(columns):
+        values = [(float(r[0]), float(r[2 + index])) for r in mine if r[2 + index] != "-"]
+        if not values:
+            continue
+        if column == "errors":
+            cells.append(f"errors {sum(v for _, v in values):.0f} in all")
+        else:
+            cells.append(f"{column} {slope(values):+.1f}/h ({values[0][1]:.1f} -> {values[-1][1]:.1f})")
+    print(f"soak: {name}: " + ", ".join(cells))
+EOF
