@@ -623,3 +623,34 @@ fn the_oldest_version_served_gets_no_structured_output() {
     let answer = post(&mut client, Some(&key), None, &[], &newer);
     assert_eq!(answer.json()["result"]["protocolVersion"], "2025-11-25");
 }
+
+/// `mcp_wait_ms` at its lower bound (0): a reading answers at once with `status: pending`,
+/// already charged like an upload over `/v2`; the `result` tool reads ddddocr's answer later.
+#[test]
+fn a_reading_not_waited_for_is_pending_and_the_result_tool_reads_it() {
+    let server = Server::start(1, &["mcp_wait_ms=0"]);
+    let token = server.demo_token();
+    let key = api_key(&server, &token);
+    let mut client = server.client();
+    let session = initialize(&mut client, &key);
+    let (file, expected, _) = manifest().remove(5);
+    let image = json!({ "image": base64(&fixture(&file)) });
+    let read = call(&mut client, &key, &session, "ocr", image);
+    let pending = &read["result"]["structuredContent"];
+    assert_eq!(pending["status"], "pending", "{read}");
+    let cost = pending["cost"].as_i64().unwrap();
+    assert!(cost > 0, "{pending}");
+    let id = pending["id"].as_str().unwrap();
+    let mut done = Value::Null;
+    for _ in 0..3000 {
+        let answer = call(&mut client, &key, &session, "result", json!({ "id": id }));
+        done = answer["result"]["structuredContent"].clone();
+        if done["status"] != "pending" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(done["status"], "done", "{done}");
+    assert_eq!(done["result"], expected.as_str());
+    assert_eq!(server.balance(&token), (1000 - cost, 0));
+}
