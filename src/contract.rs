@@ -5,6 +5,7 @@
 
 pub use aiocr_contract::{ApiError, CODE_OK};
 
+use crate::engine::custom::ModelCheckError;
 use crate::engine::{ColorFilterError, DetectError, ImageError, RecognizeError, SlideError};
 use crate::store::StoreError;
 
@@ -56,6 +57,19 @@ pub fn of_slide(error: &SlideError) -> ApiError {
         SlideError::SizeMismatch { .. } | SlideError::TargetDoesNotFit { .. } => {
             ApiError::SizeMismatch
         }
+    }
+}
+
+/// The code for a model refused at upload, by the check it failed (31xx); ONNX Runtime
+/// itself failing is the server's fault.
+pub fn of_model_check(error: &ModelCheckError) -> ApiError {
+    match error {
+        ModelCheckError::Charsets(_) => ApiError::BadCharsets,
+        ModelCheckError::Unloadable(_) => ApiError::ModelUnloadable,
+        ModelCheckError::Input(_) => ApiError::ModelInputMismatch,
+        ModelCheckError::TestRun(_) => ApiError::ModelTestRunFailed,
+        ModelCheckError::Output(_) => ApiError::ModelOutputMismatch,
+        ModelCheckError::Runtime(_) => ApiError::Internal,
     }
 }
 
@@ -126,6 +140,21 @@ mod tests {
         );
         let unknown = ColorFilterError::UnknownColor("teal".into());
         assert_eq!(of_color_filter(&unknown).code(), 3006);
+    }
+
+    #[test]
+    fn each_failed_model_check_has_its_code() {
+        let reason = || "x".to_string();
+        let codes = [
+            ModelCheckError::Charsets(reason()),
+            ModelCheckError::Unloadable(reason()),
+            ModelCheckError::Input(reason()),
+            ModelCheckError::TestRun(reason()),
+            ModelCheckError::Output(reason()),
+            ModelCheckError::Runtime(reason()),
+        ]
+        .map(|error| of_model_check(&error).code());
+        assert_eq!(codes, [3101, 3102, 3103, 3105, 3104, 9999]);
     }
 
     #[test]

@@ -67,6 +67,7 @@ fn options_of(args: &OcrArgs) -> Result<RecognizeOptions, String> {
             .map_err(|e| format!("{e} (code {})", contract::of_color_filter(&e).code()))?;
     Ok(RecognizeOptions {
         model: args.model.clone(),
+        custom: None,
         png_fix: args.png_fix,
         probability: args.probability,
         charset_range,

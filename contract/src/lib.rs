@@ -24,6 +24,20 @@ pub enum ApiError {
     UnknownModel,
     InvalidOption,
     SizeMismatch,
+    /// A model's charsets.json is not dddd_trainer's (`charset`, `word`, `image`, `channel`).
+    BadCharsets,
+    /// ONNX Runtime does not load a model's ONNX file.
+    ModelUnloadable,
+    /// A model's input disagrees with its charsets.json (`channel`, `image`).
+    ModelInputMismatch,
+    /// A model's output is not scores of as many classes as its charset has entries.
+    ModelOutputMismatch,
+    /// A model fails a run on a blank image.
+    ModelTestRunFailed,
+    /// The user has a model of that name already.
+    ModelExists,
+    /// The user's models would exceed their count or bytes.
+    ModelLimit,
     NoSuchUpload,
     NotReportable,
     WindowClosed,
@@ -40,7 +54,7 @@ pub const CODE_OK: u32 = 0;
 
 impl ApiError {
     /// Every error, in the table's order.
-    pub const ALL: [ApiError; 22] = [
+    pub const ALL: [ApiError; 29] = [
         ApiError::Malformed,
         ApiError::NoToken,
         ApiError::BadToken,
@@ -55,6 +69,13 @@ impl ApiError {
         ApiError::UnknownModel,
         ApiError::InvalidOption,
         ApiError::SizeMismatch,
+        ApiError::BadCharsets,
+        ApiError::ModelUnloadable,
+        ApiError::ModelInputMismatch,
+        ApiError::ModelOutputMismatch,
+        ApiError::ModelTestRunFailed,
+        ApiError::ModelExists,
+        ApiError::ModelLimit,
         ApiError::NoSuchUpload,
         ApiError::NotReportable,
         ApiError::WindowClosed,
@@ -82,6 +103,13 @@ impl ApiError {
             ApiError::UnknownModel => 3005,
             ApiError::InvalidOption => 3006,
             ApiError::SizeMismatch => 3007,
+            ApiError::BadCharsets => 3101,
+            ApiError::ModelUnloadable => 3102,
+            ApiError::ModelInputMismatch => 3103,
+            ApiError::ModelOutputMismatch => 3104,
+            ApiError::ModelTestRunFailed => 3105,
+            ApiError::ModelExists => 3106,
+            ApiError::ModelLimit => 3107,
             ApiError::NoSuchUpload => 4001,
             ApiError::NotReportable => 4002,
             ApiError::WindowClosed => 4003,
@@ -104,16 +132,22 @@ impl ApiError {
             ApiError::Malformed
             | ApiError::NoImage
             | ApiError::UnknownModel
-            | ApiError::InvalidOption => 400,
+            | ApiError::InvalidOption
+            | ApiError::BadCharsets => 400,
             ApiError::NoToken | ApiError::BadToken | ApiError::BadCredentials => 401,
             ApiError::NoPoints => 402,
             ApiError::Forbidden => 403,
             ApiError::NoRoute | ApiError::NoSuchUpload => 404,
-            ApiError::NotReportable => 409,
+            ApiError::NotReportable | ApiError::ModelExists | ApiError::ModelLimit => 409,
             ApiError::WindowClosed => 410,
             ApiError::TooLarge => 413,
             ApiError::NotAnImage => 415,
-            ApiError::BadDimensions | ApiError::SizeMismatch => 422,
+            ApiError::BadDimensions
+            | ApiError::SizeMismatch
+            | ApiError::ModelUnloadable
+            | ApiError::ModelInputMismatch
+            | ApiError::ModelOutputMismatch
+            | ApiError::ModelTestRunFailed => 422,
             ApiError::RateLimited => 429,
             ApiError::RecognitionFailed | ApiError::Internal => 500,
             ApiError::Busy | ApiError::StorageUnavailable => 503,
@@ -137,6 +171,15 @@ impl ApiError {
             ApiError::UnknownModel => "unknown model",
             ApiError::InvalidOption => "an option's value is invalid",
             ApiError::SizeMismatch => "the images must have the same size",
+            ApiError::BadCharsets => {
+                "charsets is not a dddd_trainer charsets.json (charset, word, image, channel)"
+            }
+            ApiError::ModelUnloadable => "the ONNX file does not load",
+            ApiError::ModelInputMismatch => "the model's input does not fit charsets.json",
+            ApiError::ModelOutputMismatch => "the model's output does not fit charsets.json",
+            ApiError::ModelTestRunFailed => "the model fails on a blank image",
+            ApiError::ModelExists => "a model of this name exists already",
+            ApiError::ModelLimit => "your models' count or size limit is reached",
             ApiError::NoSuchUpload => "no such upload",
             ApiError::NotReportable => "already reported, or not reportable",
             ApiError::WindowClosed => "report window closed",
@@ -178,6 +221,31 @@ mod tests {
         }
         assert_eq!(ApiError::from_code(CODE_OK), None);
         assert_eq!(ApiError::from_code(1234), None);
+    }
+
+    #[test]
+    fn model_codes_are_their_own() {
+        let codes: Vec<(u32, u16)> = [
+            ApiError::BadCharsets,
+            ApiError::ModelUnloadable,
+            ApiError::ModelInputMismatch,
+            ApiError::ModelOutputMismatch,
+            ApiError::ModelTestRunFailed,
+            ApiError::ModelExists,
+            ApiError::ModelLimit,
+        ]
+        .map(|error| (error.code(), error.status()))
+        .to_vec();
+        let expected = [
+            (3101, 400),
+            (3102, 422),
+            (3103, 422),
+            (3104, 422),
+            (3105, 422),
+            (3106, 409),
+            (3107, 409),
+        ];
+        assert_eq!(codes, expected);
     }
 
     #[test]

@@ -119,6 +119,7 @@ pub fn decode_job(bytes: &[u8]) -> Result<(JobHeader, Task), String> {
                 .map_err(|e| format!("colour ranges: {e}"))?;
             let options = RecognizeOptions {
                 model: model.clone(),
+                custom: None,
                 png_fix: *png_fix,
                 probability: *probability,
                 charset_range,
@@ -419,6 +420,7 @@ mod tests {
         let filter = ColorFilter::from_options(Some("red,blue"), None).unwrap();
         let options = RecognizeOptions {
             model: "beta".into(),
+            custom: None,
             png_fix: true,
             probability: true,
             charset_range: Some(CharsetRange::Characters("abc".into())),

@@ -21,6 +21,7 @@
 //! | `cache` | `cache.rs` | the answer cache |
 //! | `compat` | `compat.rs` | the captcha protocols and their callbacks |
 //! | `mcp` | `mcp.rs` | the MCP endpoint: body, sessions, waits, origins |
+//! | `models` | `models.rs` | models users bring: upload size, per-user limits, loaded memory |
 //! | `cluster` | `cluster.rs` | NATS, where jobs run ([`Split`]), remote bounds |
 //!
 //! `keys.rs` holds the other names of keys (environment, aliases) and types their text,
@@ -37,6 +38,7 @@ mod images;
 mod keys;
 mod login;
 mod mcp;
+mod models;
 mod network;
 mod node;
 mod recognition;
@@ -54,6 +56,7 @@ pub use http::HttpConfig;
 pub use images::ImageConfig;
 pub use login::LoginConfig;
 pub use mcp::McpConfig;
+pub use models::ModelsConfig;
 pub use network::NetworkConfig;
 pub use node::NodeConfig;
 pub use recognition::RecognitionConfig;
@@ -81,11 +84,12 @@ pub struct Config {
     pub compat: CompatConfig,
     pub mcp: McpConfig,
     pub cluster: ClusterConfig,
+    pub models: ModelsConfig,
 }
 
 /// Every section's keys. A key belongs to exactly one (the unit test
 /// `every_key_is_a_field` checks it).
-const SECTIONS: [&[(&str, Kind)]; 13] = [
+const SECTIONS: [&[(&str, Kind)]; 14] = [
     network::KEYS,
     http::KEYS,
     images::KEYS,
@@ -99,6 +103,7 @@ const SECTIONS: [&[(&str, Kind)]; 13] = [
     compat::KEYS,
     mcp::KEYS,
     cluster::KEYS,
+    models::KEYS,
 ];
 
 /// Every key with its kind.
@@ -172,6 +177,7 @@ impl Config {
             compat: section(table, compat::KEYS)?,
             mcp: section(table, mcp::KEYS)?,
             cluster: section(table, cluster::KEYS)?,
+            models: section(table, models::KEYS)?,
         })
     }
 
@@ -190,6 +196,7 @@ impl Config {
         self.cache.validate()?;
         self.compat.validate()?;
         self.mcp.validate()?;
+        self.models.validate()?;
         first_failed(&[
             (
                 self.http.max_body_bytes >= self.images.max_image_bytes,

@@ -6,6 +6,7 @@ use super::check::first_failed;
 use super::keys::Kind;
 use super::values;
 use super::Config;
+use crate::engine::custom::SessionBounds;
 use crate::recognition::{usable_cores, ThreadConfig, ThreadPriority};
 use serde::Deserialize;
 
@@ -144,11 +145,16 @@ impl Config {
             slide_threads: recognition.slide_threads,
             priority: recognition.recognition_priority(shares_shard_cores),
             wide_threads,
-            cores,
             max_batch: recognition.max_batch,
             max_queue_delay_us: recognition.max_queue_delay_us,
             max_queue_wait_ms: recognition.max_queue_wait_ms,
             limits: self.images.image_limits(),
+            custom_bounds: SessionBounds {
+                // Each thread loads the models it is asked for: the bound is shared out.
+                max_bytes: (self.models.model_memory_bytes / cores.len().max(1) as u64).max(1),
+                idle: std::time::Duration::from_secs(self.models.model_idle_secs),
+            },
+            cores,
         }
     }
 }

@@ -23,6 +23,68 @@ impl Scores<'_> {
     }
 }
 
+/// An output whose shape is none ddddocr reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BadShape(pub String);
+
+impl std::fmt::Display for BadShape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The scores of batch item `b` of `batch`, read the way ddddocr reads a single output:
+/// `[seq, 1, C]` (what the ddddocr models really return), `[1, seq, C]`, `[seq, C]`, `[C]`.
+/// A batched run returns `[seq, batch, C]`.
+pub fn scores_of<'a>(
+    shape: &[usize],
+    data: &'a [f32],
+    b: usize,
+    batch: usize,
+) -> Result<Scores<'a>, BadShape> {
+    let bad_shape = || BadShape(format!("unexpected output shape {shape:?}"));
+    let scores = match *shape {
+        [steps, n, classes] if n == batch => Scores {
+            data: &data[b * classes..],
+            steps,
+            classes,
+            step_stride: batch,
+        },
+        [1, steps, classes] if batch == 1 => Scores {
+            data,
+            steps,
+            classes,
+            step_stride: 1,
+        },
+        // ddddocr: "default to the first batch" for any other 3-D shape.
+        [_, steps, classes] if batch == 1 => Scores {
+            data,
+            steps,
+            classes,
+            step_stride: 1,
+        },
+        [steps, classes] if batch == 1 => Scores {
+            data,
+            steps,
+            classes,
+            step_stride: 1,
+        },
+        [classes] if batch == 1 => Scores {
+            data,
+            steps: 1,
+            classes,
+            step_stride: 1,
+        },
+        _ => return Err(bad_shape()),
+    };
+    let extent =
+        scores.steps.saturating_sub(1) * scores.step_stride * scores.classes + scores.classes;
+    if scores.classes == 0 || scores.data.len() < extent {
+        return Err(bad_shape());
+    }
+    Ok(scores)
+}
+
 /// numpy's argmax: the first maximum. The maximum is found over 8 independent lanes (which
 /// the compiler vectorizes), then its first position.
 fn argmax(row: &[f32]) -> usize {

@@ -18,6 +18,7 @@
 mod batch_model;
 mod color_filter;
 mod ctc;
+pub mod custom;
 mod cv;
 mod decode;
 mod detect;
@@ -73,8 +74,11 @@ impl CharsetRange {
 /// What one recognition asks for, besides the image.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RecognizeOptions {
-    /// `old` (default), `beta`, or an installed custom model's name.
+    /// `old` (default), `beta`, an installed model's name, or the name a custom model was
+    /// asked for by (then `custom` is that model).
     pub model: String,
+    /// The custom model to run (compared and hashed by its digest), instead of `model`'s.
+    pub custom: Option<std::sync::Arc<custom::CustomModel>>,
     /// Composite an RGBA image on white before anything else, as ddddocr's `png_fix`.
     pub png_fix: bool,
     /// Also compute the confidence (mean of the per-step maximum softmax).
@@ -88,6 +92,7 @@ impl Default for RecognizeOptions {
     fn default() -> Self {
         RecognizeOptions {
             model: "old".to_string(),
+            custom: None,
             png_fix: false,
             probability: false,
             charset_range: None,

@@ -22,6 +22,9 @@ pub const DETECTION_MODEL: &str = "common_det.onnx";
 pub const SETUP_HINT: &str =
     "run scripts/setup.sh (it fetches the ddddocr models and ONNX Runtime)";
 
+/// The longest side a description's `image` may ask for.
+pub const MAX_INPUT_SIDE: usize = 4096;
+
 /// How images are sized for a model: ddddocr's `image` field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sizing {
@@ -105,41 +108,78 @@ pub fn load_spec(model_dir: &Path, name: &str) -> Result<ModelSpec, ModelError> 
         path: description.clone(),
         reason: e.to_string(),
     })?;
-    let parsed: Description = serde_json::from_str(&text).map_err(|e| ModelError::Invalid {
-        path: description.clone(),
-        reason: e.to_string(),
-    })?;
-    let invalid = |reason: &str| ModelError::Invalid {
-        path: description.clone(),
-        reason: reason.to_string(),
-    };
-    let sizing = match parsed.image {
-        [-1, h] if h > 0 && parsed.word => Sizing::Square { side: h as usize },
-        [-1, h] if h > 0 => Sizing::KeepAspect { height: h as usize },
-        [w, h] if w > 0 && h > 0 => Sizing::Fixed {
-            width: w as usize,
-            height: h as usize,
-        },
-        _ => return Err(invalid("`image` must be [-1, height] or [width, height]")),
-    };
-    if parsed.channel != 1 && parsed.channel != 3 {
-        return Err(invalid("`channel` must be 1 or 3"));
-    }
-    if parsed.charset.is_empty() {
-        return Err(invalid("empty `charset`"));
-    }
-    let mut first_index = HashMap::with_capacity(parsed.charset.len());
-    for (i, entry) in parsed.charset.iter().enumerate() {
-        first_index.entry(entry.clone()).or_insert(i);
-    }
-    Ok(ModelSpec {
-        onnx_path: onnx,
-        charset: parsed.charset,
-        first_index,
-        sizing,
-        channels: parsed.channel as usize,
-        batchable,
+    ModelSpec::from_description(onnx, &text, batchable).map_err(|reason| ModelError::Invalid {
+        path: description,
+        reason,
     })
+}
+
+impl ModelSpec {
+    /// A model from its ONNX file's path and its description (dddd_trainer's
+    /// `charsets.json`: `charset`, `word`, `image`, `channel`, all four required, as ddddocr's
+    /// import path requires them). `Err` says what is wrong with the description.
+    pub fn from_description(
+        onnx_path: PathBuf,
+        description: &str,
+        batchable: bool,
+    ) -> Result<ModelSpec, String> {
+        let parsed: Description =
+            serde_json::from_str(description).map_err(|e| format!("not a charsets.json: {e}"))?;
+        let sizing = match parsed.image {
+            [-1, h] if h > 0 && parsed.word => Sizing::Square { side: h as usize },
+            [-1, h] if h > 0 => Sizing::KeepAspect { height: h as usize },
+            [w, h] if w > 0 && h > 0 => Sizing::Fixed {
+                width: w as usize,
+                height: h as usize,
+            },
+            _ => return Err("`image` must be [-1, height] or [width, height]".into()),
+        };
+        let longest_side = match sizing {
+            Sizing::KeepAspect { height } => height,
+            Sizing::Square { side } => side,
+            Sizing::Fixed { width, height } => width.max(height),
+        };
+        // A description must not ask for inputs of gigabytes (a wider image than
+        // `max_model_width` is refused per request anyway).
+        if longest_side > MAX_INPUT_SIDE {
+            return Err(format!("`image` sides must be at most {MAX_INPUT_SIDE}"));
+        }
+        if parsed.channel != 1 && parsed.channel != 3 {
+            return Err("`channel` must be 1 or 3".into());
+        }
+        if parsed.charset.is_empty() {
+            return Err("empty `charset`".into());
+        }
+        let mut first_index = HashMap::with_capacity(parsed.charset.len());
+        for (i, entry) in parsed.charset.iter().enumerate() {
+            first_index.entry(entry.clone()).or_insert(i);
+        }
+        Ok(ModelSpec {
+            onnx_path,
+            charset: parsed.charset,
+            first_index,
+            sizing,
+            channels: parsed.channel as usize,
+            batchable,
+        })
+    }
+
+    /// The input's height, whatever the sizing.
+    pub fn input_height(&self) -> usize {
+        match self.sizing {
+            Sizing::KeepAspect { height } | Sizing::Fixed { height, .. } => height,
+            Sizing::Square { side } => side,
+        }
+    }
+
+    /// The input's width when the sizing fixes it (`None`: it follows the image's aspect).
+    pub fn input_width(&self) -> Option<usize> {
+        match self.sizing {
+            Sizing::KeepAspect { .. } => None,
+            Sizing::Fixed { width, .. } => Some(width),
+            Sizing::Square { side } => Some(side),
+        }
+    }
 }
 
 /// Where the detection model is in `model_dir`.

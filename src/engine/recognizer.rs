@@ -11,11 +11,14 @@ use std::time::Instant;
 use ort::session::{Session, SessionOutputs};
 use ort::value::TensorRef;
 
+use ort::environment::Environment;
+
 use super::batch_model::load_dynamic_batch;
-use super::ctc::{allowed_indices, confidence, decode_text, Scores};
+use super::ctc::{allowed_indices, confidence, decode_text, scores_of, BadShape, Scores};
+use super::custom::{CustomSessions, SessionBounds, SessionCounts};
 use super::model::{load_spec, ModelError, ModelSpec};
 use super::preprocess::{elapsed_nanos, preprocess_filtered, StageNanos, Tensor};
-use super::session::{self, runtime};
+use super::session::{self, runtime, LoadedModel};
 use super::{Answer, ImageError, ImageLimits, RecognizeOptions};
 
 /// Why one image got no answer (src/contract.rs maps it to the contract's codes).
@@ -29,14 +32,18 @@ pub enum RecognizeError {
     Model(String),
 }
 
-struct LoadedModel {
-    spec: Arc<ModelSpec>,
-    session: Session,
-    input_name: String,
+impl From<BadShape> for RecognizeError {
+    fn from(shape: BadShape) -> Self {
+        RecognizeError::Model(shape.0)
+    }
 }
 
 pub struct Engine {
+    /// The models loaded at start, by name (`old`, `beta`, MODEL_DIR/custom ones).
     models: HashMap<String, LoadedModel>,
+    /// Custom models, loaded on their first job (`RecognizeOptions::custom`).
+    custom: CustomSessions,
+    environment: Environment,
     limits: ImageLimits,
     /// Whether equal-width images of batchable models run as one tensor.
     batching: bool,
@@ -78,9 +85,36 @@ impl Engine {
         }
         Ok(Engine {
             models,
+            custom: CustomSessions::new(SessionBounds::default()),
+            environment,
             limits,
             batching: true,
         })
+    }
+
+    /// Sets the bounds of the custom models this engine keeps loaded (unloading what is
+    /// beyond them at the next load or idle check).
+    pub fn set_custom_bounds(&mut self, bounds: SessionBounds) {
+        self.custom = CustomSessions::new(bounds);
+    }
+
+    /// Unloads the custom models idle for longer than their bound; returns how many.
+    pub fn unload_idle_custom(&mut self, now: Instant) -> usize {
+        self.custom.unload_idle(now)
+    }
+
+    /// How long until an idle custom model may be unloaded (`None`: none is loaded).
+    pub fn next_idle_check(&self, now: Instant) -> Option<std::time::Duration> {
+        self.custom.next_idle_check(now)
+    }
+
+    /// Custom models loaded now, and their ONNX bytes.
+    pub fn custom_loaded(&self) -> (usize, u64) {
+        (self.custom.loaded_count(), self.custom.loaded_bytes())
+    }
+
+    pub fn custom_counts(&self) -> SessionCounts {
+        self.custom.counts()
     }
 
     /// Turns tensor batching off (every image runs alone); for tests and comparisons.
@@ -90,8 +124,13 @@ impl Engine {
 
     /// Whether images of `model` can share one model run (only then is gathering a batch
     /// worth a wait; otherwise jobs held back would only queue behind each other).
-    pub fn batchable(&self, model: &str) -> bool {
-        self.batching && self.models.get(model).is_some_and(|m| m.spec.batchable)
+    pub fn batchable(&self, options: &RecognizeOptions) -> bool {
+        self.batching
+            && options.custom.is_none()
+            && self
+                .models
+                .get(&options.model)
+                .is_some_and(|m| m.spec.batchable)
     }
 
     pub fn recognize(
@@ -129,8 +168,8 @@ impl Engine {
             }
         }
         for group in self.group(items, prepared) {
-            let model = &items[group[0].0].1.model;
-            let results = self.run_group(model, &group, items, times);
+            let options = items[group[0].0].1;
+            let results = self.run_group(options, &group, items, times);
             for ((i, _), result) in group.iter().zip(results) {
                 answers[*i] = Some(result);
             }
@@ -147,13 +186,19 @@ impl Engine {
         options: &RecognizeOptions,
         times: &mut StageNanos,
     ) -> Result<Tensor, RecognizeError> {
-        let model = self
-            .models
-            .get(&options.model)
-            .ok_or_else(|| RecognizeError::UnknownModel(options.model.clone()))?;
+        let spec = match &options.custom {
+            Some(custom) => &custom.spec,
+            None => {
+                &self
+                    .models
+                    .get(&options.model)
+                    .ok_or_else(|| RecognizeError::UnknownModel(options.model.clone()))?
+                    .spec
+            }
+        };
         Ok(preprocess_filtered(
             image,
-            &model.spec,
+            spec,
             options.png_fix,
             options.color_filter.as_ref(),
             &self.limits,
@@ -169,12 +214,13 @@ impl Engine {
     ) -> Vec<Vec<(usize, Tensor)>> {
         let mut groups: Vec<Vec<(usize, Tensor)>> = Vec::new();
         for (i, tensor) in prepared {
-            let model = &items[i].1.model;
-            let batchable = self.batching && self.models[model].spec.batchable;
+            let options = items[i].1;
+            let batchable = self.batchable(options);
             let joinable = groups.iter_mut().find(|g| {
                 let (j, first) = &g[0];
                 batchable
-                    && items[*j].1.model == *model
+                    && items[*j].1.custom.is_none()
+                    && items[*j].1.model == options.model
                     && first.width == tensor.width
                     && first.height == tensor.height
             });
@@ -188,15 +234,31 @@ impl Engine {
 
     fn run_group(
         &mut self,
-        model: &str,
+        options: &RecognizeOptions,
         group: &[(usize, Tensor)],
         items: &[(&[u8], &RecognizeOptions)],
         times: &mut StageNanos,
     ) -> Vec<Result<Answer, RecognizeError>> {
-        let loaded = self
-            .models
-            .get_mut(model)
-            .expect("grouped by a loaded model");
+        let loaded = match &options.custom {
+            Some(custom) => {
+                assert_eq!(group.len(), 1, "custom models run one image at a time");
+                let started = Instant::now();
+                let loaded = self.custom.get(&self.environment, custom);
+                times.model += elapsed_nanos(started);
+                match loaded {
+                    Ok(loaded) => loaded,
+                    Err(reason) => {
+                        let reason =
+                            format!("model {} could not be loaded: {reason}", custom.digest);
+                        return vec![Err(RecognizeError::Model(reason))];
+                    }
+                }
+            }
+            None => self
+                .models
+                .get_mut(&options.model)
+                .expect("prepared with a loaded model"),
+        };
         let first = &group[0].1;
         let shape = [group.len(), first.channels, first.height, first.width];
         let mut input = Vec::with_capacity(shape.iter().product());
@@ -276,58 +338,6 @@ fn output_scores<'o>(outputs: &'o SessionOutputs<'_>) -> Result<(Vec<usize>, &'o
         .map_err(|e| e.to_string())?;
     let dims = output_shape.iter().map(|&d| d.max(0) as usize).collect();
     Ok((dims, data))
-}
-
-/// The scores of batch item `b` of `batch`, read the way ddddocr reads a single output:
-/// `[seq, 1, C]` (what the ddddocr models really return), `[1, seq, C]`, `[seq, C]`, `[C]`.
-/// A batched run returns `[seq, batch, C]`.
-fn scores_of<'a>(
-    shape: &[usize],
-    data: &'a [f32],
-    b: usize,
-    batch: usize,
-) -> Result<Scores<'a>, RecognizeError> {
-    let bad_shape = || RecognizeError::Model(format!("unexpected output shape {shape:?}"));
-    let scores = match *shape {
-        [steps, n, classes] if n == batch => Scores {
-            data: &data[b * classes..],
-            steps,
-            classes,
-            step_stride: batch,
-        },
-        [1, steps, classes] if batch == 1 => Scores {
-            data,
-            steps,
-            classes,
-            step_stride: 1,
-        },
-        // ddddocr: "default to the first batch" for any other 3-D shape.
-        [_, steps, classes] if batch == 1 => Scores {
-            data,
-            steps,
-            classes,
-            step_stride: 1,
-        },
-        [steps, classes] if batch == 1 => Scores {
-            data,
-            steps,
-            classes,
-            step_stride: 1,
-        },
-        [classes] if batch == 1 => Scores {
-            data,
-            steps: 1,
-            classes,
-            step_stride: 1,
-        },
-        _ => return Err(bad_shape()),
-    };
-    let extent =
-        scores.steps.saturating_sub(1) * scores.step_stride * scores.classes + scores.classes;
-    if scores.classes == 0 || scores.data.len() < extent {
-        return Err(bad_shape());
-    }
-    Ok(scores)
 }
 
 fn answer(spec: &ModelSpec, scores: &Scores, options: &RecognizeOptions) -> Answer {

@@ -3,13 +3,20 @@
 //! models (recognizer.rs) and the detector (detect/) run alike.
 
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use ort::environment::Environment;
 use ort::session::builder::SessionBuilder;
 use ort::session::Session;
 
-use super::model::{ModelError, RUNTIME_LIBRARY, SETUP_HINT};
+use super::model::{ModelError, ModelSpec, RUNTIME_LIBRARY, SETUP_HINT};
+
+/// A text model's session, ready to run: its description, the session, its input's name.
+pub struct LoadedModel {
+    pub spec: Arc<ModelSpec>,
+    pub session: Session,
+    pub input_name: String,
+}
 
 static RUNTIME: OnceLock<Result<Environment, String>> = OnceLock::new();
 

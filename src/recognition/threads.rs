@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Select};
 
 use super::{Job, JobAnswer, JobFailure, JobReceivers, JobResult, ResultSink, Task, ThreadContext};
+use crate::engine::custom::SessionBounds;
 use crate::engine::{
     available_models, detection_model_path, slide, Detector, Engine, ImageLimits, RecognizeOptions,
     SETUP_HINT,
@@ -57,6 +58,9 @@ pub struct ThreadConfig {
     /// Below 2: no wide engines.
     pub wide_threads: usize,
     pub limits: ImageLimits,
+    /// The custom models each recognition thread keeps loaded (`model_memory_bytes` shared
+    /// out, `model_idle_secs`).
+    pub custom_bounds: SessionBounds,
 }
 
 /// How recognition threads are scheduled next to the reactors.
@@ -162,8 +166,7 @@ pub fn start(context: ThreadContext, config: ThreadConfig) -> Result<Recognition
                 let wide =
                     Engines::load_wide(&model_dir, &models, config.limits, config.wide_threads);
                 set_affinity(&[core]);
-                match wide.and_then(|wide| Engines::load(&model_dir, &models, config.limits, wide))
-                {
+                match wide.and_then(|wide| Engines::load(&model_dir, &models, &config, wide)) {
                     Ok(engines) => {
                         let _ = ready.send(Ok(()));
                         recognize_jobs(engines, &jobs, &shared, &config);
@@ -259,10 +262,12 @@ impl Engines {
     fn load(
         model_dir: &Path,
         models: &[String],
-        limits: ImageLimits,
+        config: &ThreadConfig,
         wide: Option<Engine>,
     ) -> Result<Engines, String> {
-        let narrow = Engine::load(model_dir, models, limits).map_err(|e| e.to_string())?;
+        let (limits, custom_bounds) = (config.limits, config.custom_bounds);
+        let mut narrow = Engine::load(model_dir, models, limits).map_err(|e| e.to_string())?;
+        narrow.set_custom_bounds(custom_bounds);
         let detector = match detection_model_path(model_dir).exists() {
             true => Some(Detector::load(model_dir, limits, 1).map_err(|e| e.to_string())?),
             false => None,
@@ -291,9 +296,7 @@ fn recognize_jobs(
     config: &ThreadConfig,
 ) {
     let max_wait = Duration::from_millis(config.max_queue_wait_ms);
-    while let Some(work) = next_work(jobs, shared, config, |model| {
-        engines.narrow.batchable(model)
-    }) {
+    while let Some(work) = next_work(jobs, shared, config, &mut engines) {
         let taken_at = Instant::now();
         match work {
             Work::Text(batch) => {
@@ -311,6 +314,7 @@ fn recognize_jobs(
                 assert!(was >= 1, "detecting counts this thread while it runs");
             }
         }
+        engines.narrow.unload_idle_custom(Instant::now());
     }
 }
 
@@ -322,16 +326,21 @@ enum Work {
 }
 
 /// Blocks for the next work: a waiting text job first, else a detection if a detection place
-/// is free, else whichever comes. `None` when the server stops.
+/// is free, else whichever comes. `None` when the server stops. While it waits, custom
+/// models that fall idle are unloaded.
 fn next_work(
     jobs: &JobReceivers,
     shared: &Shared,
     config: &ThreadConfig,
-    batchable: impl Fn(&str) -> bool,
+    engines: &mut Engines,
 ) -> Option<Work> {
     loop {
         match jobs.ocr.try_recv() {
-            Ok(job) => return Some(Work::Text(gather(job, &jobs.ocr, config, &batchable))),
+            Ok(job) => {
+                return Some(Work::Text(gather(job, &jobs.ocr, config, |o| {
+                    engines.narrow.batchable(o)
+                })))
+            }
             // Every sender dropped (tests; a server stops through `stop`): finish the
             // detections left, then end.
             Err(crossbeam_channel::TryRecvError::Disconnected) => {
@@ -347,20 +356,28 @@ fn next_work(
         let stop = select.recv(&shared.stop);
         let detect = may_detect.then(|| select.recv(&jobs.detect));
         // Without a place, a waiting detection is looked at again shortly (a place frees
-        // when another thread's detection ends, which sends no message).
-        let ready = if !may_detect && !jobs.detect.is_empty() {
-            select.select_timeout(DETECT_RECHECK).ok()
-        } else {
-            Some(select.select())
+        // when another thread's detection ends, which sends no message); a loaded custom
+        // model is unloaded once idle for its bound.
+        let recheck = (!may_detect && !jobs.detect.is_empty()).then_some(DETECT_RECHECK);
+        let idle_check = engines.narrow.next_idle_check(Instant::now());
+        let ready = match recheck.into_iter().chain(idle_check).min() {
+            Some(timeout) => select.select_timeout(timeout).ok(),
+            None => Some(select.select()),
         };
         let Some(operation) = ready else {
+            release_detect_place(&shared.detecting, may_detect);
+            engines.narrow.unload_idle_custom(Instant::now());
             continue;
         };
         let index = operation.index();
         if index == ocr {
             release_detect_place(&shared.detecting, may_detect);
             match operation.recv(&jobs.ocr) {
-                Ok(job) => return Some(Work::Text(gather(job, &jobs.ocr, config, &batchable))),
+                Ok(job) => {
+                    return Some(Work::Text(gather(job, &jobs.ocr, config, |o| {
+                        engines.narrow.batchable(o)
+                    })))
+                }
                 Err(_) => return None, // every sender gone: the server is stopping
             }
         } else if index == stop {
@@ -431,7 +448,9 @@ fn run_text(
         })
         .collect();
     let alone = shared.busy.fetch_add(1, Ordering::SeqCst) == 0 && jobs.ocr.is_empty();
-    let answers = engines.pick(alone).recognize_batch(&items);
+    // Custom models are loaded in the single-threaded engine only (one session per thread).
+    let custom = items.iter().any(|(_, options)| options.custom.is_some());
+    let answers = engines.pick(alone && !custom).recognize_batch(&items);
     assert_eq!(answers.len(), fresh.len(), "one answer per job");
     let was_busy = shared.busy.fetch_sub(1, Ordering::SeqCst);
     assert!(was_busy >= 1, "busy counts this thread while it runs");
@@ -509,12 +528,12 @@ fn gather(
     first: Job,
     jobs: &Receiver<Job>,
     config: &ThreadConfig,
-    batchable: impl Fn(&str) -> bool,
+    batchable: impl Fn(&RecognizeOptions) -> bool,
 ) -> Vec<Job> {
     let Task::Ocr { options, .. } = &first.task else {
         unreachable!("the text queue holds text jobs");
     };
-    let gather = batchable(&options.model);
+    let gather = batchable(options);
     let mut batch = Vec::with_capacity(config.max_batch);
     batch.push(first);
     if !gather {
@@ -591,6 +610,7 @@ mod tests {
             priority: ThreadPriority::Idle,
             wide_threads: 2,
             limits: ImageLimits::default(),
+            custom_bounds: SessionBounds::default(),
         }
     }
 

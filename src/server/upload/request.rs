@@ -215,6 +215,7 @@ pub fn recognize_options(fields: &Fields, models: &[String]) -> Result<Recognize
         .map_err(|error| Refusal::new(contract::of_color_filter(&error), error.to_string()))?;
     Ok(RecognizeOptions {
         model,
+        custom: None,
         png_fix: fields.flag("png_fix", false)?,
         probability: fields.flag("probability", false)?,
         charset_range,
