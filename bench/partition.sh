@@ -27,6 +27,7 @@
 # acknowledged, lost, double-charged, stuck.
 # Needs root (ip netns, nft, tc). Installs what it needs and the suite does not (nftables,
 # faketime) with apt-get when missing. Uses nats-server from PATH (NATS_SERVER to override).
+# PARTITION_FAULTS="clock pause" plays only those faults, in turn (to loop one of them).
 # Usage: bench/partition.sh [rounds=9] [seconds=24]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,6 +40,7 @@ export AIOCR_MODEL_DIR="${AIOCR_MODEL_DIR:-$PWD/models}"
 remote_timeout_ms=15000
 settle_s=$((remote_timeout_ms / 1000 + 15))
 faults=(cut-node cut-worker cut-minority cut-nodes lossy pause clock store-loss corrupt)
+[ -z "${PARTITION_FAULTS:-}" ] || read -r -a faults <<<"$PARTITION_FAULTS"
 
 for tool in nft:nftables faketime:faketime; do
     command -v "${tool%%:*}" >/dev/null || apt-get install -y -q "${tool##*:}" >/dev/null
@@ -234,8 +236,11 @@ fault_on() {
         corrupt) kill -9 "${pid[n3]}"; wait "${pid[n3]}" 2>/dev/null || true
             find "$work/n3" -name '*.blk' | while read -r block; do
                 size="$(stat -c %s "$block")"
-                [ "$size" -gt 64 ] && dd if=/dev/urandom of="$block" bs=1 seek=$((size / 3)) \
-                    count=$((size / 3)) conv=notrunc status=none
+                # An if, not `&&`: a small last file must not fail the pipeline (set -e).
+                if [ "$size" -gt 64 ]; then
+                    dd if=/dev/urandom of="$block" bs=1 seek=$((size / 3)) \
+                        count=$((size / 3)) conv=notrunc status=none
+                fi
             done
             start_nats n3 ;;
     esac

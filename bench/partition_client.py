@@ -96,10 +96,12 @@ class Round:
                 self.uploads.append((user, data["data"]["id"]))
             return data["data"]
         with self.lock:
-            # No answer, or a forwarding node that got none from the owner in time: the
-            # owner may have taken the upload (and charged it) all the same.
+            # No answer at all (the client's own timeout, a connection cut): the node may have
+            # taken the upload (and charged it) all the same. A 5001 is a refusal, also from a
+            # forwarding node that got no answer from the owner in time: the owner gives back
+            # what such a request charged (docs/cluster.md, "Forwarded writes").
             message = (data or {}).get("msg", "") if isinstance(data, dict) else ""
-            if status == 0 or "no answer in time" in message:
+            if status == 0:
                 self.ambiguous[user] += 1
             else:
                 self.refused += 1
@@ -184,7 +186,8 @@ def wait_balance(state, key, bound):
 
 def settle(state, uploads, bound):
     """The final status of each acknowledged upload, asked of its owner node until it is no
-    longer pending or the bound passes: done, failed, lost (not known) or stuck."""
+    longer pending or the bound passes: done, refunded (done, then given back: reported, or
+    its forwarded answer not acknowledged), failed, lost (not known) or stuck."""
     deadline = time.time() + bound
     final = {}
     pending = list(uploads)
@@ -192,9 +195,11 @@ def settle(state, uploads, bound):
         still = []
         for user, upload_id in pending:
             url = state["a"] if user == "user_a" else state["b"]
-            status, data = call(url, "GET", f"/v2/result?id={upload_id}", state[user])
+            # A short timeout: one poll left unanswered must not use up the whole bound.
+            status, data = call(url, "GET", f"/v2/result?id={upload_id}", state[user], timeout=5)
             if status == 200 and data and data["data"]["status"] in ("done", "failed"):
-                final[(user, upload_id)] = data["data"]["status"]
+                refunded = data["data"]["status"] == "done" and data["data"].get("reported")
+                final[(user, upload_id)] = "refunded" if refunded else data["data"]["status"]
             elif status == 404 or (data and data.get("code") == 3001):
                 final[(user, upload_id)] = "lost"
             else:
@@ -257,9 +262,9 @@ def run_round(state_path, round_number, seconds, settle_seconds):
     stuck = sum(1 for status in final.values() if status == "stuck")
     double = 0
     for key in ("user_a", "user_b"):
-        done = sum(1 for (user, _), status in final.items() if user == key and status == "done")
+        # Charged: done and not given back (a report, or an unacknowledged forwarded answer).
+        expected = sum(1 for (user, _), status in final.items() if user == key and status == "done")
         spent = before[key][0] - after[key][0]
-        expected = done - load.reported[key]
         if after[key][1] != 0 and stuck == 0:
             stuck += after[key][1]  # points still reserved with nothing pending
         # An upload whose answer never came (or a forward that timed out) may be charged.
@@ -267,7 +272,8 @@ def run_round(state_path, round_number, seconds, settle_seconds):
         lost += max(0, expected - spent)
     verdict = {
         "acknowledged": len(load.uploads),
-        "done": sum(1 for s in final.values() if s == "done"),
+        "done": sum(1 for s in final.values() if s in ("done", "refunded")),
+        "refunded": sum(1 for s in final.values() if s == "refunded") - sum(load.reported.values()),
         "failed": sum(1 for s in final.values() if s == "failed"),
         "lost": lost,
         "double_charged": double,
@@ -279,7 +285,7 @@ def run_round(state_path, round_number, seconds, settle_seconds):
         "names": names_verdict(state, created),
         "refusals": sorted(load.refusals),
         "per_user": {key: {"spent": before[key][0] - after[key][0],
-                           "done": sum(1 for (u, _), st in final.items() if u == key and st == "done"),
+                           "done": sum(1 for (u, _), st in final.items() if u == key and st in ("done", "refunded")),
                            "reported": load.reported[key]} for key in ("user_a", "user_b")},
     }
     print(json.dumps(verdict))

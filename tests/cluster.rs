@@ -41,6 +41,8 @@ fn cluster_settings(nats: &str) -> Vec<String> {
         "node_ttl_ms=2000".into(),
         "nats_reconnect_max_ms=300".into(),
         "nats_request_timeout_ms=2000".into(),
+        // A forwarded charge waits 2 + 3 s for its acknowledgement: room for a loaded machine.
+        "forward_ack_timeout_ms=3000".into(),
     ]
     .to_vec()
 }
@@ -395,6 +397,31 @@ fn send_result(nats: &Nats, node: u16, result: &WireResult) -> String {
     })
 }
 
+/// Writes a claim of `username` for `node` straight into the bucket, without the create's
+/// check (as a create the server let through by mistake would be stored); returns how the
+/// write went and the claim the bucket holds after it.
+fn second_claim_write(nats: &Nats, username: &str, node: u16) -> (Result<(), String>, String) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = async_nats::connect(nats.url()).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        let bucket = aiocr::cluster::names::USERNAMES_BUCKET;
+        let key = aiocr::cluster::names::username_key(username);
+        let subject = format!("$KV.{bucket}.{key}");
+        let written = async {
+            let ack = js.publish(subject, node.to_string().into()).await?;
+            ack.await.map(|_| ())
+        };
+        let written = written.await.map_err(|e| e.to_string());
+        let store = js.get_key_value(bucket).await.unwrap();
+        let stored = store.get(&key).await.unwrap().expect("claimed");
+        (written, String::from_utf8(stored.to_vec()).unwrap())
+    })
+}
+
 #[test]
 fn two_nodes_and_two_workers_serve_every_user_from_either_node() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
@@ -402,7 +429,7 @@ fn two_nodes_and_two_workers_serve_every_user_from_either_node() {
     let settings = cluster_settings(&nats.url());
     let mut node_a = start_node(1, 1, &nats, None);
     let mut node_b = start_node(2, 2, &nats, Some("admin-b"));
-    let _workers = [
+    let workers = [
         Worker::start("w1", &settings),
         Worker::start("w2", &settings),
     ];
@@ -443,6 +470,13 @@ fn two_nodes_and_two_workers_serve_every_user_from_either_node() {
         }
     }
     assert_eq!(created.len(), names.len(), "every name created once");
+    // Whatever the server's check of a create does under concurrency (nats-server before
+    // 2.9.21 could let two through on a replicated stream), the bucket itself stores no
+    // second claim of a name: a plain write over one is refused, the claim stays.
+    let (name, node) = created.iter().next().unwrap();
+    let (overwrite, stored) = second_claim_write(&nats, name, if *node == 1 { 2 } else { 1 });
+    assert!(overwrite.is_err(), "a second claim of {name} was stored");
+    assert_eq!(stored, node.to_string());
     for (name, node) in &created {
         for entry in [&node_a, &node_b] {
             let answer = entry.client().post_json(
@@ -562,6 +596,42 @@ fn two_nodes_and_two_workers_serve_every_user_from_either_node() {
         .collect();
     assert_eq!(ids, ["1", "2"], "{servers}");
 
+    // A forwarded upload whose answer the forwarding node does not receive in time: node B
+    // paused (SIGSTOP) once it forwarded user-a's upload (wait=1) to node A, for longer
+    // than its forward deadline. Node A answers, no acknowledgement comes, and it gives the
+    // charge back; node B, resumed, answers its client 5001, and that is true.
+    for worker in &workers {
+        worker.signal(libc::SIGSTOP);
+    }
+    let forwarded_before = metric(&node_a, "aiocr_node_forwarded_in_total");
+    let (port_b, token) = (node_b.port, user_a_via_b.clone());
+    let paused_upload = std::thread::spawn(move || {
+        let body = json!({ "file": base64(&fixture("0001.png")), "model": "old" }).to_string();
+        let path = "/v2/decode/upload-base64?wait=1";
+        let answer = Client::connect(port_b).post_json(path, Some(&token), &body);
+        (answer.status, answer.code())
+    });
+    wait_until("node A to receive the forwarded upload", 3000, || {
+        metric(&node_a, "aiocr_node_forwarded_in_total") > forwarded_before
+    });
+    node_b.signal(libc::SIGSTOP);
+    for worker in &workers {
+        worker.signal(libc::SIGCONT);
+    }
+    wait_until(
+        "node A to give the unacknowledged charge back",
+        3000,
+        || metric(&node_a, "aiocr_forward_withdrawn_total") >= 1.0,
+    );
+    node_b.signal(libc::SIGCONT);
+    assert_eq!(paused_upload.join().unwrap(), (503, 5001));
+    assert_eq!(metric(&node_a, "aiocr_forward_unacknowledged_total"), 1.0);
+    assert_eq!(
+        node_a.balance(&user_a),
+        (START_POINTS - user_a_spent, 0),
+        "a 5001 costs nothing"
+    );
+
     // NATS hangs (a paused nats-server: connections open, nothing answered). Every wait on it
     // ends at nats_request_timeout_ms: a request forwarded to another node, a username
     // claimed; both answer 5001 instead of hanging. Then both nodes stop on SIGTERM.
@@ -584,6 +654,78 @@ fn two_nodes_and_two_workers_serve_every_user_from_either_node() {
         assert_eq!(code, 0, "{output}");
     }
     nats.signal(libc::SIGCONT);
+}
+
+/// A user's login through `server`: its status and, on success, the node of its user id.
+fn login_node(server: &Server, name: &str) -> (u16, Option<u16>) {
+    let body = format!(r#"{{"username":"{name}","password":"password-{name}"}}"#);
+    let answer = server.client().post_json("/v2/user/login", None, &body);
+    let node = (answer.status == 200).then(|| {
+        let user_id = answer.json()["data"]["user_id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        aiocr::store::ids::node_of(user_id)
+    });
+    (answer.status, node)
+}
+
+#[test]
+fn a_nats_that_lost_its_store_gets_the_names_back_from_the_nodes() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let mut nats = Nats::start();
+    let mut node_a = start_node(1, 2, &nats, None);
+    let mut node_b = start_node(2, 1, &nats, Some("admin-b"));
+    let admin_a = node_a.admin_token();
+    let admin_b = node_b.login("admin-b", "password-admin-b");
+    for name in ["kept", "contested"] {
+        node_a.create_user(&admin_a, name, 10, "user");
+    }
+
+    // NATS loses its store (killed, its files thrown away, started empty) while node A is
+    // paused, and node B takes one of node A's names before node A is back.
+    node_a.signal(libc::SIGSTOP);
+    nats.kill9();
+    std::fs::remove_dir_all(nats.store.join("js")).unwrap();
+    nats.launch();
+    let body = r#"{"username":"contested","password":"password-contested","points":1}"#;
+    wait_until("node B to take the name", 3000, || {
+        let answer = node_b
+            .client()
+            .post_json("/v2/admin/users", Some(&admin_b), body);
+        answer.status == 200
+    });
+    node_a.signal(libc::SIGCONT);
+
+    // Node A claims its names again: the one still free is its own again, everywhere; the
+    // one node B took is a conflict, reported and not shared.
+    let line = node_a.wait_for_log("CONFLICT: username");
+    assert!(
+        line.contains("\"contested\"") && line.contains("node 2"),
+        "{line}"
+    );
+    wait_until("the conflict in /metrics", 3000, || {
+        metric(&node_a, "aiocr_username_conflicts") == 1.0
+    });
+    assert_eq!(login_node(&node_b, "kept"), (200, Some(1)));
+    assert_eq!(login_node(&node_b, "contested"), (200, Some(2)));
+    assert_eq!(
+        login_node(&node_a, "contested").0,
+        200,
+        "node A's user still logs in there"
+    );
+    let recorded = std::fs::read_to_string(node_a.data_dir.join("username-conflicts")).unwrap();
+    assert_eq!(recorded, "contested\t2\n");
+    assert!(
+        metric(&node_a, "aiocr_usernames_reclaimed_total") >= 3.0,
+        "demo, admin, kept"
+    );
+    for node in [&mut node_a, &mut node_b] {
+        assert_eq!(node.terminate_within(STOP_BOUND), Some(0), "stopped");
+        let (code, output) = ledger_verify(&node.data_dir);
+        assert_eq!(code, 0, "{output}");
+    }
 }
 
 /// The test as a worker that dies holding a job: it takes text jobs of model `old` from

@@ -10,7 +10,9 @@
 //! a publish that fails runs the job locally. Whichever comes first is the only one applied:
 //! the in-flight table gives each job out once, and the store finishes an upload once.
 
+use super::confirm::{Charge, Unconfirmed};
 use super::link::{Claim, Command, LinkError, RemoteStats, WorkerCount};
+use super::wire::ForwardTag;
 use super::{names, nats, wire};
 use crate::config::Config;
 use crate::contract::ApiError;
@@ -18,8 +20,8 @@ use crate::recognition::cache::CacheKey;
 use crate::recognition::{Job, JobFailure, JobQueues, JobResult, Kind, ResultSink, Task};
 use async_nats::jetstream::{self, kv};
 use futures_util::StreamExt;
-use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -33,6 +35,13 @@ const MAX_CONCURRENT_HANDLERS: usize = 4096;
 pub type Serve = Arc<dyn Fn(Vec<u8>) -> flume::Receiver<Vec<u8>> + Send + Sync>;
 /// This node as `/v2/servers` lists it (written with each heartbeat).
 pub type Describe = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
+/// Gives back, on shard `shard`, the uploads forwarded requests charged whose answers were
+/// not acknowledged, with the reason; false when the shard's inbox is full (tried again).
+pub type Withdraw = Arc<dyn Fn(u16, Vec<u64>, String) -> bool + Send + Sync>;
+/// A page of shard `shard`'s usernames after the given one (in byte order; empty: no more).
+/// A dropped sender: the shard could not answer.
+pub type LocalNames =
+    Arc<dyn Fn(u16, Option<String>) -> flume::Receiver<Vec<String>> + Send + Sync>;
 
 /// What the bridge starts from.
 pub struct BridgeSeed {
@@ -45,6 +54,11 @@ pub struct BridgeSeed {
     pub local: JobQueues,
     pub serve: Serve,
     pub describe: Describe,
+    pub withdraw: Withdraw,
+    pub local_names: LocalNames,
+    pub shard_count: u16,
+    /// Charges of forwarded requests awaiting acknowledgement (the link's table).
+    pub unconfirmed: Arc<Unconfirmed>,
 }
 
 /// The running bridge thread, as the node's start-up holds it until the stop.
@@ -78,6 +92,15 @@ struct Bridge {
     /// The buckets, once created or found (NATS may be away at start).
     buckets: Mutex<Option<(kv::Store, kv::Store)>>,
     handlers: tokio::sync::Semaphore,
+    withdraw: Withdraw,
+    local_names: LocalNames,
+    shard_count: u16,
+    unconfirmed: Arc<Unconfirmed>,
+    /// The registry holds this node's claims (its marker found, or every name claimed again
+    /// since the buckets were last set up).
+    names_in_registry: AtomicBool,
+    /// A task claiming this node's names again is running.
+    reclaiming: AtomicBool,
 }
 
 /// Starts the bridge thread; it connects in the background (a node starts, and serves with
@@ -160,9 +183,16 @@ async fn run(seed: BridgeSeed, stopped: flume::Receiver<()>) {
         buckets: Mutex::new(None),
         handlers: tokio::sync::Semaphore::new(MAX_CONCURRENT_HANDLERS),
         config: seed.config,
+        withdraw: seed.withdraw,
+        local_names: seed.local_names,
+        shard_count: seed.shard_count,
+        unconfirmed: seed.unconfirmed,
+        names_in_registry: AtomicBool::new(false),
+        reclaiming: AtomicBool::new(false),
     });
     tokio::spawn(results_loop(bridge.clone()));
     tokio::spawn(forwarded_loop(bridge.clone(), seed.serve));
+    tokio::spawn(acks_loop(bridge.clone()));
     tokio::spawn(heartbeat_loop(bridge.clone(), seed.describe));
     tokio::spawn(sweep_loop(bridge.clone()));
     let commands = async {
@@ -215,10 +245,11 @@ async fn handle_command(bridge: Arc<Bridge>, command: Command) {
         Command::Submit(job) => publish(&bridge, *job).await,
         Command::Forward {
             node,
+            tag,
             request,
             reply,
         } => {
-            let _ = reply.send(forward(&bridge, node, request).await);
+            let _ = reply.send(forward(&bridge, node, tag, request).await);
         }
         Command::Claim { username, reply } => {
             let _ = reply.send(claim(&bridge, &username).await);
@@ -441,6 +472,75 @@ async fn sweep_loop(bridge: Arc<Bridge>) {
             );
             bridge.fail(upload_id, job, reason);
         }
+        give_back_unacknowledged(&bridge, now);
+    }
+}
+
+/// Gives back the charges of forwarded requests whose answers were not acknowledged within
+/// the window (cluster/confirm.rs): the forwarding node answered its client 5001.
+fn give_back_unacknowledged(bridge: &Bridge, now: Instant) {
+    for (tag, charges) in bridge.unconfirmed.expired(now) {
+        let reason = format!(
+            "given back: node {}, which forwarded the request, did not acknowledge the answer \
+             within nats_request_timeout_ms + forward_ack_timeout_ms ({} ms)",
+            tag.from,
+            bridge.config.cluster.forward_ack_window().as_millis()
+        );
+        let mut by_shard: BTreeMap<u16, Vec<u64>> = BTreeMap::new();
+        for charge in charges {
+            by_shard
+                .entry(charge.shard)
+                .or_default()
+                .push(charge.upload_id);
+        }
+        let mut left = Vec::new();
+        for (shard, upload_ids) in by_shard {
+            let count = upload_ids.len() as u64;
+            match (bridge.withdraw)(shard, upload_ids.clone(), reason.clone()) {
+                true => bridge
+                    .stats
+                    .forward_withdrawn
+                    .fetch_add(count, Ordering::Relaxed),
+                false => {
+                    left.extend(
+                        upload_ids
+                            .into_iter()
+                            .map(|upload_id| Charge { shard, upload_id }),
+                    );
+                    continue;
+                }
+            };
+        }
+        if left.is_empty() {
+            bridge
+                .stats
+                .forward_unacknowledged
+                .fetch_add(1, Ordering::Relaxed);
+            eprintln!("aiocr: nats: the answer to request {} of node {} was not acknowledged: its charges given back", tag.id, tag.from);
+        } else {
+            // A shard's inbox was full: tried again at the next sweep.
+            bridge.unconfirmed.retry(tag, left, now + SWEEP_PERIOD);
+        }
+    }
+}
+
+/// Acknowledgements of the answers this node sent to forwarding nodes.
+async fn acks_loop(bridge: Arc<Bridge>) {
+    let subject = names::node_ack_subject(bridge.node);
+    let mut acks = match bridge.client.subscribe(subject.clone()).await {
+        Ok(subscriber) => subscriber,
+        Err(error) => {
+            eprintln!("aiocr: nats: subscribing to {subject}: {error}");
+            return;
+        }
+    };
+    while let Some(message) = acks.next().await {
+        match wire::decode_ack(&message.payload) {
+            Ok(tag) => {
+                bridge.unconfirmed.acknowledged(tag);
+            }
+            Err(error) => eprintln!("aiocr: nats: {error}"),
+        }
     }
 }
 
@@ -472,10 +572,20 @@ async fn forwarded_loop(bridge: Arc<Bridge>, serve: Serve) {
     }
 }
 
-async fn forward(bridge: &Bridge, node: u16, request: Vec<u8>) -> Result<Vec<u8>, LinkError> {
+/// Forwards a request to its user's node and acknowledges the answer, if it came within
+/// `nats_request_timeout_ms`. One that came later (this node was paused, or slow) is not
+/// acknowledged: the client is answered 5001, and the owner gives the request's charges
+/// back.
+async fn forward(
+    bridge: &Bridge,
+    node: u16,
+    tag: ForwardTag,
+    request: Vec<u8>,
+) -> Result<Vec<u8>, LinkError> {
     if !bridge.stats.is_connected() {
         return Err(LinkError::Unavailable);
     }
+    let started = Instant::now();
     let asked = bridge
         .client
         .request(names::node_subject(node), request.into());
@@ -485,7 +595,14 @@ async fn forward(bridge: &Bridge, node: u16, request: Vec<u8>) -> Result<Vec<u8>
         return Err(LinkError::Timeout);
     };
     match answered {
-        Ok(message) => Ok(message.payload.to_vec()),
+        Ok(_) if started.elapsed() > bridge.timeout() => Err(LinkError::Timeout),
+        Ok(message) => {
+            let ack = wire::encode_ack(tag);
+            bridge
+                .reply(names::node_ack_subject(node).into(), ack.into())
+                .await;
+            Ok(message.payload.to_vec())
+        }
         Err(error) => match error.kind() {
             async_nats::RequestErrorKind::NoResponders => Err(LinkError::NodeDown(node)),
             async_nats::RequestErrorKind::TimedOut => Err(LinkError::Timeout),
@@ -532,6 +649,8 @@ async fn heartbeat_loop(bridge: Arc<Bridge>, describe: Describe) {
         let up = bridge.client.connection_state() == async_nats::connection::State::Connected;
         if up && jobs_stream.is_none() {
             jobs_stream = set_up(&bridge).await;
+            // Buckets set up anew may be a NATS that lost its store: look for the claims.
+            bridge.names_in_registry.store(false, Ordering::SeqCst);
         }
         let ready = match (up, jobs_stream.as_mut()) {
             (true, Some(stream)) => beat(&bridge, &describe, stream).await,
@@ -541,6 +660,12 @@ async fn heartbeat_loop(bridge: Arc<Bridge>, describe: Describe) {
             // Set up again on the next beat: a NATS that lost its store (every server
             // restarted without its files) has no stream or buckets any more.
             jobs_stream = None;
+        }
+        if ready
+            && !bridge.names_in_registry.load(Ordering::SeqCst)
+            && !bridge.reclaiming.swap(true, Ordering::SeqCst)
+        {
+            tokio::spawn(reclaim_names(bridge.clone()));
         }
         let was = bridge.stats.connected.swap(ready, Ordering::SeqCst);
         match (was, ready) {
@@ -573,6 +698,65 @@ async fn set_up(bridge: &Bridge) -> Option<jetstream::stream::Stream> {
             None
         }
         Err(_) => None,
+    }
+}
+
+/// Sees that the registry holds this node's names (cluster/registry.rs); retried at the next
+/// heartbeat when it could not finish.
+async fn reclaim_names(bridge: Arc<Bridge>) {
+    let registry = bridge
+        .buckets
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .as_ref()
+        .map(|(_, usernames)| usernames.clone());
+    if let Some(registry) = registry {
+        let restore = super::registry::Restore {
+            registry: &registry,
+            node: bridge.node,
+            local_names: &bridge.local_names,
+            shard_count: bridge.shard_count,
+            timeout: bridge.timeout(),
+        };
+        match restore.run().await {
+            Ok(restored) => {
+                report_restored(&bridge, &restored);
+                bridge.names_in_registry.store(true, Ordering::SeqCst);
+            }
+            Err(error) => eprintln!(
+                "aiocr: nats: claiming this node's usernames again: {error} (tried again)"
+            ),
+        }
+    }
+    bridge.reclaiming.store(false, Ordering::SeqCst);
+}
+
+fn report_restored(bridge: &Bridge, restored: &super::registry::Restored) {
+    if restored.marked {
+        return;
+    }
+    let stats = &bridge.stats;
+    stats
+        .names_reclaimed
+        .fetch_add(restored.claimed, Ordering::Relaxed);
+    stats
+        .username_conflicts
+        .store(restored.conflicts.len() as u64, Ordering::Relaxed);
+    eprintln!(
+        "aiocr: nats: the usernames registry had no claims of this node: {} name(s) claimed \
+         again, {} held by another node",
+        restored.claimed,
+        restored.conflicts.len()
+    );
+    for (name, node) in &restored.conflicts {
+        eprintln!(
+            "aiocr: nats: CONFLICT: username {name:?} of this node is claimed by node {node}: \
+             logins through other nodes reach node {node}'s user; rename one of the two"
+        );
+    }
+    let data_dir = &bridge.config.store.data_dir;
+    if let Err(error) = super::registry::record_conflicts(data_dir, &restored.conflicts) {
+        eprintln!("aiocr: nats: recording the username conflicts: {error}");
     }
 }
 

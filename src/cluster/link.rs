@@ -3,6 +3,8 @@
 //! state the shards decide on (connected, jobs in flight) is in atomics the bridge keeps
 //! current, so a shard never blocks and never takes a lock on the upload path.
 
+use super::confirm::{Charge, Unconfirmed};
+use super::wire::ForwardTag;
 use super::Split;
 use crate::recognition::Job;
 use std::collections::BTreeMap;
@@ -17,6 +19,7 @@ pub enum Command {
     /// Forward an API request (wire::encode_forward) to node `node`; the answer's bytes back.
     Forward {
         node: u16,
+        tag: ForwardTag,
         request: Vec<u8>,
         reply: flume::Sender<Result<Vec<u8>, LinkError>>,
     },
@@ -86,6 +89,17 @@ pub struct RemoteStats {
     pub stale_results: AtomicU64,
     pub forwarded_out: AtomicU64,
     pub forwarded_in: AtomicU64,
+    /// Answers to forwarded requests that charged points and were not acknowledged in time
+    /// (their charges given back), and the uploads given back for them.
+    pub forward_unacknowledged: AtomicU64,
+    pub forward_withdrawn: AtomicU64,
+    /// Forwarded charges left untracked (the table of unacknowledged ones was full).
+    pub forward_untracked: AtomicU64,
+    /// Names this node's store holds that the registry gives to another node (found when the
+    /// node claimed its names again after NATS lost them): reported, never shared.
+    pub username_conflicts: AtomicU64,
+    /// Names claimed again after the registry was found without this node's claims.
+    pub names_reclaimed: AtomicU64,
     pub disconnects: AtomicU64,
     pub workers: Mutex<BTreeMap<String, WorkerCount>>,
     /// The live nodes from the heartbeat bucket, as `/v2/servers` lists them.
@@ -113,6 +127,12 @@ pub struct ClusterLink {
     max_in_flight: usize,
     commands: flume::Sender<Command>,
     pub stats: Arc<RemoteStats>,
+    /// Charges of requests other nodes forwarded here, until their answer is acknowledged.
+    pub unconfirmed: Arc<Unconfirmed>,
+    /// The next number of a request this node forwards (`ForwardTag`).
+    next_forward: AtomicU64,
+    /// From a forwarded request's arrival, how long its charges wait for the acknowledgement.
+    ack_window: std::time::Duration,
 }
 
 impl ClusterLink {
@@ -122,6 +142,7 @@ impl ClusterLink {
         split: Split,
         overflow_depth: usize,
         max_in_flight: usize,
+        ack_window: std::time::Duration,
     ) -> (ClusterLink, flume::Receiver<Command>) {
         assert!(max_in_flight > 0 && overflow_depth > 0);
         // Jobs are bounded by the slots; requests (forwards, claims) get as much room again.
@@ -133,6 +154,9 @@ impl ClusterLink {
             max_in_flight,
             commands,
             stats: Arc::new(RemoteStats::default()),
+            unconfirmed: Arc::new(Unconfirmed::default()),
+            next_forward: AtomicU64::new(crate::clock::unix_now_ms() << 20),
+            ack_window,
         };
         (link, receiver)
     }
@@ -172,8 +196,33 @@ impl ClusterLink {
         }
     }
 
-    /// Forwards an API request to node `node` and returns its answer's bytes.
-    pub async fn forward(&self, node: u16, request: Vec<u8>) -> Result<Vec<u8>, LinkError> {
+    /// A new tag for a request this node forwards.
+    pub fn next_forward_tag(&self) -> ForwardTag {
+        ForwardTag {
+            from: self.node_id,
+            id: self.next_forward.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    /// A request another node forwarded (arrived at `arrived`) charged `charge`: given back
+    /// unless the forwarding node acknowledges the answer within the window. A lock, but only
+    /// on forwarded requests that charge, never on a node's own uploads.
+    pub fn forwarded_charge(&self, tag: ForwardTag, arrived: std::time::Instant, charge: Charge) {
+        if !self
+            .unconfirmed
+            .charged(tag, charge, arrived + self.ack_window)
+        {
+            self.stats.forward_untracked.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Forwards an API request (tagged `tag`) to node `node` and returns its answer's bytes.
+    pub async fn forward(
+        &self,
+        node: u16,
+        tag: ForwardTag,
+        request: Vec<u8>,
+    ) -> Result<Vec<u8>, LinkError> {
         assert_ne!(
             node, self.node_id,
             "a node's own requests are not forwarded"
@@ -181,6 +230,7 @@ impl ClusterLink {
         self.stats.forwarded_out.fetch_add(1, Ordering::Relaxed);
         self.ask(|reply| Command::Forward {
             node,
+            tag,
             request,
             reply,
         })
@@ -242,7 +292,8 @@ mod tests {
 
     #[test]
     fn remote_slots_are_bounded_and_need_a_connection() {
-        let (link, commands) = ClusterLink::new(1, Split::Remote, 2, 2);
+        let window = std::time::Duration::from_secs(1);
+        let (link, commands) = ClusterLink::new(1, Split::Remote, 2, 2, window);
         assert_eq!(
             link.try_submit(job(1)).unwrap_err().upload_id,
             1,

@@ -23,6 +23,16 @@ pub fn render_metrics(out: &mut String, link: &ClusterLink) {
             "Jobs this node published that have no result applied yet.",
             stats.in_flight.load(Ordering::SeqCst) as u64,
         ),
+        (
+            "aiocr_forward_unacknowledged_pending",
+            "Requests other nodes forwarded here that charged points, awaiting the acknowledgement of their answer.",
+            link.unconfirmed.awaiting() as u64,
+        ),
+        (
+            "aiocr_username_conflicts",
+            "Usernames of this node's users the registry gives to another node (found when the names were claimed again after NATS lost them; listed in the log and in <data_dir>/username-conflicts).",
+            stats.username_conflicts.load(Ordering::Relaxed),
+        ),
     ];
     for (name, help, value) in gauges {
         let _ = writeln!(
@@ -70,6 +80,26 @@ pub fn render_metrics(out: &mut String, link: &ClusterLink) {
             "aiocr_node_forwarded_in_total",
             "Requests other nodes forwarded here.",
             &stats.forwarded_in,
+        ),
+        (
+            "aiocr_forward_unacknowledged_total",
+            "Answers to forwarded requests that charged points and were not acknowledged in time: their charges given back.",
+            &stats.forward_unacknowledged,
+        ),
+        (
+            "aiocr_forward_withdrawn_total",
+            "Uploads given back because the answer to their forwarded request was not acknowledged (pending voided, done refunded).",
+            &stats.forward_withdrawn,
+        ),
+        (
+            "aiocr_forward_untracked_total",
+            "Charges of forwarded requests not tracked for acknowledgement (the table was full): kept.",
+            &stats.forward_untracked,
+        ),
+        (
+            "aiocr_usernames_reclaimed_total",
+            "Usernames of this node claimed again after the registry was found without this node's claims.",
+            &stats.names_reclaimed,
         ),
     ];
     for (name, help, counter) in counters {

@@ -8,6 +8,10 @@
 //! - `link.rs` — what the shards hold: [`ClusterLink`], bounded channels into the bridge and
 //!   the atomics the bridge keeps current (connected, jobs in flight, counters).
 //! - `wire.rs` — the bytes on NATS: jobs, results, forwarded requests and their answers.
+//! - `confirm.rs` — charges of forwarded requests until the forwarding node acknowledges
+//!   their answer (given back when it does not).
+//! - `registry.rs` — the usernames registry restored from the node's store when NATS lost
+//!   it (claims made again, conflicts reported).
 //! - `names.rs` — subjects, stream, consumer and bucket names.
 //! - `worker.rs` — `aiocr worker`: the recognition threads fed from JetStream, no HTTP, no
 //!   ledger.
@@ -15,14 +19,18 @@
 //!   create.
 
 mod bridge;
+pub mod confirm;
 mod link;
 mod metrics;
 pub mod names;
 pub mod nats;
+pub mod registry;
 pub mod wire;
 pub mod worker;
 
-pub use bridge::{start as start_bridge, BridgeSeed, BridgeThread, Describe, Serve};
+pub use bridge::{
+    start as start_bridge, BridgeSeed, BridgeThread, Describe, LocalNames, Serve, Withdraw,
+};
 pub use link::{Claim, ClusterLink, LinkError, RemoteStats};
 pub use metrics::render_metrics;
 

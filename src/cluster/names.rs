@@ -39,6 +39,17 @@ pub fn node_subject(node: u16) -> String {
     format!("aiocr.node.{node}.http")
 }
 
+/// Where a forwarding node acknowledges the answers node `node` sent it.
+pub fn node_ack_subject(node: u16) -> String {
+    format!("aiocr.node.{node}.ack")
+}
+
+/// The key in the usernames bucket that says node `node` has claimed every name its store
+/// holds in this bucket (missing in a bucket NATS made anew after losing its store).
+pub fn claims_marker_key(node: u16) -> String {
+    format!("n-{node}")
+}
+
 pub fn node_key(node: u16) -> String {
     format!("node-{node}")
 }

@@ -102,34 +102,68 @@ pub async fn ensure_buckets(
 ) -> Result<(kv::Store, kv::Store), String> {
     let replicas = config.cluster.nats_replicas;
     let nodes_ttl = Duration::from_millis(config.cluster.node_ttl_ms);
-    let nodes = bucket(js, names::NODES_BUCKET, nodes_ttl, 4096, replicas, true).await?;
-    // Claims are read from the leader: a login through another node must find a claim made
-    // a moment ago, and a replica behind (or with damaged files) would say there is none.
+    let nodes = bucket(
+        js,
+        names::NODES_BUCKET,
+        nodes_ttl,
+        4096,
+        replicas,
+        Use::Heartbeats,
+    )
+    .await?;
     let usernames = bucket(
         js,
         names::USERNAMES_BUCKET,
         Duration::ZERO,
         64,
         replicas,
-        false,
+        Use::Claims,
     );
     let usernames = usernames.await?;
     Ok((nodes, usernames))
 }
 
+/// What a bucket holds, which decides how it is read and written.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Use {
+    /// Heartbeats: overwritten every beat, read from any replica (direct gets: fast, and a
+    /// replica a moment behind only shows a heartbeat a moment old).
+    Heartbeats,
+    /// Username claims: written once, never replaced, read from the stream's leader. A
+    /// login through another node must find a claim made a moment ago, and a replica behind
+    /// (or with damaged files) would say there is none. A second message for a key is
+    /// refused by the stream itself (discard new per subject, one message per subject):
+    /// the atomic create alone (JetStream's expected last sequence per subject) lets two
+    /// concurrent creates both through on a clustered stream in nats-server before 2.9.21
+    /// (nats-server issue 4320: the check is made before the write is proposed, not as
+    /// part of it), while the per-subject limit is applied as each write is stored, in the
+    /// order of the replicated log.
+    Claims,
+}
+
+impl Use {
+    /// Whether any replica may answer a read (`allow_direct`).
+    fn direct(self) -> bool {
+        self == Use::Heartbeats
+    }
+
+    /// Whether a key's second message is refused (`discard_new_per_subject`).
+    fn write_once(self) -> bool {
+        self == Use::Claims
+    }
+}
+
 /// A key-value bucket, created when missing. Created as the stream a bucket is (one
 /// revision per key, deletes as markers) rather than by `create_key_value`, whose account
-/// query does not parse what nats-server 2.9 (Debian's) answers. `direct`: any replica may
-/// answer a read (fast, but a replica behind the others, or one whose files were damaged,
-/// answers with what it has); without it every read goes to the stream's leader. A bucket
-/// found with the other setting is changed to this one.
+/// query does not parse what nats-server 2.9 (Debian's) answers. A bucket found with other
+/// read or write settings than its `kind` asks for is changed to them.
 async fn bucket(
     js: &jetstream::Context,
     name: &str,
     max_age: Duration,
     max_value_size: i32,
     replicas: usize,
-    direct: bool,
+    kind: Use,
 ) -> Result<kv::Store, String> {
     let stream_name = format!("KV_{name}");
     if let Ok(mut found) = js.get_stream(&stream_name).await {
@@ -137,9 +171,14 @@ async fn bucket(
             .info()
             .await
             .map_err(|e| format!("bucket {name}: {e}"))?;
-        if info.config.allow_direct != direct {
+        let wanted = (kind.direct(), kind.write_once());
+        if (
+            info.config.allow_direct,
+            info.config.discard_new_per_subject,
+        ) != wanted
+        {
             let mut config = info.config.clone();
-            config.allow_direct = direct;
+            (config.allow_direct, config.discard_new_per_subject) = wanted;
             js.update_stream(config)
                 .await
                 .map_err(|e| format!("bucket {name}: {e}"))?;
@@ -163,8 +202,9 @@ async fn bucket(
         num_replicas: replicas,
         allow_rollup: true,
         deny_delete: true,
-        allow_direct: direct,
+        allow_direct: kind.direct(),
         discard: stream::DiscardPolicy::New,
+        discard_new_per_subject: kind.write_once(),
         duplicate_window: window,
         ..Default::default()
     };
@@ -178,19 +218,26 @@ async fn bucket(
 
 /// Claims `username` for `node`: created atomically in the bucket (the first node to ask
 /// gets it), or found already `node`'s (a creation retried after a crash between the claim
-/// and the user's creation).
+/// and the user's creation). A granted create is read back from the bucket's leader, and
+/// the claim is the node it names: should a nats-server ever acknowledge two creates of one
+/// key (see [`Use::Claims`]), the one stored is the only one granted.
 pub async fn claim(store: &kv::Store, node: u16, username: &str) -> Result<Claim, LinkError> {
     let key = names::username_key(username);
     match store.create(&key, node.to_string().into()).await {
-        Ok(_) => Ok(Claim::Granted),
+        Ok(_) => owner_claim(store, node, username).await,
         Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {
-            match claimed_by(store, username).await? {
-                Some(owner) if owner == node => Ok(Claim::Granted),
-                Some(owner) => Ok(Claim::Taken(owner)),
-                None => Err(LinkError::Other("a claim vanished".into())),
-            }
+            owner_claim(store, node, username).await
         }
         Err(error) => Err(LinkError::Other(error.to_string())),
+    }
+}
+
+/// The claim as the bucket holds it, for `node`.
+async fn owner_claim(store: &kv::Store, node: u16, username: &str) -> Result<Claim, LinkError> {
+    match claimed_by(store, username).await? {
+        Some(owner) if owner == node => Ok(Claim::Granted),
+        Some(owner) => Ok(Claim::Taken(owner)),
+        None => Err(LinkError::Other("a claim vanished".into())),
     }
 }
 

@@ -273,10 +273,31 @@ pub fn kind_of(task: &TaskHeader) -> Kind {
     }
 }
 
+/// A forwarded request's name on the platform: the node that forwarded it and its number
+/// there (numbers start at the forwarding node's start time in ms x 2^20, so a restarted
+/// node does not reuse them). The owner keys the request's charges by it, and the forwarding
+/// node acknowledges the answer with it.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub struct ForwardTag {
+    pub from: u16,
+    pub id: u64,
+}
+
+/// The acknowledgement of a forwarded request's answer (docs/cluster.md, "Forwarded writes").
+pub fn encode_ack(tag: ForwardTag) -> Vec<u8> {
+    serde_json::to_vec(&tag).expect("a tag is JSON")
+}
+
+pub fn decode_ack(bytes: &[u8]) -> Result<ForwardTag, String> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| format!("an acknowledgement that does not parse: {e}"))
+}
+
 /// An API request forwarded to the node that owns its user: what the router reads of the
 /// head, the client's address, and the body as the frame's payload.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ForwardedHead {
+    pub tag: ForwardTag,
     pub method: String,
     pub path: String,
     pub query: String,

@@ -73,6 +73,11 @@ pub struct ClusterConfig {
     /// longest wait for the NATS side (answers and publishes still in the client's buffer)
     /// before the node exits anyway. What is not sent by then is left as after a kill.
     pub nats_stop_grace_ms: u64,
+    /// A forwarded request that charged points (docs/cluster.md, "Forwarded writes"): the
+    /// forwarding node acknowledges the answer it received; without an acknowledgement within
+    /// `nats_request_timeout_ms` + this of the request's arrival, the owner gives the points
+    /// back (the forwarding node answered its client 5001 by then).
+    pub forward_ack_timeout_ms: u64,
 }
 
 impl Default for ClusterConfig {
@@ -91,6 +96,7 @@ impl Default for ClusterConfig {
             heartbeat_ms: 1_000,
             node_ttl_ms: 5_000,
             nats_stop_grace_ms: 2_000,
+            forward_ack_timeout_ms: 5_000,
         }
     }
 }
@@ -110,11 +116,18 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("heartbeat_ms", Kind::Number),
     ("node_ttl_ms", Kind::Number),
     ("nats_stop_grace_ms", Kind::Number),
+    ("forward_ack_timeout_ms", Kind::Number),
 ];
 
 impl ClusterConfig {
     /// The servers of `nats_url`, a comma list (the NATS client takes a list, not the text:
     /// given the text, it reads the whole of it as one address).
+    /// How long the owner of a forwarded request waits for the acknowledgement of its
+    /// answer, from the request's arrival, before it gives the request's charges back.
+    pub fn forward_ack_window(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.nats_request_timeout_ms + self.forward_ack_timeout_ms)
+    }
+
     pub fn nats_servers(&self) -> Result<Vec<async_nats::ServerAddr>, String> {
         self.nats_url
             .split(',')
@@ -151,6 +164,10 @@ impl ClusterConfig {
             (
                 self.nats_request_timeout_ms > 0 && self.nats_reconnect_max_ms >= 100,
                 "nats_request_timeout_ms must be positive, nats_reconnect_max_ms at least 100",
+            ),
+            (
+                self.forward_ack_timeout_ms > 0,
+                "forward_ack_timeout_ms must be positive",
             ),
             (
                 self.heartbeat_ms > 0 && self.node_ttl_ms > self.heartbeat_ms,

@@ -498,6 +498,39 @@ pub fn nats(config: &crate::config::Config) -> Check {
     }
 }
 
+/// Usernames of this node's users that the registry on NATS gives to another node, as the
+/// node last found them when it claimed its names again after NATS lost them
+/// (docs/cluster.md, "NATS losing its store").
+pub fn username_conflicts(data_dir: &Path) -> Check {
+    match crate::cluster::registry::read_conflicts(data_dir) {
+        Ok(conflicts) if conflicts.is_empty() => Check::ok(
+            "usernames",
+            "every name of this node's users is this node's in the registry",
+        ),
+        Ok(conflicts) => {
+            let listed: Vec<String> = conflicts
+                .iter()
+                .map(|(name, node)| format!("{name:?} (node {node})"))
+                .collect();
+            Check::warn(
+                "usernames",
+                format!(
+                    "{} name(s) of this node's users are claimed by another node: {}",
+                    conflicts.len(),
+                    listed.join(", ")
+                ),
+                "rename one of each pair of users (a login through another node reaches the \
+                 other node's user), then remove the file username-conflicts from the data directory",
+            )
+        }
+        Err(error) => Check::warn(
+            "usernames",
+            format!("cannot read the recorded username conflicts: {error}"),
+            "check the data directory's permissions",
+        ),
+    }
+}
+
 /// The TLS listener's files: they load as `aiocr serve` loads them (certificate chain, key,
 /// the key belongs to the certificate), and the certificate is valid for more than two weeks
 /// after `now_unix_secs` (WARN within them, FAIL once expired).

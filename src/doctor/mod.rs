@@ -104,6 +104,7 @@ fn run_checks(args: &DoctorArgs, config: &Config, settings: &Settings) -> Vec<Ch
     ];
     if !config.cluster.nats_url.is_empty() {
         checks.push(checks::nats(config));
+        checks.push(checks::username_conflicts(&config.store.data_dir));
     }
     if let Some((cert, key)) = config.network.tls_files() {
         let now_secs = crate::clock::unix_now_ms() / 1000;

@@ -189,6 +189,7 @@ fn start_cluster(
         config.cluster.recognition_split,
         overflow_depth,
         config.cluster.remote_max_in_flight,
+        config.cluster.forward_ack_window(),
     );
     let link = Arc::new(link);
     let describe = {
@@ -202,8 +203,12 @@ fn start_cluster(
         stats: link.stats.clone(),
         results: parts.results,
         local: parts.queue,
-        serve: super::node_hop::serve_into(parts.peers),
+        serve: super::node_hop::serve_into(parts.peers.clone()),
         describe,
+        withdraw: super::node_hop::withdraw_into(parts.peers.clone()),
+        local_names: super::node_hop::local_names(parts.peers),
+        shard_count: parts.shard_count,
+        unconfirmed: link.unconfirmed.clone(),
     };
     let bridge = crate::cluster::start_bridge(seed)?;
     eprintln!(

@@ -24,6 +24,16 @@ pub struct Call<'a> {
     pub peer: IpAddr,
     /// The caller, when it was authenticated from the head before the body was read.
     authenticated: Option<Caller>,
+    /// Set when another node forwarded the request: its charges wait for that node's
+    /// acknowledgement of the answer (cluster/confirm.rs).
+    pub forwarded: Option<ForwardedFrom>,
+}
+
+/// A request another node forwarded: its tag and when it arrived here.
+#[derive(Clone, Copy, Debug)]
+pub struct ForwardedFrom {
+    pub tag: crate::cluster::wire::ForwardTag,
+    pub arrived: std::time::Instant,
 }
 
 /// Who a credential names: a caller here, or a user of another node of the cluster (that
@@ -78,7 +88,22 @@ impl<'a> Call<'a> {
             body,
             peer,
             authenticated,
+            forwarded: None,
         }
+    }
+
+    /// The call charged `upload_id` on the owner shard `owner`. For a request another node
+    /// forwarded, the charge is given back unless that node acknowledges the answer (a
+    /// request of this node's own clients: nothing to do).
+    pub fn charged(&self, owner: u16, upload_id: u64) {
+        let (Some(forwarded), Some(link)) = (self.forwarded, &self.shard.shared.cluster) else {
+            return;
+        };
+        let charge = crate::cluster::confirm::Charge {
+            shard: owner,
+            upload_id,
+        };
+        link.forwarded_charge(forwarded.tag, forwarded.arrived, charge);
     }
 
     /// The call as its head alone describes it (to authenticate before reading the body).

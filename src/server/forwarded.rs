@@ -2,6 +2,7 @@
 //! run through this node's router as if it had arrived on this shard, with the client's
 //! address, and its answer's bytes go back. It is never forwarded again.
 
+use super::call::ForwardedFrom;
 use super::reply::Refusal;
 use super::router;
 use super::shard::Shard;
@@ -12,14 +13,43 @@ use std::rc::Rc;
 
 /// Runs a request another node forwarded, on this shard, and sends back the answer's bytes.
 pub async fn serve_forwarded(shard: Rc<Shard>, bytes: Vec<u8>, reply: flume::Sender<Vec<u8>>) {
+    let arrived = std::time::Instant::now();
     let answer = match wire::decode_forward(&bytes) {
         Ok((forwarded, body)) => {
             let head = request_head(&forwarded, body.len());
-            router::handle_forwarded(&shard, forwarded.peer, &head, body).await
+            let from = ForwardedFrom {
+                tag: forwarded.tag,
+                arrived,
+            };
+            router::handle_forwarded(&shard, forwarded.peer, &head, body, from).await
         }
         Err(error) => Refusal::new(ApiError::Malformed, error).into_response(),
     };
     let _ = reply.send(wire::encode_response(&answer));
+}
+
+/// Gives back what requests other nodes forwarded charged on this shard when their answers
+/// were not acknowledged (cluster/confirm.rs: the forwarding node answered its client 5001):
+/// a pending upload voided (no callback: its client was refused), a done one refunded, each
+/// with `reason` in the journal; then made durable. On a failed disk each is withdrawn when
+/// the store is reopened, as a refused upload is.
+pub async fn withdraw_unacknowledged(shard: Rc<Shard>, upload_ids: Vec<u64>, reason: String) {
+    let now_ms = crate::clock::unix_now_ms();
+    for upload_id in upload_ids {
+        shard.uploads.waiters.forget(upload_id);
+        shard.uploads.finish_hooks.take(upload_id);
+        let withdrawn = shard
+            .store
+            .borrow_mut()
+            .and_then(|mut store| store.withdraw_unacknowledged(upload_id, &reason, now_ms));
+        if let Err(error) = withdrawn {
+            super::storage::notice(&shard, &error);
+            shard.store.withdraw_at_reopen(upload_id);
+        }
+    }
+    // A failed flush is the storage loop's to handle (storage.rs); what did not reach the
+    // disk is withdrawn at the reopen or the next start (pending uploads are voided then).
+    let _ = shard.commit.durable().await;
 }
 
 fn request_head(forwarded: &ForwardedHead, body_len: usize) -> RequestHead {

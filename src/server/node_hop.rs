@@ -5,7 +5,7 @@
 //! arrived there, with the client's address; it is never forwarded again (forwarded.rs).
 
 use super::reply::{busy, Refusal};
-use super::shard::{Shard, ShardMessage};
+use super::shard::{RemoteTask, Shard, ShardMessage};
 use crate::cluster::wire::{self, ForwardedHead};
 use crate::cluster::LinkError;
 use crate::contract::ApiError;
@@ -27,7 +27,9 @@ pub async fn forward(
     let Some(link) = &shard.shared.cluster else {
         return Refusal::from(ApiError::BadToken).into_response();
     };
+    let tag = link.next_forward_tag();
     let forwarded = ForwardedHead {
+        tag,
         method: method_name(head.method).to_string(),
         path: head.path.clone(),
         query: head.query.clone(),
@@ -38,7 +40,7 @@ pub async fn forward(
         peer,
     };
     let request = wire::encode_forward(&forwarded, body);
-    match link.forward(node, request).await {
+    match link.forward(node, tag, request).await {
         Ok(bytes) => wire::decode_response(&bytes)
             .unwrap_or_else(|error| unreachable_node(node, &error).into_response()),
         Err(error) => unreachable_node(node, &error).into_response(),
@@ -80,6 +82,46 @@ pub fn serve_into(peers: Arc<[flume::Sender<ShardMessage>]>) -> crate::cluster::
             }
         }
         answer
+    })
+}
+
+/// The bridge's way to give back the charges of forwarded requests whose answers were not
+/// acknowledged: a task on the shard that made them (false when its inbox is full).
+pub fn withdraw_into(peers: Arc<[flume::Sender<ShardMessage>]>) -> crate::cluster::Withdraw {
+    Arc::new(move |shard: u16, upload_ids: Vec<u64>, reason: String| {
+        let task: RemoteTask = Box::new(move |shard: Rc<Shard>| {
+            Box::pin(super::forwarded::withdraw_unacknowledged(
+                shard, upload_ids, reason,
+            ))
+        });
+        peers[usize::from(shard)]
+            .try_send(ShardMessage::Run(task))
+            .is_ok()
+    })
+}
+
+/// Names one page of `local_names` holds: a shard answers it between other work.
+const NAMES_PAGE: usize = 512;
+
+/// The bridge's way to read this node's usernames, a page at a time from each shard (to
+/// claim them again when NATS lost them). A full inbox or a store that cannot be read drops
+/// the answer's sender: the bridge tries again later.
+pub fn local_names(peers: Arc<[flume::Sender<ShardMessage>]>) -> crate::cluster::LocalNames {
+    Arc::new(move |shard: u16, after: Option<String>| {
+        let (reply, page) = flume::bounded(1);
+        let task: RemoteTask = Box::new(move |shard: Rc<Shard>| {
+            Box::pin(async move {
+                let names = shard
+                    .store
+                    .borrow()
+                    .and_then(|store| store.usernames_after(after.as_deref(), NAMES_PAGE));
+                if let Ok(names) = names {
+                    let _ = reply.send(names);
+                }
+            })
+        });
+        let _ = peers[usize::from(shard)].try_send(ShardMessage::Run(task));
+        page
     })
 }
 

@@ -522,13 +522,15 @@ pub async fn handle_forwarded(
     peer: std::net::IpAddr,
     head: &RequestHead,
     body: Vec<u8>,
+    forwarded: super::call::ForwardedFrom,
 ) -> Response {
     let admission = match admit(shard, Surface::Api, peer, head).await {
         Ok(admission) if admission.owner_node.is_none() => admission,
         Ok(_) => return Refusal::from(ApiError::BadToken).into_response(),
         Err((_, answer)) => return answer,
     };
-    let call = Call::new(shard, head, body, peer, admission.caller);
+    let mut call = Call::new(shard, head, body, peer, admission.caller);
+    call.forwarded = Some(forwarded);
     dispatch(admission.route, call)
         .await
         .unwrap_or_else(Refusal::into_response)

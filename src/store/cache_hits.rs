@@ -208,9 +208,16 @@ impl ShardStore {
         batch_id: u64,
         record: UploadRecord,
         now_ms: u64,
+        note: &str,
         recheck: impl Fn(&UploadRecord) -> Result<(), StoreError>,
     ) -> Result<(UploadRecord, Balance), StoreError> {
         let (user_id, upload_id) = (record.user_id, record.id);
+        // The journal moves the batch's points; the note names the hit they were for (and
+        // why, when there is a reason beyond a report).
+        let note = match note {
+            "" => format!("cache hit {upload_id}"),
+            why => super::uploads::truncated_note(&format!("cache hit {upload_id}: {why}")),
+        };
         let refund = entry(
             self.next_id()?,
             user_id,
@@ -218,8 +225,7 @@ impl ShardStore {
             record.cost,
             batch_id,
             now_ms,
-            // The journal moves the batch's points; this names the hit they were for.
-            &format!("cache hit {upload_id}"),
+            &note,
         );
         let (stats, batches) = (self.stats_tree(day_number)?, self.hits_tree(day_number)?);
         let t = &self.trees;

@@ -56,6 +56,30 @@ impl ShardStore {
         Ok(page)
     }
 
+    /// Up to `limit` of this shard's usernames after `after` (byte order), removed users'
+    /// included (their names stay taken): the names the node claims on the platform.
+    pub fn usernames_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let start = match after {
+            Some(after) => Bound::Excluded(after.as_bytes()),
+            None => Bound::Unbounded,
+        };
+        let mut names = Vec::with_capacity(limit.min(MAX_PAGE));
+        for item in self
+            .trees
+            .usernames
+            .range::<&[u8], _>((start, Bound::Unbounded))
+            .take(limit)
+        {
+            let (name, _) = item?;
+            names.push(String::from_utf8_lossy(&name).into_owned());
+        }
+        Ok(names)
+    }
+
     fn summary(&self, user_id: u64) -> Result<UserSummary, StoreError> {
         let user = self.user(user_id)?.ok_or_else(|| {
             StoreError::Corrupt(format!("username index names missing user {user_id}"))

@@ -96,6 +96,17 @@ impl ShardStore {
         outcome: Outcome,
         now_ms: u64,
     ) -> Result<UploadRecord, StoreError> {
+        self.finish_noting(upload_id, outcome, now_ms, "")
+    }
+
+    /// `finish_upload` whose journal entry (the post or the void) carries `note`.
+    fn finish_noting(
+        &mut self,
+        upload_id: u64,
+        outcome: Outcome,
+        now_ms: u64,
+        note: &str,
+    ) -> Result<UploadRecord, StoreError> {
         let Located {
             day: day_number,
             record,
@@ -118,7 +129,7 @@ impl ShardStore {
             delta,
             upload_id,
             now_ms,
-            "",
+            note,
         );
         let (uploads, stats) = self.day_trees(day_number)?;
         let finished_bytes = encode(&finished);
@@ -197,7 +208,7 @@ impl ShardStore {
             return Err(StoreError::NotFound);
         }
         check_reportable(&located.record, now_ms, window_ms)?;
-        self.refund_done(located, now_ms, |stored| {
+        self.refund_done(located, now_ms, "", |stored| {
             check_reportable(stored, now_ms, window_ms)
         })
     }
@@ -207,7 +218,9 @@ impl ShardStore {
     /// store was reopened from what the disk held: `server/storage.rs`), so that a refused
     /// request costs nothing: pending is voided with `reason`; done (its result came before
     /// the flush failed) is refunded, as a reported upload is; anything else (failed,
-    /// refunded, or never on disk) is left as it is. The record as it ends, if there is one.
+    /// refunded, or never on disk) is left as it is. The journal entry of the void or the
+    /// refund carries `reason` (cut to `MAX_REASON_BYTES`). The record as it ends, if there
+    /// is one.
     pub fn withdraw_unacknowledged(
         &mut self,
         upload_id: u64,
@@ -217,9 +230,16 @@ impl ShardStore {
         let Some(located) = self.locate(upload_id)? else {
             return Ok(None);
         };
+        let note = truncated_note(reason);
+        let note = note.as_str();
         let record = &located.record;
         let withdrawn = match (record.status, record.reported) {
-            (UploadStatus::Pending, _) => self.void_upload(upload_id, reason, now_ms)?,
+            (UploadStatus::Pending, _) => {
+                let failed = Outcome::Failed {
+                    reason: reason.to_string(),
+                };
+                self.finish_noting(upload_id, failed, now_ms, note)?
+            }
             (UploadStatus::Done, false) => {
                 let not_refunded = |stored: &UploadRecord| {
                     if stored.reported {
@@ -227,7 +247,7 @@ impl ShardStore {
                     }
                     Ok(())
                 };
-                self.refund_done(located, now_ms, not_refunded)?.0
+                self.refund_done(located, now_ms, note, not_refunded)?.0
             }
             _ => located.record,
         };
@@ -241,6 +261,7 @@ impl ShardStore {
         &mut self,
         located: Located,
         now_ms: u64,
+        note: &str,
         recheck: impl Fn(&UploadRecord) -> Result<(), StoreError>,
     ) -> Result<(UploadRecord, Balance), StoreError> {
         let Located {
@@ -254,7 +275,7 @@ impl ShardStore {
             "only a done upload is refunded"
         );
         if let Some(batch_id) = batch_id {
-            return self.refund_hit(day_number, batch_id, record, now_ms, recheck);
+            return self.refund_hit(day_number, batch_id, record, now_ms, note, recheck);
         }
         let (user_id, upload_id) = (record.user_id, record.id);
         let refund = entry(
@@ -264,7 +285,7 @@ impl ShardStore {
             record.cost,
             upload_id,
             now_ms,
-            "",
+            note,
         );
         let (uploads, stats) = self.day_trees(day_number)?;
         let mut reported = record;
@@ -510,6 +531,15 @@ fn check_reportable(record: &UploadRecord, now_ms: u64, window_ms: u64) -> Resul
         return Err(StoreError::WindowClosed);
     }
     Ok(())
+}
+
+/// A journal note from `text`, cut at a char boundary to `MAX_REASON_BYTES`.
+pub(super) fn truncated_note(text: &str) -> String {
+    let mut end = text.len().min(super::MAX_REASON_BYTES);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
 }
 
 /// Bounds stored texts (a result or an error message) at a char boundary.

@@ -185,14 +185,16 @@ pub async fn submit_task(
         on_finish: extras.callback.map(finish_hook),
     }
     .checked(call)?;
-    run_on_owner(
+    let accepted = run_on_owner(
         call.shard,
         Accept {
             caller: *caller,
             request,
         },
     )
-    .await
+    .await?;
+    call.charged(caller.owner, accepted.record().id);
+    Ok(accepted)
 }
 
 /// A decimal id field (`id`, `taskId`), as the protocols send it: digits only.

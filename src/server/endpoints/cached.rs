@@ -49,6 +49,13 @@ pub async fn cached(call: Call<'_>) -> ApiResult {
     let caller = call.caller().await?;
     let request = parse(&call)?;
     let results = run_on_owner(call.shard, CachedLookup { caller, request }).await?;
+    // A hit is a done upload with its id; a miss has none.
+    let hit_ids = results
+        .iter()
+        .filter_map(|result| result["id"].as_str()?.parse::<u64>().ok());
+    for upload_id in hit_ids {
+        call.charged(caller.owner, upload_id);
+    }
     Ok(ok(&json!({ "results": results })))
 }
 

@@ -68,7 +68,9 @@ pub enum Encoding {
 pub async fn upload(call: Call<'_>, kind: Kind, encoding: Encoding) -> ApiResult {
     let caller = call.caller().await?;
     let request = request::UploadRequest::parse(&call, kind, encoding)?;
-    match run_on_owner(call.shard, Accept { caller, request }).await? {
+    let accepted = run_on_owner(call.shard, Accept { caller, request }).await?;
+    call.charged(caller.owner, accepted.record().id);
+    match accepted {
         Accepted::Pending(record) => Ok(pending_answer(&record)),
         Accepted::Finished(finished) => finished_answer(finished),
     }
