@@ -212,6 +212,32 @@ def settle(state, uploads, bound):
     return final
 
 
+def forwards_awaiting(url):
+    """aiocr_forward_unacknowledged_pending of a node's /metrics, None when not answered."""
+    parts = urllib.parse.urlsplit(url)
+    try:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+        conn.close()
+    except (OSError, http.client.HTTPException):
+        return None
+    for line in text.splitlines():
+        if line.startswith("aiocr_forward_unacknowledged_pending "):
+            return float(line.split()[1])
+    return None
+
+
+def wait_forwards_settled(state, bound):
+    """Until neither node holds charges of forwarded requests awaiting their acknowledgement:
+    each is kept or given back within nats_request_timeout_ms + forward_ack_timeout_ms."""
+    deadline = time.time() + bound
+    while time.time() < deadline:
+        if all(forwards_awaiting(state[node]) == 0 for node in "ab"):
+            return
+        time.sleep(0.5)
+
+
 def names_verdict(state, created):
     """Each name created on exactly one node at most, and found there through both nodes."""
     wrong = []
@@ -257,6 +283,7 @@ def run_round(state_path, round_number, seconds, settle_seconds):
     load.stop.set()
     [t.join() for t in threads]
     final = settle(state, load.uploads, settle_seconds)
+    wait_forwards_settled(state, settle_seconds)
     after = {key: wait_balance(state, key, settle_seconds) for key in ("user_a", "user_b")}
     lost = sum(1 for status in final.values() if status == "lost")
     stuck = sum(1 for status in final.values() if status == "stuck")

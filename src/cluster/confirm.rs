@@ -89,6 +89,25 @@ impl Unconfirmed {
         awaiting.charges.extend(charges);
     }
 
+    /// Takes every charge on shard `shard` still awaiting its acknowledgement (the node
+    /// stops: no acknowledgement can reach it any more).
+    pub fn take_shard(&self, shard: u16) -> Vec<u64> {
+        let mut taken = Vec::new();
+        self.lock().retain(|_, awaiting| {
+            awaiting
+                .charges
+                .retain(|charge| match charge.shard == shard {
+                    true => {
+                        taken.push(charge.upload_id);
+                        false
+                    }
+                    false => true,
+                });
+            !awaiting.charges.is_empty()
+        });
+        taken
+    }
+
     /// Forwarded requests whose charges await their acknowledgement.
     pub fn awaiting(&self) -> usize {
         self.lock().len()
@@ -128,5 +147,15 @@ mod tests {
         table.retry(first, vec![charge(1)], late);
         assert_eq!(table.expired(late).len(), 2);
         assert_eq!(table.awaiting(), 0);
+
+        let on = |shard, upload_id| Charge { shard, upload_id };
+        assert!(table.charged(first, on(0, 5), late));
+        assert!(table.charged(first, on(1, 6), late));
+        assert!(table.charged(second, on(0, 7), late));
+        let mut taken = table.take_shard(0);
+        taken.sort();
+        assert_eq!(taken, vec![5, 7]);
+        assert_eq!(table.awaiting(), 1, "shard 1's charge stays");
+        assert_eq!(table.expired(late), vec![(first, vec![on(1, 6)])]);
     }
 }

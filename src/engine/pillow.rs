@@ -25,7 +25,8 @@ pub fn resize_lanczos(image: &Pixels, width: usize, height: usize) -> Pixels {
             unpremultiply(&mut resized.data, image.mode.channels());
             resized
         }
-        Mode::L | Mode::Rgb => resample(image, width, height),
+        // CMYK has no alpha band: its four samples are resampled as they are.
+        Mode::L | Mode::Rgb | Mode::Cmyk => resample(image, width, height),
         Mode::I16 => resample_16bpc(image, width, height),
     }
 }
@@ -415,6 +416,14 @@ fn luma(r: u8, g: u8, b: u8) -> u8 {
     ((r as u32 * 19595 + g as u32 * 38470 + b as u32 * 7471 + 0x8000) >> 16) as u8
 }
 
+/// Convert.c's cmyk2rgb: each ink darkens what the black ink leaves (no colour management).
+#[inline]
+fn cmyk_to_rgb(pixel: &[u8]) -> [u8; 3] {
+    let not_black = 255 - pixel[3] as u32;
+    // not_black - MULDIV255(ink, not_black) never leaves 0..=255 (CLIP8 in Pillow).
+    std::array::from_fn(|i| (not_black - mul_div_255(pixel[i] as u32, not_black) as u32) as u8)
+}
+
 /// `Image.convert("L")`: alpha is dropped, palettes are looked up.
 pub fn to_gray(image: &Pixels) -> Vec<u8> {
     match image.mode {
@@ -430,6 +439,15 @@ pub fn to_gray(image: &Pixels) -> Vec<u8> {
             .data
             .chunks_exact(4)
             .map(|p| luma(p[0], p[1], p[2]))
+            .collect(),
+        // Pillow has no CMYK -> L converter: Image.convert goes through RGB.
+        Mode::Cmyk => image
+            .data
+            .chunks_exact(4)
+            .map(|p| {
+                let [r, g, b] = cmyk_to_rgb(p);
+                luma(r, g, b)
+            })
             .collect(),
         Mode::P => {
             let palette = image.palette.as_ref().expect("mode P has a palette");
@@ -459,6 +477,7 @@ pub fn to_rgb(image: &Pixels) -> Vec<u8> {
             .chunks_exact(2)
             .flat_map(|p| [p[0], p[0], p[0]])
             .collect(),
+        Mode::Cmyk => image.data.chunks_exact(4).flat_map(cmyk_to_rgb).collect(),
         Mode::P => {
             let palette = image.palette.as_ref().expect("mode P has a palette");
             image

@@ -20,6 +20,9 @@ pub enum Mode {
     /// 16-bit gray ("I;16", what Pillow opens a 16-bit grayscale PNG as): one sample of two
     /// bytes per pixel, little-endian, as Pillow stores it.
     I16,
+    /// Cyan, magenta, yellow, black ("CMYK", what Pillow opens a 4-component JPEG as), 255
+    /// meaning full ink: JPEG's Adobe (inverted) samples already turned back.
+    Cmyk,
 }
 
 impl Mode {
@@ -28,7 +31,7 @@ impl Mode {
             Mode::L | Mode::P | Mode::Bilevel | Mode::I16 => 1,
             Mode::La => 2,
             Mode::Rgb => 3,
-            Mode::Rgba => 4,
+            Mode::Rgba | Mode::Cmyk => 4,
         }
     }
 

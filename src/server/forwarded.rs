@@ -52,6 +52,30 @@ pub async fn withdraw_unacknowledged(shard: Rc<Shard>, upload_ids: Vec<u64>, rea
     let _ = shard.commit.durable().await;
 }
 
+/// At the node's stop: gives back this shard's charges of forwarded requests whose answers
+/// were not acknowledged yet (no acknowledgement can reach a stopped node, and a charge the
+/// forwarding node answered 5001 for must not stay). An answer that did arrive is then free.
+/// Returns how many were given back; the caller flushes.
+pub fn withdraw_at_stop(shard: &Shard) -> Result<usize, crate::store::StoreError> {
+    let Some(link) = &shard.shared.cluster else {
+        return Ok(0);
+    };
+    let upload_ids = link.unconfirmed.take_shard(shard.id);
+    let now_ms = crate::clock::unix_now_ms();
+    let mut store = shard.store.borrow_mut()?;
+    for &upload_id in &upload_ids {
+        store.withdraw_unacknowledged(upload_id, WITHDRAWN_AT_STOP, now_ms)?;
+    }
+    let count = upload_ids.len();
+    link.stats
+        .forward_withdrawn
+        .fetch_add(count as u64, std::sync::atomic::Ordering::Relaxed);
+    Ok(count)
+}
+
+const WITHDRAWN_AT_STOP: &str =
+    "given back at the node's stop: the answer to the forwarded request was not acknowledged yet";
+
 fn request_head(forwarded: &ForwardedHead, body_len: usize) -> RequestHead {
     RequestHead {
         method: Method::parse_name(&forwarded.method),

@@ -1,5 +1,6 @@
 //! JPEG through libjpeg-turbo with its default (ISLOW DCT, fancy upsampling) settings, as
-//! Pillow decodes: gray files stay L, YCbCr/RGB files become RGB.
+//! Pillow decodes: gray files stay L, YCbCr/RGB files become RGB, CMYK and YCCK files become
+//! CMYK read with Adobe's inverted polarity (Pillow's "CMYK;I", whatever the APP14 marker says).
 
 use turbojpeg::{Colorspace, Decompressor, Image, PixelFormat};
 
@@ -16,11 +17,8 @@ pub fn decode(bytes: &[u8], info: &ImageInfo) -> Result<Pixels, ImageError> {
     let (mode, format) = match header.colorspace {
         Colorspace::Gray => (Mode::L, PixelFormat::GRAY),
         Colorspace::YCbCr | Colorspace::RGB => (Mode::Rgb, PixelFormat::RGB),
-        other => {
-            return Err(ImageError::Unsupported(format!(
-                "JPEG colorspace {other:?}"
-            )))
-        }
+        // libjpeg turns YCCK into CMYK itself (out_color_space JCS_CMYK, as Pillow asks).
+        Colorspace::CMYK | Colorspace::YCCK => (Mode::Cmyk, PixelFormat::CMYK),
     };
     let (width, height) = (header.width, header.height);
     let pitch = width * mode.channels();
@@ -35,6 +33,10 @@ pub fn decode(bytes: &[u8], info: &ImageInfo) -> Result<Pixels, ImageError> {
     // Any libjpeg warning (truncated data included) is an error here, as Pillow refuses
     // truncated files unless told otherwise.
     decompressor.decompress(bytes, image).map_err(corrupt)?;
+    if mode == Mode::Cmyk {
+        // Pillow's "CMYK;I" unpacker (Unpack.c's copy4I): every sample inverted.
+        data.iter_mut().for_each(|sample| *sample = !*sample);
+    }
     Ok(Pixels::new(mode, width, height, data, None))
 }
 

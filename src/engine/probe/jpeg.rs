@@ -11,8 +11,8 @@ pub(super) fn dimensions(bytes: &[u8]) -> Result<(u32, u32), ImageError> {
 }
 
 /// The start-of-frame's process, precision and components: libjpeg-turbo's 8-bit decoder
-/// does not do hierarchical (differential) JPEG or other precisions, and aiocr does not
-/// decode CMYK/YCCK (4 components) as Pillow opens them (mode CMYK).
+/// does not do hierarchical (differential) JPEG or other precisions (nor does Pillow's build:
+/// "cannot handle 12-bit layers"); 1, 3 and 4 (CMYK/YCCK) components are Pillow's L, RGB, CMYK.
 pub(super) fn check_variant(bytes: &[u8]) -> Result<(), ImageError> {
     let at = frame_header(bytes)?;
     let marker = bytes[at - 1];
@@ -26,8 +26,7 @@ pub(super) fn check_variant(bytes: &[u8]) -> Result<(), ImageError> {
         return Err(ImageError::Unsupported(format!("{precision}-bit JPEG")));
     }
     match components {
-        1 | 3 => {}
-        4 => return Err(ImageError::Unsupported("CMYK JPEG".into())),
+        1 | 3 | 4 => {}
         n => return Err(ImageError::Unsupported(format!("JPEG with {n} components"))),
     }
     if length != 8 + 3 * components as usize {
