@@ -16,7 +16,9 @@ const MAX_SESSIONS_PER_SHARD: usize = 1 << 20;
 #[serde(default, deny_unknown_fields)]
 pub struct McpConfig {
     /// The largest body a `/mcp` POST may carry (a tool's images travel as base64 in it);
-    /// at most `max_body_bytes`. Larger is 413 before the body is read.
+    /// the smaller of it and `max_body_bytes` applies (no cross-check: lowering
+    /// `max_body_bytes` alone must not stop the server from starting). Larger is 413 before
+    /// the body is read.
     pub mcp_max_body_bytes: usize,
     /// Live sessions one user may hold; a new one beyond it ends the user's least recently
     /// used session (its client gets 404 and opens a new one, as the transport says).

@@ -207,10 +207,6 @@ impl Config {
                 "compat_wait_ms must be at most wait_timeout_ms_max",
             ),
             (
-                self.mcp.mcp_max_body_bytes <= self.http.max_body_bytes,
-                "mcp_max_body_bytes must be at most max_body_bytes",
-            ),
-            (
                 self.mcp.mcp_wait_ms <= self.uploads.wait_timeout_ms_max,
                 "mcp_wait_ms must be at most wait_timeout_ms_max",
             ),

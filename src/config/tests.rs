@@ -188,10 +188,11 @@ fn refuses_bad_values() {
         refused("mcp_wait_ms", "30001").is_err(),
         "above wait_timeout_ms_max"
     );
-    assert!(
-        refused("mcp_max_body_bytes", "1048577").is_err(),
-        "above max_body_bytes"
-    );
+    assert!(refused("mcp_max_body_bytes", "0").is_err());
+    // Above max_body_bytes is taken (the smaller of the two applies to /mcp): lowering
+    // max_body_bytes alone must not make the default mcp_max_body_bytes refuse to start.
+    assert!(refused("mcp_max_body_bytes", "1048577").is_ok());
+    assert!(refused("max_body_bytes", "600000").is_ok());
     let origins = refused(
         "mcp_allowed_origins",
         "https://Agent.Example, http://127.0.0.1:6274",
