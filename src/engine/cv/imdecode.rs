@@ -11,11 +11,12 @@
 //! its own formula, and the BMP variants OpenCV reads its own way (16-bit, some bit masks).
 //! Where they part (documented in docs/engine-more.md): OpenCV also reads WebP and TIFF, and
 //! decodes a truncated JPEG with gray filling; aiocr refuses those (3003).
-//! OpenCV 4.6 (Debian's) has no GIF decoder at all; 5.0 decodes GIF as Pillow does.
+//! OpenCV 4.6 (Debian's) has no GIF decoder at all; 5.0 decodes a GIF's pixels as Pillow
+//! does but composes the first frame on the background colour (decode/gif.rs).
 
 use super::exif;
 use super::Mat;
-use crate::engine::decode::decode;
+use crate::engine::decode::{decode, decode_gif_as_opencv};
 use crate::engine::pillow::to_rgb;
 use crate::engine::pixels::Mode;
 use crate::engine::probe::bmp::{BmpHeader, Storage};
@@ -91,7 +92,13 @@ fn widen_as_opencv(value: u8, bits: u32) -> u8 {
 
 /// Decodes `bytes` (header bounds checked first) into OpenCV's BGR layout.
 pub fn imdecode_color(bytes: &[u8], limits: &ImageLimits) -> Result<Mat, ImageError> {
-    let pixels = decode(bytes, limits)?;
+    // OpenCV composes a GIF's first frame its own way (background colour around a partial
+    // frame and under transparent pixels): read it so.
+    let format = sniff(bytes)?;
+    let pixels = match format {
+        ImageFormat::Gif => decode_gif_as_opencv(bytes, limits)?,
+        _ => decode(bytes, limits)?,
+    };
     let mut bgr = match pixels.mode {
         // libpng's strip_16 (OpenCV's 8-bit read) keeps the high byte, where Pillow's
         // conversion of I;16 saturates at 255.
@@ -103,14 +110,14 @@ pub fn imdecode_color(bytes: &[u8], limits: &ImageLimits) -> Result<Mat, ImageEr
         Mode::Cmyk => pixels.data.chunks_exact(4).flat_map(cmyk_to_rgb).collect(),
         _ => to_rgb(&pixels),
     };
-    if sniff(bytes)? == ImageFormat::Bmp {
+    if format == ImageFormat::Bmp {
         bmp_as_opencv(bytes, &mut bgr)?;
     }
     for pixel in bgr.chunks_exact_mut(3) {
         pixel.swap(0, 2);
     }
     let image = Mat::new(pixels.width, pixels.height, 3, bgr);
-    let tiff = match sniff(bytes)? {
+    let tiff = match format {
         ImageFormat::Jpeg => exif::jpeg_exif(bytes),
         ImageFormat::Png => exif::png_exif(bytes),
         ImageFormat::Gif | ImageFormat::Bmp => None,

@@ -23,6 +23,19 @@ pub fn decode(bytes: &[u8], limits: &ImageLimits) -> Result<Pixels, ImageError> 
     Ok(pixels)
 }
 
+/// A GIF's first frame as `cv2.imdecode` composes it (RGB; [`gif::opencv_rgb`]), after
+/// checking its header against `limits`.
+pub(crate) fn decode_gif_as_opencv(
+    bytes: &[u8],
+    limits: &ImageLimits,
+) -> Result<Pixels, ImageError> {
+    let info = probe_image(bytes, limits)?;
+    assert_eq!(info.format, ImageFormat::Gif, "called for GIF files only");
+    let pixels = gif::opencv_rgb(bytes, limits)?;
+    check_matches_header(&pixels, &info)?;
+    Ok(pixels)
+}
+
 /// A decoder must never return more pixels than the probed (bounded) header declared.
 fn check_matches_header(pixels: &Pixels, info: &ImageInfo) -> Result<(), ImageError> {
     check_size(pixels.width, pixels.height, info)
