@@ -39,7 +39,8 @@ start_server() { # data_dir durable_acks
         --set "durable_acks=$2" --set queue_len=400000 --set rate_limit_per_sec=100000000 \
         --set rate_limit_burst=100000000 >>"$1.out" 2>>"$1.err" &
     server_pid=$!
-    for _ in $(seq 1 100); do
+    # Up to 60 s: loading the models takes far longer than usual on a busy machine.
+    for _ in $(seq 1 600); do
         [ "$(grep -c "listening on" "$1.out" 2>/dev/null)" -ge "$3" ] && return 0
         sleep 0.1
     done

@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::{Client, Server};
+use common::{fixture, manifest, model_dir, multipart, Client, Server, BIN};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 
 #[test]
 fn keep_alive_head_and_standard_headers() {
@@ -70,6 +72,114 @@ fn chunked_request_body() {
     let answer = client.read_answer(false);
     assert_eq!(answer.status, 200, "{}", answer.text());
     assert!(answer.json()["data"]["token"].as_str().unwrap().len() > 20);
+}
+
+/// `Transfer-Encoding: CHUNKED` (coding names are case-insensitive, RFC 9112 section 7) and
+/// chunk extensions in each form the grammar allows (ignored, section 7.1.1) carry a real
+/// upload to the model; a chunk-size line longer than `max_header_bytes` is refused (400,
+/// closed) like a head too long, while the server goes on serving.
+#[test]
+fn uppercase_chunked_and_chunk_extensions_carry_an_upload() {
+    // The URI bound must stay below the head bound (a config rule).
+    let server = Server::start(1, &["max_header_bytes=2048", "max_uri_bytes=1024"]);
+    let token = server.demo_token();
+    let (file, expected, _) = manifest().into_iter().next().unwrap();
+    let (content_type, body) = multipart("file", &fixture(&file), &[]);
+    let head = format!(
+        "POST /v2/decode/upload?wait=1&timeout_ms=30000 HTTP/1.1\r\nHost: t\r\n\
+         Authorization: Bearer {token}\r\nContent-Type: {content_type}\r\n\
+         transfer-encoding: CHUNKED\r\n\r\n"
+    );
+    let extensions = [";name=value", " ; flag", ";a=\"q;u=o\\\"te\";b = 2", ";x"];
+    let mut raw = head.clone().into_bytes();
+    for (chunk, extension) in body
+        .chunks(body.len() / 3 + 1)
+        .zip(extensions.iter().cycle())
+    {
+        raw.extend(format!("{:X}{extension}\r\n", chunk.len()).bytes());
+        raw.extend_from_slice(chunk);
+        raw.extend_from_slice(b"\r\n");
+    }
+    raw.extend_from_slice(b"0;last=chunk\r\nX-Trailer: dropped\r\n\r\n");
+    let mut client = server.client();
+    client.send(&raw);
+    let answer = client.read_answer(false);
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.json()["data"]["result"], expected.as_str());
+
+    let mut long_line = head.into_bytes();
+    long_line.extend(format!("1;{}\r\na\r\n0\r\n\r\n", "x".repeat(2048)).bytes());
+    let mut client = server.client();
+    client.send(&long_line);
+    let refused = client.read_answer(false);
+    assert_eq!(refused.status, 400);
+    assert!(client.is_closed());
+    assert_eq!(server.client().get("/health", None).status, 200);
+}
+
+/// Listening on every address with `public_url` unset, `/v2/servers` announces an address
+/// of this host a client can reach (not `0.0.0.0`), with the listening port, and the start-up
+/// log says which and how to set another.
+#[test]
+fn servers_announces_a_reachable_address_when_listening_on_every_address() {
+    let data = common::fresh_data_dir("every-address");
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "0.0.0.0:0", "--shards", "1", "--data"])
+        .arg(&data)
+        .arg("--model-dir")
+        .arg(model_dir())
+        .env_remove("AIOCR_LISTEN")
+        .env_remove("AIOCR_PUBLIC_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Both streams are read to their end (a closed pipe would fail the server's writes).
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let log = std::thread::spawn(move || {
+        let lines: Vec<String> = stderr.lines().map_while(Result::ok).collect();
+        lines
+            .into_iter()
+            .find(|line| line.contains("/v2/servers announces"))
+    });
+    let (port_tx, port_rx) = std::sync::mpsc::channel();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let port = line
+                .split("listening on http://127.0.0.1:")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next()?.parse::<u16>().ok());
+            if let Some(port) = port {
+                let _ = port_tx.send(port);
+            }
+        }
+    });
+    let port = port_rx.recv().expect("the listening line");
+    let servers = Client::connect(port).get("/v2/servers", None).json();
+    let url = servers["data"]["servers"][0]["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let announced: std::net::SocketAddr = url.strip_prefix("http://").unwrap().parse().unwrap();
+    assert!(!announced.ip().is_unspecified(), "{url}");
+    assert_eq!(announced.port(), port, "{url}");
+    // Reachable: a client that connects to the announced address is served.
+    let stream = std::net::TcpStream::connect(announced).unwrap();
+    assert_eq!(
+        Client::over(stream).get("/health", None).status,
+        200,
+        "{url}"
+    );
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+    // The server's stderr has ended with its exit.
+    let line = log
+        .join()
+        .unwrap()
+        .expect("the start-up line naming the URL");
+    assert!(line.contains(&url) && line.contains("public_url"), "{line}");
+    let _ = std::fs::remove_dir_all(data);
 }
 
 #[test]

@@ -174,7 +174,7 @@ fn slide_captchas_of_every_mode_as_ddddocr() {
             } else {
                 let body = json!({
                     "target": base64(&target), "background": base64(&background),
-                    "mode": mode, "wait": 1, "timeout_ms": 30000
+                    "mode": mode, "wait": true, "timeout_ms": 30000
                 });
                 server
                     .client()

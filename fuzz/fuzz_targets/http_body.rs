@@ -7,6 +7,8 @@ use aiocr::http::{BodyDecoder, BodyProgress, Framing, ProtocolError};
 use libfuzzer_sys::fuzz_target;
 
 const MAX_BODY: usize = 512;
+/// The bound of a chunk-size line and of the trailer section (small, so inputs reach it).
+const MAX_LINE: usize = 64;
 
 #[derive(Debug, PartialEq, Eq)]
 enum Outcome {
@@ -16,7 +18,7 @@ enum Outcome {
 }
 
 fn decode(framing: Framing, input: &[u8], read_size: usize) -> Outcome {
-    let mut decoder = BodyDecoder::new(framing, MAX_BODY);
+    let mut decoder = BodyDecoder::new(framing, MAX_BODY, MAX_LINE);
     let mut pending: Vec<u8> = Vec::new();
     let mut used_total = 0;
     for read in input.chunks(read_size) {

@@ -24,14 +24,26 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// The options of a lookup from `--upload-query` (`model=beta&png_fix=1`): the upload's
 /// options other than how it is answered (`wait`, `timeout_ms`) and `soft_id`, as a JSON
-/// object of strings (the server reads them as an upload's fields).
+/// object typed as the API describes it (the flags as booleans, the rest as strings).
 pub fn lookup_options(upload_query: &str) -> serde_json::Map<String, serde_json::Value> {
     upload_query
         .split('&')
         .filter_map(|pair| pair.split_once('='))
         .filter(|(name, _)| !["wait", "timeout_ms", "soft_id"].contains(name))
-        .map(|(name, value)| (name.to_string(), serde_json::Value::from(value)))
+        .map(|(name, value)| (name.to_string(), option_value(name, value)))
         .collect()
+}
+
+/// A query option as its JSON value: `png_fix` and `probability` are booleans (`1`, `true`,
+/// `yes`, `on` are true, as the server reads a query), the others strings.
+fn option_value(name: &str, value: &str) -> serde_json::Value {
+    match name {
+        "png_fix" | "probability" => serde_json::Value::Bool(matches!(
+            value.to_ascii_lowercase().as_str(),
+            "1" | "true" | "yes" | "on"
+        )),
+        _ => serde_json::Value::from(value),
+    }
 }
 
 /// Per corpus image, the body (`Content-Length`, blank line, JSON) of a batch of `batch`
@@ -211,5 +223,9 @@ mod tests {
         assert_eq!(lookups[0]["hash"], sha256_hex(b"c"));
         assert_eq!(lookups[1]["hash"], sha256_hex(b"a"));
         assert_eq!(lookups[0]["options"], serde_json::json!({"model": "beta"}));
+        assert_eq!(
+            serde_json::Value::Object(lookup_options("png_fix=1&probability=0&colors=red")),
+            serde_json::json!({"png_fix": true, "probability": false, "colors": "red"})
+        );
     }
 }

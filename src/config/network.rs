@@ -17,7 +17,9 @@ pub struct NetworkConfig {
     /// API listener then answers `/metrics` with 404. Empty (None): `/metrics` is on `listen`.
     #[serde(deserialize_with = "values::optional_socket_address")]
     pub metrics_listen: Option<SocketAddr>,
-    /// URL clients are told to use in /v2/servers; empty means `http://<listen>`.
+    /// URL clients are told to use in /v2/servers; empty means `http://<listen>`, where a
+    /// `listen` of every address is replaced at start-up by the host's primary address
+    /// (`server::public_url`).
     pub public_url: String,
     /// Address of the TLS (HTTPS) listener: the whole API, beside the plain `listen`, one
     /// SO_REUSEPORT socket per shard. Empty (None): no TLS. Needs `tls_cert` and `tls_key`.

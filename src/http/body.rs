@@ -1,17 +1,21 @@
 //! Request bodies: Content-Length and chunked, decoded incrementally from the connection
 //! buffer into one owned `Vec<u8>` bounded by the body limit.
 
-use super::{Framing, ProtocolError};
+//!
+//! Chunked framing follows RFC 9112 section 7.1: the coding's name is case-insensitive (the
+//! head parser's), chunk extensions (`5;name=value`, `5 ; name="quoted"`) are read past and
+//! ignored, and trailer fields are read and dropped. A chunk-size line with its extensions,
+//! and the trailer section, are each bounded by the head's limit (`max_header_bytes`): they
+//! are header-like lines that must fit the connection's read buffer whole.
 
-/// A chunk-size line longer than this (hex digits plus extensions) is refused.
-const MAX_CHUNK_LINE_BYTES: usize = 1024;
-/// Trailer section bytes accepted after the last chunk (trailers are read and dropped).
-const MAX_TRAILER_BYTES: usize = 8 * 1024;
+use super::{Framing, ProtocolError};
 
 #[derive(Debug)]
 pub struct BodyDecoder {
     state: State,
     max_body_bytes: usize,
+    /// The longest chunk-size line (digits and extensions) and trailer section.
+    max_line_bytes: usize,
     /// The declared Content-Length (growth stops there); `None` for chunked bodies.
     declared_bytes: Option<usize>,
     body: Vec<u8>,
@@ -47,7 +51,9 @@ pub enum BodyProgress {
 }
 
 impl BodyDecoder {
-    pub fn new(framing: Framing, max_body_bytes: usize) -> BodyDecoder {
+    /// A decoder of a body framed by `framing`, of at most `max_body_bytes` decoded bytes,
+    /// whose chunk-size lines and trailer section are at most `max_line_bytes` each.
+    pub fn new(framing: Framing, max_body_bytes: usize, max_line_bytes: usize) -> BodyDecoder {
         let state = match framing {
             Framing::Empty => State::Done,
             Framing::Length(length) => {
@@ -68,6 +74,7 @@ impl BodyDecoder {
         BodyDecoder {
             state,
             max_body_bytes,
+            max_line_bytes,
             declared_bytes,
             body: Vec::new(),
         }
@@ -155,13 +162,13 @@ impl BodyDecoder {
     /// again with what follows.
     fn chunk_size_line(&mut self, rest: &[u8]) -> Result<Step, ProtocolError> {
         let Some(line_end) = find_crlf(rest) else {
-            if line_so_far(rest) > MAX_CHUNK_LINE_BYTES {
+            if line_so_far(rest) > self.max_line_bytes {
                 return Err(ProtocolError::BadRequest);
             }
             return Ok(Step::Wait(0));
         };
         // The same bound whether the line arrived whole or in pieces (extensions included).
-        if line_end > MAX_CHUNK_LINE_BYTES {
+        if line_end > self.max_line_bytes {
             return Err(ProtocolError::BadRequest);
         }
         let line = &rest[..line_end];
@@ -202,7 +209,7 @@ impl BodyDecoder {
 
     fn trailers(&mut self, rest: &[u8], seen: usize) -> Result<Step, ProtocolError> {
         let Some(line_end) = find_crlf(rest) else {
-            if seen + line_so_far(rest) > MAX_TRAILER_BYTES {
+            if seen + line_so_far(rest) > self.max_line_bytes {
                 return Err(ProtocolError::HeadersTooLarge);
             }
             return Ok(Step::Wait(0));
@@ -210,7 +217,7 @@ impl BodyDecoder {
         if line_end == 0 {
             self.state = State::Done;
         } else {
-            if seen + line_end > MAX_TRAILER_BYTES {
+            if seen + line_end > self.max_line_bytes {
                 return Err(ProtocolError::HeadersTooLarge);
             }
             self.state = State::Trailers(seen + line_end + 2);
@@ -245,6 +252,9 @@ fn trim_spaces(bytes: &[u8]) -> &[u8] {
 mod tests {
     use super::*;
 
+    /// The bound of a chunk-size line and of the trailer section in these tests.
+    const MAX_LINE_BYTES: usize = 1024;
+
     /// Feeds `raw` split at every possible point into two or three reads, the way a
     /// connection buffer does: unconsumed bytes stay and are fed again with the next read.
     fn decode_split(
@@ -252,7 +262,7 @@ mod tests {
         raw: &[u8],
         cuts: &[usize],
     ) -> Result<(Vec<u8>, usize), ProtocolError> {
-        let mut decoder = BodyDecoder::new(framing, 64);
+        let mut decoder = BodyDecoder::new(framing, 64, MAX_LINE_BYTES);
         let mut pending: Vec<u8> = Vec::new();
         let mut consumed_total = 0;
         let mut previous = 0;
@@ -287,7 +297,7 @@ mod tests {
     #[test]
     fn a_declared_length_allocates_only_as_bytes_arrive() {
         let declared = 1024 * 1024;
-        let mut decoder = BodyDecoder::new(Framing::Length(declared), declared);
+        let mut decoder = BodyDecoder::new(Framing::Length(declared), declared, MAX_LINE_BYTES);
         assert_eq!(decoder.held_bytes(), 0);
         decoder.feed(&[7; 100]).unwrap();
         assert_eq!(decoder.held_bytes(), 100);
@@ -323,11 +333,29 @@ mod tests {
         }
     }
 
-    /// Trailers are read and dropped, up to 8 KiB (431 beyond), whole or split.
+    /// Chunk extensions (RFC 9112 section 7.1.1) are read past and ignored, in every form
+    /// the grammar allows: a name alone, a token or quoted value (with `;` and `=` inside the
+    /// quotes), several, spaces around `;` and `=`, on the last chunk too; and uppercase hex.
+    #[test]
+    fn chunk_extensions_are_ignored() {
+        let raw = b"3;name=value\r\nabc\r\n\
+2 ; flag\r\nde\r\n\
+1;a=\"q;u=o\\\"te\";b = 2\r\nf\r\n\
+A;x\r\n0123456789\r\n\
+0;last=chunk\r\n\r\n";
+        let end = raw.len();
+        for cut in 0..end {
+            let (body, used) = decode_split(Framing::Chunked, raw, &[cut]).unwrap();
+            assert_eq!(body, b"abcdef0123456789", "cut {cut}");
+            assert_eq!(used, end);
+        }
+    }
+
+    /// Trailers are read and dropped, up to the line bound (431 beyond), whole or split.
     #[test]
     fn trailer_section_is_bounded() {
         let line = format!("X-Trailer: {}\r\n", "t".repeat(100));
-        let lines = MAX_TRAILER_BYTES / line.len();
+        let lines = MAX_LINE_BYTES / line.len();
         let within = format!("1\r\na\r\n0\r\n{}\r\n", line.repeat(lines));
         let beyond = format!("1\r\na\r\n0\r\n{}\r\n", line.repeat(lines + 1));
         for cut in [0, 7, within.len() / 2] {
@@ -357,10 +385,10 @@ mod tests {
         let two_chunks = b"20\r\n01234567890123456789012345678901\r\n21\r\n";
         // A chunk line with long extensions is refused whole or split, at the same length.
         let mut at_limit = b"1;".to_vec();
-        at_limit.resize(MAX_CHUNK_LINE_BYTES, b'x');
+        at_limit.resize(MAX_LINE_BYTES, b'x');
         let mut over = at_limit.clone();
         over.push(b'x');
-        for cut in [0, 1, MAX_CHUNK_LINE_BYTES - 1, MAX_CHUNK_LINE_BYTES] {
+        for cut in [0, 1, MAX_LINE_BYTES - 1, MAX_LINE_BYTES] {
             let mut ok = at_limit.clone();
             ok.extend(b"\r\na\r\n0\r\n\r\n");
             assert_eq!(decode_split(Framing::Chunked, &ok, &[cut]).unwrap().0, b"a");

@@ -136,8 +136,18 @@ fn header_param(params: &str, key: &str) -> Option<String> {
 }
 
 /// Reads a quoted string's content (after the opening quote); returns it and the bytes used
-/// including the closing quote.
+/// including the closing quote. Backslash escapes first (RFC 2045's quoted-string, which Go's
+/// client writes); where they leave the string open, it ends at the first quote with its
+/// backslashes kept, as browsers and Python's urllib3 write names (WHATWG's form encoding
+/// turns `"` into `%22` and leaves `\` alone: a name `a\` arrives as `"a\"`).
 fn read_quoted(text: &str) -> Option<(String, usize)> {
+    read_escaped(text).or_else(|| {
+        let end = text.find('"')?;
+        Some((text[..end].to_string(), end + 1))
+    })
+}
+
+fn read_escaped(text: &str) -> Option<(String, usize)> {
     let mut value = String::new();
     let mut chars = text.char_indices();
     while let Some((at, c)) = chars.next() {
@@ -190,6 +200,17 @@ mod tests {
         assert_eq!(parts[1].filename.as_deref(), Some("a \"b\".png"));
         assert_eq!(parts[1].content_type.as_deref(), Some("image/png"));
         assert_eq!(parts[1].data, b"\x89PNG\r\n--X\r\n");
+    }
+
+    /// A name ending in a backslash, as browsers and urllib3 send it (no escapes), and one a
+    /// Go client escaped: both parse.
+    #[test]
+    fn names_with_backslashes_unescaped_or_escaped() {
+        let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"a\\\"\r\n\r\n1\r\n\
+--XyZ\r\nContent-Disposition: form-data; name=\"b\\\\\"\r\n\r\n2\r\n--XyZ--\r\n";
+        let parts = parse(body, "XyZ").unwrap();
+        let names: Vec<&str> = parts.iter().map(|part| part.name.as_str()).collect();
+        assert_eq!(names, ["a\\", "b\\"]);
     }
 
     #[test]

@@ -541,13 +541,21 @@ Content-Type: application/json\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\
         }
     }
 
+    /// Transfer-coding names are case-insensitive (RFC 9112 section 7), and so is the
+    /// header's name; spaces around the value are not part of it.
     #[test]
     fn chunked_and_empty_framing() {
-        let (head, _) =
-            parse_all(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n")
-                .unwrap()
-                .unwrap();
-        assert_eq!(head.framing, Framing::Chunked);
+        for header in [
+            "Transfer-Encoding: chunked",
+            "Transfer-Encoding: Chunked",
+            "Transfer-Encoding: CHUNKED",
+            "transfer-encoding:  cHuNkEd \t",
+            "TRANSFER-ENCODING: CHUNKED",
+        ] {
+            let raw = format!("POST / HTTP/1.1\r\nHost: x\r\n{header}\r\n\r\n");
+            let (head, _) = parse_all(raw.as_bytes()).unwrap().unwrap();
+            assert_eq!(head.framing, Framing::Chunked, "{header}");
+        }
         let (head, _) = parse_all(b"POST / HTTP/1.1\r\nHost: x\r\n\r\n")
             .unwrap()
             .unwrap();

@@ -67,6 +67,7 @@ pub fn run_until_stopped(
     if let Some(tls_listen) = &mut config.network.tls_listen {
         port_holders.extend(listener::claim_port(tls_listen)?);
     }
+    super::public_url::settle(&mut config.network);
     let demo = match fresh && config.store.create_demo_users {
         true => create_demo_users(&mut stores, &config)?,
         false => None,

@@ -1,7 +1,7 @@
 //! One request as endpoints see it: the shard it arrived on, its head and body, its fields,
 //! and the authenticated caller — by token (JWT) or by API key.
 
-use super::fields::{body_kind, Fields};
+use super::fields::{body_kind, Fields, JsonTyping};
 use super::node_hop;
 use super::owner::{run_on_owner, OwnerCommand};
 use super::reply::Refusal;
@@ -115,10 +115,17 @@ impl<'a> Call<'a> {
     pub fn fields(&self) -> Result<Fields, Refusal> {
         let mut fields = Fields::from_query(&self.head.query)?;
         let content_type = self.head.content_type.as_deref();
+        // The `/v2` API types its JSON fields; the other protocols read them as text.
+        let typing = if self.head.path.starts_with("/v2/") {
+            JsonTyping::Described
+        } else {
+            JsonTyping::Lenient
+        };
         fields.add_body(
             body_kind(content_type, &self.body),
             content_type,
             &self.body,
+            typing,
         )?;
         Ok(fields)
     }

@@ -351,7 +351,11 @@ impl<S: Transport> Connection<S> {
             return Ok(BodyRead::Complete(Vec::new()));
         }
         let config = shard.config();
-        let mut decoder = BodyDecoder::new(head.framing, config.http.max_body_bytes);
+        let mut decoder = BodyDecoder::new(
+            head.framing,
+            config.http.max_body_bytes,
+            config.http.max_header_bytes,
+        );
         let deadline = Instant::now() + Duration::from_millis(config.http.body_read_timeout_ms);
         // Each read must bring a byte within this time: a client that trickles its body
         // ends long before the total deadline.

@@ -6,7 +6,7 @@
 //! Not an API: the functions here call the handlers' own parsing functions, never copies.
 
 use super::compat::{self, callbacks::CallbackTarget, tasks, twocaptcha};
-use super::fields::{body_kind, Fields};
+use super::fields::{body_kind, Fields, JsonTyping};
 use super::upload::request;
 use serde_json::Value;
 
@@ -17,18 +17,22 @@ const MAX_IMAGE_BYTES: usize = 512 * 1024;
 /// protocol reads them: `/v2` upload options and slides, the typed numbers and flags of the
 /// other `/v2` endpoints, 2captcha's hints and ids, ddddocr-fastapi's image fields.
 pub fn read_fields(query: &str, content_type: Option<&str>, body: &[u8]) {
-    let Ok(mut fields) = Fields::from_query(query) else {
-        return;
-    };
-    if fields
-        .add_body(body_kind(content_type, body), content_type, body)
-        .is_err()
-    {
-        return;
+    // A JSON body as `/v2` types it, and as the other protocols read it.
+    for typing in [JsonTyping::Described, JsonTyping::Lenient] {
+        let Ok(mut fields) = Fields::from_query(query) else {
+            return;
+        };
+        let kind = body_kind(content_type, body);
+        if fields.add_body(kind, content_type, body, typing).is_ok() {
+            read_every_protocols_fields(&mut fields);
+        }
     }
+}
+
+fn read_every_protocols_fields(fields: &mut Fields) {
     let models = ["old".to_string(), "beta".to_string()];
-    let _ = request::recognize_options(&fields, &models);
-    let _ = request::soft_id(&fields);
+    let _ = request::recognize_options(fields, &models);
+    let _ = request::soft_id(fields);
     for name in ["timeout_ms", "days", "page", "limit", "points", "numeric"] {
         let _ = fields.number(name);
     }
@@ -36,7 +40,7 @@ pub fn read_fields(query: &str, content_type: Option<&str>, body: &[u8]) {
         let _ = fields.flag(name, false);
     }
     let _ = fields.id("id");
-    let _ = twocaptcha::hints(&fields);
+    let _ = twocaptcha::hints(fields);
     if let Some(ids) = fields.text("ids") {
         for id in ids.split(',') {
             let _ = compat::parse_id(id);
@@ -45,8 +49,8 @@ pub fn read_fields(query: &str, content_type: Option<&str>, body: &[u8]) {
     if let Some(url) = fields.text("pingback") {
         let _ = CallbackTarget::parse(url, &[]);
     }
-    let _ = request::slide_task(&mut fields, MAX_IMAGE_BYTES);
-    let _ = request::one_image(&mut fields, None, MAX_IMAGE_BYTES);
+    let _ = request::slide_task(fields, MAX_IMAGE_BYTES);
+    let _ = request::one_image(fields, None, MAX_IMAGE_BYTES);
 }
 
 /// A JSON task-protocol body (`/createTask` and the rest) read as its handlers read it.

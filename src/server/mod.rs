@@ -19,7 +19,8 @@
 //! Around them: `shard` (one shard's state, composed of the tables in `state/`, which import
 //! nothing of the server above them; and the one cross-shard call), `boot` (start-up and
 //! shutdown), `shard_loops` (a shard's tasks), `storage` (a failed disk: writes refused with
-//! 5004, the store reopened once the disk takes writes), `attempts` (password checks and the
+//! 5004, the store reopened once the disk takes writes), `public_url` (the URL `/v2/servers`
+//! announces when `listen` is every address), `attempts` (password checks and the
 //! login backoff around them), `sessions` (what tokens and keys are checked against: each
 //! user's existence, role and token epoch), `queries` (what several endpoint families ask of
 //! a user's shard: a user by name, a balance, an upload, a report), `cache` (the answer
@@ -46,6 +47,7 @@ pub mod fuzzing;
 mod listener;
 mod node_hop;
 mod owner;
+mod public_url;
 mod queries;
 mod reply;
 mod router;

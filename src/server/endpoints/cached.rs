@@ -15,7 +15,6 @@
 //! reportable by its `id`), a miss as `{"hash", "status": "miss"}`; both carry the hash.
 
 use crate::contract::ApiError;
-use crate::engine::SlideMode;
 use crate::recognition::cache::{slide_digest_of, CacheKey, ImageDigest, TaskKey};
 use crate::recognition::{JobAnswer, Kind};
 use crate::server::cache::lookup_many;
@@ -27,11 +26,15 @@ use crate::server::reply::{
 };
 use crate::server::shard::{HopError, Shard};
 use crate::server::upload::{
-    recognize_options, record_model_of_key, stored_answer, upload_json, MAX_SOFT_ID_BYTES,
+    recognize_options, record_model_of_key, slide_mode, stored_answer, upload_json,
+    MAX_SOFT_ID_BYTES,
 };
 use crate::store::{CachedUpload, NewUpload, UploadRecord};
 use serde_json::{json, Map, Value};
 use std::rc::Rc;
+
+/// The fields of one lookup (at the top level of a body without `lookups`).
+const LOOKUP_FIELDS: [&str; 3] = ["hash", "background_hash", "options"];
 
 /// One lookup: the hash as the client wrote it (lower-cased) and the key it names.
 struct Lookup {
@@ -61,26 +64,43 @@ pub async fn cached(call: Call<'_>) -> ApiResult {
 
 fn parse(call: &Call) -> Result<LookupRequest, Refusal> {
     let config = call.shard.config();
-    let value: Value = serde_json::from_slice(&call.body)
+    parse_body(
+        &call.body,
+        config.cache.cache_lookup_max,
+        &call.shard.shared.models,
+    )
+}
+
+/// The body: `{"lookups": [...], "soft_id"?}`, or one lookup's fields on their own.
+fn parse_body(
+    body: &[u8],
+    cache_lookup_max: usize,
+    models: &[String],
+) -> Result<LookupRequest, Refusal> {
+    let value: Value = serde_json::from_slice(body)
         .map_err(|_| malformed("the body must be JSON: {\"lookups\": [{\"hash\": ...}]}"))?;
     let Value::Object(mut body) = value else {
         return Err(malformed("the JSON body must be an object"));
     };
     let soft_id = soft_id(body.get("soft_id"))?;
     let items = match body.remove("lookups") {
+        // A lookup's fields beside `lookups` would be ignored: refused instead, as unclear.
+        Some(_) if LOOKUP_FIELDS.iter().any(|name| body.contains_key(*name)) => {
+            return Err(malformed(
+                "lookups, or the fields of one lookup at the top level: not both",
+            ))
+        }
         Some(Value::Array(items)) => items,
         Some(_) => return Err(malformed("lookups must be a list")),
         // One lookup on its own: the body is the lookup.
         None if body.contains_key("hash") => vec![Value::Object(body)],
         None => return Err(malformed("missing field lookups")),
     };
-    if items.is_empty() || items.len() > config.cache.cache_lookup_max {
+    if items.is_empty() || items.len() > cache_lookup_max {
         return Err(malformed(format!(
-            "lookups must hold 1 to {} lookups",
-            config.cache.cache_lookup_max
+            "lookups must hold 1 to {cache_lookup_max} lookups"
         )));
     }
-    let models = &call.shard.shared.models;
     let lookups = items
         .iter()
         .map(|item| parse_lookup(item, models))
@@ -90,7 +110,7 @@ fn parse(call: &Call) -> Result<LookupRequest, Refusal> {
 
 fn soft_id(value: Option<&Value>) -> Result<Option<String>, Refusal> {
     match value {
-        None | Some(Value::Null) => Ok(None),
+        None => Ok(None),
         Some(Value::String(text)) if text.is_empty() => Ok(None),
         Some(Value::String(text)) if text.len() <= MAX_SOFT_ID_BYTES => Ok(Some(text.clone())),
         Some(_) => Err(malformed(format!(
@@ -105,32 +125,46 @@ fn parse_lookup(item: &Value, models: &[String]) -> Result<Lookup, Refusal> {
     };
     let (hash, digest) = hash_field(item, "hash")?;
     let options = match item.get("options") {
-        None | Some(Value::Null) => Map::new(),
+        None => Map::new(),
         Some(Value::Object(options)) => options.clone(),
         Some(_) => return Err(malformed("options must be an object")),
     };
     let fields = Fields::from_json_object(options)?;
-    let key = match fields.text("kind").unwrap_or("ocr") {
-        "ocr" => CacheKey::ocr(digest, recognize_options(&fields, models)?),
-        "detect" => CacheKey {
+    // Every option is checked whatever the kind (an option the kind does not use must still
+    // be one the API describes, as on the upload routes); the kind then keeps its own.
+    let kind = lookup_kind(fields.text("kind"))?;
+    let text_options = recognize_options(&fields, models)?;
+    let mode = slide_mode(&fields)?;
+    let background = match item.contains_key("background_hash") {
+        true => Some(hash_field(item, "background_hash")?.1),
+        false => None,
+    };
+    let key = match (kind, background) {
+        (Kind::Ocr, _) => CacheKey::ocr(digest, text_options),
+        (Kind::Detect, _) => CacheKey {
             digest,
             task: TaskKey::Detect,
         },
-        "slide" => {
-            let (_, background) = hash_field(item, "background_hash")?;
-            CacheKey {
-                digest: slide_digest_of(&digest, &background),
-                task: TaskKey::Slide(slide_mode(fields.text("mode"))?),
-            }
-        }
-        other => {
-            return Err(Refusal::new(
-                ApiError::InvalidOption,
-                format!("kind {other:?}: expected ocr, detect or slide"),
-            ))
-        }
+        (Kind::Slide, Some(background)) => CacheKey {
+            digest: slide_digest_of(&digest, &background),
+            task: TaskKey::Slide(mode),
+        },
+        (Kind::Slide, None) => return Err(malformed("a slide lookup needs background_hash")),
     };
     Ok(Lookup { hash, key })
+}
+
+/// A lookup's `kind` (default `ocr`).
+fn lookup_kind(text: Option<&str>) -> Result<Kind, Refusal> {
+    match text.unwrap_or("ocr") {
+        "ocr" => Ok(Kind::Ocr),
+        "detect" => Ok(Kind::Detect),
+        "slide" => Ok(Kind::Slide),
+        other => Err(Refusal::new(
+            ApiError::InvalidOption,
+            format!("kind {other:?}: expected ocr, detect or slide"),
+        )),
+    }
 }
 
 /// A SHA-256 in hex (either case): the text lower-cased, and the digest.
@@ -155,19 +189,6 @@ fn parse_hex(text: &str) -> Option<ImageDigest> {
         *byte = u8::from_str_radix(pair, 16).ok()?;
     }
     Some(digest)
-}
-
-/// A slide's `mode`, as `/v2/decode/slide` reads it.
-fn slide_mode(text: Option<&str>) -> Result<SlideMode, Refusal> {
-    match text.map(str::trim).filter(|mode| !mode.is_empty()) {
-        None => Ok(SlideMode::Match),
-        Some(text) => SlideMode::parse(text).ok_or_else(|| {
-            Refusal::new(
-                ApiError::InvalidOption,
-                format!("mode {text:?}: expected match, simple or comparison"),
-            )
-        }),
-    }
 }
 
 /// The lookups, run on the caller's shard (its rate bucket and ledger live there).
@@ -296,6 +317,7 @@ fn cached_upload(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::SlideMode;
 
     #[test]
     fn hashes_are_64_hex_characters_in_either_case() {
@@ -309,6 +331,29 @@ mod tests {
         assert_eq!(parse_hex(&format!("{}zz", &hex[..62])), None);
         // A multi-byte character where a hex pair should be is refused, not a panic.
         assert_eq!(parse_hex(&format!("é{}", &hex[..62])), None);
+    }
+
+    #[test]
+    fn a_body_holds_lookups_or_one_lookups_fields_not_both() {
+        let models = ["old".to_string()];
+        let hash = "ab".repeat(32);
+        let parse = |body: Value| parse_body(body.to_string().as_bytes(), 4, &models);
+        assert_eq!(parse(json!({ "hash": hash })).unwrap().lookups.len(), 1);
+        let two = json!({ "lookups": [{ "hash": hash }, { "hash": hash }], "soft_id": "s" });
+        assert_eq!(parse(two).unwrap().lookups.len(), 2);
+        let null_soft_id = json!({ "hash": hash, "soft_id": null });
+        assert_eq!(
+            parse(null_soft_id).err().map(|refusal| refusal.error),
+            Some(ApiError::Malformed)
+        );
+        for field in LOOKUP_FIELDS {
+            let mixed = json!({ "lookups": [{ "hash": hash }], field: hash });
+            assert_eq!(
+                parse(mixed).err().map(|refusal| refusal.error),
+                Some(ApiError::Malformed),
+                "{field}"
+            );
+        }
     }
 
     #[test]
@@ -354,6 +399,34 @@ mod tests {
         assert_eq!(
             code(json!({ "hash": hash, "options": {"png_fix": [1]} })),
             Some(ApiError::Malformed)
+        );
+        // Typed as the API describes them: no null for an object, no number for a string.
+        assert_eq!(
+            code(json!({ "hash": hash, "background_hash": "" })),
+            Some(ApiError::Malformed),
+            "checked whatever the kind"
+        );
+        assert_eq!(
+            code(json!({ "hash": hash, "options": null })),
+            Some(ApiError::Malformed)
+        );
+        assert_eq!(
+            code(json!({ "hash": hash, "options": {"model": 5} })),
+            Some(ApiError::Malformed)
+        );
+        // An option the kind does not use is still checked (the API describes its values).
+        assert_eq!(
+            code(json!({ "hash": hash, "options": {"mode": "AAA"} })),
+            Some(ApiError::InvalidOption)
+        );
+        assert_eq!(
+            code(json!({ "hash": hash, "options": {"kind": "detect", "charset_range": ""} })),
+            Some(ApiError::Malformed)
+        );
+        assert_eq!(
+            code(json!({ "hash": hash, "background_hash": hash,
+                         "options": {"kind": "slide", "model": "nope"} })),
+            Some(ApiError::UnknownModel)
         );
     }
 }

@@ -22,7 +22,9 @@ mod wait;
 pub use crate::server::state::Finished;
 pub use accept::Accept;
 pub use finish::{apply_result, stored_answer};
-pub use request::{decode_base64_image, recognize_options, UploadRequest, MAX_SOFT_ID_BYTES};
+pub use request::{
+    decode_base64_image, recognize_options, slide_mode, UploadRequest, MAX_SOFT_ID_BYTES,
+};
 
 use super::call::Call;
 use super::owner::run_on_owner;

@@ -72,6 +72,7 @@ impl UploadRequest {
             .number("timeout_ms")?
             .unwrap_or(config.uploads.wait_timeout_ms_default);
         let wait = fields.flag("wait", false)?;
+        check_query_options(call, kind)?;
         let request = UploadRequest {
             task,
             soft_id,
@@ -126,6 +127,25 @@ impl UploadRequest {
     }
 }
 
+/// The query's options on their own. Where the body carries the same field, the body's value
+/// wins; the query's is checked all the same, so that a bad value is refused wherever a
+/// request gives it.
+fn check_query_options(call: &Call, kind: Kind) -> Result<(), Refusal> {
+    if call.head.query.is_empty() {
+        return Ok(());
+    }
+    let query = Fields::from_query(&call.head.query)?;
+    match kind {
+        Kind::Ocr => drop(recognize_options(&query, &call.shard.shared.models)?),
+        Kind::Slide => drop(slide_mode(&query)?),
+        Kind::Detect => {}
+    }
+    soft_id(&query)?;
+    query.number("timeout_ms")?;
+    query.flag("wait", false)?;
+    Ok(())
+}
+
 /// 3001 empty, 3002 beyond `max_image_bytes`.
 fn check_image_size(image: &[u8], max_image_bytes: usize) -> Result<(), Refusal> {
     if image.is_empty() {
@@ -164,19 +184,7 @@ pub(crate) fn one_image(
 
 /// A slide's two images (`target`, `background`: file parts or base64) and its `mode`.
 pub(crate) fn slide_task(fields: &mut Fields, max_image_bytes: usize) -> Result<Task, Refusal> {
-    let mode = match fields
-        .text("mode")
-        .map(str::trim)
-        .filter(|mode| !mode.is_empty())
-    {
-        None => SlideMode::Match,
-        Some(text) => SlideMode::parse(text).ok_or_else(|| {
-            Refusal::new(
-                ApiError::InvalidOption,
-                format!("mode {text:?}: expected match, simple or comparison"),
-            )
-        })?,
-    };
+    let mode = slide_mode(fields)?;
     let target = image_from_fields(fields, &TARGET_FIELDS, max_image_bytes)?;
     let background = image_from_fields(fields, &BACKGROUND_FIELDS, max_image_bytes)?;
     check_image_size(&target, max_image_bytes)?;
@@ -186,6 +194,23 @@ pub(crate) fn slide_task(fields: &mut Fields, max_image_bytes: usize) -> Result<
         background,
         mode,
     })
+}
+
+/// A slide's `mode` (`match` when absent or empty).
+pub fn slide_mode(fields: &Fields) -> Result<SlideMode, Refusal> {
+    match fields
+        .text("mode")
+        .map(str::trim)
+        .filter(|mode| !mode.is_empty())
+    {
+        None => Ok(SlideMode::Match),
+        Some(text) => SlideMode::parse(text).ok_or_else(|| {
+            Refusal::new(
+                ApiError::InvalidOption,
+                format!("mode {text:?}: expected match, simple or comparison"),
+            )
+        }),
+    }
 }
 
 /// A text captcha's options (`model`, `png_fix`, `probability`, `charset_range`, `colors`,
