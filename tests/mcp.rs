@@ -106,7 +106,7 @@ fn readings(first_text: usize, slide_row: usize) -> Vec<Job> {
             expected: Some(json!(expected)),
             over_v2: Some((
                 "/v2/decode/upload-base64",
-                json!({ "image": image, "model": model, "wait": 1, "timeout_ms": 30000 }),
+                json!({ "image": image, "model": model, "wait": true, "timeout_ms": 30000 }),
             )),
         });
     }
@@ -117,7 +117,7 @@ fn readings(first_text: usize, slide_row: usize) -> Vec<Job> {
         expected: Some(serde_json::from_str(&det[5]).unwrap()),
         over_v2: Some((
             "/v2/decode/detect",
-            json!({ "image": image, "wait": 1, "timeout_ms": 30000 }),
+            json!({ "image": image, "wait": true, "timeout_ms": 30000 }),
         )),
     });
     let slide = &more_fixtures("slide")[slide_row];
@@ -135,7 +135,7 @@ fn readings(first_text: usize, slide_row: usize) -> Vec<Job> {
         expected: Some(serde_json::from_str(&slide[5]).unwrap()),
         over_v2: Some((
             "/v2/decode/slide",
-            json!({ "target": target, "background": background, "mode": mode, "wait": 1, "timeout_ms": 30000 }),
+            json!({ "target": target, "background": background, "mode": mode, "wait": true, "timeout_ms": 30000 }),
         )),
     });
     jobs.push(Job {
