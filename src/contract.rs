@@ -6,7 +6,9 @@
 pub use aiocr_contract::{ApiError, CODE_OK};
 
 use crate::engine::custom::ModelCheckError;
-use crate::engine::{ColorFilterError, DetectError, ImageError, RecognizeError, SlideError};
+use crate::engine::{
+    ClickError, ColorFilterError, DetectError, ImageError, RecognizeError, SlideError,
+};
 use crate::store::StoreError;
 
 /// The code for an image the engine refused.
@@ -25,7 +27,8 @@ pub fn of_recognize(error: &RecognizeError) -> ApiError {
     match error {
         RecognizeError::Image(image) => of_image(image),
         RecognizeError::UnknownModel(_) => ApiError::UnknownModel,
-        RecognizeError::Model(_) => ApiError::RecognitionFailed,
+        // Unsolvable answers are refunded like every failed recognition (5003).
+        RecognizeError::Model(_) | RecognizeError::Unsolvable(_) => ApiError::RecognitionFailed,
     }
 }
 
@@ -38,6 +41,16 @@ pub fn of_job_failure(failure: &crate::recognition::JobFailure) -> ApiError {
         JobFailure::Slide(error) => of_slide(error),
         JobFailure::WaitedTooLong { .. } => ApiError::RecognitionFailed,
         JobFailure::Remote { code, .. } => *code,
+    }
+}
+
+/// The code for a click-in-order captcha that got no clicks.
+pub fn of_click(error: &ClickError) -> ApiError {
+    match error {
+        ClickError::Image(image) => of_image(image),
+        ClickError::Detect(error) => of_detect(error),
+        ClickError::Recognize(error) => of_recognize(error),
+        ClickError::Unsolvable(_) => ApiError::RecognitionFailed,
     }
 }
 

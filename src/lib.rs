@@ -33,7 +33,8 @@
 //!
 //! Commands: `server::run` (`aiocr serve`), `cluster::worker` (`aiocr worker`), [`ocr_cmd`],
 //! [`det_cmd`], [`slide_cmd`] (`aiocr ocr|det|slide`, sharing [`engine_cmd`] and their
-//! benchmark loop [`bench_threads`]), [`admin_cmd`] (`aiocr user|points|ledger`), [`doctor`]
+//! benchmark loop [`bench_threads`]), [`admin_cmd`] (`aiocr user|points|ledger`),
+//! [`model_cmd`] (`aiocr model add|list|remove`), [`doctor`]
 //! (`aiocr doctor`).
 //!
 //! No module folder of the crate, the crate root included, has an import circle
@@ -46,6 +47,7 @@ pub mod log;
 pub mod admin_cmd;
 pub mod auth;
 pub mod bench_threads;
+pub mod click_cmd;
 pub mod clock;
 pub mod cluster;
 pub mod config;
@@ -58,6 +60,7 @@ pub mod http;
 pub mod login_backoff;
 pub mod mcp;
 pub mod metrics;
+pub mod model_cmd;
 pub mod money;
 pub mod ocr_cmd;
 pub mod password_pool;

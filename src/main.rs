@@ -3,7 +3,9 @@
 
 use clap::{Parser, Subcommand};
 
-use aiocr::{admin_cmd, cluster, det_cmd, doctor, ocr_cmd, server, slide_cmd};
+use aiocr::{
+    admin_cmd, click_cmd, cluster, det_cmd, doctor, model_cmd, ocr_cmd, server, slide_cmd,
+};
 
 #[derive(Parser)]
 #[command(
@@ -26,6 +28,8 @@ enum Command {
     Ocr(ocr_cmd::OcrArgs),
     /// Find the characters of click captchas (ddddocr's detection), or benchmark it.
     Det(det_cmd::DetArgs),
+    /// Solve click-in-order captchas (the characters of a hint, in order), or score a set.
+    Click(click_cmd::ClickArgs),
     /// Solve slide captchas (ddddocr's slide_match / slide_comparison), or benchmark it.
     Slide(slide_cmd::SlideArgs),
     /// Manage users (operators).
@@ -34,6 +38,8 @@ enum Command {
     Points(admin_cmd::PointsArgs),
     /// Check the points ledger.
     Ledger(admin_cmd::LedgerArgs),
+    /// Manage the models users brought (operators, server stopped).
+    Model(model_cmd::ModelArgs),
     /// Check that this host is ready to run aiocr.
     Doctor(doctor::DoctorArgs),
 }
@@ -49,10 +55,12 @@ fn main() {
         Command::Worker(args) => cluster::worker::run(args),
         Command::Ocr(args) => ocr_cmd::run(args),
         Command::Det(args) => det_cmd::run(args),
+        Command::Click(args) => click_cmd::run(args),
         Command::Slide(args) => slide_cmd::run(args),
         Command::User(args) => admin_cmd::run_user(args),
         Command::Points(args) => admin_cmd::run_points(args),
         Command::Ledger(args) => admin_cmd::run_ledger(args),
+        Command::Model(args) => model_cmd::run(args),
         Command::Doctor(args) => doctor::run(args),
     };
     std::process::exit(exit_code);

@@ -7,8 +7,10 @@ use crate::bench_threads::{self, Totals};
 use crate::engine_cmd::{self, BenchArgs};
 
 use crate::contract;
+use crate::engine::search::text::MAX_CHARS_LIMIT;
 use crate::engine::{
-    self, CharsetRange, ColorFilter, Engine, ImageLimits, RecognizeOptions, StageNanos,
+    self, Characters, CharsetRange, ColorFilter, Engine, ImageLimits, Reading, RecognizeOptions,
+    StageNanos, TextRules,
 };
 
 #[derive(clap::Args)]
@@ -34,6 +36,22 @@ pub struct OcrArgs {
     /// pairs in OpenCV's 8-bit HSV (H 0-180); combined with --colors if both are given.
     #[arg(long)]
     color_ranges: Option<String>,
+    /// Read each image as an arithmetic expression ("7+3=?") and print its value.
+    #[arg(long, conflicts_with_all = ["numeric", "min_len", "max_len", "case_insensitive"])]
+    math: bool,
+    /// The best answer of these characters (2captcha's `numeric`): 1 digits, 2 letters,
+    /// 3 digits or letters, 4 digits and letters (both); 0 any.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=4))]
+    numeric: Option<u8>,
+    /// The best answer of at least this many characters.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(0..=MAX_CHARS_LIMIT as i64))]
+    min_len: Option<u16>,
+    /// The best answer of at most this many characters.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(0..=MAX_CHARS_LIMIT as i64))]
+    max_len: Option<u16>,
+    /// A letter's two cases count as one (their probabilities added).
+    #[arg(long)]
+    case_insensitive: bool,
     /// Where the models and ONNX Runtime are (scripts/setup.sh puts them there).
     #[arg(long, env = "AIOCR_MODEL_DIR", default_value = "./models")]
     model_dir: PathBuf,
@@ -72,6 +90,35 @@ fn options_of(args: &OcrArgs) -> Result<RecognizeOptions, String> {
         probability: args.probability,
         charset_range,
         color_filter,
+        reading: reading_of(args),
+    })
+}
+
+/// ddddocr's reading, unless the arguments ask for an expression or constrain the answer.
+fn reading_of(args: &OcrArgs) -> Reading {
+    if args.math {
+        return Reading::Math;
+    }
+    let constrained = args.numeric.is_some_and(|n| n > 0)
+        || args.min_len.is_some()
+        || args.max_len.is_some()
+        || args.case_insensitive;
+    if !constrained {
+        return Reading::Plain;
+    }
+    let characters = match args.numeric.unwrap_or(0) {
+        1 => Characters::Digits,
+        2 => Characters::Letters,
+        3 | 4 => Characters::DigitsOrLetters,
+        _ => Characters::Any,
+    };
+    Reading::Constrained(TextRules {
+        characters,
+        needs_digit: args.numeric == Some(4),
+        needs_letter: args.numeric == Some(4),
+        min_chars: args.min_len.unwrap_or(0).into(),
+        max_chars: args.max_len.unwrap_or(0).into(),
+        case_insensitive: args.case_insensitive,
     })
 }
 

@@ -870,11 +870,36 @@ fn bmp_cases() -> Vec<Case> {
     cases
 }
 
+/// WebP: a header cut short is refused by the probe; a cut bitstream by libwebp.
+fn webp_cases() -> Vec<Case> {
+    let mut cases = Vec::new();
+    for name in ["webp-lossy-0.webp", "webp-lossless-alpha-0.webp"] {
+        let webp = formats_fixture(name);
+        cases.push(case(
+            format!("{name} truncated in its first chunk's header"),
+            webp[..22].to_vec(),
+            Probe(Corrupt),
+        ));
+        cases.push(case(
+            format!("{name} truncated half way"),
+            webp[..webp.len() / 2].to_vec(),
+            Decode(Corrupt),
+        ));
+    }
+    cases
+}
+
 fn all_cases() -> Vec<Case> {
-    [png_cases(), jpeg_cases(), gif_cases(), bmp_cases()]
-        .into_iter()
-        .flatten()
-        .collect()
+    [
+        png_cases(),
+        jpeg_cases(),
+        gif_cases(),
+        bmp_cases(),
+        webp_cases(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 fn kind_of(error: &ImageError) -> Option<Kind> {

@@ -117,6 +117,46 @@ fn anticaptcha_capmonster_and_capsolver_libraries_over_http() {
     }
 }
 
+/// CapMonster's and CapSolver's own libraries choose a user's model by its module name
+/// (`CapMonsterModule`, `module`): a model the user added as `universal` (a module name
+/// capmonstercloudclient accepts) reads ddddocr's answers through its import path, which
+/// differ from the stock model's (its charset is permuted).
+#[test]
+fn capmonster_and_capsolver_libraries_choose_a_users_model_by_module() {
+    let server = Server::start(2, &["rate_limit_burst=1000"]);
+    let key = key_of(&server);
+    let token = server.demo_token();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let onnx = std::fs::read(common::model_dir().join("common_old.onnx")).unwrap();
+    let charsets =
+        std::fs::read(fixtures.join("custom-models/permuted-charset/charsets.json")).unwrap();
+    let added = common::add_model(&server, &token, "universal", &onnx, &charsets);
+    assert_eq!(added.status, 200, "{}", added.text());
+    let manifest = std::fs::read_to_string(fixtures.join("custom-models/manifest.tsv")).unwrap();
+    let expected: Vec<(PathBuf, String)> = manifest
+        .lines()
+        .map(|line| line.split('\t').collect::<Vec<&str>>())
+        .filter(|cols| cols[0] == "permuted-charset")
+        .take(IMAGES)
+        .map(|cols| (fixtures.join("captcha").join(cols[2]), cols[3].to_string()))
+        .collect();
+    let files: Vec<PathBuf> = expected.iter().map(|(path, _)| path.clone()).collect();
+    let url = format!("http://127.0.0.1:{}", server.port);
+    let module = Path::new("universal");
+    for client in ["capmonster", "capsolver"] {
+        let lines = solve(client, &url, &key, &files, &[("AIOCR_MODULE", module)]);
+        for (path, text) in &expected {
+            let path = path.display().to_string();
+            let answer = lines.iter().find(|(file, _)| *file == path);
+            assert_eq!(
+                answer.map(|(_, t)| t.as_str()),
+                Some(text.as_str()),
+                "{client}: {path}"
+            );
+        }
+    }
+}
+
 /// A test CA's PEM and a server certificate and key for 127.0.0.1 signed by it, written into
 /// `dir`: (ca, cert, key) paths.
 fn test_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {

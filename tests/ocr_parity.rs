@@ -67,8 +67,8 @@ fn formats_manifest() -> Vec<(String, String, String)> {
     set_manifest(&formats(), FORMATS_COUNT)
 }
 
-/// Images in tests/fixtures/formats: 4 per encoding (30 PNG, 5 JPEG, 14 BMP, 7 GIF).
-const FORMATS_COUNT: usize = 224;
+/// Images in tests/fixtures/formats: 4 per encoding (30 PNG, 5 JPEG, 14 BMP, 7 GIF, 5 WebP).
+const FORMATS_COUNT: usize = 244;
 
 fn check_model(model: &str, expected: impl Fn(&(String, String, String)) -> &String) {
     check_set(&fixtures(), full_manifest(), model, expected);
@@ -129,7 +129,7 @@ fn zoo_beta_model_answers_exactly_as_ddddocr() {
 /// PNG at every bit depth and colour type (16-bit colour, 1/2/4-bit gray and palettes, tRNS,
 /// gAMA/sBIT/cHRM, Adam7 interlacing of each); CMYK and YCCK JPEG (with and without Adobe's
 /// APP14 marker, baseline and progressive); RLE, 16-bit and bit-field BMP; GIF partial frames,
-/// transparency, local palettes.
+/// transparency, local palettes; WebP lossy and lossless, with and without alpha.
 #[test]
 fn formats_default_model_answers_exactly_as_ddddocr() {
     check_set(&formats(), formats_manifest(), "old", |row| &row.1);

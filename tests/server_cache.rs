@@ -390,3 +390,49 @@ fn a_restart_starts_with_an_empty_cache_and_cache_entries_0_turns_it_off() {
     assert_eq!(miss["data"]["results"][0]["status"], "miss");
     assert_eq!(off.balance(&token), (998, 0));
 }
+
+/// A hit is recorded born done and charged in one write (server/upload/hit.rs): with or
+/// without `wait`, the client sees what it saw when a hit was a reservation and its post; the
+/// record polls done, is reported and refunded like any upload, and the ledger verifies.
+#[test]
+fn a_hit_without_wait_polls_done_and_is_reportable_and_the_ledger_verifies() {
+    let mut server = Server::start(2, &[]);
+    let users = users_on_both_shards(&server, 6);
+    let (first, second) = (&users[0].1, &users[1].1);
+    let mut client = server.client();
+    let image = &images()[0];
+    let fresh = upload(&mut client, first, image, "");
+    let mut hit_ids = Vec::new();
+    for token in [first, second] {
+        let body = json!({ "file": base64(image) }).to_string();
+        let pending = client.post_json("/v2/decode/upload-base64", Some(token), &body);
+        assert_eq!(pending.status, 200, "{}", pending.text());
+        let pending = pending.json()["data"].clone();
+        assert_eq!(pending["status"], "pending", "{pending}");
+        let id = pending["id"].as_str().unwrap().to_string();
+        let polled = client.get(&format!("/v2/result?id={id}"), Some(token));
+        let polled = polled.json()["data"].clone();
+        assert_eq!(polled["status"], "done", "{polled}");
+        assert_eq!(polled["cache_hit"], true, "{polled}");
+        assert_eq!(polled["result"], fresh["result"], "{polled}");
+        let waited = upload(&mut client, token, image, "");
+        assert_eq!(waited["cache_hit"], true, "{waited}");
+        assert_eq!(waited["result"], fresh["result"], "{waited}");
+        hit_ids.push((token, id));
+    }
+    assert_eq!(server.balance(first), (97, 0));
+    assert_eq!(server.balance(second), (98, 0));
+    for (token, id) in &hit_ids {
+        let report = client.post_json(&format!("/v2/report?id={id}"), Some(token), "");
+        assert_eq!(report.status, 200, "{}", report.text());
+        let again = client.post_json(&format!("/v2/report?id={id}"), Some(token), "");
+        assert_ne!(again.status, 200, "a second report refunds nothing");
+    }
+    assert_eq!(server.balance(first), (98, 0));
+    assert_eq!(server.balance(second), (99, 0));
+    assert_eq!(metric(&server, "aiocr_results_cache_hits_total"), 4.0);
+    assert_eq!(model_runs(&server), 1.0);
+    assert_eq!(server.terminate(), 0);
+    let (code, output) = ledger_verify(&server.data_dir);
+    assert_eq!(code, 0, "{output}");
+}

@@ -12,6 +12,7 @@
 
 use super::confirm::{Charge, Unconfirmed};
 use super::link::{Claim, Command, LinkError, RemoteStats, WorkerCount};
+use super::registry::LocalNames;
 use super::wire::ForwardTag;
 use super::{names, nats, wire};
 use crate::config::Config;
@@ -38,10 +39,6 @@ pub type Describe = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
 /// Gives back, on shard `shard`, the uploads forwarded requests charged whose answers were
 /// not acknowledged, with the reason; false when the shard's inbox is full (tried again).
 pub type Withdraw = Arc<dyn Fn(u16, Vec<u64>, String) -> bool + Send + Sync>;
-/// A page of shard `shard`'s usernames after the given one (in byte order; empty: no more).
-/// A dropped sender: the shard could not answer.
-pub type LocalNames =
-    Arc<dyn Fn(u16, Option<String>) -> flume::Receiver<Vec<String>> + Send + Sync>;
 
 /// What the bridge starts from.
 pub struct BridgeSeed {

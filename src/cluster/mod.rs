@@ -28,10 +28,9 @@ pub mod registry;
 pub mod wire;
 pub mod worker;
 
-pub use bridge::{
-    start as start_bridge, BridgeSeed, BridgeThread, Describe, LocalNames, Serve, Withdraw,
-};
+pub use bridge::{start as start_bridge, BridgeSeed, BridgeThread, Describe, Serve, Withdraw};
 pub use link::{Claim, ClusterLink, LinkError, RemoteStats};
 pub use metrics::render_metrics;
+pub use registry::LocalNames;
 
 pub use crate::config::Split;

@@ -7,12 +7,19 @@
 //! meanwhile went to another node is a conflict: reported (log line, `/metrics`, the file
 //! `username-conflicts` in the data directory that `aiocr doctor` reads), never shared.
 
-use super::bridge::LocalNames;
 use super::link::{Claim, LinkError};
 use super::{names, nats};
 use async_nats::jetstream::kv;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+
+/// A page of shard `shard`'s usernames after the given one (in byte order; empty: no more).
+/// A dropped sender: the shard could not answer. Given to the bridge by the server (it
+/// reads the shards' stores); kept here, with its only reader, so that the registry needs
+/// nothing of the bridge.
+pub type LocalNames =
+    Arc<dyn Fn(u16, Option<String>) -> flume::Receiver<Vec<String>> + Send + Sync>;
 
 /// The file, in the data directory, that lists the names of this node's users the registry
 /// gives to another node (one `name<TAB>node` a line), as of the last restore; absent when

@@ -124,6 +124,7 @@ pub fn decode_job(bytes: &[u8]) -> Result<(JobHeader, Task), String> {
                 probability: *probability,
                 charset_range,
                 color_filter,
+                ..RecognizeOptions::default()
             };
             Task::Ocr {
                 image: image.to_vec(),
@@ -446,6 +447,7 @@ mod tests {
             probability: true,
             charset_range: Some(CharsetRange::Characters("abc".into())),
             color_filter: filter,
+            ..RecognizeOptions::default()
         };
         let tasks = [
             Task::Ocr {

@@ -24,6 +24,8 @@ pub struct ModelsConfig {
     pub model_memory_bytes: u64,
     /// A custom model unused this long is unloaded (loaded again on its next job).
     pub model_idle_secs: u64,
+    /// Models named in `/metrics`' per-model series (the busiest); the rest are one series.
+    pub metrics_models_max: usize,
 }
 
 impl Default for ModelsConfig {
@@ -35,6 +37,7 @@ impl Default for ModelsConfig {
             model_checks_max: 1,
             model_memory_bytes: 512 << 20,
             model_idle_secs: 600,
+            metrics_models_max: 20,
         }
     }
 }
@@ -47,6 +50,7 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("model_checks_max", Kind::Number),
     ("model_memory_bytes", Kind::Number),
     ("model_idle_secs", Kind::Number),
+    ("metrics_models_max", Kind::Number),
 ];
 
 /// Largest `model_body_max_bytes`: a body is held in memory while it is checked.
@@ -70,6 +74,10 @@ impl ModelsConfig {
             (
                 self.model_idle_secs >= 1,
                 "model_idle_secs must be at least 1",
+            ),
+            (
+                (1..=1000).contains(&self.metrics_models_max),
+                "metrics_models_max must be in 1..=1000",
             ),
         ])
     }

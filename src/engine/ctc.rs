@@ -17,7 +17,7 @@ pub struct Scores<'a> {
 }
 
 impl Scores<'_> {
-    fn step(&self, t: usize) -> &[f32] {
+    pub(super) fn step(&self, t: usize) -> &[f32] {
         let at = t * self.step_stride * self.classes;
         &self.data[at..at + self.classes]
     }

@@ -7,7 +7,7 @@ use std::fmt;
 pub enum ImageError {
     /// Zero bytes.
     Empty,
-    /// Not a PNG, JPEG, GIF or BMP (by its magic bytes).
+    /// Not a PNG, JPEG, GIF, BMP or WebP (by its magic bytes).
     NotAnImage,
     /// A known format in a variant aiocr does not decode (e.g. CMYK JPEG, RLE BMP).
     Unsupported(String),
@@ -21,7 +21,7 @@ impl fmt::Display for ImageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ImageError::Empty => write!(f, "empty image"),
-            ImageError::NotAnImage => write!(f, "not a PNG, JPEG, GIF or BMP image"),
+            ImageError::NotAnImage => write!(f, "not a PNG, JPEG, GIF, BMP or WebP image"),
             ImageError::Unsupported(what) => write!(f, "unsupported image: {what}"),
             ImageError::Corrupt(what) => write!(f, "corrupt image: {what}"),
             ImageError::DimensionsOutOfBounds { width, height } => {

@@ -9,6 +9,10 @@
 //! - [`Detector`]: ddddocr's click-captcha detection (`common_det.onnx`), one per thread.
 //! - [`slide`]: ddddocr's slide matching and comparison (no model).
 //! - [`ColorFilter`]: ddddocr's colour filter, an option of a recognition.
+//! - [`Reading`]: how the scores become the answer: ddddocr's argmax, or a search for the best
+//!   answer meeting constraints, or for an arithmetic expression (`search/`).
+//! - [`solve_click`]: click-in-order captchas: detection, every box read, the best assignment
+//!   of the instruction's characters (`click/`).
 //! - [`decode_image`]: the decoders alone (header probed and bounded first), for the fuzz
 //!   targets and tools that want Pillow's pixels without a model.
 //!
@@ -16,6 +20,7 @@
 //! reproduce OpenCV's (`cv`), which is what ddddocr uses for them.
 
 mod batch_model;
+mod click;
 mod color_filter;
 mod ctc;
 pub mod custom;
@@ -29,9 +34,12 @@ mod pixels;
 pub mod preprocess;
 mod probe;
 mod recognizer;
+pub mod search;
 mod session;
 mod slide;
+mod steps;
 
+pub use click::{naive_clicks, solve_click, Click, ClickError, ClickStages, Instruction};
 pub use color_filter::{preset_names, ColorFilter, ColorFilterError, HsvRange};
 /// Loads Intel IPP for slide matching from `MODEL_DIR/ipp` (the correlation ddddocr's OpenCV
 /// computes with it); without it slides use the exact correlation (docs/engine-more.md).
@@ -47,7 +55,9 @@ pub use pixels::{Mode, Pixels};
 pub use preprocess::StageNanos;
 pub use probe::{probe_image, ImageFormat, ImageInfo, ImageLimits};
 pub use recognizer::{Engine, RecognizeError};
+pub use search::text::{Characters, TextRules};
 pub use slide::{slide, slide_timed, SlideAnswer, SlideError, SlideMode, SlideStages};
+pub use steps::StepProbs;
 
 /// `charset_range` as ddddocr's `set_ranges` takes it: an integer `n` keeps the first `n + 1`
 /// charset entries; a string keeps the characters it contains.
@@ -86,6 +96,20 @@ pub struct RecognizeOptions {
     pub charset_range: Option<CharsetRange>,
     /// ddddocr's colour filter (`colors` / `color_ranges`), applied before anything else.
     pub color_filter: Option<ColorFilter>,
+    /// How the model's scores become the answer (ddddocr's way by default).
+    pub reading: Reading,
+}
+
+/// How the model's per-step scores become the answer.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Reading {
+    /// ddddocr's: the most probable class at every step, collapsed.
+    #[default]
+    Plain,
+    /// The best answer that meets these rules (none: unsolvable).
+    Constrained(TextRules),
+    /// An arithmetic expression, answered with its value (none readable: unsolvable).
+    Math,
 }
 
 impl Default for RecognizeOptions {
@@ -97,6 +121,7 @@ impl Default for RecognizeOptions {
             probability: false,
             charset_range: None,
             color_filter: None,
+            reading: Reading::Plain,
         }
     }
 }

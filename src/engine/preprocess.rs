@@ -8,7 +8,7 @@ use super::color_filter::ColorFilter;
 use super::decode::decode;
 use super::model::{ModelSpec, Sizing};
 use super::pillow;
-use super::pixels::Mode;
+use super::pixels::{Mode, Pixels};
 use super::{ImageError, ImageLimits};
 
 /// A model input for one image: `channels x height x width` f32 samples.
@@ -72,6 +72,21 @@ pub fn preprocess_filtered(
     limits: &ImageLimits,
     times: &mut StageNanos,
 ) -> Result<Tensor, ImageError> {
+    let image = decode_for_model(bytes, png_fix, color_filter, limits, times)?;
+    let started = Instant::now();
+    let tensor = tensor_of(&image, spec, limits, 1.0);
+    times.resize += elapsed_nanos(started);
+    tensor
+}
+
+/// The pixels ddddocr resizes: decoded, colour-filtered, composited on white (`png_fix`).
+pub fn decode_for_model(
+    bytes: &[u8],
+    png_fix: bool,
+    color_filter: Option<&ColorFilter>,
+    limits: &ImageLimits,
+    times: &mut StageNanos,
+) -> Result<Pixels, ImageError> {
     let started = Instant::now();
     let mut image = decode(bytes, limits)?;
     times.decode += elapsed_nanos(started);
@@ -83,7 +98,24 @@ pub fn preprocess_filtered(
     if png_fix && image.mode == Mode::Rgba {
         image = pillow::paste_on_white(&image);
     }
-    let (width, height) = target_size(spec.sizing, image.width, image.height);
+    times.resize += elapsed_nanos(started);
+    Ok(image)
+}
+
+/// The model's input for decoded pixels: resized as ddddocr resizes (LANCZOS in the image's
+/// own mode), converted to the model's channels, scaled to [0, 1]. `widen` stretches the
+/// target width (1.0: ddddocr's size; math captchas are read wider too).
+pub fn tensor_of(
+    image: &Pixels,
+    spec: &ModelSpec,
+    limits: &ImageLimits,
+    widen: f64,
+) -> Result<Tensor, ImageError> {
+    assert!(widen > 0.0, "a positive stretch");
+    let (mut width, height) = target_size(spec.sizing, image.width, image.height);
+    if widen != 1.0 {
+        width = (width as f64 * widen) as usize;
+    }
     if width == 0 || width > limits.max_model_width {
         // Pillow refuses a zero width; a very wide one would make one huge model run.
         return Err(ImageError::DimensionsOutOfBounds {
@@ -91,13 +123,12 @@ pub fn preprocess_filtered(
             height: image.height as u32,
         });
     }
-    let resized = pillow::resize_lanczos(&image, width, height);
+    let resized = pillow::resize_lanczos(image, width, height);
     let samples = match spec.channels {
         1 => pillow::to_gray(&resized),
         _ => planar(&pillow::to_rgb(&resized), width * height),
     };
     let data = samples.iter().map(|&v| v as f32 / 255.0f32).collect();
-    times.resize += elapsed_nanos(started);
     Ok(Tensor {
         data,
         channels: spec.channels,

@@ -17,9 +17,13 @@ use super::batch_model::load_dynamic_batch;
 use super::ctc::{allowed_indices, confidence, decode_text, scores_of, BadShape, Scores};
 use super::custom::{CustomSessions, SessionBounds, SessionCounts};
 use super::model::{load_spec, ModelError, ModelSpec};
-use super::preprocess::{elapsed_nanos, preprocess_filtered, StageNanos, Tensor};
+use super::preprocess::{
+    decode_for_model, elapsed_nanos, preprocess_filtered, tensor_of, StageNanos, Tensor,
+};
+use super::search::{math, text::best_text};
 use super::session::{self, runtime, LoadedModel};
-use super::{Answer, ImageError, ImageLimits, RecognizeOptions};
+use super::steps::StepProbs;
+use super::{Answer, ImageError, ImageLimits, Pixels, Reading, RecognizeOptions};
 
 /// Why one image got no answer (src/contract.rs maps it to the contract's codes).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -30,6 +34,10 @@ pub enum RecognizeError {
     UnknownModel(String),
     #[error("recognition failed: {0}")]
     Model(String),
+    /// The image was read, but no answer meets what the request asked for (constraints
+    /// none of the readings meets, an expression that cannot be read or computed).
+    #[error("unsolvable: {0}")]
+    Unsolvable(String),
 }
 
 impl From<BadShape> for RecognizeError {
@@ -162,6 +170,11 @@ impl Engine {
         let mut answers: Vec<Option<Result<Answer, RecognizeError>>> = vec![None; items.len()];
         let mut prepared: Vec<(usize, Tensor)> = Vec::with_capacity(items.len());
         for (i, (image, options)) in items.iter().enumerate() {
+            // A custom model reads an expression once, at its own width (`answer`).
+            if options.reading == Reading::Math && options.custom.is_none() {
+                answers[i] = Some(self.read_math(image, options, times));
+                continue;
+            }
             match self.prepare(image, options, times) {
                 Ok(tensor) => prepared.push((i, tensor)),
                 Err(e) => answers[i] = Some(Err(e)),
@@ -178,6 +191,119 @@ impl Engine {
             .into_iter()
             .map(|a| a.expect("every item answered"))
             .collect()
+    }
+
+    /// The description (charset, sizing) of a loaded model.
+    pub fn spec(&self, model: &str) -> Result<&ModelSpec, RecognizeError> {
+        self.models
+            .get(model)
+            .map(|loaded| loaded.spec.as_ref())
+            .ok_or_else(|| RecognizeError::UnknownModel(model.to_string()))
+    }
+
+    /// The model's probabilities at every step of one image, for the searches that choose
+    /// another answer than ddddocr's (`options.reading` is not applied).
+    pub fn step_probs(
+        &mut self,
+        image: &[u8],
+        options: &RecognizeOptions,
+    ) -> Result<StepProbs, RecognizeError> {
+        let tensor = self.prepare(image, options, &mut StageNanos::default())?;
+        self.run_one(&options.model, &tensor)
+    }
+
+    /// [`Engine::step_probs`] of decoded pixels (a part of a larger image).
+    pub fn step_probs_of_pixels(
+        &mut self,
+        image: &Pixels,
+        model: &str,
+    ) -> Result<StepProbs, RecognizeError> {
+        let tensor = tensor_of(image, self.spec(model)?, &self.limits, 1.0)?;
+        self.run_one(model, &tensor)
+    }
+
+    /// One recognition of decoded pixels (a part of a larger image), read as
+    /// `options.reading` says (math: one reading, at ddddocr's width); `png_fix` and the
+    /// colour filter are not applied.
+    pub fn recognize_pixels(
+        &mut self,
+        image: &Pixels,
+        options: &RecognizeOptions,
+    ) -> Result<Answer, RecognizeError> {
+        let spec = self.spec(&options.model)?;
+        let tensor = tensor_of(image, spec, &self.limits, 1.0)?;
+        self.with_scores(&options.model, &tensor, |spec, scores| {
+            answer(spec, scores, options)
+        })
+    }
+
+    /// A math captcha: read at each of [`math::WIDTHS`], the value most readings agree on.
+    fn read_math(
+        &mut self,
+        image: &[u8],
+        options: &RecognizeOptions,
+        times: &mut StageNanos,
+    ) -> Result<Answer, RecognizeError> {
+        let spec = Arc::clone(
+            &self
+                .models
+                .get(&options.model)
+                .ok_or_else(|| RecognizeError::UnknownModel(options.model.clone()))?
+                .spec,
+        );
+        let pixels = decode_for_model(
+            image,
+            options.png_fix,
+            options.color_filter.as_ref(),
+            &self.limits,
+            times,
+        )?;
+        let mut readings = Vec::with_capacity(math::WIDTHS.len());
+        for widen in math::WIDTHS {
+            let started = Instant::now();
+            let tensor = tensor_of(&pixels, &spec, &self.limits, widen)?;
+            times.resize += elapsed_nanos(started);
+            let started = Instant::now();
+            let reading = self.with_scores(&options.model, &tensor, |spec, scores| {
+                let probs = StepProbs::of_scores(Arc::clone(spec), scores);
+                Ok(math::best_expression(&probs)
+                    .and_then(|(expression, confidence)| Some((expression.value()?, confidence))))
+            })?;
+            times.model += elapsed_nanos(started);
+            readings.push(reading);
+        }
+        let (value, confidence) = math::vote(&readings)
+            .ok_or_else(|| RecognizeError::Unsolvable("no arithmetic expression".into()))?;
+        Ok(Answer {
+            text: value.to_string(),
+            confidence: options.probability.then_some(confidence),
+        })
+    }
+
+    fn run_one(&mut self, model: &str, tensor: &Tensor) -> Result<StepProbs, RecognizeError> {
+        self.with_scores(model, tensor, |spec, scores| {
+            Ok(StepProbs::of_scores(Arc::clone(spec), scores))
+        })
+    }
+
+    /// Runs `model` on one tensor and hands its scores, borrowed from the run's outputs, to
+    /// `read`.
+    fn with_scores<R>(
+        &mut self,
+        model: &str,
+        tensor: &Tensor,
+        read: impl FnOnce(&Arc<ModelSpec>, &Scores) -> Result<R, RecognizeError>,
+    ) -> Result<R, RecognizeError> {
+        let loaded = self
+            .models
+            .get_mut(model)
+            .ok_or_else(|| RecognizeError::UnknownModel(model.to_string()))?;
+        let spec = Arc::clone(&loaded.spec);
+        let shape = [1, tensor.channels, tensor.height, tensor.width];
+        let outputs = run_session(loaded, shape, &tensor.data).map_err(RecognizeError::Model)?;
+        let (output_shape, output) = output_scores(&outputs).map_err(RecognizeError::Model)?;
+        let scores = scores_of(&output_shape, output, 0, 1)?;
+        read(&spec, &scores)
     }
 
     fn prepare(
@@ -282,7 +408,7 @@ impl Engine {
                 .enumerate()
                 .map(|(b, (i, _))| {
                     let scores = scores_of(&output_shape, output, b, group.len())?;
-                    Ok(answer(&spec, &scores, items[*i].1))
+                    answer(&spec, &scores, items[*i].1)
                 })
                 .collect(),
             Err(reason) => group
@@ -340,14 +466,40 @@ fn output_scores<'o>(outputs: &'o SessionOutputs<'_>) -> Result<(Vec<usize>, &'o
     Ok((dims, data))
 }
 
-fn answer(spec: &ModelSpec, scores: &Scores, options: &RecognizeOptions) -> Answer {
+fn answer(
+    spec: &Arc<ModelSpec>,
+    scores: &Scores,
+    options: &RecognizeOptions,
+) -> Result<Answer, RecognizeError> {
     let allowed: Option<HashSet<usize>> = options
         .charset_range
         .as_ref()
         .map(|r| allowed_indices(spec, r));
-    let text = decode_text(spec, scores, allowed.as_ref());
-    let confidence = options.probability.then(|| confidence(scores));
-    Answer { text, confidence }
+    let (text, confidence) = match &options.reading {
+        Reading::Plain => {
+            let text = decode_text(spec, scores, allowed.as_ref());
+            (text, options.probability.then(|| confidence(scores)))
+        }
+        Reading::Constrained(rules) => {
+            let probs = StepProbs::of_scores(Arc::clone(spec), scores);
+            let (text, confidence) =
+                best_text(&probs, rules, allowed.as_ref()).ok_or_else(|| {
+                    RecognizeError::Unsolvable("no reading meets the constraints".into())
+                })?;
+            (text, options.probability.then_some(confidence))
+        }
+        // One reading at one width (Engine::read_math reads several and votes).
+        Reading::Math => {
+            let probs = StepProbs::of_scores(Arc::clone(spec), scores);
+            let (expression, confidence) = math::best_expression(&probs)
+                .ok_or_else(|| RecognizeError::Unsolvable("no arithmetic expression".into()))?;
+            let value = expression.value().ok_or_else(|| {
+                RecognizeError::Unsolvable(format!("{expression} has no whole value"))
+            })?;
+            (value.to_string(), options.probability.then_some(confidence))
+        }
+    };
+    Ok(Answer { text, confidence })
 }
 
 #[cfg(test)]

@@ -71,7 +71,7 @@ impl Response {
     /// RFC 9110 §8.6), no body.
     pub fn write_to(&self, out: &mut Vec<u8>, head_only: bool, keep_alive: bool) {
         out.extend_from_slice(b"HTTP/1.1 ");
-        out.extend_from_slice(itoa_u64(u64::from(self.status)).as_bytes());
+        out.extend_from_slice(itoa::Buffer::new().format(self.status).as_bytes());
         out.push(b' ');
         out.extend_from_slice(reason_phrase(self.status).as_bytes());
         out.extend_from_slice(b"\r\nServer: aiocr\r\nDate: ");
@@ -87,7 +87,7 @@ impl Response {
                 out.extend_from_slice(self.content_type.as_bytes());
             }
             out.extend_from_slice(b"\r\nContent-Length: ");
-            out.extend_from_slice(itoa_u64(self.body.len() as u64).as_bytes());
+            out.extend_from_slice(itoa::Buffer::new().format(self.body.len()).as_bytes());
         }
         for (name, value) in &self.extra_headers {
             out.extend_from_slice(b"\r\n");
@@ -104,10 +104,6 @@ impl Response {
             out.extend_from_slice(&self.body);
         }
     }
-}
-
-fn itoa_u64(value: u64) -> String {
-    value.to_string()
 }
 
 pub fn reason_phrase(status: u16) -> &'static str {

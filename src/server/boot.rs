@@ -7,8 +7,10 @@ use super::listener;
 use super::router::ROUTE_LABELS;
 use super::shard::{ShardMessage, ShardSeed, Shared};
 use super::shard_loops;
+use super::state::{CatalogEntry, ModelCatalog};
 use crate::cluster::{BridgeSeed, BridgeThread, Claim, ClusterLink};
 use crate::config::Config;
+use crate::engine::custom::ModelDigest;
 use crate::metrics::Registry;
 use crate::password_pool::PasswordPool;
 use crate::recognition::{
@@ -122,6 +124,7 @@ pub fn run_until_stopped(
             },
         )?),
     };
+    let model_catalog = open_model_catalog(&config, &stores)?;
     let shared = Arc::new(Shared {
         config: config.clone(),
         keys: Arc::new(keys),
@@ -130,6 +133,7 @@ pub fn run_until_stopped(
         metrics: Registry::new(shard_count, &ROUTE_LABELS),
         models: crate::engine::available_models(&config.node.model_dir).into(),
         detection_installed: crate::engine::detection_model_path(&config.node.model_dir).exists(),
+        model_catalog,
         recognition_threads: threads.count(),
         passwords,
         cluster: cluster.as_ref().map(|(link, _)| link.clone()),
@@ -165,6 +169,31 @@ pub fn run_until_stopped(
         bridge.stop();
     }
     outcome
+}
+
+/// The node's custom models: every shard's model records, with their files from
+/// `<data_dir>/models/`. A record whose files are gone is left out (and said so): its name
+/// answers 3005 until it is removed and added again.
+fn open_model_catalog(config: &Config, stores: &[ShardStore]) -> Result<ModelCatalog, String> {
+    let dir = config.store.data_dir.join("models");
+    let catalog =
+        ModelCatalog::open(&dir).map_err(|e| format!("model directory {}: {e}", dir.display()))?;
+    for store in stores {
+        let records = store
+            .all_models()
+            .map_err(|e| format!("model records: {e}"))?;
+        for record in records {
+            match catalog.files().model(ModelDigest(record.digest)) {
+                Ok(model) => catalog.insert(CatalogEntry::new(record, model)),
+                Err(error) => log_line!(
+                    "aiocr: model {:?} of user {} left out: {error}",
+                    record.name,
+                    record.user_id
+                ),
+            }
+        }
+    }
+    Ok(catalog)
 }
 
 /// What the NATS thread is joined to.
@@ -206,7 +235,7 @@ fn start_cluster(
         local: parts.queue,
         serve: super::node_hop::serve_into(parts.peers.clone()),
         describe,
-        withdraw: super::node_hop::withdraw_into(parts.peers.clone()),
+        withdraw: super::forwarded::withdraw_into(parts.peers.clone()),
         local_names: super::node_hop::local_names(parts.peers),
         shard_count: parts.shard_count,
         unconfirmed: link.unconfirmed.clone(),

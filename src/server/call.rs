@@ -173,8 +173,8 @@ impl<'a> Call<'a> {
             .token_cache
             .borrow_mut()
             .verify(&self.shard.shared.keys, token);
-        let claims = match verified {
-            Ok(claims) => claims,
+        let verified = match verified {
+            Ok(verified) => verified,
             // A token of another node's user is signed with that node's secret: the owner
             // checks it (a forged one is refused there).
             Err(_) => match self.foreign_token_node(token) {
@@ -182,10 +182,7 @@ impl<'a> Call<'a> {
                 None => return Err(ApiError::BadToken.into()),
             },
         };
-        let user_id: u64 = claims
-            .sub
-            .parse()
-            .map_err(|_| Refusal::from(ApiError::BadToken))?;
+        let user_id = verified.user_id;
         if let Some(node) = self.other_node(user_id) {
             return Ok(Authentication::AtNode(node));
         }
@@ -194,7 +191,7 @@ impl<'a> Call<'a> {
             // Signed by us but for another shard layout: not a token of this deployment.
             return Err(ApiError::BadToken.into());
         }
-        let role = sessions::token_role(self.shard, user_id, claims.ep).await?;
+        let role = sessions::token_role(self.shard, user_id, verified.epoch).await?;
         Ok(Authentication::Caller(Caller {
             user_id,
             role,

@@ -196,7 +196,11 @@ impl<S: Transport> Connection<S> {
         let limits = HeadLimits {
             max_header_bytes: config.http.max_header_bytes,
             max_uri_bytes: config.http.max_uri_bytes,
-            max_body_bytes: config.http.max_body_bytes,
+            // The largest any route takes; each route's own is checked once it is known.
+            max_body_bytes: config
+                .http
+                .max_body_bytes
+                .max(config.models.model_body_max_bytes),
         };
         loop {
             let parsed = match parse_head(&self.buf[self.start..self.end], &limits) {
@@ -225,8 +229,17 @@ impl<S: Transport> Connection<S> {
                     continue;
                 }
             };
-            let mut grant = shard.io.body_budget.grant();
-            let body = self.read_body(shard, &head, &mut grant).await;
+            let max_body_bytes = router::max_body_bytes(admission.route, config);
+            if matches!(head.framing, Framing::Length(length) if length > max_body_bytes) {
+                return Ok(Ending::Refused(ProtocolError::BodyTooLarge));
+            }
+            let mut grant = match admission.route {
+                Route::ModelAdd => shard.io.model_body_budget.grant(),
+                _ => shard.io.body_budget.grant(),
+            };
+            let body = self
+                .read_body(shard, &head, max_body_bytes, &mut grant)
+                .await;
             drop(grant);
             publish_body_bytes(shard);
             let body = match body? {
@@ -345,17 +358,15 @@ impl<S: Transport> Connection<S> {
         &mut self,
         shard: &Rc<Shard>,
         head: &RequestHead,
+        max_body_bytes: usize,
         grant: &mut BodyGrant,
     ) -> std::io::Result<BodyRead> {
         if head.framing == Framing::Empty {
             return Ok(BodyRead::Complete(Vec::new()));
         }
         let config = shard.config();
-        let mut decoder = BodyDecoder::new(
-            head.framing,
-            config.http.max_body_bytes,
-            config.http.max_header_bytes,
-        );
+        let mut decoder =
+            BodyDecoder::new(head.framing, max_body_bytes, config.http.max_header_bytes);
         let deadline = Instant::now() + Duration::from_millis(config.http.body_read_timeout_ms);
         // Each read must bring a byte within this time: a client that trickles its body
         // ends long before the total deadline.

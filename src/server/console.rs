@@ -49,7 +49,7 @@ macro_rules! asset {
 }
 
 /// Every file of `web/console/` (a test checks that none is missing and none is extra).
-pub const ASSETS: [Asset; 18] = [
+pub const ASSETS: [Asset; 19] = [
     asset!("index.html", HTML),
     asset!("style.css", CSS),
     asset!("favicon.svg", SVG),
@@ -64,6 +64,7 @@ pub const ASSETS: [Asset; 18] = [
     asset!("pages/account.js", JS),
     asset!("pages/try.js", JS),
     asset!("pages/usage.js", JS),
+    asset!("pages/models.js", JS),
     asset!("pages/admin.js", JS),
     asset!("pages/reference.js", JS),
     asset!("vendor/uplot/uPlot.esm.js", JS),

@@ -95,6 +95,8 @@ const DESCRIBED_JSON_TYPES: &[(&str, JsonType)] = &[
     ("target", JsonType::String),
     ("background", JsonType::String),
     ("model", JsonType::String),
+    // `POST /v2/models/remove`: the model's name.
+    ("name", JsonType::String),
     ("charset_range", JsonType::String),
     ("colors", JsonType::String),
     ("color_ranges", JsonType::String),

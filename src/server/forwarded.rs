@@ -2,14 +2,14 @@
 //! run through this node's router as if it had arrived on this shard, with the client's
 //! address, and its answer's bytes go back. It is never forwarded again.
 
-use super::call::ForwardedFrom;
 use super::reply::Refusal;
 use super::router;
-use super::shard::Shard;
+use super::shard::{RemoteTask, Shard, ShardMessage};
 use crate::cluster::wire::{self, ForwardedHead};
 use crate::contract::ApiError;
 use crate::http::{Framing, Method, RequestHead};
 use std::rc::Rc;
+use std::sync::Arc;
 
 /// Runs a request another node forwarded, on this shard, and sends back the answer's bytes.
 pub async fn serve_forwarded(shard: Rc<Shard>, bytes: Vec<u8>, reply: flume::Sender<Vec<u8>>) {
@@ -17,11 +17,8 @@ pub async fn serve_forwarded(shard: Rc<Shard>, bytes: Vec<u8>, reply: flume::Sen
     let answer = match wire::decode_forward(&bytes) {
         Ok((forwarded, body)) => {
             let head = request_head(&forwarded, body.len());
-            let from = ForwardedFrom {
-                tag: forwarded.tag,
-                arrived,
-            };
-            router::handle_forwarded(&shard, forwarded.peer, &head, body, from).await
+            router::handle_forwarded(&shard, forwarded.peer, &head, body, forwarded.tag, arrived)
+                .await
         }
         Err(error) => Refusal::new(ApiError::Malformed, error).into_response(),
     };
@@ -93,4 +90,17 @@ fn request_head(forwarded: &ForwardedHead, body_len: usize) -> RequestHead {
         if_none_match: None,
         mcp: forwarded.mcp.clone(),
     }
+}
+
+/// The bridge's way to give back the charges of forwarded requests whose answers were not
+/// acknowledged: a task on the shard that made them (false when its inbox is full).
+pub fn withdraw_into(peers: Arc<[flume::Sender<ShardMessage>]>) -> crate::cluster::Withdraw {
+    Arc::new(move |shard: u16, upload_ids: Vec<u64>, reason: String| {
+        let task: RemoteTask = Box::new(move |shard: Rc<Shard>| {
+            Box::pin(withdraw_unacknowledged(shard, upload_ids, reason))
+        });
+        peers[usize::from(shard)]
+            .try_send(ShardMessage::Run(task))
+            .is_ok()
+    })
 }

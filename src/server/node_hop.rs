@@ -85,21 +85,6 @@ pub fn serve_into(peers: Arc<[flume::Sender<ShardMessage>]>) -> crate::cluster::
     })
 }
 
-/// The bridge's way to give back the charges of forwarded requests whose answers were not
-/// acknowledged: a task on the shard that made them (false when its inbox is full).
-pub fn withdraw_into(peers: Arc<[flume::Sender<ShardMessage>]>) -> crate::cluster::Withdraw {
-    Arc::new(move |shard: u16, upload_ids: Vec<u64>, reason: String| {
-        let task: RemoteTask = Box::new(move |shard: Rc<Shard>| {
-            Box::pin(super::forwarded::withdraw_unacknowledged(
-                shard, upload_ids, reason,
-            ))
-        });
-        peers[usize::from(shard)]
-            .try_send(ShardMessage::Run(task))
-            .is_ok()
-    })
-}
-
 /// Names one page of `local_names` holds: a shard answers it between other work.
 const NAMES_PAGE: usize = 512;
 

@@ -143,6 +143,8 @@ impl OwnerCommand for Report {
                 .borrow_mut()?
                 .report(user_id, upload_id, now_ms, self.window_ms)?;
         shard.commit.durable().await.map_err(StoreError::Io)?;
+        let model = &reported.0.model;
+        shard.shared.model_catalog.count_report(user_id, model);
         Ok(reported)
     }
 }

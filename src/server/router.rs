@@ -6,7 +6,8 @@ use super::call::{Authentication, Call, Caller};
 use super::compat::{fastapi, tasks, twocaptcha};
 use super::console::{self, CONSOLE_PATH};
 use super::endpoints::{
-    accounts, admin, apikey, cached, mcp, node, results, server_state, stats, tokens, uploads, user,
+    accounts, admin, apikey, cached, mcp, models, node, results, server_state, stats, tokens,
+    uploads, user,
 };
 use super::reply::{ApiResult, Refusal};
 use super::shard::Shard;
@@ -45,6 +46,9 @@ pub enum Route {
     ChangePassword,
     AdminTokensRevoke,
     AdminUserRemove,
+    ModelAdd,
+    ModelList,
+    ModelRemove,
     OpenApi,
     /// `/console/` and every file under it; `/console` and `/` redirect there.
     Console,
@@ -79,7 +83,7 @@ struct RouteSpec {
     label: &'static str,
 }
 
-pub const ROUTE_COUNT: usize = 45;
+pub const ROUTE_COUNT: usize = 48;
 
 /// Every route, in the order of [`Route`].
 const TABLE: [RouteSpec; ROUTE_COUNT] = [
@@ -192,6 +196,15 @@ const TABLE: [RouteSpec; ROUTE_COUNT] = [
         "/v2/admin/users/remove",
         Method::Post,
         "admin_user_remove",
+    ),
+    // Models users bring (endpoints/models.rs).
+    spec(Route::ModelAdd, "/v2/models", Method::Post, "model_add"),
+    spec(Route::ModelList, "/v2/models", Method::Get, "model_list"),
+    spec(
+        Route::ModelRemove,
+        "/v2/models/remove",
+        Method::Post,
+        "model_remove",
     ),
     // The API description and the web console (server/console.rs).
     spec(Route::OpenApi, "/openapi.json", Method::Get, "openapi"),
@@ -308,7 +321,7 @@ impl Route {
             | DeveloperStats | AdminUsers | AdminPoints | ApiKeyStatus | ApiKeyCreate
             | ApiKeyRevoke | AdminApiKeyRevoke | UserUploads | AdminFindUsers | AdminUserRole
             | AdminServer | Cached | Logout | ChangePassword | AdminTokensRevoke
-            | AdminUserRemove | Mcp | McpEnd => true,
+            | AdminUserRemove | ModelAdd | ModelList | ModelRemove | Mcp | McpEnd => true,
             Servers
             | Login
             | OpenApi
@@ -333,6 +346,15 @@ impl Route {
 
     fn is_mcp(self) -> bool {
         matches!(self, Route::Mcp | Route::McpEnd)
+    }
+}
+
+/// The largest request body `route` takes: `model_body_max_bytes` for a model upload,
+/// `max_body_bytes` for every other route.
+pub fn max_body_bytes(route: Route, config: &crate::config::Config) -> usize {
+    match route {
+        Route::ModelAdd => config.models.model_body_max_bytes,
+        _ => config.http.max_body_bytes,
     }
 }
 
@@ -522,8 +544,10 @@ pub async fn handle_forwarded(
     peer: std::net::IpAddr,
     head: &RequestHead,
     body: Vec<u8>,
-    forwarded: super::call::ForwardedFrom,
+    tag: crate::cluster::wire::ForwardTag,
+    arrived: std::time::Instant,
 ) -> Response {
+    let forwarded = super::call::ForwardedFrom { tag, arrived };
     let admission = match admit(shard, Surface::Api, peer, head).await {
         Ok(admission) if admission.owner_node.is_none() => admission,
         Ok(_) => return Refusal::from(ApiError::BadToken).into_response(),
@@ -573,6 +597,9 @@ async fn dispatch(route: Route, call: Call<'_>) -> ApiResult {
         Route::ChangePassword => tokens::change_password(&call).await,
         Route::AdminTokensRevoke => tokens::admin_revoke(&call).await,
         Route::AdminUserRemove => accounts::remove(&call).await,
+        Route::ModelAdd => models::add(&call).await,
+        Route::ModelList => models::list(&call).await,
+        Route::ModelRemove => models::remove(&call).await,
         Route::OpenApi => Ok(console::openapi(call.head)),
         Route::Console => console::console(call.head),
         Route::TwoCaptchaIn => twocaptcha::submit_image(&call).await,

@@ -8,8 +8,8 @@
 //! results, retention, drain) are in `shard_loops.rs`.
 
 use super::state::{
-    BodyBudget, CacheLimits, CacheStore, ConnectionSet, FinishHooks, GroupCommit, ResultWaiters,
-    StopSignal, StoreSlot, UserCache,
+    BodyBudget, CacheLimits, CacheStore, ConnectionSet, FinishHooks, GroupCommit, ModelCatalog,
+    ResultWaiters, StopSignal, StoreSlot, UserCache,
 };
 use crate::auth::{KeyCache, Keys, TokenCache, DEFAULT_TOKEN_CACHE_ENTRIES};
 use crate::config::Config;
@@ -56,6 +56,8 @@ pub struct Shared {
     pub models: Arc<[String]>,
     /// Whether `common_det.onnx` is installed (else `/v2/decode/detect` answers 3005).
     pub detection_installed: bool,
+    /// The models users brought (`POST /v2/models`), for every shard of the node.
+    pub model_catalog: ModelCatalog,
     pub recognition_threads: usize,
     /// The node's password hash threads (logins, password changes, new users).
     pub passwords: PasswordPool,
@@ -143,6 +145,10 @@ pub struct ShardIo {
     pub connections: ConnectionSet,
     /// Request body bytes being received (`body_bytes_in_flight_per_shard`).
     pub body_budget: BodyBudget,
+    /// The bytes of model uploads (`POST /v2/models`) being received: one body of
+    /// `model_body_max_bytes` at a time per shard, apart from the budget above (which it
+    /// would take whole).
+    pub model_body_budget: BodyBudget,
     /// The certificate new TLS connections get: set at start, replaced on SIGHUP by a
     /// message in the inbox (so reading it at an accept takes no lock).
     pub tls: RefCell<Option<Arc<rustls::ServerConfig>>>,
@@ -224,6 +230,9 @@ impl ShardIo {
                     .div_ceil(shard_count),
             ),
             body_budget: BodyBudget::new(config.http.body_bytes_in_flight_per_shard),
+            model_body_budget: BodyBudget::new(
+                config.models.model_body_max_bytes + config.http.max_header_bytes + 16 * 1024,
+            ),
             tls: RefCell::new(None),
         }
     }
@@ -389,6 +398,7 @@ mod tests {
             metrics: Registry::new(2, &["route"]),
             models: Arc::from(Vec::new()),
             detection_installed: false,
+            model_catalog: ModelCatalog::open(&dir.join("models")).unwrap(),
             recognition_threads: 0,
             passwords: PasswordPool::start(1, 1, crate::recognition::ThreadPriority::Normal)
                 .unwrap()

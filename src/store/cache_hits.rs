@@ -112,6 +112,7 @@ impl ShardStore {
                 },
             )
             .map_err(from_tx)?;
+        self.balance_memo.forget(user_id);
         Ok(writes
             .iter()
             .flat_map(|write| {
@@ -229,7 +230,7 @@ impl ShardStore {
         );
         let (stats, batches) = (self.stats_tree(day_number)?, self.hits_tree(day_number)?);
         let t = &self.trees;
-        (&t.balances, &t.journal, &batches, &stats)
+        let refunded = (&t.balances, &t.journal, &batches, &stats)
             .transaction(|(balances, journal, batches, stats)| {
                 let key = batch_id.to_be_bytes();
                 let mut batch: CacheHitBatch = match batches.get(key)? {
@@ -250,7 +251,9 @@ impl ShardStore {
                 })?;
                 Ok((batch.upload_record(index), balance))
             })
-            .map_err(from_tx)
+            .map_err(from_tx)?;
+        self.balance_memo.forget(user_id);
+        Ok(refunded)
     }
 
     /// The day's hits tree, created on first use (the day is then one `existing_days` lists).

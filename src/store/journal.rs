@@ -48,6 +48,8 @@ pub fn entry(
 
 /// Applies `entry` to its user's balance and appends it to the journal. Aborts with
 /// `UserNotFound` for an unknown user, `InsufficientPoints` if points would go negative.
+/// The caller forgets the user's remembered balance once the transaction has committed
+/// (`balance_memo.forget`, balance_memo.rs).
 pub fn apply_movement(
     balances: &TransactionalTree,
     journal: &TransactionalTree,

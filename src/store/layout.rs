@@ -14,6 +14,7 @@
 //!   a batch of cache hits: user id + its first id -> day + its last id, as in `upload_days`
 //! - `user_status`: user id -> `UserStatus` (token epoch, removal; sessions.rs), absent until
 //!   the user's first logout, password or role change, revocation or removal
+//! - `user_models`: user id + model name -> a model's record (models.rs)
 //!
 //! Day trees: `uploads-YYYYMMDD` (upload id -> `UploadRecord`), `hits-YYYYMMDD` (first hit's
 //! id -> `CacheHitBatch`, the uploads answered from the cache together) and `stats-YYYYMMDD`
@@ -175,6 +176,7 @@ pub struct Trees {
     pub user_api_keys: sled::Tree,
     pub user_uploads: sled::Tree,
     pub user_status: sled::Tree,
+    pub user_models: sled::Tree,
 }
 
 impl Trees {
@@ -191,6 +193,7 @@ impl Trees {
             user_api_keys: db.open_tree("user_api_keys")?,
             user_uploads: db.open_tree(USER_UPLOADS_TREE)?,
             user_status: db.open_tree("user_status")?,
+            user_models: db.open_tree("user_models")?,
         })
     }
 }

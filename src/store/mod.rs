@@ -18,6 +18,7 @@
 //!   pending in a dropped day is voided first. The journal is never dropped (it is the ledger).
 
 mod api_keys;
+mod balance_memo;
 mod cache_hits;
 pub mod day;
 mod directory;
@@ -26,6 +27,7 @@ pub mod ids;
 mod journal;
 mod layout;
 mod meta;
+mod models;
 mod records;
 mod reopen;
 mod sessions;
@@ -48,6 +50,7 @@ use std::sync::Arc;
 
 // The public surface of the state layer.
 pub use meta::read_shard_count as meta_shard_count;
+pub use models::ModelRecord;
 pub use records::{
     Balance, DayCounters, EntryKind, JournalEntry, Role, UploadRecord, UploadStatus, User,
     UserStatus,
@@ -185,6 +188,8 @@ pub struct ShardStore {
     days: BTreeSet<DayNumber>,
     /// Records how far the journal reached after flushes (identity.rs).
     extents: Arc<ExtentRecorder>,
+    /// Balances read since their last movement (balance_memo.rs).
+    balance_memo: balance_memo::BalanceMemo,
 }
 
 /// Makes everything written before `flush` starts durable. Cheap to clone, `Send + Sync`:
@@ -304,6 +309,7 @@ impl ShardStore {
             ids,
             days,
             extents,
+            balance_memo: balance_memo::BalanceMemo::default(),
         })
     }
 

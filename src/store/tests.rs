@@ -1434,3 +1434,61 @@ fn a_damaged_batch_of_hits_is_corrupt_not_a_panic() {
         Err(StoreError::Corrupt(_))
     ));
 }
+
+/// The balance memo never answers a balance the tree no longer holds: after every kind of
+/// points movement (each a transaction through `journal::apply_movement`), a balance read
+/// first (so remembered) reads as the tree does.
+#[test]
+fn the_balance_memo_follows_every_movement() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path(), 0, 1);
+    let user_id = new_user(&mut store, "memo", 10);
+    let at_ms = now_ms();
+    let agrees = |store: &ShardStore, step: &str| {
+        assert_eq!(
+            store.balance(user_id).unwrap(),
+            store.balance_on_disk(user_id).unwrap(),
+            "after {step}"
+        );
+    };
+    agrees(&store, "creation");
+    store.adjust_points(user_id, 5, "grant", at_ms).unwrap();
+    agrees(&store, "an adjustment");
+    let posted = store
+        .accept_upload(user_id, upload_request(2, None, at_ms))
+        .unwrap();
+    agrees(&store, "a reservation");
+    let finished = store.finish_upload(posted.id, done("ab"), at_ms).unwrap();
+    agrees(&store, "a post");
+    let voided = store
+        .accept_upload(user_id, upload_request(3, None, at_ms))
+        .unwrap();
+    agrees(&store, "a second reservation");
+    store.void_upload(voided.id, "test", at_ms).unwrap();
+    agrees(&store, "a void");
+    store
+        .report(
+            user_id,
+            posted.id,
+            finished.finished_at_ms.unwrap(),
+            WINDOW_MS,
+        )
+        .unwrap();
+    agrees(&store, "a report");
+    let hits = store
+        .record_cache_hits(user_id, vec![cached_upload(1, "cd", at_ms)])
+        .unwrap();
+    agrees(&store, "a charged cache hit");
+    store
+        .report(
+            user_id,
+            hits[0].id,
+            hits[0].finished_at_ms.unwrap(),
+            WINDOW_MS,
+        )
+        .unwrap();
+    agrees(&store, "a hit's refund");
+    assert_eq!(balance(&store, user_id), (15, 0));
+    drop(store);
+    assert!(verify_ledger(dir.path()).unwrap().is_clean());
+}

@@ -84,6 +84,7 @@ impl ShardStore {
                 },
             )
             .map_err(from_tx)?;
+        self.balance_memo.forget(user_id);
         Ok(record)
     }
 
@@ -134,7 +135,7 @@ impl ShardStore {
         let (uploads, stats) = self.day_trees(day_number)?;
         let finished_bytes = encode(&finished);
         let t = &self.trees;
-        (&t.balances, &t.journal, &t.pending, &uploads, &stats)
+        let record = (&t.balances, &t.journal, &t.pending, &uploads, &stats)
             .transaction(|(balances, journal, pending, uploads, stats)| {
                 let key = upload_id.to_be_bytes();
                 // Re-checked inside the transaction: the record is the source of truth.
@@ -153,7 +154,9 @@ impl ShardStore {
                 )?;
                 Ok(finished.clone())
             })
-            .map_err(from_tx)
+            .map_err(from_tx)?;
+        self.balance_memo.forget(record.user_id);
+        Ok(record)
     }
 
     /// Gives the upload's points back and marks it failed with `reason` (a job that will not
@@ -305,6 +308,7 @@ impl ShardStore {
                 Ok(balance)
             })
             .map_err(from_tx)?;
+        self.balance_memo.forget(user_id);
         Ok((reported, balance))
     }
 

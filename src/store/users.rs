@@ -62,6 +62,7 @@ impl ShardStore {
                 Ok(())
             })
             .map_err(from_tx)?;
+        self.balance_memo.forget(user_id);
         Ok(user_id)
     }
 
@@ -83,8 +84,19 @@ impl ShardStore {
         decode(&bytes).map(Some)
     }
 
-    /// `Err(UserNotFound)` for an unknown user.
+    /// `Err(UserNotFound)` for an unknown user. Remembered until the user's next movement
+    /// (balance_memo.rs).
     pub fn balance(&self, user_id: u64) -> Result<Balance, StoreError> {
+        if let Some(balance) = self.balance_memo.get(user_id) {
+            return Ok(balance);
+        }
+        let balance = self.balance_on_disk(user_id)?;
+        self.balance_memo.remember(user_id, balance);
+        Ok(balance)
+    }
+
+    /// The balance as the tree holds it, past the memo.
+    pub(super) fn balance_on_disk(&self, user_id: u64) -> Result<Balance, StoreError> {
         match self.trees.balances.get(user_id.to_be_bytes())? {
             Some(bytes) => read_balance(&bytes),
             None => Err(StoreError::UserNotFound),
@@ -124,9 +136,11 @@ impl ShardStore {
             now_ms,
             reason,
         );
-        (&self.trees.balances, &self.trees.journal)
+        let adjusted = (&self.trees.balances, &self.trees.journal)
             .transaction(|(balances, journal)| apply_movement(balances, journal, &adjust))
-            .map_err(from_tx)
+            .map_err(from_tx);
+        self.balance_memo.forget(user_id);
+        adjusted
     }
 }
 

@@ -2,7 +2,7 @@
 // against a live aiocr (tests/console_browser.rs starts it and passes its address and the
 // demo and admin passwords in the environment). One user's whole visit, step by step:
 // sign in, see the balance, create a key, solve a fixture (the answer must be ddddocr's),
-// see the usage chart count it, an admin (signed in with the keyboard only) grants points
+// see the usage chart count it, add a model and solve with it, an admin (signed in with the keyboard only) grants points
 // and the user's balance changes, sign out. Every page is screenshot into
 // $AIOCR_SCREENSHOTS (docs/console holds the committed ones).
 //
@@ -36,6 +36,16 @@ function required(name) {
   const value = process.env[name];
   if (!value) throw new Error(`${name} is not set (tests/console_browser.rs sets it)`);
   return value;
+}
+
+/** ddddocr's own models (scripts/setup.sh puts them there) and the custom-model fixtures. */
+const MODELS = resolve(process.env.AIOCR_MODEL_DIR ?? '../../models');
+const CUSTOM = resolve('../fixtures/custom-models');
+
+/** ddddocr 1.6.1's answer through its import path for a custom-model variant and a fixture. */
+function customAnswer(variant, file) {
+  const rows = readFileSync(join(CUSTOM, 'manifest.tsv'), 'utf8').trim().split('\n').slice(1);
+  return rows.map((line) => line.split('\t')).find((cols) => cols[0] === variant && cols[2] === file)[3];
 }
 
 /** ddddocr 1.6.1's answer (default model) for a fixture, from the manifest. */
@@ -350,6 +360,32 @@ test('a user and an admin use the console', async (t) => {
       await shot(user, 'reference', false);
     });
 
+    await t.test('the user adds a model, solves with it in Try it, sees its numbers, removes it', async () => {
+      await go(user, 'Models', '/models');
+      await user.locator('#models-usage').filter({ hasText: /^You keep 0 of/ }).waitFor();
+      await user.getByLabel('Name').fill('mine');
+      await user.getByLabel('ONNX file').setInputFiles(join(MODELS, 'common_old.onnx'));
+      await user.getByLabel('charsets.json').setInputFiles(join(CUSTOM, 'permuted-charset', 'charsets.json'));
+      assert.ok(await user.locator('#models-public').isHidden(), 'only admins make models public');
+      await user.getByRole('button', { name: 'Add the model' }).click();
+      await user.locator('#models-table td[data-name="mine"]').waitFor();
+      await go(user, 'Try it', '/try');
+      await user.locator('#try-option-model').fill('mine');
+      await user.locator('#try-file-file').setInputFiles(join(FIXTURES, FIXTURE));
+      await user.locator('.drop img:not([hidden])').waitFor();
+      await user.getByRole('button', { name: 'Solve' }).click();
+      await user.locator('#try-result[data-status]').waitFor();
+      assert.equal(await user.locator('#try-result').textContent(), customAnswer('permuted-charset', FIXTURE));
+      points -= 1;
+      await until(user, (expected) => Number(document.querySelector('#balance').dataset.points) === expected, points);
+      await go(user, 'Models', '/models');
+      await user.locator('#models-table td[data-requests="1"]').waitFor();
+      await shot(user, 'models');
+      user.once('dialog', (dialog) => dialog.accept());
+      await user.getByRole('button', { name: 'Remove' }).click();
+      await user.locator('#models-empty:not([hidden])').waitFor();
+    });
+
     await t.test('readable at 360 px: no page is wider than the screen', async () => {
       await user.setViewportSize({ width: 360, height: 740 });
       // Each page once its content is in (what arrives last).
@@ -357,6 +393,7 @@ test('a user and an admin use the console', async (t) => {
         '#/account': '#key-status[data-has-key]',
         '#/try': '.drop input[type=file]',
         '#/usage': '#uploads-table tbody tr',
+        '#/models': '#models-usage',
         '#/reference': '#reference-body section.operation',
       };
       for (const [route, selector] of Object.entries(loaded)) {

@@ -5,11 +5,14 @@ the first answer as wrong through the library, ``reported<TAB>OK``.
 
 Usage: solve.py CLIENT URL KEY FILE...
 CLIENT: anticaptcha | capmonster | capsolver | 2captcha (the last needs an https URL and the
-test CA in REQUESTS_CA_BUNDLE).
+test CA in REQUESTS_CA_BUNDLE). With AIOCR_MODULE set, capmonster and capsolver ask for that
+module (CapMonster's `CapMonsterModule`, CapSolver's `module`): aiocr runs the caller's model
+of that name.
 """
 
 import asyncio
 import base64
+import os
 import sys
 from urllib.parse import urlparse
 
@@ -39,7 +42,9 @@ def capmonster(url, key, files):
     async def run():
         for path in files:
             with open(path, "rb") as image:
-                request = ImageToTextRequest(image_bytes=image.read())
+                request = ImageToTextRequest(
+                    image_bytes=image.read(), module_name=os.environ.get("AIOCR_MODULE")
+                )
             solution = await client.solve_captcha(request)
             print(f"{path}\t{solution['text']}", flush=True)
         balance = await client.get_balance()
@@ -57,7 +62,10 @@ def capsolver_client(url, key, files):
     for path in files:
         with open(path, "rb") as image:
             body = base64.b64encode(image.read()).decode()
-        solution = capsolver.solve({"type": "ImageToTextTask", "body": body})
+        task = {"type": "ImageToTextTask", "body": body}
+        if os.environ.get("AIOCR_MODULE"):
+            task["module"] = os.environ["AIOCR_MODULE"]
+        solution = capsolver.solve(task)
         print(f"{path}\t{solution['text']}", flush=True)
     print(f"balance\t{capsolver.balance()['balance']}", flush=True)
     print("reported\tOK (this library has no report call)", flush=True)

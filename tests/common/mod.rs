@@ -572,6 +572,30 @@ pub fn base64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+/// `POST /v2/models` of `token`'s user: a model named `name` of these two files.
+pub fn add_model(server: &Server, token: &str, name: &str, onnx: &[u8], charsets: &[u8]) -> Answer {
+    let boundary = "aiocrModelBoundary42";
+    let mut body =
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\n{name}\r\n")
+            .into_bytes();
+    for (part, bytes) in [("onnx", onnx), ("charsets", charsets)] {
+        body.extend(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{part}\"; \
+                 filename=\"{part}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            )
+            .bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend(format!("--{boundary}--\r\n").bytes());
+    let content_type = format!("multipart/form-data; boundary={boundary}");
+    server
+        .client()
+        .post("/v2/models", Some(token), &content_type, &body)
+}
+
 /// A multipart body with one file part `file` and text fields; returns (content type, body).
 pub fn multipart(file_field: &str, image: &[u8], fields: &[(&str, &str)]) -> (String, Vec<u8>) {
     let boundary = "aiocrTestBoundary7MA4YWxk";

@@ -62,6 +62,13 @@ STATE_OR_CONTENT_CODES = {
     3005,  # a model that is not installed on this server
     3006,  # colour names and HSV ranges: the descriptions say which, the schemas cannot
     3007,  # slide images whose sizes do not fit the mode
+    3101,  # a model's charsets.json that is not dddd_trainer's (its content)
+    3102,  # a model's ONNX file that does not load (its content)
+    3103,  # a model whose input does not fit its charsets.json (their content)
+    3104,  # a model whose output does not fit its charsets.json (their content)
+    3105,  # a model that fails on a blank image (its content)
+    3106,  # a model name the caller (or a public model) has already
+    3107,  # the caller's models at their count or bytes limit
 }
 STATE_MESSAGES_1001 = (
     "no such user",

@@ -12,6 +12,7 @@ import * as signin from './pages/signin.js';
 import * as account from './pages/account.js';
 import * as tryIt from './pages/try.js';
 import * as usage from './pages/usage.js';
+import * as models from './pages/models.js';
 import * as admin from './pages/admin.js';
 import * as reference from './pages/reference.js';
 
@@ -20,6 +21,7 @@ const PAGES = {
   '/account': { page: account, title: 'Account', access: 'user' },
   '/try': { page: tryIt, title: 'Try it', access: 'user' },
   '/usage': { page: usage, title: 'Usage', access: 'user' },
+  '/models': { page: models, title: 'Models', access: 'user' },
   '/admin/users': { page: { mount: admin.mountUsers }, title: 'Users', access: 'admin' },
   '/admin/points': { page: { mount: admin.mountPoints }, title: 'Points', access: 'admin' },
   '/admin/server': { page: { mount: admin.mountServer }, title: 'Server', access: 'admin' },

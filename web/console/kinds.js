@@ -8,7 +8,7 @@
 // target_x, target_y}, the position of the piece on the background. An image with a `sample`
 // offers a built-in example (for a first try without a captcha at hand).
 
-/** The models every server has (custom ones may be typed in). */
+/** The models every server has (a user's own or a public one may be typed in: #/models). */
 const MODELS = ['old', 'beta'];
 
 export const KINDS = [

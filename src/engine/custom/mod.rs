@@ -8,9 +8,11 @@
 //! the digest alone.
 
 mod check;
+mod files;
 mod sessions;
 
 pub use check::{check_model, ModelCheckError, ModelInfo};
+pub use files::ModelFiles;
 pub use sessions::{CustomSessions, SessionBounds, SessionCounts};
 
 use std::fmt;
@@ -64,6 +66,20 @@ impl fmt::Display for ModelDigest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.hex())
     }
+}
+
+/// Longest model name, in bytes.
+pub const MAX_MODEL_NAME_BYTES: usize = 64;
+
+/// Whether `name` is shaped as a model's name: 1..=64 of `A-Z a-z 0-9 _ - .`, starting with
+/// a letter or digit (so it is safe in URLs, file names, logs and metrics labels).
+pub fn is_model_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_MODEL_NAME_BYTES
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 /// An accepted model on this machine: its digest, its description, where its ONNX file is

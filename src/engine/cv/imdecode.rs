@@ -9,8 +9,8 @@
 //! Pillow's I;16 converts by saturating at 255, OpenCV keeps the high byte, so that mode is
 //! turned to 8 bits here as OpenCV does; so are CMYK (JPEG), which OpenCV turns to BGR with
 //! its own formula, and the BMP variants OpenCV reads its own way (16-bit, some bit masks).
-//! Where they part (documented in docs/engine-more.md): OpenCV also reads WebP and TIFF, and
-//! decodes a truncated JPEG with gray filling; aiocr refuses those (3003).
+//! Where they part (documented in docs/engine-more.md): OpenCV also reads TIFF, and decodes a
+//! truncated JPEG with gray filling; aiocr refuses those (3003).
 //! OpenCV 4.6 (Debian's) has no GIF decoder at all; 5.0 decodes a GIF's pixels as Pillow
 //! does but composes the first frame on the background colour (decode/gif.rs).
 
@@ -120,7 +120,7 @@ pub fn imdecode_color(bytes: &[u8], limits: &ImageLimits) -> Result<Mat, ImageEr
     let tiff = match format {
         ImageFormat::Jpeg => exif::jpeg_exif(bytes),
         ImageFormat::Png => exif::png_exif(bytes),
-        ImageFormat::Gif | ImageFormat::Bmp => None,
+        ImageFormat::Gif | ImageFormat::Bmp | ImageFormat::WebP => None,
     };
     Ok(match tiff.and_then(exif::orientation) {
         Some(orientation) => exif::apply_orientation(image, orientation),

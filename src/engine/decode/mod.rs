@@ -5,6 +5,7 @@ mod bmp;
 mod gif;
 mod jpeg;
 mod png;
+mod webp;
 
 use super::pixels::Pixels;
 use super::probe::{probe_image, ImageFormat, ImageInfo, ImageLimits};
@@ -18,6 +19,7 @@ pub fn decode(bytes: &[u8], limits: &ImageLimits) -> Result<Pixels, ImageError> 
         ImageFormat::Jpeg => jpeg::decode(bytes, &info)?,
         ImageFormat::Gif => gif::decode(bytes, limits)?,
         ImageFormat::Bmp => bmp::decode(bytes)?,
+        ImageFormat::WebP => webp::decode(bytes, &info)?,
     };
     check_matches_header(&pixels, &info)?;
     Ok(pixels)

@@ -16,6 +16,7 @@ use ort::value::TensorRef;
 pub use yolox::DetBox;
 
 use super::cv::imdecode::imdecode_color;
+use super::cv::Mat;
 use super::model::{detection_model_path, ModelError};
 use super::preprocess::elapsed_nanos;
 use super::session::{self, runtime};
@@ -93,10 +94,18 @@ impl Detector {
         let started = Instant::now();
         let decoded = imdecode_color(image, &self.limits)?;
         stages.decode += elapsed_nanos(started);
+        self.detect_decoded(&decoded, stages)
+    }
 
+    /// The boxes of an image already decoded as OpenCV decodes it (BGR, upright).
+    pub(in crate::engine) fn detect_decoded(
+        &mut self,
+        decoded: &Mat,
+        stages: &mut DetectStages,
+    ) -> Result<Vec<DetBox>, DetectError> {
         let started = Instant::now();
         // ddddocr fails on an image that scales to an empty size (cv2.resize refuses it).
-        let input = letterbox::letterbox(&decoded).ok_or(ImageError::DimensionsOutOfBounds {
+        let input = letterbox::letterbox(decoded).ok_or(ImageError::DimensionsOutOfBounds {
             width: decoded.width as u32,
             height: decoded.height as u32,
         })?;

@@ -6,6 +6,7 @@ mod bytes;
 mod gif;
 mod jpeg;
 mod png;
+mod webp;
 
 use super::ImageError;
 
@@ -15,6 +16,7 @@ pub enum ImageFormat {
     Jpeg,
     Gif,
     Bmp,
+    WebP,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,13 +57,14 @@ pub fn probe_image(bytes: &[u8], limits: &ImageLimits) -> Result<ImageInfo, Imag
         ImageFormat::Jpeg => jpeg::dimensions(bytes)?,
         ImageFormat::Gif => gif::dimensions(bytes)?,
         ImageFormat::Bmp => bmp::dimensions(bytes)?,
+        ImageFormat::WebP => webp::dimensions(bytes)?,
     };
     check_bounds(width, height, limits)?;
     // After the bounds: the BMP check computes sizes from the (now bounded) dimensions.
     match format {
         ImageFormat::Png => png::check_variant(bytes)?,
         ImageFormat::Jpeg => jpeg::check_variant(bytes)?,
-        ImageFormat::Gif => {}
+        ImageFormat::Gif | ImageFormat::WebP => {}
         ImageFormat::Bmp => bmp::check(bytes)?,
     }
     Ok(ImageInfo {
@@ -95,6 +98,8 @@ pub fn sniff(bytes: &[u8]) -> Result<ImageFormat, ImageError> {
         Ok(ImageFormat::Gif)
     } else if bytes.starts_with(b"BM") {
         Ok(ImageFormat::Bmp)
+    } else if bytes.starts_with(b"RIFF") && bytes.get(8..12) == Some(b"WEBP") {
+        Ok(ImageFormat::WebP)
     } else {
         Err(ImageError::NotAnImage)
     }

@@ -50,6 +50,14 @@ pub async fn ocr(call: &Call<'_>) -> ApiResult {
         }
         (Err(refusal), _) | (_, Err(refusal)) => return Ok(refused(&refusal)),
     }
+    // aiocr's own field: a model of the server, or the caller's (or a public) model.
+    if let Some(model) = fields
+        .text("model")
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+    {
+        upload.options.model = model.to_string();
+    }
     if let Some(charsets) = fields.text("charsets").filter(|text| !text.is_empty()) {
         upload.options.charset_range = Some(CharsetRange::Characters(charsets.to_string()));
     }

@@ -107,10 +107,11 @@ pub async fn create_task(call: &Call<'_>) -> ApiResult {
         Ok(opened) => opened,
         Err(unserved) => return unserved.into_result(),
     };
-    let upload = match read_task(call, &object) {
+    let mut upload = match read_task(call, &object) {
         Ok(upload) => upload,
         Err((error, description)) => return Ok(error_answer(error, &description)),
     };
+    choose_module(call, &caller, &object, &mut upload);
     let accepted = match submit(call, &caller, upload).await {
         Ok(accepted) => accepted,
         Err(refusal) => return Ok(refusal_answer(&refusal)),
@@ -185,9 +186,38 @@ fn read_task(
     Ok(upload)
 }
 
+/// CapSolver's `module` and CapMonster's `CapMonsterModule` choose a model: the server's own
+/// or one the caller may use (their own, or public). Any other module (the services' own
+/// module names) changes nothing, as before models could be chosen.
+fn choose_module(
+    call: &Call,
+    caller: &Caller,
+    object: &Map<String, Value>,
+    upload: &mut CompatUpload,
+) {
+    let Some(task) = object.get("task").and_then(Value::as_object) else {
+        return;
+    };
+    let module = ["module", "CapMonsterModule"]
+        .iter()
+        .filter_map(|name| task.get(*name).and_then(Value::as_str))
+        .map(str::trim)
+        .find(|module| !module.is_empty());
+    let Some(module) = module else {
+        return;
+    };
+    let shared = &call.shard.shared;
+    if shared.models.iter().any(|model| model == module) {
+        upload.options.model = module.to_string();
+    } else if let Some(model) = shared.model_catalog.resolve(caller.user_id, module) {
+        upload.options.model = module.to_string();
+        upload.options.custom = Some(model);
+    }
+}
+
 /// `numeric`, `minLength`, `maxLength`, CapMonster's `recognizingThreshold` (0..=100) and
 /// CapSolver's `score` (0..=1); the rest (`case`, `Case`, `math`, `phrase`, `comment`,
-/// `module`, `languagePool`, ...) is accepted and changes nothing.
+/// `languagePool`, ...) is accepted and changes nothing (`module`: [`choose_module`]).
 pub(crate) fn hints(task: &Map<String, Value>) -> Result<Hints, String> {
     let whole = |name: &str| -> Result<u64, String> {
         match number(task.get(name)) {

@@ -191,6 +191,14 @@ fn read_upload(call: &Call, fields: &mut Fields) -> Result<CompatUpload, (&'stat
     }
     let mut upload = CompatUpload::new(call, image);
     upload.hints = hints(fields).map_err(|text| ("ERROR_BAD_PARAMETERS", text))?;
+    // aiocr's own field: a model of the server, or the caller's (or a public) model.
+    if let Some(model) = fields
+        .text("model")
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+    {
+        upload.options.model = model.to_string();
+    }
     upload.soft_id = fields
         .text("soft_id")
         .filter(|soft_id| !soft_id.is_empty() && soft_id.len() <= 64)

@@ -134,6 +134,14 @@ fn parse_lookup(item: &Value, models: &[String]) -> Result<Lookup, Refusal> {
     // be one the API describes, as on the upload routes); the kind then keeps its own.
     let kind = lookup_kind(fields.text("kind"))?;
     let text_options = recognize_options(&fields, models)?;
+    // Lookups by hash answer for the server's own models only: a user's model is resolved
+    // where an upload is accepted (upload/accept.rs).
+    if !models.contains(&text_options.model) {
+        return Err(Refusal::new(
+            ApiError::UnknownModel,
+            format!("unknown model {:?}", text_options.model),
+        ));
+    }
     let mode = slide_mode(&fields)?;
     let background = match item.contains_key("background_hash") {
         true => Some(hash_field(item, "background_hash")?.1),

@@ -9,6 +9,7 @@ pub mod admin;
 pub mod apikey;
 pub mod cached;
 pub mod mcp;
+pub mod models;
 pub mod node;
 pub mod results;
 pub mod server_state;

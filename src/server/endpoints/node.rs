@@ -103,6 +103,11 @@ pub fn metrics(call: &Call) -> Response {
     let mut text = call.shard.shared.metrics.render(&queues);
     let passwords = &call.shard.shared.passwords;
     crate::metrics::render_password_queue(&mut text, passwords.depth(), passwords.capacity());
+    let max_labels = call.shard.config().models.metrics_models_max;
+    call.shard
+        .shared
+        .model_catalog
+        .render_metrics(&mut text, max_labels);
     if let Some(link) = &call.shard.shared.cluster {
         crate::cluster::render_metrics(&mut text, link);
     }

@@ -141,10 +141,44 @@ async fn login_from_address(call: &Call<'_>, request: Login) -> Result<Session, 
 pub async fn point(call: &Call<'_>) -> ApiResult {
     let caller = call.caller().await?;
     let balance = queries::balance_of(call.shard, &caller).await?;
-    // The hot path of the API: formatted directly (same bytes as `ok(&json!(..))`).
-    let body = format!(
-        r#"{{"code":0,"msg":"ok","data":{{"points":{},"reserved":{}}}}}"#,
-        balance.points, balance.reserved
+    Ok(Response::json(
+        200,
+        point_answer(balance.points, balance.reserved),
+    ))
+}
+
+/// The hot path of the API, written directly: the same bytes as
+/// `ok(&json!({"points": .., "reserved": ..}))` (a test below says so), in one allocation.
+fn point_answer(points: i64, reserved: i64) -> Vec<u8> {
+    const HEAD: &[u8] = br#"{"code":0,"msg":"ok","data":{"points":"#;
+    const MIDDLE: &[u8] = br#","reserved":"#;
+    const TAIL: &[u8] = b"}}";
+    let (mut points_text, mut reserved_text) = (itoa::Buffer::new(), itoa::Buffer::new());
+    let (points_text, reserved_text) = (points_text.format(points), reserved_text.format(reserved));
+    let mut body = Vec::with_capacity(
+        HEAD.len() + points_text.len() + MIDDLE.len() + reserved_text.len() + TAIL.len(),
     );
-    Ok(Response::json(200, body.into_bytes()))
+    for part in [
+        HEAD,
+        points_text.as_bytes(),
+        MIDDLE,
+        reserved_text.as_bytes(),
+        TAIL,
+    ] {
+        body.extend_from_slice(part);
+    }
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_point_answer_is_the_envelope_s_bytes() {
+        for (points, reserved) in [(0, 0), (1000, 3), (-1, 0), (i64::MAX, i64::MIN)] {
+            let envelope = ok(&json!({ "points": points, "reserved": reserved }));
+            assert_eq!(point_answer(points, reserved), envelope.body);
+        }
+    }
 }

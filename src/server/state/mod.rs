@@ -10,13 +10,16 @@
 //!   requests, callbacks), both bounded;
 //! - `answer_cache.rs` — this shard's part of the answer cache;
 //! - `connections.rs`, `body_budget.rs` — the open connections per client address, and the
-//!   request body bytes being received.
+//!   request body bytes being received;
+//! - `model_catalog.rs` — the node's custom models (shared by its shards): every user's
+//!   model records, what a model name means for a user, the models' files.
 
 mod answer_cache;
 mod body_budget;
 mod commit;
 mod connections;
 mod finish_hooks;
+mod model_catalog;
 mod stop;
 mod store_slot;
 mod user_cache;
@@ -27,6 +30,7 @@ pub use body_budget::{BodyBudget, BodyGrant};
 pub use commit::GroupCommit;
 pub use connections::{ConnectionRefused, ConnectionSet, Registration};
 pub use finish_hooks::FinishHooks;
+pub use model_catalog::{CatalogEntry, ModelCatalog};
 pub use stop::StopSignal;
 pub use store_slot::{Held, StoreSlot};
 pub use user_cache::{UserCache, UserState};

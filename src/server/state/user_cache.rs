@@ -14,7 +14,9 @@ pub type UserState = Option<TokenState>;
 pub struct UserCache {
     max_entries: usize,
     ttl: Duration,
-    users: HashMap<u64, (UserState, Instant)>,
+    /// Hashed with foldhash: the keys are user ids, not chosen by clients (see auth's
+    /// `TokenCache` for why the hot path avoids SipHash).
+    users: HashMap<u64, (UserState, Instant), foldhash::fast::RandomState>,
     /// Forgets this cache was told so far (see server/sessions.rs).
     forgets: u64,
 }
@@ -24,7 +26,7 @@ impl UserCache {
         UserCache {
             max_entries: max_entries.max(1),
             ttl,
-            users: HashMap::new(),
+            users: HashMap::default(),
             forgets: 0,
         }
     }

@@ -4,20 +4,21 @@
 //! result with `wait=1`).
 
 use super::finish::{apply_result, void};
+use super::hit::{accept_hit, answers_outright};
 use super::placement::{self, Place};
 use super::request::UploadRequest;
 use super::wait::wait_for_result;
 use super::Accepted;
 use crate::contract::ApiError;
 use crate::recognition::cache::{digest, slide_digest, CacheKey, TaskKey};
-use crate::recognition::{Job, JobAnswer, JobResult, Kind, Task};
+use crate::recognition::{Job, JobAnswer, JobResult, Task};
 use crate::server::cache;
 use crate::server::call::Caller;
 use crate::server::owner::OwnerCommand;
 use crate::server::reply::{busy, storage_unavailable, Refusal};
 use crate::server::shard::Shard;
 use crate::server::state::Waiter;
-use crate::store::{NewUpload, UploadRecord};
+use crate::store::UploadRecord;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -45,6 +46,11 @@ async fn accept(
 ) -> Result<Accepted, Refusal> {
     // First: a refusal for a failed disk takes no rate token, no queue slot, no recognition.
     shard.store.writable()?;
+    let request = with_user_model(&shard, user_id, request)?;
+    let user_model = match &request.task {
+        Task::Ocr { options, .. } if options.custom.is_some() => Some(options.model.clone()),
+        _ => None,
+    };
     if let Err(retry_after_secs) = shard.uploads.upload_limiter.borrow_mut().check(user_id) {
         return Err(Refusal::from(ApiError::RateLimited).retry_after(retry_after_secs));
     }
@@ -55,9 +61,12 @@ async fn accept(
     // them). Without one, the job's place (this node's threads or, in a cluster, the
     // workers: placement.rs) must have room.
     let cached = cache::lookup(&shard, &key).await;
+    if let Some(answer) = cached.as_ref().filter(|_| answers_outright(&request)) {
+        return accept_hit(&shard, user_id, request, &key, answer).await;
+    }
     let place = match cached {
         Some(_) => Place::Local, // not queued at all
-        None => match placement::place(&shard, kind) {
+        None => match placement::place(&shard, kind, runs_here_only(&request.task)) {
             Some(place) => place,
             None => {
                 shard.metrics().uploads_queue_full += 1;
@@ -96,12 +105,42 @@ async fn accept(
         return Err(storage_unavailable());
     }
     shard.metrics().uploads_accepted += 1;
+    if let Some(name) = &user_model {
+        shard.shared.model_catalog.count_request(user_id, name);
+    }
     match waiter {
         None => Ok(Accepted::Pending(record)),
         Some(waiter) => {
             Ok(wait_for_result(&shard.uploads.waiters, record, waiter, timeout_ms).await)
         }
     }
+}
+
+/// A text task naming a model that is not the server's own gets the user's model of that
+/// name, else the public one; else 3005, the same for another user's private model as for a
+/// name nobody uses. Decided here, on the owner, before anything is charged.
+fn with_user_model(
+    shard: &Shard,
+    user_id: u64,
+    mut request: UploadRequest,
+) -> Result<UploadRequest, Refusal> {
+    if let Task::Ocr { options, .. } = &mut request.task {
+        if options.custom.is_none() && !shard.shared.models.contains(&options.model) {
+            let model = shard.shared.model_catalog.resolve(user_id, &options.model);
+            options.custom = Some(model.ok_or_else(|| {
+                Refusal::new(
+                    ApiError::UnknownModel,
+                    format!("unknown model {:?}", options.model),
+                )
+            })?);
+        }
+    }
+    Ok(request)
+}
+
+/// Whether a task must run on this node's threads: users' models are not on the workers.
+fn runs_here_only(task: &Task) -> bool {
+    matches!(task, Task::Ocr { options, .. } if options.custom.is_some())
 }
 
 /// The answer cache's key for a task: the bytes' digest and what else shapes the answer.
@@ -131,19 +170,7 @@ fn reserve(
     request: &UploadRequest,
     key: &CacheKey,
 ) -> Result<UploadRecord, Refusal> {
-    let config = shard.config();
-    let cost = match request.task.kind() {
-        Kind::Ocr => config.uploads.upload_cost,
-        Kind::Detect => config.uploads.detect_cost,
-        Kind::Slide => config.uploads.slide_cost,
-    };
-    let new_upload = NewUpload {
-        cost,
-        model: super::record_model(&request.task),
-        soft_id: request.soft_id.clone(),
-        image_hash: key.prefix(),
-        now_ms: crate::clock::unix_now_ms(),
-    };
+    let new_upload = request.new_upload(shard.config(), key);
     let record = shard
         .store
         .borrow_mut()?

@@ -5,6 +5,8 @@
 //!    probe, the options. Nothing is charged yet.
 //! 2. `accept.rs` — on the owner shard: rate limit, answer cache, queue and waiter room,
 //!    reserve the cost, submit the job, wait for the reservation to be on disk.
+//!    `hit.rs` — an answer the cache holds, for a request without constraints: recorded
+//!    done and charged in one write instead (no reservation, no job).
 //! 3. `finish.rs` — when the result comes back (or at once for a cache hit): post or void
 //!    the reservation, fill the cache, wake the waiting request.
 //! 4. `wait.rs` — `wait=1`: the bounded table of waiting requests, and the wait itself,
@@ -15,6 +17,7 @@
 
 mod accept;
 mod finish;
+mod hit;
 mod placement;
 pub(crate) mod request;
 mod wait;

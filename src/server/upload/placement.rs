@@ -12,11 +12,13 @@ pub enum Place {
     Remote,
 }
 
-/// Where a job of `kind` would run now; `None` when neither side has room.
-pub fn place(shard: &Shard, kind: Kind) -> Option<Place> {
+/// Where a job of `kind` would run now (`local_only`: only here); `None` when no place
+/// has room.
+pub fn place(shard: &Shard, kind: Kind, local_only: bool) -> Option<Place> {
     let queue = &shard.shared.queue;
     let local_room = queue.has_room(kind);
-    let Some(link) = &shard.shared.cluster else {
+    let link = shard.shared.cluster.as_ref().filter(|_| !local_only);
+    let Some(link) = link else {
         return local_room.then_some(Place::Local);
     };
     let remote_room = link.has_room();

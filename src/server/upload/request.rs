@@ -2,15 +2,19 @@
 //! typed [`UploadRequest`]. Everything here is refused before anything is charged.
 
 use super::Encoding;
+use crate::config::Config;
 use crate::contract::{self, ApiError};
+use crate::engine::custom::is_model_name;
 use crate::engine::{
     probe_image, AnswerConstraints, CharsetRange, ColorFilter, RecognizeOptions, SlideMode,
 };
+use crate::recognition::cache::CacheKey;
 use crate::recognition::{Kind, Task};
 use crate::server::call::Call;
 use crate::server::fields::{body_kind, BodyKind, Fields};
 use crate::server::reply::{malformed, Refusal};
 use crate::server::shard::FinishHook;
+use crate::store::NewUpload;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
 /// Longest `soft_id` accepted.
@@ -84,6 +88,23 @@ impl UploadRequest {
         request.checked(call)
     }
 
+    /// What the store records of this upload when it is accepted now: its kind's price, its
+    /// model, soft_id and image hash (`key` is its answer cache key).
+    pub fn new_upload(&self, config: &Config, key: &CacheKey) -> NewUpload {
+        let cost = match self.task.kind() {
+            Kind::Ocr => config.uploads.upload_cost,
+            Kind::Detect => config.uploads.detect_cost,
+            Kind::Slide => config.uploads.slide_cost,
+        };
+        NewUpload {
+            cost,
+            model: super::record_model(&self.task),
+            soft_id: self.soft_id.clone(),
+            image_hash: key.prefix(),
+            now_ms: crate::clock::unix_now_ms(),
+        }
+    }
+
     /// An upload another protocol read is checked here like a `/v2` upload: its images'
     /// sizes, its model, then their formats and dimensions from the headers.
     pub fn checked(mut self, call: &Call) -> Result<UploadRequest, Refusal> {
@@ -98,12 +119,7 @@ impl UploadRequest {
         match &self.task {
             Task::Ocr { image, options } => {
                 check_image_size(image, config.images.max_image_bytes)?;
-                if !call.shard.shared.models.contains(&options.model) {
-                    return Err(Refusal::new(
-                        ApiError::UnknownModel,
-                        format!("unknown model {:?}", options.model),
-                    ));
-                }
+                check_model_shape(&options.model, &call.shard.shared.models)?;
                 probe(image)?;
             }
             Task::Detect { image } => {
@@ -125,6 +141,19 @@ impl UploadRequest {
         self.timeout_ms = self.timeout_ms.min(config.uploads.wait_timeout_ms_max);
         Ok(self)
     }
+}
+
+/// 3005 for a model that is neither the server's own nor shaped as a user's model's name.
+/// Which user model a name means is decided on the owner shard (`accept.rs`), which knows
+/// the caller: a name that is no model of theirs nor public is 3005 there.
+fn check_model_shape(model: &str, builtin: &[String]) -> Result<(), Refusal> {
+    if builtin.iter().any(|b| b == model) || is_model_name(model) {
+        return Ok(());
+    }
+    Err(Refusal::new(
+        ApiError::UnknownModel,
+        format!("unknown model {model:?}"),
+    ))
 }
 
 /// The query's options on their own. Where the body carries the same field, the body's value
@@ -221,12 +250,7 @@ pub fn recognize_options(fields: &Fields, models: &[String]) -> Result<Recognize
         .filter(|m| !m.is_empty())
         .unwrap_or("old")
         .to_string();
-    if !models.contains(&model) {
-        return Err(Refusal::new(
-            ApiError::UnknownModel,
-            format!("unknown model {model:?}"),
-        ));
-    }
+    check_model_shape(&model, models)?;
     let charset_range = match fields.text("charset_range") {
         None => None,
         Some(text) => Some(
@@ -245,6 +269,7 @@ pub fn recognize_options(fields: &Fields, models: &[String]) -> Result<Recognize
         probability: fields.flag("probability", false)?,
         charset_range,
         color_filter,
+        ..RecognizeOptions::default()
     })
 }
 

@@ -151,7 +151,12 @@ function typeText(doc, schemaRef) {
   if (!schemaRef) return '';
   const schema = resolve(doc, schemaRef);
   if (schema.oneOf || schema.anyOf) return (schema.oneOf ?? schema.anyOf).map((s) => typeText(doc, s)).join(' | ');
-  if (schema.allOf) return typeText(doc, merged(doc, schema));
+  if (schema.allOf) {
+    // The folded schema keeps no `allOf` of its own, or this would call itself for ever
+    // (a schema whose `allOf` only holds `if`/`then` rules folds to itself).
+    const { allOf: _parts, ...folded } = merged(doc, schema);
+    return typeText(doc, folded);
+  }
   if (schema.const !== undefined) return JSON.stringify(schema.const);
   if (schema.enum) return schema.enum.map((v) => JSON.stringify(v)).join(' | ');
   const type = Array.isArray(schema.type) ? schema.type.join(' | ') : schema.type ?? 'any';

@@ -1,0 +1,78 @@
+//! Step 2 for an upload the answer cache can answer outright: recorded born done and charged
+//! in one store transaction (`record_cache_hits`, the write `POST /v2/decode/cached` makes),
+//! instead of a reservation and then its post. Half the transactions and a third of the
+//! writes of the general path (no pending index, one journal entry, one stats update), on the
+//! path where the store was most of an upload's CPU time.
+//!
+//! Only for a hit that nothing can still refuse: an answer with constraints to check goes the
+//! general way (it may end "unsolvable" and refunded). What the client sees is the same as on
+//! the general path: `pending` without `wait` (the record is already done when it polls), the
+//! done record with it; the record is reportable and refundable like any upload.
+
+use super::finish::stored_answer;
+use super::request::UploadRequest;
+use super::Accepted;
+use crate::recognition::cache::CacheKey;
+use crate::recognition::JobAnswer;
+use crate::server::reply::{storage_unavailable, Refusal};
+use crate::server::shard::Shard;
+use crate::server::state::Finished;
+use crate::store::{CachedUpload, UploadStatus};
+use std::rc::Rc;
+
+/// Whether an upload whose answer is cached can be recorded done at once.
+pub fn answers_outright(request: &UploadRequest) -> bool {
+    request.constraints == Default::default()
+}
+
+/// Records the cached `answer` as the user's done upload, charged, and answers once that is
+/// on disk (a 200 means the charge is durable, as a reservation is on the general path).
+pub async fn accept_hit(
+    shard: &Rc<Shard>,
+    user_id: u64,
+    request: UploadRequest,
+    key: &CacheKey,
+    answer: &JobAnswer,
+) -> Result<Accepted, Refusal> {
+    assert!(answers_outright(&request), "constraints go the general way");
+    let (text, confidence) = stored_answer(answer);
+    let hit = CachedUpload {
+        upload: request.new_upload(shard.config(), key),
+        text,
+        confidence: confidence.unwrap_or(f32::NAN),
+    };
+    let mut records = shard
+        .store
+        .borrow_mut()?
+        .record_cache_hits(user_id, vec![hit])?;
+    let record = records.pop().expect("one record per hit");
+    assert!(records.is_empty() && record.user_id == user_id);
+    assert_eq!(record.status, UploadStatus::Done);
+    count(shard);
+    if let Some(hook) = request.on_finish {
+        hook(shard, &record);
+    }
+    if shard.commit.durable().await.is_err() {
+        // As on the general path: the disk failed (storage.rs logs why, once), the store
+        // takes no writes until it is reopened, and then the charge, if it reached the disk,
+        // is given back: a refused upload costs nothing.
+        shard.store.withdraw_at_reopen(record.id);
+        return Err(storage_unavailable());
+    }
+    shard.metrics().uploads_accepted += 1;
+    Ok(match request.wait {
+        false => Accepted::Pending(record),
+        true => Accepted::Finished(Finished {
+            record,
+            failure: None,
+        }),
+    })
+}
+
+/// The same counters as a result applied by finish.rs.
+fn count(shard: &Shard) {
+    let mut metrics = shard.metrics();
+    metrics.results_done += 1;
+    metrics.results_cache_hits += 1;
+    metrics.queued_us.saturating_record(1);
+}
