@@ -241,10 +241,10 @@ fn the_official_sdks_list_the_tools_and_solve_fixtures_with_ddddocrs_answers() {
     let python = check_agent(&server, "py-agent", &readings(0, 0), python_agent);
     let ocr = python["tools"][0].clone();
     assert_eq!(ocr["input"]["required"], json!(["image"]));
-    assert_eq!(
-        ocr["input"]["properties"]["model"]["enum"],
-        json!(["old", "beta"])
-    );
+    // The server's own models as examples; a user's model is taken by name too (no enum).
+    let model = &ocr["input"]["properties"]["model"];
+    assert_eq!(model["examples"], json!(["old", "beta"]), "{model}");
+    assert!(model.get("enum").is_none(), "{model}");
     let typescript = check_agent(&server, "ts-agent", &readings(2, 1), typescript_agent);
     assert_eq!(typescript["session"].as_str().map(str::len), Some(32));
     // Both SDKs end their session with DELETE as they leave: no session is left.
@@ -628,7 +628,22 @@ fn the_oldest_version_served_gets_no_structured_output() {
 /// already charged like an upload over `/v2`; the `result` tool reads ddddocr's answer later.
 #[test]
 fn a_reading_not_waited_for_is_pending_and_the_result_tool_reads_it() {
-    let server = Server::start(1, &["mcp_wait_ms=0"]);
+    pending_then_read(&["mcp_wait_ms=0"]);
+}
+
+/// The smaller of `mcp_wait_ms` and `wait_timeout_ms_max` applies: the default
+/// `mcp_wait_ms` (10 s) with every upload's wait bounded at 0 answers `pending` at once.
+#[test]
+fn wait_timeout_ms_max_bounds_a_readings_wait() {
+    pending_then_read(&[
+        "wait_timeout_ms_max=0",
+        "wait_timeout_ms_default=0",
+        "compat_wait_ms=0",
+    ]);
+}
+
+fn pending_then_read(settings: &[&str]) {
+    let server = Server::start(1, settings);
     let token = server.demo_token();
     let key = api_key(&server, &token);
     let mut client = server.client();
@@ -653,4 +668,107 @@ fn a_reading_not_waited_for_is_pending_and_the_result_tool_reads_it() {
     assert_eq!(done["status"], "done", "{done}");
     assert_eq!(done["result"], expected.as_str());
     assert_eq!(server.balance(&token), (1000 - cost, 0));
+}
+
+/// A multipart form of text fields and file parts: (content type, body).
+fn model_form(texts: &[(&str, &str)], files: &[(&str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "aiocrMcpModelBoundary";
+    let mut body = Vec::new();
+    for (name, value) in texts {
+        let part = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        );
+        body.extend(part.bytes());
+    }
+    for (name, bytes) in files {
+        let head = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; \
+             filename=\"{name}.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+        );
+        body.extend(head.bytes());
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend(format!("--{boundary}--\r\n").bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// `ocr`'s `model` takes a user's own model by name (added with `POST /v2/models`): its
+/// answers are ddddocr's through its import path (tests/fixtures/custom-models, a charset
+/// permuted so that they differ from the built-in model's), charged as `/v2` charges the
+/// same upload; another user's private model, or no model at all, is a tool error with 3005.
+#[test]
+fn ocr_reads_with_the_callers_own_model_by_name() {
+    let server = Server::start(1, &[]);
+    let admin = server.admin_token();
+    let (_, owner) = server.create_user(&admin, "modeler", 1000, "user");
+    let (_, stranger) = server.create_user(&admin, "stranger", 1000, "user");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let models = fixtures.join("custom-models");
+    let onnx = std::fs::read(common::model_dir().join("common_old.onnx")).unwrap();
+    let charsets = std::fs::read(models.join("permuted-charset/charsets.json")).unwrap();
+    let (content_type, body) = model_form(
+        &[("name", "mine"), ("public", "0")],
+        &[("onnx", &onnx), ("charsets", &charsets)],
+    );
+    let added = server
+        .client()
+        .post("/v2/models", Some(&owner), &content_type, &body);
+    assert_eq!(added.status, 200, "{}", added.text());
+
+    let manifest = std::fs::read_to_string(models.join("manifest.tsv")).unwrap();
+    let rows: Vec<Vec<&str>> = manifest
+        .lines()
+        .skip(1)
+        .map(|line| line.split('\t').collect())
+        .filter(|cols: &Vec<&str>| cols[0] == "permuted-charset")
+        .take(2)
+        .collect();
+    let image = |file: &str| base64(&std::fs::read(fixtures.join("captcha").join(file)).unwrap());
+
+    let key = api_key(&server, &owner);
+    let mut client = server.client();
+    let session = initialize(&mut client, &key);
+    let list = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
+    let tools = post(&mut client, Some(&key), Some(&session), &[], list).json();
+    let model = &tools["result"]["tools"][0]["inputSchema"]["properties"]["model"];
+    assert!(
+        model.get("enum").is_none(),
+        "a user's model is no enum's: {model}"
+    );
+    let arguments = json!({ "image": image(rows[0][2]), "model": "mine" });
+    let read = call(&mut client, &key, &session, "ocr", arguments);
+    let answer = &read["result"]["structuredContent"];
+    assert_eq!(answer["status"], "done", "{read}");
+    assert_eq!(
+        answer["result"], rows[0][3],
+        "ddddocr's answer with this model"
+    );
+    let cost = answer["cost"].as_i64().unwrap();
+    assert_eq!(server.balance(&owner), (1000 - cost, 0));
+    let body = json!({ "image": image(rows[1][2]), "model": "mine", "wait": true });
+    let over_v2 = client.post_json("/v2/decode/upload-base64", Some(&owner), &body.to_string());
+    assert_eq!(
+        over_v2.json()["data"]["result"],
+        rows[1][3],
+        "{}",
+        over_v2.text()
+    );
+    assert_eq!(
+        over_v2.json()["data"]["cost"],
+        cost,
+        "/v2 charges what MCP charged"
+    );
+
+    // Not the stranger's model: 3005, as over /v2, and nothing charged.
+    let stranger_key = api_key(&server, &stranger);
+    let mut client = server.client();
+    let session = initialize(&mut client, &stranger_key);
+    for model in ["mine", "nobodys"] {
+        let arguments = json!({ "image": image(rows[0][2]), "model": model });
+        let refused = call(&mut client, &stranger_key, &session, "ocr", arguments);
+        assert_eq!(refused["result"]["isError"], true, "{refused}");
+        assert_eq!(contract_code(&refused), 3005, "{refused}");
+    }
+    assert_eq!(server.balance(&stranger), (1000, 0));
 }

@@ -29,7 +29,9 @@ pub struct McpConfig {
     /// A session unused this long is ended (its next request gets 404).
     pub mcp_session_idle_secs: u64,
     /// How long `ocr`, `detect` and `slide` wait for their answer before answering
-    /// `pending` (the `result` tool then has it); at most `wait_timeout_ms_max`.
+    /// `pending` (the `result` tool then has it). The smaller of this and
+    /// `wait_timeout_ms_max` applies, like a `/v2` upload's `timeout_ms` (so a lower
+    /// `wait_timeout_ms_max` alone must not stop the server from starting).
     pub mcp_wait_ms: u64,
     /// Browser origins allowed to call `/mcp` (comma list of `scheme://host[:port]`); a
     /// request with any other `Origin` is 403 (DNS rebinding). Agents send no `Origin`.

@@ -206,10 +206,6 @@ impl Config {
                 self.compat.compat_wait_ms <= self.uploads.wait_timeout_ms_max,
                 "compat_wait_ms must be at most wait_timeout_ms_max",
             ),
-            (
-                self.mcp.mcp_wait_ms <= self.uploads.wait_timeout_ms_max,
-                "mcp_wait_ms must be at most wait_timeout_ms_max",
-            ),
         ])
     }
 }

@@ -66,9 +66,10 @@ impl Tool {
     fn description(self) -> &'static str {
         match self {
             Tool::Ocr => {
-                "Reads the text of a captcha image (PNG, JPEG, GIF or BMP, base64) with the \
-                 ddddocr models, answering exactly what ddddocr 1.6.1 answers. Costs the \
-                 model's price in points; a failed reading is refunded."
+                "Reads the text of a captcha image (PNG, JPEG, GIF, BMP or WebP, base64) \
+                 with the ddddocr models, answering exactly what ddddocr 1.6.1 answers, or \
+                 with a model of your own (dddd_trainer's, added with POST /v2/models). \
+                 Costs the model's price in points; a failed reading is refunded."
             }
             Tool::Detect => {
                 "Finds the characters of a click captcha: boxes [x1, y1, x2, y2] in pixels, \
@@ -92,7 +93,9 @@ impl Tool {
         }
     }
 
-    /// The input schema; `models` are the names `ocr`'s `model` may take.
+    /// The input schema; `models` are the server's own models, which `ocr`'s `model` names
+    /// as examples: it also takes a user's model by name (the models API), so the schema
+    /// cannot enumerate it (another user's models are not the caller's to see).
     fn input_schema(self, models: &[String]) -> Value {
         let image = json!({
             "type": "string",
@@ -108,7 +111,17 @@ impl Tool {
             Tool::Ocr => (
                 json!({
                     "image": image,
-                    "model": { "type": "string", "enum": models, "default": "old" },
+                    "model": {
+                        "type": "string",
+                        "default": "old",
+                        "examples": models,
+                        "description": format!(
+                            "the model: one of the server's ({}), or the name of one of your \
+                             models or of a public one (GET /v2/models lists them); another \
+                             name is refused with code 3005",
+                            models.join(", ")
+                        )
+                    },
                     "charset_range": {
                         "type": ["string", "integer"],
                         "description": "ddddocr's set_ranges: 0-7 for its predefined sets, or the characters allowed"
@@ -358,10 +371,11 @@ mod tests {
             let name_ok = tool.name().bytes().all(|b| b.is_ascii_lowercase());
             assert!(name_ok, "names within the spec's characters");
         }
-        assert_eq!(
-            tools[0]["inputSchema"]["properties"]["model"]["enum"],
-            json!(["old", "beta"])
-        );
+        // A user's own model is taken by name too: no enum, the server's own as examples.
+        let model = &tools[0]["inputSchema"]["properties"]["model"];
+        assert!(model.get("enum").is_none(), "{model}");
+        assert_eq!(model["examples"], json!(["old", "beta"]));
+        assert!(model["description"].as_str().unwrap().contains("old, beta"));
         let old = list(
             Features {
                 structured_output: false,

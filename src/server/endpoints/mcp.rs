@@ -275,7 +275,8 @@ async fn run_tool(
 }
 
 /// A reading: the `/v2` upload of `kind` from the tool's arguments, waiting up to
-/// `mcp_wait_ms` for its answer (pending after that: the `result` tool has it later).
+/// `mcp_wait_ms` (or `wait_timeout_ms_max` if smaller: the bound of every upload's wait)
+/// for its answer (pending after that: the `result` tool has it later).
 async fn reading(
     call: &Call<'_>,
     caller: &Caller,
@@ -283,7 +284,11 @@ async fn reading(
     fields: Fields,
 ) -> Result<Value, Refusal> {
     let mut request = UploadRequest::from_fields(call, kind, fields, None)?;
-    let wait_ms = call.shard.config().mcp.mcp_wait_ms;
+    let config = call.shard.config();
+    let wait_ms = config
+        .mcp
+        .mcp_wait_ms
+        .min(config.uploads.wait_timeout_ms_max);
     request.wait = wait_ms > 0;
     request.timeout_ms = wait_ms;
     let caller = *caller;
