@@ -85,6 +85,7 @@ STATE_MESSAGES_1001 = (
     "no such user",
     "username already exists",
     "balance would overflow",
+    "the balance would pass",  # the bound on a balance, 2^53 - 1 points
 )
 
 
