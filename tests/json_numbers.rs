@@ -14,7 +14,7 @@ mod common;
 
 use aiocr::json_numbers::{unsafe_integers, MAX_SAFE_INTEGER};
 use aiocr::recognition::cache::digest;
-use common::{base64, fixture, multipart, Answer, Server};
+use common::{base64, fixture, multipart, multipart_form, Answer, Server};
 use serde_json::{json, Value};
 use std::cell::Cell;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -108,8 +108,19 @@ impl Walk {
 
     /// Grants the user what takes its balance to the bound (points and reserved together).
     fn fill(&self, user: &User) {
-        let data = &self.get("/v2/user/point", &user.token)["data"];
-        let held = data["points"].as_i64().unwrap() + data["reserved"].as_i64().unwrap();
+        // What earlier uploads still hold is spent or given back first: a reservation left
+        // would stay out of the balance, and the next call at the bound's cost find 2001.
+        let mut data = self.get("/v2/user/point", &user.token)["data"].clone();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while data["reserved"].as_i64() != Some(0) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "reservations never settled: {data}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            data = self.get("/v2/user/point", &user.token)["data"].clone();
+        }
+        let held = data["points"].as_i64().unwrap();
         if held < MAX {
             let grant =
                 json!({ "user_id": user.id, "points": MAX - held, "reason": "to the brim" });
@@ -210,6 +221,9 @@ fn every_json_answer_keeps_its_integers_within_2_to_the_53() {
         format!("slide_cost={MAX}"),
     ];
     let mut settings = vec![
+        // createTask's answer is asserted `ready`: on a busy machine a reading may take
+        // longer than the default three seconds it waits.
+        "compat_wait_ms=30000",
         "rate_limit_burst=1000",
         "fastapi_account=rich",
         allow.as_str(),
@@ -383,9 +397,9 @@ fn every_json_answer_keeps_its_integers_within_2_to_the_53() {
     walk.fill(&rich);
     walk.post_form("/detection", None, &[], &det);
     walk.fill(&rich);
-    let (kind, body) = form(
-        &[("target_file", &target), ("background_file", &background)],
+    let (kind, body) = multipart_form(
         &[("simple_target", "true")],
+        &[("target_file", &target), ("background_file", &background)],
     );
     walk.send("POST", "/slide_match", None, &kind, &body);
     walk.fill(&rich);
@@ -433,9 +447,9 @@ fn every_json_answer_keeps_its_integers_within_2_to_the_53() {
             .join("tests/fixtures/custom-models/permuted-charset/charsets.json"),
     )
     .unwrap();
-    let (kind, body) = form(
-        &[("onnx", &onnx), ("charsets", &charsets)],
+    let (kind, body) = multipart_form(
         &[("name", "mine"), ("public", "0")],
+        &[("onnx", &onnx), ("charsets", &charsets)],
     );
     let added = walk
         .send("POST", "/v2/models", Some(&rich.token), &kind, &body)
@@ -513,29 +527,4 @@ fn every_json_answer_keeps_its_integers_within_2_to_the_53() {
         "{} JSON answers walked",
         walk.walked.get()
     );
-}
-
-/// A multipart form of file parts and text fields: (content type, body).
-fn form(files: &[(&str, &[u8])], texts: &[(&str, &str)]) -> (String, Vec<u8>) {
-    let boundary = "aiocrJsonNumbers7Zq";
-    let mut body = Vec::new();
-    for (name, bytes) in files {
-        body.extend(
-            format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}.bin\"\r\n\
-                 Content-Type: application/octet-stream\r\n\r\n"
-            )
-            .bytes(),
-        );
-        body.extend_from_slice(bytes);
-        body.extend_from_slice(b"\r\n");
-    }
-    for (name, value) in texts {
-        body.extend(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
-                .bytes(),
-        );
-    }
-    body.extend(format!("--{boundary}--\r\n").bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
 }

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{base64, fixture, manifest, Answer, Client, Server};
+use common::{base64, fixture, manifest, multipart_form, Answer, Client, Server};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -670,29 +670,6 @@ fn pending_then_read(settings: &[&str]) {
     assert_eq!(server.balance(&token), (1000 - cost, 0));
 }
 
-/// A multipart form of text fields and file parts: (content type, body).
-fn model_form(texts: &[(&str, &str)], files: &[(&str, &[u8])]) -> (String, Vec<u8>) {
-    let boundary = "aiocrMcpModelBoundary";
-    let mut body = Vec::new();
-    for (name, value) in texts {
-        let part = format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
-        );
-        body.extend(part.bytes());
-    }
-    for (name, bytes) in files {
-        let head = format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; \
-             filename=\"{name}.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-        );
-        body.extend(head.bytes());
-        body.extend_from_slice(bytes);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend(format!("--{boundary}--\r\n").bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
-}
-
 /// `ocr`'s `model` takes a user's own model by name (added with `POST /v2/models`): its
 /// answers are ddddocr's through its import path (tests/fixtures/custom-models, a charset
 /// permuted so that they differ from the built-in model's), charged as `/v2` charges the
@@ -707,7 +684,7 @@ fn ocr_reads_with_the_callers_own_model_by_name() {
     let models = fixtures.join("custom-models");
     let onnx = std::fs::read(common::model_dir().join("common_old.onnx")).unwrap();
     let charsets = std::fs::read(models.join("permuted-charset/charsets.json")).unwrap();
-    let (content_type, body) = model_form(
+    let (content_type, body) = multipart_form(
         &[("name", "mine"), ("public", "0")],
         &[("onnx", &onnx), ("charsets", &charsets)],
     );

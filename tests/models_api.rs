@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use aiocr::engine::custom::ModelDigest;
-use common::{base64, model_dir, Client, Server};
+use common::{base64, model_dir, multipart_form, Client, Server};
 
 fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -41,33 +41,6 @@ fn image(file: &str) -> Vec<u8> {
     std::fs::read(fixtures_dir().join("captcha").join(file)).unwrap()
 }
 
-/// A multipart body of text fields and file parts; (content type, body).
-fn form(texts: &[(&str, &str)], files: &[(&str, &[u8])]) -> (String, Vec<u8>) {
-    let boundary = "aiocrModelBoundary42";
-    let mut body = Vec::new();
-    for (name, value) in texts {
-        body.extend(
-            format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
-            )
-            .bytes(),
-        );
-    }
-    for (name, bytes) in files {
-        body.extend(
-            format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; \
-                 filename=\"{name}.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-            )
-            .bytes(),
-        );
-        body.extend_from_slice(bytes);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend(format!("--{boundary}--\r\n").bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
-}
-
 /// `POST /v2/models`: (HTTP status, JSON answer).
 fn add_model(
     server: &Server,
@@ -78,7 +51,7 @@ fn add_model(
     public: bool,
 ) -> (u16, serde_json::Value) {
     let public = if public { "1" } else { "0" };
-    let (content_type, body) = form(
+    let (content_type, body) = multipart_form(
         &[("name", name), ("public", public)],
         &[("onnx", onnx), ("charsets", charsets)],
     );

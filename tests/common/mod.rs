@@ -614,3 +614,27 @@ pub fn multipart(file_field: &str, image: &[u8], fields: &[(&str, &str)]) -> (St
     body.extend(format!("\r\n--{boundary}--\r\n").bytes());
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
+
+/// A multipart/form-data body of text fields, then file parts (as
+/// `application/octet-stream`, named after their field): (content type, body).
+pub fn multipart_form(texts: &[(&str, &str)], files: &[(&str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "aiocrTestFormBoundary42";
+    let mut body = Vec::new();
+    for (name, value) in texts {
+        let part = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        );
+        body.extend(part.bytes());
+    }
+    for (name, bytes) in files {
+        let head = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; \
+             filename=\"{name}.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+        );
+        body.extend(head.bytes());
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend(format!("--{boundary}--\r\n").bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
