@@ -130,7 +130,7 @@ fn click_with_more_characters_than_boxes_is_unsolvable() {
     assert_eq!(code, 1, "{stdout}");
     let answer = answer_of(&stdout, &image);
     assert!(
-        answer.starts_with("error: unsolvable") && answer.ends_with("(code 5003)"),
+        answer.starts_with("error: unsolvable") && answer.ends_with("(code 5005)"),
         "{answer}"
     );
 }
@@ -187,7 +187,7 @@ fn an_image_too_narrow_for_an_expression_is_unsolvable() {
     assert_eq!(code, 1, "{stdout}");
     let answer = answer_of(&stdout, &image);
     assert!(
-        answer.starts_with("error: unsolvable") && answer.ends_with("(code 5003)"),
+        answer.starts_with("error: unsolvable") && answer.ends_with("(code 5005)"),
         "{answer}"
     );
     let (code, stdout) = aiocr(&["ocr", image.to_str().unwrap()]);
@@ -252,7 +252,7 @@ fn constraints_no_answer_meets_are_unsolvable() {
     assert_eq!(code, 1, "{stdout}");
     let answer = answer_of(&stdout, &file);
     assert!(
-        answer.starts_with("error: unsolvable") && answer.ends_with("(code 5003)"),
+        answer.starts_with("error: unsolvable") && answer.ends_with("(code 5005)"),
         "{answer}"
     );
     let (code, _) = aiocr(&["ocr", "--min-len", "65", file.to_str().unwrap()]);

@@ -262,6 +262,11 @@ impl Fields {
         }
     }
 
+    /// Whether a binary multipart part of that name came.
+    pub fn has_file(&self, name: &str) -> bool {
+        self.files.iter().any(|(key, _)| key == name)
+    }
+
     /// A binary multipart part, removed from the fields (images are large: no copy).
     pub fn take_file(&mut self, name: &str) -> Option<Vec<u8>> {
         let at = self.files.iter().position(|(key, _)| key == name)?;
