@@ -4,8 +4,8 @@
 #   2. the ddddocr 1.6.1 models (OCR: common_old.onnx, common.onnx and their charsets; click-captcha
 #      detection: common_det.onnx), ONNX Runtime's shared library and Intel IPP's image library
 #      (slide matching), from PyPI wheels into $AIOCR_MODEL_DIR (default ./models);
-#   3. the test tools: the captcha client libraries, the OpenAPI validator and schemathesis
-#      (Python venvs), playwright-core for the browser tests (npm);
+#   3. the test tools: the captcha client libraries (a Python venv, and npm), the OpenAPI
+#      validator and schemathesis (a Python venv), playwright-core for the browser tests (npm);
 #   4. a release build of every binary.
 # Every step is skipped when its result is already there, so running it again is cheap.
 set -euo pipefail
@@ -126,11 +126,10 @@ install_openapi_tools() {
     cp tests/openapi/requirements.txt "$stamp"
 }
 
-# The console's browser tests drive Chromium with playwright-core (Node.js 20 or later, npm),
-# installed from tests/browser/package-lock.json into tests/browser/node_modules. Playwright's
-# own browser download is not used: the tests run /usr/bin/chromium.
-install_browser_driver() {
-    local dir="tests/browser"
+# `npm ci` of DIR/package-lock.json into DIR/node_modules (Node.js 20 or later, npm), skipped
+# when that lock file is what was installed last.
+npm_ci_locked() {
+    local dir="$1" what="$2"
     local stamp="$dir/node_modules/.package-lock.json.installed"
     if [ -f "$stamp" ] && cmp -s "$stamp" "$dir/package-lock.json"; then
         return 0
@@ -138,12 +137,26 @@ install_browser_driver() {
     local major
     major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"
     if [ "$major" -lt 20 ]; then
-        echo "setup: the browser tests need Node.js 20 or later with npm (found: ${major})" >&2
+        echo "setup: $what needs Node.js 20 or later with npm (found: ${major})" >&2
         return 1
     fi
-    echo "setup: installing playwright-core into $dir/node_modules"
+    echo "setup: installing $what into $dir/node_modules"
     (cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
     cp "$dir/package-lock.json" "$stamp"
+}
+
+# The console's browser tests drive Chromium with playwright-core, installed from
+# tests/browser/package-lock.json. Playwright's own browser download is not used: the tests
+# run /usr/bin/chromium.
+install_browser_driver() {
+    npm_ci_locked tests/browser "playwright-core (the browser tests)"
+}
+
+# The captcha services' JavaScript client libraries the tests drive against a live server
+# (@2captcha/captcha-solver, @antiadmin/anticaptchaofficial, node-capmonster), pinned in
+# tests/npm_clients/package-lock.json.
+install_npm_clients() {
+    npm_ci_locked tests/npm_clients "the captcha client libraries from npm"
 }
 
 build() {
@@ -167,4 +180,5 @@ fetch_ipp
 install_client_libraries
 install_openapi_tools
 install_browser_driver
+install_npm_clients
 build

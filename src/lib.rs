@@ -28,8 +28,9 @@
 //! configuration of per-subsystem sections, parsed into types at load), [`contract`] (the
 //! API's error codes and the mapping of every layer's errors onto them), [`tls`] (the
 //! certificate files, read at start and on SIGHUP), [`metrics`], [`clock`] (the one wall
-//! clock), [`money`] (points as the decimal amounts the captcha protocols show), [`log`]
-//! (the log and output lines).
+//! clock), [`money`] (points as the decimal amounts the captcha protocols show, and their
+//! bound), [`json_numbers`] (integers every JSON reader reads exactly), [`log`] (the log and
+//! output lines).
 //!
 //! Commands: `server::run` (`aiocr serve`), `cluster::worker` (`aiocr worker`), [`ocr_cmd`],
 //! [`det_cmd`], [`slide_cmd`] (`aiocr ocr|det|slide`, sharing [`engine_cmd`] and their
@@ -57,6 +58,7 @@ pub mod doctor;
 pub mod engine;
 pub mod engine_cmd;
 pub mod http;
+pub mod json_numbers;
 pub mod login_backoff;
 pub mod metrics;
 pub mod model_cmd;

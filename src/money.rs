@@ -2,6 +2,13 @@
 //! there. One point is worth `price_per_point` (config); amounts are computed in millionths,
 //! exactly, never in floating point.
 
+/// The most points a balance holds (spendable and reserved together), and the most any
+/// single amount of points (a cost, a grant, an adjustment) may be: 2^53 - 1, so that every
+/// points number in a JSON answer is an integer every reader reads exactly
+/// (`json_numbers`). The store's journal refuses any movement that would take a balance past
+/// it; the configuration refuses costs above it.
+pub const MAX_POINTS: i64 = crate::json_numbers::MAX_SAFE_INTEGER;
+
 /// Millionths of a currency unit in one unit.
 const MICROS_PER_UNIT: u64 = 1_000_000;
 

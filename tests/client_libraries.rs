@@ -1,7 +1,10 @@
 //! The official captcha client libraries from PyPI (tests/clients/requirements.txt, installed
-//! by scripts/setup.sh into tests/clients/.venv), unmodified but for the server address,
-//! solving fixtures against a live aiocr: their answers must be ddddocr's, the balance they
-//! read must be the ledger's, and a report through them must refund.
+//! by scripts/setup.sh into tests/clients/.venv) and from npm (tests/npm_clients/
+//! package-lock.json, installed into tests/npm_clients/node_modules), unmodified but for the
+//! server address, solving fixtures against a live aiocr: their answers must be ddddocr's,
+//! the balance they read must be the ledger's, and a report through them must refund. The
+//! JavaScript ones read every JSON number as a double: they find their tasks only because
+//! every integer aiocr answers is within 2^53 - 1.
 
 mod common;
 
@@ -217,4 +220,52 @@ fn twocaptcha_python_over_tls() {
         (1000 - IMAGES as i64 + 1, 0),
         "its report refunded"
     );
+}
+
+fn node_client(client: &str, url: &str, key: &str, files: &[PathBuf]) -> Vec<(String, String)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/npm_clients");
+    assert!(
+        dir.join("node_modules").exists(),
+        "{} is missing: run scripts/setup.sh",
+        dir.join("node_modules").display()
+    );
+    let output = Command::new("node")
+        .arg(dir.join("solve.cjs"))
+        .args([client, url, key])
+        .args(files)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "{client}: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+/// The three JavaScript libraries the issue names: `@antiadmin/anticaptchaofficial` and
+/// `node-capmonster` (the JSON task protocol: their `taskId` is a double) and
+/// `@2captcha/captcha-solver` (2captcha v1 with `json=1`).
+#[test]
+fn anticaptcha_capmonster_and_2captcha_npm_libraries_over_http() {
+    let server = Server::start(2, &["rate_limit_burst=1000"]);
+    let key = key_of(&server);
+    let url = format!("http://127.0.0.1:{}", server.port);
+    let fixtures = fixtures();
+    let files: Vec<PathBuf> = fixtures.iter().map(|(path, _)| path.clone()).collect();
+    let mut points = 1000;
+    for client in ["anticaptcha", "capmonster", "2captcha"] {
+        let lines = node_client(client, &url, &key, &files);
+        points -= IMAGES as i64;
+        check_run(client, &lines, &fixtures, points);
+        if client != "capmonster" {
+            points += 1; // its report refunded one answer
+        }
+        assert_eq!(server.balance(&key), (points, 0), "{client}");
+    }
 }

@@ -382,6 +382,84 @@ fn the_task_protocol_answers_ready_with_the_solution() {
     assert_eq!(correct["status"], "success");
 }
 
+/// 2^53 - 1: the largest integer a JavaScript client (any reader of JSON numbers as
+/// doubles) reads exactly.
+const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+
+#[test]
+fn task_ids_are_exact_json_integers_that_outlive_a_restart() {
+    let Setup { server, token, key } = setup(&[]);
+    let create = |server: &Server, index: usize| {
+        let (image, expected) = sample(index);
+        let body = json!({ "clientKey": key, "task": { "type": "ImageToTextTask", "body": base64(&image) } });
+        let created = server
+            .client()
+            .post_json("/createTask", None, &body.to_string())
+            .json();
+        assert_eq!(created["status"], "ready", "{created}");
+        let task_id = created["taskId"].as_u64().expect("a JSON integer");
+        assert!(
+            task_id <= MAX_SAFE_INTEGER,
+            "{task_id} is rounded by a double"
+        );
+        (task_id, expected)
+    };
+    let result = |server: &Server, task_id: Value| {
+        let body = json!({ "clientKey": key, "taskId": task_id });
+        server
+            .client()
+            .post_json("/getTaskResult", None, &body.to_string())
+            .json()
+    };
+    let first = create(&server, 8);
+    let second = create(&server, 9);
+    assert_ne!(first.0, second.0);
+    assert_ne!(first.1, second.1, "two answers to tell the tasks apart");
+    for (task_id, expected) in [&first, &second] {
+        // What a double keeps of the id is the id: the task a JavaScript client asks for
+        // (`JSON.stringify` writes it back without a fraction; `4097.0` is taken too).
+        let as_double = *task_id as f64;
+        assert_eq!(as_double as u64, *task_id);
+        for sent in [json!(as_double as u64), json!(as_double)] {
+            let answer = result(&server, sent);
+            assert_eq!(answer["solution"]["text"], expected.as_str(), "{answer}");
+        }
+    }
+    // The 64-bit upload id (what older versions answered as taskId; a /v2 upload's id)
+    // still names its upload, as a string or as an exact integer.
+    let upload = server.client().post(
+        "/v2/decode/upload?wait=1",
+        Some(&token),
+        "image/png",
+        &sample(10).0,
+    );
+    let upload_id: u64 = upload.json()["data"]["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(upload_id > MAX_SAFE_INTEGER);
+    for named in [json!(upload_id), json!(upload_id.to_string())] {
+        let answer = result(&server, named);
+        assert_eq!(
+            answer["solution"]["text"],
+            sample(10).1.as_str(),
+            "{answer}"
+        );
+    }
+    // After a restart: the same ids name the same tasks, and new ids are new.
+    let mut server = server;
+    assert_eq!(server.terminate(), 0);
+    let server = server.restart();
+    for (task_id, expected) in [&first, &second] {
+        let answer = result(&server, json!(task_id));
+        assert_eq!(answer["solution"]["text"], expected.as_str(), "{answer}");
+    }
+    let third = create(&server, 11);
+    assert!(third.0 != first.0 && third.0 != second.0);
+    assert_eq!(result(&server, json!(third.0 + 1_000))["errorId"], 16);
+}
+
 #[test]
 fn the_task_protocol_errors_carry_ids_codes_and_descriptions() {
     let setup = setup(&["compat_wait_ms=0"]);

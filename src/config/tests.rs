@@ -163,6 +163,12 @@ fn refuses_bad_values() {
     assert!(refused("recognition_priority", "nice:40").is_err());
     assert!(refused("shard_inbox_len", "0").is_err());
     assert!(refused("price_per_point", "0.0000001").is_err());
+    assert!(
+        refused("upload_cost", "9007199254740992").is_err(),
+        "past 2^53 - 1"
+    );
+    assert!(refused("slide_cost", "-1").is_err());
+    assert!(refused("detect_cost", "9007199254740991").is_ok());
     assert!(refused("callback_allow", "nohost").is_err());
     assert!(refused("password_hash_queue_len", "0").is_err());
     assert!(refused("password_hash_priority", "").is_err());

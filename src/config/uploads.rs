@@ -60,8 +60,10 @@ impl UploadConfig {
                 "rate_limit_burst must be positive while rate_limit_per_sec limits (is not 0)",
             ),
             (
-                self.upload_cost >= 0 && self.detect_cost >= 0 && self.slide_cost >= 0,
-                "upload_cost, detect_cost and slide_cost must not be negative",
+                [self.upload_cost, self.detect_cost, self.slide_cost]
+                    .iter()
+                    .all(|cost| (0..=crate::money::MAX_POINTS).contains(cost)),
+                "upload_cost, detect_cost and slide_cost must be 0..=9007199254740991 (2^53 - 1)",
             ),
             (
                 self.wait_timeout_ms_default <= self.wait_timeout_ms_max,

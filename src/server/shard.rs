@@ -75,8 +75,10 @@ pub struct ShardSeed {
     pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
-/// What an upload's owner shard runs when the upload finishes (a compat protocol's callback).
-pub type FinishHook = Box<dyn FnOnce(&Rc<Shard>, &UploadRecord) + Send>;
+/// What an upload's owner shard runs when the upload finishes (a compat protocol's callback),
+/// given its record and its task id (an upload of the JSON task protocol has one, made when
+/// it is accepted: store/task_ids.rs).
+pub type FinishHook = Box<dyn FnOnce(&Rc<Shard>, &UploadRecord, Option<u64>) + Send>;
 
 /// One shard's state, by concern. Everything in it is this shard's alone (the tables are in
 /// server/state/); other shards reach it only through [`Shard::submit_to`].
@@ -127,8 +129,9 @@ pub struct UploadTables {
     pub upload_limiter: RefCell<RateLimiter>,
     /// `wait=1` requests waiting for an upload's result (bounded).
     pub waiters: ResultWaiters,
-    /// What runs when an upload finishes: callbacks (bounded).
-    pub finish_hooks: FinishHooks<FinishHook>,
+    /// What runs when an upload finishes: callbacks (bounded), each with the task id to give
+    /// it.
+    pub finish_hooks: FinishHooks<(FinishHook, Option<u64>)>,
     /// This shard's part of the answer cache: the entries whose image hash it owns
     /// (server/cache.rs: other shards reach it through this shard's inbox).
     pub answer_cache: RefCell<CacheStore>,

@@ -1,8 +1,11 @@
 //! Points movements inside sled transactions: every change of a balance writes its journal
 //! entry in the same transaction, so a balance always equals the replay of its journal.
+//! A balance's points and reserved points together never rise past [`MAX_POINTS`] (every
+//! points number an answer shows stays an integer JSON readers read exactly).
 
 use super::records::{decode, encode, Balance, EntryKind, JournalEntry};
 use super::StoreError;
+use crate::money::MAX_POINTS;
 use sled::transaction::{abort, ConflictableTransactionError, TransactionError, TransactionalTree};
 
 pub type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
@@ -47,7 +50,8 @@ pub fn entry(
 }
 
 /// Applies `entry` to its user's balance and appends it to the journal. Aborts with
-/// `UserNotFound` for an unknown user, `InsufficientPoints` if points would go negative.
+/// `UserNotFound` for an unknown user, `InsufficientPoints` if points would go negative,
+/// `InvalidInput` (contract 1001) if the balance would rise past [`MAX_POINTS`].
 /// The caller forgets the user's remembered balance once the transaction has committed
 /// (`balance_memo.forget`, balance_memo.rs).
 pub fn apply_movement(
@@ -74,6 +78,11 @@ pub fn apply_movement(
         return abort(StoreError::InvalidInput("balance would overflow".into()));
     };
     let next = Balance { points, reserved };
+    if raises_past_bound(&current, &next) {
+        return abort(StoreError::InvalidInput(format!(
+            "the balance would pass {MAX_POINTS} points, the most a balance holds"
+        )));
+    }
     if next.points < 0 {
         return abort(StoreError::InsufficientPoints);
     }
@@ -88,4 +97,17 @@ pub fn apply_movement(
     let previous = journal.insert(&entry.id.to_be_bytes(), encode(entry))?;
     assert!(previous.is_none(), "journal entry ids are unique");
     Ok(next)
+}
+
+/// Whether `next` holds more than [`MAX_POINTS`] and more than `current`: a movement may not
+/// raise a balance past the bound (a grant, an adjustment, a refund), while one that does
+/// not raise it (spending, reserving, voiding) passes, also for a balance written above
+/// the bound by an older version (it can only come down).
+fn raises_past_bound(current: &Balance, next: &Balance) -> bool {
+    total(next) > i128::from(MAX_POINTS) && total(next) > total(current)
+}
+
+/// Points and reserved points together (i128: two i64 cannot overflow it).
+fn total(balance: &Balance) -> i128 {
+    i128::from(balance.points) + i128::from(balance.reserved)
 }

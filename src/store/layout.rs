@@ -14,11 +14,14 @@
 //!   a batch of cache hits: user id + its first id -> day + its last id, as in `upload_days`
 //! - `user_status`: user id -> `UserStatus` (token epoch, removal; sessions.rs), absent until
 //!   the user's first logout, password or role change, revocation or removal
+//! - `task_days`: task id (task_ids.rs) -> day (u32 `YYYYMMDD`), the index to the day's
+//!   `tasks-` tree; `meta` also holds the task counter's mark, `task_serial_high_water`
 //! - `user_models`: user id + model name -> a model's record (models.rs)
 //!
 //! Day trees: `uploads-YYYYMMDD` (upload id -> `UploadRecord`), `hits-YYYYMMDD` (first hit's
-//! id -> `CacheHitBatch`, the uploads answered from the cache together) and `stats-YYYYMMDD`
-//! (`u` + user id, or `s` + soft_id bytes -> `DayCounters`). Dropping a day drops all three.
+//! id -> `CacheHitBatch`, the uploads answered from the cache together), `stats-YYYYMMDD`
+//! (`u` + user id, or `s` + soft_id bytes -> `DayCounters`) and `tasks-YYYYMMDD` (task id ->
+//! upload id, u64). Dropping a day drops all four.
 
 use super::day::DayNumber;
 use super::ids::HighWaterStore;
@@ -32,6 +35,7 @@ pub const STORAGE_CHECK_KEY: &[u8] = b"storage_check";
 const UPLOADS_PREFIX: &str = "uploads-";
 const STATS_PREFIX: &str = "stats-";
 const HITS_PREFIX: &str = "hits-";
+const TASKS_PREFIX: &str = "tasks-";
 /// Name of the tree indexing each user's uploads (user_uploads.rs reads and writes it).
 pub const USER_UPLOADS_TREE: &str = "user_uploads";
 
@@ -49,6 +53,10 @@ pub fn stats_tree_name(day: DayNumber) -> String {
 
 pub fn hits_tree_name(day: DayNumber) -> String {
     format!("{HITS_PREFIX}{day}")
+}
+
+pub fn tasks_tree_name(day: DayNumber) -> String {
+    format!("{TASKS_PREFIX}{day}")
 }
 
 pub fn user_stats_key(user_id: u64) -> Vec<u8> {
@@ -176,6 +184,7 @@ pub struct Trees {
     pub user_api_keys: sled::Tree,
     pub user_uploads: sled::Tree,
     pub user_status: sled::Tree,
+    pub task_days: sled::Tree,
     pub user_models: sled::Tree,
 }
 
@@ -193,12 +202,13 @@ impl Trees {
             user_api_keys: db.open_tree("user_api_keys")?,
             user_uploads: db.open_tree(USER_UPLOADS_TREE)?,
             user_status: db.open_tree("user_status")?,
+            task_days: db.open_tree("task_days")?,
             user_models: db.open_tree("user_models")?,
         })
     }
 }
 
-/// The days that have an uploads, hits or stats tree.
+/// The days that have an uploads, hits, stats or tasks tree.
 pub fn existing_days(db: &sled::Db) -> BTreeSet<DayNumber> {
     db.tree_names()
         .iter()
@@ -207,6 +217,7 @@ pub fn existing_days(db: &sled::Db) -> BTreeSet<DayNumber> {
             name.strip_prefix(UPLOADS_PREFIX)
                 .or_else(|| name.strip_prefix(HITS_PREFIX))
                 .or_else(|| name.strip_prefix(STATS_PREFIX))
+                .or_else(|| name.strip_prefix(TASKS_PREFIX))
         })
         .filter_map(|day| day.parse().ok())
         .collect()

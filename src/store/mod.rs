@@ -32,6 +32,7 @@ mod records;
 mod reopen;
 mod sessions;
 mod stats;
+pub mod task_ids;
 mod uploads;
 mod user_uploads;
 mod users;
@@ -62,6 +63,7 @@ pub use verify::{verify_ledger, LedgerProblem, VerifyReport};
 use day::DayNumber;
 use ids::IdGenerator;
 use layout::Trees;
+use task_ids::TaskSerials;
 
 /// Longest username accepted, in bytes.
 pub const MAX_USERNAME_BYTES: usize = 64;
@@ -107,6 +109,10 @@ pub enum StoreError {
     /// back (identity.rs says which); the start is refused.
     #[error("damaged data directory: {0}")]
     Damaged(String),
+    /// The shard issued its last task id (`task_ids.rs`): no new task of the JSON task
+    /// protocol there (contract 9999); everything else goes on.
+    #[error("shard {0} has issued every task id it has (2^43 - 1)")]
+    TaskIdsExhausted(u16),
     /// Another process (a running server?) holds the shard's database.
     #[error("{0} is in use by another process (stop the server first)")]
     Locked(PathBuf),
@@ -183,6 +189,8 @@ pub struct ShardStore {
     db: sled::Db,
     trees: Trees,
     ids: IdGenerator,
+    /// The JSON task protocol's task ids of this shard.
+    task_serials: TaskSerials,
     /// Days that have upload/stats trees (loaded at open, kept current by the writers), so
     /// readers never create empty trees.
     days: BTreeSet<DayNumber>,
@@ -297,6 +305,7 @@ impl ShardStore {
             clock,
             Box::new(layout::SledHighWater(trees.meta.clone())),
         )?;
+        let task_serials = TaskSerials::open(node_id, shard, trees.meta.clone())?;
         let days = layout::existing_days(&db);
         user_uploads::build_if_new(&db, &trees.user_uploads, indexed, &days)?;
         Ok(ShardStore {
@@ -307,6 +316,7 @@ impl ShardStore {
             db,
             trees,
             ids,
+            task_serials,
             days,
             extents,
             balance_memo: balance_memo::BalanceMemo::default(),

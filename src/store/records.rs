@@ -2,6 +2,7 @@
 //! is built with rkyv's `unaligned` format so sled's unaligned buffers can be read in place).
 
 use super::StoreError;
+use crate::json_numbers::{saturated_i64, saturated_u64};
 use rkyv::{Archive, Deserialize, Serialize};
 
 /// A user's role. Stored as part of the user record and carried in the JWT.
@@ -252,16 +253,22 @@ impl CacheHitBatch {
 }
 
 /// Per-day counters of one user or soft_id: stored per day (rkyv), and the numbers of a
-/// `DayStats` row (serde, for answers).
+/// `DayStats` row (serde, for answers: saturated at 2^53 - 1, see `json_numbers`).
 #[derive(
     Archive, Serialize, Deserialize, serde::Serialize, Clone, Copy, Debug, Default, PartialEq, Eq,
 )]
 pub struct DayCounters {
+    #[serde(serialize_with = "saturated_u64")]
     pub uploads: u64,
+    #[serde(serialize_with = "saturated_u64")]
     pub done: u64,
+    #[serde(serialize_with = "saturated_u64")]
     pub failed: u64,
+    #[serde(serialize_with = "saturated_u64")]
     pub reported: u64,
+    #[serde(serialize_with = "saturated_i64")]
     pub points_spent: i64,
+    #[serde(serialize_with = "saturated_u64")]
     pub cache_hits: u64,
 }
 
@@ -269,12 +276,13 @@ impl DayCounters {
     /// Adds another part of the same day (the server sums one soft_id's parts of every
     /// shard).
     pub fn add(&mut self, other: &DayCounters) {
-        self.uploads += other.uploads;
-        self.done += other.done;
-        self.failed += other.failed;
-        self.reported += other.reported;
-        self.points_spent += other.points_spent;
-        self.cache_hits += other.cache_hits;
+        // Saturating: the sum of the shards' parts is shown, never wrapped.
+        self.uploads = self.uploads.saturating_add(other.uploads);
+        self.done = self.done.saturating_add(other.done);
+        self.failed = self.failed.saturating_add(other.failed);
+        self.reported = self.reported.saturating_add(other.reported);
+        self.points_spent = self.points_spent.saturating_add(other.points_spent);
+        self.cache_hits = self.cache_hits.saturating_add(other.cache_hits);
     }
 }
 

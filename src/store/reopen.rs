@@ -25,6 +25,8 @@ pub struct ClosedShard {
     /// The closed store issued ids up to this millisecond (some perhaps never written): the
     /// reopened store issues ids after it.
     ids_until_ms: u64,
+    /// The closed store issued task ids below this serial: the reopened one goes on from it.
+    task_serials_from: u64,
 }
 
 impl ShardStore {
@@ -38,6 +40,7 @@ impl ShardStore {
             shard_count: self.shard_count,
             node_id: self.node_id,
             ids_until_ms: self.ids.last_ms(),
+            task_serials_from: self.task_serials.next_serial(),
         };
         // sled's log unwraps an fsync when it is dropped without an error of its own; after
         // a failed disk that may panic. The database is closed either way (its handles are
@@ -60,13 +63,14 @@ impl ClosedShard {
     }
 
     /// Opens the shard again, with every check `ShardStore::open` makes (identity, extent);
-    /// its ids continue after those of the closed store. Blocks (sled's recovery, and up to
+    /// its ids and task ids continue after those of the closed store. Blocks (sled's recovery, and up to
     /// a second for the old database's lock): call it off the reactor.
     pub fn reopen(&self) -> Result<ShardStore, StoreError> {
         let mut store =
             ShardStore::open(&self.data_dir, self.shard, self.shard_count, self.node_id)?;
         store.ids.resume_after(self.ids_until_ms);
         assert!(store.ids.last_ms() > self.ids_until_ms, "ids never repeat");
+        store.task_serials.resume_at(self.task_serials_from);
         Ok(store)
     }
 }

@@ -168,6 +168,63 @@ fn users_live_on_their_username_shard() {
 }
 
 #[test]
+fn no_movement_raises_a_balance_past_the_bound() {
+    use crate::money::MAX_POINTS;
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path(), 0, 1);
+    let name = name_on(0, 1, "over");
+    let over = store.create_user(&name, "$h", Role::User, MAX_POINTS + 1, now_ms());
+    assert!(matches!(over, Err(StoreError::InvalidInput(_))), "{over:?}");
+    assert!(
+        store.user_by_name(&name).unwrap().is_none(),
+        "nothing written"
+    );
+    let user_id = new_user(&mut store, "full", MAX_POINTS - 1);
+    let entries = journal_len(&store);
+    let refused = store.adjust_points(user_id, 2, "too much", now_ms());
+    assert!(
+        matches!(&refused, Err(StoreError::InvalidInput(text)) if text.contains("9007199254740991")),
+        "{refused:?}"
+    );
+    assert_eq!(journal_len(&store), entries, "a refusal writes nothing");
+    store
+        .adjust_points(user_id, 1, "to the brim", now_ms())
+        .unwrap();
+    assert_eq!(balance(&store, user_id), (MAX_POINTS, 0));
+    // Spending and voiding move points around without raising the total.
+    let upload = store
+        .accept_upload(user_id, upload_request(MAX_POINTS, None, now_ms()))
+        .unwrap();
+    assert_eq!(balance(&store, user_id), (0, MAX_POINTS));
+    store.finish_upload(upload.id, done("x"), now_ms()).unwrap();
+    assert_eq!(balance(&store, user_id), (0, 0));
+    // A refund into a balance refilled meanwhile would pass the bound: refused, kept.
+    store.adjust_points(user_id, 5, "refill", now_ms()).unwrap();
+    store
+        .adjust_points(user_id, MAX_POINTS - 5, "refill", now_ms())
+        .unwrap();
+    let report = store.report(user_id, upload.id, now_ms(), WINDOW_MS);
+    assert!(
+        matches!(report, Err(StoreError::InvalidInput(_))),
+        "{report:?}"
+    );
+    assert!(!store.upload(user_id, upload.id).unwrap().unwrap().reported);
+    // A balance written above the bound (before there was one) can still be spent.
+    let above = Balance {
+        points: MAX_POINTS + 10,
+        reserved: 0,
+    };
+    store
+        .trees
+        .balances
+        .insert(user_id.to_be_bytes(), encode(&above))
+        .unwrap();
+    store.adjust_points(user_id, -3, "down", now_ms()).unwrap();
+    assert_eq!(balance(&store, user_id), (MAX_POINTS + 7, 0));
+    assert!(store.adjust_points(user_id, 1, "up", now_ms()).is_err());
+}
+
+#[test]
 fn adjust_points_journals_and_refuses_to_go_negative() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = open(dir.path(), 0, 1);
@@ -1433,6 +1490,67 @@ fn a_damaged_batch_of_hits_is_corrupt_not_a_panic() {
         verify_ledger(dir.path()),
         Err(StoreError::Corrupt(_))
     ));
+}
+
+#[test]
+fn task_ids_name_their_uploads_across_restarts_until_retention_drops_them() {
+    use super::task_ids::{self, MAX_TASK_ID};
+    let dir = tempfile::tempdir().unwrap();
+    let today_ms = now_ms();
+    let ten_days_ago_ms = today_ms - 10 * day::MS_PER_DAY;
+    let (user_id, old, recent) = {
+        let mut store = open(dir.path(), 1, 2);
+        let user_id = new_user(&mut store, "tasks", 10);
+        let old = store
+            .accept_task_upload(user_id, upload_request(1, None, ten_days_ago_ms))
+            .unwrap();
+        let recent = store
+            .accept_task_upload(user_id, upload_request(1, None, today_ms))
+            .unwrap();
+        // A refused task spends no id: the next one gets it.
+        let refused = store.accept_task_upload(user_id, upload_request(99, None, today_ms));
+        assert!(matches!(refused, Err(StoreError::InsufficientPoints)));
+        let next = store
+            .accept_task_upload(user_id, upload_request(1, None, today_ms))
+            .unwrap();
+        assert_eq!(next.1, recent.1 + 1);
+        store.flusher().flush().unwrap();
+        (user_id, old, recent)
+    };
+    for (record, task_id) in [&old, &recent] {
+        assert!(*task_id <= MAX_TASK_ID && task_ids::is_task_id(*task_id));
+        assert_eq!(task_ids::shard_of(*task_id), 1);
+        assert_eq!(task_ids::node_of(*task_id), NODE);
+        assert_ne!(*task_id, record.id, "a number of its own");
+    }
+    let mut store = open(dir.path(), 1, 2);
+    assert_eq!(store.task_upload(old.1).unwrap(), Some(old.0.id));
+    assert_eq!(store.task_upload(recent.1).unwrap(), Some(recent.0.id));
+    assert_eq!(store.task_upload(recent.1 + 100).unwrap(), None);
+    let (_, after_restart) = store
+        .accept_task_upload(user_id, upload_request(1, None, today_ms))
+        .unwrap();
+    assert!(after_restart > recent.1 + 1, "never an id issued before");
+    // Retention drops the old day's task with its upload, and its index entry.
+    assert_eq!(store.drop_expired(today_ms, 7).unwrap(), 1);
+    assert_eq!(store.task_upload(old.1).unwrap(), None);
+    assert!(store
+        .trees
+        .task_days
+        .get(old.1.to_be_bytes())
+        .unwrap()
+        .is_none());
+    assert_eq!(store.task_upload(recent.1).unwrap(), Some(recent.0.id));
+    // Another shard's ids never meet these.
+    let mut other = open(dir.path(), 0, 2);
+    let other_user = new_user(&mut other, "tasks", 1);
+    let (_, other_task) = other
+        .accept_task_upload(other_user, upload_request(1, None, today_ms))
+        .unwrap();
+    assert_eq!(task_ids::shard_of(other_task), 0);
+    assert_eq!(store.task_upload(other_task).unwrap(), None);
+    drop((store, other));
+    assert!(verify_ledger(dir.path()).unwrap().is_clean());
 }
 
 /// The balance memo never answers a balance the tree no longer holds: after every kind of

@@ -1,10 +1,11 @@
-//! Uploads: accept (reserve), finish (post or void), report (refund), retention.
+//! Uploads: accept (reserve; with a task id for the JSON task protocol), finish (post or
+//! void), report (refund), retention.
 
 use super::day::{self, DayNumber};
 use super::journal::{apply_movement, decode_tx, entry, from_tx, TxResult};
 use super::layout::{self, day_value, u64_key, DayIndex};
 use super::records::{
-    decode, encode, Balance, CacheHitBatch, EntryKind, UploadRecord, UploadStatus,
+    decode, encode, Balance, CacheHitBatch, EntryKind, JournalEntry, UploadRecord, UploadStatus,
 };
 use super::stats::bump;
 use super::user_uploads;
@@ -26,6 +27,54 @@ impl ShardStore {
         &mut self,
         user_id: u64,
         req: NewUpload,
+    ) -> Result<UploadRecord, StoreError> {
+        self.accept(user_id, req, None)
+    }
+
+    /// `accept_upload` for the JSON task protocol: the upload also gets a task id of this
+    /// shard (task_ids.rs), mapped to it in the same transaction. `TaskIdsExhausted` when the
+    /// shard has issued its last one.
+    pub fn accept_task_upload(
+        &mut self,
+        user_id: u64,
+        req: NewUpload,
+    ) -> Result<(UploadRecord, u64), StoreError> {
+        let task_id = self.task_serials.next_task_id()?;
+        match self.accept(user_id, req, Some(task_id)) {
+            Ok(record) => Ok((record, task_id)),
+            Err(error) => {
+                // A refusal (no points, say) aborted the transaction: nothing names the task
+                // id, and it is the next task's. After a failing disk, nothing is sure.
+                let refused = matches!(
+                    error,
+                    StoreError::InsufficientPoints
+                        | StoreError::InvalidInput(_)
+                        | StoreError::UserNotFound
+                );
+                if refused {
+                    self.task_serials.give_back(task_id);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// The upload a task id of this shard names, while its day is kept (`None` for a task
+    /// id it never issued, or one whose day retention dropped).
+    pub fn task_upload(&self, task_id: u64) -> Result<Option<u64>, StoreError> {
+        let Some(day_bytes) = self.trees.task_days.get(task_id.to_be_bytes())? else {
+            return Ok(None);
+        };
+        self.kept_on(layout::tasks_tree_name, day_value(&day_bytes)?, task_id)?
+            .map(|upload_id| u64_key(&upload_id))
+            .transpose()
+    }
+
+    fn accept(
+        &mut self,
+        user_id: u64,
+        req: NewUpload,
+        task_id: Option<u64>,
     ) -> Result<UploadRecord, StoreError> {
         validate_new_upload(&req)?;
         let upload_id = self.next_id()?;
@@ -56,34 +105,46 @@ impl ShardStore {
         };
         let day_number = day::day_of_ms(req.now_ms);
         let (uploads, stats) = self.day_trees(day_number)?;
-        let record_bytes = encode(&record);
+        let accepted = Accepted {
+            reserve: &reserve,
+            record: &record,
+            record_bytes: encode(&record),
+            day: day_number.to_be_bytes(),
+        };
         let t = &self.trees;
-        (
+        // The trees in `AcceptTrees` order (their views are passed on as they come).
+        let (balances, journal, index, pending, by_user) = (
             &t.balances,
             &t.journal,
             &t.upload_days,
             &t.pending,
             &t.user_uploads,
-            &uploads,
-            &stats,
-        )
-            .transaction(
-                |(balances, journal, upload_days, pending, by_user, uploads, stats)| {
-                    apply_movement(balances, journal, &reserve)?;
-                    let key = upload_id.to_be_bytes();
-                    uploads.insert(&key, record_bytes.as_slice())?;
-                    upload_days.insert(&key, &day_number.to_be_bytes())?;
-                    pending.insert(&key, &day_number.to_be_bytes())?;
-                    by_user.insert(
-                        &user_uploads::index_key(user_id, upload_id),
-                        &day_number.to_be_bytes(),
-                    )?;
-                    bump(stats, user_id, record.soft_id.as_deref(), |counters| {
-                        counters.uploads += 1
+        );
+        match task_id {
+            None => (balances, journal, index, pending, by_user, &uploads, &stats)
+                .transaction(|(b, j, i, p, u, d, s)| accepted.write((b, j, i, p, u, d, s)))
+                .map_err(from_tx)?,
+            Some(task_id) => {
+                // The task's mapping is written with the upload, or neither is.
+                let tasks = self.db.open_tree(layout::tasks_tree_name(day_number))?;
+                let task_days = &t.task_days;
+                (
+                    balances, journal, index, pending, by_user, &uploads, &stats, task_days, &tasks,
+                )
+                    .transaction(|(b, j, i, p, u, d, s, task_days, tasks)| {
+                        accepted.write((b, j, i, p, u, d, s))?;
+                        let key = task_id.to_be_bytes();
+                        task_days.insert(&key, &accepted.day)?;
+                        if tasks.insert(&key, &upload_id.to_be_bytes())?.is_some() {
+                            // Issued twice: only a damaged counter mark gets here.
+                            let why = format!("task id {task_id} issued twice");
+                            return abort(StoreError::Corrupt(why));
+                        }
+                        Ok(())
                     })
-                },
-            )
-            .map_err(from_tx)?;
+                    .map_err(from_tx)?
+            }
+        }
         self.balance_memo.forget(user_id);
         Ok(record)
     }
@@ -367,11 +428,18 @@ impl ShardStore {
             user_index_removals.remove(&user_uploads::index_key(batch.user_id, batch.id()));
             count = count.saturating_add(u32::try_from(batch.hits.len()).unwrap_or(u32::MAX));
         }
+        let tasks = self.db.open_tree(layout::tasks_tree_name(day_number))?;
+        let mut task_removals = sled::Batch::default();
+        for item in tasks.iter() {
+            task_removals.remove(item?.0);
+        }
         self.trees.upload_days.apply_batch(index_removals)?;
         self.trees.user_uploads.apply_batch(user_index_removals)?;
+        self.trees.task_days.apply_batch(task_removals)?;
         self.db.drop_tree(layout::uploads_tree_name(day_number))?;
         self.db.drop_tree(layout::hits_tree_name(day_number))?;
         self.db.drop_tree(layout::stats_tree_name(day_number))?;
+        self.db.drop_tree(layout::tasks_tree_name(day_number))?;
         self.days.remove(&day_number);
         Ok(count)
     }
@@ -553,4 +621,47 @@ pub(super) fn truncated(text: &str) -> String {
         end -= 1;
     }
     text[..end].to_string()
+}
+
+/// What `accept` writes for a new upload, inside its transaction: the reservation, the
+/// pending record, its index entries and the day's stats.
+struct Accepted<'a> {
+    reserve: &'a JournalEntry,
+    record: &'a UploadRecord,
+    record_bytes: Vec<u8>,
+    day: [u8; 4],
+}
+
+/// The trees `Accepted::write` writes: balances, journal, upload_days, pending,
+/// user_uploads, the day's uploads and stats.
+type AcceptTrees<'t> = (
+    &'t TransactionalTree,
+    &'t TransactionalTree,
+    &'t TransactionalTree,
+    &'t TransactionalTree,
+    &'t TransactionalTree,
+    &'t TransactionalTree,
+    &'t TransactionalTree,
+);
+
+impl Accepted<'_> {
+    fn write(&self, trees: AcceptTrees) -> TxResult<()> {
+        let (balances, journal, upload_days, pending, by_user, uploads, stats) = trees;
+        let record = self.record;
+        apply_movement(balances, journal, self.reserve)?;
+        let key = record.id.to_be_bytes();
+        uploads.insert(&key, self.record_bytes.as_slice())?;
+        upload_days.insert(&key, &self.day)?;
+        pending.insert(&key, &self.day)?;
+        by_user.insert(
+            &user_uploads::index_key(record.user_id, record.id),
+            &self.day,
+        )?;
+        bump(
+            stats,
+            record.user_id,
+            record.soft_id.as_deref(),
+            |counters| counters.uploads += 1,
+        )
+    }
 }

@@ -37,14 +37,29 @@ pub struct CallbackTarget {
 pub enum CallbackBody {
     /// 2captcha: `id=<id>&code=<answer>`, form-urlencoded.
     Pingback,
-    /// The task protocol: the JSON `getTaskResult` answers, for the client at this address.
-    TaskResult { client_ip: std::net::IpAddr },
+    /// The task protocol: the JSON `getTaskResult` answers, for the client at this address,
+    /// with the task's id (given when the upload is accepted: `Callback::with_task_id`).
+    TaskResult {
+        client_ip: std::net::IpAddr,
+        task_id: Option<u64>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Callback {
     pub target: CallbackTarget,
     pub body: CallbackBody,
+}
+
+impl Callback {
+    /// The callback of an upload numbered `task_id` (the task protocol's; `None` for the
+    /// others, whose bodies name the upload id).
+    pub fn with_task_id(mut self, task_id: Option<u64>) -> Callback {
+        if let CallbackBody::TaskResult { task_id: slot, .. } = &mut self.body {
+            *slot = task_id;
+        }
+        self
+    }
 }
 
 /// Why a callback URL is refused.

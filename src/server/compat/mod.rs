@@ -24,7 +24,7 @@ use super::node_hop;
 use super::owner::run_on_owner;
 use super::reply::{ApiResult, Refusal};
 use super::shard::FinishHook;
-use super::upload::{Accept, Accepted, UploadRequest};
+use super::upload::{Accept, AcceptTask, Accepted, UploadRequest};
 use crate::auth;
 use crate::contract::ApiError;
 use crate::engine::{AnswerConstraints, RecognizeOptions};
@@ -34,9 +34,12 @@ use crate::store::UploadRecord;
 use callbacks::{Callback, CallbackBody};
 use std::rc::Rc;
 
-/// The upload's finish hook that sends its callback.
+/// The upload's finish hook that sends its callback (with the upload's task id, for the JSON
+/// task protocol's callbacks).
 fn finish_hook(callback: Callback) -> FinishHook {
-    Box::new(move |shard, record| deliver_callback(shard, callback, record))
+    Box::new(move |shard, record, task_id| {
+        deliver_callback(shard, callback.with_task_id(task_id), record)
+    })
 }
 
 /// Sends a finished upload's callback, its body in the format of the protocol that asked
@@ -48,9 +51,9 @@ fn deliver_callback(shard: &Rc<super::shard::Shard>, callback: Callback, record:
             "application/x-www-form-urlencoded",
             twocaptcha::pingback_body(record),
         ),
-        CallbackBody::TaskResult { client_ip } => (
+        CallbackBody::TaskResult { client_ip, task_id } => (
             "application/json",
-            tasks::callback_body(shard.config(), record, *client_ip),
+            tasks::callback_body(shard.config(), record, *client_ip, *task_id),
         ),
     };
     callbacks::send(shard, callback, content_type, body);
@@ -144,19 +147,45 @@ pub async fn submit(
     caller: &Caller,
     upload: CompatUpload,
 ) -> Result<Accepted, Refusal> {
-    let mut options = upload.options;
-    let mut constraints = AnswerConstraints::default();
-    upload.hints.apply(&mut options, &mut constraints);
-    let task = Task::Ocr {
-        image: upload.image,
-        options,
-    };
-    let extras = TaskExtras {
-        soft_id: upload.soft_id,
-        constraints,
-        callback: upload.callback,
-    };
+    let (task, extras) = upload.into_task();
     submit_task(call, caller, task, extras).await
+}
+
+/// `submit` for the JSON task protocol: the upload is numbered with a task id (the second
+/// value), the `taskId` its clients read exactly (store/task_ids.rs).
+pub async fn submit_numbered(
+    call: &Call<'_>,
+    caller: &Caller,
+    upload: CompatUpload,
+) -> Result<(Accepted, u64), Refusal> {
+    let (task, extras) = upload.into_task();
+    let request = upload_request(call, task, extras)?;
+    let accept = Accept {
+        caller: *caller,
+        request,
+    };
+    let (accepted, task_id) = run_on_owner(call.shard, AcceptTask(accept)).await?;
+    call.charged(caller.owner, accepted.record().id);
+    Ok((accepted, task_id))
+}
+
+impl CompatUpload {
+    /// The text task its hints narrow, and what else the request adds.
+    fn into_task(self) -> (Task, TaskExtras) {
+        let mut options = self.options;
+        let mut constraints = AnswerConstraints::default();
+        self.hints.apply(&mut options, &mut constraints);
+        let task = Task::Ocr {
+            image: self.image,
+            options,
+        };
+        let extras = TaskExtras {
+            soft_id: self.soft_id,
+            constraints,
+            callback: self.callback,
+        };
+        (task, extras)
+    }
 }
 
 /// What a protocol's request adds to its task.
@@ -175,16 +204,7 @@ pub async fn submit_task(
     task: Task,
     extras: TaskExtras,
 ) -> Result<Accepted, Refusal> {
-    let wait_ms = call.shard.config().compat.compat_wait_ms;
-    let request = UploadRequest {
-        task,
-        soft_id: extras.soft_id,
-        wait: wait_ms > 0,
-        timeout_ms: wait_ms,
-        constraints: extras.constraints,
-        on_finish: extras.callback.map(finish_hook),
-    }
-    .checked(call)?;
+    let request = upload_request(call, task, extras)?;
     let accepted = run_on_owner(
         call.shard,
         Accept {
@@ -195,6 +215,20 @@ pub async fn submit_task(
     .await?;
     call.charged(caller.owner, accepted.record().id);
     Ok(accepted)
+}
+
+/// The checked upload of a protocol's task, waiting up to `compat_wait_ms` for its answer.
+fn upload_request(call: &Call, task: Task, extras: TaskExtras) -> Result<UploadRequest, Refusal> {
+    let wait_ms = call.shard.config().compat.compat_wait_ms;
+    UploadRequest {
+        task,
+        soft_id: extras.soft_id,
+        wait: wait_ms > 0,
+        timeout_ms: wait_ms,
+        constraints: extras.constraints,
+        on_finish: extras.callback.map(finish_hook),
+    }
+    .checked(call)
 }
 
 /// A decimal id field (`id`, `taskId`), as the protocols send it: digits only.

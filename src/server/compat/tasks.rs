@@ -4,23 +4,32 @@
 //! key in `clientKey` (or `Authorization: Bearer`); every answer has `errorId` (0 = fine,
 //! else `errorCode` and `errorDescription`), always with HTTP 200.
 //!
+//! `taskId` is a task id of 53 bits (store/task_ids.rs), not the upload's 64-bit id:
+//! JavaScript clients read every JSON number as a double, and a rounded id would name no
+//! task, or another one.
+//!
 //! `createTask` waits up to `compat_wait_ms` for the answer and then says `ready` with the
 //! solution (CapSolver answers image tasks this way, and every client's first poll then finds
 //! it), else `processing`. `status` is in every task answer: CapMonster's client spins
 //! without sleeping when it is missing.
 
 use super::callbacks::{Callback, CallbackBody, CallbackRefusal, CallbackTarget};
-use super::{caller_by_key, parse_id, submit, CompatUpload, Hints, KeyProblem, Numeric, Unserved};
+use super::{
+    caller_by_key, parse_id, submit_numbered, CompatUpload, Hints, KeyProblem, Numeric, Unserved,
+};
 use crate::config::Config;
 use crate::contract::ApiError;
 use crate::http::Response;
 use crate::server::call::{Call, Caller};
+use crate::server::owner::{run_on_owner, OwnerCommand};
 use crate::server::queries;
 use crate::server::reply::{ApiResult, Refusal};
+use crate::server::shard::Shard;
 use crate::server::upload::{decode_base64_image, Accepted};
-use crate::store::{UploadRecord, UploadStatus};
+use crate::store::{task_ids, UploadRecord, UploadStatus};
 use serde_json::{json, Map, Value};
 use std::net::IpAddr;
+use std::rc::Rc;
 
 /// The task type this server solves; every other type is `ERROR_TASK_NOT_SUPPORTED`.
 const IMAGE_TO_TEXT: &str = "ImageToTextTask";
@@ -112,18 +121,21 @@ pub async fn create_task(call: &Call<'_>) -> ApiResult {
         Err((error, description)) => return Ok(error_answer(error, &description)),
     };
     choose_module(call, &caller, &object, &mut upload);
-    let accepted = match submit(call, &caller, upload).await {
-        Ok(accepted) => accepted,
+    let (accepted, task_id) = match submit_numbered(call, &caller, upload).await {
+        Ok(numbered) => numbered,
         Err(refusal) => return Ok(refusal_answer(&refusal)),
     };
+    assert!(
+        task_ids::is_task_id(task_id),
+        "a taskId JSON readers read exactly"
+    );
     Ok(match accepted {
-        Accepted::Pending(record) => {
-            answer(json!({ "errorId": 0, "taskId": record.id, "status": "processing" }))
+        Accepted::Pending(_) => {
+            answer(json!({ "errorId": 0, "taskId": task_id, "status": "processing" }))
         }
         Accepted::Finished(finished) => {
-            let record = finished.record;
-            let mut body = task_json(call.shard.config(), &record, call.peer);
-            body["taskId"] = json!(record.id);
+            let mut body = task_json(call.shard.config(), &finished.record, call.peer);
+            body["taskId"] = json!(task_id);
             answer(body)
         }
     })
@@ -180,6 +192,7 @@ fn read_task(
             target,
             body: CallbackBody::TaskResult {
                 client_ip: call.peer,
+                task_id: None, // given when the upload is accepted
             },
         });
     }
@@ -275,30 +288,80 @@ fn task_json(config: &Config, record: &UploadRecord, client_ip: IpAddr) -> Value
 }
 
 /// The body POSTed to a `callbackUrl`: the ready (or failed) answer, with its `taskId`.
-pub fn callback_body(config: &Config, record: &UploadRecord, client_ip: IpAddr) -> Vec<u8> {
+pub fn callback_body(
+    config: &Config,
+    record: &UploadRecord,
+    client_ip: IpAddr,
+    task_id: Option<u64>,
+) -> Vec<u8> {
     let mut body = task_json(config, record, client_ip);
-    body["taskId"] = json!(record.id);
+    if let Some(task_id) = task_id {
+        body["taskId"] = json!(task_id);
+    }
     body.to_string().into_bytes()
 }
 
 /// The task `taskId` names (a number or a numeric string), or the answer that says why not.
+/// A number above 2^53 - 1 is the upload id older versions answered as `taskId` (a client
+/// that keeps exact integers may still poll with it).
 async fn named_task(
     call: &Call<'_>,
     caller: &Caller,
     object: &Map<String, Value>,
 ) -> Result<UploadRecord, Response> {
-    let task_id = match object.get("taskId") {
-        Some(Value::Number(number)) => number.as_u64(),
+    let number = match object.get("taskId") {
+        Some(Value::Number(number)) => number.as_u64().or_else(|| whole_double(number)),
         Some(Value::String(text)) => parse_id(text),
         _ => None,
     };
-    let task_id = task_id.ok_or_else(|| error_answer(BAD_PARAMETERS, "taskId must be a number"))?;
-    queries::upload_of(call.shard, caller.user_id, task_id)
-        .await
-        .map_err(|refusal| match refusal.error {
-            ApiError::NoSuchUpload => error_answer(NO_SUCH_CAPCHA_ID, "no such task"),
-            _ => refusal_answer(&refusal),
-        })
+    let number = number.ok_or_else(|| error_answer(BAD_PARAMETERS, "taskId must be a number"))?;
+    let found = if number <= task_ids::MAX_TASK_ID {
+        let query = TaskQuery {
+            user_id: caller.user_id,
+            owner: caller.owner,
+            task_id: number,
+        };
+        run_on_owner(call.shard, query).await
+    } else {
+        queries::upload_of(call.shard, caller.user_id, number).await
+    };
+    found.map_err(|refusal| match refusal.error {
+        ApiError::NoSuchUpload => error_answer(NO_SUCH_CAPCHA_ID, "no such task"),
+        _ => refusal_answer(&refusal),
+    })
+}
+
+/// A task id a client wrote as a double (`4097.0`): whole, and within the integers a double
+/// holds exactly.
+fn whole_double(number: &serde_json::Number) -> Option<u64> {
+    let value = number.as_f64()?;
+    let exact = value.fract() == 0.0 && (1.0..=task_ids::MAX_TASK_ID as f64).contains(&value);
+    exact.then_some(value as u64)
+}
+
+/// The caller's upload a task id names, read on the caller's shard: its tasks were numbered
+/// there (and a user of another node is forwarded there whole before this runs).
+struct TaskQuery {
+    user_id: u64,
+    owner: u16,
+    task_id: u64,
+}
+
+impl OwnerCommand for TaskQuery {
+    type Output = UploadRecord;
+
+    fn owner(&self) -> u16 {
+        self.owner
+    }
+
+    async fn apply(self, shard: Rc<Shard>) -> Result<UploadRecord, Refusal> {
+        let store = shard.store.borrow()?;
+        let record = match store.task_upload(self.task_id)? {
+            Some(upload_id) => store.upload(self.user_id, upload_id)?,
+            None => None,
+        };
+        record.ok_or(Refusal::from(ApiError::NoSuchUpload))
+    }
 }
 
 /// `POST /getTaskResult`.

@@ -1,7 +1,9 @@
 //! Operators over HTTP: `POST /v2/admin/users` (create a user) and `POST /v2/admin/points`
-//! (add or remove points with a reason). Admin role only.
+//! (add or remove points with a reason). Admin role only. Points amounts are within
+//! +-`MAX_POINTS` here, and the store refuses a grant that would raise a balance past it.
 
 use crate::cluster::Claim;
+use crate::money::MAX_POINTS;
 use crate::server::attempts::hash_new_password;
 use crate::server::call::Call;
 use crate::server::node_hop;
@@ -44,8 +46,8 @@ impl CreateUser {
             .trim()
             .parse::<i64>()
             .ok()
-            .filter(|points| *points >= 0)
-            .ok_or_else(|| malformed("points must be a non-negative integer"))?;
+            .filter(|points| (0..=MAX_POINTS).contains(points))
+            .ok_or_else(|| malformed(format!("points must be an integer 0..={MAX_POINTS}")))?;
         let password_hash = hash_new_password(call.shard, password).await?;
         Ok(CreateUser {
             owner: ids::shard_for_username(&username, call.shard.shard_count()),
@@ -108,8 +110,12 @@ impl AdjustPoints {
             .trim()
             .parse::<i64>()
             .ok()
-            .filter(|delta| *delta != 0)
-            .ok_or_else(|| malformed("points must be a non-zero integer"))?;
+            .filter(|delta| *delta != 0 && delta.abs() <= MAX_POINTS)
+            .ok_or_else(|| {
+                malformed(format!(
+                    "points must be a non-zero integer -{MAX_POINTS}..={MAX_POINTS}"
+                ))
+            })?;
         let reason = fields.required("reason")?.to_string();
         let user_id = match fields.text("user_id") {
             Some(_) => fields.id("user_id")?,

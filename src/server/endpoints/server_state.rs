@@ -14,12 +14,15 @@ pub async fn state(call: &Call<'_>) -> ApiResult {
     call.caller_with_role(&[Role::Admin]).await?;
     let shared = &call.shard.shared;
     let queue = &shared.queue;
+    // Counters only grow: written saturated at 2^53 - 1, as every counter in JSON.
+    let mut totals = json!(shared.metrics.totals());
+    crate::json_numbers::saturate_all(&mut totals);
     Ok(ok(&json!({
         "servers": server_list(call.shard),
         "queue": { "depth": queue.total_depth(), "capacity": queue.total_capacity() },
         "recognition_threads": shared.recognition_threads,
         "models": &*shared.models,
-        "totals": shared.metrics.totals(),
+        "totals": totals,
         "at": crate::clock::unix_now_ms(),
     })))
 }

@@ -35,15 +35,36 @@ impl OwnerCommand for Accept {
     }
 
     async fn apply(self, shard: Rc<Shard>) -> Result<Accepted, Refusal> {
-        accept(shard, self.caller.user_id, self.request).await
+        let (accepted, _) = accept(shard, self.caller.user_id, self.request, false).await?;
+        Ok(accepted)
     }
 }
 
+/// An upload of the JSON task protocol: accepted like any, and numbered with a task id of
+/// its owner shard in the same write (store/task_ids.rs). The answer is the task id too.
+pub struct AcceptTask(pub Accept);
+
+impl OwnerCommand for AcceptTask {
+    type Output = (Accepted, u64);
+
+    fn owner(&self) -> u16 {
+        self.0.owner()
+    }
+
+    async fn apply(self, shard: Rc<Shard>) -> Result<(Accepted, u64), Refusal> {
+        let Accept { caller, request } = self.0;
+        let (accepted, task_id) = accept(shard, caller.user_id, request, true).await?;
+        Ok((accepted, task_id.expect("a numbered upload has a task id")))
+    }
+}
+
+/// Accepts the upload; with `numbered`, it gets a task id (the second value, else `None`).
 async fn accept(
     shard: Rc<Shard>,
     user_id: u64,
     request: UploadRequest,
-) -> Result<Accepted, Refusal> {
+    numbered: bool,
+) -> Result<(Accepted, Option<u64>), Refusal> {
     // First: a refusal for a failed disk takes no rate token, no queue slot, no recognition.
     shard.store.writable()?;
     let request = with_user_model(&shard, user_id, request)?;
@@ -61,8 +82,11 @@ async fn accept(
     // them). Without one, the job's place (this node's threads or, in a cluster, the
     // workers: placement.rs) must have room.
     let cached = cache::lookup(&shard, &key).await;
-    if let Some(answer) = cached.as_ref().filter(|_| answers_outright(&request)) {
-        return accept_hit(&shard, user_id, request, &key, answer).await;
+    // The fast path records no task id: a numbered upload's hit goes the general way.
+    let outright = |_: &&JobAnswer| !numbered && answers_outright(&request);
+    if let Some(answer) = cached.as_ref().filter(outright) {
+        let accepted = accept_hit(&shard, user_id, request, &key, answer).await?;
+        return Ok((accepted, None));
     }
     let place = match cached {
         Some(_) => Place::Local, // not queued at all
@@ -80,12 +104,15 @@ async fn accept(
         return Err(busy());
     }
     let mut request = request;
-    let record = reserve(&shard, user_id, &request, &key)?;
+    let (record, task_id) = reserve(&shard, user_id, &request, &key, numbered)?;
     let (wait, timeout_ms) = (request.wait, request.timeout_ms);
     // No await since `has_room`: the places are still free.
     let waiter: Option<Waiter> = wait.then(|| shard.uploads.waiters.register(record.id));
     if let Some(hook) = request.on_finish.take() {
-        shard.uploads.finish_hooks.register(record.id, hook);
+        shard
+            .uploads
+            .finish_hooks
+            .register(record.id, (hook, task_id));
     }
     match cached {
         Some(answer) => {
@@ -108,12 +135,11 @@ async fn accept(
     if let Some(name) = &user_model {
         shard.shared.model_catalog.count_request(user_id, name);
     }
-    match waiter {
-        None => Ok(Accepted::Pending(record)),
-        Some(waiter) => {
-            Ok(wait_for_result(&shard.uploads.waiters, record, waiter, timeout_ms).await)
-        }
-    }
+    let accepted = match waiter {
+        None => Accepted::Pending(record),
+        Some(waiter) => wait_for_result(&shard.uploads.waiters, record, waiter, timeout_ms).await,
+    };
+    Ok((accepted, task_id))
 }
 
 /// A text task naming a model that is not the server's own gets the user's model of that
@@ -174,20 +200,25 @@ fn cache_key(task: &Task) -> CacheKey {
 }
 
 /// Reserves the upload's cost (its kind's price) with a pending record (made durable by the
-/// group commit the caller awaits before answering).
+/// group commit the caller awaits before answering), and with `numbered` a task id.
 fn reserve(
     shard: &Shard,
     user_id: u64,
     request: &UploadRequest,
     key: &CacheKey,
-) -> Result<UploadRecord, Refusal> {
+    numbered: bool,
+) -> Result<(UploadRecord, Option<u64>), Refusal> {
     let new_upload = request.new_upload(shard.config(), key);
-    let record = shard
-        .store
-        .borrow_mut()?
-        .accept_upload(user_id, new_upload)?;
+    let mut store = shard.store.borrow_mut()?;
+    let (record, task_id) = match numbered {
+        false => (store.accept_upload(user_id, new_upload)?, None),
+        true => {
+            let (record, task_id) = store.accept_task_upload(user_id, new_upload)?;
+            (record, Some(task_id))
+        }
+    };
     assert_eq!(record.user_id, user_id);
-    Ok(record)
+    Ok((record, task_id))
 }
 
 /// Queues the job; when another shard took the last slot since `has_room`, gives the points

@@ -33,8 +33,8 @@ pub fn apply_result(shard: &Rc<Shard>, result: JobResult) {
     match finished {
         Ok(record) => {
             assert_ne!(record.status, UploadStatus::Pending);
-            if let Some(hook) = shard.uploads.finish_hooks.take(record.id) {
-                hook(shard, &record);
+            if let Some((hook, task_id)) = shard.uploads.finish_hooks.take(record.id) {
+                hook(shard, &record, task_id);
             }
             // A record finished earlier (voided at a stop, a duplicate result) keeps its own
             // status, whatever this result says.

@@ -50,7 +50,8 @@ pub async fn accept_hit(
     assert_eq!(record.status, UploadStatus::Done);
     count(shard);
     if let Some(hook) = request.on_finish {
-        hook(shard, &record);
+        // Only uploads without a task id come this way (accept.rs).
+        hook(shard, &record, None);
     }
     if shard.commit.durable().await.is_err() {
         // As on the general path: the disk failed (storage.rs logs why, once), the store

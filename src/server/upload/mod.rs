@@ -24,7 +24,7 @@ pub(crate) mod request;
 mod wait;
 
 pub use crate::server::state::Finished;
-pub use accept::Accept;
+pub use accept::{Accept, AcceptTask};
 pub use finish::{apply_result, stored_answer};
 pub use request::{
     decode_base64_image, recognize_options, slide_mode, UploadRequest, MAX_SOFT_ID_BYTES,

@@ -1,0 +1,483 @@
+//! Every integer in every JSON the server writes is within +-(2^53 - 1), the integers a
+//! reader of JSON numbers as doubles (JavaScript's `JSON.parse`) reads exactly (RFC 7493).
+//!
+//! One live server, with every points amount at its maximum where a client can put it there:
+//! costs of 2^53 - 1 points, a balance granted to 2^53 - 1 before every paid call, the stats,
+//! refunds, reservations and totals that follow (the day's `points_spent` passes the bound
+//! and is written saturated). Every route of the server is called, with valid credentials so
+//! that its answer with data is walked, and so are refusals of each family and a callback's
+//! body: every JSON answer is walked by `aiocr::json_numbers::unsafe_integers`. Which routes
+//! exist is read from the server's own `/metrics` (every route of its table has a counter):
+//! a route this test does not call fails it, so a new endpoint is walked from its first day.
+
+mod common;
+
+use aiocr::json_numbers::{unsafe_integers, MAX_SAFE_INTEGER};
+use aiocr::recognition::cache::digest;
+use common::{base64, fixture, multipart, Answer, Server};
+use serde_json::{json, Value};
+use std::cell::Cell;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+
+const MAX: i64 = MAX_SAFE_INTEGER;
+
+/// The server, and how many JSON answers were walked.
+struct Walk {
+    server: Server,
+    admin: String,
+    walked: Cell<usize>,
+}
+
+impl Walk {
+    /// Sends a request; a JSON answer must keep every integer within the bound.
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        kind: &str,
+        body: &[u8],
+    ) -> Answer {
+        let auth = token.map(|token| format!("Bearer {token}"));
+        let mut headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+        if !kind.is_empty() {
+            headers.push(("Content-Type", kind));
+        }
+        let answer = self.server.client().request(method, path, &headers, body);
+        let is_json = answer
+            .header("Content-Type")
+            .is_some_and(|kind| kind.contains("json"));
+        if is_json {
+            check(&format!("{method} {path}"), &answer.json());
+            self.walked.set(self.walked.get() + 1);
+        }
+        answer
+    }
+
+    fn get(&self, path: &str, token: &str) -> Value {
+        self.send("GET", path, Some(token), "", b"").json()
+    }
+
+    fn post_json(&self, path: &str, token: Option<&str>, body: Value) -> Value {
+        self.send(
+            "POST",
+            path,
+            token,
+            "application/json",
+            body.to_string().as_bytes(),
+        )
+        .json()
+    }
+
+    fn post_form(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        fields: &[(&str, &str)],
+        image: &[u8],
+    ) -> Value {
+        let (kind, body) = multipart("file", image, fields);
+        self.send("POST", path, token, &kind, &body).json()
+    }
+
+    /// Grants the user what takes its balance to the bound (points and reserved together).
+    fn fill(&self, user: &User) {
+        let data = &self.get("/v2/user/point", &user.token)["data"];
+        let held = data["points"].as_i64().unwrap() + data["reserved"].as_i64().unwrap();
+        if held < MAX {
+            let grant =
+                json!({ "user_id": user.id, "points": MAX - held, "reason": "to the brim" });
+            let answer = self.post_json("/v2/admin/points", Some(&self.admin), grant);
+            assert_eq!(
+                answer["data"]["points"].as_i64().unwrap()
+                    + answer["data"]["reserved"].as_i64().unwrap(),
+                MAX,
+                "{answer}"
+            );
+        }
+    }
+}
+
+fn check(what: &str, value: &Value) {
+    let found = unsafe_integers(value);
+    assert!(
+        found.is_empty(),
+        "{what}: integers past 2^53 - 1: {found:?} in {value}"
+    );
+}
+
+struct User {
+    id: String,
+    token: String,
+    key: String,
+}
+
+fn captcha(index: usize) -> Vec<u8> {
+    let (file, _, _) = common::manifest().into_iter().nth(index).unwrap();
+    fixture(&file)
+}
+
+fn more(kind: &str, file: &str) -> Vec<u8> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ddddocr-more");
+    std::fs::read(dir.join(kind).join(file)).unwrap()
+}
+
+/// The first detection fixture, and the first slide pair.
+fn detection_and_slide() -> (Vec<u8>, (Vec<u8>, Vec<u8>)) {
+    let rows = |kind: &str| -> Vec<Vec<String>> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ddddocr-more");
+        std::fs::read_to_string(dir.join(kind).join("manifest.tsv"))
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|line| line.split('\t').map(str::to_string).collect())
+            .collect()
+    };
+    let det = rows("det")[0][0].clone();
+    let slide = rows("slide")
+        .into_iter()
+        .find(|row| row[0] == "match_simple")
+        .unwrap();
+    (
+        more("det", &det),
+        (more("slide", &slide[1]), more("slide", &slide[2])),
+    )
+}
+
+/// Receives one callback and answers it 200; its JSON body.
+fn receive_callback(listener: &TcpListener) -> Value {
+    let (stream, _) = listener.accept().unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+        if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = value.trim().parse().unwrap();
+        }
+    }
+    let mut body = vec![0u8; length];
+    reader.read_exact(&mut body).unwrap();
+    reader
+        .get_mut()
+        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        .unwrap();
+    serde_json::from_slice(&body).unwrap()
+}
+
+#[test]
+fn every_json_answer_keeps_its_integers_within_2_to_the_53() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let allow = format!(
+        "callback_allow=127.0.0.1:{}",
+        listener.local_addr().unwrap().port()
+    );
+    let costs = [
+        format!("upload_cost={MAX}"),
+        format!("detect_cost={MAX}"),
+        format!("slide_cost={MAX}"),
+    ];
+    let mut settings = vec![
+        "rate_limit_burst=1000",
+        "fastapi_account=rich",
+        allow.as_str(),
+    ];
+    settings.extend(costs.iter().map(String::as_str));
+    let server = Server::start(2, &settings);
+    let admin = server.admin_token();
+    let walk = Walk {
+        server,
+        admin: admin.clone(),
+        walked: Cell::new(0),
+    };
+
+    // A user created with the most points a balance holds; one point more is refused.
+    let created = walk.post_json(
+        "/v2/admin/users",
+        Some(&admin),
+        json!({ "username": "rich", "password": "password-rich", "points": MAX }),
+    );
+    let id = created["data"]["user_id"].as_str().unwrap().to_string();
+    let token = walk.post_json(
+        "/v2/user/login",
+        None,
+        json!({ "username": "rich", "password": "password-rich" }),
+    )["data"]["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let key = walk.post_json("/v2/user/apikey", Some(&token), json!({}))["data"]["api_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let rich = User {
+        id: id.clone(),
+        token,
+        key,
+    };
+    let over = walk.post_json(
+        "/v2/admin/points",
+        Some(&admin),
+        json!({ "user_id": id, "points": 1, "reason": "x" }),
+    );
+    assert_eq!(over["code"], 1001, "{over}");
+    let point = walk.get("/v2/user/point", &rich.token);
+    assert_eq!(point["data"]["points"], MAX);
+
+    // /v2 uploads of every kind, each costing the bound.
+    let image = captcha(0);
+    let done = walk.post_form(
+        "/v2/decode/upload?wait=1&soft_id=big",
+        Some(&rich.token),
+        &[],
+        &image,
+    );
+    assert_eq!(done["data"]["cost"], MAX, "{done}");
+    let upload_id = done["data"]["id"].as_str().unwrap().to_string();
+    walk.get(&format!("/v2/result?id={upload_id}"), &rich.token);
+    let report = walk
+        .send(
+            "POST",
+            &format!("/v2/report?id={upload_id}"),
+            Some(&rich.token),
+            "",
+            b"",
+        )
+        .json();
+    assert_eq!(report["data"]["refunded"], MAX, "{report}");
+    let pending = walk.post_json(
+        "/v2/decode/upload-base64?soft_id=big",
+        Some(&rich.token),
+        json!({ "file": base64(&captcha(1)) }),
+    );
+    walk.get("/v2/user/point", &rich.token); // perhaps still reserved: 0 points, MAX reserved
+    let pending_id = pending["data"]["id"].as_str().unwrap();
+    common::poll_until_finished(&mut walk.server.client(), &rich.token, pending_id);
+    walk.fill(&rich);
+    let (det, (target, background)) = detection_and_slide();
+    walk.post_form(
+        "/v2/decode/detect?wait=1&timeout_ms=30000",
+        Some(&rich.token),
+        &[],
+        &det,
+    );
+    walk.fill(&rich);
+    let slide =
+        json!({ "target": base64(&target), "background": base64(&background), "mode": "simple" });
+    walk.post_json(
+        "/v2/decode/slide?wait=1&timeout_ms=30000",
+        Some(&rich.token),
+        slide,
+    );
+    walk.fill(&rich);
+    // The answer to upload-base64's image is in the cache (the first one's was reported:
+    // gone from it).
+    let hash: String = digest(&captcha(1))
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let cached = walk.post_json(
+        "/v2/decode/cached",
+        Some(&rich.token),
+        json!({ "hash": hash }),
+    );
+    assert_eq!(cached["data"]["results"][0]["cost"], MAX, "{cached}");
+    walk.fill(&rich);
+    // Five uploads paid, one refunded: four times the bound spent today, written saturated.
+    let stats = walk.get("/v2/user/stats?days=1", &rich.token);
+    assert_eq!(stats["data"]["days"][0]["points_spent"], MAX, "{stats}");
+    walk.get("/v2/developer/stats?days=1&soft_id=big", &admin);
+    walk.get("/v2/user/uploads?limit=10", &rich.token);
+
+    // The JSON task protocol, its refusals, and a callback's body.
+    let task = json!({ "type": "ImageToTextTask", "body": base64(&captcha(2)) });
+    let callback_url = format!("http://{}/done", listener.local_addr().unwrap());
+    let created = walk.post_json(
+        "/createTask",
+        None,
+        json!({ "clientKey": rich.key, "task": task, "callbackUrl": callback_url }),
+    );
+    assert_eq!(created["status"], "ready", "{created}");
+    check("callback body", &receive_callback(&listener));
+    let task_id = created["taskId"].clone();
+    let named = json!({ "clientKey": rich.key, "taskId": task_id });
+    walk.post_json("/getTaskResult", None, named.clone());
+    walk.post_json("/reportCorrect", None, named.clone());
+    walk.post_json("/reportIncorrectImageCaptcha", None, named.clone());
+    walk.post_json("/reportIncorrect", None, named);
+    let balance = walk.post_json("/getBalance", None, json!({ "clientKey": rich.key }));
+    assert_eq!(balance["errorId"], 0, "{balance}");
+    walk.post_json(
+        "/getTaskResult",
+        None,
+        json!({ "clientKey": rich.key, "taskId": 1 }),
+    );
+    walk.post_json(
+        "/createTask",
+        None,
+        json!({ "clientKey": "0".repeat(32), "task": {} }),
+    );
+
+    // 2captcha v1 with json=1, and its refusals.
+    walk.fill(&rich);
+    let fields = [
+        ("key", rich.key.as_str()),
+        ("method", "post"),
+        ("json", "1"),
+    ];
+    let submitted = walk.post_form("/in.php", None, &fields, &captcha(3));
+    let captcha_id = submitted["request"].as_str().unwrap().to_string();
+    let res = |action: &str| {
+        format!(
+            "/res.php?key={}&json=1&action={action}&id={captcha_id}",
+            rich.key
+        )
+    };
+    walk.send("GET", &res("get"), None, "", b"");
+    walk.send("POST", &res("get"), None, "", b"");
+    walk.send("GET", &res("getbalance"), None, "", b"");
+    walk.send("GET", &res("reportbad"), None, "", b"");
+    walk.send(
+        "GET",
+        "/res.php?key=nothing&json=1&action=get&id=1",
+        None,
+        "",
+        b"",
+    );
+
+    // ddddocr-fastapi, charged to the configured account.
+    walk.fill(&rich);
+    walk.post_form("/ocr", None, &[], &captcha(4));
+    walk.fill(&rich);
+    walk.post_form("/detection", None, &[], &det);
+    walk.fill(&rich);
+    let (kind, body) = form(
+        &[("target_file", &target), ("background_file", &background)],
+        &[("simple_target", "true")],
+    );
+    walk.send("POST", "/slide_match", None, &kind, &body);
+    walk.fill(&rich);
+
+    // A model of the user's own (a fixture's charset on ddddocr's old model): added, used
+    // at the bound's cost, listed with its numbers, removed.
+    let onnx = std::fs::read(common::model_dir().join("common_old.onnx")).unwrap();
+    let charsets = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/custom-models/permuted-charset/charsets.json"),
+    )
+    .unwrap();
+    let (kind, body) = form(
+        &[("onnx", &onnx), ("charsets", &charsets)],
+        &[("name", "mine"), ("public", "0")],
+    );
+    let added = walk
+        .send("POST", "/v2/models", Some(&rich.token), &kind, &body)
+        .json();
+    assert_eq!(added["code"], 0, "{added}");
+    let used = walk.post_json(
+        "/v2/decode/upload-base64?wait=1&timeout_ms=30000",
+        Some(&rich.token),
+        json!({ "file": base64(&captcha(5)), "model": "mine" }),
+    );
+    assert_eq!(used["data"]["cost"], MAX, "{used}");
+    walk.fill(&rich);
+    let listed = walk.get("/v2/models", &rich.token);
+    assert_eq!(listed["data"]["models"][0]["requests"], 1, "{listed}");
+    let removed = walk.post_json(
+        "/v2/models/remove",
+        Some(&rich.token),
+        json!({ "name": "mine" }),
+    );
+    assert_eq!(removed["code"], 0, "{removed}");
+
+    // The console's and the operators' endpoints.
+    walk.get("/v2/servers", &rich.token);
+    walk.get("/v2/user/apikey", &rich.token);
+    let users = walk.get("/v2/admin/users?q=rich", &admin);
+    assert_eq!(users["data"]["users"][0]["points"], MAX, "{users}");
+    walk.get("/v2/admin/server", &admin);
+    let (other_id, _) = walk.server.create_user(&admin, "other", 0, "user");
+    let other = json!({ "user_id": other_id.to_string() });
+    let fine = |answer: Value| assert_eq!(answer["code"], 0, "{answer}");
+    fine(walk.post_json(
+        "/v2/admin/users/role",
+        Some(&admin),
+        json!({ "user_id": other_id.to_string(), "role": "developer" }),
+    ));
+    let other_token = walk.server.login("other", "password-other"); // a role change ends tokens
+    fine(walk.post_json("/v2/user/apikey", Some(&other_token), json!({})));
+    fine(walk.post_json("/v2/user/apikey/revoke", Some(&other_token), json!({})));
+    fine(walk.post_json("/v2/admin/apikey/revoke", Some(&admin), other.clone()));
+    fine(walk.post_json(
+        "/v2/user/password",
+        Some(&other_token),
+        json!({ "old_password": "password-other", "new_password": "password-other-2" }),
+    ));
+    let other_token = walk.server.login("other", "password-other-2");
+    fine(walk.post_json("/v2/user/logout", Some(&other_token), json!({})));
+    fine(walk.post_json("/v2/admin/tokens/revoke", Some(&admin), other.clone()));
+    fine(walk.post_json("/v2/admin/users/remove", Some(&admin), other));
+    walk.get("/health", &rich.token);
+    walk.get("/openapi.json", &rich.token);
+    walk.send("GET", "/console/", None, "", b"");
+    walk.send("GET", "/no/such/route", None, "", b"");
+    walk.send("GET", "/v2/user/point", Some("not-a-token"), "", b"");
+
+    // Which routes exist, from the server's own counters: every one was called.
+    let metrics = walk.send("GET", "/metrics", None, "", b"").text();
+    let routes: Vec<(String, u64)> = metrics
+        .lines()
+        .filter_map(|line| line.strip_prefix("aiocr_request_duration_us_count{route=\""))
+        .filter_map(|rest| rest.split_once("\"} "))
+        .map(|(route, count)| (route.to_string(), count.trim().parse().unwrap()))
+        .collect();
+    assert!(routes.len() >= 40, "{metrics}");
+    let missed: Vec<&str> = routes
+        .iter()
+        .filter(|(route, count)| *count == 0 && route != "metrics")
+        .map(|(route, _)| route.as_str())
+        .collect();
+    assert!(
+        missed.is_empty(),
+        "routes this test never called: {missed:?}"
+    );
+    assert!(
+        walk.walked.get() > 60,
+        "{} JSON answers walked",
+        walk.walked.get()
+    );
+}
+
+/// A multipart form of file parts and text fields: (content type, body).
+fn form(files: &[(&str, &[u8])], texts: &[(&str, &str)]) -> (String, Vec<u8>) {
+    let boundary = "aiocrJsonNumbers7Zq";
+    let mut body = Vec::new();
+    for (name, bytes) in files {
+        body.extend(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}.bin\"\r\n\
+                 Content-Type: application/octet-stream\r\n\r\n"
+            )
+            .bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    for (name, value) in texts {
+        body.extend(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                .bytes(),
+        );
+    }
+    body.extend(format!("--{boundary}--\r\n").bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
