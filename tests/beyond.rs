@@ -199,6 +199,27 @@ fn an_image_too_narrow_for_an_expression_is_unsolvable() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// Text captchas (tests/fixtures/captcha): no arithmetic expression in them.
+const NOT_MATH: [&str; 4] = ["0001.png", "0005.png", "0007.jpg", "0008.png"];
+
+#[test]
+fn text_captchas_are_not_read_as_math() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/captcha");
+    let files: Vec<PathBuf> = NOT_MATH.iter().map(|name| dir.join(name)).collect();
+    let mut args = vec!["ocr", "--math"];
+    args.extend(files.iter().map(|file| file.to_str().unwrap()));
+    let (code, stdout) = aiocr(&args);
+    assert_eq!(code, 1, "{stdout}");
+    for file in &files {
+        let answer = answer_of(&stdout, file);
+        assert!(
+            answer.starts_with("error: unsolvable") && answer.ends_with("(code 5005)"),
+            "{}: {answer}",
+            file.display()
+        );
+    }
+}
+
 /// Images of tests/fixtures/captcha whose ddddocr answer (default model) breaks what their
 /// label is: its length, letters only.
 const BROKEN_BY_DDDDOCR: [&str; 5] = ["0054.png", "0086.png", "0118.gif", "0144.bmp", "0225.png"];

@@ -284,6 +284,9 @@ mod tests {
         assert!(storage.is_retryable());
         let unsolvable = ApiError::Unsolvable;
         assert_eq!((unsolvable.code(), unsolvable.status()), (5005, 422));
-        assert!(!unsolvable.is_retryable(), "the same image stays unsolvable");
+        assert!(
+            !unsolvable.is_retryable(),
+            "the same image stays unsolvable"
+        );
     }
 }

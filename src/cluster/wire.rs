@@ -101,7 +101,13 @@ pub fn encode_job(job: &Job, node: u16, deadline_ms: u64) -> Vec<u8> {
                 hint_image_len: hint_image.map(<[u8]>::len),
                 rectangles: *rectangles,
             };
-            (header, [Some(image.as_slice()), hint_image].into_iter().flatten().collect())
+            (
+                header,
+                [Some(image.as_slice()), hint_image]
+                    .into_iter()
+                    .flatten()
+                    .collect(),
+            )
         }
         Task::Slide {
             target,

@@ -313,11 +313,11 @@ impl Route {
     fn authenticated_from_head(self) -> bool {
         use Route::*;
         match self {
-            Point | UploadBase64 | Upload | Detect | Slide | Click | Result | Report | UserStats
-            | DeveloperStats | AdminUsers | AdminPoints | ApiKeyStatus | ApiKeyCreate
-            | ApiKeyRevoke | AdminApiKeyRevoke | UserUploads | AdminFindUsers | AdminUserRole
-            | AdminServer | Cached | Logout | ChangePassword | AdminTokensRevoke
-            | AdminUserRemove | ModelAdd | ModelList | ModelRemove => true,
+            Point | UploadBase64 | Upload | Detect | Slide | Click | Result | Report
+            | UserStats | DeveloperStats | AdminUsers | AdminPoints | ApiKeyStatus
+            | ApiKeyCreate | ApiKeyRevoke | AdminApiKeyRevoke | UserUploads | AdminFindUsers
+            | AdminUserRole | AdminServer | Cached | Logout | ChangePassword
+            | AdminTokensRevoke | AdminUserRemove | ModelAdd | ModelList | ModelRemove => true,
             Servers
             | Login
             | OpenApi

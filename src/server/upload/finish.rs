@@ -105,7 +105,10 @@ pub fn stored_answer(answer: &JobAnswer) -> (String, Option<f32>) {
     match answer {
         JobAnswer::Text(answer) => (answer.text.clone(), answer.confidence),
         JobAnswer::Boxes(boxes) => (serde_json::to_string(boxes).expect("boxes serialise"), None),
-        JobAnswer::Points(points) => (serde_json::to_string(points).expect("points serialise"), None),
+        JobAnswer::Points(points) => (
+            serde_json::to_string(points).expect("points serialise"),
+            None,
+        ),
         JobAnswer::Slide(answer) => (answer.to_json(), None),
     }
 }

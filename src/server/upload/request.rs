@@ -198,7 +198,10 @@ pub(super) fn check_image_size(image: &[u8], max_image_bytes: usize) -> Result<(
 
 /// The request's fields, and its raw body when that is the image: on the file route, a body
 /// that is not a form (its options then come from the query).
-pub(super) fn read_fields(call: &Call, encoding: Encoding) -> Result<(Fields, Option<Vec<u8>>), Refusal> {
+pub(super) fn read_fields(
+    call: &Call,
+    encoding: Encoding,
+) -> Result<(Fields, Option<Vec<u8>>), Refusal> {
     let kind = body_kind(call.head.content_type.as_deref(), &call.body);
     if kind == BodyKind::Other && encoding == Encoding::FileOrRaw {
         return Ok((
@@ -294,9 +297,9 @@ fn reading(fields: &Fields) -> Result<Reading, Refusal> {
     }
     let length = |name: &str| -> Result<usize, Refusal> {
         match fields.number(name)?.unwrap_or(0) {
-            n if n > MAX_CHARS_LIMIT as u64 => Err(invalid(format!(
-                "{name} {n}: at most {MAX_CHARS_LIMIT}"
-            ))),
+            n if n > MAX_CHARS_LIMIT as u64 => {
+                Err(invalid(format!("{name} {n}: at most {MAX_CHARS_LIMIT}")))
+            }
             n => Ok(n as usize),
         }
     };
