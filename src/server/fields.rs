@@ -112,6 +112,15 @@ const DESCRIBED_JSON_TYPES: &[(&str, JsonType)] = &[
     ("new_password", JsonType::String),
     ("role", JsonType::String),
     ("reason", JsonType::String),
+    // How a text answer is read (upload/request.rs) and a click captcha's hint (upload/click.rs).
+    ("math", JsonType::Boolean),
+    ("numeric", JsonType::Integer),
+    ("min_len", JsonType::Integer),
+    ("max_len", JsonType::Integer),
+    ("case_insensitive", JsonType::Boolean),
+    ("hint", JsonType::String),
+    ("hint_image", JsonType::String),
+    ("rectangles", JsonType::Boolean),
 ];
 
 fn described_json_type(name: &str) -> Option<JsonType> {
