@@ -5,7 +5,8 @@
 #      detection: common_det.onnx), ONNX Runtime's shared library and Intel IPP's image library
 #      (slide matching), from PyPI wheels into $AIOCR_MODEL_DIR (default ./models);
 #   3. the test tools: the captcha client libraries (a Python venv, and npm), the OpenAPI
-#      validator and schemathesis (a Python venv), playwright-core for the browser tests (npm);
+#      validator and schemathesis (a Python venv), playwright-core for the browser tests (npm),
+#      the official MCP SDKs (a Python venv, and npm);
 #   4. a release build of every binary.
 # Every step is skipped when its result is already there, so running it again is cheap.
 set -euo pipefail
@@ -159,6 +160,21 @@ install_npm_clients() {
     npm_ci_locked tests/npm_clients "the captcha client libraries from npm"
 }
 
+# The MCP tests' agents: the official MCP SDKs, Python (PyPI `mcp`, pinned in
+# tests/mcp/requirements.txt, in a venv of its own) and TypeScript (npm
+# @modelcontextprotocol/sdk, pinned by tests/mcp/package-lock.json).
+install_mcp_sdks() {
+    local dir="tests/mcp"
+    local venv="$dir/.venv"
+    if ! { [ -f "$venv/.requirements" ] && cmp -s "$venv/.requirements" "$dir/requirements.txt"; }; then
+        echo "setup: installing the MCP Python SDK into $venv"
+        python3 -m venv "$venv"
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$dir/requirements.txt"
+        cp "$dir/requirements.txt" "$venv/.requirements"
+    fi
+    npm_ci_locked "$dir" "the MCP TypeScript SDK"
+}
+
 build() {
     cargo build --release --workspace --quiet
 }
@@ -181,4 +197,5 @@ install_client_libraries
 install_openapi_tools
 install_browser_driver
 install_npm_clients
+install_mcp_sdks
 build

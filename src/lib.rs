@@ -60,6 +60,7 @@ pub mod engine_cmd;
 pub mod http;
 pub mod json_numbers;
 pub mod login_backoff;
+pub mod mcp;
 pub mod metrics;
 pub mod model_cmd;
 pub mod money;

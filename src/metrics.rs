@@ -33,6 +33,8 @@ pub struct ShardMetrics {
     pub bodies_refused_busy: u64,
     /// Memory held by the request bodies the shard is receiving now.
     pub body_bytes_in_flight: u64,
+    /// Live MCP sessions of the users this shard owns (`mcp_sessions_per_shard`).
+    pub mcp_sessions: u64,
     /// TLS handshakes completed, and those that failed or timed out (plain HTTP on the TLS
     /// port, unknown protocol versions, clients that never finish).
     pub tls_handshakes: u64,
@@ -104,6 +106,7 @@ impl ShardMetrics {
             requests_refused_before_body: 0,
             bodies_refused_busy: 0,
             body_bytes_in_flight: 0,
+            mcp_sessions: 0,
             tls_handshakes: 0,
             tls_handshakes_failed: 0,
             protocol_errors: Vec::new(),
@@ -292,6 +295,7 @@ impl Registry {
             ("aiocr_body_bytes_in_flight", "gauge", |m| {
                 m.body_bytes_in_flight
             }),
+            ("aiocr_mcp_sessions", "gauge", |m| m.mcp_sessions),
             ("aiocr_tls_handshakes_total", "counter", |m| {
                 m.tls_handshakes
             }),

@@ -125,6 +125,10 @@ fn schemathesis_finds_every_answer_as_documented_and_every_operation_answers() {
         .arg(&config)
         .args(["run", &format!("{base}/openapi.json"), "--url", &base])
         .args(["--header", &format!("Authorization: Bearer {token}")])
+        .env("AIOCR_ST_MCP_SESSION", mcp_session(&server, &token))
+        .env("AIOCR_ST_MCP_VERSION", MCP_VERSION)
+        .env("AIOCR_ST_MCP_URL", format!("{base}/mcp"))
+        .env("AIOCR_ST_MCP_TOKEN", &token)
         .args(["--checks", "all"])
         .args(["--phases", "examples,coverage,fuzzing,stateful"])
         .args(["--max-examples", EXAMPLES_PER_OPERATION])
@@ -221,6 +225,23 @@ fn run_config(server: &Server, token: &str) -> String {
          parameters = {{ \"body.old_password\" = {{ dictionary = \"old-passwords\", probability = 0.5 }} }}\n"
     );
     text
+}
+
+/// The MCP version the run's session is opened at.
+const MCP_VERSION: &str = "2025-11-25";
+
+/// An MCP session of the token's user, for the run's schema-valid `POST /mcp` requests
+/// (tests/openapi/hooks.py): its id.
+fn mcp_session(server: &Server, token: &str) -> String {
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"initialize","params":{{"protocolVersion":"{MCP_VERSION}","capabilities":{{}},"clientInfo":{{"name":"schemathesis","version":"1"}}}}}}"#
+    );
+    let answer = server.client().post_json("/mcp", Some(token), &body);
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    answer
+        .header("Mcp-Session-Id")
+        .expect("a session id")
+        .to_string()
 }
 
 /// An upload of the token's user (given the run's points first): its id.

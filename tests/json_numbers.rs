@@ -83,6 +83,29 @@ impl Walk {
         self.send("POST", path, token, &kind, &body).json()
     }
 
+    /// An MCP request (`method` POST or DELETE) with `key` and the session's header.
+    fn mcp(&self, method: &str, key: &str, session: Option<&str>, body: Option<Value>) -> Answer {
+        let auth = format!("Bearer {key}");
+        let mut headers = vec![
+            ("Authorization", auth.as_str()),
+            ("Content-Type", "application/json"),
+        ];
+        headers.extend(session.map(|session| ("Mcp-Session-Id", session)));
+        let body = body.map(|body| body.to_string()).unwrap_or_default();
+        let answer = self
+            .server
+            .client()
+            .request(method, "/mcp", &headers, body.as_bytes());
+        if answer
+            .header("Content-Type")
+            .is_some_and(|kind| kind.contains("json"))
+        {
+            check(&format!("{method} /mcp"), &answer.json());
+            self.walked.set(self.walked.get() + 1);
+        }
+        answer
+    }
+
     /// Grants the user what takes its balance to the bound (points and reserved together).
     fn fill(&self, user: &User) {
         let data = &self.get("/v2/user/point", &user.token)["data"];
@@ -365,6 +388,41 @@ fn every_json_answer_keeps_its_integers_within_2_to_the_53() {
         &[("simple_target", "true")],
     );
     walk.send("POST", "/slide_match", None, &kind, &body);
+    walk.fill(&rich);
+
+    // MCP: a session, the tools' list, a reading at the bound's cost (structured and as
+    // text), its result and report, the balance; the session ended.
+    let initialize = json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": { "name": "walk", "version": "1" } } });
+    let opened = walk.mcp("POST", &rich.key, None, Some(initialize));
+    let session = opened.header("Mcp-Session-Id").unwrap().to_string();
+    let in_session = |body: Value| {
+        walk.mcp("POST", &rich.key, Some(&session), Some(body))
+            .json()
+    };
+    let call = |name: &str, arguments: Value| {
+        in_session(json!({ "jsonrpc": "2.0", "id": MAX, "method": "tools/call",
+            "params": { "name": name, "arguments": arguments } }))
+    };
+    in_session(json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/list" }));
+    let read = call("ocr", json!({ "image": base64(&captcha(6)) }));
+    let reading = read["result"]["structuredContent"].clone();
+    assert_eq!(
+        (reading["status"].as_str(), reading["cost"].as_i64()),
+        (Some("done"), Some(MAX)),
+        "{read}"
+    );
+    let text = read["result"]["content"][0]["text"].as_str().unwrap();
+    check("ocr's text", &serde_json::from_str(text).unwrap());
+    call("result", json!({ "id": reading["id"] }));
+    let report = call("report", json!({ "id": reading["id"] }));
+    assert_eq!(
+        report["result"]["structuredContent"]["refunded"], MAX,
+        "{report}"
+    );
+    call("balance", json!({}));
+    let ended = walk.mcp("DELETE", &rich.key, Some(&session), None);
+    assert_eq!(ended.status, 204);
     walk.fill(&rich);
 
     // A model of the user's own (a fixture's charset on ddddocr's old model): added, used

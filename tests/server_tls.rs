@@ -450,3 +450,26 @@ fn the_connection_cap_counts_tls_connections() {
     assert!(read_to_close(&mut plain).is_empty());
     assert_eq!(first.get("/health", None).status, 200);
 }
+
+#[test]
+fn mcp_over_tls() {
+    let ca = TestCa::new("tls-mcp");
+    let cert = ca.issue("server");
+    let server = start(1, &tls_settings(&cert));
+    let mut client = Client::over(ca.connect(server.tls_port));
+    let auth = format!("Bearer {}", server.demo_token());
+    let json = ("Content-Type", "application/json");
+    let initialize = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25"}}"#;
+    let headers = [("Authorization", auth.as_str()), json];
+    let answer = client.request("POST", "/mcp", &headers, initialize.as_bytes());
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let session = answer.header("Mcp-Session-Id").unwrap().to_string();
+    let balance = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"balance"}}"#;
+    let headers = [
+        ("Authorization", auth.as_str()),
+        json,
+        ("Mcp-Session-Id", session.as_str()),
+    ];
+    let answer = client.request("POST", "/mcp", &headers, balance.as_bytes());
+    assert_eq!(answer.json()["result"]["structuredContent"]["points"], 1000);
+}

@@ -377,6 +377,9 @@ pub struct ForwardedHead {
     pub version_minor: u8,
     pub authorization: Option<String>,
     pub content_type: Option<String>,
+    /// The MCP transport's headers (absent from a node that predates them).
+    #[serde(default)]
+    pub mcp: crate::http::McpHeaders,
     pub peer: std::net::IpAddr,
 }
 
@@ -400,6 +403,8 @@ struct ResponseHeader {
 /// The content types and header names aiocr answers with (a `Response` holds them as
 /// `&'static str`); anything else from a peer becomes the generic type or is dropped.
 const CONTENT_TYPES: &[&str] = &[
+    // An answer without content (202, 204).
+    "",
     "application/json",
     "text/plain; charset=utf-8",
     "text/plain; version=0.0.4; charset=utf-8",
@@ -412,6 +417,8 @@ const HEADER_NAMES: &[&str] = &[
     "Access-Control-Allow-Origin",
     "Cache-Control",
     "ETag",
+    "Mcp-Session-Id",
+    "WWW-Authenticate",
 ];
 
 pub fn encode_response(response: &Response) -> Vec<u8> {

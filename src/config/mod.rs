@@ -20,6 +20,7 @@
 //! | `login` | `login.rs` | password hashing, login backoffs |
 //! | `cache` | `cache.rs` | the answer cache |
 //! | `compat` | `compat.rs` | the captcha protocols and their callbacks |
+//! | `mcp` | `mcp.rs` | the MCP endpoint: body, sessions, waits, origins |
 //! | `models` | `models.rs` | models users bring: upload size, per-user limits, loaded memory |
 //! | `cluster` | `cluster.rs` | NATS, where jobs run ([`Split`]), remote bounds |
 //!
@@ -36,6 +37,7 @@ mod http;
 mod images;
 mod keys;
 mod login;
+mod mcp;
 mod models;
 mod network;
 mod node;
@@ -53,6 +55,7 @@ pub use compat::CompatConfig;
 pub use http::HttpConfig;
 pub use images::ImageConfig;
 pub use login::LoginConfig;
+pub use mcp::McpConfig;
 pub use models::ModelsConfig;
 pub use network::NetworkConfig;
 pub use node::NodeConfig;
@@ -79,13 +82,14 @@ pub struct Config {
     pub login: LoginConfig,
     pub cache: CacheConfig,
     pub compat: CompatConfig,
+    pub mcp: McpConfig,
     pub cluster: ClusterConfig,
     pub models: ModelsConfig,
 }
 
 /// Every section's keys. A key belongs to exactly one (the unit test
 /// `every_key_is_a_field` checks it).
-const SECTIONS: [&[(&str, Kind)]; 13] = [
+const SECTIONS: [&[(&str, Kind)]; 14] = [
     network::KEYS,
     http::KEYS,
     images::KEYS,
@@ -97,6 +101,7 @@ const SECTIONS: [&[(&str, Kind)]; 13] = [
     login::KEYS,
     cache::KEYS,
     compat::KEYS,
+    mcp::KEYS,
     cluster::KEYS,
     models::KEYS,
 ];
@@ -170,6 +175,7 @@ impl Config {
             login: section(table, login::KEYS)?,
             cache: section(table, cache::KEYS)?,
             compat: section(table, compat::KEYS)?,
+            mcp: section(table, mcp::KEYS)?,
             cluster: section(table, cluster::KEYS)?,
             models: section(table, models::KEYS)?,
         })
@@ -189,6 +195,7 @@ impl Config {
         self.login.validate()?;
         self.cache.validate()?;
         self.compat.validate()?;
+        self.mcp.validate()?;
         self.models.validate()?;
         first_failed(&[
             (

@@ -43,6 +43,7 @@ fn every_key_is_a_field() {
             }
             (&"price_per_point", _) => toml::Value::String("0.5".into()),
             (&"recognition_split", _) => toml::Value::String("remote".into()),
+            (&"mcp_allowed_origins", _) => toml::Value::String("http://127.0.0.1:1".into()),
             (_, Kind::Text) => toml::Value::String("127.0.0.1:1".into()),
             (_, Kind::Number) => toml::Value::Integer(1),
             (_, Kind::Flag) => toml::Value::Boolean(true),
@@ -180,6 +181,31 @@ fn refuses_bad_values() {
     assert!(
         refused("login_backoff_forget_secs", "59").is_err(),
         "shorter than a lock"
+    );
+    assert!(refused("mcp_allowed_origins", "agent.example").is_err());
+    assert!(refused("mcp_allowed_origins", "https://agent.example/path").is_err());
+    assert!(refused("mcp_sessions_per_user", "0").is_err());
+    assert!(
+        refused("mcp_sessions_per_user", "5000").is_err(),
+        "above per shard"
+    );
+    assert!(refused("mcp_session_idle_secs", "0").is_err());
+    // Above wait_timeout_ms_max is taken (the smaller of the two applies to a reading's
+    // wait): lowering wait_timeout_ms_max alone must not make the server refuse to start.
+    assert!(refused("mcp_wait_ms", "30001").is_ok());
+    assert!(refused("wait_timeout_ms_max", "5000").is_ok());
+    assert!(refused("mcp_max_body_bytes", "0").is_err());
+    // Above max_body_bytes is taken (the smaller of the two applies to /mcp): lowering
+    // max_body_bytes alone must not make the default mcp_max_body_bytes refuse to start.
+    assert!(refused("mcp_max_body_bytes", "1048577").is_ok());
+    assert!(refused("max_body_bytes", "600000").is_ok());
+    let origins = refused(
+        "mcp_allowed_origins",
+        "https://Agent.Example, http://127.0.0.1:6274",
+    );
+    assert_eq!(
+        origins.unwrap().mcp.mcp_allowed_origins,
+        vec!["https://agent.example", "http://127.0.0.1:6274"]
     );
     let callbacks = refused("callback_allow", "127.0.0.1:9000, Hooks.Local:80").unwrap();
     assert_eq!(

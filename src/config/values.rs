@@ -93,3 +93,25 @@ pub fn host_port_list<'de, D: Deserializer<'de>>(
         })
         .collect()
 }
+
+/// A comma list of browser origins (`scheme://host[:port]`, no path), lower-cased.
+pub fn origin_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    text.split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            let rest = entry
+                .strip_prefix("https://")
+                .or_else(|| entry.strip_prefix("http://"));
+            match rest {
+                Some(host) if !host.is_empty() && !host.contains('/') => {
+                    Ok(entry.to_ascii_lowercase())
+                }
+                _ => Err(serde::de::Error::custom(format!(
+                    "{entry:?} is not an origin (scheme://host[:port])"
+                ))),
+            }
+        })
+        .collect()
+}

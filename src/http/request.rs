@@ -78,6 +78,17 @@ pub struct RequestHead {
     /// The entity tags of `If-None-Match` as sent (the console's assets answer 304 when one
     /// is current).
     pub if_none_match: Option<String>,
+    /// The headers of the MCP transport (`/mcp`).
+    pub mcp: McpHeaders,
+}
+
+/// The headers the MCP endpoint reads: a browser page's `Origin` (refused unless allowed),
+/// `Mcp-Session-Id` and `MCP-Protocol-Version`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct McpHeaders {
+    pub origin: Option<String>,
+    pub session_id: Option<String>,
+    pub protocol_version: Option<String>,
 }
 
 /// Parses one request head from the front of `buf`. `Ok(None)`: not complete yet (read more).
@@ -204,6 +215,7 @@ fn build_head(
         authorization: None,
         content_type: None,
         if_none_match: None,
+        mcp: McpHeaders::default(),
     };
     let mut content_length: Option<usize> = None;
     let mut chunked = false;
@@ -233,6 +245,12 @@ fn build_head(
             head.content_type = Some(header_text(value)?);
         } else if name.eq_ignore_ascii_case("if-none-match") {
             head.if_none_match = Some(header_text(value)?);
+        } else if name.eq_ignore_ascii_case("origin") {
+            head.mcp.origin = Some(header_text(value)?);
+        } else if name.eq_ignore_ascii_case("mcp-session-id") {
+            head.mcp.session_id = Some(header_text(value)?);
+        } else if name.eq_ignore_ascii_case("mcp-protocol-version") {
+            head.mcp.protocol_version = Some(header_text(value)?);
         } else if name.eq_ignore_ascii_case("host") {
             // RFC 9112 §3.2: 400 for more than one Host line or an invalid value (two hosts
             // let a proxy and aiocr disagree about which one the request is for).

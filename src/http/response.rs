@@ -40,6 +40,19 @@ impl Response {
         self
     }
 
+    /// An answer without content: 202 (a message taken), 204 (done, nothing to say). A 204
+    /// has no Content-Length either (RFC 9110 §8.6); a 202 says its length is 0.
+    pub fn empty(status: u16) -> Response {
+        assert!(matches!(status, 202 | 204), "only 202 and 204 are empty");
+        Response {
+            status,
+            content_type: "",
+            extra_headers: Vec::new(),
+            body: Vec::new(),
+            close: false,
+        }
+    }
+
     /// A 304 to a conditional GET whose entity tag is current: the caller adds `ETag` and
     /// the caching headers.
     pub fn not_modified() -> Response {
@@ -63,11 +76,16 @@ impl Response {
         out.extend_from_slice(reason_phrase(self.status).as_bytes());
         out.extend_from_slice(b"\r\nServer: aiocr\r\nDate: ");
         date::append_now(out);
-        let has_content = self.status != 304;
-        assert!(has_content || self.body.is_empty(), "a 304 has no body");
+        let has_content = !matches!(self.status, 204 | 304);
+        assert!(
+            has_content || self.body.is_empty(),
+            "a 204 or 304 has no body"
+        );
         if has_content {
-            out.extend_from_slice(b"\r\nContent-Type: ");
-            out.extend_from_slice(self.content_type.as_bytes());
+            if !self.content_type.is_empty() {
+                out.extend_from_slice(b"\r\nContent-Type: ");
+                out.extend_from_slice(self.content_type.as_bytes());
+            }
             out.extend_from_slice(b"\r\nContent-Length: ");
             out.extend_from_slice(itoa::Buffer::new().format(self.body.len()).as_bytes());
         }
@@ -92,6 +110,8 @@ pub fn reason_phrase(status: u16) -> &'static str {
     match status {
         100 => "Continue",
         200 => "OK",
+        202 => "Accepted",
+        204 => "No Content",
         302 => "Found",
         304 => "Not Modified",
         308 => "Permanent Redirect",
@@ -101,6 +121,7 @@ pub fn reason_phrase(status: u16) -> &'static str {
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        406 => "Not Acceptable",
         408 => "Request Timeout",
         409 => "Conflict",
         410 => "Gone",
@@ -151,5 +172,19 @@ mod tests {
         assert!(text.starts_with("HTTP/1.1 304 Not Modified\r\n"), "{text}");
         assert!(!text.contains("Content-Length") && !text.contains("Content-Type"));
         assert!(text.ends_with("ETag: \"abc\"\r\nConnection: keep-alive\r\n\r\n"));
+    }
+
+    #[test]
+    fn empty_answers_say_202_with_length_0_and_204_without() {
+        let mut out = Vec::new();
+        Response::empty(202).write_to(&mut out, false, true);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 202 Accepted\r\n"), "{text}");
+        assert!(text.contains("Content-Length: 0\r\n") && !text.contains("Content-Type"));
+        let mut out = Vec::new();
+        Response::empty(204).write_to(&mut out, false, true);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 204 No Content\r\n"), "{text}");
+        assert!(!text.contains("Content-Length") && !text.contains("Content-Type"));
     }
 }

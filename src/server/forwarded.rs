@@ -88,6 +88,7 @@ fn request_head(forwarded: &ForwardedHead, body_len: usize) -> RequestHead {
         authorization: forwarded.authorization.clone(),
         content_type: forwarded.content_type.clone(),
         if_none_match: None,
+        mcp: forwarded.mcp.clone(),
     }
 }
 

@@ -36,6 +36,7 @@ pub async fn forward(
         version_minor: head.version_minor,
         authorization: head.authorization.clone(),
         content_type: head.content_type.clone(),
+        mcp: head.mcp.clone(),
         peer,
     };
     let request = wire::encode_forward(&forwarded, body);

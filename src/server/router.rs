@@ -6,8 +6,8 @@ use super::call::{Authentication, Call, Caller};
 use super::compat::{fastapi, tasks, twocaptcha};
 use super::console::{self, CONSOLE_PATH};
 use super::endpoints::{
-    accounts, admin, apikey, cached, models, node, results, server_state, stats, tokens, uploads,
-    user,
+    accounts, admin, apikey, cached, mcp, models, node, results, server_state, stats, tokens,
+    uploads, user,
 };
 use super::reply::{ApiResult, Refusal};
 use super::shard::Shard;
@@ -68,6 +68,10 @@ pub enum Route {
     FastapiSlideMatch,
     Health,
     Metrics,
+    /// `POST /mcp`: one MCP message (endpoints/mcp.rs).
+    Mcp,
+    /// `DELETE /mcp`: ends an MCP session.
+    McpEnd,
     /// No route matched (404); counted like the others.
     Unknown,
 }
@@ -81,7 +85,7 @@ struct RouteSpec {
     label: &'static str,
 }
 
-pub const ROUTE_COUNT: usize = 47;
+pub const ROUTE_COUNT: usize = 49;
 
 /// Every route, in the order of [`Route`].
 const TABLE: [RouteSpec; ROUTE_COUNT] = [
@@ -273,6 +277,9 @@ const TABLE: [RouteSpec; ROUTE_COUNT] = [
     ),
     spec(Route::Health, "/health", Method::Get, "health"),
     spec(Route::Metrics, "/metrics", Method::Get, "metrics"),
+    // The MCP endpoint (endpoints/mcp.rs); GET is 405 (no server-to-client stream).
+    spec(Route::Mcp, "/mcp", Method::Post, "mcp"),
+    spec(Route::McpEnd, "/mcp", Method::Delete, "mcp_end"),
     // Never matched by path: the empty path is not a valid request target.
     spec(Route::Unknown, "", Method::Get, "unknown"),
 ];
@@ -317,7 +324,8 @@ impl Route {
             | UserStats | DeveloperStats | AdminUsers | AdminPoints | ApiKeyStatus
             | ApiKeyCreate | ApiKeyRevoke | AdminApiKeyRevoke | UserUploads | AdminFindUsers
             | AdminUserRole | AdminServer | Cached | Logout | ChangePassword
-            | AdminTokensRevoke | AdminUserRemove | ModelAdd | ModelList | ModelRemove => true,
+            | AdminTokensRevoke | AdminUserRemove | ModelAdd | ModelList | ModelRemove | Mcp
+            | McpEnd => true,
             Servers
             | Login
             | OpenApi
@@ -338,6 +346,10 @@ impl Route {
             | Metrics
             | Unknown => false,
         }
+    }
+
+    fn is_mcp(self) -> bool {
+        matches!(self, Route::Mcp | Route::McpEnd)
     }
 }
 
@@ -401,10 +413,10 @@ fn resolve(path: &str, method: Method, serves: impl Fn(Route) -> bool) -> Resolv
         if takes {
             return Resolved::Route(spec);
         }
-        allowed.push(if spec.method == Method::Get {
-            "GET, HEAD"
-        } else {
-            "POST"
+        allowed.push(match spec.method {
+            Method::Get => "GET, HEAD",
+            Method::Delete => "DELETE",
+            _ => "POST",
         });
     }
     Resolved::WrongMethod(first, allowed.join(", "))
@@ -445,13 +457,20 @@ pub async fn admit(
         caller: None,
         owner_node: None,
     };
+    if let Some(answer) = route
+        .is_mcp()
+        .then(|| mcp::head_refusal(shard, head))
+        .flatten()
+    {
+        return Err((route, answer));
+    }
     if head.framing != Framing::Empty && route.authenticated_from_head() {
         let call = Call::without_body(shard, head, peer);
         match call.authenticate().await {
             Ok(Authentication::Caller(found)) => admission.caller = Some(found),
             // Another node's user: that node checks the credential and answers.
             Ok(Authentication::AtNode(node)) => admission.owner_node = Some(node),
-            Err(refusal) => return Err((route, refusal.into_response())),
+            Err(refusal) => return Err((route, refusal_before_body(route, head, refusal))),
         }
     }
     Ok(admission)
@@ -473,6 +492,8 @@ pub fn refusal_before_body(route: Route, head: &RequestHead, refusal: Refusal) -
         | ReportIncorrectImageCaptcha
         | ReportCorrect => tasks::refusal_answer(&refusal),
         FastapiOcr | FastapiDetection | FastapiSlideMatch => fastapi::refused(&refusal),
+        // Carries its own Retry-After.
+        Mcp | McpEnd => return mcp::refused_before_body(head, &refusal),
         _ => return refusal.into_response(),
     };
     match retry_after_secs {
@@ -598,6 +619,8 @@ async fn dispatch(route: Route, call: Call<'_>) -> ApiResult {
         Route::FastapiOcr => fastapi::ocr(&call).await,
         Route::FastapiDetection => fastapi::detection(&call).await,
         Route::FastapiSlideMatch => fastapi::slide_match(&call).await,
+        Route::Mcp => mcp::post(&call).await,
+        Route::McpEnd => mcp::end(&call).await,
         Route::Unknown => Err(ApiError::NoRoute.into()),
     }
 }
@@ -670,13 +693,17 @@ mod tests {
     fn the_api_description_has_every_route_and_no_other() {
         let doc: serde_json::Value = serde_json::from_slice(console::OPENAPI.bytes).unwrap();
         let described = |path: &str, method: Method| {
-            let name = if method == Method::Get { "get" } else { "post" };
+            let name = match method {
+                Method::Get => "get",
+                Method::Delete => "delete",
+                _ => "post",
+            };
             doc["paths"][path][name].is_object()
         };
         let mut documented = 0;
         for spec in &TABLE {
-            let public =
-                spec.path.starts_with("/v2/") || ["/health", "/metrics"].contains(&spec.path);
+            let public = spec.path.starts_with("/v2/")
+                || ["/health", "/metrics", "/mcp"].contains(&spec.path);
             assert_eq!(
                 described(spec.path, spec.method),
                 public,

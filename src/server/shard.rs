@@ -14,6 +14,7 @@ use super::state::{
 use crate::auth::{KeyCache, Keys, TokenCache, DEFAULT_TOKEN_CACHE_ENTRIES};
 use crate::config::Config;
 use crate::login_backoff::{BackoffPolicy, LoginBackoff};
+use crate::mcp::sessions::{SessionLimits, SessionTable};
 use crate::metrics::{Registry, ShardMetrics};
 use crate::password_pool::PasswordPool;
 use crate::ratelimit::RateLimiter;
@@ -93,6 +94,9 @@ pub struct Shard {
     pub logins: LoginGuards,
     pub uploads: UploadTables,
     pub io: ShardIo,
+    /// The MCP sessions of the users this shard owns (the bounded table of src/mcp;
+    /// server/endpoints/mcp.rs opens, uses and ends them).
+    pub mcp_sessions: RefCell<SessionTable>,
     pub stop: StopSignal,
 }
 
@@ -263,6 +267,11 @@ impl Shard {
             logins: LoginGuards::new(&config),
             uploads: UploadTables::new(&config),
             io: ShardIo::new(&config, shared.peers.len()),
+            mcp_sessions: RefCell::new(SessionTable::new(SessionLimits {
+                per_user: config.mcp.mcp_sessions_per_user,
+                per_shard: config.mcp.mcp_sessions_per_shard,
+                idle_ms: config.mcp.mcp_session_idle_secs.saturating_mul(1000),
+            })),
             stop: StopSignal::default(),
             shared,
         }

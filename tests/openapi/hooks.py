@@ -1,6 +1,6 @@
 """Schemathesis hooks of aiocr's run of its API description (tests/api_description.rs).
 
-Two things a JSON schema cannot say, and what the run does about them:
+Three things a JSON schema cannot say, and what the run does about them:
 
 1. Which bytes are an image. Generated image fields are random bytes, which the server
    refuses (3003), so without help no upload would ever run. `map_case` puts a real
@@ -12,11 +12,22 @@ Two things a JSON schema cannot say, and what the run does about them:
    the pixels. `filter_failure` drops a "schema-valid request rejected" finding (ST202) only
    when the answer is one of those, recognised by its contract code (and message where the
    code is shared with malformed requests). Every other finding stays a failure.
+
+3. Which MCP session exists. `POST /mcp` needs `Mcp-Session-Id` on every message but
+   `initialize` (a header required or not by the body's `method`), naming a session the
+   server holds, and a `MCP-Protocol-Version` that is that session's. `map_case` gives the
+   schema-valid requests the run's own session (opened before the run, passed in
+   `AIOCR_ST_MCP_SESSION`) and its version; schema-violating requests keep what was
+   generated. A schema-valid `DELETE /mcp` ends a session opened for it just before
+   (`initialize` at `AIOCR_ST_MCP_URL` with `AIOCR_ST_MCP_TOKEN`, the run's credential), not
+   the run's: the run's session must outlive it.
 """
 
 import base64
 import json
+import os
 import pathlib
+import urllib.request
 
 import schemathesis
 
@@ -74,11 +85,23 @@ STATE_MESSAGES_1001 = (
     "no such user",
     "username already exists",
     "balance would overflow",
+    "the balance would pass",  # the bound on a balance, 2^53 - 1 points
 )
+
+
+# The run's MCP session and the version it was opened at (tests/api_description.rs).
+MCP_SESSION = os.environ.get("AIOCR_ST_MCP_SESSION")
+MCP_VERSION = os.environ.get("AIOCR_ST_MCP_VERSION")
+MCP_URL = os.environ.get("AIOCR_ST_MCP_URL")
+MCP_TOKEN = os.environ.get("AIOCR_ST_MCP_TOKEN")
 
 
 @schemathesis.hook
 def map_case(context, case):
+    if case.operation.label == "POST /mcp":
+        return _in_the_runs_session(case)
+    if case.operation.label == "DELETE /mcp":
+        return _ending_a_new_session(case)
     images = IMAGES.get(case.operation.label)
     if images is None or case.meta is None or not case.meta.generation.mode.is_positive:
         return case
@@ -113,3 +136,43 @@ def _refused_for_state_or_content(response):
         return True
     message = str(answer.get("msg", "")) if isinstance(answer, dict) else ""
     return code == 1001 and message.startswith(STATE_MESSAGES_1001)
+
+
+def _in_the_runs_session(case):
+    if case.meta is None or not case.meta.generation.mode.is_positive or not MCP_SESSION:
+        return case
+    if case.headers is None:
+        case.headers = {}
+    case.headers["Mcp-Session-Id"] = MCP_SESSION
+    if "MCP-Protocol-Version" in case.headers:
+        case.headers["MCP-Protocol-Version"] = MCP_VERSION
+    # Still the schema-valid case it was generated as (see map_case).
+    case._record_starting_state()
+    return case
+
+
+def _ending_a_new_session(case):
+    if case.meta is None or not case.meta.generation.mode.is_positive or not MCP_URL:
+        return case
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": MCP_VERSION,
+            "capabilities": {},
+            "clientInfo": {"name": "schemathesis", "version": "1"},
+        },
+    }
+    request = urllib.request.Request(
+        MCP_URL,
+        data=json.dumps(initialize).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {MCP_TOKEN}"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        session = answer.headers["Mcp-Session-Id"]
+    if case.headers is None:
+        case.headers = {}
+    case.headers["Mcp-Session-Id"] = session
+    case._record_starting_state()
+    return case

@@ -104,9 +104,22 @@ fn pending_answer(record: &UploadRecord) -> Response {
 
 /// A finished upload: done, or its failure's code (it was refunded).
 fn finished_answer(finished: Finished) -> ApiResult {
+    finished_view(finished).map(|view| ok(&view))
+}
+
+/// An accepted upload as its requester sees it: the contract's view while pending or once
+/// done, or the refusal its failure is (it was refunded).
+pub fn accepted_view(accepted: Accepted) -> Result<serde_json::Value, Refusal> {
+    match accepted {
+        Accepted::Pending(record) => Ok(upload_json(&record)),
+        Accepted::Finished(finished) => finished_view(finished),
+    }
+}
+
+fn finished_view(finished: Finished) -> Result<serde_json::Value, Refusal> {
     let Finished { record, failure } = finished;
     match record.status {
-        UploadStatus::Done => Ok(ok(&upload_json(&record))),
+        UploadStatus::Done => Ok(upload_json(&record)),
         UploadStatus::Failed => {
             let reason = record.error.unwrap_or_else(|| "unknown".to_string());
             let code = failure.unwrap_or(ApiError::RecognitionFailed);

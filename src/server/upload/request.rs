@@ -47,8 +47,19 @@ impl UploadRequest {
     /// A `/v2` upload of `kind`: `/v2/decode/upload(-base64)`, `/v2/decode/detect`,
     /// `/v2/decode/slide`.
     pub fn parse(call: &Call, kind: Kind, encoding: Encoding) -> Result<UploadRequest, Refusal> {
+        let (fields, raw_body) = read_fields(call, encoding)?;
+        UploadRequest::from_fields(call, kind, fields, raw_body)
+    }
+
+    /// An upload of `kind` from its fields (and its raw body, when that is the image): what
+    /// `/v2` reads from a request, and the MCP tools from their arguments.
+    pub fn from_fields(
+        call: &Call,
+        kind: Kind,
+        mut fields: Fields,
+        raw_body: Option<Vec<u8>>,
+    ) -> Result<UploadRequest, Refusal> {
         let config = call.shard.config();
-        let (mut fields, raw_body) = read_fields(call, encoding)?;
         let task = match kind {
             Kind::Ocr => {
                 let image = one_image(&mut fields, raw_body, config.images.max_image_bytes)?;
