@@ -150,15 +150,7 @@ fn click_captchas_click_inside_the_truth_boxes_at_a_detections_price() {
         &[("hint", &"的".repeat(40))],
     );
     assert_eq!(too_many["code"], 5005, "{too_many}");
-    // Both hints, a hint image that is no image: refused before anything is charged.
-    let both = post_form(
-        &server,
-        "/v2/decode/click",
-        &token,
-        &image,
-        &[("hint", "有"), ("hint_image", &base64(&image))],
-    );
-    assert_eq!(both["code"], 3006, "{both}");
+    // A hint image that is no image: refused before anything is charged.
     let bad_hint = post_form(
         &server,
         "/v2/decode/click",

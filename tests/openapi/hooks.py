@@ -37,6 +37,9 @@ CLICK_CAPTCHA = (FIXTURES / "ddddocr-more" / "det" / "0000.jpg").read_bytes()
 # A pair of the same size, so that every slide mode (match, simple, comparison) can run.
 SLIDE_GAP = (FIXTURES / "ddddocr-more" / "slide" / "0002_gap.png").read_bytes()
 SLIDE_FULL = (FIXTURES / "ddddocr-more" / "slide" / "0002_full.png").read_bytes()
+# A click-in-order captcha and the image of its hint.
+CLICK_IN_ORDER = (FIXTURES / "beyond" / "click" / "0002.jpg").read_bytes()
+CLICK_HINT = (FIXTURES / "beyond" / "click" / "0002_hint.png").read_bytes()
 
 
 
@@ -61,6 +64,10 @@ IMAGES = {
         {"file": CLICK_CAPTCHA, "image": CLICK_CAPTCHA}, raw_body=CLICK_CAPTCHA
     ),
     "POST /v2/decode/slide": Images({"target": SLIDE_GAP, "background": SLIDE_FULL}),
+    "POST /v2/decode/click": Images(
+        {"file": CLICK_IN_ORDER, "image": CLICK_IN_ORDER, "hint_image": CLICK_HINT},
+        raw_body=CLICK_IN_ORDER,
+    ),
 }
 
 # Schema-valid requests the server may refuse for reasons outside the request's shape, by
@@ -80,6 +87,7 @@ STATE_OR_CONTENT_CODES = {
     3105,  # a model that fails on a blank image (its content)
     3106,  # a model name the caller (or a public model) has already
     3107,  # the caller's models at their count or bytes limit
+    5005,  # no answer the request allows in the pixels (math, constraints, a click hint)
 }
 STATE_MESSAGES_1001 = (
     "no such user",

@@ -5,7 +5,6 @@
 
 use super::request::{check_image_size, image_from_fields, one_image, read_fields, soft_id};
 use super::{Encoding, UploadRequest};
-use crate::contract::ApiError;
 use crate::engine::AnswerConstraints;
 use crate::recognition::{ClickHint, Task};
 use crate::server::call::Call;
@@ -43,30 +42,27 @@ pub fn parse(call: &Call) -> Result<UploadRequest, Refusal> {
     request.checked(call)
 }
 
-/// `hint` (text), or `hint_image`, or neither; both is a contradiction (3006).
+/// `hint` (text), else `hint_image`, else neither. With both (2captcha's clients may send
+/// `textinstructions` and `imginstructions` together), the text is read: it is exact, an
+/// image is read by the model.
 fn hint(fields: &mut Fields, max_image_bytes: usize) -> Result<ClickHint, Refusal> {
     let text = fields
         .text("hint")
         .map(str::trim)
-        .filter(|text| !text.is_empty())
-        .map(str::to_string);
+        .filter(|text| !text.is_empty());
+    if let Some(text) = text {
+        return Ok(ClickHint::Text(text.to_string()));
+    }
     let has_image = fields.has_file(HINT_IMAGE_FIELDS[0])
         || fields
             .text(HINT_IMAGE_FIELDS[0])
             .is_some_and(|text| !text.trim().is_empty());
-    match (text, has_image) {
-        (Some(_), true) => Err(Refusal::new(
-            ApiError::InvalidOption,
-            "hint or hint_image, not both",
-        )),
-        (Some(text), false) => Ok(ClickHint::Text(text)),
-        (None, true) => {
-            let image = image_from_fields(fields, &HINT_IMAGE_FIELDS, max_image_bytes)?;
-            check_image_size(&image, max_image_bytes)?;
-            Ok(ClickHint::Image(image))
-        }
-        (None, false) => Ok(ClickHint::Nothing),
+    if !has_image {
+        return Ok(ClickHint::Nothing);
     }
+    let image = image_from_fields(fields, &HINT_IMAGE_FIELDS, max_image_bytes)?;
+    check_image_size(&image, max_image_bytes)?;
+    Ok(ClickHint::Image(image))
 }
 
 /// The query's options on their own, checked wherever a request gives them (the body's
