@@ -185,7 +185,11 @@ fn models_over_the_api_private_public_limits_and_restart() {
         assert!(answer["data"]["confidence"].as_f64().is_some(), "{answer}");
         ids.push(answer["data"]["id"].as_str().unwrap().to_string());
     }
-    // Its numbers: 6 requests, one reported wrong, in the list and in /metrics.
+    // The first image again: an answer from the cache, counted for the model like the rest.
+    let again = recognize(&mut client, owner, "mine", &image(&rows[0].0));
+    assert_eq!(again["data"]["result"], rows[0].1.as_str(), "{again}");
+    assert_eq!(again["data"]["cache_hit"], true, "{again}");
+    // Its numbers: 7 requests, one reported wrong, in the list and in /metrics.
     let body = format!(r#"{{"id":"{}"}}"#, ids[0]);
     let reported = client.post_json("/v2/report", Some(owner), &body);
     assert_eq!(reported.status, 200, "{}", reported.text());
@@ -193,12 +197,12 @@ fn models_over_the_api_private_public_limits_and_restart() {
     let mine = &listed["data"]["models"][0];
     assert_eq!(
         (mine["requests"].as_u64(), mine["reports"].as_u64()),
-        (Some(6), Some(1)),
+        (Some(7), Some(1)),
         "{listed}"
     );
     let metrics = server.metrics();
     assert!(
-        metrics.contains("aiocr_model_requests_total{model=\"mine\"} 6"),
+        metrics.contains("aiocr_model_requests_total{model=\"mine\"} 7"),
         "{metrics}"
     );
     assert!(

@@ -174,10 +174,11 @@ pub fn run_until_stopped(
 /// The node's custom models: every shard's model records, with their files from
 /// `<data_dir>/models/`. A record whose files are gone is left out (and said so): its name
 /// answers 3005 until it is removed and added again.
-fn open_model_catalog(config: &Config, stores: &[ShardStore]) -> Result<ModelCatalog, String> {
+fn open_model_catalog(config: &Config, stores: &[ShardStore]) -> Result<Arc<ModelCatalog>, String> {
     let dir = config.store.data_dir.join("models");
-    let catalog =
-        ModelCatalog::open(&dir).map_err(|e| format!("model directory {}: {e}", dir.display()))?;
+    let catalog = ModelCatalog::open(&dir)
+        .map(Arc::new)
+        .map_err(|e| format!("model directory {}: {e}", dir.display()))?;
     for store in stores {
         let records = store
             .all_models()
@@ -192,6 +193,13 @@ fn open_model_catalog(config: &Config, stores: &[ShardStore]) -> Result<ModelCat
                 ),
             }
         }
+    }
+    let swept = catalog.sweep_unnamed_files();
+    if swept > 0 {
+        log_line!(
+            "aiocr: {swept} model file(s) no record names deleted from {}",
+            dir.display()
+        );
     }
     Ok(catalog)
 }

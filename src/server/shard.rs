@@ -57,7 +57,7 @@ pub struct Shared {
     /// Whether `common_det.onnx` is installed (else `/v2/decode/detect` answers 3005).
     pub detection_installed: bool,
     /// The models users brought (`POST /v2/models`), for every shard of the node.
-    pub model_catalog: ModelCatalog,
+    pub model_catalog: Arc<ModelCatalog>,
     pub recognition_threads: usize,
     /// The node's password hash threads (logins, password changes, new users).
     pub passwords: PasswordPool,
@@ -401,7 +401,7 @@ mod tests {
             metrics: Registry::new(2, &["route"]),
             models: Arc::from(Vec::new()),
             detection_installed: false,
-            model_catalog: ModelCatalog::open(&dir.join("models")).unwrap(),
+            model_catalog: Arc::new(ModelCatalog::open(&dir.join("models")).unwrap()),
             recognition_threads: 0,
             passwords: PasswordPool::start(1, 1, crate::recognition::ThreadPriority::Normal)
                 .unwrap()

@@ -79,6 +79,31 @@ impl ModelFiles {
     }
 }
 
+impl ModelFiles {
+    /// Deletes every file of the directory but the pairs of `named` (temporary files too):
+    /// the number deleted. Run at start, before any addition.
+    pub fn sweep(&self, named: &std::collections::HashSet<ModelDigest>) -> usize {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return 0;
+        };
+        let mut deleted = 0;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let digest = path
+                .file_stem()
+                .and_then(|stem| stem.to_str())
+                .and_then(ModelDigest::parse_hex);
+            let kept = digest.is_some_and(|digest| {
+                named.contains(&digest) && path.extension().is_some_and(|e| e != "tmp")
+            });
+            if !kept && entry.file_type().is_ok_and(|t| t.is_file()) {
+                deleted += usize::from(std::fs::remove_file(&path).is_ok());
+            }
+        }
+        deleted
+    }
+}
+
 /// `bytes` into `path` through a private temporary file, fsynced, then renamed into place.
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
@@ -114,6 +139,12 @@ mod tests {
         let read = files.model(digest).unwrap();
         assert_eq!(read.digest, digest);
         assert_eq!(read.spec.charset.len(), 2);
+        let other = ModelDigest::of(b"other", charsets);
+        files.keep(other, b"other", charsets).unwrap();
+        std::fs::write(dir.join("stray.tmp"), b"x").unwrap();
+        let named = std::collections::HashSet::from([digest]);
+        assert_eq!(files.sweep(&named), 3, "the other pair and the stray file");
+        assert!(files.model(digest).is_ok() && files.model(other).is_err());
         files.delete(&digest);
         assert!(files.model(digest).is_err());
         std::fs::remove_dir_all(&dir).unwrap();

@@ -21,15 +21,13 @@ use crate::server::cache::lookup_many;
 use crate::server::call::{Call, Caller};
 use crate::server::fields::Fields;
 use crate::server::owner::{run_on_owner, OwnerCommand};
-use crate::server::reply::{
-    busy, malformed, ok, shutting_down, storage_unavailable, ApiResult, Refusal,
-};
+use crate::server::reply::{busy, malformed, ok, shutting_down, ApiResult, Refusal};
 use crate::server::shard::{HopError, Shard};
 use crate::server::upload::{
-    recognize_options, record_model_of_key, slide_mode, stored_answer, upload_json,
-    MAX_SOFT_ID_BYTES,
+    recognize_options, record_hits_durably, record_model_of_key, slide_mode, stored_answer,
+    upload_json, MAX_SOFT_ID_BYTES,
 };
-use crate::store::{CachedUpload, NewUpload, UploadRecord};
+use crate::store::{CachedUpload, NewUpload};
 use serde_json::{json, Map, Value};
 use std::rc::Rc;
 
@@ -247,7 +245,7 @@ async fn answer(
             ))
         })
         .collect();
-    let records = charge(&shard, user_id, hits).await?;
+    let records = record_hits_durably(&shard, user_id, hits).await?;
     let mut records = records.into_iter();
     let results = lookups
         .iter()
@@ -264,34 +262,6 @@ async fn answer(
         .collect();
     assert!(records.next().is_none(), "every record answered");
     Ok(results)
-}
-
-/// Records and charges the hits, durably (a 200 means the charges are on disk, as an
-/// upload's reservation is).
-async fn charge(
-    shard: &Shard,
-    user_id: u64,
-    hits: Vec<CachedUpload>,
-) -> Result<Vec<UploadRecord>, Refusal> {
-    if hits.is_empty() {
-        return Ok(Vec::new());
-    }
-    let count = hits.len();
-    let records = shard.store.borrow_mut()?.record_cache_hits(user_id, hits)?;
-    assert_eq!(records.len(), count);
-    if shard.commit.durable().await.is_err() {
-        // The disk failed (storage.rs logs why, once): the answers are not given, and the
-        // charges that reached the disk are refunded when the store is reopened, as for an
-        // upload whose reservation failed to sync: a refused request costs nothing.
-        for record in &records {
-            shard.store.withdraw_at_reopen(record.id);
-        }
-        return Err(storage_unavailable());
-    }
-    let mut metrics = shard.metrics();
-    metrics.results_done += count as u64;
-    metrics.results_cache_hits += count as u64;
-    Ok(records)
 }
 
 /// The upload record a hit becomes: its kind's price, its model, the answer as stored.

@@ -16,7 +16,7 @@ use crate::server::call::{Call, Caller};
 use crate::server::owner::{run_on_owner, OwnerCommand};
 use crate::server::reply::{busy, internal, malformed, ok, ApiResult, Refusal};
 use crate::server::shard::Shard;
-use crate::server::state::CatalogEntry;
+use crate::server::state::{CatalogEntry, FilesPin};
 use crate::store::{ModelRecord, Role, StoreError};
 use serde_json::{json, Value};
 use std::rc::Rc;
@@ -133,18 +133,25 @@ pub async fn add(call: &Call<'_>) -> ApiResult {
     else {
         return Err(busy());
     };
-    let (info, entry) = check_and_keep(&shared, caller.user_id, new).await?;
+    let (info, entry, files) = check_and_keep(&shared, caller.user_id, new).await?;
     drop(place);
-    let entry = run_on_owner(call.shard, KeepModel { entry }).await?;
-    Ok(ok(&added_json(&entry, &info)))
+    let kept = run_on_owner(call.shard, KeepModel { entry }).await;
+    // Kept, the record names the files now; refused (a name or a limit taken meanwhile),
+    // nothing does and they go, unless another record of the same digest names them.
+    drop(files);
+    Ok(ok(&added_json(&kept?, &info)))
 }
 
+/// A checked model: what the check found, its catalog entry, and the hold on its files.
+type Checked = (ModelInfo, CatalogEntry, FilesPin);
+
 /// Runs the checks and writes the files on a thread of its own; the shard's task awaits it.
+/// (Should the request go before the answer comes, the channel drops the pin with it.)
 async fn check_and_keep(
     shared: &Arc<crate::server::shard::Shared>,
     user_id: u64,
     new: NewModel,
-) -> Result<(ModelInfo, CatalogEntry), Refusal> {
+) -> Result<Checked, Refusal> {
     let (reply, answer) = flume::bounded(1);
     let shared_here = shared.clone();
     let spawned = std::thread::Builder::new()
@@ -170,7 +177,7 @@ fn check_and_keep_blocking(
     shared: &crate::server::shard::Shared,
     user_id: u64,
     new: NewModel,
-) -> Result<(ModelInfo, CatalogEntry), Refusal> {
+) -> Result<Checked, Refusal> {
     let model_dir = &shared.config.node.model_dir;
     let info = check_model(model_dir, &new.onnx, &new.charsets).map_err(|error| {
         let code = contract::of_model_check(&error);
@@ -181,13 +188,16 @@ fn check_and_keep_blocking(
     })?;
     let digest = ModelDigest::of(&new.onnx, &new.charsets);
     assert_eq!(digest, info.digest, "one digest for one pair of files");
+    // Pinned before they are written (or found written): a removal of the last record of
+    // the same digest meanwhile leaves them be.
+    let files = shared.model_catalog.pin(digest);
     let model = shared
         .model_catalog
         .files()
         .keep(digest, &new.onnx, &new.charsets)
         .map_err(|e| internal("model files", e))?;
     let record = new.record(user_id, digest.0);
-    Ok((info, CatalogEntry::new(record, model)))
+    Ok((info, CatalogEntry::new(record, model), files))
 }
 
 /// Keeps a checked model's record on its owner and adds it to the node's catalog.

@@ -30,7 +30,7 @@ pub use body_budget::{BodyBudget, BodyGrant};
 pub use commit::GroupCommit;
 pub use connections::{ConnectionRefused, ConnectionSet, Registration};
 pub use finish_hooks::FinishHooks;
-pub use model_catalog::{CatalogEntry, ModelCatalog};
+pub use model_catalog::{CatalogEntry, FilesPin, ModelCatalog};
 pub use stop::StopSignal;
 pub use store_slot::{Held, StoreSlot};
 pub use user_cache::{UserCache, UserState};

@@ -5,7 +5,12 @@
 //!
 //! Shared by all shards of the node (behind a mutex, held for map look-ups only, never across
 //! an await or a file operation), so a model added on one shard answers on every shard and
-//! recognition thread at once, without a restart. A name resolves to the caller's own model,
+//! recognition thread at once, without a restart.
+//!
+//! A digest's files live while something names them: a record, or an addition between its
+//! check and its record (a pin: see `pin`). Both are counted under a second mutex, which is
+//! also held while the last one's files are deleted, so that a removal can never delete the
+//! files an addition of the same digest has just written (or found) and is about to use. A name resolves to the caller's own model,
 //! else to the public model of that name; another user's private model is not seen at all.
 
 use crate::engine::custom::{CustomModel, ModelDigest, ModelFiles};
@@ -72,14 +77,28 @@ struct Index {
     by_owner: BTreeMap<(u64, String), CatalogEntry>,
     /// Public name -> its owner (a public name is unique on the node).
     public: HashMap<String, u64>,
-    /// How many records name each digest (its files are deleted with the last).
-    references: HashMap<ModelDigest, usize>,
 }
 
 pub struct ModelCatalog {
     files: ModelFiles,
     index: Mutex<Index>,
+    /// How many records and pins name each digest (its files are deleted with the last).
+    /// Locked after `index` when both are, never the other way round.
+    references: Mutex<HashMap<ModelDigest, usize>>,
     checks_running: AtomicUsize,
+}
+
+/// An addition's hold on its digest's files, from before they are written until its record
+/// is kept or refused: dropped, it lets them go (deleted if nothing else names them).
+pub struct FilesPin {
+    catalog: Arc<ModelCatalog>,
+    digest: ModelDigest,
+}
+
+impl Drop for FilesPin {
+    fn drop(&mut self) {
+        self.catalog.release(&self.digest);
+    }
 }
 
 /// A place among the node's `model_checks_max` checks, given back when dropped.
@@ -100,6 +119,7 @@ impl ModelCatalog {
         Ok(ModelCatalog {
             files: ModelFiles::open(dir)?,
             index: Mutex::new(Index::default()),
+            references: Mutex::default(),
             checks_running: AtomicUsize::new(0),
         })
     }
@@ -110,6 +130,46 @@ impl ModelCatalog {
         self.index
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn references(&self) -> MutexGuard<'_, HashMap<ModelDigest, usize>> {
+        // As for `index`: every change is one counter moved by one.
+        self.references
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Holds `digest`'s files until the pin is dropped: taken by an addition before it
+    /// writes them (or finds them written), so that no removal deletes them meanwhile.
+    pub fn pin(self: &Arc<Self>, digest: ModelDigest) -> FilesPin {
+        *self.references().entry(digest).or_insert(0) += 1;
+        FilesPin {
+            catalog: self.clone(),
+            digest,
+        }
+    }
+
+    /// One record or pin fewer names `digest`: the last one deletes its files. A job
+    /// already queued for the model fails if its thread must load it now (refunded).
+    fn release(&self, digest: &ModelDigest) {
+        let mut references = self.references();
+        let count = references.get_mut(digest).expect("counted when taken");
+        assert!(*count >= 1);
+        *count -= 1;
+        if *count == 0 {
+            references.remove(digest);
+            // Under the lock: a pin taken after this sees the files gone and writes them.
+            self.files.delete(digest);
+        }
+    }
+
+    /// Deletes the files in the directory that no record names (an addition that crashed
+    /// between writing its files and keeping its record, a temporary file): at start, after
+    /// every record is in. The number of files deleted.
+    pub fn sweep_unnamed_files(&self) -> usize {
+        let named: std::collections::HashSet<ModelDigest> =
+            self.references().keys().copied().collect();
+        self.files.sweep(&named)
     }
 
     /// The files of the node's models.
@@ -136,7 +196,7 @@ impl ModelCatalog {
         if entry.record.public {
             index.public.insert(key.1.clone(), key.0);
         }
-        *index.references.entry(entry.model.digest).or_insert(0) += 1;
+        *self.references().entry(entry.model.digest).or_insert(0) += 1;
         let earlier = index.by_owner.insert(key, entry);
         assert!(
             earlier.is_none(),
@@ -144,30 +204,17 @@ impl ModelCatalog {
         );
     }
 
-    /// Removes a user's model; deletes its files when no other record names them.
+    /// Removes a user's model; deletes its files when nothing else names them.
     pub fn remove(&self, user_id: u64, name: &str) -> Option<CatalogEntry> {
-        let (entry, last) = {
+        let entry = {
             let mut index = self.index();
             let entry = index.by_owner.remove(&(user_id, name.to_string()))?;
             if entry.record.public && index.public.get(name) == Some(&user_id) {
                 index.public.remove(name);
             }
-            let digest = entry.model.digest;
-            let count = index
-                .references
-                .get_mut(&digest)
-                .expect("counted at insert");
-            *count -= 1;
-            let last = *count == 0;
-            if last {
-                index.references.remove(&digest);
-            }
-            (entry, last)
+            entry
         };
-        if last {
-            // A job already queued for it fails if its thread must load it now (refunded).
-            self.files.delete(&entry.model.digest);
-        }
+        self.release(&entry.model.digest);
         Some(entry)
     }
 
@@ -288,5 +335,77 @@ impl ModelCatalog {
             .fold((0, 0), |(count, bytes), (_, entry)| {
                 (count + 1, bytes + entry.record.bytes())
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHARSETS: &[u8] =
+        br#"{"charset": ["", "a"], "word": false, "image": [-1, 32], "channel": 1}"#;
+
+    fn catalog(name: &str) -> (Arc<ModelCatalog>, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("aiocr-catalog-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        (Arc::new(ModelCatalog::open(&dir).unwrap()), dir)
+    }
+
+    fn entry(catalog: &ModelCatalog, user_id: u64, name: &str, onnx: &[u8]) -> CatalogEntry {
+        let digest = ModelDigest::of(onnx, CHARSETS);
+        let model = catalog.files().keep(digest, onnx, CHARSETS).unwrap();
+        let record = ModelRecord {
+            user_id,
+            name: name.to_string(),
+            digest: digest.0,
+            onnx_bytes: onnx.len() as u64,
+            charsets_bytes: CHARSETS.len() as u64,
+            created_at_ms: 0,
+            public: false,
+        };
+        CatalogEntry::new(record, model)
+    }
+
+    /// An addition pins its digest before writing the files: the removal of the last record
+    /// of the same digest meanwhile leaves them, and a refused addition's pin deletes them.
+    #[test]
+    fn files_live_while_a_record_or_an_addition_names_them() {
+        let (catalog, dir) = catalog("pins");
+        let digest = ModelDigest::of(b"onnx", CHARSETS);
+        catalog.insert(entry(&catalog, 1, "first", b"onnx"));
+        let pin = catalog.pin(digest);
+        let second = entry(&catalog, 2, "second", b"onnx");
+        assert!(catalog.remove(1, "first").is_some());
+        assert!(catalog.files().model(digest).is_ok(), "pinned: kept");
+        catalog.insert(second);
+        drop(pin);
+        assert!(
+            catalog.files().model(digest).is_ok(),
+            "the record names them"
+        );
+        assert!(catalog.remove(2, "second").is_some());
+        assert!(catalog.files().model(digest).is_err(), "nothing names them");
+
+        let refused = catalog.pin(digest);
+        entry(&catalog, 3, "refused", b"onnx");
+        drop(refused);
+        assert!(
+            catalog.files().model(digest).is_err(),
+            "a refusal leaves nothing"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// At start, files no record names (a crash between the files and the record) go.
+    #[test]
+    fn the_sweep_keeps_only_named_files() {
+        let (catalog, dir) = catalog("sweep");
+        catalog.insert(entry(&catalog, 1, "kept", b"kept"));
+        entry(&catalog, 1, "orphan", b"orphan");
+        assert_eq!(catalog.sweep_unnamed_files(), 2);
+        let kept = ModelDigest::of(b"kept", CHARSETS);
+        assert!(catalog.files().model(kept).is_ok());
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 2);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -86,6 +86,7 @@ async fn accept(
     let outright = |_: &&JobAnswer| !numbered && answers_outright(&request);
     if let Some(answer) = cached.as_ref().filter(outright) {
         let accepted = accept_hit(&shard, user_id, request, &key, answer).await?;
+        count_model_request(&shard, user_id, user_model.as_deref());
         return Ok((accepted, None));
     }
     let place = match cached {
@@ -132,14 +133,19 @@ async fn accept(
         return Err(storage_unavailable());
     }
     shard.metrics().uploads_accepted += 1;
-    if let Some(name) = &user_model {
-        shard.shared.model_catalog.count_request(user_id, name);
-    }
+    count_model_request(&shard, user_id, user_model.as_deref());
     let accepted = match waiter {
         None => Accepted::Pending(record),
         Some(waiter) => wait_for_result(&shard.uploads.waiters, record, waiter, timeout_ms).await,
     };
     Ok((accepted, task_id))
+}
+
+/// An accepted upload counts for the user's model it names (cache hits included).
+fn count_model_request(shard: &Shard, user_id: u64, user_model: Option<&str>) {
+    if let Some(name) = user_model {
+        shard.shared.model_catalog.count_request(user_id, name);
+    }
 }
 
 /// A text task naming a model that is not the server's own gets the user's model of that

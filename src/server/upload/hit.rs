@@ -17,7 +17,7 @@ use crate::recognition::JobAnswer;
 use crate::server::reply::{storage_unavailable, Refusal};
 use crate::server::shard::Shard;
 use crate::server::state::Finished;
-use crate::store::{CachedUpload, UploadStatus};
+use crate::store::{CachedUpload, UploadRecord, UploadStatus};
 use std::rc::Rc;
 
 /// Whether an upload whose answer is cached can be recorded done at once.
@@ -41,26 +41,20 @@ pub async fn accept_hit(
         text,
         confidence: confidence.unwrap_or(f32::NAN),
     };
-    let mut records = shard
-        .store
-        .borrow_mut()?
-        .record_cache_hits(user_id, vec![hit])?;
-    let record = records.pop().expect("one record per hit");
-    assert!(records.is_empty() && record.user_id == user_id);
-    assert_eq!(record.status, UploadStatus::Done);
-    count(shard);
+    let record = record_hits_durably(shard, user_id, vec![hit])
+        .await?
+        .pop()
+        .expect("one record per hit");
+    {
+        let mut metrics = shard.metrics();
+        metrics.uploads_accepted += 1;
+        // As finish.rs counts a result: a cache hit spends no time in a queue.
+        metrics.queued_us.saturating_record(1);
+    }
     if let Some(hook) = request.on_finish {
         // Only uploads without a task id come this way (accept.rs).
         hook(shard, &record, None);
     }
-    if shard.commit.durable().await.is_err() {
-        // As on the general path: the disk failed (storage.rs logs why, once), the store
-        // takes no writes until it is reopened, and then the charge, if it reached the disk,
-        // is given back: a refused upload costs nothing.
-        shard.store.withdraw_at_reopen(record.id);
-        return Err(storage_unavailable());
-    }
-    shard.metrics().uploads_accepted += 1;
     Ok(match request.wait {
         false => Accepted::Pending(record),
         true => Accepted::Finished(Finished {
@@ -70,10 +64,35 @@ pub async fn accept_hit(
     })
 }
 
-/// The same counters as a result applied by finish.rs.
-fn count(shard: &Shard) {
+/// Records `hits` as the user's done uploads, charged, in one store transaction, and
+/// returns their records once that is on disk (a 200 means the charges are durable, as a
+/// reservation is on the general path). The one write of `POST /v2/decode/cached` and of an
+/// upload answered outright.
+pub async fn record_hits_durably(
+    shard: &Shard,
+    user_id: u64,
+    hits: Vec<CachedUpload>,
+) -> Result<Vec<UploadRecord>, Refusal> {
+    if hits.is_empty() {
+        return Ok(Vec::new());
+    }
+    let count = hits.len();
+    let records = shard.store.borrow_mut()?.record_cache_hits(user_id, hits)?;
+    assert_eq!(records.len(), count, "one record per hit");
+    assert!(records
+        .iter()
+        .all(|record| record.user_id == user_id && record.status == UploadStatus::Done));
+    if shard.commit.durable().await.is_err() {
+        // As on the general path: the disk failed (storage.rs logs why, once), the store
+        // takes no writes until it is reopened, and then the charges that reached the disk
+        // are given back: a refused request costs nothing.
+        for record in &records {
+            shard.store.withdraw_at_reopen(record.id);
+        }
+        return Err(storage_unavailable());
+    }
     let mut metrics = shard.metrics();
-    metrics.results_done += 1;
-    metrics.results_cache_hits += 1;
-    metrics.queued_us.saturating_record(1);
+    metrics.results_done += count as u64;
+    metrics.results_cache_hits += count as u64;
+    Ok(records)
 }

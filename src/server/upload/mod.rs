@@ -26,6 +26,7 @@ mod wait;
 pub use crate::server::state::Finished;
 pub use accept::{Accept, AcceptTask};
 pub use finish::{apply_result, stored_answer};
+pub use hit::record_hits_durably;
 pub use request::{
     decode_base64_image, recognize_options, slide_mode, UploadRequest, MAX_SOFT_ID_BYTES,
 };
