@@ -27,8 +27,9 @@ pub fn of_recognize(error: &RecognizeError) -> ApiError {
     match error {
         RecognizeError::Image(image) => of_image(image),
         RecognizeError::UnknownModel(_) => ApiError::UnknownModel,
-        // Unsolvable answers are refunded like every failed recognition (5003).
-        RecognizeError::Model(_) | RecognizeError::Unsolvable(_) => ApiError::RecognitionFailed,
+        RecognizeError::Model(_) => ApiError::RecognitionFailed,
+        // Read, but no answer the request allows (math, constraints): refunded too.
+        RecognizeError::Unsolvable(_) => ApiError::Unsolvable,
     }
 }
 
@@ -38,6 +39,7 @@ pub fn of_job_failure(failure: &crate::recognition::JobFailure) -> ApiError {
     match failure {
         JobFailure::Recognize(error) => of_recognize(error),
         JobFailure::Detect(error) => of_detect(error),
+        JobFailure::Click(error) => of_click(error),
         JobFailure::Slide(error) => of_slide(error),
         JobFailure::WaitedTooLong { .. } => ApiError::RecognitionFailed,
         JobFailure::Remote { code, .. } => *code,
@@ -50,7 +52,7 @@ pub fn of_click(error: &ClickError) -> ApiError {
         ClickError::Image(image) => of_image(image),
         ClickError::Detect(error) => of_detect(error),
         ClickError::Recognize(error) => of_recognize(error),
-        ClickError::Unsolvable(_) => ApiError::RecognitionFailed,
+        ClickError::Unsolvable(_) => ApiError::Unsolvable,
     }
 }
 

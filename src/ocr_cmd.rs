@@ -9,8 +9,7 @@ use crate::engine_cmd::{self, BenchArgs};
 use crate::contract;
 use crate::engine::search::text::MAX_CHARS_LIMIT;
 use crate::engine::{
-    self, Characters, CharsetRange, ColorFilter, Engine, ImageLimits, Reading, RecognizeOptions,
-    StageNanos, TextRules,
+    self, CharsetRange, ColorFilter, Engine, ImageLimits, Reading, RecognizeOptions, StageNanos,
 };
 
 #[derive(clap::Args)]
@@ -99,27 +98,12 @@ fn reading_of(args: &OcrArgs) -> Reading {
     if args.math {
         return Reading::Math;
     }
-    let constrained = args.numeric.is_some_and(|n| n > 0)
-        || args.min_len.is_some()
-        || args.max_len.is_some()
-        || args.case_insensitive;
-    if !constrained {
-        return Reading::Plain;
-    }
-    let characters = match args.numeric.unwrap_or(0) {
-        1 => Characters::Digits,
-        2 => Characters::Letters,
-        3 | 4 => Characters::DigitsOrLetters,
-        _ => Characters::Any,
-    };
-    Reading::Constrained(TextRules {
-        characters,
-        needs_digit: args.numeric == Some(4),
-        needs_letter: args.numeric == Some(4),
-        min_chars: args.min_len.unwrap_or(0).into(),
-        max_chars: args.max_len.unwrap_or(0).into(),
-        case_insensitive: args.case_insensitive,
-    })
+    Reading::of_constraints(
+        args.numeric.unwrap_or(0),
+        args.min_len.unwrap_or(0).into(),
+        args.max_len.unwrap_or(0).into(),
+        args.case_insensitive,
+    )
 }
 
 fn load_engine(args: &OcrArgs) -> Result<Engine, String> {

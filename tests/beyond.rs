@@ -130,7 +130,7 @@ fn click_with_more_characters_than_boxes_is_unsolvable() {
     assert_eq!(code, 1, "{stdout}");
     let answer = answer_of(&stdout, &image);
     assert!(
-        answer.starts_with("error: unsolvable") && answer.ends_with("(code 5003)"),
+        answer.starts_with("error: unsolvable") && answer.ends_with("(code 5005)"),
         "{answer}"
     );
 }
@@ -187,7 +187,7 @@ fn an_image_too_narrow_for_an_expression_is_unsolvable() {
     assert_eq!(code, 1, "{stdout}");
     let answer = answer_of(&stdout, &image);
     assert!(
-        answer.starts_with("error: unsolvable") && answer.ends_with("(code 5003)"),
+        answer.starts_with("error: unsolvable") && answer.ends_with("(code 5005)"),
         "{answer}"
     );
     let (code, stdout) = aiocr(&["ocr", image.to_str().unwrap()]);
@@ -197,6 +197,27 @@ fn an_image_too_narrow_for_an_expression_is_unsolvable() {
         "ddddocr's reading: nothing"
     );
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Text captchas (tests/fixtures/captcha): no arithmetic expression in them.
+const NOT_MATH: [&str; 4] = ["0001.png", "0005.png", "0007.jpg", "0008.png"];
+
+#[test]
+fn text_captchas_are_not_read_as_math() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/captcha");
+    let files: Vec<PathBuf> = NOT_MATH.iter().map(|name| dir.join(name)).collect();
+    let mut args = vec!["ocr", "--math"];
+    args.extend(files.iter().map(|file| file.to_str().unwrap()));
+    let (code, stdout) = aiocr(&args);
+    assert_eq!(code, 1, "{stdout}");
+    for file in &files {
+        let answer = answer_of(&stdout, file);
+        assert!(
+            answer.starts_with("error: unsolvable") && answer.ends_with("(code 5005)"),
+            "{}: {answer}",
+            file.display()
+        );
+    }
 }
 
 /// Images of tests/fixtures/captcha whose ddddocr answer (default model) breaks what their
@@ -252,7 +273,7 @@ fn constraints_no_answer_meets_are_unsolvable() {
     assert_eq!(code, 1, "{stdout}");
     let answer = answer_of(&stdout, &file);
     assert!(
-        answer.starts_with("error: unsolvable") && answer.ends_with("(code 5003)"),
+        answer.starts_with("error: unsolvable") && answer.ends_with("(code 5005)"),
         "{answer}"
     );
     let (code, _) = aiocr(&["ocr", "--min-len", "65", file.to_str().unwrap()]);

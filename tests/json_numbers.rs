@@ -308,6 +308,16 @@ fn every_json_answer_keeps_its_integers_within_2_to_the_53() {
         &det,
     );
     walk.fill(&rich);
+    // A click-in-order captcha (tests/fixtures/beyond) with its hint.
+    let click_in_order = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/beyond/click");
+    let click = json!({ "image": base64(&std::fs::read(click_in_order.join("0002.jpg")).unwrap()),
+                        "hint": "积了计流" });
+    walk.post_json(
+        "/v2/decode/click?wait=1&timeout_ms=30000",
+        Some(&rich.token),
+        click,
+    );
+    walk.fill(&rich);
     let slide =
         json!({ "target": base64(&target), "background": base64(&background), "mode": "simple" });
     walk.post_json(

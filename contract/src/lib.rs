@@ -1,6 +1,7 @@
 //! The aiocr HTTP API contract's error table (docs/api.md, "Errors"), defined once.
 //! 5004 (`StorageUnavailable`, HTTP 503, retryable) extends that table for a full or failing
-//! disk (issue 14); docs/server.md and docs/openapi.json describe it.
+//! disk (issue 14); docs/server.md and docs/openapi.json describe it. 5005 (`Unsolvable`,
+//! HTTP 422) is an image read to no answer the request allows (math, constraints, clicks).
 //!
 //! The server answers with these codes and HTTP statuses; the load generator and its test
 //! server read and write the same codes. Nothing here knows about the server's internals:
@@ -44,6 +45,10 @@ pub enum ApiError {
     Busy,
     RateLimited,
     RecognitionFailed,
+    /// The image was read, but no answer meets the request: no arithmetic expression in it
+    /// (`math`), no reading within the constraints (`numeric`, lengths), fewer characters
+    /// than the click hint asks for. Refunded like a failed recognition.
+    Unsolvable,
     /// The server cannot write (disk full or another I/O error): retry later.
     StorageUnavailable,
     Internal,
@@ -54,7 +59,7 @@ pub const CODE_OK: u32 = 0;
 
 impl ApiError {
     /// Every error, in the table's order.
-    pub const ALL: [ApiError; 29] = [
+    pub const ALL: [ApiError; 30] = [
         ApiError::Malformed,
         ApiError::NoToken,
         ApiError::BadToken,
@@ -83,6 +88,7 @@ impl ApiError {
         ApiError::RateLimited,
         ApiError::RecognitionFailed,
         ApiError::StorageUnavailable,
+        ApiError::Unsolvable,
         ApiError::Internal,
     ];
 
@@ -117,6 +123,7 @@ impl ApiError {
             ApiError::RateLimited => 5002,
             ApiError::RecognitionFailed => 5003,
             ApiError::StorageUnavailable => 5004,
+            ApiError::Unsolvable => 5005,
             ApiError::Internal => 9999,
         }
     }
@@ -147,7 +154,8 @@ impl ApiError {
             | ApiError::ModelUnloadable
             | ApiError::ModelInputMismatch
             | ApiError::ModelOutputMismatch
-            | ApiError::ModelTestRunFailed => 422,
+            | ApiError::ModelTestRunFailed
+            | ApiError::Unsolvable => 422,
             ApiError::RateLimited => 429,
             ApiError::RecognitionFailed | ApiError::Internal => 500,
             ApiError::Busy | ApiError::StorageUnavailable => 503,
@@ -187,6 +195,7 @@ impl ApiError {
             ApiError::RateLimited => "rate limited",
             ApiError::RecognitionFailed => "recognition failed",
             ApiError::StorageUnavailable => "storage unavailable (disk full or I/O error)",
+            ApiError::Unsolvable => "unsolvable: no answer meets the request",
             ApiError::Internal => "internal error",
         }
     }
@@ -273,5 +282,11 @@ mod tests {
         let storage = ApiError::StorageUnavailable;
         assert_eq!((storage.code(), storage.status()), (5004, 503));
         assert!(storage.is_retryable());
+        let unsolvable = ApiError::Unsolvable;
+        assert_eq!((unsolvable.code(), unsolvable.status()), (5005, 422));
+        assert!(
+            !unsolvable.is_retryable(),
+            "the same image stays unsolvable"
+        );
     }
 }

@@ -3,9 +3,11 @@
 //! of (images travel as they came, never as base64). Results are small: JSON alone.
 
 use crate::contract::ApiError;
-use crate::engine::{Answer, CharsetRange, ColorFilter, RecognizeOptions, SlideAnswer, SlideMode};
+use crate::engine::{
+    Answer, CharsetRange, ColorFilter, Reading, RecognizeOptions, SlideAnswer, SlideMode,
+};
 use crate::http::Response;
-use crate::recognition::{Job, JobAnswer, JobFailure, Kind, Task};
+use crate::recognition::{ClickHint, Job, JobAnswer, JobFailure, Kind, Task};
 use serde::{Deserialize, Serialize};
 
 /// The parts of a job a worker needs (the answer cache's key and the answer's constraints
@@ -34,9 +36,19 @@ pub enum TaskHeader {
         /// The colour filter's HSV ranges as `color_ranges` JSON (the filter rebuilds
         /// exactly from them: it is their union).
         color_ranges: Option<String>,
+        /// How the scores become the answer (absent: ddddocr's argmax).
+        #[serde(default)]
+        reading: Reading,
     },
     Detect {
         image_len: usize,
+    },
+    /// A click captcha; the hint image, if any, is the second payload.
+    Click {
+        image_len: usize,
+        hint_text: Option<String>,
+        hint_image_len: Option<usize>,
+        rectangles: bool,
     },
     Slide {
         target_len: usize,
@@ -63,6 +75,7 @@ pub fn encode_job(job: &Job, node: u16, deadline_ms: u64) -> Vec<u8> {
                     _ => None,
                 },
                 color_ranges: options.color_filter.as_ref().map(ranges_json),
+                reading: options.reading.clone(),
             },
             vec![image],
         ),
@@ -72,6 +85,30 @@ pub fn encode_job(job: &Job, node: u16, deadline_ms: u64) -> Vec<u8> {
             },
             vec![image],
         ),
+        Task::Click {
+            image,
+            hint,
+            rectangles,
+        } => {
+            let (hint_text, hint_image) = match hint {
+                ClickHint::Text(text) => (Some(text.clone()), None),
+                ClickHint::Image(image) => (None, Some(image.as_slice())),
+                ClickHint::Nothing => (None, None),
+            };
+            let header = TaskHeader::Click {
+                image_len: image.len(),
+                hint_text,
+                hint_image_len: hint_image.map(<[u8]>::len),
+                rectangles: *rectangles,
+            };
+            (
+                header,
+                [Some(image.as_slice()), hint_image]
+                    .into_iter()
+                    .flatten()
+                    .collect(),
+            )
+        }
         Task::Slide {
             target,
             background,
@@ -107,6 +144,7 @@ pub fn decode_job(bytes: &[u8]) -> Result<(JobHeader, Task), String> {
             charset_first,
             charset_chars,
             color_ranges,
+            reading,
         } => {
             let [image] = split(rest, [*image_len])?;
             let charset_range = match (charset_first, charset_chars) {
@@ -124,7 +162,7 @@ pub fn decode_job(bytes: &[u8]) -> Result<(JobHeader, Task), String> {
                 probability: *probability,
                 charset_range,
                 color_filter,
-                ..RecognizeOptions::default()
+                reading: reading.clone(),
             };
             Task::Ocr {
                 image: image.to_vec(),
@@ -135,6 +173,33 @@ pub fn decode_job(bytes: &[u8]) -> Result<(JobHeader, Task), String> {
             let [image] = split(rest, [*image_len])?;
             Task::Detect {
                 image: image.to_vec(),
+            }
+        }
+        TaskHeader::Click {
+            image_len,
+            hint_text,
+            hint_image_len,
+            rectangles,
+        } => {
+            let (image, hint) = match (hint_text, hint_image_len) {
+                (Some(text), None) => {
+                    let [image] = split(rest, [*image_len])?;
+                    (image, ClickHint::Text(text.clone()))
+                }
+                (None, Some(hint_len)) => {
+                    let [image, hint] = split(rest, [*image_len, *hint_len])?;
+                    (image, ClickHint::Image(hint.to_vec()))
+                }
+                (None, None) => {
+                    let [image] = split(rest, [*image_len])?;
+                    (image, ClickHint::Nothing)
+                }
+                _ => return Err("a click hint is text or an image, not both".into()),
+            };
+            Task::Click {
+                image: image.to_vec(),
+                hint,
+                rectangles: *rectangles,
             }
         }
         TaskHeader::Slide {
@@ -196,6 +261,9 @@ pub enum WireOutcome {
     Boxes {
         boxes: Vec<[i64; 4]>,
     },
+    Points {
+        points: Vec<[i64; 2]>,
+    },
     Slide {
         x: usize,
         y: usize,
@@ -219,6 +287,9 @@ impl WireOutcome {
             Ok(JobAnswer::Boxes(boxes)) => WireOutcome::Boxes {
                 boxes: boxes.clone(),
             },
+            Ok(JobAnswer::Points(points)) => WireOutcome::Points {
+                points: points.clone(),
+            },
             Ok(JobAnswer::Slide(answer)) => WireOutcome::Slide {
                 x: answer.target.0,
                 y: answer.target.1,
@@ -239,6 +310,7 @@ impl WireOutcome {
                 Ok(JobAnswer::Text(Answer { text, confidence }))
             }
             WireOutcome::Boxes { boxes } => Ok(JobAnswer::Boxes(boxes)),
+            WireOutcome::Points { points } => Ok(JobAnswer::Points(points)),
             WireOutcome::Slide {
                 x,
                 y,
@@ -269,7 +341,7 @@ pub fn decode_result(bytes: &[u8]) -> Result<WireResult, String> {
 pub fn kind_of(task: &TaskHeader) -> Kind {
     match task {
         TaskHeader::Ocr { .. } => Kind::Ocr,
-        TaskHeader::Detect { .. } => Kind::Detect,
+        TaskHeader::Detect { .. } | TaskHeader::Click { .. } => Kind::Detect,
         TaskHeader::Slide { .. } => Kind::Slide,
     }
 }
@@ -447,9 +519,21 @@ mod tests {
             probability: true,
             charset_range: Some(CharsetRange::Characters("abc".into())),
             color_filter: filter,
-            ..RecognizeOptions::default()
+            reading: Reading::Constrained(crate::engine::TextRules {
+                min_chars: 4,
+                case_insensitive: true,
+                ..Default::default()
+            }),
+        };
+        let click = |hint| Task::Click {
+            image: vec![7; 5],
+            hint,
+            rectangles: true,
         };
         let tasks = [
+            click(ClickHint::Text("有她".into())),
+            click(ClickHint::Image(vec![3; 4])),
+            click(ClickHint::Nothing),
             Task::Ocr {
                 image: vec![1, 2, 3],
                 options: options.clone(),

@@ -39,7 +39,9 @@ mod session;
 mod slide;
 mod steps;
 
-pub use click::{naive_clicks, solve_click, Click, ClickError, ClickStages, Instruction};
+pub use click::{
+    naive_clicks, solve_click, Click, ClickError, ClickStages, Instruction, CLICK_MODEL,
+};
 pub use color_filter::{preset_names, ColorFilter, ColorFilterError, HsvRange};
 /// Loads Intel IPP for slide matching from `MODEL_DIR/ipp` (the correlation ddddocr's OpenCV
 /// computes with it); without it slides use the exact correlation (docs/engine-more.md).
@@ -101,7 +103,8 @@ pub struct RecognizeOptions {
 }
 
 /// How the model's per-step scores become the answer.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Reading {
     /// ddddocr's: the most probable class at every step, collapsed.
     #[default]
@@ -110,6 +113,37 @@ pub enum Reading {
     Constrained(TextRules),
     /// An arithmetic expression, answered with its value (none readable: unsolvable).
     Math,
+}
+
+impl Reading {
+    /// The reading the protocols' constraints ask for: 2captcha's `numeric` (1 digits, 2
+    /// letters, 3 digits or letters, 4 digits and letters, else any), fewest and most
+    /// characters (0: no bound), a letter's two cases as one. Nothing asked: ddddocr's.
+    pub fn of_constraints(
+        numeric: u8,
+        min_chars: usize,
+        max_chars: usize,
+        case_insensitive: bool,
+    ) -> Reading {
+        let characters = match numeric {
+            1 => Characters::Digits,
+            2 => Characters::Letters,
+            3 | 4 => Characters::DigitsOrLetters,
+            _ => Characters::Any,
+        };
+        let rules = TextRules {
+            characters,
+            needs_digit: numeric == 4,
+            needs_letter: numeric == 4,
+            min_chars,
+            max_chars,
+            case_insensitive,
+        };
+        match rules == TextRules::default() {
+            true => Reading::Plain,
+            false => Reading::Constrained(rules),
+        }
+    }
 }
 
 impl Default for RecognizeOptions {

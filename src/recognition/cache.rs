@@ -48,7 +48,31 @@ pub fn prefix(digest: &ImageDigest) -> ImagePrefix {
 pub enum TaskKey {
     Ocr(RecognizeOptions),
     Detect,
+    /// A click captcha: its hint and whether the answer is rectangles.
+    Click {
+        hint: ClickHintKey,
+        rectangles: bool,
+    },
     Slide(SlideMode),
+}
+
+/// A click captcha's hint as a key: its text, or its image's digest.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ClickHintKey {
+    Text(String),
+    Image(ImageDigest),
+    Nothing,
+}
+
+impl ClickHintKey {
+    pub fn of(hint: &super::ClickHint) -> ClickHintKey {
+        use super::ClickHint;
+        match hint {
+            ClickHint::Text(text) => ClickHintKey::Text(text.clone()),
+            ClickHint::Image(image) => ClickHintKey::Image(digest(image)),
+            ClickHint::Nothing => ClickHintKey::Nothing,
+        }
+    }
 }
 
 /// An answer cache key.
@@ -69,7 +93,7 @@ impl CacheKey {
     pub fn kind(&self) -> Kind {
         match self.task {
             TaskKey::Ocr(_) => Kind::Ocr,
-            TaskKey::Detect => Kind::Detect,
+            TaskKey::Detect | TaskKey::Click { .. } => Kind::Detect,
             TaskKey::Slide(_) => Kind::Slide,
         }
     }

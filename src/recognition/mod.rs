@@ -27,8 +27,8 @@ pub use queue::{JobQueues, JobReceivers};
 pub use threads::{set_priority, start, RecognitionThreads, ThreadConfig, ThreadPriority};
 
 use crate::engine::{
-    Answer, AnswerConstraints, DetBox, DetectError, RecognizeError, RecognizeOptions, SlideAnswer,
-    SlideError, SlideMode,
+    Answer, AnswerConstraints, ClickError, DetBox, DetectError, RecognizeError, RecognizeOptions,
+    SlideAnswer, SlideError, SlideMode,
 };
 use cache::CacheKey;
 use std::path::PathBuf;
@@ -80,6 +80,14 @@ pub enum Task {
     Detect {
         image: Vec<u8>,
     },
+    /// A click-in-order captcha: detection, then the boxes that answer the hint (a detection
+    /// job: the same queue and threads).
+    Click {
+        image: Vec<u8>,
+        hint: ClickHint,
+        /// Answer the boxes `[x1, y1, x2, y2]` instead of their centres.
+        rectangles: bool,
+    },
     Slide {
         target: Vec<u8>,
         background: Vec<u8>,
@@ -91,8 +99,30 @@ impl Task {
     pub fn kind(&self) -> Kind {
         match self {
             Task::Ocr { .. } => Kind::Ocr,
-            Task::Detect { .. } => Kind::Detect,
+            Task::Detect { .. } | Task::Click { .. } => Kind::Detect,
             Task::Slide { .. } => Kind::Slide,
+        }
+    }
+}
+
+/// What a click-in-order captcha asks to click.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ClickHint {
+    /// The characters, in order.
+    Text(String),
+    /// An image of the characters, in order.
+    Image(Vec<u8>),
+    /// Nothing: every box, in reading order.
+    Nothing,
+}
+
+impl ClickHint {
+    pub fn instruction(&self) -> crate::engine::Instruction<'_> {
+        use crate::engine::Instruction;
+        match self {
+            ClickHint::Text(text) => Instruction::Text(text),
+            ClickHint::Image(image) => Instruction::Image(image),
+            ClickHint::Nothing => Instruction::Nothing,
         }
     }
 }
@@ -102,6 +132,8 @@ impl Task {
 pub enum JobAnswer {
     Text(Answer),
     Boxes(Vec<DetBox>),
+    /// A click captcha's points `[x, y]`, in click order (its rectangles are `Boxes`).
+    Points(Vec<[i64; 2]>),
     Slide(SlideAnswer),
 }
 
@@ -127,6 +159,7 @@ pub enum JobFailure {
     /// The engine refused the image or the model failed.
     Recognize(RecognizeError),
     Detect(DetectError),
+    Click(ClickError),
     Slide(SlideError),
     /// The job waited longer than `max_queue_wait_ms` before a thread took it.
     WaitedTooLong {
@@ -145,6 +178,7 @@ impl std::fmt::Display for JobFailure {
         match self {
             JobFailure::Recognize(error) => write!(f, "{error}"),
             JobFailure::Detect(error) => write!(f, "{error}"),
+            JobFailure::Click(error) => write!(f, "{error}"),
             JobFailure::Slide(error) => write!(f, "{error}"),
             JobFailure::WaitedTooLong { waited_ms } => {
                 write!(f, "waited {waited_ms} ms in the recognition queue")

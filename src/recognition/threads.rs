@@ -24,8 +24,8 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Select};
 use super::{Job, JobAnswer, JobFailure, JobReceivers, JobResult, ResultSink, Task, ThreadContext};
 use crate::engine::custom::SessionBounds;
 use crate::engine::{
-    available_models, detection_model_path, slide, Detector, Engine, ImageLimits, RecognizeOptions,
-    SETUP_HINT,
+    available_models, detection_model_path, slide, solve_click, ClickStages, Detector, Engine,
+    ImageLimits, RecognizeOptions, CLICK_MODEL, SETUP_HINT,
 };
 
 /// How often a recognition thread that may not take a waiting detection (the cap is reached)
@@ -308,7 +308,7 @@ fn recognize_jobs(
             Work::Detect(job) => {
                 let fresh = fail_stale(vec![*job], taken_at, max_wait, &shared.results);
                 for job in fresh {
-                    run_detect(&mut engines, job, &shared.results, taken_at);
+                    run_detect(&mut engines, job, &shared.results, taken_at, &config.limits);
                 }
                 let was = shared.detecting.fetch_sub(1, Ordering::SeqCst);
                 assert!(was >= 1, "detecting counts this thread while it runs");
@@ -465,18 +465,44 @@ fn run_text(
     }
 }
 
-fn run_detect(engines: &mut Engines, job: Job, results: &ResultSink, taken_at: Instant) {
-    let Task::Detect { image } = &job.task else {
-        unreachable!("the detection queue holds detections");
+fn run_detect(
+    engines: &mut Engines,
+    job: Job,
+    results: &ResultSink,
+    taken_at: Instant,
+    limits: &ImageLimits,
+) {
+    let Some(detector) = engines.detector.as_mut() else {
+        let missing = format!("the detection model is not installed ({SETUP_HINT})");
+        let failure = JobFailure::Detect(crate::engine::DetectError::Model(missing));
+        let queued_us = micros(taken_at.duration_since(job.enqueued_at));
+        results.deliver(result_of(&job, Err(failure), queued_us, 0, 1));
+        return;
     };
-    let outcome = match engines.detector.as_mut() {
-        Some(detector) => detector
+    let outcome = match &job.task {
+        Task::Detect { image } => detector
             .detect(image)
             .map(JobAnswer::Boxes)
             .map_err(JobFailure::Detect),
-        None => Err(JobFailure::Detect(crate::engine::DetectError::Model(
-            format!("the detection model is not installed ({SETUP_HINT})"),
-        ))),
+        Task::Click {
+            image,
+            hint,
+            rectangles,
+        } => solve_click(
+            detector,
+            &mut engines.narrow,
+            CLICK_MODEL,
+            image,
+            hint.instruction(),
+            limits,
+            &mut ClickStages::default(),
+        )
+        .map(|clicks| match rectangles {
+            true => JobAnswer::Boxes(clicks.iter().map(|click| click.area).collect()),
+            false => JobAnswer::Points(clicks.iter().map(|click| click.point).collect()),
+        })
+        .map_err(JobFailure::Click),
+        _ => unreachable!("the detection queue holds detections and click captchas"),
     };
     let queued_us = micros(taken_at.duration_since(job.enqueued_at));
     results.deliver(result_of(

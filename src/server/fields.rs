@@ -112,6 +112,15 @@ const DESCRIBED_JSON_TYPES: &[(&str, JsonType)] = &[
     ("new_password", JsonType::String),
     ("role", JsonType::String),
     ("reason", JsonType::String),
+    // How a text answer is read (upload/request.rs) and a click captcha's hint (upload/click.rs).
+    ("math", JsonType::Boolean),
+    ("numeric", JsonType::Integer),
+    ("min_len", JsonType::Integer),
+    ("max_len", JsonType::Integer),
+    ("case_insensitive", JsonType::Boolean),
+    ("hint", JsonType::String),
+    ("hint_image", JsonType::String),
+    ("rectangles", JsonType::Boolean),
 ];
 
 fn described_json_type(name: &str) -> Option<JsonType> {
@@ -260,6 +269,11 @@ impl Fields {
             Some(value) if !value.is_empty() => Ok(value),
             _ => Err(malformed(format!("missing field {name}"))),
         }
+    }
+
+    /// Whether a binary multipart part of that name came.
+    pub fn has_file(&self, name: &str) -> bool {
+        self.files.iter().any(|(key, _)| key == name)
     }
 
     /// A binary multipart part, removed from the fields (images are large: no copy).

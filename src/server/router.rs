@@ -27,6 +27,8 @@ pub enum Route {
     Upload,
     Detect,
     Slide,
+    /// Click-in-order captchas (upload/click.rs).
+    Click,
     Cached,
     Result,
     Report,
@@ -83,7 +85,7 @@ struct RouteSpec {
     label: &'static str,
 }
 
-pub const ROUTE_COUNT: usize = 48;
+pub const ROUTE_COUNT: usize = 49;
 
 /// Every route, in the order of [`Route`].
 const TABLE: [RouteSpec; ROUTE_COUNT] = [
@@ -99,6 +101,7 @@ const TABLE: [RouteSpec; ROUTE_COUNT] = [
     spec(Route::Upload, "/v2/decode/upload", Method::Post, "upload"),
     spec(Route::Detect, "/v2/decode/detect", Method::Post, "detect"),
     spec(Route::Slide, "/v2/decode/slide", Method::Post, "slide"),
+    spec(Route::Click, "/v2/decode/click", Method::Post, "click"),
     // Answers by image hash (endpoints/cached.rs, server/cache.rs).
     spec(Route::Cached, "/v2/decode/cached", Method::Post, "cached"),
     spec(Route::Result, "/v2/result", Method::Get, "result"),
@@ -317,11 +320,12 @@ impl Route {
     fn authenticated_from_head(self) -> bool {
         use Route::*;
         match self {
-            Point | UploadBase64 | Upload | Detect | Slide | Result | Report | UserStats
-            | DeveloperStats | AdminUsers | AdminPoints | ApiKeyStatus | ApiKeyCreate
-            | ApiKeyRevoke | AdminApiKeyRevoke | UserUploads | AdminFindUsers | AdminUserRole
-            | AdminServer | Cached | Logout | ChangePassword | AdminTokensRevoke
-            | AdminUserRemove | ModelAdd | ModelList | ModelRemove | Mcp | McpEnd => true,
+            Point | UploadBase64 | Upload | Detect | Slide | Click | Result | Report
+            | UserStats | DeveloperStats | AdminUsers | AdminPoints | ApiKeyStatus
+            | ApiKeyCreate | ApiKeyRevoke | AdminApiKeyRevoke | UserUploads | AdminFindUsers
+            | AdminUserRole | AdminServer | Cached | Logout | ChangePassword
+            | AdminTokensRevoke | AdminUserRemove | ModelAdd | ModelList | ModelRemove | Mcp
+            | McpEnd => true,
             Servers
             | Login
             | OpenApi
@@ -578,6 +582,7 @@ async fn dispatch(route: Route, call: Call<'_>) -> ApiResult {
         Route::Upload => upload::upload(call, Kind::Ocr, Encoding::FileOrRaw).await,
         Route::Detect => upload::upload(call, Kind::Detect, Encoding::FileOrRaw).await,
         Route::Slide => upload::upload(call, Kind::Slide, Encoding::FileOrRaw).await,
+        Route::Click => upload::click(call).await,
         Route::Cached => cached::cached(call).await,
         Route::Result => results::result(&call).await,
         Route::Report => results::report(&call).await,

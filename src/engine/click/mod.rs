@@ -22,6 +22,10 @@ use super::{
 };
 use assign::best_assignment;
 
+/// The model the server reads click captchas' boxes and hint images with: the one ddddocr's
+/// users read click captchas with (`aiocr click --model` chooses another).
+pub const CLICK_MODEL: &str = "beta";
+
 /// What to click.
 #[derive(Clone, Copy, Debug)]
 pub enum Instruction<'a> {

@@ -88,6 +88,29 @@ impl Path {
     }
 }
 
+impl Path {
+    /// How much less probable the path is than the model's own reading (the most probable
+    /// class at every step), in natural log: the sum over steps of what the path gives up
+    /// there (a step where the path is likelier, through classes summed, gives up nothing).
+    pub fn shortfall(&self, probs: &StepProbs) -> f32 {
+        assert_eq!(
+            self.step_log_probs.len(),
+            probs.steps(),
+            "one entry per step"
+        );
+        (0..probs.steps())
+            .map(|t| {
+                let best = probs
+                    .row(t)
+                    .iter()
+                    .copied()
+                    .fold(f32::NEG_INFINITY, f32::max);
+                (best - self.step_log_probs[t]).max(0.0)
+            })
+            .sum()
+    }
+}
+
 /// A hypothesis: where a prefix of the path leads.
 #[derive(Clone, Copy)]
 struct Hypothesis {

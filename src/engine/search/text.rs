@@ -8,7 +8,10 @@ use super::{best_path, most_probable_class, Classes, Effort, Grammar, Path};
 use crate::engine::steps::StepProbs;
 
 /// Which characters an answer may hold (2captcha's `numeric` 1-3).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum Characters {
     #[default]
     Any,
@@ -33,7 +36,7 @@ impl Characters {
 
 /// What a text answer must be. The default allows everything: the search then returns
 /// ddddocr's own answer.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct TextRules {
     pub characters: Characters,
     /// At least one ASCII digit (2captcha's `numeric=4`, with `needs_letter`).

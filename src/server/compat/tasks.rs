@@ -72,7 +72,7 @@ pub fn refusal_answer(refusal: &Refusal) -> Response {
         ApiError::NotAnImage | ApiError::BadDimensions => IMAGE_TYPE_NOT_SUPPORTED,
         ApiError::NoToken | ApiError::BadToken | ApiError::BadCredentials => KEY_DOES_NOT_EXIST,
         ApiError::NoSuchUpload => NO_SUCH_CAPCHA_ID,
-        ApiError::RecognitionFailed => CAPTCHA_UNSOLVABLE,
+        ApiError::RecognitionFailed | ApiError::Unsolvable => CAPTCHA_UNSOLVABLE,
         _ => BAD_PARAMETERS,
     };
     error_answer(error, &refusal.message)

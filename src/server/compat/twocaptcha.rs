@@ -88,7 +88,7 @@ impl Format {
                 "ERROR_KEY_DOES_NOT_EXIST"
             }
             ApiError::NoSuchUpload => "ERROR_WRONG_CAPTCHA_ID",
-            ApiError::RecognitionFailed => UNSOLVABLE,
+            ApiError::RecognitionFailed | ApiError::Unsolvable => UNSOLVABLE,
             ApiError::Internal => "ERROR_INTERNAL_SERVER_ERROR",
             _ => "ERROR_BAD_PARAMETERS",
         };

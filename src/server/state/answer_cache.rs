@@ -17,7 +17,7 @@
 
 use crate::config::CacheConfig;
 use crate::metrics::CacheCounters;
-use crate::recognition::cache::{CacheKey, ImagePrefix, TaskKey};
+use crate::recognition::cache::{CacheKey, ClickHintKey, ImagePrefix, TaskKey};
 use crate::recognition::JobAnswer;
 use lru::LruCache;
 use std::collections::HashMap;
@@ -232,11 +232,16 @@ fn entry_bytes(key: &CacheKey, answer: &JobAnswer) -> usize {
             // Twice: the LRU's key and the image index's copy.
             2 * (options.model.len() + charset + colors)
         }
-        TaskKey::Detect | TaskKey::Slide(_) => 0,
+        TaskKey::Click {
+            hint: ClickHintKey::Text(text),
+            ..
+        } => 2 * text.len(),
+        TaskKey::Detect | TaskKey::Click { .. } | TaskKey::Slide(_) => 0,
     };
     let answer_heap = match answer {
         JobAnswer::Text(text) => text.text.len(),
         JobAnswer::Boxes(boxes) => std::mem::size_of_val(boxes.as_slice()),
+        JobAnswer::Points(points) => std::mem::size_of_val(points.as_slice()),
         JobAnswer::Slide(_) => 0,
     };
     ENTRY_OVERHEAD + key_heap + answer_heap

@@ -10,7 +10,7 @@ use super::request::UploadRequest;
 use super::wait::wait_for_result;
 use super::Accepted;
 use crate::contract::ApiError;
-use crate::recognition::cache::{digest, slide_digest, CacheKey, TaskKey};
+use crate::recognition::cache::{digest, slide_digest, CacheKey, ClickHintKey, TaskKey};
 use crate::recognition::{Job, JobAnswer, JobResult, Task};
 use crate::server::cache;
 use crate::server::call::Caller;
@@ -182,6 +182,17 @@ fn cache_key(task: &Task) -> CacheKey {
         Task::Detect { image } => CacheKey {
             digest: digest(image),
             task: TaskKey::Detect,
+        },
+        Task::Click {
+            image,
+            hint,
+            rectangles,
+        } => CacheKey {
+            digest: digest(image),
+            task: TaskKey::Click {
+                hint: ClickHintKey::of(hint),
+                rectangles: *rectangles,
+            },
         },
         Task::Slide {
             target,

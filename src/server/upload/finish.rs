@@ -89,7 +89,7 @@ fn outcome_of(result: &JobResult) -> (Outcome, Option<ApiError>) {
         // cache keeps it: another request may accept it).
         Ok(JobAnswer::Text(answer)) => match result.constraints.check(answer) {
             Ok(()) => done(answer.text.clone(), answer.confidence),
-            Err(why) => failed(format!("{UNSOLVABLE}: {why}"), ApiError::RecognitionFailed),
+            Err(why) => failed(format!("{UNSOLVABLE}: {why}"), ApiError::Unsolvable),
         },
         Ok(answer) => {
             let (text, confidence) = stored_answer(answer);
@@ -105,6 +105,10 @@ pub fn stored_answer(answer: &JobAnswer) -> (String, Option<f32>) {
     match answer {
         JobAnswer::Text(answer) => (answer.text.clone(), answer.confidence),
         JobAnswer::Boxes(boxes) => (serde_json::to_string(boxes).expect("boxes serialise"), None),
+        JobAnswer::Points(points) => (
+            serde_json::to_string(points).expect("points serialise"),
+            None,
+        ),
         JobAnswer::Slide(answer) => (answer.to_json(), None),
     }
 }

@@ -16,6 +16,7 @@
 //! (queue full after all, a failed fsync, a failed recognition, a server stop) voids it.
 
 mod accept;
+mod click;
 mod finish;
 mod hit;
 mod placement;
@@ -74,6 +75,21 @@ pub enum Encoding {
 pub async fn upload(call: Call<'_>, kind: Kind, encoding: Encoding) -> ApiResult {
     let caller = call.caller().await?;
     let request = request::UploadRequest::parse(&call, kind, encoding)?;
+    accept_and_answer(call, caller, request).await
+}
+
+/// `POST /v2/decode/click` (click-in-order captchas: `click.rs`); answered like an upload.
+pub async fn click(call: Call<'_>) -> ApiResult {
+    let caller = call.caller().await?;
+    let request = click::parse(&call)?;
+    accept_and_answer(call, caller, request).await
+}
+
+async fn accept_and_answer(
+    call: Call<'_>,
+    caller: super::call::Caller,
+    request: UploadRequest,
+) -> ApiResult {
     let accepted = run_on_owner(call.shard, Accept { caller, request }).await?;
     call.charged(caller.owner, accepted.record().id);
     match accepted {
@@ -110,6 +126,7 @@ fn finished_view(finished: Finished) -> Result<serde_json::Value, Refusal> {
             let code = failure.unwrap_or(ApiError::RecognitionFailed);
             let what = match code {
                 ApiError::RecognitionFailed => "recognition failed",
+                ApiError::Unsolvable => "no answer",
                 _ => code.default_message(),
             };
             Err(Refusal::new(code, format!("{what} (refunded): {reason}")))
@@ -119,12 +136,13 @@ fn finished_view(finished: Finished) -> Result<serde_json::Value, Refusal> {
 }
 
 /// What an upload record keeps as its `model`: the model of a text captcha, else its kind
-/// (`detect`, `slide-match`, `slide-simple`, `slide-comparison`); custom models may not take
+/// (`detect`, `click`, `slide-match`, `slide-simple`, `slide-comparison`); custom models may not take
 /// those names (`engine::model`).
 pub fn record_model(task: &Task) -> String {
     match task {
         Task::Ocr { options, .. } => options.model.clone(),
         Task::Detect { .. } => DETECT_MODEL.to_string(),
+        Task::Click { .. } => CLICK_RECORD_MODEL.to_string(),
         Task::Slide { mode, .. } => slide_model(*mode).to_string(),
     }
 }
@@ -134,6 +152,7 @@ pub fn record_model_of_key(task: &TaskKey) -> String {
     match task {
         TaskKey::Ocr(options) => options.model.clone(),
         TaskKey::Detect => DETECT_MODEL.to_string(),
+        TaskKey::Click { .. } => CLICK_RECORD_MODEL.to_string(),
         TaskKey::Slide(mode) => slide_model(*mode).to_string(),
     }
 }
@@ -148,23 +167,29 @@ fn slide_model(mode: SlideMode) -> &'static str {
 
 /// The record `model` of a detection.
 const DETECT_MODEL: &str = "detect";
+const CLICK_RECORD_MODEL: &str = "click";
 
 /// The kind of an upload, from its record's `model`.
 pub fn kind_of(record: &UploadRecord) -> Kind {
     match record.model.as_str() {
-        DETECT_MODEL => Kind::Detect,
+        DETECT_MODEL | CLICK_RECORD_MODEL => Kind::Detect,
         model if model.starts_with("slide-") => Kind::Slide,
         _ => Kind::Ocr,
     }
 }
 
 /// The contract's view of one upload. A text captcha's `result` is its text; a click or
-/// slide captcha's is ddddocr's JSON answer (boxes, or the slide dict).
+/// slide captcha's is ddddocr's JSON answer (boxes, or the slide dict); a click-in-order
+/// captcha's (`kind` `click`, a detection job) its clicks `[[x, y], ...]` or boxes.
 pub fn upload_json(record: &UploadRecord) -> serde_json::Value {
     let kind = kind_of(record);
+    let label = match record.model.as_str() {
+        CLICK_RECORD_MODEL => "click",
+        _ => kind.label(),
+    };
     let mut data = json!({
         "id": record.id.to_string(),
-        "kind": kind.label(),
+        "kind": label,
         "status": status_name(record.status),
         "cost": record.cost,
         "created_at": record.created_at_ms,

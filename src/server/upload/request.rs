@@ -5,11 +5,13 @@ use super::Encoding;
 use crate::config::Config;
 use crate::contract::{self, ApiError};
 use crate::engine::custom::is_model_name;
+use crate::engine::search::text::MAX_CHARS_LIMIT;
 use crate::engine::{
-    probe_image, AnswerConstraints, CharsetRange, ColorFilter, RecognizeOptions, SlideMode,
+    probe_image, AnswerConstraints, CharsetRange, ColorFilter, Reading, RecognizeOptions,
+    SlideMode, CLICK_MODEL,
 };
 use crate::recognition::cache::CacheKey;
-use crate::recognition::{Kind, Task};
+use crate::recognition::{ClickHint, Kind, Task};
 use crate::server::call::Call;
 use crate::server::fields::{body_kind, BodyKind, Fields};
 use crate::server::reply::{malformed, Refusal};
@@ -123,13 +125,21 @@ impl UploadRequest {
                 probe(image)?;
             }
             Task::Detect { image } => {
-                if !call.shard.shared.detection_installed {
+                check_detection_installed(call)?;
+                probe(image)?;
+            }
+            Task::Click { image, hint, .. } => {
+                check_detection_installed(call)?;
+                if !call.shard.shared.models.iter().any(|m| m == CLICK_MODEL) {
                     return Err(Refusal::new(
                         ApiError::UnknownModel,
-                        "the detection model is not installed on this server",
+                        format!("the {CLICK_MODEL} model is not installed on this server"),
                     ));
                 }
                 probe(image)?;
+                if let ClickHint::Image(hint_image) = hint {
+                    probe(hint_image)?;
+                }
             }
             Task::Slide {
                 target, background, ..
@@ -140,6 +150,17 @@ impl UploadRequest {
         }
         self.timeout_ms = self.timeout_ms.min(config.uploads.wait_timeout_ms_max);
         Ok(self)
+    }
+}
+
+/// 3005 when this server has no detection model (click captchas).
+fn check_detection_installed(call: &Call) -> Result<(), Refusal> {
+    match call.shard.shared.detection_installed {
+        true => Ok(()),
+        false => Err(Refusal::new(
+            ApiError::UnknownModel,
+            "the detection model is not installed on this server",
+        )),
     }
 }
 
@@ -176,7 +197,7 @@ fn check_query_options(call: &Call, kind: Kind) -> Result<(), Refusal> {
 }
 
 /// 3001 empty, 3002 beyond `max_image_bytes`.
-fn check_image_size(image: &[u8], max_image_bytes: usize) -> Result<(), Refusal> {
+pub(super) fn check_image_size(image: &[u8], max_image_bytes: usize) -> Result<(), Refusal> {
     if image.is_empty() {
         return Err(ApiError::NoImage.into());
     }
@@ -188,7 +209,10 @@ fn check_image_size(image: &[u8], max_image_bytes: usize) -> Result<(), Refusal>
 
 /// The request's fields, and its raw body when that is the image: on the file route, a body
 /// that is not a form (its options then come from the query).
-fn read_fields(call: &Call, encoding: Encoding) -> Result<(Fields, Option<Vec<u8>>), Refusal> {
+pub(super) fn read_fields(
+    call: &Call,
+    encoding: Encoding,
+) -> Result<(Fields, Option<Vec<u8>>), Refusal> {
     let kind = body_kind(call.head.content_type.as_deref(), &call.body);
     if kind == BodyKind::Other && encoding == Encoding::FileOrRaw {
         return Ok((
@@ -243,7 +267,8 @@ pub fn slide_mode(fields: &Fields) -> Result<SlideMode, Refusal> {
 }
 
 /// A text captcha's options (`model`, `png_fix`, `probability`, `charset_range`, `colors`,
-/// `color_ranges`): an upload's, and a hash lookup's.
+/// `color_ranges`, and how the answer is read: `math`, or the constraints `numeric`,
+/// `min_len`, `max_len`, `case_insensitive`): an upload's, and a hash lookup's.
 pub fn recognize_options(fields: &Fields, models: &[String]) -> Result<RecognizeOptions, Refusal> {
     let model = fields
         .text("model")
@@ -269,8 +294,42 @@ pub fn recognize_options(fields: &Fields, models: &[String]) -> Result<Recognize
         probability: fields.flag("probability", false)?,
         charset_range,
         color_filter,
-        ..RecognizeOptions::default()
+        reading: reading(fields)?,
     })
+}
+
+/// `math=1` (an arithmetic captcha, answered with its value), else the best answer that
+/// meets the constraints, else ddddocr's (engine/search).
+fn reading(fields: &Fields) -> Result<Reading, Refusal> {
+    let invalid = |message: String| Refusal::new(ApiError::InvalidOption, message);
+    let numeric = fields.number("numeric")?.unwrap_or(0);
+    if numeric > 4 {
+        return Err(invalid(format!("numeric {numeric}: expected 0 to 4")));
+    }
+    let length = |name: &str| -> Result<usize, Refusal> {
+        match fields.number(name)?.unwrap_or(0) {
+            n if n > MAX_CHARS_LIMIT as u64 => {
+                Err(invalid(format!("{name} {n}: at most {MAX_CHARS_LIMIT}")))
+            }
+            n => Ok(n as usize),
+        }
+    };
+    let (min_chars, max_chars) = (length("min_len")?, length("max_len")?);
+    if max_chars > 0 && min_chars > max_chars {
+        return Err(invalid(format!(
+            "min_len {min_chars} is above max_len {max_chars}"
+        )));
+    }
+    let case_insensitive = fields.flag("case_insensitive", false)?;
+    let constrained =
+        Reading::of_constraints(numeric as u8, min_chars, max_chars, case_insensitive);
+    match fields.flag("math", false)? {
+        false => Ok(constrained),
+        true if constrained == Reading::Plain => Ok(Reading::Math),
+        true => Err(invalid(
+            "math takes no constraints (numeric, min_len, max_len, case_insensitive)".into(),
+        )),
+    }
 }
 
 pub(crate) fn soft_id(fields: &Fields) -> Result<Option<String>, Refusal> {
@@ -291,7 +350,7 @@ fn too_large(max_image_bytes: usize) -> Refusal {
 }
 
 /// A binary file part of one of `names`, else a base64 text field of one of them.
-fn image_from_fields(
+pub(super) fn image_from_fields(
     fields: &mut Fields,
     names: &[&str],
     max_image_bytes: usize,
