@@ -222,6 +222,68 @@ fn twocaptcha_python_over_tls() {
     );
 }
 
+/// The math fixtures (tests/fixtures/beyond/math) `aiocr ocr --math` answers, with its values.
+fn math_fixtures() -> Vec<(PathBuf, String)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/beyond/math");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "png"))
+        .collect();
+    files.sort();
+    let output = Command::new(env!("CARGO_BIN_EXE_aiocr"))
+        .arg("ocr")
+        .arg("--math")
+        .args(&files)
+        .env("AIOCR_MODEL_DIR", common::model_dir())
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
+        .filter(|(_, value)| !value.starts_with("error"))
+        .map(|(file, value)| (PathBuf::from(file), value.to_string()))
+        .take(IMAGES)
+        .collect()
+}
+
+/// Arithmetic captchas through python-anticaptcha (`ImageToTextTask(math=True)`) over http
+/// and 2captcha-python (`normal(calc=1)`) over TLS: the values `aiocr ocr --math` reads,
+/// charged like text, a report refunded.
+#[test]
+fn anticaptcha_and_twocaptcha_libraries_solve_math_captchas() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = test_certificates(dir.path());
+    let settings = [
+        "rate_limit_burst=1000".to_string(),
+        "tls_listen=127.0.0.1:0".to_string(),
+        format!("tls_cert={}", cert.display()),
+        format!("tls_key={}", key.display()),
+    ];
+    let settings: Vec<&str> = settings.iter().map(String::as_str).collect();
+    let server = Server::start(1, &settings);
+    let api_key = key_of(&server);
+    let fixtures = math_fixtures();
+    assert_eq!(fixtures.len(), IMAGES, "{fixtures:?}");
+    let files: Vec<PathBuf> = fixtures.iter().map(|(path, _)| path.clone()).collect();
+    let math = Path::new("1");
+    let http = format!("http://127.0.0.1:{}", server.port);
+    let lines = solve(
+        "anticaptcha",
+        &http,
+        &api_key,
+        &files,
+        &[("AIOCR_MATH", math)],
+    );
+    check_run("anticaptcha", &lines, &fixtures, 1000 - IMAGES as i64);
+    let https = format!("https://127.0.0.1:{}", server.tls_port);
+    let env = [("REQUESTS_CA_BUNDLE", ca.as_path()), ("AIOCR_MATH", math)];
+    let lines = solve("2captcha", &https, &api_key, &files, &env);
+    // Answers of the same images and options come from the cache: charged all the same.
+    check_run("2captcha", &lines, &fixtures, 1000 + 1 - 2 * IMAGES as i64);
+    assert_eq!(server.balance(&api_key), (1000 + 2 - 2 * IMAGES as i64, 0));
+}
+
 fn node_client(client: &str, url: &str, key: &str, files: &[PathBuf]) -> Vec<(String, String)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/npm_clients");
     assert!(

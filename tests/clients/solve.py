@@ -7,7 +7,8 @@ Usage: solve.py CLIENT URL KEY FILE...
 CLIENT: anticaptcha | capmonster | capsolver | 2captcha (the last needs an https URL and the
 test CA in REQUESTS_CA_BUNDLE). With AIOCR_MODULE set, capmonster and capsolver ask for that
 module (CapMonster's `CapMonsterModule`, CapSolver's `module`): aiocr runs the caller's model
-of that name.
+of that name. With AIOCR_MATH=1, anticaptcha and 2captcha say the captchas are arithmetic
+(`math=True`, `calc=1`).
 """
 
 import asyncio
@@ -15,6 +16,8 @@ import base64
 import os
 import sys
 from urllib.parse import urlparse
+
+MATH = os.environ.get("AIOCR_MATH") == "1"
 
 
 def anticaptcha(url, key, files):
@@ -25,7 +28,7 @@ def anticaptcha(url, key, files):
     jobs = []
     for path in files:
         with open(path, "rb") as image:
-            job = client.create_task(ImageToTextTask(image.read()))
+            job = client.create_task(ImageToTextTask(image.read(), math=MATH or None))
         job.join(maximum_time=60)
         print(f"{path}\t{job.get_captcha_text()}", flush=True)
         jobs.append(job)
@@ -77,7 +80,7 @@ def twocaptcha(url, key, files):
     solver = TwoCaptcha(key, server=urlparse(url).netloc, pollingInterval=1)
     ids = []
     for path in files:
-        result = solver.normal(path)
+        result = solver.normal(path, calc=1) if MATH else solver.normal(path)
         print(f"{path}\t{result['code']}", flush=True)
         ids.append(result["captchaId"])
     print(f"balance\t{solver.balance()}", flush=True)

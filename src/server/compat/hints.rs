@@ -3,11 +3,13 @@
 //! `recognizingThreshold`), mapped onto what the engine can honour: a charset range where
 //! the hint restricts the characters (ddddocr's `set_ranges`, so the model picks the best
 //! allowed character at each step), and constraints checked on the answer otherwise (an
-//! answer that fails them is unsolvable and not charged). Hints for human workers (`phrase`,
-//! `calc`, `comment`, `language`, case sensitivity, instructions) change nothing: ddddocr
-//! reads the same characters whatever they say.
+//! answer that fails them is unsolvable and not charged). An arithmetic captcha (2captcha's
+//! `calc=1`, the task protocol's `math: true`) is read as an expression and answered with its
+//! value (engine/search/math.rs; none readable: unsolvable, not charged). Hints for human
+//! workers (`phrase`, `comment`, `language`, case sensitivity, instructions) change nothing:
+//! ddddocr reads the same characters whatever they say.
 
-use crate::engine::{AnswerConstraints, CharsetRange, RecognizeOptions};
+use crate::engine::{AnswerConstraints, CharsetRange, Reading, RecognizeOptions};
 
 const DIGITS: &str = "0123456789";
 const LETTERS: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
@@ -64,11 +66,14 @@ pub struct Hints {
     pub max_chars: usize,
     /// 0.0..=1.0 (CapMonster's `recognizingThreshold` / 100).
     pub min_confidence: Option<f32>,
+    /// An arithmetic captcha, answered with its value: the characters and lengths asked
+    /// for are the expression's, not the answer's, so they do not apply.
+    pub math: bool,
 }
 
 impl Hints {
-    /// The options and constraints of an upload with these hints.
-    pub fn apply(&self, options: &mut RecognizeOptions, constraints: &mut AnswerConstraints) {
+    /// The characters and lengths asked for, on a text answer.
+    fn apply_to_text(&self, options: &mut RecognizeOptions, constraints: &mut AnswerConstraints) {
         if let Some(charset) = self.numeric.charset() {
             options.charset_range = Some(CharsetRange::Characters(charset));
         }
@@ -77,6 +82,15 @@ impl Hints {
         if self.numeric == Numeric::DigitsAndLetters {
             constraints.needs_digit = true;
             constraints.needs_letter = true;
+        }
+    }
+
+    /// The options and constraints of an upload with these hints.
+    pub fn apply(&self, options: &mut RecognizeOptions, constraints: &mut AnswerConstraints) {
+        if self.math {
+            options.reading = Reading::Math;
+        } else {
+            self.apply_to_text(options, constraints);
         }
         if let Some(minimum) = self.min_confidence {
             assert!((0.0..=1.0).contains(&minimum), "checked when parsed");
@@ -100,12 +114,34 @@ mod tests {
     }
 
     #[test]
+    fn math_reads_an_expression_whatever_the_characters_asked_for() {
+        let hints = Hints {
+            numeric: Numeric::LettersOnly,
+            min_chars: 4,
+            min_confidence: Some(0.5),
+            math: true,
+            ..Hints::default()
+        };
+        let (mut options, mut constraints): (RecognizeOptions, AnswerConstraints) =
+            Default::default();
+        hints.apply(&mut options, &mut constraints);
+        assert_eq!(options.reading, Reading::Math);
+        assert_eq!(options.charset_range, None, "the expression's characters");
+        assert_eq!(
+            (constraints.min_chars, constraints.min_confidence),
+            (0, Some(0.5))
+        );
+        assert!(options.probability, "the threshold still applies");
+    }
+
+    #[test]
     fn hints_become_charsets_and_constraints() {
         let hints = Hints {
             numeric: Numeric::DigitsAndLetters,
             min_chars: 4,
             max_chars: 5,
             min_confidence: Some(0.5),
+            math: false,
         };
         let (mut options, mut constraints) = Default::default();
         hints.apply(&mut options, &mut constraints);

@@ -262,6 +262,8 @@ pub(crate) fn hints(task: &Map<String, Value>) -> Result<Hints, String> {
         min_chars: min_length as usize,
         max_chars: max_length as usize,
         min_confidence: threshold.filter(|minimum| *minimum > 0.0).map(|m| m as f32),
+        // anti-captcha's `math: true` (clients send true, 1 or "1").
+        math: number(task.get("math")) == Some(1.0),
     })
 }
 

@@ -223,8 +223,8 @@ fn read_upload(call: &Call, fields: &mut Fields) -> Result<CompatUpload, (&'stat
     Ok(upload)
 }
 
-/// `numeric`, `min_len`, `max_len` (0 = no constraint); the hints for human workers are
-/// accepted and change nothing.
+/// `numeric`, `min_len`, `max_len` (0 = no constraint), `calc` (1: an arithmetic captcha,
+/// answered with its value); the hints for human workers are accepted and change nothing.
 pub(crate) fn hints(fields: &Fields) -> Result<Hints, String> {
     let number = |name: &str| -> Result<u64, String> {
         match fields
@@ -248,11 +248,17 @@ pub(crate) fn hints(fields: &Fields) -> Result<Hints, String> {
     if max_len > 0 && min_len > max_len {
         return Err("min_len is above max_len".into());
     }
+    let math = match number("calc")? {
+        0 => false,
+        1 => true,
+        _ => return Err("calc must be 0 or 1".into()),
+    };
     Ok(Hints {
         numeric,
         min_chars: min_len as usize,
         max_chars: max_len as usize,
         min_confidence: None,
+        math,
     })
 }
 
