@@ -311,6 +311,75 @@ fn anticaptcha_and_twocaptcha_libraries_solve_math_captchas() {
     assert_eq!(server.balance(&api_key), (1000 + 2 - 2 * IMAGES as i64, 0));
 }
 
+/// Click-in-order captchas (tests/fixtures/beyond/click) through 2captcha-python's
+/// `coordinates(file, textinstructions=...)` over TLS: every click inside its truth box, in
+/// order, at a detection's price.
+#[test]
+fn twocaptcha_python_clicks_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = test_certificates(dir.path());
+    let settings = [
+        "rate_limit_burst=1000".to_string(),
+        "tls_listen=127.0.0.1:0".to_string(),
+        format!("tls_cert={}", cert.display()),
+        format!("tls_key={}", key.display()),
+    ];
+    let settings: Vec<&str> = settings.iter().map(String::as_str).collect();
+    let server = Server::start(1, &settings);
+    let api_key = key_of(&server);
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/beyond/click");
+    let manifest = std::fs::read_to_string(fixtures.join("manifest.tsv")).unwrap();
+    let rows: Vec<Vec<&str>> = manifest
+        .lines()
+        .skip(1)
+        .take(2)
+        .map(|l| l.split('\t').collect())
+        .collect();
+    let mut args: Vec<PathBuf> = Vec::new();
+    for row in &rows {
+        args.push(fixtures.join(row[0]));
+        args.push(PathBuf::from(row[1]));
+    }
+    let url = format!("https://127.0.0.1:{}", server.tls_port);
+    let lines = solve(
+        "2captcha-coordinates",
+        &url,
+        &api_key,
+        &args,
+        &[("REQUESTS_CA_BUNDLE", ca.as_path())],
+    );
+    for row in &rows {
+        let path = fixtures.join(row[0]).display().to_string();
+        let code = &lines
+            .iter()
+            .find(|(file, _)| *file == path)
+            .expect("an answer")
+            .1;
+        let truth: Vec<[i64; 4]> = serde_json::from_str(row[3]).unwrap();
+        let clicks: Vec<(i64, i64)> = code
+            .strip_prefix("coordinates:")
+            .expect("2captcha's coordinates")
+            .split(';')
+            .map(|click| {
+                let (x, y) = click.split_once(',').unwrap();
+                (x[2..].parse().unwrap(), y[2..].parse().unwrap())
+            })
+            .collect();
+        assert_eq!(clicks.len(), truth.len(), "{code}");
+        for ((x, y), area) in clicks.iter().zip(&truth) {
+            assert!(
+                area[0] <= *x && *x <= area[2] && area[1] <= *y && *y <= area[3],
+                "{code} vs {area:?}"
+            );
+        }
+    }
+    assert_eq!(
+        server.balance(&api_key),
+        (1000 - 2 * 5, 0),
+        "a detection's price each"
+    );
+}
+
 fn node_client(client: &str, url: &str, key: &str, files: &[PathBuf]) -> Vec<(String, String)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/npm_clients");
     assert!(

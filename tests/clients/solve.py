@@ -88,11 +88,23 @@ def twocaptcha(url, key, files):
     print("reported\tOK", flush=True)
 
 
+def twocaptcha_coordinates(url, key, pairs):
+    """Click captchas: FILE HINT pairs, `coordinates(file, textinstructions=HINT)`; prints
+    ``FILE<TAB>CODE`` (2captcha's `coordinates:x=..,y=..;...`)."""
+    from twocaptcha import TwoCaptcha
+
+    solver = TwoCaptcha(key, server=urlparse(url).netloc, pollingInterval=1)
+    for path, hint in zip(pairs[0::2], pairs[1::2]):
+        result = solver.coordinates(path, textinstructions=hint)
+        print(f"{path}\t{result['code']}", flush=True)
+
+
 CLIENTS = {
     "anticaptcha": anticaptcha,
     "capmonster": capmonster,
     "capsolver": capsolver_client,
     "2captcha": twocaptcha,
+    "2captcha-coordinates": twocaptcha_coordinates,
 }
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@
 //! (`callbacks.rs`). docs/compat-protocols.md has the full mapping.
 
 pub mod callbacks;
+mod coordinates;
 pub mod fastapi;
 mod hints;
 pub mod tasks;

@@ -4,14 +4,17 @@
 //! 200. `header_acao=1` adds `Access-Control-Allow-Origin: *`.
 
 use super::callbacks::{Callback, CallbackBody, CallbackRefusal, CallbackTarget};
-use super::{caller_by_key, parse_id, submit, CompatUpload, Hints, KeyProblem, Numeric, Unserved};
+use super::{
+    caller_by_key, coordinates, parse_id, submit, submit_task, CompatUpload, Hints, KeyProblem,
+    Numeric, TaskExtras, Unserved,
+};
 use crate::contract::ApiError;
 use crate::http::{RequestHead, Response};
 use crate::server::call::{Call, Caller};
 use crate::server::fields::Fields;
 use crate::server::queries;
 use crate::server::reply::{ApiResult, Refusal};
-use crate::server::upload::decode_base64_image;
+use crate::server::upload::{decode_base64_image, is_click_record};
 use crate::store::{UploadRecord, UploadStatus};
 use serde_json::json;
 
@@ -141,7 +144,23 @@ pub async fn submit_image(call: &Call<'_>) -> ApiResult {
         Ok(upload) => upload,
         Err((code, text)) => return Ok(format.error(code, &text)),
     };
-    match submit(call, &caller, upload).await {
+    let submitted = match fields.text("coordinatescaptcha").map(str::trim) == Some("1") {
+        true => {
+            let max_image_bytes = call.shard.config().images.max_image_bytes;
+            let task = match coordinates::click_task(&mut fields, upload.image, max_image_bytes) {
+                Ok(task) => task,
+                Err(text) => return Ok(format.error("ERROR_BAD_PARAMETERS", &text)),
+            };
+            let extras = TaskExtras {
+                soft_id: upload.soft_id,
+                callback: upload.callback,
+                ..TaskExtras::default()
+            };
+            submit_task(call, &caller, task, extras).await
+        }
+        false => submit(call, &caller, upload).await,
+    };
+    match submitted {
         Ok(accepted) => Ok(format.ok(&accepted.record().id.to_string())),
         Err(refusal) => Ok(format.refusal(&refusal)),
     }
@@ -336,6 +355,13 @@ async fn one(
     match record.status {
         UploadStatus::Pending => format.bare(0, NOT_READY),
         UploadStatus::Failed => format.error(UNSOLVABLE, record.error.as_deref().unwrap_or("")),
+        UploadStatus::Done if is_click_record(&record) => {
+            let (plain, json) = coordinates::answer_of(record.result.as_deref().unwrap_or("[]"));
+            format.answer(
+                format!("OK|{plain}"),
+                json!({ "status": 1, "request": json }),
+            )
+        }
         UploadStatus::Done if with_price => {
             let text = record.result.clone().unwrap_or_default();
             let price = call

@@ -169,6 +169,12 @@ fn slide_model(mode: SlideMode) -> &'static str {
 const DETECT_MODEL: &str = "detect";
 const CLICK_RECORD_MODEL: &str = "click";
 
+/// Whether an upload was a click-in-order captcha (`/v2/decode/click`, 2captcha's
+/// `coordinatescaptcha`).
+pub fn is_click_record(record: &UploadRecord) -> bool {
+    record.model == CLICK_RECORD_MODEL
+}
+
 /// The kind of an upload, from its record's `model`.
 pub fn kind_of(record: &UploadRecord) -> Kind {
     match record.model.as_str() {
