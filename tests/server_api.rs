@@ -453,8 +453,11 @@ fn a_rate_limit_of_0_turns_the_per_user_buckets_off() {
     }
 }
 
+/// Points are bounded at 2^53 - 1, so that every points number in JSON is exact: a grant
+/// past the bound is a refusal that changes nothing; at the top, spending and removing work.
 #[test]
-fn granting_past_the_64_bit_range_is_a_refusal_that_changes_nothing() {
+fn granting_past_the_points_bound_is_a_refusal_that_changes_nothing() {
+    const MAX: i64 = aiocr::money::MAX_POINTS;
     let mut server = server();
     let admin = server.admin_token();
     let user = server.demo_token();
@@ -463,22 +466,36 @@ fn granting_past_the_64_bit_range_is_a_refusal_that_changes_nothing() {
         let body = format!(r#"{{"username":"{who}","points":{points},"reason":"overflow"}}"#);
         client.post_json("/v2/admin/points", Some(&admin), &body)
     };
-    // demo holds 1000: i64::MAX more does not fit.
-    let refused = grant(&mut client, "demo", &i64::MAX.to_string());
+    // demo holds 1000: the bound more does not fit.
+    let refused = grant(&mut client, "demo", &MAX.to_string());
     assert_eq!(
         (refused.status, refused.code()),
         (400, 1001),
         "{}",
         refused.text()
     );
-    assert!(refused.json()["msg"].as_str().unwrap().contains("overflow"));
-    // Beyond i64 is not a number of points at all.
-    let beyond = grant(&mut client, "demo", "9223372036854775808");
-    assert_eq!((beyond.status, beyond.code()), (400, 1001));
+    assert!(
+        refused.json()["msg"]
+            .as_str()
+            .unwrap()
+            .contains("would pass"),
+        "{}",
+        refused.text()
+    );
+    // Past the bound, or past i64, is not an amount of points at all.
+    for points in [(MAX + 1).to_string(), "9223372036854775808".to_string()] {
+        let beyond = grant(&mut client, "demo", &points);
+        assert_eq!(
+            (beyond.status, beyond.code()),
+            (400, 1001),
+            "{}",
+            beyond.text()
+        );
+    }
     assert_eq!(server.balance(&user), (1000, 0));
     // A balance at the top: one more point is refused, spending and removing still work.
-    let full = grant(&mut client, "demo", &(i64::MAX - 1000).to_string());
-    assert_eq!(full.json()["data"]["points"], i64::MAX, "{}", full.text());
+    let full = grant(&mut client, "demo", &(MAX - 1000).to_string());
+    assert_eq!(full.json()["data"]["points"], MAX, "{}", full.text());
     assert_eq!(grant(&mut client, "demo", "1").code(), 1001);
     let body = json!({ "file": base64(&fixture("0001.png")) }).to_string();
     let upload = client.post_json(
@@ -487,10 +504,10 @@ fn granting_past_the_64_bit_range_is_a_refusal_that_changes_nothing() {
         &body,
     );
     assert_eq!(upload.json()["data"]["status"], "done", "{}", upload.text());
-    assert_eq!(server.balance(&user), (i64::MAX - 1, 0));
-    let overdraw = grant(&mut client, "demo", &(-i64::MAX).to_string());
+    assert_eq!(server.balance(&user), (MAX - 1, 0));
+    let overdraw = grant(&mut client, "demo", &(-MAX).to_string());
     assert_eq!((overdraw.status, overdraw.code()), (402, 2001));
-    let emptied = grant(&mut client, "demo", &(-(i64::MAX - 1)).to_string());
+    let emptied = grant(&mut client, "demo", &(-(MAX - 1)).to_string());
     assert_eq!(emptied.json()["data"]["points"], 0, "{}", emptied.text());
     assert_eq!(server.terminate(), 0);
     let (code, report) = common::ledger_verify(&server.data_dir);
