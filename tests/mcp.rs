@@ -187,7 +187,7 @@ fn check_agent(
         .collect();
     assert_eq!(
         names,
-        ["ocr", "detect", "slide", "result", "balance", "report"]
+        ["ocr", "detect", "slide", "click", "result", "balance", "report"]
     );
     for tool in run["tools"].as_array().unwrap() {
         assert_eq!(tool["input"]["type"], "object", "{tool}");
@@ -748,4 +748,48 @@ fn ocr_reads_with_the_callers_own_model_by_name() {
         assert_eq!(contract_code(&refused), 3005, "{refused}");
     }
     assert_eq!(server.balance(&stranger), (1000, 0));
+}
+
+/// `click` clicks the hint's characters in order, inside their truth boxes
+/// (tests/fixtures/beyond), charged as `/v2/decode/click` charges the same request; `ocr`
+/// with `math` on a text captcha is a tool error with 5005 and costs nothing.
+#[test]
+fn click_clicks_in_order_and_math_refuses_what_is_no_expression_for_free() {
+    let server = Server::start(1, &["mcp_wait_ms=30000"]);
+    let token = server.demo_token();
+    let key = api_key(&server, &token);
+    let mut client = server.client();
+    let session = initialize(&mut client, &key);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/beyond/click");
+    let rows = std::fs::read_to_string(dir.join("manifest.tsv")).unwrap();
+    let row: Vec<&str> = rows.lines().nth(1).unwrap().split('\t').collect();
+    let (file, hint) = (row[0], row[1]);
+    let truth: Vec<Vec<i64>> = serde_json::from_str(row[3]).unwrap();
+    let image = base64(&std::fs::read(dir.join(file)).unwrap());
+    let (before, _) = server.balance(&token);
+
+    let arguments = json!({ "image": image, "hint": hint });
+    let read = call(&mut client, &key, &session, "click", arguments);
+    let answer = &read["result"]["structuredContent"];
+    assert_eq!(answer["status"], "done", "{read}");
+    assert_eq!(answer["kind"], "click", "{read}");
+    let clicks = answer["result"].as_array().unwrap();
+    assert_eq!(clicks.len(), truth.len(), "one click per character: {read}");
+    for (click, area) in clicks.iter().zip(&truth) {
+        let (x, y) = (click[0].as_i64().unwrap(), click[1].as_i64().unwrap());
+        let inside = area[0] <= x && x <= area[2] && area[1] <= y && y <= area[3];
+        assert!(inside, "{file}: {click} not in {area:?}");
+    }
+    let cost = answer["cost"].as_i64().unwrap();
+    let body = json!({ "image": image, "hint": hint, "wait": true, "timeout_ms": 30000 });
+    let over_v2 = client.post_json("/v2/decode/click", Some(&token), &body.to_string());
+    assert_eq!(over_v2.json()["data"]["cost"], cost, "{}", over_v2.text());
+    assert_eq!(server.balance(&token), (before - 2 * cost, 0));
+
+    // A text captcha (one beyond_api.rs checks over /v2) read as math: refused, for free.
+    let arguments = json!({ "image": base64(&fixture("0001.png")), "math": true });
+    let read = call(&mut client, &key, &session, "ocr", arguments);
+    assert_eq!(read["result"]["isError"], true, "{read}");
+    assert_eq!(contract_code(&read), 5005, "{read}");
+    assert_eq!(server.balance(&token), (before - 2 * cost, 0));
 }

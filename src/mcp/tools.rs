@@ -18,6 +18,8 @@ pub enum Tool {
     Detect,
     /// A slide captcha: `/v2/decode/slide`.
     Slide,
+    /// A click-in-order captcha: `/v2/decode/click`.
+    Click,
     /// An upload's state: `/v2/result`.
     Result,
     /// The caller's points: `/v2/user/point`.
@@ -27,10 +29,11 @@ pub enum Tool {
 }
 
 /// Every tool, in the order `tools/list` gives them.
-pub const TOOLS: [Tool; 6] = [
+pub const TOOLS: [Tool; 7] = [
     Tool::Ocr,
     Tool::Detect,
     Tool::Slide,
+    Tool::Click,
     Tool::Result,
     Tool::Balance,
     Tool::Report,
@@ -42,6 +45,7 @@ impl Tool {
             Tool::Ocr => "ocr",
             Tool::Detect => "detect",
             Tool::Slide => "slide",
+            Tool::Click => "click",
             Tool::Result => "result",
             Tool::Balance => "balance",
             Tool::Report => "report",
@@ -57,6 +61,7 @@ impl Tool {
             Tool::Ocr => "Read a text captcha",
             Tool::Detect => "Find the characters of a click captcha",
             Tool::Slide => "Solve a slide captcha",
+            Tool::Click => "Click the characters of a captcha in order",
             Tool::Result => "An earlier answer",
             Tool::Balance => "Points left",
             Tool::Report => "Report a wrong answer",
@@ -80,6 +85,13 @@ impl Tool {
                  background with its hole), simple (a plain crop) or comparison (the \
                  background with the gap against the full background), exactly as ddddocr \
                  1.6.1. Costs points like an upload."
+            }
+            Tool::Click => {
+                "Where to click, in order, on a click captcha: one [x, y] per character of \
+                 the hint (the characters as text, or an image of them), in the image's \
+                 pixels; without a hint, every character's box centre in reading order. \
+                 Costs points like an upload; an image whose boxes cannot answer the hint is \
+                 refused (code 5005) and not charged."
             }
             Tool::Result => {
                 "The state of an earlier answer by its id: use it for an answer that was \
@@ -143,11 +155,35 @@ impl Tool {
                         "type": "boolean",
                         "description": "ddddocr's png_fix: paste a transparent PNG on white"
                     },
+                    "math": {
+                        "type": "boolean",
+                        "description": "an arithmetic captcha: answer the expression's value (5005, not charged, when no expression can be read); takes none of the constraints below"
+                    },
+                    "numeric": {
+                        "type": "integer", "minimum": 0, "maximum": 4,
+                        "description": "the best answer of these characters (2captcha's numeric): 1 digits, 2 letters, 3 digits or letters, 4 digits and letters (both); 0 any"
+                    },
+                    "min_len": { "type": "integer", "minimum": 0, "maximum": 64, "description": "the answer's least length (0: any)" },
+                    "max_len": { "type": "integer", "minimum": 0, "maximum": 64, "description": "the answer's greatest length (0: any)" },
+                    "case_insensitive": {
+                        "type": "boolean",
+                        "description": "a letter's two cases count as one when choosing the answer"
+                    },
                     "soft_id": soft_id
                 }),
                 &["image"],
             ),
             Tool::Detect => (json!({ "image": image, "soft_id": soft_id }), &["image"]),
+            Tool::Click => (
+                json!({
+                    "image": image,
+                    "hint": { "type": "string", "description": "the characters to click, in order" },
+                    "hint_image": { "type": "string", "description": "an image of the characters to click, base64 (read by the model; `hint` wins when both come)" },
+                    "rectangles": { "type": "boolean", "description": "answer the boxes [x1, y1, x2, y2] instead of their centres" },
+                    "soft_id": soft_id
+                }),
+                &["image"],
+            ),
             Tool::Slide => (
                 json!({
                     "target": { "type": "string", "description": "the piece (match, simple) or the background with the gap (comparison), base64" },
@@ -170,7 +206,9 @@ impl Tool {
 
     fn output_schema(self) -> Value {
         match self {
-            Tool::Ocr | Tool::Detect | Tool::Slide | Tool::Result => upload_schema(self),
+            Tool::Ocr | Tool::Detect | Tool::Slide | Tool::Click | Tool::Result => {
+                upload_schema(self)
+            }
             Tool::Balance => json!({
                 "type": "object",
                 "properties": {
@@ -206,7 +244,7 @@ impl Tool {
         tool["annotations"] = json!({
             "readOnlyHint": matches!(self, Tool::Result | Tool::Balance),
             "destructiveHint": false,
-            "idempotentHint": !matches!(self, Tool::Ocr | Tool::Detect | Tool::Slide),
+            "idempotentHint": !matches!(self, Tool::Ocr | Tool::Detect | Tool::Slide | Tool::Click),
             "openWorldHint": false
         });
         tool
@@ -222,13 +260,18 @@ fn upload_schema(tool: Tool) -> Value {
             "items": { "type": "array", "items": { "type": "integer" }, "minItems": 4, "maxItems": 4 }
         }),
         Tool::Slide => json!({ "type": "object" }),
+        // Points [x, y], or boxes [x1, y1, x2, y2] with `rectangles`.
+        Tool::Click => json!({
+            "type": "array",
+            "items": { "type": "array", "items": { "type": "integer" }, "minItems": 2, "maxItems": 4 }
+        }),
         _ => json!({}),
     };
     json!({
         "type": "object",
         "properties": {
             "id": { "type": "string" },
-            "kind": { "type": "string", "enum": ["ocr", "detect", "slide"] },
+            "kind": { "type": "string", "enum": ["ocr", "detect", "slide", "click"] },
             "status": { "type": "string", "enum": ["pending", "done", "failed"] },
             "cost": { "type": "integer" },
             "created_at": { "type": "integer" },

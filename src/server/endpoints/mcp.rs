@@ -26,7 +26,7 @@ use crate::server::owner::{run_on_owner, OwnerCommand};
 use crate::server::queries::{balance_of, report_upload, upload_of};
 use crate::server::reply::{internal, ApiResult, Refusal};
 use crate::server::shard::Shard;
-use crate::server::upload::{accepted_view, upload_json, Accept, UploadRequest};
+use crate::server::upload::{accepted_view, click_from_fields, upload_json, Accept, UploadRequest};
 use serde_json::{json, Map, Value};
 use std::rc::Rc;
 
@@ -258,6 +258,10 @@ async fn run_tool(
         Tool::Ocr => reading(call, caller, Kind::Ocr, fields).await,
         Tool::Detect => reading(call, caller, Kind::Detect, fields).await,
         Tool::Slide => reading(call, caller, Kind::Slide, fields).await,
+        Tool::Click => {
+            let request = click_from_fields(call, fields, None)?;
+            answer_reading(call, caller, request).await
+        }
         Tool::Result => {
             let record = upload_of(call.shard, caller.user_id, fields.id("id")?).await?;
             Ok(upload_json(&record))
@@ -283,7 +287,16 @@ async fn reading(
     kind: Kind,
     fields: Fields,
 ) -> Result<Value, Refusal> {
-    let mut request = UploadRequest::from_fields(call, kind, fields, None)?;
+    let request = UploadRequest::from_fields(call, kind, fields, None)?;
+    answer_reading(call, caller, request).await
+}
+
+/// Accepts a reading's upload and answers it as `reading` says.
+async fn answer_reading(
+    call: &Call<'_>,
+    caller: &Caller,
+    mut request: UploadRequest,
+) -> Result<Value, Refusal> {
     let config = call.shard.config();
     let wait_ms = config
         .mcp

@@ -17,9 +17,19 @@ const HINT_IMAGE_FIELDS: [&str; 1] = ["hint_image"];
 /// A click upload's request: the image from `file`/`image` (or the raw body, the options then
 /// in the query), the hint, `rectangles`, and an upload's `soft_id`, `wait`, `timeout_ms`.
 pub fn parse(call: &Call) -> Result<UploadRequest, Refusal> {
+    let (fields, raw_body) = read_fields(call, Encoding::FileOrRaw)?;
+    from_fields(call, fields, raw_body)
+}
+
+/// A click upload from its fields: the `/v2` request's, or the MCP `click` tool's arguments
+/// (the same names).
+pub fn from_fields(
+    call: &Call,
+    mut fields: Fields,
+    raw_body: Option<Vec<u8>>,
+) -> Result<UploadRequest, Refusal> {
     let config = call.shard.config();
     let max_image_bytes = config.images.max_image_bytes;
-    let (mut fields, raw_body) = read_fields(call, Encoding::FileOrRaw)?;
     let image = one_image(&mut fields, raw_body, max_image_bytes)?;
     check_image_size(&image, max_image_bytes)?;
     let hint = hint(&mut fields, max_image_bytes)?;

@@ -17,6 +17,7 @@
 
 mod accept;
 mod click;
+pub use click::from_fields as click_from_fields;
 mod finish;
 mod hit;
 mod placement;
