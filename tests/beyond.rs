@@ -10,7 +10,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::model_dir;
+use common::{manifest_rows, model_dir};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/beyond")
@@ -29,23 +29,6 @@ fn aiocr(args: &[&str]) -> (i32, String) {
     )
 }
 
-/// The rows of a fixture manifest, as column-name -> value maps.
-fn manifest(path: &Path) -> Vec<std::collections::HashMap<String, String>> {
-    let text = std::fs::read_to_string(path).expect("manifest");
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().expect("header").split('\t').collect();
-    lines
-        .filter(|line| !line.is_empty())
-        .map(|line| {
-            header
-                .iter()
-                .zip(line.split('\t'))
-                .map(|(h, v)| (h.to_string(), v.to_string()))
-                .collect()
-        })
-        .collect()
-}
-
 /// The answer column of `aiocr`'s one output line for `file`.
 fn answer_of<'a>(stdout: &'a str, file: &Path) -> &'a str {
     let prefix = format!("{}\t", file.display());
@@ -62,7 +45,7 @@ fn inside(point: &[i64], area: &[i64]) -> bool {
 #[test]
 fn click_in_order_clicks_every_hint_character_in_its_box() {
     let dir = fixtures().join("click");
-    let rows = manifest(&dir.join("manifest.tsv"));
+    let rows = manifest_rows(&dir.join("manifest.tsv"));
     assert!(rows.len() >= 4, "the click fixtures");
     for row in &rows {
         let image = dir.join(&row["file"]);
@@ -97,7 +80,7 @@ fn click_in_order_clicks_every_hint_character_in_its_box() {
 #[test]
 fn click_rectangles_are_the_detected_boxes() {
     let dir = fixtures().join("click");
-    let row = &manifest(&dir.join("manifest.tsv"))[0];
+    let row = &manifest_rows(&dir.join("manifest.tsv"))[0];
     let image = dir.join(&row["file"]);
     let image_arg = image.to_str().unwrap();
     let (code, stdout) = aiocr(&["click", "--hint", &row["hint"], "--rectangles", image_arg]);
@@ -123,7 +106,7 @@ fn click_rectangles_are_the_detected_boxes() {
 #[test]
 fn click_with_more_characters_than_boxes_is_unsolvable() {
     let dir = fixtures().join("click");
-    let row = &manifest(&dir.join("manifest.tsv"))[0];
+    let row = &manifest_rows(&dir.join("manifest.tsv"))[0];
     let image = dir.join(&row["file"]);
     let hint = "一二三四五六七八九十百千万亿";
     let (code, stdout) = aiocr(&["click", "--hint", hint, image.to_str().unwrap()]);
@@ -138,7 +121,7 @@ fn click_with_more_characters_than_boxes_is_unsolvable() {
 #[test]
 fn math_captchas_are_answered_with_their_value() {
     let dir = fixtures().join("math");
-    let rows = manifest(&dir.join("manifest.tsv"));
+    let rows = manifest_rows(&dir.join("manifest.tsv"));
     assert!(rows.len() >= 4, "the math fixtures");
     let files: Vec<PathBuf> = rows.iter().map(|row| dir.join(&row["file"])).collect();
     let mut args = vec!["ocr", "--math"];
@@ -227,7 +210,7 @@ const BROKEN_BY_DDDDOCR: [&str; 5] = ["0054.png", "0086.png", "0118.gif", "0144.
 #[test]
 fn constrained_answers_meet_the_constraints() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/captcha");
-    let rows = manifest(&dir.join("manifest.tsv"));
+    let rows = manifest_rows(&dir.join("manifest.tsv"));
     for name in BROKEN_BY_DDDDOCR {
         let row = rows
             .iter()

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{base64, ledger_verify, model_dir, multipart, Server};
+use common::{base64, ledger_verify, manifest_rows, model_dir, multipart, Server};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -23,19 +23,7 @@ fn beyond(kind: &str) -> PathBuf {
 }
 
 fn rows(kind: &str) -> Vec<HashMap<String, String>> {
-    let text = std::fs::read_to_string(beyond(kind).join("manifest.tsv")).unwrap();
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap().split('\t').collect();
-    lines
-        .filter(|line| !line.is_empty())
-        .map(|line| {
-            header
-                .iter()
-                .zip(line.split('\t'))
-                .map(|(h, v)| (h.to_string(), v.to_string()))
-                .collect()
-        })
-        .collect()
+    manifest_rows(&beyond(kind).join("manifest.tsv"))
 }
 
 fn post_form(

@@ -5,9 +5,8 @@
 
 mod common;
 
-use common::{base64, fixture, manifest, multipart, Client, Server};
+use common::{base64, fixture, manifest, multipart, receive_one_request, Client, Server};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
 
 /// A server with one shard per test-sized machine, its demo user's API key, and fixtures.
@@ -631,34 +630,6 @@ fn setup_without_account() -> Setup {
     setup(&[])
 }
 
-/// Accepts one HTTP request, answers 200, returns its body.
-fn receive_one(listener: &TcpListener) -> String {
-    let (stream, _) = listener.accept().unwrap();
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
-        .unwrap();
-    let mut reader = BufReader::new(stream);
-    let mut content_length = 0;
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        if line == "\r\n" || line.is_empty() {
-            break;
-        }
-        if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-            content_length = value.trim().parse().unwrap();
-        }
-    }
-    let mut body = vec![0u8; content_length];
-    reader.read_exact(&mut body).unwrap();
-    use std::io::Write;
-    reader
-        .get_mut()
-        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-        .unwrap();
-    String::from_utf8(body).unwrap()
-}
-
 #[test]
 fn callbacks_go_to_allowed_destinations_only() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -669,7 +640,7 @@ fn callbacks_go_to_allowed_destinations_only() {
     let pingback = format!("http://127.0.0.1:{port}/done");
     let submitted = in_php_multipart(&setup, &image, &[("pingback", &pingback)]);
     let id = submitted.text().strip_prefix("OK|").unwrap().to_string();
-    let body = receive_one(&listener);
+    let body = String::from_utf8(receive_one_request(&listener)).unwrap();
     assert_eq!(body, format!("id={id}&code={}", urlencode(&expected)));
 
     let created = task_call(
@@ -677,7 +648,7 @@ fn callbacks_go_to_allowed_destinations_only() {
         "/createTask",
         json!({ "clientKey": setup.key, "callbackUrl": pingback, "task": { "type": "ImageToTextTask", "body": base64(&image) } }),
     );
-    let callback: Value = serde_json::from_str(&receive_one(&listener)).unwrap();
+    let callback: Value = serde_json::from_slice(&receive_one_request(&listener)).unwrap();
     assert_eq!(callback["taskId"], created["taskId"]);
     assert_eq!(callback["solution"]["text"], expected.as_str());
     let elsewhere = task_call(

@@ -14,10 +14,9 @@ mod common;
 
 use aiocr::json_numbers::{unsafe_integers, MAX_SAFE_INTEGER};
 use aiocr::recognition::cache::digest;
-use common::{base64, fixture, multipart, multipart_form, Answer, Server};
+use common::{base64, fixture, multipart, multipart_form, receive_one_request, Answer, Server};
 use serde_json::{json, Value};
 use std::cell::Cell;
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
 
@@ -181,33 +180,6 @@ fn detection_and_slide() -> (Vec<u8>, (Vec<u8>, Vec<u8>)) {
     )
 }
 
-/// Receives one callback and answers it 200; its JSON body.
-fn receive_callback(listener: &TcpListener) -> Value {
-    let (stream, _) = listener.accept().unwrap();
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(60)))
-        .unwrap();
-    let mut reader = BufReader::new(stream);
-    let mut length = 0;
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        if line == "\r\n" || line.is_empty() {
-            break;
-        }
-        if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-            length = value.trim().parse().unwrap();
-        }
-    }
-    let mut body = vec![0u8; length];
-    reader.read_exact(&mut body).unwrap();
-    reader
-        .get_mut()
-        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-        .unwrap();
-    serde_json::from_slice(&body).unwrap()
-}
-
 #[test]
 fn every_json_answer_keeps_its_integers_within_2_to_the_53() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -354,7 +326,8 @@ fn every_json_answer_keeps_its_integers_within_2_to_the_53() {
         json!({ "clientKey": rich.key, "task": task, "callbackUrl": callback_url }),
     );
     assert_eq!(created["status"], "ready", "{created}");
-    check("callback body", &receive_callback(&listener));
+    let callback = receive_one_request(&listener);
+    check("callback body", &serde_json::from_slice(&callback).unwrap());
     let task_id = created["taskId"].clone();
     let named = json!({ "clientKey": rich.key, "taskId": task_id });
     walk.post_json("/getTaskResult", None, named.clone());
