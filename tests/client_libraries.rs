@@ -187,6 +187,20 @@ fn capmonster_and_capsolver_libraries_choose_a_users_model_by_module() {
     }
 }
 
+/// A server with a TLS listener whose certificate is signed by a test CA made in `dir`:
+/// the server and the CA's PEM (for `REQUESTS_CA_BUNDLE`).
+fn tls_server(dir: &Path, shards: u16) -> (Server, PathBuf) {
+    let (ca, cert, key) = test_certificates(dir);
+    let settings = [
+        "rate_limit_burst=1000".to_string(),
+        "tls_listen=127.0.0.1:0".to_string(),
+        format!("tls_cert={}", cert.display()),
+        format!("tls_key={}", key.display()),
+    ];
+    let settings: Vec<&str> = settings.iter().map(String::as_str).collect();
+    (Server::start(shards, &settings), ca)
+}
+
 /// A test CA's PEM and a server certificate and key for 127.0.0.1 signed by it, written into
 /// `dir`: (ca, cert, key) paths.
 fn test_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
@@ -220,15 +234,7 @@ fn test_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
 #[test]
 fn twocaptcha_python_over_tls() {
     let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = test_certificates(dir.path());
-    let settings = [
-        "rate_limit_burst=1000".to_string(),
-        "tls_listen=127.0.0.1:0".to_string(),
-        format!("tls_cert={}", cert.display()),
-        format!("tls_key={}", key.display()),
-    ];
-    let settings: Vec<&str> = settings.iter().map(String::as_str).collect();
-    let server = Server::start(2, &settings);
+    let (server, ca) = tls_server(dir.path(), 2);
     assert_ne!(server.tls_port, 0);
     let api_key = key_of(&server);
     let url = format!("https://127.0.0.1:{}", server.tls_port);
@@ -280,15 +286,7 @@ fn math_fixtures() -> Vec<(PathBuf, String)> {
 #[test]
 fn anticaptcha_and_twocaptcha_libraries_solve_math_captchas() {
     let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = test_certificates(dir.path());
-    let settings = [
-        "rate_limit_burst=1000".to_string(),
-        "tls_listen=127.0.0.1:0".to_string(),
-        format!("tls_cert={}", cert.display()),
-        format!("tls_key={}", key.display()),
-    ];
-    let settings: Vec<&str> = settings.iter().map(String::as_str).collect();
-    let server = Server::start(1, &settings);
+    let (server, ca) = tls_server(dir.path(), 1);
     let api_key = key_of(&server);
     let fixtures = math_fixtures();
     assert_eq!(fixtures.len(), IMAGES, "{fixtures:?}");
@@ -317,15 +315,7 @@ fn anticaptcha_and_twocaptcha_libraries_solve_math_captchas() {
 #[test]
 fn twocaptcha_python_clicks_in_order() {
     let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = test_certificates(dir.path());
-    let settings = [
-        "rate_limit_burst=1000".to_string(),
-        "tls_listen=127.0.0.1:0".to_string(),
-        format!("tls_cert={}", cert.display()),
-        format!("tls_key={}", key.display()),
-    ];
-    let settings: Vec<&str> = settings.iter().map(String::as_str).collect();
-    let server = Server::start(1, &settings);
+    let (server, ca) = tls_server(dir.path(), 1);
     let api_key = key_of(&server);
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/beyond/click");
     let manifest = std::fs::read_to_string(fixtures.join("manifest.tsv")).unwrap();
