@@ -107,9 +107,13 @@ pub fn parse_head(
     if method_too_long(buf) {
         return Err(ProtocolError::BadRequest);
     }
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADER_COUNT];
-    let mut request = httparse::Request::new(&mut headers);
-    let status = match request.parse(buf) {
+    // Uninitialised slots: httparse writes the ones it fills and exposes only those, so the
+    // 2 KiB of empty headers need not be written for every request (a tenth of the point
+    // path's instructions went to this function).
+    let mut headers =
+        [const { std::mem::MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADER_COUNT];
+    let mut request = httparse::Request::new(&mut []);
+    let status = match request.parse_with_uninit_headers(buf, &mut headers) {
         Ok(status) => status,
         Err(httparse::Error::TooManyHeaders) => return Err(ProtocolError::HeadersTooLarge),
         Err(httparse::Error::Version) => return Err(version_error(buf)),

@@ -203,6 +203,13 @@ impl<S: Transport> Connection<S> {
                 .max(config.models.model_body_max_bytes),
         };
         loop {
+            if self.start == self.end {
+                // Nothing buffered (the usual case after an answer): read before parsing.
+                if let Some(ending) = self.wait_for_head(shard).await? {
+                    return Ok(ending);
+                }
+                continue;
+            }
             let parsed = match parse_head(&self.buf[self.start..self.end], &limits) {
                 Ok(parsed) => parsed,
                 Err(error) => return Ok(Ending::Refused(error)),
