@@ -484,9 +484,16 @@ fn unframe<'a, H: Deserialize<'a>>(bytes: &'a [u8]) -> Result<(H, &'a [u8]), Str
     Ok((header, payload))
 }
 
-/// Cuts `rest` into payloads of exactly the given lengths.
+/// Cuts `rest` into payloads of exactly the given lengths. The lengths come from the
+/// message's header, that is from the network: their sum is checked (lengths that overflow
+/// a `usize` would otherwise wrap in a release build, pass the comparison and slice out of
+/// bounds) before any of them is used.
 fn split<const N: usize>(rest: &[u8], lengths: [usize; N]) -> Result<[&[u8]; N], String> {
-    if lengths.iter().sum::<usize>() != rest.len() {
+    let total = lengths
+        .iter()
+        .try_fold(0usize, |sum, length| sum.checked_add(*length))
+        .ok_or("payload lengths overflow: not a message of this version")?;
+    if total != rest.len() {
         return Err("payload lengths do not match the message".into());
     }
     let mut parts = [&rest[..0]; N];
@@ -566,6 +573,29 @@ mod tests {
             decode_job(&bytes).is_err(),
             "a payload longer than declared"
         );
+    }
+
+    #[test]
+    fn payload_lengths_that_overflow_are_refused() {
+        // Lengths whose sum wraps to the payload's length (1): refused, not sliced.
+        let header = JobHeader {
+            upload_id: 1,
+            node: 0,
+            shard: 0,
+            deadline_ms: 0,
+            task: TaskHeader::Slide {
+                target_len: usize::MAX,
+                background_len: 2,
+                mode: "simple".into(),
+            },
+        };
+        let mut bytes = frame(&header, &[&[7]]);
+        let error = decode_job(&bytes).unwrap_err();
+        assert!(error.contains("overflow"), "{error}");
+        assert!(split(&[7], [usize::MAX, usize::MAX, 3]).is_err());
+        assert!(split(&[7], [0, 1]).is_ok(), "lengths that fit");
+        bytes.push(0);
+        assert!(decode_job(&bytes).is_err());
     }
 
     #[test]
