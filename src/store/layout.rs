@@ -17,6 +17,8 @@
 //! - `task_days`: task id (task_ids.rs) -> day (u32 `YYYYMMDD`), the index to the day's
 //!   `tasks-` tree; `meta` also holds the task counter's mark, `task_serial_high_water`
 //! - `user_models`: user id + model name -> a model's record (models.rs)
+//! - `awaiting_ack`: upload id -> the forwarded request whose charge it is, until the
+//!   forwarding node acknowledges the answer or the charge is given back (awaiting_ack.rs)
 //!
 //! Day trees: `uploads-YYYYMMDD` (upload id -> `UploadRecord`), `hits-YYYYMMDD` (first hit's
 //! id -> `CacheHitBatch`, the uploads answered from the cache together), `stats-YYYYMMDD`
@@ -186,6 +188,7 @@ pub struct Trees {
     pub user_status: sled::Tree,
     pub task_days: sled::Tree,
     pub user_models: sled::Tree,
+    pub awaiting_ack: sled::Tree,
 }
 
 impl Trees {
@@ -204,6 +207,7 @@ impl Trees {
             user_status: db.open_tree("user_status")?,
             task_days: db.open_tree("task_days")?,
             user_models: db.open_tree("user_models")?,
+            awaiting_ack: db.open_tree("awaiting_ack")?,
         })
     }
 }

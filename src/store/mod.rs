@@ -18,6 +18,7 @@
 //!   pending in a dropped day is voided first. The journal is never dropped (it is the ledger).
 
 mod api_keys;
+mod awaiting_ack;
 mod balance_memo;
 mod cache_hits;
 pub mod day;
@@ -39,6 +40,7 @@ mod users;
 mod verify;
 pub mod withdrawals;
 
+pub use awaiting_ack::AwaitingAck;
 pub use cache_hits::CachedUpload;
 pub use directory::{UserSummary, MAX_PAGE as MAX_USERS_PAGE};
 pub use user_uploads::MAX_PAGE as MAX_UPLOADS_PAGE;

@@ -166,7 +166,6 @@ pub async fn submit_numbered(
         request,
     };
     let (accepted, task_id) = run_on_owner(call.shard, AcceptTask(accept)).await?;
-    call.charged(caller.owner, accepted.record().id);
     Ok((accepted, task_id))
 }
 
@@ -214,7 +213,6 @@ pub async fn submit_task(
         },
     )
     .await?;
-    call.charged(caller.owner, accepted.record().id);
     Ok(accepted)
 }
 
@@ -228,6 +226,7 @@ fn upload_request(call: &Call, task: Task, extras: TaskExtras) -> Result<UploadR
         timeout_ms: wait_ms,
         constraints: extras.constraints,
         on_finish: extras.callback.map(finish_hook),
+        forwarded: call.forwarded,
     }
     .checked(call)
 }
