@@ -57,6 +57,7 @@ pub fn run_until_stopped(
     std::fs::create_dir_all(&config.store.data_dir)
         .map_err(|e| format!("data dir {}: {e}", config.store.data_dir.display()))?;
     let fresh = !config.store.data_dir.join("meta.json").exists();
+    crate::store::set_cache_capacity(config.store.store_cache_mb << 20);
     let (mut stores, resumed) = open_stores(&config, shard_count)?;
     let keys = crate::auth::load_or_create_keys(
         &config.store.data_dir,

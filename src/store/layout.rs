@@ -149,7 +149,7 @@ pub fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
         .map_err(|error| StoreError::Io(format!("permissions in {}: {error}", path.display())))?;
     let config = sled::Config::new()
         .path(path)
-        .cache_capacity(super::CACHE_CAPACITY_BYTES);
+        .cache_capacity(super::cache_capacity());
     let mut waited_ms = 0;
     loop {
         match config.open() {
