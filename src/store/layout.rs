@@ -23,7 +23,8 @@
 //! Day trees: `uploads-YYYYMMDD` (upload id -> `UploadRecord`), `hits-YYYYMMDD` (first hit's
 //! id -> `CacheHitBatch`, the uploads answered from the cache together), `stats-YYYYMMDD`
 //! (`u` + user id, or `s` + soft_id bytes -> `DayCounters`) and `tasks-YYYYMMDD` (task id ->
-//! upload id, u64). Dropping a day drops all four.
+//! upload id, u64, then the task's answer format as one byte when it is not 0: uploads.rs).
+//! Dropping a day drops all four.
 
 use super::day::DayNumber;
 use super::ids::HighWaterStore;

@@ -36,35 +36,42 @@ impl OwnerCommand for Accept {
     }
 
     async fn apply(self, shard: Rc<Shard>) -> Result<Accepted, Refusal> {
-        let (accepted, _) = accept(shard, self.caller.user_id, self.request, false).await?;
+        let (accepted, _) = accept(shard, self.caller.user_id, self.request, None).await?;
         Ok(accepted)
     }
 }
 
 /// An upload of the JSON task protocol: accepted like any, and numbered with a task id of
-/// its owner shard in the same write (store/task_ids.rs). The answer is the task id too.
-pub struct AcceptTask(pub Accept);
+/// its owner shard in the same write (store/task_ids.rs), which keeps the protocol's
+/// `answer_format` with it (how `getTaskResult` writes the answer). The answer is the task id
+/// too.
+pub struct AcceptTask {
+    pub accept: Accept,
+    pub answer_format: u8,
+}
 
 impl OwnerCommand for AcceptTask {
     type Output = (Accepted, u64);
 
     fn owner(&self) -> u16 {
-        self.0.owner()
+        self.accept.owner()
     }
 
     async fn apply(self, shard: Rc<Shard>) -> Result<(Accepted, u64), Refusal> {
-        let Accept { caller, request } = self.0;
-        let (accepted, task_id) = accept(shard, caller.user_id, request, true).await?;
+        let Accept { caller, request } = self.accept;
+        let numbered = Some(self.answer_format);
+        let (accepted, task_id) = accept(shard, caller.user_id, request, numbered).await?;
         Ok((accepted, task_id.expect("a numbered upload has a task id")))
     }
 }
 
-/// Accepts the upload; with `numbered`, it gets a task id (the second value, else `None`).
+/// Accepts the upload; `numbered` (the task's answer format), it gets a task id (the second
+/// value, else `None`).
 async fn accept(
     shard: Rc<Shard>,
     user_id: u64,
     request: UploadRequest,
-    numbered: bool,
+    numbered: Option<u8>,
 ) -> Result<(Accepted, Option<u64>), Refusal> {
     // First: a refusal for a failed disk takes no rate token, no queue slot, no recognition.
     shard.store.writable()?;
@@ -84,7 +91,7 @@ async fn accept(
     // workers: placement.rs) must have room.
     let cached = cache::lookup(&shard, &key).await;
     // The fast path records no task id: a numbered upload's hit goes the general way.
-    let outright = |_: &&JobAnswer| !numbered && answers_outright(&request);
+    let outright = |_: &&JobAnswer| numbered.is_none() && answers_outright(&request);
     if let Some(answer) = cached.as_ref().filter(outright) {
         let accepted = accept_hit(&shard, user_id, request, &key, answer).await?;
         count_model_request(&shard, user_id, user_model.as_deref());
@@ -210,20 +217,21 @@ fn cache_key(task: &Task) -> CacheKey {
 }
 
 /// Reserves the upload's cost (its kind's price) with a pending record (made durable by the
-/// group commit the caller awaits before answering), and with `numbered` a task id.
+/// group commit the caller awaits before answering), and with `numbered` a task id keeping
+/// that answer format.
 fn reserve(
     shard: &Shard,
     user_id: u64,
     request: &UploadRequest,
     key: &CacheKey,
-    numbered: bool,
+    numbered: Option<u8>,
 ) -> Result<(UploadRecord, Option<u64>), Refusal> {
     let new_upload = request.new_upload(shard.config(), key);
     let mut store = shard.store.borrow_mut()?;
     let (record, task_id) = match numbered {
-        false => (store.accept_upload(user_id, new_upload)?, None),
-        true => {
-            let (record, task_id) = store.accept_task_upload(user_id, new_upload)?;
+        None => (store.accept_upload(user_id, new_upload)?, None),
+        Some(answer_format) => {
+            let (record, task_id) = store.accept_task_upload(user_id, new_upload, answer_format)?;
             (record, Some(task_id))
         }
     };
