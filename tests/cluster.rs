@@ -1188,3 +1188,141 @@ fn the_shipped_nats_configurations_are_valid() {
         assert!(text.contains("jetstream"), "{name}: JetStream on");
     }
 }
+
+/// The objects of the models bucket (names), as a client of NATS sees them.
+fn model_objects(nats: &Nats) -> Vec<String> {
+    use futures_util::StreamExt;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = async_nats::connect(nats.url()).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        let bucket = js.get_object_store("aiocr_models").await.unwrap();
+        let mut list = bucket.list().await.unwrap();
+        let mut names = Vec::new();
+        while let Some(info) = list.next().await {
+            names.push(info.unwrap().name);
+        }
+        names
+    })
+}
+
+/// Deletes an object of the models bucket behind the node's back.
+fn delete_model_object(nats: &Nats, name: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = async_nats::connect(nats.url()).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        let bucket = js.get_object_store("aiocr_models").await.unwrap();
+        bucket.delete(name).await.unwrap();
+    });
+}
+
+/// `POST /v2/models` of `common_old.onnx` with a charsets.json of the shared fixtures'
+/// variant `variant`: the model's digest.
+fn add_fixture_model(server: &Server, token: &str, name: &str, variant: &str) -> String {
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/custom-models");
+    let charsets = std::fs::read(fixtures.join(variant).join("charsets.json")).unwrap();
+    let onnx = std::fs::read(common::model_dir().join("common_old.onnx")).unwrap();
+    let (content_type, body) = common::multipart_form(
+        &[("name", name)],
+        &[("onnx", &onnx), ("charsets", &charsets)],
+    );
+    let answer = server
+        .client()
+        .post("/v2/models", Some(token), &content_type, &body);
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    answer.json()["data"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// ddddocr's answers through its import path for the first images of a variant
+/// (tests/fixtures/custom-models/manifest.tsv): (image file, answer).
+fn fixture_model_answers(variant: &str, count: usize) -> Vec<(String, String)> {
+    let manifest =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/custom-models/manifest.tsv");
+    std::fs::read_to_string(manifest)
+        .unwrap()
+        .lines()
+        .map(|line| line.split('\t').collect::<Vec<&str>>())
+        .filter(|cols| cols[0] == variant)
+        .take(count)
+        .map(|cols| (cols[2].to_string(), cols[3].to_string()))
+        .collect()
+}
+
+/// A user's model added over the API on a node runs on a worker that never saw its files:
+/// the node puts them in the models bucket, the job carries the digest, the worker fetches,
+/// checks and caches them (answers as ddddocr's import path gives them). A job whose model
+/// is missing from the bucket fails at once and is refunded; the model's removal deletes the
+/// node's object.
+#[test]
+fn a_users_model_runs_on_a_worker_that_fetches_it_from_nats() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let nats = Nats::start();
+    let node = start_node(1, 1, &nats, None);
+    let mut settings = cluster_settings(&nats.url());
+    let cache = common::fresh_data_dir("worker-models");
+    settings.push(format!("data_dir={}", cache.display()));
+    let _worker = Worker::start("fetcher", &settings);
+    let admin = node.admin_token();
+    let (_, token) = node.create_user(&admin, "modeler", START_POINTS, "user");
+
+    let added = std::time::Instant::now();
+    let digest = add_fixture_model(&node, &token, "site", "same-as-default");
+    assert_eq!(model_objects(&nats), vec![format!("{digest}.n1")]);
+    let answers = fixture_model_answers("same-as-default", 4);
+    for (index, (file, expected)) in answers.iter().enumerate() {
+        let data = upload(&node, &token, file, "site", true);
+        assert_eq!(data["status"], "done", "{file}: {data}");
+        assert_eq!(&data["result"], expected.as_str(), "{file}");
+        if index == 0 {
+            // A figure for docs/cluster.md, not an assertion.
+            eprintln!(
+                "POST /v2/models to the first answer on a worker: {} ms",
+                added.elapsed().as_millis()
+            );
+        }
+    }
+    assert_eq!(metric(&node, "aiocr_worker_results_total{"), 4.0);
+    assert_eq!(metric(&node, "aiocr_remote_fallbacks_total"), 0.0);
+    let cached = cache.join("model-cache").join(format!("{digest}.onnx"));
+    assert!(cached.exists(), "the worker keeps the files it fetched");
+    assert_eq!(node.balance(&token), (START_POINTS - 4, 0));
+
+    // A model whose object is gone from the bucket: the worker cannot get it, the job fails
+    // at once (not at the node's deadline) and costs nothing.
+    let missing = add_fixture_model(&node, &token, "gone", "permuted-charset");
+    delete_model_object(&nats, &format!("{missing}.n1"));
+    let (file, _) = &fixture_model_answers("permuted-charset", 1)[0];
+    let body = json!({ "file": base64(&fixture(file)), "model": "gone" }).to_string();
+    let failed = node
+        .client()
+        .post_json("/v2/decode/upload-base64?wait=1", Some(&token), &body);
+    assert_eq!(failed.code(), 5003, "{}", failed.text());
+    assert!(
+        failed.text().contains("not in the models bucket"),
+        "{}",
+        failed.text()
+    );
+    assert_eq!(metric(&node, "aiocr_remote_timeouts_total"), 0.0);
+    assert_eq!(node.balance(&token), (START_POINTS - 4, 0));
+
+    // The last record of a digest goes: so does the node's object.
+    let (content_type, body) = common::multipart_form(&[("name", "site")], &[]);
+    let removed = node
+        .client()
+        .post("/v2/models/remove", Some(&token), &content_type, &body);
+    assert_eq!(removed.status, 200, "{}", removed.text());
+    wait_until("the removed model's object to go", 3000, || {
+        model_objects(&nats).is_empty()
+    });
+    let _ = std::fs::remove_dir_all(&cache);
+}

@@ -12,6 +12,7 @@
 
 use super::confirm::{Charge, Settlement, Unconfirmed};
 use super::link::{Claim, Command, LinkError, RemoteStats, WorkerCount};
+use super::model_transfer::{self, ObjectsSeed};
 use super::registry::LocalNames;
 use super::wire::ForwardTag;
 use super::{names, nats, wire};
@@ -57,6 +58,8 @@ pub struct BridgeSeed {
     pub shard_count: u16,
     /// Charges of forwarded requests awaiting acknowledgement (the link's table).
     pub unconfirmed: Arc<Unconfirmed>,
+    /// The operations on the models bucket the node's model catalog asks for.
+    pub objects: ObjectsSeed,
 }
 
 /// The running bridge thread, as the node's start-up holds it until the stop.
@@ -193,6 +196,11 @@ async fn run(seed: BridgeSeed, stopped: flume::Receiver<()>) {
     tokio::spawn(acks_loop(bridge.clone()));
     tokio::spawn(heartbeat_loop(bridge.clone(), seed.describe));
     tokio::spawn(sweep_loop(bridge.clone()));
+    tokio::spawn(model_transfer::objects_loop(
+        bridge.js.clone(),
+        bridge.config.clone(),
+        seed.objects,
+    ));
     let commands = async {
         while let Ok(command) = seed.commands.recv_async().await {
             tokio::spawn(handle_command(bridge.clone(), command));
@@ -299,11 +307,14 @@ async fn publish(bridge: &Bridge, job: Job) {
     let config = &bridge.config;
     let timeout_ms = config.cluster.remote_timeout_ms;
     let deadline_ms = crate::clock::unix_now_ms() + timeout_ms;
-    let model = match &job.task {
-        Task::Ocr { options, .. } => options.model.as_str(),
-        _ => "",
+    let subject = match &job.task {
+        // A user's model: any worker takes it (and fetches its files by digest).
+        Task::Ocr { options, .. } if options.custom.is_some() => {
+            names::CUSTOM_JOBS_SUBJECT.to_string()
+        }
+        Task::Ocr { options, .. } => names::job_subject(Kind::Ocr, &options.model),
+        task => names::job_subject(task.kind(), ""),
     };
-    let subject = names::job_subject(job.task.kind(), model);
     let payload = wire::encode_job(&job, bridge.node, deadline_ms);
     let fits = payload.len() <= bridge.client.server_info().max_payload;
     let upload_id = job.upload_id;

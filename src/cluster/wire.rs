@@ -39,6 +39,10 @@ pub enum TaskHeader {
         /// How the scores become the answer (absent: ddddocr's argmax).
         #[serde(default)]
         reading: Reading,
+        /// A user's model (`model` is then its user's name for it): the digest of its
+        /// files, which the worker fetches from the models bucket (cluster/model_transfer.rs).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model_digest: Option<String>,
     },
     Detect {
         image_len: usize,
@@ -76,6 +80,7 @@ pub fn encode_job(job: &Job, node: u16, deadline_ms: u64) -> Vec<u8> {
                 },
                 color_ranges: options.color_filter.as_ref().map(ranges_json),
                 reading: options.reading.clone(),
+                model_digest: options.custom.as_ref().map(|model| model.digest.hex()),
             },
             vec![image],
         ),
@@ -145,6 +150,7 @@ pub fn decode_job(bytes: &[u8]) -> Result<(JobHeader, Task), String> {
             charset_chars,
             color_ranges,
             reading,
+            model_digest: _, // resolved by the worker (the files may have to be fetched)
         } => {
             let [image] = split(rest, [*image_len])?;
             let charset_range = match (charset_first, charset_chars) {

@@ -8,7 +8,7 @@ use super::router::ROUTE_LABELS;
 use super::shard::{ShardMessage, ShardSeed, Shared};
 use super::shard_loops;
 use super::state::{CatalogEntry, ModelCatalog};
-use crate::cluster::{BridgeSeed, BridgeThread, Claim, ClusterLink};
+use crate::cluster::{BridgeSeed, BridgeThread, Claim, ClusterLink, ModelObjects};
 use crate::config::Config;
 use crate::engine::custom::ModelDigest;
 use crate::metrics::Registry;
@@ -129,6 +129,9 @@ pub fn run_until_stopped(
         super::forwarded::resume_awaiting(link, resumed);
     }
     let model_catalog = open_model_catalog(&config, &stores)?;
+    if let Some((_, _, objects)) = &cluster {
+        model_catalog.share_through(objects.clone());
+    }
     let shared = Arc::new(Shared {
         config: config.clone(),
         keys: Arc::new(keys),
@@ -140,7 +143,7 @@ pub fn run_until_stopped(
         model_catalog,
         recognition_threads: threads.count(),
         passwords,
-        cluster: cluster.as_ref().map(|(link, _)| link.clone()),
+        cluster: cluster.as_ref().map(|(link, _, _)| link.clone()),
     });
     let (events, event_receiver) = mpsc::channel();
     let seeds = stores.into_iter().zip(inboxes).zip(result_inboxes);
@@ -169,7 +172,7 @@ pub fn run_until_stopped(
     drop(shared);
     threads.join();
     password_threads.join();
-    if let Some((_, bridge)) = cluster {
+    if let Some((_, bridge, _)) = cluster {
         bridge.stop();
     }
     outcome
@@ -217,11 +220,12 @@ struct ClusterParts {
     shard_count: u16,
 }
 
-/// The cluster link the shards hold and the NATS thread behind it (docs/cluster.md).
+/// The cluster link the shards hold, the NATS thread behind it, and the models bucket's
+/// handle for the model catalog (docs/cluster.md).
 fn start_cluster(
     config: &Arc<Config>,
     parts: ClusterParts,
-) -> Result<(Arc<ClusterLink>, BridgeThread), String> {
+) -> Result<(Arc<ClusterLink>, BridgeThread, Arc<ModelObjects>), String> {
     let overflow_depth = match config.cluster.overflow_queue_depth {
         0 => parts.recognition_threads.max(1),
         depth => depth,
@@ -234,6 +238,7 @@ fn start_cluster(
         config.cluster.forward_ack_window(),
     );
     let link = Arc::new(link);
+    let (objects, objects_seed) = ModelObjects::new(config);
     let describe = {
         let (config, queue) = (config.clone(), parts.queue.clone());
         let (shard_count, threads) = (parts.shard_count, parts.recognition_threads);
@@ -251,13 +256,14 @@ fn start_cluster(
         local_names: super::node_hop::local_names(parts.peers),
         shard_count: parts.shard_count,
         unconfirmed: link.unconfirmed.clone(),
+        objects: objects_seed,
     };
     let bridge = crate::cluster::start_bridge(seed)?;
     eprintln!(
         "aiocr: node {} joins the cluster at {} (recognition split: {:?})",
         config.node.node_id, config.cluster.nats_url, config.cluster.recognition_split
     );
-    Ok((link, bridge))
+    Ok((link, bridge, Arc::new(objects)))
 }
 
 fn non_empty(text: &str) -> Option<&str> {

@@ -13,12 +13,13 @@
 //! files an addition of the same digest has just written (or found) and is about to use. A name resolves to the caller's own model,
 //! else to the public model of that name; another user's private model is not seen at all.
 
+use crate::cluster::ModelObjects;
 use crate::engine::custom::{CustomModel, ModelDigest, ModelFiles};
 use crate::store::ModelRecord;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 /// A record with the model it names, and how it does.
 #[derive(Clone, Debug)]
@@ -86,6 +87,8 @@ pub struct ModelCatalog {
     /// Locked after `index` when both are, never the other way round.
     references: Mutex<HashMap<ModelDigest, usize>>,
     checks_running: AtomicUsize,
+    /// In a cluster: the models bucket the files are put in for the workers.
+    objects: OnceLock<Arc<ModelObjects>>,
 }
 
 /// An addition's hold on its digest's files, from before they are written until its record
@@ -121,6 +124,7 @@ impl ModelCatalog {
             index: Mutex::new(Index::default()),
             references: Mutex::default(),
             checks_running: AtomicUsize::new(0),
+            objects: OnceLock::new(),
         })
     }
 
@@ -158,8 +162,12 @@ impl ModelCatalog {
         *count -= 1;
         if *count == 0 {
             references.remove(digest);
-            // Under the lock: a pin taken after this sees the files gone and writes them.
+            // Under the lock: a pin taken after this sees the files gone and writes them,
+            // and its put of the object comes after this delete.
             self.files.delete(digest);
+            if let Some(objects) = self.objects() {
+                objects.delete(*digest);
+            }
         }
     }
 
@@ -170,6 +178,28 @@ impl ModelCatalog {
         let named: std::collections::HashSet<ModelDigest> =
             self.references().keys().copied().collect();
         self.files.sweep(&named)
+    }
+
+    /// Joins the catalog to the cluster's models bucket (at start, with `nats_url`): every
+    /// model its records name is put there, the node's objects no record names go.
+    pub fn share_through(&self, objects: Arc<ModelObjects>) {
+        for digest in self.references().keys() {
+            objects.put_later(*digest, self.files.paths(digest));
+        }
+        objects.collect();
+        assert!(self.objects.set(objects).is_ok(), "joined once");
+    }
+
+    /// The cluster's models bucket, with `nats_url`.
+    pub fn objects(&self) -> Option<&ModelObjects> {
+        self.objects.get().map(|objects| &**objects)
+    }
+
+    /// Whether a job for the model of `digest` may run on the cluster's workers (its files
+    /// are in the models bucket).
+    pub fn on_workers(&self, digest: &ModelDigest) -> bool {
+        self.objects()
+            .is_some_and(|objects| objects.is_stored(digest))
     }
 
     /// The files of the node's models.

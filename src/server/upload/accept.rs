@@ -99,7 +99,7 @@ async fn accept(
     }
     let place = match cached {
         Some(_) => Place::Local, // not queued at all
-        None => match placement::place(&shard, kind, runs_here_only(&request.task)) {
+        None => match placement::place(&shard, kind, runs_here_only(&shard, &request.task)) {
             Some(place) => place,
             None => {
                 shard.metrics().uploads_queue_full += 1;
@@ -181,9 +181,17 @@ fn with_user_model(
     Ok(request)
 }
 
-/// Whether a task must run on this node's threads: users' models are not on the workers.
-fn runs_here_only(task: &Task) -> bool {
-    matches!(task, Task::Ocr { options, .. } if options.custom.is_some())
+/// Whether a task must run on this node's threads: a user's model whose files are not in
+/// the cluster's models bucket (cluster/model_transfer.rs) is not on the workers.
+fn runs_here_only(shard: &Shard, task: &Task) -> bool {
+    let catalog = &shard.shared.model_catalog;
+    match task {
+        Task::Ocr { options, .. } => options
+            .custom
+            .as_ref()
+            .is_some_and(|model| !catalog.on_workers(&model.digest)),
+        _ => false,
+    }
 }
 
 /// The answer cache's key for a task: the bytes' digest and what else shapes the answer.
