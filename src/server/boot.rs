@@ -125,7 +125,7 @@ pub fn run_until_stopped(
             },
         )?),
     };
-    if let Some((link, _)) = &cluster {
+    if let Some((link, _, _)) = &cluster {
         super::forwarded::resume_awaiting(link, resumed);
     }
     let model_catalog = open_model_catalog(&config, &stores)?;
