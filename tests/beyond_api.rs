@@ -419,3 +419,83 @@ fn click_tasks_answer_in_each_protocols_shape() {
         assert_eq!(&result["solution"], solution, "{result}");
     }
 }
+
+/// The protocols' lengths search for the best reading that meets them (as `/v2`'s
+/// constraints do), instead of refusing ddddocr's answer: 2captcha's `min_len`/`max_len` and
+/// the task protocol's `minLength`/`maxLength` on a captcha whose ddddocr answer (`jXs8`)
+/// breaks "four letters". A length the image does not hold is unsolvable and costs nothing.
+#[test]
+fn protocol_lengths_find_the_reading_that_meets_them() {
+    let server = Server::start(1, &["rate_limit_burst=1000"]);
+    let token = server.demo_token();
+    let key = post_json(&server, "/v2/user/apikey", &token, json!({}))["data"]["api_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let captchas = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/captcha");
+    let (file, label) = BROKEN_BY_DDDDOCR;
+    let image = base64(&std::fs::read(captchas.join(file)).unwrap());
+    let create = |length: usize| {
+        let task = json!({ "type": "ImageToTextTask", "body": image, "numeric": 2,
+                           "minLength": length, "maxLength": length });
+        let body = json!({ "clientKey": key, "task": task });
+        server
+            .client()
+            .post_json("/createTask", None, &body.to_string())
+            .json()
+    };
+    let found = create(label.len());
+    let text = found["solution"]["text"].as_str().expect("a solution");
+    assert_eq!(text.to_lowercase(), label, "{found}");
+    // 2captcha v1, the same rules as form fields.
+    let form = [
+        ("key", key.as_str()),
+        ("method", "base64"),
+        ("body", image.as_str()),
+        ("numeric", "2"),
+        ("min_len", "4"),
+        ("max_len", "4"),
+        ("json", "1"),
+    ];
+    let body: Vec<String> = form
+        .iter()
+        .map(|(name, value)| {
+            format!(
+                "{name}={}",
+                value
+                    .replace('+', "%2B")
+                    .replace('/', "%2F")
+                    .replace('=', "%3D")
+            )
+        })
+        .collect();
+    let submitted = server
+        .client()
+        .post(
+            "/in.php",
+            None,
+            "application/x-www-form-urlencoded",
+            body.join("&").as_bytes(),
+        )
+        .json();
+    let id = submitted["request"].as_str().expect("an id").to_string();
+    // Polled as 2captcha's clients do, until it is ready.
+    let answer = (0..600)
+        .map(|_| {
+            let path = format!("/res.php?key={key}&action=get&id={id}&json=1");
+            let answer = server.client().get(&path, None).json();
+            if answer["request"] == "CAPCHA_NOT_READY" {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            answer
+        })
+        .find(|answer| answer["request"] != "CAPCHA_NOT_READY")
+        .expect("an answer within a minute");
+    let text = answer["request"].as_str().expect("an answer");
+    assert_eq!(text.to_lowercase(), label, "{answer}");
+    assert_eq!(server.balance(&key), (998, 0));
+    // Twice the characters the image holds: refused, not made up, and not charged.
+    let made_up = create(2 * label.len());
+    assert_eq!(made_up["errorId"], 12, "{made_up}");
+    assert_eq!(server.balance(&key), (998, 0));
+}

@@ -473,3 +473,43 @@ fn anticaptcha_capmonster_and_2captcha_npm_libraries_over_http() {
         assert_eq!(server.balance(&key), (points, 0), "{client}");
     }
 }
+
+/// Click-in-order captchas through the JavaScript libraries that have a click task:
+/// `@antiadmin/anticaptchaofficial`'s `solveImageToCoordinates` (`[[x, y], ...]`) and
+/// `@2captcha/captcha-solver`'s `coordinates` (`[{"x": "..", "y": ".."}, ...]`): every click
+/// inside its truth box, a detection's price each.
+#[test]
+fn npm_libraries_click_in_order() {
+    let server = Server::start(1, &["rate_limit_burst=1000"]);
+    let key = key_of(&server);
+    let url = format!("http://127.0.0.1:{}", server.port);
+    let fixtures = click_fixtures(2);
+    let args = click_args(&fixtures);
+    let anticaptcha = node_client("anticaptcha-coordinates", &url, &key, &args);
+    let twocaptcha = node_client("2captcha-coordinates", &url, &key, &args);
+    let number = |value: &serde_json::Value| -> i64 {
+        value
+            .as_i64()
+            .or_else(|| value.as_str().and_then(|text| text.parse().ok()))
+            .expect("a coordinate")
+    };
+    for (file, _, truth) in &fixtures {
+        let file = file.display().to_string();
+        let pairs: Vec<Vec<i64>> = serde_json::from_str(answer_for(&anticaptcha, &file)).unwrap();
+        let clicks: Vec<(i64, i64)> = pairs.iter().map(|p| (p[0], p[1])).collect();
+        check_clicks("anticaptchaofficial", &clicks, truth);
+        let objects: Vec<serde_json::Value> =
+            serde_json::from_str(answer_for(&twocaptcha, &file)).unwrap();
+        let clicks: Vec<(i64, i64)> = objects
+            .iter()
+            .map(|o| (number(&o["x"]), number(&o["y"])))
+            .collect();
+        check_clicks("@2captcha/captcha-solver", &clicks, truth);
+    }
+    // The second library's images come from the answer cache: charged all the same.
+    assert_eq!(
+        server.balance(&key),
+        (1000 - 4 * 5, 0),
+        "a detection's price each"
+    );
+}
