@@ -19,6 +19,8 @@
 //! - `user_models`: user id + model name -> a model's record (models.rs)
 //! - `awaiting_ack`: upload id -> the forwarded request whose charge it is, until the
 //!   forwarding node acknowledges the answer or the charge is given back (awaiting_ack.rs)
+//! - `model_usage`: model owner + created at + name -> this shard's users' uploads with the
+//!   model and their wrong-answer reports (models.rs)
 //!
 //! Day trees: `uploads-YYYYMMDD` (upload id -> `UploadRecord`), `hits-YYYYMMDD` (first hit's
 //! id -> `CacheHitBatch`, the uploads answered from the cache together), `stats-YYYYMMDD`
@@ -190,6 +192,7 @@ pub struct Trees {
     pub task_days: sled::Tree,
     pub user_models: sled::Tree,
     pub awaiting_ack: sled::Tree,
+    pub model_usage: sled::Tree,
 }
 
 impl Trees {
@@ -209,6 +212,7 @@ impl Trees {
             task_days: db.open_tree("task_days")?,
             user_models: db.open_tree("user_models")?,
             awaiting_ack: db.open_tree("awaiting_ack")?,
+            model_usage: db.open_tree("model_usage")?,
         })
     }
 }

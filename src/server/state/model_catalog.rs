@@ -42,8 +42,9 @@ impl CatalogEntry {
     }
 }
 
-/// A model's numbers since the server started: uploads accepted for it (cache hits
-/// included) and their answers reported wrong.
+/// A model's numbers: uploads accepted for it (cache hits included) and their answers
+/// reported wrong. Kept in the stores of the shards whose users made them (store/models.rs,
+/// written with the charge or report) and read back at start.
 #[derive(Debug, Default)]
 pub struct ModelUsage {
     requests: AtomicU64,
@@ -336,6 +337,30 @@ impl ModelCatalog {
         let owner = *index.public.get(name)?;
         let entry = index.by_owner.get(&(owner, name.to_string()));
         Some(entry.expect("public names have records").clone())
+    }
+
+    /// The record of the model `name` means for `user_id`, if any.
+    pub fn record_for(&self, user_id: u64, name: &str) -> Option<ModelRecord> {
+        self.entry_for(user_id, name).map(|entry| entry.record)
+    }
+
+    /// Adds numbers a shard's store kept (at start) to the model they name; numbers of a
+    /// model removed (or removed and added again since) name no entry and are left out.
+    pub fn restore_usage(&self, usage: &crate::store::ModelUse) {
+        let index = self.index();
+        let Some(entry) = index.by_owner.get(&(usage.owner, usage.name.clone())) else {
+            return;
+        };
+        if entry.record.created_at_ms == usage.created_at_ms {
+            entry
+                .usage
+                .requests
+                .fetch_add(usage.requests, Ordering::Relaxed);
+            entry
+                .usage
+                .reports
+                .fetch_add(usage.reports, Ordering::Relaxed);
+        }
     }
 
     /// Counts an upload `user_id` made with the model `name` means for them (none: not a
