@@ -9,8 +9,9 @@ usage: beyond_score.py math SET_DIR          SET_DIR/math/manifest.tsv (file, te
 `constrained` asks for what a site's captcha is known to be: the label's length (min = max),
 digits only / letters only / digits or letters, case-insensitive (2captcha's default). It
 reports, among the images whose unconstrained answer (ddddocr's) breaks those constraints,
-how many the constrained search answers right; and the right answers over all images before
-and after. The binary is $AIOCR_BIN (default target/release/aiocr); the models are found as
+how many the constrained search answers right; the right answers over all images before
+and after; and, asked for 1 or 2 characters more than each label has, how many are refused
+(unsolvable: the image does not hold that many) rather than answered with made-up characters. The binary is $AIOCR_BIN (default target/release/aiocr); the models are found as
 `aiocr ocr` finds them (AIOCR_MODEL_DIR).
 """
 import collections
@@ -84,6 +85,16 @@ def score_constrained(set_dir):
     print(f"constrained: {set_dir}: {len(rows)} images, {broke} unconstrained answers break the "
           f"constraints; the search answers {fixed} of them right ({share:.0f} %); right over "
           f"all images (case-insensitive): {right_before} -> {right_after}")
+    # Lengths the images do not hold: every answer would be made up, a refusal is right.
+    for extra in (1, 2):
+        longer = {}
+        for (numeric, length), group in sorted(groups.items()):
+            longer.update(ocr(group, "--numeric", str(numeric), "--min-len",
+                              str(length + extra), "--max-len", str(length + extra),
+                              "--case-insensitive"))
+        answered = sum(longer[f] != "" for f in files)
+        print(f"constrained: {set_dir}: {extra} more character(s) than each label asked for: "
+              f"{len(rows) - answered} of {len(rows)} refused, {answered} answered (made up)")
 
 
 if __name__ == "__main__":

@@ -312,3 +312,190 @@ fn constrained_uploads_meet_the_constraints_or_cost_nothing() {
     let (code, output) = ledger_verify(&server.data_dir);
     assert_eq!(code, 0, "{output}");
 }
+
+/// The task protocol's click tasks over raw HTTP: `CoordinatesTask` (text or image
+/// instruction) answers `[{"x", "y"}, ...]`, anti-captcha's `ImageToCoordinatesTask` `[[x, y],
+/// ...]` or, in `rectangles` mode, the boxes; each task keeps its shape after a restart.
+/// Charged a detection's price; refusals and unsolvable tasks cost nothing.
+#[test]
+fn click_tasks_answer_in_each_protocols_shape() {
+    let server = Server::start(1, &["rate_limit_burst=1000"]);
+    let token = server.demo_token();
+    let key = post_json(&server, "/v2/user/apikey", &token, json!({}))["data"]["api_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let row = &rows("click")[0];
+    let image = base64(&std::fs::read(beyond("click").join(&row["file"])).unwrap());
+    let hint_image = base64(&std::fs::read(beyond("click").join(&row["hint_image"])).unwrap());
+    let truth: Vec<Vec<i64>> = serde_json::from_str(&row["truth_boxes_in_order"]).unwrap();
+    let call = |path: &str, body: Value| {
+        let mut body = body;
+        body["clientKey"] = json!(key);
+        server
+            .client()
+            .post_json(path, None, &body.to_string())
+            .json()
+    };
+    let create = |task: Value| {
+        let created = call("/createTask", json!({ "task": task }));
+        assert_eq!(created["status"], "ready", "{created}");
+        (
+            created["taskId"].as_u64().unwrap(),
+            created["solution"].clone(),
+        )
+    };
+    let by_text =
+        create(json!({ "type": "CoordinatesTask", "body": image, "comment": row["hint"] }));
+    let by_image =
+        create(json!({ "type": "CoordinatesTask", "body": image, "imgInstructions": hint_image }));
+    let points = create(json!({ "type": "ImageToCoordinatesTask", "body": image,
+                                "comment": row["hint"], "mode": "points" }));
+    let boxes = create(json!({ "type": "ImageToCoordinatesTask", "body": image,
+                               "comment": row["hint"], "mode": "rectangles" }));
+    let as_objects = |solution: &Value| -> Vec<Value> {
+        let clicks = solution["coordinates"].as_array().expect("coordinates");
+        clicks.iter().map(|c| json!([c["x"], c["y"]])).collect()
+    };
+    let inside_all = |clicks: &[Value]| {
+        assert_eq!(clicks.len(), truth.len(), "{clicks:?}");
+        for (click, area) in clicks.iter().zip(&truth) {
+            assert!(inside(click, area), "{click} not in {area:?}");
+        }
+    };
+    inside_all(&as_objects(&by_text.1));
+    inside_all(&as_objects(&by_image.1));
+    inside_all(points.1["coordinates"].as_array().unwrap());
+    let rectangles = boxes.1["coordinates"].as_array().unwrap();
+    for (area, click) in rectangles
+        .iter()
+        .zip(points.1["coordinates"].as_array().unwrap())
+    {
+        let area: Vec<i64> = serde_json::from_value(area.clone()).expect("[x1, y1, x2, y2]");
+        assert!(
+            area.len() == 4 && inside(click, &area),
+            "{click} in {area:?}"
+        );
+    }
+    // Refused before anything is charged, in the protocol's errors.
+    let refused = |task: Value, error_id: u64| {
+        let answer = call("/createTask", json!({ "task": task }));
+        assert_eq!(answer["errorId"], error_id, "{answer}");
+    };
+    refused(
+        json!({ "type": "ImageToCoordinatesTask", "body": image, "mode": "circles" }),
+        110,
+    );
+    refused(
+        json!({ "type": "CoordinatesTask", "body": image, "imgInstructions": "bm90IGFuIGltYWdl" }),
+        15,
+    );
+    refused(json!({ "type": "CoordinatesTask", "comment": "有" }), 3);
+    // More characters than the image holds: unsolvable, refunded.
+    let unsolvable = call(
+        "/createTask",
+        json!({ "task": {
+        "type": "CoordinatesTask", "body": image, "comment": "的".repeat(40) } }),
+    );
+    assert_eq!(
+        (
+            unsolvable["errorId"].as_u64(),
+            unsolvable["status"].as_str()
+        ),
+        (Some(12), Some("failed")),
+        "{unsolvable}"
+    );
+    assert_eq!(server.balance(&key), (1000 - 4 * CLICK_COST, 0));
+    // After a restart each task still answers in its own shape.
+    let mut server = server;
+    assert_eq!(server.terminate(), 0);
+    let server = server.restart();
+    for (task_id, solution) in [&by_text, &by_image, &points, &boxes] {
+        let body = json!({ "clientKey": key, "taskId": task_id });
+        let result = server
+            .client()
+            .post_json("/getTaskResult", None, &body.to_string())
+            .json();
+        assert_eq!(&result["solution"], solution, "{result}");
+    }
+}
+
+/// The protocols' lengths search for the best reading that meets them (as `/v2`'s
+/// constraints do), instead of refusing ddddocr's answer: 2captcha's `min_len`/`max_len` and
+/// the task protocol's `minLength`/`maxLength` on a captcha whose ddddocr answer (`jXs8`)
+/// breaks "four letters". A length the image does not hold is unsolvable and costs nothing.
+#[test]
+fn protocol_lengths_find_the_reading_that_meets_them() {
+    let server = Server::start(1, &["rate_limit_burst=1000"]);
+    let token = server.demo_token();
+    let key = post_json(&server, "/v2/user/apikey", &token, json!({}))["data"]["api_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let captchas = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/captcha");
+    let (file, label) = BROKEN_BY_DDDDOCR;
+    let image = base64(&std::fs::read(captchas.join(file)).unwrap());
+    let create = |length: usize| {
+        let task = json!({ "type": "ImageToTextTask", "body": image, "numeric": 2,
+                           "minLength": length, "maxLength": length });
+        let body = json!({ "clientKey": key, "task": task });
+        server
+            .client()
+            .post_json("/createTask", None, &body.to_string())
+            .json()
+    };
+    let found = create(label.len());
+    let text = found["solution"]["text"].as_str().expect("a solution");
+    assert_eq!(text.to_lowercase(), label, "{found}");
+    // 2captcha v1, the same rules as form fields.
+    let form = [
+        ("key", key.as_str()),
+        ("method", "base64"),
+        ("body", image.as_str()),
+        ("numeric", "2"),
+        ("min_len", "4"),
+        ("max_len", "4"),
+        ("json", "1"),
+    ];
+    let body: Vec<String> = form
+        .iter()
+        .map(|(name, value)| {
+            format!(
+                "{name}={}",
+                value
+                    .replace('+', "%2B")
+                    .replace('/', "%2F")
+                    .replace('=', "%3D")
+            )
+        })
+        .collect();
+    let submitted = server
+        .client()
+        .post(
+            "/in.php",
+            None,
+            "application/x-www-form-urlencoded",
+            body.join("&").as_bytes(),
+        )
+        .json();
+    let id = submitted["request"].as_str().expect("an id").to_string();
+    // Polled as 2captcha's clients do, until it is ready.
+    let answer = (0..600)
+        .map(|_| {
+            let path = format!("/res.php?key={key}&action=get&id={id}&json=1");
+            let answer = server.client().get(&path, None).json();
+            if answer["request"] == "CAPCHA_NOT_READY" {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            answer
+        })
+        .find(|answer| answer["request"] != "CAPCHA_NOT_READY")
+        .expect("an answer within a minute");
+    let text = answer["request"].as_str().expect("an answer");
+    assert_eq!(text.to_lowercase(), label, "{answer}");
+    assert_eq!(server.balance(&key), (998, 0));
+    // Twice the characters the image holds: refused, not made up, and not charged.
+    let made_up = create(2 * label.len());
+    assert_eq!(made_up["errorId"], 12, "{made_up}");
+    assert_eq!(server.balance(&key), (998, 0));
+}

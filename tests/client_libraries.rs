@@ -309,6 +309,47 @@ fn anticaptcha_and_twocaptcha_libraries_solve_math_captchas() {
     assert_eq!(server.balance(&api_key), (1000 + 2 - 2 * IMAGES as i64, 0));
 }
 
+/// The first `count` click captchas of tests/fixtures/beyond/click: (file, hint, truth boxes
+/// in click order).
+fn click_fixtures(count: usize) -> Vec<(PathBuf, String, Vec<[i64; 4]>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/beyond/click");
+    common::manifest_rows(&dir.join("manifest.tsv"))
+        .into_iter()
+        .take(count)
+        .map(|row| {
+            let truth = serde_json::from_str(&row["truth_boxes_in_order"]).unwrap();
+            (dir.join(&row["file"]), row["hint"].clone(), truth)
+        })
+        .collect()
+}
+
+/// The FILE HINT pairs solve.py's click clients take.
+fn click_args(fixtures: &[(PathBuf, String, Vec<[i64; 4]>)]) -> Vec<PathBuf> {
+    fixtures
+        .iter()
+        .flat_map(|(file, hint, _)| [file.clone(), PathBuf::from(hint)])
+        .collect()
+}
+
+/// Every click inside its truth box, in order.
+fn check_clicks(what: &str, clicks: &[(i64, i64)], truth: &[[i64; 4]]) {
+    assert_eq!(clicks.len(), truth.len(), "{what}: {clicks:?}");
+    for ((x, y), area) in clicks.iter().zip(truth) {
+        assert!(
+            area[0] <= *x && *x <= area[2] && area[1] <= *y && *y <= area[3],
+            "{what}: {clicks:?} vs {truth:?}"
+        );
+    }
+}
+
+/// The answer solve.py printed for `file`.
+fn answer_for<'a>(lines: &'a [(String, String)], file: &str) -> &'a str {
+    let line = lines.iter().find(|(name, _)| name == file);
+    &line
+        .unwrap_or_else(|| panic!("no answer for {file}: {lines:?}"))
+        .1
+}
+
 /// Click-in-order captchas (tests/fixtures/beyond/click) through 2captcha-python's
 /// `coordinates(file, textinstructions=...)` over TLS: every click inside its truth box, in
 /// order, at a detection's price.
@@ -317,35 +358,17 @@ fn twocaptcha_python_clicks_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let (server, ca) = tls_server(dir.path(), 1);
     let api_key = key_of(&server);
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/beyond/click");
-    let manifest = std::fs::read_to_string(fixtures.join("manifest.tsv")).unwrap();
-    let rows: Vec<Vec<&str>> = manifest
-        .lines()
-        .skip(1)
-        .take(2)
-        .map(|l| l.split('\t').collect())
-        .collect();
-    let mut args: Vec<PathBuf> = Vec::new();
-    for row in &rows {
-        args.push(fixtures.join(row[0]));
-        args.push(PathBuf::from(row[1]));
-    }
+    let fixtures = click_fixtures(2);
     let url = format!("https://127.0.0.1:{}", server.tls_port);
     let lines = solve(
         "2captcha-coordinates",
         &url,
         &api_key,
-        &args,
+        &click_args(&fixtures),
         &[("REQUESTS_CA_BUNDLE", ca.as_path())],
     );
-    for row in &rows {
-        let path = fixtures.join(row[0]).display().to_string();
-        let code = &lines
-            .iter()
-            .find(|(file, _)| *file == path)
-            .expect("an answer")
-            .1;
-        let truth: Vec<[i64; 4]> = serde_json::from_str(row[3]).unwrap();
+    for (file, _, truth) in &fixtures {
+        let code = answer_for(&lines, &file.display().to_string());
         let clicks: Vec<(i64, i64)> = code
             .strip_prefix("coordinates:")
             .expect("2captcha's coordinates")
@@ -355,17 +378,50 @@ fn twocaptcha_python_clicks_in_order() {
                 (x[2..].parse().unwrap(), y[2..].parse().unwrap())
             })
             .collect();
-        assert_eq!(clicks.len(), truth.len(), "{code}");
-        for ((x, y), area) in clicks.iter().zip(&truth) {
-            assert!(
-                area[0] <= *x && *x <= area[2] && area[1] <= *y && *y <= area[3],
-                "{code} vs {area:?}"
-            );
-        }
+        check_clicks(code, &clicks, truth);
     }
     assert_eq!(
         server.balance(&api_key),
         (1000 - 2 * 5, 0),
+        "a detection's price each"
+    );
+}
+
+/// Click-in-order captchas through anticaptchaofficial's `imagetocoordinates` (anti-captcha's
+/// `ImageToCoordinatesTask`, the characters to click in its comment): `[[x, y], ...]` inside
+/// the truth boxes, and in `rectangles` mode the boxes around those clicks; a detection's
+/// price each.
+#[test]
+fn anticaptchaofficial_clicks_in_order() {
+    let server = Server::start(1, &["rate_limit_burst=1000"]);
+    let key = key_of(&server);
+    let fixtures = click_fixtures(2);
+    let url = format!("http://127.0.0.1:{}", server.port);
+    let lines = solve(
+        "anticaptchaofficial-coordinates",
+        &url,
+        &key,
+        &click_args(&fixtures),
+        &[],
+    );
+    let pairs = |text: &str| -> Vec<Vec<i64>> { serde_json::from_str(text).unwrap() };
+    for (file, _, truth) in &fixtures {
+        let text = answer_for(&lines, &file.display().to_string());
+        let clicks: Vec<(i64, i64)> = pairs(text).iter().map(|p| (p[0], p[1])).collect();
+        assert!(pairs(text).iter().all(|p| p.len() == 2), "{text}");
+        check_clicks(text, &clicks, truth);
+    }
+    // The first captcha's boxes: each holds the click of its place.
+    let boxes = pairs(answer_for(&lines, "rectangles"));
+    let first = pairs(answer_for(&lines, &fixtures[0].0.display().to_string()));
+    assert_eq!(boxes.len(), first.len(), "{boxes:?}");
+    for (area, point) in boxes.iter().zip(&first) {
+        let (x, y) = (point[0], point[1]);
+        assert!(area[0] <= x && x <= area[2] && area[1] <= y && y <= area[3]);
+    }
+    assert_eq!(
+        server.balance(&key),
+        (1000 - 3 * 5, 0),
         "a detection's price each"
     );
 }
@@ -416,4 +472,44 @@ fn anticaptcha_capmonster_and_2captcha_npm_libraries_over_http() {
         }
         assert_eq!(server.balance(&key), (points, 0), "{client}");
     }
+}
+
+/// Click-in-order captchas through the JavaScript libraries that have a click task:
+/// `@antiadmin/anticaptchaofficial`'s `solveImageToCoordinates` (`[[x, y], ...]`) and
+/// `@2captcha/captcha-solver`'s `coordinates` (`[{"x": "..", "y": ".."}, ...]`): every click
+/// inside its truth box, a detection's price each.
+#[test]
+fn npm_libraries_click_in_order() {
+    let server = Server::start(1, &["rate_limit_burst=1000"]);
+    let key = key_of(&server);
+    let url = format!("http://127.0.0.1:{}", server.port);
+    let fixtures = click_fixtures(2);
+    let args = click_args(&fixtures);
+    let anticaptcha = node_client("anticaptcha-coordinates", &url, &key, &args);
+    let twocaptcha = node_client("2captcha-coordinates", &url, &key, &args);
+    let number = |value: &serde_json::Value| -> i64 {
+        value
+            .as_i64()
+            .or_else(|| value.as_str().and_then(|text| text.parse().ok()))
+            .expect("a coordinate")
+    };
+    for (file, _, truth) in &fixtures {
+        let file = file.display().to_string();
+        let pairs: Vec<Vec<i64>> = serde_json::from_str(answer_for(&anticaptcha, &file)).unwrap();
+        let clicks: Vec<(i64, i64)> = pairs.iter().map(|p| (p[0], p[1])).collect();
+        check_clicks("anticaptchaofficial", &clicks, truth);
+        let objects: Vec<serde_json::Value> =
+            serde_json::from_str(answer_for(&twocaptcha, &file)).unwrap();
+        let clicks: Vec<(i64, i64)> = objects
+            .iter()
+            .map(|o| (number(&o["x"]), number(&o["y"])))
+            .collect();
+        check_clicks("@2captcha/captcha-solver", &clicks, truth);
+    }
+    // The second library's images come from the answer cache: charged all the same.
+    assert_eq!(
+        server.balance(&key),
+        (1000 - 4 * 5, 0),
+        "a detection's price each"
+    );
 }

@@ -12,6 +12,8 @@
 //!   their answer (given back when it does not).
 //! - `registry.rs` — the usernames registry restored from the node's store when NATS lost
 //!   it (claims made again, conflicts reported).
+//! - `model_transfer.rs` — the models users brought between machines: the node puts their
+//!   files in the models bucket, a worker fetches, checks and caches them by digest.
 //! - `names.rs` — subjects, stream, consumer and bucket names.
 //! - `worker.rs` — `aiocr worker`: the recognition threads fed from JetStream, no HTTP, no
 //!   ledger.
@@ -22,15 +24,17 @@ mod bridge;
 pub mod confirm;
 mod link;
 mod metrics;
+pub mod model_transfer;
 pub mod names;
 pub mod nats;
 pub mod registry;
 pub mod wire;
 pub mod worker;
 
-pub use bridge::{start as start_bridge, BridgeSeed, BridgeThread, Describe, Serve, Withdraw};
+pub use bridge::{start as start_bridge, BridgeSeed, BridgeThread, Describe, Serve, Settle};
 pub use link::{Claim, ClusterLink, LinkError, RemoteStats};
 pub use metrics::render_metrics;
+pub use model_transfer::{ModelCache, ModelObjects, ObjectsSeed};
 pub use registry::LocalNames;
 
 pub use crate::config::Split;

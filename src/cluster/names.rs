@@ -11,6 +11,17 @@ pub const NODES_BUCKET: &str = "aiocr_nodes";
 /// Usernames claimed across the platform, each with the node that owns the user.
 pub const USERNAMES_BUCKET: &str = "aiocr_usernames";
 
+/// Text jobs for the models users brought, whatever their name: any worker may take them
+/// (it fetches the model's files by the digest the job carries).
+pub const CUSTOM_JOBS_SUBJECT: &str = "aiocr.jobs.custom";
+
+/// The object holding the files of the model of digest `digest_hex` that node `node` put in
+/// the models bucket. Per node: a node deletes its objects when its last record of the
+/// digest goes, and no node's removal takes away a model another node still names.
+pub fn model_object(node: u16, digest_hex: &str) -> String {
+    format!("{digest_hex}.n{node}")
+}
+
 /// The subject of a job: per kind, and for text captchas per model, so that a worker can
 /// take only the models it has (or is meant to run). Models with characters a subject token
 /// cannot hold are hex-encoded.
@@ -92,6 +103,8 @@ mod tests {
         );
         assert_eq!(job_subject(Kind::Detect, "detect"), "aiocr.jobs.detect");
         assert_eq!(consumer_name("aiocr.jobs.ocr.beta"), "jobs-ocr-beta");
+        assert_eq!(consumer_name(CUSTOM_JOBS_SUBJECT), "jobs-custom");
+        assert_eq!(model_object(3, "ab12"), "ab12.n3");
         assert_eq!(username_key("a.b@c"), "u-612e624063");
         assert_eq!(node_of_key(&node_key(17)), Some(17));
         assert_eq!(node_of_key("other"), None);

@@ -39,6 +39,10 @@ pub enum TaskHeader {
         /// How the scores become the answer (absent: ddddocr's argmax).
         #[serde(default)]
         reading: Reading,
+        /// A user's model (`model` is then its user's name for it): the digest of its
+        /// files, which the worker fetches from the models bucket (cluster/model_transfer.rs).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model_digest: Option<String>,
     },
     Detect {
         image_len: usize,
@@ -76,6 +80,7 @@ pub fn encode_job(job: &Job, node: u16, deadline_ms: u64) -> Vec<u8> {
                 },
                 color_ranges: options.color_filter.as_ref().map(ranges_json),
                 reading: options.reading.clone(),
+                model_digest: options.custom.as_ref().map(|model| model.digest.hex()),
             },
             vec![image],
         ),
@@ -145,6 +150,7 @@ pub fn decode_job(bytes: &[u8]) -> Result<(JobHeader, Task), String> {
             charset_chars,
             color_ranges,
             reading,
+            model_digest: _, // resolved by the worker (the files may have to be fetched)
         } => {
             let [image] = split(rest, [*image_len])?;
             let charset_range = match (charset_first, charset_chars) {
@@ -478,9 +484,16 @@ fn unframe<'a, H: Deserialize<'a>>(bytes: &'a [u8]) -> Result<(H, &'a [u8]), Str
     Ok((header, payload))
 }
 
-/// Cuts `rest` into payloads of exactly the given lengths.
+/// Cuts `rest` into payloads of exactly the given lengths. The lengths come from the
+/// message's header, that is from the network: their sum is checked (lengths that overflow
+/// a `usize` would otherwise wrap in a release build, pass the comparison and slice out of
+/// bounds) before any of them is used.
 fn split<const N: usize>(rest: &[u8], lengths: [usize; N]) -> Result<[&[u8]; N], String> {
-    if lengths.iter().sum::<usize>() != rest.len() {
+    let total = lengths
+        .iter()
+        .try_fold(0usize, |sum, length| sum.checked_add(*length))
+        .ok_or("payload lengths overflow: not a message of this version")?;
+    if total != rest.len() {
         return Err("payload lengths do not match the message".into());
     }
     let mut parts = [&rest[..0]; N];
@@ -560,6 +573,29 @@ mod tests {
             decode_job(&bytes).is_err(),
             "a payload longer than declared"
         );
+    }
+
+    #[test]
+    fn payload_lengths_that_overflow_are_refused() {
+        // Lengths whose sum wraps to the payload's length (1): refused, not sliced.
+        let header = JobHeader {
+            upload_id: 1,
+            node: 0,
+            shard: 0,
+            deadline_ms: 0,
+            task: TaskHeader::Slide {
+                target_len: usize::MAX,
+                background_len: 2,
+                mode: "simple".into(),
+            },
+        };
+        let mut bytes = frame(&header, &[&[7]]);
+        let error = decode_job(&bytes).unwrap_err();
+        assert!(error.contains("overflow"), "{error}");
+        assert!(split(&[7], [usize::MAX, usize::MAX, 3]).is_err());
+        assert!(split(&[7], [0, 1]).is_ok(), "lengths that fit");
+        bytes.push(0);
+        assert!(decode_job(&bytes).is_err());
     }
 
     #[test]

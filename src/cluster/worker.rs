@@ -10,6 +10,7 @@
 //! still in progress (every third of the ack deadline), so a slow but live worker keeps its
 //! jobs and only a dead or cut-off one has them delivered again.
 
+use super::model_transfer::ModelCache;
 use super::{names, nats, wire};
 use crate::config::{Config, ConfigArgs};
 use crate::contract::ApiError;
@@ -37,8 +38,9 @@ pub struct WorkerArgs {
     /// NATS server(s), e.g. nats://10.0.0.5:4222 (config key `nats_url`).
     #[arg(long)]
     pub nats: Option<String>,
-    /// Jobs to take: a comma list of `ocr:MODEL`, `detect`, `slide`; default every model
-    /// installed, detection when its model is, and slides.
+    /// Jobs to take: a comma list of `ocr:MODEL`, `detect`, `slide`, `custom` (users'
+    /// models, fetched from NATS); default every model installed, detection when its model
+    /// is, slides and users' models.
     #[arg(long)]
     pub only: Option<String>,
     /// This worker's name in the nodes' `/metrics` (default: host name and process id).
@@ -68,6 +70,8 @@ struct Worker {
     queues: JobQueues,
     held: Mutex<HashMap<u64, Held>>,
     slots: Arc<Semaphore>,
+    /// Users' models, fetched on their first job.
+    models: ModelCache,
 }
 
 /// The command: 0 after SIGTERM/SIGINT, 2 when it cannot start.
@@ -124,6 +128,7 @@ fn job_subjects(config: &Config, only: Option<&str>) -> Result<Vec<String>, Stri
             subjects.push(names::job_subject(Kind::Detect, ""));
         }
         subjects.push(names::job_subject(Kind::Slide, ""));
+        subjects.push(names::CUSTOM_JOBS_SUBJECT.to_string());
         return Ok(subjects);
     };
     only.split(',')
@@ -136,8 +141,9 @@ fn job_subjects(config: &Config, only: Option<&str>) -> Result<Vec<String>, Stri
             Some(("ocr", model)) => Err(format!("model {model:?} is not installed here")),
             None if item == "detect" && detection => Ok(names::job_subject(Kind::Detect, "")),
             None if item == "slide" => Ok(names::job_subject(Kind::Slide, "")),
+            None if item == "custom" => Ok(names::CUSTOM_JOBS_SUBJECT.to_string()),
             _ => Err(format!(
-                "--only {item:?}: expected ocr:MODEL, detect or slide"
+                "--only {item:?}: expected ocr:MODEL, detect, slide or custom"
             )),
         })
         .collect()
@@ -179,7 +185,9 @@ async fn serve(config: Config, args: WorkerArgs, subjects: Vec<String>) -> Resul
             }
         }
     };
+    let models = ModelCache::open(Arc::new(config.clone()), js.clone())?;
     let worker = Arc::new(Worker {
+        models,
         name: name.clone(),
         client,
         queues,
@@ -370,6 +378,28 @@ async fn take(worker: &Worker, message: jetstream::Message, slot: OwnedSemaphore
             },
         );
     }
+    let task = match with_user_model(worker, &header, task).await {
+        Ok(task) => task,
+        Err(reason) => {
+            // Not runnable here nor anywhere (the model is not in the bucket, or not as the
+            // job names it): failed now, refunded by its node.
+            let failure = JobFailure::Remote {
+                reason,
+                code: ApiError::RecognitionFailed,
+            };
+            let held = worker.lock_held().remove(&upload_id);
+            if let Some(held) = held {
+                finish(
+                    worker,
+                    upload_id,
+                    held,
+                    unrun(upload_id, Kind::Ocr, failure),
+                )
+                .await;
+            }
+            return;
+        }
+    };
     let job = Job {
         upload_id,
         owner_shard: 0, // this process's one result inbox
@@ -387,6 +417,29 @@ async fn take(worker: &Worker, message: jetstream::Message, slot: OwnedSemaphore
             }
         }
     }
+}
+
+/// A text job for a user's model gets the model, fetched by the digest the job carries
+/// (the first job for it here waits for the files).
+async fn with_user_model(
+    worker: &Worker,
+    header: &wire::JobHeader,
+    mut task: recognition::Task,
+) -> Result<recognition::Task, String> {
+    let wire::TaskHeader::Ocr {
+        model_digest: Some(hex),
+        ..
+    } = &header.task
+    else {
+        return Ok(task);
+    };
+    let digest = crate::engine::custom::ModelDigest::parse_hex(hex)
+        .ok_or_else(|| format!("a model digest that is not one: {hex:?}"))?;
+    let model = worker.models.model(header.node, digest).await?;
+    if let recognition::Task::Ocr { options, .. } = &mut task {
+        options.custom = Some(model);
+    }
+    Ok(task)
 }
 
 fn unrun(upload_id: u64, kind: Kind, failure: JobFailure) -> JobResult {

@@ -78,6 +78,16 @@ pub struct ClusterConfig {
     /// `nats_request_timeout_ms` + this of the request's arrival, the owner gives the points
     /// back (the forwarding node answered its client 5001 by then).
     pub forward_ack_timeout_ms: u64,
+    /// The JetStream Object Store bucket holding the files of the models users brought
+    /// (docs/cluster.md, "Users' models"): a node puts a model's files there when it is
+    /// added, workers fetch them on their first job for it.
+    pub nats_models_bucket: String,
+    /// Longest wait for one model's files to go into the bucket (an addition waits for it)
+    /// or to come out of it (a worker's first job for the model waits for it).
+    pub model_transfer_timeout_ms: u64,
+    /// Bytes of fetched model files a worker keeps on disk (`<data_dir>/model-cache/`);
+    /// the least recently used go beyond it.
+    pub model_cache_bytes: u64,
 }
 
 impl Default for ClusterConfig {
@@ -97,6 +107,9 @@ impl Default for ClusterConfig {
             node_ttl_ms: 5_000,
             nats_stop_grace_ms: 2_000,
             forward_ack_timeout_ms: 5_000,
+            nats_models_bucket: "aiocr_models".to_string(),
+            model_transfer_timeout_ms: 60_000,
+            model_cache_bytes: 2 << 30,
         }
     }
 }
@@ -117,6 +130,9 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("node_ttl_ms", Kind::Number),
     ("nats_stop_grace_ms", Kind::Number),
     ("forward_ack_timeout_ms", Kind::Number),
+    ("nats_models_bucket", Kind::Text),
+    ("model_transfer_timeout_ms", Kind::Number),
+    ("model_cache_bytes", Kind::Number),
 ];
 
 impl ClusterConfig {
@@ -170,9 +186,29 @@ impl ClusterConfig {
                 "forward_ack_timeout_ms must be positive",
             ),
             (
+                valid_bucket_name(&self.nats_models_bucket),
+                "nats_models_bucket must be 1 to 64 of A-Z a-z 0-9 _ -",
+            ),
+            (
+                self.model_transfer_timeout_ms > 0,
+                "model_transfer_timeout_ms must be positive",
+            ),
+            (
+                self.model_cache_bytes >= 1 << 20,
+                "model_cache_bytes must be at least 1048576 (1 MiB)",
+            ),
+            (
                 self.heartbeat_ms > 0 && self.node_ttl_ms > self.heartbeat_ms,
                 "heartbeat_ms must be positive and below node_ttl_ms",
             ),
         ])
     }
+}
+
+/// What JetStream accepts as a bucket's name.
+fn valid_bucket_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }

@@ -8,7 +8,7 @@ use super::router::ROUTE_LABELS;
 use super::shard::{ShardMessage, ShardSeed, Shared};
 use super::shard_loops;
 use super::state::{CatalogEntry, ModelCatalog};
-use crate::cluster::{BridgeSeed, BridgeThread, Claim, ClusterLink};
+use crate::cluster::{BridgeSeed, BridgeThread, Claim, ClusterLink, ModelObjects};
 use crate::config::Config;
 use crate::engine::custom::ModelDigest;
 use crate::metrics::Registry;
@@ -57,7 +57,8 @@ pub fn run_until_stopped(
     std::fs::create_dir_all(&config.store.data_dir)
         .map_err(|e| format!("data dir {}: {e}", config.store.data_dir.display()))?;
     let fresh = !config.store.data_dir.join("meta.json").exists();
-    let mut stores = open_stores(&config, shard_count)?;
+    crate::store::set_cache_capacity(config.store.store_cache_mb << 20);
+    let (mut stores, resumed) = open_stores(&config, shard_count)?;
     let keys = crate::auth::load_or_create_keys(
         &config.store.data_dir,
         non_empty(&config.auth.jwt_secret),
@@ -124,7 +125,13 @@ pub fn run_until_stopped(
             },
         )?),
     };
+    if let Some((link, _, _)) = &cluster {
+        super::forwarded::resume_awaiting(link, resumed);
+    }
     let model_catalog = open_model_catalog(&config, &stores)?;
+    if let Some((_, _, objects)) = &cluster {
+        model_catalog.share_through(objects.clone());
+    }
     let shared = Arc::new(Shared {
         config: config.clone(),
         keys: Arc::new(keys),
@@ -136,7 +143,7 @@ pub fn run_until_stopped(
         model_catalog,
         recognition_threads: threads.count(),
         passwords,
-        cluster: cluster.as_ref().map(|(link, _)| link.clone()),
+        cluster: cluster.as_ref().map(|(link, _, _)| link.clone()),
     });
     let (events, event_receiver) = mpsc::channel();
     let seeds = stores.into_iter().zip(inboxes).zip(result_inboxes);
@@ -165,7 +172,7 @@ pub fn run_until_stopped(
     drop(shared);
     threads.join();
     password_threads.join();
-    if let Some((_, bridge)) = cluster {
+    if let Some((_, bridge, _)) = cluster {
         bridge.stop();
     }
     outcome
@@ -194,6 +201,15 @@ fn open_model_catalog(config: &Config, stores: &[ShardStore]) -> Result<Arc<Mode
             }
         }
     }
+    // The models' numbers, kept by the shards whose users made them.
+    for store in stores {
+        let usages = store
+            .all_model_use()
+            .map_err(|e| format!("model numbers: {e}"))?;
+        for usage in &usages {
+            catalog.restore_usage(usage);
+        }
+    }
     let swept = catalog.sweep_unnamed_files();
     if swept > 0 {
         log_line!(
@@ -213,11 +229,12 @@ struct ClusterParts {
     shard_count: u16,
 }
 
-/// The cluster link the shards hold and the NATS thread behind it (docs/cluster.md).
+/// The cluster link the shards hold, the NATS thread behind it, and the models bucket's
+/// handle for the model catalog (docs/cluster.md).
 fn start_cluster(
     config: &Arc<Config>,
     parts: ClusterParts,
-) -> Result<(Arc<ClusterLink>, BridgeThread), String> {
+) -> Result<(Arc<ClusterLink>, BridgeThread, Arc<ModelObjects>), String> {
     let overflow_depth = match config.cluster.overflow_queue_depth {
         0 => parts.recognition_threads.max(1),
         depth => depth,
@@ -230,6 +247,7 @@ fn start_cluster(
         config.cluster.forward_ack_window(),
     );
     let link = Arc::new(link);
+    let (objects, objects_seed) = ModelObjects::new(config);
     let describe = {
         let (config, queue) = (config.clone(), parts.queue.clone());
         let (shard_count, threads) = (parts.shard_count, parts.recognition_threads);
@@ -243,25 +261,34 @@ fn start_cluster(
         local: parts.queue,
         serve: super::node_hop::serve_into(parts.peers.clone()),
         describe,
-        withdraw: super::forwarded::withdraw_into(parts.peers.clone()),
+        settle: super::forwarded::settle_into(parts.peers.clone()),
         local_names: super::node_hop::local_names(parts.peers),
         shard_count: parts.shard_count,
         unconfirmed: link.unconfirmed.clone(),
+        objects: objects_seed,
     };
     let bridge = crate::cluster::start_bridge(seed)?;
     eprintln!(
         "aiocr: node {} joins the cluster at {} (recognition split: {:?})",
         config.node.node_id, config.cluster.nats_url, config.cluster.recognition_split
     );
-    Ok((link, bridge))
+    Ok((link, bridge, Arc::new(objects)))
 }
 
 fn non_empty(text: &str) -> Option<&str> {
     (!text.is_empty()).then_some(text)
 }
 
-fn open_stores(config: &Config, shard_count: u16) -> Result<Vec<ShardStore>, String> {
+/// Opens every shard's store and settles what the previous run left: refused uploads kept
+/// for withdrawal, forwarded charges whose acknowledgement window passed (the others are
+/// returned, to wait for what is left of it), uploads left pending.
+fn open_stores(
+    config: &Config,
+    shard_count: u16,
+) -> Result<(Vec<ShardStore>, Vec<super::forwarded::Resumed>), String> {
     let mut stores = Vec::with_capacity(usize::from(shard_count));
+    let mut resumed = Vec::new();
+    let clustered = !config.cluster.nats_url.is_empty();
     for shard in 0..shard_count {
         let opening = |e: crate::store::StoreError| {
             format!(
@@ -286,6 +313,17 @@ fn open_stores(config: &Config, shard_count: u16) -> Result<Vec<ShardStore>, Str
                  while its disk failed"
             );
         }
+        let (given_back, awaiting) =
+            super::forwarded::settle_at_start(&mut store, clustered, now_ms).map_err(opening)?;
+        if given_back + awaiting.len() > 0 {
+            log_line!(
+                "aiocr: shard {shard}: gave back {given_back} charge(s) of forwarded requests \
+                 the previous run left unacknowledged past their window; {} still wait for \
+                 their acknowledgement",
+                awaiting.len()
+            );
+        }
+        resumed.extend(awaiting);
         let voided = store
             .void_pending(super::STOPPED_BEFORE_RECOGNITION, now_ms)
             .map_err(opening)?;
@@ -302,7 +340,7 @@ fn open_stores(config: &Config, shard_count: u16) -> Result<Vec<ShardStore>, Str
         store.clear_kept_withdrawals().map_err(opening)?;
         stores.push(store);
     }
-    Ok(stores)
+    Ok((stores, resumed))
 }
 
 /// Shard `i` runs on the i-th usable core (wrapping when there are more shards than cores).

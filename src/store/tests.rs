@@ -1502,16 +1502,17 @@ fn task_ids_name_their_uploads_across_restarts_until_retention_drops_them() {
         let mut store = open(dir.path(), 1, 2);
         let user_id = new_user(&mut store, "tasks", 10);
         let old = store
-            .accept_task_upload(user_id, upload_request(1, None, ten_days_ago_ms))
+            .accept_task_upload(user_id, upload_request(1, None, ten_days_ago_ms), 0)
             .unwrap();
+        // A task that keeps an answer format of its protocol's.
         let recent = store
-            .accept_task_upload(user_id, upload_request(1, None, today_ms))
+            .accept_task_upload(user_id, upload_request(1, None, today_ms), 2)
             .unwrap();
         // A refused task spends no id: the next one gets it.
-        let refused = store.accept_task_upload(user_id, upload_request(99, None, today_ms));
+        let refused = store.accept_task_upload(user_id, upload_request(99, None, today_ms), 0);
         assert!(matches!(refused, Err(StoreError::InsufficientPoints)));
         let next = store
-            .accept_task_upload(user_id, upload_request(1, None, today_ms))
+            .accept_task_upload(user_id, upload_request(1, None, today_ms), 0)
             .unwrap();
         assert_eq!(next.1, recent.1 + 1);
         store.flusher().flush().unwrap();
@@ -1524,11 +1525,11 @@ fn task_ids_name_their_uploads_across_restarts_until_retention_drops_them() {
         assert_ne!(*task_id, record.id, "a number of its own");
     }
     let mut store = open(dir.path(), 1, 2);
-    assert_eq!(store.task_upload(old.1).unwrap(), Some(old.0.id));
-    assert_eq!(store.task_upload(recent.1).unwrap(), Some(recent.0.id));
+    assert_eq!(store.task_upload(old.1).unwrap(), Some((old.0.id, 0)));
+    assert_eq!(store.task_upload(recent.1).unwrap(), Some((recent.0.id, 2)));
     assert_eq!(store.task_upload(recent.1 + 100).unwrap(), None);
     let (_, after_restart) = store
-        .accept_task_upload(user_id, upload_request(1, None, today_ms))
+        .accept_task_upload(user_id, upload_request(1, None, today_ms), 0)
         .unwrap();
     assert!(after_restart > recent.1 + 1, "never an id issued before");
     // Retention drops the old day's task with its upload, and its index entry.
@@ -1540,12 +1541,12 @@ fn task_ids_name_their_uploads_across_restarts_until_retention_drops_them() {
         .get(old.1.to_be_bytes())
         .unwrap()
         .is_none());
-    assert_eq!(store.task_upload(recent.1).unwrap(), Some(recent.0.id));
+    assert_eq!(store.task_upload(recent.1).unwrap(), Some((recent.0.id, 2)));
     // Another shard's ids never meet these.
     let mut other = open(dir.path(), 0, 2);
     let other_user = new_user(&mut other, "tasks", 1);
     let (_, other_task) = other
-        .accept_task_upload(other_user, upload_request(1, None, today_ms))
+        .accept_task_upload(other_user, upload_request(1, None, today_ms), 0)
         .unwrap();
     assert_eq!(task_ids::shard_of(other_task), 0);
     assert_eq!(store.task_upload(other_task).unwrap(), None);

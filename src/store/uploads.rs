@@ -12,6 +12,34 @@ use super::user_uploads;
 use super::{NewUpload, Outcome, ShardStore, StoreError, MAX_UPLOAD_TEXT_BYTES};
 use sled::transaction::{abort, Transactional, TransactionalTree};
 
+/// A task id being issued with its upload, and the protocol's tag for how its answer is
+/// written (0: the protocol's default).
+struct TaskUpload {
+    task_id: u64,
+    answer_format: u8,
+}
+
+/// A `tasks-` value: the upload id, then the answer format as one more byte when it is not
+/// 0. Values of versions before formats existed (8 bytes) read as format 0.
+fn task_value_bytes(upload_id: u64, answer_format: u8) -> Vec<u8> {
+    let mut value = upload_id.to_be_bytes().to_vec();
+    if answer_format != 0 {
+        value.push(answer_format);
+    }
+    value
+}
+
+/// A `tasks-` value read: (upload id, answer format).
+fn task_value(value: &[u8]) -> Result<(u64, u8), StoreError> {
+    match value.len() {
+        8 => Ok((u64_key(value)?, 0)),
+        9 => Ok((u64_key(&value[..8])?, value[8])),
+        length => Err(StoreError::Corrupt(format!(
+            "a task's value of {length} bytes"
+        ))),
+    }
+}
+
 /// Where an upload of this shard is kept: its day, and the batch of cache hits it is part
 /// of (`None`: a record of its own in the day's uploads tree).
 pub(super) struct Located {
@@ -32,15 +60,21 @@ impl ShardStore {
     }
 
     /// `accept_upload` for the JSON task protocol: the upload also gets a task id of this
-    /// shard (task_ids.rs), mapped to it in the same transaction. `TaskIdsExhausted` when the
-    /// shard has issued its last one.
+    /// shard (task_ids.rs), mapped to it (and to `answer_format`, the protocol's tag for how
+    /// its answer is written) in the same transaction. `TaskIdsExhausted` when the shard has
+    /// issued its last one.
     pub fn accept_task_upload(
         &mut self,
         user_id: u64,
         req: NewUpload,
+        answer_format: u8,
     ) -> Result<(UploadRecord, u64), StoreError> {
         let task_id = self.task_serials.next_task_id()?;
-        match self.accept(user_id, req, Some(task_id)) {
+        let task = TaskUpload {
+            task_id,
+            answer_format,
+        };
+        match self.accept(user_id, req, Some(task)) {
             Ok(record) => Ok((record, task_id)),
             Err(error) => {
                 // A refusal (no points, say) aborted the transaction: nothing names the task
@@ -59,14 +93,14 @@ impl ShardStore {
         }
     }
 
-    /// The upload a task id of this shard names, while its day is kept (`None` for a task
-    /// id it never issued, or one whose day retention dropped).
-    pub fn task_upload(&self, task_id: u64) -> Result<Option<u64>, StoreError> {
+    /// The upload a task id of this shard names and the task's answer format, while its day
+    /// is kept (`None` for a task id it never issued, or one whose day retention dropped).
+    pub fn task_upload(&self, task_id: u64) -> Result<Option<(u64, u8)>, StoreError> {
         let Some(day_bytes) = self.trees.task_days.get(task_id.to_be_bytes())? else {
             return Ok(None);
         };
         self.kept_on(layout::tasks_tree_name, day_value(&day_bytes)?, task_id)?
-            .map(|upload_id| u64_key(&upload_id))
+            .map(|value| task_value(&value))
             .transpose()
     }
 
@@ -74,7 +108,7 @@ impl ShardStore {
         &mut self,
         user_id: u64,
         req: NewUpload,
-        task_id: Option<u64>,
+        task: Option<TaskUpload>,
     ) -> Result<UploadRecord, StoreError> {
         validate_new_upload(&req)?;
         let upload_id = self.next_id()?;
@@ -120,14 +154,18 @@ impl ShardStore {
             &t.pending,
             &t.user_uploads,
         );
-        match task_id {
+        match task {
             None => (balances, journal, index, pending, by_user, &uploads, &stats)
                 .transaction(|(b, j, i, p, u, d, s)| accepted.write((b, j, i, p, u, d, s)))
                 .map_err(from_tx)?,
-            Some(task_id) => {
+            Some(TaskUpload {
+                task_id,
+                answer_format,
+            }) => {
                 // The task's mapping is written with the upload, or neither is.
                 let tasks = self.db.open_tree(layout::tasks_tree_name(day_number))?;
                 let task_days = &t.task_days;
+                let value = task_value_bytes(upload_id, answer_format);
                 (
                     balances, journal, index, pending, by_user, &uploads, &stats, task_days, &tasks,
                 )
@@ -135,7 +173,7 @@ impl ShardStore {
                         accepted.write((b, j, i, p, u, d, s))?;
                         let key = task_id.to_be_bytes();
                         task_days.insert(&key, &accepted.day)?;
-                        if tasks.insert(&key, &upload_id.to_be_bytes())?.is_some() {
+                        if tasks.insert(&key, value.as_slice())?.is_some() {
                             // Issued twice: only a damaged counter mark gets here.
                             let why = format!("task id {task_id} issued twice");
                             return abort(StoreError::Corrupt(why));

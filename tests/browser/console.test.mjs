@@ -1,7 +1,8 @@
 // The console in a real browser: Debian's Chromium, headless, driven by playwright-core,
 // against a live aiocr (tests/console_browser.rs starts it and passes its address and the
 // demo and admin passwords in the environment). One user's whole visit, step by step:
-// sign in, see the balance, create a key, solve a fixture (the answer must be ddddocr's),
+// sign in, see the balance, create a key, solve a fixture (the answer must be ddddocr's; a
+// click-in-order and a math captcha too),
 // see the usage chart count it, add a model and solve with it, an admin (signed in with the keyboard only) grants points
 // and the user's balance changes, sign out. Every page is screenshot into
 // $AIOCR_SCREENSHOTS (docs/console holds the committed ones).
@@ -28,6 +29,10 @@ const FIXTURE = '0001.png';
 const GRANT = 25;
 /** The detection and slide fixtures, with ddddocr 1.6.1's answers. */
 const MORE = resolve('../fixtures/ddddocr-more');
+/** The click-in-order and math fixtures, with their truth. */
+const BEYOND = resolve('../fixtures/beyond');
+/** A math fixture the server reads right (its value is the manifest's). */
+const MATH_FIXTURE = '0000.png';
 /** What a detection and a slide cost (the server's defaults). */
 const DETECT_COST = 5;
 const SLIDE_COST = 1;
@@ -68,6 +73,14 @@ function ddddocrSlide() {
   const rows = readFileSync(join(MORE, 'slide', 'manifest.tsv'), 'utf8').trim().split('\n').slice(1);
   const cols = rows.map((line) => line.split('\t')).find((row) => row[0] === 'match');
   return [cols[1], cols[2], 'match', JSON.parse(cols[5])];
+}
+
+/** A fixture's row of a beyond manifest (click or math), as {column: value}. */
+function beyondRow(kind, file) {
+  const [header, ...rows] = readFileSync(join(BEYOND, kind, 'manifest.tsv'), 'utf8').trim().split('\n');
+  const names = header.split('\t');
+  const cols = rows.map((line) => line.split('\t')).find((row) => file === undefined || row[0] === file);
+  return Object.fromEntries(names.map((name, index) => [name, cols[index]]));
 }
 
 /** Everything a page did wrong: errors it logged, uncaught exceptions, foreign requests. */
@@ -240,7 +253,7 @@ test('a user and an admin use the console', async (t) => {
           text: [kind('detect').describe([[1, 2, 3, 4]]), kind('slide').describe({ target_x: 7, target_y: 0 })],
         };
       });
-      assert.deepEqual(drawn.here, ['ocr', 'detect', 'slide']);
+      assert.deepEqual(drawn.here, ['ocr', 'detect', 'click', 'slide']);
       assert.deepEqual(drawn.withSlide, ['ocr', 'slide']);
       assert.deepEqual(drawn.box, [true, false, true], 'the box edges, not its inside');
       assert.deepEqual(drawn.line, [true, false], 'a line at target_x');
@@ -290,6 +303,44 @@ test('a user and an admin use the console', async (t) => {
       points -= SLIDE_COST;
       await until(user, (expected) => Number(document.querySelector('#balance').dataset.points) === expected, points);
       await shot(user, 'try-slide');
+    });
+
+    await t.test('the user solves a click-in-order captcha: every click in its truth box, drawn numbered', async () => {
+      await user.getByRole('radio', { name: 'Click in order' }).check();
+      const row = beyondRow('click');
+      const truth = JSON.parse(row.truth_boxes_in_order);
+      await user.locator('#try-file-file').setInputFiles(join(BEYOND, 'click', row.file));
+      await user.locator('.drop[data-index="0"] img:not([hidden])').waitFor();
+      await user.locator('#try-option-hint').fill(row.hint);
+      await user.getByRole('button', { name: 'Solve' }).click();
+      await user.locator('#try-result[data-status]').waitFor();
+      assert.equal(await user.locator('#try-result').getAttribute('data-status'), 'done');
+      const text = await user.locator('#try-result').textContent();
+      const clicks = JSON.parse(text.slice(text.indexOf(': ') + 2));
+      assert.equal(clicks.length, truth.length, text);
+      clicks.forEach(([x, y], index) => {
+        const [x1, y1, x2, y2] = truth[index];
+        assert.ok(x1 <= x && x <= x2 && y1 <= y && y <= y2, `${text} vs ${row.truth_boxes_in_order}`);
+      });
+      assert.ok(await user.locator('#try-view canvas').isVisible(), 'the clicks are drawn');
+      points -= DETECT_COST;
+      await until(user, (expected) => Number(document.querySelector('#balance').dataset.points) === expected, points);
+      await shot(user, 'try-click');
+    });
+
+    await t.test('the user solves a math captcha: its value', async () => {
+      await user.getByRole('radio', { name: 'Text', exact: true }).check();
+      const row = beyondRow('math', MATH_FIXTURE);
+      await user.locator('#try-file-file').setInputFiles(join(BEYOND, 'math', MATH_FIXTURE));
+      await user.locator('.drop[data-index="0"] img:not([hidden])').waitFor();
+      await user.locator('#try-option-math').check();
+      await user.getByRole('button', { name: 'Solve' }).click();
+      await user.locator('#try-result[data-status]').waitFor();
+      assert.equal(await user.locator('#try-result').getAttribute('data-status'), 'done');
+      assert.equal(await user.locator('#try-result').textContent(), row.value, `${row.text}`);
+      points -= 1;
+      await until(user, (expected) => Number(document.querySelector('#balance').dataset.points) === expected, points);
+      await shot(user, 'try-math');
     });
 
     const admin = await browser.newPage();

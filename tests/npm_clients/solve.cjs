@@ -6,7 +6,8 @@
 // report call), `reported<TAB>OK`.
 //
 // Usage: node solve.cjs CLIENT URL KEY FILE...
-// CLIENT: anticaptcha | capmonster | 2captcha
+// CLIENT: anticaptcha | capmonster | 2captcha; anticaptcha-coordinates | 2captcha-coordinates
+// take FILE HINT pairs (click captchas)
 
 "use strict";
 
@@ -84,7 +85,51 @@ async function twocaptcha(url, key, files) {
   say("reported", "OK");
 }
 
-const CLIENTS = { anticaptcha, capmonster, "2captcha": twocaptcha };
+// Click captchas: FILE HINT pairs; prints `FILE<TAB>CLICKS` (JSON, as the library returns
+// them). @antiadmin/anticaptchaofficial's solveImageToCoordinates (ImageToCoordinatesTask,
+// the characters in its comment) and @2captcha/captcha-solver's coordinates (in.php's
+// coordinatescaptcha=1 with textinstructions), their addresses set as above.
+async function anticaptchaCoordinates(url, key, pairs) {
+  const ac = require("@antiadmin/anticaptchaofficial");
+  const libraryDir = path.dirname(require.resolve("@antiadmin/anticaptchaofficial"));
+  const axios = require(require.resolve("axios", { paths: [libraryDir] }));
+  axios.interceptors.request.use((config) => {
+    config.url = config.url.replace("https://api.anti-captcha.com", url);
+    return config;
+  });
+  ac.setAPIKey(key);
+  ac.shutUp();
+  ac.settings.firstAttemptWaitingInterval = 0.1;
+  ac.settings.normalWaitingInterval = 0.1;
+  for (let i = 0; i < pairs.length; i += 2) {
+    say(pairs[i], JSON.stringify(await ac.solveImageToCoordinates(base64Of(pairs[i]), pairs[i + 1])));
+  }
+}
+
+async function twocaptchaCoordinates(url, key, pairs) {
+  const { Solver } = require("@2captcha/captcha-solver");
+  class ThisServer extends Solver {
+    get in() {
+      return `${url}/in.php`;
+    }
+    get res() {
+      return `${url}/res.php`;
+    }
+  }
+  const solver = new ThisServer(key, 100);
+  for (let i = 0; i < pairs.length; i += 2) {
+    const answer = await solver.coordinates({ body: base64Of(pairs[i]), textinstructions: pairs[i + 1] });
+    say(pairs[i], JSON.stringify(answer.data));
+  }
+}
+
+const CLIENTS = {
+  anticaptcha,
+  capmonster,
+  "2captcha": twocaptcha,
+  "anticaptcha-coordinates": anticaptchaCoordinates,
+  "2captcha-coordinates": twocaptchaCoordinates,
+};
 
 const [client, url, key, ...files] = process.argv.slice(2);
 CLIENTS[client](url, key, files).catch((error) => {

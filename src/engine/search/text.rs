@@ -119,7 +119,39 @@ pub fn best_text(
         },
     };
     let path = best_path(probs, &symbols, &grammar, Effort::default())?;
+    if rules.min_chars > 0 || rules.max_chars > 0 {
+        let any_length = TextRules {
+            min_chars: 0,
+            max_chars: 0,
+            ..rules.clone()
+        };
+        let free = LengthGrammar {
+            rules: &any_length,
+            entries: &entries,
+            cap: 0,
+        };
+        let free_path = best_path(probs, &symbols, &free, Effort::default())?;
+        let shortfall = log_prob(&free_path) - log_prob(&path);
+        if shortfall > MAX_LENGTH_SHORTFALL {
+            return None;
+        }
+    }
     Some((text_of(probs, &symbols, &path), path.confidence()))
+}
+
+/// How much less probable (natural log, the whole path) the best reading of the lengths
+/// asked for may be than the best reading of any length with the same characters. Beyond
+/// it the image does not hold that many characters (or holds more): the reading would make
+/// characters up where the model sees gaps, or drop ones it sees, and is refused
+/// (unsolvable) rather than answered, as the math reading refuses an expression far from what
+/// the model reads. A made-up character where the model sees a gap costs ~7-11 (its
+/// probability there is 1e-3 to 1e-5); telling a doubled letter apart or dropping a faint
+/// stray one costs less (bench/beyond_score.py `constrained`: right answers and refusals).
+pub const MAX_LENGTH_SHORTFALL: f32 = 6.0;
+
+/// A path's log probability.
+fn log_prob(path: &Path) -> f32 {
+    path.step_log_probs.iter().sum()
 }
 
 /// The search's symbols: every class the rules allow (the blank excepted), a letter's two

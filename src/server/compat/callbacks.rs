@@ -12,6 +12,7 @@
 //! callbacks of uploads still pending at a stop are lost with the stop (those uploads are
 //! voided and refunded).
 
+use super::task_answers::AnswerFormat;
 use crate::server::shard::Shard;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -42,6 +43,8 @@ pub enum CallbackBody {
     TaskResult {
         client_ip: std::net::IpAddr,
         task_id: Option<u64>,
+        /// How the task's type writes its solution.
+        format: AnswerFormat,
     },
 }
 

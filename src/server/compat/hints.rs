@@ -2,8 +2,10 @@
 //! `max_len`; the task protocol's `numeric`, `minLength`, `maxLength`,
 //! `recognizingThreshold`), mapped onto what the engine can honour: a charset range where
 //! the hint restricts the characters (ddddocr's `set_ranges`, so the model picks the best
-//! allowed character at each step), and constraints checked on the answer otherwise (an
-//! answer that fails them is unsolvable and not charged). An arithmetic captcha (2captcha's
+//! allowed character at each step); for lengths (and "digits and letters") the best reading
+//! that meets them, searched over the model's per-step probabilities (engine/search/text.rs),
+//! none (or only one far less likely than a reading of another length: the image does not
+//! hold that many characters) being unsolvable and not charged. An arithmetic captcha (2captcha's
 //! `calc=1`, the task protocol's `math: true`) is read as an expression and answered with its
 //! value (engine/search/math.rs; none readable: unsolvable, not charged). Hints for human
 //! workers (`phrase`, `comment`, `language`, case sensitivity, instructions) change nothing:
@@ -44,6 +46,17 @@ impl Numeric {
         })
     }
 
+    /// The protocols' number for it (`Reading::of_constraints` takes the same).
+    fn code(self) -> u8 {
+        match self {
+            Numeric::Any => 0,
+            Numeric::DigitsOnly => 1,
+            Numeric::LettersOnly => 2,
+            Numeric::DigitsOrLetters => 3,
+            Numeric::DigitsAndLetters => 4,
+        }
+    }
+
     fn charset(self) -> Option<String> {
         match self {
             Numeric::Any => None,
@@ -72,10 +85,19 @@ pub struct Hints {
 }
 
 impl Hints {
-    /// The characters and lengths asked for, on a text answer.
+    /// The characters and lengths asked for, on a text answer: the characters as a charset
+    /// range; lengths (or "digits and letters") as the best reading that meets them
+    /// (engine/search/text.rs), not ddddocr's answer refused when it breaks them. The
+    /// constraints are still checked on the answer (the search meets them by construction).
     fn apply_to_text(&self, options: &mut RecognizeOptions, constraints: &mut AnswerConstraints) {
         if let Some(charset) = self.numeric.charset() {
             options.charset_range = Some(CharsetRange::Characters(charset));
+        }
+        let searched =
+            self.min_chars > 0 || self.max_chars > 0 || self.numeric == Numeric::DigitsAndLetters;
+        if searched {
+            options.reading =
+                Reading::of_constraints(self.numeric.code(), self.min_chars, self.max_chars, false);
         }
         constraints.min_chars = self.min_chars;
         constraints.max_chars = self.max_chars;
@@ -149,6 +171,11 @@ mod tests {
         assert_eq!(
             options.charset_range,
             Some(CharsetRange::Characters(expected))
+        );
+        assert_eq!(
+            options.reading,
+            Reading::of_constraints(4, 4, 5, false),
+            "the best reading that meets them"
         );
         assert!(options.probability);
         assert!(constraints.check(&answer("ab12", Some(0.9))).is_ok());

@@ -3,7 +3,8 @@
 //!
 //! - `twocaptcha.rs` — 2captcha's API v1: `/in.php` and `/res.php`;
 //! - `tasks.rs` — the JSON task protocol of anti-captcha, 2captcha v2, CapMonster Cloud and
-//!   CapSolver: `/createTask`, `/getTaskResult`, `/getBalance`, the report calls;
+//!   CapSolver: `/createTask`, `/getTaskResult`, `/getBalance`, the report calls
+//!   (`task_answers.rs`: its click task types, and each type's solution shape);
 //! - `fastapi.rs` — ddddocr-fastapi's `/ocr`.
 //!
 //! Their answers are theirs, not `/v2`'s: protocol errors travel with HTTP 200 (clients
@@ -15,6 +16,7 @@ pub mod callbacks;
 mod coordinates;
 pub mod fastapi;
 mod hints;
+mod task_answers;
 pub mod tasks;
 pub mod twocaptcha;
 
@@ -30,7 +32,7 @@ use crate::auth;
 use crate::contract::ApiError;
 use crate::engine::{AnswerConstraints, RecognizeOptions};
 use crate::http::Response;
-use crate::recognition::Task;
+use crate::recognition::{ClickHint, Task};
 use crate::store::UploadRecord;
 use callbacks::{Callback, CallbackBody};
 use std::rc::Rc;
@@ -52,9 +54,13 @@ fn deliver_callback(shard: &Rc<super::shard::Shard>, callback: Callback, record:
             "application/x-www-form-urlencoded",
             twocaptcha::pingback_body(record),
         ),
-        CallbackBody::TaskResult { client_ip, task_id } => (
+        CallbackBody::TaskResult {
+            client_ip,
+            task_id,
+            format,
+        } => (
             "application/json",
-            tasks::callback_body(shard.config(), record, *client_ip, *task_id),
+            tasks::callback_body(shard.config(), record, *client_ip, *task_id, *format),
         ),
     };
     callbacks::send(shard, callback, content_type, body);
@@ -152,27 +158,31 @@ pub async fn submit(
     submit_task(call, caller, task, extras).await
 }
 
-/// `submit` for the JSON task protocol: the upload is numbered with a task id (the second
-/// value), the `taskId` its clients read exactly (store/task_ids.rs).
+/// `submit_task` for the JSON task protocol: the upload is numbered with a task id (the
+/// second value), the `taskId` its clients read exactly (store/task_ids.rs), which keeps the
+/// task type's `answer_format` (task_answers.rs).
 pub async fn submit_numbered(
     call: &Call<'_>,
     caller: &Caller,
-    upload: CompatUpload,
+    (task, extras): (Task, TaskExtras),
+    answer_format: u8,
 ) -> Result<(Accepted, u64), Refusal> {
-    let (task, extras) = upload.into_task();
     let request = upload_request(call, task, extras)?;
     let accept = Accept {
         caller: *caller,
         request,
     };
-    let (accepted, task_id) = run_on_owner(call.shard, AcceptTask(accept)).await?;
-    call.charged(caller.owner, accepted.record().id);
+    let numbered = AcceptTask {
+        accept,
+        answer_format,
+    };
+    let (accepted, task_id) = run_on_owner(call.shard, numbered).await?;
     Ok((accepted, task_id))
 }
 
 impl CompatUpload {
     /// The text task its hints narrow, and what else the request adds.
-    fn into_task(self) -> (Task, TaskExtras) {
+    pub fn into_task(self) -> (Task, TaskExtras) {
         let mut options = self.options;
         let mut constraints = AnswerConstraints::default();
         self.hints.apply(&mut options, &mut constraints);
@@ -183,6 +193,24 @@ impl CompatUpload {
         let extras = TaskExtras {
             soft_id: self.soft_id,
             constraints,
+            callback: self.callback,
+        };
+        (task, extras)
+    }
+}
+
+impl CompatUpload {
+    /// A click-in-order task of its image instead (the text hints do not apply), with what
+    /// else the request adds.
+    pub fn into_click_task(self, hint: ClickHint, rectangles: bool) -> (Task, TaskExtras) {
+        let task = Task::Click {
+            image: self.image,
+            hint,
+            rectangles,
+        };
+        let extras = TaskExtras {
+            soft_id: self.soft_id,
+            constraints: AnswerConstraints::default(),
             callback: self.callback,
         };
         (task, extras)
@@ -214,7 +242,6 @@ pub async fn submit_task(
         },
     )
     .await?;
-    call.charged(caller.owner, accepted.record().id);
     Ok(accepted)
 }
 
@@ -228,6 +255,7 @@ fn upload_request(call: &Call, task: Task, extras: TaskExtras) -> Result<UploadR
         timeout_ms: wait_ms,
         constraints: extras.constraints,
         on_finish: extras.callback.map(finish_hook),
+        forwarded: call.forwarded,
     }
     .checked(call)
 }

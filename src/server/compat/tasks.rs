@@ -14,12 +14,17 @@
 //! without sleeping when it is missing.
 
 use super::callbacks::{Callback, CallbackBody, CallbackRefusal, CallbackTarget};
+use super::task_answers::{
+    click_request, AnswerFormat, COORDINATES, IMAGE_TO_COORDINATES, IMAGE_TO_TEXT,
+};
 use super::{
-    caller_by_key, parse_id, submit_numbered, CompatUpload, Hints, KeyProblem, Numeric, Unserved,
+    caller_by_key, parse_id, submit_numbered, CompatUpload, Hints, KeyProblem, Numeric, TaskExtras,
+    Unserved,
 };
 use crate::config::Config;
 use crate::contract::ApiError;
 use crate::http::Response;
+use crate::recognition::Task;
 use crate::server::call::{Call, Caller};
 use crate::server::owner::{run_on_owner, OwnerCommand};
 use crate::server::queries;
@@ -30,9 +35,6 @@ use crate::store::{task_ids, UploadRecord, UploadStatus};
 use serde_json::{json, Map, Value};
 use std::net::IpAddr;
 use std::rc::Rc;
-
-/// The task type this server solves; every other type is `ERROR_TASK_NOT_SUPPORTED`.
-const IMAGE_TO_TEXT: &str = "ImageToTextTask";
 
 /// One error of the protocol: (errorId, errorCode), ids as anti-captcha and 2captcha v2
 /// number them.
@@ -116,12 +118,21 @@ pub async fn create_task(call: &Call<'_>) -> ApiResult {
         Ok(opened) => opened,
         Err(unserved) => return unserved.into_result(),
     };
-    let mut upload = match read_task(call, &object) {
-        Ok(upload) => upload,
+    let (mut upload, format) = match read_task(call, &object) {
+        Ok(read) => read,
         Err((error, description)) => return Ok(error_answer(error, &description)),
     };
-    choose_module(call, &caller, &object, &mut upload);
-    let (accepted, task_id) = match submit_numbered(call, &caller, upload).await {
+    let task = match format {
+        AnswerFormat::Text => {
+            choose_module(call, &caller, &object, &mut upload);
+            upload.into_task()
+        }
+        _ => match click_task(call, &object, upload, format) {
+            Ok(task) => task,
+            Err((error, description)) => return Ok(error_answer(error, &description)),
+        },
+    };
+    let (accepted, task_id) = match submit_numbered(call, &caller, task, format.tag()).await {
         Ok(numbered) => numbered,
         Err(refusal) => return Ok(refusal_answer(&refusal)),
     };
@@ -134,42 +145,35 @@ pub async fn create_task(call: &Call<'_>) -> ApiResult {
             answer(json!({ "errorId": 0, "taskId": task_id, "status": "processing" }))
         }
         Accepted::Finished(finished) => {
-            let mut body = task_json(call.shard.config(), &finished.record, call.peer);
+            let mut body = task_json(call.shard.config(), &finished.record, call.peer, format);
             body["taskId"] = json!(task_id);
             answer(body)
         }
     })
 }
 
-/// The upload a `createTask` asks for; `Err` is the protocol's error and a description.
+/// The upload a `createTask` asks for and how its task type writes the solution; `Err` is
+/// the protocol's error and a description.
 fn read_task(
     call: &Call,
     object: &Map<String, Value>,
-) -> Result<CompatUpload, (TaskError, String)> {
+) -> Result<(CompatUpload, AnswerFormat), (TaskError, String)> {
     let bad = |text: &str| (BAD_PARAMETERS, text.to_string());
     let task = object
         .get("task")
         .and_then(Value::as_object)
         .ok_or_else(|| bad("task must be an object"))?;
     let kind = task.get("type").and_then(Value::as_str).unwrap_or("");
-    if kind != IMAGE_TO_TEXT {
-        return Err((
-            TASK_NOT_SUPPORTED,
-            format!("task type {kind:?} is not supported; this server solves {IMAGE_TO_TEXT}"),
-        ));
-    }
+    let format = AnswerFormat::of_task_type(kind).ok_or_else(|| {
+        let solved = format!("{IMAGE_TO_TEXT}, {COORDINATES}, {IMAGE_TO_COORDINATES}");
+        let text = format!("task type {kind:?} is not supported; this server solves {solved}");
+        (TASK_NOT_SUPPORTED, text)
+    })?;
     let body = task.get("body").and_then(Value::as_str).unwrap_or("");
-    let max_image_bytes = call.shard.config().images.max_image_bytes;
-    let image = match decode_base64_image(body, max_image_bytes) {
-        Ok(image) => image,
-        Err(refusal) if refusal.error == ApiError::NoImage => {
-            return Err((ZERO_CAPTCHA_FILESIZE, "the task has no body".into()))
-        }
-        Err(refusal) if refusal.error == ApiError::TooLarge => {
-            return Err((TOO_BIG_CAPTCHA_FILESIZE, refusal.message))
-        }
-        Err(refusal) => return Err((IMAGE_TYPE_NOT_SUPPORTED, refusal.message)),
-    };
+    let image = task_image(call, body).map_err(|(error, text)| match error {
+        ZERO_CAPTCHA_FILESIZE => (error, "the task has no body".to_string()),
+        _ => (error, text),
+    })?;
     let mut upload = CompatUpload::new(call, image);
     upload.hints = hints(task).map_err(|text| bad(&text))?;
     upload.soft_id = object
@@ -193,10 +197,41 @@ fn read_task(
             body: CallbackBody::TaskResult {
                 client_ip: call.peer,
                 task_id: None, // given when the upload is accepted
+                format,
             },
         });
     }
-    Ok(upload)
+    Ok((upload, format))
+}
+
+/// An image field of a task (base64), in the protocol's errors.
+fn task_image(call: &Call, base64: &str) -> Result<Vec<u8>, (TaskError, String)> {
+    let max_image_bytes = call.shard.config().images.max_image_bytes;
+    decode_base64_image(base64, max_image_bytes).map_err(|refusal| match refusal.error {
+        ApiError::NoImage => (ZERO_CAPTCHA_FILESIZE, refusal.message),
+        ApiError::TooLarge => (TOO_BIG_CAPTCHA_FILESIZE, refusal.message),
+        _ => (IMAGE_TYPE_NOT_SUPPORTED, refusal.message),
+    })
+}
+
+/// The click-in-order task of a `CoordinatesTask` or `ImageToCoordinatesTask`
+/// (task_answers.rs): its image, what to click, points or boxes.
+fn click_task(
+    call: &Call,
+    object: &Map<String, Value>,
+    upload: CompatUpload,
+    format: AnswerFormat,
+) -> Result<(Task, TaskExtras), (TaskError, String)> {
+    let task = object
+        .get("task")
+        .and_then(Value::as_object)
+        .expect("read_task read it");
+    let request = click_request(format, task).map_err(|text| (BAD_PARAMETERS, text))?;
+    let hint_image = match (request.text, request.image_base64) {
+        (None, Some(base64)) => Some(task_image(call, base64)?),
+        _ => None, // the text wins: the image is not read
+    };
+    Ok(upload.into_click_task(request.hint(hint_image), request.rectangles))
 }
 
 /// CapSolver's `module` and CapMonster's `CapMonsterModule` choose a model: the server's own
@@ -267,8 +302,14 @@ pub(crate) fn hints(task: &Map<String, Value>) -> Result<Hints, String> {
     })
 }
 
-/// A task's state as `getTaskResult` (and a `callbackUrl`) says it.
-fn task_json(config: &Config, record: &UploadRecord, client_ip: IpAddr) -> Value {
+/// A task's state as `getTaskResult` (and a `callbackUrl`) says it, its solution in the
+/// task type's `format`.
+fn task_json(
+    config: &Config,
+    record: &UploadRecord,
+    client_ip: IpAddr,
+    format: AnswerFormat,
+) -> Value {
     match record.status {
         UploadStatus::Pending => json!({ "errorId": 0, "status": "processing" }),
         UploadStatus::Failed => {
@@ -279,7 +320,7 @@ fn task_json(config: &Config, record: &UploadRecord, client_ip: IpAddr) -> Value
         UploadStatus::Done => json!({
             "errorId": 0,
             "status": "ready",
-            "solution": { "text": record.result.as_deref().unwrap_or("") },
+            "solution": format.solution(record),
             "cost": config.compat.price_per_point.amount(record.cost, 5),
             "ip": client_ip.to_string(),
             "createTime": record.created_at_ms / 1000,
@@ -295,22 +336,24 @@ pub fn callback_body(
     record: &UploadRecord,
     client_ip: IpAddr,
     task_id: Option<u64>,
+    format: AnswerFormat,
 ) -> Vec<u8> {
-    let mut body = task_json(config, record, client_ip);
+    let mut body = task_json(config, record, client_ip, format);
     if let Some(task_id) = task_id {
         body["taskId"] = json!(task_id);
     }
     body.to_string().into_bytes()
 }
 
-/// The task `taskId` names (a number or a numeric string), or the answer that says why not.
-/// A number above 2^53 - 1 is the upload id older versions answered as `taskId` (a client
-/// that keeps exact integers may still poll with it).
+/// The task `taskId` names (a number or a numeric string) and how its type writes the
+/// solution, or the answer that says why not. A number above 2^53 - 1 is the upload id older
+/// versions answered as `taskId` (a client that keeps exact integers may still poll with
+/// it; such an upload has no task type: text, or a click's `{"x", "y"}`).
 async fn named_task(
     call: &Call<'_>,
     caller: &Caller,
     object: &Map<String, Value>,
-) -> Result<UploadRecord, Response> {
+) -> Result<(UploadRecord, AnswerFormat), Response> {
     let number = match object.get("taskId") {
         Some(Value::Number(number)) => number.as_u64().or_else(|| whole_double(number)),
         Some(Value::String(text)) => parse_id(text),
@@ -325,7 +368,8 @@ async fn named_task(
         };
         run_on_owner(call.shard, query).await
     } else {
-        queries::upload_of(call.shard, caller.user_id, number).await
+        let record = queries::upload_of(call.shard, caller.user_id, number).await;
+        record.map(|record| (record, AnswerFormat::Text))
     };
     found.map_err(|refusal| match refusal.error {
         ApiError::NoSuchUpload => error_answer(NO_SUCH_CAPCHA_ID, "no such task"),
@@ -350,19 +394,20 @@ struct TaskQuery {
 }
 
 impl OwnerCommand for TaskQuery {
-    type Output = UploadRecord;
+    type Output = (UploadRecord, AnswerFormat);
 
     fn owner(&self) -> u16 {
         self.owner
     }
 
-    async fn apply(self, shard: Rc<Shard>) -> Result<UploadRecord, Refusal> {
+    async fn apply(self, shard: Rc<Shard>) -> Result<(UploadRecord, AnswerFormat), Refusal> {
         let store = shard.store.borrow()?;
-        let record = match store.task_upload(self.task_id)? {
-            Some(upload_id) => store.upload(self.user_id, upload_id)?,
-            None => None,
+        let Some((upload_id, tag)) = store.task_upload(self.task_id)? else {
+            return Err(ApiError::NoSuchUpload.into());
         };
-        record.ok_or(Refusal::from(ApiError::NoSuchUpload))
+        let record = store.upload(self.user_id, upload_id)?;
+        let record = record.ok_or(Refusal::from(ApiError::NoSuchUpload))?;
+        Ok((record, AnswerFormat::of_tag(tag)))
     }
 }
 
@@ -373,7 +418,7 @@ pub async fn get_task_result(call: &Call<'_>) -> ApiResult {
         Err(unserved) => return unserved.into_result(),
     };
     Ok(match named_task(call, &caller, &object).await {
-        Ok(record) => answer(task_json(call.shard.config(), &record, call.peer)),
+        Ok((record, format)) => answer(task_json(call.shard.config(), &record, call.peer, format)),
         Err(answer) => answer,
     })
 }
@@ -407,7 +452,7 @@ pub async fn report_incorrect(call: &Call<'_>) -> ApiResult {
         Err(unserved) => return unserved.into_result(),
     };
     let record = match named_task(call, &caller, &object).await {
-        Ok(record) => record,
+        Ok((record, _)) => record,
         Err(answer) => return Ok(answer),
     };
     if record.reported {

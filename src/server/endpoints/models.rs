@@ -196,6 +196,18 @@ fn check_and_keep_blocking(
         .files()
         .keep(digest, &new.onnx, &new.charsets)
         .map_err(|e| internal("model files", e))?;
+    // In a cluster, the workers get the files from the models bucket: put there before the
+    // record is kept, so that the model's first job may go to them. A model not put there
+    // still answers, on this node's threads.
+    if let Some(objects) = shared.model_catalog.objects() {
+        let paths = shared.model_catalog.files().paths(&digest);
+        if let Err(error) = objects.put_and_wait(digest, paths) {
+            log_line!(
+                "aiocr: model {:?}: not in the cluster's models bucket ({error}); its jobs run on this node",
+                new.name
+            );
+        }
+    }
     let record = new.record(user_id, digest.0);
     Ok((info, CatalogEntry::new(record, model), files))
 }

@@ -14,6 +14,7 @@ use crate::recognition::cache::{digest, slide_digest, CacheKey, ClickHintKey, Ta
 use crate::recognition::{Job, JobAnswer, JobResult, Task};
 use crate::server::cache;
 use crate::server::call::Caller;
+use crate::server::forwarded;
 use crate::server::owner::OwnerCommand;
 use crate::server::reply::{busy, storage_unavailable, Refusal};
 use crate::server::shard::Shard;
@@ -35,35 +36,42 @@ impl OwnerCommand for Accept {
     }
 
     async fn apply(self, shard: Rc<Shard>) -> Result<Accepted, Refusal> {
-        let (accepted, _) = accept(shard, self.caller.user_id, self.request, false).await?;
+        let (accepted, _) = accept(shard, self.caller.user_id, self.request, None).await?;
         Ok(accepted)
     }
 }
 
 /// An upload of the JSON task protocol: accepted like any, and numbered with a task id of
-/// its owner shard in the same write (store/task_ids.rs). The answer is the task id too.
-pub struct AcceptTask(pub Accept);
+/// its owner shard in the same write (store/task_ids.rs), which keeps the protocol's
+/// `answer_format` with it (how `getTaskResult` writes the answer). The answer is the task id
+/// too.
+pub struct AcceptTask {
+    pub accept: Accept,
+    pub answer_format: u8,
+}
 
 impl OwnerCommand for AcceptTask {
     type Output = (Accepted, u64);
 
     fn owner(&self) -> u16 {
-        self.0.owner()
+        self.accept.owner()
     }
 
     async fn apply(self, shard: Rc<Shard>) -> Result<(Accepted, u64), Refusal> {
-        let Accept { caller, request } = self.0;
-        let (accepted, task_id) = accept(shard, caller.user_id, request, true).await?;
+        let Accept { caller, request } = self.accept;
+        let numbered = Some(self.answer_format);
+        let (accepted, task_id) = accept(shard, caller.user_id, request, numbered).await?;
         Ok((accepted, task_id.expect("a numbered upload has a task id")))
     }
 }
 
-/// Accepts the upload; with `numbered`, it gets a task id (the second value, else `None`).
+/// Accepts the upload; `numbered` (the task's answer format), it gets a task id (the second
+/// value, else `None`).
 async fn accept(
     shard: Rc<Shard>,
     user_id: u64,
     request: UploadRequest,
-    numbered: bool,
+    numbered: Option<u8>,
 ) -> Result<(Accepted, Option<u64>), Refusal> {
     // First: a refusal for a failed disk takes no rate token, no queue slot, no recognition.
     shard.store.writable()?;
@@ -83,15 +91,17 @@ async fn accept(
     // workers: placement.rs) must have room.
     let cached = cache::lookup(&shard, &key).await;
     // The fast path records no task id: a numbered upload's hit goes the general way.
-    let outright = |_: &&JobAnswer| !numbered && answers_outright(&request);
+    let outright = |_: &&JobAnswer| numbered.is_none() && answers_outright(&request);
     if let Some(answer) = cached.as_ref().filter(outright) {
         let accepted = accept_hit(&shard, user_id, request, &key, answer).await?;
+        // With the next group commit (the hit's charge was its own write).
+        keep_model_request(&shard, user_id, user_model.as_deref());
         count_model_request(&shard, user_id, user_model.as_deref());
         return Ok((accepted, None));
     }
     let place = match cached {
         Some(_) => Place::Local, // not queued at all
-        None => match placement::place(&shard, kind, runs_here_only(&request.task)) {
+        None => match placement::place(&shard, kind, runs_here_only(&shard, &request.task)) {
             Some(place) => place,
             None => {
                 shard.metrics().uploads_queue_full += 1;
@@ -105,7 +115,10 @@ async fn accept(
         return Err(busy());
     }
     let mut request = request;
+    let forwarded = request.forwarded;
     let (record, task_id) = reserve(&shard, user_id, &request, &key, numbered)?;
+    // In the same group commit as the reservation: no write of its own to wait for.
+    keep_model_request(&shard, user_id, user_model.as_deref());
     let (wait, timeout_ms) = (request.wait, request.timeout_ms);
     // No await since `has_room`: the places are still free.
     let waiter: Option<Waiter> = wait.then(|| shard.uploads.waiters.register(record.id));
@@ -122,6 +135,8 @@ async fn accept(
         }
         None => submit(&shard, place, &record, request, key)?,
     }
+    // Written before the group commit: durable with the reservation (server/forwarded.rs).
+    forwarded::await_ack(&shard, forwarded, record.id);
     // A 200 means the reservation is on disk, so the answer waits for the group commit; the
     // recognition already runs meanwhile (a sync answer pays max(fsync, model), not the sum).
     if shard.commit.durable().await.is_err() {
@@ -139,6 +154,18 @@ async fn accept(
         Some(waiter) => wait_for_result(&shard.uploads.waiters, record, waiter, timeout_ms).await,
     };
     Ok((accepted, task_id))
+}
+
+/// Writes an accepted upload's count for the user's model it names into the shard's store
+/// (read back at start); a count that cannot be written is left out (a number, not money).
+fn keep_model_request(shard: &Shard, user_id: u64, user_model: Option<&str>) {
+    let Some(name) = user_model else { return };
+    let Some(model) = shard.shared.model_catalog.record_for(user_id, name) else {
+        return;
+    };
+    if let Ok(mut store) = shard.store.borrow_mut() {
+        let _ = store.count_model_use(&model, 1, 0);
+    }
 }
 
 /// An accepted upload counts for the user's model it names (cache hits included).
@@ -170,9 +197,17 @@ fn with_user_model(
     Ok(request)
 }
 
-/// Whether a task must run on this node's threads: users' models are not on the workers.
-fn runs_here_only(task: &Task) -> bool {
-    matches!(task, Task::Ocr { options, .. } if options.custom.is_some())
+/// Whether a task must run on this node's threads: a user's model whose files are not in
+/// the cluster's models bucket (cluster/model_transfer.rs) is not on the workers.
+fn runs_here_only(shard: &Shard, task: &Task) -> bool {
+    let catalog = &shard.shared.model_catalog;
+    match task {
+        Task::Ocr { options, .. } => options
+            .custom
+            .as_ref()
+            .is_some_and(|model| !catalog.on_workers(&model.digest)),
+        _ => false,
+    }
 }
 
 /// The answer cache's key for a task: the bytes' digest and what else shapes the answer.
@@ -206,20 +241,21 @@ fn cache_key(task: &Task) -> CacheKey {
 }
 
 /// Reserves the upload's cost (its kind's price) with a pending record (made durable by the
-/// group commit the caller awaits before answering), and with `numbered` a task id.
+/// group commit the caller awaits before answering), and with `numbered` a task id keeping
+/// that answer format.
 fn reserve(
     shard: &Shard,
     user_id: u64,
     request: &UploadRequest,
     key: &CacheKey,
-    numbered: bool,
+    numbered: Option<u8>,
 ) -> Result<(UploadRecord, Option<u64>), Refusal> {
     let new_upload = request.new_upload(shard.config(), key);
     let mut store = shard.store.borrow_mut()?;
     let (record, task_id) = match numbered {
-        false => (store.accept_upload(user_id, new_upload)?, None),
-        true => {
-            let (record, task_id) = store.accept_task_upload(user_id, new_upload)?;
+        None => (store.accept_upload(user_id, new_upload)?, None),
+        Some(answer_format) => {
+            let (record, task_id) = store.accept_task_upload(user_id, new_upload, answer_format)?;
             (record, Some(task_id))
         }
     };

@@ -1,4 +1,5 @@
-// Try it: drop, paste or choose an image (two for a slide), choose the kind and options,
+// Try it: drop, paste or choose an image (two for a slide; a click captcha's hint may be an
+// image too), choose the kind and options,
 // solve it with `wait=1`, see the answer, the confidence and the time it took. The kinds and
 // their options are data (kinds.js); this page only lays them out and sends them.
 
@@ -133,15 +134,19 @@ function optionField(option) {
 /** Sends the images and options; shows the answer. */
 async function solve(main, state) {
   const { kind } = state;
-  const missing = kind.images.find((_, index) => !state.files[index]);
+  const missing = kind.images.find((image, index) => !image.optional && !state.files[index]);
   if (missing) throw new Error(`Choose ${missing.label.toLowerCase()} first.`);
   const form = new FormData();
-  kind.images.forEach((image, index) => form.append(image.field, state.files[index]));
+  kind.images.forEach((image, index) => {
+    if (state.files[index]) form.append(image.field, state.files[index]);
+  });
   for (const option of kind.options) {
     const field = $(`#try-option-${option.field}`, main);
     if (option.type === 'checkbox') form.append(option.field, field.checked ? '1' : '0');
     else if (field.value.trim() !== '') form.append(option.field, field.value.trim());
   }
+  // The answer shown is the last solve's until this one's comes.
+  delete $('#try-result', main).dataset.status;
   const started = performance.now();
   const answer = await call('POST', kind.path, { query: { wait: 1, timeout_ms: WAIT_MS }, form });
   const roundTrip = performance.now() - started;
@@ -166,7 +171,9 @@ async function showAnswer(main, state, answer, roundTrip) {
   const view = $('#try-view', main);
   view.replaceChildren();
   if (done && state.kind.draw) {
-    const images = await Promise.all(state.urls.map(loadImage));
+    // The images of this solve (an optional one left out is none).
+    const images = await Promise.all(state.files.map((file, index) =>
+      (file ? loadImage(state.urls[index]) : null)));
     const canvas = h('canvas', { role: 'img', 'aria-label': `${state.kind.label}: ${result.textContent}` });
     state.kind.draw(canvas, images, answer.result);
     view.append(canvas);
