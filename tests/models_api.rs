@@ -266,11 +266,38 @@ fn models_over_the_api_private_public_limits_and_restart() {
     assert_eq!(refused["code"], 3005);
     drop(client);
 
-    // Kept across a restart.
+    // Kept across a restart, with their numbers.
+    let numbers = |server: &Server, token: &str| {
+        let listed = server.client().get("/v2/models", Some(token)).json();
+        let models = listed["data"]["models"].as_array().unwrap().clone();
+        // The admin's public model, used by users of both shards: each shard kept its own.
+        let shared = models
+            .iter()
+            .find(|m| m["name"] == "shared")
+            .unwrap()
+            .clone();
+        (
+            shared["requests"].as_u64().unwrap(),
+            shared["reports"].as_u64().unwrap(),
+        )
+    };
+    let before = numbers(&server, owner);
+    assert!(before.0 >= 6, "shared was used: {before:?}");
+    let line = format!(
+        "aiocr_model_requests_total{{model=\"shared\"}} {}",
+        before.0
+    );
+    assert!(server.metrics().contains(&line), "{line}");
     let mut server = server;
     assert_eq!(server.terminate(), 0);
     let server = server.restart();
     let owner = server.login(&owner_name, &format!("password-{owner_name}"));
+    assert_eq!(
+        numbers(&server, &owner),
+        before,
+        "the numbers survive the restart"
+    );
+    assert!(server.metrics().contains(&line), "{line}");
     let rows = answers("permuted-charset");
     let answer = recognize(&mut server.client(), &owner, "mine2", &image(&rows[1].0));
     assert_eq!(answer["data"]["result"], rows[1].1.as_str(), "{answer}");

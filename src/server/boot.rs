@@ -197,6 +197,15 @@ fn open_model_catalog(config: &Config, stores: &[ShardStore]) -> Result<Arc<Mode
             }
         }
     }
+    // The models' numbers, kept by the shards whose users made them.
+    for store in stores {
+        let usages = store
+            .all_model_use()
+            .map_err(|e| format!("model numbers: {e}"))?;
+        for usage in &usages {
+            catalog.restore_usage(usage);
+        }
+    }
     let swept = catalog.sweep_unnamed_files();
     if swept > 0 {
         log_line!(

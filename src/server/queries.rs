@@ -137,14 +137,19 @@ impl OwnerCommand for Report {
             user_id, upload_id, ..
         } = self.upload;
         let now_ms = crate::clock::unix_now_ms();
-        let reported =
-            shard
-                .store
-                .borrow_mut()?
-                .report(user_id, upload_id, now_ms, self.window_ms)?;
+        let catalog = &shard.shared.model_catalog;
+        let reported = {
+            let mut store = shard.store.borrow_mut()?;
+            let reported = store.report(user_id, upload_id, now_ms, self.window_ms)?;
+            // Its model's number, in the same group commit as the refund.
+            if let Some(model) = catalog.record_for(user_id, &reported.0.model) {
+                let _ = store.count_model_use(&model, 0, 1);
+            }
+            reported
+        };
         shard.commit.durable().await.map_err(StoreError::Io)?;
         let model = &reported.0.model;
-        shard.shared.model_catalog.count_report(user_id, model);
+        catalog.count_report(user_id, model);
         Ok(reported)
     }
 }

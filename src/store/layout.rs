@@ -17,6 +17,8 @@
 //! - `task_days`: task id (task_ids.rs) -> day (u32 `YYYYMMDD`), the index to the day's
 //!   `tasks-` tree; `meta` also holds the task counter's mark, `task_serial_high_water`
 //! - `user_models`: user id + model name -> a model's record (models.rs)
+//! - `model_usage`: model owner + created at + name -> this shard's users' uploads with the
+//!   model and their wrong-answer reports (models.rs)
 //!
 //! Day trees: `uploads-YYYYMMDD` (upload id -> `UploadRecord`), `hits-YYYYMMDD` (first hit's
 //! id -> `CacheHitBatch`, the uploads answered from the cache together), `stats-YYYYMMDD`
@@ -187,6 +189,7 @@ pub struct Trees {
     pub user_status: sled::Tree,
     pub task_days: sled::Tree,
     pub user_models: sled::Tree,
+    pub model_usage: sled::Tree,
 }
 
 impl Trees {
@@ -205,6 +208,7 @@ impl Trees {
             user_status: db.open_tree("user_status")?,
             task_days: db.open_tree("task_days")?,
             user_models: db.open_tree("user_models")?,
+            model_usage: db.open_tree("model_usage")?,
         })
     }
 }

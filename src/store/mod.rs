@@ -51,7 +51,7 @@ use std::sync::Arc;
 
 // The public surface of the state layer.
 pub use meta::read_shard_count as meta_shard_count;
-pub use models::ModelRecord;
+pub use models::{ModelRecord, ModelUse};
 pub use records::{
     Balance, DayCounters, EntryKind, JournalEntry, Role, UploadRecord, UploadStatus, User,
     UserStatus,

@@ -63,6 +63,27 @@ impl ModelRecord {
     }
 }
 
+/// A model's numbers as one shard keeps them: the uploads its users made with it and the
+/// reports of their answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelUse {
+    pub owner: u64,
+    /// The record's `created_at_ms`: a model removed and added again under its name starts
+    /// from nothing.
+    pub created_at_ms: u64,
+    pub name: String,
+    pub requests: u64,
+    pub reports: u64,
+}
+
+fn usage_key(record: &ModelRecord) -> Vec<u8> {
+    let mut key = Vec::with_capacity(16 + record.name.len());
+    key.extend_from_slice(&record.user_id.to_be_bytes());
+    key.extend_from_slice(&record.created_at_ms.to_be_bytes());
+    key.extend_from_slice(record.name.as_bytes());
+    key
+}
+
 fn model_key(user_id: u64, name: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(8 + name.len());
     key.extend_from_slice(&user_id.to_be_bytes());
@@ -97,9 +118,58 @@ impl ShardStore {
     ) -> Result<Option<ModelRecord>, StoreError> {
         let key = model_key(user_id, name);
         match self.trees.user_models.remove(&key)? {
-            Some(value) => Ok(Some(ModelRecord::read(&key, &value)?)),
+            Some(value) => {
+                let record = ModelRecord::read(&key, &value)?;
+                // Its numbers go with it (other shards' go unread: they name this record).
+                self.trees.model_usage.remove(usage_key(&record))?;
+                Ok(Some(record))
+            }
             None => Ok(None),
         }
+    }
+
+    /// Counts `requests` uploads and `reports` wrong-answer reports of this shard's users for
+    /// the model `record` (another shard's user's model, when it is public). Written like the
+    /// charge or report that moves it: made durable by the same group commit.
+    pub fn count_model_use(
+        &mut self,
+        record: &ModelRecord,
+        requests: u64,
+        reports: u64,
+    ) -> Result<(), StoreError> {
+        let key = usage_key(record);
+        self.trees.model_usage.update_and_fetch(&key, |old| {
+            let (was_requests, was_reports) = old.map_or((0, 0), read_counts);
+            let mut value = Vec::with_capacity(16);
+            value.extend_from_slice(&was_requests.saturating_add(requests).to_be_bytes());
+            value.extend_from_slice(&was_reports.saturating_add(reports).to_be_bytes());
+            Some(value)
+        })?;
+        Ok(())
+    }
+
+    /// Every model's numbers this shard keeps.
+    pub fn all_model_use(&self) -> Result<Vec<ModelUse>, StoreError> {
+        self.trees
+            .model_usage
+            .iter()
+            .map(|entry| {
+                let (key, value) = entry?;
+                if key.len() <= 16 || value.len() != 16 {
+                    return Err(StoreError::Corrupt("a model's numbers".into()));
+                }
+                let name = std::str::from_utf8(&key[16..])
+                    .map_err(|_| StoreError::Corrupt("a model's numbers".into()))?;
+                let (requests, reports) = read_counts(&value);
+                Ok(ModelUse {
+                    owner: u64_key(&key[..8])?,
+                    created_at_ms: u64_key(&key[8..16])?,
+                    name: name.to_string(),
+                    requests,
+                    reports,
+                })
+            })
+            .collect()
     }
 
     /// Every model of every user of this shard, in user id and name order.
@@ -112,6 +182,18 @@ impl ShardStore {
                 ModelRecord::read(&key, &value)
             })
             .collect()
+    }
+}
+
+/// A value of `model_usage`: requests, reports (corrupt lengths read as zero: numbers, not
+/// money).
+fn read_counts(value: &[u8]) -> (u64, u64) {
+    match value.len() {
+        16 => (
+            u64::from_be_bytes(value[..8].try_into().expect("8 bytes")),
+            u64::from_be_bytes(value[8..].try_into().expect("8 bytes")),
+        ),
+        _ => (0, 0),
     }
 }
 

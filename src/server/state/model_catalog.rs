@@ -8,9 +8,12 @@
 //! recognition thread at once, without a restart.
 //!
 //! A digest's files live while something names them: a record, or an addition between its
-//! check and its record (a pin: see `pin`). Both are counted under a second mutex, which is
-//! also held while the last one's files are deleted, so that a removal can never delete the
-//! files an addition of the same digest has just written (or found) and is about to use. A name resolves to the caller's own model,
+//! check and its record (a pin: see `pin`). Both are counted under a second mutex. When the
+//! last one goes, the files are deleted on a thread of their own (`aiocr-model-files`), never
+//! on the shard's executor that removed the record or dropped the pin: that thread takes the
+//! same mutex and deletes them only if nothing names the digest again by then, so that a
+//! removal can never delete the files an addition of the same digest has just written (or
+//! found) and is about to use. A name resolves to the caller's own model,
 //! else to the public model of that name; another user's private model is not seen at all.
 
 use crate::cluster::ModelObjects;
@@ -39,8 +42,9 @@ impl CatalogEntry {
     }
 }
 
-/// A model's numbers since the server started: uploads accepted for it (cache hits
-/// included) and their answers reported wrong.
+/// A model's numbers: uploads accepted for it (cache hits included) and their answers
+/// reported wrong. Kept in the stores of the shards whose users made them (store/models.rs,
+/// written with the charge or report) and read back at start.
 #[derive(Debug, Default)]
 pub struct ModelUsage {
     requests: AtomicU64,
@@ -81,14 +85,73 @@ struct Index {
 }
 
 pub struct ModelCatalog {
-    files: ModelFiles,
+    holds: Arc<Holds>,
     index: Mutex<Index>,
-    /// How many records and pins name each digest (its files are deleted with the last).
+    checks_running: AtomicUsize,
+    /// To the thread that deletes the files nothing names any more.
+    deletions: flume::Sender<Deletion>,
+}
+
+/// The files and what names them, shared with the thread that deletes files.
+struct Holds {
+    files: ModelFiles,
+    /// How many records and pins name each digest (its files are deleted after the last).
     /// Locked after `index` when both are, never the other way round.
     references: Mutex<HashMap<ModelDigest, usize>>,
-    checks_running: AtomicUsize,
     /// In a cluster: the models bucket the files are put in for the workers.
     objects: OnceLock<Arc<ModelObjects>>,
+}
+
+/// What the files thread is asked.
+enum Deletion {
+    /// The last record or pin of a digest went: delete its files if nothing names it again.
+    Unnamed(ModelDigest),
+    /// Answer once every deletion asked before is done.
+    Settle(flume::Sender<()>),
+}
+
+/// Deletions waiting for the files thread; beyond them the files stay until the next start's
+/// sweep (said so in the log).
+const DELETIONS_QUEUE_LEN: usize = 4096;
+
+impl Holds {
+    fn references(&self) -> MutexGuard<'_, HashMap<ModelDigest, usize>> {
+        // Every change is one counter moved by one: a panic elsewhere leaves it consistent.
+        self.references
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// On the files thread: deletes `digest`'s files (and, in a cluster, the node's object)
+    /// unless a record or an addition names the digest again. Under the lock: a pin taken
+    /// after this sees the files gone and writes them, and its put of the object comes
+    /// after this delete.
+    fn delete_if_unnamed(&self, digest: &ModelDigest) {
+        let references = self.references();
+        if references.contains_key(digest) {
+            return; // named again since its last release: the files are in use
+        }
+        self.files.delete(digest);
+        if let Some(objects) = self.objects.get() {
+            objects.delete(*digest);
+        }
+        assert!(
+            !references.contains_key(digest),
+            "files are deleted only while nothing names them"
+        );
+    }
+}
+
+/// The files thread: deletions one at a time, until the catalog goes.
+fn delete_files(holds: Arc<Holds>, deletions: flume::Receiver<Deletion>) {
+    for deletion in deletions.iter() {
+        match deletion {
+            Deletion::Unnamed(digest) => holds.delete_if_unnamed(&digest),
+            Deletion::Settle(done) => {
+                let _ = done.send(());
+            }
+        }
+    }
 }
 
 /// An addition's hold on its digest's files, from before they are written until its record
@@ -119,12 +182,21 @@ impl Drop for CheckPlace<'_> {
 impl ModelCatalog {
     /// The catalog of the files in `dir` (made if missing), with no records yet.
     pub fn open(dir: &Path) -> std::io::Result<ModelCatalog> {
-        Ok(ModelCatalog {
+        let holds = Arc::new(Holds {
             files: ModelFiles::open(dir)?,
-            index: Mutex::new(Index::default()),
             references: Mutex::default(),
-            checks_running: AtomicUsize::new(0),
             objects: OnceLock::new(),
+        });
+        let (deletions, receiver) = flume::bounded(DELETIONS_QUEUE_LEN);
+        let thread_holds = holds.clone();
+        std::thread::Builder::new()
+            .name("aiocr-model-files".into())
+            .spawn(move || delete_files(thread_holds, receiver))?;
+        Ok(ModelCatalog {
+            holds,
+            index: Mutex::new(Index::default()),
+            checks_running: AtomicUsize::new(0),
+            deletions,
         })
     }
 
@@ -137,10 +209,7 @@ impl ModelCatalog {
     }
 
     fn references(&self) -> MutexGuard<'_, HashMap<ModelDigest, usize>> {
-        // As for `index`: every change is one counter moved by one.
-        self.references
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.holds.references()
     }
 
     /// Holds `digest`'s files until the pin is dropped: taken by an addition before it
@@ -153,8 +222,9 @@ impl ModelCatalog {
         }
     }
 
-    /// One record or pin fewer names `digest`: the last one deletes its files. A job
-    /// already queued for the model fails if its thread must load it now (refunded).
+    /// One record or pin fewer names `digest`: after the last one, the files thread
+    /// deletes its files (a shard's executor calls this: no file operation here). A job
+    /// already queued for the model fails if its thread must load it then (refunded).
     fn release(&self, digest: &ModelDigest) {
         let mut references = self.references();
         let count = references.get_mut(digest).expect("counted when taken");
@@ -162,12 +232,17 @@ impl ModelCatalog {
         *count -= 1;
         if *count == 0 {
             references.remove(digest);
-            // Under the lock: a pin taken after this sees the files gone and writes them,
-            // and its put of the object comes after this delete.
-            self.files.delete(digest);
-            if let Some(objects) = self.objects() {
-                objects.delete(*digest);
+            if self.deletions.try_send(Deletion::Unnamed(*digest)).is_err() {
+                log_line!("aiocr: model files of {digest} left for the next start's sweep (deletions queue full)");
             }
+        }
+    }
+
+    /// Waits until every deletion asked so far is done (tests; a stop).
+    pub fn settle(&self) {
+        let (done, settled) = flume::bounded(1);
+        if self.deletions.send(Deletion::Settle(done)).is_ok() {
+            let _ = settled.recv();
         }
     }
 
@@ -177,22 +252,22 @@ impl ModelCatalog {
     pub fn sweep_unnamed_files(&self) -> usize {
         let named: std::collections::HashSet<ModelDigest> =
             self.references().keys().copied().collect();
-        self.files.sweep(&named)
+        self.holds.files.sweep(&named)
     }
 
     /// Joins the catalog to the cluster's models bucket (at start, with `nats_url`): every
     /// model its records name is put there, the node's objects no record names go.
     pub fn share_through(&self, objects: Arc<ModelObjects>) {
         for digest in self.references().keys() {
-            objects.put_later(*digest, self.files.paths(digest));
+            objects.put_later(*digest, self.holds.files.paths(digest));
         }
         objects.collect();
-        assert!(self.objects.set(objects).is_ok(), "joined once");
+        assert!(self.holds.objects.set(objects).is_ok(), "joined once");
     }
 
     /// The cluster's models bucket, with `nats_url`.
     pub fn objects(&self) -> Option<&ModelObjects> {
-        self.objects.get().map(|objects| &**objects)
+        self.holds.objects.get().map(|objects| &**objects)
     }
 
     /// Whether a job for the model of `digest` may run on the cluster's workers (its files
@@ -204,7 +279,7 @@ impl ModelCatalog {
 
     /// The files of the node's models.
     pub fn files(&self) -> &ModelFiles {
-        &self.files
+        &self.holds.files
     }
 
     /// Takes a place among `max` checks running at once; `None` when all are taken.
@@ -262,6 +337,30 @@ impl ModelCatalog {
         let owner = *index.public.get(name)?;
         let entry = index.by_owner.get(&(owner, name.to_string()));
         Some(entry.expect("public names have records").clone())
+    }
+
+    /// The record of the model `name` means for `user_id`, if any.
+    pub fn record_for(&self, user_id: u64, name: &str) -> Option<ModelRecord> {
+        self.entry_for(user_id, name).map(|entry| entry.record)
+    }
+
+    /// Adds numbers a shard's store kept (at start) to the model they name; numbers of a
+    /// model removed (or removed and added again since) name no entry and are left out.
+    pub fn restore_usage(&self, usage: &crate::store::ModelUse) {
+        let index = self.index();
+        let Some(entry) = index.by_owner.get(&(usage.owner, usage.name.clone())) else {
+            return;
+        };
+        if entry.record.created_at_ms == usage.created_at_ms {
+            entry
+                .usage
+                .requests
+                .fetch_add(usage.requests, Ordering::Relaxed);
+            entry
+                .usage
+                .reports
+                .fetch_add(usage.reports, Ordering::Relaxed);
+        }
     }
 
     /// Counts an upload `user_id` made with the model `name` means for them (none: not a
@@ -409,16 +508,39 @@ mod tests {
         assert!(catalog.files().model(digest).is_ok(), "pinned: kept");
         catalog.insert(second);
         drop(pin);
+        catalog.settle();
         assert!(
             catalog.files().model(digest).is_ok(),
             "the record names them"
         );
         assert!(catalog.remove(2, "second").is_some());
+        catalog.settle();
         assert!(catalog.files().model(digest).is_err(), "nothing names them");
+
+        // A deletion asked for and an addition of the same files right after it: whichever
+        // the files thread sees first, the addition (pinned before it writes) keeps them.
+        catalog.insert(entry(&catalog, 4, "again", b"onnx"));
+        assert!(catalog.remove(4, "again").is_some());
+        let again = catalog.pin(digest);
+        let readded = entry(&catalog, 5, "readded", b"onnx");
+        catalog.settle();
+        assert!(
+            catalog.files().model(digest).is_ok(),
+            "pinned, then written"
+        );
+        catalog.insert(readded);
+        drop(again);
+        catalog.settle();
+        assert!(
+            catalog.files().model(digest).is_ok(),
+            "the record names them"
+        );
+        assert!(catalog.remove(5, "readded").is_some());
 
         let refused = catalog.pin(digest);
         entry(&catalog, 3, "refused", b"onnx");
         drop(refused);
+        catalog.settle();
         assert!(
             catalog.files().model(digest).is_err(),
             "a refusal leaves nothing"

@@ -93,6 +93,8 @@ async fn accept(
     let outright = |_: &&JobAnswer| numbered.is_none() && answers_outright(&request);
     if let Some(answer) = cached.as_ref().filter(outright) {
         let accepted = accept_hit(&shard, user_id, request, &key, answer).await?;
+        // With the next group commit (the hit's charge was its own write).
+        keep_model_request(&shard, user_id, user_model.as_deref());
         count_model_request(&shard, user_id, user_model.as_deref());
         return Ok((accepted, None));
     }
@@ -113,6 +115,8 @@ async fn accept(
     }
     let mut request = request;
     let (record, task_id) = reserve(&shard, user_id, &request, &key, numbered)?;
+    // In the same group commit as the reservation: no write of its own to wait for.
+    keep_model_request(&shard, user_id, user_model.as_deref());
     let (wait, timeout_ms) = (request.wait, request.timeout_ms);
     // No await since `has_room`: the places are still free.
     let waiter: Option<Waiter> = wait.then(|| shard.uploads.waiters.register(record.id));
@@ -146,6 +150,18 @@ async fn accept(
         Some(waiter) => wait_for_result(&shard.uploads.waiters, record, waiter, timeout_ms).await,
     };
     Ok((accepted, task_id))
+}
+
+/// Writes an accepted upload's count for the user's model it names into the shard's store
+/// (read back at start); a count that cannot be written is left out (a number, not money).
+fn keep_model_request(shard: &Shard, user_id: u64, user_model: Option<&str>) {
+    let Some(name) = user_model else { return };
+    let Some(model) = shard.shared.model_catalog.record_for(user_id, name) else {
+        return;
+    };
+    if let Ok(mut store) = shard.store.borrow_mut() {
+        let _ = store.count_model_use(&model, 1, 0);
+    }
 }
 
 /// An accepted upload counts for the user's model it names (cache hits included).
