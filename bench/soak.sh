@@ -9,7 +9,11 @@
 # size (retention runs hourly and keeps retention_days of days: over a run shorter than a day
 # it only grows with the uploads), the minute's p99 (corrected) and its errors. At the end,
 # the least-squares slope of each series per hour, with its first and last value.
-# Usage: bench/soak.sh [minutes=30] [share=0.7]
+# Each shard's ledger keeps a page cache (store_cache_mb, 64 MiB by default) that a node's
+# memory grows into with its ledger, about 0.5 KiB per upload: at soak rates that takes
+# hours, and looks like a leak of ~15 MiB/h until it is full. The soak sets it to CACHE_MB
+# (default 2), full within its first minutes, so that a slope after them is not the cache.
+# Usage: bench/soak.sh [minutes=30] [share=0.7] [cache_mb=2]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
@@ -17,6 +21,7 @@ source bench/lib.sh
 
 minutes="${1:-30}"
 share="${2:-0.7}"
+cache_mb="${3:-2}"
 export AIOCR_MODEL_DIR="${AIOCR_MODEL_DIR:-$PWD/models}"
 nats_port=18931
 alone_port=18932
@@ -47,7 +52,7 @@ for name in alone clustered; do
         --password soak-password --points 100000000 >/dev/null
     echo "soak:soak-password" >"$work/$name.users"
 done
-common=(--shards 1 --set cache_entries=0 --set recognition_wide_threads=1
+common=(--shards 1 --set cache_entries=0 --set recognition_wide_threads=1 --set "store_cache_mb=$cache_mb"
     --set rate_limit_per_sec=1000000 --set rate_limit_burst=1000000)
 start_aiocr "$alone_port" "$work/alone" "${common[@]}"
 alone_pid="$AIOCR_PID"
@@ -78,6 +83,7 @@ for name in alone clustered; do
 done
 rate_alone="$(json_field "$work/alone.capacity.json" "['requests_per_s'] * $share")"
 rate_clustered="$(json_field "$work/clustered.capacity.json" "['requests_per_s'] * $share")"
+echo "ledger page cache: $cache_mb MiB per shard (store_cache_mb)"
 echo "capacity (closed loop, 16 connections): alone $(json_field "$work/alone.capacity.json" "['requests_per_s']") ops/s, clustered $(json_field "$work/clustered.capacity.json" "['requests_per_s']") ops/s; soak at $share of each"
 
 # sample MINUTE NAME PID [DATA_DIR] JSON: one line of the series.

@@ -224,6 +224,17 @@ impl Drop for Worker {
 
 /// A node of the cluster: `node_id`, `shards`, the shared settings, remote recognition.
 fn start_node(node_id: u16, shards: u16, nats: &Nats, admin: Option<&str>) -> Server {
+    start_node_with(node_id, shards, nats, admin, &[])
+}
+
+/// `start_node` with some of the shared settings replaced (`key=value` each).
+fn start_node_with(
+    node_id: u16,
+    shards: u16,
+    nats: &Nats,
+    admin: Option<&str>,
+    replaced: &[&str],
+) -> Server {
     let data_dir = common::fresh_data_dir(&format!("node{node_id}"));
     if let Some(admin) = admin {
         // A node whose demo names another node has: its admin made by the operator command,
@@ -244,6 +255,11 @@ fn start_node(node_id: u16, shards: u16, nats: &Nats, admin: Option<&str>) -> Se
         assert!(status.success());
     }
     let mut settings = cluster_settings(&nats.url());
+    for setting in replaced {
+        let key = setting.split('=').next().unwrap();
+        settings.retain(|kept| kept.split('=').next() != Some(key));
+        settings.push(setting.to_string());
+    }
     settings.extend([
         format!("node_id={node_id}"),
         "recognition_split=remote".into(),
@@ -785,12 +801,69 @@ impl DyingWorker {
     }
 }
 
+/// Node B forwards user-a's upload (wait=1) to node A, which is paused (SIGSTOP) until node
+/// B has sent it and is paused in turn, so that no acknowledgement comes; node A is killed
+/// once the upload is done and charged (and that is on disk), restarted, and must give the
+/// charge back when its
+/// window passes (node B still paused: longer than its own request timeout). Then node B
+/// resumes and refuses its client. Returns node A, restarted.
+fn forwarded_charge_across_a_kill(
+    mut node_a: Server,
+    node_b: &Server,
+    user_a: &str,
+    admin_a: &str,
+) -> Server {
+    let user_a_via_b = node_b.login("user-a", "password-user-a");
+    let (points, _) = node_a.balance(user_a);
+    let received = metric(&node_a, "aiocr_node_forwarded_in_total");
+    let sent = metric(node_b, "aiocr_node_forwarded_out_total");
+    node_a.signal(libc::SIGSTOP);
+    let port_b = node_b.port;
+    let paused_upload = std::thread::spawn(move || {
+        let body = json!({ "file": base64(&fixture("0001.png")), "model": "old" }).to_string();
+        let path = "/v2/decode/upload-base64?wait=1";
+        let answer = Client::connect(port_b).post_json(path, Some(&user_a_via_b), &body);
+        (answer.status, answer.code())
+    });
+    wait_until("node B to forward the upload", 3000, || {
+        metric(node_b, "aiocr_node_forwarded_out_total") > sent
+    });
+    node_b.signal(libc::SIGSTOP);
+    node_a.signal(libc::SIGCONT);
+    wait_until("node A to receive the forwarded upload", 3000, || {
+        metric(&node_a, "aiocr_node_forwarded_in_total") > received
+    });
+    wait_until("node A to finish the forwarded upload", 3000, || {
+        node_a.balance(user_a) == (points - 1, 0)
+    });
+    // A write node A answers once it is durable (its one shard's group commit): the
+    // upload's result, applied before it, is on disk too; killed before that, the upload
+    // would be pending at the start and voided, whatever its acknowledgement.
+    node_a.create_user(admin_a, "flushed", 0, "user");
+    node_a.kill9();
+    let node_a = node_a.restart();
+    node_a.wait_for_log("nats: ready");
+    wait_until("node A to give the charge back", 3000, || {
+        node_a.balance(user_a) == (points, 0)
+    });
+    node_b.signal(libc::SIGCONT);
+    assert_eq!(
+        paused_upload.join().unwrap(),
+        (503, 5001),
+        "node B, paused before the answer came, refuses its client: free"
+    );
+    assert_eq!(node_a.balance(user_a), (points, 0), "given back once");
+    node_a
+}
+
 #[test]
 fn kills_of_workers_nodes_and_nats_finish_or_refund_every_upload_once() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let mut nats = Nats::start();
     let settings = cluster_settings(&nats.url());
-    let mut node_a = start_node(1, 1, &nats, None);
+    // Node A's forwarded charges wait 2 + 8 s for their acknowledgement: time enough, on a
+    // loaded machine, to finish a forwarded upload and kill node A inside the window.
+    let mut node_a = start_node_with(1, 1, &nats, None, &["forward_ack_timeout_ms=8000"]);
     let mut node_b = start_node(2, 2, &nats, Some("admin-b"));
     let admin_a = node_a.admin_token();
     let admin_b = node_b.login("admin-b", "password-admin-b");
@@ -870,6 +943,13 @@ fn kills_of_workers_nodes_and_nats_finish_or_refund_every_upload_once() {
     let ids = load.stop();
     spent_a = check_user(&node_a, &user_a, &ids[0], spent_a, false);
     spent_b = check_user(&node_b, &user_b, &ids[1], spent_b, false);
+
+    // kill -9 of an owner inside the acknowledgement window of a forwarded charge: node B
+    // forwards user-a's upload (wait=1) to node A and is paused (SIGSTOP) before it can
+    // acknowledge the answer; node A, killed once the upload is done and charged, finds the
+    // charge on its disk at its start and gives it back when its window has passed (at the
+    // start, or by the sweep if some of it is left): exactly once.
+    node_a = forwarded_charge_across_a_kill(node_a, &node_b, &user_a, &admin_a);
 
     // kill -9 of a node under load: its acknowledged uploads end done or refunded (voided at
     // its start; the workers' late results change nothing), and it serves again.

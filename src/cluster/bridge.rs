@@ -10,7 +10,7 @@
 //! a publish that fails runs the job locally. Whichever comes first is the only one applied:
 //! the in-flight table gives each job out once, and the store finishes an upload once.
 
-use super::confirm::{Charge, Unconfirmed};
+use super::confirm::{Charge, Settlement, Unconfirmed};
 use super::link::{Claim, Command, LinkError, RemoteStats, WorkerCount};
 use super::model_transfer::{self, ObjectsSeed};
 use super::registry::LocalNames;
@@ -37,9 +37,10 @@ const MAX_CONCURRENT_HANDLERS: usize = 4096;
 pub type Serve = Arc<dyn Fn(Vec<u8>) -> flume::Receiver<Vec<u8>> + Send + Sync>;
 /// This node as `/v2/servers` lists it (written with each heartbeat).
 pub type Describe = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
-/// Gives back, on shard `shard`, the uploads forwarded requests charged whose answers were
-/// not acknowledged, with the reason; false when the shard's inbox is full (tried again).
-pub type Withdraw = Arc<dyn Fn(u16, Vec<u64>, String) -> bool + Send + Sync>;
+/// Ends, on shard `shard`, the wait of uploads forwarded requests charged: kept (their
+/// answer acknowledged) or given back (not in time, with the reason); false when the
+/// shard's inbox is full (tried again).
+pub type Settle = Arc<dyn Fn(u16, Vec<u64>, Settlement) -> bool + Send + Sync>;
 
 /// What the bridge starts from.
 pub struct BridgeSeed {
@@ -52,7 +53,7 @@ pub struct BridgeSeed {
     pub local: JobQueues,
     pub serve: Serve,
     pub describe: Describe,
-    pub withdraw: Withdraw,
+    pub settle: Settle,
     pub local_names: LocalNames,
     pub shard_count: u16,
     /// Charges of forwarded requests awaiting acknowledgement (the link's table).
@@ -92,7 +93,7 @@ struct Bridge {
     /// The buckets, once created or found (NATS may be away at start).
     buckets: Mutex<Option<(kv::Store, kv::Store)>>,
     handlers: tokio::sync::Semaphore,
-    withdraw: Withdraw,
+    settle: Settle,
     local_names: LocalNames,
     shard_count: u16,
     unconfirmed: Arc<Unconfirmed>,
@@ -183,7 +184,7 @@ async fn run(seed: BridgeSeed, stopped: flume::Receiver<()>) {
         buckets: Mutex::new(None),
         handlers: tokio::sync::Semaphore::new(MAX_CONCURRENT_HANDLERS),
         config: seed.config,
-        withdraw: seed.withdraw,
+        settle: seed.settle,
         local_names: seed.local_names,
         shard_count: seed.shard_count,
         unconfirmed: seed.unconfirmed,
@@ -494,17 +495,11 @@ fn give_back_unacknowledged(bridge: &Bridge, now: Instant) {
             tag.from,
             bridge.config.cluster.forward_ack_window().as_millis()
         );
-        let mut by_shard: BTreeMap<u16, Vec<u64>> = BTreeMap::new();
-        for charge in charges {
-            by_shard
-                .entry(charge.shard)
-                .or_default()
-                .push(charge.upload_id);
-        }
         let mut left = Vec::new();
-        for (shard, upload_ids) in by_shard {
+        for (shard, upload_ids) in by_shard(charges) {
             let count = upload_ids.len() as u64;
-            match (bridge.withdraw)(shard, upload_ids.clone(), reason.clone()) {
+            let settlement = Settlement::GivenBack(reason.clone());
+            match (bridge.settle)(shard, upload_ids.clone(), settlement) {
                 true => bridge
                     .stats
                     .forward_withdrawn
@@ -532,7 +527,22 @@ fn give_back_unacknowledged(bridge: &Bridge, now: Instant) {
     }
 }
 
-/// Acknowledgements of the answers this node sent to forwarding nodes.
+fn by_shard(charges: Vec<Charge>) -> BTreeMap<u16, Vec<u64>> {
+    let mut by_shard: BTreeMap<u16, Vec<u64>> = BTreeMap::new();
+    for charge in charges {
+        by_shard
+            .entry(charge.shard)
+            .or_default()
+            .push(charge.upload_id);
+    }
+    by_shard
+}
+
+/// How many sweeps an acknowledged charge's shard is asked again while its inbox is full.
+const KEEP_RETRIES: u32 = 100;
+
+/// Acknowledgements of the answers this node sent to forwarding nodes: the table gives each
+/// request's charges out once (to here or to the sweep), and their shards end their wait.
 async fn acks_loop(bridge: Arc<Bridge>) {
     let subject = names::node_ack_subject(bridge.node);
     let mut acks = match bridge.client.subscribe(subject.clone()).await {
@@ -545,11 +555,34 @@ async fn acks_loop(bridge: Arc<Bridge>) {
     while let Some(message) = acks.next().await {
         match wire::decode_ack(&message.payload) {
             Ok(tag) => {
-                bridge.unconfirmed.acknowledged(tag);
+                if let Some(charges) = bridge.unconfirmed.acknowledged(tag) {
+                    for (shard, upload_ids) in by_shard(charges) {
+                        if !(bridge.settle)(shard, upload_ids.clone(), Settlement::Kept) {
+                            tokio::spawn(keep_later(bridge.clone(), shard, upload_ids));
+                        }
+                    }
+                }
             }
             Err(error) => eprintln!("aiocr: nats: {error}"),
         }
     }
+}
+
+/// Asks a shard whose inbox was full again, a sweep apart, at most `KEEP_RETRIES` times. A
+/// wait not ended on disk is given back at the node's next start: its client was answered,
+/// so the operator loses that charge; the client is never charged twice.
+async fn keep_later(bridge: Arc<Bridge>, shard: u16, upload_ids: Vec<u64>) {
+    for _ in 0..KEEP_RETRIES {
+        tokio::time::sleep(SWEEP_PERIOD).await;
+        if (bridge.settle)(shard, upload_ids.clone(), Settlement::Kept) {
+            return;
+        }
+    }
+    eprintln!(
+        "aiocr: nats: shard {shard} too busy to record {} acknowledged charge(s): they are \
+         given back at the node's next start",
+        upload_ids.len()
+    );
 }
 
 /// Requests forwarded by other nodes for this node's users.

@@ -6,6 +6,13 @@
 //! acknowledged within `nats_request_timeout_ms` + `forward_ack_timeout_ms` of the request's
 //! arrival is given back by its shard (pending voided, done refunded): the forwarding node
 //! answered its client 5001 by then, and a 5001 costs nothing.
+//!
+//! This table decides, under its lock, which of the two comes first for each request: the
+//! acknowledgement or the window's end (a tag leaves it once). Each charge also waits on its
+//! shard's disk (store/awaiting_ack.rs), written in the charge's own group commit and ended
+//! with it: a node killed inside the window finds the charges at its next start, gives back
+//! those whose window passed and puts the others back here (`charged` with what is left of
+//! their window), so that an acknowledgement that still comes is honoured once.
 
 use super::wire::ForwardTag;
 use std::collections::HashMap;
@@ -16,6 +23,15 @@ use std::time::Instant;
 /// for the acknowledgement window only; beyond the bound a charge is kept untracked (as
 /// before acknowledgements: charged, whatever the forwarding node answered), and counted.
 pub const MAX_UNCONFIRMED: usize = 65_536;
+
+/// What becomes of forwarded charges on their shard (`Settle`, bridge.rs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Settlement {
+    /// Acknowledged: the charges stay; their wait on disk ends.
+    Kept,
+    /// Not acknowledged in time: given back, with this reason in the journal.
+    GivenBack(String),
+}
 
 /// One upload a forwarded request charged: its owner shard and its id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,10 +74,11 @@ impl Unconfirmed {
         true
     }
 
-    /// The forwarding node received the answer: its charges stay. Idempotent (a repeated
-    /// acknowledgement, or one for a request that charged nothing, changes nothing).
-    pub fn acknowledged(&self, tag: ForwardTag) -> bool {
-        self.lock().remove(&tag).is_some()
+    /// The forwarding node received the answer: its charges stay (returned, to end their
+    /// wait on disk too). Idempotent (a repeated acknowledgement, or one for a request that
+    /// charged nothing or whose charges were given back, returns nothing).
+    pub fn acknowledged(&self, tag: ForwardTag) -> Option<Vec<Charge>> {
+        self.lock().remove(&tag).map(|awaiting| awaiting.charges)
     }
 
     /// Takes the requests whose deadline passed without an acknowledgement, with their
@@ -138,8 +155,8 @@ mod tests {
         );
         assert!(table.charged(second, charge(3), early));
         assert!(table.charged(third, charge(4), late));
-        assert!(table.acknowledged(second));
-        assert!(!table.acknowledged(second), "idempotent");
+        assert_eq!(table.acknowledged(second), Some(vec![charge(3)]));
+        assert_eq!(table.acknowledged(second), None, "idempotent");
         assert!(table.expired(now).is_empty());
         let expired = table.expired(early);
         assert_eq!(expired, vec![(first, vec![charge(1), charge(2)])]);

@@ -206,14 +206,20 @@ impl ClusterLink {
 
     /// A request another node forwarded (arrived at `arrived`) charged `charge`: given back
     /// unless the forwarding node acknowledges the answer within the window. A lock, but only
-    /// on forwarded requests that charge, never on a node's own uploads.
-    pub fn forwarded_charge(&self, tag: ForwardTag, arrived: std::time::Instant, charge: Charge) {
-        if !self
-            .unconfirmed
-            .charged(tag, charge, arrived + self.ack_window)
-        {
+    /// on forwarded requests that charge, never on a node's own uploads. The window's end,
+    /// or `None` when the table is full (the charge is kept untracked, and counted).
+    pub fn forwarded_charge(
+        &self,
+        tag: ForwardTag,
+        arrived: std::time::Instant,
+        charge: Charge,
+    ) -> Option<std::time::Instant> {
+        let deadline = arrived + self.ack_window;
+        if !self.unconfirmed.charged(tag, charge, deadline) {
             self.stats.forward_untracked.fetch_add(1, Ordering::Relaxed);
+            return None;
         }
+        Some(deadline)
     }
 
     /// Forwards an API request (tagged `tag`) to node `node` and returns its answer's bytes.

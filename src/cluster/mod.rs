@@ -31,7 +31,7 @@ pub mod registry;
 pub mod wire;
 pub mod worker;
 
-pub use bridge::{start as start_bridge, BridgeSeed, BridgeThread, Describe, Serve, Withdraw};
+pub use bridge::{start as start_bridge, BridgeSeed, BridgeThread, Describe, Serve, Settle};
 pub use link::{Claim, ClusterLink, LinkError, RemoteStats};
 pub use metrics::render_metrics;
 pub use model_transfer::{ModelCache, ModelObjects, ObjectsSeed};

@@ -20,6 +20,9 @@ pub struct StoreConfig {
     pub storage_probe_ms: u64,
     pub storage_probe_max_ms: u64,
     pub retention_days: u32,
+    /// Page cache of each shard's database, in MiB: memory a node grows into as its ledger
+    /// grows, then keeps.
+    pub store_cache_mb: u64,
 }
 
 impl Default for StoreConfig {
@@ -31,9 +34,13 @@ impl Default for StoreConfig {
             storage_probe_ms: 250,
             storage_probe_max_ms: 5_000,
             retention_days: 7,
+            store_cache_mb: crate::store::CACHE_CAPACITY_BYTES >> 20,
         }
     }
 }
+
+/// Largest `store_cache_mb` (1 TiB), so that the bytes fit in a u64 with room to spare.
+const MAX_STORE_CACHE_MB: u64 = 1 << 20;
 
 /// The keys of this section, with the kind of text their environment and `--set` values are.
 pub const KEYS: &[(&str, Kind)] = &[
@@ -43,13 +50,20 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("storage_probe_ms", Kind::Number),
     ("storage_probe_max_ms", Kind::Number),
     ("retention_days", Kind::Number),
+    ("store_cache_mb", Kind::Number),
 ];
 
 impl StoreConfig {
     pub(super) fn validate(&self) -> Result<(), String> {
-        first_failed(&[(
-            self.storage_probe_ms > 0 && self.storage_probe_max_ms >= self.storage_probe_ms,
-            "storage_probe_ms must be positive and at most storage_probe_max_ms",
-        )])
+        first_failed(&[
+            (
+                self.storage_probe_ms > 0 && self.storage_probe_max_ms >= self.storage_probe_ms,
+                "storage_probe_ms must be positive and at most storage_probe_max_ms",
+            ),
+            (
+                (1..=MAX_STORE_CACHE_MB).contains(&self.store_cache_mb),
+                "store_cache_mb must be 1..=1048576",
+            ),
+        ])
     }
 }

@@ -28,6 +28,8 @@ fn a_rate_limit_of_0_disables_the_per_user_buckets_and_a_burst_of_0_needs_it() {
     assert!(refused.contains("rate_limit_burst"), "{refused}");
     assert!(set(&[("storage_probe_ms", "0")]).is_err());
     assert!(set(&[("storage_probe_ms", "600"), ("storage_probe_max_ms", "500")]).is_err());
+    assert!(set(&[("store_cache_mb", "0")]).is_err());
+    assert!(set(&[("store_cache_mb", "4")]).is_ok());
 }
 
 #[test]

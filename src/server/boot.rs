@@ -57,7 +57,8 @@ pub fn run_until_stopped(
     std::fs::create_dir_all(&config.store.data_dir)
         .map_err(|e| format!("data dir {}: {e}", config.store.data_dir.display()))?;
     let fresh = !config.store.data_dir.join("meta.json").exists();
-    let mut stores = open_stores(&config, shard_count)?;
+    crate::store::set_cache_capacity(config.store.store_cache_mb << 20);
+    let (mut stores, resumed) = open_stores(&config, shard_count)?;
     let keys = crate::auth::load_or_create_keys(
         &config.store.data_dir,
         non_empty(&config.auth.jwt_secret),
@@ -124,6 +125,9 @@ pub fn run_until_stopped(
             },
         )?),
     };
+    if let Some((link, _, _)) = &cluster {
+        super::forwarded::resume_awaiting(link, resumed);
+    }
     let model_catalog = open_model_catalog(&config, &stores)?;
     if let Some((_, _, objects)) = &cluster {
         model_catalog.share_through(objects.clone());
@@ -257,7 +261,7 @@ fn start_cluster(
         local: parts.queue,
         serve: super::node_hop::serve_into(parts.peers.clone()),
         describe,
-        withdraw: super::forwarded::withdraw_into(parts.peers.clone()),
+        settle: super::forwarded::settle_into(parts.peers.clone()),
         local_names: super::node_hop::local_names(parts.peers),
         shard_count: parts.shard_count,
         unconfirmed: link.unconfirmed.clone(),
@@ -275,8 +279,16 @@ fn non_empty(text: &str) -> Option<&str> {
     (!text.is_empty()).then_some(text)
 }
 
-fn open_stores(config: &Config, shard_count: u16) -> Result<Vec<ShardStore>, String> {
+/// Opens every shard's store and settles what the previous run left: refused uploads kept
+/// for withdrawal, forwarded charges whose acknowledgement window passed (the others are
+/// returned, to wait for what is left of it), uploads left pending.
+fn open_stores(
+    config: &Config,
+    shard_count: u16,
+) -> Result<(Vec<ShardStore>, Vec<super::forwarded::Resumed>), String> {
     let mut stores = Vec::with_capacity(usize::from(shard_count));
+    let mut resumed = Vec::new();
+    let clustered = !config.cluster.nats_url.is_empty();
     for shard in 0..shard_count {
         let opening = |e: crate::store::StoreError| {
             format!(
@@ -301,6 +313,17 @@ fn open_stores(config: &Config, shard_count: u16) -> Result<Vec<ShardStore>, Str
                  while its disk failed"
             );
         }
+        let (given_back, awaiting) =
+            super::forwarded::settle_at_start(&mut store, clustered, now_ms).map_err(opening)?;
+        if given_back + awaiting.len() > 0 {
+            log_line!(
+                "aiocr: shard {shard}: gave back {given_back} charge(s) of forwarded requests \
+                 the previous run left unacknowledged past their window; {} still wait for \
+                 their acknowledgement",
+                awaiting.len()
+            );
+        }
+        resumed.extend(awaiting);
         let voided = store
             .void_pending(super::STOPPED_BEFORE_RECOGNITION, now_ms)
             .map_err(opening)?;
@@ -317,7 +340,7 @@ fn open_stores(config: &Config, shard_count: u16) -> Result<Vec<ShardStore>, Str
         store.clear_kept_withdrawals().map_err(opening)?;
         stores.push(store);
     }
-    Ok(stores)
+    Ok((stores, resumed))
 }
 
 /// Shard `i` runs on the i-th usable core (wrapping when there are more shards than cores).

@@ -92,20 +92,6 @@ impl<'a> Call<'a> {
         }
     }
 
-    /// The call charged `upload_id` on the owner shard `owner`. For a request another node
-    /// forwarded, the charge is given back unless that node acknowledges the answer (a
-    /// request of this node's own clients: nothing to do).
-    pub fn charged(&self, owner: u16, upload_id: u64) {
-        let (Some(forwarded), Some(link)) = (self.forwarded, &self.shard.shared.cluster) else {
-            return;
-        };
-        let charge = crate::cluster::confirm::Charge {
-            shard: owner,
-            upload_id,
-        };
-        link.forwarded_charge(forwarded.tag, forwarded.arrived, charge);
-    }
-
     /// The call as its head alone describes it (to authenticate before reading the body).
     pub fn without_body(shard: &'a Rc<Shard>, head: &'a RequestHead, peer: IpAddr) -> Call<'a> {
         Call::new(shard, head, Vec::new(), peer, None)

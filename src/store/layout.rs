@@ -17,6 +17,8 @@
 //! - `task_days`: task id (task_ids.rs) -> day (u32 `YYYYMMDD`), the index to the day's
 //!   `tasks-` tree; `meta` also holds the task counter's mark, `task_serial_high_water`
 //! - `user_models`: user id + model name -> a model's record (models.rs)
+//! - `awaiting_ack`: upload id -> the forwarded request whose charge it is, until the
+//!   forwarding node acknowledges the answer or the charge is given back (awaiting_ack.rs)
 //! - `model_usage`: model owner + created at + name -> this shard's users' uploads with the
 //!   model and their wrong-answer reports (models.rs)
 //!
@@ -150,7 +152,7 @@ pub fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
         .map_err(|error| StoreError::Io(format!("permissions in {}: {error}", path.display())))?;
     let config = sled::Config::new()
         .path(path)
-        .cache_capacity(super::CACHE_CAPACITY_BYTES);
+        .cache_capacity(super::cache_capacity());
     let mut waited_ms = 0;
     loop {
         match config.open() {
@@ -189,6 +191,7 @@ pub struct Trees {
     pub user_status: sled::Tree,
     pub task_days: sled::Tree,
     pub user_models: sled::Tree,
+    pub awaiting_ack: sled::Tree,
     pub model_usage: sled::Tree,
 }
 
@@ -208,6 +211,7 @@ impl Trees {
             user_status: db.open_tree("user_status")?,
             task_days: db.open_tree("task_days")?,
             user_models: db.open_tree("user_models")?,
+            awaiting_ack: db.open_tree("awaiting_ack")?,
             model_usage: db.open_tree("model_usage")?,
         })
     }

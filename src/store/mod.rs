@@ -18,6 +18,7 @@
 //!   pending in a dropped day is voided first. The journal is never dropped (it is the ledger).
 
 mod api_keys;
+mod awaiting_ack;
 mod balance_memo;
 mod cache_hits;
 pub mod day;
@@ -39,6 +40,7 @@ mod users;
 mod verify;
 pub mod withdrawals;
 
+pub use awaiting_ack::AwaitingAck;
 pub use cache_hits::CachedUpload;
 pub use directory::{UserSummary, MAX_PAGE as MAX_USERS_PAGE};
 pub use user_uploads::MAX_PAGE as MAX_UPLOADS_PAGE;
@@ -71,8 +73,25 @@ pub const MAX_USERNAME_BYTES: usize = 64;
 pub const MAX_REASON_BYTES: usize = 256;
 /// Longest soft_id, result text or error text kept with an upload, in bytes.
 pub const MAX_UPLOAD_TEXT_BYTES: usize = 256;
-/// sled page cache per shard (sled's default of 1 GiB is too much for many shards).
+/// sled page cache per shard by default (sled's default of 1 GiB is too much for many
+/// shards): `store_cache_mb`.
 pub const CACHE_CAPACITY_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The page cache of every shard database this process opens from now on (`store_cache_mb`,
+/// set once at the server's start, before its shards open; tools keep the default). The
+/// cache holds recently written and read records: a node's memory grows with its ledger
+/// until every shard's cache is full, then stays.
+static CACHE_CAPACITY: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(CACHE_CAPACITY_BYTES);
+
+pub fn set_cache_capacity(bytes: u64) {
+    assert!(bytes > 0, "a page cache of some size");
+    CACHE_CAPACITY.store(bytes, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn cache_capacity() -> u64 {
+    CACHE_CAPACITY.load(std::sync::atomic::Ordering::Relaxed)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

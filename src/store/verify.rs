@@ -97,6 +97,7 @@ pub fn verify_ledger(data_dir: &Path) -> Result<VerifyReport, StoreError> {
             }
         }
         let uploads = verify_shard(shard, &trees, &mut report)?;
+        verify_awaiting_acks(shard, &trees, &uploads, &mut report)?;
         verify_upload_records(shard, &db, &trees, uploads, &mut report)?;
         report.shards_checked += 1;
     }
@@ -236,6 +237,44 @@ fn check_upload_step(
             entry.id, entry.kind, entry.delta
         )
     })
+}
+
+/// Every forwarded charge awaiting its acknowledgement (awaiting_ack.rs) must be a charge
+/// the journal has: a marker is written after its charge and removed after its give-back,
+/// and sled recovers a prefix of its log. (That a charge is given back at most once is the
+/// replay's rule for every upload: a second void or refund is a problem there.)
+fn verify_awaiting_acks(
+    shard: u16,
+    trees: &layout::Trees,
+    journal_uploads: &HashMap<u64, (UploadLedger, u64)>,
+    report: &mut VerifyReport,
+) -> Result<(), StoreError> {
+    for item in trees.awaiting_ack.iter() {
+        let (key, value) = item?;
+        let upload_id = u64_key(&key)?;
+        super::AwaitingAck::decode(&value)?;
+        // A cache hit of a batch is charged under the batch's first id (its index entry).
+        let charged_as = match trees.upload_days.range(..=key).next_back() {
+            Some(Ok((first, index))) => match layout::DayIndex::parse(&index)? {
+                layout::DayIndex::HitBatch { last_id, .. } if upload_id <= last_id => {
+                    u64_key(&first)?
+                }
+                _ => upload_id,
+            },
+            _ => upload_id,
+        };
+        if !journal_uploads.contains_key(&charged_as) {
+            report.problems.push(LedgerProblem {
+                shard,
+                user_id: 0,
+                detail: format!(
+                    "upload {upload_id} awaits a forwarded request's acknowledgement but the \
+                     journal has no charge for it"
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Every upload record still kept (its day not dropped) must agree with the journal

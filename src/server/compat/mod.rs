@@ -177,7 +177,6 @@ pub async fn submit_numbered(
         answer_format,
     };
     let (accepted, task_id) = run_on_owner(call.shard, numbered).await?;
-    call.charged(caller.owner, accepted.record().id);
     Ok((accepted, task_id))
 }
 
@@ -243,7 +242,6 @@ pub async fn submit_task(
         },
     )
     .await?;
-    call.charged(caller.owner, accepted.record().id);
     Ok(accepted)
 }
 
@@ -257,6 +255,7 @@ fn upload_request(call: &Call, task: Task, extras: TaskExtras) -> Result<UploadR
         timeout_ms: wait_ms,
         constraints: extras.constraints,
         on_finish: extras.callback.map(finish_hook),
+        forwarded: call.forwarded,
     }
     .checked(call)
 }

@@ -18,7 +18,7 @@ use crate::contract::ApiError;
 use crate::recognition::cache::{slide_digest_of, CacheKey, ImageDigest, TaskKey};
 use crate::recognition::{JobAnswer, Kind};
 use crate::server::cache::lookup_many;
-use crate::server::call::{Call, Caller};
+use crate::server::call::{Call, Caller, ForwardedFrom};
 use crate::server::fields::Fields;
 use crate::server::owner::{run_on_owner, OwnerCommand};
 use crate::server::reply::{busy, malformed, ok, shutting_down, ApiResult, Refusal};
@@ -49,14 +49,12 @@ struct LookupRequest {
 pub async fn cached(call: Call<'_>) -> ApiResult {
     let caller = call.caller().await?;
     let request = parse(&call)?;
-    let results = run_on_owner(call.shard, CachedLookup { caller, request }).await?;
-    // A hit is a done upload with its id; a miss has none.
-    let hit_ids = results
-        .iter()
-        .filter_map(|result| result["id"].as_str()?.parse::<u64>().ok());
-    for upload_id in hit_ids {
-        call.charged(caller.owner, upload_id);
-    }
+    let lookup = CachedLookup {
+        caller,
+        request,
+        forwarded: call.forwarded,
+    };
+    let results = run_on_owner(call.shard, lookup).await?;
     Ok(ok(&json!({ "results": results })))
 }
 
@@ -201,6 +199,8 @@ fn parse_hex(text: &str) -> Option<ImageDigest> {
 struct CachedLookup {
     caller: Caller,
     request: LookupRequest,
+    /// Another node forwarded the request: its charges wait for that node's acknowledgement.
+    forwarded: Option<ForwardedFrom>,
 }
 
 impl OwnerCommand for CachedLookup {
@@ -211,7 +211,7 @@ impl OwnerCommand for CachedLookup {
     }
 
     async fn apply(self, shard: Rc<Shard>) -> Result<Vec<Value>, Refusal> {
-        answer(shard, self.caller.user_id, self.request).await
+        answer(shard, self.caller.user_id, self.request, self.forwarded).await
     }
 }
 
@@ -219,6 +219,7 @@ async fn answer(
     shard: Rc<Shard>,
     user_id: u64,
     request: LookupRequest,
+    forwarded: Option<ForwardedFrom>,
 ) -> Result<Vec<Value>, Refusal> {
     if let Err(retry_after_secs) = shard.uploads.upload_limiter.borrow_mut().check(user_id) {
         return Err(Refusal::from(ApiError::RateLimited).retry_after(retry_after_secs));
@@ -245,7 +246,7 @@ async fn answer(
             ))
         })
         .collect();
-    let records = record_hits_durably(&shard, user_id, hits).await?;
+    let records = record_hits_durably(&shard, user_id, hits, forwarded).await?;
     let mut records = records.into_iter();
     let results = lookups
         .iter()

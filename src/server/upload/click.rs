@@ -47,6 +47,7 @@ pub fn from_fields(
             .unwrap_or(config.uploads.wait_timeout_ms_default),
         constraints: AnswerConstraints::default(),
         on_finish: None,
+        forwarded: call.forwarded,
     };
     check_query(call)?;
     request.checked(call)

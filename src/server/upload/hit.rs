@@ -14,6 +14,8 @@ use super::request::UploadRequest;
 use super::Accepted;
 use crate::recognition::cache::CacheKey;
 use crate::recognition::JobAnswer;
+use crate::server::call::ForwardedFrom;
+use crate::server::forwarded;
 use crate::server::reply::{storage_unavailable, Refusal};
 use crate::server::shard::Shard;
 use crate::server::state::Finished;
@@ -41,7 +43,7 @@ pub async fn accept_hit(
         text,
         confidence: confidence.unwrap_or(f32::NAN),
     };
-    let record = record_hits_durably(shard, user_id, vec![hit])
+    let record = record_hits_durably(shard, user_id, vec![hit], request.forwarded)
         .await?
         .pop()
         .expect("one record per hit");
@@ -67,11 +69,13 @@ pub async fn accept_hit(
 /// Records `hits` as the user's done uploads, charged, in one store transaction, and
 /// returns their records once that is on disk (a 200 means the charges are durable, as a
 /// reservation is on the general path). The one write of `POST /v2/decode/cached` and of an
-/// upload answered outright.
+/// upload answered outright. For a request another node `forwarded`, each charge waits for
+/// its acknowledgement.
 pub async fn record_hits_durably(
     shard: &Shard,
     user_id: u64,
     hits: Vec<CachedUpload>,
+    forwarded: Option<ForwardedFrom>,
 ) -> Result<Vec<UploadRecord>, Refusal> {
     if hits.is_empty() {
         return Ok(Vec::new());
@@ -82,6 +86,10 @@ pub async fn record_hits_durably(
     assert!(records
         .iter()
         .all(|record| record.user_id == user_id && record.status == UploadStatus::Done));
+    // Written before the group commit: durable with the charges (server/forwarded.rs).
+    for record in &records {
+        forwarded::await_ack(shard, forwarded, record.id);
+    }
     if shard.commit.durable().await.is_err() {
         // As on the general path: the disk failed (storage.rs logs why, once), the store
         // takes no writes until it is reopened, and then the charges that reached the disk

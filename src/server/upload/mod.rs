@@ -92,7 +92,6 @@ async fn accept_and_answer(
     request: UploadRequest,
 ) -> ApiResult {
     let accepted = run_on_owner(call.shard, Accept { caller, request }).await?;
-    call.charged(caller.owner, accepted.record().id);
     match accepted {
         Accepted::Pending(record) => Ok(pending_answer(&record)),
         Accepted::Finished(finished) => finished_answer(finished),

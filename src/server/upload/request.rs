@@ -12,7 +12,7 @@ use crate::engine::{
 };
 use crate::recognition::cache::CacheKey;
 use crate::recognition::{ClickHint, Kind, Task};
-use crate::server::call::Call;
+use crate::server::call::{Call, ForwardedFrom};
 use crate::server::fields::{body_kind, BodyKind, Fields};
 use crate::server::reply::{malformed, Refusal};
 use crate::server::shard::FinishHook;
@@ -41,6 +41,9 @@ pub struct UploadRequest {
     pub constraints: AnswerConstraints,
     /// Run on the owner shard when the upload finishes (the compat protocols' callbacks).
     pub on_finish: Option<FinishHook>,
+    /// Set when another node forwarded the request: its charge waits for that node's
+    /// acknowledgement of the answer (server/forwarded.rs).
+    pub forwarded: Option<ForwardedFrom>,
 }
 
 impl UploadRequest {
@@ -86,6 +89,7 @@ impl UploadRequest {
             timeout_ms,
             constraints: AnswerConstraints::default(),
             on_finish: None,
+            forwarded: call.forwarded,
         };
         request.checked(call)
     }
