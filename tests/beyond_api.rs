@@ -377,6 +377,37 @@ fn click_tasks_answer_in_each_protocols_shape() {
             "{click} in {area:?}"
         );
     }
+    // The same click captcha through 2captcha v1: `res.php` with `ids` answers it in
+    // 2captcha's words too, as `get` does.
+    let form = format!(
+        "key={key}&method=base64&coordinatescaptcha=1&body={}&textinstructions={}",
+        form_encode(&image),
+        form_encode(&row["hint"])
+    );
+    let submitted = server
+        .client()
+        .post(
+            "/in.php",
+            None,
+            "application/x-www-form-urlencoded",
+            form.as_bytes(),
+        )
+        .text();
+    let id = submitted.strip_prefix("OK|").expect("an id").to_string();
+    let several = (0..600)
+        .map(|_| {
+            let path = format!("/res.php?key={key}&action=get&ids={id},{id}");
+            let answer = server.client().get(&path, None).text();
+            if answer.contains("CAPCHA_NOT_READY") {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            answer
+        })
+        .find(|answer| !answer.contains("CAPCHA_NOT_READY"))
+        .expect("an answer within a minute");
+    let answers: Vec<&str> = several.split('|').collect();
+    assert_eq!(answers.len(), 2, "{several}");
+    assert!(answers[0].starts_with("coordinates:x="), "{several}");
     // Refused before anything is charged, in the protocol's errors.
     let refused = |task: Value, error_id: u64| {
         let answer = call("/createTask", json!({ "task": task }));
@@ -405,7 +436,7 @@ fn click_tasks_answer_in_each_protocols_shape() {
         (Some(12), Some("failed")),
         "{unsolvable}"
     );
-    assert_eq!(server.balance(&key), (1000 - 4 * CLICK_COST, 0));
+    assert_eq!(server.balance(&key), (1000 - 5 * CLICK_COST, 0));
     // After a restart each task still answers in its own shape.
     let mut server = server;
     assert_eq!(server.terminate(), 0);
@@ -498,4 +529,14 @@ fn protocol_lengths_find_the_reading_that_meets_them() {
     let made_up = create(2 * label.len());
     assert_eq!(made_up["errorId"], 12, "{made_up}");
     assert_eq!(server.balance(&key), (998, 0));
+}
+
+/// A form field's value, every byte but ASCII letters and digits percent-encoded.
+fn form_encode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte.is_ascii_alphanumeric() {
+            true => (byte as char).to_string(),
+            false => format!("%{byte:02X}"),
+        })
+        .collect()
 }

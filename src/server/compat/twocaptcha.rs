@@ -390,6 +390,10 @@ async fn several(call: &Call<'_>, caller: &Caller, fields: &Fields, format: Form
             Ok(record) => match record.status {
                 UploadStatus::Pending => NOT_READY.to_string(),
                 UploadStatus::Failed => UNSOLVABLE.to_string(),
+                // A click captcha's answer in 2captcha's words, as `get` gives it.
+                UploadStatus::Done if is_click_record(&record) => {
+                    coordinates::answer_of(record.result.as_deref().unwrap_or("[]")).0
+                }
                 UploadStatus::Done => record.result.unwrap_or_default(),
             },
             Err(_) => "ERROR_WRONG_CAPTCHA_ID".to_string(),
