@@ -126,7 +126,7 @@ pub fn run_until_stopped(
         )?),
     };
     if let Some((link, _, _)) = &cluster {
-        super::forwarded::resume_awaiting(link, resumed);
+        super::forward_acks::resume_awaiting(link, resumed);
     }
     let model_catalog = open_model_catalog(&config, &stores)?;
     if let Some((_, _, objects)) = &cluster {
@@ -261,7 +261,7 @@ fn start_cluster(
         local: parts.queue,
         serve: super::node_hop::serve_into(parts.peers.clone()),
         describe,
-        settle: super::forwarded::settle_into(parts.peers.clone()),
+        settle: super::forward_acks::settle_into(parts.peers.clone()),
         local_names: super::node_hop::local_names(parts.peers),
         shard_count: parts.shard_count,
         unconfirmed: link.unconfirmed.clone(),
@@ -285,7 +285,7 @@ fn non_empty(text: &str) -> Option<&str> {
 fn open_stores(
     config: &Config,
     shard_count: u16,
-) -> Result<(Vec<ShardStore>, Vec<super::forwarded::Resumed>), String> {
+) -> Result<(Vec<ShardStore>, Vec<super::forward_acks::Resumed>), String> {
     let mut stores = Vec::with_capacity(usize::from(shard_count));
     let mut resumed = Vec::new();
     let clustered = !config.cluster.nats_url.is_empty();
@@ -314,7 +314,7 @@ fn open_stores(
             );
         }
         let (given_back, awaiting) =
-            super::forwarded::settle_at_start(&mut store, clustered, now_ms).map_err(opening)?;
+            super::forward_acks::settle_at_start(&mut store, clustered, now_ms).map_err(opening)?;
         if given_back + awaiting.len() > 0 {
             log_line!(
                 "aiocr: shard {shard}: gave back {given_back} charge(s) of forwarded requests \

@@ -41,6 +41,7 @@ mod conn;
 mod console;
 mod endpoints;
 mod fields;
+mod forward_acks;
 mod forwarded;
 #[doc(hidden)]
 pub mod fuzzing;

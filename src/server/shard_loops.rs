@@ -241,7 +241,7 @@ async fn finish(shard: &Rc<Shard>) -> Result<(), String> {
 }
 
 async fn void_and_flush(shard: &Rc<Shard>) -> Result<(), StoreError> {
-    let withdrawn = super::forwarded::withdraw_at_stop(shard)?;
+    let withdrawn = super::forward_acks::withdraw_at_stop(shard)?;
     if withdrawn > 0 {
         log_line!(
             "aiocr: shard {}: gave back {withdrawn} upload(s) of forwarded requests not acknowledged yet",

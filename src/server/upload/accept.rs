@@ -14,7 +14,7 @@ use crate::recognition::cache::{digest, slide_digest, CacheKey, ClickHintKey, Ta
 use crate::recognition::{Job, JobAnswer, JobResult, Task};
 use crate::server::cache;
 use crate::server::call::Caller;
-use crate::server::forwarded;
+use crate::server::forward_acks;
 use crate::server::owner::OwnerCommand;
 use crate::server::reply::{busy, storage_unavailable, Refusal};
 use crate::server::shard::Shard;
@@ -135,8 +135,8 @@ async fn accept(
         }
         None => submit(&shard, place, &record, request, key)?,
     }
-    // Written before the group commit: durable with the reservation (server/forwarded.rs).
-    forwarded::await_ack(&shard, forwarded, record.id);
+    // Written before the group commit: durable with the reservation (server/forward_acks.rs).
+    forward_acks::await_ack(&shard, forwarded, record.id);
     // A 200 means the reservation is on disk, so the answer waits for the group commit; the
     // recognition already runs meanwhile (a sync answer pays max(fsync, model), not the sum).
     if shard.commit.durable().await.is_err() {

@@ -15,7 +15,7 @@ use super::Accepted;
 use crate::recognition::cache::CacheKey;
 use crate::recognition::JobAnswer;
 use crate::server::call::ForwardedFrom;
-use crate::server::forwarded;
+use crate::server::forward_acks;
 use crate::server::reply::{storage_unavailable, Refusal};
 use crate::server::shard::Shard;
 use crate::server::state::Finished;
@@ -86,9 +86,9 @@ pub async fn record_hits_durably(
     assert!(records
         .iter()
         .all(|record| record.user_id == user_id && record.status == UploadStatus::Done));
-    // Written before the group commit: durable with the charges (server/forwarded.rs).
+    // Written before the group commit: durable with the charges (server/forward_acks.rs).
     for record in &records {
-        forwarded::await_ack(shard, forwarded, record.id);
+        forward_acks::await_ack(shard, forwarded, record.id);
     }
     if shard.commit.durable().await.is_err() {
         // As on the general path: the disk failed (storage.rs logs why, once), the store

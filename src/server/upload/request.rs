@@ -42,7 +42,7 @@ pub struct UploadRequest {
     /// Run on the owner shard when the upload finishes (the compat protocols' callbacks).
     pub on_finish: Option<FinishHook>,
     /// Set when another node forwarded the request: its charge waits for that node's
-    /// acknowledgement of the answer (server/forwarded.rs).
+    /// acknowledgement of the answer (server/forward_acks.rs).
     pub forwarded: Option<ForwardedFrom>,
 }
 
