@@ -438,10 +438,7 @@ fn cached_models(dir: &Path) -> Vec<(ModelDigest, u64, SystemTime)> {
     let mut models = Vec::new();
     for entry in entries.flatten() {
         let path = entry.path();
-        let digest = path
-            .file_stem()
-            .and_then(|stem| stem.to_str())
-            .and_then(ModelDigest::parse_hex);
+        let digest = ModelDigest::of_file_name(&path);
         let (Some(digest), Some("onnx")) = (digest, path.extension().and_then(|e| e.to_str()))
         else {
             continue;

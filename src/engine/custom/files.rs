@@ -89,10 +89,7 @@ impl ModelFiles {
         let mut deleted = 0;
         for entry in entries.flatten() {
             let path = entry.path();
-            let digest = path
-                .file_stem()
-                .and_then(|stem| stem.to_str())
-                .and_then(ModelDigest::parse_hex);
+            let digest = ModelDigest::of_file_name(&path);
             let kept = digest.is_some_and(|digest| {
                 named.contains(&digest) && path.extension().is_some_and(|e| e != "tmp")
             });

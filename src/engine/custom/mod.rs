@@ -54,6 +54,13 @@ impl ModelDigest {
         }
         Some(ModelDigest(bytes))
     }
+
+    /// The digest a model file is named by (`<hex>.onnx`, `<hex>.json`, `<hex>.tmp`), if any.
+    pub fn of_file_name(path: &std::path::Path) -> Option<ModelDigest> {
+        path.file_stem()
+            .and_then(|stem| stem.to_str())
+            .and_then(ModelDigest::parse_hex)
+    }
 }
 
 impl fmt::Debug for ModelDigest {
