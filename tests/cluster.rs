@@ -1189,9 +1189,11 @@ fn the_shipped_nats_configurations_are_valid() {
     }
 }
 
-/// The objects of the models bucket (names), as a client of NATS sees them.
-fn model_objects(nats: &Nats) -> Vec<String> {
-    use futures_util::StreamExt;
+/// Runs `work` on the models bucket, as a client of NATS sees it.
+fn on_models_bucket<T, F: std::future::Future<Output = T>>(
+    nats: &Nats,
+    work: impl FnOnce(async_nats::jetstream::object_store::ObjectStore) -> F,
+) -> T {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -1199,7 +1201,14 @@ fn model_objects(nats: &Nats) -> Vec<String> {
     runtime.block_on(async {
         let client = async_nats::connect(nats.url()).await.unwrap();
         let js = async_nats::jetstream::new(client);
-        let bucket = js.get_object_store("aiocr_models").await.unwrap();
+        work(js.get_object_store("aiocr_models").await.unwrap()).await
+    })
+}
+
+/// The objects of the models bucket (names).
+fn model_objects(nats: &Nats) -> Vec<String> {
+    use futures_util::StreamExt;
+    on_models_bucket(nats, |bucket| async move {
         let mut list = bucket.list().await.unwrap();
         let mut names = Vec::new();
         while let Some(info) = list.next().await {
@@ -1211,15 +1220,9 @@ fn model_objects(nats: &Nats) -> Vec<String> {
 
 /// Deletes an object of the models bucket behind the node's back.
 fn delete_model_object(nats: &Nats, name: &str) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let client = async_nats::connect(nats.url()).await.unwrap();
-        let js = async_nats::jetstream::new(client);
-        let bucket = js.get_object_store("aiocr_models").await.unwrap();
-        bucket.delete(name).await.unwrap();
+    let name = name.to_string();
+    on_models_bucket(nats, |bucket| async move {
+        bucket.delete(&name).await.unwrap();
     });
 }
 
