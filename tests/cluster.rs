@@ -620,13 +620,7 @@ fn two_nodes_and_two_workers_serve_every_user_from_either_node() {
         worker.signal(libc::SIGSTOP);
     }
     let forwarded_before = metric(&node_a, "aiocr_node_forwarded_in_total");
-    let (port_b, token) = (node_b.port, user_a_via_b.clone());
-    let paused_upload = std::thread::spawn(move || {
-        let body = json!({ "file": base64(&fixture("0001.png")), "model": "old" }).to_string();
-        let path = "/v2/decode/upload-base64?wait=1";
-        let answer = Client::connect(port_b).post_json(path, Some(&token), &body);
-        (answer.status, answer.code())
-    });
+    let paused_upload = forwarded_upload_in_background(node_b.port, user_a_via_b.clone());
     wait_until("node A to receive the forwarded upload", 3000, || {
         metric(&node_a, "aiocr_node_forwarded_in_total") > forwarded_before
     });
@@ -801,6 +795,20 @@ impl DyingWorker {
     }
 }
 
+/// A synchronous upload (0001.png, wait=1) sent to node B with a token of a user of node A,
+/// so node B forwards it; the thread returns the answer's status and code.
+fn forwarded_upload_in_background(
+    port_b: u16,
+    token: String,
+) -> std::thread::JoinHandle<(u16, i64)> {
+    std::thread::spawn(move || {
+        let body = json!({ "file": base64(&fixture("0001.png")), "model": "old" }).to_string();
+        let path = "/v2/decode/upload-base64?wait=1";
+        let answer = Client::connect(port_b).post_json(path, Some(&token), &body);
+        (answer.status, answer.code())
+    })
+}
+
 /// Node B forwards user-a's upload (wait=1) to node A, which is paused (SIGSTOP) until node
 /// B has sent it and is paused in turn, so that no acknowledgement comes; node A is killed
 /// once the upload is done and charged (and that is on disk), restarted, and must give the
@@ -818,13 +826,7 @@ fn forwarded_charge_across_a_kill(
     let received = metric(&node_a, "aiocr_node_forwarded_in_total");
     let sent = metric(node_b, "aiocr_node_forwarded_out_total");
     node_a.signal(libc::SIGSTOP);
-    let port_b = node_b.port;
-    let paused_upload = std::thread::spawn(move || {
-        let body = json!({ "file": base64(&fixture("0001.png")), "model": "old" }).to_string();
-        let path = "/v2/decode/upload-base64?wait=1";
-        let answer = Client::connect(port_b).post_json(path, Some(&user_a_via_b), &body);
-        (answer.status, answer.code())
-    });
+    let paused_upload = forwarded_upload_in_background(node_b.port, user_a_via_b);
     wait_until("node B to forward the upload", 3000, || {
         metric(node_b, "aiocr_node_forwarded_out_total") > sent
     });

@@ -19,7 +19,7 @@ const say = (name, value) => process.stdout.write(`${name}\t${value}\n`);
 
 // @antiadmin/anticaptchaofficial posts every call to https://api.anti-captcha.com/<method>
 // with the axios module: a request interceptor on that axios sends them to `url` instead.
-async function anticaptcha(url, key, files) {
+function anticaptchaClient(url, key) {
   const ac = require("@antiadmin/anticaptchaofficial");
   const libraryDir = path.dirname(require.resolve("@antiadmin/anticaptchaofficial"));
   const axios = require(require.resolve("axios", { paths: [libraryDir] }));
@@ -32,6 +32,11 @@ async function anticaptcha(url, key, files) {
   // Its settings: the first poll after 0.1 s instead of 5 (aiocr answers in milliseconds).
   ac.settings.firstAttemptWaitingInterval = 0.1;
   ac.settings.normalWaitingInterval = 0.1;
+  return ac;
+}
+
+async function anticaptcha(url, key, files) {
+  const ac = anticaptchaClient(url, key);
   let firstTaskId = null;
   for (const file of files) {
     const text = await ac.solveImage(base64Of(file));
@@ -90,17 +95,7 @@ async function twocaptcha(url, key, files) {
 // the characters in its comment) and @2captcha/captcha-solver's coordinates (in.php's
 // coordinatescaptcha=1 with textinstructions), their addresses set as above.
 async function anticaptchaCoordinates(url, key, pairs) {
-  const ac = require("@antiadmin/anticaptchaofficial");
-  const libraryDir = path.dirname(require.resolve("@antiadmin/anticaptchaofficial"));
-  const axios = require(require.resolve("axios", { paths: [libraryDir] }));
-  axios.interceptors.request.use((config) => {
-    config.url = config.url.replace("https://api.anti-captcha.com", url);
-    return config;
-  });
-  ac.setAPIKey(key);
-  ac.shutUp();
-  ac.settings.firstAttemptWaitingInterval = 0.1;
-  ac.settings.normalWaitingInterval = 0.1;
+  const ac = anticaptchaClient(url, key);
   for (let i = 0; i < pairs.length; i += 2) {
     say(pairs[i], JSON.stringify(await ac.solveImageToCoordinates(base64Of(pairs[i]), pairs[i + 1])));
   }
