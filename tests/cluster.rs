@@ -398,12 +398,7 @@ fn check_user(server: &Server, token: &str, ids: &[String], spent_before: i64, c
 
 /// Sends a result to a node as a worker would, and returns the node's answer.
 fn send_result(nats: &Nats, node: u16, result: &WireResult) -> String {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let client = async_nats::connect(nats.url()).await.unwrap();
+    on_nats(nats, |client| async move {
         let subject = format!("aiocr.results.{node}");
         let answer = client
             .request(subject, wire::encode_result(result).into())
@@ -413,16 +408,36 @@ fn send_result(nats: &Nats, node: u16, result: &WireResult) -> String {
     })
 }
 
-/// Writes a claim of `username` for `node` straight into the bucket, without the create's
-/// check (as a create the server let through by mistake would be stored); returns how the
-/// write went and the claim the bucket holds after it.
-fn second_claim_write(nats: &Nats, username: &str, node: u16) -> (Result<(), String>, String) {
+/// Runs `work` with a client of `nats` of its own (a runtime of its own, as a test thread
+/// has none).
+fn on_nats<T, F: std::future::Future<Output = T>>(
+    nats: &Nats,
+    work: impl FnOnce(async_nats::Client) -> F,
+) -> T {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     runtime.block_on(async {
         let client = async_nats::connect(nats.url()).await.unwrap();
+        work(client).await
+    })
+}
+
+/// The consumers of JetStream stream `name`, as nats-server counts them.
+fn stream_consumers(nats: &Nats, name: &str) -> usize {
+    on_nats(nats, |client| async move {
+        let js = async_nats::jetstream::new(client);
+        let mut stream = js.get_stream(name).await.unwrap();
+        stream.info().await.unwrap().state.consumer_count
+    })
+}
+
+/// Writes a claim of `username` for `node` straight into the bucket, without the create's
+/// check (as a create the server let through by mistake would be stored); returns how the
+/// write went and the claim the bucket holds after it.
+fn second_claim_write(nats: &Nats, username: &str, node: u16) -> (Result<(), String>, String) {
+    on_nats(nats, |client| async move {
         let js = async_nats::jetstream::new(client);
         let bucket = aiocr::cluster::names::USERNAMES_BUCKET;
         let key = aiocr::cluster::names::username_key(username);
@@ -611,6 +626,9 @@ fn two_nodes_and_two_workers_serve_every_user_from_either_node() {
         .map(|s| s["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, ["1", "2"], "{servers}");
+    // The heartbeats (one every 200 ms a node here) read the bucket without a consumer: one
+    // a beat would be memory nats-server 2.9 never gives back (src/cluster/bridge.rs).
+    assert_eq!(stream_consumers(&nats, "KV_aiocr_nodes"), 0);
 
     // A forwarded upload whose answer the forwarding node does not receive in time: node B
     // paused (SIGSTOP) once it forwarded user-a's upload (wait=1) to node A, for longer
@@ -1235,12 +1253,7 @@ fn on_models_bucket<T, F: std::future::Future<Output = T>>(
     nats: &Nats,
     work: impl FnOnce(async_nats::jetstream::object_store::ObjectStore) -> F,
 ) -> T {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let client = async_nats::connect(nats.url()).await.unwrap();
+    on_nats(nats, |client| async move {
         let js = async_nats::jetstream::new(client);
         work(js.get_object_store("aiocr_models").await.unwrap()).await
     })
