@@ -452,7 +452,8 @@ fn concurrent_hits_are_charged_each_on_its_own_until_the_balance_runs_out() {
     let codes: Vec<(bool, i64)> = std::thread::scope(|scope| {
         let threads: Vec<_> = (0..8)
             .map(|thread| {
-                let token = if thread % 2 == 0 { &tight } else { &ample };
+                let is_tight = thread % 2 == 0;
+                let token = if is_tight { &tight } else { &ample };
                 let (port, body) = (server.port, &body);
                 scope.spawn(move || {
                     let mut client = Client::connect(port);
@@ -461,7 +462,7 @@ fn concurrent_hits_are_charged_each_on_its_own_until_the_balance_runs_out() {
                             let path = "/v2/decode/upload-base64?wait=1";
                             let answer = client.post_json(path, Some(token), body);
                             let code = answer.json()["code"].as_i64().unwrap();
-                            (token == &tight, code)
+                            (is_tight, code)
                         })
                         .collect::<Vec<_>>()
                 })
