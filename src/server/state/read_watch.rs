@@ -87,7 +87,10 @@ impl ReadWatch {
                 return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
             }
             let mut waker = self.waker.borrow_mut();
-            if !waker.as_ref().is_some_and(|known| known.will_wake(cx.waker())) {
+            if !waker
+                .as_ref()
+                .is_some_and(|known| known.will_wake(cx.waker()))
+            {
                 *waker = Some(cx.waker().clone());
             }
             Poll::Pending
@@ -143,7 +146,8 @@ mod tests {
         let watch = ReadWatch::default();
         let start = Instant::now();
         let deadline = start + Duration::from_secs(5);
-        let mut waiting = Box::pin(watch.within(deadline, std::future::pending::<io::Result<()>>()));
+        let mut waiting =
+            Box::pin(watch.within(deadline, std::future::pending::<io::Result<()>>()));
         let mut cx = Context::from_waker(Waker::noop());
         assert!(waiting.as_mut().poll(&mut cx).is_pending());
         watch.expire_if_due(start);
