@@ -436,3 +436,56 @@ fn a_hit_without_wait_polls_done_and_is_reportable_and_the_ledger_verifies() {
     let (code, output) = ledger_verify(&server.data_dir);
     assert_eq!(code, 0, "{output}");
 }
+
+/// Hits answered outright are staged and written together before each group commit: each
+/// request is still charged on its own, all or nothing, and a user whose balance runs out
+/// has exactly as many hits acknowledged as points, whatever else is in the same write.
+#[test]
+fn concurrent_hits_are_charged_each_on_its_own_until_the_balance_runs_out() {
+    let server = Server::start(2, &[]);
+    let admin = server.admin_token();
+    let (_, tight) = server.create_user(&admin, "tight", 5, "user");
+    let (_, ample) = server.create_user(&admin, "ample", 100, "user");
+    let image = &images()[0];
+    upload(&mut server.client(), &ample, image, "");
+    let body = json!({ "file": base64(image) }).to_string();
+    let codes: Vec<(bool, i64)> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..8)
+            .map(|thread| {
+                let is_tight = thread % 2 == 0;
+                let token = if is_tight { &tight } else { &ample };
+                let (port, body) = (server.port, &body);
+                scope.spawn(move || {
+                    let mut client = Client::connect(port);
+                    (0..3)
+                        .map(|_| {
+                            let path = "/v2/decode/upload-base64?wait=1";
+                            let answer = client.post_json(path, Some(token), body);
+                            let code = answer.json()["code"].as_i64().unwrap();
+                            (is_tight, code)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .flat_map(|thread| thread.join().unwrap())
+            .collect()
+    });
+    let count = |tight_user: bool, code: i64| {
+        codes
+            .iter()
+            .filter(|&&answer| answer == (tight_user, code))
+            .count()
+    };
+    assert_eq!((count(true, 0), count(true, 2001)), (5, 7), "{codes:?}");
+    assert_eq!(count(false, 0), 12, "{codes:?}");
+    assert_eq!(server.balance(&tight), (0, 0));
+    assert_eq!(server.balance(&ample), (87, 0));
+    assert_eq!(model_runs(&server), 1.0);
+    let mut server = server;
+    assert_eq!(server.terminate(), 0);
+    let (code, output) = ledger_verify(&server.data_dir);
+    assert_eq!(code, 0, "{output}");
+}

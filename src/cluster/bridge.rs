@@ -848,13 +848,22 @@ async fn beat(
     }
 }
 
-/// Every node's latest heartbeat, in node order.
+/// Every node's latest heartbeat, in node order. The keys are the bucket stream's subjects
+/// (one stream-info request), not `kv::Store::keys`: that opens an ephemeral consumer on each
+/// call, which nats-server keeps for 30 s after it is dropped, and whose generated name
+/// nats-server before 2.9.21 keeps for good (a hash cache; nats-server issue 4289, Debian
+/// 12 ships 2.9.10): one consumer a heartbeat per node was memory nats-server never gave back.
 async fn read_servers(nodes: &kv::Store) -> Result<Vec<serde_json::Value>, String> {
+    let prefix = nodes.prefix.as_str();
     let mut keys: Vec<String> = nodes
-        .keys()
+        .stream
+        .info_with_subjects(format!("{prefix}>"))
         .await
         .map_err(|e| e.to_string())?
-        .filter_map(|key| async move { key.ok() })
+        .filter_map(|subject| async move {
+            let (subject, _) = subject.ok()?;
+            subject.strip_prefix(prefix).map(str::to_string)
+        })
         .collect()
         .await;
     keys.sort_by_key(|key| names::node_of_key(key));

@@ -261,7 +261,7 @@ async fn void_and_flush(shard: &Rc<Shard>) -> Result<(), StoreError> {
     }
     shard
         .commit
-        .flush_once(&shard.shared.metrics, shard.id)
+        .flush_once(&shard.store, &shard.shared.metrics, shard.id)
         .await
         .map_err(StoreError::Io)?;
     // The journal's extent as it stands at the stop (identity.rs).

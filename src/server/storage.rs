@@ -47,7 +47,11 @@ pub fn notice(shard: &Shard, error: &StoreError) {
 /// The shard's commit loop, and its recovery whenever a flush fails; returns at `stop`.
 pub async fn run(shard: Rc<Shard>, stop: StopSignal) {
     let metrics = shard.shared.metrics.clone();
-    while let Err(error) = shard.commit.run(&metrics, shard.id, &stop).await {
+    while let Err(error) = shard
+        .commit
+        .run(&shard.store, &metrics, shard.id, &stop)
+        .await
+    {
         fail(&shard, &error);
         if !recover(&shard, &stop).await {
             return;

@@ -70,32 +70,40 @@ pub fn apply_movement(
         Some(bytes) => decode_tx(&bytes)?,
         None => return abort(StoreError::UserNotFound),
     };
+    let next = moved(&current, entry).or_else(abort)?;
+    balances.insert(&key, encode(&next))?;
+    let previous = journal.insert(&entry.id.to_be_bytes(), encode(entry))?;
+    assert!(previous.is_none(), "journal entry ids are unique");
+    Ok(next)
+}
+
+/// The balance `entry` leaves of `current`, or why it may not move it: `InsufficientPoints`
+/// if points would go negative, `InvalidInput` if the balance would overflow or rise past
+/// [`MAX_POINTS`], `Corrupt` for reserved points going negative (only a bug or a damaged
+/// database gets there: refused rather than written).
+pub fn moved(current: &Balance, entry: &JournalEntry) -> Result<Balance, StoreError> {
     let (points_change, reserved_change) = entry.kind.effect(entry.delta);
     let (Some(points), Some(reserved)) = (
         current.points.checked_add(points_change),
         current.reserved.checked_add(reserved_change),
     ) else {
-        return abort(StoreError::InvalidInput("balance would overflow".into()));
+        return Err(StoreError::InvalidInput("balance would overflow".into()));
     };
     let next = Balance { points, reserved };
-    if raises_past_bound(&current, &next) {
-        return abort(StoreError::InvalidInput(format!(
+    if raises_past_bound(current, &next) {
+        return Err(StoreError::InvalidInput(format!(
             "the balance would pass {MAX_POINTS} points, the most a balance holds"
         )));
     }
     if next.points < 0 {
-        return abort(StoreError::InsufficientPoints);
+        return Err(StoreError::InsufficientPoints);
     }
     if next.reserved < 0 {
-        // Only a bug or a damaged database gets here: refuse rather than write a bad balance.
-        return abort(StoreError::Corrupt(format!(
+        return Err(StoreError::Corrupt(format!(
             "user {} reserved would become {}",
             entry.user_id, next.reserved
         )));
     }
-    balances.insert(&key, encode(&next))?;
-    let previous = journal.insert(&entry.id.to_be_bytes(), encode(entry))?;
-    assert!(previous.is_none(), "journal entry ids are unique");
     Ok(next)
 }
 

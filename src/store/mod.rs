@@ -41,7 +41,7 @@ mod verify;
 pub mod withdrawals;
 
 pub use awaiting_ack::AwaitingAck;
-pub use cache_hits::CachedUpload;
+pub use cache_hits::{CachedUpload, HitRequest, HitsRecorded};
 pub use directory::{UserSummary, MAX_PAGE as MAX_USERS_PAGE};
 pub use user_uploads::MAX_PAGE as MAX_UPLOADS_PAGE;
 pub use users::check_username;

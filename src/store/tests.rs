@@ -1271,6 +1271,83 @@ fn cache_hits_are_charged_all_or_none_and_reportable() {
     assert!(verify_ledger(dir.path()).unwrap().is_clean());
 }
 
+#[test]
+fn hits_of_several_requests_go_in_one_transaction_each_all_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path(), 0, 1);
+    let (ann, bob) = (
+        new_user(&mut store, "ann", 5),
+        new_user(&mut store, "bob", 1),
+    );
+    let at_ms = now_ms();
+    let entries = journal_len(&store);
+    let request = |user_id: u64, costs: &[i64]| HitRequest {
+        user_id,
+        hits: costs
+            .iter()
+            .map(|&cost| cached_upload(cost, "ab", at_ms))
+            .collect(),
+    };
+    let outcomes = store.record_cache_hit_requests(vec![
+        request(ann, &[1, 2]),
+        // Bob has one point: refused whole, the others go on.
+        request(bob, &[1, 1]),
+        request(ann, &[]),
+        // Ann's first request left her two: this one fits, the next does not.
+        request(ann, &[2]),
+        request(ann, &[1]),
+        request(bob, &[1]),
+        request(u64::MAX, &[1]),
+    ]);
+    let counts: Vec<Result<usize, String>> = outcomes
+        .iter()
+        .map(|outcome| match outcome {
+            Ok(records) => Ok(records.len()),
+            Err(error) => Err(error.to_string()),
+        })
+        .collect();
+    let refused = |error: StoreError| Err(error.to_string());
+    assert_eq!(
+        counts,
+        vec![
+            Ok(2),
+            refused(StoreError::InsufficientPoints),
+            Ok(0),
+            Ok(1),
+            refused(StoreError::InsufficientPoints),
+            Ok(1),
+            refused(StoreError::UserNotFound),
+        ]
+    );
+    assert_eq!(balance(&store, ann), (0, 0));
+    assert_eq!(balance(&store, bob), (0, 0));
+    assert_eq!(
+        journal_len(&store),
+        entries + 3,
+        "one charge per request written"
+    );
+    for outcome in outcomes.iter().flatten() {
+        for record in outcome {
+            assert_eq!(
+                store.upload(record.user_id, record.id).unwrap().as_ref(),
+                Some(record)
+            );
+        }
+    }
+    let today = &store.user_stats(ann, 1, at_ms).unwrap()[0].counters;
+    assert_eq!(
+        (today.uploads, today.cache_hits, today.points_spent),
+        (3, 3, 5)
+    );
+    let today = &store.user_stats(bob, 1, at_ms).unwrap()[0].counters;
+    assert_eq!(
+        (today.uploads, today.cache_hits, today.points_spent),
+        (1, 1, 1)
+    );
+    drop(store);
+    assert!(verify_ledger(dir.path()).unwrap().is_clean());
+}
+
 /// Micro-benchmark (run like `store_bench_reserve_post`): one batch of 100 cache hits
 /// recorded (the transaction of `POST /v2/decode/cached`), then its flush, timed apart.
 #[test]

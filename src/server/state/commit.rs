@@ -9,14 +9,39 @@
 //! A failed flush suspends the commit: every waiter is released with the error (what they
 //! wrote will not reach the disk: the store is reopened from what did, `storage.rs`), and
 //! `durable` is refused at once until `resume` gives it the reopened store's flusher.
+//!
+//! Staged hits: an upload answered from the answer cache does not write at once but stages
+//! its hits (`record_hits`); the flush writes all that were staged since the last one in
+//! one store transaction just before it starts, on the shard's thread, and each waits for
+//! that flush. sled writes its log buffer to the disk at every transaction, so one
+//! transaction for a group instead of one per hit is most of the disk's work saved (and
+//! a 200 still means the charge is on disk).
 
 use super::stop::StopSignal;
+use super::store_slot::StoreSlot;
 use crate::metrics::Registry;
-use crate::store::Flusher;
+use crate::store::{CachedUpload, Flusher, HitRequest, HitsRecorded, StoreError, UploadRecord};
 use std::cell::{Cell, RefCell};
 use std::time::Instant;
 
 type FlushDone = flume::Sender<Result<(), String>>;
+
+/// One request's hits staged for the next flush, and where its outcome goes once written.
+struct StagedHits {
+    request: HitRequest,
+    written: flume::Sender<HitsRecorded>,
+}
+
+/// Why staged hits were not acknowledged.
+#[derive(Debug)]
+pub enum HitsNotRecorded {
+    /// Refused or failed before anything of them was written (not enough points, the
+    /// storage failed): the store's reason.
+    Refused(StoreError),
+    /// Written, but the flush that would have made them durable failed: the records, to
+    /// withdraw when the store is reopened.
+    NotDurable(Vec<UploadRecord>),
+}
 
 /// Why `durable` is refused while suspended.
 const SUSPENDED: &str = "the shard's storage failed and has not recovered yet";
@@ -32,6 +57,8 @@ pub struct GroupCommit {
     completed: Cell<u64>,
     /// (flush epoch awaited, where to send that flush's outcome).
     waiters: RefCell<Vec<(u64, FlushDone)>>,
+    /// Hits to write just before the next flush starts (`record_hits`).
+    staged: RefCell<Vec<StagedHits>>,
     /// Capacity 1: a kick while one is pending is already covered by it.
     kick: flume::Sender<()>,
     kicked: flume::Receiver<()>,
@@ -48,6 +75,7 @@ impl GroupCommit {
             started: Cell::new(0),
             completed: Cell::new(0),
             waiters: RefCell::new(Vec::new()),
+            staged: RefCell::new(Vec::new()),
             kick,
             kicked,
         }
@@ -59,23 +87,66 @@ impl GroupCommit {
         if !self.enabled {
             return Ok(());
         }
+        let flushed = self.register()?;
+        let _ = self.kick.try_send(());
+        flushed
+            .recv_async()
+            .await
+            .unwrap_or_else(|_| Err("flush loop stopped".to_string()))
+    }
+
+    /// Whether an answer waits for its writes to be on disk (`durable_acks`).
+    pub fn acknowledges_durably(&self) -> bool {
+        self.enabled
+    }
+
+    /// Records one request's answer-cache hits (`ShardStore::record_cache_hit_requests`) with
+    /// every other staged before the next flush, just before it starts, and resolves with
+    /// their records once that flush made them durable. Only with durable acknowledgements
+    /// (without, there is no flush to wait for: the caller writes at once).
+    pub async fn record_hits(
+        &self,
+        user_id: u64,
+        hits: Vec<CachedUpload>,
+    ) -> Result<Vec<UploadRecord>, HitsNotRecorded> {
+        assert!(self.enabled, "hits are staged for a flush to wait for");
+        let suspended = |error: String| HitsNotRecorded::Refused(StoreError::Unavailable(error));
+        // Registered with the staging, no await between: the flush they wait for is the
+        // next to start, and every flush writes what was staged before it starts.
+        let flushed = self.register().map_err(suspended)?;
+        let (written, outcome) = flume::bounded(1);
+        let request = HitRequest { user_id, hits };
+        self.staged
+            .borrow_mut()
+            .push(StagedHits { request, written });
+        let _ = self.kick.try_send(());
+        let records = outcome
+            .recv_async()
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Unavailable("flush loop stopped".into())))
+            .map_err(HitsNotRecorded::Refused)?;
+        match flushed.recv_async().await {
+            Ok(Ok(())) => Ok(records),
+            Ok(Err(_)) | Err(_) => Err(HitsNotRecorded::NotDurable(records)),
+        }
+    }
+
+    /// A waiter for the next flush to start (refused while suspended).
+    fn register(&self) -> Result<flume::Receiver<Result<(), String>>, String> {
         if self.is_suspended() {
             return Err(SUSPENDED.to_string());
         }
         let target_epoch = self.started.get() + 1;
-        let (done, done_receiver) = flume::bounded(1);
+        let (done, flushed) = flume::bounded(1);
         self.waiters.borrow_mut().push((target_epoch, done));
-        let _ = self.kick.try_send(());
-        done_receiver
-            .recv_async()
-            .await
-            .unwrap_or_else(|_| Err("flush loop stopped".to_string()))
+        Ok(flushed)
     }
 
     /// The flush loop: runs until `stop` completes (`Ok`) or a flush fails (`Err`, and the
     /// commit is suspended). One flush at a time.
     pub async fn run(
         &self,
+        store: &StoreSlot,
         metrics: &Registry,
         shard: u16,
         stop: &StopSignal,
@@ -94,7 +165,7 @@ impl GroupCommit {
                 return Ok(());
             }
             // The requests waiting for it have their answer; the caller deals with the store.
-            self.flush_once(metrics, shard).await?;
+            self.flush_once(store, metrics, shard).await?;
         }
     }
 
@@ -120,17 +191,29 @@ impl GroupCommit {
             self.waiters.borrow().is_empty(),
             "suspending released every waiter"
         );
+        assert!(
+            self.staged.borrow().is_empty(),
+            "suspending refused every staged hit, and none is staged while suspended"
+        );
         // A kick or check left from before the failure concerned the old store.
         self.check_requested.set(false);
         let _ = self.kicked.try_recv();
     }
 
-    /// One fsync on the blocking pool (a check when one was requested), then release every
-    /// waiter it covers. A failure suspends the commit. Refused at once while suspended.
-    pub async fn flush_once(&self, metrics: &Registry, shard: u16) -> Result<(), String> {
+    /// The hits staged so far written to `store` (one transaction), then one fsync on the
+    /// blocking pool (a check when one was requested), then release every waiter it covers.
+    /// A failure suspends the commit. Refused at once while suspended.
+    pub async fn flush_once(
+        &self,
+        store: &StoreSlot,
+        metrics: &Registry,
+        shard: u16,
+    ) -> Result<(), String> {
         let Some(flusher) = self.flusher.borrow().clone() else {
             return Err(SUSPENDED.to_string());
         };
+        // Before the epoch starts, no await between: the flush covers them.
+        self.write_staged(store);
         let epoch = self.started.get() + 1;
         self.started.set(epoch);
         let check = self.check_requested.replace(false);
@@ -160,11 +243,40 @@ impl GroupCommit {
         result
     }
 
+    /// Writes the hits staged so far and sends each request its outcome.
+    fn write_staged(&self, store: &StoreSlot) {
+        let staged = std::mem::take(&mut *self.staged.borrow_mut());
+        if staged.is_empty() {
+            return;
+        }
+        let (requests, senders): (Vec<HitRequest>, Vec<_>) = staged
+            .into_iter()
+            .map(|staged| (staged.request, staged.written))
+            .unzip();
+        let count = requests.len();
+        let outcomes = match store.borrow_mut() {
+            Ok(mut store) => store.record_cache_hit_requests(requests),
+            Err(error) => (0..count)
+                .map(|_| Err(StoreError::Unavailable(error.to_string())))
+                .collect(),
+        };
+        assert_eq!(outcomes.len(), count, "one outcome per staged request");
+        for (written, outcome) in senders.into_iter().zip(outcomes) {
+            let _ = written.try_send(outcome);
+        }
+    }
+
     /// After a failed flush: drops the flusher (the store is about to be closed, and sled's
     /// lock goes only with its last handle) and releases every waiter with the error, also
     /// those waiting for a later flush: their writes went to the store that failed.
     fn suspend(&self, error: &str) -> usize {
         self.flusher.borrow_mut().take();
+        // Staged during the flush that failed: never written (the next flush is another
+        // store's), refused as a write to a failed disk is.
+        for staged in self.staged.take() {
+            let refused = StoreError::Unavailable(error.to_string());
+            let _ = staged.written.try_send(Err(refused));
+        }
         self.release(u64::MAX, &Err(error.to_string()))
     }
 

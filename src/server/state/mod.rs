@@ -27,7 +27,7 @@ mod waiters;
 
 pub use answer_cache::{CacheLimits, CacheStore};
 pub use body_budget::{BodyBudget, BodyGrant};
-pub use commit::GroupCommit;
+pub use commit::{GroupCommit, HitsNotRecorded};
 pub use connections::{ConnectionRefused, ConnectionSet, Registration};
 pub use finish_hooks::FinishHooks;
 pub use model_catalog::{CatalogEntry, FilesPin, ModelCatalog};

@@ -1,6 +1,7 @@
 //! Step 2 for an upload the answer cache can answer outright: recorded born done and charged
-//! in one store transaction (`record_cache_hits`, the write `POST /v2/decode/cached` makes),
-//! instead of a reservation and then its post. Half the transactions and a third of the
+//! in one store transaction (`record_cache_hits`, the write `POST /v2/decode/cached` makes;
+//! staged, the transaction of every hit between two group commits), instead of a
+//! reservation and then its post. Half the transactions and a third of the
 //! writes of the general path (no pending index, one journal entry, one stats update), on the
 //! path where the store was most of an upload's CPU time.
 //!
@@ -18,7 +19,7 @@ use crate::server::call::ForwardedFrom;
 use crate::server::forward_acks;
 use crate::server::reply::{storage_unavailable, Refusal};
 use crate::server::shard::Shard;
-use crate::server::state::Finished;
+use crate::server::state::{Finished, HitsNotRecorded};
 use crate::store::{CachedUpload, UploadRecord, UploadStatus};
 use std::rc::Rc;
 
@@ -81,26 +82,63 @@ pub async fn record_hits_durably(
         return Ok(Vec::new());
     }
     let count = hits.len();
-    let records = shard.store.borrow_mut()?.record_cache_hits(user_id, hits)?;
+    let records = if forwarded.is_none() && shard.commit.acknowledges_durably() {
+        staged(shard, user_id, hits).await?
+    } else {
+        written_now(shard, user_id, hits, forwarded).await?
+    };
     assert_eq!(records.len(), count, "one record per hit");
     assert!(records
         .iter()
         .all(|record| record.user_id == user_id && record.status == UploadStatus::Done));
+    let mut metrics = shard.metrics();
+    metrics.results_done += count as u64;
+    metrics.results_cache_hits += count as u64;
+    Ok(records)
+}
+
+/// Staged for the next group commit, which writes them with every other request's hits in
+/// one transaction just before it starts (server/state/commit.rs): the common way.
+async fn staged(
+    shard: &Shard,
+    user_id: u64,
+    hits: Vec<CachedUpload>,
+) -> Result<Vec<UploadRecord>, Refusal> {
+    // A failed disk refuses before anything is staged (the cache lookup awaited since
+    // accept.rs checked).
+    shard.store.writable()?;
+    match shard.commit.record_hits(user_id, hits).await {
+        Ok(records) => Ok(records),
+        Err(HitsNotRecorded::Refused(error)) => Err(error.into()),
+        Err(HitsNotRecorded::NotDurable(records)) => Err(not_durable(shard, &records)),
+    }
+}
+
+/// Written at once, for a forwarded request (its acknowledgement's wait is written beside
+/// the charges, before the group commit) or without durable acknowledgements.
+async fn written_now(
+    shard: &Shard,
+    user_id: u64,
+    hits: Vec<CachedUpload>,
+    forwarded: Option<ForwardedFrom>,
+) -> Result<Vec<UploadRecord>, Refusal> {
+    let records = shard.store.borrow_mut()?.record_cache_hits(user_id, hits)?;
     // Written before the group commit: durable with the charges (server/forward_acks.rs).
     for record in &records {
         forward_acks::await_ack(shard, forwarded, record.id);
     }
     if shard.commit.durable().await.is_err() {
-        // As on the general path: the disk failed (storage.rs logs why, once), the store
-        // takes no writes until it is reopened, and then the charges that reached the disk
-        // are given back: a refused request costs nothing.
-        for record in &records {
-            shard.store.withdraw_at_reopen(record.id);
-        }
-        return Err(storage_unavailable());
+        return Err(not_durable(shard, &records));
     }
-    let mut metrics = shard.metrics();
-    metrics.results_done += count as u64;
-    metrics.results_cache_hits += count as u64;
     Ok(records)
+}
+
+/// As on the general path: the disk failed (storage.rs logs why, once), the store takes no
+/// writes until it is reopened, and then the charges that reached the disk are given back:
+/// a refused request costs nothing.
+fn not_durable(shard: &Shard, records: &[UploadRecord]) -> Refusal {
+    for record in records {
+        shard.store.withdraw_at_reopen(record.id);
+    }
+    storage_unavailable()
 }
