@@ -263,7 +263,11 @@ impl<'a> Call<'a> {
 
 fn bearer_token(head: &RequestHead) -> Result<Cow<'_, str>, Refusal> {
     if let Some(value) = &head.authorization {
-        let (scheme, token) = value.split_once(' ').unwrap_or((value.as_str(), ""));
+        // A byte search: a char pattern's searcher costs more to set up than it searches.
+        let (scheme, token) = match value.bytes().position(|b| b == b' ') {
+            Some(at) => (&value[..at], &value[at + 1..]),
+            None => (value.as_str(), ""),
+        };
         let token = token.trim();
         if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
             return Err(ApiError::BadToken.into());
