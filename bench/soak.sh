@@ -13,6 +13,13 @@
 # memory grows into with its ledger, about 0.5 KiB per upload: at soak rates that takes
 # hours, and looks like a leak of ~15 MiB/h until it is full. The soak sets it to CACHE_MB
 # (default 2), full within its first minutes, so that a slope after them is not the cache.
+# nats-server runs with its monitoring port and its Go profiling port: each minute also
+# samples what aiocr's traffic could make it keep (/varz subscriptions, connections and slow
+# consumers, /jsz consumers and stored messages) beside the Go heap in use (the profile's
+# HeapInuse: live objects and their spans, without the freed memory Go keeps before it
+# returns it to the system). Counts flat while RSS rises is the Go runtime's, not a leak
+# aiocr causes. NATS_SERVER picks another nats-server binary; GOGC / GOMEMLIMIT in the
+# environment reach it (and change how its RSS follows its heap).
 # Usage: bench/soak.sh [minutes=30] [share=0.7] [cache_mb=2]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +33,9 @@ export AIOCR_MODEL_DIR="${AIOCR_MODEL_DIR:-$PWD/models}"
 nats_port=18931
 alone_port=18932
 clustered_port=18933
+nats_monitor_port=18934
+nats_profile_port=18935
+NATS_SERVER="${NATS_SERVER:-nats-server}"
 work="$(mktemp -d /tmp/aiocr-soak.XXXXXX)"
 pids=()
 cleanup() {
@@ -42,7 +52,8 @@ mix="decode-sync=3,decode-async=3,point=3,login=1"
 mkdir -p "$work/nats"
 printf 'listen: 127.0.0.1:%s\nmax_payload: 2MB\njetstream { store_dir: "%s" }\n' \
     "$nats_port" "$work/nats" >"$work/nats.conf"
-nats-server -c "$work/nats.conf" >"$work/nats.log" 2>&1 &
+"$NATS_SERVER" -c "$work/nats.conf" -m "$nats_monitor_port" --profile "$nats_profile_port" \
+    >"$work/nats.log" 2>&1 &
 nats_pid=$!
 pids+=("$nats_pid")
 sleep 1
@@ -54,12 +65,13 @@ for name in alone clustered; do
 done
 common=(--shards 1 --set cache_entries=0 --set recognition_wide_threads=1 --set "store_cache_mb=$cache_mb"
     --set rate_limit_per_sec=1000000 --set rate_limit_burst=1000000)
-start_aiocr "$alone_port" "$work/alone" "${common[@]}"
+# A node that does not start in time is stopped too (it holds the bench lock's descriptor).
+start_aiocr "$alone_port" "$work/alone" "${common[@]}" || { pids+=("$AIOCR_PID"); exit 1; }
 alone_pid="$AIOCR_PID"
 pids+=("$alone_pid")
 start_aiocr "$clustered_port" "$work/clustered" "${common[@]}" \
     --set "nats_url=nats://127.0.0.1:$nats_port" --set recognition_split=remote \
-    --set recognition_cores=0
+    --set recognition_cores=0 || { pids+=("$AIOCR_PID"); exit 1; }
 clustered_pid="$AIOCR_PID"
 pids+=("$clustered_pid")
 "$AIOCR_BIN" worker --nats "nats://127.0.0.1:$nats_port" --name soak \
@@ -108,6 +120,23 @@ sample() {
     echo "$minute $name $rss $fds $size $p99 $errors" >>"$work/series"
 }
 
+# nats_counts MINUTE: one line of nats-server's own counts (monitoring and profiling ports).
+nats_counts() {
+    python3 - "$1" "$nats_monitor_port" "$nats_profile_port" >>"$work/nats-series" <<'EOF'
+import json, re, sys, urllib.request
+minute, monitor, profile = sys.argv[1:]
+def get(port, path):
+    return urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10).read().decode()
+varz = json.loads(get(monitor, "/varz"))
+jsz = json.loads(get(monitor, "/jsz"))
+heap = re.search(r"# HeapInuse = (\d+)", get(profile, "/debug/pprof/heap?debug=1"))
+print(minute, varz["subscriptions"], varz["connections"], varz["slow_consumers"],
+      jsz["consumers"], jsz["messages"], int(heap.group(1)) // 1024 if heap else "-")
+EOF
+}
+
+echo "minute subscriptions connections slow_consumers consumers messages heap_inuse_kib" \
+    >"$work/nats-series"
 echo "minute name rss_kib open_files data_kib p99_ms errors" >"$work/series"
 for minute in $(seq 1 "$minutes"); do
     loadgen "$alone_port" alone -c 32 -R "$rate_alone" -d 60s >"$work/alone.json" &
@@ -118,15 +147,19 @@ for minute in $(seq 1 "$minutes"); do
     sample "$minute" clustered "$clustered_pid" "$work/clustered" "$work/clustered.json"
     sample "$minute" worker "$worker_pid" "" ""
     sample "$minute" nats-server "$nats_pid" "$work/nats" ""
+    nats_counts "$minute"
     tail -4 "$work/series" | sed "s/^/soak: /"
+    tail -1 "$work/nats-series" | sed "s/^/soak: nats-server counts: /"
     for name in alone clustered; do
         json_field "$work/$name.json" "['errors']" | sed "s/^/soak: $name errors: /"
     done
 done
 
-python3 - "$work/series" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'EOF'
+python3 - "$work/series" "$(cut -d' ' -f1-3 /proc/loadavg)" "$work/nats-series" <<'EOF'
 import sys
 rows = [line.split() for line in open(sys.argv[1]).read().splitlines()[1:]]
+nats_lines = open(sys.argv[3]).read().splitlines()
+nats_columns, nats_rows = nats_lines[0].split()[1:], [line.split() for line in nats_lines[1:]]
 columns = ["rss_kib", "open_files", "data_kib", "p99_ms", "errors"]
 
 def slope(points):
@@ -151,4 +184,10 @@ for name in ("alone", "clustered", "worker", "nats-server"):
         else:
             cells.append(f"{column} {slope(values):+.1f}/h ({values[0][1]:.1f} -> {values[-1][1]:.1f})")
     print(f"soak: {name}: " + ", ".join(cells))
+cells = []
+for index, column in enumerate(nats_columns):
+    values = [(float(r[0]), float(r[1 + index])) for r in nats_rows if r[1 + index] != "-"]
+    if values:
+        cells.append(f"{column} {slope(values):+.1f}/h ({values[0][1]:.0f} -> {values[-1][1]:.0f})")
+print("soak: nats-server counts: " + ", ".join(cells))
 EOF
