@@ -5,6 +5,8 @@
 #     installed into a virtualenv from PyPI, with 1 and 2 uvicorn workers (its best counts);
 #   - sync decodes through aiocr and through the peer at 1, 16 and 64 connections
 #     (aiocr-loadgen, the same image corpus, aiocr's answer cache off);
+#   - the same request to both at one connection, POST /ocr with ddddocr-fastapi's base64
+#     form field, alternating rounds: the p50 ratio;
 #   - the model's limit: `aiocr ocr --bench` on every core;
 #   - GET /v2/user/point against nginx's static answer (1 worker), same load generator;
 #   - the upload path on cache hits (everything but the model).
@@ -17,7 +19,10 @@ cd "$(dirname "$0")/.."
 source bench/lib.sh
 
 seconds=10
-[ "${1:-}" = "--quick" ] && seconds=3
+form_rounds=5
+[ "${1:-}" = "--quick" ] && seconds=3 && form_rounds=3
+# The image of the one-connection /ocr comparison (150x50 PNG, the corpus's commonest size).
+form_image="tests/fixtures/captcha/0001.png"
 aiocr_port=18501
 peer_port=18502
 nginx_port=18503
@@ -112,6 +117,58 @@ for workers in 1 2; do
     stop_pid "$peer_pid"
     peer_pid=""
 done
+# The goal's figure: the very same request to both servers, POST /ocr with the image as
+# ddddocr-fastapi's base64 form field `image` (one image, the answers checked equal first),
+# at one connection, aiocr (answer cache off) and the peer (1 worker) alternating rounds.
+echo "compare: p50 at 1 connection, the same POST /ocr (base64 form), alternating" >&2
+python3 -c 'import base64, sys, urllib.parse
+image = base64.b64encode(open(sys.argv[1], "rb").read()).decode()
+sys.stdout.write("image=" + urllib.parse.quote(image, safe=""))' "$form_image" >"$work/form.txt"
+start_aiocr "$aiocr_port" "$work/data-form" --set cache_entries=0 \
+    --set rate_limit_per_sec=1000000 --set rate_limit_burst=1000000
+demo="$(aiocr_password "$work/data-form" demo)"
+aiocr_grant "$aiocr_port" \
+    "$(aiocr_token "$aiocr_port" admin "$(aiocr_password "$work/data-form" admin)")" demo 100000000
+key="$(curl -sf -X POST "http://127.0.0.1:$aiocr_port/v2/user/apikey" \
+    -H "Authorization: Bearer $(aiocr_token "$aiocr_port" demo "$demo")" |
+    sed -E 's/.*"api_key":"([^"]+)".*/\1/')"
+"$venv/bin/uvicorn" ddddocr_fastapi:app --app-dir bench/peer --host 127.0.0.1 \
+    --port "$peer_port" --workers 1 --log-level warning >"$work/peer.log" 2>&1 &
+peer_pid=$!
+for _ in $(seq 1 600); do
+    curl -sf -o /dev/null "http://127.0.0.1:$peer_port/docs" && break
+    sleep 0.2
+done
+form_args=(-m POST --body-file "$work/form.txt" -H "Authorization: Bearer $key"
+    -H "Content-Type: application/x-www-form-urlencoded" -c 1)
+form_answer() { # URL -> the answer's data, checked to be a success
+    curl -sf "$1" -H "Authorization: Bearer $key" --data-binary "@$work/form.txt" \
+        -H "Content-Type: application/x-www-form-urlencoded" |
+        python3 -c 'import json, sys; a = json.load(sys.stdin); assert a["code"] == 200, a; print(a["data"])'
+}
+aiocr_says="$(form_answer "http://127.0.0.1:$aiocr_port/ocr")"
+peer_says="$(form_answer "http://127.0.0.1:$peer_port/ocr")"
+[ "$aiocr_says" = "$peer_says" ] || {
+    echo "compare: /ocr answers differ: aiocr '$aiocr_says', peer '$peer_says'" >&2
+    exit 1
+}
+for url in "http://127.0.0.1:$aiocr_port/ocr" "http://127.0.0.1:$peer_port/ocr"; do
+    "$LOADGEN_BIN" "$url" "${form_args[@]}" -n 100 --no-live >/dev/null # warm-up
+done
+for round in $(seq 1 "$form_rounds"); do
+    loadgen_run "form-aiocr-$round" "http://127.0.0.1:$aiocr_port/ocr" "${form_args[@]}"
+    loadgen_run "form-peer-$round" "http://127.0.0.1:$peer_port/ocr" "${form_args[@]}"
+done
+stop_aiocr
+stop_pid "$peer_pid"
+peer_pid=""
+median_p50() { # NAME_PREFIX
+    for round in $(seq 1 "$form_rounds"); do p50 "$1-$round"; done | sort -n |
+        awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+form_aiocr_p50="$(median_p50 form-aiocr)"
+form_peer_p50="$(median_p50 form-peer)"
+
 best_aiocr_rps="$(python3 -c "import sys; print(max(map(float, sys.argv[1:])))" \
     "$(rps aiocr-c1)" "$(rps aiocr-c16)" "$(rps aiocr-c64)")"
 peer_p50_c1="$(python3 -c "import sys; print(min(map(float, sys.argv[1:])))" \
@@ -125,6 +182,7 @@ peer_p50_c1="$(python3 -c "import sys; print(min(map(float, sys.argv[1:])))" \
     done
     echo "| best sync decodes/s | $best_aiocr_rps | $best_peer_rps (peer's best) | $(ratio "$best_aiocr_rps" "$best_peer_rps") |"
     echo "| p50 ms at 1 connection | $(p50 aiocr-c1) | $peer_p50_c1 (peer's best) | $(ratio "$(p50 aiocr-c1)" "$peer_p50_c1") |"
+    echo "| p50 ms at 1 connection, the same POST /ocr (base64 form, $(basename "$form_image")), median of $form_rounds alternating rounds | $form_aiocr_p50 | $form_peer_p50 (peer, 1 worker) | $(ratio "$form_aiocr_p50" "$form_peer_p50") |"
     echo "| p99 ms at 16 connections | $(p99 aiocr-c16) | $(p99 peer-w1-c16) (peer, 1 worker) | $(ratio "$(p99 aiocr-c16)" "$(p99 peer-w1-c16)") |"
     echo "| sync decodes/s at 16 vs the model's limit | $(rps aiocr-c16) | $model_limit (ocr --bench, all cores) | $(ratio "$(rps aiocr-c16)" "$model_limit") |"
     echo "| GET /v2/user/point req/s, 64 connections | $(rps aiocr-point) | $(rps nginx) (nginx static, 1 worker) | $(ratio "$(rps aiocr-point)" "$(rps nginx)") |"

@@ -59,6 +59,10 @@ pub struct OcrArgs {
     /// Benchmark: images per engine call (equal-width images of `beta` share one model run).
     #[arg(long, default_value_t = 1)]
     batch: usize,
+    /// Threads inside one model run (the server's `recognition_wide_threads` engine: with
+    /// `--threads 1`, the time of a lone request's model run).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    intra_threads: u16,
     /// Image files (or, with --bench, one directory).
     #[arg(required = true)]
     files: Vec<PathBuf>,
@@ -107,10 +111,11 @@ fn reading_of(args: &OcrArgs) -> Reading {
 }
 
 fn load_engine(args: &OcrArgs) -> Result<Engine, String> {
-    Engine::load(
+    Engine::load_with_threads(
         &args.model_dir,
         std::slice::from_ref(&args.model),
         ImageLimits::default(),
+        usize::from(args.intra_threads),
     )
     .map_err(|e| e.to_string())
 }
@@ -227,10 +232,11 @@ fn print_bench(
     } = *totals;
     let per_image_ms = |nanos: u64| nanos as f64 / images.max(1) as f64 / 1e6;
     println!(
-        "model {} | {} images in corpus | {threads} threads | batch {batch} | {:.1} s",
+        "model {} | {} images in corpus | {threads} threads x {intra} in a run | batch {batch} | {:.1} s",
         args.model,
         corpus.images.len(),
-        elapsed_s
+        elapsed_s,
+        intra = args.intra_threads,
     );
     println!("images/s: {:.1}", images as f64 / elapsed_s);
     println!("per image, ms of one thread's time:");

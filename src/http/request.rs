@@ -203,8 +203,10 @@ fn build_head(
         // origin-form only.
         return Err(ProtocolError::BadRequest);
     }
-    let (path, query) = match target.split_once('?') {
-        Some((path, query)) => (path, query),
+    // A byte search: `str::split_once` with a char pattern costs a searcher's set-up, which
+    // on a short path is most of the work.
+    let (path, query) = match target.bytes().position(|b| b == b'?') {
+        Some(at) => (&target[..at], &target[at + 1..]),
         None => (target, ""),
     };
     let version_minor = request.version.unwrap_or(1);
@@ -295,9 +297,32 @@ fn parse_content_length(value: &[u8]) -> Result<usize, ProtocolError> {
 /// `uri-host [ ":" port ]` (RFC 3986 characters: reg-name, IP literal, percent escapes),
 /// possibly empty.
 fn valid_host(value: &[u8]) -> bool {
-    trimmed(value)
-        .iter()
-        .all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:[]%".contains(&b))
+    // A `match`, not a search of the allowed punctuation for every byte (the dots and colon
+    // of `127.0.0.1:8080` made that a tenth of parse_head's instructions).
+    trimmed(value).iter().all(|&b| {
+        b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b':'
+                    | b'['
+                    | b']'
+                    | b'%'
+            )
+    })
 }
 
 fn apply_connection(head: &mut RequestHead, value: &[u8]) {

@@ -12,6 +12,12 @@
 //!   always free for text).
 //! - Slides run on their own threads (`slide_threads`, not pinned, at normal priority: a
 //!   slide takes about a millisecond), so they never wait behind a model run.
+//! - A text job submitted while no recognition thread runs and nothing is queued (one
+//!   request at a time: where latency is all that counts) goes through the lone lane
+//!   (queue.rs) to the wide runner: one thread whose engine runs a model on every recognition
+//!   core at once. It runs at normal priority whatever `priority` says: a SCHED_IDLE thread
+//!   waits for every other runnable thread on its core, the machine's other processes
+//!   included, and a lone request has nothing of the server's own to give way to.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -49,13 +55,13 @@ pub struct ThreadConfig {
     pub max_queue_wait_ms: u64,
     /// Scheduling priority of the recognition threads.
     pub priority: ThreadPriority,
-    /// Threads inside one model run of each recognition thread's extra "wide" engine, used
-    /// when a text job arrives while no other recognition thread is busy and nothing else is
-    /// queued: one image then uses every recognition core (on a 2-core VM: 3.8 instead of
-    /// 5.0 ms per recognition at one connection, its pool thread spinning only during a
-    /// run). Under load every thread runs its single-threaded engine, which gives the most
-    /// images/s. Costs one more session per model per thread (~155 MB for `old` + `beta`).
-    /// Below 2: no wide engines.
+    /// Threads inside one model run of the wide runner's engine, used for a text job
+    /// submitted while no recognition thread is busy and nothing else is queued: one image
+    /// then uses every recognition core (on a 2-core VM: 3.8 instead of 5.0 ms per
+    /// recognition at one connection, its pool threads spinning only during a run). Under
+    /// load every thread runs its single-threaded engine, which gives the most images/s.
+    /// Costs one more session per model (~155 MB for `old` + `beta`). Below 2: no wide
+    /// runner.
     pub wide_threads: usize,
     pub limits: ImageLimits,
     /// The custom models each recognition thread keeps loaded (`model_memory_bytes` shared
@@ -121,8 +127,6 @@ impl RecognitionThreads {
 struct Shared {
     results: ResultSink,
     stop: Receiver<()>,
-    /// Recognition threads running a batch right now.
-    busy: AtomicUsize,
     /// Recognition threads running a detection right now (at most `detect_threads`).
     detecting: AtomicUsize,
 }
@@ -146,11 +150,10 @@ pub fn start(context: ThreadContext, config: ThreadConfig) -> Result<Recognition
     let shared = Arc::new(Shared {
         results: context.results,
         stop: context.stop,
-        busy: AtomicUsize::new(0),
         detecting: AtomicUsize::new(0),
     });
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
-    let mut handles = Vec::with_capacity(config.cores.len() + config.slide_threads);
+    let mut handles = Vec::with_capacity(config.cores.len() + config.slide_threads + 1);
     for (index, &core) in config.cores.iter().enumerate() {
         let (jobs, shared, ready) = (context.jobs.clone(), shared.clone(), ready_tx.clone());
         let (model_dir, models, config) =
@@ -159,14 +162,8 @@ pub fn start(context: ThreadContext, config: ThreadConfig) -> Result<Recognition
             .name(format!("aiocr-recog-{index}"))
             .spawn(move || {
                 set_priority(config.priority);
-                // ONNX Runtime's pool threads start with the session and inherit the creating
-                // thread's affinity (and priority): the wide engine is made while this thread
-                // may run on every recognition core, then the thread pins itself.
-                set_affinity(&config.cores);
-                let wide =
-                    Engines::load_wide(&model_dir, &models, config.limits, config.wide_threads);
                 set_affinity(&[core]);
-                match wide.and_then(|wide| Engines::load(&model_dir, &models, &config, wide)) {
+                match Engines::load(&model_dir, &models, &config) {
                     Ok(engines) => {
                         let _ = ready.send(Ok(()));
                         recognize_jobs(engines, &jobs, &shared, &config);
@@ -179,11 +176,41 @@ pub fn start(context: ThreadContext, config: ThreadConfig) -> Result<Recognition
             .map_err(|e| format!("cannot start a recognition thread: {e}"))?;
         handles.push(handle);
     }
+    let wide_runner = config.wide_threads >= 2;
+    if wide_runner {
+        let (jobs, shared, ready) = (context.jobs.clone(), shared.clone(), ready_tx.clone());
+        let (model_dir, models, config) =
+            (context.model_dir.clone(), models.clone(), config.clone());
+        let handle = std::thread::Builder::new()
+            .name("aiocr-wide".to_string())
+            .spawn(move || {
+                // ONNX Runtime's pool threads start with the session and inherit the creating
+                // thread's affinity and priority: every recognition core, normal priority
+                // (or the configured nice value).
+                set_affinity(&config.cores);
+                set_priority(wide_priority(config.priority));
+                let limits = config.limits;
+                match Engine::load_with_threads(&model_dir, &models, limits, config.wide_threads) {
+                    Ok(engine) => {
+                        let _ = ready.send(Ok(()));
+                        run_lone_jobs(engine, &jobs, &shared, &config);
+                    }
+                    Err(e) => {
+                        let _ = ready.send(Err(e.to_string()));
+                    }
+                }
+            })
+            .map_err(|e| format!("cannot start the wide runner: {e}"))?;
+        handles.push(handle);
+    }
     drop(ready_tx);
-    for _ in 0..config.cores.len() {
+    for _ in 0..config.cores.len() + usize::from(wide_runner) {
         ready_rx
             .recv()
             .map_err(|_| "a recognition thread died while loading".to_string())??;
+    }
+    if wide_runner {
+        context.jobs.activity.open();
     }
     if let Err(error) = crate::engine::load_slide_library(&context.model_dir) {
         crate::log_line!("no IPP for slides ({error}): scores may differ from ddddocr's by ~1e-4");
@@ -236,35 +263,25 @@ pub fn set_priority(priority: ThreadPriority) {
     }
 }
 
-/// One recognition thread's engines: single-threaded, possibly a wide one (see
-/// `ThreadConfig::wide_threads`), and the detector (when `common_det.onnx` is installed).
+/// The wide runner's priority: normal where the recognition threads run at SCHED_IDLE (a
+/// lone job waits for nothing of the server's, and at SCHED_IDLE it would wait for every
+/// other process on its cores), else theirs.
+fn wide_priority(priority: ThreadPriority) -> ThreadPriority {
+    match priority {
+        ThreadPriority::Idle => ThreadPriority::Normal,
+        other => other,
+    }
+}
+
+/// One recognition thread's engines: single-threaded, and the detector (when
+/// `common_det.onnx` is installed).
 struct Engines {
     narrow: Engine,
-    wide: Option<Engine>,
     detector: Option<Detector>,
 }
 
 impl Engines {
-    fn load_wide(
-        model_dir: &Path,
-        models: &[String],
-        limits: ImageLimits,
-        threads: usize,
-    ) -> Result<Option<Engine>, String> {
-        match threads {
-            0 | 1 => Ok(None),
-            threads => Engine::load_with_threads(model_dir, models, limits, threads)
-                .map(Some)
-                .map_err(|e| e.to_string()),
-        }
-    }
-
-    fn load(
-        model_dir: &Path,
-        models: &[String],
-        config: &ThreadConfig,
-        wide: Option<Engine>,
-    ) -> Result<Engines, String> {
+    fn load(model_dir: &Path, models: &[String], config: &ThreadConfig) -> Result<Engines, String> {
         let (limits, custom_bounds) = (config.limits, config.custom_bounds);
         let mut narrow = Engine::load(model_dir, models, limits).map_err(|e| e.to_string())?;
         narrow.set_custom_bounds(custom_bounds);
@@ -272,20 +289,28 @@ impl Engines {
             true => Some(Detector::load(model_dir, limits, 1).map_err(|e| e.to_string())?),
             false => None,
         };
-        Ok(Engines {
-            narrow,
-            wide,
-            detector,
-        })
+        Ok(Engines { narrow, detector })
     }
+}
 
-    /// The wide engine when this thread is the only busy one and nothing waits behind it.
-    fn pick(&mut self, alone: bool) -> &mut Engine {
-        match &mut self.wide {
-            Some(wide) if alone => wide,
-            _ => &mut self.narrow,
+/// The wide runner: the lone lane's jobs, one at a time, until the server stops (or every
+/// `JobQueues` is dropped).
+fn run_lone_jobs(mut engine: Engine, jobs: &JobReceivers, shared: &Shared, config: &ThreadConfig) {
+    let max_wait = Duration::from_millis(config.max_queue_wait_ms);
+    loop {
+        let job = crossbeam_channel::select! {
+            recv(jobs.lone) -> job => match job { Ok(job) => job, Err(_) => break },
+            recv(shared.stop) -> _ => break,
+        };
+        let taken_at = Instant::now();
+        let fresh = fail_stale(vec![job], taken_at, max_wait, &shared.results);
+        if !fresh.is_empty() {
+            run_batch(&mut engine, fresh, &shared.results, taken_at);
         }
+        // Its result is delivered: the next lone job may come.
+        jobs.activity.release();
     }
+    jobs.activity.close();
 }
 
 /// Runs until `stop` disconnects or every `JobQueues` is dropped (the server is stopping).
@@ -433,6 +458,7 @@ fn fail_stale(
     fresh
 }
 
+/// A recognition thread's batch of text jobs, on its single-threaded engine.
 fn run_text(
     engines: &mut Engines,
     fresh: Vec<Job>,
@@ -440,6 +466,14 @@ fn run_text(
     shared: &Shared,
     taken_at: Instant,
 ) {
+    // While it runs, a new text job queues for the other threads rather than the wide runner.
+    jobs.activity.enter();
+    run_batch(&mut engines.narrow, fresh, &shared.results, taken_at);
+    jobs.activity.leave();
+}
+
+/// Runs text jobs on `engine` and delivers their results.
+fn run_batch(engine: &mut Engine, fresh: Vec<Job>, results: &ResultSink, taken_at: Instant) {
     let items: Vec<(&[u8], &RecognizeOptions)> = fresh
         .iter()
         .map(|job| match &job.task {
@@ -447,21 +481,14 @@ fn run_text(
             _ => unreachable!("the text queue holds text jobs"),
         })
         .collect();
-    let alone = shared.busy.fetch_add(1, Ordering::SeqCst) == 0 && jobs.ocr.is_empty();
-    // Custom models are loaded in the single-threaded engine only (one session per thread).
-    let custom = items.iter().any(|(_, options)| options.custom.is_some());
-    let answers = engines.pick(alone && !custom).recognize_batch(&items);
+    let answers = engine.recognize_batch(&items);
     assert_eq!(answers.len(), fresh.len(), "one answer per job");
-    let was_busy = shared.busy.fetch_sub(1, Ordering::SeqCst);
-    assert!(was_busy >= 1, "busy counts this thread while it runs");
     let recognize_us = micros(taken_at.elapsed());
     let batch_size = fresh.len() as u32;
     for (job, answer) in fresh.iter().zip(answers) {
         let queued_us = micros(taken_at.duration_since(job.enqueued_at));
         let outcome = answer.map(JobAnswer::Text).map_err(JobFailure::Recognize);
-        shared
-            .results
-            .deliver(result_of(job, outcome, queued_us, recognize_us, batch_size));
+        results.deliver(result_of(job, outcome, queued_us, recognize_us, batch_size));
     }
 }
 

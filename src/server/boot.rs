@@ -91,7 +91,7 @@ pub fn run_until_stopped(
         true => 0,
         false => config.cluster.remote_max_in_flight,
     };
-    let result_inbox_len = queue.total_capacity() + running + remote;
+    let result_inbox_len = queue.total_capacity() + queue.lone_capacity() + running + remote;
     let (results, result_inboxes) = ResultSink::new(shard_count, result_inbox_len);
     let (peers, inboxes): (Vec<_>, Vec<_>) = (0..shard_count)
         .map(|_| flume::bounded(config.node.shard_inbox_len))

@@ -5,7 +5,9 @@
 //! are answered in order: answers accumulate in `out` and are written when no complete request
 //! is left in the buffer (or `out` grows past `FLUSH_AT_BYTES`). Every wait for the client has a
 //! deadline (header, body, idle, write; TLS adds the handshake's), so a slow or silent client
-//! costs one task and a buffer, never the shard's progress.
+//! costs one task and a buffer, never the shard's progress. A read's deadline is kept in the
+//! connection's `ReadWatch`, which the shard sweeps (state/read_watch.rs), rather than in a
+//! timer of its own.
 //!
 //! The loop is generic over its [`Transport`]: the accepted `TcpStream` itself, or a TLS
 //! stream over it after the handshake (`transport.rs`); both serve the same routes, limits
@@ -14,7 +16,7 @@
 use super::reply::Refusal;
 use super::router::{self, Admission, Route, Surface};
 use super::shard::Shard;
-use super::state::{BodyGrant, Registration};
+use super::state::{BodyGrant, ReadWatch, Registration};
 use super::transport::{self, Transport};
 use crate::contract::ApiError;
 use crate::http::{
@@ -22,7 +24,6 @@ use crate::http::{
     Response,
 };
 use glommio::net::TcpStream;
-use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -83,8 +84,9 @@ pub struct Connection<S> {
     /// When the request head being received was first seen incomplete (the header timeout
     /// runs from then; a head that arrives in one read never reads the clock).
     head_started: Option<Instant>,
-    /// Set while waiting between requests; the shard shuts idle connections down on SIGTERM.
-    idle: Rc<Cell<bool>>,
+    /// Idle between requests (the shard shuts those down on SIGTERM), and the deadline of
+    /// the read under way (the shard's sweep ends it).
+    watch: Rc<ReadWatch>,
     /// The listener it came in on (what it may ask for).
     surface: Surface,
     /// The client's address.
@@ -110,15 +112,15 @@ pub async fn serve(
     surface: Surface,
     security: Security,
 ) {
-    let Registration { id, idle, peer } = registration;
+    let Registration { id, watch, peer } = registration;
     let _ = stream.set_nodelay(true);
     let write_timeout = Duration::from_millis(shard.config().http.write_timeout_ms);
     let _ = stream.set_write_timeout(Some(write_timeout));
     match security {
-        Security::Plain => serve_registered(&shard, stream, idle, surface, peer).await,
+        Security::Plain => serve_registered(&shard, stream, watch, surface, peer).await,
         Security::Tls(config) => {
-            if let Some(stream) = handshake(&shard, stream, config, &idle).await {
-                serve_registered(&shard, stream, idle, surface, peer).await;
+            if let Some(stream) = handshake(&shard, stream, config, &watch).await {
+                serve_registered(&shard, stream, watch, surface, peer).await;
             }
         }
     }
@@ -134,15 +136,15 @@ async fn handshake(
     shard: &Rc<Shard>,
     stream: TcpStream,
     config: Arc<rustls::ServerConfig>,
-    idle: &Cell<bool>,
+    watch: &ReadWatch,
 ) -> Option<transport::TlsTransport> {
-    idle.set(true);
+    watch.set_idle(true);
     if shard.stop.is_stopped() {
         return None;
     }
     let timeout = Duration::from_millis(shard.config().network.tls_handshake_timeout_ms);
     let handshake = transport::tls_handshake(stream, config, Instant::now() + timeout).await;
-    idle.set(false);
+    watch.set_idle(false);
     let mut metrics = shard.metrics();
     match handshake {
         Ok(stream) => {
@@ -159,7 +161,7 @@ async fn handshake(
 async fn serve_registered<S: Transport>(
     shard: &Rc<Shard>,
     stream: S,
-    idle: Rc<Cell<bool>>,
+    watch: Rc<ReadWatch>,
     surface: Surface,
     peer: std::net::IpAddr,
 ) {
@@ -172,7 +174,7 @@ async fn serve_registered<S: Transport>(
         end: 0,
         out: Vec::new(),
         head_started: None,
-        idle,
+        watch,
         surface,
         peer,
         fresh: true,
@@ -240,15 +242,9 @@ impl<S: Transport> Connection<S> {
             if matches!(head.framing, Framing::Length(length) if length > max_body_bytes) {
                 return Ok(Ending::Refused(ProtocolError::BodyTooLarge));
             }
-            let mut grant = match admission.route {
-                Route::ModelAdd => shard.io.model_body_budget.grant(),
-                _ => shard.io.body_budget.grant(),
-            };
             let body = self
-                .read_body(shard, &head, max_body_bytes, &mut grant)
+                .read_body(shard, &head, admission.route, max_body_bytes)
                 .await;
-            drop(grant);
-            publish_body_bytes(shard);
             let body = match body? {
                 BodyRead::Complete(body) => body,
                 BodyRead::OverBudget => {
@@ -260,7 +256,13 @@ impl<S: Transport> Connection<S> {
                 }
                 BodyRead::Ended(ending) => return Ok(ending),
             };
-            let keep_alive = self.answer(shard, &head, body, admission).await;
+            // A request without a body starts when its head was admitted (one clock read
+            // fewer on the hot path); one with a body, once the body is in.
+            let started = match head.framing {
+                Framing::Empty => admitted,
+                _ => Instant::now(),
+            };
+            let keep_alive = self.answer(shard, &head, body, admission, started).await;
             if !keep_alive {
                 return Ok(Ending::Done);
             }
@@ -270,15 +272,16 @@ impl<S: Transport> Connection<S> {
         }
     }
 
-    /// Runs the request and queues its answer; returns whether the connection stays open.
+    /// Runs the request (its latency counted from `started`) and queues its answer; returns
+    /// whether the connection stays open.
     async fn answer(
         &mut self,
         shard: &Rc<Shard>,
         head: &RequestHead,
         body: Vec<u8>,
         admission: Admission,
+        started: Instant,
     ) -> bool {
-        let started = Instant::now();
         let route = admission.route;
         let answer = router::handle(shard, self.peer, head, body, admission).await;
         self.queue_answer(shard, head, route, answer, started, true)
@@ -324,9 +327,9 @@ impl<S: Transport> Connection<S> {
     async fn wait_for_head(&mut self, shard: &Rc<Shard>) -> std::io::Result<Option<Ending>> {
         self.flush_out().await?;
         let idle = self.start == self.end;
-        let timeout = if idle {
+        let deadline = if idle {
             // Marked idle before checking the stop: a stop after the check shuts us down.
-            self.idle.set(true);
+            self.watch.set_idle(true);
             if shard.stop.is_stopped() {
                 return Ok(Some(Ending::Done));
             }
@@ -341,18 +344,18 @@ impl<S: Transport> Connection<S> {
             } else {
                 config.http.idle_timeout_ms
             };
-            Duration::from_millis(idle_timeout_ms)
+            Instant::now() + Duration::from_millis(idle_timeout_ms)
         } else {
             let started = *self.head_started.get_or_insert_with(Instant::now);
             let deadline =
                 started + Duration::from_millis(shard.config().http.header_read_timeout_ms);
-            match time_left(deadline) {
-                Some(left) => left,
-                None => return Ok(Some(Ending::Refused(ProtocolError::Timeout))),
+            if time_left(deadline).is_none() {
+                return Ok(Some(Ending::Refused(ProtocolError::Timeout)));
             }
+            deadline
         };
-        let read = self.read_more(timeout).await?;
-        self.idle.set(false);
+        let read = self.read_more(deadline).await?;
+        self.watch.set_idle(false);
         match read {
             Ok(()) => Ok(None),
             Err(ReadEnd::TimedOut) if !idle => Ok(Some(Ending::Refused(ProtocolError::Timeout))),
@@ -360,17 +363,38 @@ impl<S: Transport> Connection<S> {
         }
     }
 
-    /// Reads the body of `head`, its memory counted by `grant` as it grows.
+    /// Reads the body of `head` for `route`, its memory counted against the shard's body
+    /// budget as it grows. A request without a body touches neither the budget nor its gauge.
     async fn read_body(
+        &mut self,
+        shard: &Rc<Shard>,
+        head: &RequestHead,
+        route: Route,
+        max_body_bytes: usize,
+    ) -> std::io::Result<BodyRead> {
+        if head.framing == Framing::Empty {
+            return Ok(BodyRead::Complete(Vec::new()));
+        }
+        let mut grant = match route {
+            Route::ModelAdd => shard.io.model_body_budget.grant(),
+            _ => shard.io.body_budget.grant(),
+        };
+        let body = self
+            .read_granted_body(shard, head, max_body_bytes, &mut grant)
+            .await;
+        drop(grant);
+        publish_body_bytes(shard);
+        body
+    }
+
+    /// Reads the body of `head`, its memory counted by `grant` as it grows.
+    async fn read_granted_body(
         &mut self,
         shard: &Rc<Shard>,
         head: &RequestHead,
         max_body_bytes: usize,
         grant: &mut BodyGrant,
     ) -> std::io::Result<BodyRead> {
-        if head.framing == Framing::Empty {
-            return Ok(BodyRead::Complete(Vec::new()));
-        }
         let config = shard.config();
         let mut decoder =
             BodyDecoder::new(head.framing, max_body_bytes, config.http.max_header_bytes);
@@ -395,9 +419,9 @@ impl<S: Transport> Connection<S> {
                 continue_sent = true;
             }
             self.flush_out().await?;
-            let Some(left) = time_left(deadline) else {
+            if time_left(deadline).is_none() {
                 return Ok(BodyRead::Ended(Ending::Refused(ProtocolError::Timeout)));
-            };
+            }
             if self.end == self.buf.len() && self.buf.len() < self.buffer_limit {
                 // The last read filled the buffer: the body arrives faster than the buffer
                 // holds, so read it in chunks of the full size. (Grown only once bytes
@@ -411,7 +435,10 @@ impl<S: Transport> Connection<S> {
                 return Ok(BodyRead::OverBudget);
             }
             publish_body_bytes(shard);
-            match self.read_more(left.min(progress_timeout)).await? {
+            match self
+                .read_more(deadline.min(Instant::now() + progress_timeout))
+                .await?
+            {
                 Ok(()) => {}
                 Err(ReadEnd::TimedOut) => {
                     return Ok(BodyRead::Ended(Ending::Refused(ProtocolError::Timeout)))
@@ -421,11 +448,11 @@ impl<S: Transport> Connection<S> {
         }
     }
 
-    /// Reads at least one byte into the buffer within `timeout`.
-    async fn read_more(&mut self, timeout: Duration) -> std::io::Result<Result<(), ReadEnd>> {
+    /// Reads at least one byte into the buffer by `deadline`.
+    async fn read_more(&mut self, deadline: Instant) -> std::io::Result<Result<(), ReadEnd>> {
         self.make_room();
         let room = &mut self.buf[self.end..];
-        match self.stream.read_within(room, timeout).await {
+        match self.stream.read_by(room, deadline, &self.watch).await {
             Ok(0) => Ok(Err(ReadEnd::Closed)),
             Ok(count) => {
                 self.end += count;
@@ -479,10 +506,14 @@ impl<S: Transport> Connection<S> {
         let deadline = Instant::now() + Duration::from_millis(config.http.linger_timeout_ms);
         let mut dropped_bytes = 0;
         while dropped_bytes < config.http.linger_max_bytes {
-            let Some(left) = time_left(deadline) else {
+            if time_left(deadline).is_none() {
                 return;
-            };
-            match self.stream.read_within(&mut self.buf, left).await {
+            }
+            match self
+                .stream
+                .read_by(&mut self.buf, deadline, &self.watch)
+                .await
+            {
                 Ok(0) | Err(_) => return,
                 Ok(count) => dropped_bytes += count,
             }

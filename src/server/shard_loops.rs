@@ -61,6 +61,10 @@ pub async fn shard_main(seed: ShardSeed, on_listening: impl FnOnce()) -> Result<
     glommio::spawn_local(inbox_loop(shard.clone(), seed.inbox)).detach();
     glommio::spawn_local(results_loop(shard.clone(), seed.results)).detach();
     glommio::spawn_local(retention_loop(shard.clone())).detach();
+    // Read deadlines are enforced until the drain is over (connections finishing a request
+    // still read its body).
+    let sweep_stop = StopSignal::default();
+    let sweeping = glommio::spawn_local(read_sweep_loop(shard.clone(), sweep_stop.clone()));
     if let Some(metrics_listener) = metrics_listener {
         let shard = shard.clone();
         glommio::spawn_local(async move {
@@ -82,6 +86,8 @@ pub async fn shard_main(seed: ShardSeed, on_listening: impl FnOnce()) -> Result<
         tls_accepting.await;
     }
     drain(&shard).await;
+    sweep_stop.stop();
+    sweeping.await;
     commit_stop.stop();
     commit_loop.await;
     finish(&shard).await
@@ -181,6 +187,26 @@ async fn inbox_loop(shard: Rc<Shard>, inbox: flume::Receiver<ShardMessage>) {
 async fn results_loop(shard: Rc<Shard>, results: flume::Receiver<JobResult>) {
     while let Ok(result) = results.recv_async().await {
         upload::apply_result(&shard, result);
+    }
+}
+
+/// Ends the reads whose deadline passed, every `sweep_interval` (state/read_watch.rs: one
+/// sweep instead of a timer per read), until `stop`.
+async fn read_sweep_loop(shard: Rc<Shard>, stop: StopSignal) {
+    let interval = super::state::sweep_interval(&shard.config().http);
+    loop {
+        let stopped = async {
+            stop.wait().await;
+            true
+        };
+        let slept = async {
+            glommio::timer::sleep(interval).await;
+            false
+        };
+        if futures_lite::future::or(stopped, slept).await {
+            return;
+        }
+        shard.io.connections.expire_reads(Instant::now());
     }
 }
 

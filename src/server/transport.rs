@@ -4,10 +4,12 @@
 //!
 //! TLS is rustls driven by futures-rustls over glommio's `TcpStream` (which implements
 //! futures' `AsyncRead`/`AsyncWrite`), on the shard's own reactor. Every wait keeps its
-//! deadline: glommio's read timeout covers one read of the socket, and a TLS read may take
-//! several (a record arriving in pieces), so the TLS stream re-arms each of them with the time
-//! left until the read's deadline; a client that dribbles a record cannot stretch it.
+//! deadline: a request's reads are bounded by the connection's [`ReadWatch`] (the shard's
+//! sweep ends a read whose deadline passed, however many socket reads a TLS record took), and
+//! the handshake, before there is a request, gives each socket read the time left until the
+//! handshake's deadline; a client that dribbles a record cannot stretch either.
 
+use super::state::ReadWatch;
 use futures_lite::io::{AsyncRead, AsyncWrite};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
@@ -15,13 +17,19 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// A connection's byte stream, as the request loop uses it.
 pub trait Transport {
-    /// Reads at least one byte into `buf` (0: the peer closed) within `timeout`
-    /// (`ErrorKind::TimedOut` after it).
-    async fn read_within(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize>;
+    /// Reads at least one byte into `buf` (0: the peer closed) by `deadline`
+    /// (`ErrorKind::TimedOut` once the shard's sweep finds it passed: `watch` is the
+    /// connection's).
+    async fn read_by(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Instant,
+        watch: &ReadWatch,
+    ) -> io::Result<usize>;
 
     /// Writes all of `bytes` out to the socket (each socket write bounded by the write
     /// timeout).
@@ -32,9 +40,13 @@ pub trait Transport {
 }
 
 impl Transport for TcpStream {
-    async fn read_within(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
-        self.set_read_timeout(Some(timeout))?;
-        AsyncReadExt::read(self, buf).await
+    async fn read_by(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Instant,
+        watch: &ReadWatch,
+    ) -> io::Result<usize> {
+        watch.within(deadline, AsyncReadExt::read(self, buf)).await
     }
 
     async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
@@ -52,11 +64,13 @@ pub struct TlsTransport {
 }
 
 impl Transport for TlsTransport {
-    async fn read_within(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
-        self.stream.get_mut().0.read_deadline = Some(Instant::now() + timeout);
-        let read = self.stream.read(buf).await;
-        self.stream.get_mut().0.read_deadline = None;
-        read
+    async fn read_by(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Instant,
+        watch: &ReadWatch,
+    ) -> io::Result<usize> {
+        watch.within(deadline, self.stream.read(buf)).await
     }
 
     async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
@@ -82,12 +96,17 @@ pub async fn tls_handshake(
         read_deadline: Some(deadline),
     };
     let mut stream = futures_rustls::TlsAcceptor::from(config).accept(io).await?;
-    stream.get_mut().0.read_deadline = None;
+    // From now on the connection's ReadWatch bounds the reads: no socket read may keep the
+    // handshake's timeout (glommio would time it out on its own).
+    let under = &mut stream.get_mut().0;
+    under.read_deadline = None;
+    under.tcp.set_read_timeout(None)?;
     Ok(TlsTransport { stream })
 }
 
-/// The TCP stream under a TLS stream: each socket read gets the time left until
-/// `read_deadline` as its timeout, and fails at once once it passed.
+/// The TCP stream under a TLS stream: during the handshake, each socket read gets the time
+/// left until `read_deadline` as its timeout, and fails at once once it passed (afterwards
+/// `None`: the connection's `ReadWatch` bounds its reads).
 struct DeadlineStream {
     tcp: TcpStream,
     read_deadline: Option<Instant>,

@@ -1,17 +1,20 @@
-//! A shard's open connections: their sockets, whether each waits between requests, and how
-//! many each client address holds (conn.rs serves them; shard_loops.rs accepts them).
+//! A shard's open connections: their sockets, their waits for the client (between requests,
+//! or for a read with a deadline: `read_watch.rs`), and how many each client address holds
+//! (conn.rs serves them; shard_loops.rs accepts them and sweeps their read deadlines).
 
+use super::read_watch::ReadWatch;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::os::fd::RawFd;
 use std::rc::Rc;
+use std::time::Instant;
 
-/// A registered connection: its socket, its "waiting between requests" flag and the key of
-/// its client's address.
+/// A registered connection: its socket, its wait for the client and the key of its client's
+/// address.
 struct OpenConnection {
     fd: RawFd,
-    idle: Rc<Cell<bool>>,
+    watch: Rc<ReadWatch>,
     address: ClientAddress,
 }
 
@@ -88,15 +91,15 @@ impl ConnectionSet {
         *held += 1;
         let id = self.next_id.get();
         self.next_id.set(id + 1);
-        let idle = Rc::new(Cell::new(false));
+        let watch = Rc::new(ReadWatch::default());
         let entry = OpenConnection {
             fd,
-            idle: idle.clone(),
+            watch: watch.clone(),
             address,
         };
         let earlier = self.open.borrow_mut().insert(id, entry);
         assert!(earlier.is_none(), "connection ids are not reused");
-        Ok(Registration { id, idle, peer })
+        Ok(Registration { id, watch, peer })
     }
 
     /// Forgets a connection that ended.
@@ -118,12 +121,20 @@ impl ConnectionSet {
     /// pending read return end-of-stream. Connections inside a request finish it first and
     /// then see the stop (the request loop checks it before waiting again).
     pub fn close_idle(&self) {
-        for OpenConnection { fd, idle, .. } in self.open.borrow().values() {
-            if idle.get() {
+        for OpenConnection { fd, watch, .. } in self.open.borrow().values() {
+            if watch.is_idle() {
                 // SAFETY: the fd belongs to a connection that is still open (its entry is
                 // removed when its task ends); shutdown does not close or reuse the fd.
                 unsafe { libc::shutdown(*fd, libc::SHUT_RD) };
             }
+        }
+    }
+
+    /// The sweep: ends every read whose deadline is `now` or earlier (its task is woken and
+    /// its read returns `TimedOut`).
+    pub fn expire_reads(&self, now: Instant) {
+        for connection in self.open.borrow().values() {
+            connection.watch.expire_if_due(now);
         }
     }
 }
@@ -131,8 +142,8 @@ impl ConnectionSet {
 /// A connection's entry in its shard's `ConnectionSet`.
 pub struct Registration {
     pub id: u64,
-    /// Set while the connection waits between requests.
-    pub idle: Rc<Cell<bool>>,
+    /// Its wait for the client: idle between requests, or reading with a deadline.
+    pub watch: Rc<ReadWatch>,
     /// The client's address.
     pub peer: IpAddr,
 }

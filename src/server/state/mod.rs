@@ -9,8 +9,9 @@
 //! - `waiters.rs`, `finish_hooks.rs` — what waits for an upload to finish (`wait=1`
 //!   requests, callbacks), both bounded;
 //! - `answer_cache.rs` — this shard's part of the answer cache;
-//! - `connections.rs`, `body_budget.rs` — the open connections per client address, and the
-//!   request body bytes being received;
+//! - `connections.rs`, `body_budget.rs` — the open connections per client address (with
+//!   `read_watch.rs`: each one's read deadline, which the shard sweeps), and the request body
+//!   bytes being received;
 //! - `model_catalog.rs` — the node's custom models (shared by its shards): every user's
 //!   model records, what a model name means for a user, the models' files.
 
@@ -20,6 +21,7 @@ mod commit;
 mod connections;
 mod finish_hooks;
 mod model_catalog;
+mod read_watch;
 mod stop;
 mod store_slot;
 mod user_cache;
@@ -31,6 +33,7 @@ pub use commit::{GroupCommit, HitsNotRecorded};
 pub use connections::{ConnectionRefused, ConnectionSet, Registration};
 pub use finish_hooks::FinishHooks;
 pub use model_catalog::{CatalogEntry, FilesPin, ModelCatalog};
+pub use read_watch::{sweep_interval, ReadWatch};
 pub use stop::StopSignal;
 pub use store_slot::{Held, StoreSlot};
 pub use user_cache::{UserCache, UserState};
