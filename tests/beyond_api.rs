@@ -490,15 +490,7 @@ fn protocol_lengths_find_the_reading_that_meets_them() {
     ];
     let body: Vec<String> = form
         .iter()
-        .map(|(name, value)| {
-            format!(
-                "{name}={}",
-                value
-                    .replace('+', "%2B")
-                    .replace('/', "%2F")
-                    .replace('=', "%3D")
-            )
-        })
+        .map(|(name, value)| format!("{name}={}", form_encode(value)))
         .collect();
     let submitted = server
         .client()

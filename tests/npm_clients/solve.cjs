@@ -66,8 +66,8 @@ async function capmonster(url, key, files) {
 }
 
 // @2captcha/captcha-solver reads its in.php and res.php addresses from the Solver's `in` and
-// `res` getters: a subclass names this server's.
-async function twocaptcha(url, key, files) {
+// `res` getters: a subclass names this server's. Its polling interval: 100 ms instead of 5 s.
+function twocaptchaSolver(url, key) {
   const { Solver } = require("@2captcha/captcha-solver");
   class ThisServer extends Solver {
     get in() {
@@ -77,8 +77,11 @@ async function twocaptcha(url, key, files) {
       return `${url}/res.php`;
     }
   }
-  // Its polling interval: 100 ms instead of 5 s.
-  const solver = new ThisServer(key, 100);
+  return new ThisServer(key, 100);
+}
+
+async function twocaptcha(url, key, files) {
+  const solver = twocaptchaSolver(url, key);
   const ids = [];
   for (const file of files) {
     const answer = await solver.imageCaptcha({ body: base64Of(file) });
@@ -102,16 +105,7 @@ async function anticaptchaCoordinates(url, key, pairs) {
 }
 
 async function twocaptchaCoordinates(url, key, pairs) {
-  const { Solver } = require("@2captcha/captcha-solver");
-  class ThisServer extends Solver {
-    get in() {
-      return `${url}/in.php`;
-    }
-    get res() {
-      return `${url}/res.php`;
-    }
-  }
-  const solver = new ThisServer(key, 100);
+  const solver = twocaptchaSolver(url, key);
   for (let i = 0; i < pairs.length; i += 2) {
     const answer = await solver.coordinates({ body: base64Of(pairs[i]), textinstructions: pairs[i + 1] });
     say(pairs[i], JSON.stringify(answer.data));
