@@ -68,7 +68,15 @@ impl Queue {
         // with the notify below.
         drop(queue);
 
-        self.cv.notify_all();
+        // aiocr's patch (vendor/README.md): one item of work needs one
+        // thread. Waking every idle thread (7 stay parked here) for each
+        // log write made 6 of them wake, find the queue empty and park
+        // again: ~25 wake-ups per synchronous decode, each one taking a
+        // core from the recognition threads. A thread that is not
+        // waiting takes queued work with try_recv after its current item,
+        // and a waiter checks the queue under the mutex before it parks,
+        // so no item is left without a thread.
+        self.cv.notify_one();
 
         len
     }
