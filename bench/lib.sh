@@ -21,6 +21,8 @@ start_aiocr() {
     done
     echo "aiocr serve did not start:" >&2
     cat "$data_dir.err" >&2
+    # A server still starting (or hung) would hold the port for the next script.
+    stop_aiocr
     return 1
 }
 
