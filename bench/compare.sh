@@ -63,6 +63,15 @@ p99() { field "$1" "['latency_ms']['uncorrected']['p99']"; }
 echo "compare: model limit (aiocr ocr --bench, every core)" >&2
 model_limit="$("$AIOCR_BIN" ocr --bench --seconds "$seconds" "$corpus" | sed -nE 's/^images\/s: ([0-9.]+)/\1/p')"
 
+# The floor under any server's p50 on the one-connection comparison: the model alone on that
+# image, one run at a time with every core inside it (what the server's wide runner does and
+# what the peer's ONNX Runtime does by default), nothing else in the process.
+echo "compare: the model alone on $(basename "$form_image"), one run at a time on every core" >&2
+mkdir -p "$work/form-image"
+ln -s "$PWD/$form_image" "$work/form-image/"
+model_alone_ms="$("$AIOCR_BIN" ocr --bench --seconds "$seconds" --threads 1 \
+    --intra-threads "$(nproc)" "$work/form-image" | sed -nE 's/^  model +([0-9.]+)$/\1/p')"
+
 echo "compare: aiocr sync decodes" >&2
 start_aiocr "$aiocr_port" "$work/data" --set cache_entries=0 --set rate_limit_per_sec=1000000 \
     --set rate_limit_burst=1000000
@@ -183,6 +192,7 @@ peer_p50_c1="$(python3 -c "import sys; print(min(map(float, sys.argv[1:])))" \
     echo "| best sync decodes/s | $best_aiocr_rps | $best_peer_rps (peer's best) | $(ratio "$best_aiocr_rps" "$best_peer_rps") |"
     echo "| p50 ms at 1 connection | $(p50 aiocr-c1) | $peer_p50_c1 (peer's best) | $(ratio "$(p50 aiocr-c1)" "$peer_p50_c1") |"
     echo "| p50 ms at 1 connection, the same POST /ocr (base64 form, $(basename "$form_image")), median of $form_rounds alternating rounds | $form_aiocr_p50 | $form_peer_p50 (peer, 1 worker) | $(ratio "$form_aiocr_p50" "$form_peer_p50") |"
+    echo "| the model alone on $(basename "$form_image"), ms (ocr --bench, 1 run at a time on $(nproc) cores): the floor of either p50 | $model_alone_ms | $form_peer_p50 (peer's p50 above) | $(ratio "$model_alone_ms" "$form_peer_p50") |"
     echo "| p99 ms at 16 connections | $(p99 aiocr-c16) | $(p99 peer-w1-c16) (peer, 1 worker) | $(ratio "$(p99 aiocr-c16)" "$(p99 peer-w1-c16)") |"
     echo "| sync decodes/s at 16 vs the model's limit | $(rps aiocr-c16) | $model_limit (ocr --bench, all cores) | $(ratio "$(rps aiocr-c16)" "$model_limit") |"
     echo "| GET /v2/user/point req/s, 64 connections | $(rps aiocr-point) | $(rps nginx) (nginx static, 1 worker) | $(ratio "$(rps aiocr-point)" "$(rps nginx)") |"

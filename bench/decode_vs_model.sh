@@ -5,7 +5,9 @@
 #      (cache off, so every upload runs the model), as a ratio of (1) (goal: >= 0.90);
 #      with 1 connection the wide engines run instead (one image on every core);
 #   3. while (2) runs, GET /v2/user/point at a fixed moderate rate: its p99, corrected for
-#      coordinated omission (goal: < 2 ms); and the same without the decode load.
+#      coordinated omission (goal: < 2 ms); and the same without the decode load;
+#   4. where the server's CPU went during (2), per decode and thread group, beside the
+#      model's own CPU per image.
 # Usage: bench/decode_vs_model.sh [seconds=10] [point_rate=200] [decode_connections=16]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +25,9 @@ trap cleanup EXIT
 corpus="$work/corpus"
 image_corpus "$corpus"
 
-model_limit="$("$AIOCR_BIN" ocr --bench --seconds "$seconds" "$corpus" | sed -nE 's/^images\/s: ([0-9.]+)/\1/p')"
+"$AIOCR_BIN" ocr --bench --seconds "$seconds" "$corpus" >"$work/model.txt"
+model_limit="$(sed -nE 's/^images\/s: ([0-9.]+)/\1/p' "$work/model.txt")"
+model_images_per_cpu_s="$(sed -nE 's/^cpu-seconds: .*\(([0-9.]+) images per cpu-second\)/\1/p' "$work/model.txt")"
 
 start_aiocr "$port" "$work/data" --set cache_entries=0 --set rate_limit_per_sec=1000000 \
     --set rate_limit_burst=1000000
@@ -34,6 +38,8 @@ aiocr_grant "$port" "$admin_token" demo 10000000
 # The point rate alone first: the latency the reactors give without recognition running.
 "$LOADGEN_BIN" "http://127.0.0.1:$port" -s point -R "$point_rate" -c 4 -d "${seconds}s" \
     --user "demo:$demo" --json --no-live >"$work/point-idle.json"
+thread_cpu "$AIOCR_PID" >"$work/cpu-before"
+decode_started_s="$(date +%s.%N)"
 "$LOADGEN_BIN" "http://127.0.0.1:$port" -s decode-sync -c "$decode_connections" -d "${seconds}s" --images "$corpus" \
     --user "demo:$demo" --json --no-live >"$work/decode.json" &
 decode_pid=$!
@@ -41,6 +47,8 @@ sleep 1 # let the decode load reach its steady state
 "$LOADGEN_BIN" "http://127.0.0.1:$port" -s point -R "$point_rate" -c 4 -d "$((seconds - 2))s" \
     --user "demo:$demo" --json --no-live >"$work/point-busy.json"
 wait "$decode_pid"
+thread_cpu "$AIOCR_PID" >"$work/cpu-after"
+decode_wall_s="$(python3 -c "import sys, time; print(time.time() - float(sys.argv[1]))" "$decode_started_s")"
 
 decode_rps="$(json_field "$work/decode.json" "['requests_per_s']")"
 decode_failed="$(json_field "$work/decode.json" "['failed']")"
@@ -52,3 +60,10 @@ echo "| figure | aiocr | reference | ratio |"
 echo "|---|---|---|---|"
 echo "| sync decodes/s, $decode_connections connection(s) (failed: $decode_failed) | $decode_rps | $model_limit (ocr --bench, all cores) | $(ratio "$decode_rps" "$model_limit") |"
 echo "| GET /v2/user/point p99 at $point_rate/s during decodes, ms | $busy_p99 (uncorrected $busy_p99_raw) | $idle_p99 (same rate, no decodes) | $(ratio "$busy_p99" "$idle_p99") |"
+
+# Where the server's CPU went during the decodes (the point rate's requests included), per
+# sync decode, beside the model's own CPU per image: what the recognition threads spend above
+# it, and what the shards and the ledger's I/O threads add, is the gap to the model's limit.
+echo
+echo "CPU per sync decode by thread group ($(json_field "$work/decode.json" "['requests']") decodes in ${decode_wall_s%.*} s; the model alone: $(python3 -c "import sys; print(f'{1e6 / float(sys.argv[1]):.0f}')" "$model_images_per_cpu_s") us per image):"
+thread_cpu_table "$work/cpu-before" "$work/cpu-after" "$(json_field "$work/decode.json" "['requests']")" "$decode_wall_s"

@@ -21,6 +21,8 @@ start_aiocr() {
     done
     echo "aiocr serve did not start:" >&2
     cat "$data_dir.err" >&2
+    # A server still starting (or hung) would hold the port for the next script.
+    stop_aiocr
     return 1
 }
 
@@ -144,4 +146,40 @@ json_field() {
 # ratio A B: A / B with 3 decimals.
 ratio() {
     python3 -c "import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); print(f'{a / b:.3f}' if b else 'n/a')" "$1" "$2"
+}
+
+# thread_cpu PID: one line per thread of PID, "NAME TICKS" (user + system clock ticks so far),
+# the name without its trailing numbers (aiocr-recog-0 and aiocr-recog-1 are one group).
+thread_cpu() {
+    local task
+    for task in /proc/"$1"/task/*; do
+        # The name may hold spaces; the fields after its closing parenthesis do not.
+        printf '%s %s\n' "$(sed -E 's/[-_ ]?[0-9]+$//' "$task/comm")" \
+            "$(sed -E 's/.*\) //' "$task/stat" | awk '{ print $12 + $13 }')"
+    done 2>/dev/null
+}
+
+# thread_cpu_table BEFORE AFTER COUNT WALL_S: markdown rows of where the CPU went between two
+# thread_cpu snapshots, per thread group: CPU-seconds, microseconds per operation (COUNT of
+# them), share of one core over WALL_S seconds; then the process's total.
+thread_cpu_table() {
+    python3 - "$@" <<'PY'
+import collections, os, sys
+def read(path):
+    ticks = collections.Counter()
+    for line in open(path):
+        name, value = line.rsplit(" ", 1)
+        ticks[name] += int(value)
+    return ticks
+before, after = read(sys.argv[1]), read(sys.argv[2])
+count, wall_s, hz = int(sys.argv[3]), float(sys.argv[4]), os.sysconf("SC_CLK_TCK")
+spent = {name: (after[name] - before.get(name, 0)) / hz for name in after}
+print("| threads | CPU s | us per operation | % of one core |")
+print("|---|---|---|---|")
+for name, seconds in sorted(spent.items(), key=lambda item: -item[1]):
+    if seconds > 0:
+        print(f"| {name} | {seconds:.2f} | {seconds / count * 1e6:.0f} | {seconds / wall_s * 100:.1f} |")
+total = sum(spent.values())
+print(f"| all | {total:.2f} | {total / count * 1e6:.0f} | {total / wall_s * 100:.1f} |")
+PY
 }
