@@ -321,7 +321,8 @@ impl VerifiedToken {
 /// Per-shard memo of verified tokens: a client reuses its token for many requests, and a hit
 /// skips the base64/JSON/HMAC work of [`verify_token`]. Only tokens that passed full
 /// verification are kept, keyed by their exact text, and `exp` is checked again on every
-/// hit, so a hit answers exactly what `verify_token` would. Single-threaded (one per shard).
+/// hit, so a hit answers what `verify_token` would (but for the coarse clock's tick at the
+/// turn of the expiry second, see `verify`). Single-threaded (one per shard).
 ///
 /// Hashed with foldhash, not SipHash: hashing the ~200-byte token with SipHash was 4 % of
 /// the instructions of `GET /v2/user/point`. Flooding needs colliding keys in the table, and
@@ -340,9 +341,10 @@ impl TokenCache {
         }
     }
 
-    /// `verify_token` with the memo.
+    /// `verify_token` with the memo. Expiry is judged on the coarse clock (crate::clock), at
+    /// most a tick behind the exact one: a token lives at most milliseconds past its second.
     pub fn verify(&mut self, keys: &Keys, token: &str) -> Result<VerifiedToken, AuthError> {
-        self.verify_at(keys, token, crate::clock::unix_now_secs())
+        self.verify_at(keys, token, crate::clock::unix_now_secs_coarse())
     }
 
     fn verify_at(

@@ -1,7 +1,6 @@
 //! The `Date` header value, formatted once per second per thread (IMF-fixdate, RFC 9110 §5.6.7).
 
 use std::cell::RefCell;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// "Sun, 06 Nov 1994 08:49:37 GMT" is always 29 bytes.
 pub const HTTP_DATE_LEN: usize = 29;
@@ -10,11 +9,11 @@ thread_local! {
     static CACHED: RefCell<(u64, [u8; HTTP_DATE_LEN])> = const { RefCell::new((u64::MAX, [0; HTTP_DATE_LEN])) };
 }
 
-/// Appends the current HTTP date to `out`, reformatting only when the second changed.
+/// Appends the current HTTP date to `out`, reformatting only when the second changed. The
+/// second is the coarse clock's (crate::clock): every answer reads it, and a `Date` a few
+/// milliseconds late at a second's turn is still the right second for HTTP.
 pub fn append_now(out: &mut Vec<u8>) {
-    let now_secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now_secs = crate::clock::unix_now_secs_coarse();
     CACHED.with(|cached| {
         let mut cached = cached.borrow_mut();
         if cached.0 != now_secs {

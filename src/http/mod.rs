@@ -12,7 +12,9 @@ pub mod request;
 pub mod response;
 
 pub use body::{BodyDecoder, BodyProgress};
-pub use request::{parse_head, Framing, HeadLimits, McpHeaders, Method, RequestHead};
+pub use request::{
+    parse_head, parse_head_into, Framing, HeadLimits, McpHeaders, Method, RequestHead,
+};
 pub use response::Response;
 
 /// A protocol-level refusal: the request cannot be answered with the JSON envelope because it

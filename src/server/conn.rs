@@ -20,8 +20,8 @@ use super::state::{BodyGrant, ReadWatch, Registration};
 use super::transport::{self, Transport};
 use crate::contract::ApiError;
 use crate::http::{
-    parse_head, BodyDecoder, BodyProgress, Framing, HeadLimits, Method, ProtocolError, RequestHead,
-    Response,
+    parse_head_into, BodyDecoder, BodyProgress, Framing, HeadLimits, Method, ProtocolError,
+    RequestHead, Response,
 };
 use glommio::net::TcpStream;
 use std::rc::Rc;
@@ -204,6 +204,9 @@ impl<S: Transport> Connection<S> {
                 .max_body_bytes
                 .max(config.models.model_body_max_bytes),
         };
+        // Every request of the connection is parsed into this head, which keeps its strings'
+        // memory from one request to the next.
+        let mut head = RequestHead::empty();
         loop {
             if self.start == self.end {
                 // Nothing buffered (the usual case after an answer): read before parsing.
@@ -212,11 +215,12 @@ impl<S: Transport> Connection<S> {
                 }
                 continue;
             }
-            let parsed = match parse_head(&self.buf[self.start..self.end], &limits) {
+            let parsed = parse_head_into(&self.buf[self.start..self.end], &limits, &mut head);
+            let parsed = match parsed {
                 Ok(parsed) => parsed,
                 Err(error) => return Ok(Ending::Refused(error)),
             };
-            let Some((head, head_len)) = parsed else {
+            let Some(head_len) = parsed else {
                 if let Some(ending) = self.wait_for_head(shard).await? {
                     return Ok(ending);
                 }

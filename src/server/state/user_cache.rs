@@ -2,9 +2,10 @@
 //! shards to check tokens and keys (server/sessions.rs says when entries are forgotten, and
 //! why a lookup that raced a forget is not remembered).
 
+use crate::clock;
 use crate::store::TokenState;
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A user's state as a shard remembers it: `None` when the user does not exist or was
 /// removed (remembered too: user ids are never reused).
@@ -15,8 +16,10 @@ pub struct UserCache {
     max_entries: usize,
     ttl: Duration,
     /// Hashed with foldhash: the keys are user ids, not chosen by clients (see auth's
-    /// `TokenCache` for why the hot path avoids SipHash).
-    users: HashMap<u64, (UserState, Instant), foldhash::fast::RandomState>,
+    /// `TokenCache` for why the hot path avoids SipHash). With each state, when it was
+    /// remembered on the coarse monotonic clock (crate::clock): every authenticated request
+    /// reads this, and a TTL of seconds needs no finer clock.
+    users: HashMap<u64, (UserState, Duration), foldhash::fast::RandomState>,
     /// Forgets this cache was told so far (see server/sessions.rs).
     forgets: u64,
 }
@@ -33,7 +36,8 @@ impl UserCache {
 
     pub fn get(&mut self, user_id: u64) -> Option<UserState> {
         let (state, remembered_at) = *self.users.get(&user_id)?;
-        if remembered_at.elapsed() > self.ttl {
+        // `>=`: a TTL of 0 remembers nothing, even within one tick of the coarse clock.
+        if clock::monotonic_coarse().saturating_sub(remembered_at) >= self.ttl {
             self.users.remove(&user_id);
             return None;
         }
@@ -55,7 +59,8 @@ impl UserCache {
             // Starting over is simpler than LRU and costs one lookup per active user.
             self.users.clear();
         }
-        self.users.insert(user_id, (state, Instant::now()));
+        self.users
+            .insert(user_id, (state, clock::monotonic_coarse()));
     }
 
     pub fn forget(&mut self, user_id: u64) {
@@ -89,7 +94,8 @@ mod tests {
         assert_eq!(cache.get(7), None);
         let mut expired = UserCache::new(2, Duration::ZERO);
         expired.remember(7, ADMIN, expired.generation());
-        std::thread::sleep(Duration::from_millis(1));
+        // Longer than the coarse clock's tick (at most 10 ms at HZ=100).
+        std::thread::sleep(Duration::from_millis(25));
         assert_eq!(expired.get(7), None, "older than the ttl");
         for user_id in 0..5 {
             cache.remember(user_id, ADMIN, cache.generation());
