@@ -7,8 +7,11 @@
 # (sync and async decodes of the fixtures, polls, balance reads, logins). After each minute:
 # RSS and open files of the node (and of the worker and nats-server), the data directory's
 # size (retention runs hourly and keeps retention_days of days: over a run shorter than a day
-# it only grows with the uploads), the minute's p99 (corrected) and its errors. At the end,
-# the least-squares slope of each series per hour, with its first and last value.
+# it only grows with the uploads), the minute's p99 (corrected), its errors, and the node's
+# heap in use (its /metrics, aiocr_heap_in_use_bytes: what the allocator handed out and did not
+# get back, which RSS alone cannot tell from what glibc keeps). At the end, the least-squares
+# slope of each series per hour, with its first and last value, and the slope of its second
+# half (after the warm-up).
 # Each shard's ledger keeps a page cache (store_cache_mb, 64 MiB by default) that a node's
 # memory grows into with its ledger, about 0.5 KiB per upload: at soak rates that takes
 # hours, and looks like a leak of ~15 MiB/h until it is full. The soak sets it to CACHE_MB
@@ -103,10 +106,11 @@ rate_clustered="$(json_field "$work/clustered.capacity.json" "['requests_per_s']
 echo "ledger page cache: $cache_mb MiB per shard (store_cache_mb)"
 echo "capacity (closed loop, 16 connections): alone $(json_field "$work/alone.capacity.json" "['requests_per_s']") ops/s, clustered $(json_field "$work/clustered.capacity.json" "['requests_per_s']") ops/s; soak at $share of each"
 
-# sample MINUTE NAME PID [DATA_DIR] JSON: one line of the series.
+# sample MINUTE NAME PID [DATA_DIR] JSON [PORT]: one line of the series (with PORT, a node's
+# heap in use from its /metrics).
 sample() {
-    local minute="$1" name="$2" pid="$3" data="$4" json="$5"
-    local rss fds size p99 errors
+    local minute="$1" name="$2" pid="$3" data="$4" json="$5" port="${6:-}"
+    local rss fds size p99 errors heap
     if ! kill -0 "$pid" 2>/dev/null; then
         failed=1
         echo "soak: $name (pid $pid) is gone after minute $minute; logs kept in $work" >&2
@@ -122,7 +126,13 @@ sample() {
         p99="$(json_field "$json" "['latency_ms']['corrected']['p99']")"
         errors="$(json_field "$json" "['failed']")"
     fi
-    echo "$minute $name $rss $fds $size $p99 $errors" >>"$work/series"
+    heap="-"
+    if [ -n "$port" ]; then
+        heap="$(curl -sf "http://127.0.0.1:$port/metrics" |
+            awk '$1 == "aiocr_heap_in_use_bytes" { print int($2 / 1024) }')"
+        [ -n "$heap" ] || heap="-"
+    fi
+    echo "$minute $name $rss $fds $size $p99 $errors $heap" >>"$work/series"
 }
 
 # nats_counts MINUTE: one line of nats-server's own counts (monitoring and profiling ports).
@@ -142,14 +152,15 @@ EOF
 
 echo "minute subscriptions connections slow_consumers consumers messages heap_inuse_kib" \
     >"$work/nats-series"
-echo "minute name rss_kib open_files data_kib p99_ms errors" >"$work/series"
+echo "minute name rss_kib open_files data_kib p99_ms errors heap_kib" >"$work/series"
 for minute in $(seq 1 "$minutes"); do
     loadgen "$alone_port" alone -c 32 -R "$rate_alone" -d 60s >"$work/alone.json" &
     alone_load=$!
     loadgen "$clustered_port" clustered -c 32 -R "$rate_clustered" -d 60s >"$work/clustered.json"
     wait "$alone_load"
-    sample "$minute" alone "$alone_pid" "$work/alone" "$work/alone.json"
-    sample "$minute" clustered "$clustered_pid" "$work/clustered" "$work/clustered.json"
+    sample "$minute" alone "$alone_pid" "$work/alone" "$work/alone.json" "$alone_port"
+    sample "$minute" clustered "$clustered_pid" "$work/clustered" "$work/clustered.json" \
+        "$clustered_port"
     sample "$minute" worker "$worker_pid" "" ""
     sample "$minute" nats-server "$nats_pid" "$work/nats" ""
     nats_counts "$minute"
@@ -165,7 +176,7 @@ import sys
 rows = [line.split() for line in open(sys.argv[1]).read().splitlines()[1:]]
 nats_lines = open(sys.argv[3]).read().splitlines()
 nats_columns, nats_rows = nats_lines[0].split()[1:], [line.split() for line in nats_lines[1:]]
-columns = ["rss_kib", "open_files", "data_kib", "p99_ms", "errors"]
+columns = ["rss_kib", "open_files", "data_kib", "p99_ms", "errors", "heap_kib"]
 
 def slope(points):
     n = len(points)
@@ -187,7 +198,11 @@ for name in ("alone", "clustered", "worker", "nats-server"):
         if column == "errors":
             cells.append(f"errors {sum(v for _, v in values):.0f} in all")
         else:
-            cells.append(f"{column} {slope(values):+.1f}/h ({values[0][1]:.1f} -> {values[-1][1]:.1f})")
+            # The second half's slope too: the first minutes hold the warm-up (caches
+            # filling, the allocator's arenas growing to their high-water marks).
+            later = values[len(values) // 2:]
+            cells.append(f"{column} {slope(values):+.1f}/h ({values[0][1]:.1f} -> {values[-1][1]:.1f}; "
+                         f"second half {slope(later):+.1f}/h)")
     print(f"soak: {name}: " + ", ".join(cells))
 cells = []
 for index, column in enumerate(nats_columns):

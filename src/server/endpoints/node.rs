@@ -103,6 +103,7 @@ pub fn metrics(call: &Call) -> Response {
     let mut text = call.shard.shared.metrics.render(&queues);
     let passwords = &call.shard.shared.passwords;
     crate::metrics::render_password_queue(&mut text, passwords.depth(), passwords.capacity());
+    crate::metrics::render_heap(&mut text);
     let max_labels = call.shard.config().models.metrics_models_max;
     call.shard
         .shared
