@@ -151,12 +151,15 @@ ratio() {
 # thread_cpu PID: one line per thread of PID, "NAME TICKS" (user + system clock ticks so far),
 # the name without its trailing numbers (aiocr-recog-0 and aiocr-recog-1 are one group).
 thread_cpu() {
-    local task
+    local task name ticks
     for task in /proc/"$1"/task/*; do
-        # The name may hold spaces; the fields after its closing parenthesis do not.
-        printf '%s %s\n' "$(sed -E 's/[-_ ]?[0-9]+$//' "$task/comm")" \
-            "$(sed -E 's/.*\) //' "$task/stat" | awk '{ print $12 + $13 }')"
-    done 2>/dev/null
+        # The name may hold spaces; the fields after its closing parenthesis do not. A thread
+        # that ended since the listing has no files left: it is skipped.
+        name="$(sed -E 's/[-_ ]?[0-9]+$//' "$task/comm" 2>/dev/null)" || continue
+        ticks="$(sed -E 's/.*\) //' "$task/stat" 2>/dev/null | awk '{ print $12 + $13 }')"
+        [ -n "$name" ] && [ -n "$ticks" ] && printf '%s %s\n' "$name" "$ticks"
+    done
+    return 0
 }
 
 # thread_cpu_table BEFORE AFTER COUNT WALL_S: markdown rows of where the CPU went between two
