@@ -229,10 +229,20 @@ fn uploads_in_every_encoding_are_reserved() {
 
 /// `wait=1` answers pending once its timeout passes, and the upload finishes later. The
 /// recognition thread holds each batchable job up to 2 s for company (a batching delay), so
-/// the answer cannot come within the 1 ms the client waits, however fast the machine.
+/// the answer cannot come within the 1 ms the client waits, however fast or busy the machine.
+/// Without the wide runner (`recognition_wide_threads=1`): it would run this lone job at once,
+/// and on a busy machine its ~10 ms could end before the shard thread got the core to fire
+/// the 1 ms timer.
 #[test]
 fn a_wait_that_times_out_answers_pending() {
-    let server = Server::start(1, &["max_queue_delay_us=2000000", "max_batch=8"]);
+    let server = Server::start(
+        1,
+        &[
+            "max_queue_delay_us=2000000",
+            "max_batch=8",
+            "recognition_wide_threads=1",
+        ],
+    );
     let token = server.demo_token();
     let mut client = server.client();
     let waited = client.post_json(
