@@ -101,7 +101,11 @@ fn uploads_without_valid_credentials_are_refused_before_their_body() {
     let mut client = server.client();
     let accepted = client.post("/v2/decode/upload", Some(&token), "image/png", &image);
     assert_eq!(accepted.status, 200, "{}", accepted.text());
-    assert_eq!(server.balance(&token), (999, 1));
+    // One point taken: still reserved while the upload runs, or charged once it is done (a
+    // lone upload runs at once on the wide runner and can finish before this read).
+    let (points, reserved) = server.balance(&token);
+    assert_eq!(points, 999);
+    assert!(reserved <= 1, "{reserved} reserved");
 }
 
 #[test]
