@@ -27,7 +27,7 @@
 //! into the binary from `web/console/` and `docs/openapi.json`), [`config`] (one
 //! configuration of per-subsystem sections, parsed into types at load), [`contract`] (the
 //! API's error codes and the mapping of every layer's errors onto them), [`tls`] (the
-//! certificate files, read at start and on SIGHUP), [`metrics`], [`clock`] (the one wall
+//! certificate files, read at start and on SIGHUP), [`metrics`], [`heap`] (the C allocator's counts), [`clock`] (the one wall
 //! clock), [`money`] (points as the decimal amounts the captcha protocols show, and their
 //! bound), [`json_numbers`] (integers every JSON reader reads exactly), [`log`] (the log and
 //! output lines).
@@ -57,6 +57,7 @@ pub mod det_cmd;
 pub mod doctor;
 pub mod engine;
 pub mod engine_cmd;
+pub mod heap;
 pub mod http;
 pub mod json_numbers;
 pub mod login_backoff;

@@ -619,31 +619,21 @@ pub fn render_password_queue(out: &mut String, depth: usize, capacity: usize) {
     );
 }
 
-/// What the C allocator holds for the whole process, and how much of it is in use (glibc's
-/// `mallinfo2`, summed over its arenas; large blocks mapped on their own count in both). RSS
-/// alone cannot tell a leak from memory glibc keeps after it was freed (each thread's arena
-/// keeps its own): a live heap that stays flat while RSS steps up is the latter. Rust's
-/// allocations, sled's and ONNX Runtime's all go through this allocator.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
+/// The C allocator's counts (src/heap.rs), when it has them: a live heap that stays flat while
+/// RSS steps up is memory glibc keeps after it was freed, not a leak.
 pub fn render_heap(out: &mut String) {
-    // SAFETY: mallinfo2 takes no arguments and only reads the allocator's own counters (under
-    // each arena's lock); glibc 2.33 and later have it.
-    let info = unsafe { libc::mallinfo2() };
-    let mapped_bytes = info.hblkhd;
-    let in_use_bytes = info.uordblks + mapped_bytes;
-    let held_bytes = info.arena + mapped_bytes;
+    let Some(counts) = crate::heap::counts() else {
+        return;
+    };
     let _ = writeln!(
         out,
         "# HELP aiocr_heap_in_use_bytes Bytes the C allocator has handed out and not got back.\n\
-         # TYPE aiocr_heap_in_use_bytes gauge\naiocr_heap_in_use_bytes {in_use_bytes}\n\
+         # TYPE aiocr_heap_in_use_bytes gauge\naiocr_heap_in_use_bytes {}\n\
          # HELP aiocr_heap_held_bytes Bytes the C allocator holds from the system (in use or free).\n\
-         # TYPE aiocr_heap_held_bytes gauge\naiocr_heap_held_bytes {held_bytes}"
+         # TYPE aiocr_heap_held_bytes gauge\naiocr_heap_held_bytes {}",
+        counts.in_use_bytes, counts.held_bytes
     );
 }
-
-/// Without glibc there is no `mallinfo2`: no heap gauges.
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-pub fn render_heap(_out: &mut String) {}
 
 fn write_summary(out: &mut String, name: &str, labels: &str, histogram: &Histogram<u64>) {
     let separator = if labels.is_empty() { "" } else { "," };

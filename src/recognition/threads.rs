@@ -223,6 +223,8 @@ pub fn start(context: ThreadContext, config: ThreadConfig) -> Result<Recognition
             .map_err(|e| format!("cannot start a slide thread: {e}"))?;
         handles.push(handle);
     }
+    // What loading the models freed stays in the loading threads' arenas otherwise.
+    crate::heap::trim_freed();
     Ok(RecognitionThreads {
         handles,
         recognition: config.cores.len(),
