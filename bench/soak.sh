@@ -11,7 +11,8 @@
 # heap in use (its /metrics, aiocr_heap_in_use_bytes: what the allocator handed out and did not
 # get back, which RSS alone cannot tell from what glibc keeps). At the end, the least-squares
 # slope of each series per hour, with its first and last value, and the slope of its second
-# half (after the warm-up).
+# half (after the warm-up). Then each node is started again on its data directory: a heap
+# that comes back to the end of the run's is held for the data kept, not lost.
 # Each shard's ledger keeps a page cache (store_cache_mb, 64 MiB by default) that a node's
 # memory grows into with its ledger, about 0.5 KiB per upload: at soak rates that takes
 # hours, and looks like a leak of ~15 MiB/h until it is full. The soak sets it to CACHE_MB
@@ -39,8 +40,6 @@ share="${2:-0.7}"
 cache_mb="${3:-2}"
 export AIOCR_MODEL_DIR="${AIOCR_MODEL_DIR:-$PWD/models}"
 nats_port=18931
-alone_port=18932
-clustered_port=18933
 nats_monitor_port=18934
 nats_profile_port=18935
 NATS_SERVER="${NATS_SERVER:-nats-server}"
@@ -74,20 +73,39 @@ done
 common=(--shards 1 --set cache_entries=0 --set recognition_wide_threads=1 --set "store_cache_mb=$cache_mb"
     --set rate_limit_per_sec=1000000 --set rate_limit_burst=1000000)
 # A node that does not start in time is stopped too (it holds the bench lock's descriptor).
-start_aiocr "$alone_port" "$work/alone" "${common[@]}" || { pids+=("$AIOCR_PID"); exit 1; }
-alone_pid="$AIOCR_PID"
-pids+=("$alone_pid")
-start_aiocr "$clustered_port" "$work/clustered" "${common[@]}" \
-    --set "nats_url=nats://127.0.0.1:$nats_port" --set recognition_split=remote \
-    --set recognition_cores=0 || { pids+=("$AIOCR_PID"); exit 1; }
-clustered_pid="$AIOCR_PID"
-pids+=("$clustered_pid")
+declare -A node_port=([alone]=18932 [clustered]=18933) node_pid=() node_rate=()
+# start_node NAME: starts node NAME on its data directory (its pid in node_pid[NAME]).
+start_node() {
+    local name="$1" args=("${common[@]}")
+    [ "$name" = clustered ] && args+=(--set "nats_url=nats://127.0.0.1:$nats_port"
+        --set recognition_split=remote --set recognition_cores=0)
+    # A node that does not start in time is stopped too (it holds the bench lock's descriptor).
+    start_aiocr "${node_port[$name]}" "$work/$name" "${args[@]}" || { pids+=("$AIOCR_PID"); exit 1; }
+    node_pid[$name]="$AIOCR_PID"
+    pids+=("$AIOCR_PID")
+}
+
+# heap_kib PORT / accepted_uploads PORT: from a node's /metrics.
+heap_kib() {
+    curl -sf "http://127.0.0.1:$1/metrics" |
+        awk '$1 == "aiocr_heap_in_use_bytes" { print int($2 / 1024) }'
+}
+accepted_uploads() {
+    curl -sf "http://127.0.0.1:$1/metrics" |
+        awk '$1 ~ /^aiocr_uploads_accepted_total/ { sum += $2 } END { print sum + 0 }'
+}
+
+start_node alone
+start_node clustered
 "$AIOCR_BIN" worker --nats "nats://127.0.0.1:$nats_port" --name soak \
     --set recognition_wide_threads=1 >"$work/worker.out" 2>"$work/worker.err" &
 worker_pid=$!
 pids+=("$worker_pid")
 for _ in $(seq 1 300); do grep -q "aiocr worker:" "$work/worker.out" && break; sleep 0.1; done
-for _ in $(seq 1 300); do grep -q "nats: ready" "$work/clustered.err" && break; sleep 0.1; done
+wait_nats_ready() {
+    for _ in $(seq 1 300); do grep -q "nats: ready" "$work/clustered.err" && break; sleep 0.1; done
+}
+wait_nats_ready
 
 # loadgen PORT NAME ARGS...: one run of the mix, JSON summary to stdout.
 loadgen() {
@@ -98,11 +116,11 @@ loadgen() {
 }
 
 for name in alone clustered; do
-    port_var="${name}_port"
-    loadgen "${!port_var}" "$name" -c 16 -d 15s >"$work/$name.capacity.json"
+    # The heap with the models loaded and an empty ledger: where the restart below is read from.
+    heap_kib "${node_port[$name]}" >"$work/$name.heap-start"
+    loadgen "${node_port[$name]}" "$name" -c 16 -d 15s >"$work/$name.capacity.json"
+    node_rate[$name]="$(json_field "$work/$name.capacity.json" "['requests_per_s'] * $share")"
 done
-rate_alone="$(json_field "$work/alone.capacity.json" "['requests_per_s'] * $share")"
-rate_clustered="$(json_field "$work/clustered.capacity.json" "['requests_per_s'] * $share")"
 echo "ledger page cache: $cache_mb MiB per shard (store_cache_mb)"
 echo "capacity (closed loop, 16 connections): alone $(json_field "$work/alone.capacity.json" "['requests_per_s']") ops/s, clustered $(json_field "$work/clustered.capacity.json" "['requests_per_s']") ops/s; soak at $share of each"
 
@@ -128,8 +146,7 @@ sample() {
     fi
     heap="-"
     if [ -n "$port" ]; then
-        heap="$(curl -sf "http://127.0.0.1:$port/metrics" |
-            awk '$1 == "aiocr_heap_in_use_bytes" { print int($2 / 1024) }')"
+        heap="$(heap_kib "$port")"
         [ -n "$heap" ] || heap="-"
     fi
     echo "$minute $name $rss $fds $size $p99 $errors $heap" >>"$work/series"
@@ -154,13 +171,15 @@ echo "minute subscriptions connections slow_consumers consumers messages heap_in
     >"$work/nats-series"
 echo "minute name rss_kib open_files data_kib p99_ms errors heap_kib" >"$work/series"
 for minute in $(seq 1 "$minutes"); do
-    loadgen "$alone_port" alone -c 32 -R "$rate_alone" -d 60s >"$work/alone.json" &
+    loadgen "${node_port[alone]}" alone -c 32 -R "${node_rate[alone]}" -d 60s >"$work/alone.json" &
     alone_load=$!
-    loadgen "$clustered_port" clustered -c 32 -R "$rate_clustered" -d 60s >"$work/clustered.json"
+    loadgen "${node_port[clustered]}" clustered -c 32 -R "${node_rate[clustered]}" -d 60s \
+        >"$work/clustered.json"
     wait "$alone_load"
-    sample "$minute" alone "$alone_pid" "$work/alone" "$work/alone.json" "$alone_port"
-    sample "$minute" clustered "$clustered_pid" "$work/clustered" "$work/clustered.json" \
-        "$clustered_port"
+    for name in alone clustered; do
+        sample "$minute" "$name" "${node_pid[$name]}" "$work/$name" "$work/$name.json" \
+            "${node_port[$name]}"
+    done
     sample "$minute" worker "$worker_pid" "" ""
     sample "$minute" nats-server "$nats_pid" "$work/nats" ""
     nats_counts "$minute"
@@ -169,6 +188,38 @@ for minute in $(seq 1 "$minutes"); do
     for name in alone clustered; do
         json_field "$work/$name.json" "['errors']" | sed "s/^/soak: $name errors: /"
     done
+done
+
+# Is what a node's heap gained over the run held for the data it keeps (bounded by
+# retention_days), or lost? Each node is stopped (SIGTERM), started again on its data
+# directory and driven one more minute at its soak rate, and its heap then is set against
+# the heap after the run's first minute, the same minute of load on an empty ledger: a gain
+# held for the data comes back after the restart (sled rebuilds its page table for every
+# page of the ledger when it opens it, and its cache fills again); one the process lost
+# does not.
+for name in alone clustered; do
+    port="${node_port[$name]}"
+    heap_first="$(awk -v name="$name" '$1 == 1 && $2 == name { print $8 }' "$work/series")"
+    heap_end="$(heap_kib "$port")"
+    uploads="$(accepted_uploads "$port")"
+    stop_pid "${node_pid[$name]}"
+    start_node "$name"
+    [ "$name" = clustered ] && wait_nats_ready
+    sleep 2
+    heap_restarted="$(heap_kib "$port")"
+    loadgen "$port" "$name" -c 32 -R "${node_rate[$name]}" -d 60s >"$work/$name.restart.json"
+    heap_loaded="$(heap_kib "$port")"
+    python3 - "$name" "$(cat "$work/$name.heap-start")" "$heap_first" "$heap_end" \
+        "$heap_restarted" "$heap_loaded" "$uploads" "$(du -sk "$work/$name" | cut -f1)" <<'EOF'
+import sys
+name = sys.argv[1]
+start, first, end, restarted, loaded, uploads, data = (float(v) for v in sys.argv[2:])
+held = f"{(loaded - first) / (end - first):.2f}" if end != first else "-"
+print(f"soak: {name}: heap in use (MiB) at start {start / 1024:.1f}, after minute 1 {first / 1024:.1f}, "
+      f"at the end {end / 1024:.1f} ({uploads:.0f} uploads accepted); started again on its "
+      f"{data / 1024:.1f} MiB of data: {restarted / 1024:.1f}, after one minute {loaded / 1024:.1f} "
+      f"(share of the gain since minute 1 that came back: {held})")
+EOF
 done
 
 python3 - "$work/series" "$(cut -d' ' -f1-3 /proc/loadavg)" "$work/nats-series" <<'EOF'
