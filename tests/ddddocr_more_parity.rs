@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::model_dir;
+use common::{huge_png_header, model_dir, scratch_dir};
 use serde_json::Value;
 
 fn fixtures(kind: &str) -> PathBuf {
@@ -224,7 +224,8 @@ fn invalid_colour_options_are_refused_with_code_3006() {
 
 #[test]
 fn bad_detection_inputs_get_error_lines() {
-    let dir = tempdir("det-bad");
+    let scratch = scratch_dir("det-bad");
+    let dir = scratch.path();
     let good = fixtures("det").join("0001.png");
     let png = std::fs::read(&good).unwrap();
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
@@ -278,7 +279,8 @@ fn bad_slide_inputs_get_error_lines() {
         "{stdout}"
     );
 
-    let broken = tempdir("slide-bad").join("broken.png");
+    let scratch = scratch_dir("slide-bad");
+    let broken = scratch.path().join("broken.png");
     std::fs::write(&broken, b"\x89PNG\r\n\x1a\nnot really").unwrap();
     let (code, stdout, _) = aiocr(&["slide"], &[dir.join(&first["target"]), broken.clone()]);
     assert_eq!(code, 1);
@@ -291,7 +293,8 @@ fn bad_slide_inputs_get_error_lines() {
 
 #[test]
 fn detection_without_its_model_names_the_setup_command() {
-    let empty = tempdir("det-no-model");
+    let scratch = scratch_dir("det-no-model");
+    let empty = scratch.path();
     let output = Command::new(env!("CARGO_BIN_EXE_aiocr"))
         .args(["det", "--model-dir"])
         .arg(&empty)
@@ -325,20 +328,4 @@ fn image_size(path: &Path) -> (u32, u32) {
         }
         at += 2 + length;
     }
-}
-
-/// A PNG signature and IHDR declaring 100000 x 100000 pixels, and nothing else.
-fn huge_png_header() -> Vec<u8> {
-    let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
-    bytes.extend_from_slice(&100_000u32.to_be_bytes());
-    bytes.extend_from_slice(&100_000u32.to_be_bytes());
-    bytes.extend_from_slice(&[8, 2, 0, 0, 0, 0, 0, 0, 0]);
-    bytes
-}
-
-fn tempdir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("aiocr-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }

@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{manifest, model_dir};
+use common::{huge_png_header, manifest, model_dir, scratch_dir};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/captcha")
@@ -185,7 +185,8 @@ fn formats_detection_equals_ddddocr() {
 
 #[test]
 fn bad_files_get_an_error_line_and_a_failing_exit_code() {
-    let dir = tempdir("bad-files");
+    let scratch = scratch_dir("bad-files");
+    let dir = scratch.path();
     let good = fixtures().join("0001.png");
     let png = std::fs::read(&good).unwrap();
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
@@ -231,7 +232,8 @@ fn charset_range_keeps_only_the_given_characters() {
 
 #[test]
 fn missing_models_name_the_setup_command() {
-    let empty = tempdir("no-models");
+    let scratch = scratch_dir("no-models");
+    let empty = scratch.path();
     let output = Command::new(env!("CARGO_BIN_EXE_aiocr"))
         .args(["ocr", "--model-dir"])
         .arg(&empty)
@@ -247,7 +249,8 @@ fn missing_models_name_the_setup_command() {
 fn custom_model_in_ddddocr_format_is_loaded_by_name() {
     // A custom model is an ONNX file plus ddddocr's charset JSON; reuse common_old.onnx and
     // its charset under another name: it must answer as the default model does.
-    let dir = tempdir("custom-model");
+    let scratch = scratch_dir("custom-model");
+    let dir = scratch.path();
     std::fs::create_dir_all(dir.join("custom")).unwrap();
     std::os::unix::fs::symlink(
         model_dir().join("libonnxruntime.so"),
@@ -277,20 +280,4 @@ fn custom_model_in_ddddocr_format_is_loaded_by_name() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(String::from_utf8_lossy(&output.stdout).ends_with("\t工b0\n"));
-}
-
-/// A PNG signature and IHDR declaring 100000 x 100000 pixels, and nothing else.
-fn huge_png_header() -> Vec<u8> {
-    let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
-    bytes.extend_from_slice(&100_000u32.to_be_bytes());
-    bytes.extend_from_slice(&100_000u32.to_be_bytes());
-    bytes.extend_from_slice(&[8, 2, 0, 0, 0, 0, 0, 0, 0]);
-    bytes
-}
-
-fn tempdir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("aiocr-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }

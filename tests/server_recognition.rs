@@ -273,7 +273,8 @@ fn uploads_in_flight_at_shutdown_are_refunded() {
 
 #[test]
 fn missing_models_stop_the_server_with_the_setup_command() {
-    let empty = common::fresh_data_dir("no-models");
+    let scratch = common::scratch_dir("no-models");
+    let empty = scratch.path();
     let output = std::process::Command::new(common::BIN)
         .args([
             "serve",
@@ -285,7 +286,7 @@ fn missing_models_stop_the_server_with_the_setup_command() {
         ])
         .arg(empty.join("data"))
         .arg("--model-dir")
-        .arg(&empty)
+        .arg(empty)
         .output()
         .unwrap();
     assert!(!output.status.success());

@@ -38,6 +38,25 @@ pub fn fresh_data_dir(tag: &str) -> PathBuf {
     dir
 }
 
+/// A scratch directory for one test's files, removed when dropped (keep it alive for as
+/// long as its files are used).
+pub fn scratch_dir(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("aiocr-test-{tag}-"))
+        .tempdir()
+        .unwrap()
+}
+
+/// A PNG signature and IHDR declaring 100000 x 100000 pixels, and nothing else: refused on
+/// its header (code 3004) before any pixel is decoded.
+pub fn huge_png_header() -> Vec<u8> {
+    let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+    bytes.extend_from_slice(&100_000u32.to_be_bytes());
+    bytes.extend_from_slice(&100_000u32.to_be_bytes());
+    bytes.extend_from_slice(&[8, 2, 0, 0, 0, 0, 0, 0, 0]);
+    bytes
+}
+
 pub fn model_dir() -> PathBuf {
     match std::env::var_os("AIOCR_MODEL_DIR") {
         Some(dir) => PathBuf::from(dir),
