@@ -17,11 +17,14 @@
 # memory grows into with its ledger, about 0.5 KiB per upload: at soak rates that takes
 # hours, and looks like a leak of ~15 MiB/h until it is full. The soak sets it to CACHE_MB
 # (default 2), full within its first minutes, so that a slope after them is not the cache.
-# RSS also counts what glibc's malloc keeps of freed memory in each thread's arena (84-122 MiB
-# in a node, most of it from loading the models, and not lent to other threads' arenas): a
-# node's RSS can rise in steps while its live heap is flat (docs/cluster.md, "What the node
-# alone's memory is"). MALLOC_ARENA_MAX=2 in the environment reaches every process the soak
-# starts and makes a node's RSS follow its heap.
+# What still grows is the ledger's page table (an entry per page of its database, cached or
+# not: about 110 bytes per upload kept, bounded by retention_days), which the restart at the
+# end tells from a leak (docs/cluster.md, "An hour on a quiet machine").
+# RSS also counts what glibc's malloc keeps of freed memory in each thread's arena (not lent
+# to other threads' arenas; what loading the models freed is given back at start): a node's
+# RSS can rise in steps while its live heap is flat (docs/cluster.md, "What the node alone's
+# memory is"). MALLOC_ARENA_MAX=2 in the environment reaches every process the soak starts
+# and makes a node's RSS follow its heap.
 # nats-server runs with its monitoring port and its Go profiling port: each minute also
 # samples what aiocr's traffic could make it keep (/varz subscriptions, connections and slow
 # consumers, /jsz consumers and stored messages) beside the Go heap in use (the profile's
