@@ -297,7 +297,7 @@ fn detection_without_its_model_names_the_setup_command() {
     let empty = scratch.path();
     let output = Command::new(env!("CARGO_BIN_EXE_aiocr"))
         .args(["det", "--model-dir"])
-        .arg(&empty)
+        .arg(empty)
         .arg(fixtures("det").join("0001.png"))
         .output()
         .unwrap();

@@ -236,7 +236,7 @@ fn missing_models_name_the_setup_command() {
     let empty = scratch.path();
     let output = Command::new(env!("CARGO_BIN_EXE_aiocr"))
         .args(["ocr", "--model-dir"])
-        .arg(&empty)
+        .arg(empty)
         .arg(fixtures().join("0001.png"))
         .output()
         .unwrap();
@@ -269,7 +269,7 @@ fn custom_model_in_ddddocr_format_is_loaded_by_name() {
     .unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_aiocr"))
         .args(["ocr", "--model", "mine", "--model-dir"])
-        .arg(&dir)
+        .arg(dir)
         .arg(fixtures().join("0002.jpg"))
         .output()
         .unwrap();
