@@ -75,7 +75,6 @@ for name in alone clustered; do
 done
 common=(--shards 1 --set cache_entries=0 --set recognition_wide_threads=1 --set "store_cache_mb=$cache_mb"
     --set rate_limit_per_sec=1000000 --set rate_limit_burst=1000000)
-# A node that does not start in time is stopped too (it holds the bench lock's descriptor).
 declare -A node_port=([alone]=18932 [clustered]=18933) node_pid=() node_rate=()
 # start_node NAME: starts node NAME on its data directory (its pid in node_pid[NAME]).
 start_node() {

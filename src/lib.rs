@@ -27,10 +27,11 @@
 //! into the binary from `web/console/` and `docs/openapi.json`), [`config`] (one
 //! configuration of per-subsystem sections, parsed into types at load), [`contract`] (the
 //! API's error codes and the mapping of every layer's errors onto them), [`tls`] (the
-//! certificate files, read at start and on SIGHUP), [`metrics`], [`heap`] (the C allocator's counts), [`clock`] (the one wall
-//! clock), [`money`] (points as the decimal amounts the captcha protocols show, and their
-//! bound), [`json_numbers`] (integers every JSON reader reads exactly), [`log`] (the log and
-//! output lines).
+//! certificate files, read at start and on SIGHUP), [`metrics`], [`heap`] (the C allocator's
+//! counts, and what loading the models freed given back), [`clock`] (the one wall clock),
+//! [`money`] (points as the decimal amounts the captcha protocols show, and their bound),
+//! [`json_numbers`] (integers every JSON reader reads exactly), [`log`] (the log and output
+//! lines).
 //!
 //! Commands: `server::run` (`aiocr serve`), `cluster::worker` (`aiocr worker`), [`ocr_cmd`],
 //! [`det_cmd`], [`slide_cmd`] (`aiocr ocr|det|slide`, sharing [`engine_cmd`] and their
