@@ -216,7 +216,8 @@ for name in alone clustered; do
 import sys
 name = sys.argv[1]
 start, first, end, restarted, loaded, uploads, data = (float(v) for v in sys.argv[2:])
-held = f"{(loaded - first) / (end - first):.2f}" if end != first else "-"
+# Below 1 MiB of gain the share is noise (a run of a few minutes): not printed.
+held = f"{(loaded - first) / (end - first):.2f}" if end - first >= 1024 else "- (under 1 MiB gained)"
 print(f"soak: {name}: heap in use (MiB) at start {start / 1024:.1f}, after minute 1 {first / 1024:.1f}, "
       f"at the end {end / 1024:.1f} ({uploads:.0f} uploads accepted); started again on its "
       f"{data / 1024:.1f} MiB of data: {restarted / 1024:.1f}, after one minute {loaded / 1024:.1f} "
