@@ -1259,16 +1259,38 @@ fn on_models_bucket<T, F: std::future::Future<Output = T>>(
     })
 }
 
-/// The objects of the models bucket (names).
+/// The objects of the models bucket (names). Not for a bucket whose objects may all be
+/// deleted: nats-server before 2.10.15 never ends such a listing (its consumer counts messages
+/// pending that it never delivers; nats.go issue 1610, nats-server pull 5339), so the listing
+/// has a bound and fails the test past it; `model_object_live` asks for one name instead.
 fn model_objects(nats: &Nats) -> Vec<String> {
     use futures_util::StreamExt;
     on_models_bucket(nats, |bucket| async move {
-        let mut list = bucket.list().await.unwrap();
-        let mut names = Vec::new();
-        while let Some(info) = list.next().await {
-            names.push(info.unwrap().name);
+        let listing = async {
+            let mut list = bucket.list().await.unwrap();
+            let mut names = Vec::new();
+            while let Some(info) = list.next().await {
+                names.push(info.unwrap().name);
+            }
+            names
+        };
+        tokio::time::timeout(Duration::from_secs(30), listing)
+            .await
+            .expect("the models bucket's listing ends")
+    })
+}
+
+/// Whether the models bucket holds object `name`, not deleted (its last meta message, read
+/// without a consumer).
+fn model_object_live(nats: &Nats, name: &str) -> bool {
+    use async_nats::jetstream::object_store::InfoErrorKind;
+    let name = name.to_string();
+    on_models_bucket(nats, |bucket| async move {
+        match bucket.info(&name).await {
+            Ok(info) => !info.deleted,
+            Err(error) if error.kind() == InfoErrorKind::NotFound => false,
+            Err(error) => panic!("info of {name}: {error}"),
         }
-        names
     })
 }
 
@@ -1378,8 +1400,9 @@ fn a_users_model_runs_on_a_worker_that_fetches_it_from_nats() {
         .client()
         .post("/v2/models/remove", Some(&token), &content_type, &body);
     assert_eq!(removed.status, 200, "{}", removed.text());
+    let object = format!("{digest}.n1");
     wait_until("the removed model's object to go", 3000, || {
-        model_objects(&nats).is_empty()
+        !model_object_live(&nats, &object)
     });
     let _ = std::fs::remove_dir_all(&cache);
 }
