@@ -78,7 +78,9 @@ loadgen() { # output-file user:password args...
     "$LOADGEN_BIN" "$base" --user "$user" --json --no-live "$@" >"$out"
 }
 accepted() { # uploads acknowledged so far (every shard)
-    curl -sf "$base/metrics" | awk '/^aiocr_uploads_accepted_total/ { n += $2 } END { print n + 0 }'
+    local count
+    count="$(metric_sum "$port" aiocr_uploads_accepted_total)"
+    echo "${count:-0}"
 }
 phase() { # NAME: the load and the good client together for phase_s
     local before

@@ -137,6 +137,16 @@ CONF
     return 1
 }
 
+# metric_sum PORT NAME: the sum of every series of metric NAME (bare, or one per label set such
+# as each shard's) in the /metrics of the server on PORT; nothing when it has none (or the
+# server did not answer).
+metric_sum() {
+    curl -sf "http://127.0.0.1:$1/metrics" |
+        awk -v name="$2" 'index($1, name) == 1 && (length($1) == length(name) ||
+            substr($1, length(name) + 1, 1) == "{") { sum += $2; seen = 1 }
+            END { if (seen) printf "%.0f\n", sum }'
+}
+
 # json_field FILE EXPRESSION: a value from a loadgen --json summary, e.g.
 # json_field run.json "['latency_ms']['corrected']['p99']".
 json_field() {

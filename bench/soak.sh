@@ -87,14 +87,11 @@ start_node() {
     pids+=("$AIOCR_PID")
 }
 
-# heap_kib PORT / accepted_uploads PORT: from a node's /metrics.
+# heap_kib PORT: a node's heap in use, KiB (nothing when its /metrics has none).
 heap_kib() {
-    curl -sf "http://127.0.0.1:$1/metrics" |
-        awk '$1 == "aiocr_heap_in_use_bytes" { print int($2 / 1024) }'
-}
-accepted_uploads() {
-    curl -sf "http://127.0.0.1:$1/metrics" |
-        awk '$1 ~ /^aiocr_uploads_accepted_total/ { sum += $2 } END { print sum + 0 }'
+    local bytes
+    bytes="$(metric_sum "$1" aiocr_heap_in_use_bytes)"
+    [ -z "$bytes" ] || echo $((bytes / 1024))
 }
 
 start_node alone
@@ -203,7 +200,7 @@ for name in alone clustered; do
     port="${node_port[$name]}"
     heap_first="$(awk -v name="$name" '$1 == 1 && $2 == name { print $8 }' "$work/series")"
     heap_end="$(heap_kib "$port")"
-    uploads="$(accepted_uploads "$port")"
+    uploads="$(metric_sum "$port" aiocr_uploads_accepted_total)"
     stop_pid "${node_pid[$name]}"
     start_node "$name"
     [ "$name" = clustered ] && wait_nats_ready
